@@ -1,0 +1,36 @@
+"""One small error hierarchy shared by the trainer, the exporter and the agent.
+
+Every message says what was wrong, where (key path, field, file) and what was
+expected, so the CLI can print it as one line and exit non-zero.
+"""
+
+
+class JengaError(Exception):
+    """Base of every error a user can act on."""
+
+    exit_code = 2
+
+
+class ConfigError(JengaError):
+    """A configuration file or override is malformed."""
+
+
+class SchemaError(JengaError):
+    """A feature schema is inconsistent or does not fit the data."""
+
+
+class DataError(JengaError):
+    """A data file cannot be read or does not hold what the config says."""
+
+
+class BundleError(JengaError):
+    """A bundle or model directory is missing, foreign or fails verification."""
+
+
+class EventError(JengaError):
+    """One event cannot be scored; `field` names the offending field if any."""
+
+    def __init__(self, reason: str, message: str, field: str | None = None):
+        super().__init__(message)
+        self.reason = reason
+        self.field = field

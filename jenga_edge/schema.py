@@ -1,0 +1,234 @@
+"""The feature schema: the fixed contract between training data, graphs and events.
+
+The trainer fits it, the exporter bakes it into every ONNX graph, the agent
+vectorizes events with it. A graph takes the raw event only as far as this
+module turns it into arrays:
+
+* ``numeric``     float32 [batch, n] — numeric and boolean features in schema
+                  order, NaN where a value is missing (the graph imputes it);
+* ``categorical`` int64 [batch, m] — vocabulary indices, 0 for a value never
+                  seen in training or a missing one (the out-of-vocabulary bucket).
+
+Scaling, imputation and embeddings all happen inside the graph, so the schema
+records their fitted parameters but the edge never applies them itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterable, Literal, Mapping, Sequence
+
+import numpy as np
+
+from .errors import EventError, SchemaError
+
+SCHEMA_VERSION = 1
+OOV_INDEX = 0
+OOV_TOKEN = "<unk>"
+
+Kind = Literal["numeric", "boolean", "categorical"]
+Encoding = Literal["standard", "log1p", "piecewise_linear", "none"]
+
+_TRUE = {"true", "yes", "1", "t", "y"}
+_FALSE = {"false", "no", "0", "f", "n"}
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One input column and the parameters fitted for it on the training split.
+
+    `impute` is in raw units (what a missing value becomes before encoding);
+    `mean`/`std` apply after the log1p transform when `encoding` is log1p;
+    `edges` are the piecewise-linear bin edges in the same transformed units.
+    `categories[0]` is always the out-of-vocabulary token.
+    """
+
+    name: str
+    kind: Kind
+    encoding: Encoding = "none"
+    impute: float = 0.0
+    mean: float = 0.0
+    std: float = 1.0
+    edges: tuple[float, ...] = ()
+    categories: tuple[str, ...] = ()
+    allow_missing: bool = True
+
+    @property
+    def is_numeric(self) -> bool:
+        return self.kind in ("numeric", "boolean")
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["edges"] = list(self.edges)
+        data["categories"] = list(self.categories)
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "Feature":
+        try:
+            kw = dict(data)
+            kw["edges"] = tuple(float(e) for e in kw.get("edges", ()))
+            kw["categories"] = tuple(str(c) for c in kw.get("categories", ()))
+            feat = cls(**kw)
+        except TypeError as exc:
+            raise SchemaError(f"feature {data.get('name', '?')!r}: {exc}") from None
+        feat.check()
+        return feat
+
+    def check(self) -> None:
+        where = f"feature {self.name!r}"
+        if self.kind not in ("numeric", "boolean", "categorical"):
+            raise SchemaError(f"{where}: unknown kind {self.kind!r}")
+        if self.kind == "categorical":
+            if not self.categories or self.categories[0] != OOV_TOKEN:
+                raise SchemaError(f"{where}: categories must start with {OOV_TOKEN!r}")
+            return
+        if not (math.isfinite(self.impute) and math.isfinite(self.mean) and self.std > 0):
+            raise SchemaError(f"{where}: impute/mean must be finite and std > 0")
+        if self.encoding == "piecewise_linear":
+            if len(self.edges) < 2 or any(b <= a for a, b in zip(self.edges, self.edges[1:])):
+                raise SchemaError(f"{where}: piecewise_linear needs >= 2 strictly increasing edges")
+
+    def encoded_width(self, embedding_dim: int = 0) -> int:
+        if self.kind == "categorical":
+            return embedding_dim
+        if self.encoding == "piecewise_linear":
+            return len(self.edges) - 1
+        return 1
+
+
+@dataclass(frozen=True)
+class FeatureSchema:
+    """Ordered features of one data source; the order is the graph's input order."""
+
+    features: tuple[Feature, ...]
+    version: int = SCHEMA_VERSION
+    _index: dict = field(default=None, compare=False, repr=False, hash=False)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        names = [f.name for f in self.features]
+        if not names:
+            raise SchemaError("a feature schema needs at least one feature")
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise SchemaError(f"duplicate feature names in schema: {', '.join(dupes)}")
+        for f in self.features:
+            f.check()
+        vocab = {f.name: {c: i for i, c in enumerate(f.categories)}
+                 for f in self.features if f.kind == "categorical"}
+        object.__setattr__(self, "_index", vocab)
+
+    @property
+    def numeric(self) -> list[Feature]:
+        return [f for f in self.features if f.is_numeric]
+
+    @property
+    def categorical(self) -> list[Feature]:
+        return [f for f in self.features if f.kind == "categorical"]
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    def to_json(self) -> dict:
+        return {"version": self.version, "features": [f.to_json() for f in self.features]}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "FeatureSchema":
+        if not isinstance(data, Mapping) or "features" not in data:
+            raise SchemaError("feature schema JSON must be an object with a 'features' list")
+        version = data.get("version", SCHEMA_VERSION)
+        if version != SCHEMA_VERSION:
+            raise SchemaError(f"feature schema version {version} is not supported "
+                              f"(this build reads version {SCHEMA_VERSION})")
+        return cls(tuple(Feature.from_json(f) for f in data["features"]), version=version)
+
+    def canonical_json(self) -> str:
+        return json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.canonical_json().encode("utf-8")).hexdigest()
+
+    def vectorize(self, rows: Sequence[Mapping[str, Any]], strict: bool = True
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        """Turn raw rows into the graph's (numeric, categorical) inputs.
+
+        strict=True is the edge's mode: NaN/inf and missing fields that the
+        schema does not allow raise EventError naming the field. strict=False
+        is the trainer's: non-finite numbers count as missing.
+        """
+        num_feats, cat_feats = self.numeric, self.categorical
+        num = np.empty((len(rows), len(num_feats)), dtype=np.float32)
+        cat = np.empty((len(rows), len(cat_feats)), dtype=np.int64)
+        for r, row in enumerate(rows):
+            for j, f in enumerate(num_feats):
+                num[r, j] = self._number(f, row.get(f.name), f.name in row, strict)
+            for j, f in enumerate(cat_feats):
+                cat[r, j] = self._category(f, row.get(f.name), f.name in row)
+        return num, cat
+
+    def _number(self, f: Feature, value: Any, present: bool, strict: bool) -> float:
+        if value is None:
+            if strict and not f.allow_missing:
+                raise EventError("missing_field", f"field {f.name!r} is missing", f.name)
+            return math.nan
+        x = to_boolean(value, f.name) if f.kind == "boolean" else to_number(value, f.name)
+        if not math.isfinite(x):
+            if strict:
+                raise EventError("non_finite", f"field {f.name!r} is {x}, expected a finite number",
+                                 f.name)
+            return math.nan
+        return x
+
+    def _category(self, f: Feature, value: Any, present: bool) -> int:
+        if value is None:
+            if not f.allow_missing:
+                raise EventError("missing_field", f"field {f.name!r} is missing", f.name)
+            return OOV_INDEX
+        if isinstance(value, (dict, list)):
+            raise EventError("wrong_type", f"field {f.name!r} is a {type(value).__name__}, "
+                             "expected a string or number", f.name)
+        return self._index[f.name].get(category_key(value), OOV_INDEX)
+
+
+def category_key(value: Any) -> str:
+    """The vocabulary key of a raw value: 22, 22.0 and '22' are the same category."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def to_number(value: Any, name: str) -> float:
+    """Coerce numbers, booleans and numeric strings; anything else is an EventError."""
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            pass
+    raise EventError("wrong_type", f"field {name!r} is {type(value).__name__} {value!r:.40}, "
+                     "expected a number", name)
+
+
+def to_boolean(value: Any, name: str) -> float:
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return float(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return 1.0 if value.strip().lower() in _TRUE else 0.0
+    raise EventError("wrong_type", f"field {name!r} is {type(value).__name__} {value!r:.40}, "
+                     "expected a boolean (true/false, 0/1)", name)
+
+
+def schema_from_features(features: Iterable[Feature]) -> FeatureSchema:
+    return FeatureSchema(tuple(features))

@@ -1,0 +1,125 @@
+"""best_model/: weights + everything needed to rebuild, score and export the model.
+
+    best_model/
+      model.json    format + version, resolved config, per-source feature schemas,
+                    per-task type/mode/source/labels/threshold/validation metrics,
+                    weights file name and sha256
+      weights.pt    the state_dict, loadable with torch.load(weights_only=True)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from jenga_edge.errors import BundleError
+from jenga_edge.schema import FeatureSchema
+
+from .config import ExperimentConfig, ModelConfig, config_as_yaml_dict
+from .labels import LabelMap
+from .model import MultiTaskModel, TaskSpec
+
+FORMAT = "jenga.best_model"
+FORMAT_VERSION = 1
+META_FILE, WEIGHTS_FILE = "model.json", "weights.pt"
+
+
+@dataclass
+class LoadedModel:
+    model: MultiTaskModel
+    meta: dict
+    schemas: dict[str, FeatureSchema]
+    labels: dict[str, LabelMap]
+
+    def task(self, name: str) -> dict:
+        for t in self.meta["tasks"]:
+            if t["name"] == name:
+                return t
+        raise BundleError(f"unknown task {name!r}; the model has: "
+                          f"{', '.join(t['name'] for t in self.meta['tasks'])}")
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save(out_dir: Path, model: MultiTaskModel, cfg: ExperimentConfig, sources: dict, tasks: list,
+         result: Any) -> Path:
+    """Write best_model/ atomically enough: weights first, then the metadata naming them."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    weights = out_dir / WEIGHTS_FILE
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    torch.save(state, weights)
+    meta = {
+        "format": FORMAT, "format_version": FORMAT_VERSION,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "project_name": cfg.project_name, "torch_version": torch.__version__,
+        "config": config_as_yaml_dict(cfg),
+        "schemas": {n: s.schema.to_json() for n, s in sources.items()},
+        "schema_sha256": {n: s.schema.sha256 for n, s in sources.items()},
+        "tasks": [{"name": t.name, "type": t.cfg.type, "mode": t.cfg.mode, "source": t.source,
+                   "labels": t.labels.to_json(), "threshold": result.thresholds.get(t.name),
+                   "metrics": result.metrics.get(t.name, {})} for t in tasks],
+        "best_epoch": result.best_epoch, "selection_score": result.best_score,
+        "summary": result.summary,
+        "weights": {"file": WEIGHTS_FILE, "sha256": sha256_file(weights)},
+    }
+    tmp = out_dir / (META_FILE + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(meta, fh, indent=2, default=_jsonable)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, out_dir / META_FILE)
+    return out_dir
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def load(model_dir: str | Path, device: str = "cpu") -> LoadedModel:
+    d = Path(model_dir)
+    meta_path = d / META_FILE
+    if not meta_path.is_file():
+        raise BundleError(f"{d}: not a best_model directory (no {META_FILE}); "
+                          "point at OUTPUT_DIR/best_model written by jenga-train")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise BundleError(f"{meta_path}: invalid JSON: {exc.msg}") from None
+    if meta.get("format") != FORMAT:
+        raise BundleError(f"{meta_path}: format is {meta.get('format')!r}, expected {FORMAT!r}")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise BundleError(f"{meta_path}: format_version {meta.get('format_version')} is not "
+                          f"supported (this build reads {FORMAT_VERSION})")
+    weights = d / meta["weights"]["file"]
+    if not weights.is_file() or sha256_file(weights) != meta["weights"]["sha256"]:
+        raise BundleError(f"{weights}: missing or its sha256 does not match {META_FILE}")
+    schemas = {n: FeatureSchema.from_json(s) for n, s in meta["schemas"].items()}
+    labels = {t["name"]: LabelMap.from_json(t["labels"]) for t in meta["tasks"]}
+    specs = [TaskSpec(t["name"], t["type"], t["mode"], t["source"], len(labels[t["name"]].classes))
+             for t in meta["tasks"]]
+    model = MultiTaskModel(schemas, specs, model_config(meta))
+    state = torch.load(weights, map_location=device, weights_only=True)
+    model.load_state_dict(state)
+    model.to(device).eval()
+    return LoadedModel(model, meta, schemas, labels)
+
+
+def model_config(meta: dict) -> ModelConfig:
+    return ModelConfig(**meta["config"]["model"])

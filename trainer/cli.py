@@ -1,0 +1,130 @@
+"""jenga-train: train, evaluate, predict, hold out attack types, generate data.
+
+Exit codes: 0 success, 2 bad usage/config/data (one line on stderr), 1 other failure.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import click
+
+from jenga_edge.errors import JengaError
+
+CONFIG_HELP = "Experiment YAML file (see examples/configs/)."
+SET_HELP = "Override a config value, e.g. --set training.epochs=5 (repeatable)."
+
+
+class JengaGroup(click.Group):
+    """Turns our own errors into one line and a non-zero exit code."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except JengaError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+@click.group(cls=JengaGroup, invoke_without_command=True)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help=CONFIG_HELP)
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
+@click.option("--output-dir", type=click.Path(file_okay=False), help="Overrides output_dir.")
+@click.pass_context
+def main(ctx: click.Context, config_path: Optional[str], overrides: tuple[str, ...],
+         output_dir: Optional[str]) -> None:
+    """Train multitask security models. `jenga-train --config FILE` trains."""
+    if ctx.invoked_subcommand is None:
+        if not config_path:
+            click.echo(ctx.get_help())
+            ctx.exit(2)
+        ctx.invoke(train, config_path=config_path, overrides=overrides, output_dir=output_dir)
+
+
+@main.command()
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help=CONFIG_HELP)
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
+@click.option("--output-dir", type=click.Path(file_okay=False), help="Overrides output_dir.")
+def train(config_path: str, overrides: tuple[str, ...], output_dir: Optional[str]) -> None:
+    """Train the experiment and write OUTPUT_DIR/best_model/."""
+    from .config import load_config
+    from .report import print_training_summary
+    from .run import run_experiment
+
+    cfg = load_config(config_path, overrides)
+    run = run_experiment(cfg, Path(output_dir) if output_dir else None)
+    print_training_summary(run)
+
+
+@main.command()
+@click.option("--model", "model_dir", required=True, type=click.Path(), help="A best_model/ directory.")
+@click.option("--data", "data_path", required=True, type=click.Path(), help="Labelled JSON/JSONL/CSV rows.")
+@click.option("--format", "fmt", default="auto", type=click.Choice(["auto", "json", "jsonl", "csv"]))
+@click.option("--json", "as_json", is_flag=True, help="Print metrics as JSON.")
+def evaluate(model_dir: str, data_path: str, fmt: str, as_json: bool) -> None:
+    """Per-task metrics of a saved model on labelled data."""
+    from .inference import evaluate_file
+    from .report import print_metrics
+
+    results = evaluate_file(model_dir, data_path, fmt)
+    click.echo(json.dumps(results, indent=2)) if as_json else print_metrics(results)
+
+
+@main.command()
+@click.option("--model", "model_dir", required=True, type=click.Path(), help="A best_model/ directory.")
+@click.option("--data", "data_path", required=True, type=click.Path(), help="JSON/JSONL/CSV rows.")
+@click.option("--format", "fmt", default="auto", type=click.Choice(["auto", "json", "jsonl", "csv"]))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default="-", help="JSON Lines out (- = stdout).")
+@click.option("--threshold", type=click.FloatRange(0, 1), default=0.9, show_default=True,
+              help="Sentinel alert threshold for binary tasks.")
+@click.option("--action-target", default="firewall", show_default=True)
+@click.option("--alerts", type=click.Path(dir_okay=False), help="Write sentinel alerts as JSON Lines here.")
+def predict(model_dir: str, data_path: str, fmt: str, output: str, threshold: float,
+            action_target: str, alerts: Optional[str]) -> None:
+    """Per-row scores as JSON Lines; the sentinel callback watches every batch."""
+    from .inference import predict_file
+
+    summary = predict_file(model_dir, data_path, fmt, output, threshold, action_target, alerts)
+    click.echo(json.dumps(summary), err=True)
+
+
+@main.command()
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help=CONFIG_HELP)
+@click.option("--task", "task_name", required=True, help="An anomaly_detection task of the config.")
+@click.option("--folds", default=4, show_default=True, type=click.IntRange(2, 50))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
+@click.option("--output-dir", type=click.Path(file_okay=False))
+def holdout(config_path: str, task_name: str, folds: int, overrides: tuple[str, ...],
+            output_dir: Optional[str]) -> None:
+    """Hold out whole attack types: how well are unseen attacks caught?"""
+    from .config import load_config
+    from .holdout import run_holdout
+    from .report import print_holdout
+
+    cfg = load_config(config_path, overrides)
+    report = run_holdout(cfg, task_name, folds, Path(output_dir) if output_dir else None)
+    out = Path(output_dir or cfg.output_dir) / "holdout.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    print_holdout(report)
+    click.echo(f"written: {out}")
+
+
+@main.command()
+@click.option("--use-case", required=True, type=click.Choice(["network", "fraud", "aiops"]))
+@click.option("--rows", default=5000, show_default=True, type=click.IntRange(1))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False))
+def generate(use_case: str, rows: int, seed: int, output: str) -> None:
+    """Write a seeded synthetic dataset (.json, .jsonl or .csv)."""
+    from .synthetic import generate as gen, write
+
+    write(gen(use_case, rows, seed), output)
+    click.echo(f"wrote {rows} {use_case} rows to {output}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

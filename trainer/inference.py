@@ -1,0 +1,107 @@
+"""Torch-side scoring of files with a saved best_model/ (evaluate and predict)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from typing import Optional
+
+import numpy as np
+import torch
+
+from jenga_edge.errors import DataError
+
+from . import checkpoint
+from . import metrics as M
+from .callbacks import CallbackList, JsonlAlertHandler, RecordingHandler, SecuritySentinelCallback
+from .labels import DROP
+from .predict import score_rows
+from .readers import read_rows
+
+
+def _tensors(loaded: checkpoint.LoadedModel, rows: list[dict]) -> dict[str, tuple]:
+    out = {}
+    for name, schema in loaded.schemas.items():
+        num, cat = schema.vectorize(rows, strict=False)
+        out[name] = (torch.as_tensor(num), torch.as_tensor(cat))
+    return out
+
+
+def evaluate_file(model_dir: str, data_path: str, fmt: str = "auto") -> dict[str, dict]:
+    loaded = checkpoint.load(model_dir)
+    rows = read_rows(data_path, fmt)
+    cols = {t["name"]: t for t in loaded.meta["config"]["tasks"]}
+    needed = [t for t in loaded.meta["tasks"] if _source_fits(loaded, t["source"], rows)]
+    if not needed:
+        raise DataError(f"{data_path}: its columns fit none of the model's sources")
+    arrays = _tensors(loaded, rows)
+    results = {}
+    for t in needed:
+        column = cols[t["name"]]["label"]["column"]
+        if column not in rows[0]:
+            continue
+        y = loaded.labels[t["name"]].encode([r.get(column) for r in rows], column)
+        keep = torch.as_tensor(np.flatnonzero(y != DROP))
+        num, cat = arrays[t["source"]]
+        scores = score_rows(loaded.model, t["name"], num, cat, keep)["scores"]
+        yk = y[keep.numpy()]
+        if t["type"] == "anomaly_detection":
+            results[t["name"]] = M.binary_metrics(yk, scores, t["threshold"])
+        else:
+            results[t["name"]] = M.multiclass_metrics(yk, scores, len(loaded.labels[t["name"]].classes))
+    if not results:
+        raise DataError(f"{data_path}: no task's label column is present; evaluate needs labelled rows")
+    return results
+
+
+def _source_fits(loaded: checkpoint.LoadedModel, source: str, rows: list[dict]) -> bool:
+    names = set(loaded.schemas[source].names)
+    return len(names & set(rows[0])) >= max(1, len(names) // 2)
+
+
+def predict_file(model_dir: str, data_path: str, fmt: str, output: str, threshold: float,
+                 action_target: str, alerts_path: Optional[str]) -> dict:
+    loaded = checkpoint.load(model_dir)
+    rows = read_rows(data_path, fmt)
+    tasks = [t for t in loaded.meta["tasks"] if _source_fits(loaded, t["source"], rows)]
+    if not tasks:
+        raise DataError(f"{data_path}: its columns fit none of the model's sources")
+    handler = JsonlAlertHandler(alerts_path) if alerts_path else RecordingHandler()
+    sentinel = SecuritySentinelCallback(threshold, action_target, handler, phases=("predict",))
+    cbs = CallbackList([sentinel])
+    arrays = _tensors(loaded, rows)
+    per_task = {}
+    for t in tasks:
+        num, cat = arrays[t["source"]]
+        cbs.fire("on_predict", loaded.model, t["name"], len(rows))
+        per_task[t["name"]] = score_rows(loaded.model, t["name"], num, cat, callbacks=cbs,
+                                         phase="predict")["scores"]
+    with _open_out(output) as fh:
+        for i in range(len(rows)):
+            fh.write(json.dumps(_row_result(i, loaded, tasks, per_task)) + "\n")
+    cbs.fire("on_train_end", loaded.model, {})   # closes the alert handler
+    return {"rows": len(rows), **sentinel.summary()}
+
+
+def _row_result(i: int, loaded: checkpoint.LoadedModel, tasks: list[dict], per_task: dict) -> dict:
+    out: dict = {"row": i}
+    for t in tasks:
+        s = per_task[t["name"]][i]
+        if t["type"] == "anomaly_detection":
+            out[t["name"]] = {"score": round(float(s), 6), "threshold": t["threshold"],
+                              "threat": bool(s >= t["threshold"])}
+        else:
+            classes = loaded.labels[t["name"]].classes
+            k = int(np.argmax(s))
+            out[t["name"]] = {"label": classes[k], "probability": round(float(s[k]), 6)}
+    return out
+
+
+@contextmanager
+def _open_out(path: str):
+    if path == "-":
+        yield sys.stdout
+        return
+    with open(path, "w", encoding="utf-8") as fh:
+        yield fh

@@ -1,0 +1,259 @@
+"""Multitask model: per-source adapters -> one shared trunk -> one head per task.
+
+Each source's FeatureEncoder applies the fitted schema inside the network
+(imputation, log1p, standard scaling, piecewise-linear bins, embeddings), so
+the exported graph takes the raw vectorized event and nothing is done twice.
+"""
+
+from __future__ import annotations
+
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import torch
+from torch import nn
+
+from jenga_edge.schema import FeatureSchema
+
+from .config import ModelConfig
+
+ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh}
+Z_LIMIT = 100.0   # standardized values are clipped so one absurd event cannot overflow the trunk
+LOG_EPS = 1e-12
+
+
+def auto_embedding_dim(schema: FeatureSchema) -> int:
+    """fastai's rule of thumb on the largest vocabulary, kept small for edge latency."""
+    sizes = [len(f.categories) for f in schema.categorical]
+    return min(16, max(2, round(1.6 * max(sizes) ** 0.56))) if sizes else 0
+
+
+class FeatureEncoder(nn.Module):
+    """Raw (numeric float32 with NaN, categorical int64) -> encoded float vector."""
+
+    def __init__(self, schema: FeatureSchema, embedding_dim: int):
+        super().__init__()
+        num = schema.numeric
+        self.n_numeric, self.n_categorical = len(num), len(schema.categorical)
+        f32 = lambda xs: torch.tensor(xs, dtype=torch.float32)  # noqa: E731
+        self.register_buffer("impute", f32([f.impute for f in num]))
+        self.register_buffer("log_mask", torch.tensor([f.encoding == "log1p" for f in num]))
+        self.register_buffer("mean", f32([f.mean for f in num]))
+        self.register_buffer("std", f32([f.std for f in num]))
+        scaled = [j for j, f in enumerate(num) if f.encoding != "piecewise_linear"]
+        self.register_buffer("scaled_cols", torch.tensor(scaled, dtype=torch.long))
+        cols, left, width = [], [], []
+        for j, f in enumerate(num):
+            if f.encoding == "piecewise_linear":
+                for a, b in zip(f.edges, f.edges[1:]):
+                    cols.append(j), left.append(a), width.append(b - a)
+        self.register_buffer("ple_cols", torch.tensor(cols, dtype=torch.long))
+        self.register_buffer("ple_left", f32(left))
+        self.register_buffer("ple_width", f32(width))
+        vocab = [len(f.categories) for f in schema.categorical]
+        offsets = [sum(vocab[:i]) for i in range(len(vocab))]
+        self.register_buffer("cat_offsets", torch.tensor(offsets, dtype=torch.long))
+        self.embedding_dim = embedding_dim if vocab else 0
+        self.embedding = nn.Embedding(sum(vocab), embedding_dim) if vocab else None
+        self.vocab_total = sum(vocab)
+        self.out_dim = len(scaled) + len(cols) + self.n_categorical * self.embedding_dim
+
+    def numeric_part(self, num: torch.Tensor) -> torch.Tensor:
+        x = torch.where(torch.isnan(num), self.impute, num)
+        x = torch.where(self.log_mask, torch.sign(x) * torch.log1p(torch.abs(x)), x)
+        parts = []
+        if self.scaled_cols.numel():
+            z = (x.index_select(1, self.scaled_cols) - self.mean[self.scaled_cols]) / self.std[self.scaled_cols]
+            parts.append(z.clamp(-Z_LIMIT, Z_LIMIT))
+        if self.ple_cols.numel():
+            v = x.index_select(1, self.ple_cols)
+            parts.append(((v - self.ple_left) / self.ple_width).clamp(0.0, 1.0))
+        if not parts:
+            return num.new_zeros((num.shape[0], 0))
+        return torch.cat(parts, dim=1)
+
+    def forward(self, num: torch.Tensor, cat: torch.Tensor) -> torch.Tensor:
+        parts = [self.numeric_part(num)]
+        if self.embedding is not None:
+            emb = self.embedding(cat + self.cat_offsets)
+            parts.append(emb.reshape(cat.shape[0], -1))
+        return torch.cat(parts, dim=1)
+
+    def reconstruction_target(self, num: torch.Tensor, cat: torch.Tensor) -> torch.Tensor:
+        """A fixed (not learned) view of the input for novelty autoencoders: the
+        scaled numerics plus a one-hot of each category. Learned embeddings would
+        let the autoencoder shrink them to zero and call everything normal."""
+        parts = [self.numeric_part(num)]
+        if self.vocab_total:
+            eye = torch.eye(self.vocab_total, dtype=num.dtype, device=num.device)
+            parts.append(eye[cat + self.cat_offsets].reshape(cat.shape[0], -1))
+        return torch.cat(parts, dim=1)
+
+    @property
+    def target_dim(self) -> int:
+        return self.out_dim - self.n_categorical * self.embedding_dim + self.n_categorical * self.vocab_total
+
+
+def mlp(sizes: list[int], cfg: ModelConfig, final_plain: bool = False) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if final_plain and i == len(sizes) - 2:
+            break
+        if cfg.normalization == "layer":
+            layers.append(nn.LayerNorm(b))
+        elif cfg.normalization == "batch":
+            layers.append(nn.BatchNorm1d(b))
+        layers.append(ACTIVATIONS[cfg.activation]())
+        if cfg.dropout:
+            layers.append(nn.Dropout(cfg.dropout))
+    return nn.Sequential(*layers)
+
+
+class Adapter(nn.Module):
+    """Per-source front end, so sources with different schemas share one trunk."""
+
+    def __init__(self, schema: FeatureSchema, cfg: ModelConfig, width: int, embedding_dim: int):
+        super().__init__()
+        self.encoder = FeatureEncoder(schema, embedding_dim)
+        self.project = nn.Sequential(nn.Linear(self.encoder.out_dim, width), ACTIVATIONS[cfg.activation]())
+
+    def forward(self, num: torch.Tensor, cat: torch.Tensor) -> torch.Tensor:
+        return self.project(self.encoder(num, cat))
+
+
+class SequentialBackbone(nn.Module):
+    """The shared MLP trunk: hidden sizes, activation, normalization, dropout."""
+
+    def __init__(self, in_dim: int, cfg: ModelConfig):
+        super().__init__()
+        self.net = mlp([in_dim, *cfg.hidden_sizes], cfg)
+        self.out_dim = cfg.hidden_sizes[-1]
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.net(h)
+
+
+class NoveltyHead(nn.Module):
+    """Autoencoder head; its score is the reconstruction error, calibrated on
+    normal validation rows into [0, 1] by their empirical CDF (on log error)."""
+
+    def __init__(self, in_dim: int, target_dim: int, cfg: ModelConfig, calibration_bins: int = 64):
+        super().__init__()
+        self.decoder = mlp([in_dim, *cfg.decoder_sizes, target_dim], cfg, final_plain=True)
+        self.register_buffer("cal_left", torch.zeros(calibration_bins + 1))
+        self.register_buffer("cal_width", torch.ones(calibration_bins + 1))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.decoder(h)
+
+    def calibrate(self, errors: torch.Tensor) -> None:
+        """Fit the CDF on normal rows' errors; one extra bin above the largest
+        keeps scores of unusually bad rows ordered instead of all equal to 1."""
+        z = torch.log(errors.double().clamp_min(LOG_EPS))
+        bins = self.cal_left.numel() - 1
+        edges = torch.quantile(z, torch.linspace(0, 1, bins + 1, dtype=torch.float64))
+        edges = torch.cummax(edges, 0).values
+        span = (edges[-1] - edges[0]).clamp_min(1e-6)
+        edges = torch.cat([edges, edges[-1:] + span])
+        width = (edges[1:] - edges[:-1]).clamp_min(1e-9)
+        self.cal_left.copy_(edges[:-1].float())
+        self.cal_width.copy_(width.float())
+
+    def score(self, errors: torch.Tensor) -> torch.Tensor:
+        z = torch.log(errors.clamp_min(LOG_EPS)).unsqueeze(1)
+        return ((z - self.cal_left) / self.cal_width).clamp(0.0, 1.0).mean(dim=1)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What the model needs to know about a task to build and run its head."""
+
+    name: str
+    type: str            # anomaly_detection | classification
+    mode: str            # supervised | novelty
+    source: str
+    n_classes: int
+
+    @property
+    def binary(self) -> bool:
+        return self.type == "anomaly_detection"
+
+
+class MultiTaskModel(nn.Module):
+    def __init__(self, schemas: dict[str, FeatureSchema], tasks: list[TaskSpec], cfg: ModelConfig):
+        super().__init__()
+        self.cfg, self.specs = cfg, {t.name: t for t in tasks}
+        width = cfg.adapter_dim or cfg.hidden_sizes[0]
+        self.adapters = nn.ModuleDict({
+            name: Adapter(s, cfg, width, cfg.embedding_dim or auto_embedding_dim(s))
+            for name, s in schemas.items()})
+        self.trunk = SequentialBackbone(width, cfg)
+        self.heads = nn.ModuleDict({t.name: self._head(t) for t in tasks})
+
+    def _head(self, t: TaskSpec) -> nn.Module:
+        if t.mode == "novelty":
+            return NoveltyHead(self.trunk.out_dim, self.adapters[t.source].encoder.target_dim, self.cfg)
+        return nn.Linear(self.trunk.out_dim, 1 if t.binary else t.n_classes)
+
+    def forward(self, task: str, labels: Optional[torch.Tensor] = None,
+                features: Optional[dict[str, torch.Tensor]] = None,
+                input_ids: Optional[torch.Tensor] = None,
+                attention_mask: Optional[torch.Tensor] = None, **batch: Any) -> dict[str, torch.Tensor]:
+        """Dispatch on what the batch holds: tabular `features` now; `input_ids` /
+        `attention_mask` are reserved for text backbones."""
+        if features is not None:
+            return self._tabular(task, features["numeric"], features["categorical"], labels)
+        if input_ids is not None or attention_mask is not None:
+            raise NotImplementedError("input_ids/attention_mask need a text backbone; "
+                                      "this model has backbone_type 'sequential' (tabular features)")
+        got = sorted(["labels"] * (labels is not None) + list(batch))
+        raise ValueError(f"batch for task {task!r} has none of the known input keys "
+                         f"(features, input_ids, attention_mask); got keys: {got}")
+
+    def _tabular(self, task: str, num: torch.Tensor, cat: torch.Tensor,
+                 labels: Optional[torch.Tensor]) -> dict[str, torch.Tensor]:
+        spec = self.specs.get(task)
+        if spec is None:
+            raise KeyError(f"unknown task {task!r}; this model has: {', '.join(self.specs)}")
+        adapter = self.adapters[spec.source]
+        h = self.trunk(adapter(num, cat))
+        head = self.heads[task]
+        if spec.mode == "novelty":
+            target = adapter.encoder.reconstruction_target(num, cat)
+            errors = (head(h).float() - target.float()).pow(2).mean(dim=1)
+            out = {"errors": errors, "scores": head.score(errors)}
+            if labels is not None:
+                out["loss"] = errors.mean()
+            return out
+        logits = head(h).float()
+        if spec.binary:
+            logits = logits.squeeze(1)
+            return {"logits": logits, "scores": torch.sigmoid(logits)}
+        return {"logits": logits, "scores": torch.softmax(logits, dim=1)}
+
+    def scorer(self, task: str) -> "TaskScorer":
+        return TaskScorer(self, task)
+
+
+class TaskScorer(nn.Module):
+    """(numeric, categorical) -> the task's output tensor: what one ONNX graph holds."""
+
+    def __init__(self, model: MultiTaskModel, task: str):
+        super().__init__()
+        self.model, self.task = model, task
+
+    def forward(self, numeric: torch.Tensor, categorical: torch.Tensor) -> torch.Tensor:
+        feats = {"numeric": numeric, "categorical": categorical}
+        return self.model(self.task, features=feats)["scores"]
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def trunk_parameter_names(model: MultiTaskModel) -> set[str]:
+    return {f"trunk.{n}" for n, _ in model.trunk.named_parameters()}
+
+

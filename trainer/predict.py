@@ -1,0 +1,45 @@
+"""Batched, gradient-free scoring with the torch model, firing callbacks per batch."""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import torch
+
+from .callbacks import BatchInfo, CallbackList
+from .model import MultiTaskModel
+
+
+@torch.no_grad()
+def score_rows(model: MultiTaskModel, task: str, num: torch.Tensor, cat: torch.Tensor,
+               idx: Optional[torch.Tensor] = None, batch_size: int = 8192,
+               callbacks: Optional[CallbackList] = None, phase: str = "evaluate",
+               row_ids: Optional[Sequence[Any]] = None) -> dict[str, np.ndarray]:
+    """Scores (and novelty reconstruction errors) for rows `idx` of a source."""
+    was_training = model.training
+    model.eval()
+    spec = model.specs[task]
+    idx = torch.arange(num.shape[0], device=num.device) if idx is None else idx
+    scores, errors = [], []
+    for start in range(0, idx.numel(), batch_size):
+        b = idx[start:start + batch_size]
+        out = model(task, features={"numeric": num.index_select(0, b), "categorical": cat.index_select(0, b)})
+        s = out["scores"].float().cpu().numpy()
+        scores.append(s)
+        if "errors" in out:
+            errors.append(out["errors"].float().cpu().numpy())
+        if callbacks is not None and callbacks.callbacks:
+            ids = _ids(row_ids, b)
+            callbacks.fire("on_batch_end", model, BatchInfo(phase, task, spec.type, s, ids))
+    model.train(was_training)
+    width = () if spec.binary else (model.heads[task].out_features,)
+    result = {"scores": np.concatenate(scores) if scores else np.empty((0, *width), np.float32)}
+    if errors:
+        result["errors"] = np.concatenate(errors)
+    return result
+
+
+def _ids(row_ids: Optional[Sequence[Any]], b: torch.Tensor) -> list:
+    pos = b.cpu().numpy()
+    return pos.tolist() if row_ids is None else [row_ids[i] for i in pos]

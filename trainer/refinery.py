@@ -1,0 +1,137 @@
+"""Fit a FeatureSchema on training rows: column kinds, scaling, vocabularies.
+
+Everything fitted here uses the training split only; validation and test rows
+are vectorized with the result and never influence it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from jenga_edge.errors import DataError
+from jenga_edge.schema import OOV_TOKEN, Feature, FeatureSchema, category_key, to_boolean, to_number
+
+from .config import SourceConfig
+
+# A non-negative column whose 99th percentile is this many times its median
+# (plus one) is heavy-tailed, like byte and packet counts: log1p tames it.
+HEAVY_TAIL_RATIO = 20.0
+
+
+def select_columns(rows: Sequence[dict], cfg: SourceConfig, reserved: Iterable[str]) -> list[str]:
+    """The feature columns: explicit, or every column but labels, ids and ignores."""
+    seen: dict[str, None] = {}
+    for row in rows[:1000]:
+        seen.update(dict.fromkeys(row))
+    if cfg.features is not None:
+        missing = [c for c in cfg.features if c not in seen]
+        if missing:
+            raise DataError(f"features {missing} are not columns of the data "
+                            f"(columns: {', '.join(seen)})")
+        return list(cfg.features)
+    skip = set(reserved) | set(cfg.ignore) | ({cfg.id_column} if cfg.id_column else set())
+    cols = [c for c in seen if c not in skip]
+    if not cols:
+        raise DataError("no feature columns left after removing labels, ids and ignores")
+    return cols
+
+
+def infer_kind(values: Sequence[Any]) -> str:
+    """numeric, boolean (bools, true/false strings, or only 0/1) or categorical (strings)."""
+    present = [v for v in values if v is not None]
+    if not present:
+        return "numeric"
+    if all(isinstance(v, bool) for v in present):
+        return "boolean"
+    if all(isinstance(v, str) and v.strip().lower() in ("true", "false") for v in present):
+        return "boolean"
+    numbers = []
+    for v in present:
+        try:
+            numbers.append(to_number(v, ""))
+        except Exception:
+            return "categorical"
+    finite = {x for x in numbers if math.isfinite(x)}
+    return "boolean" if finite and finite <= {0.0, 1.0} else "numeric"
+
+
+def fit_schema(train_rows: Sequence[dict], columns: list[str], cfg: SourceConfig) -> FeatureSchema:
+    features = []
+    for col in columns:
+        values = [row.get(col) for row in train_rows]
+        kind = cfg.kinds.get(col) or infer_kind(values)
+        if kind == "categorical":
+            features.append(_fit_categorical(col, values, cfg))
+        else:
+            encoding = cfg.encodings.get(col, cfg.encoding)
+            features.append(_fit_numeric(col, kind, values, cfg, encoding))
+    return FeatureSchema(tuple(features))
+
+
+def _numbers(col: str, kind: str, values: Sequence[Any]) -> np.ndarray:
+    convert = to_boolean if kind == "boolean" else to_number
+    out = np.empty(len(values), dtype=np.float64)
+    for i, v in enumerate(values):
+        try:
+            out[i] = math.nan if v is None else convert(v, col)
+        except Exception as exc:
+            raise DataError(f"column {col!r}, training row {i}: {exc} "
+                            f"(set sources.<name>.kinds.{col}: categorical if it is a label-like string)"
+                            ) from None
+    return out[np.isfinite(out)]
+
+
+def _fit_numeric(col: str, kind: str, values: Sequence[Any], cfg: SourceConfig,
+                 encoding: str) -> Feature:
+    x = _numbers(col, kind, values)
+    allow = cfg.missing.allow_missing_at_edge
+    if x.size == 0:
+        return Feature(col, kind, "none", 0.0, allow_missing=allow)
+    impute = {"median": float(np.median(x)), "mean": float(x.mean()), "zero": 0.0}[cfg.missing.numeric]
+    if kind == "boolean":
+        return Feature(col, kind, "none", float(np.round(impute)), allow_missing=allow)
+    if encoding == "auto":
+        encoding = "log1p" if is_heavy_tailed(x) else "standard"
+    if encoding == "piecewise_linear":
+        edges = quantile_edges(x, cfg.piecewise_bins)
+        if edges is not None:
+            return Feature(col, kind, encoding, impute, edges=edges, allow_missing=allow)
+        encoding = "standard"   # a (nearly) constant column has no bins to fill
+    t = signed_log1p(x) if encoding == "log1p" else x
+    mean, std = (float(t.mean()), float(t.std())) if encoding != "none" else (0.0, 1.0)
+    return Feature(col, kind, encoding, impute, mean=mean, std=std if std > 1e-12 else 1.0,
+                   allow_missing=allow)
+
+
+def _fit_categorical(col: str, values: Sequence[Any], cfg: SourceConfig) -> Feature:
+    counts: dict[str, int] = {}
+    for v in values:
+        if v is not None:
+            key = category_key(v)
+            counts[key] = counts.get(key, 0) + 1
+    # Rare values stay out so the out-of-vocabulary embedding sees real training rows.
+    kept = [k for k, n in counts.items() if n >= cfg.min_category_count]
+    kept.sort(key=lambda k: (-counts[k], k))
+    kept = sorted(kept[: cfg.max_categories])
+    return Feature(col, "categorical", categories=(OOV_TOKEN, *kept),
+                   allow_missing=cfg.missing.allow_missing_at_edge)
+
+
+def signed_log1p(x: np.ndarray) -> np.ndarray:
+    """log1p that keeps the sign, so a stray negative value does not become NaN."""
+    return np.sign(x) * np.log1p(np.abs(x))
+
+
+def is_heavy_tailed(x: np.ndarray) -> bool:
+    if x.min() < 0:
+        return False
+    q50, q99 = np.quantile(x, [0.5, 0.99])
+    return bool(q99 > HEAVY_TAIL_RATIO * (q50 + 1.0))
+
+
+def quantile_edges(x: np.ndarray, bins: int) -> tuple[float, ...] | None:
+    edges = np.unique(np.quantile(x, np.linspace(0.0, 1.0, bins + 1)))
+    return tuple(float(e) for e in edges) if edges.size >= 2 else None

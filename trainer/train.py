@@ -1,0 +1,299 @@
+"""The training loop: data held on the device, one task per step, early stopping.
+
+Read top to bottom: Trainer.__init__ puts every source's arrays on the device
+once; fit() runs epochs of steps, each step one task's batch indexed on the
+device (no per-row DataLoader); evaluate() scores the validation rows, picks
+thresholds and the selection metric; the best weights are kept and restored.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from jenga_edge.errors import ConfigError
+
+from . import metrics as M
+from .callbacks import BatchInfo, Callback, CallbackList
+from .config import ExperimentConfig
+from .dataset import SourceData, TaskData
+from .model import MultiTaskModel, TaskSpec
+from .predict import score_rows
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("training.device: 'cuda' was requested but torch sees no CUDA device "
+                          f"(torch {torch.__version__}); use device: auto or cpu")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def task_specs(tasks: Sequence[TaskData]) -> list[TaskSpec]:
+    return [TaskSpec(t.name, t.cfg.type, t.cfg.mode, t.source, len(t.labels.classes)) for t in tasks]
+
+
+def threshold_rule(task: TaskData) -> Any:
+    rule = task.cfg.threshold_rule
+    return rule if isinstance(rule, str) else {"target_fpr": rule.target_fpr}
+
+
+@dataclass
+class TrainResult:
+    history: list[dict]
+    best_epoch: int
+    best_score: float
+    metrics: dict[str, dict]
+    thresholds: dict[str, float]
+    summary: dict = field(default_factory=dict)
+
+
+class Trainer:
+    def __init__(self, cfg: ExperimentConfig, sources: dict[str, SourceData], tasks: list[TaskData],
+                 callbacks: Sequence[Callback] = (), model: Optional[MultiTaskModel] = None,
+                 metrics_path: Optional[Path] = None, out=sys.stderr):
+        self.cfg, self.tcfg, self.tasks = cfg, cfg.training, {t.name: t for t in tasks}
+        torch.manual_seed(self.tcfg.seed)
+        self.device = resolve_device(self.tcfg.device)
+        self.model = model or MultiTaskModel({n: s.schema for n, s in sources.items()},
+                                             task_specs(tasks), cfg.model)
+        self.model.to(self.device)
+        self.sources = sources
+        self.num = {n: torch.as_tensor(s.num, device=self.device) for n, s in sources.items()}
+        self.cat = {n: torch.as_tensor(s.cat, device=self.device) for n, s in sources.items()}
+        self.y = {t.name: torch.as_tensor(t.y, device=self.device) for t in tasks}
+        self.train_idx = {t.name: torch.as_tensor(t.train_idx, device=self.device) for t in tasks}
+        self.val_idx = {t.name: torch.as_tensor(t.val_idx, device=self.device) for t in tasks}
+        self.class_weights = {t.name: self._class_weights(t) for t in tasks}
+        self.callbacks = CallbackList(callbacks)
+        self.optimizer = self._optimizer()
+        self.autocast = self._autocast()
+        self.forward = self._compiled_forward()
+        self.metrics_path, self.out = metrics_path, out
+        self.gen = torch.Generator(device=self.device).manual_seed(self.tcfg.seed)
+        self.step = 0
+
+    # -------------------------------------------------------------- setup
+    def _class_weights(self, t: TaskData) -> Optional[torch.Tensor]:
+        if t.cfg.class_weighting == "none" or t.cfg.mode == "novelty":
+            return None
+        counts = np.bincount(t.y[t.train_idx], minlength=len(t.labels.classes)).astype(np.float64)
+        w = np.where(counts > 0, counts.sum() / (len(counts) * np.maximum(counts, 1)), 0.0)
+        return torch.as_tensor(w, dtype=torch.float32, device=self.device)
+
+    def _optimizer(self) -> torch.optim.Optimizer:
+        trunk = {id(p) for p in self.model.trunk.parameters()}
+        groups: dict[tuple[str, bool], list] = {}
+        for p in self.model.parameters():
+            key = ("trunk" if id(p) in trunk else "heads", p.ndim >= 2)
+            groups.setdefault(key, []).append(p)
+        param_groups = [{"params": ps, "name": name, "lr_scale": 1.0,
+                         "weight_decay": self.tcfg.weight_decay if decay else 0.0}
+                        for (name, decay), ps in groups.items()]
+        fused = self.device.type == "cuda"
+        return torch.optim.AdamW(param_groups, lr=self.tcfg.learning_rate, fused=fused)
+
+    def _autocast(self):
+        bf16 = self.tcfg.precision == "bf16" or (self.tcfg.precision == "auto" and self.device.type == "cuda")
+        if not bf16:
+            return nullcontext
+        return lambda: torch.autocast(self.device.type, dtype=torch.bfloat16)
+
+    def _compiled_forward(self):
+        if self.tcfg.compile == "none":
+            return self.model
+        # reduce-overhead captures CUDA graphs; shapes must stay static, so partial
+        # batches are dropped (see _batches) and each task compiles once.
+        return torch.compile(self.model, mode="reduce-overhead", dynamic=False)
+
+    # --------------------------------------------------------------- loop
+    def steps_per_epoch(self) -> int:
+        bs = self.tcfg.batch_size
+        return sum(max(1, math.ceil(i.numel() / bs)) for i in self.train_idx.values())
+
+    def lr_at(self, step: int, total: int) -> float:
+        warmup = int(self.tcfg.warmup_fraction * total)
+        if step < warmup:
+            return self.tcfg.learning_rate * (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        return self.tcfg.learning_rate * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    def fit(self) -> TrainResult:
+        es = self.tcfg.early_stopping
+        total = self.tcfg.epochs * self.steps_per_epoch()
+        history, best, best_epoch, best_state, bad = [], -math.inf, 0, None, 0
+        self.callbacks.fire("on_train_start", self)
+        for epoch in range(1, self.tcfg.epochs + 1):
+            self.callbacks.fire("on_epoch_start", self, epoch)
+            t0 = time.perf_counter()
+            losses, seen = self._run_epoch(total)
+            train_s = time.perf_counter() - t0
+            val, selection = self.evaluate()
+            logs = {"epoch": epoch, "train_loss": losses, "val": val, "selection": selection,
+                    "lr": self.optimizer.param_groups[0]["lr"], "train_seconds": round(train_s, 4),
+                    "samples_per_second": round(seen / max(train_s, 1e-9), 1)}
+            history.append(logs)
+            self._log(logs)
+            self.callbacks.fire("on_epoch_end", self, epoch, logs)
+            if selection >= best:
+                # A tie keeps the later, longer-trained weights; only a real gain resets patience.
+                bad = 0 if selection > best + es.min_delta else bad + 1
+                best, best_epoch = selection, epoch
+                best_state = copy.deepcopy({k: v.detach().cpu() for k, v in self.model.state_dict().items()})
+            else:
+                bad += 1
+            if bad >= es.patience:
+                self._print(f"early stop: no gain in {es.patience} epochs; best epoch {best_epoch}")
+                break
+        if best_state is not None:
+            self.model.load_state_dict(best_state)
+        final, _ = self.evaluate(fire=True)
+        result = TrainResult(history, best_epoch, best, final,
+                             {n: m["threshold"] for n, m in final.items() if "threshold" in m})
+        result.summary = self.callbacks.summary()
+        self.callbacks.fire("on_train_end", self, result.summary)
+        return result
+
+    def _run_epoch(self, total_steps: int) -> tuple[dict[str, float], int]:
+        self.model.train()
+        queues = {n: self._batches(n) for n in self.tasks}
+        sums: dict[str, list[float]] = {n: [] for n in self.tasks}
+        seen = 0
+        for name in self._schedule():
+            idx = next(queues[name], None)
+            if idx is None:   # a small task restarts its pass while bigger ones finish theirs
+                queues[name] = self._batches(name)
+                idx = next(queues[name])
+            for g in self.optimizer.param_groups:
+                g["lr"] = self.lr_at(self.step, total_steps) * g["lr_scale"]
+            sums[name].append(self._train_step(name, idx))
+            seen += idx.numel()
+            self.step += 1
+        return {n: float(np.mean(v)) for n, v in sums.items() if v}, seen
+
+    def _schedule(self) -> list[str]:
+        names = list(self.tasks)
+        steps = self.steps_per_epoch()
+        if self.tcfg.task_sampling == "round_robin":
+            return [names[i % len(names)] for i in range(steps)]
+        sizes = torch.tensor([self.train_idx[n].numel() for n in names], dtype=torch.float)
+        picks = torch.multinomial(sizes / sizes.sum(), steps, replacement=True,
+                                  generator=torch.Generator().manual_seed(self.tcfg.seed + self.step))
+        return [names[i] for i in picks.tolist()]
+
+    def _batches(self, name: str):
+        idx = self.train_idx[name]
+        perm = idx[torch.randperm(idx.numel(), device=self.device, generator=self.gen)]
+        bs = self.tcfg.batch_size
+        stop = perm.numel() - perm.numel() % bs if self.tcfg.compile != "none" and perm.numel() >= bs else perm.numel()
+        return (perm[i:i + bs] for i in range(0, stop, bs))
+
+    def _train_step(self, name: str, idx: torch.Tensor) -> float:
+        task = self.tasks[name]
+        src = task.source
+        y = self.y[name].index_select(0, idx)
+        feats = {"numeric": self.num[src].index_select(0, idx), "categorical": self.cat[src].index_select(0, idx)}
+        with self.autocast():
+            out = self.forward(name, labels=y, features=feats)
+        loss = self._loss(task, out, y) * task.cfg.loss_weight
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.tcfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.tcfg.grad_clip)
+        self.callbacks.fire("on_before_optimizer_step", self, self.step)
+        self.optimizer.step()
+        if self.callbacks.wants_scores:
+            ids = [self.sources[src].ids[i] for i in idx.cpu().numpy()]
+            scores = out["scores"].detach().float().cpu().numpy()
+            self.callbacks.fire("on_batch_end", self, BatchInfo("train", name, task.cfg.type, scores, ids,
+                                                               self.step, float(loss.detach())))
+        return float(loss.detach())
+
+    def _loss(self, task: TaskData, out: dict, y: torch.Tensor) -> torch.Tensor:
+        if task.cfg.mode == "novelty":
+            return out["loss"]
+        w = self.class_weights[task.name]
+        if task.binary:
+            weight = w.index_select(0, y) if w is not None else None
+            return F.binary_cross_entropy_with_logits(out["logits"], y.float(), weight=weight)
+        return F.cross_entropy(out["logits"], y, weight=w)
+
+    # ---------------------------------------------------------- evaluation
+    def evaluate(self, fire: bool = False) -> tuple[dict[str, dict], float]:
+        """Validation metrics per task and the early-stopping selection score."""
+        results, picks = {}, []
+        for name, task in self.tasks.items():
+            m = self.evaluate_task(name, task.val_idx, fire=fire)
+            results[name] = m
+            picks.append(m[selection_metric(task, self.tcfg.early_stopping.metric)])
+        if fire:
+            self.callbacks.fire("on_evaluate", self, results)
+        picks = [p for p in picks if not math.isnan(p)]
+        return results, float(np.mean(picks)) if picks else -math.inf
+
+    def evaluate_task(self, name: str, rows: np.ndarray, fire: bool = False,
+                      threshold: Optional[float] = None) -> dict:
+        task = self.tasks[name]
+        idx = torch.as_tensor(rows, device=self.device)
+        src = task.source
+        cbs = self.callbacks if fire else None
+        if task.cfg.mode == "novelty":
+            self._calibrate(name)
+        out = score_rows(self.model, name, self.num[src], self.cat[src], idx,
+                         self.tcfg.eval_batch_size, cbs, "evaluate", self.sources[src].ids)
+        return task_metrics(task, task.y[rows], out["scores"], threshold)
+
+    def _calibrate(self, name: str) -> None:
+        """Novelty scores: the CDF of normal validation rows' reconstruction errors."""
+        task = self.tasks[name]
+        normal = task.val_idx[task.y[task.val_idx] == 0]
+        src = task.source
+        out = score_rows(self.model, name, self.num[src], self.cat[src],
+                         torch.as_tensor(normal, device=self.device), self.tcfg.eval_batch_size)
+        self.model.heads[name].calibrate(torch.as_tensor(out["errors"], device=self.device))
+
+    # ------------------------------------------------------------ output
+    def _log(self, logs: dict) -> None:
+        if self.metrics_path is not None:
+            with open(self.metrics_path, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(logs) + "\n")
+        if self.tcfg.progress:
+            parts = [f"{n} {k}={v[k]:.4f}" for n, v in logs["val"].items()
+                     for k in (selection_metric(self.tasks[n], self.tcfg.early_stopping.metric),)]
+            loss = np.mean(list(logs["train_loss"].values()))
+            self._print(f"epoch {logs['epoch']:>3}/{self.tcfg.epochs}  loss {loss:.4f}  "
+                        f"{'  '.join(parts)}  ({logs['samples_per_second']:,.0f} samples/s)")
+
+    def _print(self, text: str) -> None:
+        if self.tcfg.progress and self.out is not None:
+            print(text, file=self.out, flush=True)
+
+
+def selection_metric(task: TaskData, wanted: str) -> str:
+    """The configured metric if it applies to the task's type, else the type's default."""
+    binary_ok = {"pr_auc", "roc_auc", "f1", "accuracy"}
+    multi_ok = {"accuracy", "macro_f1"}
+    if task.binary:
+        return wanted if wanted in binary_ok else "pr_auc"
+    return wanted if wanted in multi_ok else "macro_f1"
+
+
+def task_metrics(task: TaskData, y: np.ndarray, scores: np.ndarray,
+                 threshold: Optional[float] = None) -> dict:
+    if task.binary:
+        if threshold is None:
+            threshold = M.choose_threshold(y, scores, threshold_rule(task))
+        return M.binary_metrics(y, scores, threshold)
+    return M.multiclass_metrics(y, scores, len(task.labels.classes))
