@@ -1,0 +1,112 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from jenga_edge.schema import OOV_TOKEN, Feature, FeatureSchema
+from trainer.config import ModelConfig
+from trainer.model import FeatureEncoder, MultiTaskModel, NoveltyHead, TaskSpec
+
+
+def schema() -> FeatureSchema:
+    return FeatureSchema((
+        Feature("a", "numeric", "standard", impute=5.0, mean=1.0, std=2.0),
+        Feature("b", "numeric", "log1p", impute=0.0, mean=0.0, std=1.0),
+        Feature("c", "numeric", "piecewise_linear", impute=0.0, edges=(0.0, 10.0, 20.0, 40.0)),
+        Feature("flag", "boolean", "none", impute=1.0),
+        Feature("proto", "categorical", categories=(OOV_TOKEN, "tcp", "udp")),
+    ))
+
+
+def test_encoder_applies_schema_inside_the_network():
+    enc = FeatureEncoder(schema(), embedding_dim=3)
+    num = torch.tensor([[3.0, math.e - 1, 15.0, 0.0],
+                        [float("nan"), float("nan"), 50.0, float("nan")]])
+    cat = torch.tensor([[1], [0]])
+    out = enc(num, cat)
+    assert out.shape == (2, 1 + 1 + 3 + 1 + 3) == (2, enc.out_dim)
+    # order: scaled columns (a, b, flag), then piecewise bins of c, then embeddings
+    assert out[0, 0].item() == pytest.approx((3 - 1) / 2)      # standard
+    assert out[0, 1].item() == pytest.approx(1.0)              # log1p(e - 1) = 1
+    assert out[1, 0].item() == pytest.approx((5 - 1) / 2)      # NaN imputed to 5
+    assert out[1, 2].item() == pytest.approx(1.0)              # boolean NaN imputed to 1
+    assert out[0, 3:6].tolist() == pytest.approx([1.0, 0.5, 0.0])   # 15 fills bin 1, half of bin 2
+    assert out[1, 3:6].tolist() == pytest.approx([1.0, 1.0, 1.0])   # beyond the last edge: clipped
+    emb = enc.embedding.weight
+    assert torch.equal(out[1, 6:], emb[0])                    # OOV row of the embedding
+    assert torch.equal(out[0, 6:], emb[1])
+
+
+def test_encoder_clips_absurd_magnitudes():
+    enc = FeatureEncoder(schema(), embedding_dim=2)
+    out = enc(torch.tensor([[3e38, -3e38, 1e30, 1.0]]), torch.tensor([[2]]))
+    assert torch.isfinite(out).all()
+
+
+def make_model() -> MultiTaskModel:
+    specs = [TaskSpec("threat", "anomaly_detection", "supervised", "s", 2),
+             TaskSpec("kind", "classification", "supervised", "s", 4),
+             TaskSpec("odd", "anomaly_detection", "novelty", "s", 2)]
+    return MultiTaskModel({"s": schema()}, specs, ModelConfig(hidden_sizes=[16, 8]))
+
+
+def batch(n=5):
+    g = torch.Generator().manual_seed(0)
+    return {"numeric": torch.rand(n, 4, generator=g) * 10, "categorical": torch.randint(0, 3, (n, 1), generator=g)}
+
+
+def test_forward_dispatches_on_features():
+    m = make_model().eval()
+    out = m("threat", features=batch())
+    assert out["scores"].shape == (5,) and ((out["scores"] >= 0) & (out["scores"] <= 1)).all()
+    probs = m("kind", features=batch())["scores"]
+    assert probs.shape == (5, 4)
+    assert torch.allclose(probs.sum(1), torch.ones(5))
+    nov = m("odd", labels=torch.zeros(5, dtype=torch.long), features=batch())
+    assert {"errors", "scores", "loss"} <= set(nov)
+
+
+def test_batch_without_known_keys_lists_what_it_got():
+    m = make_model()
+    with pytest.raises(ValueError) as err:
+        m("threat", labels=torch.zeros(2), pixels=torch.zeros(2), tokens=[1])
+    msg = str(err.value)
+    assert "features, input_ids, attention_mask" in msg
+    assert "['labels', 'pixels', 'tokens']" in msg
+
+
+def test_text_inputs_are_reserved_for_text_backbones():
+    with pytest.raises(NotImplementedError, match="text backbone"):
+        make_model()("threat", input_ids=torch.zeros(2, 4, dtype=torch.long))
+
+
+def test_unknown_task_is_named():
+    with pytest.raises(KeyError, match="nope.*threat, kind, odd"):
+        make_model()("nope", features=batch())
+
+
+def test_novelty_calibration_maps_normal_errors_to_their_cdf():
+    head = NoveltyHead(4, 3, ModelConfig(decoder_sizes=[4]), calibration_bins=32)
+    rng = np.random.default_rng(0)
+    normal = torch.tensor(rng.lognormal(0, 1, 5000), dtype=torch.float32)
+    head.calibrate(normal)
+    s = head.score(normal)
+    assert float(s.min()) >= 0 and float(s.max()) <= 1
+    # The calibrated score of a normal row is about its rank among normal rows.
+    assert float(torch.quantile(s, 0.5)) == pytest.approx(0.5, abs=0.03)
+    assert float((s >= 0.9).float().mean()) == pytest.approx(0.1 * 32 / 33, abs=0.03)
+    bigger = head.score(torch.tensor([1.0, 10.0, 100.0, 1e4, 1e8]))
+    assert torch.all(bigger[1:] >= bigger[:-1])                # monotone in the error
+    assert bigger[-1] > bigger[-2] or bigger[-1] == 1.0
+
+
+def test_adapters_per_source_share_one_trunk():
+    other = FeatureSchema((Feature("x", "numeric", "standard"),))
+    specs = [TaskSpec("a", "anomaly_detection", "supervised", "s", 2),
+             TaskSpec("b", "anomaly_detection", "supervised", "t", 2)]
+    m = MultiTaskModel({"s": schema(), "t": other}, specs, ModelConfig(hidden_sizes=[8]))
+    assert set(m.adapters) == {"s", "t"}
+    ra = m("a", features=batch())["scores"]
+    rb = m("b", features={"numeric": torch.rand(3, 1), "categorical": torch.zeros(3, 0, dtype=torch.long)})["scores"]
+    assert ra.shape == (5,) and rb.shape == (3,)
