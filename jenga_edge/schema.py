@@ -165,13 +165,22 @@ class FeatureSchema:
         num = np.empty((len(rows), len(num_feats)), dtype=np.float32)
         cat = np.empty((len(rows), len(cat_feats)), dtype=np.int64)
         for r, row in enumerate(rows):
-            for j, f in enumerate(num_feats):
-                num[r, j] = self._number(f, row.get(f.name), f.name in row, strict)
-            for j, f in enumerate(cat_feats):
-                cat[r, j] = self._category(f, row.get(f.name), f.name in row)
+            try:
+                for j, f in enumerate(num_feats):
+                    num[r, j] = self._number(f, row.get(f.name), strict)
+                for j, f in enumerate(cat_feats):
+                    cat[r, j] = self._category(f, row.get(f.name), strict)
+            except EventError as exc:
+                exc.row = r
+                raise
         return num, cat
 
-    def _number(self, f: Feature, value: Any, present: bool, strict: bool) -> float:
+    def _number(self, f: Feature, value: Any, strict: bool) -> float:
+        if isinstance(value, float) and not math.isfinite(value):
+            if strict:
+                raise EventError("non_finite", f"field {f.name!r} is {value}, expected a finite number",
+                                 f.name)
+            return math.nan
         if value is None:
             if strict and not f.allow_missing:
                 raise EventError("missing_field", f"field {f.name!r} is missing", f.name)
@@ -184,9 +193,9 @@ class FeatureSchema:
             return math.nan
         return x
 
-    def _category(self, f: Feature, value: Any, present: bool) -> int:
-        if value is None:
-            if not f.allow_missing:
+    def _category(self, f: Feature, value: Any, strict: bool) -> int:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            if strict and not f.allow_missing:
                 raise EventError("missing_field", f"field {f.name!r} is missing", f.name)
             return OOV_INDEX
         if isinstance(value, (dict, list)):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from pathlib import Path
@@ -21,6 +22,25 @@ from .errors import ConfigError
 _MISSING = dataclasses.MISSING
 
 
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that reads `1e-3` as a float: PyYAML follows YAML 1.1, where a
+    float needs a dot, and `learning_rate: 1e-3` would otherwise be a string."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                  |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                  |\.[0-9_]+(?:[eE][-+][0-9]+)?
+                  |[-+]?\.(?:inf|Inf|INF)
+                  |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
+def parse_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+
+
 def load_yaml(path: str | Path) -> Any:
     """Read a YAML file, turning I/O and syntax problems into ConfigError."""
     p = Path(path)
@@ -28,7 +48,7 @@ def load_yaml(path: str | Path) -> Any:
         raise ConfigError(f"{p}: config file not found")
     try:
         with p.open("r", encoding="utf-8") as fh:
-            return yaml.safe_load(fh)
+            return yaml.load(fh, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -138,7 +158,8 @@ def _convert_union(tp: Any, value: Any, path: str, source: str) -> Any:
             raise ConfigError(err)
         if typing.get_origin(alt) is list and isinstance(value, list):
             raise ConfigError(err)
-    fail(source, path, f"expected {describe(tp)}, got {_found(value)}")
+    choices = [c for a in args if typing.get_origin(a) is Literal for c in typing.get_args(a)]
+    fail(source, path, f"expected {describe(tp)}, got {_found(value)}{_suggest(value, choices)}")
 
 
 def _convert_dataclass(cls: type, value: Any, path: str, source: str) -> Any:
@@ -179,6 +200,9 @@ def _suggest(value: Any, choices: typing.Iterable[Any]) -> str:
         return ""
     names = [c for c in choices if isinstance(c, str)]
     close = difflib.get_close_matches(value, names, n=1, cutoff=0.6)
+    if not close and value:
+        # A prefix is a common shorthand ('anomaly' for 'anomaly_detection').
+        close = [n for n in names if n.startswith(value)][:1]
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
@@ -197,7 +221,7 @@ def apply_overrides(data: dict, overrides: typing.Iterable[str], source: str = "
         if "=" not in item:
             raise ConfigError(f"{source} {item!r}: expected KEY=VALUE, e.g. training.epochs=5")
         key, raw = item.split("=", 1)
-        value = yaml.safe_load(raw) if raw != "" else ""
+        value = parse_yaml(raw) if raw != "" else ""
         _set_path(data, key.strip(), value, source)
     return data
 

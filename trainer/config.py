@@ -74,7 +74,7 @@ class LabelConfig:
     positive_labels: Optional[list[Scalar]] = None
     negative_labels: Optional[list[Scalar]] = None
     classes: Optional[list[str]] = None
-    mapping: Optional[dict[str, str]] = None
+    mapping: Optional[dict[Scalar, str]] = None
     unmapped: Literal["error", "drop"] = "error"
 
 
@@ -202,7 +202,7 @@ def _cross_check(cfg: ExperimentConfig, source: str, check_files: bool) -> None:
     names = [t.name for t in cfg.tasks]
     for i, task in enumerate(cfg.tasks):
         where = f"tasks[{i}]"
-        if names.count(task.name) > 1:
+        if task.name in names[:i]:
             fail(source, f"{where}.name", f"task name {task.name!r} is used more than once")
         if task.source not in cfg.sources:
             close = difflib.get_close_matches(task.source, list(cfg.sources), n=1)

@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from jenga_edge.errors import DataError
+from jenga_edge.errors import DataError, EventError
 from jenga_edge.schema import FeatureSchema, category_key
 
 from .config import ExperimentConfig, TaskConfig
@@ -78,7 +78,7 @@ def prepare(cfg: ExperimentConfig, holdout: Optional[Holdout] = None,
             schema = schemas[name]
         else:
             schema = fit_schema([rows[i] for i in train_idx], columns, scfg)
-        num, cat = schema.vectorize(rows, strict=False)
+        num, cat = vectorize_rows(schema, rows, str(cfg.source_path(name)))
         ids = [r.get(scfg.id_column, i) if scfg.id_column else i for i, r in enumerate(rows)]
         sources[name] = SourceData(name, schema, num, cat, ids, train_idx, val_idx, held_idx)
         tasks += [_task_data(t, rows, train_idx, val_idx) for t in my_tasks]
@@ -120,5 +120,9 @@ def _task_data(task: TaskConfig, rows: list[dict], train_idx: np.ndarray,
     return TaskData(task.name, task, task.source, labels, y, groups, tr, va)
 
 
-def vectorize_for_model(schema: FeatureSchema, rows: list[dict]) -> tuple[np.ndarray, np.ndarray]:
-    return schema.vectorize(rows, strict=False)
+def vectorize_rows(schema: FeatureSchema, rows: list[dict], where: str) -> tuple[np.ndarray, np.ndarray]:
+    """The trainer's (lenient) vectorizing, with a row number in any error."""
+    try:
+        return schema.vectorize(rows, strict=False)
+    except EventError as exc:
+        raise DataError(f"{where}: row {exc.row}: {exc}") from None

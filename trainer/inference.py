@@ -15,15 +15,16 @@ from jenga_edge.errors import DataError
 from . import checkpoint
 from . import metrics as M
 from .callbacks import CallbackList, JsonlAlertHandler, RecordingHandler, SecuritySentinelCallback
+from .dataset import vectorize_rows
 from .labels import DROP
 from .predict import score_rows
 from .readers import read_rows
 
 
-def _tensors(loaded: checkpoint.LoadedModel, rows: list[dict]) -> dict[str, tuple]:
+def _tensors(loaded: checkpoint.LoadedModel, rows: list[dict], where: str = "data") -> dict[str, tuple]:
     out = {}
     for name, schema in loaded.schemas.items():
-        num, cat = schema.vectorize(rows, strict=False)
+        num, cat = vectorize_rows(schema, rows, where)
         out[name] = (torch.as_tensor(num), torch.as_tensor(cat))
     return out
 
@@ -35,7 +36,7 @@ def evaluate_file(model_dir: str, data_path: str, fmt: str = "auto") -> dict[str
     needed = [t for t in loaded.meta["tasks"] if _source_fits(loaded, t["source"], rows)]
     if not needed:
         raise DataError(f"{data_path}: its columns fit none of the model's sources")
-    arrays = _tensors(loaded, rows)
+    arrays = _tensors(loaded, rows, data_path)
     results = {}
     for t in needed:
         column = cols[t["name"]]["label"]["column"]
@@ -70,7 +71,7 @@ def predict_file(model_dir: str, data_path: str, fmt: str, output: str, threshol
     handler = JsonlAlertHandler(alerts_path) if alerts_path else RecordingHandler()
     sentinel = SecuritySentinelCallback(threshold, action_target, handler, phases=("predict",))
     cbs = CallbackList([sentinel])
-    arrays = _tensors(loaded, rows)
+    arrays = _tensors(loaded, rows, data_path)
     per_task = {}
     for t in tasks:
         num, cat = arrays[t["source"]]

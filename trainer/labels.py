@@ -7,7 +7,7 @@ Raw values are compared by their vocabulary key (`category_key`), so the YAML
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -28,12 +28,13 @@ class LabelMap:
     lookup: dict[str, int]          # raw key -> class index
     binary: bool
     unmapped: str = "error"
+    default: Optional[int] = None   # class of any value not in lookup ("all but normal")
 
     def encode(self, raw: Sequence[Any], column: str) -> np.ndarray:
         y = np.empty(len(raw), dtype=np.int64)
         for i, value in enumerate(raw):
             key = None if value is None else category_key(value)
-            idx = self.lookup.get(key) if key is not None else None
+            idx = self.lookup.get(key, self.default) if key is not None else None
             if idx is None:
                 if self.unmapped == "drop":
                     idx = DROP
@@ -46,12 +47,12 @@ class LabelMap:
 
     def to_json(self) -> dict:
         return {"classes": list(self.classes), "lookup": self.lookup, "binary": self.binary,
-                "unmapped": self.unmapped}
+                "unmapped": self.unmapped, "default": self.default}
 
     @classmethod
     def from_json(cls, data: dict) -> "LabelMap":
         return cls(tuple(data["classes"]), dict(data["lookup"]), bool(data["binary"]),
-                   data.get("unmapped", "error"))
+                   data.get("unmapped", "error"), data.get("default"))
 
 
 def fit_label_map(task: TaskConfig, raw: Sequence[Any]) -> LabelMap:
@@ -80,7 +81,8 @@ def _binary(task: TaskConfig, keys: list[str]) -> LabelMap:
         # One side listed: every other value is the other side (NSL-KDD: all but normal).
         lookup = {k: (1 if pos else 0) for k in (pos or neg)}
         lookup.update({k: (0 if pos else 1) for k in keys if k not in lookup})
-        unmapped = "error"
+        # A new attack name at evaluation time is still "not normal".
+        return LabelMap(("normal", "threat"), lookup, True, "error", default=0 if pos else 1)
     return LabelMap(("normal", "threat"), lookup, True, unmapped)
 
 

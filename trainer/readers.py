@@ -73,7 +73,7 @@ def _read_jsonl(p: Path, columns, limit) -> list[dict]:
 def _read_csv(p: Path, columns, limit) -> list[dict]:
     rows = []
     with p.open("r", encoding="utf-8", newline="") as fh:
-        reader = csv.reader(fh)
+        reader = csv.reader(fh, delimiter="\t" if p.suffix.lower() == ".tsv" else ",")
         names = list(columns) if columns else next(reader, None)
         if not names:
             raise DataError(f"{p}: empty CSV file")

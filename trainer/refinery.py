@@ -40,22 +40,22 @@ def select_columns(rows: Sequence[dict], cfg: SourceConfig, reserved: Iterable[s
 
 
 def infer_kind(values: Sequence[Any]) -> str:
-    """numeric, boolean (bools, true/false strings, or only 0/1) or categorical (strings)."""
-    present = [v for v in values if v is not None]
+    """numeric, boolean (bools or true/false strings) or categorical (other strings)."""
+    present = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
     if not present:
         return "numeric"
     if all(isinstance(v, bool) for v in present):
         return "boolean"
     if all(isinstance(v, str) and v.strip().lower() in ("true", "false") for v in present):
         return "boolean"
-    numbers = []
     for v in present:
         try:
-            numbers.append(to_number(v, ""))
+            to_number(v, "")
         except Exception:
             return "categorical"
-    finite = {x for x in numbers if math.isfinite(x)}
-    return "boolean" if finite and finite <= {0.0, 1.0} else "numeric"
+    # A numeric column holding only 0 and 1 in training stays numeric: NSL-KDD's
+    # wrong_fragment is 0/1 in most rows and 3 in a few attack types.
+    return "numeric"
 
 
 def fit_schema(train_rows: Sequence[dict], columns: list[str], cfg: SourceConfig) -> FeatureSchema:
@@ -76,7 +76,8 @@ def _numbers(col: str, kind: str, values: Sequence[Any]) -> np.ndarray:
     out = np.empty(len(values), dtype=np.float64)
     for i, v in enumerate(values):
         try:
-            out[i] = math.nan if v is None else convert(v, col)
+            missing = v is None or (isinstance(v, float) and not math.isfinite(v))
+            out[i] = math.nan if missing else convert(v, col)
         except Exception as exc:
             raise DataError(f"column {col!r}, training row {i}: {exc} "
                             f"(set sources.<name>.kinds.{col}: categorical if it is a label-like string)"

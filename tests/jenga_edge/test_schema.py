@@ -333,25 +333,18 @@ def test_lenient_still_rejects_wrong_types():
     assert exc.value.field == "bytes"
 
 
-@pytest.mark.xfail(reason="BUG: _category ignores strict, so lenient (trainer) vectorize raises "
-                          "missing_field for a missing categorical value when allow_missing is False, "
-                          "while a missing numeric value becomes NaN", strict=True)
 def test_lenient_missing_categorical_is_oov_even_if_not_allowed():
     _, cat = make_schema(allow_missing=False).vectorize(
         [{"bytes": 1, "dur": 1, "syn": 1}], strict=False)
     assert (cat == OOV_INDEX).all()
 
 
-@pytest.mark.xfail(reason="BUG: to_boolean rejects NaN as wrong_type, so a NaN in a boolean feature "
-                          "is not treated as missing in lenient mode", strict=True)
 def test_lenient_nan_boolean_is_nan():
     num, _ = make_schema().vectorize(
         [{"bytes": 1, "proto": "tcp", "dur": 1, "syn": math.nan, "port": 22}], strict=False)
     assert math.isnan(num[0, 2])
 
 
-@pytest.mark.xfail(reason="BUG: a NaN in a boolean feature gives reason 'wrong_type' instead of "
-                          "'non_finite' in strict mode", strict=True)
 def test_strict_nan_boolean_is_non_finite():
     with pytest.raises(EventError) as exc:
         make_schema().vectorize(

@@ -250,9 +250,6 @@ def test_union_neither_form():
     assert "rule: expected one of 'max_f1' or a mapping (Fpr), got int 5" in msg
 
 
-@pytest.mark.xfail(reason="BUG: _convert_union drops the Literal alternative's 'did you mean' "
-                          "hint, so a typo in a Literal-or-mapping key (threshold_rule) gets none",
-                   strict=True)
 def test_union_literal_typo_keeps_suggestion():
     msg = error_of(ok(rule="max_f2"))
     assert "did you mean 'max_f1'?" in msg
@@ -327,17 +324,12 @@ def test_override_dotted_key_parses_yaml_value():
     assert data["training"] == {"epochs": 5, "lr": 0.001, "flag": True, "name": "abc", "none": None}
 
 
-@pytest.mark.xfail(reason="BUG: values are parsed with PyYAML (YAML 1.1), which reads 1e-3 as the "
-                          "string '1e-3', so --set training.learning_rate=1e-3 is rejected as not a number",
-                   strict=True)
 def test_override_scientific_notation_is_a_number():
     data = {}
     apply_overrides(data, ["lr=1e-3"])
     assert data["lr"] == 0.001
 
 
-@pytest.mark.xfail(reason="BUG: load_yaml uses PyYAML's YAML 1.1 resolver: `rate: 1e-3` loads as a string",
-                   strict=True)
 def test_load_yaml_scientific_notation_is_a_number(tmp_path):
     p = tmp_path / "c.yaml"
     p.write_text("rate: 1e-3\n")
