@@ -13,7 +13,7 @@ from jenga_edge.schema import FeatureSchema, category_key
 from .config import ExperimentConfig, TaskConfig
 from .labels import DROP, LabelMap, fit_label_map
 from .readers import read_rows
-from .refinery import fit_schema, select_columns
+from .refinery import check_column_options, fit_schema, select_columns
 
 
 @dataclass
@@ -74,6 +74,7 @@ def prepare(cfg: ExperimentConfig, holdout: Optional[Holdout] = None,
             held = np.array([category_key(r.get(holdout.column)) in holdout.values for r in rows])
             train_idx, val_idx, held_idx = train_idx[~held[train_idx]], val_idx[~held[val_idx]], np.flatnonzero(held)
         columns = select_columns(rows, scfg, reserved)
+        check_column_options(columns, scfg, f"sources.{name}")
         if schemas and name in schemas:
             schema = schemas[name]
         else:

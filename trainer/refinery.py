@@ -6,6 +6,7 @@ are vectorized with the result and never influence it.
 
 from __future__ import annotations
 
+import difflib
 import math
 from typing import Any, Iterable, Sequence
 
@@ -56,6 +57,17 @@ def infer_kind(values: Sequence[Any]) -> str:
     # A numeric column holding only 0 and 1 in training stays numeric: NSL-KDD's
     # wrong_fragment is 0/1 in most rows and 3 in a few attack types.
     return "numeric"
+
+
+def check_column_options(columns: list[str], cfg: SourceConfig, where: str) -> None:
+    """kinds/encodings naming no feature column are typos, not silent no-ops."""
+    for option in ("kinds", "encodings"):
+        for col in getattr(cfg, option):
+            if col not in columns:
+                close = difflib.get_close_matches(col, columns, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise DataError(f"{where}.{option}.{col}: not a feature column{hint}; "
+                                f"feature columns: {', '.join(columns)}")
 
 
 def fit_schema(train_rows: Sequence[dict], columns: list[str], cfg: SourceConfig) -> FeatureSchema:

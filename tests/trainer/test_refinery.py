@@ -395,3 +395,13 @@ def test_stats_come_from_training_rows_only(tmp_path):
     # ids come from id_column; label/group/id columns are not features
     assert sd.ids == list(range(n))
     assert not {"label", "grp", "rid"} & set(schema.names)
+
+
+def test_kinds_naming_no_column_is_a_typo(tmp_path):
+    path = tmp_path / "d.jsonl"
+    path.write_text("\n".join(json.dumps({"protocol": "tcp", "x": i, "y": i % 2}) for i in range(20)))
+    raw = {"project_name": "p", "sources": {"s": {"path": str(path), "kinds": {"protocl": "categorical"}}},
+           "training": {"progress": False},
+           "tasks": [{"name": "t", "type": "anomaly_detection", "source": "s", "label": {"column": "y"}}]}
+    with pytest.raises(DataError, match=r"sources\.s\.kinds\.protocl: not a feature column \(did you mean 'protocol'\?\)"):
+        prepare(config_from_dict(raw))
