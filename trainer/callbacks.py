@@ -110,8 +110,6 @@ class SecuritySentinelCallback(Callback):
     Binary tasks are found by task type, never by a word in the task's name.
     """
 
-    wants_scores = True
-
     def __init__(self, threshold: float = 0.9, action_target: str = "firewall",
                  handler: Optional[ActionHandler] = None,
                  phases: Sequence[str] = ("train", "evaluate", "predict")):
@@ -121,6 +119,8 @@ class SecuritySentinelCallback(Callback):
         self.handler = handler if handler is not None else RecordingHandler()
         self.phases = set(phases)
         self.counts: Counter = Counter()
+        # Scores of training batches cost a device sync per step: ask only when watching them.
+        self.wants_scores = "train" in self.phases
 
     def on_batch_end(self, ctx: Any, batch: BatchInfo) -> None:
         if not batch.binary or batch.phase not in self.phases or batch.scores is None:

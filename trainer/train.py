@@ -169,7 +169,7 @@ class Trainer:
     def _run_epoch(self, total_steps: int) -> tuple[dict[str, float], int]:
         self.model.train()
         queues = {n: self._batches(n) for n in self.tasks}
-        sums: dict[str, list[float]] = {n: [] for n in self.tasks}
+        sums: dict[str, list[torch.Tensor]] = {n: [] for n in self.tasks}
         seen = 0
         for name in self._schedule():
             idx = next(queues[name], None)
@@ -181,7 +181,9 @@ class Trainer:
             sums[name].append(self._train_step(name, idx))
             seen += idx.numel()
             self.step += 1
-        return {n: float(np.mean(v)) for n, v in sums.items() if v}, seen
+        # Losses stay on the device until the epoch ends: a .item() per step would
+        # stall the GPU on every batch.
+        return {n: float(torch.stack(v).mean()) for n, v in sums.items() if v}, seen
 
     def _schedule(self) -> list[str]:
         names = list(self.tasks)
@@ -200,7 +202,7 @@ class Trainer:
         stop = perm.numel() - perm.numel() % bs if self.tcfg.compile != "none" and perm.numel() >= bs else perm.numel()
         return (perm[i:i + bs] for i in range(0, stop, bs))
 
-    def _train_step(self, name: str, idx: torch.Tensor) -> float:
+    def _train_step(self, name: str, idx: torch.Tensor) -> torch.Tensor:
         task = self.tasks[name]
         src = task.source
         y = self.y[name].index_select(0, idx)
@@ -219,7 +221,7 @@ class Trainer:
             scores = out["scores"].detach().float().cpu().numpy()
             self.callbacks.fire("on_batch_end", self, BatchInfo("train", name, task.cfg.type, scores, ids,
                                                                self.step, float(loss.detach())))
-        return float(loss.detach())
+        return loss.detach().float()
 
     def _loss(self, task: TaskData, out: dict, y: torch.Tensor) -> torch.Tensor:
         if task.cfg.mode == "novelty":

@@ -1,0 +1,1 @@
+"""jenga-export: trained best_model/ -> per-task ONNX graphs in a verifiable bundle."""
