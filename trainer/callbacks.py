@@ -127,9 +127,9 @@ class SecuritySentinelCallback(Callback):
             return
         hits = np.flatnonzero(batch.scores >= self.threshold)
         self.counts[(batch.phase, batch.task)] += int(hits.size)
-        now = time.time()
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         for i in hits:
-            self.handler({"time": now, "phase": batch.phase, "task": batch.task,
+            self.handler({"timestamp": now, "phase": batch.phase, "task": batch.task,
                           "row_id": _plain(batch.row_ids[i]), "score": float(batch.scores[i]),
                           "threshold": self.threshold, "action_target": self.action_target})
 

@@ -18,7 +18,8 @@ def test_sentinel_alerts_on_rows_at_or_above_threshold():
     scores = np.array([0.1, 0.95, 0.9, 0.89, 1.0])
     cb.on_batch_end(None, BatchInfo("predict", "net_watch", "anomaly_detection", scores, ["a", "b", "c", "d", "e"]))
     assert [a["row_id"] for a in got] == ["b", "c", "e"]
-    assert got[0] == {"time": got[0]["time"], "phase": "predict", "task": "net_watch", "row_id": "b",
+    assert got[0]["timestamp"].endswith("Z")
+    assert got[0] == {"timestamp": got[0]["timestamp"], "phase": "predict", "task": "net_watch", "row_id": "b",
                       "score": 0.95, "threshold": 0.9, "action_target": "firewall"}
     assert cb.summary()["sentinel_alerts"] == {"predict": {"net_watch": 3}}
 
