@@ -35,6 +35,8 @@ demo: data
 	mkdir -p $(DEMO)
 	$(BIN)/jenga-train --config examples/configs/network_multitask.yaml --output-dir $(DEMO)/network
 	$(BIN)/jenga-train evaluate --model $(DEMO)/network/best_model --data examples/network_traffic.json
+	$(BIN)/jenga-export $(DEMO)/network/best_model -o $(DEMO)/bundle --force
+	$(BIN)/jenga-edge inspect $(DEMO)/bundle
 	$(BIN)/jenga-train predict --model $(DEMO)/network/best_model --data examples/network_traffic.json \
 	  --threshold 0.9 --alerts $(DEMO)/alerts.jsonl -o $(DEMO)/scores.jsonl
 	@echo "--- sentinel alerts (first 5 of $$(wc -l < $(DEMO)/alerts.jsonl)) ---"

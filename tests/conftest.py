@@ -54,3 +54,13 @@ def trained_network(tmp_path_factory, data_dir):
     cfg = config_from_dict(base_config({"net": net_source(data_dir / "network.jsonl")},
                                        network_tasks(), out, epochs=12))
     return run_experiment(cfg, out, out=None)
+
+
+@pytest.fixture(scope="session")
+def network_bundle(tmp_path_factory, trained_network):
+    """The session's multitask network model exported once: (bundle dir, manifest)."""
+    from export.bundle_writer import ExportOptions, export_bundle
+
+    out = tmp_path_factory.mktemp("bundle") / "net"
+    manifest = export_bundle(trained_network.model_dir, out, ExportOptions(), log=lambda s: None)
+    return out, manifest

@@ -66,6 +66,8 @@ def save(out_dir: Path, model: MultiTaskModel, cfg: ExperimentConfig, sources: d
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "project_name": cfg.project_name, "torch_version": torch.__version__,
         "config": config_as_yaml_dict(cfg),
+        # Absolute, so jenga-export can find the validation rows for its parity check.
+        "data_paths": {n: str(cfg.source_path(n).resolve()) for n in sources},
         "schemas": {n: s.schema.to_json() for n, s in sources.items()},
         "schema_sha256": {n: s.schema.sha256 for n, s in sources.items()},
         "tasks": [{"name": t.name, "type": t.cfg.type, "mode": t.cfg.mode, "source": t.source,
@@ -116,7 +118,11 @@ def load(model_dir: str | Path, device: str = "cpu") -> LoadedModel:
              for t in meta["tasks"]]
     model = MultiTaskModel(schemas, specs, model_config(meta))
     state = torch.load(weights, map_location=device, weights_only=True)
-    model.load_state_dict(state)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise BundleError(f"{weights}: weights do not fit the architecture described in {META_FILE} "
+                          f"(saved by another version of the trainer?): {str(exc).splitlines()[0]}") from None
     model.to(device).eval()
     return LoadedModel(model, meta, schemas, labels)
 

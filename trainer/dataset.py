@@ -68,7 +68,7 @@ def prepare(cfg: ExperimentConfig, holdout: Optional[Holdout] = None,
             continue
         reserved = {t.label.column for t in my_tasks} | {t.group_column for t in my_tasks if t.group_column}
         _check_label_columns(rows, my_tasks, name)
-        train_idx, val_idx = _split(len(rows), cfg.training.validation_fraction, cfg.training.seed)
+        train_idx, val_idx = split_indices(len(rows), cfg.training.validation_fraction, cfg.training.seed)
         held_idx = np.empty(0, dtype=np.int64)
         if holdout and holdout.source == name:
             held = np.array([category_key(r.get(holdout.column)) in holdout.values for r in rows])
@@ -96,7 +96,7 @@ def _check_label_columns(rows: list[dict], tasks: list[TaskConfig], source: str)
                                 f"(columns: {', '.join(head)})")
 
 
-def _split(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     perm = np.random.default_rng(seed).permutation(n)
     n_val = max(1, int(round(n * val_fraction)))
     if n - n_val < 1:

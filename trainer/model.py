@@ -51,6 +51,8 @@ class FeatureEncoder(nn.Module):
         self.register_buffer("ple_cols", torch.tensor(cols, dtype=torch.long))
         self.register_buffer("ple_left", f32(left))
         self.register_buffer("ple_width", f32(width))
+        # Python ints, not buffer.numel(): the ONNX trace must see constants here.
+        self.n_scaled, self.n_ple = len(scaled), len(cols)
         vocab = [len(f.categories) for f in schema.categorical]
         offsets = [sum(vocab[:i]) for i in range(len(vocab))]
         self.register_buffer("cat_offsets", torch.tensor(offsets, dtype=torch.long))
@@ -63,10 +65,10 @@ class FeatureEncoder(nn.Module):
         x = torch.where(torch.isnan(num), self.impute, num)
         x = torch.where(self.log_mask, torch.sign(x) * torch.log1p(torch.abs(x)), x)
         parts = []
-        if self.scaled_cols.numel():
+        if self.n_scaled:
             z = (x.index_select(1, self.scaled_cols) - self.mean[self.scaled_cols]) / self.std[self.scaled_cols]
             parts.append(z.clamp(-Z_LIMIT, Z_LIMIT))
-        if self.ple_cols.numel():
+        if self.n_ple:
             v = x.index_select(1, self.ple_cols)
             parts.append(((v - self.ple_left) / self.ple_width).clamp(0.0, 1.0))
         if not parts:
@@ -86,13 +88,15 @@ class FeatureEncoder(nn.Module):
         let the autoencoder shrink them to zero and call everything normal."""
         parts = [self.numeric_part(num)]
         if self.vocab_total:
+            # Each feature's one-hot lives in its own offset range: summing over
+            # features gives one multi-hot vector of the combined vocabulary.
             eye = torch.eye(self.vocab_total, dtype=num.dtype, device=num.device)
-            parts.append(eye[cat + self.cat_offsets].reshape(cat.shape[0], -1))
+            parts.append(eye[cat + self.cat_offsets].sum(dim=1))
         return torch.cat(parts, dim=1)
 
     @property
     def target_dim(self) -> int:
-        return self.out_dim - self.n_categorical * self.embedding_dim + self.n_categorical * self.vocab_total
+        return self.n_scaled + self.n_ple + self.vocab_total
 
 
 def mlp(sizes: list[int], cfg: ModelConfig, final_plain: bool = False) -> nn.Sequential:
@@ -217,16 +221,22 @@ class MultiTaskModel(nn.Module):
         spec = self.specs.get(task)
         if spec is None:
             raise KeyError(f"unknown task {task!r}; this model has: {', '.join(self.specs)}")
-        adapter = self.adapters[spec.source]
-        h = self.trunk(adapter(num, cat))
-        head = self.heads[task]
+        out = self.head_outputs(task, self.shared(spec.source, num, cat), num, cat)
+        if labels is not None and spec.mode == "novelty":
+            out["loss"] = out["errors"].mean()
+        return out
+
+    def shared(self, source: str, num: torch.Tensor, cat: torch.Tensor) -> torch.Tensor:
+        """The source's adapter, then the trunk: computed once for all its tasks."""
+        return self.trunk(self.adapters[source](num, cat))
+
+    def head_outputs(self, task: str, h: torch.Tensor, num: torch.Tensor,
+                     cat: torch.Tensor) -> dict[str, torch.Tensor]:
+        spec, head = self.specs[task], self.heads[task]
         if spec.mode == "novelty":
-            target = adapter.encoder.reconstruction_target(num, cat)
+            target = self.adapters[spec.source].encoder.reconstruction_target(num, cat)
             errors = (head(h).float() - target.float()).pow(2).mean(dim=1)
-            out = {"errors": errors, "scores": head.score(errors)}
-            if labels is not None:
-                out["loss"] = errors.mean()
-            return out
+            return {"errors": errors, "scores": head.score(errors)}
         logits = head(h).float()
         if spec.binary:
             logits = logits.squeeze(1)

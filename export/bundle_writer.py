@@ -1,0 +1,288 @@
+"""best_model/ -> BUNDLE_DIR/: per-task graphs, merged graphs, manifest.
+
+The bundle is written to a temporary sibling directory and renamed into place
+only when every graph has passed the checker and the parity check, so a
+failed export never leaves a half bundle where an agent could pick it up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+
+import jenga_edge
+from jenga_edge.bundle import BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, MANIFEST, sha256_file
+from jenga_edge.errors import BundleError, ConfigError, JengaError
+from jenga_edge.schema import FeatureSchema
+from trainer import checkpoint
+from trainer.dataset import split_indices, vectorize_rows
+from trainer.readers import read_rows
+
+from .graphs import MergedGraph, TaskGraph, output_names
+from .onnx_export import DEFAULT_OPSET, SUPPORTED_OPSETS, example_inputs, export_graph, opset_of, set_metadata
+from .parity import compare, edge_cases
+
+ORT_MIN_FOR_OPSET = {18: "1.14", 19: "1.16", 20: "1.17", 21: "1.18"}
+PARITY_ROWS = 5000
+
+
+class ParityError(JengaError):
+    """onnxruntime and torch disagree by more than the tolerance."""
+
+    exit_code = 1
+
+
+@dataclass
+class ExportOptions:
+    tasks: Optional[list[str]] = None
+    opset: int = DEFAULT_OPSET
+    atol: float = 1e-5
+    data: Optional[str] = None      # rows for the parity check (default: the validation split)
+    force: bool = False
+
+
+def export_bundle(model_dir: str | Path, bundle_dir: str | Path, opts: ExportOptions,
+                  log: Callable[[str], None] = print) -> dict:
+    loaded = checkpoint.load(model_dir)
+    tasks = _select_tasks(loaded, opts.tasks)
+    if opts.opset not in SUPPORTED_OPSETS:
+        raise ConfigError(f"--opset {opts.opset}: unsupported; choose {SUPPORTED_OPSETS.start}"
+                          f"..{SUPPORTED_OPSETS.stop - 1}")
+    out = Path(bundle_dir)
+    _check_target(out, opts.force)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        manifest = _build(loaded, Path(model_dir), tasks, tmp, opts, log)
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
+        _fsync_dir_files(tmp)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return manifest
+
+
+def _select_tasks(loaded: checkpoint.LoadedModel, wanted: Optional[list[str]]) -> list[str]:
+    names = [t["name"] for t in loaded.meta["tasks"]]
+    if not wanted:
+        return names
+    unknown = [t for t in wanted if t not in names]
+    if unknown:
+        raise ConfigError(f"--tasks: unknown task(s) {', '.join(unknown)}; the model has: {', '.join(names)}")
+    return [n for n in names if n in wanted]
+
+
+def _check_target(out: Path, force: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise BundleError(f"{out}: exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise BundleError(f"{out}: directory is not empty; use --force to replace it")
+
+
+def _build(loaded: checkpoint.LoadedModel, model_dir: Path, tasks: list[str], tmp: Path,
+           opts: ExportOptions, log: Callable[[str], None]) -> dict:
+    model = loaded.model.cpu().eval()
+    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    version = int(time.time())
+    cases, parity_source = {}, {}
+    entries = []
+    for name in tasks:
+        meta = loaded.task(name)
+        src = meta["source"]
+        if src not in cases:
+            cases[src], parity_source[src] = _parity_cases(loaded, src, opts.data)
+        entry = _export_task(model, loaded, meta, tmp, cases[src], opts, version, log)
+        entry["parity"]["rows"] = parity_source[src]
+        entries.append(entry)
+    merged = [_export_merged(model, loaded, src, group, tmp, cases[src], opts, version, log)
+              for src, group in _groups(model, tasks).items()]
+    files = sorted((e["file"], e["sha256"]) for e in entries + merged)
+    return {
+        "format": BUNDLE_FORMAT, "format_version": BUNDLE_FORMAT_VERSION,
+        "bundle_id": hashlib.sha256(json.dumps(files).encode()).hexdigest()[:16],
+        "created": created, "project_name": loaded.meta["project_name"],
+        "producer": {"name": "jenga-export", "version": jenga_edge.__version__, "torch": torch.__version__,
+                     "onnx": onnx.__version__, "onnxruntime": ort.__version__,
+                     "exporter": "torch.onnx.export(dynamo=True)", "opset": opts.opset},
+        "source_model": {"path": str(model_dir.resolve()), "sha256": sha256_file(model_dir / checkpoint.META_FILE),
+                         "weights_sha256": loaded.meta["weights"]["sha256"],
+                         "best_epoch": loaded.meta.get("best_epoch")},
+        "requires": {"agent_min_version": "0.1.0", "onnxruntime_min_version": ORT_MIN_FOR_OPSET[opts.opset],
+                     "opset": opts.opset},
+        "tasks": entries, "merged": merged,
+    }
+
+
+def _export_task(model, loaded, meta: dict, tmp: Path, cases: dict, opts: ExportOptions, version: int,
+                 log) -> dict:
+    name, src = meta["name"], meta["source"]
+    schema = loaded.schemas[src]
+    outputs = output_names(model, name)
+    path = tmp / f"{name}.onnx"
+    graph = TaskGraph(model, name)
+    onx = export_graph(graph, example_inputs(len(schema.numeric), len(schema.categorical)), outputs, path,
+                       opts.opset)
+    parity = _check_parity(graph, path, outputs, cases, opts.atol, name)
+    labels = list(loaded.labels[name].classes)
+    props = {"jenga.task": name, "jenga.task_type": meta["type"], "jenga.mode": meta["mode"],
+             "jenga.source": src, "jenga.feature_schema": schema.canonical_json(),
+             "jenga.feature_schema_sha256": schema.sha256, "jenga.labels": labels,
+             "jenga.default_threshold": meta["threshold"], "jenga.parity_max_abs_diff": _worst(parity),
+             "jenga.producer_version": jenga_edge.__version__}
+    set_metadata(onx, props, producer_version=jenga_edge.__version__, model_version=version,
+                 doc=f"JengaAI Edge: task {name!r} ({meta['type']}, {meta['mode']}) of project "
+                     f"{loaded.meta['project_name']!r}; inputs numeric float32 [batch, {len(schema.numeric)}], "
+                     f"categorical int64 [batch, {len(schema.categorical)}]")
+    onnx.save(onx, str(path))
+    log(f"  {name}: {path.name} {path.stat().st_size / 1024:.1f} KiB, max abs diff "
+        + ", ".join(f"{o} {parity[o]:.2e}" for o in outputs))
+    return {"name": name, "type": meta["type"], "mode": meta["mode"], "source": src, "file": path.name,
+            "sha256": sha256_file(path), "opset": opset_of(onx), "size_bytes": path.stat().st_size,
+            "inputs": _input_specs(schema), "outputs": _output_specs(model, name, outputs),
+            "labels": labels, "threshold": meta["threshold"], "metrics": _plain_metrics(meta["metrics"]),
+            "schema": schema.to_json(), "schema_sha256": schema.sha256, "parity": parity}
+
+
+def _groups(model, tasks: list[str]) -> dict[str, list[str]]:
+    by_source: dict[str, list[str]] = {}
+    for t in tasks:
+        by_source.setdefault(model.specs[t].source, []).append(t)
+    return {s: ts for s, ts in by_source.items() if len(ts) >= 2}
+
+
+def _export_merged(model, loaded, src: str, tasks: list[str], tmp: Path, cases: dict, opts: ExportOptions,
+                   version: int, log) -> dict:
+    schema = loaded.schemas[src]
+    graph = MergedGraph(model, tasks)
+    outputs = graph.output_names()
+    path = tmp / f"merged-{src}.onnx"
+    onx = export_graph(graph, example_inputs(len(schema.numeric), len(schema.categorical)), outputs, path,
+                       opts.opset)
+    parity = _check_parity(graph, path, outputs, cases, opts.atol, f"merged-{src}")
+    vs_tasks = _merged_vs_task_graphs(path, tmp, tasks, outputs, cases)
+    if max(vs_tasks.values()) > opts.atol:
+        raise ParityError(f"merged-{src}.onnx differs from the per-task graphs by {max(vs_tasks.values()):.2e} "
+                          f"> --atol {opts.atol:g}")
+    set_metadata(onx, {"jenga.merged_tasks": tasks, "jenga.source": src,
+                       "jenga.feature_schema_sha256": schema.sha256,
+                       "jenga.producer_version": jenga_edge.__version__},
+                 producer_version=jenga_edge.__version__, model_version=version,
+                 doc=f"JengaAI Edge: tasks {', '.join(tasks)} of source {src!r} in one graph")
+    onnx.save(onx, str(path))
+    log(f"  merged-{src}: {path.name} {path.stat().st_size / 1024:.1f} KiB, tasks {', '.join(tasks)}, "
+        f"max abs diff {_worst(parity):.2e} (vs per-task graphs {max(vs_tasks.values()):.2e})")
+    return {"file": path.name, "sha256": sha256_file(path), "source": src, "tasks": tasks,
+            "size_bytes": path.stat().st_size,
+            "outputs": {t: [o for o in outputs if o.startswith(f"{t}.")] for t in tasks},
+            "parity": {**parity, "vs_task_graphs": vs_tasks}}
+
+
+def _merged_vs_task_graphs(path: Path, tmp: Path, tasks: list[str], outputs: list[str], cases: dict) -> dict:
+    merged = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    singles = {t: ort.InferenceSession(str(tmp / f"{t}.onnx"), providers=["CPUExecutionProvider"]) for t in tasks}
+    worst = {o: 0.0 for o in outputs}
+    for num, cat in cases.values():
+        feed = {"numeric": num, "categorical": cat}
+        got = dict(zip(outputs, merged.run(outputs, feed)))
+        for t, sess in singles.items():
+            names = [o.name for o in sess.get_outputs()]
+            for n, v in zip(names, sess.run(names, feed)):
+                d = np.abs(got[f"{t}.{n}"].astype(np.float64) - v.astype(np.float64))
+                worst[f"{t}.{n}"] = max(worst[f"{t}.{n}"], float(d.max()) if d.size else 0.0)
+    return worst
+
+
+def _check_parity(graph, path: Path, outputs: list[str], cases: dict, atol: float, what: str) -> dict:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    parity = compare(graph, session, outputs, cases)
+    bad = {o: parity[o] for o in outputs if not parity[o] <= atol}
+    if bad:
+        worst_case = {c: d for c, d in parity["cases"].items() if any(not d[o] <= atol for o in bad)}
+        raise ParityError(f"{what}: onnxruntime differs from torch by "
+                          + ", ".join(f"{o} {v:.3e}" for o, v in bad.items())
+                          + f" > --atol {atol:g} (cases: {', '.join(worst_case)})")
+    return parity
+
+
+def _parity_cases(loaded, src: str, data: Optional[str]) -> tuple[dict, str]:
+    schema: FeatureSchema = loaded.schemas[src]
+    rows, where = _parity_rows(loaded, src, data)
+    num, cat = vectorize_rows(schema, rows, where)
+    return edge_cases(schema, num, cat), where
+
+
+def _parity_rows(loaded, src: str, data: Optional[str]) -> tuple[list[dict], str]:
+    cfg = loaded.meta["config"]
+    scfg = cfg["sources"][src]
+    if data:
+        return read_rows(data)[:PARITY_ROWS], f"--data {data}"
+    path = loaded.meta.get("data_paths", {}).get(src)
+    if path and Path(path).is_file():
+        rows = read_rows(path, scfg.get("format", "auto"), scfg.get("columns"), scfg.get("limit"))
+        t = cfg["training"]
+        _, val = split_indices(len(rows), t["validation_fraction"], t["seed"])
+        return [rows[i] for i in val[:PARITY_ROWS]], f"validation split of {path}"
+    return _synthetic_rows(loaded.schemas[src]), "synthesized from the schema (training data not found)"
+
+
+def _synthetic_rows(schema: FeatureSchema, n: int = 2000) -> list[dict]:
+    """Rows spread around the fitted parameters, for models whose data is gone."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for _ in range(n):
+        row = {}
+        for f in schema.features:
+            if f.kind == "categorical":
+                row[f.name] = f.categories[rng.integers(1, len(f.categories))] if len(f.categories) > 1 else None
+            elif f.kind == "boolean":
+                row[f.name] = bool(rng.integers(0, 2))
+            elif f.edges:
+                row[f.name] = float(rng.uniform(f.edges[0], f.edges[-1]))
+            else:
+                spread = f.std if f.encoding == "standard" else max(1.0, abs(f.impute))
+                row[f.name] = float(f.impute + rng.normal() * spread)
+        rows.append(row)
+    return rows
+
+
+def _input_specs(schema: FeatureSchema) -> list[dict]:
+    return [{"name": "numeric", "dtype": "float32", "shape": ["batch", len(schema.numeric)],
+             "features": [f.name for f in schema.numeric]},
+            {"name": "categorical", "dtype": "int64", "shape": ["batch", len(schema.categorical)],
+             "features": [f.name for f in schema.categorical]}]
+
+
+def _output_specs(model, task: str, outputs: list[str]) -> list[dict]:
+    spec = model.specs[task]
+    if spec.binary:
+        return [{"name": outputs[0], "dtype": "float32", "shape": ["batch"]}]
+    return [{"name": outputs[0], "dtype": "float32", "shape": ["batch", spec.n_classes]},
+            {"name": outputs[1], "dtype": "int64", "shape": ["batch"]}]
+
+
+def _plain_metrics(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}
+
+
+def _worst(parity: dict) -> float:
+    return max(v for k, v in parity.items() if isinstance(v, (int, float)))
+
+
+def _fsync_dir_files(d: Path) -> None:
+    for p in d.iterdir():
+        with open(p, "rb") as fh:
+            os.fsync(fh.fileno())

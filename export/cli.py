@@ -1,0 +1,68 @@
+"""jenga-export MODEL_DIR -o BUNDLE_DIR: verified per-task ONNX graphs in a bundle.
+
+Exit codes: 0 exported; 1 the checker or the parity check failed (nothing is
+written); 2 bad usage: missing/foreign model directory, unknown task,
+unsupported opset, non-empty output without --force.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Optional
+
+import click
+
+from jenga_edge.errors import JengaError
+
+
+@click.command()
+@click.argument("model_dir", type=click.Path())
+@click.option("-o", "--output", "bundle_dir", required=True, type=click.Path(file_okay=False),
+              help="Bundle directory to write.")
+@click.option("--tasks", help="Comma-separated tasks to export (default: all).")
+@click.option("--opset", default=18, show_default=True, type=int, help="ONNX opset (18-21).")
+@click.option("--atol", default=1e-5, show_default=True, type=float,
+              help="Max abs diff allowed between torch and onnxruntime, per output.")
+@click.option("--data", type=click.Path(dir_okay=False),
+              help="Rows for the parity check (default: the model's validation split).")
+@click.option("--force", is_flag=True, help="Replace a non-empty BUNDLE_DIR.")
+def main(model_dir: str, bundle_dir: str, tasks: Optional[str], opset: int, atol: float,
+         data: Optional[str], force: bool) -> None:
+    """Export each task of a trained best_model/ as its own ONNX graph (plus one
+    merged graph per shared schema), check every graph with onnx.checker and
+    against torch, and write a bundle with a sha256-verified manifest."""
+    from .bundle_writer import ExportOptions, export_bundle
+
+    opts = ExportOptions([t.strip() for t in tasks.split(",") if t.strip()] if tasks else None,
+                         opset, atol, data, force)
+    t0 = time.perf_counter()
+    try:
+        click.echo(f"exporting {model_dir} -> {bundle_dir} (opset {opset}, atol {atol:g})", err=True)
+        manifest = export_bundle(model_dir, bundle_dir, opts, log=lambda s: click.echo(s, err=True))
+    except JengaError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    print_summary(manifest)
+    click.echo(f"bundle {manifest['bundle_id']} written to {bundle_dir} in {time.perf_counter() - t0:.1f} s",
+               err=True)
+
+
+def print_summary(manifest: dict) -> None:
+    rows = [("task", "inputs", "outputs", "size", "max abs diff")]
+    for t in manifest["tasks"]:
+        ins = " ".join(f"{i['name']}[{i['shape'][1]}]" for i in t["inputs"])
+        outs = " ".join(o["name"] for o in t["outputs"])
+        worst = max(v for k, v in t["parity"].items() if isinstance(v, float))
+        rows.append((t["name"], ins, outs, f"{t['size_bytes'] / 1024:.1f} KiB", f"{worst:.2e}"))
+    for m in manifest["merged"]:
+        worst = max(v for k, v in m["parity"].items() if isinstance(v, float))
+        rows.append((f"[merged {m['source']}]", "numeric categorical", f"{len(m['tasks'])} tasks",
+                     f"{m['size_bytes'] / 1024:.1f} KiB", f"{worst:.2e}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    for r in rows:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+
+
+if __name__ == "__main__":
+    main()

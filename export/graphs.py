@@ -1,0 +1,60 @@
+"""Torch modules that are exactly what each ONNX graph computes.
+
+Every graph takes the two schema inputs (either may be zero-width):
+  numeric      float32 [batch, n]   NaN = missing (imputed inside)
+  categorical  int64   [batch, m]   vocabulary indices, 0 = out of vocabulary
+Outputs: binary tasks `score` [batch]; multiclass `probabilities` [batch, C]
+and `label` int64 [batch]. The merged graph prefixes each with `<task>.`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from trainer.model import MultiTaskModel
+
+INPUT_NAMES = ("numeric", "categorical")
+
+
+def output_names(model: MultiTaskModel, task: str, prefix: str = "") -> list[str]:
+    names = ["score"] if model.specs[task].binary else ["probabilities", "label"]
+    return [prefix + n for n in names]
+
+
+def _task_outputs(model: MultiTaskModel, task: str, numeric: torch.Tensor,
+                  categorical: torch.Tensor) -> list[torch.Tensor]:
+    scores = model(task, features={"numeric": numeric, "categorical": categorical})["scores"]
+    if model.specs[task].binary:
+        return [scores]
+    return [scores, torch.argmax(scores, dim=1)]
+
+
+class TaskGraph(nn.Module):
+    def __init__(self, model: MultiTaskModel, task: str):
+        super().__init__()
+        self.model, self.task = model, task
+
+    def forward(self, numeric: torch.Tensor, categorical: torch.Tensor):
+        out = _task_outputs(self.model, self.task, numeric, categorical)
+        return out[0] if len(out) == 1 else tuple(out)
+
+
+class MergedGraph(nn.Module):
+    """All tasks of one source: the adapter and trunk run once per event."""
+
+    def __init__(self, model: MultiTaskModel, tasks: list[str]):
+        super().__init__()
+        self.model, self.tasks = model, list(tasks)
+        self.source = model.specs[tasks[0]].source
+
+    def forward(self, numeric: torch.Tensor, categorical: torch.Tensor):
+        h = self.model.shared(self.source, numeric, categorical)
+        outs: list[torch.Tensor] = []
+        for task in self.tasks:
+            scores = self.model.head_outputs(task, h, numeric, categorical)["scores"]
+            outs += [scores] if self.model.specs[task].binary else [scores, torch.argmax(scores, dim=1)]
+        return tuple(outs)
+
+    def output_names(self) -> list[str]:
+        return [n for t in self.tasks for n in output_names(self.model, t, prefix=f"{t}.")]

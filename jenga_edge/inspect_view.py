@@ -1,0 +1,55 @@
+"""A verified bundle as readable text tables (for `jenga-edge inspect`)."""
+
+from __future__ import annotations
+
+from .bundle import Bundle
+
+
+def table(rows: list[tuple], indent: str = "  ") -> str:
+    rows = [tuple("" if c is None else str(c) for c in r) for r in rows]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join(indent + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+
+
+def _num(v, fmt: str = ".4f") -> str:
+    return format(v, fmt) if isinstance(v, (int, float)) else "-"
+
+
+def render(b: Bundle) -> str:
+    m = b.manifest
+    prod, req = m.get("producer", {}), m.get("requires", {})
+    out = [f"bundle {m['bundle_id']}  (format {m['format']} v{m['format_version']}, verified: all sha256 match)",
+           f"  project {m.get('project_name')}, created {m.get('created')}, by {prod.get('name')} "
+           f"{prod.get('version')} (torch {prod.get('torch')}, opset {prod.get('opset')})",
+           f"  needs jenga-edge >= {req.get('agent_min_version')}, onnxruntime >= {req.get('onnxruntime_min_version')}",
+           f"  source model sha256 {m.get('source_model', {}).get('sha256', '-')[:16]}…", "", "tasks:"]
+    rows = [("task", "type", "mode", "source", "file", "sha256", "threshold", "labels", "parity")]
+    for t in b.tasks.values():
+        worst = max((v for v in t.parity.values() if isinstance(v, (int, float))), default=None)
+        rows.append((t.name, t.type, t.mode, t.source, t.file, t.sha256[:12] + "…", _num(t.threshold),
+                     ",".join(t.labels), _num(worst, ".1e")))
+    out.append(table(rows))
+    out += ["", "validation metrics:"]
+    mrows = [("task", "accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "macro_f1")]
+    for t in b.tasks.values():
+        mrows.append((t.name, *(_num(t.metrics.get(k)) for k in mrows[0][1:])))
+    out.append(table(mrows))
+    if b.merged:
+        out += ["", "merged graphs (trunk runs once for these tasks):"]
+        out.append(table([("file", "source", "tasks", "sha256")] +
+                         [(g.file, g.source, ",".join(g.tasks), g.sha256[:12] + "…") for g in b.merged]))
+    seen = set()
+    for t in b.tasks.values():
+        if t.source in seen:
+            continue
+        seen.add(t.source)
+        out += ["", f"schema of source {t.source!r} (sha256 {t.schema.sha256[:12]}…, "
+                    f"{len(t.schema.numeric)} numeric, {len(t.schema.categorical)} categorical):"]
+        srows = [("#", "feature", "kind", "encoding", "categories", "default", "missing")]
+        for i, f in enumerate(t.schema.features):
+            cats = str(len(f.categories) - 1) if f.kind == "categorical" else ""
+            default = "<unk>" if f.kind == "categorical" else _num(f.impute, "g")
+            srows.append((i, f.name, f.kind, f.encoding if f.kind != "categorical" else "embedding",
+                          cats, default, "impute" if f.allow_missing else "reject"))
+        out.append(table(srows))
+    return "\n".join(out)
