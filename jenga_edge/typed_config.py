@@ -181,7 +181,14 @@ def _convert_dataclass(cls: type, value: Any, path: str, source: str) -> Any:
         converted = _convert(hints[name], value[name], join(path, name), source)
         _check_bounds(f, converted, join(path, name), source)
         kwargs[name] = converted
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ConfigError as exc:
+        # Raised by a __post_init__ cross-field check: add where it happened.
+        msg = str(exc)
+        if msg.startswith(f"{source}:"):
+            raise
+        fail(source, path, msg)
 
 
 def _check_bounds(f: dataclasses.Field, value: Any, path: str, source: str) -> None:

@@ -1,0 +1,283 @@
+"""The agent: sources -> queue -> micro-batches -> decode -> score -> rules ->
+actions -> sinks, with every event accounted for.
+
+Threads: each source reads in its own thread into one bounded queue; the main
+thread does all scoring, rule evaluation, actions and sink writes, so no lock
+guards the pipeline. Signals only set flags that the loop reads between
+batches: SIGHUP reloads (config + bundle, verified before the swap; on any
+failure the old pipeline keeps serving); SIGTERM/SIGINT stop the sources, score
+everything already accepted, flush the sinks and exit 0.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+from . import __version__
+from .actions import RateLimiter, build_actions
+from .bundle import Bundle, verify_bundle
+from .config import AgentConfig, load_agent_config
+from .decode import DecodedBatch, EventDecoder, Reject
+from .errors import JengaError
+from .metrics import AgentMetrics, MetricsServer
+from .rules import Hit, RuleEngine, default_rules, render_output
+from .score import Scorer
+from .sinks import JsonlSink, build_sinks
+from .sources import EventQueue, build_source
+
+DEAD_LETTER_LINE_MAX = 4096
+
+
+@dataclass
+class Pipeline:
+    """Everything a reload replaces, built and verified before it is swapped in."""
+
+    cfg: AgentConfig
+    bundle: Bundle
+    scorer: Scorer
+    decoder: EventDecoder
+    rules: RuleEngine
+    actions: dict
+    limiter: RateLimiter
+
+
+def build_pipeline(cfg: AgentConfig) -> Pipeline:
+    bundle = verify_bundle(cfg.agent.bundle)
+    scorer = Scorer(bundle, cfg.agent.tasks, cfg.runtime)
+    tasks = {t: bundle.tasks[t] for t in scorer.tasks}
+    rules = RuleEngine(cfg.rules or default_rules(tasks), tasks, cfg.allowlist)
+    wanted = list(dict.fromkeys([*cfg.event.keys, *cfg.event.fields, *sorted(rules.fields)]))
+    missing = [f for f in rules.fields if f not in wanted]
+    if missing:
+        raise JengaError(f"rules use fields {missing} that are not extracted")
+    decoder = EventDecoder(scorer.schema, cfg.event.mapping, [k for k in wanted if k not in scorer.schema.names]
+                           + [k for k in wanted if k in scorer.schema.names])
+    actions = build_actions({n: getattr(cfg.actions, n) for n in ("firewall", "webhook", "exec")
+                             if getattr(cfg.actions, n) is not None})
+    limiter = RateLimiter(cfg.actions.rate_limit.max_actions, cfg.actions.rate_limit.per_seconds)
+    return Pipeline(cfg, bundle, scorer, decoder, rules, actions, limiter)
+
+
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
+
+
+class Agent:
+    def __init__(self, cfg: AgentConfig, config_path: Optional[str] = None, overrides: tuple = (),
+                 log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True)):
+        self.config_path, self.overrides, self.log = config_path, overrides, log
+        self.started = time.monotonic()
+        self.pipe = build_pipeline(cfg)
+        self.cfg = cfg
+        self.metrics = AgentMetrics()
+        self.metrics.set_bundle(self.pipe.bundle.bundle_id, self.pipe.bundle.manifest.get("source_model", {})
+                                .get("sha256", ""))
+        self.sinks = build_sinks(cfg.sinks)
+        self.dead_letter = JsonlSink(cfg.dead_letter)
+        self.queue = EventQueue(cfg.batching.queue_size)
+        self.sources = [build_source(s, self.queue, cfg.batching.max_line_bytes) for s in cfg.sources]
+        self.server = MetricsServer(self.metrics.registry, cfg.metrics.host, cfg.metrics.port,
+                                    healthy=lambda: not self._stopping) if cfg.metrics.enabled else None
+        self.agent_info = {"id": cfg.agent.id, "hostname": socket.gethostname(), "version": __version__}
+        self._stopping = False
+        self._reload_requested = False
+        self.first_scored_at: Optional[float] = None
+        self.counts = {"received": 0, "scored": 0, "rejected": 0, "alerts": 0}
+
+    # ------------------------------------------------------------ lifecycle
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, lambda *_: self.stop())
+        signal.signal(signal.SIGINT, lambda *_: self.stop())
+        signal.signal(signal.SIGHUP, lambda *_: self.request_reload())
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    def request_reload(self) -> None:
+        self._reload_requested = True
+
+    def run(self) -> dict:
+        for s in self.sources:
+            s.start()
+        if self.server:
+            self.server.start()
+        self.metrics.set_up(True)
+        self.log(f"jenga-edge {__version__}: bundle {self.pipe.bundle.bundle_id}, tasks "
+                 f"{', '.join(self.pipe.scorer.tasks)}{' (merged graph)' if self.pipe.scorer.merged else ''}, "
+                 f"sources {', '.join(s.cfg_label if hasattr(s, 'cfg_label') else type(s).__name__ for s in self.sources)}")
+        try:
+            self._loop()
+        finally:
+            self._shutdown()
+        return self.summary()
+
+    def _loop(self) -> None:
+        b = self.cfg.batching
+        next_stats = time.monotonic() + (self.cfg.metrics.stats_interval_s or float("inf"))
+        while True:
+            if self._reload_requested:
+                self._reload()
+            if self._stopping:
+                for s in self.sources:
+                    s.stop()
+            lines = self.queue.get_batch(b.max_batch, b.max_wait_ms / 1000.0)
+            if lines:
+                self.process(lines)
+            elif self._stopping or self._sources_done():
+                if self.queue.depth() == 0:
+                    return
+            if time.monotonic() >= next_stats:
+                self.log(self.metrics.stats_line())
+                next_stats = time.monotonic() + self.cfg.metrics.stats_interval_s
+
+    def _sources_done(self) -> bool:
+        return all(getattr(s, "eof", False) for s in self.sources)
+
+    def _shutdown(self) -> None:
+        for s in self.sources:
+            s.stop()
+        # Anything a source accepted before it stopped is still scored.
+        while True:
+            lines = self.queue.get_batch(self.cfg.batching.max_batch, 0.0)
+            if not lines:
+                break
+            self.process(lines)
+        for s in self.sources:
+            s.join(2.0)
+            self._count_drops(s)
+        for sink in [*self.sinks, self.dead_letter]:
+            sink.close()
+        if self.server:
+            self.server.stop()
+        self.metrics.set_up(False)
+
+    def _count_drops(self, source: Any) -> None:
+        dropped = getattr(source, "dropped", 0)
+        if dropped:
+            self.metrics.dropped.inc(dropped, source=type(source).__name__.replace("Source", "").lower())
+
+    def _reload(self) -> None:
+        self._reload_requested = False
+        try:
+            cfg = load_agent_config(self.config_path, self.overrides) if self.config_path else self.cfg
+            pipe = build_pipeline(cfg)
+        except JengaError as exc:
+            self.metrics.reloads.inc(result="failed")
+            self.log(f"reload failed, still serving bundle {self.pipe.bundle.bundle_id}: {exc}")
+            return
+        except Exception as exc:   # a reload must never take the serving pipeline down
+            self.metrics.reloads.inc(result="failed")
+            self.log(f"reload failed, still serving bundle {self.pipe.bundle.bundle_id}: "
+                     f"{type(exc).__name__}: {exc}")
+            return
+        self.pipe, self.cfg = pipe, cfg
+        self.metrics.reloads.inc(result="ok")
+        self.metrics.set_bundle(pipe.bundle.bundle_id, pipe.bundle.manifest.get("source_model", {}).get("sha256", ""))
+        self.log(f"reloaded: bundle {pipe.bundle.bundle_id}, tasks {', '.join(pipe.scorer.tasks)}")
+
+    # -------------------------------------------------------------- scoring
+    def process(self, lines: list) -> list[dict]:
+        t0 = time.perf_counter()
+        pipe = self.pipe
+        data = [ln.data for ln in lines]
+        batch = pipe.decoder.decode(data, [ln.oversize for ln in lines])
+        scores = pipe.scorer.score(batch.num, batch.cat)
+        hits = pipe.rules.evaluate(batch, scores)
+        alerts = [self._alert(h, batch, lines) for h in hits]
+        for sink in self.sinks:
+            sink.write_batch(alerts)
+        self.dead_letter.write_batch([self._dead(r, lines) for r in batch.rejects])
+        self._account(lines, batch, alerts, time.perf_counter() - t0)
+        return alerts
+
+    def _alert(self, hit: Hit, batch: DecodedBatch, lines: list) -> dict:
+        pipe, rule = self.pipe, hit.rule
+        keys = {k: v[hit.row] for k, v in batch.keys.items()}
+        alert = {"timestamp": _iso(time.time()), "event_type": "alert", "agent": self.agent_info,
+                 "rule": rule.cfg.rule, "priority": hit.priority, "task": rule.task.name,
+                 "score": round(hit.score, 6), "threshold": rule.threshold,
+                 "model": {"bundle_id": pipe.bundle.bundle_id, "sha256": rule.task.sha256},
+                 "source": lines[batch.index[hit.row]].origin}
+        if hit.label is not None:
+            alert["label"] = hit.label
+        for k in pipe.cfg.event.keys:
+            if keys.get(k) is not None:
+                alert[k] = keys[k]
+        alert["fields"] = {k: keys.get(k) for k in pipe.cfg.event.fields}
+        if rule.cfg.output:
+            alert["output"] = render_output(rule.cfg.output, {**keys, **alert})
+        if rule.cfg.tags:
+            alert["tags"] = rule.cfg.tags
+        alert["actions"] = [self._act(name, alert, keys.get(rule.cfg.key) if rule.cfg.key else alert.get("src_ip"))
+                            for name in rule.cfg.actions if name != "alert"]
+        return alert
+
+    def _act(self, name: str, alert: dict, key: Any) -> dict:
+        pipe = self.pipe
+        if key is not None and pipe.rules.allowlisted(key):
+            outcome = {"type": name, "result": "skipped", "reason": "allowlisted"}
+        elif not pipe.limiter.allow():
+            outcome = {"type": name, "result": "skipped", "reason": "rate_limited"}
+        else:
+            try:
+                outcome = pipe.actions[name].run(alert)
+            except Exception as exc:   # an action failure is recorded, never fatal
+                outcome = {"type": name, "result": "failed", "reason": f"{type(exc).__name__}: {exc}"}
+        self.metrics.actions.inc(type=name, result=outcome.get("result", "unknown"))
+        return outcome
+
+    def _dead(self, r: Reject, lines: list) -> dict:
+        ln = lines[r.index]
+        text = ln.data[:DEAD_LETTER_LINE_MAX].decode("utf-8", errors="replace")
+        return {"timestamp": _iso(time.time()), "source": ln.origin, "reason": r.reason, "field": r.field,
+                "message": r.message, "line": text, "truncated": len(ln.data) > DEAD_LETTER_LINE_MAX or ln.oversize}
+
+    def _account(self, lines: list, batch: DecodedBatch, alerts: list[dict], seconds: float) -> None:
+        m = self.metrics
+        by_origin: dict[str, int] = {}
+        for ln in lines:
+            kind = ln.origin.split(":", 1)[0]
+            by_origin[kind] = by_origin.get(kind, 0) + 1
+        for kind, n in by_origin.items():
+            m.received.inc(n, source=kind)
+        for task in self.pipe.scorer.tasks:
+            if len(batch):
+                m.scored.inc(len(batch), task=task)
+        reasons: dict[str, int] = {}
+        for r in batch.rejects:
+            reasons[r.reason] = reasons.get(r.reason, 0) + 1
+        for reason, n in reasons.items():
+            m.rejected.inc(n, reason=reason)
+        for a in alerts:
+            m.alerts.inc(task=a["task"], priority=a["priority"])
+        m.batch_seconds.observe(seconds)
+        m.queue_depth.set(self.queue.depth())
+        self.counts["received"] += len(lines)
+        self.counts["scored"] += len(batch)
+        self.counts["rejected"] += len(batch.rejects)
+        self.counts["alerts"] += len(alerts)
+        if self.first_scored_at is None and len(batch):
+            self.first_scored_at = time.monotonic()
+
+    def summary(self) -> dict:
+        snap = self.metrics.snapshot()
+        return {"received": self.counts["received"], "scored": self.counts["scored"],
+                "rejected": self.counts["rejected"], "alerts": self.counts["alerts"],
+                "dropped": sum(getattr(s, "dropped", 0) for s in self.sources),
+                "metrics": snap, "bundle_id": self.pipe.bundle.bundle_id,
+                "uptime_s": round(time.monotonic() - self.started, 3)}
+
+
+def summary_line(summary: dict) -> str:
+    return json.dumps({k: v for k, v in summary.items() if k != "metrics"})
+
+
+def pid() -> int:
+    return os.getpid()

@@ -1,0 +1,152 @@
+"""One-off threat checks from a shell: score events, explain, set the exit code.
+
+Exit status: 0 nothing found, 1 a threat was found, 2 bad usage or unreadable
+input (including events that could not be scored when nothing was found).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from .bundle import Bundle
+from .decode import EventDecoder
+from .schema import OOV_INDEX
+from .score import Scorer, select_tasks
+
+EXIT_CLEAN, EXIT_THREAT, EXIT_BAD = 0, 1, 2
+
+
+@dataclass
+class TaskVerdict:
+    task: str
+    score: float
+    threshold: Optional[float]
+    verdict: str                 # "threat" | "normal" | a class label
+    threat: bool
+    top_fields: list[tuple[str, float]] = field(default_factory=list)
+
+
+@dataclass
+class EventResult:
+    event: int
+    ok: bool
+    tasks: list[TaskVerdict] = field(default_factory=list)
+    reason: Optional[str] = None
+    field: Optional[str] = None
+    message: Optional[str] = None
+
+    def to_json(self) -> dict:
+        if not self.ok:
+            return {"event": self.event, "ok": False, "reason": self.reason, "field": self.field,
+                    "message": self.message}
+        return {"event": self.event, "ok": True, "threat": any(t.threat for t in self.tasks),
+                "tasks": {t.task: {"score": round(t.score, 6), "threshold": t.threshold, "verdict": t.verdict,
+                                   "top_fields": [{"field": f, "contribution": round(c, 6)} for f, c in t.top_fields]}
+                          for t in self.tasks}}
+
+
+def pick_tasks(bundle: Bundle, first_event_keys: Sequence[str], wanted: Optional[Sequence[str]]) -> list[str]:
+    """Explicit tasks, else the tasks of the schema that best fits the event's fields."""
+    if wanted:
+        return [e.name for e in select_tasks(bundle, wanted)]
+    groups: dict[str, list[str]] = {}
+    for t in bundle.tasks.values():
+        groups.setdefault(t.schema.sha256, []).append(t.name)
+    keys = set(first_event_keys)
+    best = max(groups.values(), key=lambda names: len(keys & set(bundle.tasks[names[0]].schema.names)))
+    return best
+
+
+def check_lines(bundle: Bundle, lines: list[bytes], tasks: Optional[Sequence[str]] = None,
+                explain: int = 3) -> list[EventResult]:
+    first = _first_keys(lines)
+    names = pick_tasks(bundle, first, tasks)
+    scorer = Scorer(bundle, names)
+    decoder = EventDecoder(scorer.schema)
+    batch = decoder.decode(lines)
+    results: dict[int, EventResult] = {r.index: EventResult(r.index + 1, False, reason=r.reason, field=r.field,
+                                                            message=r.message) for r in batch.rejects}
+    scores = scorer.score(batch.num, batch.cat)
+    for row, i in enumerate(batch.index):
+        verdicts = []
+        for t in names:
+            entry = bundle.tasks[t]
+            s = float(scores.score[t][row])
+            if entry.type == "classification":
+                label = entry.labels[int(scores.label[t][row])]
+                verdicts.append(TaskVerdict(t, s, None, label, False))
+            else:
+                thr = entry.threshold if entry.threshold is not None else 0.5
+                verdicts.append(TaskVerdict(t, s, thr, "threat" if s >= thr else "normal", s >= thr))
+        if explain:
+            _explain(scorer, batch.num[row], batch.cat[row], verdicts, explain)
+        results[i] = EventResult(i + 1, True, verdicts)
+    return [results[i] for i in sorted(results)]
+
+
+def _first_keys(lines: list[bytes]) -> list[str]:
+    import json
+    for line in lines:
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(obj, dict):
+            return list(obj)
+    return []
+
+
+def _explain(scorer: Scorer, num: np.ndarray, cat: np.ndarray, verdicts: list[TaskVerdict], top: int) -> None:
+    """Occlusion: how much each field's value raises the score compared with the
+    same event with that field missing. One batch of n+m rows per event: cheap."""
+    schema = scorer.schema
+    n, m = len(num), len(cat)
+    nums = np.repeat(num[None, :], n + m, axis=0)
+    cats = np.repeat(cat[None, :], n + m, axis=0)
+    nums[np.arange(n), np.arange(n)] = np.nan
+    cats[n + np.arange(m), np.arange(m)] = OOV_INDEX
+    occluded = scorer.score(nums, cats)
+    names = [f.name for f in schema.numeric] + [f.name for f in schema.categorical]
+    for v in verdicts:
+        if scorer.bundle.tasks[v.task].type == "classification":
+            continue
+        # In log-odds: a saturated score (0.9999) still shows which fields hold it up.
+        contrib = _logit(v.score) - _logit(occluded.score[v.task])
+        order = np.argsort(-contrib)[:top]
+        v.top_fields = [(names[j], float(contrib[j])) for j in order if contrib[j] > 0]
+
+
+def _logit(p):
+    p = np.clip(np.asarray(p, dtype=np.float64), 1e-7, 1 - 1e-7)
+    return np.log(p) - np.log1p(-p)
+
+
+def exit_code(results: list[EventResult]) -> int:
+    if any(t.threat for r in results for t in r.tasks):
+        return EXIT_THREAT
+    if not results or any(not r.ok for r in results):
+        return EXIT_BAD
+    return EXIT_CLEAN
+
+
+def render(results: list[EventResult]) -> str:
+    lines = []
+    for r in results:
+        if not r.ok:
+            lines.append(f"event {r.event}: REJECTED {r.reason}" + (f" ({r.field})" if r.field else "")
+                         + f": {r.message}")
+            continue
+        head = "THREAT" if any(t.threat for t in r.tasks) else "clean"
+        lines.append(f"event {r.event}: {head}")
+        for t in r.tasks:
+            if t.threshold is None:
+                lines.append(f"  {t.task:<16} {t.verdict} (p={t.score:.3f})")
+                continue
+            cmp = ">=" if t.threat else "<"
+            why = ", ".join(f"{f} +{c:.2f}" for f, c in t.top_fields)
+            lines.append(f"  {t.task:<16} score {t.score:.3f} {cmp} {t.threshold:.3f}  {t.verdict}"
+                         + (f"  top fields (log-odds): {why}" if why and t.threat else ""))
+    return "\n".join(lines)

@@ -1,0 +1,687 @@
+"""Agent metrics: a small thread-safe registry, a Prometheus endpoint, a stats line.
+
+Stdlib only (no prometheus_client on gateways). Three metric kinds, rendered in
+the Prometheus text exposition format 0.0.4:
+
+    Counter    monotonically increasing, `inc(n=1, **labels)`
+    Gauge      `set(value, **labels)`, or a callback evaluated at scrape time
+    Histogram  fixed buckets, `observe(seconds)`; exposes cumulative
+               `_bucket{le=...}` (ending in `+Inf`), `_sum` and `_count`
+
+`inc` is meant to be called once per batch with a count, not once per event:
+it is a dict lookup and an add under a per-metric lock. Label values are checked
+(see `no_ip_labels`) only the first time a label combination is seen, so the
+check costs nothing on the hot path. The value argument of inc/set/observe is
+positional-only, so any label name (even `n` or `value`) can be passed by keyword.
+
+`AgentMetrics` creates the agent's fixed set of `jenga_*` metrics and derives a
+plain-number `snapshot()` and a one-line `stats_line()` from them.
+`MetricsServer` serves `GET /metrics` and `GET /healthz` from a daemon thread,
+bound to loopback unless configured otherwise.
+"""
+
+from __future__ import annotations
+
+import bisect
+import collections
+import http.server
+import ipaddress
+import math
+import re
+import socket
+import threading
+import time
+import urllib.parse
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator, Optional
+
+from .errors import ConfigError
+from .typed_config import bounded
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*\Z")
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
+
+# Batch latency buckets, seconds: 50 µs .. 1 s. A batch of a few hundred events
+# through a small ONNX graph takes well under a millisecond on a gateway CPU.
+BATCH_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+
+LabelCheck = Callable[[str, str], None]
+
+
+# ----------------------------------------------------------------- formatting
+
+def _escape_label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _escape_help(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def format_value(value: float) -> str:
+    """A sample value as the exposition format writes it (`+Inf`, `NaN`, ...)."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(value)
+    value = float(value)
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(value)
+
+
+def _label_text(names: tuple[str, ...], values: tuple[str, ...],
+                extra: Optional[tuple[str, str]] = None) -> str:
+    pairs = [f'{n}="{_escape_label(v)}"' for n, v in zip(names, values)]
+    if extra is not None:
+        pairs.append(f'{extra[0]}="{_escape_label(extra[1])}"')
+    return "{" + ",".join(pairs) + "}" if pairs else ""
+
+
+def no_ip_labels(name: str, value: str) -> None:
+    """Label check used by AgentMetrics: an IP address is never a label value.
+
+    Two reasons. Cardinality: every distinct label value is a new time series
+    kept forever by the agent and by Prometheus, and the addresses seen by a
+    gateway are unbounded (one scan is enough to make thousands). Privacy: the
+    metrics endpoint is scraped, forwarded and stored far more widely than
+    alerts are, and an address is personal data in many jurisdictions. Addresses
+    belong in alerts, not in metrics.
+    """
+    text = value.strip().strip("[]")
+    for parse in (ipaddress.ip_address, ipaddress.ip_interface):
+        try:
+            parse(text)
+        except ValueError:
+            continue
+        raise ValueError(f"metric label {name}={value!r} is an IP address; IP addresses are "
+                         "never used as label values (unbounded cardinality, personal data)")
+
+
+# -------------------------------------------------------------------- metrics
+
+class _Metric:
+    kind = "untyped"
+    _reserved: tuple[str, ...] = ()
+
+    def __init__(self, name: str, help: str, labelnames: Iterable[str] = (), *,
+                 label_check: Optional[LabelCheck] = None):
+        if not isinstance(name, str) or not _METRIC_NAME.match(name):
+            raise ValueError(f"invalid metric name {name!r}: expected [a-zA-Z_:][a-zA-Z0-9_:]*")
+        names = tuple(labelnames)
+        for ln in names:
+            if not isinstance(ln, str) or not _LABEL_NAME.match(ln) or ln.startswith("__"):
+                raise ValueError(f"{name}: invalid label name {ln!r}: expected "
+                                 "[a-zA-Z_][a-zA-Z0-9_]* not starting with '__'")
+            if ln in self._reserved:
+                raise ValueError(f"{name}: label name {ln!r} is reserved for a {self.kind}")
+        if len(set(names)) != len(names):
+            raise ValueError(f"{name}: duplicate label names in {names}")
+        self.name = name
+        self.help = help
+        self.labelnames = names
+        self._label_check = label_check
+        self._lock = threading.Lock()
+        self._values: dict = {}
+
+    def _key(self, labels: dict) -> tuple[str, ...]:
+        names = self.labelnames
+        if len(labels) != len(names):
+            raise ValueError(f"{self.name}: expected labels {list(names)}, got {sorted(labels)}")
+        try:
+            key = tuple([v if v.__class__ is str else str(v) for v in map(labels.__getitem__, names)])
+        except KeyError:
+            raise ValueError(f"{self.name}: expected labels {list(names)}, got {sorted(labels)}") from None
+        if key not in self._values and self._label_check is not None:
+            for n, v in zip(names, key):
+                self._label_check(n, v)
+        return key
+
+    def series(self) -> dict[tuple[str, ...], float]:
+        """A copy of {label values: value}."""
+        with self._lock:
+            return dict(self._values)
+
+    def labelled(self) -> dict[str, float]:
+        """{label value: value} for a metric with exactly one label name."""
+        if len(self.labelnames) != 1:
+            raise ValueError(f"{self.name}: labelled() needs exactly one label name")
+        return {k[0]: v for k, v in self.series().items()}
+
+    def clear(self) -> None:
+        with self._lock:
+            self._values.clear()
+
+    def render(self) -> list[str]:
+        lines = [f"# HELP {self.name} {_escape_help(self.help)}", f"# TYPE {self.name} {self.kind}"]
+        lines.extend(self._sample_lines())
+        return lines
+
+    def _sample_lines(self) -> list[str]:
+        values = self.series()
+        if not values and not self.labelnames:
+            values = {(): 0}
+        return [f"{self.name}{_label_text(self.labelnames, k)} {format_value(v)}"
+                for k, v in sorted(values.items())]
+
+
+class Counter(_Metric):
+    """A monotonically increasing count, one series per label combination."""
+
+    kind = "counter"
+
+    def inc(self, n: float = 1, /, **labels: str) -> None:
+        if not n >= 0:   # also rejects NaN
+            raise ValueError(f"{self.name}: a counter only goes up, got inc({n!r})")
+        key = self._key(labels) if labels or self.labelnames else ()
+        with self._lock:
+            values = self._values
+            values[key] = values.get(key, 0) + n
+
+    def value(self, **labels: str) -> float:
+        key = self._key(labels)
+        with self._lock:
+            return self._values.get(key, 0)
+
+    def total(self) -> float:
+        with self._lock:
+            return sum(self._values.values())
+
+
+class Gauge(_Metric):
+    """A value that goes up and down; or, with `callback`, one read at scrape time."""
+
+    kind = "gauge"
+
+    def __init__(self, name: str, help: str, labelnames: Iterable[str] = (), *,
+                 label_check: Optional[LabelCheck] = None,
+                 callback: Optional[Callable[[], float]] = None):
+        super().__init__(name, help, labelnames, label_check=label_check)
+        self._callback: Optional[Callable[[], float]] = None
+        if callback is not None:
+            self.set_function(callback)
+
+    def set_function(self, callback: Optional[Callable[[], float]]) -> None:
+        """Read the value from `callback()` at scrape time (None: back to set())."""
+        if callback is not None and self.labelnames:
+            raise ValueError(f"{self.name}: a callback gauge cannot have labels")
+        self._callback = callback
+
+    def set(self, value: float, /, **labels: str) -> None:
+        key = self._key(labels) if labels or self.labelnames else ()
+        with self._lock:
+            self._values[key] = value
+
+    def inc(self, n: float = 1, /, **labels: str) -> None:
+        key = self._key(labels) if labels or self.labelnames else ()
+        with self._lock:
+            self._values[key] = self._values.get(key, 0) + n
+
+    def dec(self, n: float = 1, /, **labels: str) -> None:
+        self.inc(-n, **labels)
+
+    def replace(self, value: float, /, **labels: str) -> None:
+        """Drop every series and set this one, atomically (an info gauge on reload)."""
+        key = self._key(labels) if labels or self.labelnames else ()
+        with self._lock:
+            self._values.clear()
+            self._values[key] = value
+
+    def remove(self, **labels: str) -> None:
+        key = self._key(labels)
+        with self._lock:
+            self._values.pop(key, None)
+
+    def value(self, **labels: str) -> Optional[float]:
+        """The current value; a callback's result, or None if the callback fails."""
+        if self._callback is not None:
+            try:
+                return self._callback()
+            except Exception:  # noqa: BLE001 - a broken callback must not break a scrape
+                return None
+        key = self._key(labels)
+        with self._lock:
+            return self._values.get(key, 0)
+
+    def series(self) -> dict[tuple[str, ...], float]:
+        if self._callback is not None:
+            value = self.value()
+            return {} if value is None else {(): value}
+        return super().series()
+
+    def _sample_lines(self) -> list[str]:
+        if self._callback is not None:
+            value = self.value()
+            if value is None:
+                return []    # the callback failed: no sample rather than a wrong one
+            return [f"{self.name} {format_value(value)}"]
+        return super()._sample_lines()
+
+
+class Histogram(_Metric):
+    """Counts observations into fixed buckets; optionally keeps the last `recent`.
+
+    `recent` (unlabelled use) keeps a bounded reservoir of the most recent
+    observations so `quantile` is exact over that window instead of being
+    interpolated inside a bucket.
+    """
+
+    kind = "histogram"
+    _reserved = ("le",)
+
+    def __init__(self, name: str, help: str, labelnames: Iterable[str] = (), *,
+                 buckets: Iterable[float] = BATCH_BUCKETS, recent: int = 0,
+                 label_check: Optional[LabelCheck] = None):
+        super().__init__(name, help, labelnames, label_check=label_check)
+        bounds = [float(b) for b in buckets]
+        if bounds and math.isinf(bounds[-1]) and bounds[-1] > 0:
+            bounds.pop()     # +Inf is always added
+        if not bounds:
+            raise ValueError(f"{name}: a histogram needs at least one finite bucket")
+        if any(math.isnan(b) or math.isinf(b) for b in bounds) or \
+                any(a >= b for a, b in zip(bounds, bounds[1:])):
+            raise ValueError(f"{name}: buckets must be finite and strictly increasing, got {bounds}")
+        self.buckets = tuple(bounds)
+        self._recent: Optional[collections.deque] = collections.deque(maxlen=recent) if recent > 0 else None
+
+    def observe(self, value: float, /, **labels: str) -> None:
+        if value != value:
+            raise ValueError(f"{self.name}: cannot observe NaN")
+        key = self._key(labels) if labels or self.labelnames else ()
+        i = bisect.bisect_left(self.buckets, value)   # first bucket with value <= le
+        with self._lock:
+            state = self._values.get(key)
+            if state is None:
+                state = self._values[key] = [[0] * (len(self.buckets) + 1), 0.0, 0]
+            state[0][i] += 1
+            state[1] += value
+            state[2] += 1
+            if self._recent is not None:
+                self._recent.append(value)
+
+    @contextmanager
+    def time(self, **labels: str) -> Iterator[None]:
+        """Observe the wall time (perf_counter) of a `with` block."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.observe(time.perf_counter() - start, **labels)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._values.clear()
+            if self._recent is not None:
+                self._recent.clear()
+
+    def series(self) -> dict[tuple[str, ...], dict]:
+        """{label values: {"buckets": [(le, cumulative count), ...], "sum": s, "count": n}}."""
+        with self._lock:
+            raw = {k: (list(s[0]), s[1], s[2]) for k, s in self._values.items()}
+        out = {}
+        for key, (counts, total, count) in raw.items():
+            cumulative, running = [], 0
+            for le, c in zip(self.buckets + (math.inf,), counts):
+                running += c
+                cumulative.append((le, running))
+            out[key] = {"buckets": cumulative, "sum": total, "count": count}
+        return out
+
+    def count(self) -> int:
+        with self._lock:
+            return sum(s[2] for s in self._values.values())
+
+    def sum(self) -> float:
+        with self._lock:
+            return sum(s[1] for s in self._values.values())
+
+    def quantile(self, q: float) -> Optional[float]:
+        """Estimate the q-quantile (0..1) of what was observed; None if nothing was.
+
+        From the reservoir of recent observations when there is one (nearest
+        rank), else interpolated linearly inside the bucket, like PromQL's
+        histogram_quantile (a value in the +Inf bucket reads as the top bound).
+        """
+        if not 0.0 <= q <= 1.0:
+            raise ValueError(f"quantile must be within [0, 1], got {q}")
+        if self._recent is not None:
+            with self._lock:
+                recent = sorted(self._recent)
+            if not recent:
+                return None
+            return recent[max(0, math.ceil(q * len(recent)) - 1)]
+        with self._lock:
+            counts = [0] * (len(self.buckets) + 1)
+            for state in self._values.values():
+                counts = [a + b for a, b in zip(counts, state[0])]
+        total = sum(counts)
+        if total == 0:
+            return None
+        rank, running = q * total, 0
+        for i, c in enumerate(counts):
+            if c and running + c >= rank:
+                if i == len(self.buckets):
+                    return self.buckets[-1]
+                lower = self.buckets[i - 1] if i > 0 else 0.0
+                return lower + (self.buckets[i] - lower) * max(0.0, rank - running) / c
+            running += c
+        return self.buckets[-1]
+
+    def _sample_lines(self) -> list[str]:
+        series = self.series()
+        if not series and not self.labelnames:
+            zero = [(le, 0) for le in self.buckets + (math.inf,)]
+            series = {(): {"buckets": zero, "sum": 0.0, "count": 0}}
+        lines = []
+        for key, s in sorted(series.items()):
+            for le, c in s["buckets"]:
+                lt = _label_text(self.labelnames, key, ("le", format_value(le)))
+                lines.append(f"{self.name}_bucket{lt} {c}")
+            lt = _label_text(self.labelnames, key)
+            lines.append(f"{self.name}_sum{lt} {format_value(s['sum'])}")
+            lines.append(f"{self.name}_count{lt} {s['count']}")
+        return lines
+
+
+class Registry:
+    """An ordered set of metrics with unique names, rendered in registration order."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._metrics: dict[str, _Metric] = {}
+
+    def register(self, metric: _Metric) -> _Metric:
+        with self._lock:
+            if metric.name in self._metrics:
+                raise ValueError(f"metric {metric.name!r} is already registered")
+            self._metrics[metric.name] = metric
+        return metric
+
+    def counter(self, name: str, help: str, labelnames: Iterable[str] = (), **kw) -> Counter:
+        return self.register(Counter(name, help, labelnames, **kw))  # type: ignore[return-value]
+
+    def gauge(self, name: str, help: str, labelnames: Iterable[str] = (), **kw) -> Gauge:
+        return self.register(Gauge(name, help, labelnames, **kw))  # type: ignore[return-value]
+
+    def histogram(self, name: str, help: str, labelnames: Iterable[str] = (), **kw) -> Histogram:
+        return self.register(Histogram(name, help, labelnames, **kw))  # type: ignore[return-value]
+
+    def get(self, name: str) -> _Metric:
+        with self._lock:
+            return self._metrics[name]
+
+    def metrics(self) -> list[_Metric]:
+        with self._lock:
+            return list(self._metrics.values())
+
+    def render(self) -> str:
+        """Every metric in the Prometheus text exposition format 0.0.4."""
+        lines: list[str] = []
+        for metric in self.metrics():
+            lines.extend(metric.render())
+        return "\n".join(lines) + "\n" if lines else ""
+
+
+# -------------------------------------------------------------- agent metrics
+
+class AgentMetrics:
+    """The agent's metrics. Counters take per-batch counts: `scored.inc(len(batch), task=t)`.
+
+    Every metric here checks label values with `no_ip_labels`: an IP address as
+    a label value raises ValueError (see there for why).
+    """
+
+    def __init__(self, registry: Optional[Registry] = None, *, recent_batches: int = 1024):
+        r = self.registry = registry if registry is not None else Registry()
+        chk = {"label_check": no_ip_labels}
+        self.received = r.counter("jenga_events_received_total",
+                                  "Events read from an input, by source.", ("source",), **chk)
+        self.scored = r.counter("jenga_events_scored_total",
+                                "Events scored, by task.", ("task",), **chk)
+        self.rejected = r.counter("jenga_events_rejected_total",
+                                  "Events refused before scoring, by reason.", ("reason",), **chk)
+        self.dropped = r.counter("jenga_events_dropped_total",
+                                 "Events dropped because the queue was full, by source.", ("source",), **chk)
+        self.alerts = r.counter("jenga_alerts_total",
+                                "Alerts raised, by task and priority.", ("task", "priority"), **chk)
+        self.actions = r.counter("jenga_actions_total",
+                                 "Response actions taken, by type and result.", ("type", "result"), **chk)
+        self.reloads = r.counter("jenga_reloads_total",
+                                 "Bundle reloads, by result.", ("result",), **chk)
+        self.batch_seconds = r.histogram("jenga_batch_seconds",
+                                         "Wall time to score one batch, seconds.",
+                                         buckets=BATCH_BUCKETS, recent=recent_batches, **chk)
+        self.queue_depth = r.gauge("jenga_queue_depth", "Events waiting to be scored.", **chk)
+        self.bundle_info = r.gauge("jenga_bundle_info", "The loaded bundle (value is always 1).",
+                                   ("bundle_id", "sha256"), **chk)
+        self.up = r.gauge("jenga_up", "1 while the agent is running and healthy.", **chk)
+        self.up.set(1)
+
+    def set_bundle(self, bundle_id: str, sha256: str) -> None:
+        """Record the loaded bundle; the previous bundle's series is dropped atomically."""
+        self.bundle_info.replace(1, bundle_id=bundle_id, sha256=sha256)
+
+    def set_up(self, up: bool) -> None:
+        self.up.set(1 if up else 0)
+
+    def snapshot(self) -> dict:
+        """Plain numbers (JSON-serialisable) for the agent's summary and stats line."""
+        bundle = None
+        for (bundle_id, sha256), v in self.bundle_info.series().items():
+            if v:
+                bundle = {"bundle_id": bundle_id, "sha256": sha256}
+        alerts = self.alerts.series()
+        actions = self.actions.series()
+        by_priority: dict[str, float] = {}
+        for (_, priority), v in alerts.items():
+            by_priority[priority] = by_priority.get(priority, 0) + v
+        by_result: dict[str, float] = {}
+        for (_, result), v in actions.items():
+            by_result[result] = by_result.get(result, 0) + v
+        p50, p99 = self.batch_seconds.quantile(0.5), self.batch_seconds.quantile(0.99)
+        return {
+            "received": self.received.total(),
+            "received_by_source": self.received.labelled(),
+            "scored": self.scored.total(),
+            "scored_by_task": self.scored.labelled(),
+            "rejected": self.rejected.total(),
+            "rejected_by_reason": self.rejected.labelled(),
+            "dropped": self.dropped.total(),
+            "dropped_by_source": self.dropped.labelled(),
+            "alerts": sum(alerts.values()),
+            "alerts_by_task_priority": {f"{t}/{p}": v for (t, p), v in sorted(alerts.items())},
+            "alerts_by_priority": by_priority,
+            "actions": sum(actions.values()),
+            "actions_by_type_result": {f"{t}/{r}": v for (t, r), v in sorted(actions.items())},
+            "actions_by_result": by_result,
+            "reloads": self.reloads.labelled(),
+            "queue_depth": self.queue_depth.value(),
+            "batches": self.batch_seconds.count(),
+            "batch_seconds_sum": self.batch_seconds.sum(),
+            "p50_batch_s": p50,
+            "p99_batch_s": p99,
+            "bundle": bundle,
+            "up": self.up.value(),
+        }
+
+    def stats_line(self) -> str:
+        """One compact line, e.g. `received=1200 scored=1190 rejected=10 (bad_json=4) ...`."""
+        s = self.snapshot()
+        rejected = f"rejected={_num(s['rejected'])}"
+        reasons = {k: v for k, v in sorted(s["rejected_by_reason"].items()) if v}
+        if reasons:
+            rejected += " (" + " ".join(f"{k}={_num(v)}" for k, v in reasons.items()) + ")"
+        return " ".join([
+            f"received={_num(s['received'])}",
+            f"scored={_num(s['scored'])}",
+            rejected,
+            f"dropped={_num(s['dropped'])}",
+            f"alerts={_num(s['alerts'])}",
+            f"actions={_num(s['actions'])}",
+            f"queue={_num(s['queue_depth'])}",
+            f"p50_batch={_ms(s['p50_batch_s'])}",
+            f"p99_batch={_ms(s['p99_batch_s'])}",
+        ])
+
+
+def _num(v: Optional[float]) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v) if isinstance(v, int) else f"{v:g}"
+
+
+def _ms(seconds: Optional[float]) -> str:
+    if seconds is None:
+        return "-"
+    ms = seconds * 1000.0
+    return f"{ms:.1f}ms" if ms >= 0.1 else f"{ms:.2g}ms"
+
+
+# --------------------------------------------------------------------- server
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    server_version = "jenga-edge"
+    sys_version = ""
+    timeout = 10            # a stalled client cannot hold a handler thread forever
+    server: "_HTTPServer"
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 - stdlib signature
+        pass                # no per-request lines on the agent's stderr
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+        self._respond(head=False)
+
+    def do_HEAD(self) -> None:  # noqa: N802 - stdlib name
+        self._respond(head=True)
+
+    def _respond(self, head: bool) -> None:
+        path = urllib.parse.urlsplit(self.path).path
+        if path == "/metrics":
+            try:
+                status, body, ctype = 200, self.server.registry.render(), CONTENT_TYPE
+            except Exception:  # noqa: BLE001 - report, keep serving
+                status, body, ctype = 500, "metrics rendering failed\n", "text/plain; charset=utf-8"
+        elif path == "/healthz":
+            try:
+                ok = bool(self.server.healthy())
+            except Exception:  # noqa: BLE001 - a failing health check means unhealthy
+                ok = False
+            status, body, ctype = (200, "ok\n", "text/plain; charset=utf-8") if ok else \
+                (503, "unhealthy\n", "text/plain; charset=utf-8")
+        else:
+            status, body, ctype = 404, "not found\n", "text/plain; charset=utf-8"
+        data = body.encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if not head:
+            self.wfile.write(data)
+
+
+class _HTTPServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    registry: Registry
+    healthy: Callable[[], bool]
+
+
+class MetricsServer:
+    """Serve `GET /metrics` and `GET /healthz` from a daemon thread.
+
+    `healthy()` decides /healthz: 200 "ok" while it returns true, else 503.
+    Binds to loopback by default; `port=0` picks a free port (see `.port`).
+        server = MetricsServer(registry, healthy=agent.is_healthy).start()
+        ...
+        server.stop()
+    """
+
+    def __init__(self, registry: Registry, host: str = "127.0.0.1", port: int = 9108, *,
+                 healthy: Optional[Callable[[], bool]] = None, poll_interval: float = 0.05):
+        self.registry = registry
+        self.host = host
+        self._port = port
+        self.healthy = healthy if healthy is not None else (lambda: True)
+        self._poll = poll_interval
+        self._lock = threading.Lock()
+        self._httpd: Optional[_HTTPServer] = None
+        self._thread: Optional[threading.Thread] = None
+
+    @property
+    def port(self) -> int:
+        """The bound port once started (the real one when asked for port 0)."""
+        httpd = self._httpd
+        return httpd.server_address[1] if httpd is not None else self._port
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._httpd is not None
+
+    def start(self) -> "MetricsServer":
+        with self._lock:
+            if self._httpd is not None:
+                return self
+            cls = _HTTPServer
+            if ":" in self.host:
+                cls = type("_HTTPServer6", (_HTTPServer,), {"address_family": socket.AF_INET6})
+            try:
+                httpd = cls((self.host, self._port), _Handler)
+            except OSError as exc:
+                raise ConfigError(f"metrics: cannot listen on {self.host}:{self._port}: "
+                                  f"{exc.strerror or exc}") from None
+            httpd.registry = self.registry
+            httpd.healthy = self.healthy
+            thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": self._poll},
+                                      name="jenga-metrics", daemon=True)
+            thread.start()
+            self._httpd, self._thread = httpd, thread
+            return self
+
+    def stop(self) -> None:
+        """Stop serving and close the socket; returns within ~poll_interval. Idempotent."""
+        with self._lock:
+            httpd, thread = self._httpd, self._thread
+            self._httpd = self._thread = None
+        if httpd is None:
+            return
+        self._port = httpd.server_address[1]
+        httpd.shutdown()
+        httpd.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+
+    def __enter__(self) -> "MetricsServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+# --------------------------------------------------------------------- config
+
+@dataclass
+class MetricsConfig:
+    """`metrics:` section of the agent config.
+
+    enabled           serve /metrics and /healthz (off by default)
+    host              bind address; loopback unless you mean to expose it
+    port              TCP port (0 picks a free one, for tests)
+    stats_interval_s  seconds between stats lines on stderr; 0 disables them
+    """
+
+    enabled: bool = False
+    host: str = bounded("127.0.0.1", nonempty=True)
+    port: int = bounded(9108, lo=0, hi=65535)
+    stats_interval_s: float = bounded(60.0, lo=0.0)

@@ -1,0 +1,244 @@
+"""Sentinel rules: declarative, Falco-shaped, evaluated per micro-batch.
+
+    rules:
+      - rule: ssh_bruteforce_block
+        desc: Block sources the network model scores as threats on admin ports.
+        task: threat
+        threshold: bundle            # the bundle's recommended threshold, or a number
+        condition: {dest_port: [22, 3389]}
+        priority: critical
+        severity: [{min_score: 0.99, priority: critical}, {min_score: 0.9, priority: error}]
+        key: src_ip                  # de-duplicate per key ...
+        cooldown_s: 300              # ... for this long
+        actions: [alert, firewall]
+        output: "ssh brute force from %src_ip (score %score)"
+        tags: [network, T1110]
+
+Thresholds and conditions are numpy masks over the whole batch; only the rows
+that pass them reach the per-alert Python code (cooldown, output).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal, Optional, Union
+
+import numpy as np
+
+from .bundle import TaskEntry
+from .decode import DecodedBatch
+from .errors import ConfigError
+from .schema import category_key
+from .score import Scores
+from .typed_config import bounded
+
+Priority = Literal["emergency", "alert", "critical", "error", "warning", "notice", "informational", "debug"]
+Scalar = Union[str, int, float, bool]
+COOLDOWN_KEYS_MAX = 100_000
+_OPS = ("eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte")
+
+
+@dataclass
+class SeverityBand:
+    min_score: float = bounded(lo=0.0, hi=1.0)
+    priority: Priority = "warning"
+
+
+@dataclass
+class RuleConfig:
+    rule: str
+    task: str
+    desc: str = ""
+    threshold: Union[Literal["bundle"], float] = "bundle"
+    labels: Optional[list[str]] = None      # classification tasks: predicted classes that alert
+    condition: dict[str, Any] = field(default_factory=dict)
+    priority: Priority = "warning"
+    severity: list[SeverityBand] = field(default_factory=list)
+    key: Optional[str] = None
+    cooldown_s: float = bounded(0.0, lo=0.0)
+    actions: list[str] = field(default_factory=lambda: ["alert"])
+    output: str = ""
+    tags: list[str] = field(default_factory=list)
+    enabled: bool = True
+
+
+@dataclass
+class Hit:
+    rule: "Rule"
+    row: int               # row in the decoded batch
+    score: float
+    priority: str
+    label: Optional[str]
+
+
+def _condition_mask(name: str, spec: Any, values: list) -> np.ndarray:
+    """One field's condition as a boolean mask; a list means 'in', a scalar 'eq',
+    a mapping names operators: {gte: 1024}, {not_in: [53, 123]}."""
+    ops = spec if isinstance(spec, dict) else ({"in": spec} if isinstance(spec, list) else {"eq": spec})
+    mask = np.ones(len(values), dtype=bool)
+    for op, arg in ops.items():
+        mask &= np.fromiter((_test(op, v, arg) for v in values), dtype=bool, count=len(values))
+    return mask
+
+
+def _test(op: str, value: Any, arg: Any) -> bool:
+    if value is None:
+        return op in ("ne", "not_in")
+    if op in ("eq", "ne"):
+        same = category_key(value) == category_key(arg)
+        return same if op == "eq" else not same
+    if op in ("in", "not_in"):
+        hit = category_key(value) in {category_key(a) for a in arg}
+        return hit if op == "in" else not hit
+    try:
+        v, a = float(value), float(arg)
+    except (TypeError, ValueError):
+        return False
+    return {"gt": v > a, "gte": v >= a, "lt": v < a, "lte": v <= a}[op]
+
+
+class Rule:
+    def __init__(self, cfg: RuleConfig, task: TaskEntry, where: str):
+        self.cfg, self.task = cfg, task
+        self.threshold = self._threshold(cfg, task, where)
+        self.label_ids = self._labels(cfg, task, where)
+        for fname, spec in cfg.condition.items():
+            if isinstance(spec, dict):
+                bad = [op for op in spec if op not in _OPS]
+                if bad:
+                    raise ConfigError(f"{where}.condition.{fname}: unknown operator {bad[0]!r}; "
+                                      f"expected one of: {', '.join(_OPS)}")
+        self.bands = sorted(cfg.severity, key=lambda b: -b.min_score)
+        self._last: "OrderedDict[str, float]" = OrderedDict()
+
+    @staticmethod
+    def _threshold(cfg: RuleConfig, task: TaskEntry, where: str) -> float:
+        if cfg.threshold != "bundle":
+            return float(cfg.threshold)
+        if task.threshold is not None:
+            return float(task.threshold)
+        if task.type == "classification":
+            return 0.5
+        raise ConfigError(f"{where}.threshold: the bundle has no threshold for task {task.name!r}; set a number")
+
+    @staticmethod
+    def _labels(cfg: RuleConfig, task: TaskEntry, where: str) -> Optional[list[int]]:
+        if cfg.labels is None:
+            return None
+        if task.type != "classification":
+            raise ConfigError(f"{where}.labels: only for classification tasks; {task.name!r} is binary")
+        unknown = [lab for lab in cfg.labels if lab not in task.labels]
+        if unknown:
+            raise ConfigError(f"{where}.labels: {unknown} are not classes of {task.name!r} "
+                              f"({', '.join(task.labels)})")
+        return [task.labels.index(lab) for lab in cfg.labels]
+
+    @property
+    def fields(self) -> set[str]:
+        return set(self.cfg.condition) | ({self.cfg.key} if self.cfg.key else set()) \
+            | set(re.findall(r"%([A-Za-z_][A-Za-z0-9_]*)", self.cfg.output))
+
+    def candidates(self, batch: DecodedBatch, scores: Scores) -> np.ndarray:
+        s = scores.score[self.task.name]
+        mask = s >= self.threshold
+        if self.label_ids is not None:
+            mask &= np.isin(scores.label[self.task.name], self.label_ids)
+        elif self.task.type == "classification":
+            mask = np.zeros(len(s), dtype=bool)   # a class task alerts only on listed labels
+        for fname, spec in self.cfg.condition.items():
+            if not mask.any():
+                break
+            mask &= _condition_mask(fname, spec, batch.keys[fname])
+        return np.flatnonzero(mask)
+
+    def priority_for(self, score: float) -> str:
+        for band in self.bands:
+            if score >= band.min_score:
+                return band.priority
+        return self.cfg.priority
+
+    def cooled(self, key: Any, now: float) -> bool:
+        """True if an alert for `key` is allowed now (and remember it)."""
+        if not self.cfg.key or not self.cfg.cooldown_s:
+            return True
+        k = category_key(key) if key is not None else ""
+        last = self._last.get(k)
+        if last is not None and now - last < self.cfg.cooldown_s:
+            return False
+        self._last[k] = now
+        self._last.move_to_end(k)
+        if len(self._last) > COOLDOWN_KEYS_MAX:   # bounded memory under a spray of source addresses
+            self._last.popitem(last=False)
+        return True
+
+
+class RuleEngine:
+    def __init__(self, rules: list[RuleConfig], tasks: dict[str, TaskEntry], allowlist: list[str] = (),
+                 clock: Callable[[], float] = time.monotonic):
+        self.rules = []
+        for i, cfg in enumerate(rules):
+            where = f"rules[{i}]"
+            if cfg.task not in tasks:
+                raise ConfigError(f"{where}.task: {cfg.task!r} is not a task this agent runs "
+                                  f"({', '.join(tasks)})")
+            if cfg.enabled:
+                self.rules.append(Rule(cfg, tasks[cfg.task], where))
+        self.allow = [_network(a, f"allowlist[{i}]") for i, a in enumerate(allowlist)]
+        self.clock = clock
+        self.suppressed = 0
+
+    @property
+    def fields(self) -> set[str]:
+        out: set[str] = set()
+        for r in self.rules:
+            out |= r.fields
+        return out
+
+    def evaluate(self, batch: DecodedBatch, scores: Scores) -> list[Hit]:
+        hits, now = [], self.clock()
+        for rule in self.rules:
+            for row in rule.candidates(batch, scores):
+                key = batch.keys[rule.cfg.key][row] if rule.cfg.key else None
+                if not rule.cooled(key, now):
+                    self.suppressed += 1
+                    continue
+                score = float(scores.score[rule.task.name][row])
+                label = None
+                if rule.task.type == "classification":
+                    label = rule.task.labels[int(scores.label[rule.task.name][row])]
+                hits.append(Hit(rule, int(row), score, rule.priority_for(score), label))
+        return hits
+
+    def allowlisted(self, value: Any) -> bool:
+        try:
+            ip = ipaddress.ip_address(str(value))
+        except ValueError:
+            return False
+        return any(ip in net for net in self.allow)
+
+
+def _network(text: str, where: str):
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise ConfigError(f"{where}: {text!r} is not an IP address or network") from None
+
+
+def render_output(template: str, values: dict[str, Any]) -> str:
+    """Falco-style output: %name is replaced by the alert's value for name."""
+    return re.sub(r"%([A-Za-z_][A-Za-z0-9_]*)",
+                  lambda m: _fmt(values.get(m.group(1), f"<{m.group(1)}?>")), template)
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+def default_rules(tasks: dict[str, TaskEntry]) -> list[RuleConfig]:
+    """With no rules configured: alert on every binary task at its bundle threshold."""
+    return [RuleConfig(rule=f"{name}_threshold", task=name, desc=f"{name} above the bundle threshold",
+                       priority="warning") for name, t in tasks.items() if t.type == "anomaly_detection"]

@@ -1,0 +1,111 @@
+"""onnxruntime sessions for a verified bundle, and micro-batch scoring.
+
+Sessions are created only from a Bundle returned by verify_bundle, so no graph
+reaches onnxruntime before its sha256 has been checked. When a merged graph
+covers every task the agent runs, it is used instead of the per-task graphs:
+the adapter and trunk then run once per event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Optional, Sequence
+
+import numpy as np
+import onnxruntime as ort
+
+from .bundle import Bundle, TaskEntry
+from .errors import BundleError, ConfigError
+from .schema import FeatureSchema
+from .typed_config import bounded
+
+_LEVELS = {"disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+           "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+           "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+           "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
+
+
+@dataclass
+class RuntimeConfig:
+    """onnxruntime settings. One intra-op thread by default: on a two-core
+    gateway the two-thread pool collapsed when another process held a core."""
+
+    intra_op_threads: int = bounded(1, lo=1, hi=256)
+    inter_op_threads: int = bounded(1, lo=1, hi=256)
+    graph_optimization: Literal["disable", "basic", "extended", "all"] = "all"
+    use_merged_graph: bool = True
+
+
+@dataclass
+class Scores:
+    """Per task: `score` [n] (binary: P(threat); multiclass: P(predicted label))
+    and, for multiclass, `label` [n] class indices."""
+
+    score: dict[str, np.ndarray]
+    label: dict[str, np.ndarray]
+
+
+def select_tasks(bundle: Bundle, wanted: Optional[Sequence[str]]) -> list[TaskEntry]:
+    names = list(wanted) if wanted else list(bundle.tasks)
+    unknown = [n for n in names if n not in bundle.tasks]
+    if unknown:
+        raise ConfigError(f"tasks: {', '.join(unknown)} not in bundle {bundle.bundle_id} "
+                          f"(it has: {', '.join(bundle.tasks)})")
+    entries = [bundle.tasks[n] for n in names]
+    shas = {e.schema.sha256 for e in entries}
+    if len(shas) > 1:
+        raise ConfigError("tasks: an agent scores one event stream, so its tasks must share one feature "
+                          f"schema; {', '.join(f'{e.name} ({e.source})' for e in entries)} do not")
+    return entries
+
+
+class Scorer:
+    def __init__(self, bundle: Bundle, tasks: Optional[Sequence[str]] = None,
+                 cfg: Optional[RuntimeConfig] = None):
+        cfg = cfg or RuntimeConfig()
+        self.bundle, self.entries = bundle, select_tasks(bundle, tasks)
+        self.schema: FeatureSchema = self.entries[0].schema
+        self.tasks = [e.name for e in self.entries]
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = cfg.intra_op_threads
+        opts.inter_op_num_threads = cfg.inter_op_threads
+        opts.graph_optimization_level = _LEVELS[cfg.graph_optimization]
+        merged = self._merged_for(self.tasks) if cfg.use_merged_graph else None
+        self.plan: list[tuple[ort.InferenceSession, list[str], list[tuple[str, str]]]] = []
+        try:
+            if merged is not None:
+                outs = [(t, o) for t in self.tasks for o in merged.outputs[t]]
+                self.plan.append((self._session(merged.file, opts), [o for _, o in outs], outs))
+            else:
+                for e in self.entries:
+                    outs = [(e.name, o.name) for o in e.outputs]
+                    self.plan.append((self._session(e.file, opts), [o for _, o in outs], outs))
+        except (ort.capi.onnxruntime_pybind11_state.Fail, RuntimeError) as exc:
+            raise BundleError(f"onnxruntime could not load the bundle's graphs: {exc}") from None
+        self.merged = merged is not None
+
+    def _merged_for(self, tasks: list[str]):
+        for m in self.bundle.merged:
+            if set(tasks) <= set(m.tasks):
+                return m
+        return None
+
+    def _session(self, file: str, opts: ort.SessionOptions) -> ort.InferenceSession:
+        return ort.InferenceSession(str(self.bundle.file(file)), opts, providers=["CPUExecutionProvider"])
+
+    def score(self, num: np.ndarray, cat: np.ndarray) -> Scores:
+        score: dict[str, np.ndarray] = {}
+        label: dict[str, np.ndarray] = {}
+        if len(num) == 0:
+            return Scores({t: np.empty(0, np.float32) for t in self.tasks}, {})
+        feed = {"numeric": num, "categorical": cat}
+        for session, names, outs in self.plan:
+            for (task, out), value in zip(outs, session.run(names, feed)):
+                kind = out.rsplit(".", 1)[-1]
+                if kind == "score":
+                    score[task] = value
+                elif kind == "label":
+                    label[task] = value
+                elif kind == "probabilities":
+                    score[task] = value.max(axis=1)
+        return Scores(score, label)
