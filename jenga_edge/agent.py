@@ -12,7 +12,6 @@ everything already accepted, flush the sinks and exit 0.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import sys
@@ -88,7 +87,9 @@ class Agent:
         self.agent_info = {"id": cfg.agent.id, "hostname": socket.gethostname(), "version": __version__}
         self._stopping = False
         self._reload_requested = False
-        self.first_scored_at: Optional[float] = None
+        self.first_scored_wall: Optional[float] = None      # time.time() of the first scored event
+        self.span = [None, None]                             # perf_counter: first batch start, last batch end
+        self.busy_s = 0.0
         self.counts = {"received": 0, "scored": 0, "rejected": 0, "alerts": 0}
 
     # ------------------------------------------------------------ lifecycle
@@ -185,6 +186,8 @@ class Agent:
     # -------------------------------------------------------------- scoring
     def process(self, lines: list) -> list[dict]:
         t0 = time.perf_counter()
+        if self.span[0] is None:
+            self.span[0] = t0
         pipe = self.pipe
         data = [ln.data for ln in lines]
         batch = pipe.decoder.decode(data, [ln.oversize for ln in lines])
@@ -194,7 +197,9 @@ class Agent:
         for sink in self.sinks:
             sink.write_batch(alerts)
         self.dead_letter.write_batch([self._dead(r, lines) for r in batch.rejects])
-        self._account(lines, batch, alerts, time.perf_counter() - t0)
+        t1 = time.perf_counter()
+        self._account(lines, batch, alerts, t1 - t0)
+        self.span[1], self.busy_s = t1, self.busy_s + (t1 - t0)
         return alerts
 
     def _alert(self, hit: Hit, batch: DecodedBatch, lines: list) -> dict:
@@ -263,8 +268,8 @@ class Agent:
         self.counts["scored"] += len(batch)
         self.counts["rejected"] += len(batch.rejects)
         self.counts["alerts"] += len(alerts)
-        if self.first_scored_at is None and len(batch):
-            self.first_scored_at = time.monotonic()
+        if self.first_scored_wall is None and len(batch):
+            self.first_scored_wall = time.time()
 
     def summary(self) -> dict:
         snap = self.metrics.snapshot()
@@ -272,12 +277,12 @@ class Agent:
                 "rejected": self.counts["rejected"], "alerts": self.counts["alerts"],
                 "dropped": sum(getattr(s, "dropped", 0) for s in self.sources),
                 "metrics": snap, "bundle_id": self.pipe.bundle.bundle_id,
-                "uptime_s": round(time.monotonic() - self.started, 3)}
+                "uptime_s": round(time.monotonic() - self.started, 3),
+                "busy_s": round(self.busy_s, 6),
+                "span_s": round(self.span[1] - self.span[0], 6) if self.span[1] is not None else 0.0,
+                "first_scored_wall": self.first_scored_wall}
 
 
 def summary_line(summary: dict) -> str:
     return json.dumps({k: v for k, v in summary.items() if k != "metrics"})
 
-
-def pid() -> int:
-    return os.getpid()
