@@ -91,6 +91,7 @@ class Agent:
         self.span = [None, None]                             # perf_counter: first batch start, last batch end
         self.busy_s = 0.0
         self.counts = {"received": 0, "scored": 0, "rejected": 0, "alerts": 0}
+        self.reloads = {"ok": 0, "failed": 0}
 
     # ------------------------------------------------------------ lifecycle
     def install_signal_handlers(self) -> None:
@@ -171,15 +172,18 @@ class Agent:
             pipe = build_pipeline(cfg)
         except JengaError as exc:
             self.metrics.reloads.inc(result="failed")
+            self.reloads["failed"] += 1
             self.log(f"reload failed, still serving bundle {self.pipe.bundle.bundle_id}: {exc}")
             return
         except Exception as exc:   # a reload must never take the serving pipeline down
             self.metrics.reloads.inc(result="failed")
+            self.reloads["failed"] += 1
             self.log(f"reload failed, still serving bundle {self.pipe.bundle.bundle_id}: "
                      f"{type(exc).__name__}: {exc}")
             return
         self.pipe, self.cfg = pipe, cfg
         self.metrics.reloads.inc(result="ok")
+        self.reloads["ok"] += 1
         self.metrics.set_bundle(pipe.bundle.bundle_id, pipe.bundle.manifest.get("source_model", {}).get("sha256", ""))
         self.log(f"reloaded: bundle {pipe.bundle.bundle_id}, tasks {', '.join(pipe.scorer.tasks)}")
 
@@ -276,6 +280,7 @@ class Agent:
         return {"received": self.counts["received"], "scored": self.counts["scored"],
                 "rejected": self.counts["rejected"], "alerts": self.counts["alerts"],
                 "dropped": sum(getattr(s, "dropped", 0) for s in self.sources),
+                "reloads": dict(self.reloads),
                 "metrics": snap, "bundle_id": self.pipe.bundle.bundle_id,
                 "uptime_s": round(time.monotonic() - self.started, 3),
                 "busy_s": round(self.busy_s, 6),

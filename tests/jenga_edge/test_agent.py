@@ -1,0 +1,353 @@
+"""The agent end to end: the real CLI in a subprocess, real sockets on
+loopback, real files, real signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from trainer.synthetic import generate
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port(kind=socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def events(n: int, seed: int = 3) -> list[bytes]:
+    out = []
+    for r in generate("network", n, seed=seed):
+        r = dict(r)
+        r["dest_port"], r["dest_ip"] = r.pop("port"), r.pop("dst_ip")
+        out.append(json.dumps(r).encode())
+    return out
+
+
+MALFORMED = [
+    b"{not json",                                   # bad_json
+    b"[1, 2, 3]",                                   # not_object
+    b'{"packet_size": "huge", "dest_port": 80}',    # wrong_type
+    b'{"duration": "NaN", "dest_port": 80}',        # non_finite
+    b'{"bytes_sent": 1e400}',                       # non_finite
+    b'{"protocol": {"x": 1}}',                      # wrong_type
+    b'"just a string"',                             # not_object
+    b"x" * 5000,                                    # oversize (max_line_bytes 4096)
+]
+MALFORMED_REASONS = {"bad_json": 1, "not_object": 2, "wrong_type": 2, "non_finite": 2, "oversize": 1}
+UNSEEN = [b'{"dest_port": 31337, "protocol": "sctp", "packet_size": 100}',   # unseen categories, missing fields
+          b'{}']                                                             # everything missing: imputed
+
+
+def write_config(tmp: Path, bundle: Path, sources: list, **extra) -> Path:
+    cfg = {"agent": {"id": "test-agent", "bundle": str(bundle)}, "sources": sources,
+           "batching": {"max_batch": 64, "max_wait_ms": 5, "max_line_bytes": 4096},
+           "event": {"keys": ["src_ip", "dest_ip", "dest_port"], "mapping": {"port": "dest_port"}},
+           "rules": [{"rule": "threat", "task": "threat", "priority": "error", "actions": ["alert"]}],
+           "sinks": {"jsonl": {"path": str(tmp / "alerts.jsonl")}},
+           "dead_letter": {"path": str(tmp / "dead.jsonl")},
+           "metrics": {"stats_interval_s": 0}}
+    for k, v in extra.items():
+        cfg[k] = v
+    path = tmp / "agent.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+class AgentProc:
+    """The agent as a user runs it, with stderr collected in a thread."""
+
+    def __init__(self, config: Path, stdin=subprocess.DEVNULL):
+        self.proc = subprocess.Popen([sys.executable, "-m", "jenga_edge.cli", "run", "--config", str(config)],
+                                     stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
+        self.lines: list[str] = []
+        self._t = threading.Thread(target=self._read, daemon=True)
+        self._t.start()
+
+    def _read(self):
+        for raw in self.proc.stderr:
+            self.lines.append(raw.decode(errors="replace").rstrip("\n"))
+
+    def wait_for(self, text: str, timeout: float = 30.0, count: int = 1) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if sum(text in ln for ln in self.lines) >= count:
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        raise AssertionError(f"agent never logged {text!r}; stderr: {self.lines[-10:]}")
+
+    def stop(self, sig=signal.SIGTERM, timeout: float = 30.0) -> dict:
+        self.proc.send_signal(sig)
+        rc = self.proc.wait(timeout)
+        self._t.join(5)
+        assert rc == 0, self.lines[-10:]
+        return json.loads(self.lines[-1])
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+
+
+def wait_until(pred, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def check_accounting(summary: dict, tmp: Path) -> None:
+    assert summary["received"] == summary["scored"] + summary["rejected"]
+    assert len(read_jsonl(tmp / "dead.jsonl")) == summary["rejected"]
+    assert len(read_jsonl(tmp / "alerts.jsonl")) == summary["alerts"]
+
+
+def test_tcp_and_udp_on_loopback_with_a_malformed_corpus(network_bundle, tmp_path):
+    tport, uport = free_port(), free_port(socket.SOCK_DGRAM)
+    cfg = write_config(tmp_path, network_bundle[0], [{"type": "tcp", "host": "127.0.0.1", "port": tport},
+                                                     {"type": "udp", "host": "127.0.0.1", "port": uport}])
+    agent = AgentProc(cfg)
+    agent.wait_for("jenga-edge 0.1.0")
+    good = events(300)
+    with socket.create_connection(("127.0.0.1", tport)) as s:
+        s.sendall(b"\n".join(good + MALFORMED + UNSEEN) + b"\n")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+        for e in good[:50]:
+            u.sendto(e + b"\n", ("127.0.0.1", uport))
+            time.sleep(0.001)
+    total = len(good) + len(MALFORMED) + len(UNSEEN) + 50
+    assert wait_until(lambda: len(read_jsonl(tmp_path / "dead.jsonl")) == len(MALFORMED))
+    time.sleep(0.5)
+    summary = agent.stop()
+    assert summary["received"] + summary["dropped"] == total
+    assert summary["dropped"] == 0
+    assert summary["rejected"] == len(MALFORMED)
+    assert summary["scored"] == len(good) + 50 + len(UNSEEN)
+    check_accounting(summary, tmp_path)
+    reasons = {}
+    for d in read_jsonl(tmp_path / "dead.jsonl"):
+        reasons[d["reason"]] = reasons.get(d["reason"], 0) + 1
+        assert d["source"] == "tcp" or d["source"].startswith("tcp:")
+        assert d["line"] and "timestamp" in d
+    assert reasons == MALFORMED_REASONS
+    alerts = read_jsonl(tmp_path / "alerts.jsonl")
+    assert alerts, "generated data holds attacks: some must alert"
+    a = alerts[0]
+    assert {"timestamp", "event_type", "agent", "rule", "priority", "task", "score", "threshold", "model",
+            "source", "actions"} <= set(a)
+    assert a["score"] >= a["threshold"] and a["agent"]["id"] == "test-agent"
+    assert a["model"]["bundle_id"] == network_bundle[1]["bundle_id"]
+
+
+def test_file_source_survives_rotation_and_truncation(network_bundle, tmp_path):
+    log = tmp_path / "flows.jsonl"
+    log.write_bytes(b"")
+    cfg = write_config(tmp_path, network_bundle[0], [{"type": "file", "path": str(log), "start_at": "beginning",
+                                                      "poll_interval_s": 0.05, "rotate_wait_s": 0.3}])
+    agent = AgentProc(cfg)
+    agent.wait_for("jenga-edge 0.1.0")
+    batch = events(90, seed=8)
+    with open(log, "ab") as fh:
+        fh.write(b"\n".join(batch[:30]) + b"\n")
+    time.sleep(0.5)
+    log.rename(tmp_path / "flows.jsonl.1")                        # rotation
+    with open(log, "wb") as fh:
+        fh.write(b"\n".join(batch[30:60]) + b"\n")
+    time.sleep(0.8)
+    with open(log, "r+b") as fh:                                  # truncation (copytruncate)
+        fh.truncate(0)
+    time.sleep(0.3)   # a writer appends after the truncation; tail -F sees the size drop first
+    with open(log, "ab") as fh:
+        fh.write(b"\n".join(batch[60:]) + b"\n")
+    time.sleep(0.8)
+    summary = agent.stop()
+    assert summary["received"] == 90 and summary["scored"] == 90
+    check_accounting(summary, tmp_path)
+
+
+def _export_copy(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_sighup_reloads_a_good_bundle_and_refuses_a_tampered_one(network_bundle, trained_network, tmp_path):
+    from export.bundle_writer import ExportOptions, export_bundle
+
+    live = _export_copy(network_bundle[0], tmp_path / "live")
+    other = tmp_path / "other"
+    export_bundle(trained_network.model_dir, other, ExportOptions(tasks=["threat"]), log=lambda s: None)
+    port = free_port()
+    cfg = write_config(tmp_path, live, [{"type": "tcp", "host": "127.0.0.1", "port": port}])
+    agent = AgentProc(cfg)
+    agent.wait_for("jenga-edge 0.1.0")
+    send = lambda evs: socket.create_connection(("127.0.0.1", port)).sendall(b"\n".join(evs) + b"\n")  # noqa: E731
+
+    # A tampered bundle: one byte of a graph changed. The reload is refused.
+    raw = bytearray((live / "threat.onnx").read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    (live / "threat.onnx").write_bytes(bytes(raw))
+    agent.proc.send_signal(signal.SIGHUP)
+    agent.wait_for("reload failed")
+    assert any("sha256 mismatch" in ln for ln in agent.lines)
+    send(events(40, seed=11))                       # the old pipeline keeps serving
+    time.sleep(0.5)
+
+    # A good bundle (another export): the reload goes through.
+    shutil.rmtree(live)
+    shutil.copytree(other, live)
+    agent.proc.send_signal(signal.SIGHUP)
+    agent.wait_for("reloaded: bundle")
+    send(events(40, seed=12))
+    time.sleep(0.5)
+    summary = agent.stop()
+    assert summary["scored"] == 80
+    assert summary["bundle_id"] == json.loads((other / "manifest.json").read_text())["bundle_id"]
+    assert summary["reloads"] == {"ok": 1, "failed": 1}
+    check_accounting(summary, tmp_path)
+
+
+def test_sigterm_under_load_loses_no_accepted_event(network_bundle, tmp_path):
+    port = free_port()
+    cfg = write_config(tmp_path, network_bundle[0], [{"type": "tcp", "host": "127.0.0.1", "port": port}],
+                       batching={"max_batch": 256, "max_wait_ms": 5, "queue_size": 2048, "max_line_bytes": 4096})
+    agent = AgentProc(cfg)
+    agent.wait_for("jenga-edge 0.1.0")
+    payload = b"\n".join(events(2000, seed=21)) + b"\n"
+    sent = {"n": 0}
+    stop = threading.Event()
+
+    def pump():
+        try:
+            with socket.create_connection(("127.0.0.1", port)) as s:
+                while not stop.is_set():
+                    s.sendall(payload)
+                    sent["n"] += 2000
+        except OSError:
+            pass     # the agent closed the connection on shutdown
+    t = threading.Thread(target=pump, daemon=True)
+    t.start()
+    time.sleep(1.5)
+    summary = agent.stop()
+    stop.set()
+    assert summary["received"] > 2000
+    check_accounting(summary, tmp_path)
+    # At most the line the sender was cut off in: dead-lettered, not lost.
+    dead = read_jsonl(tmp_path / "dead.jsonl")
+    assert len(dead) <= 1 and all(d["reason"] == "bad_json" for d in dead)
+
+
+def test_an_injection_attempt_never_reaches_a_command(network_bundle, tmp_path):
+    calls = tmp_path / "nft_calls.txt"
+    fake_nft = tmp_path / "nft"
+    fake_nft.write_text(f"#!/bin/sh\nfor a in \"$@\"; do printf '%s\\n' \"$a\" >> {calls}; done\necho --- >> {calls}\n")
+    fake_nft.chmod(0o755)
+    evil = []
+    for e in events(400, seed=5):
+        d = json.loads(e)
+        if d["label"] == "malicious":
+            d["src_ip"] = "1.2.3.4; rm -rf /"
+            evil.append(json.dumps(d).encode())
+    good_attacker = json.loads(evil[0])
+    good_attacker["src_ip"] = "203.0.113.77"
+    stdin = tmp_path / "in.jsonl"
+    stdin.write_bytes(b"\n".join(evil + [json.dumps(good_attacker).encode()]) + b"\n")
+    cfg = write_config(tmp_path, network_bundle[0], [{"type": "stdin"}],
+                       rules=[{"rule": "block", "task": "threat", "threshold": 0.0, "actions": ["alert", "firewall"]}],
+                       actions={"firewall": {"dry_run": False, "nft_path": str(fake_nft)},
+                                "rate_limit": {"max_actions": 10000, "per_seconds": 1}})
+    with open(stdin, "rb") as fh:
+        agent = AgentProc(cfg, stdin=fh)
+        agent.proc.wait(60)
+    alerts = read_jsonl(tmp_path / "alerts.jsonl")
+    assert len(alerts) == len(evil) + 1
+    outcomes = [a["actions"][0] for a in alerts]
+    assert sum(o["result"] == "skipped" and "invalid address" in o["reason"] for o in outcomes) == len(evil)
+    assert sum(o["result"] == "ok" for o in outcomes) == 1
+    recorded = calls.read_text()
+    assert "rm -rf" not in recorded and ";" not in recorded
+    assert "{ 203.0.113.77 timeout 3600s }" in recorded.splitlines()
+
+
+def test_stdin_to_eof_exits_by_itself_and_counts_everything(network_bundle, tmp_path):
+    stdin = tmp_path / "in.jsonl"
+    stdin.write_bytes(b"\n".join(events(500) + MALFORMED + UNSEEN) + b"\n")
+    cfg = write_config(tmp_path, network_bundle[0], [{"type": "stdin"}])
+    with open(stdin, "rb") as fh:
+        proc = subprocess.run([sys.executable, "-m", "jenga_edge.cli", "run", "--config", str(cfg)], stdin=fh,
+                              capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stderr.strip().splitlines()[-1])
+    assert summary["received"] == 500 + len(MALFORMED) + len(UNSEEN)
+    assert summary["rejected"] == len(MALFORMED)
+    check_accounting(summary, tmp_path)
+
+
+def test_metrics_endpoint_and_sqlite_alert_store(network_bundle, tmp_path):
+    mport, tport = free_port(), free_port()
+    cfg = write_config(tmp_path, network_bundle[0], [{"type": "tcp", "host": "127.0.0.1", "port": tport}],
+                       metrics={"enabled": True, "host": "127.0.0.1", "port": mport, "stats_interval_s": 0},
+                       sinks={"jsonl": {"path": str(tmp_path / "alerts.jsonl")},
+                              "sqlite": {"path": str(tmp_path / "alerts.db")}})
+    agent = AgentProc(cfg)
+    agent.wait_for("jenga-edge 0.1.0")
+    with socket.create_connection(("127.0.0.1", tport)) as s:
+        s.sendall(b"\n".join(events(200) + MALFORMED[:1]) + b"\n")
+    import urllib.request
+    assert wait_until(lambda: b"jenga_events_received_total" in urllib.request.urlopen(
+        f"http://127.0.0.1:{mport}/metrics").read() and _metric(mport, "jenga_events_scored_total") >= 200)
+    body = urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics").read().decode()
+    assert 'jenga_events_rejected_total{reason="bad_json"} 1' in body
+    assert urllib.request.urlopen(f"http://127.0.0.1:{mport}/healthz").status == 200
+    summary = agent.stop()
+    n = summary["alerts"]
+    proc = subprocess.run([sys.executable, "-m", "jenga_edge.cli", "alerts", "--db", str(tmp_path / "alerts.db"),
+                           "--since", "1h", "--json", "--limit", "100000"], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    assert len(proc.stdout.splitlines()) == n > 0
+
+
+def _metric(port: int, name: str) -> float:
+    import urllib.request
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines()
+               if line.startswith(name) and not line.startswith("#"))
+
+
+@pytest.mark.parametrize("name", ["arm_gateway_1core", "x86_branch_firewall", "soc_sensor_suricata"])
+def test_firmware_profiles_validate_against_a_real_bundle(network_bundle, name):
+    proc = subprocess.run([sys.executable, "-m", "jenga_edge.cli", "validate", f"firmware_configs/{name}.yaml",
+                           "--set", f"agent.bundle={network_bundle[0]}"], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    assert "verified" in proc.stdout
+
+
+@pytest.mark.parametrize("raw,where,hint", [
+    ({"agent": {"bundle": "b"}, "sources": [{"type": "stdin"}], "batching": {"max_bach": 3}},
+     "batching.max_bach", "did you mean 'max_batch'"),
+    ({"agent": {"bundle": "b"}, "sources": [{"type": "tcp", "port": 99999}]},
+     "sources[0].port", "expected a value <= 65535"),
+])
+def test_validate_reports_a_malformed_config_in_one_line(tmp_path, raw, where, hint):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(raw))
+    proc = subprocess.run([sys.executable, "-m", "jenga_edge.cli", "validate", str(bad)], capture_output=True,
+                          text=True, cwd=REPO)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error:")
+    assert where in proc.stderr and hint in proc.stderr
