@@ -24,6 +24,7 @@ from .actions import RateLimiter, build_actions
 from .bundle import Bundle, verify_bundle
 from .config import AgentConfig, load_agent_config
 from .decode import DecodedBatch, EventDecoder, Reject
+from .dispatch import BackgroundAction
 from .errors import JengaError
 from .metrics import AgentMetrics, MetricsServer
 from .rules import Hit, RuleEngine, default_rules, render_output
@@ -60,6 +61,8 @@ def build_pipeline(cfg: AgentConfig) -> Pipeline:
                            + [k for k in wanted if k in scorer.schema.names])
     actions = build_actions({n: getattr(cfg.actions, n) for n in ("firewall", "webhook", "exec")
                              if getattr(cfg.actions, n) is not None})
+    if "webhook" in actions:
+        actions["webhook"] = BackgroundAction("webhook", actions["webhook"])
     limiter = RateLimiter(cfg.actions.rate_limit.max_actions, cfg.actions.rate_limit.per_seconds)
     return Pipeline(cfg, bundle, scorer, decoder, rules, actions, limiter)
 
@@ -154,6 +157,9 @@ class Agent:
         for s in self.sources:
             s.join(2.0)
             self._count_drops(s)
+        for action in self.pipe.actions.values():
+            if isinstance(action, BackgroundAction):
+                action.close()
         for sink in [*self.sinks, self.dead_letter]:
             sink.close()
         if self.server:
@@ -181,7 +187,11 @@ class Agent:
             self.log(f"reload failed, still serving bundle {self.pipe.bundle.bundle_id}: "
                      f"{type(exc).__name__}: {exc}")
             return
+        old = self.pipe
         self.pipe, self.cfg = pipe, cfg
+        for action in old.actions.values():
+            if isinstance(action, BackgroundAction):
+                action.close()
         self.metrics.reloads.inc(result="ok")
         self.reloads["ok"] += 1
         self.metrics.set_bundle(pipe.bundle.bundle_id, pipe.bundle.manifest.get("source_model", {}).get("sha256", ""))

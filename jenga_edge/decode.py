@@ -100,8 +100,12 @@ class EventDecoder:
         self.key_names = list(key_fields)
         tree = _Tree()
         by_name = {f.name: f for f in schema.features}
-        for name, path in {**self.paths, **self.key_paths}.items():
-            tree.add(path.split("."), _leaf_type(by_name.get(name)))
+        types = {path: _leaf_type(None) for path in self.key_paths.values()}
+        # A key field may share a path with a feature (dest_port -> port): the
+        # feature's type wins, so its validation is never loosened.
+        types.update({path: _leaf_type(by_name[name]) for name, path in self.paths.items()})
+        for path, tp in types.items():
+            tree.add(path.split("."), tp)
         self.struct, attrs = tree.build("Event")
         self._one = msgspec.json.Decoder(self.struct, strict=False)
         self._many = msgspec.json.Decoder(list[self.struct], strict=False)

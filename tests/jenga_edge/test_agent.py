@@ -351,3 +351,39 @@ def test_validate_reports_a_malformed_config_in_one_line(tmp_path, raw, where, h
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error:")
     assert where in proc.stderr and hint in proc.stderr
+
+
+def test_webhook_runs_off_the_scoring_thread_and_delivers_every_alert(network_bundle, tmp_path):
+    import http.server
+
+    got = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            got.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            time.sleep(0.01)          # a slow receiver must not slow scoring down
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    stdin = tmp_path / "in.jsonl"
+    stdin.write_bytes(b"\n".join(events(300, seed=31)) + b"\n")
+    cfg = write_config(tmp_path, network_bundle[0], [{"type": "stdin"}],
+                       rules=[{"rule": "notify", "task": "threat", "actions": ["alert", "webhook"]}],
+                       actions={"webhook": {"url": f"http://127.0.0.1:{server.server_port}/hook",
+                                            "spool_dir": str(tmp_path / "spool")},
+                                "rate_limit": {"max_actions": 100000, "per_seconds": 1}})
+    try:
+        with open(stdin, "rb") as fh:
+            proc = subprocess.run([sys.executable, "-m", "jenga_edge.cli", "run", "--config", str(cfg)], stdin=fh,
+                                  capture_output=True, text=True, cwd=REPO, timeout=120)
+    finally:
+        server.shutdown()
+    assert proc.returncode == 0, proc.stderr
+    alerts = read_jsonl(tmp_path / "alerts.jsonl")
+    assert alerts and all(a["actions"][0]["result"] == "queued" for a in alerts)
+    assert sorted(g["score"] for g in got) == sorted(a["score"] for a in alerts)

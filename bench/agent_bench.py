@@ -1,0 +1,996 @@
+"""The edge agent, measured: throughput, start-up, latency, memory, reloads.
+
+Builds (or takes) a 41-feature NSL-KDD-like bundle, writes ~1 KB JSON events
+and measures the real `jenga-edge run` agent against the targets of the agent
+issue: >= 200k events/s end to end on one core, RSS <= 70 MB with a bundle
+loaded, start-up to the first scored event <= 0.3 s.
+
+    python bench/agent_bench.py --quick                      # ~1 minute
+    python bench/agent_bench.py                              # < ~4 minutes
+    python bench/agent_bench.py --bundle DIR --model DIR     # an existing bundle + best_model
+
+What is measured (every agent run is `python -m jenga_edge.cli run` unless said):
+
+1. bundle    trained for 2 epochs on the NSL-KDD 20 % file if ../shared has it
+             (synthetic 41-feature rows otherwise), exported with export_bundle
+2. events    N JSON lines (~1,050 bytes): the 41 schema features, src_ip,
+             dest_ip, dest_port, a timestamp and a padding string
+3. e2e       stdin source, max_batch 256 and 1024, one alert rule (cooldown 0)
+             into a fsync'ed JSON Lines sink; subprocess pinned to ONE core,
+             OMP_NUM_THREADS=1; events/s = scored / span_s (and / busy_s);
+             peak RSS from wait4
+4. start-up  spawn -> first_scored_wall with one event on stdin (median of 5),
+             plus the time of bare interpreter / imports for comparison
+5. latency   in-process (this process never imports torch): a feeder thread
+             offers events at a steady rate, the bench runs the agent's
+             get_batch -> process loop; latency = completion - enqueue
+6. breakdown per-stage time of Agent.process on 256-event batches, cProfile top
+             entries, and the stdin source's framing + queue cost per line
+7. torch     the same events through json.loads + schema.vectorize + the torch
+             model (1 thread, pinned), in a subprocess (its RSS too)
+8. reload    20 SIGHUP reloads of a running agent (file source): VmRSS after
+             each (onnxruntime issue #17451: memory not returned on reload)
+
+Timings are printed and written, never asserted. Writes JSON (--out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import platform
+import pstats
+import queue as queue_mod
+import random
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+PY = sys.executable
+NSL_FILE = REPO / ".." / "shared" / "datasets" / "nsl-kdd" / "KDDTrain+_20Percent.txt"
+NSL_CONFIG = REPO / "examples" / "configs" / "nsl_kdd.yaml"
+TARGETS = {"e2e_events_per_s": 200_000, "rss_mb": 70.0, "startup_s": 0.3}
+SERVICE_PORTS = {"http": 80, "ftp_data": 20, "ftp": 21, "ssh": 22, "telnet": 23, "smtp": 25, "domain_u": 53,
+                 "domain": 53, "finger": 79, "pop_3": 110, "auth": 113, "ntp_u": 123, "imap4": 143,
+                 "IRC": 194, "ldap": 389, "https": 443, "http_443": 443, "eco_i": 7, "ecr_i": 7}
+
+
+def _say(*a: Any) -> None:
+    print(*a, file=sys.stderr, flush=True)
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    k = (len(s) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+
+
+# ================================================================= data rows (no torch)
+
+def kdd_columns() -> list[str]:
+    import yaml
+    return yaml.safe_load(NSL_CONFIG.read_text())["sources"]["kdd"]["columns"]
+
+
+def _token(t: str) -> Any:
+    try:
+        return int(t)
+    except ValueError:
+        try:
+            return float(t)
+        except ValueError:
+            return t
+
+
+def kdd_rows(path: Path, limit: Optional[int] = None) -> list[dict]:
+    cols = kdd_columns()
+    rows = []
+    with open(path) as fh:
+        for line in fh:
+            toks = line.strip().split(",")
+            if len(toks) != len(cols):
+                continue
+            rows.append({c: _token(t) for c, t in zip(cols, toks)})
+            if limit and len(rows) >= limit:
+                break
+    return rows
+
+
+def synthetic_rows(rows: int, seed: int = 0) -> list[dict]:
+    """NSL-KDD-shaped rows as bench/train_throughput.py's make_data writes them
+    (38 lognormal numerics n0..n37, categoricals proto/service/flag, a binary
+    `label` and a 5-class `cls`), without importing torch."""
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    y = rng.random(rows) < 0.45
+    cls = np.where(y, rng.integers(1, 5, rows), 0)
+    out = []
+    for i in range(rows):
+        row = {f"n{j}": float(np.round(rng.lognormal(0, 1) * (1 + y[i] * (j % 3)), 3)) for j in range(38)}
+        row.update(proto=["tcp", "udp", "icmp"][rng.integers(3)], service=f"s{rng.integers(60)}",
+                   flag=f"f{rng.integers(11)}", label=int(y[i]), cls=f"c{cls[i]}")
+        out.append(row)
+    return out
+
+
+# ================================================================= worker: build bundle (torch)
+
+def worker_build(p: dict) -> dict:
+    from export.bundle_writer import ExportOptions, export_bundle
+    from trainer.config import config_from_dict, load_config
+    from trainer.run import run_experiment
+
+    work = Path(p["work"])
+    t0 = time.perf_counter()
+    if p["dataset"] == "nsl-kdd":
+        cfg = load_config(NSL_CONFIG, [f"sources.kdd.path={Path(p['data']).resolve()}",
+                                       f"training.epochs={p['epochs']}", "training.progress=false",
+                                       "training.device=cpu"])
+    else:
+        data = work / "synthetic_train.jsonl"
+        with open(data, "w") as fh:
+            for r in synthetic_rows(p["rows"], seed=1):
+                fh.write(json.dumps(r) + "\n")
+        cfg = config_from_dict({
+            "project_name": "agent_bench_synthetic", "sources": {"net": {"path": str(data)}},
+            "model": {"hidden_sizes": [128, 64], "dropout": 0.1},
+            "training": {"epochs": p["epochs"], "batch_size": 512, "device": "cpu", "progress": False},
+            "tasks": [{"name": "attack", "type": "anomaly_detection", "source": "net", "label": {"column": "label"}},
+                      {"name": "novelty", "type": "anomaly_detection", "mode": "novelty", "source": "net",
+                       "label": {"column": "label"}, "threshold_rule": {"target_fpr": 0.05}},
+                      {"name": "category", "type": "classification", "source": "net",
+                       "label": {"column": "cls"}}]})
+    run = run_experiment(cfg, work / "run", out=None)
+    t1 = time.perf_counter()
+    export_bundle(run.model_dir, p["bundle"], ExportOptions(force=True), log=lambda s: None)
+    t2 = time.perf_counter()
+    return {"model_dir": str(run.model_dir), "bundle_dir": p["bundle"], "dataset": p["dataset"],
+            "train_s": round(t1 - t0, 2), "export_s": round(t2 - t1, 2)}
+
+
+# ================================================================= worker: torch eager (torch)
+
+def worker_torch(p: dict) -> dict:
+    t_imp = time.perf_counter()
+    import numpy as np
+    import torch
+
+    from jenga_edge.bundle import verify_bundle
+    from trainer import checkpoint
+    import_s = time.perf_counter() - t_imp
+    torch.set_num_threads(1)
+    bundle = verify_bundle(p["bundle"])
+    entries = [bundle.tasks[t] for t in p["tasks"]]
+    schema = entries[0].schema
+    source = entries[0].source
+    model = checkpoint.load(p["model"]).model.cpu().eval()
+    bs, limit = p["batch"], p["limit"]
+    t_parse = t_vec = t_fwd = 0.0
+    n = alerts = 0
+
+    def run_batch(lines: list[bytes]) -> None:
+        nonlocal t_parse, t_vec, t_fwd, n, alerts
+        a = time.perf_counter()
+        rows = [json.loads(x) for x in lines]
+        b = time.perf_counter()
+        num, cat = schema.vectorize(rows, strict=False)
+        c = time.perf_counter()
+        with torch.inference_mode():
+            tn, tc = torch.from_numpy(num), torch.from_numpy(cat)
+            h = model.shared(source, tn, tc)
+            for e in entries:
+                s = model.head_outputs(e.name, h, tn, tc)["scores"]
+                if e.type == "classification":
+                    s = s.max(dim=1).values
+                thr = e.threshold if e.threshold is not None else 0.5
+                hit = (s >= thr).numpy()
+                if e.name == p["rule_task"]:
+                    alerts += int(hit.sum())
+        d = time.perf_counter()
+        t_parse, t_vec, t_fwd, n = t_parse + b - a, t_vec + c - b, t_fwd + d - c, n + len(lines)
+
+    with open(p["events"], "rb") as fh:     # warm-up on the first batch (not timed)
+        warm = [fh.readline().rstrip(b"\n") for _ in range(bs)]
+    run_batch(warm)
+    t_parse = t_vec = t_fwd = 0.0
+    n = alerts = 0
+    t0 = time.perf_counter()
+    with open(p["events"], "rb") as fh:
+        batch: list[bytes] = []
+        for line in fh:
+            batch.append(line.rstrip(b"\n"))
+            if len(batch) == bs:
+                run_batch(batch)
+                batch = []
+                if n >= limit:
+                    break
+        if batch and n < limit:
+            run_batch(batch)
+    wall = time.perf_counter() - t0
+    compute = t_parse + t_vec + t_fwd
+    return {"events": n, "batch": bs, "tasks": p["tasks"], "alerts": alerts, "wall_s": round(wall, 4),
+            "events_per_s": round(n / wall, 1), "compute_events_per_s": round(n / compute, 1),
+            "json_loads_s": round(t_parse, 4), "vectorize_s": round(t_vec, 4), "forward_s": round(t_fwd, 4),
+            "us_per_event": {"json_loads": round(t_parse / n * 1e6, 3), "vectorize": round(t_vec / n * 1e6, 3),
+                             "forward": round(t_fwd / n * 1e6, 3)},
+            "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "import_s": round(import_s, 3)}
+
+
+# ================================================================= helpers: subprocesses
+
+def _pin(cpu: int):
+    def fn() -> None:
+        os.sched_setaffinity(0, {cpu})
+    return fn
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env["OMP_NUM_THREADS"] = "1"
+    env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+def run_waited(cmd: list[str], *, stdin=None, stdout=subprocess.DEVNULL, stderr_path: Path,
+               cpu: Optional[int], timeout: float) -> dict:
+    """Run cmd; wait4 it for exit status, peak RSS and CPU time."""
+    with open(stderr_path, "wb") as err:
+        wall0 = time.time()
+        p0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdin=stdin, stdout=stdout, stderr=err, cwd=REPO, env=_env(),
+                                preexec_fn=_pin(cpu) if cpu is not None else None)
+        timer = threading.Timer(timeout, proc.kill)
+        timer.start()
+        try:
+            _, status, ru = os.wait4(proc.pid, 0)
+        finally:
+            timer.cancel()
+        wall = time.perf_counter() - p0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    text = stderr_path.read_text(errors="replace")
+    return {"rc": proc.returncode, "spawn_wall": wall0, "wall_s": wall, "maxrss_kb": ru.ru_maxrss,
+            "cpu_user_s": ru.ru_utime, "cpu_sys_s": ru.ru_stime, "stderr": text}
+
+
+def run_worker(kind: str, params: dict, work: Path, cpu: Optional[int], timeout: float) -> dict:
+    out = work / f"worker_{kind}.json"
+    params = {**params, "result": str(out)}
+    r = run_waited([PY, str(Path(__file__).resolve()), "--_worker", kind, json.dumps(params)],
+                   stderr_path=work / f"worker_{kind}.stderr", cpu=cpu, timeout=timeout)
+    if r["rc"] != 0 or not out.exists():
+        raise SystemExit(f"worker {kind} failed (rc {r['rc']}):\n{r['stderr'][-3000:]}")
+    res = json.loads(out.read_text())
+    res["maxrss_kb"] = r["maxrss_kb"]
+    res["process_wall_s"] = round(r["wall_s"], 3)
+    return res
+
+
+def last_json_line(text: str) -> Optional[dict]:
+    for line in reversed(text.strip().splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                return json.loads(line)
+            except json.JSONDecodeError:
+                return None
+    return None
+
+
+# ================================================================= bundle + events
+
+def build_bundle(args, work: Path) -> dict:
+    bundle_dir = Path(args.build_dir) / "agent"
+    if args.bundle:
+        return {"bundle_dir": str(Path(args.bundle).resolve()), "model_dir": str(Path(args.model).resolve()),
+                "dataset": "given"}
+    if args.reuse and (bundle_dir / "bundle" / "manifest.json").exists() and (bundle_dir / "built.json").exists():
+        info = json.loads((bundle_dir / "built.json").read_text())
+        info["reused"] = True
+        return info
+    nsl = NSL_FILE.resolve()
+    dataset = "nsl-kdd" if nsl.exists() else "synthetic"
+    (bundle_dir / "model").mkdir(parents=True, exist_ok=True)
+    _say(f"[bundle] training on {dataset} (2 epochs) and exporting ...")
+    info = run_worker("build", {"dataset": dataset, "data": str(nsl), "epochs": 2, "rows": 20000,
+                                "work": str(bundle_dir / "model"), "bundle": str(bundle_dir / "bundle")},
+                      work, cpu=None, timeout=900)
+    info.pop("maxrss_kb", None)
+    (bundle_dir / "built.json").write_text(json.dumps(info, indent=2))
+    info["reused"] = False
+    return info
+
+
+def make_events(path: Path, n: int, schema, dataset: str, seed: int = 7, target: int = 1050) -> dict:
+    names = schema.names
+    if dataset in ("nsl-kdd", "given") and NSL_FILE.resolve().exists() and set(names) <= set(kdd_columns()):
+        rows, origin = kdd_rows(NSL_FILE.resolve()), "nsl-kdd rows"
+    else:
+        rows, origin = synthetic_rows(20000, seed=3), "synthetic rows"
+        if not set(names) <= set(rows[0]):         # a given bundle with other features: plausible numbers
+            rows = [{f.name: (round(random.Random(i * 131 + j).lognormal(0, 1), 3) if f.kind != "categorical"
+                              else (f.categories[1 + (i + j) % max(1, len(f.categories) - 1)]
+                                    if len(f.categories) > 1 else "x"))
+                     for j, f in enumerate(schema.features)} for i in range(5000)]
+            origin = "generated from the schema"
+    rng = random.Random(seed)
+    alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/+=-_.:;"
+    pad_pool = "".join(rng.choice(alphabet) for _ in range(8192))
+    src_pool = [f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}" for _ in range(4000)] + \
+               [f"{rng.randrange(1, 224)}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+                for _ in range(1000)]
+    ts0 = time.time() - 3600
+    total = 0
+    sizes_min, sizes_max = 10 ** 9, 0
+    with open(path, "wb", buffering=1 << 20) as fh:
+        for i in range(n):
+            r = rows[i % len(rows)]
+            t = ts0 + i * 1e-4
+            ev = {"timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e6):06d}+0000",
+                  "event_type": "flow", "flow_id": 1_000_000_000 + i,
+                  "src_ip": src_pool[rng.randrange(len(src_pool))],
+                  "src_port": rng.randrange(1024, 65536),
+                  "dest_ip": f"192.168.{rng.randrange(4)}.{rng.randrange(1, 255)}",
+                  "dest_port": SERVICE_PORTS.get(r.get("service"), rng.choice((80, 443, 22, 53, 8080, 3389, 445)))}
+            for k in names:
+                if k in r:
+                    ev[k] = r[k]
+            ev["payload"] = ""
+            s = json.dumps(ev, separators=(",", ":"))
+            want = target + rng.randint(-60, 60) - len(s)
+            if want > 0:
+                off = rng.randrange(len(pad_pool) - want) if want < len(pad_pool) else 0
+                s = s[:-2] + pad_pool[off:off + want] + s[-2:]
+            b = s.encode() + b"\n"
+            fh.write(b)
+            total += len(b) - 1
+            sizes_min, sizes_max = min(sizes_min, len(b) - 1), max(sizes_max, len(b) - 1)
+    return {"events": n, "mean_bytes": round(total / n, 1), "min_bytes": sizes_min, "max_bytes": sizes_max,
+            "file_mb": round(path.stat().st_size / 2 ** 20, 1), "feature_values_from": origin,
+            "fields": 8 + len(names)}
+
+
+def agent_config(path: Path, bundle: str, work: Path, rule_task: str, *, max_batch: int, max_wait_ms: float,
+                 source: Optional[dict] = None, queue_size: Optional[int] = None, tag: str = "") -> Path:
+    import yaml
+    batching = {"max_batch": max_batch, "max_wait_ms": max_wait_ms}
+    if queue_size:
+        batching["queue_size"] = queue_size
+    cfg = {"description": f"agent_bench {tag}",
+           "agent": {"id": "bench", "bundle": bundle},
+           "runtime": {"intra_op_threads": 1, "inter_op_threads": 1},
+           "batching": batching,
+           "sources": [source or {"type": "stdin"}],
+           "event": {"keys": ["src_ip", "dest_ip", "dest_port"]},
+           "rules": [{"rule": "bench_threat", "task": rule_task, "threshold": "bundle", "actions": ["alert"],
+                      "key": "src_ip", "cooldown_s": 0}],
+           "sinks": {"jsonl": {"path": str(work / f"alerts{tag}.jsonl")}},
+           "dead_letter": {"path": str(work / f"dead{tag}.jsonl")},
+           "metrics": {"enabled": False, "stats_interval_s": 0}}
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return path
+
+
+# ================================================================= 3. end to end
+
+def bench_e2e(args, work: Path, bundle: str, rule_task: str, events: Path, n: int, max_batch: int,
+              queue_size: Optional[int] = None, repeat: int = 1) -> dict:
+    tag = f"_e2e{max_batch}" + (f"_q{queue_size}" if queue_size else "")
+    cfg = agent_config(work / f"agent{tag}.yaml", bundle, work, rule_task, max_batch=max_batch, max_wait_ms=5,
+                       queue_size=queue_size, tag=tag)
+    runs = []
+    for i in range(repeat):
+        for f in work.glob(f"alerts{tag}.jsonl*"):
+            f.unlink()
+        with open(events, "rb") as stdin:
+            r = run_waited([PY, "-m", "jenga_edge.cli", "run", "--config", str(cfg)], stdin=stdin,
+                           stderr_path=work / f"stderr{tag}.txt", cpu=args.cpu, timeout=600)
+        s = last_json_line(r["stderr"]) or {}
+        scored, span, busy = s.get("scored", 0), s.get("span_s") or float("nan"), s.get("busy_s") or float("nan")
+        run = {"rc": r["rc"], "received": s.get("received"), "scored": scored, "rejected": s.get("rejected"),
+               "alerts": s.get("alerts"), "dropped": s.get("dropped"), "span_s": span, "busy_s": busy,
+               "events_per_s": round(scored / span, 1) if span == span and span > 0 else None,
+               "busy_events_per_s": round(scored / busy, 1) if busy == busy and busy > 0 else None,
+               "busy_fraction_of_span": round(busy / span, 3) if span == span and span > 0 else None,
+               "process_wall_s": round(r["wall_s"], 3),
+               "startup_to_first_scored_s": round(s["first_scored_wall"] - r["spawn_wall"], 4)
+               if s.get("first_scored_wall") else None,
+               "peak_rss_mb": round(r["maxrss_kb"] / 1024, 1), "cpu_user_s": round(r["cpu_user_s"], 2),
+               "cpu_sys_s": round(r["cpu_sys_s"], 2),
+               "accounted": s.get("received") == scored + (s.get("rejected") or 0),
+               "all_read": s.get("received") == n}
+        if r["rc"] != 0 or not s:
+            run["stderr_tail"] = r["stderr"][-2000:]
+        runs.append(run)
+        _say(f"[e2e] max_batch {max_batch}{' queue ' + str(queue_size) if queue_size else ''}: "
+             f"{run['events_per_s']} ev/s end to end, {run['busy_events_per_s']} ev/s busy, "
+             f"peak RSS {run['peak_rss_mb']} MB, alerts {run['alerts']}, rc {run['rc']}")
+    best = {k: statistics.median([r[k] for r in runs if r.get(k) is not None])
+            for k in ("events_per_s", "busy_events_per_s", "peak_rss_mb") if any(r.get(k) for r in runs)}
+    return {"max_batch": max_batch, "max_wait_ms": 5, "queue_size": queue_size or 65536, "events": n,
+            "median": best, "runs": runs}
+
+
+# ================================================================= 4. start-up
+
+def bench_startup(args, work: Path, bundle: str, rule_task: str, events: Path, repeat: int) -> dict:
+    one = work / "one_event.jsonl"
+    with open(events, "rb") as fh:
+        one.write_bytes(fh.readline())
+    cfg = agent_config(work / "agent_startup.yaml", bundle, work, rule_task, max_batch=256, max_wait_ms=5,
+                       tag="_startup")
+    to_first, wall, rss = [], [], []
+    for _ in range(repeat):
+        with open(one, "rb") as stdin:
+            r = run_waited([PY, "-m", "jenga_edge.cli", "run", "--config", str(cfg)], stdin=stdin,
+                           stderr_path=work / "stderr_startup.txt", cpu=args.cpu, timeout=60)
+        s = last_json_line(r["stderr"]) or {}
+        if s.get("first_scored_wall"):
+            to_first.append(s["first_scored_wall"] - r["spawn_wall"])
+        wall.append(r["wall_s"])
+        rss.append(r["maxrss_kb"] / 1024)
+    parts = {}
+    for label, code in (("python -c pass", "pass"), ("import numpy", "import numpy"),
+                        ("import onnxruntime", "import onnxruntime"),
+                        ("import jenga_edge.cli + agent", "import jenga_edge.cli, jenga_edge.agent"),
+                        ("+ build_pipeline (verify bundle, ORT sessions)",
+                         "import jenga_edge.agent as a, jenga_edge.config as c; "
+                         f"a.build_pipeline(c.load_agent_config({str(cfg)!r}))")):
+        times = []
+        for _ in range(3):
+            r = run_waited([PY, "-c", code], stderr_path=work / "stderr_imports.txt", cpu=args.cpu, timeout=60)
+            times.append(r["wall_s"])
+        parts[label] = round(statistics.median(times), 4)
+    res = {"runs": repeat, "to_first_scored_s": [round(x, 4) for x in to_first],
+           "median_to_first_scored_s": round(statistics.median(to_first), 4) if to_first else None,
+           "process_wall_s": [round(x, 4) for x in wall], "median_process_wall_s": round(statistics.median(wall), 4),
+           "peak_rss_mb_one_event": round(statistics.median(rss), 1),
+           "process_wall_median_of_3_s": parts}
+    _say(f"[startup] to first scored {res['median_to_first_scored_s']} s, process {res['median_process_wall_s']} s")
+    return res
+
+
+# ================================================================= 5. latency (in-process, torch-free)
+
+def read_lines(events: Path, count: int) -> list[bytes]:
+    out = []
+    with open(events, "rb") as fh:
+        for line in fh:
+            out.append(line.rstrip(b"\n"))
+            if len(out) >= count:
+                break
+    return out
+
+
+def bench_latency(args, work: Path, bundle: str, rule_task: str, pool: list[bytes], max_batch: int,
+                  max_wait_ms: float, rate: float, duration: float) -> dict:
+    import numpy as np
+
+    from jenga_edge.agent import Agent
+    from jenga_edge.config import load_agent_config
+    from jenga_edge.sources import Line
+
+    tag = f"_lat{max_batch}_{max_wait_ms:g}_{int(rate)}"
+    cfg_path = agent_config(work / f"agent{tag}.yaml", bundle, work, rule_task, max_batch=max_batch,
+                            max_wait_ms=max_wait_ms, tag=tag)
+    agent = Agent(load_agent_config(cfg_path), str(cfg_path), log=lambda s: None)
+    lines = [Line(d, "bench") for d in pool]
+    agent.process(lines[:max_batch])      # warm-up: first ORT run allocates its arenas
+    q = agent.queue
+    n = int(rate * duration)
+    enq = np.zeros(n)
+    sched = np.zeros(n)
+    comp = np.zeros(n)
+    stop = threading.Event()
+    start = time.perf_counter() + 0.05
+    fed = [0]
+
+    def feeder() -> None:
+        k, P = 0, len(lines)
+        while k < n and not stop.is_set():
+            now = time.perf_counter()
+            due = min(n, int((now - start) * rate) + 1) if now >= start else 0
+            while k < due:
+                sched[k] = start + k / rate
+                enq[k] = time.perf_counter()
+                if not q.put(lines[k % P], stop=stop):
+                    break
+                k += 1
+            fed[0] = k
+            time.sleep(0.0002)
+        fed[0] = k
+
+    th = threading.Thread(target=feeder, daemon=True)
+    cpu0 = time.process_time()
+    th.start()
+    done = 0
+    hard = start + duration + max(2.0, duration)
+    mw = max_wait_ms / 1000.0
+    batches = 0
+    while done < n:
+        got = q.get_batch(max_batch, mw)
+        if got:
+            agent.process(got)
+            t = time.perf_counter()
+            comp[done:done + len(got)] = t
+            done += len(got)
+            batches += 1
+        if time.perf_counter() > hard:
+            break
+    end = time.perf_counter()
+    stop.set()
+    th.join(2.0)
+    cpu = time.process_time() - cpu0
+    agent.dead_letter.close()
+    for s in agent.sinks:
+        s.close()
+    lat = (comp[:done] - enq[:done]) * 1e3
+    arr = (comp[:done] - sched[:done]) * 1e3
+    first = enq[0] if done else start
+    res = {"max_batch": max_batch, "max_wait_ms": max_wait_ms, "offered_per_s": rate, "duration_s": duration,
+           "offered": n, "fed": fed[0], "processed": done, "batches": batches,
+           "mean_batch": round(done / batches, 1) if batches else 0,
+           "achieved_per_s": round(done / (comp[done - 1] - first), 1) if done > 1 else 0,
+           "saturated": bool(done < n or (done > 1 and done / (comp[done - 1] - first) < 0.95 * rate)),
+           "p50_ms": round(float(np.percentile(lat, 50)), 3) if done else None,
+           "p99_ms": round(float(np.percentile(lat, 99)), 3) if done else None,
+           "p999_ms": round(float(np.percentile(lat, 99.9)), 3) if done else None,
+           "max_ms": round(float(lat.max()), 3) if done else None,
+           "mean_ms": round(float(lat.mean()), 3) if done else None,
+           "from_schedule_p50_ms": round(float(np.percentile(arr, 50)), 3) if done else None,
+           "from_schedule_p99_ms": round(float(np.percentile(arr, 99)), 3) if done else None,
+           "cpu_util": round(cpu / (end - start), 3), "alerts": agent.counts["alerts"]}
+    _say(f"[latency] batch {max_batch}/{max_wait_ms:g} ms at {rate:.0f}/s: p50 {res['p50_ms']} ms "
+         f"p99 {res['p99_ms']} ms max {res['max_ms']} ms, achieved {res['achieved_per_s']}/s"
+         f"{' (SATURATED)' if res['saturated'] else ''}, cpu {res['cpu_util']}")
+    return res
+
+
+# ================================================================= 6. breakdown + profile (in-process)
+
+def bench_breakdown(args, work: Path, bundle: str, rule_task: str, pool: list[bytes], batches: int) -> dict:
+    from jenga_edge.agent import Agent
+    from jenga_edge.config import load_agent_config
+    from jenga_edge.sinks import _dumps
+    from jenga_edge.sources import EventQueue, Line, LineSplitter
+
+    cfg_path = agent_config(work / "agent_breakdown.yaml", bundle, work, rule_task, max_batch=256, max_wait_ms=5,
+                            tag="_breakdown")
+    agent = Agent(load_agent_config(cfg_path), str(cfg_path), log=lambda s: None)
+    lines = [Line(d, "stdin") for d in pool]
+    groups = [lines[(i * 256) % (len(lines) - 256):][:256] for i in range(batches)]
+    agent.process(groups[0])
+    pipe = agent.pipe
+    sink = agent.sinks[0]
+    stages = {k: [] for k in ("decode.parse (msgspec)", "decode.columns (numpy)", "score (onnxruntime)",
+                              "rules.evaluate", "build alerts", "alert sink: json + write", "alert sink: flush+fsync",
+                              "dead letter", "account (metrics)")}
+    n_alerts = 0
+    pc = time.perf_counter
+    for g in groups:
+        t0 = pc()
+        data = [ln.data for ln in g]
+        rej: list = []
+        events, index = pipe.decoder._parse(data, [ln.oversize for ln in g], rej)
+        t1 = pc()
+        batch = pipe.decoder._columns(events, index, rej)
+        t2 = pc()
+        scores = pipe.scorer.score(batch.num, batch.cat)
+        t3 = pc()
+        hits = pipe.rules.evaluate(batch, scores)
+        t4 = pc()
+        alerts = [agent._alert(h, batch, g) for h in hits]
+        t5 = pc()
+        out = [(_dumps(a) + "\n").encode("utf-8") for a in alerts]
+        for b in out:
+            sink._fh.write(b)
+            sink._size += len(b)
+        t6 = pc()
+        if out:
+            sink._sync()
+        t7 = pc()
+        agent.dead_letter.write_batch([agent._dead(r, g) for r in batch.rejects])
+        t8 = pc()
+        agent._account(g, batch, alerts, t8 - t0)
+        t9 = pc()
+        for k, v in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5, t7 - t6, t8 - t7, t9 - t8)):
+            stages[k].append(v)
+        n_alerts += len(alerts)
+    per_batch = {k: statistics.median(v) * 1e6 for k, v in stages.items()}
+    total = sum(per_batch.values())
+    table = {k: {"us_per_batch": round(v, 1), "us_per_event": round(v / 256, 3),
+                 "share": round(v / total, 3)} for k, v in per_batch.items()}
+    # the whole of Agent.process, timed as the agent runs it
+    whole = []
+    for g in groups:
+        t0 = pc()
+        agent.process(g)
+        whole.append(pc() - t0)
+    # cProfile of Agent.process over the same batches
+    prof = cProfile.Profile()
+    prof.enable()
+    for g in groups:
+        agent.process(g)
+    prof.disable()
+    buf = io.StringIO()
+    st = pstats.Stats(prof, stream=buf)
+    st.sort_stats("tottime").print_stats(18)
+    top = []
+    for (fname, line, func), (cc, nc, tt, ct, _) in sorted(st.stats.items(), key=lambda kv: -kv[1][2])[:18]:
+        top.append({"function": f"{Path(fname).name}:{line}({func})", "calls": nc,
+                    "tottime_ms_per_batch": round(tt / len(groups) * 1e3, 3),
+                    "cumtime_ms_per_batch": round(ct / len(groups) * 1e3, 3)})
+    # the stdin source's share: framing + queue, per line (runs in the reader thread, same core)
+    chunk_src = b"\n".join(pool) + b"\n"
+    sp = LineSplitter(65536)
+    t0 = pc()
+    reps = 0
+    framed = 0
+    while pc() - t0 < 0.5:
+        for i in range(0, len(chunk_src), 65536):
+            framed += len(sp.feed(chunk_src[i:i + 65536]))
+        reps += 1
+    frame_us = (pc() - t0) / framed * 1e6
+    q = EventQueue(1 << 20)
+    m = min(len(pool), 20000)
+    t0 = pc()
+    for d in pool[:m]:
+        q.put(Line(d, "stdin"))
+    t1 = pc()
+    while q.get_batch(256, 0.0):
+        pass
+    t2 = pc()
+    agent.dead_letter.close()
+    for s in agent.sinks:
+        s.close()
+    res = {"batch": 256, "batches": batches, "alerts_per_batch": round(n_alerts / batches, 1),
+           "stages": table, "stages_total_us_per_event": round(total / 256, 3),
+           "process_median_us_per_event": round(statistics.median(whole) / 256 * 1e6, 3),
+           "process_events_per_s": round(256 / statistics.median(whole), 1),
+           "source_us_per_line": {"LineSplitter.feed": round(frame_us, 3),
+                                  "EventQueue.put": round((t1 - t0) / m * 1e6, 3),
+                                  "EventQueue.get_batch(256)": round((t2 - t1) / m * 1e6, 3)},
+           "profile_top_by_tottime": top, "profile_text": buf.getvalue()[:6000]}
+    _say(f"[breakdown] Agent.process {res['process_median_us_per_event']} us/event "
+         f"({res['process_events_per_s']:.0f} ev/s); source {res['source_us_per_line']}")
+    return res
+
+
+def fsync_cost(work: Path, repeat: int = 40) -> dict:
+    p = work / "fsync_probe.bin"
+    times = []
+    with open(p, "ab") as fh:
+        for _ in range(repeat):
+            fh.write(b"x" * 600 + b"\n")
+            t0 = time.perf_counter()
+            fh.flush()
+            os.fsync(fh.fileno())
+            times.append(time.perf_counter() - t0)
+    p.unlink()
+    return {"median_ms": round(statistics.median(times) * 1e3, 3), "p90_ms": round(_pct(times, 0.9) * 1e3, 3)}
+
+
+# ================================================================= 8. reloads
+
+def _vm(pid: int, key: str) -> float:
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def bench_reload(args, work: Path, bundle: str, rule_task: str, pool: list[bytes], reloads: int) -> dict:
+    feed = work / "reload_events.jsonl"
+    feed.write_bytes(b"")
+    cfg = agent_config(work / "agent_reload.yaml", bundle, work, rule_task, max_batch=256, max_wait_ms=5,
+                       tag="_reload", source={"type": "file", "path": str(feed), "start_at": "end",
+                                              "poll_interval_s": 0.05})
+    err_lines: "queue_mod.Queue[str]" = queue_mod.Queue()
+    all_err: list[str] = []
+    proc = subprocess.Popen([PY, "-m", "jenga_edge.cli", "run", "--config", str(cfg)], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=REPO, env=_env(),
+                            preexec_fn=_pin(args.cpu))
+
+    def reader() -> None:
+        for raw in proc.stderr:
+            s = raw.decode(errors="replace").rstrip("\n")
+            all_err.append(s)
+            err_lines.put(s)
+
+    threading.Thread(target=reader, daemon=True).start()
+
+    def wait_for(pattern: str, timeout: float) -> Optional[str]:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            try:
+                s = err_lines.get(timeout=max(0.01, end - time.monotonic()))
+            except queue_mod.Empty:
+                break
+            if re.search(pattern, s):
+                return s
+        return None
+
+    appended = 0
+
+    def append(k: int) -> None:
+        nonlocal appended
+        with open(feed, "ab") as fh:
+            fh.write(b"".join(pool[(appended + i) % len(pool)] + b"\n" for i in range(k)))
+        appended += k
+
+    res: dict[str, Any] = {"reloads": reloads}
+    try:
+        if wait_for(r"^jenga-edge .*: bundle", 60) is None:
+            raise RuntimeError("agent did not start: " + " | ".join(all_err[-5:]))
+        time.sleep(0.3)
+        rss_idle = _vm(proc.pid, "VmRSS")
+        append(2000)               # exercise the sessions before the baseline
+        time.sleep(1.0)
+        rss0 = _vm(proc.pid, "VmRSS")
+        after, seconds = [], []
+        for i in range(reloads):
+            t0 = time.perf_counter()
+            os.kill(proc.pid, signal.SIGHUP)
+            line = wait_for(r"reload(ed:| failed)", 30)
+            seconds.append(time.perf_counter() - t0)
+            if line is None or "failed" in line:
+                res["error"] = f"reload {i + 1}: {line or 'no reloaded: line within 30 s'}"
+                break
+            append(256)
+            time.sleep(0.15)
+            after.append(_vm(proc.pid, "VmRSS"))
+        time.sleep(0.5)
+        res.update({"rss_started_idle_mb": round(rss_idle, 1), "rss_before_mb": round(rss0, 1),
+                    "rss_after_each_mb": [round(x, 1) for x in after],
+                    "growth_total_mb": round(after[-1] - rss0, 1) if after else None,
+                    "growth_per_reload_mb": round((after[-1] - rss0) / len(after), 2) if after else None,
+                    "growth_last10_per_reload_mb": round((after[-1] - after[-11]) / 10, 2) if len(after) > 10 else None,
+                    "vm_hwm_mb": round(_vm(proc.pid, "VmHWM"), 1),
+                    "reload_s_median": round(statistics.median(seconds), 4) if seconds else None,
+                    "reload_s_max": round(max(seconds), 4) if seconds else None, "events_appended": appended})
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            rc = proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            rc = proc.wait()
+    time.sleep(0.1)
+    s = last_json_line("\n".join(all_err)) or {}
+    res.update({"exit_code": rc, "exit_ok": rc == 0, "scored": s.get("scored"), "received": s.get("received"),
+                "all_scored": s.get("received") == appended and s.get("scored", 0) + (s.get("rejected") or 0) == appended})
+    if rc != 0:
+        res["stderr_tail"] = all_err[-10:]
+    _say(f"[reload] RSS idle {res.get('rss_started_idle_mb')} MB, before {res.get('rss_before_mb')} MB, after "
+         f"{len(res.get('rss_after_each_mb', []))} reloads {res.get('rss_after_each_mb', [None])[-1:]} MB, "
+         f"growth/reload {res.get('growth_per_reload_mb')} MB, exit {rc}")
+    return res
+
+
+# ================================================================= env + table
+
+def environment() -> dict:
+    import msgspec
+    import numpy
+    import onnxruntime
+    cpu = "?"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "jenga_edge"], cwd=REPO, capture_output=True,
+                                    text=True).stdout.strip())
+    except OSError:
+        commit, dirty = "?", None
+    return {"cpu_model": cpu, "cpus": os.cpu_count(), "affinity": sorted(os.sched_getaffinity(0)),
+            "loadavg": os.getloadavg(), "python": platform.python_version(), "platform": platform.platform(),
+            "onnxruntime": onnxruntime.__version__, "msgspec": msgspec.__version__, "numpy": numpy.__version__,
+            "git_commit": commit, "jenga_edge_dirty": dirty, "gil_switch_interval_s": sys.getswitchinterval()}
+
+
+def build_table(r: dict) -> list[dict]:
+    rows = []
+
+    def add(metric: str, value: Any, target: str = "", ok: Optional[bool] = None) -> None:
+        rows.append({"metric": metric, "value": value, "target": target,
+                     "meets": None if ok is None else bool(ok)})
+
+    ev = r.get("events", {})
+    add("event size (mean bytes)", ev.get("mean_bytes"))
+    for e in r.get("e2e", []):
+        m = e["median"]
+        tag = f"max_batch {e['max_batch']}" + (f", queue {e['queue_size']}" if e["queue_size"] != 65536 else "")
+        v = m.get("events_per_s")
+        add(f"e2e events/s, 1 core ({tag})", v, ">= 200,000", v is not None and v >= TARGETS["e2e_events_per_s"])
+        add(f"  busy-only events/s ({tag})", m.get("busy_events_per_s"))
+        rss = m.get("peak_rss_mb")
+        add(f"  peak RSS MB ({tag})", rss, "<= 70", rss is not None and rss <= TARGETS["rss_mb"])
+        ok = all(x["accounted"] and x["all_read"] and x["rc"] == 0 for x in e["runs"])
+        add(f"  received == scored + rejected, rc 0 ({tag})", ok)
+    su = r.get("startup", {})
+    if su:
+        v = su.get("median_to_first_scored_s")
+        add("start-up to first scored event, s (median)", v, "<= 0.3", v is not None and v <= TARGETS["startup_s"])
+        add("  whole process wall, 1 event, s (median)", su.get("median_process_wall_s"))
+        add("  peak RSS MB, 1 event", su.get("peak_rss_mb_one_event"), "<= 70",
+            su.get("peak_rss_mb_one_event", 1e9) <= TARGETS["rss_mb"])
+    for lat in r.get("latency", []):
+        add(f"latency p50/p99/max ms (batch {lat['max_batch']}, wait {lat['max_wait_ms']:g} ms, "
+            f"{lat['offered_per_s'] / 1000:g}k/s)",
+            f"{lat['p50_ms']} / {lat['p99_ms']} / {lat['max_ms']}"
+            + (f"  SATURATED at {lat['achieved_per_s']:.0f}/s" if lat["saturated"] else ""))
+    bd = r.get("breakdown")
+    if bd:
+        add("Agent.process in-process, 256/batch, events/s", bd["process_events_per_s"])
+    t = r.get("torch")
+    if t:
+        add("torch eager (json.loads+vectorize+forward) events/s", t["events_per_s"])
+        add("  torch subprocess peak RSS MB", round(t["maxrss_kb"] / 1024, 1))
+        if r.get("e2e"):
+            ag = r["e2e"][0]["median"].get("events_per_s")
+            if ag:
+                add("agent e2e / torch eager", round(ag / t["events_per_s"], 2))
+    rl = r.get("reload")
+    if rl:
+        add("RSS idle, bundle loaded, MB", rl.get("rss_started_idle_mb"), "<= 70",
+            rl.get("rss_started_idle_mb") is not None and rl["rss_started_idle_mb"] <= TARGETS["rss_mb"])
+        add(f"RSS before -> after {len(rl.get('rss_after_each_mb', []))} reloads, MB",
+            f"{rl.get('rss_before_mb')} -> {(rl.get('rss_after_each_mb') or [None])[-1]}")
+        add("  growth per reload MB (all / last 10)",
+            f"{rl.get('growth_per_reload_mb')} / {rl.get('growth_last10_per_reload_mb')}", "~0")
+        add("  reload time s (median)", rl.get("reload_s_median"))
+        add("  SIGTERM exit 0, all appended events scored", bool(rl.get("exit_ok") and rl.get("all_scored")))
+    return rows
+
+
+def print_table(rows: list[dict]) -> None:
+    w = max(len(r["metric"]) for r in rows)
+    print(f"{'metric':<{w}}  {'value':>24}  {'target':<12} meets")
+    print("-" * (w + 46))
+    for r in rows:
+        v = r["value"]
+        if isinstance(v, float):
+            v = f"{v:,.1f}" if abs(v) >= 100 else f"{v:.4g}"
+        elif isinstance(v, int) and not isinstance(v, bool):
+            v = f"{v:,}"
+        meets = "" if r["meets"] is None else ("yes" if r["meets"] else "NO")
+        print(f"{r['metric']:<{w}}  {str(v):>24}  {r['target']:<12} {meets}")
+
+
+# ================================================================= main
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="~1 minute: 50k events, shorter latency runs")
+    ap.add_argument("--events", type=int, help="events for the throughput runs (default 200k, quick 50k)")
+    ap.add_argument("--bundle", help="an existing bundle directory (needs --model)")
+    ap.add_argument("--model", help="the best_model directory the bundle came from (for the torch comparison)")
+    ap.add_argument("--reuse", action="store_true", help="reuse build/bench/agent/bundle if a previous run built it")
+    ap.add_argument("--cpu", type=int, default=0, help="the core agent subprocesses are pinned to (default 0)")
+    ap.add_argument("--skip", default="", help="comma list of parts to skip: e2e,startup,latency,breakdown,torch,reload")
+    ap.add_argument("--build-dir", default=str(REPO / "build" / "bench"), help=argparse.SUPPRESS)
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory (events, configs, sinks)")
+    ap.add_argument("--out", type=Path, default=Path("build/bench/agent_bench.json"))
+    ap.add_argument("--_worker", nargs=2, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+
+    if args._worker:
+        kind, params = args._worker[0], json.loads(args._worker[1])
+        res = {"build": worker_build, "torch": worker_torch}[kind](params)
+        Path(params["result"]).write_text(json.dumps(res))
+        return
+    if bool(args.bundle) != bool(args.model):
+        ap.error("--bundle and --model go together")
+    skip = {s for s in args.skip.split(",") if s}
+    quick = args.quick
+    n_events = args.events or (50_000 if quick else 200_000)
+    t_start = time.perf_counter()
+    result: dict[str, Any] = {"quick": quick, "targets": TARGETS, "environment": environment()}
+    work = Path(tempfile.mkdtemp(prefix="agent_bench_"))
+    try:
+        # 1. bundle (built in a torch subprocess)
+        info = build_bundle(args, work)
+        from jenga_edge.bundle import verify_bundle
+        bundle = verify_bundle(info["bundle_dir"])
+        tasks = list(bundle.tasks)
+        schema = bundle.tasks[tasks[0]].schema
+        rule_task = next((t for t, e in bundle.tasks.items() if e.type == "anomaly_detection"
+                          and e.mode == "supervised" and e.schema.sha256 == schema.sha256), None)
+        if rule_task is None:
+            raise SystemExit("the bundle has no supervised binary task for the rule")
+        size = sum(f.stat().st_size for f in Path(info["bundle_dir"]).iterdir() if f.is_file())
+        result["bundle"] = {**info, "bundle_id": bundle.bundle_id, "tasks": tasks,
+                            "merged": [m.file for m in bundle.merged], "rule_task": rule_task,
+                            "rule_threshold": bundle.tasks[rule_task].threshold, "bytes": size,
+                            "features": len(schema.features), "numeric": len(schema.numeric),
+                            "categorical": len(schema.categorical)}
+        _say(f"[bundle] {bundle.bundle_id}: tasks {tasks}, merged {result['bundle']['merged']}, "
+             f"{len(schema.features)} features ({info['dataset']})")
+        bdir = info["bundle_dir"]
+
+        # 2. events
+        events = work / "events.jsonl"
+        t0 = time.perf_counter()
+        result["events"] = make_events(events, n_events, schema, info["dataset"])
+        result["events"]["write_s"] = round(time.perf_counter() - t0, 2)
+        _say(f"[events] {n_events} events, mean {result['events']['mean_bytes']} bytes")
+        result["fsync"] = fsync_cost(work)
+        pool = read_lines(events, 20000)
+
+        # 3. end to end
+        if "e2e" not in skip:
+            result["e2e"] = [bench_e2e(args, work, bdir, rule_task, events, n_events, mb, repeat=1 if quick else 2)
+                             for mb in (256, 1024)]
+            if not quick:       # the same with a smaller queue: how much of the peak RSS is queued lines
+                result["e2e"].append(bench_e2e(args, work, bdir, rule_task, events, n_events, 256, queue_size=4096))
+        # 4. start-up
+        if "startup" not in skip:
+            result["startup"] = bench_startup(args, work, bdir, rule_task, events, repeat=5)
+        # 5. latency, in this process: pin it to the agent's core; torch must not be loaded here
+        if "latency" not in skip or "breakdown" not in skip:
+            assert "torch" not in sys.modules, "the bench process must stay torch-free"
+            affinity = os.sched_getaffinity(0)
+            os.sched_setaffinity(0, {args.cpu})
+            try:
+                if "latency" not in skip:
+                    dur = 1.5 if quick else 3.0
+                    settings = [(1, 0.0), (256, 5.0)] + ([] if quick else [(64, 2.0)])
+                    result["latency"] = [bench_latency(args, work, bdir, rule_task, pool, mb, mw, rate, dur)
+                                         for mb, mw in settings for rate in (5000.0, 20000.0)]
+                if "breakdown" not in skip:
+                    result["breakdown"] = bench_breakdown(args, work, bdir, rule_task, pool, 40 if quick else 80)
+            finally:
+                os.sched_setaffinity(0, affinity)
+            result["bench_process_torch_free"] = "torch" not in sys.modules
+        # 7. torch eager, in its own pinned subprocess
+        if "torch" not in skip:
+            _say("[torch] eager scoring in a subprocess ...")
+            result["torch"] = run_worker("torch", {"bundle": bdir, "model": info["model_dir"],
+                                                   "events": str(events), "tasks": tasks, "rule_task": rule_task,
+                                                   "batch": 256, "limit": min(n_events, 50_000 if quick else 100_000)},
+                                         work, cpu=args.cpu, timeout=600)
+            _say(f"[torch] {result['torch']['events_per_s']} ev/s, RSS {result['torch']['maxrss_kb'] / 1024:.0f} MB")
+        # 8. reloads
+        if "reload" not in skip:
+            result["reload"] = bench_reload(args, work, bdir, rule_task, pool, 20)
+    finally:
+        if args.keep:
+            _say(f"[kept] {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    result["bench_seconds"] = round(time.perf_counter() - t_start, 1)
+    result["table"] = build_table(result)
+    print_table(result["table"])
+    print(f"\n({result['bench_seconds']} s; CPU {result['environment']['cpu_model']}, "
+          f"load {result['environment']['loadavg'][0]:.2f})")
+    out = args.out if args.out.is_absolute() else REPO / args.out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, default=str))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""Run slow actions (webhooks) off the scoring thread.
+
+A webhook that times out and retries would otherwise hold every event behind
+it for tens of seconds. The scoring thread hands the alert to a worker and
+records "queued"; the worker delivers it (the webhook spools to disk what it
+cannot deliver, and retries the spool when a delivery succeeds again). On
+shutdown the worker finishes the queue within a deadline and spools the rest,
+so an alert handed over is never dropped silently.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import queue
+import threading
+import time
+from typing import Any, Callable, Mapping
+
+
+class BackgroundAction:
+    def __init__(self, name: str, action: Any, maxsize: int = 10_000,
+                 on_result: Callable[[str, dict], None] = lambda name, outcome: None):
+        self.name, self.action, self.on_result = name, action, on_result
+        self.q: "queue.Queue[dict | None]" = queue.Queue(maxsize)
+        self.delivered = self.failed = 0
+        self._thread = threading.Thread(target=self._work, name=f"action-{name}", daemon=True)
+        self._thread.start()
+
+    def run(self, alert: Mapping[str, Any]) -> dict:
+        try:
+            self.q.put_nowait(copy.deepcopy(dict(alert)))
+        except queue.Full:
+            return self._spool_now(alert, "background queue full")
+        return {"type": self.name, "result": "queued"}
+
+    def _work(self) -> None:
+        while True:
+            alert = self.q.get()
+            if alert is None:
+                return
+            outcome = self.action.run(alert)
+            if outcome.get("result") == "ok":
+                self.delivered += 1
+                if getattr(self.action, "spooled", lambda: 0)():
+                    self.action.retry_spool()     # the receiver is back: send what waited
+            else:
+                self.failed += 1
+            self.on_result(self.name, outcome)
+
+    def _spool_now(self, alert: Mapping[str, Any], why: str) -> dict:
+        spool = getattr(self.action, "_spool", None)
+        if spool is None:
+            return {"type": self.name, "result": "failed", "reason": why}
+        ok, reason = spool(json.dumps(dict(alert), default=str).encode())
+        return {"type": self.name, "result": "spooled" if ok else "failed", "reason": f"{why}; {reason}"}
+
+    def close(self, deadline_s: float = 5.0) -> None:
+        end = time.monotonic() + deadline_s
+        self.q.put(None)
+        self._thread.join(max(0.0, end - time.monotonic()))
+        while self._thread.is_alive():          # past the deadline: spool what is left
+            try:
+                alert = self.q.get_nowait()
+            except queue.Empty:
+                break
+            if alert is not None:
+                self._spool_now(alert, "shutdown")

@@ -1,0 +1,171 @@
+"""Tests for jenga_edge/score.py: onnxruntime sessions for a verified bundle, micro-batch scoring."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from jenga_edge.bundle import Bundle, verify_bundle
+from jenga_edge.decode import EventDecoder
+from jenga_edge.errors import BundleError, ConfigError
+from jenga_edge.rules import RuleConfig, RuleEngine
+from jenga_edge.schema import OOV_TOKEN, Feature, FeatureSchema
+from jenga_edge.score import RuntimeConfig, Scorer, select_tasks
+from trainer.synthetic import generate
+
+LABEL_COLUMNS = ("label", "attack_type", "src_ip", "dst_ip")
+
+
+@pytest.fixture(scope="module")
+def bundle(network_bundle) -> Bundle:
+    return verify_bundle(network_bundle[0])
+
+
+@pytest.fixture(scope="module")
+def scorer(bundle) -> Scorer:
+    return Scorer(bundle)
+
+
+@pytest.fixture(scope="module")
+def events(bundle):
+    """500 generated events as the graph's inputs, plus a few rows with missing and unseen values."""
+    rows = [{k: v for k, v in r.items() if k not in LABEL_COLUMNS} for r in generate("network", 500, seed=21)]
+    rows[0] = {}
+    rows[1] = {"port": 65000, "protocol": "sctp"}
+    rows[2] = {"packet_size": 1e30, "bytes_sent": -1e30, "duration": 3e38}
+    dec = EventDecoder(bundle.tasks["threat"].schema)
+    batch = dec.decode([json.dumps(r).encode() for r in rows])
+    assert batch.rejects == [] and len(batch) == 500
+    return batch.num, batch.cat
+
+
+def test_merged_graph_is_used_when_it_covers_the_tasks(bundle, scorer):
+    assert scorer.tasks == ["threat", "attack_type"]
+    assert scorer.merged is True and len(scorer.plan) == 1
+    assert scorer.schema == bundle.tasks["threat"].schema
+    only = Scorer(bundle, ["attack_type"])
+    assert only.merged is True and only.tasks == ["attack_type"]     # a subset of the merged tasks
+
+
+def test_per_task_graphs_when_merged_is_off(bundle):
+    s = Scorer(bundle, cfg=RuntimeConfig(use_merged_graph=False))
+    assert s.merged is False and len(s.plan) == 2
+
+
+def test_merged_and_per_task_graphs_agree(bundle, scorer, events):
+    num, cat = events
+    a = scorer.score(num, cat)
+    b = Scorer(bundle, cfg=RuntimeConfig(use_merged_graph=False)).score(num, cat)
+    assert set(a.score) == set(b.score) == {"threat", "attack_type"}
+    assert set(a.label) == set(b.label) == {"attack_type"}
+    for t in ("threat", "attack_type"):
+        assert a.score[t].shape == (len(num),) and a.score[t].dtype == np.float32
+        np.testing.assert_allclose(a.score[t], b.score[t], atol=1e-6, rtol=0)
+    np.testing.assert_array_equal(a.label["attack_type"], b.label["attack_type"])
+    assert ((a.score["threat"] >= 0) & (a.score["threat"] <= 1)).all()
+
+
+def test_one_task_scorer_matches_the_full_one(bundle, scorer, events):
+    num, cat = events
+    one = Scorer(bundle, ["threat"], RuntimeConfig(use_merged_graph=False)).score(num, cat)
+    assert set(one.score) == {"threat"} and one.label == {}
+    np.testing.assert_allclose(one.score["threat"], scorer.score(num, cat).score["threat"], atol=1e-6, rtol=0)
+
+
+def test_multiclass_score_is_max_probability_and_label_is_argmax(bundle, scorer, events):
+    num, cat = events
+    got = scorer.score(num, cat)
+    entry = bundle.tasks["attack_type"]
+    sess = ort.InferenceSession(str(bundle.file(entry.file)), providers=["CPUExecutionProvider"])
+    names = [o.name for o in entry.outputs]
+    probs = dict(zip(names, sess.run(names, {"numeric": num, "categorical": cat})))["probabilities"]
+    assert probs.shape == (len(num), len(entry.labels))
+    np.testing.assert_allclose(got.score["attack_type"], probs.max(axis=1), atol=1e-6, rtol=0)
+    np.testing.assert_array_equal(got.label["attack_type"], probs.argmax(axis=1))
+    assert got.label["attack_type"].dtype == np.int64
+    assert len(set(got.label["attack_type"].tolist())) > 1        # the generated mix is not one class
+
+
+def test_batch_composition_does_not_change_a_score(scorer, events):
+    num, cat = events
+    whole = scorer.score(num, cat).score["threat"]
+    singles = np.concatenate([scorer.score(num[i:i + 1], cat[i:i + 1]).score["threat"] for i in range(20)])
+    np.testing.assert_allclose(singles, whole[:20], atol=1e-6, rtol=0)
+
+
+def test_empty_batch(scorer, bundle):
+    schema = bundle.tasks["threat"].schema
+    s = scorer.score(np.empty((0, len(schema.numeric)), np.float32), np.empty((0, len(schema.categorical)), np.int64))
+    assert set(s.score) == {"threat", "attack_type"}
+    assert all(v.shape == (0,) for v in s.score.values())
+
+
+@pytest.mark.xfail(reason="BUG: Scorer.score returns an empty `label` dict for an empty batch (score.py:100), "
+                          "so a classification rule with labels raises KeyError in RuleEngine.evaluate "
+                          "(rules.py:149) when every line of a batch was rejected; return empty int64 "
+                          "label arrays for multiclass tasks", strict=True)
+def test_empty_batch_has_labels_and_rules_survive_it(scorer, bundle):
+    schema = bundle.tasks["threat"].schema
+    dec = EventDecoder(schema, key_fields=["src_ip"])
+    batch = dec.decode([b"{not json", b"[]"])                       # every line rejected
+    s = scorer.score(batch.num, batch.cat)
+    assert s.label["attack_type"].shape == (0,)
+    tasks = {t: bundle.tasks[t] for t in scorer.tasks}
+    eng = RuleEngine([RuleConfig(rule="exfil", task="attack_type", labels=["exfiltration"])], tasks)
+    assert eng.evaluate(batch, s) == []
+
+
+def test_unknown_task_is_a_config_error(bundle):
+    with pytest.raises(ConfigError, match=r"tasks: nope not in bundle .* \(it has: threat, attack_type\)"):
+        Scorer(bundle, ["threat", "nope"])
+    with pytest.raises(ConfigError, match="nope"):
+        select_tasks(bundle, ["nope"])
+
+
+def test_select_tasks_defaults_to_every_task(bundle):
+    assert [e.name for e in select_tasks(bundle, None)] == ["threat", "attack_type"]
+    assert [e.name for e in select_tasks(bundle, [])] == ["threat", "attack_type"]
+    assert [e.name for e in select_tasks(bundle, ["attack_type", "threat"])] == ["attack_type", "threat"]
+
+
+def fake_two_schema_bundle(bundle: Bundle) -> Bundle:
+    other = FeatureSchema((Feature("amount", "numeric"), Feature("merchant", "categorical",
+                                                                 categories=(OOV_TOKEN, "fuel"))))
+    fraud = replace(bundle.tasks["threat"], name="fraud", source="card", schema=other, file="fraud.onnx")
+    return Bundle(bundle.path, bundle.manifest, {**bundle.tasks, "fraud": fraud}, bundle.merged)
+
+
+def test_tasks_from_two_schemas_are_a_config_error(bundle):
+    fake = fake_two_schema_bundle(bundle)
+    with pytest.raises(ConfigError, match=r"share one feature schema; threat \(net\), fraud \(card\) do not"):
+        select_tasks(fake, ["threat", "fraud"])
+    with pytest.raises(ConfigError, match="share one feature schema"):
+        Scorer(fake)                                       # every task by default: two schemas
+    assert Scorer(fake, ["threat", "attack_type"]).merged   # one schema: fine
+
+
+def test_session_options_are_honoured(bundle):
+    s = Scorer(bundle)
+    opts = s.plan[0][0].get_session_options()
+    assert opts.intra_op_num_threads == 1 and opts.inter_op_num_threads == 1
+    assert opts.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    s2 = Scorer(bundle, cfg=RuntimeConfig(intra_op_threads=2, graph_optimization="disable", use_merged_graph=False))
+    for sess, _, _ in s2.plan:
+        o = sess.get_session_options()
+        assert o.intra_op_num_threads == 2
+        assert o.graph_optimization_level == ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        assert sess.get_providers() == ["CPUExecutionProvider"]
+
+
+@pytest.mark.xfail(reason="BUG: Scorer catches only onnxruntime Fail/RuntimeError (score.py:83); InvalidProtobuf, "
+                          "InvalidGraph, NoSuchFile ... are not subclasses of either, so an unloadable graph "
+                          "escapes as a raw onnxruntime exception instead of BundleError", strict=True)
+def test_an_unloadable_graph_is_a_bundle_error(bundle, tmp_path):
+    (tmp_path / "threat.onnx").write_bytes(b"not an onnx graph")
+    fake = Bundle(tmp_path, bundle.manifest, {"threat": bundle.tasks["threat"]}, ())
+    with pytest.raises(BundleError, match="onnxruntime could not load"):
+        Scorer(fake)
