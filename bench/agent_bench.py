@@ -248,25 +248,140 @@ def _env() -> dict:
     return env
 
 
-def run_waited(cmd: list[str], *, stdin=None, stdout=subprocess.DEVNULL, stderr_path: Path,
-               cpu: Optional[int], timeout: float) -> dict:
-    """Run cmd; wait4 it for exit status, peak RSS and CPU time."""
-    with open(stderr_path, "wb") as err:
+def core_times(cpu: Optional[int]) -> tuple[float, float]:
+    """(busy, steal) seconds of one core (all cores if None) from /proc/stat."""
+    tag = "cpu " if cpu is None else f"cpu{cpu} "
+    try:
+        with open("/proc/stat") as fh:
+            for line in fh:
+                if line.startswith(tag):
+                    v = [int(x) for x in line.split()[1:]]
+                    hz = os.sysconf("SC_CLK_TCK")
+                    return (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / hz, v[7] / hz
+    except (OSError, ValueError, IndexError):
+        pass
+    return float("nan"), float("nan")
+
+
+# ru_maxrss of a child that was forked from a big process starts at the parent's
+# RSS (Linux records the pre-exec image's high-water mark), so agents are not
+# spawned from this process (numpy, onnxruntime, 20k events in memory): a small
+# launcher, started before any of that, forks them and wait4s them.
+_LAUNCHER = r"""
+import json, os, subprocess, sys, threading, time
+for req in sys.stdin:
+    r = json.loads(req)
+    cpu = r["cpu"]
+    pre = (lambda: os.sched_setaffinity(0, {cpu})) if cpu is not None else None
+    stdin = open(r["stdin"], "rb") if r["stdin"] else subprocess.DEVNULL
+    with open(r["stderr"], "wb") as err:
         wall0 = time.time()
         p0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdin=stdin, stdout=stdout, stderr=err, cwd=REPO, env=_env(),
-                                preexec_fn=_pin(cpu) if cpu is not None else None)
-        timer = threading.Timer(timeout, proc.kill)
+        proc = subprocess.Popen(r["cmd"], stdin=stdin, stdout=subprocess.DEVNULL, stderr=err, cwd=r["cwd"],
+                                env=r["env"], preexec_fn=pre)
+        timer = threading.Timer(r["timeout"], proc.kill)
         timer.start()
         try:
             _, status, ru = os.wait4(proc.pid, 0)
         finally:
             timer.cancel()
         wall = time.perf_counter() - p0
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    text = stderr_path.read_text(errors="replace")
-    return {"rc": proc.returncode, "spawn_wall": wall0, "wall_s": wall, "maxrss_kb": ru.ru_maxrss,
-            "cpu_user_s": ru.ru_utime, "cpu_sys_s": ru.ru_stime, "stderr": text}
+    if stdin is not subprocess.DEVNULL:
+        stdin.close()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    sys.stdout.write(json.dumps({"rc": proc.returncode, "spawn_wall": wall0, "wall_s": wall,
+                                 "maxrss_kb": ru.ru_maxrss, "cpu_user_s": ru.ru_utime,
+                                 "cpu_sys_s": ru.ru_stime}) + "\n")
+    sys.stdout.flush()
+"""
+_launcher: Optional[subprocess.Popen] = None
+_launcher_lock = threading.Lock()
+
+
+def start_launcher() -> None:
+    global _launcher
+    _launcher = subprocess.Popen([PY, "-S", "-c", _LAUNCHER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 text=True, bufsize=1)
+
+
+def stop_launcher() -> None:
+    if _launcher is not None and _launcher.poll() is None:
+        _launcher.stdin.close()
+        try:
+            _launcher.wait(10)
+        except subprocess.TimeoutExpired:
+            _launcher.kill()
+
+
+def run_waited(cmd: list[str], *, stdin: Optional[Path] = None, stderr_path: Path,
+               cpu: Optional[int], timeout: float) -> dict:
+    """Run cmd (through the launcher); wait4 it for exit status, peak RSS and
+    CPU time. `foreign_load`: the share of the pinned core that other processes
+    (or the hypervisor: steal) took while it ran -- a noisy-neighbour indicator."""
+    assert _launcher is not None, "start_launcher() first"
+    busy0, steal0 = core_times(cpu)
+    all0, _ = core_times(None)
+    with _launcher_lock:
+        _launcher.stdin.write(json.dumps({"cmd": cmd, "stdin": str(stdin) if stdin else None,
+                                          "stderr": str(stderr_path), "cpu": cpu, "timeout": timeout,
+                                          "cwd": str(REPO), "env": _env()}) + "\n")
+        _launcher.stdin.flush()
+        reply = _launcher.stdout.readline()
+    if not reply:
+        raise SystemExit("the launcher process died")
+    res = json.loads(reply)
+    busy1, steal1 = core_times(cpu)
+    all1, _ = core_times(None)
+    wall = res["wall_s"]
+    own = res["cpu_user_s"] + res["cpu_sys_s"]
+    foreign = max(0.0, (busy1 - busy0) - own) / wall if cpu is not None and wall > 0 else None
+    res["stderr"] = stderr_path.read_text(errors="replace")
+    res["foreign_load"] = round(foreign, 3) if foreign is not None and foreign == foreign else None
+    res["steal"] = round((steal1 - steal0) / wall, 3) if cpu is not None and wall > 0 else None
+    res["other_cores_load"] = round(((all1 - all0) - (busy1 - busy0)) / wall, 3) \
+        if cpu is not None and wall > 0 else None
+    return res
+
+
+class CoreLoad:
+    """Other processes' share of this process's (pinned) core, and the load on
+    the other cores, over a `with` block: noisy-neighbour indicators for the
+    in-process measurements."""
+
+    def __init__(self, cpu: int):
+        self.cpu = cpu
+
+    def __enter__(self) -> "CoreLoad":
+        self.b0, _ = core_times(self.cpu)
+        self.a0, _ = core_times(None)
+        self.c0, self.t0 = time.process_time(), time.perf_counter()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        b1, _ = core_times(self.cpu)
+        a1, _ = core_times(None)
+        wall = time.perf_counter() - self.t0
+        own = time.process_time() - self.c0
+        self.foreign = round(max(0.0, (b1 - self.b0) - own) / wall, 3) if wall > 0 else None
+        self.other = round(((a1 - self.a0) - (b1 - self.b0)) / wall, 3) if wall > 0 else None
+
+    def as_dict(self) -> dict:
+        return {"foreign_load": self.foreign, "other_cores_load": self.other}
+
+
+def speed_probe(pool: list[bytes], seconds: float = 0.25) -> float:
+    """A fixed reference workload (untyped msgspec decode of 64 events), in
+    us/event, run pinned to the bench core: how fast this core is right now.
+    Shared/virtualised cores vary; compare runs only when this agrees."""
+    import msgspec
+    chunk = pool[:64]
+    dec = msgspec.json.decode
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        for x in chunk:
+            dec(x)
+        n += len(chunk)
+    return round((time.perf_counter() - t0) / n * 1e6, 3)
 
 
 def run_worker(kind: str, params: dict, work: Path, cpu: Optional[int], timeout: float) -> dict:
@@ -367,7 +482,8 @@ def make_events(path: Path, n: int, schema, dataset: str, seed: int = 7, target:
 
 
 def agent_config(path: Path, bundle: str, work: Path, rule_task: str, *, max_batch: int, max_wait_ms: float,
-                 source: Optional[dict] = None, queue_size: Optional[int] = None, tag: str = "") -> Path:
+                 source: Optional[dict] = None, queue_size: Optional[int] = None, tag: str = "",
+                 fsync: bool = True) -> Path:
     import yaml
     batching = {"max_batch": max_batch, "max_wait_ms": max_wait_ms}
     if queue_size:
@@ -380,7 +496,7 @@ def agent_config(path: Path, bundle: str, work: Path, rule_task: str, *, max_bat
            "event": {"keys": ["src_ip", "dest_ip", "dest_port"]},
            "rules": [{"rule": "bench_threat", "task": rule_task, "threshold": "bundle", "actions": ["alert"],
                       "key": "src_ip", "cooldown_s": 0}],
-           "sinks": {"jsonl": {"path": str(work / f"alerts{tag}.jsonl")}},
+           "sinks": {"jsonl": {"path": str(work / f"alerts{tag}.jsonl"), **({} if fsync else {"fsync": False})}},
            "dead_letter": {"path": str(work / f"dead{tag}.jsonl")},
            "metrics": {"enabled": False, "stats_interval_s": 0}}
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
@@ -390,17 +506,16 @@ def agent_config(path: Path, bundle: str, work: Path, rule_task: str, *, max_bat
 # ================================================================= 3. end to end
 
 def bench_e2e(args, work: Path, bundle: str, rule_task: str, events: Path, n: int, max_batch: int,
-              queue_size: Optional[int] = None, repeat: int = 1) -> dict:
-    tag = f"_e2e{max_batch}" + (f"_q{queue_size}" if queue_size else "")
+              queue_size: Optional[int] = None, repeat: int = 1, fsync: bool = True) -> dict:
+    tag = f"_e2e{max_batch}" + (f"_q{queue_size}" if queue_size else "") + ("" if fsync else "_nofsync")
     cfg = agent_config(work / f"agent{tag}.yaml", bundle, work, rule_task, max_batch=max_batch, max_wait_ms=5,
-                       queue_size=queue_size, tag=tag)
+                       queue_size=queue_size, tag=tag, fsync=fsync)
     runs = []
     for i in range(repeat):
         for f in work.glob(f"alerts{tag}.jsonl*"):
             f.unlink()
-        with open(events, "rb") as stdin:
-            r = run_waited([PY, "-m", "jenga_edge.cli", "run", "--config", str(cfg)], stdin=stdin,
-                           stderr_path=work / f"stderr{tag}.txt", cpu=args.cpu, timeout=600)
+        r = run_waited([PY, "-m", "jenga_edge.cli", "run", "--config", str(cfg)], stdin=events,
+                       stderr_path=work / f"stderr{tag}.txt", cpu=args.cpu, timeout=600)
         s = last_json_line(r["stderr"]) or {}
         scored, span, busy = s.get("scored", 0), s.get("span_s") or float("nan"), s.get("busy_s") or float("nan")
         run = {"rc": r["rc"], "received": s.get("received"), "scored": scored, "rejected": s.get("rejected"),
@@ -411,20 +526,40 @@ def bench_e2e(args, work: Path, bundle: str, rule_task: str, events: Path, n: in
                "process_wall_s": round(r["wall_s"], 3),
                "startup_to_first_scored_s": round(s["first_scored_wall"] - r["spawn_wall"], 4)
                if s.get("first_scored_wall") else None,
-               "peak_rss_mb": round(r["maxrss_kb"] / 1024, 1), "cpu_user_s": round(r["cpu_user_s"], 2),
-               "cpu_sys_s": round(r["cpu_sys_s"], 2),
+               "peak_rss_mb": round(r["maxrss_kb"] / 1024, 1), "cpu_user_s": round(r["cpu_user_s"], 3),
+               "cpu_sys_s": round(r["cpu_sys_s"], 3), "foreign_load": r["foreign_load"], "steal": r["steal"],
+               "other_cores_load": r["other_cores_load"],
                "accounted": s.get("received") == scored + (s.get("rejected") or 0),
                "all_read": s.get("received") == n}
         if r["rc"] != 0 or not s:
             run["stderr_tail"] = r["stderr"][-2000:]
         runs.append(run)
-        _say(f"[e2e] max_batch {max_batch}{' queue ' + str(queue_size) if queue_size else ''}: "
-             f"{run['events_per_s']} ev/s end to end, {run['busy_events_per_s']} ev/s busy, "
-             f"peak RSS {run['peak_rss_mb']} MB, alerts {run['alerts']}, rc {run['rc']}")
+        _say(f"[e2e] max_batch {max_batch}{' queue ' + str(queue_size) if queue_size else ''}"
+             f"{'' if fsync else ' fsync off'}: {run['events_per_s']} ev/s end to end, "
+             f"{run['busy_events_per_s']} ev/s busy, peak RSS {run['peak_rss_mb']} MB, alerts {run['alerts']}, "
+             f"rc {run['rc']}, other load on the core {run['foreign_load']}")
     best = {k: statistics.median([r[k] for r in runs if r.get(k) is not None])
             for k in ("events_per_s", "busy_events_per_s", "peak_rss_mb") if any(r.get(k) for r in runs)}
-    return {"max_batch": max_batch, "max_wait_ms": 5, "queue_size": queue_size or 65536, "events": n,
-            "median": best, "runs": runs}
+    return {"max_batch": max_batch, "max_wait_ms": 5, "queue_size": queue_size or 65536, "fsync": fsync,
+            "events": n, "median": best, "runs": runs}
+
+
+def add_cpu_rates(e2e: list[dict], startup_cpu_s: Optional[float]) -> None:
+    """events per CPU-second of the agent process, its start-up CPU taken off:
+    less sensitive than span_s to other processes on the core (fsync waits and
+    GIL hand-offs that leave the core idle are not in it)."""
+    if not startup_cpu_s:
+        return
+    for e in e2e:
+        for r in e["runs"]:
+            cpu = r["cpu_user_s"] + r["cpu_sys_s"] - startup_cpu_s
+            r["cpu_events_per_s"] = round(r["scored"] / cpu, 1) if cpu > 0 and r["scored"] else None
+        vals = [r["cpu_events_per_s"] for r in e["runs"] if r.get("cpu_events_per_s")]
+        if vals:
+            e["median"]["cpu_events_per_s"] = statistics.median(vals)
+        fl = [r["foreign_load"] for r in e["runs"] if r.get("foreign_load") is not None]
+        if fl:
+            e["median"]["foreign_load"] = statistics.median(fl)
 
 
 # ================================================================= 4. start-up
@@ -435,33 +570,36 @@ def bench_startup(args, work: Path, bundle: str, rule_task: str, events: Path, r
         one.write_bytes(fh.readline())
     cfg = agent_config(work / "agent_startup.yaml", bundle, work, rule_task, max_batch=256, max_wait_ms=5,
                        tag="_startup")
-    to_first, wall, rss = [], [], []
+    to_first, wall, rss, cpu = [], [], [], []
     for _ in range(repeat):
-        with open(one, "rb") as stdin:
-            r = run_waited([PY, "-m", "jenga_edge.cli", "run", "--config", str(cfg)], stdin=stdin,
-                           stderr_path=work / "stderr_startup.txt", cpu=args.cpu, timeout=60)
+        r = run_waited([PY, "-m", "jenga_edge.cli", "run", "--config", str(cfg)], stdin=one,
+                       stderr_path=work / "stderr_startup.txt", cpu=args.cpu, timeout=60)
         s = last_json_line(r["stderr"]) or {}
         if s.get("first_scored_wall"):
             to_first.append(s["first_scored_wall"] - r["spawn_wall"])
         wall.append(r["wall_s"])
         rss.append(r["maxrss_kb"] / 1024)
-    parts = {}
+        cpu.append(r["cpu_user_s"] + r["cpu_sys_s"])
+    parts, parts_rss = {}, {}
     for label, code in (("python -c pass", "pass"), ("import numpy", "import numpy"),
                         ("import onnxruntime", "import onnxruntime"),
                         ("import jenga_edge.cli + agent", "import jenga_edge.cli, jenga_edge.agent"),
                         ("+ build_pipeline (verify bundle, ORT sessions)",
                          "import jenga_edge.agent as a, jenga_edge.config as c; "
                          f"a.build_pipeline(c.load_agent_config({str(cfg)!r}))")):
-        times = []
+        times, mem = [], []
         for _ in range(3):
             r = run_waited([PY, "-c", code], stderr_path=work / "stderr_imports.txt", cpu=args.cpu, timeout=60)
             times.append(r["wall_s"])
+            mem.append(r["maxrss_kb"] / 1024)
         parts[label] = round(statistics.median(times), 4)
+        parts_rss[label] = round(statistics.median(mem), 1)
     res = {"runs": repeat, "to_first_scored_s": [round(x, 4) for x in to_first],
            "median_to_first_scored_s": round(statistics.median(to_first), 4) if to_first else None,
            "process_wall_s": [round(x, 4) for x in wall], "median_process_wall_s": round(statistics.median(wall), 4),
            "peak_rss_mb_one_event": round(statistics.median(rss), 1),
-           "process_wall_median_of_3_s": parts}
+           "cpu_s_one_event": round(statistics.median(cpu), 4),
+           "process_wall_median_of_3_s": parts, "peak_rss_mb_median_of_3": parts_rss}
     _say(f"[startup] to first scored {res['median_to_first_scored_s']} s, process {res['median_process_wall_s']} s")
     return res
 
@@ -479,16 +617,16 @@ def read_lines(events: Path, count: int) -> list[bytes]:
 
 
 def bench_latency(args, work: Path, bundle: str, rule_task: str, pool: list[bytes], max_batch: int,
-                  max_wait_ms: float, rate: float, duration: float) -> dict:
+                  max_wait_ms: float, rate: float, duration: float, fsync: bool = True) -> dict:
     import numpy as np
 
     from jenga_edge.agent import Agent
     from jenga_edge.config import load_agent_config
     from jenga_edge.sources import Line
 
-    tag = f"_lat{max_batch}_{max_wait_ms:g}_{int(rate)}"
+    tag = f"_lat{max_batch}_{max_wait_ms:g}_{int(rate)}" + ("" if fsync else "_nofsync")
     cfg_path = agent_config(work / f"agent{tag}.yaml", bundle, work, rule_task, max_batch=max_batch,
-                            max_wait_ms=max_wait_ms, tag=tag)
+                            max_wait_ms=max_wait_ms, tag=tag, fsync=fsync)
     agent = Agent(load_agent_config(cfg_path), str(cfg_path), log=lambda s: None)
     lines = [Line(d, "bench") for d in pool]
     agent.process(lines[:max_batch])      # warm-up: first ORT run allocates its arenas
@@ -518,6 +656,7 @@ def bench_latency(args, work: Path, bundle: str, rule_task: str, pool: list[byte
 
     th = threading.Thread(target=feeder, daemon=True)
     cpu0 = time.process_time()
+    load = CoreLoad(args.cpu).__enter__()
     th.start()
     done = 0
     hard = start + duration + max(2.0, duration)
@@ -537,13 +676,15 @@ def bench_latency(args, work: Path, bundle: str, rule_task: str, pool: list[byte
     stop.set()
     th.join(2.0)
     cpu = time.process_time() - cpu0
+    load.__exit__(None, None, None)
     agent.dead_letter.close()
     for s in agent.sinks:
         s.close()
     lat = (comp[:done] - enq[:done]) * 1e3
     arr = (comp[:done] - sched[:done]) * 1e3
     first = enq[0] if done else start
-    res = {"max_batch": max_batch, "max_wait_ms": max_wait_ms, "offered_per_s": rate, "duration_s": duration,
+    res = {"max_batch": max_batch, "max_wait_ms": max_wait_ms, "fsync": fsync, "offered_per_s": rate,
+           "duration_s": duration,
            "offered": n, "fed": fed[0], "processed": done, "batches": batches,
            "mean_batch": round(done / batches, 1) if batches else 0,
            "achieved_per_s": round(done / (comp[done - 1] - first), 1) if done > 1 else 0,
@@ -555,8 +696,8 @@ def bench_latency(args, work: Path, bundle: str, rule_task: str, pool: list[byte
            "mean_ms": round(float(lat.mean()), 3) if done else None,
            "from_schedule_p50_ms": round(float(np.percentile(arr, 50)), 3) if done else None,
            "from_schedule_p99_ms": round(float(np.percentile(arr, 99)), 3) if done else None,
-           "cpu_util": round(cpu / (end - start), 3), "alerts": agent.counts["alerts"]}
-    _say(f"[latency] batch {max_batch}/{max_wait_ms:g} ms at {rate:.0f}/s: p50 {res['p50_ms']} ms "
+           "cpu_util": round(cpu / (end - start), 3), "alerts": agent.counts["alerts"], **load.as_dict()}
+    _say(f"[latency] batch {max_batch}/{max_wait_ms:g} ms{'' if fsync else ' fsync off'} at {rate:.0f}/s: p50 {res['p50_ms']} ms "
          f"p99 {res['p99_ms']} ms max {res['max_ms']} ms, achieved {res['achieved_per_s']}/s"
          f"{' (SATURATED)' if res['saturated'] else ''}, cpu {res['cpu_util']}")
     return res
@@ -564,23 +705,16 @@ def bench_latency(args, work: Path, bundle: str, rule_task: str, pool: list[byte
 
 # ================================================================= 6. breakdown + profile (in-process)
 
-def bench_breakdown(args, work: Path, bundle: str, rule_task: str, pool: list[bytes], batches: int) -> dict:
-    from jenga_edge.agent import Agent
-    from jenga_edge.config import load_agent_config
+def _stage_times(agent, groups: list) -> tuple[dict, int]:
+    """Agent.process cut into its stages (the same calls, timed one by one).
+    Uses agent internals; if they have changed, the caller reports the error."""
     from jenga_edge.sinks import _dumps
-    from jenga_edge.sources import EventQueue, Line, LineSplitter
-
-    cfg_path = agent_config(work / "agent_breakdown.yaml", bundle, work, rule_task, max_batch=256, max_wait_ms=5,
-                            tag="_breakdown")
-    agent = Agent(load_agent_config(cfg_path), str(cfg_path), log=lambda s: None)
-    lines = [Line(d, "stdin") for d in pool]
-    groups = [lines[(i * 256) % (len(lines) - 256):][:256] for i in range(batches)]
-    agent.process(groups[0])
     pipe = agent.pipe
     sink = agent.sinks[0]
-    stages = {k: [] for k in ("decode.parse (msgspec)", "decode.columns (numpy)", "score (onnxruntime)",
-                              "rules.evaluate", "build alerts", "alert sink: json + write", "alert sink: flush+fsync",
-                              "dead letter", "account (metrics)")}
+    names = ("decode.parse (msgspec)", "decode.columns (numpy)", "score (onnxruntime)", "rules.evaluate",
+             "build alerts (Agent._alert)", "alert sink: json.dumps + write", "alert sink: flush + fsync",
+             "dead letter", "account (metrics)")
+    stages: dict[str, list[float]] = {k: [] for k in names}
     n_alerts = 0
     pc = time.perf_counter
     for g in groups:
@@ -609,19 +743,50 @@ def bench_breakdown(args, work: Path, bundle: str, rule_task: str, pool: list[by
         t8 = pc()
         agent._account(g, batch, alerts, t8 - t0)
         t9 = pc()
-        for k, v in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5, t7 - t6, t8 - t7, t9 - t8)):
+        for k, v in zip(names, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5, t7 - t6, t8 - t7, t9 - t8)):
             stages[k].append(v)
         n_alerts += len(alerts)
-    per_batch = {k: statistics.median(v) * 1e6 for k, v in stages.items()}
-    total = sum(per_batch.values())
-    table = {k: {"us_per_batch": round(v, 1), "us_per_event": round(v / 256, 3),
-                 "share": round(v / total, 3)} for k, v in per_batch.items()}
-    # the whole of Agent.process, timed as the agent runs it
+    return stages, n_alerts
+
+
+def bench_breakdown(args, work: Path, bundle: str, rule_task: str, pool: list[bytes], batches: int) -> dict:
+    from jenga_edge.agent import Agent
+    from jenga_edge.config import load_agent_config
+    from jenga_edge.sources import EventQueue, Line, LineSplitter
+
+    cfg_path = agent_config(work / "agent_breakdown.yaml", bundle, work, rule_task, max_batch=256, max_wait_ms=5,
+                            tag="_breakdown")
+    agent = Agent(load_agent_config(cfg_path), str(cfg_path), log=lambda s: None)
+    lines = [Line(d, "stdin") for d in pool]
+    span = max(1, len(lines) - 256)
+    groups = [lines[(i * 256) % span:][:256] for i in range(batches)]
+    agent.process(groups[0])
+    pc = time.perf_counter
+    res: dict[str, Any] = {"batch": 256, "batches": batches}
+    try:
+        stages, n_alerts = _stage_times(agent, groups)
+        per_batch = {k: statistics.median(v) * 1e6 for k, v in stages.items()}
+        total = sum(per_batch.values())
+        res["stages"] = {k: {"us_per_batch": round(v, 1), "us_per_event": round(v / 256, 3),
+                             "share": round(v / total, 3)} for k, v in per_batch.items()}
+        res["stages_total_us_per_event"] = round(total / 256, 3)
+        res["alerts_per_batch"] = round(n_alerts / batches, 1)
+    except Exception as exc:      # the agent's internals moved: keep the rest of the bench
+        res["stages_error"] = f"{type(exc).__name__}: {exc}"
+    # the whole of Agent.process, as the agent calls it, on distinct lines, no source thread
     whole = []
-    for g in groups:
-        t0 = pc()
-        agent.process(g)
-        whole.append(pc() - t0)
+    cpu0 = time.process_time()
+    with CoreLoad(args.cpu) as load:
+        for g in groups:
+            t0 = pc()
+            agent.process(g)
+            whole.append(pc() - t0)
+    cpu = time.process_time() - cpu0
+    res.update(load.as_dict())
+    res.update({"process_median_us_per_event": round(statistics.median(whole) / 256 * 1e6, 3),
+                "process_events_per_s": round(256 / statistics.median(whole), 1),
+                "process_total_events_per_s": round(256 * len(whole) / sum(whole), 1),
+                "process_cpu_events_per_s": round(256 * len(whole) / cpu, 1) if cpu > 0 else None})
     # cProfile of Agent.process over the same batches
     prof = cProfile.Profile()
     prof.enable()
@@ -630,23 +795,23 @@ def bench_breakdown(args, work: Path, bundle: str, rule_task: str, pool: list[by
     prof.disable()
     buf = io.StringIO()
     st = pstats.Stats(prof, stream=buf)
-    st.sort_stats("tottime").print_stats(18)
+    st.sort_stats("tottime").print_stats(20)
     top = []
-    for (fname, line, func), (cc, nc, tt, ct, _) in sorted(st.stats.items(), key=lambda kv: -kv[1][2])[:18]:
-        top.append({"function": f"{Path(fname).name}:{line}({func})", "calls": nc,
-                    "tottime_ms_per_batch": round(tt / len(groups) * 1e3, 3),
-                    "cumtime_ms_per_batch": round(ct / len(groups) * 1e3, 3)})
-    # the stdin source's share: framing + queue, per line (runs in the reader thread, same core)
+    for (fname, line, func), (cc, nc, tt, ct, _) in sorted(st.stats.items(), key=lambda kv: -kv[1][2])[:20]:
+        top.append({"function": f"{Path(fname).name}:{line}({func})", "calls_per_batch": round(nc / len(groups), 1),
+                    "tottime_us_per_event": round(tt / len(groups) / 256 * 1e6, 3),
+                    "cumtime_us_per_event": round(ct / len(groups) / 256 * 1e6, 3)})
+    res["profile_top_by_tottime"] = top
+    res["profile_text"] = buf.getvalue()[:8000]
+    # the stdin source's share: framing + queue, per line (its reader thread shares the core and the GIL)
     chunk_src = b"\n".join(pool) + b"\n"
     sp = LineSplitter(65536)
     t0 = pc()
-    reps = 0
     framed = 0
     while pc() - t0 < 0.5:
         for i in range(0, len(chunk_src), 65536):
             framed += len(sp.feed(chunk_src[i:i + 65536]))
-        reps += 1
-    frame_us = (pc() - t0) / framed * 1e6
+    frame_us = (pc() - t0) / max(1, framed) * 1e6
     q = EventQueue(1 << 20)
     m = min(len(pool), 20000)
     t0 = pc()
@@ -656,20 +821,52 @@ def bench_breakdown(args, work: Path, bundle: str, rule_task: str, pool: list[by
     while q.get_batch(256, 0.0):
         pass
     t2 = pc()
+    res["source_us_per_line"] = {"LineSplitter.feed": round(frame_us, 3),
+                                 "EventQueue.put": round((t1 - t0) / m * 1e6, 3),
+                                 "EventQueue.get_batch(256)": round((t2 - t1) / m * 1e6, 3)}
     agent.dead_letter.close()
     for s in agent.sinks:
         s.close()
-    res = {"batch": 256, "batches": batches, "alerts_per_batch": round(n_alerts / batches, 1),
-           "stages": table, "stages_total_us_per_event": round(total / 256, 3),
-           "process_median_us_per_event": round(statistics.median(whole) / 256 * 1e6, 3),
-           "process_events_per_s": round(256 / statistics.median(whole), 1),
-           "source_us_per_line": {"LineSplitter.feed": round(frame_us, 3),
-                                  "EventQueue.put": round((t1 - t0) / m * 1e6, 3),
-                                  "EventQueue.get_batch(256)": round((t2 - t1) / m * 1e6, 3)},
-           "profile_top_by_tottime": top, "profile_text": buf.getvalue()[:6000]}
     _say(f"[breakdown] Agent.process {res['process_median_us_per_event']} us/event "
-         f"({res['process_events_per_s']:.0f} ev/s); source {res['source_us_per_line']}")
+         f"({res['process_events_per_s']:.0f} ev/s median batch, {res['process_total_events_per_s']:.0f} total); "
+         f"source {res['source_us_per_line']}")
     return res
+
+
+def bench_idle_cpu(args, work: Path, bundle: str, rule_task: str, seconds: float) -> dict:
+    """CPU an agent with no input burns, at max_wait_ms 0 and 5 (file source, idle)."""
+    out = {}
+    feed = work / "idle_events.jsonl"
+    feed.write_bytes(b"")
+    for mw in (0.0, 5.0):
+        cfg = agent_config(work / f"agent_idle{mw:g}.yaml", bundle, work, rule_task, max_batch=1, max_wait_ms=mw,
+                           tag=f"_idle{mw:g}", source={"type": "file", "path": str(feed), "start_at": "end"})
+        proc = subprocess.Popen([PY, "-m", "jenga_edge.cli", "run", "--config", str(cfg)], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO, env=_env(),
+                                preexec_fn=_pin(args.cpu))
+        try:
+            time.sleep(1.0)         # start-up
+            hz = os.sysconf("SC_CLK_TCK")
+
+            def cpu_s() -> float:
+                with open(f"/proc/{proc.pid}/stat") as fh:
+                    f = fh.read().rsplit(")", 1)[1].split()
+                return (int(f[11]) + int(f[12])) / hz
+            c0, t0 = cpu_s(), time.perf_counter()
+            time.sleep(seconds)
+            c1, t1 = cpu_s(), time.perf_counter()
+            out[f"max_wait_ms={mw:g}"] = round((c1 - c0) / (t1 - t0), 3)
+        except (OSError, ValueError, IndexError) as exc:
+            out[f"max_wait_ms={mw:g}"] = f"error: {exc}"
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    _say(f"[idle] CPU share of an idle agent: {out}")
+    return out
 
 
 def fsync_cost(work: Path, repeat: int = 40) -> dict:
@@ -819,40 +1016,61 @@ def build_table(r: dict) -> list[dict]:
                      "meets": None if ok is None else bool(ok)})
 
     ev = r.get("events", {})
-    add("event size (mean bytes)", ev.get("mean_bytes"))
+    add("event size, mean bytes", ev.get("mean_bytes"))
+    pr = r.get("speed_probe_us_per_event") or {}
+    if pr:
+        add("core speed probe, us/event (min..max; equal = stable machine)",
+            f"{min(pr.values())} .. {max(pr.values())}")
     for e in r.get("e2e", []):
         m = e["median"]
-        tag = f"max_batch {e['max_batch']}" + (f", queue {e['queue_size']}" if e["queue_size"] != 65536 else "")
+        tag = f"batch {e['max_batch']}" + (f", queue {e['queue_size']}" if e["queue_size"] != 65536 else "") \
+            + ("" if e.get("fsync", True) else ", fsync OFF")
+        main = e["queue_size"] == 65536 and e.get("fsync", True)
         v = m.get("events_per_s")
-        add(f"e2e events/s, 1 core ({tag})", v, ">= 200,000", v is not None and v >= TARGETS["e2e_events_per_s"])
+        add(f"e2e events/s, 1 core ({tag}; median of {len(e['runs'])})", v,
+            ">= 200,000" if main else "", (v is not None and v >= TARGETS["e2e_events_per_s"]) if main else None)
         add(f"  busy-only events/s ({tag})", m.get("busy_events_per_s"))
+        if m.get("cpu_events_per_s"):
+            add(f"  events per agent CPU-second ({tag})", m["cpu_events_per_s"])
+        if m.get("foreign_load") is not None:
+            add(f"  other processes' share of the core ({tag})", m["foreign_load"])
         rss = m.get("peak_rss_mb")
         add(f"  peak RSS MB ({tag})", rss, "<= 70", rss is not None and rss <= TARGETS["rss_mb"])
         ok = all(x["accounted"] and x["all_read"] and x["rc"] == 0 for x in e["runs"])
-        add(f"  received == scored + rejected, rc 0 ({tag})", ok)
+        add(f"  received == scored + rejected == N, rc 0 ({tag})", ok)
     su = r.get("startup", {})
     if su:
         v = su.get("median_to_first_scored_s")
-        add("start-up to first scored event, s (median)", v, "<= 0.3", v is not None and v <= TARGETS["startup_s"])
+        add("start-up to first scored event, s (median of 5)", v, "<= 0.3",
+            v is not None and v <= TARGETS["startup_s"])
         add("  whole process wall, 1 event, s (median)", su.get("median_process_wall_s"))
+        parts = su.get("process_wall_median_of_3_s", {})
+        if parts:
+            add("  of which: python + imports (jenga_edge.cli, agent), s", parts.get("import jenga_edge.cli + agent"))
+            add("  of which: import onnxruntime alone, s", parts.get("import onnxruntime"))
         add("  peak RSS MB, 1 event", su.get("peak_rss_mb_one_event"), "<= 70",
             su.get("peak_rss_mb_one_event", 1e9) <= TARGETS["rss_mb"])
+    idle = r.get("idle_cpu_share")
+    if idle:
+        add("idle agent CPU share (max_wait_ms 0 / 5)", f"{idle.get('max_wait_ms=0')} / {idle.get('max_wait_ms=5')}")
     for lat in r.get("latency", []):
         add(f"latency p50/p99/max ms (batch {lat['max_batch']}, wait {lat['max_wait_ms']:g} ms, "
-            f"{lat['offered_per_s'] / 1000:g}k/s)",
+            f"{lat['offered_per_s'] / 1000:g}k/s{'' if lat.get('fsync', True) else ', fsync OFF'})",
             f"{lat['p50_ms']} / {lat['p99_ms']} / {lat['max_ms']}"
             + (f"  SATURATED at {lat['achieved_per_s']:.0f}/s" if lat["saturated"] else ""))
     bd = r.get("breakdown")
     if bd:
-        add("Agent.process in-process, 256/batch, events/s", bd["process_events_per_s"])
+        add("Agent.process in-process (batch 256, no source thread), events/s", bd["process_total_events_per_s"])
     t = r.get("torch")
     if t:
-        add("torch eager (json.loads+vectorize+forward) events/s", t["events_per_s"])
+        add("torch eager (json.loads + vectorize + forward), events/s", t["events_per_s"])
         add("  torch subprocess peak RSS MB", round(t["maxrss_kb"] / 1024, 1))
         if r.get("e2e"):
             ag = r["e2e"][0]["median"].get("events_per_s")
             if ag:
-                add("agent e2e / torch eager", round(ag / t["events_per_s"], 2))
+                add("agent e2e (batch 256) / torch eager", round(ag / t["events_per_s"], 2))
+        if bd:
+            add("Agent.process in-process / torch eager", round(bd["process_total_events_per_s"] / t["events_per_s"], 2))
     rl = r.get("reload")
     if rl:
         add("RSS idle, bundle loaded, MB", rl.get("rss_started_idle_mb"), "<= 70",
@@ -905,6 +1123,7 @@ def main() -> None:
     if bool(args.bundle) != bool(args.model):
         ap.error("--bundle and --model go together")
     skip = {s for s in args.skip.split(",") if s}
+    start_launcher()
     quick = args.quick
     n_events = args.events or (50_000 if quick else 200_000)
     t_start = time.perf_counter()
@@ -939,16 +1158,32 @@ def main() -> None:
         _say(f"[events] {n_events} events, mean {result['events']['mean_bytes']} bytes")
         result["fsync"] = fsync_cost(work)
         pool = read_lines(events, 20000)
+        probes = result["speed_probe_us_per_event"] = {}
+
+        def probe(label: str) -> None:
+            aff = os.sched_getaffinity(0)
+            os.sched_setaffinity(0, {args.cpu})
+            try:
+                probes[label] = speed_probe(pool)
+            finally:
+                os.sched_setaffinity(0, aff)
+        probe("start")
 
         # 3. end to end
         if "e2e" not in skip:
-            result["e2e"] = [bench_e2e(args, work, bdir, rule_task, events, n_events, mb, repeat=1 if quick else 2)
+            result["e2e"] = [bench_e2e(args, work, bdir, rule_task, events, n_events, mb, repeat=1 if quick else 3)
                              for mb in (256, 1024)]
-            if not quick:       # the same with a smaller queue: how much of the peak RSS is queued lines
+            if not quick:
+                # diagnostics: a smaller queue (how much of the peak RSS is queued lines), and the
+                # alert sink without fsync (what the per-batch fsync costs on this disk)
                 result["e2e"].append(bench_e2e(args, work, bdir, rule_task, events, n_events, 256, queue_size=4096))
+                result["e2e"].append(bench_e2e(args, work, bdir, rule_task, events, n_events, 256, fsync=False))
+            probe("after e2e")
         # 4. start-up
         if "startup" not in skip:
             result["startup"] = bench_startup(args, work, bdir, rule_task, events, repeat=5)
+            add_cpu_rates(result.get("e2e", []), result["startup"].get("cpu_s_one_event"))
+            result["idle_cpu_share"] = bench_idle_cpu(args, work, bdir, rule_task, 1.0 if quick else 2.0)
         # 5. latency, in this process: pin it to the agent's core; torch must not be loaded here
         if "latency" not in skip or "breakdown" not in skip:
             assert "torch" not in sys.modules, "the bench process must stay torch-free"
@@ -960,11 +1195,15 @@ def main() -> None:
                     settings = [(1, 0.0), (256, 5.0)] + ([] if quick else [(64, 2.0)])
                     result["latency"] = [bench_latency(args, work, bdir, rule_task, pool, mb, mw, rate, dur)
                                          for mb, mw in settings for rate in (5000.0, 20000.0)]
+                    if not quick:     # diagnostic: batch 1 without the per-batch fsync
+                        result["latency"].append(bench_latency(args, work, bdir, rule_task, pool, 1, 0.0, 5000.0,
+                                                               dur, fsync=False))
                 if "breakdown" not in skip:
                     result["breakdown"] = bench_breakdown(args, work, bdir, rule_task, pool, 40 if quick else 80)
             finally:
                 os.sched_setaffinity(0, affinity)
             result["bench_process_torch_free"] = "torch" not in sys.modules
+            probe("after in-process")
         # 7. torch eager, in its own pinned subprocess
         if "torch" not in skip:
             _say("[torch] eager scoring in a subprocess ...")
@@ -976,7 +1215,9 @@ def main() -> None:
         # 8. reloads
         if "reload" not in skip:
             result["reload"] = bench_reload(args, work, bdir, rule_task, pool, 20)
+        probe("end")
     finally:
+        stop_launcher()
         if args.keep:
             _say(f"[kept] {work}")
         else:

@@ -6,6 +6,7 @@ Exit codes: 0 success; 2 bad usage or a bundle that fails verification.
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import click
@@ -113,7 +114,8 @@ def run(config_path: str, overrides: tuple[str, ...], bundle: str | None) -> Non
     from .agent import Agent, summary_line
     from .config import load_agent_config
 
-    overrides = (*overrides, *( [f"agent.bundle={bundle}"] if bundle else []))
+    # --bundle is a path typed in a shell: relative to the working directory.
+    overrides = (*overrides, *([f"agent.bundle={os.path.abspath(bundle)}"] if bundle else []))
     cfg = load_agent_config(config_path, overrides)
     agent = Agent(cfg, config_path, overrides)
     agent.install_signal_handlers()

@@ -64,7 +64,7 @@ class ActionsConfig:
 @dataclass
 class AgentConfig:
     agent: AgentSection
-    sources: list[SourceConfig] = bounded(nonempty=True, factory=list)
+    sources: list[SourceConfig] = bounded(nonempty=True)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     batching: BatchingConfig = field(default_factory=BatchingConfig)
     event: EventConfig = field(default_factory=EventConfig)

@@ -21,7 +21,8 @@ from typing import Any, Callable, Optional, Sequence, Union
 import msgspec
 import numpy as np
 
-from .schema import OOV_INDEX, Feature, FeatureSchema, category_key
+from .errors import EventError
+from .schema import OOV_INDEX, Feature, FeatureSchema, category_key, to_boolean, to_number
 
 Scalar = Union[str, int, float, bool, None]
 _F32_MAX = float(np.finfo(np.float32).max)
@@ -77,16 +78,6 @@ class _Tree:
         return struct, attrs
 
 
-def _leaf_type(f: Optional[Feature]) -> Any:
-    if f is None:
-        return Scalar
-    if f.kind == "numeric":
-        return Union[float, bool, None]
-    if f.kind == "boolean":
-        return Optional[bool]
-    return Scalar
-
-
 class EventDecoder:
     """Decode events for one schema. `mapping` maps feature (and key field)
     names to dotted paths in the event; unmapped names are read at the top level."""
@@ -99,18 +90,16 @@ class EventDecoder:
         self.key_paths = {k: mapping.get(k, k) for k in key_fields if k not in self.paths}
         self.key_names = list(key_fields)
         tree = _Tree()
-        by_name = {f.name: f for f in schema.features}
-        types = {path: _leaf_type(None) for path in self.key_paths.values()}
-        # A key field may share a path with a feature (dest_port -> port): the
-        # feature's type wins, so its validation is never loosened.
-        types.update({path: _leaf_type(by_name[name]) for name, path in self.paths.items()})
-        for path, tp in types.items():
-            tree.add(path.split("."), tp)
+        # A key field may share a path with a feature (dest_port -> port): one
+        # leaf, read raw; the feature's checks happen in the column code.
+        for path in {*self.paths.values(), *self.key_paths.values()}:
+            tree.add(path.split("."), Scalar)
         self.struct, attrs = tree.build("Event")
         self._one = msgspec.json.Decoder(self.struct, strict=False)
         self._many = msgspec.json.Decoder(list[self.struct], strict=False)
         self._get: dict[str, Callable] = {n: _getter(attrs[p]) for n, p in {**self.paths, **self.key_paths}.items()}
         numeric_attrs = [attrs[self.paths[f.name]] for f in schema.numeric]
+        self._bool_cols = [j for j, f in enumerate(schema.numeric) if f.kind == "boolean"]
         self._all_numeric = operator.attrgetter(*numeric_attrs) if numeric_attrs else None
         self._vocab = {f.name: {c: i for i, c in enumerate(f.categories)} for f in schema.categorical}
         self._expected = {f.name: {"numeric": "a number (or a numeric string)", "boolean": "true or false",
@@ -179,7 +168,8 @@ class EventDecoder:
     def _numeric_block(self, events: list, ok: np.ndarray, index: list[int],
                        rejects: list[Reject]) -> np.ndarray:
         """All numeric features at once: one getter call per event, numpy turns
-        None into NaN; only rows holding a NaN are looked at again."""
+        None into NaN and parses numeric strings; anything numpy cannot take
+        goes through the schema's own coercion, value by value."""
         feats = self.schema.numeric
         if not feats:
             return np.empty((len(events), 0), dtype=np.float32)
@@ -189,8 +179,14 @@ class EventDecoder:
             rows = [tuple(self._get[f.name](e) for f in feats) for e in events]
         if len(feats) == 1:
             rows = [(r,) if not isinstance(r, tuple) else r for r in rows]
-        block = np.array(rows, dtype=np.float64).reshape(len(events), len(feats))
-        bad = np.argwhere(~np.isfinite(block) | (np.abs(block) > _F32_MAX))
+        try:
+            block = np.array(rows, dtype=np.float64).reshape(len(events), len(feats))
+            if self._bool_cols and not _zero_one(block[:, self._bool_cols]):
+                raise ValueError("a boolean column holds other values")
+        except (ValueError, TypeError, OverflowError):
+            block = self._coerce(rows, feats, ok, index, rejects)
+        with np.errstate(invalid="ignore"):
+            bad = np.argwhere(~np.isfinite(block) | (np.abs(block) > _F32_MAX))
         for r, j in bad:
             f, value = feats[j], rows[r][j]
             if not ok[r]:
@@ -203,7 +199,29 @@ class EventDecoder:
                 reason, message = "non_finite", f"field {f.name!r} is {value!r}, expected a finite float32 number"
             ok[r] = False
             rejects.append(Reject(index[r], reason, f.name, message))
+        block[~ok] = 0.0           # rejected rows are dropped; keep the cast below quiet
         return block.astype(np.float32)
+
+    def _coerce(self, rows: list, feats: list[Feature], ok: np.ndarray, index: list[int],
+                rejects: list[Reject]) -> np.ndarray:
+        block = np.empty((len(rows), len(feats)), dtype=np.float64)
+        for r, row in enumerate(rows):
+            for j, (f, v) in enumerate(zip(feats, row)):
+                if v is None:
+                    block[r, j] = math.nan
+                    continue
+                try:
+                    block[r, j] = to_boolean(v, f.name) if f.kind == "boolean" else to_number(v, f.name)
+                except OverflowError:                 # an integer literal beyond any float
+                    block[r, j] = math.inf
+                except EventError as exc:
+                    block[r, j] = 0.0
+                    if ok[r]:
+                        ok[r] = False
+                        rejects.append(Reject(index[r], exc.reason, f.name,
+                                              f"{exc}".replace("expected a number", "expected a number "
+                                                               "(or a numeric string)")))
+        return block
 
     def _categorical_column(self, f: Feature, values: list, ok: np.ndarray, index: list[int],
                             rejects: list[Reject]) -> np.ndarray:
@@ -221,6 +239,10 @@ class EventDecoder:
         for r in rows:
             ok[r] = False
             rejects.append(Reject(index[r], reason, name, message))
+
+
+def _zero_one(values: np.ndarray) -> bool:
+    return bool(np.all(np.isnan(values) | (values == 0.0) | (values == 1.0)))
 
 
 def _article(kind: str) -> str:

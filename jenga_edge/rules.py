@@ -75,6 +75,19 @@ class Hit:
     label: Optional[str]
 
 
+def _check_condition(spec: Any, where: str) -> None:
+    """Catch at load time what would otherwise fail on the first matching event."""
+    if not isinstance(spec, dict):
+        return
+    for op, arg in spec.items():
+        if op not in _OPS:
+            raise ConfigError(f"{where}: unknown operator {op!r}; expected one of: {', '.join(_OPS)}")
+        if op in ("in", "not_in") and not isinstance(arg, list):
+            raise ConfigError(f"{where}.{op}: expected a list, got {arg!r}")
+        if op in ("gt", "gte", "lt", "lte") and (isinstance(arg, bool) or not isinstance(arg, (int, float))):
+            raise ConfigError(f"{where}.{op}: expected a number, got {arg!r}")
+
+
 def _condition_mask(name: str, spec: Any, values: list) -> np.ndarray:
     """One field's condition as a boolean mask; a list means 'in', a scalar 'eq',
     a mapping names operators: {gte: 1024}, {not_in: [53, 123]}."""
@@ -107,11 +120,7 @@ class Rule:
         self.threshold = self._threshold(cfg, task, where)
         self.label_ids = self._labels(cfg, task, where)
         for fname, spec in cfg.condition.items():
-            if isinstance(spec, dict):
-                bad = [op for op in spec if op not in _OPS]
-                if bad:
-                    raise ConfigError(f"{where}.condition.{fname}: unknown operator {bad[0]!r}; "
-                                      f"expected one of: {', '.join(_OPS)}")
+            _check_condition(spec, f"{where}.condition.{fname}")
         self.bands = sorted(cfg.severity, key=lambda b: -b.min_score)
         self._last: "OrderedDict[str, float]" = OrderedDict()
 
@@ -144,7 +153,7 @@ class Rule:
 
     def candidates(self, batch: DecodedBatch, scores: Scores) -> np.ndarray:
         s = scores.score[self.task.name]
-        mask = s >= self.threshold
+        mask = s >= np.float32(self.threshold)
         if self.label_ids is not None:
             mask &= np.isin(scores.label[self.task.name], self.label_ids)
         elif self.task.type == "classification":
@@ -156,8 +165,9 @@ class Rule:
         return np.flatnonzero(mask)
 
     def priority_for(self, score: float) -> str:
+        # Scores are float32: compare bands in float32 too, as the threshold is.
         for band in self.bands:
-            if score >= band.min_score:
+            if np.float32(score) >= np.float32(band.min_score):
                 return band.priority
         return self.cfg.priority
 
@@ -185,8 +195,9 @@ class RuleEngine:
             if cfg.task not in tasks:
                 raise ConfigError(f"{where}.task: {cfg.task!r} is not a task this agent runs "
                                   f"({', '.join(tasks)})")
+            rule = Rule(cfg, tasks[cfg.task], where)   # a disabled rule is still checked
             if cfg.enabled:
-                self.rules.append(Rule(cfg, tasks[cfg.task], where))
+                self.rules.append(rule)
         self.allow = [_network(a, f"allowlist[{i}]") for i, a in enumerate(allowlist)]
         self.clock = clock
         self.suppressed = 0
@@ -218,6 +229,8 @@ class RuleEngine:
             ip = ipaddress.ip_address(str(value))
         except ValueError:
             return False
+        if ip.version == 6 and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped            # ::ffff:10.0.0.1 is 10.0.0.1
         return any(ip in net for net in self.allow)
 
 

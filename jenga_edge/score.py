@@ -80,8 +80,9 @@ class Scorer:
                 for e in self.entries:
                     outs = [(e.name, o.name) for o in e.outputs]
                     self.plan.append((self._session(e.file, opts), [o for _, o in outs], outs))
-        except (ort.capi.onnxruntime_pybind11_state.Fail, RuntimeError) as exc:
-            raise BundleError(f"onnxruntime could not load the bundle's graphs: {exc}") from None
+        except Exception as exc:   # onnxruntime raises several unrelated types for a bad graph
+            raise BundleError(f"onnxruntime could not load the bundle's graphs: "
+                              f"{type(exc).__name__}: {str(exc)[:300]}") from None
         self.merged = merged is not None
 
     def _merged_for(self, tasks: list[str]):
@@ -97,7 +98,8 @@ class Scorer:
         score: dict[str, np.ndarray] = {}
         label: dict[str, np.ndarray] = {}
         if len(num) == 0:
-            return Scores({t: np.empty(0, np.float32) for t in self.tasks}, {})
+            return Scores({t: np.empty(0, np.float32) for t in self.tasks},
+                          {e.name: np.empty(0, np.int64) for e in self.entries if e.type == "classification"})
         feed = {"numeric": num, "categorical": cat}
         for session, names, outs in self.plan:
             for (task, out), value in zip(outs, session.run(names, feed)):

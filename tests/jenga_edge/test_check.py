@@ -176,7 +176,8 @@ def test_to_json_shape(bundle, picked):
     assert set(t["tasks"]["threat"]) == {"score", "threshold", "verdict", "top_fields"}
     assert t["tasks"]["threat"]["verdict"] == "threat"
     assert t["tasks"]["attack_type"]["threshold"] is None
-    assert all(set(f) == {"field", "contribution"} and f["contribution"] > 0 for f in t["tasks"]["threat"]["top_fields"])
+    top = t["tasks"]["threat"]["top_fields"]
+    assert top and all(set(f) == {"field", "contribution"} and f["contribution"] > 0 for f in top)
     assert b == {"event": 2, "ok": False, "reason": "wrong_type", "field": "packet_size", "message": b["message"]}
     assert n["threat"] is False and n["tasks"]["threat"]["verdict"] == "normal"
 

@@ -354,9 +354,6 @@ def test_rule_config_from_plain_data_names_bad_keys():
 
 # --- known bugs ------------------------------------------------------------------------------------
 
-@pytest.mark.xfail(reason="BUG: an operator argument of the wrong shape ({in: 22}) passes config validation "
-                          "and raises TypeError on the first candidate event (rules.py:95 iterates the "
-                          "scalar; Rule.__init__ rules.py:109-114 checks only operator names)", strict=True)
 def test_in_with_a_scalar_argument_is_rejected_at_load_or_works():
     try:
         eng = engine(RuleConfig(rule="r", task="threat", condition={"dest_port": {"in": 22}}))

@@ -104,10 +104,6 @@ def test_empty_batch(scorer, bundle):
     assert all(v.shape == (0,) for v in s.score.values())
 
 
-@pytest.mark.xfail(reason="BUG: Scorer.score returns an empty `label` dict for an empty batch (score.py:100), "
-                          "so a classification rule with labels raises KeyError in RuleEngine.evaluate "
-                          "(rules.py:149) when every line of a batch was rejected; return empty int64 "
-                          "label arrays for multiclass tasks", strict=True)
 def test_empty_batch_has_labels_and_rules_survive_it(scorer, bundle):
     schema = bundle.tasks["threat"].schema
     dec = EventDecoder(schema, key_fields=["src_ip"])
@@ -161,9 +157,6 @@ def test_session_options_are_honoured(bundle):
         assert sess.get_providers() == ["CPUExecutionProvider"]
 
 
-@pytest.mark.xfail(reason="BUG: Scorer catches only onnxruntime Fail/RuntimeError (score.py:83); InvalidProtobuf, "
-                          "InvalidGraph, NoSuchFile ... are not subclasses of either, so an unloadable graph "
-                          "escapes as a raw onnxruntime exception instead of BundleError", strict=True)
 def test_an_unloadable_graph_is_a_bundle_error(bundle, tmp_path):
     (tmp_path / "threat.onnx").write_bytes(b"not an onnx graph")
     fake = Bundle(tmp_path, bundle.manifest, {"threat": bundle.tasks["threat"]}, ())
