@@ -415,12 +415,15 @@ def build_bundle(args, work: Path) -> dict:
     if args.bundle:
         return {"bundle_dir": str(Path(args.bundle).resolve()), "model_dir": str(Path(args.model).resolve()),
                 "dataset": "given"}
+    nsl = NSL_FILE.resolve()
+    dataset = args.dataset if args.dataset != "auto" else ("nsl-kdd" if nsl.exists() else "synthetic")
+    if dataset == "nsl-kdd" and not nsl.exists():
+        raise SystemExit(f"--dataset nsl-kdd: {nsl} does not exist")
     if args.reuse and (bundle_dir / "bundle" / "manifest.json").exists() and (bundle_dir / "built.json").exists():
         info = json.loads((bundle_dir / "built.json").read_text())
-        info["reused"] = True
-        return info
-    nsl = NSL_FILE.resolve()
-    dataset = "nsl-kdd" if nsl.exists() else "synthetic"
+        if info.get("dataset") == dataset:
+            info["reused"] = True
+            return info
     (bundle_dir / "model").mkdir(parents=True, exist_ok=True)
     _say(f"[bundle] training on {dataset} (2 epochs) and exporting ...")
     info = run_worker("build", {"dataset": dataset, "data": str(nsl), "epochs": 2, "rows": 20000,
@@ -1107,6 +1110,9 @@ def main() -> None:
     ap.add_argument("--bundle", help="an existing bundle directory (needs --model)")
     ap.add_argument("--model", help="the best_model directory the bundle came from (for the torch comparison)")
     ap.add_argument("--reuse", action="store_true", help="reuse build/bench/agent/bundle if a previous run built it")
+    ap.add_argument("--dataset", choices=("auto", "nsl-kdd", "synthetic"), default="auto",
+                    help="what to train the bundle on (auto: NSL-KDD if ../shared has it)")
+    ap.add_argument("--reloads", type=int, default=20, help="SIGHUP reloads in the RSS test (default 20)")
     ap.add_argument("--cpu", type=int, default=0, help="the core agent subprocesses are pinned to (default 0)")
     ap.add_argument("--skip", default="", help="comma list of parts to skip: e2e,startup,latency,breakdown,torch,reload")
     ap.add_argument("--build-dir", default=str(REPO / "build" / "bench"), help=argparse.SUPPRESS)
@@ -1214,7 +1220,7 @@ def main() -> None:
             _say(f"[torch] {result['torch']['events_per_s']} ev/s, RSS {result['torch']['maxrss_kb'] / 1024:.0f} MB")
         # 8. reloads
         if "reload" not in skip:
-            result["reload"] = bench_reload(args, work, bdir, rule_task, pool, 20)
+            result["reload"] = bench_reload(args, work, bdir, rule_task, pool, args.reloads)
         probe("end")
     finally:
         stop_launcher()

@@ -95,6 +95,7 @@ class Agent:
         self.busy_s = 0.0
         self.counts = {"received": 0, "scored": 0, "rejected": 0, "alerts": 0}
         self.reloads = {"ok": 0, "failed": 0}
+        self._drops_seen: dict[int, int] = {}
 
     # ------------------------------------------------------------ lifecycle
     def install_signal_handlers(self) -> None:
@@ -116,7 +117,7 @@ class Agent:
         self.metrics.set_up(True)
         self.log(f"jenga-edge {__version__}: bundle {self.pipe.bundle.bundle_id}, tasks "
                  f"{', '.join(self.pipe.scorer.tasks)}{' (merged graph)' if self.pipe.scorer.merged else ''}, "
-                 f"sources {', '.join(s.cfg_label if hasattr(s, 'cfg_label') else type(s).__name__ for s in self.sources)}")
+                 f"sources {', '.join(s.origin for s in self.sources)}")
         try:
             self._loop()
         finally:
@@ -138,6 +139,7 @@ class Agent:
             elif self._stopping or self._sources_done():
                 if self.queue.depth() == 0:
                     return
+            self._sync_drops()
             if time.monotonic() >= next_stats:
                 self.log(self.metrics.stats_line())
                 next_stats = time.monotonic() + self.cfg.metrics.stats_interval_s
@@ -156,7 +158,7 @@ class Agent:
             self.process(lines)
         for s in self.sources:
             s.join(2.0)
-            self._count_drops(s)
+        self._sync_drops()
         for action in self.pipe.actions.values():
             if isinstance(action, BackgroundAction):
                 action.close()
@@ -166,10 +168,14 @@ class Agent:
             self.server.stop()
         self.metrics.set_up(False)
 
-    def _count_drops(self, source: Any) -> None:
-        dropped = getattr(source, "dropped", 0)
-        if dropped:
-            self.metrics.dropped.inc(dropped, source=type(source).__name__.replace("Source", "").lower())
+    def _sync_drops(self) -> None:
+        """Sources count drops (UDP on a full queue) themselves; mirror the new ones."""
+        for i, s in enumerate(self.sources):
+            dropped = getattr(s, "dropped", 0)
+            delta = dropped - self._drops_seen.get(i, 0)
+            if delta > 0:
+                self.metrics.dropped.inc(delta, source=s.config.type if hasattr(s, "config") else "unknown")
+                self._drops_seen[i] = dropped
 
     def _reload(self) -> None:
         self._reload_requested = False
