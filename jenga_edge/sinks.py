@@ -36,6 +36,8 @@ from pathlib import Path
 from typing import IO, Any, Literal, Optional, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
+import msgspec
+
 from .errors import ConfigError, DataError
 from .typed_config import bounded
 
@@ -84,9 +86,17 @@ def severity_of(priority: Any, default: int | None = None) -> int | None:
     return default
 
 
+_ENCODER = msgspec.json.Encoder(enc_hook=str)
+
+
+def _encode(obj: Any) -> bytes:
+    """Compact UTF-8 JSON (msgspec: several times faster than json.dumps on the
+    agent's hot path); a value JSON cannot hold becomes its str()."""
+    return _ENCODER.encode(obj)
+
+
 def _dumps(obj: Any) -> str:
-    """Compact JSON; a value JSON cannot hold becomes its str() instead of an error."""
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=str)
+    return _encode(obj).decode("utf-8")
 
 
 # --------------------------------------------------------------------------- timestamps
@@ -192,7 +202,7 @@ class JsonlSink:
         if self._fh is None:
             raise ValueError(f"{self.path}: write to a closed JsonlSink")
         # Serialise everything first: a bad record must not leave half a batch written.
-        lines = [(_dumps(a) + "\n").encode("utf-8") for a in alerts]
+        lines = [_encode(a) + b"\n" for a in alerts]
         limit = self.config.max_bytes
         for line in lines:
             if limit and self._size > 0 and self._size + len(line) > limit:
