@@ -226,7 +226,12 @@ class EventDecoder:
     def _categorical_column(self, f: Feature, values: list, ok: np.ndarray, index: list[int],
                             rejects: list[Reject]) -> np.ndarray:
         vocab = self._vocab[f.name]
-        out = np.fromiter((_vocab_index(vocab, v) for v in values), dtype=np.int64, count=len(values))
+        # Strings that are in the vocabulary take the dict lookup inline; anything
+        # else (numbers, booleans, padded strings, unseen values) goes the long way.
+        get = vocab.get
+        out = np.array([get(v, -1) if type(v) is str else -1 for v in values], dtype=np.int64)
+        for i in np.flatnonzero(out < 0):
+            out[i] = _vocab_index(vocab, values[i])
         if not f.allow_missing:
             missing = np.array([v is None for v in values], dtype=bool)
             self._reject_rows(np.flatnonzero(missing & ok), "missing_field", f.name,
