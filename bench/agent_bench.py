@@ -369,19 +369,26 @@ class CoreLoad:
         return {"foreign_load": self.foreign, "other_cores_load": self.other}
 
 
-def speed_probe(pool: list[bytes], seconds: float = 0.25) -> float:
-    """A fixed reference workload (untyped msgspec decode of 64 events), in
-    us/event, run pinned to the bench core: how fast this core is right now.
-    Shared/virtualised cores vary; compare runs only when this agrees."""
+def speed_probe(pool: list[bytes], seconds: float = 0.25) -> dict:
+    """A fixed reference workload, untyped msgspec decode, in us/event, run
+    pinned to the bench core: `cached` cycles over 64 events (L1/L2), `pool`
+    over all 20k (~20 MB, like the agent's working set: sensitive to other
+    tenants of a shared L3 / memory bus, which the guest cannot see).
+    Shared/virtualised cores vary; compare runs only when these agree."""
     import msgspec
-    chunk = pool[:64]
     dec = msgspec.json.decode
-    n, t0 = 0, time.perf_counter()
-    while time.perf_counter() - t0 < seconds:
-        for x in chunk:
-            dec(x)
-        n += len(chunk)
-    return round((time.perf_counter() - t0) / n * 1e6, 3)
+    out = {}
+    for label, items in (("cached", pool[:64]), ("pool", pool)):
+        blocks = [items[i:i + 1024] for i in range(0, len(items), 1024)]
+        n, i, t0 = 0, 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            block = blocks[i % len(blocks)]
+            for x in block:
+                dec(x)
+            n += len(block)
+            i += 1
+        out[label] = round((time.perf_counter() - t0) / n * 1e6, 3)
+    return out
 
 
 def run_worker(kind: str, params: dict, work: Path, cpu: Optional[int], timeout: float) -> dict:
@@ -543,8 +550,14 @@ def bench_e2e(args, work: Path, bundle: str, rule_task: str, events: Path, n: in
              f"rc {run['rc']}, other load on the core {run['foreign_load']}")
     best = {k: statistics.median([r[k] for r in runs if r.get(k) is not None])
             for k in ("events_per_s", "busy_events_per_s", "peak_rss_mb") if any(r.get(k) for r in runs)}
-    return {"max_batch": max_batch, "max_wait_ms": 5, "queue_size": queue_size or 65536, "fsync": fsync,
+    return {"max_batch": max_batch, "max_wait_ms": 5, "queue_size": queue_size or default_queue_size(),
+            "queue_default": queue_size is None, "fsync": fsync,
             "events": n, "median": best, "runs": runs}
+
+
+def default_queue_size() -> int:
+    from jenga_edge.config import BatchingConfig
+    return BatchingConfig().queue_size
 
 
 def add_cpu_rates(e2e: list[dict], startup_cpu_s: Optional[float]) -> None:
@@ -711,11 +724,18 @@ def bench_latency(args, work: Path, bundle: str, rule_task: str, pool: list[byte
 def _stage_times(agent, groups: list) -> tuple[dict, int]:
     """Agent.process cut into its stages (the same calls, timed one by one).
     Uses agent internals; if they have changed, the caller reports the error."""
-    from jenga_edge.sinks import _dumps
+    import inspect
+
+    from jenga_edge import agent as agent_mod
     pipe = agent.pipe
     sink = agent.sinks[0]
+    fsync_on = sink.config.fsync
+    # Agent._alert / _dead take the batch's timestamp in newer versions
+    alert_now = "now" in inspect.signature(agent._alert).parameters
+    dead_now = "now" in inspect.signature(agent._dead).parameters
+    iso = getattr(agent_mod, "_iso", None)
     names = ("decode.parse (msgspec)", "decode.columns (numpy)", "score (onnxruntime)", "rules.evaluate",
-             "build alerts (Agent._alert)", "alert sink: json.dumps + write", "alert sink: flush + fsync",
+             "build alerts (Agent._alert)", "alert sink: encode + write + flush", "alert sink: fsync",
              "dead letter", "account (metrics)")
     stages: dict[str, list[float]] = {k: [] for k in names}
     n_alerts = 0
@@ -732,17 +752,24 @@ def _stage_times(agent, groups: list) -> tuple[dict, int]:
         t3 = pc()
         hits = pipe.rules.evaluate(batch, scores)
         t4 = pc()
-        alerts = [agent._alert(h, batch, g) for h in hits]
+        if alert_now:
+            now = iso(time.time())
+            alerts = [agent._alert(h, batch, g, now) for h in hits]
+        else:
+            now = None
+            alerts = [agent._alert(h, batch, g) for h in hits]
         t5 = pc()
-        out = [(_dumps(a) + "\n").encode("utf-8") for a in alerts]
-        for b in out:
-            sink._fh.write(b)
-            sink._size += len(b)
+        sink.config.fsync = False          # the sink's own write_batch, its fsync timed apart
+        try:
+            sink.write_batch(alerts)
+        finally:
+            sink.config.fsync = fsync_on
         t6 = pc()
-        if out:
-            sink._sync()
+        if alerts and fsync_on:
+            os.fsync(sink._fh.fileno())
         t7 = pc()
-        agent.dead_letter.write_batch([agent._dead(r, g) for r in batch.rejects])
+        agent.dead_letter.write_batch([agent._dead(r, g, now or iso(time.time())) if dead_now else agent._dead(r, g)
+                                       for r in batch.rejects])
         t8 = pc()
         agent._account(g, batch, alerts, t8 - t0)
         t9 = pc()
@@ -774,8 +801,41 @@ def bench_breakdown(args, work: Path, bundle: str, rule_task: str, pool: list[by
                              "share": round(v / total, 3)} for k, v in per_batch.items()}
         res["stages_total_us_per_event"] = round(total / 256, 3)
         res["alerts_per_batch"] = round(n_alerts / batches, 1)
+        # the same at batch 1 (max_batch 1): what each call costs regardless of its size
+        ones = [[ln] for ln in lines[:1000]]
+        stages1, alerts1 = _stage_times(agent, ones)
+        mean1 = {k: sum(v) / len(v) * 1e6 for k, v in stages1.items()}
+        res["stages_batch1_mean_us"] = {k: round(v, 1) for k, v in mean1.items()}
+        res["stages_batch1_median_us"] = {k: round(statistics.median(v) * 1e6, 1) for k, v in stages1.items()}
+        res["batch1_total_us"] = round(sum(mean1.values()), 1)
+        res["batch1_alert_fraction"] = round(alerts1 / len(ones), 3)
     except Exception as exc:      # the agent's internals moved: keep the rest of the bench
         res["stages_error"] = f"{type(exc).__name__}: {exc}"
+    # onnxruntime alone, per graph of the bundle, at batch 256 and 1 (same settings as the agent)
+    try:
+        import onnxruntime as ort
+        b0 = agent.pipe.decoder.decode([ln.data for ln in groups[0]])
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = opts.inter_op_num_threads = 1
+        graphs = {}
+        bundle_obj = agent.pipe.bundle
+        files = [e.file for e in bundle_obj.tasks.values()] + [m.file for m in bundle_obj.merged]
+        for f in files:
+            sess = ort.InferenceSession(str(bundle_obj.file(f)), opts, providers=["CPUExecutionProvider"])
+            out = {}
+            for bs in (256, 1):
+                feed = {"numeric": b0.num[:bs], "categorical": b0.cat[:bs]}
+                sess.run(None, feed)
+                ts = []
+                for _ in range(60 if bs == 256 else 300):
+                    t0 = pc()
+                    sess.run(None, feed)
+                    ts.append(pc() - t0)
+                out[f"batch{bs}_us_per_event"] = round(statistics.median(ts) / bs * 1e6, 3)
+            graphs[f] = out
+        res["ort_graphs"] = graphs
+    except Exception as exc:
+        res["ort_graphs_error"] = f"{type(exc).__name__}: {exc}"
     # the whole of Agent.process, as the agent calls it, on distinct lines, no source thread
     whole = []
     cpu0 = time.process_time()
@@ -1021,14 +1081,16 @@ def build_table(r: dict) -> list[dict]:
     ev = r.get("events", {})
     add("event size, mean bytes", ev.get("mean_bytes"))
     pr = r.get("speed_probe_us_per_event") or {}
-    if pr:
-        add("core speed probe, us/event (min..max; equal = stable machine)",
-            f"{min(pr.values())} .. {max(pr.values())}")
+    for kind in ("cached", "pool"):
+        vals = [v[kind] for v in pr.values() if isinstance(v, dict) and kind in v]
+        if vals:
+            add(f"speed probe ({kind}), us/event, min..max over the run", f"{min(vals)} .. {max(vals)}")
     for e in r.get("e2e", []):
         m = e["median"]
-        tag = f"batch {e['max_batch']}" + (f", queue {e['queue_size']}" if e["queue_size"] != 65536 else "") \
+        default_q = e.get("queue_default", True)
+        tag = f"batch {e['max_batch']}" + ("" if default_q else f", queue {e['queue_size']}") \
             + ("" if e.get("fsync", True) else ", fsync OFF")
-        main = e["queue_size"] == 65536 and e.get("fsync", True)
+        main = default_q and e.get("fsync", True)
         v = m.get("events_per_s")
         add(f"e2e events/s, 1 core ({tag}; median of {len(e['runs'])})", v,
             ">= 200,000" if main else "", (v is not None and v >= TARGETS["e2e_events_per_s"]) if main else None)
@@ -1064,6 +1126,19 @@ def build_table(r: dict) -> list[dict]:
     bd = r.get("breakdown")
     if bd:
         add("Agent.process in-process (batch 256, no source thread), events/s", bd["process_total_events_per_s"])
+        if bd.get("stages"):
+            st = bd["stages"]
+            top = sorted(st.items(), key=lambda kv: -kv[1]["us_per_event"])[:4]
+            add("  us/event: all stages (top 4)", f"{bd['stages_total_us_per_event']:.1f} ("
+                + ", ".join(f"{k.split(' (')[0]} {v['us_per_event']:.1f}" for k, v in top) + ")")
+        og = bd.get("ort_graphs") or {}
+        merged = [v for k, v in og.items() if k.startswith("merged-")]
+        rule_graph = og.get(f"{r.get('bundle', {}).get('rule_task')}.onnx")
+        if merged and rule_graph:
+            add("  onnxruntime us/event, batch 256: merged graph / rule task only",
+                f"{merged[0]['batch256_us_per_event']} / {rule_graph['batch256_us_per_event']}")
+        if bd.get("batch1_total_us"):
+            add("  Agent.process at batch 1, us/event (mean)", bd["batch1_total_us"])
     t = r.get("torch")
     if t:
         add("torch eager (json.loads + vectorize + forward), events/s", t["events_per_s"])
@@ -1182,7 +1257,7 @@ def main() -> None:
             if not quick:
                 # diagnostics: a smaller queue (how much of the peak RSS is queued lines), and the
                 # alert sink without fsync (what the per-batch fsync costs on this disk)
-                result["e2e"].append(bench_e2e(args, work, bdir, rule_task, events, n_events, 256, queue_size=4096))
+                result["e2e"].append(bench_e2e(args, work, bdir, rule_task, events, n_events, 256, queue_size=1024))
                 result["e2e"].append(bench_e2e(args, work, bdir, rule_task, events, n_events, 256, fsync=False))
             probe("after e2e")
         # 4. start-up
@@ -1229,10 +1304,16 @@ def main() -> None:
         else:
             shutil.rmtree(work, ignore_errors=True)
     result["bench_seconds"] = round(time.perf_counter() - t_start, 1)
+    try:       # others may edit the agent while this runs: say so
+        result["environment"]["jenga_edge_dirty_at_end"] = bool(subprocess.run(
+            ["git", "status", "--porcelain", "jenga_edge"], cwd=REPO, capture_output=True, text=True).stdout.strip())
+    except OSError:
+        pass
     result["table"] = build_table(result)
     print_table(result["table"])
-    print(f"\n({result['bench_seconds']} s; CPU {result['environment']['cpu_model']}, "
-          f"load {result['environment']['loadavg'][0]:.2f})")
+    env = result["environment"]
+    print(f"\n({result['bench_seconds']} s; CPU {env['cpu_model']}, load {env['loadavg'][0]:.2f}; "
+          f"git {env['git_commit'][:7]}{' + local changes in jenga_edge/' if env['jenga_edge_dirty'] or env.get('jenga_edge_dirty_at_end') else ''})")
     out = args.out if args.out.is_absolute() else REPO / args.out
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, default=str))

@@ -24,26 +24,23 @@ argv they would run until an operator turns that off.
 
 from __future__ import annotations
 
-import http.client
 import ipaddress
-import json
 import math
 import os
 import re
 import string
 import subprocess
-import tempfile
 import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable, Iterable, Literal, Mapping, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Mapping, Union
 
 from .errors import ConfigError
 from .typed_config import bounded, build
+
+if TYPE_CHECKING:   # delivery code (urllib.request, http.client, email) loads only with a webhook
+    from .webhook import WebhookAction
 
 IpAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 
@@ -481,216 +478,6 @@ class WebhookConfig:
                 raise ConfigError(f"webhook.headers.{name}: value must be a single-line string")
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: D102
-        return None   # a 3xx then surfaces as an HTTPError, i.e. a failed try
-
-
-def _json_default(obj: Any) -> Any:
-    item = getattr(obj, "item", None)   # numpy scalars
-    if callable(item):
-        try:
-            return item()
-        except (TypeError, ValueError):
-            pass
-    return str(obj)
-
-
-_RETRY_STATUS = {408, 425, 429}
-
-
-class WebhookAction:
-    """POST the alert JSON with retries; spool what cannot be delivered."""
-
-    type = "webhook"
-
-    def __init__(self, config: WebhookConfig, *, sleep: Callable[[float], None] = time.sleep):
-        self.config = config
-        self._sleep = sleep
-        self._opener = urllib.request.build_opener(_NoRedirect())
-        self._spool_lock = threading.Lock()    # appends and rewrites of the spool file
-        self._retry_lock = threading.Lock()    # one retry_spool pass at a time
-        self.target = _redact(config.url)
-        self.spool_path = Path(config.spool_dir) / f"{config.spool_name}.jsonl"
-        self.dropped = 0                       # failures lost because the spool was full
-
-    # one HTTP try -------------------------------------------------------------------------
-    def _send_once(self, body: bytes) -> tuple[bool, bool, str, int | None]:
-        """POST body once; return (delivered, worth retrying, reason, HTTP status)."""
-        headers = {"Content-Type": "application/json", "User-Agent": "jenga-edge"}
-        headers.update(self.config.headers)
-        req = urllib.request.Request(self.config.url, data=body, headers=headers, method="POST")
-        try:
-            with self._opener.open(req, timeout=self.config.timeout_s) as resp:
-                status = resp.status
-                resp.read(64 * 1024)
-        except urllib.error.HTTPError as exc:
-            status = exc.code
-            exc.close()
-            retry = status in _RETRY_STATUS or status >= 500
-            return False, retry, f"HTTP {status}", status
-        except urllib.error.URLError as exc:
-            return False, True, f"connection failed: {exc.reason}", None
-        except (TimeoutError, OSError, http.client.HTTPException) as exc:
-            what = "timed out" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"
-            return False, True, what, None
-        if 200 <= status < 300:
-            return True, False, f"HTTP {status}", status
-        return False, status >= 500, f"HTTP {status}", status
-
-    def backoff(self, attempt: int) -> float:
-        """Sleep before retry number `attempt` (1-based)."""
-        c = self.config
-        return min(c.backoff_max_s, c.backoff_base_s * (2 ** (attempt - 1)))
-
-    def deliver(self, body: bytes) -> tuple[bool, str, int, int | None]:
-        """Try up to 1 + max_retries times; return (delivered, reason, tries, last status)."""
-        tries = 0
-        reason, status = "", None
-        for attempt in range(self.config.max_retries + 1):
-            if attempt:
-                self._sleep(self.backoff(attempt))
-            tries += 1
-            ok, retry, reason, status = self._send_once(body)
-            if ok:
-                return True, reason, tries, status
-            if not retry:
-                break
-        return False, reason, tries, status
-
-    # spool --------------------------------------------------------------------------------
-    def _spool(self, body: bytes) -> tuple[bool, str]:
-        line = body + b"\n"
-        with self._spool_lock:
-            try:
-                self.spool_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-                try:
-                    size = self.spool_path.stat().st_size
-                except FileNotFoundError:
-                    size = 0
-                if size + len(line) > self.config.max_spool_bytes:
-                    self.dropped += 1
-                    return False, "spool full"
-                fd = os.open(self.spool_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-                try:
-                    view = memoryview(line)
-                    while view:
-                        view = view[os.write(fd, view):]
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-            except OSError as exc:
-                self.dropped += 1
-                return False, f"spool error: {exc}"
-        return True, ""
-
-    def spooled(self) -> int:
-        """How many alerts wait in the spool."""
-        with self._spool_lock:
-            try:
-                data = self.spool_path.read_bytes()
-            except FileNotFoundError:
-                return 0
-        return sum(1 for line in data.split(b"\n") if line.strip())
-
-    def retry_spool(self) -> dict[str, int]:
-        """Re-send spooled alerts in order; keep the undelivered ones.
-
-        Each alert gets one try. A connection error or a retryable status ends
-        the pass (the receiver is down: the rest stay queued); an alert refused
-        for good (other 4xx) stays in the spool and the pass goes on. Lines that
-        are not JSON (a write cut short by a crash) are dropped. The spool is
-        rewritten atomically (temp file, fsync, rename); alerts spooled while the
-        pass runs are kept. Returns counts: sent, failed, dropped, remaining.
-        """
-        counts = {"sent": 0, "failed": 0, "dropped": 0, "remaining": 0}
-        with self._retry_lock:
-            with self._spool_lock:
-                try:
-                    data = self.spool_path.read_bytes()
-                except FileNotFoundError:
-                    return counts
-            consumed = len(data)
-            keep: list[bytes] = []
-            stopped = False
-            for line in data.split(b"\n"):
-                if not line.strip():
-                    continue
-                if stopped:
-                    keep.append(line)
-                    continue
-                try:
-                    json.loads(line)
-                except ValueError:
-                    counts["dropped"] += 1
-                    continue
-                ok, retry, _, _ = self._send_once(line)
-                if ok:
-                    counts["sent"] += 1
-                    continue
-                counts["failed"] += 1
-                keep.append(line)
-                stopped = retry
-            with self._spool_lock:
-                try:
-                    with self.spool_path.open("rb") as fh:
-                        fh.seek(consumed)
-                        appended = fh.read()
-                except FileNotFoundError:
-                    appended = b""
-                new = b"".join(line + b"\n" for line in keep) + appended
-                self._rewrite(new)
-        counts["remaining"] = len(keep) + sum(1 for line in appended.split(b"\n") if line.strip())
-        return counts
-
-    def _rewrite(self, data: bytes) -> None:
-        directory = self.spool_path.parent
-        if not data:
-            self.spool_path.unlink(missing_ok=True)
-        else:
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.spool_path.name}.", dir=directory)
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(data)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, self.spool_path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-        try:
-            dfd = os.open(directory, os.O_RDONLY)
-        except OSError:
-            return
-        try:
-            os.fsync(dfd)
-        except OSError:
-            pass
-        finally:
-            os.close(dfd)
-
-    # the action ---------------------------------------------------------------------------
-    def run(self, alert: Mapping[str, Any]) -> dict[str, Any]:
-        try:
-            body = json.dumps(alert, default=_json_default, separators=(",", ":")).encode("utf-8")
-        except (TypeError, ValueError) as exc:
-            return _outcome(self.type, self.target, dry_run=False, argv=None, result="failed",
-                            reason=f"alert is not JSON-serializable: {exc}")
-        ok, reason, tries, status = self.deliver(body)
-        if ok:
-            return _outcome(self.type, self.target, dry_run=False, argv=None, result="ok",
-                            reason=f"delivered ({reason})", attempts=tries, status=status)
-        spooled, why = self._spool(body)
-        if spooled:
-            return _outcome(self.type, self.target, dry_run=False, argv=None, result="spooled",
-                            reason=f"{reason} after {tries} tries; spooled to {self.spool_path}",
-                            attempts=tries, status=status)
-        return _outcome(self.type, self.target, dry_run=False, argv=None, result="failed",
-                        reason=f"{why} ({reason} after {tries} tries)", attempts=tries, status=status)
-
-    __call__ = run
-
-
 # --- rate limiting -------------------------------------------------------------------------
 
 @dataclass
@@ -757,13 +544,23 @@ class RateLimiter:
 
 # --- factory and runner --------------------------------------------------------------------
 
-Action = Union[FirewallAction, ExecAction, WebhookAction]
+Action = Union[FirewallAction, ExecAction, "WebhookAction"]
 ActionConfig = Union[FirewallConfig, ExecConfig, WebhookConfig]
 
-ACTION_TYPES: dict[str, tuple[type, type]] = {
+
+def _webhook_action(config: WebhookConfig, **kwargs: Any) -> "WebhookAction":
+    """Build a WebhookAction, importing `webhook` (urllib.request, http.client) only now."""
+    from .webhook import WebhookAction
+    return WebhookAction(config, **kwargs)
+
+
+# kind -> (config class, action factory). The factory is the action class itself,
+# except for webhook: a loader, so that an agent without a webhook never imports
+# urllib.request / http.client (and the email package they pull in).
+ACTION_TYPES: dict[str, tuple[type, Callable[..., Any]]] = {
     "firewall": (FirewallConfig, FirewallAction),
     "exec": (ExecConfig, ExecAction),
-    "webhook": (WebhookConfig, WebhookAction),
+    "webhook": (WebhookConfig, _webhook_action),
 }
 
 
@@ -859,3 +656,13 @@ __all__ = [
     "FirewallConfig", "RateLimitConfig", "RateLimiter", "WebhookAction", "WebhookConfig",
     "build_actions", "parse_address", "parse_template", "run_actions",
 ]
+
+# Moved to `webhook`; still importable from here, loaded on first access (PEP 562).
+_WEBHOOK_NAMES = frozenset({"WebhookAction", "_NoRedirect", "_json_default", "_RETRY_STATUS"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WEBHOOK_NAMES:
+        from . import webhook
+        return getattr(webhook, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

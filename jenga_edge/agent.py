@@ -34,6 +34,7 @@ from .sinks import JsonlSink, build_sinks
 from .sources import EventQueue, build_source
 
 DEAD_LETTER_LINE_MAX = 4096
+IDLE_POLL_S = 0.1
 
 
 @dataclass
@@ -134,6 +135,10 @@ class Agent:
             if self._stopping:
                 for s in self.sources:
                     s.stop()
+            if self.queue.depth() == 0:
+                # Idle: sleep until an event arrives (or 0.1 s, to notice signals),
+                # so max_wait_ms: 0 means "no batching delay", not a busy loop.
+                self.queue.wait_nonempty(IDLE_POLL_S)
             lines = self.queue.get_batch(b.max_batch, b.max_wait_ms / 1000.0)
             if lines:
                 self.process(lines)

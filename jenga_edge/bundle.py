@@ -17,7 +17,6 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Optional
 
@@ -143,9 +142,10 @@ def _check_requirements(manifest: dict, d: Path) -> None:
     need_ort = req.get("onnxruntime_min_version")
     if need_ort:
         try:
-            have = metadata.version("onnxruntime")
-        except metadata.PackageNotFoundError:
+            import onnxruntime   # already loaded by any agent; importlib.metadata would cost ~4 MB
+        except ImportError:
             raise BundleError("onnxruntime is not installed; pip install onnxruntime") from None
+        have = onnxruntime.__version__
         if version_tuple(have) < version_tuple(need_ort):
             raise BundleError(f"{d}: bundle needs onnxruntime >= {need_ort}, installed is {have}")
 

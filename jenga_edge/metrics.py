@@ -17,27 +17,29 @@ positional-only, so any label name (even `n` or `value`) can be passed by keywor
 `AgentMetrics` creates the agent's fixed set of `jenga_*` metrics and derives a
 plain-number `snapshot()` and a one-line `stats_line()` from them.
 `MetricsServer` serves `GET /metrics` and `GET /healthz` from a daemon thread,
-bound to loopback unless configured otherwise.
+bound to loopback unless configured otherwise. Its HTTP machinery lives in
+`metrics_http` and is imported on `start()`, so an agent without the endpoint
+never loads `http.server` (nor the `email` package it pulls in).
 """
 
 from __future__ import annotations
 
 import bisect
 import collections
-import http.server
 import ipaddress
 import math
 import re
-import socket
 import threading
 import time
-import urllib.parse
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Optional
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Optional
 
 from .errors import ConfigError
 from .typed_config import bounded
+
+if TYPE_CHECKING:   # http.server (and the email package it pulls in) only when serving
+    from .metrics_http import _HTTPServer
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -547,52 +549,6 @@ def _ms(seconds: Optional[float]) -> str:
 
 # --------------------------------------------------------------------- server
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    server_version = "jenga-edge"
-    sys_version = ""
-    timeout = 10            # a stalled client cannot hold a handler thread forever
-    server: "_HTTPServer"
-
-    def log_message(self, format: str, *args) -> None:  # noqa: A002 - stdlib signature
-        pass                # no per-request lines on the agent's stderr
-
-    def do_GET(self) -> None:  # noqa: N802 - stdlib name
-        self._respond(head=False)
-
-    def do_HEAD(self) -> None:  # noqa: N802 - stdlib name
-        self._respond(head=True)
-
-    def _respond(self, head: bool) -> None:
-        path = urllib.parse.urlsplit(self.path).path
-        if path == "/metrics":
-            try:
-                status, body, ctype = 200, self.server.registry.render(), CONTENT_TYPE
-            except Exception:  # noqa: BLE001 - report, keep serving
-                status, body, ctype = 500, "metrics rendering failed\n", "text/plain; charset=utf-8"
-        elif path == "/healthz":
-            try:
-                ok = bool(self.server.healthy())
-            except Exception:  # noqa: BLE001 - a failing health check means unhealthy
-                ok = False
-            status, body, ctype = (200, "ok\n", "text/plain; charset=utf-8") if ok else \
-                (503, "unhealthy\n", "text/plain; charset=utf-8")
-        else:
-            status, body, ctype = 404, "not found\n", "text/plain; charset=utf-8"
-        data = body.encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        if not head:
-            self.wfile.write(data)
-
-
-class _HTTPServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-    registry: Registry
-    healthy: Callable[[], bool]
-
-
 class MetricsServer:
     """Serve `GET /metrics` and `GET /healthz` from a daemon thread.
 
@@ -633,16 +589,12 @@ class MetricsServer:
         with self._lock:
             if self._httpd is not None:
                 return self
-            cls = _HTTPServer
-            if ":" in self.host:
-                cls = type("_HTTPServer6", (_HTTPServer,), {"address_family": socket.AF_INET6})
+            from .metrics_http import make_server   # imports http.server: only when serving
             try:
-                httpd = cls((self.host, self._port), _Handler)
+                httpd = make_server(self.host, self._port, self.registry, self.healthy)
             except OSError as exc:
                 raise ConfigError(f"metrics: cannot listen on {self.host}:{self._port}: "
                                   f"{exc.strerror or exc}") from None
-            httpd.registry = self.registry
-            httpd.healthy = self.healthy
             thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": self._poll},
                                       name="jenga-metrics", daemon=True)
             thread.start()
@@ -685,3 +637,11 @@ class MetricsConfig:
     host: str = bounded("127.0.0.1", nonempty=True)
     port: int = bounded(9108, lo=0, hi=65535)
     stats_interval_s: float = bounded(60.0, lo=0.0)
+
+
+def __getattr__(name: str):
+    """The HTTP handler/server classes, moved to `metrics_http`, imported on first access."""
+    if name in ("_Handler", "_HTTPServer"):
+        from . import metrics_http
+        return getattr(metrics_http, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

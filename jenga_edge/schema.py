@@ -120,14 +120,17 @@ class FeatureSchema:
         vocab = {f.name: {c: i for i, c in enumerate(f.categories)}
                  for f in self.features if f.kind == "categorical"}
         object.__setattr__(self, "_index", vocab)
+        # Computed once: the agent reads these on every batch.
+        object.__setattr__(self, "_numeric", tuple(f for f in self.features if f.is_numeric))
+        object.__setattr__(self, "_categorical", tuple(f for f in self.features if f.kind == "categorical"))
 
     @property
-    def numeric(self) -> list[Feature]:
-        return [f for f in self.features if f.is_numeric]
+    def numeric(self) -> tuple[Feature, ...]:
+        return self._numeric   # type: ignore[attr-defined]
 
     @property
-    def categorical(self) -> list[Feature]:
-        return [f for f in self.features if f.kind == "categorical"]
+    def categorical(self) -> tuple[Feature, ...]:
+        return self._categorical   # type: ignore[attr-defined]
 
     @property
     def names(self) -> list[str]:

@@ -27,7 +27,6 @@ import os
 import re
 import select
 import socket
-import sqlite3
 import sys
 import time
 from dataclasses import dataclass, fields
@@ -588,6 +587,7 @@ class SqliteSink:
     """Stores alerts in SQLite (WAL mode, one transaction per batch)."""
 
     def __init__(self, config: SqliteSinkConfig):
+        import sqlite3   # only when an SQLite store is configured (~2 MB)
         self.config = config
         self.path = Path(config.path)
         try:
@@ -685,6 +685,7 @@ def query_alerts(path: str | os.PathLike, since_seconds: float | None = None, un
             raise ValueError(f"limit must be >= 1, got {limit}")
         sql += " LIMIT ?"
         args.append(int(limit))
+    import sqlite3
     try:
         db = sqlite3.connect(str(p), timeout=10.0)
     except sqlite3.Error as exc:

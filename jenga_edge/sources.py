@@ -220,6 +220,14 @@ class EventQueue:
                     return batch
                 self._not_empty.wait(remaining)
 
+    def wait_nonempty(self, timeout_s: float) -> bool:
+        """Block until a line is queued (True) or `timeout_s` passes or the queue
+        closes (False). Lets an idle agent sleep instead of polling."""
+        with self._lock:
+            if not self._items and not self._closed:
+                self._not_empty.wait(timeout_s)
+            return bool(self._items)
+
     def depth(self) -> int:
         with self._lock:
             return len(self._items)

@@ -702,3 +702,37 @@ def test_actions_module_has_no_heavy_imports():
     for banned in ("import torch", "from trainer", "import trainer", "from export", "import export",
                    "shell=True", "os.system", "os.popen"):
         assert banned not in src
+
+
+HTTP_MODULES = ("http.server", "http.client", "urllib.request", "urllib.error",
+                "jenga_edge.webhook", "jenga_edge.metrics_http")
+
+
+def _modules_loaded_by(code: str) -> list[str]:
+    probe = code + f"\nprint(sorted(m for m in {HTTP_MODULES!r} + ('email',) if m in sys.modules))"
+    proc = subprocess.run([sys.executable, "-c", "import sys\n" + probe], capture_output=True, text=True,
+                          timeout=60, cwd=Path(__file__).resolve().parents[2])
+    assert proc.returncode == 0, proc.stderr
+    return eval(proc.stdout.strip().splitlines()[-1])  # noqa: S307 - our own list literal
+
+
+def test_agent_import_loads_no_http_modules():
+    # http.server / urllib.request / http.client (and the email package behind them) cost
+    # several MB of RSS: loaded only when a webhook or the metrics endpoint is configured.
+    loaded = _modules_loaded_by(
+        "import jenga_edge.agent, jenga_edge.cli\n"
+        "from jenga_edge.actions import FirewallConfig, WebhookConfig, build_actions\n"
+        "from jenga_edge.metrics import MetricsServer, Registry\n"
+        "build_actions({'block': FirewallConfig()})\n"
+        "WebhookConfig(url='http://127.0.0.1:9/hook')\n"
+        "MetricsServer(Registry(), port=0)\n")
+    # "email" is left out here only because bundle.py's `from importlib import metadata`
+    # loads it; the HTTP modules must not be there.
+    assert [m for m in loaded if m != "email"] == []
+    # actions and metrics on their own do not pull in email either
+    assert _modules_loaded_by("import jenga_edge.actions, jenga_edge.metrics") == []
+    # ... and the lazy names still resolve to the real classes
+    loaded = _modules_loaded_by(
+        "from jenga_edge.actions import WebhookAction\nfrom jenga_edge.webhook import WebhookAction as W\n"
+        "assert WebhookAction is W\n")
+    assert {"urllib.request", "http.client", "jenga_edge.webhook"} <= set(loaded)
