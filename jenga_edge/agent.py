@@ -52,7 +52,7 @@ class Pipeline:
 
 def build_pipeline(cfg: AgentConfig) -> Pipeline:
     bundle = verify_bundle(cfg.agent.bundle)
-    scorer = Scorer(bundle, cfg.agent.tasks, cfg.runtime)
+    scorer = Scorer(bundle, cfg.agent.tasks or _rule_tasks(cfg), cfg.runtime)
     tasks = {t: bundle.tasks[t] for t in scorer.tasks}
     rules = RuleEngine(cfg.rules or default_rules(tasks), tasks, cfg.allowlist)
     wanted = list(dict.fromkeys([*cfg.event.keys, *cfg.event.fields, *sorted(rules.fields)]))
@@ -67,6 +67,12 @@ def build_pipeline(cfg: AgentConfig) -> Pipeline:
         actions["webhook"] = BackgroundAction("webhook", actions["webhook"])
     limiter = RateLimiter(cfg.actions.rate_limit.max_actions, cfg.actions.rate_limit.per_seconds)
     return Pipeline(cfg, bundle, scorer, decoder, rules, actions, limiter)
+
+
+def _rule_tasks(cfg: AgentConfig) -> Optional[list[str]]:
+    """Without agent.tasks, score the tasks the rules use (all tasks if no rules):
+    a task no rule reads would cost scoring time for nothing."""
+    return list(dict.fromkeys(r.task for r in cfg.rules)) or None
 
 
 def _iso(t: float) -> str:

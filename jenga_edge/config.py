@@ -28,7 +28,7 @@ from .typed_config import apply_overrides, bounded, build, load_yaml
 class AgentSection:
     bundle: str
     id: str = field(default_factory=socket.gethostname)
-    tasks: Optional[list[str]] = None     # default: every task of the bundle (one schema)
+    tasks: Optional[list[str]] = None     # default: the tasks the rules use (all, without rules)
 
 
 @dataclass

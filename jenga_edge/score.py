@@ -86,6 +86,9 @@ class Scorer:
         self.merged = merged is not None
 
     def _merged_for(self, tasks: list[str]):
+        """A merged graph pays off from two tasks on: for one, its own graph is cheaper."""
+        if len(tasks) < 2:
+            return None
         for m in self.bundle.merged:
             if set(tasks) <= set(m.tasks):
                 return m

