@@ -11,19 +11,10 @@ import sys
 
 import click
 
-from .errors import JengaError
+from .cli_support import JengaGroup
 
 
-class EdgeGroup(click.Group):
-    def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except JengaError as exc:
-            click.echo(f"error: {exc}", err=True)
-            ctx.exit(exc.exit_code)
-
-
-@click.group(cls=EdgeGroup)
+@click.group(cls=JengaGroup)
 @click.version_option(package_name="jenga-ai-edge", prog_name="jenga-edge")
 def main() -> None:
     """Score security events with a verified JengaAI bundle at the edge."""

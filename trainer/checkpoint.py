@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -19,6 +18,7 @@ from typing import Any
 
 import torch
 
+from jenga_edge.bundle import sha256_file
 from jenga_edge.errors import BundleError
 from jenga_edge.schema import FeatureSchema
 
@@ -44,14 +44,6 @@ class LoadedModel:
                 return t
         raise BundleError(f"unknown task {name!r}; the model has: "
                           f"{', '.join(t['name'] for t in self.meta['tasks'])}")
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def save(out_dir: Path, model: MultiTaskModel, cfg: ExperimentConfig, sources: dict, tasks: list,

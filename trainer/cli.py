@@ -12,21 +12,10 @@ from typing import Optional
 
 import click
 
-from jenga_edge.errors import JengaError
+from jenga_edge.cli_support import JengaGroup
 
 CONFIG_HELP = "Experiment YAML file (see examples/configs/)."
 SET_HELP = "Override a config value, e.g. --set training.epochs=5 (repeatable)."
-
-
-class JengaGroup(click.Group):
-    """Turns our own errors into one line and a non-zero exit code."""
-
-    def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except JengaError as exc:
-            click.echo(f"error: {exc}", err=True)
-            ctx.exit(exc.exit_code)
 
 
 @click.group(cls=JengaGroup, invoke_without_command=True)
