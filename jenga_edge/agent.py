@@ -91,7 +91,7 @@ class Agent:
                                 .get("sha256", ""))
         self.sinks = build_sinks(cfg.sinks)
         self.dead_letter = JsonlSink(cfg.dead_letter)
-        self.queue = EventQueue(cfg.batching.queue_size)
+        self.queue = EventQueue(cfg.batching.queue_size, cfg.batching.queue_bytes)
         self.sources = [build_source(s, self.queue, cfg.batching.max_line_bytes) for s in cfg.sources]
         self.server = MetricsServer(self.metrics.registry, cfg.metrics.host, cfg.metrics.port,
                                     healthy=lambda: not self._stopping) if cfg.metrics.enabled else None

@@ -38,7 +38,8 @@ class BatchingConfig:
 
     max_batch: int = bounded(256, lo=1, hi=65536)
     max_wait_ms: float = bounded(5.0, lo=0.0, hi=10_000.0)
-    queue_size: int = bounded(8192, lo=1)     # events; memory is about queue_size x line size
+    queue_size: int = bounded(8192, lo=1)                    # events
+    queue_bytes: int = bounded(4 * 1024 * 1024, lo=0)       # bytes of queued lines; 0 = no bound
     max_line_bytes: int = bounded(65536, lo=64, hi=16 * 1024 * 1024)
 
 

@@ -162,10 +162,14 @@ class EventQueue:
     never blocks (UDP). `get_batch` is the agent's micro-batching primitive.
     """
 
-    def __init__(self, maxsize: int):
+    def __init__(self, maxsize: int, max_bytes: int = 0):
         if not isinstance(maxsize, int) or isinstance(maxsize, bool) or maxsize < 1:
             raise ConfigError(f"queue maxsize: expected a positive integer, got {maxsize!r}")
         self.maxsize = maxsize
+        # Memory is what a gateway runs out of: bound the queued bytes too (0 = no
+        # bound). A single line bigger than the bound is still let into an empty queue.
+        self.max_bytes = max_bytes
+        self._bytes = 0
         self._items: collections.deque[tuple[float, Line]] = collections.deque()
         self._lock = threading.Lock()
         self._not_empty = threading.Condition(self._lock)
@@ -181,7 +185,7 @@ class EventQueue:
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
-            while len(self._items) >= self.maxsize and not self._closed:
+            while self._full() and not self._closed:
                 if not block or (stop is not None and stop.is_set()):
                     return False
                 wait = _POLL_S
@@ -193,6 +197,7 @@ class EventQueue:
             if self._closed:
                 return False
             self._items.append((time.monotonic(), line))
+            self._bytes += len(line.data)
             self._not_empty.notify()
             return True
 
@@ -203,16 +208,16 @@ class EventQueue:
         done = 0
         with self._lock:
             while done < len(lines):
-                while len(self._items) >= self.maxsize and not self._closed:
+                while self._full() and not self._closed:
                     if stop is not None and stop.is_set():
                         return done
                     self._not_full.wait(_POLL_S)
                 if self._closed:
                     return done
-                room = self.maxsize - len(self._items)
+                part = self._fitting(lines, done)
                 now = time.monotonic()
-                part = lines[done:done + room]
                 self._items.extend((now, line) for line in part)
+                self._bytes += sum(len(line.data) for line in part)
                 done += len(part)
                 self._not_empty.notify()
         return done
@@ -244,7 +249,9 @@ class EventQueue:
             while True:
                 taken = 0
                 while self._items and len(batch) < max_items:
-                    batch.append(self._items.popleft()[1])
+                    line = self._items.popleft()[1]
+                    self._bytes -= len(line.data)
+                    batch.append(line)
                     taken += 1
                 if taken:
                     self._not_full.notify(taken)
@@ -252,6 +259,25 @@ class EventQueue:
                 if len(batch) >= max_items or self._closed or remaining <= 0:
                     return batch
                 self._not_empty.wait(remaining)
+
+    def _full(self) -> bool:
+        return len(self._items) >= self.maxsize or bool(
+            self.max_bytes and self._items and self._bytes >= self.max_bytes)
+
+    def _fitting(self, lines: list[Line], start: int) -> list[Line]:
+        """The lines from `start` that fit now (at least one: the caller waited
+        until the queue was not full)."""
+        room = self.maxsize - len(self._items)
+        part = lines[start:start + room]
+        if not self.max_bytes:
+            return part
+        budget, n = self.max_bytes - self._bytes, 0
+        for line in part:
+            budget -= len(line.data)
+            n += 1
+            if budget <= 0:
+                break
+        return part[:max(1, n)]
 
     def wait_nonempty(self, timeout_s: float) -> bool:
         """Block until a line is queued (True) or `timeout_s` passes or the queue

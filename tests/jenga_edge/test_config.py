@@ -118,7 +118,7 @@ def test_absolute_paths_are_kept(tmp_path):
 def test_unknown_key_with_a_suggestion(tmp_path):
     msg = error(tmp_path, batching={"max_bach": 64})
     assert re.search(r"agent\.yaml: batching\.max_bach: unknown key \(did you mean 'max_batch'\?\); "
-                     r"expected one of: max_batch, max_wait_ms, queue_size, max_line_bytes", msg), msg
+                     r"expected one of: max_batch, max_wait_ms, queue_size, queue_bytes, max_line_bytes", msg), msg
     msg = error(tmp_path, runtim={"intra_op_threads": 1})
     assert "runtim: unknown key (did you mean 'runtime'?)" in msg
 

@@ -621,3 +621,23 @@ def test_stop_releases_a_source_blocked_on_a_full_queue(stopper):
     assert src.join(2) and time.monotonic() - t0 < 1.0
     assert src.lines == 3 and src.dropped == 2        # every line read is accounted for
     assert src.eof is False
+
+
+def test_queue_bounds_bytes_as_well_as_events():
+    q = EventQueue(1000, max_bytes=100)
+    line = Line(b"x" * 40, "t")
+    assert q.put(line, block=False) and q.put(line, block=False) and q.put(line, block=False)
+    assert not q.put(line, block=False)          # 120 bytes queued >= 100: full by bytes
+    assert q.depth() == 3
+    assert len(q.get_batch(2, 0.0)) == 2
+    assert q.put(line, block=False)              # room again
+    assert q.put_many([line] * 5, stop=_set_event()) == 1   # 80 bytes queued: one more fits, then full
+    big = EventQueue(1000, max_bytes=10)
+    assert big.put(Line(b"y" * 50, "t"), block=False)       # an empty queue takes one oversized line
+
+
+def _set_event():
+    import threading
+    e = threading.Event()
+    e.set()
+    return e
