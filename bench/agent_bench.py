@@ -169,7 +169,6 @@ def worker_build(p: dict) -> dict:
 
 def worker_torch(p: dict) -> dict:
     t_imp = time.perf_counter()
-    import numpy as np
     import torch
 
     from jenga_edge.bundle import verify_bundle

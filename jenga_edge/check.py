@@ -7,7 +7,7 @@ input (including events that could not be scored when nothing was found).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 

@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from tests.conftest import base_config, net_source, network_tasks
-from trainer import metrics as M
 from trainer.config import config_from_dict
 from trainer.inference import evaluate_file
 from trainer.run import run_experiment
