@@ -147,7 +147,7 @@ class Agent:
                 self.queue.wait_nonempty(IDLE_POLL_S)
             lines = self.queue.get_batch(b.max_batch, b.max_wait_ms / 1000.0)
             if lines:
-                self.process(lines)
+                self.process_safely(lines)
             elif self._stopping or self._sources_done():
                 if self.queue.depth() == 0:
                     return
@@ -167,7 +167,7 @@ class Agent:
             lines = self.queue.get_batch(self.cfg.batching.max_batch, 0.0)
             if not lines:
                 break
-            self.process(lines)
+            self.process_safely(lines)
         for s in self.sources:
             s.join(2.0)
         self._sync_drops()
@@ -216,6 +216,25 @@ class Agent:
         self.log(f"reloaded: bundle {pipe.bundle.bundle_id}, tasks {', '.join(pipe.scorer.tasks)}")
 
     # -------------------------------------------------------------- scoring
+    def process_safely(self, lines: list) -> None:
+        """process(), but a batch that fails (a sink error, an onnxruntime
+        error) is still accounted for: each of its events is rejected with
+        reason `processing_error`, and the agent keeps running."""
+        try:
+            self.process(lines)
+        except Exception as exc:   # noqa: BLE001 - nothing may take the loop down
+            reason = f"{type(exc).__name__}: {str(exc)[:200]}"
+            self.log(f"batch of {len(lines)} failed, dead-lettered: {reason}")
+            now = _iso(time.time())
+            rejects = [Reject(i, "processing_error", None, reason) for i in range(len(lines))]
+            try:
+                self.dead_letter.write_batch([self._dead(r, lines, now) for r in rejects])
+            except Exception as dl_exc:   # noqa: BLE001
+                self.log(f"dead-letter write failed too: {type(dl_exc).__name__}: {dl_exc}")
+            self.metrics.rejected.inc(len(lines), reason="processing_error")
+            self.counts["received"] += len(lines)
+            self.counts["rejected"] += len(lines)
+
     def process(self, lines: list) -> list[dict]:
         t0 = time.perf_counter()
         if self.span[0] is None:

@@ -398,3 +398,24 @@ def test_webhook_runs_off_the_scoring_thread_and_delivers_every_alert(network_bu
     alerts = read_jsonl(tmp_path / "alerts.jsonl")
     assert alerts and all(a["actions"][0]["result"] == "queued" for a in alerts)
     assert sorted(g["score"] for g in got) == sorted(a["score"] for a in alerts)
+
+
+def test_a_failing_batch_is_dead_lettered_and_the_agent_keeps_going(network_bundle, tmp_path):
+    from jenga_edge.agent import Agent
+    from jenga_edge.config import load_agent_config
+    from jenga_edge.sources import Line
+
+    cfg = write_config(tmp_path, network_bundle[0], [{"type": "stdin"}])
+    agent = Agent(load_agent_config(cfg), log=lambda s: None)
+    good = [Line(e, "test") for e in events(20)]
+    real_score = agent.pipe.scorer.score
+    agent.pipe.scorer.score = lambda num, cat: (_ for _ in ()).throw(RuntimeError("onnxruntime exploded"))
+    agent.process_safely(good[:10])
+    agent.pipe.scorer.score = real_score
+    agent.process_safely(good[10:])
+    agent.dead_letter.close()
+    dead = read_jsonl(tmp_path / "dead.jsonl")
+    assert len(dead) == 10 and {d["reason"] for d in dead} == {"processing_error"}
+    assert "onnxruntime exploded" in dead[0]["message"]
+    s = agent.summary()
+    assert s["received"] == 20 and s["rejected"] == 10 and s["scored"] == 10
