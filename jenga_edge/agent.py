@@ -160,22 +160,24 @@ class Agent:
         return all(getattr(s, "eof", False) for s in self.sources)
 
     def _shutdown(self) -> None:
+        # Stop and join the sources first: a source may still hand over a line it
+        # had in hand (or a final partial line) after stop(). Then drain.
         for s in self.sources:
             s.stop()
-        # Anything a source accepted before it stopped is still scored.
+        for s in self.sources:
+            s.join(2.0)
         while True:
             lines = self.queue.get_batch(self.cfg.batching.max_batch, 0.0)
             if not lines:
                 break
-            self.process_safely(lines)
-        for s in self.sources:
-            s.join(2.0)
+            self.process_safely(lines)   # anything accepted is still scored or dead-lettered
         self._sync_drops()
-        for action in self.pipe.actions.values():
-            if isinstance(action, BackgroundAction):
-                action.close()
-        for sink in [*self.sinks, self.dead_letter]:
-            sink.close()
+        for step in [*(a.close for a in self.pipe.actions.values() if isinstance(a, BackgroundAction)),
+                     *(s.close for s in [*self.sinks, self.dead_letter])]:
+            try:
+                step()
+            except Exception as exc:   # noqa: BLE001 - one failing sink must not skip the others
+                self.log(f"shutdown: {type(exc).__name__}: {exc}")
         if self.server:
             self.server.stop()
         self.metrics.set_up(False)

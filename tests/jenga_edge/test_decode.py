@@ -362,7 +362,7 @@ def test_fast_path_and_fallback_give_identical_arrays(bad):
     fast = EventDecoder(SCHEMA, {"duration": "flow.age"}, key_fields=["src_ip"])
     fast._one = CountingDecoder(fast._one)
     a = fast.decode([json.dumps({**r, "flow": {"age": r.get("duration")}}).encode() for r in rows])
-    assert fast._one.calls == 0, "all-good batch should be decoded as one JSON array"
+    assert fast._one.calls == 64, "an all-good batch is decoded once, line by line"
 
     slow = EventDecoder(SCHEMA, {"duration": "flow.age"}, key_fields=["src_ip"])
     slow._one = CountingDecoder(slow._one)
@@ -370,6 +370,8 @@ def test_fast_path_and_fallback_give_identical_arrays(bad):
     mixed.insert(17, bad)
     b = decode_quietly(slow, mixed)
     if bad not in (b'{"request_count": 1e39}', b'{"request_count": "x"}'):   # these parse: the column checks reject them
+        assert slow._one.calls > len(mixed)          # the batch was walked again for the reject's reason
+    else:
         assert slow._one.calls == len(mixed)
     assert b.index == list(range(17)) + list(range(18, 65))
     assert [r.index for r in b.rejects] == [17]
@@ -442,3 +444,16 @@ def test_no_overflow_warning_for_rejected_rows():
         warnings.simplefilter("error")
         batch = EventDecoder(SCHEMA).decode([b'{"request_count": 1e39}', GOOD])
     assert batch.index == [1]
+
+
+def test_crafted_lines_cannot_splice_into_their_neighbours():
+    """Three lines that are each invalid JSON but would form valid array elements
+    if the batch were joined: the middle (valid) event must be scored on its own
+    and the two crafted lines rejected."""
+    good = json.dumps({"packet_size": 1, "request_count": 5, "src_ip": "10.0.0.99"}).encode()
+    first = (json.dumps({"packet_size": 2, "src_ip": "6.6.6.6"}) + ',{"packet_size": 3, "zzz": [0').encode()
+    last = b'0]}'
+    dec = EventDecoder(SCHEMA, key_fields=["src_ip"])
+    out = dec.decode([first, good, last])
+    assert out.index == [1] and out.keys["src_ip"] == ["10.0.0.99"]
+    assert [(r.index, r.reason) for r in out.rejects] == [(0, "bad_json"), (2, "bad_json")]
