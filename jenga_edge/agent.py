@@ -69,6 +69,14 @@ def build_pipeline(cfg: AgentConfig) -> Pipeline:
     return Pipeline(cfg, bundle, scorer, decoder, rules, actions, limiter)
 
 
+def _address_fields(pipe: "Pipeline", name: str) -> tuple[str, ...]:
+    if name == "firewall" and pipe.cfg.actions.firewall is not None:
+        return (pipe.cfg.actions.firewall.ip_field,)
+    if name == "exec":
+        return ("src_ip", "dest_ip")
+    return ()
+
+
 def _rule_tasks(cfg: AgentConfig) -> Optional[list[str]]:
     """Without agent.tasks, score the tasks the rules use (all tasks if no rules):
     a task no rule reads would cost scoring time for nothing."""
@@ -293,7 +301,10 @@ class Agent:
 
     def _act(self, name: str, alert: dict, key: Any) -> dict:
         pipe = self.pipe
-        if key is not None and pipe.rules.allowlisted(key):
+        # The allowlist protects the address the action would touch (the
+        # firewall's ip_field; src/dest for exec), not just the rule's key.
+        touched = [key, *(alert.get(f) for f in _address_fields(pipe, name))]
+        if any(v is not None and pipe.rules.allowlisted(v) for v in touched):
             outcome = {"type": name, "result": "skipped", "reason": "allowlisted"}
         elif not pipe.limiter.allow():
             outcome = {"type": name, "result": "skipped", "reason": "rate_limited"}

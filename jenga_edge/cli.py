@@ -52,7 +52,7 @@ def check(ctx: click.Context, bundle: str, event: str | None, path: str | None, 
     Exit status:
       0  nothing found
       1  a threat was found
-      2  bad usage or unreadable input (or only rejected events)
+      2  bad usage or unreadable input (any rejected event, when no threat)
     """
     from .bundle import verify_bundle
     from .check import check_lines, exit_code, render

@@ -39,7 +39,10 @@ class BackgroundAction:
             alert = self.q.get()
             if alert is None:
                 return
-            outcome = self.action.run(alert)
+            try:
+                outcome = self.action.run(alert)
+            except Exception as exc:   # noqa: BLE001 - the worker must outlive one bad delivery
+                outcome = self._spool_now(alert, f"{type(exc).__name__}: {exc}")
             if outcome.get("result") == "ok":
                 self.delivered += 1
                 if getattr(self.action, "spooled", lambda: 0)():
@@ -57,7 +60,10 @@ class BackgroundAction:
 
     def close(self, deadline_s: float = 5.0) -> None:
         end = time.monotonic() + deadline_s
-        self.q.put(None)
+        try:
+            self.q.put(None, timeout=deadline_s)
+        except queue.Full:
+            pass           # the worker is stuck on a slow receiver: spool what waits below
         self._thread.join(max(0.0, end - time.monotonic()))
         while self._thread.is_alive():          # past the deadline: spool what is left
             try:

@@ -94,21 +94,29 @@ def load(model_dir: str | Path, device: str = "cpu") -> LoadedModel:
                           "point at OUTPUT_DIR/best_model written by jenga-train")
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise BundleError(f"{meta_path}: invalid JSON: {exc.msg}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{meta_path}: invalid JSON: {exc}") from None
+    if not isinstance(meta, dict):
+        raise BundleError(f"{meta_path}: expected a JSON object")
     if meta.get("format") != FORMAT:
         raise BundleError(f"{meta_path}: format is {meta.get('format')!r}, expected {FORMAT!r}")
     if meta.get("format_version") != FORMAT_VERSION:
         raise BundleError(f"{meta_path}: format_version {meta.get('format_version')} is not "
                           f"supported (this build reads {FORMAT_VERSION})")
-    weights = d / meta["weights"]["file"]
-    if not weights.is_file() or sha256_file(weights) != meta["weights"]["sha256"]:
-        raise BundleError(f"{weights}: missing or its sha256 does not match {META_FILE}")
-    schemas = {n: FeatureSchema.from_json(s) for n, s in meta["schemas"].items()}
-    labels = {t["name"]: LabelMap.from_json(t["labels"]) for t in meta["tasks"]}
-    specs = [TaskSpec(t["name"], t["type"], t["mode"], t["source"], len(labels[t["name"]].classes))
-             for t in meta["tasks"]]
-    model = MultiTaskModel(schemas, specs, model_config(meta))
+    try:
+        name = meta["weights"]["file"]
+        if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
+            raise BundleError(f"{meta_path}: weights.file must be a plain file name, got {name!r}")
+        weights = d / name
+        if not weights.is_file() or sha256_file(weights) != meta["weights"]["sha256"]:
+            raise BundleError(f"{weights}: missing or its sha256 does not match {META_FILE}")
+        schemas = {n: FeatureSchema.from_json(s) for n, s in meta["schemas"].items()}
+        labels = {t["name"]: LabelMap.from_json(t["labels"]) for t in meta["tasks"]}
+        specs = [TaskSpec(t["name"], t["type"], t["mode"], t["source"], len(labels[t["name"]].classes))
+                 for t in meta["tasks"]]
+        model = MultiTaskModel(schemas, specs, model_config(meta))
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise BundleError(f"{meta_path}: malformed ({type(exc).__name__}: {exc})") from None
     state = torch.load(weights, map_location=device, weights_only=True)
     try:
         model.load_state_dict(state)

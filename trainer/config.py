@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
@@ -23,6 +24,7 @@ from typing import Any, Literal, Optional, Union
 from jenga_edge.errors import ConfigError
 from jenga_edge.typed_config import apply_overrides, bounded, build, fail, load_yaml
 
+TASK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 NumericEncoding = Literal["standard", "log1p", "piecewise_linear", "none", "auto"]
 ColumnKind = Literal["numeric", "boolean", "categorical"]
 Scalar = Union[str, int, float, bool]
@@ -202,6 +204,10 @@ def _cross_check(cfg: ExperimentConfig, source: str, check_files: bool) -> None:
     names = [t.name for t in cfg.tasks]
     for i, task in enumerate(cfg.tasks):
         where = f"tasks[{i}]"
+        if not TASK_NAME.match(task.name):
+            # Task names become graph file names and ONNX output prefixes (<task>.score).
+            fail(source, f"{where}.name", f"{task.name!r}: expected letters, digits, '_' or '-', "
+                 "starting with a letter or digit")
         if task.name in names[:i]:
             fail(source, f"{where}.name", f"task name {task.name!r} is used more than once")
         if task.source not in cfg.sources:

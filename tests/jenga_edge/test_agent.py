@@ -419,3 +419,26 @@ def test_a_failing_batch_is_dead_lettered_and_the_agent_keeps_going(network_bund
     assert "onnxruntime exploded" in dead[0]["message"]
     s = agent.summary()
     assert s["received"] == 20 and s["rejected"] == 10 and s["scored"] == 10
+
+
+def test_allowlist_protects_the_address_the_firewall_would_block(network_bundle, tmp_path):
+    from jenga_edge.agent import Agent
+    from jenga_edge.config import load_agent_config
+    from jenga_edge.sources import Line
+
+    ev = []
+    for e in events(300, seed=5):
+        d = json.loads(e)
+        if d["label"] == "malicious":
+            d["src_ip"] = "198.51.100.9"
+            ev.append(json.dumps(d).encode())
+    cfg = write_config(tmp_path, network_bundle[0], [{"type": "stdin"}],
+                       rules=[{"rule": "r", "task": "threat", "threshold": 0.0, "key": "dest_port",
+                               "actions": ["alert", "firewall"]}],
+                       allowlist=["198.51.100.0/24"],
+                       actions={"firewall": {"dry_run": True},
+                                "rate_limit": {"max_actions": 100000, "per_seconds": 1}})
+    agent = Agent(load_agent_config(cfg), log=lambda s: None)
+    alerts = agent.process([Line(e, "test") for e in ev])
+    assert alerts and all(a["actions"][0] == {"type": "firewall", "result": "skipped", "reason": "allowlisted"}
+                          for a in alerts)

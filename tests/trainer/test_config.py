@@ -529,3 +529,13 @@ def test_threshold_rule_typo_suggests_max_f1():
     data = raw()
     data["tasks"][0]["threshold_rule"] = "max_f2"
     assert "did you mean 'max_f1'?" in load_err(data)
+
+
+@pytest.mark.parametrize("name", ["../evil", "a b", "threat.v2", ""])
+def test_task_names_must_be_safe_file_and_output_names(tmp_path, name):
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"x": 1, "y": 0}\n')
+    raw = {"project_name": "p", "sources": {"s": {"path": str(data)}},
+           "tasks": [{"name": name, "type": "anomaly_detection", "source": "s", "label": {"column": "y"}}]}
+    with pytest.raises(ConfigError, match=r"tasks\[0\]\.name: .*expected letters, digits"):
+        config_from_dict(raw)
