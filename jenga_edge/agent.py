@@ -69,6 +69,21 @@ def build_pipeline(cfg: AgentConfig) -> Pipeline:
     return Pipeline(cfg, bundle, scorer, decoder, rules, actions, limiter)
 
 
+# Sections a reload does not rebuild: they hold open sockets, files and threads.
+RESTART_ONLY = ("sources", "batching", "sinks", "dead_letter", "metrics")
+
+
+def _carry_state(old: "Pipeline", new: "Pipeline") -> None:
+    """Cooldowns (per rule name) and the action budget survive a reload, so a
+    logrotate SIGHUP does not re-alert and re-block every key at once."""
+    previous = {r.cfg.rule: r for r in old.rules.rules}
+    for rule in new.rules.rules:
+        if rule.cfg.rule in previous:
+            rule._last = previous[rule.cfg.rule]._last
+    if old.cfg.actions.rate_limit == new.cfg.actions.rate_limit:
+        new.limiter = old.limiter
+
+
 def _address_fields(pipe: "Pipeline", name: str) -> tuple[str, ...]:
     if name == "firewall" and pipe.cfg.actions.firewall is not None:
         return (pipe.cfg.actions.firewall.ip_field,)
@@ -216,6 +231,12 @@ class Agent:
                      f"{type(exc).__name__}: {exc}")
             return
         old = self.pipe
+        _carry_state(old, pipe)
+        fixed = [name for name in RESTART_ONLY if getattr(cfg, name) != getattr(self.cfg, name)]
+        if fixed:
+            self.log(f"reload: changes to {', '.join(fixed)} take effect on restart; keeping the running ones")
+            for name in fixed:
+                setattr(cfg, name, getattr(self.cfg, name))
         self.pipe, self.cfg = pipe, cfg
         for action in old.actions.values():
             if isinstance(action, BackgroundAction):

@@ -442,3 +442,27 @@ def test_allowlist_protects_the_address_the_firewall_would_block(network_bundle,
     alerts = agent.process([Line(e, "test") for e in ev])
     assert alerts and all(a["actions"][0] == {"type": "firewall", "result": "skipped", "reason": "allowlisted"}
                           for a in alerts)
+
+
+def test_reload_keeps_cooldowns_and_reports_restart_only_changes(network_bundle, tmp_path):
+    from jenga_edge.agent import Agent
+    from jenga_edge.config import load_agent_config
+    from jenga_edge.sources import Line
+
+    cfg = write_config(tmp_path, network_bundle[0], [{"type": "stdin"}],
+                       rules=[{"rule": "r", "task": "threat", "threshold": 0.0, "key": "src_ip",
+                               "cooldown_s": 3600, "actions": ["alert"]}])
+    logs = []
+    agent = Agent(load_agent_config(cfg), str(cfg), log=logs.append)
+    ev = [Line(e, "test") for e in events(50, seed=41)]
+    first = agent.process(ev)
+    assert first                                             # one alert per distinct src_ip
+    raw = yaml.safe_load(cfg.read_text())
+    raw["batching"]["max_batch"] = 7                         # restart-only
+    cfg.write_text(yaml.safe_dump(raw))
+    agent.request_reload()
+    agent._reload()
+    assert agent.reloads == {"ok": 1, "failed": 0}
+    assert any("take effect on restart" in line and "batching" in line for line in logs)
+    assert agent.cfg.batching.max_batch == 64                # the running value is kept
+    assert agent.process(ev) == []                           # the same keys are still cooling down
