@@ -26,6 +26,7 @@ class SourceData:
     train_idx: np.ndarray
     val_idx: np.ndarray
     held_idx: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    test_idx: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
 
 
 @dataclass
@@ -69,10 +70,15 @@ def prepare(cfg: ExperimentConfig, holdout: Optional[Holdout] = None,
         reserved = {t.label.column for t in my_tasks} | {t.group_column for t in my_tasks if t.group_column}
         _check_label_columns(rows, my_tasks, name)
         train_idx, val_idx = split_indices(len(rows), cfg.training.validation_fraction, cfg.training.seed)
-        held_idx = np.empty(0, dtype=np.int64)
+        held_idx = test_idx = np.empty(0, dtype=np.int64)
         if holdout and holdout.source == name:
             held = np.array([category_key(r.get(holdout.column)) in holdout.values for r in rows])
             train_idx, val_idx, held_idx = train_idx[~held[train_idx]], val_idx[~held[val_idx]], np.flatnonzero(held)
+            # Half of the validation rows become a test slice that neither early
+            # stopping nor threshold selection sees: the fold's FPR is measured there.
+            order = np.random.default_rng(cfg.training.seed + 1).permutation(val_idx.size)
+            cut = val_idx.size // 2
+            test_idx, val_idx = np.sort(val_idx[order[:cut]]), np.sort(val_idx[order[cut:]])
         columns = select_columns(rows, scfg, reserved)
         check_column_options(columns, scfg, f"sources.{name}")
         if schemas and name in schemas:
@@ -81,7 +87,7 @@ def prepare(cfg: ExperimentConfig, holdout: Optional[Holdout] = None,
             schema = fit_schema([rows[i] for i in train_idx], columns, scfg)
         num, cat = vectorize_rows(schema, rows, str(cfg.source_path(name)))
         ids = [r.get(scfg.id_column, i) if scfg.id_column else i for i, r in enumerate(rows)]
-        sources[name] = SourceData(name, schema, num, cat, ids, train_idx, val_idx, held_idx)
+        sources[name] = SourceData(name, schema, num, cat, ids, train_idx, val_idx, held_idx, test_idx)
         tasks += [_task_data(t, rows, train_idx, val_idx) for t in my_tasks]
     order = {t.name: i for i, t in enumerate(cfg.tasks)}
     return sources, sorted(tasks, key=lambda t: order[t.name])

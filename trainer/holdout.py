@@ -4,8 +4,9 @@ how well the model catches attacks of a type it never saw.
 Attack types (raw labels, or the task's group_column) are split into folds.
 Each fold trains a fresh model with those types removed from training and
 validation of every task of the source (so no other task leaks them), picks
-its threshold on the remaining validation rows, then scores the held-out
-attacks against the normal validation rows. Results are mean and spread over
+its threshold on half of the remaining validation rows, then scores the
+held-out attacks against the normal rows of the other half, which nothing in
+training saw. Results are mean and spread over
 folds: the number security users ask for first.
 """
 
@@ -60,6 +61,9 @@ def run_holdout(cfg: ExperimentConfig, task_name: str, folds: int = 4,
                 output_dir: Optional[Path] = None, out=sys.stderr) -> dict:
     from .run import run_experiment  # late import: run pulls in the training loop
 
+    if cfg.training.init_from:
+        raise ConfigError("holdout trains a fresh model per fold; a model continued from "
+                          f"training.init_from ({cfg.training.init_from}) has already seen every attack type")
     column, groups = attack_groups(cfg, task_name)
     task_cfg = next(t for t in cfg.tasks if t.name == task_name)
     per_fold = []
@@ -79,7 +83,7 @@ def _fold_metrics(run, task_name: str, held: list[str]) -> dict:
     src = trainer.sources[task.source]
     if src.held_idx.size == 0:
         raise DataError(f"fold holding out {held} has no rows")
-    normal = task.val_idx[task.y[task.val_idx] == 0]
+    normal = src.test_idx[task.y[src.test_idx] == 0]     # never used for threshold or early stopping
     rows = np.concatenate([normal, src.held_idx])
     y = np.r_[np.zeros(normal.size, dtype=np.int64), np.ones(src.held_idx.size, dtype=np.int64)]
     threshold = run.result.thresholds[task_name]

@@ -236,8 +236,12 @@ def test_holdout_removes_groups_from_train_and_val(files):
     assert not held[s.train_idx].any() and not held[s.val_idx].any()
     # everything else is where the unheld split put it
     np.testing.assert_array_equal(s.train_idx, base["net"].train_idx[~held[base["net"].train_idx]])
-    np.testing.assert_array_equal(s.val_idx, base["net"].val_idx[~held[base["net"].val_idx]])
-    assert sorted(np.concatenate([s.train_idx, s.val_idx, s.held_idx]).tolist()) == list(range(60))
+    # the unheld validation rows are split between validation and a test slice
+    np.testing.assert_array_equal(np.sort(np.concatenate([s.val_idx, s.test_idx])),
+                                  base["net"].val_idx[~held[base["net"].val_idx]])
+    assert not set(s.val_idx) & set(s.test_idx) and s.test_idx.size > 0
+    assert not held[s.test_idx].any()
+    assert sorted(np.concatenate([s.train_idx, s.val_idx, s.test_idx, s.held_idx]).tolist()) == list(range(60))
     for t in tasks:
         assert not held[t.train_idx].any() and not held[t.val_idx].any()
     # held rows keep their labels and groups for scoring afterwards
