@@ -157,7 +157,8 @@ class NoveltyHead(nn.Module):
         keeps scores of unusually bad rows ordered instead of all equal to 1."""
         z = torch.log(errors.double().clamp_min(LOG_EPS))
         bins = self.cal_left.numel() - 1
-        edges = torch.quantile(z, torch.linspace(0, 1, bins + 1, dtype=torch.float64))
+        # q on the same device as the errors: on CUDA a CPU q would be a device mismatch.
+        edges = torch.quantile(z, torch.linspace(0, 1, bins + 1, dtype=torch.float64, device=z.device))
         edges = torch.cummax(edges, 0).values
         span = (edges[-1] - edges[0]).clamp_min(1e-6)
         edges = torch.cat([edges, edges[-1:] + span])
