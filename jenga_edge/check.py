@@ -61,11 +61,15 @@ def pick_tasks(bundle: Bundle, first_event_keys: Sequence[str], wanted: Optional
 
 
 def check_lines(bundle: Bundle, lines: list[bytes], tasks: Optional[Sequence[str]] = None,
-                explain: int = 3) -> list[EventResult]:
+                explain: int = 3, mapping: Optional[dict[str, str]] = None) -> list[EventResult]:
+    """`mapping` (an agent config's event.mapping) lets an analyst check raw
+    records such as Suricata eve.json the way the agent would score them."""
     first = _first_keys(lines)
+    if mapping:
+        first = [*first, *mapping]     # mapped names count as present for picking the schema
     names = pick_tasks(bundle, first, tasks)
     scorer = Scorer(bundle, names)
-    decoder = EventDecoder(scorer.schema)
+    decoder = EventDecoder(scorer.schema, mapping)
     batch = decoder.decode(lines)
     results: dict[int, EventResult] = {r.index: EventResult(r.index + 1, False, reason=r.reason, field=r.field,
                                                             message=r.message) for r in batch.rejects}

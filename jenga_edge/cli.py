@@ -43,9 +43,11 @@ def inspect(bundle: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per event.")
 @click.option("--explain", default=3, show_default=True, type=click.IntRange(0, 20),
               help="Top contributing fields to show for a threat (0: off).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False),
+              help="Use this agent config's event.mapping (e.g. for Suricata eve.json records).")
 @click.pass_context
 def check(ctx: click.Context, bundle: str, event: str | None, path: str | None, tasks: str | None,
-          as_json: bool, explain: int) -> None:
+          as_json: bool, explain: int, config_path: str | None) -> None:
     """Check events against BUNDLE: EVENT as a JSON argument, -f FILE.jsonl, or - for stdin.
 
     \b
@@ -58,8 +60,12 @@ def check(ctx: click.Context, bundle: str, event: str | None, path: str | None, 
     from .check import check_lines, exit_code, render
 
     lines = _check_input(event, path)
+    mapping = None
+    if config_path:
+        from .config import load_agent_config
+        mapping = load_agent_config(config_path).event.mapping
     b = verify_bundle(bundle)
-    results = check_lines(b, lines, [t for t in (tasks or "").split(",") if t] or None, explain)
+    results = check_lines(b, lines, [t for t in (tasks or "").split(",") if t] or None, explain, mapping)
     if as_json:
         for r in results:
             click.echo(json.dumps(r.to_json()))

@@ -256,3 +256,25 @@ def test_cli_usage_errors_exit_2(network_bundle, args, stdin, message):
 def test_cli_bad_bundle_exit_2(tmp_path):
     p = cli(str(tmp_path / "missing"), "{}")
     assert p.returncode == 2 and "error:" in p.stderr.decode() and "bundle directory not found" in p.stderr.decode()
+
+
+def test_check_with_an_agent_config_mapping_scores_eve_records(network_bundle):
+    import json as _json
+    import subprocess as _sp
+    import sys as _sys
+    from pathlib import Path as _P
+
+    repo = _P(__file__).resolve().parents[2]
+    eve = {"event_type": "flow", "src_ip": "203.0.113.5", "dest_ip": "10.0.0.2", "dest_port": 443,
+           "proto": "TCP", "flow": {"age": 3, "bytes_toserver": 1200, "bytes_toclient": 50000,
+                                    "pkts_toserver": 12}}
+    proc = _sp.run([_sys.executable, "-m", "jenga_edge.cli", "check", str(network_bundle[0]), _json.dumps(eve),
+                    "--json", "--config", str(repo / "firmware_configs/soc_sensor_suricata.yaml")],
+                   capture_output=True, text=True, cwd=repo)
+    assert proc.returncode in (0, 1), proc.stderr
+    out = _json.loads(proc.stdout)
+    assert out["ok"] and "threat" in out["tasks"]
+    # without the mapping the same record has none of the schema's numeric fields
+    plain = _sp.run([_sys.executable, "-m", "jenga_edge.cli", "check", str(network_bundle[0]), _json.dumps(eve),
+                     "--json"], capture_output=True, text=True, cwd=repo)
+    assert _json.loads(plain.stdout)["tasks"]["threat"]["score"] != out["tasks"]["threat"]["score"]
