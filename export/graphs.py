@@ -22,9 +22,8 @@ def output_names(model: MultiTaskModel, task: str, prefix: str = "") -> list[str
     return [prefix + n for n in names]
 
 
-def _task_outputs(model: MultiTaskModel, task: str, numeric: torch.Tensor,
-                  categorical: torch.Tensor) -> list[torch.Tensor]:
-    scores = model(task, features={"numeric": numeric, "categorical": categorical})["scores"]
+def _outputs(model: MultiTaskModel, task: str, scores: torch.Tensor) -> list[torch.Tensor]:
+    """The graph outputs of one task from its scores, in output_names order."""
     if model.specs[task].binary:
         return [scores]
     return [scores, torch.argmax(scores, dim=1)]
@@ -36,7 +35,8 @@ class TaskGraph(nn.Module):
         self.model, self.task = model, task
 
     def forward(self, numeric: torch.Tensor, categorical: torch.Tensor):
-        out = _task_outputs(self.model, self.task, numeric, categorical)
+        scores = self.model(self.task, features={"numeric": numeric, "categorical": categorical})["scores"]
+        out = _outputs(self.model, self.task, scores)
         return out[0] if len(out) == 1 else tuple(out)
 
 
@@ -52,8 +52,7 @@ class MergedGraph(nn.Module):
         h = self.model.shared(self.source, numeric, categorical)
         outs: list[torch.Tensor] = []
         for task in self.tasks:
-            scores = self.model.head_outputs(task, h, numeric, categorical)["scores"]
-            outs += [scores] if self.model.specs[task].binary else [scores, torch.argmax(scores, dim=1)]
+            outs += _outputs(self.model, task, self.model.head_outputs(task, h, numeric, categorical)["scores"])
         return tuple(outs)
 
     def output_names(self) -> list[str]:

@@ -48,6 +48,7 @@ class Pipeline:
     rules: RuleEngine
     actions: dict
     limiter: RateLimiter
+    model_refs: dict       # task -> {"bundle_id", "sha256"}, shared by every alert of the task
 
 
 def build_pipeline(cfg: AgentConfig) -> Pipeline:
@@ -55,18 +56,16 @@ def build_pipeline(cfg: AgentConfig) -> Pipeline:
     scorer = Scorer(bundle, cfg.agent.tasks or _rule_tasks(cfg), cfg.runtime)
     tasks = {t: bundle.tasks[t] for t in scorer.tasks}
     rules = RuleEngine(cfg.rules or default_rules(tasks), tasks, cfg.allowlist)
+    # Raw values the alerts and rule conditions read, besides the model's inputs.
     wanted = list(dict.fromkeys([*cfg.event.keys, *cfg.event.fields, *sorted(rules.fields)]))
-    missing = [f for f in rules.fields if f not in wanted]
-    if missing:
-        raise JengaError(f"rules use fields {missing} that are not extracted")
-    decoder = EventDecoder(scorer.schema, cfg.event.mapping, [k for k in wanted if k not in scorer.schema.names]
-                           + [k for k in wanted if k in scorer.schema.names])
+    decoder = EventDecoder(scorer.schema, cfg.event.mapping, wanted)
     actions = build_actions({n: getattr(cfg.actions, n) for n in ("firewall", "webhook", "exec")
                              if getattr(cfg.actions, n) is not None})
     if "webhook" in actions:
         actions["webhook"] = BackgroundAction("webhook", actions["webhook"])
     limiter = RateLimiter(cfg.actions.rate_limit.max_actions, cfg.actions.rate_limit.per_seconds)
-    return Pipeline(cfg, bundle, scorer, decoder, rules, actions, limiter)
+    refs = {t: {"bundle_id": bundle.bundle_id, "sha256": bundle.tasks[t].sha256} for t in scorer.tasks}
+    return Pipeline(cfg, bundle, scorer, decoder, rules, actions, limiter, refs)
 
 
 # Sections a reload does not rebuild: they hold open sockets, files and threads.
@@ -291,7 +290,7 @@ class Agent:
         alert = {"timestamp": now, "event_type": "alert", "agent": self.agent_info,
                  "rule": rule.cfg.rule, "priority": hit.priority, "task": rule.task.name,
                  "score": round(hit.score, 6), "threshold": rule.threshold,
-                 "model": self._model_ref(rule), "source": lines[batch.index[row]].origin}
+                 "model": pipe.model_refs[rule.task.name], "source": lines[batch.index[row]].origin}
         if hit.label is not None:
             alert["label"] = hit.label
         keys = batch.keys
@@ -312,13 +311,6 @@ class Agent:
         else:
             alert["actions"] = []
         return alert
-
-    def _model_ref(self, rule) -> dict:
-        """The same small dict for every alert of a rule (built once per pipeline)."""
-        ref = rule.__dict__.get("_model_ref")
-        if ref is None:
-            ref = rule._model_ref = {"bundle_id": self.pipe.bundle.bundle_id, "sha256": rule.task.sha256}
-        return ref
 
     def _act(self, name: str, alert: dict, key: Any) -> dict:
         pipe = self.pipe

@@ -19,7 +19,7 @@ import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable, Literal, Mapping, Sequence
+from typing import Any, Literal, Mapping, Sequence
 
 import numpy as np
 
@@ -241,6 +241,3 @@ def to_boolean(value: Any, name: str) -> float:
     raise EventError("wrong_type", f"field {name!r} is {type(value).__name__} {value!r:.40}, "
                      "expected a boolean (true/false, 0/1)", name)
 
-
-def schema_from_features(features: Iterable[Feature]) -> FeatureSchema:
-    return FeatureSchema(tuple(features))

@@ -17,7 +17,6 @@ from jenga_edge.schema import (
     Feature,
     FeatureSchema,
     category_key,
-    schema_from_features,
     to_boolean,
     to_number,
 )
@@ -111,11 +110,6 @@ def test_schema_json_round_trip():
     assert back == s
     assert back.sha256 == s.sha256
     assert back.to_json() == data
-
-
-def test_schema_from_features():
-    s = schema_from_features(iter(make_schema().features))
-    assert s == make_schema()
 
 
 def test_sha256_stable_for_same_content():
