@@ -1,0 +1,571 @@
+/* The agent's fast path: lines of JSON -> the graph's input columns, in C.
+ *
+ * One pass per line extracts the schema's fields (dotted paths into nested
+ * objects) and writes them straight into numpy buffers the caller allocated:
+ * no Python object per field. It is deliberately conservative: a line is
+ * accepted only when it is well-formed JSON and every field it reads is a
+ * plain case (a number, null, true/false, a vocabulary string). Anything else
+ * (bad JSON, numeric strings, escapes in a read string, \u escapes anywhere,
+ * duplicate keys, deep nesting, out-of-range numbers, unseen non-ASCII
+ * categories) marks the line FALLBACK and the Python decoder, msgspec, takes
+ * it and gives the precise reason. So this code never has to produce a reject
+ * message, and it may only accept what msgspec accepts, with the same values:
+ * tests/jenga_edge/test_fastjson.py checks that difference by difference.
+ *
+ * Input is untrusted: every read is bounds-checked against the line's end.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#define MAX_DEPTH 32
+#define MAX_TARGETS 4
+#define NUMBER_MAX 64
+
+enum { T_NUM = 0, T_BOOL = 1, T_CAT = 2, T_KEY = 3 };
+enum { OK = 0, FALLBACK = 1 };
+
+typedef struct Node Node;
+
+typedef struct {
+    char *key;
+    Py_ssize_t len;
+    uint32_t hash;
+    Node *child;                 /* interior: an object of more paths */
+    int ntargets;                /* leaf: where its value goes */
+    int kind[MAX_TARGETS];
+    int index[MAX_TARGETS];
+    int slot;                    /* for duplicate detection */
+} Entry;
+
+struct Node {
+    Py_ssize_t nentries;
+    Entry *entries;
+    int32_t *table;              /* open addressing over entries, -1 = empty */
+    uint32_t mask;
+};
+
+typedef struct {
+    PyObject_HEAD
+    Node *root;
+    int nslots;
+    Py_ssize_t n_num, n_cat, n_key;
+    PyObject *vocabs;            /* tuple of dicts: bytes -> int, per categorical column */
+} Plan;
+
+/* Per-line working state. */
+typedef struct {
+    const Plan *plan;
+    const char *base;
+    double *num;
+    int64_t *cat;
+    int64_t *span;
+    unsigned char *seen;
+} Line;
+
+/* Keys are short and few: hash the length and up to 8 bytes at each end
+ * (collisions only cost a probe; equality is checked with memcmp). */
+static uint32_t hash_bytes(const char *s, Py_ssize_t n) {
+    uint64_t a = 0, b = 0;
+    Py_ssize_t k = n < 8 ? n : 8;
+    memcpy(&a, s, k);
+    memcpy(&b, s + n - k, k);
+    uint64_t h = (a * 0x9E3779B97F4A7C15ull) ^ (b * 0xC2B2AE3D27D4EB4Full) ^ (uint64_t)n;
+    return (uint32_t)(h ^ (h >> 29) ^ (h >> 41));
+}
+
+/* SWAR: does any byte of w need a look (quote, backslash, control, non-ASCII)? */
+#define ONES 0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+static inline uint64_t special_bytes(uint64_t w) {
+    uint64_t quote = w ^ (ONES * '"'), slash = w ^ (ONES * '\\');
+    uint64_t zero_q = (quote - ONES) & ~quote, zero_s = (slash - ONES) & ~slash;
+    uint64_t control = (w - ONES * 0x20) & ~w;
+    return (zero_q | zero_s | control | w) & HIGHS;
+}
+
+static void node_free(Node *node) {
+    if (!node) return;
+    for (Py_ssize_t i = 0; i < node->nentries; i++) {
+        PyMem_Free(node->entries[i].key);
+        node_free(node->entries[i].child);
+    }
+    PyMem_Free(node->entries);
+    PyMem_Free(node->table);
+    PyMem_Free(node);
+}
+
+/* spec: dict bytes -> (dict spec) | tuple of (kind, index) pairs */
+static Node *node_build(PyObject *spec, int *nslots, int depth) {
+    if (!PyDict_Check(spec) || depth > MAX_DEPTH) {
+        PyErr_SetString(PyExc_TypeError, "plan spec: expected a dict of bytes keys, depth <= 32");
+        return NULL;
+    }
+    Node *node = PyMem_Calloc(1, sizeof(Node));
+    if (!node) return (Node *)PyErr_NoMemory();
+    Py_ssize_t n = PyDict_Size(spec), pos = 0, i = 0;
+    uint32_t size = 4;
+    while (size < 2 * (uint32_t)n + 2) size <<= 1;
+    node->entries = PyMem_Calloc(n ? n : 1, sizeof(Entry));
+    node->table = PyMem_Malloc(size * sizeof(int32_t));
+    if (!node->entries || !node->table) { node_free(node); return (Node *)PyErr_NoMemory(); }
+    memset(node->table, 0xff, size * sizeof(int32_t));
+    node->mask = size - 1;
+    PyObject *k, *v;
+    while (PyDict_Next(spec, &pos, &k, &v)) {
+        Entry *e = &node->entries[i];
+        node->nentries = i + 1;
+        if (!PyBytes_Check(k)) { PyErr_SetString(PyExc_TypeError, "plan spec: keys must be bytes"); goto fail; }
+        e->len = PyBytes_GET_SIZE(k);
+        e->key = PyMem_Malloc(e->len + 1);
+        if (!e->key) { PyErr_NoMemory(); goto fail; }
+        memcpy(e->key, PyBytes_AS_STRING(k), e->len + 1);
+        e->hash = hash_bytes(e->key, e->len);
+        e->slot = (*nslots)++;
+        if (PyDict_Check(v)) {
+            if (!(e->child = node_build(v, nslots, depth + 1))) goto fail;
+        } else if (PyTuple_Check(v) && PyTuple_GET_SIZE(v) >= 1 && PyTuple_GET_SIZE(v) <= MAX_TARGETS) {
+            e->ntargets = (int)PyTuple_GET_SIZE(v);
+            for (int t = 0; t < e->ntargets; t++) {
+                PyObject *pair = PyTuple_GET_ITEM(v, t);
+                if (!PyArg_ParseTuple(pair, "ii", &e->kind[t], &e->index[t])) goto fail;
+                if (e->kind[t] < T_NUM || e->kind[t] > T_KEY || e->index[t] < 0) {
+                    PyErr_SetString(PyExc_ValueError, "plan spec: bad target"); goto fail;
+                }
+            }
+        } else {
+            PyErr_SetString(PyExc_TypeError, "plan spec: a value must be a dict or a tuple of 1-4 (kind, index) pairs");
+            goto fail;
+        }
+        uint32_t h = e->hash & node->mask;
+        while (node->table[h] >= 0) h = (h + 1) & node->mask;
+        node->table[h] = (int32_t)i;
+        i++;
+    }
+    return node;
+fail:
+    node_free(node);
+    return NULL;
+}
+
+static const Entry *node_find(const Node *node, const char *key, Py_ssize_t len) {
+    uint32_t hash = hash_bytes(key, len), h = hash & node->mask;
+    for (;;) {
+        int32_t j = node->table[h];
+        if (j < 0) return NULL;
+        const Entry *e = &node->entries[j];
+        if (e->hash == hash && e->len == len && memcmp(e->key, key, len) == 0) return e;
+        h = (h + 1) & node->mask;
+    }
+}
+
+/* ------------------------------------------------------------ the parser */
+
+static inline const char *skip_ws(const char *p, const char *end) {
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
+    return p;
+}
+
+/* p at the opening quote. Returns the byte after the closing quote, or NULL
+ * (malformed, or something this fast path leaves to msgspec: \u escapes).
+ * *plain: no escapes at all; *ascii: no byte >= 0x80. */
+static const char *scan_string(const char *p, const char *end, int *plain, int *ascii) {
+    *plain = 1; *ascii = 1;
+    p++;
+    while (p < end) {
+        uint64_t w;
+        while (end - p >= 8) {                 /* 8 plain bytes at a time */
+            memcpy(&w, p, 8);
+            if (special_bytes(w)) break;
+            p += 8;
+        }
+        unsigned char c = (unsigned char)*p;
+        if (c == '"') return p + 1;
+        if (c < 0x20) return NULL;
+        if (c >= 0x80) { *ascii = 0; p++; continue; }
+        if (c == '\\') {
+            *plain = 0;
+            if (p + 1 >= end) return NULL;
+            switch (p[1]) {
+                case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't': p += 2; continue;
+                default: return NULL;      /* \u (surrogate rules) and invalid escapes: msgspec decides */
+            }
+        }
+        p++;
+    }
+    return NULL;
+}
+
+/* Strict JSON number grammar. Returns the end, or NULL. *is_int: no fraction
+ * or exponent; *digits: integer digits. */
+static const char *scan_number(const char *p, const char *end, int *is_int, int *digits) {
+    const char *s = p;
+    *is_int = 1;
+    if (p < end && *p == '-') p++;
+    if (p >= end) return NULL;
+    if (*p == '0') p++;
+    else if (*p >= '1' && *p <= '9') { while (p < end && *p >= '0' && *p <= '9') p++; }
+    else return NULL;
+    *digits = (int)(p - s) - (*s == '-');
+    if (p < end && *p == '.') {
+        *is_int = 0; p++;
+        const char *d = p;
+        while (p < end && *p >= '0' && *p <= '9') p++;
+        if (p == d) return NULL;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        *is_int = 0; p++;
+        if (p < end && (*p == '+' || *p == '-')) p++;
+        const char *d = p;
+        while (p < end && *p >= '0' && *p <= '9') p++;
+        if (p == d) return NULL;
+    }
+    return p;
+}
+
+/* Clinger's fast path: with at most 15 significant digits and a power of ten
+ * within 1e22, mantissa and power are exact doubles, so one multiply or divide
+ * gives the correctly rounded result (what any correct parser returns). */
+static int clinger(const char *p, const char *e, double *out) {
+    static const double pow10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+                                   1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    int neg = (*p == '-'), digits = 0, frac = 0, exp = 0, in_frac = 0;
+    uint64_t m = 0;
+    if (neg) p++;
+    for (; p < e && *p != 'e' && *p != 'E'; p++) {
+        if (*p == '.') { in_frac = 1; continue; }
+        if (m == 0 && *p == '0') { frac += in_frac; continue; }   /* leading zeros are not significant */
+        if (++digits > 15) return 0;
+        m = m * 10 + (uint64_t)(*p - '0');
+        frac += in_frac;
+    }
+    if (p < e) {                                  /* exponent */
+        int eneg = 0, ev = 0;
+        p++;
+        if (*p == '+' || *p == '-') eneg = (*p++ == '-');
+        for (; p < e; p++) { if (ev > 10000) return 0; ev = ev * 10 + (*p - '0'); }
+        exp = eneg ? -ev : ev;
+    }
+    exp -= frac;
+    double v = (double)m;
+    if (m == 0) v = 0.0;
+    else if (exp >= 0 && exp <= 22) v *= pow10[exp];
+    else if (exp < 0 && exp >= -22) v /= pow10[-exp];
+    else return 0;
+    *out = neg ? -v : v;
+    return 1;
+}
+
+/* The value of a number token, or FALLBACK when it is not a finite float32-range value. */
+static int number_value(const char *s, const char *e, int is_int, int digits, double *out) {
+    if (is_int && digits <= 15) {
+        const char *p = s;
+        int neg = (*p == '-');
+        if (neg) p++;
+        int64_t v = 0;
+        while (p < e) v = v * 10 + (*p++ - '0');
+        *out = neg ? -(double)v : (double)v;
+        if (neg && v == 0) *out = 0.0;        /* msgspec reads -0 as the integer 0 */
+        return OK;
+    }
+    if (is_int) return FALLBACK;                          /* big integers: Python's int rules */
+    if (clinger(s, e, out)) return (fabs(*out) > FLT_MAX) ? FALLBACK : OK;
+    if (e - s >= NUMBER_MAX) return FALLBACK;
+    char buf[NUMBER_MAX];
+    memcpy(buf, s, e - s);
+    buf[e - s] = '\0';
+    char *stop = NULL;
+    double v = PyOS_string_to_double(buf, &stop, NULL);   /* correctly rounded, locale-free */
+    if (v == -1.0 && PyErr_Occurred()) { PyErr_Clear(); return FALLBACK; }
+    if (stop != buf + (e - s) || !isfinite(v) || fabs(v) > FLT_MAX) return FALLBACK;
+    *out = v;
+    return OK;
+}
+
+static const char *skip_value(const char *p, const char *end, int depth);
+
+static const char *skip_container(const char *p, const char *end, int depth, char close) {
+    if (depth > MAX_DEPTH) return NULL;
+    p = skip_ws(p + 1, end);
+    if (p < end && *p == close) return p + 1;
+    for (;;) {
+        if (close == '}') {
+            int plain, ascii;
+            if (p >= end || *p != '"' || !(p = scan_string(p, end, &plain, &ascii))) return NULL;
+            p = skip_ws(p, end);
+            if (p >= end || *p != ':') return NULL;
+            p = skip_ws(p + 1, end);
+        }
+        if (!(p = skip_value(p, end, depth + 1))) return NULL;
+        p = skip_ws(p, end);
+        if (p >= end) return NULL;
+        if (*p == close) return p + 1;
+        if (*p != ',') return NULL;
+        p = skip_ws(p + 1, end);
+    }
+}
+
+static const char *skip_value(const char *p, const char *end, int depth) {
+    if (p >= end) return NULL;
+    int plain, ascii, is_int, digits;
+    switch (*p) {
+        case '"': return scan_string(p, end, &plain, &ascii);
+        case '{': return skip_container(p, end, depth, '}');
+        case '[': return skip_container(p, end, depth, ']');
+        case 't': return (end - p >= 4 && memcmp(p, "true", 4) == 0) ? p + 4 : NULL;
+        case 'f': return (end - p >= 5 && memcmp(p, "false", 5) == 0) ? p + 5 : NULL;
+        case 'n': return (end - p >= 4 && memcmp(p, "null", 4) == 0) ? p + 4 : NULL;
+        default: return scan_number(p, end, &is_int, &digits);
+    }
+}
+
+/* Strict UTF-8, as Python decodes it: no overlong forms, no surrogates, <= U+10FFFF. */
+static int valid_utf8(const unsigned char *s, Py_ssize_t n) {
+    Py_ssize_t i = 0;
+    while (i < n) {
+        unsigned char c = s[i];
+        if (c < 0x80) { i++; continue; }
+        int len;
+        unsigned char lo = 0x80, hi = 0xBF;
+        if (c >= 0xC2 && c <= 0xDF) len = 2;
+        else if (c >= 0xE0 && c <= 0xEF) { len = 3; if (c == 0xE0) lo = 0xA0; if (c == 0xED) hi = 0x9F; }
+        else if (c >= 0xF0 && c <= 0xF4) { len = 4; if (c == 0xF0) lo = 0x90; if (c == 0xF4) hi = 0x8F; }
+        else return 0;
+        if (n - i < len || s[i + 1] < lo || s[i + 1] > hi) return 0;
+        for (int k = 2; k < len; k++) if (s[i + k] < 0x80 || s[i + k] > 0xBF) return 0;
+        i += len;
+    }
+    return 1;
+}
+
+/* A string value for a categorical column: its vocabulary index, OOV (0) for
+ * a plain ASCII miss, FALLBACK for what Python's category_key might map. */
+static int category_index(const Plan *plan, int col, const char *s, Py_ssize_t n, int ascii, int64_t *out) {
+    PyObject *key = PyBytes_FromStringAndSize(s, n);
+    if (!key) { PyErr_Clear(); return FALLBACK; }
+    PyObject *hit = PyDict_GetItemWithError(PyTuple_GET_ITEM(plan->vocabs, col), key);
+    Py_DECREF(key);
+    if (hit) {
+        long v = PyLong_AsLong(hit);
+        if (v == -1 && PyErr_Occurred()) { PyErr_Clear(); return FALLBACK; }
+        *out = v;
+        return OK;
+    }
+    if (PyErr_Occurred()) { PyErr_Clear(); return FALLBACK; }
+    /* A miss maps to the out-of-vocabulary index unless stripping it could make a hit. */
+    if (!ascii || (n > 0 && (s[0] == ' ' || s[n - 1] == ' '))) return FALLBACK;
+    *out = 0;
+    return OK;
+}
+
+/* Store one leaf value into its targets. p at the value; returns the end or NULL (FALLBACK). */
+static const char *read_leaf(Line *ln, const Entry *e, const char *p, const char *end) {
+    const char *start = p, *stop;
+    int plain = 1, ascii = 1, is_int = 0, digits = 0;
+    char type;
+    switch (*p) {
+        case '"': type = 's'; stop = scan_string(p, end, &plain, &ascii); break;
+        case 't': type = 't'; stop = (end - p >= 4 && memcmp(p, "true", 4) == 0) ? p + 4 : NULL; break;
+        case 'f': type = 'f'; stop = (end - p >= 5 && memcmp(p, "false", 5) == 0) ? p + 5 : NULL; break;
+        case 'n': type = 'n'; stop = (end - p >= 4 && memcmp(p, "null", 4) == 0) ? p + 4 : NULL; break;
+        case '{': case '[': return NULL;       /* msgspec: wrong_type */
+        default: type = '0'; stop = scan_number(p, end, &is_int, &digits); break;
+    }
+    if (!stop) return NULL;
+    for (int t = 0; t < e->ntargets; t++) {
+        int idx = e->index[t];
+        double v;
+        switch (e->kind[t]) {
+            case T_KEY:
+                /* msgspec checks UTF-8 in the strings it reads; so must we */
+                if (type == 's' && !ascii && !valid_utf8((const unsigned char *)start + 1, stop - start - 2)) return NULL;
+                ln->span[2 * idx] = start - ln->base;
+                ln->span[2 * idx + 1] = stop - ln->base;
+                break;
+            case T_NUM:
+                if (type == 'n') break;                                  /* missing: stays NaN */
+                if (type != '0' || number_value(start, stop, is_int, digits, &v) != OK) return NULL;
+                ln->num[idx] = v;
+                break;
+            case T_BOOL:
+                if (type == 'n') break;
+                if (type == 't' || type == 'f') { ln->num[idx] = type == 't' ? 1.0 : 0.0; break; }
+                if (type != '0' || number_value(start, stop, is_int, digits, &v) != OK) return NULL;
+                if (v != 0.0 && v != 1.0) return NULL;
+                ln->num[idx] = v;
+                break;
+            case T_CAT:
+                if (type == 'n') break;                                  /* missing: stays -1 */
+                if (type != 's' || !plain) return NULL;
+                if (category_index(ln->plan, idx, start + 1, stop - start - 2, ascii, &ln->cat[idx]) != OK)
+                    return NULL;
+                break;
+        }
+    }
+    return stop;
+}
+
+static const char *read_object(Line *ln, const Node *node, const char *p, const char *end, int depth) {
+    if (depth > MAX_DEPTH) return NULL;
+    p = skip_ws(p + 1, end);
+    if (p < end && *p == '}') return p + 1;
+    for (;;) {
+        int plain, ascii;
+        const char *k = p;
+        if (p >= end || *p != '"' || !(p = scan_string(p, end, &plain, &ascii))) return NULL;
+        if (!plain) return NULL;      /* an escaped key may spell a field we read: msgspec decides */
+        const Entry *e = node_find(node, k + 1, p - k - 2);
+        p = skip_ws(p, end);
+        if (p >= end || *p != ':') return NULL;
+        p = skip_ws(p + 1, end);
+        if (p >= end) return NULL;
+        if (e) {
+            if (ln->seen[e->slot]) return NULL;   /* a duplicate key: msgspec's last-wins rules */
+            ln->seen[e->slot] = 1;
+            if (e->child) {
+                if (*p == '{') p = read_object(ln, e->child, p, end, depth + 1);
+                else if (end - p >= 4 && memcmp(p, "null", 4) == 0) p += 4;
+                else return NULL;
+            } else {
+                p = read_leaf(ln, e, p, end);
+            }
+        } else {
+            p = skip_value(p, end, depth + 1);
+        }
+        if (!p) return NULL;
+        p = skip_ws(p, end);
+        if (p >= end) return NULL;
+        if (*p == '}') return p + 1;
+        if (*p != ',') return NULL;
+        p = skip_ws(p + 1, end);
+    }
+}
+
+static int decode_line(Line *ln, const char *s, Py_ssize_t n) {
+    const char *end = s + n, *p = skip_ws(s, end);
+    if (p >= end || *p != '{') return FALLBACK;
+    memset(ln->seen, 0, ln->plan->nslots);
+    p = read_object(ln, ln->plan->root, p, end, 0);
+    if (!p) return FALLBACK;
+    return skip_ws(p, end) == end ? OK : FALLBACK;
+}
+
+/* ---------------------------------------------------------- Python glue */
+
+static int get_buffer(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize, Py_ssize_t need, const char *what) {
+    if (PyObject_GetBuffer(obj, view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return -1;
+    if (view->itemsize != itemsize || view->len < need * itemsize) {
+        PyErr_Format(PyExc_ValueError, "%s: expected a C-contiguous buffer of %zd items of %zd bytes",
+                     what, need, itemsize);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *Plan_decode(Plan *self, PyObject *args) {
+    PyObject *lines, *o_num, *o_cat, *o_span, *o_status;
+    if (!PyArg_ParseTuple(args, "O!OOOO", &PyList_Type, &lines, &o_num, &o_cat, &o_span, &o_status)) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(lines);
+    Py_buffer b_num = {0}, b_cat = {0}, b_span = {0}, b_status = {0};
+    PyObject *result = NULL;
+    unsigned char *seen = NULL;
+    if (get_buffer(o_num, &b_num, 8, n * self->n_num, "num") < 0) return NULL;
+    if (get_buffer(o_cat, &b_cat, 8, n * self->n_cat, "cat") < 0) goto done;
+    if (get_buffer(o_span, &b_span, 8, n * self->n_key * 2, "span") < 0) goto done;
+    if (get_buffer(o_status, &b_status, 1, n, "status") < 0) goto done;
+    seen = PyMem_Malloc(self->nslots ? self->nslots : 1);
+    if (!seen) { PyErr_NoMemory(); goto done; }
+    Py_ssize_t ok = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PyList_GET_ITEM(lines, i);
+        Line ln = {self, NULL, (double *)b_num.buf + i * self->n_num, (int64_t *)b_cat.buf + i * self->n_cat,
+                   (int64_t *)b_span.buf + i * self->n_key * 2, seen};
+        for (Py_ssize_t j = 0; j < self->n_num; j++) ln.num[j] = NAN;
+        for (Py_ssize_t j = 0; j < self->n_cat; j++) ln.cat[j] = -1;
+        for (Py_ssize_t j = 0; j < self->n_key * 2; j++) ln.span[j] = -1;
+        unsigned char st = FALLBACK;
+        if (PyBytes_Check(item)) {
+            ln.base = PyBytes_AS_STRING(item);
+            st = (unsigned char)decode_line(&ln, ln.base, PyBytes_GET_SIZE(item));
+        }
+        ((unsigned char *)b_status.buf)[i] = st;
+        ok += (st == OK);
+    }
+    result = PyLong_FromSsize_t(ok);
+done:
+    PyMem_Free(seen);
+    if (b_num.obj) PyBuffer_Release(&b_num);
+    if (b_cat.obj) PyBuffer_Release(&b_cat);
+    if (b_span.obj) PyBuffer_Release(&b_span);
+    if (b_status.obj) PyBuffer_Release(&b_status);
+    return result;
+}
+
+static int Plan_init(Plan *self, PyObject *args, PyObject *kwds) {
+    PyObject *spec, *vocabs;
+    Py_ssize_t n_num, n_cat, n_key;
+    static char *kwlist[] = {"spec", "n_num", "n_cat", "n_key", "vocabs", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OnnnO!", kwlist, &spec, &n_num, &n_cat, &n_key,
+                                     &PyTuple_Type, &vocabs))
+        return -1;
+    if (n_num < 0 || n_cat < 0 || n_key < 0 || PyTuple_GET_SIZE(vocabs) != n_cat) {
+        PyErr_SetString(PyExc_ValueError, "Plan: sizes must be >= 0 and one vocabulary per categorical column");
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n_cat; i++) {
+        if (!PyDict_Check(PyTuple_GET_ITEM(vocabs, i))) {
+            PyErr_SetString(PyExc_TypeError, "Plan: vocabularies must be dicts of bytes -> int");
+            return -1;
+        }
+    }
+    int nslots = 0;
+    Node *root = node_build(spec, &nslots, 0);
+    if (!root) return -1;
+    node_free(self->root);
+    Py_XSETREF(self->vocabs, Py_NewRef(vocabs));
+    self->root = root;
+    self->nslots = nslots;
+    self->n_num = n_num; self->n_cat = n_cat; self->n_key = n_key;
+    return 0;
+}
+
+static void Plan_dealloc(Plan *self) {
+    node_free(self->root);
+    Py_XDECREF(self->vocabs);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef Plan_methods[] = {
+    {"decode", (PyCFunction)Plan_decode, METH_VARARGS,
+     "decode(lines, num, cat, span, status) -> lines accepted.\n"
+     "Writes rows into float64 num [n, n_num] (NaN = missing), int64 cat [n, n_cat] (-1 = missing),\n"
+     "int64 span [n, n_key, 2] (byte range of each key field's raw value, -1 = absent) and\n"
+     "uint8 status [n] (0 accepted, 1 leave the line to the Python decoder)."},
+    {NULL, NULL, 0, NULL}};
+
+static PyTypeObject PlanType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "jenga_edge._fastjson.Plan",
+    .tp_basicsize = sizeof(Plan),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Plan(spec, n_num, n_cat, n_key, vocabs): a compiled field-extraction plan for one schema.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Plan_init,
+    .tp_dealloc = (destructor)Plan_dealloc,
+    .tp_methods = Plan_methods,
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_fastjson",
+                                    "Compiled field extraction for jenga_edge.decode.", -1, NULL};
+
+PyMODINIT_FUNC PyInit__fastjson(void) {
+    if (PyType_Ready(&PlanType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (!m) return NULL;
+    if (PyModule_AddObjectRef(m, "Plan", (PyObject *)&PlanType) < 0) { Py_DECREF(m); return NULL; }
+    return m;
+}

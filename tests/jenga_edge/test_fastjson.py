@@ -1,0 +1,254 @@
+"""Tier 1 of the decoder (the C extractor, jenga_edge/_fastjson.c) against tier 2 (msgspec).
+
+Tier 1 may only accept what tier 2 accepts, with the same values; everything
+else it must hand to tier 2. So every test here decodes the same lines both
+ways and wants identical results: arrays bit for bit, key values, and every
+reject's index, reason, field and message.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+
+from jenga_edge import decode as decode_mod
+from jenga_edge.decode import EventDecoder
+from jenga_edge.schema import OOV_TOKEN, Feature, FeatureSchema
+
+if decode_mod._fastjson is None:
+    if shutil.which("cc") or shutil.which("gcc"):
+        pytest.fail("jenga_edge._fastjson is not built although a C compiler is here: "
+                    "run `pip install -e .` again", pytrace=False)
+    pytest.skip("no C compiler: the agent runs on tier 2 alone", allow_module_level=True)
+
+SCHEMA = FeatureSchema((
+    Feature("bytes", "numeric", "log1p"),
+    Feature("packets", "numeric", allow_missing=False),
+    Feature("proto", "categorical", categories=(OOV_TOKEN, "tcp", "udp", "ünï")),
+    Feature("syn", "boolean"),
+    Feature("port", "numeric"),
+    Feature("service", "categorical", categories=(OOV_TOKEN, "http", "ssh", "22"), allow_missing=False),
+    Feature("rate", "numeric"),
+))
+MAPPING = {"bytes": "flow.bytes_toserver", "packets": "flow.pkts", "proto": "flow.meta.proto", "port": "dest_port"}
+KEYS = ["src_ip", "dest_port", "alert.signature", "proto"]
+
+
+def decoder() -> EventDecoder:
+    return EventDecoder(SCHEMA, MAPPING, key_fields=KEYS)
+
+
+def base_event(rng: random.Random) -> dict:
+    return {
+        "timestamp": "2026-11-25T10:00:00.000000+0000", "event_type": "flow",
+        "src_ip": f"10.0.{rng.randrange(256)}.{rng.randrange(1, 255)}",
+        "dest_port": rng.choice([22, 80, 443, 3389]),
+        "flow": {"bytes_toserver": rng.randrange(10 ** 6), "pkts": rng.randrange(1, 500),
+                 "meta": {"proto": rng.choice(["tcp", "udp", "icmp", "ünï"]), "ttl": 64}},
+        "syn": rng.choice([True, False, 0, 1]),
+        "service": rng.choice(["http", "ssh", "dns", "22"]),
+        "rate": rng.choice([0.25, 1e-3, 12.5, -3.75, 1.5e10, 0, 7]),
+        "alert": {"signature": "ET SCAN", "severity": 2},
+        "payload": "x" * rng.randrange(0, 300) + "é\\\"\\n",
+        "extra": [1, {"a": [None, True, "s"]}, -0.5e-3],
+    }
+
+
+def both(lines: list[bytes], oversize=()):
+    dec = decoder()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return dec.decode(lines, oversize), dec._decode_slow(lines, oversize)
+
+
+def assert_same(lines: list[bytes], oversize=()) -> None:
+    fast, slow = both(lines, oversize)
+    assert fast.index == slow.index
+    assert [(r.index, r.reason, r.field, r.message) for r in fast.rejects] == \
+           [(r.index, r.reason, r.field, r.message) for r in slow.rejects]
+    assert fast.num.dtype == slow.num.dtype == np.float32
+    np.testing.assert_array_equal(fast.num.view(np.uint32), slow.num.view(np.uint32))   # bits: -0.0, NaN
+    np.testing.assert_array_equal(fast.cat, slow.cat)
+    assert set(fast.keys) == set(slow.keys)
+    for k in fast.keys:
+        got, want = list(fast.keys[k]), list(slow.keys[k])
+        assert got == want and [type(v) for v in got] == [type(v) for v in want], k
+
+
+def tier1_status(lines: list[bytes]) -> np.ndarray:
+    dec, n = decoder(), len(lines)
+    status = np.empty(n, dtype=np.uint8)
+    dec._plan.decode(lines, np.empty((n, len(SCHEMA.numeric))), np.empty((n, len(SCHEMA.categorical)), np.int64),
+                     np.empty((n, len(dec._key_order), 2), np.int64), status)
+    return status
+
+
+# --- tier 1 really takes the plain lines -------------------------------------------------------
+
+def test_tier1_accepts_plain_events_and_matches_tier2():
+    rng = random.Random(1)
+    lines = [json.dumps(base_event(rng), ensure_ascii=False).encode() for _ in range(300)]
+    assert not tier1_status(lines).any(), "plain events must not fall back to tier 2"
+    assert_same(lines)
+
+
+def test_tier1_values_in_detail():
+    line = (b'{"flow":{"bytes_toserver":1.5e3,"pkts":-0,"meta":{"proto":"\xc3\xbcn\xc3\xaf"}},"syn":true,'
+            b'"dest_port":443,"service":"telnet","rate":-0.0,"src_ip":"10.1.2.3","alert":null}')
+    assert not tier1_status([line]).any()
+    fast, _ = both([line])
+    assert fast.num.tolist() == [[1500.0, 0.0, 1.0, 443.0, 0.0]]
+    assert np.signbit(fast.num[0, 4])                       # -0.0 kept; -0 (an integer) is 0
+    assert fast.cat.tolist() == [[3, 0]]                    # non-ASCII hit; unseen ASCII -> out of vocabulary
+    assert fast.keys["src_ip"] == ["10.1.2.3"] and fast.keys["dest_port"] == [443]
+    assert fast.keys["alert.signature"] == [None] and fast.keys["proto"] == ["ünï"]
+    assert_same([line])
+
+
+# --- edge cases: each one decoded alone and inside a batch of good events ---------------------
+
+EDGE = [
+    b'{"flow":{"pkts":1},"service":"ssh"}',                       # minimal
+    b'{"service":"ssh"}',                                          # a required numeric is missing
+    b'{"flow":{"pkts":1}}',                                        # a required categorical is missing
+    b'{"flow":{"pkts":1},"service":null}',
+    b'{"flow":null,"service":"ssh"}',
+    b'{"flow":5,"service":"ssh"}',                                 # an object expected
+    b'{"flow":{"pkts":"12"},"service":"ssh"}',                     # numeric string: tier 2 coerces
+    b'{"flow":{"pkts":" 12 "},"service":"ssh"}',
+    b'{"flow":{"pkts":true},"service":"ssh"}',
+    b'{"flow":{"pkts":[1]},"service":"ssh"}',
+    b'{"flow":{"pkts":{}},"service":"ssh"}',
+    b'{"flow":{"pkts":1e39},"service":"ssh"}',                    # beyond float32
+    b'{"flow":{"pkts":3.4028235e38},"service":"ssh"}',
+    b'{"flow":{"pkts":1e400},"service":"ssh"}',
+    b'{"flow":{"pkts":1e-400},"service":"ssh"}',
+    b'{"flow":{"pkts":123456789012345678901234567890},"service":"ssh"}',
+    b'{"flow":{"pkts":9007199254740993},"service":"ssh"}',
+    b'{"flow":{"pkts":0.1e1},"service":"ssh","rate":1234567890.123456789}',
+    b'{"flow":{"pkts":1},"service":"ssh","rate":0.000001234567890123456789}',
+    b'{"flow":{"pkts":1},"service":"ssh","rate":5e-324}',
+    b'{"flow":{"pkts":1},"service":"ssh","rate":1E+2}',
+    b'{"flow":{"pkts":01},"service":"ssh"}',
+    b'{"flow":{"pkts":1.},"service":"ssh"}',
+    b'{"flow":{"pkts":-},"service":"ssh"}',
+    b'{"flow":{"pkts":NaN},"service":"ssh"}',
+    b'{"flow":{"pkts":Infinity},"service":"ssh"}',
+    b'{"flow":{"pkts":1},"service":"ssh","syn":2}',
+    b'{"flow":{"pkts":1},"service":"ssh","syn":1.0}',
+    b'{"flow":{"pkts":1},"service":"ssh","syn":"true"}',
+    b'{"flow":{"pkts":1},"service":22}',                           # a number for a categorical
+    b'{"flow":{"pkts":1},"service":22.0}',
+    b'{"flow":{"pkts":1},"service":" ssh "}',                      # stripped by tier 2's category_key
+    b'{"flow":{"pkts":1},"service":"\\u0073sh"}',                  # an escape spelling a category
+    b'{"flow":{"pkts":1},"service":"s\\"h"}',
+    b'{"flow":{"pkts":1},"service":""}',
+    b'{"flow":{"pkts":1},"service":"\xc3\xa9t\xc3\xa9"}',           # unseen non-ASCII
+    b'{"flow":{"pkts":1},"service":"\xff\xfe"}',                   # invalid UTF-8 in a read string
+    b'{"flow":{"pkts":1},"service":"ssh","src_ip":"\xff"}',        # ... in a key field
+    *[b'{"flow":{"pkts":1},"service":"ssh","src_ip":"a%sb"}' % u for u in (
+        b"\xc3\xa9", b"\xe2\x82\xac", b"\xf0\x9f\x98\x80",                    # valid 2, 3, 4 bytes
+        b"\xc0\x80", b"\xe0\x80\xaf", b"\xed\xa0\x80", b"\xf4\x90\x80\x80",   # overlong, surrogate, > U+10FFFF
+        b"\xe2\x82", b"\x80", b"\xf8\x88\x80\x80\x80")],                         # truncated, stray, 5 bytes
+    b'{"flow":{"pkts":1},"service":"ssh","payload":"\xff"}',       # ... in a field nobody reads
+    b'{"flow":{"pkts":1},"service":"ssh","payload":"\\ud800"}',    # a lone surrogate
+    b'{"flow":{"pkts":1},"service":"ssh","payload":"\\uD83D\\uDE00"}',
+    b'{"flow":{"pkts":1},"service":"ssh","payload":"\\x"}',        # an invalid escape
+    b'{"flow":{"pkts":1},"service":"ssh","payload":"a\tb"}',       # a raw control character
+    b'{"flow":{"pkts":1},"service":"ssh","src_ip":{"v":4}}',       # a key field must be a scalar
+    b'{"flow":{"pkts":1},"service":"ssh","src_ip":"1.2.3.4; rm -rf /"}',
+    b'{"flow":{"pkts":1},"service":"ssh","src_ip":"a\\"b\\\\c\\/d\\n"}',
+    b'{"flow":{"pkts":1},"service":"ssh","service":"http"}',       # duplicate keys: tier 2's rules
+    b'{"flow":{"pkts":1,"pkts":2},"service":"ssh"}',
+    b'{"flow":{"pkts":1},"flow":{"pkts":2},"service":"ssh"}',
+    b'{"fl\\u006fw":{"pkts":1},"service":"ssh"}',                 # an escaped key
+    b'{"flow":{"pkts":1},"service":"ssh"} ',
+    b' \t{"flow":{"pkts":1},"service":"ssh"}\r',
+    b'{"flow":{"pkts":1},"service":"ssh"}x',
+    b'{"flow":{"pkts":1},"service":"ssh"}{}',
+    b'{"flow":{"pkts":1},"service":"ssh"}\x0b',
+    b'\xef\xbb\xbf{"flow":{"pkts":1},"service":"ssh"}',
+    b'{"flow":{"pkts":1},"service":"ssh",}',
+    b'{"flow":{"pkts":1},"service":"ssh" "x":1}',
+    b'{"flow":{"pkts":1}, "service" : "ssh" , "extra" : [ 1 , 2 ] }',
+    b'{"flow":{"pkts":1},"service":"ssh","deep":' + b"[" * 40 + b"]" * 40 + b"}",
+    b'{"flow":{"pkts":1},"service":"ssh","deep":' + b"[" * 5000 + b"]" * 5000 + b"}",
+    b'{"flow":{"pkts":1},"service":"ssh","deep":' + b'{"a":' * 40 + b"1" + b"}" * 40 + b"}",
+    b'{"flow":{"pkts":1},"service":"ssh","x":tru}',
+    b'{"flow":{"pkts":1},"service":"ssh","x":nul}',
+    b'{"flow":{"pkts":1},"service":"ssh","x":[1,]}',
+    b'{"flow":{"pkts":1},"service":"ssh","x":{"a"}}',
+    b'{"flow":{"pkts":1},"service":"ssh","x":"\x00"}',
+    b"[]", b"{}", b"", b" ", b"null", b"3", b'"s"', b"{", b"}", b"\x00",
+    b'{"flow":{"pkts":1},"service":"ssh","dest_port":"443"}',    # a key shared with a feature
+    b'{"flow":{"pkts":1},"service":"ssh","dest_port":null}',
+]
+
+
+@pytest.mark.parametrize("line", EDGE, ids=[repr(e[:50]) for e in EDGE])
+def test_edge_case_alone_and_in_a_batch(line):
+    rng = random.Random(len(line))
+    good = [json.dumps(base_event(rng)).encode() for _ in range(5)]
+    assert_same([line])
+    assert_same(good[:2] + [line] + good[2:] + [line])
+
+
+def test_oversize_flags_win_over_tier1():
+    rng = random.Random(3)
+    lines = [json.dumps(base_event(rng)).encode() for _ in range(6)]
+    assert_same(lines, [False, True, False, False, True, False])
+    fast, _ = both(lines, [False, True, False, False, True, False])
+    assert [r.reason for r in fast.rejects] == ["oversize", "oversize"]
+
+
+# --- fuzz: truncations, deletions and substitutions of real events -------------------------------
+
+def mutations(line: bytes, rng: random.Random, count: int) -> list[bytes]:
+    alphabet = b'{}[]",:\\ 0123456789.eE+-tfnulrsa\x00\x1f\x7f\x80\xc3\xff'
+    out = []
+    for _ in range(count):
+        i = rng.randrange(len(line))
+        op = rng.randrange(4)
+        if op == 0:
+            out.append(line[:i])
+        elif op == 1:
+            out.append(line[:i] + line[i + 1:])
+        elif op == 2:
+            out.append(line[:i] + bytes([rng.choice(alphabet)]) + line[i + 1:])
+        else:
+            out.append(line[:i] + bytes([rng.choice(alphabet)]) + line[i:])
+    return out
+
+
+def test_fuzzed_events_agree_with_tier2():
+    rng = random.Random(20261125)
+    lines = []
+    for _ in range(40):
+        line = json.dumps(base_event(rng), ensure_ascii=rng.random() < 0.5).encode()
+        lines += mutations(line, rng, 60)
+    for start in range(0, len(lines), 256):
+        assert_same(lines[start:start + 256])
+
+
+def test_every_prefix_of_an_event_agrees_with_tier2():
+    line = json.dumps(base_event(random.Random(5)), ensure_ascii=False).encode()
+    assert_same([line[:i] for i in range(len(line) + 1)])
+
+
+def test_numbers_agree_with_tier2_bit_for_bit():
+    rng = random.Random(9)
+    texts = []
+    for _ in range(3000):
+        mant = str(rng.randrange(10 ** rng.randrange(1, 20)))
+        frac = "" if rng.random() < 0.3 else "." + str(rng.randrange(10 ** rng.randrange(1, 18))).zfill(rng.randrange(1, 18))
+        exp = "" if rng.random() < 0.5 else rng.choice("eE") + rng.choice(["", "+", "-"]) + str(rng.randrange(0, 40))
+        texts.append(rng.choice(["", "-"]) + mant + frac + exp)
+    lines = [b'{"flow":{"pkts":1},"service":"ssh","rate":%s}' % t.encode() for t in texts]
+    assert_same(lines)
+    fast, _ = both(lines)
+    assert len(fast) > 2500
