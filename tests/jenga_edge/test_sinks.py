@@ -81,11 +81,54 @@ def test_jsonl_fsync_once_per_batch(tmp_path, monkeypatch):
     real = os.fsync
     monkeypatch.setattr(sinks_mod.os, "fsync", lambda fd: (calls.append(fd), real(fd)))
     sink.write_batch([make_alert(i) for i in range(50)])
+    sink.sync_wait()
     assert len(calls) == 1
     sink.write_batch([make_alert(1)])
+    sink.sync_wait()
     assert len(calls) == 2
     sink.write_batch([])
+    sink.sync_wait()
     assert len(calls) == 2
+
+
+def test_jsonl_fsync_runs_off_the_scoring_thread_and_close_waits_for_it(tmp_path, monkeypatch):
+    import threading
+    started, release, threads = threading.Event(), threading.Event(), []
+    real = os.fsync
+
+    def slow_fsync(fd):
+        threads.append(threading.current_thread().name)
+        started.set()
+        release.wait(5)
+        real(fd)
+    sink = JsonlSink(JsonlSinkConfig(path=str(tmp_path / "a.jsonl")))
+    monkeypatch.setattr(sinks_mod.os, "fsync", slow_fsync)
+    sink.write_batch([make_alert(1)])            # returns while the disk is still busy
+    assert started.wait(5)
+    sink.write_batch([make_alert(2)])            # queued behind the running fsync
+    assert threads and threads[0].startswith("fsync:") and threads[0] != threading.current_thread().name
+    closer = threading.Thread(target=sink.close)
+    closer.start()
+    closer.join(0.3)
+    assert closer.is_alive(), "close() must wait for the pending fsync"
+    release.set()
+    closer.join(5)
+    assert not closer.is_alive()
+    assert read_lines(tmp_path / "a.jsonl") == [make_alert(1), make_alert(2)]
+
+
+def test_jsonl_fsync_failure_is_raised_by_the_next_write(tmp_path, monkeypatch):
+    sink = JsonlSink(JsonlSinkConfig(path=str(tmp_path / "a.jsonl")))
+
+    def broken(fd):
+        raise OSError(5, "Input/output error")
+    monkeypatch.setattr(sinks_mod.os, "fsync", broken)
+    sink.write_batch([make_alert(1)])
+    with pytest.raises(DataError, match="fsync failed"):
+        sink.sync_wait()
+    sink.write_batch([make_alert(2)])
+    with pytest.raises(DataError, match="fsync failed"):
+        sink.write_batch([make_alert(3)])
 
 
 def test_jsonl_fsync_can_be_turned_off(tmp_path, monkeypatch):
