@@ -62,7 +62,7 @@ typedef struct {
     const char *base;
     double *num;
     int64_t *cat;
-    int64_t *span;
+    PyObject **keys;             /* new references, handed to the caller's lists on OK */
     unsigned char *seen;
 } Line;
 
@@ -341,6 +341,46 @@ static int valid_utf8(const unsigned char *s, Py_ssize_t n) {
     return 1;
 }
 
+/* A key field's value as the Python object msgspec would give, or NULL (FALLBACK). */
+static PyObject *key_value(char type, const char *s, const char *e, int plain, int is_int, int digits) {
+    switch (type) {
+        case 't': Py_RETURN_TRUE;
+        case 'f': Py_RETURN_FALSE;
+        case 'n': Py_RETURN_NONE;
+        case 's': {
+            if (!plain) return NULL;                 /* escapes: msgspec unescapes */
+            PyObject *str = PyUnicode_DecodeUTF8(s + 1, e - s - 2, "strict");
+            if (!str) PyErr_Clear();                 /* invalid UTF-8: msgspec's bad_json */
+            return str;
+        }
+        default: {
+            if (is_int) {
+                if (digits > 18) return NULL;        /* big integers: msgspec's rules */
+                char *stop = NULL;
+                char buf[NUMBER_MAX];
+                memcpy(buf, s, e - s);
+                buf[e - s] = '\0';
+                long long v = strtoll(buf, &stop, 10);
+                return PyLong_FromLongLong(v);
+            }
+            double v;
+            if (!clinger(s, e, &v)) {
+                if (e - s >= NUMBER_MAX) return NULL;
+                char buf[NUMBER_MAX], *stop = NULL;
+                memcpy(buf, s, e - s);
+                buf[e - s] = '\0';
+                v = PyOS_string_to_double(buf, &stop, NULL);
+                if (v == -1.0 && PyErr_Occurred()) { PyErr_Clear(); return NULL; }
+                if (stop != buf + (e - s)) return NULL;
+            }
+            if (!isfinite(v)) return NULL;           /* msgspec: "Number out of range" */
+            PyObject *f = PyFloat_FromDouble(v);
+            if (!f) PyErr_Clear();
+            return f;
+        }
+    }
+}
+
 /* A string value for a categorical column: its vocabulary index, OOV (0) for
  * a plain ASCII miss, FALLBACK for what Python's category_key might map. */
 static int category_index(const Plan *plan, int col, const char *s, Py_ssize_t n, int ascii, int64_t *out) {
@@ -379,12 +419,12 @@ static const char *read_leaf(Line *ln, const Entry *e, const char *p, const char
         int idx = e->index[t];
         double v;
         switch (e->kind[t]) {
-            case T_KEY:
-                /* msgspec checks UTF-8 in the strings it reads; so must we */
-                if (type == 's' && !ascii && !valid_utf8((const unsigned char *)start + 1, stop - start - 2)) return NULL;
-                ln->span[2 * idx] = start - ln->base;
-                ln->span[2 * idx + 1] = stop - ln->base;
+            case T_KEY: {
+                PyObject *obj = key_value(type, start, stop, plain, is_int, digits);
+                if (!obj) return NULL;
+                Py_XSETREF(ln->keys[idx], obj);
                 break;
+            }
             case T_NUM:
                 if (type == 'n') break;                                  /* missing: stays NaN */
                 if (type != '0' || number_value(start, stop, is_int, digits, &v) != OK) return NULL;
@@ -467,30 +507,47 @@ static int get_buffer(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize, Py_ss
 }
 
 static PyObject *Plan_decode(Plan *self, PyObject *args) {
-    PyObject *lines, *o_num, *o_cat, *o_span, *o_status;
-    if (!PyArg_ParseTuple(args, "O!OOOO", &PyList_Type, &lines, &o_num, &o_cat, &o_span, &o_status)) return NULL;
+    PyObject *lines, *o_num, *o_cat, *keys, *o_status;
+    if (!PyArg_ParseTuple(args, "O!OOO!O", &PyList_Type, &lines, &o_num, &o_cat, &PyList_Type, &keys, &o_status))
+        return NULL;
     Py_ssize_t n = PyList_GET_SIZE(lines);
-    Py_buffer b_num = {0}, b_cat = {0}, b_span = {0}, b_status = {0};
+    Py_buffer b_num = {0}, b_cat = {0}, b_status = {0};
     PyObject *result = NULL;
     unsigned char *seen = NULL;
+    PyObject **kv = NULL;
+    if (PyList_GET_SIZE(keys) != self->n_key) {
+        PyErr_SetString(PyExc_ValueError, "keys: expected one list per key field");
+        return NULL;
+    }
+    for (Py_ssize_t j = 0; j < self->n_key; j++) {
+        PyObject *col = PyList_GET_ITEM(keys, j);
+        if (!PyList_Check(col) || PyList_GET_SIZE(col) != n) {
+            PyErr_SetString(PyExc_ValueError, "keys: each key field needs a list as long as lines");
+            return NULL;
+        }
+    }
     if (get_buffer(o_num, &b_num, 8, n * self->n_num, "num") < 0) return NULL;
     if (get_buffer(o_cat, &b_cat, 8, n * self->n_cat, "cat") < 0) goto done;
-    if (get_buffer(o_span, &b_span, 8, n * self->n_key * 2, "span") < 0) goto done;
     if (get_buffer(o_status, &b_status, 1, n, "status") < 0) goto done;
     seen = PyMem_Malloc(self->nslots ? self->nslots : 1);
-    if (!seen) { PyErr_NoMemory(); goto done; }
+    kv = PyMem_Calloc(self->n_key ? self->n_key : 1, sizeof(PyObject *));
+    if (!seen || !kv) { PyErr_NoMemory(); goto done; }
     Py_ssize_t ok = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *item = PyList_GET_ITEM(lines, i);
         Line ln = {self, NULL, (double *)b_num.buf + i * self->n_num, (int64_t *)b_cat.buf + i * self->n_cat,
-                   (int64_t *)b_span.buf + i * self->n_key * 2, seen};
+                   kv, seen};
         for (Py_ssize_t j = 0; j < self->n_num; j++) ln.num[j] = NAN;
         for (Py_ssize_t j = 0; j < self->n_cat; j++) ln.cat[j] = -1;
-        for (Py_ssize_t j = 0; j < self->n_key * 2; j++) ln.span[j] = -1;
         unsigned char st = FALLBACK;
         if (PyBytes_Check(item)) {
             ln.base = PyBytes_AS_STRING(item);
             st = (unsigned char)decode_line(&ln, ln.base, PyBytes_GET_SIZE(item));
+        }
+        for (Py_ssize_t j = 0; j < self->n_key; j++) {
+            if (kv[j] && st == OK) PyList_SetItem(PyList_GET_ITEM(keys, j), i, kv[j]);   /* steals */
+            else Py_XDECREF(kv[j]);
+            kv[j] = NULL;
         }
         ((unsigned char *)b_status.buf)[i] = st;
         ok += (st == OK);
@@ -498,9 +555,9 @@ static PyObject *Plan_decode(Plan *self, PyObject *args) {
     result = PyLong_FromSsize_t(ok);
 done:
     PyMem_Free(seen);
+    PyMem_Free(kv);
     if (b_num.obj) PyBuffer_Release(&b_num);
     if (b_cat.obj) PyBuffer_Release(&b_cat);
-    if (b_span.obj) PyBuffer_Release(&b_span);
     if (b_status.obj) PyBuffer_Release(&b_status);
     return result;
 }
@@ -541,9 +598,9 @@ static void Plan_dealloc(Plan *self) {
 
 static PyMethodDef Plan_methods[] = {
     {"decode", (PyCFunction)Plan_decode, METH_VARARGS,
-     "decode(lines, num, cat, span, status) -> lines accepted.\n"
+     "decode(lines, num, cat, keys, status) -> lines accepted.\n"
      "Writes rows into float64 num [n, n_num] (NaN = missing), int64 cat [n, n_cat] (-1 = missing),\n"
-     "int64 span [n, n_key, 2] (byte range of each key field's raw value, -1 = absent) and\n"
+     "keys (one list of n items per key field: the value msgspec would give; left as is when absent) and\n"
      "uint8 status [n] (0 accepted, 1 leave the line to the Python decoder)."},
     {NULL, NULL, 0, NULL}};
 

@@ -133,7 +133,7 @@ class EventDecoder:
     # ---------------------------------------------------------- tier 1 (C)
     def _build_plan(self, attrs: dict[str, str]) -> Optional[Any]:
         """The C extractor's plan: a tree of JSON keys whose leaves say which
-        column (numeric, boolean, categorical) or key span a value fills."""
+        column (numeric, boolean, categorical) or key field a value fills."""
         spec: dict = {}
         self._key_order = [k for k in self.key_names if k in self._get]
         targets: dict[str, list[tuple[int, int]]] = {}
@@ -159,14 +159,14 @@ class EventDecoder:
         n, schema = len(lines), self.schema
         num = np.empty((n, len(schema.numeric)), dtype=np.float64)
         cat = np.empty((n, len(schema.categorical)), dtype=np.int64)
-        span = np.empty((n, len(self._key_order), 2), dtype=np.int64)
+        key_values = [[None] * n for _ in self._key_order]
         status = np.empty(n, dtype=np.uint8)
-        accepted = self._plan.decode(lines, num, cat, span, status)
+        accepted = self._plan.decode(lines, num, cat, key_values, status)
         slow = status != 0
         if any(oversize):
             slow |= np.asarray(oversize, dtype=bool)
         ok = ~slow
-        keys = {k: KeyColumn(lines, span[:, j]) for j, k in enumerate(self._key_order)}
+        keys = dict(zip(self._key_order, key_values))
         rejects: list[Reject] = []
         if accepted:
             self._check_missing(num, cat, ok, rejects)
@@ -175,7 +175,8 @@ class EventDecoder:
         keep = np.flatnonzero(ok)
         if len(keep) < n:
             num, cat = num[keep], cat[keep]
-            keys = {k: col.take(keep) for k, col in keys.items()}
+            rows = keep.tolist()
+            keys = {k: [col[r] for r in rows] for k, col in keys.items()}
         rejects.sort(key=lambda r: r.index)
         return DecodedBatch(num.astype(np.float32), cat, keep.tolist(), keys, rejects)
 
@@ -198,7 +199,7 @@ class EventDecoder:
                                       f"field {f.name!r} is missing", ok, list(range(len(ok))), rejects)
 
     def _merge_slow(self, lines: list, oversize: Sequence[bool], rows: np.ndarray, num: np.ndarray,
-                    cat: np.ndarray, keys: dict[str, "KeyColumn"], ok: np.ndarray, rejects: list[Reject]) -> None:
+                    cat: np.ndarray, keys: dict[str, list], ok: np.ndarray, rejects: list[Reject]) -> None:
         """Lines tier 1 left alone go through tier 2; its rows and rejects
         are put back at their places in the batch."""
         sub = self._decode_slow([lines[r] for r in rows], [bool(oversize[r]) for r in rows] if any(oversize) else ())
@@ -210,8 +211,8 @@ class EventDecoder:
         for k, col in keys.items():
             values = sub.keys.get(k)
             if values is not None:
-                for r, v in zip(at, values):
-                    col.set(int(r), v)
+                for r, v in zip(at.tolist(), values):
+                    col[r] = v
         rejects.extend(Reject(int(rows[r.index]), r.reason, r.field, r.message) for r in sub.rejects)
 
     # ---------------------------------------------------------------- parse
@@ -356,49 +357,6 @@ class EventDecoder:
 
 
 _NUM, _BOOL, _CAT, _KEY = 0, 1, 2, 3      # target kinds of the C plan (_fastjson.c)
-_UNSET = object()
-
-
-class KeyColumn:
-    """A key field's values for a batch, decoded from their raw JSON bytes
-    only when asked for: most events never reach a rule that reads them."""
-
-    __slots__ = ("lines", "span", "values")
-
-    def __init__(self, lines: list, span: np.ndarray, values: Optional[list] = None):
-        self.lines, self.span = lines, span
-        self.values = values if values is not None else [_UNSET] * len(span)
-
-    def __len__(self) -> int:
-        return len(self.values)
-
-    def __getitem__(self, i: int) -> Any:
-        v = self.values[i]
-        if v is _UNSET:
-            a, b = self.span[i]
-            v = None if a < 0 else msgspec.json.decode(self.lines[i][a:b])
-            self.values[i] = v
-        return v
-
-    def __iter__(self):
-        return (self[i] for i in range(len(self.values)))
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, (list, tuple, KeyColumn)):
-            return list(self) == list(other)
-        return NotImplemented
-
-    __hash__ = None
-
-    def __repr__(self) -> str:
-        return f"KeyColumn({list(self)!r})"
-
-    def set(self, i: int, value: Any) -> None:
-        self.values[i] = value
-
-    def take(self, rows: np.ndarray) -> "KeyColumn":
-        rows = rows.tolist()
-        return KeyColumn([self.lines[r] for r in rows], self.span[rows], [self.values[r] for r in rows])
 
 
 def _zero_one(values: np.ndarray) -> bool:

@@ -84,7 +84,7 @@ def tier1_status(lines: list[bytes]) -> np.ndarray:
     dec, n = decoder(), len(lines)
     status = np.empty(n, dtype=np.uint8)
     dec._plan.decode(lines, np.empty((n, len(SCHEMA.numeric))), np.empty((n, len(SCHEMA.categorical)), np.int64),
-                     np.empty((n, len(dec._key_order), 2), np.int64), status)
+                     [[None] * n for _ in dec._key_order], status)
     return status
 
 
@@ -185,6 +185,9 @@ EDGE = [
     b'{"flow":{"pkts":1},"service":"ssh","x":{"a"}}',
     b'{"flow":{"pkts":1},"service":"ssh","x":"\x00"}',
     b"[]", b"{}", b"", b" ", b"null", b"3", b'"s"', b"{", b"}", b"\x00",
+    *[b'{"flow":{"pkts":1},"service":"ssh","src_ip":%s}' % v for v in (
+        b"1e400", b"-1e400", b"3.4e39", b"1.5", b"-0", b"-0.0", b"12345678901234567890", b"123456789012345678",
+        b"true", b"null", b'""', b'"\\u0041"', b"0.1e1", b"1E+2", b"[]", b"{}")],
     b'{"flow":{"pkts":1},"service":"ssh","dest_port":"443"}',    # a key shared with a feature
     b'{"flow":{"pkts":1},"service":"ssh","dest_port":null}',
 ]
