@@ -31,6 +31,7 @@ from .metrics import AgentMetrics, MetricsServer
 from .rules import Hit, RuleEngine, default_rules, render_output
 from .score import Scorer
 from .sinks import JsonlSink, build_sinks
+from .event_queue import Batch
 from .sources import EventQueue, build_source
 
 DEAD_LETTER_LINE_MAX = 4096
@@ -167,7 +168,7 @@ class Agent:
                 # Idle: sleep until an event arrives (or 0.1 s, to notice signals),
                 # so max_wait_ms: 0 means "no batching delay", not a busy loop.
                 self.queue.wait_nonempty(IDLE_POLL_S)
-            lines = self.queue.get_batch(b.max_batch, b.max_wait_ms / 1000.0)
+            lines = self.queue.take(b.max_batch, b.max_wait_ms / 1000.0)
             if lines:
                 self.process_safely(lines)
             elif self._stopping or self._sources_done():
@@ -189,7 +190,7 @@ class Agent:
         for s in self.sources:
             s.join(2.0)
         while True:
-            lines = self.queue.get_batch(self.cfg.batching.max_batch, 0.0)
+            lines = self.queue.take(self.cfg.batching.max_batch, 0.0)
             if not lines:
                 break
             self.process_safely(lines)   # anything accepted is still scored or dead-lettered
@@ -246,7 +247,7 @@ class Agent:
         self.log(f"reloaded: bundle {pipe.bundle.bundle_id}, tasks {', '.join(pipe.scorer.tasks)}")
 
     # -------------------------------------------------------------- scoring
-    def process_safely(self, lines: list) -> None:
+    def process_safely(self, lines: Batch | list) -> None:
         """process(), but a batch that fails (a sink error, an onnxruntime
         error) is still accounted for: each of its events is rejected with
         reason `processing_error`, and the agent keeps running."""
@@ -265,13 +266,13 @@ class Agent:
             self.counts["received"] += len(lines)
             self.counts["rejected"] += len(lines)
 
-    def process(self, lines: list) -> list[dict]:
+    def process(self, lines: Batch | list) -> list[dict]:
         t0 = time.perf_counter()
         if self.span[0] is None:
             self.span[0] = t0
         pipe = self.pipe
-        data = [ln.data for ln in lines]
-        batch = pipe.decoder.decode(data, [ln.oversize for ln in lines])
+        lines = Batch.of(lines)
+        batch = pipe.decoder.decode(lines.data, lines.oversize_flags())
         scores = pipe.scorer.score(batch.num, batch.cat)
         hits = pipe.rules.evaluate(batch, scores)
         now = _iso(time.time())     # one timestamp per batch: strftime per alert was a hot spot
@@ -290,7 +291,7 @@ class Agent:
         alert = {"timestamp": now, "event_type": "alert", "agent": self.agent_info,
                  "rule": rule.cfg.rule, "priority": hit.priority, "task": rule.task.name,
                  "score": round(hit.score, 6), "threshold": rule.threshold,
-                 "model": pipe.model_refs[rule.task.name], "source": lines[batch.index[row]].origin}
+                 "model": pipe.model_refs[rule.task.name], "source": lines.origin_of(batch.index[row])}
         if hit.label is not None:
             alert["label"] = hit.label
         keys = batch.keys
@@ -329,16 +330,16 @@ class Agent:
         self.metrics.actions.inc(type=name, result=outcome.get("result", "unknown"))
         return outcome
 
-    def _dead(self, r: Reject, lines: list, now: str) -> dict:
+    def _dead(self, r: Reject, lines: Batch, now: str) -> dict:
         ln = lines[r.index]
         text = ln.data[:DEAD_LETTER_LINE_MAX].decode("utf-8", errors="replace")
         return {"timestamp": now, "source": ln.origin, "reason": r.reason, "field": r.field,
                 "message": r.message, "line": text, "truncated": len(ln.data) > DEAD_LETTER_LINE_MAX or ln.oversize}
 
-    def _account(self, lines: list, batch: DecodedBatch, alerts: list[dict], seconds: float) -> None:
+    def _account(self, lines: Batch, batch: DecodedBatch, alerts: list[dict], seconds: float) -> None:
         m = self.metrics
         by_kind: dict[str, int] = {}
-        for origin, n in Counter(ln.origin for ln in lines).items():   # few distinct origins per batch
+        for origin, n in lines.origins:   # few distinct origins per batch
             kind = origin.split(":", 1)[0]
             by_kind[kind] = by_kind.get(kind, 0) + n
         for kind, n in by_kind.items():

@@ -41,9 +41,10 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import IO, Literal, NamedTuple, Optional
+from typing import IO, Literal, Optional
 
 from .errors import ConfigError
+from .event_queue import Batch, EventQueue, Line  # noqa: F401 - re-exported: sources hand Lines to the queue
 from .typed_config import bounded
 
 log = logging.getLogger(__name__)
@@ -58,15 +59,6 @@ _UDP_MAX_DATAGRAM = 65535
 _UNIX_PATH_MAX = 107     # sun_path is 108 bytes including the terminating NUL
 
 SourceType = Literal["stdin", "file", "tcp", "udp", "unix"]
-
-
-class Line(NamedTuple):
-    """One framed event: its bytes (no newline), where it came from, and
-    whether it was cut at max_line_bytes (the agent rejects those)."""
-
-    data: bytes
-    origin: str
-    oversize: bool = False
 
 
 def check_max_line_bytes(value: object, where: str = "max_line_bytes") -> int:
@@ -100,6 +92,11 @@ class LineSplitter:
         return len(self._buf)
 
     def feed(self, chunk: bytes) -> list[tuple[bytes, bool]]:
+        return _pairs(*self.feed_lines(chunk))
+
+    def feed_lines(self, chunk: bytes) -> tuple[list[bytes], Optional[list[bool]]]:
+        """`feed` as parallel lists: the lines, and their oversize flags (None
+        when no line is oversize)."""
         # Fast path: no line in this chunk is anywhere near the limit, so one
         # C-level split does the framing (3x cheaper per line than the loop below).
         if not self._discarding:
@@ -108,8 +105,10 @@ class LineSplitter:
             tail = parts.pop()
             if len(tail) <= self.max_line_bytes and (not parts or max(map(len, parts)) <= self.max_line_bytes):
                 self._buf = bytearray(tail)
-                return [(p[:-1] if p[-1:] == b"\r" else p, False) for p in parts if p and p != b"\r"]
-        return self._feed_slowly(chunk)
+                if b"\r" in data:
+                    return [p[:-1] if p[-1:] == b"\r" else p for p in parts if p and p != b"\r"], None
+                return list(filter(None, parts)), None
+        return _unpair(self._feed_slowly(chunk))
 
     def _feed_slowly(self, chunk: bytes) -> list[tuple[bytes, bool]]:
         out: list[tuple[bytes, bool]] = []
@@ -133,6 +132,9 @@ class LineSplitter:
             pos = nl + 1
         return out
 
+    def flush_lines(self) -> tuple[list[bytes], Optional[list[bool]]]:
+        return _unpair(self.flush())
+
     def flush(self) -> list[tuple[bytes, bool]]:
         out: list[tuple[bytes, bool]] = []
         if not self._discarding:
@@ -152,161 +154,13 @@ class LineSplitter:
         buf.clear()
 
 
-# --- the queue -------------------------------------------------------------------------
+def _pairs(data: list[bytes], oversize: Optional[list[bool]]) -> list[tuple[bytes, bool]]:
+    return list(zip(data, oversize if oversize is not None else [False] * len(data)))
 
-class EventQueue:
-    """A bounded FIFO of `Line`s shared by all sources and the agent.
 
-    `put` blocks while full (back-pressure) but gives up as soon as its `stop`
-    event is set or the queue is closed, so shutdown never deadlocks; `offer`
-    never blocks (UDP). `get_batch` is the agent's micro-batching primitive.
-    """
-
-    def __init__(self, maxsize: int, max_bytes: int = 0):
-        if not isinstance(maxsize, int) or isinstance(maxsize, bool) or maxsize < 1:
-            raise ConfigError(f"queue maxsize: expected a positive integer, got {maxsize!r}")
-        self.maxsize = maxsize
-        # Memory is what a gateway runs out of: bound the queued bytes too (0 = no
-        # bound). A single line bigger than the bound is still let into an empty queue.
-        self.max_bytes = max_bytes
-        self._bytes = 0
-        self._items: collections.deque[tuple[float, Line]] = collections.deque()
-        self._lock = threading.Lock()
-        self._not_empty = threading.Condition(self._lock)
-        self._not_full = threading.Condition(self._lock)
-        self._closed = False
-
-    def put(self, line: Line, block: bool = True, timeout: float | None = None,
-            stop: threading.Event | None = None) -> bool:
-        """Enqueue `line`; while full, wait (if `block`) until there is room.
-
-        Returns False, without enqueuing, if the queue is closed, or it is full
-        and `block` is False, `timeout` passed or `stop` got set.
-        """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._lock:
-            while self._full() and not self._closed:
-                if not block or (stop is not None and stop.is_set()):
-                    return False
-                wait = _POLL_S
-                if deadline is not None:
-                    wait = min(wait, deadline - time.monotonic())
-                    if wait <= 0:
-                        return False
-                self._not_full.wait(wait)
-            if self._closed:
-                return False
-            self._items.append((time.monotonic(), line))
-            self._bytes += len(line.data)
-            self._not_empty.notify()
-            return True
-
-    def put_many(self, lines: list[Line], stop: threading.Event | None = None) -> int:
-        """Enqueue `lines` in order under as few lock round trips as room allows,
-        blocking while full like `put`. Returns how many were enqueued (fewer
-        only if `stop` got set or the queue closed)."""
-        done = 0
-        with self._lock:
-            while done < len(lines):
-                while self._full() and not self._closed:
-                    if stop is not None and stop.is_set():
-                        return done
-                    self._not_full.wait(_POLL_S)
-                if self._closed:
-                    return done
-                part = self._fitting(lines, done)
-                now = time.monotonic()
-                self._items.extend((now, line) for line in part)
-                self._bytes += sum(len(line.data) for line in part)
-                done += len(part)
-                self._not_empty.notify()
-        return done
-
-    def offer(self, line: Line) -> bool:
-        """Enqueue `line` if there is room now; False if full or closed."""
-        return self.put(line, block=False)
-
-    def get_batch(self, max_items: int, timeout_s: float) -> list[Line]:
-        """Up to `max_items` lines: "N events or T seconds, whichever first".
-
-        Waits at most `timeout_s` for a first line ([] if none comes, or the
-        queue is closed and empty). Then keeps collecting until `max_items` or
-        until `timeout_s` after that first line was enqueued, so a line waits
-        for batch-mates at most `timeout_s`; lines that already waited longer
-        (a busy consumer) are returned with whatever else is available now.
-        """
-        if max_items < 1:
-            raise ValueError(f"max_items must be >= 1, got {max_items}")
-        with self._lock:
-            first_deadline = time.monotonic() + timeout_s
-            while not self._items:
-                remaining = first_deadline - time.monotonic()
-                if self._closed or remaining <= 0:
-                    return []
-                self._not_empty.wait(remaining)
-            deadline = self._items[0][0] + timeout_s
-            batch: list[Line] = []
-            while True:
-                taken = 0
-                while self._items and len(batch) < max_items:
-                    line = self._items.popleft()[1]
-                    self._bytes -= len(line.data)
-                    batch.append(line)
-                    taken += 1
-                if taken:
-                    self._not_full.notify(taken)
-                remaining = deadline - time.monotonic()
-                if len(batch) >= max_items or self._closed or remaining <= 0:
-                    return batch
-                self._not_empty.wait(remaining)
-
-    def _full(self) -> bool:
-        return len(self._items) >= self.maxsize or bool(
-            self.max_bytes and self._items and self._bytes >= self.max_bytes)
-
-    def _fitting(self, lines: list[Line], start: int) -> list[Line]:
-        """The lines from `start` that fit now (at least one: the caller waited
-        until the queue was not full)."""
-        room = self.maxsize - len(self._items)
-        part = lines[start:start + room]
-        if not self.max_bytes:
-            return part
-        budget, n = self.max_bytes - self._bytes, 0
-        for line in part:
-            budget -= len(line.data)
-            n += 1
-            if budget <= 0:
-                break
-        return part[:max(1, n)]
-
-    def wait_nonempty(self, timeout_s: float) -> bool:
-        """Block until a line is queued (True) or `timeout_s` passes or the queue
-        closes (False). Lets an idle agent sleep instead of polling."""
-        with self._lock:
-            if not self._items and not self._closed:
-                self._not_empty.wait(timeout_s)
-            return bool(self._items)
-
-    def depth(self) -> int:
-        with self._lock:
-            return len(self._items)
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    def interrupt(self) -> None:
-        """Wake blocked `put`s so they re-check their stop events now."""
-        with self._lock:
-            self._not_full.notify_all()
-
-    def close(self) -> None:
-        """Refuse further lines and wake every waiter. Lines already queued
-        can still be taken with get_batch."""
-        with self._lock:
-            self._closed = True
-            self._not_full.notify_all()
-            self._not_empty.notify_all()
+def _unpair(pairs: list[tuple[bytes, bool]]) -> tuple[list[bytes], Optional[list[bool]]]:
+    flags = [o for _, o in pairs]
+    return [d for d, _ in pairs], (flags if any(flags) else None)
 
 
 # --- configuration ---------------------------------------------------------------------
@@ -460,29 +314,18 @@ class Source:
         except Exception:  # noqa: BLE001 - a source thread must log, not vanish silently
             log.exception("%s: source thread failed", self.origin)
 
-    def _emit(self, data: bytes, oversize: bool, origin: str | None = None, block: bool = True) -> bool:
-        line = Line(data, origin or self.origin, oversize)
-        ok = self.queue.put(line, stop=self._stop) if block else self.queue.offer(line)
-        with self._counter_lock:
-            self.lines += 1
-            if oversize:
-                self.oversize += 1
-            if not ok:
-                self.dropped += 1
-        return ok
-
-    def _emit_all(self, framed: list[tuple[bytes, bool]], origin: str | None = None,
+    def _emit_all(self, framed: tuple[list[bytes], Optional[list[bool]]], origin: str | None = None,
                   block: bool = True) -> None:
-        if not block or len(framed) < 2:
-            for data, oversize in framed:
-                self._emit(data, oversize, origin, block)
+        """Hand a read's lines to the queue as one block (blocking while it is
+        full, unless `block` is False: then what does not fit is dropped)."""
+        data, oversize = framed
+        if not data:
             return
-        origin = origin or self.origin
-        ok = self.queue.put_many([Line(d, origin, o) for d, o in framed], stop=self._stop)
+        ok = self.queue.put_lines(data, origin or self.origin, oversize, block=block, stop=self._stop)
         with self._counter_lock:
-            self.lines += len(framed)
-            self.oversize += sum(1 for _, o in framed if o)
-            self.dropped += len(framed) - ok
+            self.lines += len(data)
+            self.oversize += sum(oversize) if oversize is not None else 0
+            self.dropped += len(data) - ok
 
 
 class StdinSource(Source):
@@ -529,8 +372,8 @@ class StdinSource(Source):
             if not data:
                 at_eof = True
                 break
-            self._emit_all(splitter.feed(data))
-        self._emit_all(splitter.flush())
+            self._emit_all(splitter.feed_lines(data))
+        self._emit_all(splitter.flush_lines())
         if at_eof:
             self.eof = True
 
@@ -646,11 +489,11 @@ class FileSource(Source):
                 return got
             got = True
             f.pos += len(data)
-            self._emit_all(f.splitter.feed(data))
+            self._emit_all(f.splitter.feed_lines(data))
         return got
 
     def _close(self, f: _Follow) -> None:
-        self._emit_all(f.splitter.flush())
+        self._emit_all(f.splitter.flush_lines())
         try:
             f.fh.close()
         except OSError:
@@ -675,7 +518,7 @@ class FileSource(Source):
             return
         if size < f.pos:
             self.truncations += 1
-            self._emit_all(f.splitter.flush())
+            self._emit_all(f.splitter.flush_lines())
             f.fh.seek(0)
             f.pos = 0
 
@@ -793,8 +636,8 @@ class _StreamListener(Source):
                     break
                 # Blocks while the queue is full: we stop reading, the kernel
                 # buffers fill and TCP flow control stalls the sender.
-                self._emit_all(splitter.feed(data))
-            self._emit_all(splitter.flush())
+                self._emit_all(splitter.feed_lines(data))
+            self._emit_all(splitter.flush_lines())
         except Exception:  # noqa: BLE001
             log.exception("%s: connection handler failed", self.origin)
         finally:
@@ -990,7 +833,7 @@ class UdpSource(Source):
                     continue
                 self.datagrams += 1
                 framed = splitter.feed(data) + splitter.flush()   # each datagram stands alone
-                self._emit_all(framed, block=False)
+                self._emit_all(_unpair(framed), block=False)
         finally:
             sock.close()
 

@@ -1,0 +1,119 @@
+"""Tests for jenga_edge/event_queue.py: blocks in, parallel-list batches out.
+
+(The queue's blocking, back-pressure and shutdown behaviour through the
+per-line API is covered in test_sources.py.)
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from jenga_edge.event_queue import Batch, EventQueue, Line
+
+
+def lines(prefix: str, n: int) -> list[bytes]:
+    return [f"{prefix}{i}".encode() for i in range(n)]
+
+
+def test_take_spans_blocks_keeps_order_and_origin_runs():
+    q = EventQueue(100)
+    assert q.put_lines(lines("a", 3), "tcp:1") == 3
+    assert q.put_lines(lines("b", 4), "tcp:1") == 4
+    assert q.put_lines(lines("c", 2), "udp:2") == 2
+    b = q.take(5, 0.0)
+    assert b.data == [b"a0", b"a1", b"a2", b"b0", b"b1"]
+    assert b.origins == [("tcp:1", 5)] and b.oversize is None
+    b = q.take(10, 0.0)
+    assert b.data == [b"b2", b"b3", b"c0", b"c1"]
+    assert b.origins == [("tcp:1", 2), ("udp:2", 2)]
+    assert [b.origin_of(i) for i in range(4)] == ["tcp:1", "tcp:1", "udp:2", "udp:2"]
+    assert q.depth() == 0 and not q.take(4, 0.0)
+
+
+def test_oversize_flags_line_up_across_blocks():
+    q = EventQueue(100)
+    q.put_lines(lines("a", 2), "s")
+    q.put_lines(lines("b", 3), "s", [False, True, False])
+    q.put_lines(lines("c", 2), "s", [False, False])          # no flag set: stored as None
+    b = q.take(100, 0.0)
+    assert b.oversize == [False, False, False, True, False, False, False]
+    assert b[3] == Line(b"b1", "s", True) and b[0] == Line(b"a0", "s", False)
+    assert list(b) == [Line(d, "s", i == 3) for i, d in enumerate(b.data)]
+
+
+def test_partial_take_of_a_flagged_block():
+    q = EventQueue(100)
+    q.put_lines(lines("x", 4), "s", [True, False, False, True])
+    first, second = q.take(3, 0.0), q.take(3, 0.0)
+    assert first.oversize == [True, False, False] and second.oversize == [True]
+    assert first.data + second.data == lines("x", 4)
+
+
+def test_count_and_byte_bounds_split_a_block():
+    q = EventQueue(5)
+    assert q.put_lines(lines("a", 8), "s", block=False) == 5     # no room for the rest: not blocking
+    assert q.depth() == 5
+    q2 = EventQueue(100, max_bytes=10)
+    assert q2.put_lines([b"12345", b"67890", b"abc"], "s", block=False) == 2
+    assert q2.put_lines([b"x" * 50], "s", block=False) == 0       # full by bytes
+    q2.take(10, 0.0)
+    assert q2.put_lines([b"x" * 50], "s", block=False) == 1       # one big line still enters an empty queue
+
+
+def test_blocked_producer_resumes_when_the_agent_takes():
+    q = EventQueue(4)
+    done = []
+    t = threading.Thread(target=lambda: done.append(q.put_lines(lines("a", 10), "s")))
+    t.start()
+    got = []
+    deadline = time.monotonic() + 5
+    while len(got) < 10 and time.monotonic() < deadline:
+        got += q.take(3, 0.05).data
+    t.join(5)
+    assert done == [10] and got == lines("a", 10)
+
+
+def test_stop_event_ends_a_blocked_producer_with_the_count_enqueued():
+    q, stop = EventQueue(3), threading.Event()
+    result = []
+    t = threading.Thread(target=lambda: result.append(q.put_lines(lines("a", 10), "s", stop=stop)))
+    t.start()
+    time.sleep(0.1)
+    stop.set()
+    q.interrupt()
+    t.join(5)
+    assert result == [3] and q.depth() == 3
+
+
+def test_take_waits_for_batch_mates_at_most_max_wait():
+    q = EventQueue(100)
+    q.put_lines([b"first"], "s")
+    t0 = time.monotonic()
+    b = q.take(10, 0.15)
+    assert b.data == [b"first"] and 0.1 <= time.monotonic() - t0 < 1.0
+
+
+def test_take_on_a_closed_empty_queue_returns_at_once():
+    q = EventQueue(10)
+    q.close()
+    t0 = time.monotonic()
+    assert len(q.take(10, 5.0)) == 0 and time.monotonic() - t0 < 1.0
+    assert q.put_lines([b"x"], "s") == 0
+
+
+def test_batch_of_lines_round_trips():
+    src = [Line(b"a", "tcp:1"), Line(b"b", "tcp:1", True), Line(b"c", "udp:2")]
+    b = Batch.of(src)
+    assert b.data == [b"a", b"b", b"c"] and b.oversize == [False, True, False]
+    assert b.origins == [("tcp:1", 2), ("udp:2", 1)] and list(b) == src
+    assert Batch.of(b) is b
+    with pytest.raises(IndexError):
+        b.origin_of(3)
+
+
+def test_take_rejects_a_zero_batch():
+    with pytest.raises(ValueError):
+        EventQueue(1).take(0, 0.0)
