@@ -53,7 +53,7 @@ typedef struct {
     Node *root;
     int nslots;
     Py_ssize_t n_num, n_cat, n_key;
-    PyObject *vocabs;            /* tuple of dicts: bytes -> int, per categorical column */
+    Node **vocabs;               /* per categorical column: category bytes -> index (in index[0]) */
 } Plan;
 
 /* Per-line working state. */
@@ -176,12 +176,16 @@ static const char *scan_string(const char *p, const char *end, int *plain, int *
     *plain = 1; *ascii = 1;
     p++;
     while (p < end) {
-        uint64_t w;
-        while (end - p >= 8) {                 /* 8 plain bytes at a time */
+        while (end - p >= 8) {                 /* 8 bytes at a time, straight to the first special one */
+            uint64_t w, hit;
             memcpy(&w, p, 8);
-            if (special_bytes(w)) break;
-            p += 8;
+            if (!(hit = special_bytes(w))) { p += 8; continue; }
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            p += __builtin_ctzll(hit) >> 3;    /* the lowest flagged byte is the first special one */
+#endif
+            break;
         }
+        if (p >= end) break;
         unsigned char c = (unsigned char)*p;
         if (c == '"') return p + 1;
         if (c < 0x20) return NULL;
@@ -384,17 +388,11 @@ static PyObject *key_value(char type, const char *s, const char *e, int plain, i
 /* A string value for a categorical column: its vocabulary index, OOV (0) for
  * a plain ASCII miss, FALLBACK for what Python's category_key might map. */
 static int category_index(const Plan *plan, int col, const char *s, Py_ssize_t n, int ascii, int64_t *out) {
-    PyObject *key = PyBytes_FromStringAndSize(s, n);
-    if (!key) { PyErr_Clear(); return FALLBACK; }
-    PyObject *hit = PyDict_GetItemWithError(PyTuple_GET_ITEM(plan->vocabs, col), key);
-    Py_DECREF(key);
+    const Entry *hit = node_find(plan->vocabs[col], s, n);
     if (hit) {
-        long v = PyLong_AsLong(hit);
-        if (v == -1 && PyErr_Occurred()) { PyErr_Clear(); return FALLBACK; }
-        *out = v;
+        *out = hit->index[0];
         return OK;
     }
-    if (PyErr_Occurred()) { PyErr_Clear(); return FALLBACK; }
     /* A miss maps to the out-of-vocabulary index unless stripping it could make a hit. */
     if (!ascii || (n > 0 && (s[0] == ' ' || s[n - 1] == ' '))) return FALLBACK;
     *out = 0;
@@ -569,21 +567,29 @@ static int Plan_init(Plan *self, PyObject *args, PyObject *kwds) {
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "OnnnO!", kwlist, &spec, &n_num, &n_cat, &n_key,
                                      &PyTuple_Type, &vocabs))
         return -1;
-    if (n_num < 0 || n_cat < 0 || n_key < 0 || PyTuple_GET_SIZE(vocabs) != n_cat) {
-        PyErr_SetString(PyExc_ValueError, "Plan: sizes must be >= 0 and one vocabulary per categorical column");
+    if (n_num < 0 || n_cat < 0 || n_key < 0 || PyTuple_GET_SIZE(vocabs) != n_cat || self->root) {
+        PyErr_SetString(PyExc_ValueError, "Plan: sizes must be >= 0, one vocabulary per categorical column, "
+                                          "and a plan is initialised once");
         return -1;
     }
+    int nslots = 0, unused = 0;
+    Node **tables = PyMem_Calloc(n_cat ? n_cat : 1, sizeof(Node *));
+    if (!tables) { PyErr_NoMemory(); return -1; }
     for (Py_ssize_t i = 0; i < n_cat; i++) {
-        if (!PyDict_Check(PyTuple_GET_ITEM(vocabs, i))) {
-            PyErr_SetString(PyExc_TypeError, "Plan: vocabularies must be dicts of bytes -> int");
+        /* a vocabulary is a one-level spec: {category bytes: ((2, index),)} */
+        if (!(tables[i] = node_build(PyTuple_GET_ITEM(vocabs, i), &unused, 0))) {
+            for (Py_ssize_t j = 0; j < i; j++) node_free(tables[j]);
+            PyMem_Free(tables);
             return -1;
         }
     }
-    int nslots = 0;
     Node *root = node_build(spec, &nslots, 0);
-    if (!root) return -1;
-    node_free(self->root);
-    Py_XSETREF(self->vocabs, Py_NewRef(vocabs));
+    if (!root) {
+        for (Py_ssize_t j = 0; j < n_cat; j++) node_free(tables[j]);
+        PyMem_Free(tables);
+        return -1;
+    }
+    self->vocabs = tables;
     self->root = root;
     self->nslots = nslots;
     self->n_num = n_num; self->n_cat = n_cat; self->n_key = n_key;
@@ -592,7 +598,9 @@ static int Plan_init(Plan *self, PyObject *args, PyObject *kwds) {
 
 static void Plan_dealloc(Plan *self) {
     node_free(self->root);
-    Py_XDECREF(self->vocabs);
+    if (self->vocabs)
+        for (Py_ssize_t j = 0; j < self->n_cat; j++) node_free(self->vocabs[j]);
+    PyMem_Free(self->vocabs);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 

@@ -149,7 +149,8 @@ class EventDecoder:
                 for part in parts[:-1]:
                     node = node.setdefault(part.encode(), {})
                 node[parts[-1].encode()] = tuple(leaf)
-            vocabs = tuple({c.encode(): i for c, i in self._vocab[f.name].items()} for f in self.schema.categorical)
+            vocabs = tuple({c.encode(): ((_CAT, i),) for c, i in self._vocab[f.name].items()}
+                           for f in self.schema.categorical)
             return _fastjson.Plan(spec, len(self.schema.numeric), len(self.schema.categorical),
                                   len(self._key_order), vocabs)
         except (TypeError, ValueError, AttributeError):   # a path both a leaf and an object: tier 2 only
