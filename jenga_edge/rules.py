@@ -164,6 +164,16 @@ class Rule:
             mask &= _condition_mask(fname, spec, batch.keys[fname])
         return np.flatnonzero(mask)
 
+    def priorities(self, scores: np.ndarray) -> list[str]:
+        """priority_for over a float32 array of scores."""
+        out = np.full(len(scores), self.cfg.priority, dtype=object)
+        done = np.zeros(len(scores), dtype=bool)
+        for band in self.bands:
+            now = ~done & (scores >= np.float32(band.min_score))
+            out[now] = band.priority
+            done |= now
+        return out.tolist()
+
     def priority_for(self, score: float) -> str:
         # Scores are float32: compare bands in float32 too, as the threshold is.
         for band in self.bands:
@@ -212,16 +222,21 @@ class RuleEngine:
     def evaluate(self, batch: DecodedBatch, scores: Scores) -> list[Hit]:
         hits, now = [], self.clock()
         for rule in self.rules:
-            for row in rule.candidates(batch, scores):
-                key = batch.keys[rule.cfg.key][row] if rule.cfg.key else None
-                if not rule.cooled(key, now):
-                    self.suppressed += 1
-                    continue
-                score = float(scores.score[rule.task.name][row])
-                label = None
-                if rule.task.type == "classification":
-                    label = rule.task.labels[int(scores.label[rule.task.name][row])]
-                hits.append(Hit(rule, int(row), score, rule.priority_for(score), label))
+            rows = rule.candidates(batch, scores)
+            if not len(rows):
+                continue
+            if rule.cfg.key and rule.cfg.cooldown_s:
+                keys = batch.keys[rule.cfg.key]
+                allowed = [rule.cooled(keys[r], now) for r in rows.tolist()]
+                self.suppressed += allowed.count(False)
+                rows = rows[np.array(allowed, dtype=bool)]
+            task = rule.task.name
+            row_scores = scores.score[task][rows]
+            labels = [None] * len(rows)
+            if rule.task.type == "classification":
+                labels = [rule.task.labels[i] for i in scores.label[task][rows].tolist()]
+            hits.extend(map(Hit, [rule] * len(rows), rows.tolist(), row_scores.tolist(),
+                            rule.priorities(row_scores), labels))
         return hits
 
     def allowlisted(self, value: Any) -> bool:

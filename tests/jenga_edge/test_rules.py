@@ -361,3 +361,17 @@ def test_in_with_a_scalar_argument_is_rejected_at_load_or_works():
         assert "rules[0].condition.dest_port" in str(exc)
         return
     assert rows(eng, batch(dest_port=[22, 80]), scores([0.9, 0.9])) == [0]
+
+
+def test_vectorised_priorities_match_priority_for_at_band_edges():
+    eng = engine(RuleConfig(rule="r", task="threat", priority="notice",
+                            severity=[SeverityBand(min_score=0.9, priority="critical"),
+                                      SeverityBand(min_score=0.95, priority="emergency"),
+                                      SeverityBand(min_score=0.8, priority="warning")]))
+    rule = eng.rules[0]
+    edges = [0.8, 0.9, 0.95, 0.1, 1.0]
+    values = np.array(edges + [np.nextafter(np.float32(e), np.float32(0)) for e in edges]
+                      + list(np.random.default_rng(0).random(200)), dtype=np.float32)
+    assert rule.priorities(values) == [rule.priority_for(float(v)) for v in values]
+    assert rule.priorities(np.array([0.95, 0.9, 0.8, 0.5], dtype=np.float32)) == \
+        ["emergency", "critical", "warning", "notice"]
