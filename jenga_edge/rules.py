@@ -195,6 +195,22 @@ class Rule:
             self._last.popitem(last=False)
         return True
 
+    def cooled_rows(self, keys: list, rows: np.ndarray, now: float) -> np.ndarray:
+        """The rows whose key may alert now (cooled() over a batch's candidates, in order)."""
+        last, cooldown, allowed = self._last, self.cfg.cooldown_s, []
+        for r in rows.tolist():
+            key = keys[r]
+            k = key.strip() if type(key) is str else (category_key(key) if key is not None else "")
+            t = last.get(k)
+            if t is not None and now - t < cooldown:
+                continue
+            last[k] = now
+            last.move_to_end(k)
+            allowed.append(r)
+        while len(last) > COOLDOWN_KEYS_MAX:      # bounded memory under a spray of source addresses
+            last.popitem(last=False)
+        return np.array(allowed, dtype=np.intp)
+
 
 class RuleEngine:
     def __init__(self, rules: list[RuleConfig], tasks: dict[str, TaskEntry], allowlist: list[str] = (),
@@ -226,10 +242,9 @@ class RuleEngine:
             if not len(rows):
                 continue
             if rule.cfg.key and rule.cfg.cooldown_s:
-                keys = batch.keys[rule.cfg.key]
-                allowed = [rule.cooled(keys[r], now) for r in rows.tolist()]
-                self.suppressed += allowed.count(False)
-                rows = rows[np.array(allowed, dtype=bool)]
+                allowed = rule.cooled_rows(batch.keys[rule.cfg.key], rows, now)
+                self.suppressed += len(rows) - len(allowed)
+                rows = allowed
             task = rule.task.name
             row_scores = scores.score[task][rows]
             labels = [None] * len(rows)
