@@ -29,7 +29,6 @@ import math
 import os
 import re
 import string
-import subprocess
 import threading
 import time
 import urllib.parse
@@ -123,6 +122,7 @@ def _first_line(data: bytes | str | None) -> str:
 
 def _run_command(argv: list[str], timeout_s: float, tool: str) -> tuple[str, str, int | None]:
     """Run argv without a shell; return (result, reason, exit status)."""
+    import subprocess   # here, not at import: only agents that act pay for it
     try:
         proc = subprocess.run(argv, shell=False, timeout=timeout_s, capture_output=True,
                               stdin=subprocess.DEVNULL)

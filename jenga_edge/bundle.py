@@ -13,7 +13,7 @@ a BundleError: a tampered or half-copied bundle is refused, never loaded.
 
 from __future__ import annotations
 
-import hashlib
+from .digest import sha256
 import json
 import re
 from dataclasses import dataclass, field
@@ -83,7 +83,7 @@ class Bundle:
 
 
 def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
+    h = sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)

@@ -39,7 +39,9 @@ class BatchingConfig:
     max_batch: int = bounded(256, lo=1, hi=65536)
     max_wait_ms: float = bounded(5.0, lo=0.0, hi=10_000.0)
     queue_size: int = bounded(8192, lo=1)                    # events
-    queue_bytes: int = bounded(4 * 1024 * 1024, lo=0)       # bytes of queued lines; 0 = no bound
+    # Bytes of queued lines; 0 = no bound. 1 MiB holds ~1,000 1-KB events, several ms of
+    # a busy stream; bigger boxes that must ride out bursts raise it (see firmware_configs/).
+    queue_bytes: int = bounded(1024 * 1024, lo=0)
     max_line_bytes: int = bounded(65536, lo=64, hi=16 * 1024 * 1024)
 
 

@@ -15,7 +15,7 @@ records their fitted parameters but the edge never applies them itself.
 
 from __future__ import annotations
 
-import hashlib
+from .digest import sha256
 import json
 import math
 from dataclasses import asdict, dataclass, field
@@ -154,7 +154,7 @@ class FeatureSchema:
 
     @property
     def sha256(self) -> str:
-        return hashlib.sha256(self.canonical_json().encode("utf-8")).hexdigest()
+        return sha256(self.canonical_json().encode("utf-8")).hexdigest()
 
     def vectorize(self, rows: Sequence[Mapping[str, Any]], strict: bool = True
                   ) -> tuple[np.ndarray, np.ndarray]:
