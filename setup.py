@@ -1,10 +1,14 @@
-"""The one compiled part: the agent's JSON field extractor (jenga_edge/_fastjson.c).
+"""The compiled parts of the edge agent (both optional on purpose: without a C
+compiler the install still succeeds and the agent uses its pure-Python paths,
+same results, slower):
 
-Optional on purpose: without a C compiler the install still succeeds and
-jenga_edge.decode uses its msgspec path for every line (same results, slower).
+* jenga_edge._fastjson  the decoder's tier 1: JSON lines -> numpy columns
+* jenga_edge._syncer    the sinks' fsync thread, which never takes the GIL
 """
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("jenga_edge._fastjson", ["jenga_edge/_fastjson.c"],
-                             extra_compile_args=["-O2"], optional=True)])
+setup(ext_modules=[
+    Extension("jenga_edge._fastjson", ["jenga_edge/_fastjson.c"], extra_compile_args=["-O2"], optional=True),
+    Extension("jenga_edge._syncer", ["jenga_edge/_syncer.c"], extra_compile_args=["-O2"], optional=True),
+])

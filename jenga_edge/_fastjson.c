@@ -624,8 +624,12 @@ static PyTypeObject PlanType = {
     .tp_methods = Plan_methods,
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_fastjson",
-                                    "Compiled field extraction for jenga_edge.decode.", -1, NULL};
+static struct PyModuleDef module = {
+    .m_base = PyModuleDef_HEAD_INIT,
+    .m_name = "_fastjson",
+    .m_doc = "Compiled field extraction for jenga_edge.decode.",
+    .m_size = -1,
+};
 
 PyMODINIT_FUNC PyInit__fastjson(void) {
     if (PyType_Ready(&PlanType) < 0) return NULL;

@@ -75,7 +75,14 @@ def test_jsonl_round_trip_compact_and_empty_batch(tmp_path):
     assert read_lines(path) == alerts
 
 
-def test_jsonl_fsync_once_per_batch(tmp_path, monkeypatch):
+@pytest.fixture
+def python_syncer(monkeypatch):
+    """The pure-Python fsync thread, whose os.fsync calls a test can watch (the
+    C one, _syncer.c, calls fsync(2) directly)."""
+    monkeypatch.setattr(sinks_mod, "_NativeSyncer", None)
+
+
+def test_jsonl_fsync_once_per_batch(tmp_path, monkeypatch, python_syncer):
     sink = JsonlSink(JsonlSinkConfig(path=str(tmp_path / "a.jsonl")))
     calls = []
     real = os.fsync
@@ -91,7 +98,7 @@ def test_jsonl_fsync_once_per_batch(tmp_path, monkeypatch):
     assert len(calls) == 2
 
 
-def test_jsonl_fsync_runs_off_the_scoring_thread_and_close_waits_for_it(tmp_path, monkeypatch):
+def test_jsonl_fsync_runs_off_the_scoring_thread_and_close_waits_for_it(tmp_path, monkeypatch, python_syncer):
     import threading
     started, release, threads = threading.Event(), threading.Event(), []
     real = os.fsync
@@ -117,7 +124,7 @@ def test_jsonl_fsync_runs_off_the_scoring_thread_and_close_waits_for_it(tmp_path
     assert read_lines(tmp_path / "a.jsonl") == [make_alert(1), make_alert(2)]
 
 
-def test_jsonl_fsync_failure_is_raised_by_the_next_write(tmp_path, monkeypatch):
+def test_jsonl_fsync_failure_is_raised_by_the_next_write(tmp_path, monkeypatch, python_syncer):
     sink = JsonlSink(JsonlSinkConfig(path=str(tmp_path / "a.jsonl")))
 
     def broken(fd):
@@ -131,13 +138,46 @@ def test_jsonl_fsync_failure_is_raised_by_the_next_write(tmp_path, monkeypatch):
         sink.write_batch([make_alert(3)])
 
 
-def test_jsonl_fsync_can_be_turned_off(tmp_path, monkeypatch):
+def test_jsonl_fsync_can_be_turned_off(tmp_path, monkeypatch, python_syncer):
     calls = []
     monkeypatch.setattr(sinks_mod.os, "fsync", lambda fd: calls.append(fd))
     sink = JsonlSink(JsonlSinkConfig(path=str(tmp_path / "a.jsonl"), fsync=False))
     sink.write_batch([make_alert()])
     sink.close()
     assert calls == []
+
+
+needs_native = pytest.mark.skipif(sinks_mod._NativeSyncer is None, reason="jenga_edge._syncer is not built")
+
+
+@needs_native
+def test_native_syncer_is_used_and_batches_are_durable_after_sync_wait(tmp_path):
+    sink = JsonlSink(JsonlSinkConfig(path=str(tmp_path / "a.jsonl")))
+    sink.write_batch([make_alert(i) for i in range(3)])
+    assert isinstance(sink._sync_thread, sinks_mod._Native)
+    sink.sync_wait()
+    sink.write_batch([make_alert(9)])
+    sink.close()
+    assert read_lines(tmp_path / "a.jsonl") == [make_alert(i) for i in range(3)] + [make_alert(9)]
+
+
+@needs_native
+def test_native_syncer_reports_a_failed_fsync_then_keeps_serving(tmp_path):
+    syncer = sinks_mod._Native()
+    r, w = os.pipe()                       # fsync on a pipe fails with EINVAL
+    try:
+        syncer.request(w)
+        with pytest.raises(DataError, match="fsync failed"):
+            syncer.wait()
+        with open(tmp_path / "f", "wb") as fh:
+            syncer.request(fh.fileno())    # the error was reported once; a good fd syncs
+            syncer.wait()
+    finally:
+        os.close(r)
+        os.close(w)
+        syncer.stop()
+    with pytest.raises(RuntimeError, match="stopped"):
+        syncer._s.request(0)
 
 
 def test_jsonl_appends_on_reopen(tmp_path):
