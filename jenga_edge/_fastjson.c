@@ -505,26 +505,48 @@ static int get_buffer(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize, Py_ss
 }
 
 static PyObject *Plan_decode(Plan *self, PyObject *args) {
-    PyObject *lines, *o_num, *o_cat, *keys, *o_status;
-    if (!PyArg_ParseTuple(args, "O!OOO!O", &PyList_Type, &lines, &o_num, &o_cat, &PyList_Type, &keys, &o_status))
+    PyObject *lines, *o_num, *o_cat, *keys, *o_status, *chunk = NULL;
+    if (!PyArg_ParseTuple(args, "OOOO!O", &lines, &o_num, &o_cat, &PyList_Type, &keys, &o_status))
         return NULL;
-    Py_ssize_t n = PyList_GET_SIZE(lines);
-    Py_buffer b_num = {0}, b_cat = {0}, b_status = {0};
+    Py_buffer b_num = {0}, b_cat = {0}, b_status = {0}, b_spans = {0};
+    const int64_t *spans = NULL;
+    Py_ssize_t n;
+    if (PyList_Check(lines)) {
+        n = PyList_GET_SIZE(lines);
+    } else if (PyTuple_Check(lines) && PyTuple_GET_SIZE(lines) == 2 && PyBytes_Check(PyTuple_GET_ITEM(lines, 0))) {
+        /* (buffer, spans): lines are buffer[spans[i, 0]:spans[i, 1]], no bytes object each */
+        chunk = PyTuple_GET_ITEM(lines, 0);
+        if (PyObject_GetBuffer(PyTuple_GET_ITEM(lines, 1), &b_spans, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+            return NULL;
+        n = b_spans.len / 16;
+        spans = (const int64_t *)b_spans.buf;
+        Py_ssize_t size = PyBytes_GET_SIZE(chunk);
+        for (Py_ssize_t i = 0; i < n; i++) {
+            if (b_spans.itemsize != 8 || spans[2 * i] < 0 || spans[2 * i] > spans[2 * i + 1] || spans[2 * i + 1] > size) {
+                PyBuffer_Release(&b_spans);
+                PyErr_SetString(PyExc_ValueError, "decode: spans must be int64 [n, 2] ranges inside the buffer");
+                return NULL;
+            }
+        }
+    } else {
+        PyErr_SetString(PyExc_TypeError, "decode: lines must be a list of bytes or a (bytes, spans) tuple");
+        return NULL;
+    }
     PyObject *result = NULL;
     unsigned char *seen = NULL;
     PyObject **kv = NULL;
     if (PyList_GET_SIZE(keys) != self->n_key) {
         PyErr_SetString(PyExc_ValueError, "keys: expected one list per key field");
-        return NULL;
+        goto done;
     }
     for (Py_ssize_t j = 0; j < self->n_key; j++) {
         PyObject *col = PyList_GET_ITEM(keys, j);
         if (!PyList_Check(col) || PyList_GET_SIZE(col) != n) {
             PyErr_SetString(PyExc_ValueError, "keys: each key field needs a list as long as lines");
-            return NULL;
+            goto done;
         }
     }
-    if (get_buffer(o_num, &b_num, 8, n * self->n_num, "num") < 0) return NULL;
+    if (get_buffer(o_num, &b_num, 8, n * self->n_num, "num") < 0) goto done;
     if (get_buffer(o_cat, &b_cat, 8, n * self->n_cat, "cat") < 0) goto done;
     if (get_buffer(o_status, &b_status, 1, n, "status") < 0) goto done;
     seen = PyMem_Malloc(self->nslots ? self->nslots : 1);
@@ -532,15 +554,20 @@ static PyObject *Plan_decode(Plan *self, PyObject *args) {
     if (!seen || !kv) { PyErr_NoMemory(); goto done; }
     Py_ssize_t ok = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *item = PyList_GET_ITEM(lines, i);
         Line ln = {self, NULL, (double *)b_num.buf + i * self->n_num, (int64_t *)b_cat.buf + i * self->n_cat,
                    kv, seen};
         for (Py_ssize_t j = 0; j < self->n_num; j++) ln.num[j] = NAN;
         for (Py_ssize_t j = 0; j < self->n_cat; j++) ln.cat[j] = -1;
         unsigned char st = FALLBACK;
-        if (PyBytes_Check(item)) {
-            ln.base = PyBytes_AS_STRING(item);
-            st = (unsigned char)decode_line(&ln, ln.base, PyBytes_GET_SIZE(item));
+        if (chunk) {
+            ln.base = PyBytes_AS_STRING(chunk) + spans[2 * i];
+            st = (unsigned char)decode_line(&ln, ln.base, spans[2 * i + 1] - spans[2 * i]);
+        } else {
+            PyObject *item = PyList_GET_ITEM(lines, i);
+            if (PyBytes_Check(item)) {
+                ln.base = PyBytes_AS_STRING(item);
+                st = (unsigned char)decode_line(&ln, ln.base, PyBytes_GET_SIZE(item));
+            }
         }
         for (Py_ssize_t j = 0; j < self->n_key; j++) {
             if (kv[j] && st == OK) PyList_SetItem(PyList_GET_ITEM(keys, j), i, kv[j]);   /* steals */
@@ -557,8 +584,65 @@ done:
     if (b_num.obj) PyBuffer_Release(&b_num);
     if (b_cat.obj) PyBuffer_Release(&b_cat);
     if (b_status.obj) PyBuffer_Release(&b_status);
+    if (b_spans.obj) PyBuffer_Release(&b_spans);
     return result;
 }
+
+/* ------------------------------------------------------------- framing */
+
+/* The line ending at nl (exclusive), from start: its length without one trailing '\r'. */
+static inline Py_ssize_t content_len(const char *start, const char *nl) {
+    Py_ssize_t n = nl - start;
+    return (n > 0 && start[n - 1] == '\r') ? n - 1 : n;
+}
+
+static PyObject *frame(PyObject *Py_UNUSED(module), PyObject *arg) {
+    if (!PyBytes_Check(arg)) { PyErr_SetString(PyExc_TypeError, "frame: expected bytes"); return NULL; }
+    const char *p = PyBytes_AS_STRING(arg), *end = p + PyBytes_GET_SIZE(arg);
+    Py_ssize_t count = 0, longest = 0;
+    for (;;) {
+        const char *nl = memchr(p, '\n', end - p);
+        if (!nl) break;
+        if (nl - p > longest) longest = nl - p;
+        count += content_len(p, nl) > 0;
+        p = nl + 1;
+    }
+    return Py_BuildValue("nn", count, longest);
+}
+
+static PyObject *spans_of(PyObject *Py_UNUSED(module), PyObject *args) {
+    PyObject *buf, *out;
+    Py_ssize_t start, k;
+    if (!PyArg_ParseTuple(args, "O!nnO", &PyBytes_Type, &buf, &start, &k, &out)) return NULL;
+    Py_buffer b = {0};
+    if (get_buffer(out, &b, 8, 2 * k, "spans") < 0) return NULL;
+    const char *base = PyBytes_AS_STRING(buf), *p = base + start, *end = base + PyBytes_GET_SIZE(buf);
+    int64_t *o = (int64_t *)b.buf;
+    Py_ssize_t got = 0;
+    if (start < 0 || start > PyBytes_GET_SIZE(buf)) p = end;
+    while (got < k && p < end) {
+        const char *nl = memchr(p, '\n', end - p);
+        if (!nl) break;
+        Py_ssize_t n = content_len(p, nl);
+        if (n > 0) { o[2 * got] = p - base; o[2 * got + 1] = p - base + n; got++; }
+        p = nl + 1;
+    }
+    PyBuffer_Release(&b);
+    if (got < k) {
+        PyErr_Format(PyExc_ValueError, "spans: %zd lines asked, %zd found", k, got);
+        return NULL;
+    }
+    return PyLong_FromSsize_t(p - base);
+}
+
+static PyMethodDef module_methods[] = {
+    {"frame", (PyCFunction)frame, METH_O,
+     "frame(buf) -> (lines, longest): non-empty newline-terminated lines in buf (one trailing \\r\n"
+     "stripped), and the longest raw line's length. Bytes after the last newline are not counted."},
+    {"spans", (PyCFunction)spans_of, METH_VARARGS,
+     "spans(buf, start, k, out) -> end: the next k non-empty lines from byte start, as int64\n"
+     "[start, stop) pairs in out [k, 2]; end is the byte after the k-th line's newline."},
+    {NULL, NULL, 0, NULL}};
 
 static int Plan_init(Plan *self, PyObject *args, PyObject *kwds) {
     PyObject *spec, *vocabs;
@@ -629,6 +713,7 @@ static struct PyModuleDef module = {
     .m_name = "_fastjson",
     .m_doc = "Compiled field extraction for jenga_edge.decode.",
     .m_size = -1,
+    .m_methods = module_methods,
 };
 
 PyMODINIT_FUNC PyInit__fastjson(void) {

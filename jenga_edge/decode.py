@@ -28,6 +28,7 @@ import msgspec
 import numpy as np
 
 from .errors import EventError
+from .event_queue import Lines
 from .schema import OOV_INDEX, Feature, FeatureSchema, category_key, to_boolean, to_number
 
 try:
@@ -121,9 +122,12 @@ class EventDecoder:
 
     # ------------------------------------------------------------------ API
     def decode(self, lines: Sequence[bytes], oversize: Sequence[bool] = ()) -> DecodedBatch:
+        """`lines`: a list of bytes, or the queue's `Lines` (whose buffer
+        segments tier 1 reads in place)."""
         if self._plan is None or not lines:
-            return self._decode_slow(lines, oversize)
-        return self._decode_fast(lines if type(lines) is list else list(lines), oversize)
+            return self._decode_slow(lines if type(lines) is list else list(lines), oversize)
+        return self._decode_fast(lines if type(lines) is list or isinstance(lines, Lines) else list(lines),
+                                 oversize)
 
     def _decode_slow(self, lines: Sequence[bytes], oversize: Sequence[bool] = ()) -> DecodedBatch:
         rejects: list[Reject] = []
@@ -160,9 +164,16 @@ class EventDecoder:
         n, schema = len(lines), self.schema
         num = np.empty((n, len(schema.numeric)), dtype=np.float64)
         cat = np.empty((n, len(schema.categorical)), dtype=np.int64)
-        key_values = [[None] * n for _ in self._key_order]
+        key_values: list[list] = [[] for _ in self._key_order]
         status = np.empty(n, dtype=np.uint8)
-        accepted = self._plan.decode(lines, num, cat, key_values, status)
+        accepted, r0 = 0, 0
+        for seg in (lines.segments if isinstance(lines, Lines) else [lines]):
+            r1 = r0 + (len(seg) if isinstance(seg, list) else len(seg[1]))
+            part = [[None] * (r1 - r0) for _ in self._key_order]
+            accepted += self._plan.decode(seg, num[r0:r1], cat[r0:r1], part, status[r0:r1])
+            for col, values in zip(key_values, part):
+                col.extend(values)
+            r0 = r1
         slow = status != 0
         if any(oversize):
             slow |= np.asarray(oversize, dtype=bool)

@@ -9,12 +9,20 @@ a third of the agent's time.
 
 from __future__ import annotations
 
+import bisect
 import collections
 import threading
 import time
-from typing import Iterator, NamedTuple, Optional, Sequence
+from typing import Iterator, NamedTuple, Optional, Sequence, Union
+
+import numpy as np
 
 from .errors import ConfigError
+
+try:
+    from ._fastjson import spans as _spans          # C framing of a buffer of lines
+except ImportError:                                 # no C compiler at install time
+    _spans = None
 
 _POLL_S = 0.2            # how often blocked producers look at their stop flag
 
@@ -28,10 +36,73 @@ class Line(NamedTuple):
     oversize: bool = False
 
 
+class Chunk(NamedTuple):
+    """A read's complete lines left in one buffer (no bytes object per line):
+    `count` non-empty lines, each ending with a newline."""
+
+    buf: bytes
+    count: int
+
+
+Segment = Union[list, tuple]     # a list of line bytes, or (buffer, int64 spans [n, 2])
+
+
+class Lines(Sequence[bytes]):
+    """A batch's lines: segments that are either lists of bytes or a buffer
+    with line spans. The decoder's C tier reads spans in place; indexing
+    gives a line's bytes (for the few that need them: fallbacks, dead letters)."""
+
+    __slots__ = ("segments", "_starts", "_n")
+
+    def __init__(self, segments: list[Segment]):
+        self.segments = [s for s in segments if len(s if isinstance(s, list) else s[1])]
+        self._starts, n = [], 0
+        for seg in self.segments:
+            self._starts.append(n)
+            n += len(seg) if isinstance(seg, list) else len(seg[1])
+        self._n = n
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(self._n))]
+        if i < 0:
+            i += self._n
+        if not 0 <= i < self._n:
+            raise IndexError(i)
+        k = bisect.bisect_right(self._starts, i) - 1
+        seg, r = self.segments[k], i - self._starts[k]
+        if isinstance(seg, list):
+            return seg[r]
+        a, b = seg[1][r]
+        return seg[0][a:b]
+
+    def __iter__(self) -> Iterator[bytes]:
+        for seg in self.segments:
+            if isinstance(seg, list):
+                yield from seg
+            else:
+                buf = seg[0]
+                for a, b in seg[1].tolist():
+                    yield buf[a:b]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (list, tuple, Lines)):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return f"Lines({list(self)!r})"
+
+
 class Batch:
     """Lines taken from the queue together, as parallel lists.
 
-    ``data[i]`` is line i's bytes; ``oversize`` is None when no line in the
+    ``data[i]`` is line i's bytes (`data` is a `Lines`); ``oversize`` is None when no line in the
     batch is oversize (the common case) or a list of flags; ``origins`` is a
     run-length list of ``(origin, count)``. ``batch[i]`` gives line i as a
     `Line` (for the few lines that become alerts or dead letters).
@@ -39,9 +110,9 @@ class Batch:
 
     __slots__ = ("data", "oversize", "origins")
 
-    def __init__(self, data: list[bytes], oversize: Optional[list[bool]] = None,
+    def __init__(self, data: Union[list, Lines], oversize: Optional[list[bool]] = None,
                  origins: Optional[list[tuple[str, int]]] = None):
-        self.data = data
+        self.data = data if isinstance(data, Lines) else Lines([list(data)])
         self.oversize = oversize if oversize is not None and any(oversize) else None
         self.origins = origins if origins is not None else [("unknown", len(data))]
 
@@ -82,12 +153,16 @@ class Batch:
 
 class _Block:
     """Lines queued together: one origin, one enqueue time; `pos` is how many
-    the agent already took."""
+    the agent already took. Either a list of line bytes (`data`) or a
+    `Chunk`'s buffer (`buf`, `count`; `at` is the byte where untaken lines start)."""
 
-    __slots__ = ("t", "data", "oversize", "origin", "pos")
+    __slots__ = ("t", "data", "oversize", "origin", "pos", "buf", "count", "at")
 
-    def __init__(self, t: float, data: list[bytes], oversize: Optional[list[bool]], origin: str):
+    def __init__(self, t: float, data: Optional[list[bytes]], oversize: Optional[list[bool]], origin: str,
+                 buf: Optional[bytes] = None, count: int = 0):
         self.t, self.data, self.oversize, self.origin, self.pos = t, data, oversize, origin, 0
+        self.buf, self.at = buf, 0
+        self.count = len(data) if data is not None else count
 
 
 class EventQueue:
@@ -148,6 +223,34 @@ class EventQueue:
                 self._not_empty.notify()
         return done
 
+    def put_chunk(self, chunk: Chunk, origin: str, *, block: bool = True,
+                  stop: Optional[threading.Event] = None) -> int:
+        """`put_lines` for a `Chunk`: as many of its lines as there is room
+        for at a time (the chunk is cut at a line boundary when it does not
+        fit whole); returns how many were enqueued."""
+        done = 0
+        with self._lock:
+            while chunk.count:
+                while self._full() and not self._closed:
+                    if not block or (stop is not None and stop.is_set()):
+                        return done
+                    self._not_full.wait(_POLL_S)
+                if self._closed:
+                    return done
+                k = self._fitting_chunk(chunk)
+                if k < chunk.count:
+                    spans = np.empty((k, 2), dtype=np.int64)
+                    end = _spans(chunk.buf, 0, k, spans)
+                    head, chunk = Chunk(chunk.buf[:end], k), Chunk(chunk.buf[end:], chunk.count - k)
+                else:
+                    head, chunk = chunk, Chunk(b"", 0)
+                self._blocks.append(_Block(time.monotonic(), None, None, origin, head.buf, head.count))
+                self._count += head.count
+                self._bytes += len(head.buf)
+                done += head.count
+                self._not_empty.notify()
+        return done
+
     def put(self, line: Line, block: bool = True, timeout: Optional[float] = None,
             stop: Optional[threading.Event] = None) -> bool:
         """Enqueue one line; False, without enqueuing, if the queue is closed,
@@ -183,7 +286,8 @@ class EventQueue:
         """
         if max_items < 1:
             raise ValueError(f"max_items must be >= 1, got {max_items}")
-        data: list[bytes] = []
+        segments: list[Segment] = []
+        taken_total = 0
         flags: list[bool] = []
         any_oversize = False
         origins: list[tuple[str, int]] = []
@@ -197,34 +301,44 @@ class EventQueue:
             deadline = self._blocks[0].t + timeout_s
             while True:
                 taken = 0
-                while self._blocks and len(data) < max_items:
+                while self._blocks and taken_total < max_items:
                     b = self._blocks[0]
-                    k = min(max_items - len(data), len(b.data) - b.pos)
-                    part = b.data[b.pos:b.pos + k] if (b.pos or k < len(b.data)) else b.data
-                    data.extend(part)
-                    if b.oversize is not None:
-                        any_oversize = True
-                        flags.extend([False] * (len(data) - k - len(flags)))
-                        flags.extend(b.oversize[b.pos:b.pos + k])
+                    k = min(max_items - taken_total, b.count - b.pos)
+                    if b.data is not None:
+                        part = b.data[b.pos:b.pos + k] if (b.pos or k < b.count) else b.data
+                        segments.append(part)
+                        self._bytes -= sum(map(len, part))
+                        if b.oversize is not None:
+                            any_oversize = True
+                            flags.extend([False] * (taken_total - len(flags)))
+                            flags.extend(b.oversize[b.pos:b.pos + k])
+                    else:
+                        spans = np.empty((k, 2), dtype=np.int64)
+                        end = _spans(b.buf, b.at, k, spans)
+                        segments.append((b.buf, spans))
+                        self._bytes -= end - b.at
+                        b.at = end
                     if origins and origins[-1][0] == b.origin:
                         origins[-1] = (b.origin, origins[-1][1] + k)
                     else:
                         origins.append((b.origin, k))
-                    self._bytes -= sum(map(len, part))
                     b.pos += k
-                    if b.pos == len(b.data):
-                        self._blocks.popleft()
+                    taken_total += k
                     taken += k
+                    if b.pos == b.count:
+                        if b.buf is not None:
+                            self._bytes -= len(b.buf) - b.at     # trailing empty lines
+                        self._blocks.popleft()
                 self._count -= taken
                 if taken:
                     self._not_full.notify_all()
                 remaining = deadline - time.monotonic()
-                if len(data) >= max_items or self._closed or remaining <= 0:
+                if taken_total >= max_items or self._closed or remaining <= 0:
                     break
                 self._not_empty.wait(remaining)
         if any_oversize:
-            flags.extend([False] * (len(data) - len(flags)))
-        return Batch(data, flags if any_oversize else None, origins)
+            flags.extend([False] * (taken_total - len(flags)))
+        return Batch(Lines(segments), flags if any_oversize else None, origins)
 
     def get_batch(self, max_items: int, timeout_s: float) -> list[Line]:
         """`take`, as a list of `Line`s."""
@@ -247,6 +361,16 @@ class EventQueue:
             if budget <= 0:
                 break
         return max(1, n)
+
+    def _fitting_chunk(self, chunk: Chunk) -> int:
+        room = min(self.maxsize - self._count, chunk.count)
+        budget = self.max_bytes - self._bytes
+        if not self.max_bytes or len(chunk.buf) <= budget:
+            return max(1, room)
+        spans = np.empty((room, 2), dtype=np.int64)
+        _spans(chunk.buf, 0, room, spans)
+        within = int(np.searchsorted(spans[:, 1] + 1, budget, side="left")) + 1   # with the line reaching the budget, as _fitting
+        return max(1, min(room, within))
 
     def wait_nonempty(self, timeout_s: float) -> bool:
         """Block until a line is queued (True) or `timeout_s` passes or the queue

@@ -44,7 +44,12 @@ from dataclasses import dataclass
 from typing import IO, Literal, Optional
 
 from .errors import ConfigError
-from .event_queue import Batch, EventQueue, Line  # noqa: F401 - re-exported: sources hand Lines to the queue
+from .event_queue import Batch, Chunk, EventQueue, Line  # noqa: F401 - re-exported: sources hand Lines to the queue
+
+try:
+    from ._fastjson import frame as _frame    # C: count a buffer's lines and find the longest
+except ImportError:                           # no C compiler at install time: a bytes object per line
+    _frame = None
 from .typed_config import bounded
 
 log = logging.getLogger(__name__)
@@ -93,6 +98,25 @@ class LineSplitter:
 
     def feed(self, chunk: bytes) -> list[tuple[bytes, bool]]:
         return _pairs(*self.feed_lines(chunk))
+
+    def feed_chunk(self, chunk: bytes) -> Chunk | tuple[list[bytes], Optional[list[bool]]]:
+        """`feed_lines`, except that when every complete line in the chunk is
+        within the limit (the usual case) they stay in one buffer: a `Chunk`
+        that the queue and the decoder's C tier read in place, with no bytes
+        object per line (at 1 KB a line, those cost ~0.4 us each)."""
+        if _frame is None or self._discarding:
+            return self.feed_lines(chunk)
+        data = bytes(self._buf) + chunk if self._buf else chunk
+        cut = data.rfind(b"\n")
+        tail = data[cut + 1:] if cut >= 0 else data
+        if len(tail) > self.max_line_bytes:
+            return self.feed_lines(chunk)
+        complete = data if cut == len(data) - 1 else data[:cut + 1]
+        count, longest = _frame(complete)
+        if longest > self.max_line_bytes:
+            return self.feed_lines(chunk)
+        self._buf = bytearray(tail)
+        return Chunk(complete, count)
 
     def feed_lines(self, chunk: bytes) -> tuple[list[bytes], Optional[list[bool]]]:
         """`feed` as parallel lists: the lines, and their oversize flags (None
@@ -314,10 +338,16 @@ class Source:
         except Exception:  # noqa: BLE001 - a source thread must log, not vanish silently
             log.exception("%s: source thread failed", self.origin)
 
-    def _emit_all(self, framed: tuple[list[bytes], Optional[list[bool]]], origin: str | None = None,
+    def _emit_all(self, framed: Chunk | tuple[list[bytes], Optional[list[bool]]], origin: str | None = None,
                   block: bool = True) -> None:
         """Hand a read's lines to the queue as one block (blocking while it is
         full, unless `block` is False: then what does not fit is dropped)."""
+        if isinstance(framed, Chunk):
+            ok = self.queue.put_chunk(framed, origin or self.origin, block=block, stop=self._stop)
+            with self._counter_lock:
+                self.lines += framed.count
+                self.dropped += framed.count - ok
+            return
         data, oversize = framed
         if not data:
             return
@@ -372,7 +402,7 @@ class StdinSource(Source):
             if not data:
                 at_eof = True
                 break
-            self._emit_all(splitter.feed_lines(data))
+            self._emit_all(splitter.feed_chunk(data))
         self._emit_all(splitter.flush_lines())
         if at_eof:
             self.eof = True
@@ -489,7 +519,7 @@ class FileSource(Source):
                 return got
             got = True
             f.pos += len(data)
-            self._emit_all(f.splitter.feed_lines(data))
+            self._emit_all(f.splitter.feed_chunk(data))
         return got
 
     def _close(self, f: _Follow) -> None:
@@ -636,7 +666,7 @@ class _StreamListener(Source):
                     break
                 # Blocks while the queue is full: we stop reading, the kernel
                 # buffers fill and TCP flow control stalls the sender.
-                self._emit_all(splitter.feed_lines(data))
+                self._emit_all(splitter.feed_chunk(data))
             self._emit_all(splitter.flush_lines())
         except Exception:  # noqa: BLE001
             log.exception("%s: connection handler failed", self.origin)

@@ -9,9 +9,11 @@ from __future__ import annotations
 import threading
 import time
 
+import numpy as np
 import pytest
 
-from jenga_edge.event_queue import Batch, EventQueue, Line
+from jenga_edge import event_queue
+from jenga_edge.event_queue import Batch, Chunk, EventQueue, Line, Lines
 
 
 def lines(prefix: str, n: int) -> list[bytes]:
@@ -49,7 +51,7 @@ def test_partial_take_of_a_flagged_block():
     q.put_lines(lines("x", 4), "s", [True, False, False, True])
     first, second = q.take(3, 0.0), q.take(3, 0.0)
     assert first.oversize == [True, False, False] and second.oversize == [True]
-    assert first.data + second.data == lines("x", 4)
+    assert list(first.data) + list(second.data) == lines("x", 4)
 
 
 def test_count_and_byte_bounds_split_a_block():
@@ -117,3 +119,76 @@ def test_batch_of_lines_round_trips():
 def test_take_rejects_a_zero_batch():
     with pytest.raises(ValueError):
         EventQueue(1).take(0, 0.0)
+
+
+# --- chunks: a read's lines left in one buffer -------------------------------------------------
+
+needs_c = pytest.mark.skipif(event_queue._spans is None, reason="jenga_edge._fastjson is not built")
+
+
+def chunk_of(lines_: list[bytes], ending: bytes = b"\n") -> Chunk:
+    return Chunk(b"".join(ln + ending for ln in lines_), len(lines_))
+
+
+@needs_c
+def test_chunks_and_line_blocks_mix_in_one_batch():
+    q = EventQueue(100)
+    q.put_lines([b"l0", b"l1"], "udp:1", [False, True])
+    assert q.put_chunk(Chunk(b"c0\r\n\nc1\n\r\nc2\n", 3), "tcp:2") == 3
+    q.put_lines([b"l2"], "udp:1")
+    b = q.take(100, 0.0)
+    assert list(b.data) == [b"l0", b"l1", b"c0", b"c1", b"c2", b"l2"]
+    assert b.oversize == [False, True, False, False, False, False]
+    assert b.origins == [("udp:1", 2), ("tcp:2", 3), ("udp:1", 1)]
+    assert b[3] == Line(b"c1", "tcp:2", False)
+    assert q.depth() == 0 and q._bytes == 0
+
+
+@needs_c
+def test_a_chunk_is_taken_in_parts_at_line_boundaries():
+    q = EventQueue(100)
+    src = [b"x%d" % i * (i + 1) for i in range(10)]
+    q.put_chunk(chunk_of(src), "s")
+    parts = [q.take(3, 0.0) for _ in range(4)]
+    assert [len(p) for p in parts] == [3, 3, 3, 1]
+    assert [line for p in parts for line in p.data] == src
+    assert q._bytes == 0
+
+
+@needs_c
+def test_a_chunk_is_cut_to_the_count_and_byte_bounds():
+    q = EventQueue(4)
+    assert q.put_chunk(chunk_of(lines("a", 10)), "s", block=False) == 4
+    assert q.depth() == 4 and q.put_chunk(chunk_of([b"z"]), "s", block=False) == 0
+    assert list(q.take(10, 0.0).data) == lines("a", 4)
+    q2 = EventQueue(100, max_bytes=10)
+    assert q2.put_chunk(chunk_of([b"1234", b"5678", b"9abc"]), "s", block=False) == 2   # 5 + 5 bytes
+    assert q2.put_chunk(chunk_of([b"x" * 50]), "s", block=False) == 0
+    assert list(q2.take(10, 0.0).data) == [b"1234", b"5678"]
+    assert q2.put_chunk(chunk_of([b"x" * 50]), "s", block=False) == 1   # one big line into an empty queue
+
+
+@needs_c
+def test_a_blocked_chunk_producer_resumes_without_loss():
+    q = EventQueue(5)
+    src = lines("a", 40)
+    done = []
+    t = threading.Thread(target=lambda: done.append(q.put_chunk(chunk_of(src), "s")))
+    t.start()
+    got: list[bytes] = []
+    deadline = time.monotonic() + 5
+    while len(got) < 40 and time.monotonic() < deadline:
+        got += list(q.take(3, 0.05).data)
+    t.join(5)
+    assert done == [40] and got == src
+
+
+def test_lines_index_iterate_and_compare():
+    buf = b"aa\nbbb\nc\n"
+    spans = np.array([[0, 2], [3, 6], [7, 8]], dtype=np.int64)
+    ln = Lines([[b"x"], (buf, spans), [], [b"y", b"z"]])
+    assert len(ln) == 6 and list(ln) == [b"x", b"aa", b"bbb", b"c", b"y", b"z"]
+    assert ln[2] == b"bbb" and ln[-1] == b"z" and ln[1:3] == [b"aa", b"bbb"]
+    assert ln == [b"x", b"aa", b"bbb", b"c", b"y", b"z"]
+    with pytest.raises(IndexError):
+        ln[6]

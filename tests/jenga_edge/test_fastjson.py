@@ -255,3 +255,26 @@ def test_numbers_agree_with_tier2_bit_for_bit():
     assert_same(lines)
     fast, _ = both(lines)
     assert len(fast) > 2500
+
+
+def test_lines_read_in_place_from_a_buffer_decode_like_a_list():
+    from jenga_edge.event_queue import Lines, _spans
+    rng = random.Random(12)
+    good = [json.dumps(base_event(rng)).encode() for _ in range(40)]
+    mixed = [ln for ln in EDGE if ln.strip(b" \t\r") and b"\n" not in ln] + good
+    rng.shuffle(mixed)
+    head, middle, tail = mixed[:7], mixed[7:-9], mixed[-9:]
+    buf = b"".join(ln + b"\n" for ln in middle)
+    spans = np.empty((len(middle), 2), dtype=np.int64)
+    _spans(buf, 0, len(middle), spans)
+    as_lines = Lines([head, (buf, spans), tail])
+    dec = decoder()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        a, b = dec.decode(as_lines), dec.decode(mixed)
+    assert a.index == b.index and len(a) > 40
+    assert [(r.index, r.reason, r.field, r.message) for r in a.rejects] == \
+           [(r.index, r.reason, r.field, r.message) for r in b.rejects]
+    np.testing.assert_array_equal(a.num.view(np.uint32), b.num.view(np.uint32))
+    np.testing.assert_array_equal(a.cat, b.cat)
+    assert a.keys == b.keys

@@ -645,3 +645,48 @@ def _set_event():
     e = threading.Event()
     e.set()
     return e
+
+
+# --- feed_chunk: the buffer fast path frames exactly like feed_lines --------------------------
+
+def _materialize(framed) -> list[tuple[bytes, bool]]:
+    from jenga_edge.event_queue import Chunk
+    if isinstance(framed, Chunk):
+        import numpy as np
+
+        from jenga_edge.event_queue import _spans
+        spans = np.empty((framed.count, 2), dtype=np.int64)
+        _spans(framed.buf, 0, framed.count, spans)
+        return [(framed.buf[a:b], False) for a, b in spans.tolist()]
+    data, oversize = framed
+    return list(zip(data, oversize or [False] * len(data)))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_feed_chunk_frames_like_feed_lines(seed):
+    import random
+
+    from jenga_edge import sources as sources_mod
+    from jenga_edge.event_queue import Chunk
+    if sources_mod._frame is None:
+        pytest.skip("jenga_edge._fastjson is not built")
+    rng = random.Random(seed)
+    pieces = []
+    for _ in range(300):
+        n = rng.choice([MAX + 1, 3 * MAX]) if rng.random() < 0.02 else rng.choice([0, 1, 5, 40, MAX - 1, MAX])
+        body = bytes(rng.choice(b"ab{}\":,\r") for _ in range(n))
+        pieces.append(body + rng.choice([b"\n", b"\r\n", b"\n\n", b"\r\r\n"]))
+    stream = b"".join(pieces) + b"tail-without-newline"
+    cuts = sorted(rng.sample(range(1, len(stream)), 40))
+    chunks = [stream[a:b] for a, b in zip([0] + cuts, cuts + [len(stream)])]
+    ref, fast = LineSplitter(MAX), LineSplitter(MAX)
+    want, got, used_chunks = [], [], 0
+    for c in chunks:
+        want += ref.feed(c)
+        framed = fast.feed_chunk(c)
+        used_chunks += isinstance(framed, Chunk)
+        got += _materialize(framed)
+    want += ref.flush()
+    got += fast.flush()
+    assert got == want
+    assert used_chunks > 0, "the buffer path was never taken"
