@@ -145,7 +145,8 @@ def worker_build(p: dict) -> dict:
     if p["dataset"] == "nsl-kdd":
         cfg = load_config(NSL_CONFIG, [f"sources.kdd.path={Path(p['data']).resolve()}",
                                        f"training.epochs={p['epochs']}", "training.progress=false",
-                                       "training.device=cpu"])
+                                       "training.device=cpu"]
+                          + ([f"model.hidden_sizes={p['hidden']}"] if p.get("hidden") else []))
     else:
         data = work / "synthetic_train.jsonl"
         with open(data, "w") as fh:
@@ -153,7 +154,7 @@ def worker_build(p: dict) -> dict:
                 fh.write(json.dumps(r) + "\n")
         cfg = config_from_dict({
             "project_name": "agent_bench_synthetic", "sources": {"net": {"path": str(data)}},
-            "model": {"hidden_sizes": [128, 64], "dropout": 0.1},
+            "model": {"hidden_sizes": p.get("hidden") or [128, 64], "dropout": 0.1},
             "training": {"epochs": p["epochs"], "batch_size": 512, "device": "cpu", "progress": False},
             "tasks": [{"name": "attack", "type": "anomaly_detection", "source": "net", "label": {"column": "label"}},
                       {"name": "novelty", "type": "anomaly_detection", "mode": "novelty", "source": "net",
@@ -420,7 +421,8 @@ def last_json_line(text: str) -> Optional[dict]:
 # ================================================================= bundle + events
 
 def build_bundle(args, work: Path) -> dict:
-    bundle_dir = Path(args.build_dir) / "agent"
+    hidden = [int(x) for x in args.hidden.split(",")] if args.hidden else None
+    bundle_dir = Path(args.build_dir) / ("agent" + ("-h" + "-".join(map(str, hidden)) if hidden else ""))
     if args.bundle:
         return {"bundle_dir": str(Path(args.bundle).resolve()), "model_dir": str(Path(args.model).resolve()),
                 "dataset": "given"}
@@ -435,7 +437,7 @@ def build_bundle(args, work: Path) -> dict:
             return info
     (bundle_dir / "model").mkdir(parents=True, exist_ok=True)
     _say(f"[bundle] training on {dataset} (2 epochs) and exporting ...")
-    info = run_worker("build", {"dataset": dataset, "data": str(nsl), "epochs": 2, "rows": 20000,
+    info = run_worker("build", {"dataset": dataset, "data": str(nsl), "epochs": 2, "rows": 20000, "hidden": hidden,
                                 "work": str(bundle_dir / "model"), "bundle": str(bundle_dir / "bundle")},
                       work, cpu=None, timeout=900)
     info.pop("maxrss_kb", None)
@@ -1192,6 +1194,8 @@ def main() -> None:
     ap.add_argument("--reuse", action="store_true", help="reuse build/bench/agent/bundle if a previous run built it")
     ap.add_argument("--dataset", choices=("auto", "nsl-kdd", "synthetic"), default="auto",
                     help="what to train the bundle on (auto: NSL-KDD if ../shared has it)")
+    ap.add_argument("--hidden", help="the model's hidden sizes, e.g. 32,16 (default: the config's 128,64); "
+                                     "the bundle is built in build/bench/agent-h32-16")
     ap.add_argument("--reloads", type=int, default=20, help="SIGHUP reloads in the RSS test (default 20)")
     ap.add_argument("--cpu", type=int, default=0, help="the core agent subprocesses are pinned to (default 0)")
     ap.add_argument("--skip", default="", help="comma list of parts to skip: e2e,startup,latency,breakdown,torch,reload")
