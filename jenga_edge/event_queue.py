@@ -188,6 +188,11 @@ class EventQueue:
         self._lock = threading.Lock()
         self._not_empty = threading.Condition(self._lock)
         self._not_full = threading.Condition(self._lock)
+        # Hand-overs cost context switches, and on one core those cost as much as
+        # the work: producers wake the consumer only once it can fill what it
+        # waits for (`_want` lines, or the queue is full), and a consumer wakes
+        # blocked producers only once the queue has drained to half.
+        self._want = 1
         self._closed = False
 
     # ------------------------------------------------------------ producers
@@ -205,6 +210,7 @@ class EventQueue:
                 while self._full() and not self._closed:
                     if not block or (stop is not None and stop.is_set()):
                         return done
+                    self._not_empty.notify()        # full: the consumer may take what there is
                     wait = _POLL_S
                     if deadline is not None:
                         wait = min(wait, deadline - time.monotonic())
@@ -220,7 +226,8 @@ class EventQueue:
                 self._count += k
                 self._bytes += sum(map(len, part))
                 done += k
-                self._not_empty.notify()
+                if self._count >= self._want:
+                    self._not_empty.notify()
         return done
 
     def put_chunk(self, chunk: Chunk, origin: str, *, block: bool = True,
@@ -234,6 +241,7 @@ class EventQueue:
                 while self._full() and not self._closed:
                     if not block or (stop is not None and stop.is_set()):
                         return done
+                    self._not_empty.notify()        # full: the consumer may take what there is
                     self._not_full.wait(_POLL_S)
                 if self._closed:
                     return done
@@ -248,7 +256,8 @@ class EventQueue:
                 self._count += head.count
                 self._bytes += len(head.buf)
                 done += head.count
-                self._not_empty.notify()
+                if self._count >= self._want:
+                    self._not_empty.notify()
         return done
 
     def put(self, line: Line, block: bool = True, timeout: Optional[float] = None,
@@ -293,6 +302,7 @@ class EventQueue:
         origins: list[tuple[str, int]] = []
         with self._lock:
             first_deadline = time.monotonic() + timeout_s
+            self._want = 1
             while not self._count:
                 remaining = first_deadline - time.monotonic()
                 if self._closed or remaining <= 0:
@@ -330,12 +340,14 @@ class EventQueue:
                             self._bytes -= len(b.buf) - b.at     # trailing empty lines
                         self._blocks.popleft()
                 self._count -= taken
-                if taken:
+                if taken and self._drained():
                     self._not_full.notify_all()
                 remaining = deadline - time.monotonic()
                 if taken_total >= max_items or self._closed or remaining <= 0:
                     break
+                self._want = max_items - taken_total
                 self._not_empty.wait(remaining)
+            self._want = 1
         if any_oversize:
             flags.extend([False] * (taken_total - len(flags)))
         return Batch(Lines(segments), flags if any_oversize else None, origins)
@@ -361,6 +373,9 @@ class EventQueue:
             if budget <= 0:
                 break
         return max(1, n)
+
+    def _drained(self) -> bool:
+        return self._count <= self.maxsize // 2 and (not self.max_bytes or self._bytes <= self.max_bytes // 2)
 
     def _fitting_chunk(self, chunk: Chunk) -> int:
         room = min(self.maxsize - self._count, chunk.count)
