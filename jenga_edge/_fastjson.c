@@ -34,6 +34,7 @@ typedef struct {
     char *key;
     Py_ssize_t len;
     uint32_t hash;
+    uint64_t a, b;               /* key_words() of the key */
     Node *child;                 /* interior: an object of more paths */
     int ntargets;                /* leaf: where its value goes */
     int kind[MAX_TARGETS];
@@ -68,11 +69,26 @@ typedef struct {
 
 /* Keys are short and few: hash the length and up to 8 bytes at each end
  * (collisions only cost a probe; equality is checked with memcmp). */
-static uint32_t hash_bytes(const char *s, Py_ssize_t n) {
-    uint64_t a = 0, b = 0;
-    Py_ssize_t k = n < 8 ? n : 8;
-    memcpy(&a, s, k);
-    memcpy(&b, s + n - k, k);
+static inline uint64_t load8(const char *s) {   /* fixed-size memcpy: one unaligned load */
+    uint64_t v;
+    memcpy(&v, s, 8);
+    return v;
+}
+
+/* A key's first and last 8 bytes (all of it up to 16 bytes, with its length). */
+static inline void key_words(const char *s, Py_ssize_t n, uint64_t *a, uint64_t *b) {
+    if (n >= 8) {
+        *a = load8(s);
+        *b = load8(s + n - 8);
+    } else {
+        uint64_t v = 0;
+        for (Py_ssize_t i = 0; i < n; i++) v = (v << 8) | (unsigned char)s[i];
+        *a = v;
+        *b = 0;
+    }
+}
+
+static inline uint32_t hash_words(uint64_t a, uint64_t b, Py_ssize_t n) {
     uint64_t h = (a * 0x9E3779B97F4A7C15ull) ^ (b * 0xC2B2AE3D27D4EB4Full) ^ (uint64_t)n;
     return (uint32_t)(h ^ (h >> 29) ^ (h >> 41));
 }
@@ -123,7 +139,8 @@ static Node *node_build(PyObject *spec, int *nslots, int depth) {
         e->key = PyMem_Malloc(e->len + 1);
         if (!e->key) { PyErr_NoMemory(); goto fail; }
         memcpy(e->key, PyBytes_AS_STRING(k), e->len + 1);
-        e->hash = hash_bytes(e->key, e->len);
+        key_words(e->key, e->len, &e->a, &e->b);
+        e->hash = hash_words(e->a, e->b, e->len);
         e->slot = (*nslots)++;
         if (PyDict_Check(v)) {
             if (!(e->child = node_build(v, nslots, depth + 1))) goto fail;
@@ -152,12 +169,17 @@ fail:
 }
 
 static const Entry *node_find(const Node *node, const char *key, Py_ssize_t len) {
-    uint32_t hash = hash_bytes(key, len), h = hash & node->mask;
+    uint64_t a, b;
+    key_words(key, len, &a, &b);
+    uint32_t hash = hash_words(a, b, len), h = hash & node->mask;
     for (;;) {
         int32_t j = node->table[h];
         if (j < 0) return NULL;
         const Entry *e = &node->entries[j];
-        if (e->hash == hash && e->len == len && memcmp(e->key, key, len) == 0) return e;
+        /* up to 16 bytes the two words are the whole key */
+        if (e->hash == hash && e->len == len && e->a == a && e->b == b
+            && (len <= 16 || memcmp(e->key + 8, key + 8, len - 16) == 0))
+            return e;
         h = (h + 1) & node->mask;
     }
 }
@@ -165,7 +187,8 @@ static const Entry *node_find(const Node *node, const char *key, Py_ssize_t len)
 /* ------------------------------------------------------------ the parser */
 
 static inline const char *skip_ws(const char *p, const char *end) {
-    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
+    /* compact JSON (the usual case) has none: one test, then the loop */
+    while (p < end && (unsigned char)*p <= ' ' && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) p++;
     return p;
 }
 

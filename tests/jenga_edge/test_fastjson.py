@@ -278,3 +278,22 @@ def test_lines_read_in_place_from_a_buffer_decode_like_a_list():
     np.testing.assert_array_equal(a.num.view(np.uint32), b.num.view(np.uint32))
     np.testing.assert_array_equal(a.cat, b.cat)
     assert a.keys == b.keys
+
+
+def test_long_and_near_miss_keys():
+    # Keys over 16 bytes are compared in three parts (first 8, last 8, middle):
+    # near misses differ in exactly one of them.
+    name = "dst_host_srv_diff_host_rate"
+    schema = FeatureSchema((Feature(name, "numeric", allow_missing=False), Feature("x" * 40, "numeric")))
+    dec = EventDecoder(schema, {"x" * 40: "a.b" + "y" * 30})
+    base = {name: 1.5, "a": {"b" + "y" * 30: 2.5}}
+    near = [name[:-1] + "E", "D" + name[1:], name[:12] + "X" + name[13:], name + "_", name[:-1]]
+    lines = [json.dumps(base).encode()] + [json.dumps({**base, k: 9.0}).encode() for k in near] \
+        + [json.dumps({k: 9.0, "a": {"b" + "y" * 29: 1}}).encode() for k in near]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        fast, slow = dec.decode(lines), dec._decode_slow(lines)
+    assert fast.index == slow.index == list(range(6))
+    np.testing.assert_array_equal(fast.num, slow.num)
+    assert fast.num[:, 0].tolist() == [1.5] * 6 and fast.num[:, 1].tolist() == [2.5] * 6
+    assert [(r.index, r.reason, r.field) for r in fast.rejects] == [(i, "missing_field", name) for i in range(6, 11)]
