@@ -115,7 +115,8 @@ static void node_free(Node *node) {
 }
 
 /* spec: dict bytes -> (dict spec) | tuple of (kind, index) pairs */
-static Node *node_build(PyObject *spec, int *nslots, int depth) {
+/* limits: per target kind, the size of what its index points into (NULL: unchecked, for vocabularies) */
+static Node *node_build(PyObject *spec, int *nslots, int depth, const Py_ssize_t *limits) {
     if (!PyDict_Check(spec) || depth > MAX_DEPTH) {
         PyErr_SetString(PyExc_TypeError, "plan spec: expected a dict of bytes keys, depth <= 32");
         return NULL;
@@ -143,14 +144,16 @@ static Node *node_build(PyObject *spec, int *nslots, int depth) {
         e->hash = hash_words(e->a, e->b, e->len);
         e->slot = (*nslots)++;
         if (PyDict_Check(v)) {
-            if (!(e->child = node_build(v, nslots, depth + 1))) goto fail;
+            if (!(e->child = node_build(v, nslots, depth + 1, limits))) goto fail;
         } else if (PyTuple_Check(v) && PyTuple_GET_SIZE(v) >= 1 && PyTuple_GET_SIZE(v) <= MAX_TARGETS) {
             e->ntargets = (int)PyTuple_GET_SIZE(v);
             for (int t = 0; t < e->ntargets; t++) {
                 PyObject *pair = PyTuple_GET_ITEM(v, t);
                 if (!PyArg_ParseTuple(pair, "ii", &e->kind[t], &e->index[t])) goto fail;
-                if (e->kind[t] < T_NUM || e->kind[t] > T_KEY || e->index[t] < 0) {
-                    PyErr_SetString(PyExc_ValueError, "plan spec: bad target"); goto fail;
+                if (e->kind[t] < T_NUM || e->kind[t] > T_KEY || e->index[t] < 0
+                    || (limits && e->index[t] >= limits[e->kind[t]])) {
+                    PyErr_SetString(PyExc_ValueError, "plan spec: a target's kind or index is out of range");
+                    goto fail;
                 }
             }
         } else {
@@ -349,25 +352,6 @@ static const char *skip_value(const char *p, const char *end, int depth) {
     }
 }
 
-/* Strict UTF-8, as Python decodes it: no overlong forms, no surrogates, <= U+10FFFF. */
-static int valid_utf8(const unsigned char *s, Py_ssize_t n) {
-    Py_ssize_t i = 0;
-    while (i < n) {
-        unsigned char c = s[i];
-        if (c < 0x80) { i++; continue; }
-        int len;
-        unsigned char lo = 0x80, hi = 0xBF;
-        if (c >= 0xC2 && c <= 0xDF) len = 2;
-        else if (c >= 0xE0 && c <= 0xEF) { len = 3; if (c == 0xE0) lo = 0xA0; if (c == 0xED) hi = 0x9F; }
-        else if (c >= 0xF0 && c <= 0xF4) { len = 4; if (c == 0xF0) lo = 0x90; if (c == 0xF4) hi = 0x8F; }
-        else return 0;
-        if (n - i < len || s[i + 1] < lo || s[i + 1] > hi) return 0;
-        for (int k = 2; k < len; k++) if (s[i + k] < 0x80 || s[i + k] > 0xBF) return 0;
-        i += len;
-    }
-    return 1;
-}
-
 /* A key field's value as the Python object msgspec would give, or NULL (FALLBACK). */
 static PyObject *key_value(char type, const char *s, const char *e, int plain, int is_int, int digits) {
     switch (type) {
@@ -516,11 +500,15 @@ static int decode_line(Line *ln, const char *s, Py_ssize_t n) {
 
 /* ---------------------------------------------------------- Python glue */
 
-static int get_buffer(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize, Py_ssize_t need, const char *what) {
+/* formats: the struct codes accepted for the items (e.g. "d", "lq" for int64, "B") */
+static int get_buffer(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize, Py_ssize_t need, const char *formats,
+                      const char *what) {
     if (PyObject_GetBuffer(obj, view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return -1;
-    if (view->itemsize != itemsize || view->len < need * itemsize) {
-        PyErr_Format(PyExc_ValueError, "%s: expected a C-contiguous buffer of %zd items of %zd bytes",
-                     what, need, itemsize);
+    const char *f = view->format ? view->format : "B";
+    if (*f == '<' || *f == '=' || *f == '@') f++;
+    if (view->itemsize != itemsize || view->len < need * itemsize || strlen(f) != 1 || !strchr(formats, *f)) {
+        PyErr_Format(PyExc_ValueError, "%s: expected a C-contiguous buffer of %zd items of type '%s'",
+                     what, need, formats);
         PyBuffer_Release(view);
         return -1;
     }
@@ -534,6 +522,10 @@ static PyObject *Plan_decode(Plan *self, PyObject *args) {
     Py_buffer b_num = {0}, b_cat = {0}, b_status = {0}, b_spans = {0};
     const int64_t *spans = NULL;
     Py_ssize_t n;
+    if (!self->root) {
+        PyErr_SetString(PyExc_RuntimeError, "Plan: not initialised");
+        return NULL;
+    }
     if (PyList_Check(lines)) {
         n = PyList_GET_SIZE(lines);
     } else if (PyTuple_Check(lines) && PyTuple_GET_SIZE(lines) == 2 && PyBytes_Check(PyTuple_GET_ITEM(lines, 0))) {
@@ -541,6 +533,13 @@ static PyObject *Plan_decode(Plan *self, PyObject *args) {
         chunk = PyTuple_GET_ITEM(lines, 0);
         if (PyObject_GetBuffer(PyTuple_GET_ITEM(lines, 1), &b_spans, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
             return NULL;
+        const char *f = b_spans.format ? b_spans.format : "B";
+        if (*f == '<' || *f == '=' || *f == '@') f++;
+        if (strlen(f) != 1 || !strchr("lq", *f)) {
+            PyBuffer_Release(&b_spans);
+            PyErr_SetString(PyExc_ValueError, "decode: spans must be int64 [n, 2] ranges inside the buffer");
+            return NULL;
+        }
         n = b_spans.len / 16;
         spans = (const int64_t *)b_spans.buf;
         Py_ssize_t size = PyBytes_GET_SIZE(chunk);
@@ -569,9 +568,9 @@ static PyObject *Plan_decode(Plan *self, PyObject *args) {
             goto done;
         }
     }
-    if (get_buffer(o_num, &b_num, 8, n * self->n_num, "num") < 0) goto done;
-    if (get_buffer(o_cat, &b_cat, 8, n * self->n_cat, "cat") < 0) goto done;
-    if (get_buffer(o_status, &b_status, 1, n, "status") < 0) goto done;
+    if (get_buffer(o_num, &b_num, 8, n * self->n_num, "d", "num") < 0) goto done;
+    if (get_buffer(o_cat, &b_cat, 8, n * self->n_cat, "lq", "cat") < 0) goto done;
+    if (get_buffer(o_status, &b_status, 1, n, "B", "status") < 0) goto done;
     seen = PyMem_Malloc(self->nslots ? self->nslots : 1);
     kv = PyMem_Calloc(self->n_key ? self->n_key : 1, sizeof(PyObject *));
     if (!seen || !kv) { PyErr_NoMemory(); goto done; }
@@ -638,7 +637,7 @@ static PyObject *spans_of(PyObject *Py_UNUSED(module), PyObject *args) {
     Py_ssize_t start, k;
     if (!PyArg_ParseTuple(args, "O!nnO", &PyBytes_Type, &buf, &start, &k, &out)) return NULL;
     Py_buffer b = {0};
-    if (get_buffer(out, &b, 8, 2 * k, "spans") < 0) return NULL;
+    if (get_buffer(out, &b, 8, 2 * k, "lq", "spans") < 0) return NULL;
     const char *base = PyBytes_AS_STRING(buf), *p = base + start, *end = base + PyBytes_GET_SIZE(buf);
     int64_t *o = (int64_t *)b.buf;
     Py_ssize_t got = 0;
@@ -684,13 +683,14 @@ static int Plan_init(Plan *self, PyObject *args, PyObject *kwds) {
     if (!tables) { PyErr_NoMemory(); return -1; }
     for (Py_ssize_t i = 0; i < n_cat; i++) {
         /* a vocabulary is a one-level spec: {category bytes: ((2, index),)} */
-        if (!(tables[i] = node_build(PyTuple_GET_ITEM(vocabs, i), &unused, 0))) {
+        if (!(tables[i] = node_build(PyTuple_GET_ITEM(vocabs, i), &unused, 0, NULL))) {
             for (Py_ssize_t j = 0; j < i; j++) node_free(tables[j]);
             PyMem_Free(tables);
             return -1;
         }
     }
-    Node *root = node_build(spec, &nslots, 0);
+    const Py_ssize_t limits[] = {n_num, n_num, n_cat, n_key};   /* T_NUM, T_BOOL, T_CAT, T_KEY */
+    Node *root = node_build(spec, &nslots, 0, limits);
     if (!root) {
         for (Py_ssize_t j = 0; j < n_cat; j++) node_free(tables[j]);
         PyMem_Free(tables);

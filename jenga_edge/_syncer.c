@@ -12,11 +12,13 @@
  * Syncer.stop()       finish pending requests and end the thread
  * A failed fsync is raised as OSError by the next request() or wait().
  * The caller must wait() before closing a descriptor it asked to sync.
+ * A Syncer belongs to the process that made it: after fork() it refuses work.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <errno.h>
 #include <pthread.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 typedef struct {
@@ -25,7 +27,8 @@ typedef struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     unsigned long long requested, done;
-    int fd, error, stopping, started;
+    int fd, error, stopping, started, running, joined;   /* running: the thread has not exited */
+    pid_t owner;
 } Syncer;
 
 static void *run(void *arg) {
@@ -44,6 +47,8 @@ static void *run(void *arg) {
         s->done = target;
         pthread_cond_broadcast(&s->cv);
     }
+    s->running = 0;
+    pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
     return NULL;
 }
@@ -59,14 +64,27 @@ static PyObject *raise_errno(int e) {
     return PyErr_SetFromErrno(PyExc_OSError);
 }
 
+static int usable(Syncer *s) {
+    if (!s->started) {
+        PyErr_SetString(PyExc_RuntimeError, "Syncer: not started");
+        return 0;
+    }
+    if (s->owner != getpid()) {
+        PyErr_SetString(PyExc_RuntimeError, "Syncer: made by another process (fork): its thread is not here");
+        return 0;
+    }
+    return 1;
+}
+
 static PyObject *Syncer_request(Syncer *s, PyObject *arg) {
     int fd = PyObject_AsFileDescriptor(arg);
-    if (fd < 0) return NULL;
-    if (!s->started || s->stopping) {
+    if (fd < 0 || !usable(s)) return NULL;
+    pthread_mutex_lock(&s->mu);
+    if (s->stopping || !s->running) {
+        pthread_mutex_unlock(&s->mu);
         PyErr_SetString(PyExc_RuntimeError, "Syncer: stopped");
         return NULL;
     }
-    pthread_mutex_lock(&s->mu);
     int e = take_error(s);
     s->fd = fd;
     s->requested++;
@@ -78,10 +96,11 @@ static PyObject *Syncer_request(Syncer *s, PyObject *arg) {
 
 static PyObject *Syncer_wait(Syncer *s, PyObject *Py_UNUSED(ignored)) {
     int e = 0;
-    if (s->started) {
+    if (!usable(s)) return NULL;
+    {
         Py_BEGIN_ALLOW_THREADS
         pthread_mutex_lock(&s->mu);
-        while (s->done < s->requested) pthread_cond_wait(&s->cv, &s->mu);
+        while (s->done < s->requested && s->running) pthread_cond_wait(&s->cv, &s->mu);
         e = take_error(s);
         pthread_mutex_unlock(&s->mu);
         Py_END_ALLOW_THREADS
@@ -91,13 +110,14 @@ static PyObject *Syncer_wait(Syncer *s, PyObject *Py_UNUSED(ignored)) {
 }
 
 static void stop_thread(Syncer *s) {
-    if (!s->started) return;
+    if (!s->started || s->owner != getpid()) return;   /* after fork() the thread is not ours to join */
     pthread_mutex_lock(&s->mu);
     s->stopping = 1;
     pthread_cond_broadcast(&s->cv);
+    int join = !s->joined;
+    s->joined = 1;                                     /* only one caller joins */
     pthread_mutex_unlock(&s->mu);
-    pthread_join(s->thread, NULL);
-    s->started = 0;
+    if (join) pthread_join(s->thread, NULL);
 }
 
 static PyObject *Syncer_stop(Syncer *s, PyObject *Py_UNUSED(ignored)) {
@@ -118,9 +138,12 @@ static int Syncer_init(Syncer *s, PyObject *args, PyObject *kwds) {
     pthread_cond_init(&s->cv, NULL);
     s->requested = s->done = 0;
     s->fd = -1;
-    s->error = s->stopping = 0;
+    s->error = s->stopping = s->joined = 0;
+    s->running = 1;
+    s->owner = getpid();
     int rc = pthread_create(&s->thread, NULL, run, s);
     if (rc != 0) {
+        s->running = 0;
         errno = rc;
         PyErr_SetFromErrno(PyExc_OSError);
         return -1;

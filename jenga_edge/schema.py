@@ -236,8 +236,16 @@ def to_boolean(value: Any, name: str) -> float:
         return 1.0 if value else 0.0
     if isinstance(value, (int, float)) and value in (0, 1):
         return float(value)
-    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-        return 1.0 if value.strip().lower() in _TRUE else 0.0
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in _TRUE | _FALSE:
+            return 1.0 if text in _TRUE else 0.0
+        try:
+            number = float(text)   # "0.0", "1e0": numeric strings, as numeric features take them
+        except ValueError:
+            number = None
+        if number in (0.0, 1.0):
+            return number
     raise EventError("wrong_type", f"field {name!r} is {type(value).__name__} {value!r:.40}, "
                      "expected a boolean (true/false, 0/1)", name)
 

@@ -459,3 +459,17 @@ def test_crafted_lines_cannot_splice_into_their_neighbours():
     assert [r.index for r in out.rejects] == [0, 2]
     assert out.rejects[0].reason == "bad_json"
     assert out.rejects[1].reason in ("bad_json", "not_object")   # msgspec stops at the leading 0
+
+
+def test_a_boolean_numeric_string_is_judged_the_same_alone_and_in_any_batch():
+    # Tier 2's batch path (numpy) and its per-value path (to_boolean) must agree,
+    # so an event's fate never depends on its batch-mates.
+    dec = EventDecoder(SCHEMA)
+    base = {"request_count": 1}
+    zero, yes, bad = ({**base, "syn": v} for v in ("0.0", "yes", "2.0"))
+    alone = decode_quietly(dec, lines_of([zero]), tier2=True)
+    mixed = decode_quietly(dec, lines_of([zero, yes, bad]), tier2=True)
+    assert alone.index == [0] and mixed.index == [0, 1]
+    syn = NUM_NAMES.index("syn")
+    assert alone.num[0, syn] == 0.0 and mixed.num[:, syn].tolist() == [0.0, 1.0]
+    assert [(r.index, r.reason, r.field) for r in mixed.rejects] == [(2, "wrong_type", "syn")]

@@ -297,3 +297,42 @@ def test_long_and_near_miss_keys():
     np.testing.assert_array_equal(fast.num, slow.num)
     assert fast.num[:, 0].tolist() == [1.5] * 6 and fast.num[:, 1].tolist() == [2.5] * 6
     assert [(r.index, r.reason, r.field) for r in fast.rejects] == [(i, "missing_field", name) for i in range(6, 11)]
+
+
+def test_key_field_numbers_are_the_floats_and_ints_msgspec_gives():
+    rng = random.Random(4)
+    texts = ["0", "-0", "-0.0", "1e-320", "2.2250738585072014e-308", "1.7976931348623157e308", "123456789012345678",
+             "0.1", "-5e-324", "9007199254740993.0", "4.35", "1e23", "8.98846567431158e307"]
+    for _ in range(2000):
+        mant = str(rng.randrange(10 ** rng.randrange(1, 19)))
+        frac = "." + str(rng.randrange(10 ** 17)).zfill(rng.randrange(1, 20)) if rng.random() < 0.7 else ""
+        exp = rng.choice(["", f"e{rng.randrange(-330, 310)}", f"E+{rng.randrange(0, 30)}"])
+        texts.append(rng.choice(["", "-"]) + mant + frac + exp)
+    lines = [b'{"flow":{"pkts":1},"service":"ssh","src_ip":%s}' % t.encode() for t in texts]
+    fast, slow = both(lines)
+    assert fast.index == slow.index
+    got, want = list(fast.keys["src_ip"]), list(slow.keys["src_ip"])
+    assert [repr(v) for v in got] == [repr(v) for v in want]      # repr: -0.0, int vs float, every digit
+    assert len(fast) > 1500
+
+
+def test_plan_refuses_bad_specs_and_buffers():
+    from jenga_edge import _fastjson
+    with pytest.raises(ValueError, match="out of range"):
+        _fastjson.Plan({b"a": ((0, 1),)}, 1, 0, 0, ())           # numeric column 1 of 1
+    with pytest.raises(ValueError, match="out of range"):
+        _fastjson.Plan({b"a": ((3, 0),)}, 1, 0, 0, ())           # key 0 of 0
+    with pytest.raises(ValueError, match="out of range"):
+        _fastjson.Plan({b"a": {b"b": ((2, 2),)}}, 0, 2, 0, ({}, {}))
+    bare = _fastjson.Plan.__new__(_fastjson.Plan)
+    with pytest.raises(RuntimeError, match="not initialised"):
+        bare.decode([b"{}"], np.empty((1, 0)), np.empty((1, 0), np.int64), [], np.empty(1, np.uint8))
+    plan = _fastjson.Plan({b"a": ((0, 0),)}, 1, 0, 0, ())
+    with pytest.raises(ValueError, match="num"):
+        plan.decode([b'{"a":1}'], np.empty((1, 1), np.float32), np.empty((1, 0), np.int64), [], np.empty(1, np.uint8))
+    with pytest.raises(ValueError, match="spans"):
+        plan.decode((b'{"a":1}\n', np.array([[0.0, 7.0]])), np.empty((1, 1)), np.empty((1, 0), np.int64), [],
+                    np.empty(1, np.uint8))
+    with pytest.raises(ValueError, match="spans"):
+        plan.decode((b'{"a":1}\n', np.array([[0, 70]])), np.empty((1, 1)), np.empty((1, 0), np.int64), [],
+                    np.empty(1, np.uint8))

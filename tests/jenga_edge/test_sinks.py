@@ -180,6 +180,26 @@ def test_native_syncer_reports_a_failed_fsync_then_keeps_serving(tmp_path):
         syncer._s.request(0)
 
 
+@needs_native
+def test_native_syncer_refuses_work_after_fork(tmp_path):
+    syncer = sinks_mod._Native()
+    with open(tmp_path / "f", "wb") as fh:
+        pid = os.fork()
+        if pid == 0:                       # the child has no syncer thread: it must say so, not hang
+            try:
+                syncer.request(fh.fileno())
+                code = 1
+            except RuntimeError as exc:
+                code = 0 if "fork" in str(exc) else 2
+            os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        syncer.request(fh.fileno())        # the parent's syncer still works
+        syncer.wait()
+    syncer.stop()
+    syncer.stop()                          # stopping twice joins once
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
 def test_jsonl_appends_on_reopen(tmp_path):
     path = tmp_path / "alerts.jsonl"
     a = JsonlSink(JsonlSinkConfig(path=str(path)))
