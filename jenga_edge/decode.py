@@ -31,10 +31,7 @@ from .errors import EventError
 from .event_queue import Lines
 from .schema import OOV_INDEX, Feature, FeatureSchema, category_key, to_boolean, to_number
 
-try:
-    from . import _fastjson
-except ImportError:          # no C compiler at install time: tier 2 alone
-    _fastjson = None
+from .native import fastjson as _fastjson   # None: tier 2 alone
 
 Scalar = Union[str, int, float, bool, None]
 _F32_MAX = float(np.finfo(np.float32).max)

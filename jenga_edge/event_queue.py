@@ -19,10 +19,9 @@ import numpy as np
 
 from .errors import ConfigError
 
-try:
-    from ._fastjson import spans as _spans          # C framing of a buffer of lines
-except ImportError:                                 # no C compiler at install time
-    _spans = None
+from .native import fastjson as _native
+
+_spans = _native.spans if _native is not None else None    # C framing of a buffer of lines
 
 _POLL_S = 0.2            # how often blocked producers look at their stop flag
 

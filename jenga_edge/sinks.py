@@ -41,10 +41,9 @@ import msgspec
 from .errors import ConfigError, DataError
 from .typed_config import bounded
 
-try:
-    from ._syncer import Syncer as _NativeSyncer     # see _syncer.c: fsync without the GIL
-except ImportError:                                  # no C compiler at install time
-    _NativeSyncer = None
+from .native import syncer as _native
+
+_NativeSyncer = _native.Syncer if _native is not None else None   # see _syncer.c: fsync without the GIL
 
 __all__ = [
     "FACILITIES", "SEVERITIES", "Sink", "JsonlSinkConfig", "JsonlSink", "StdoutSinkConfig",

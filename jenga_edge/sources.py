@@ -46,10 +46,9 @@ from typing import IO, Literal, Optional
 from .errors import ConfigError
 from .event_queue import Batch, Chunk, EventQueue, Line  # noqa: F401 - re-exported: sources hand Lines to the queue
 
-try:
-    from ._fastjson import frame as _frame    # C: count a buffer's lines and find the longest
-except ImportError:                           # no C compiler at install time: a bytes object per line
-    _frame = None
+from .native import fastjson as _native
+
+_frame = _native.frame if _native is not None else None    # C: count a buffer's lines, find the longest
 from .typed_config import bounded
 
 log = logging.getLogger(__name__)

@@ -466,3 +466,36 @@ def test_reload_keeps_cooldowns_and_reports_restart_only_changes(network_bundle,
     assert any("take effect on restart" in line and "batching" in line for line in logs)
     assert agent.cfg.batching.max_batch == 64                # the running value is kept
     assert agent.process(ev) == []                           # the same keys are still cooling down
+
+
+def test_the_c_fast_paths_change_nothing_but_speed(network_bundle, tmp_path):
+    """The same input through the real agent with its C extensions and with
+    JENGA_EDGE_PURE=1 (the pure-Python paths): the same counts, alerts and
+    dead letters."""
+    import os
+
+    from jenga_edge import native
+    if native.fastjson is None or native.syncer is None:
+        pytest.skip("the C extensions are not built (or JENGA_EDGE_PURE is set): nothing to compare")
+    edge = [b'{"packet_size": "1500", "dest_port": "22", "syn": "yes"}', b'{"protocol": " tcp ", "src_ip": "\\u0031.2.3.4"}',
+            b'{"packet_size": 1e39}', b'{"a": ' + b"[" * 100 + b"]" * 100 + b"}", b'{"dest_port": 22, "dest_port": 80}',
+            b'{"src_ip": "\xff\xfe"}', b'{"duration": 0.1e1, "bytes_sent": -0}\r']
+    stdin = tmp_path / "in.jsonl"
+    stdin.write_bytes(b"\n".join(events(3000, seed=8) + MALFORMED + UNSEEN + edge) + b"\n\n")
+    results = []
+    for pure in ("0", "1"):
+        out = tmp_path / f"pure{pure}"
+        out.mkdir()
+        cfg = write_config(out, network_bundle[0], [{"type": "stdin"}])
+        with open(stdin, "rb") as fh:
+            proc = subprocess.run([sys.executable, "-m", "jenga_edge.cli", "run", "--config", str(cfg)], stdin=fh,
+                                  capture_output=True, text=True, cwd=REPO, timeout=120,
+                                  env={**os.environ, "JENGA_EDGE_PURE": pure})
+        assert proc.returncode == 0, proc.stderr
+        summary = json.loads(proc.stderr.strip().splitlines()[-1])
+        check_accounting(summary, out)
+        alerts = [{k: v for k, v in a.items() if k != "timestamp"} for a in read_jsonl(out / "alerts.jsonl")]
+        dead = [{k: v for k, v in d.items() if k != "timestamp"} for d in read_jsonl(out / "dead.jsonl")]
+        results.append(({k: summary[k] for k in ("received", "scored", "rejected", "alerts")}, alerts, dead))
+    assert results[0][0]["received"] == 3000 + len(MALFORMED) + len(UNSEEN) + len(edge)
+    assert results[0] == results[1]

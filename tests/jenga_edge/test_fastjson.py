@@ -17,9 +17,12 @@ import numpy as np
 import pytest
 
 from jenga_edge import decode as decode_mod
+from jenga_edge import native
 from jenga_edge.decode import EventDecoder
 from jenga_edge.schema import OOV_TOKEN, Feature, FeatureSchema
 
+if native.PURE:
+    pytest.skip("JENGA_EDGE_PURE=1: the C tier is switched off", allow_module_level=True)
 if decode_mod._fastjson is None:
     if shutil.which("cc") or shutil.which("gcc"):
         pytest.fail("jenga_edge._fastjson is not built although a C compiler is here: "
