@@ -50,6 +50,8 @@ demo: data
 
 test: setup
 	$(BIN)/python -m pytest -q
+	@echo "=== the edge agent again on its pure-Python paths (as on a machine without a C compiler) ==="
+	JENGA_EDGE_PURE=1 $(BIN)/python -m pytest -q tests/jenga_edge
 
 clean:
 	rm -rf $(VENV) build runs examples/data
