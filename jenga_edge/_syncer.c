@@ -8,9 +8,10 @@
  * condition variable and fsync(2).
  *
  * Syncer.request(fd)  ask for an fsync of fd (coalesced with any pending one)
+ * Syncer.check()      raise the error of a finished fsync, if any (once)
  * Syncer.wait()       block (GIL released) until every request so far is done
  * Syncer.stop()       finish pending requests and end the thread
- * A failed fsync is raised as OSError by the next request() or wait().
+ * A failed fsync is raised as OSError by the next check() or wait().
  * The caller must wait() before closing a descriptor it asked to sync.
  * A Syncer belongs to the process that made it: after fork() it refuses work.
  */
@@ -85,10 +86,17 @@ static PyObject *Syncer_request(Syncer *s, PyObject *arg) {
         PyErr_SetString(PyExc_RuntimeError, "Syncer: stopped");
         return NULL;
     }
-    int e = take_error(s);
     s->fd = fd;
     s->requested++;
     pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    Py_RETURN_NONE;
+}
+
+static PyObject *Syncer_check(Syncer *s, PyObject *Py_UNUSED(ignored)) {
+    if (!usable(s)) return NULL;
+    pthread_mutex_lock(&s->mu);
+    int e = take_error(s);
     pthread_mutex_unlock(&s->mu);
     if (e) return raise_errno(e);
     Py_RETURN_NONE;
@@ -161,6 +169,7 @@ static void Syncer_dealloc(Syncer *s) {
 
 static PyMethodDef Syncer_methods[] = {
     {"request", (PyCFunction)Syncer_request, METH_O, "request(fd): fsync fd on the syncer thread, soon."},
+    {"check", (PyCFunction)Syncer_check, METH_NOARGS, "check(): raise a finished fsync's error (once)."},
     {"wait", (PyCFunction)Syncer_wait, METH_NOARGS, "wait(): until every request so far is done."},
     {"stop", (PyCFunction)Syncer_stop, METH_NOARGS, "stop(): finish pending requests, end the thread."},
     {NULL, NULL, 0, NULL}};

@@ -21,7 +21,23 @@ from .errors import ConfigError
 
 from .native import fastjson as _native
 
-_spans = _native.spans if _native is not None else None    # C framing of a buffer of lines
+def _spans_py(buf: bytes, start: int, k: int, out: np.ndarray) -> int:
+    """_fastjson.spans in Python (no C extension): the next k non-empty lines
+    from byte `start` as [start, stop) pairs in out; returns the byte after the k-th."""
+    got, pos = 0, start
+    while got < k:
+        nl = buf.find(b"\n", pos)
+        if nl < 0:
+            raise ValueError(f"spans: {k} lines asked, {got} found")
+        stop = nl - 1 if nl > pos and buf[nl - 1:nl] == b"\r" else nl
+        if stop > pos:
+            out[got] = (pos, stop)
+            got += 1
+        pos = nl + 1
+    return pos
+
+
+_spans = _native.spans if _native is not None else _spans_py    # framing of a buffer of lines
 
 _POLL_S = 0.2            # how often blocked producers look at their stop flag
 
@@ -207,9 +223,9 @@ class EventQueue:
         with self._lock:
             while done < n:
                 while self._full() and not self._closed:
+                    self._not_empty.notify()        # full: the consumer must drain it now, not at its deadline
                     if not block or (stop is not None and stop.is_set()):
                         return done
-                    self._not_empty.notify()        # full: the consumer may take what there is
                     wait = _POLL_S
                     if deadline is not None:
                         wait = min(wait, deadline - time.monotonic())
@@ -225,7 +241,7 @@ class EventQueue:
                 self._count += k
                 self._bytes += sum(map(len, part))
                 done += k
-                if self._count >= self._want:
+                if self._count >= self._want or self._full():
                     self._not_empty.notify()
         return done
 
@@ -238,9 +254,9 @@ class EventQueue:
         with self._lock:
             while chunk.count:
                 while self._full() and not self._closed:
+                    self._not_empty.notify()        # full: the consumer must drain it now, not at its deadline
                     if not block or (stop is not None and stop.is_set()):
                         return done
-                    self._not_empty.notify()        # full: the consumer may take what there is
                     self._not_full.wait(_POLL_S)
                 if self._closed:
                     return done
@@ -255,7 +271,7 @@ class EventQueue:
                 self._count += head.count
                 self._bytes += len(head.buf)
                 done += head.count
-                if self._count >= self._want:
+                if self._count >= self._want or self._full():
                     self._not_empty.notify()
         return done
 
@@ -300,53 +316,56 @@ class EventQueue:
         any_oversize = False
         origins: list[tuple[str, int]] = []
         with self._lock:
-            first_deadline = time.monotonic() + timeout_s
-            self._want = 1
-            while not self._count:
-                remaining = first_deadline - time.monotonic()
-                if self._closed or remaining <= 0:
-                    return Batch([])
-                self._not_empty.wait(remaining)
-            deadline = self._blocks[0].t + timeout_s
-            while True:
-                taken = 0
-                while self._blocks and taken_total < max_items:
-                    b = self._blocks[0]
-                    k = min(max_items - taken_total, b.count - b.pos)
-                    if b.data is not None:
-                        part = b.data[b.pos:b.pos + k] if (b.pos or k < b.count) else b.data
-                        segments.append(part)
-                        self._bytes -= sum(map(len, part))
-                        if b.oversize is not None:
-                            any_oversize = True
-                            flags.extend([False] * (taken_total - len(flags)))
-                            flags.extend(b.oversize[b.pos:b.pos + k])
-                    else:
-                        spans = np.empty((k, 2), dtype=np.int64)
-                        end = _spans(b.buf, b.at, k, spans)
-                        segments.append((b.buf, spans))
-                        self._bytes -= end - b.at
-                        b.at = end
-                    if origins and origins[-1][0] == b.origin:
-                        origins[-1] = (b.origin, origins[-1][1] + k)
-                    else:
-                        origins.append((b.origin, k))
-                    b.pos += k
-                    taken_total += k
-                    taken += k
-                    if b.pos == b.count:
-                        if b.buf is not None:
-                            self._bytes -= len(b.buf) - b.at     # trailing empty lines
-                        self._blocks.popleft()
-                self._count -= taken
-                if taken and self._drained():
-                    self._not_full.notify_all()
-                remaining = deadline - time.monotonic()
-                if taken_total >= max_items or self._closed or remaining <= 0:
-                    break
-                self._want = max_items - taken_total
-                self._not_empty.wait(remaining)
-            self._want = 1
+            try:
+                first_deadline = time.monotonic() + timeout_s
+                self._want = 1
+                while not self._count:
+                    remaining = first_deadline - time.monotonic()
+                    if self._closed or remaining <= 0:
+                        return Batch([])
+                    self._not_empty.wait(remaining)
+                deadline = self._blocks[0].t + timeout_s
+                while True:
+                    taken = 0
+                    while self._blocks and taken_total < max_items:
+                        b = self._blocks[0]
+                        k = min(max_items - taken_total, b.count - b.pos)
+                        if b.data is not None:
+                            part = b.data[b.pos:b.pos + k] if (b.pos or k < b.count) else b.data
+                            segments.append(part)
+                            self._bytes -= sum(map(len, part))
+                            if b.oversize is not None:
+                                any_oversize = True
+                                flags.extend([False] * (taken_total - len(flags)))
+                                flags.extend(b.oversize[b.pos:b.pos + k])
+                        else:
+                            spans = np.empty((k, 2), dtype=np.int64)
+                            end = _spans(b.buf, b.at, k, spans)
+                            segments.append((b.buf, spans))
+                            self._bytes -= end - b.at
+                            b.at = end
+                        if origins and origins[-1][0] == b.origin:
+                            origins[-1] = (b.origin, origins[-1][1] + k)
+                        else:
+                            origins.append((b.origin, k))
+                        b.pos += k
+                        taken_total += k
+                        taken += k
+                        if b.pos == b.count:
+                            if b.buf is not None:
+                                self._bytes -= len(b.buf) - b.at     # trailing empty lines
+                            self._blocks.popleft()
+                    self._count -= taken
+                    if taken and self._drained():
+                        self._not_full.notify_all()
+                    remaining = deadline - time.monotonic()
+                    if taken_total >= max_items or self._closed or remaining <= 0:
+                        break
+                    self._want = max_items - taken_total
+                    self._not_empty.wait(remaining)
+            finally:
+                self._want = 1        # whatever happened, a plain waiter is woken by any line
+
         if any_oversize:
             flags.extend([False] * (taken_total - len(flags)))
         return Batch(Lines(segments), flags if any_oversize else None, origins)

@@ -206,9 +206,9 @@ class Rule:
                 continue
             last[k] = now
             last.move_to_end(k)
+            if len(last) > COOLDOWN_KEYS_MAX:      # bounded memory under a spray of source addresses
+                last.popitem(last=False)
             allowed.append(r)
-        while len(last) > COOLDOWN_KEYS_MAX:      # bounded memory under a spray of source addresses
-            last.popitem(last=False)
         return np.array(allowed, dtype=np.intp)
 
 

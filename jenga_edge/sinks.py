@@ -206,6 +206,10 @@ class JsonlSink:
             return
         if self._fh is None:
             raise ValueError(f"{self.path}: write to a closed JsonlSink")
+        if self._sync_thread is not None:
+            # An earlier batch's fsync failed: say so before this batch is written,
+            # so this batch is reported as not delivered rather than half of both.
+            self._sync_thread.check()
         # Serialise everything first: a bad record must not leave half a batch written.
         blob = _ENCODER.encode_lines(alerts)
         limit = self.config.max_bytes
@@ -261,11 +265,15 @@ class JsonlSink:
             try:
                 self._sync()
             finally:
-                self._fh.close()
-                self._fh = None
                 if self._sync_thread is not None:
+                    try:
+                        self._sync_thread.wait()    # never close a descriptor an fsync is running on
+                    except DataError:
+                        pass                        # already raised by _sync, or by the write that failed
                     self._sync_thread.stop()
                     self._sync_thread = None
+                self._fh.close()
+                self._fh = None
 
 
 class _ThreadSyncer:
@@ -275,7 +283,8 @@ class _ThreadSyncer:
     disk wait overlaps the scoring of the next batch instead of stalling it
     (on a one-core gateway the wait is I/O, not CPU). Requests that arrive
     while an fsync runs are covered by the next one. A failed fsync is raised
-    by the next request, so the agent logs it like any sink error.
+    by the next write, before that batch is written, so the agent reports it
+    like any sink error (the batch whose fsync failed may not be on disk).
 
     This Python thread is the fallback for `_Native` (the same protocol on
     _syncer.c's thread, which never takes the GIL): each of its wake-ups takes
@@ -294,10 +303,14 @@ class _ThreadSyncer:
 
     def request(self, fd: int) -> None:
         with self._cond:
-            error, self._error = self._error, None
             self._fd = fd
             self._requested += 1
             self._cond.notify_all()
+
+    def check(self) -> None:
+        """Raise the error of a finished fsync, once."""
+        with self._cond:
+            error, self._error = self._error, None
         if error is not None:
             raise DataError(f"fsync failed: {error}")
 
@@ -340,8 +353,11 @@ class _Native:
         self._s = _NativeSyncer()
 
     def request(self, fd: int) -> None:
+        self._s.request(fd)
+
+    def check(self) -> None:
         try:
-            self._s.request(fd)
+            self._s.check()
         except OSError as exc:
             raise DataError(f"fsync failed: {exc}") from None
 

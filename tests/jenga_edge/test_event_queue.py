@@ -192,3 +192,39 @@ def test_lines_index_iterate_and_compare():
     assert ln == [b"x", b"aa", b"bbb", b"c", b"y", b"z"]
     with pytest.raises(IndexError):
         ln[6]
+
+
+@pytest.mark.parametrize("bound", ["bytes", "count"])
+def test_a_queue_filled_by_a_non_blocking_producer_wakes_the_consumer_at_once(bound):
+    # UDP offers without blocking: when the queue fills before the consumer's
+    # batch does, the consumer must drain it now, not at its max_wait deadline,
+    # or every datagram offered meanwhile is dropped.
+    q = EventQueue(8192, 64 * 1024) if bound == "bytes" else EventQueue(10)
+    line = b"x" * (6000 if bound == "bytes" else 10)      # the queue holds ~11 (or 10) of them
+    received, stop = [0], threading.Event()
+
+    def consume():
+        while not stop.is_set() or q.depth():
+            received[0] += len(q.take(256, 2.0))
+    consumer = threading.Thread(target=consume)
+    consumer.start()
+    dropped = 0
+    for _ in range(300):
+        dropped += 1 - q.put_lines([line], "udp", block=False)
+        time.sleep(0.0005)
+    stop.set()
+    consumer.join(10)
+    assert received[0] + dropped == 300
+    assert dropped < 30, f"{dropped} of 300 dropped while the consumer slept with a full queue"
+
+
+def test_python_spans_match_the_c_ones():
+    buf = b"a\r\n\nbb\n\r\n ccc \n\r\r\nz"
+    want = np.empty((4, 2), dtype=np.int64)
+    end = event_queue._spans_py(buf, 0, 4, want)
+    assert [buf[a:b] for a, b in want.tolist()] == [b"a", b"bb", b" ccc ", b"\r"] and end == len(buf) - 1
+    if event_queue._native is not None:
+        got = np.empty((4, 2), dtype=np.int64)
+        assert event_queue._native.spans(buf, 0, 4, got) == end and got.tolist() == want.tolist()
+    with pytest.raises(ValueError):
+        event_queue._spans_py(buf, 0, 5, np.empty((5, 2), dtype=np.int64))

@@ -287,6 +287,10 @@ def test_cooldown_map_is_bounded(monkeypatch):
     # the newest keys are still cooling down; a forgotten one may alert again
     assert rows(eng, batch(src_ip=[keys[9], keys[0]]), scores([0.9, 0.9])) == [1]
     assert len(rule._last) == 3
+    # within one batch too: a key pushed out by newer ones may alert again in the same batch
+    fresh = [f"10.1.0.{i}" for i in range(4)]
+    assert rows(eng, batch(src_ip=fresh + [fresh[0]]), scores([0.9] * 5)) == [0, 1, 2, 3, 4]
+    assert list(rule._last) == fresh[2:] + [fresh[0]]
 
 
 # --- allowlist -------------------------------------------------------------------------------------

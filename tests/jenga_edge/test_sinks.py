@@ -124,7 +124,7 @@ def test_jsonl_fsync_runs_off_the_scoring_thread_and_close_waits_for_it(tmp_path
     assert read_lines(tmp_path / "a.jsonl") == [make_alert(1), make_alert(2)]
 
 
-def test_jsonl_fsync_failure_is_raised_by_the_next_write(tmp_path, monkeypatch, python_syncer):
+def test_jsonl_fsync_failure_is_raised_by_the_next_write_before_it_writes(tmp_path, monkeypatch, python_syncer):
     sink = JsonlSink(JsonlSinkConfig(path=str(tmp_path / "a.jsonl")))
 
     def broken(fd):
@@ -132,10 +132,16 @@ def test_jsonl_fsync_failure_is_raised_by_the_next_write(tmp_path, monkeypatch, 
     monkeypatch.setattr(sinks_mod.os, "fsync", broken)
     sink.write_batch([make_alert(1)])
     with pytest.raises(DataError, match="fsync failed"):
-        sink.sync_wait()
-    sink.write_batch([make_alert(2)])
+        sink.sync_wait()                       # reported once ...
+    sink.write_batch([make_alert(2)])          # ... so the next batch is written (and its fsync fails too)
+    deadline = time.monotonic() + 5
+    while sink._sync_thread._done < sink._sync_thread._requested and time.monotonic() < deadline:
+        time.sleep(0.01)
     with pytest.raises(DataError, match="fsync failed"):
-        sink.write_batch([make_alert(3)])
+        sink.write_batch([make_alert(3)])      # raised before batch 3 is written: 3 is not delivered
+    monkeypatch.undo()
+    sink.close()
+    assert read_lines(tmp_path / "a.jsonl") == [make_alert(1), make_alert(2)]
 
 
 def test_jsonl_fsync_can_be_turned_off(tmp_path, monkeypatch, python_syncer):
@@ -169,6 +175,7 @@ def test_native_syncer_reports_a_failed_fsync_then_keeps_serving(tmp_path):
         syncer.request(w)
         with pytest.raises(DataError, match="fsync failed"):
             syncer.wait()
+        syncer.check()                     # reported once
         with open(tmp_path / "f", "wb") as fh:
             syncer.request(fh.fileno())    # the error was reported once; a good fd syncs
             syncer.wait()
