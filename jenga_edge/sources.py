@@ -29,7 +29,6 @@ Stdlib only; never imports torch.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import ipaddress
 import logging
