@@ -1,7 +1,9 @@
 """Event sources for the edge agent: newline-delimited JSON in, `Line`s out.
 
 Every source frames its input into lines and hands them to one bounded
-`EventQueue`; the agent pulls micro-batches with `EventQueue.get_batch`. The
+`EventQueue` (event_queue.py): a read's complete lines as one `Chunk`, left in
+the read buffer, when none is over the limit, otherwise as a list of lines;
+the agent pulls micro-batches with `EventQueue.take`. The
 agent's contract is that every event read is accounted for (scored, or
 rejected with a reason), so framing never loses a line silently:
 
