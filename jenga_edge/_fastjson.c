@@ -289,29 +289,37 @@ static int clinger(const char *p, const char *e, double *out) {
     return 1;
 }
 
-/* The value of a number token, or FALLBACK when it is not a finite float32-range value. */
-static int number_value(const char *s, const char *e, int is_int, int digits, double *out) {
-    if (is_int && digits <= 15) {
-        const char *p = s;
-        int neg = (*p == '-');
-        if (neg) p++;
-        int64_t v = 0;
-        while (p < e) v = v * 10 + (*p++ - '0');
-        *out = neg ? -(double)v : (double)v;
-        if (neg && v == 0) *out = 0.0;        /* msgspec reads -0 as the integer 0 */
-        return OK;
-    }
-    if (is_int) return FALLBACK;                          /* big integers: Python's int rules */
-    if (clinger(s, e, out)) return (fabs(*out) > FLT_MAX) ? FALLBACK : OK;
-    if (e - s >= NUMBER_MAX) return FALLBACK;
-    char buf[NUMBER_MAX];
+/* An integer token of at most 18 digits, exactly (-0 is the integer 0, as msgspec reads it). */
+static int64_t int_value(const char *s, const char *e) {
+    int neg = (*s == '-');
+    if (neg) s++;
+    int64_t v = 0;
+    while (s < e) v = v * 10 + (*s++ - '0');
+    return neg ? -v : v;
+}
+
+/* A number token with a fraction or exponent, correctly rounded; 0 when it cannot be read here. */
+static int float_value(const char *s, const char *e, double *out) {
+    if (clinger(s, e, out)) return 1;
+    if (e - s >= NUMBER_MAX) return 0;
+    char buf[NUMBER_MAX], *stop = NULL;
     memcpy(buf, s, e - s);
     buf[e - s] = '\0';
-    char *stop = NULL;
     double v = PyOS_string_to_double(buf, &stop, NULL);   /* correctly rounded, locale-free */
-    if (v == -1.0 && PyErr_Occurred()) { PyErr_Clear(); return FALLBACK; }
-    if (stop != buf + (e - s) || !isfinite(v) || fabs(v) > FLT_MAX) return FALLBACK;
+    if (v == -1.0 && PyErr_Occurred()) { PyErr_Clear(); return 0; }
+    if (stop != buf + (e - s)) return 0;
     *out = v;
+    return 1;
+}
+
+/* The value of a number token, or FALLBACK when it is not a finite float32-range value. */
+static int number_value(const char *s, const char *e, int is_int, int digits, double *out) {
+    if (is_int) {
+        if (digits > 15) return FALLBACK;                 /* big integers: Python's int rules */
+        *out = (double)int_value(s, e);
+        return OK;
+    }
+    if (!float_value(s, e, out) || !isfinite(*out) || fabs(*out) > FLT_MAX) return FALLBACK;
     return OK;
 }
 
@@ -365,29 +373,14 @@ static PyObject *key_value(char type, const char *s, const char *e, int plain, i
             return str;
         }
         default: {
-            if (is_int) {
-                if (digits > 18) return NULL;        /* big integers: msgspec's rules */
-                char *stop = NULL;
-                char buf[NUMBER_MAX];
-                memcpy(buf, s, e - s);
-                buf[e - s] = '\0';
-                long long v = strtoll(buf, &stop, 10);
-                return PyLong_FromLongLong(v);
-            }
+            PyObject *num;
             double v;
-            if (!clinger(s, e, &v)) {
-                if (e - s >= NUMBER_MAX) return NULL;
-                char buf[NUMBER_MAX], *stop = NULL;
-                memcpy(buf, s, e - s);
-                buf[e - s] = '\0';
-                v = PyOS_string_to_double(buf, &stop, NULL);
-                if (v == -1.0 && PyErr_Occurred()) { PyErr_Clear(); return NULL; }
-                if (stop != buf + (e - s)) return NULL;
-            }
-            if (!isfinite(v)) return NULL;           /* msgspec: "Number out of range" */
-            PyObject *f = PyFloat_FromDouble(v);
-            if (!f) PyErr_Clear();
-            return f;
+            if (is_int)
+                num = digits > 18 ? NULL : PyLong_FromLongLong(int_value(s, e));   /* longer: msgspec's rules */
+            else        /* out of range: msgspec's "Number out of range" */
+                num = (float_value(s, e, &v) && isfinite(v)) ? PyFloat_FromDouble(v) : NULL;
+            if (!num) PyErr_Clear();
+            return num;
         }
     }
 }
@@ -500,13 +493,18 @@ static int decode_line(Line *ln, const char *s, Py_ssize_t n) {
 
 /* ---------------------------------------------------------- Python glue */
 
-/* formats: the struct codes accepted for the items (e.g. "d", "lq" for int64, "B") */
+/* Is the buffer's item type one of these struct codes ("d", "lq" for int64, "B")? */
+static int has_format(const Py_buffer *view, const char *codes) {
+    const char *f = view->format ? view->format : "B";
+    if (*f == '<' || *f == '=' || *f == '@') f++;
+    return strlen(f) == 1 && strchr(codes, *f) != NULL;
+}
+
+/* formats: the struct codes accepted for the items */
 static int get_buffer(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize, Py_ssize_t need, const char *formats,
                       const char *what) {
     if (PyObject_GetBuffer(obj, view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) return -1;
-    const char *f = view->format ? view->format : "B";
-    if (*f == '<' || *f == '=' || *f == '@') f++;
-    if (view->itemsize != itemsize || view->len < need * itemsize || strlen(f) != 1 || !strchr(formats, *f)) {
+    if (view->itemsize != itemsize || view->len < need * itemsize || !has_format(view, formats)) {
         PyErr_Format(PyExc_ValueError, "%s: expected a C-contiguous buffer of %zd items of type '%s'",
                      what, need, formats);
         PyBuffer_Release(view);
@@ -533,9 +531,7 @@ static PyObject *Plan_decode(Plan *self, PyObject *args) {
         chunk = PyTuple_GET_ITEM(lines, 0);
         if (PyObject_GetBuffer(PyTuple_GET_ITEM(lines, 1), &b_spans, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
             return NULL;
-        const char *f = b_spans.format ? b_spans.format : "B";
-        if (*f == '<' || *f == '=' || *f == '@') f++;
-        if (strlen(f) != 1 || !strchr("lq", *f)) {
+        if (!has_format(&b_spans, "lq")) {
             PyBuffer_Release(&b_spans);
             PyErr_SetString(PyExc_ValueError, "decode: spans must be int64 [n, 2] ranges inside the buffer");
             return NULL;
