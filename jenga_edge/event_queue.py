@@ -222,27 +222,13 @@ class EventQueue:
         done, n = 0, len(data)
         with self._lock:
             while done < n:
-                while self._full() and not self._closed:
-                    self._not_empty.notify()        # full: the consumer must drain it now, not at its deadline
-                    if not block or (stop is not None and stop.is_set()):
-                        return done
-                    wait = _POLL_S
-                    if deadline is not None:
-                        wait = min(wait, deadline - time.monotonic())
-                        if wait <= 0:
-                            return done
-                    self._not_full.wait(wait)
-                if self._closed:
+                if not self._wait_for_room(block, stop, deadline):
                     return done
                 k = self._fitting(data, done)
                 part = data[done:done + k] if (done or k < n) else data
                 flags = oversize[done:done + k] if oversize is not None and any(oversize) else None
-                self._blocks.append(_Block(time.monotonic(), part, flags, origin))
-                self._count += k
-                self._bytes += sum(map(len, part))
+                self._append(_Block(time.monotonic(), part, flags, origin), sum(map(len, part)))
                 done += k
-                if self._count >= self._want or self._full():
-                    self._not_empty.notify()
         return done
 
     def put_chunk(self, chunk: Chunk, origin: str, *, block: bool = True,
@@ -253,12 +239,7 @@ class EventQueue:
         done = 0
         with self._lock:
             while chunk.count:
-                while self._full() and not self._closed:
-                    self._not_empty.notify()        # full: the consumer must drain it now, not at its deadline
-                    if not block or (stop is not None and stop.is_set()):
-                        return done
-                    self._not_full.wait(_POLL_S)
-                if self._closed:
+                if not self._wait_for_room(block, stop, None):
                     return done
                 k = self._fitting_chunk(chunk)
                 if k < chunk.count:
@@ -267,13 +248,31 @@ class EventQueue:
                     head, chunk = Chunk(chunk.buf[:end], k), Chunk(chunk.buf[end:], chunk.count - k)
                 else:
                     head, chunk = chunk, Chunk(b"", 0)
-                self._blocks.append(_Block(time.monotonic(), None, None, origin, head.buf, head.count))
-                self._count += head.count
-                self._bytes += len(head.buf)
+                self._append(_Block(time.monotonic(), None, None, origin, head.buf, head.count), len(head.buf))
                 done += head.count
-                if self._count >= self._want or self._full():
-                    self._not_empty.notify()
         return done
+
+    def _wait_for_room(self, block: bool, stop: Optional[threading.Event], deadline: Optional[float]) -> bool:
+        """With the lock held: wait while the queue is full. False if the
+        producer should give up (closed, not blocking, stopped, timed out)."""
+        while self._full() and not self._closed:
+            self._not_empty.notify()        # full: the consumer must drain it now, not at its deadline
+            if not block or (stop is not None and stop.is_set()):
+                return False
+            wait = _POLL_S
+            if deadline is not None:
+                wait = min(wait, deadline - time.monotonic())
+                if wait <= 0:
+                    return False
+            self._not_full.wait(wait)
+        return not self._closed
+
+    def _append(self, block: _Block, nbytes: int) -> None:
+        self._blocks.append(block)
+        self._count += block.count
+        self._bytes += nbytes
+        if self._count >= self._want or self._full():
+            self._not_empty.notify()
 
     def put(self, line: Line, block: bool = True, timeout: Optional[float] = None,
             stop: Optional[threading.Event] = None) -> bool:
