@@ -181,22 +181,9 @@ class Rule:
                 return band.priority
         return self.cfg.priority
 
-    def cooled(self, key: Any, now: float) -> bool:
-        """True if an alert for `key` is allowed now (and remember it)."""
-        if not self.cfg.key or not self.cfg.cooldown_s:
-            return True
-        k = category_key(key) if key is not None else ""
-        last = self._last.get(k)
-        if last is not None and now - last < self.cfg.cooldown_s:
-            return False
-        self._last[k] = now
-        self._last.move_to_end(k)
-        if len(self._last) > COOLDOWN_KEYS_MAX:   # bounded memory under a spray of source addresses
-            self._last.popitem(last=False)
-        return True
-
     def cooled_rows(self, keys: list, rows: np.ndarray, now: float) -> np.ndarray:
-        """The rows whose key may alert now (cooled() over a batch's candidates, in order)."""
+        """The rows whose key may alert now, in order, each allowed one
+        remembered (an unseen key, or its cooldown has passed)."""
         last, cooldown, allowed = self._last, self.cfg.cooldown_s, []
         for r in rows.tolist():
             key = keys[r]
