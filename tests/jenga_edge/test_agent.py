@@ -36,6 +36,17 @@ def events(n: int, seed: int = 3) -> list[bytes]:
     return out
 
 
+def malicious_events(n: int, src_ip: str, seed: int = 5) -> list[bytes]:
+    """The malicious ones among `events(n)`, all from `src_ip`."""
+    out = []
+    for e in events(n, seed=seed):
+        d = json.loads(e)
+        if d["label"] == "malicious":
+            d["src_ip"] = src_ip
+            out.append(json.dumps(d).encode())
+    return out
+
+
 MALFORMED = [
     b"{not json",                                   # bad_json
     b"[1, 2, 3]",                                   # not_object
@@ -262,12 +273,7 @@ def test_an_injection_attempt_never_reaches_a_command(network_bundle, tmp_path):
     fake_nft = tmp_path / "nft"
     fake_nft.write_text(f"#!/bin/sh\nfor a in \"$@\"; do printf '%s\\n' \"$a\" >> {calls}; done\necho --- >> {calls}\n")
     fake_nft.chmod(0o755)
-    evil = []
-    for e in events(400, seed=5):
-        d = json.loads(e)
-        if d["label"] == "malicious":
-            d["src_ip"] = "1.2.3.4; rm -rf /"
-            evil.append(json.dumps(d).encode())
+    evil = malicious_events(400, "1.2.3.4; rm -rf /")
     good_attacker = json.loads(evil[0])
     good_attacker["src_ip"] = "203.0.113.77"
     stdin = tmp_path / "in.jsonl"
@@ -426,12 +432,7 @@ def test_allowlist_protects_the_address_the_firewall_would_block(network_bundle,
     from jenga_edge.config import load_agent_config
     from jenga_edge.sources import Line
 
-    ev = []
-    for e in events(300, seed=5):
-        d = json.loads(e)
-        if d["label"] == "malicious":
-            d["src_ip"] = "198.51.100.9"
-            ev.append(json.dumps(d).encode())
+    ev = malicious_events(300, "198.51.100.9")
     cfg = write_config(tmp_path, network_bundle[0], [{"type": "stdin"}],
                        rules=[{"rule": "r", "task": "threat", "threshold": 0.0, "key": "dest_port",
                                "actions": ["alert", "firewall"]}],

@@ -441,12 +441,17 @@ def recv_all(conn: socket.socket) -> bytes:
         chunks.append(chunk)
 
 
-def test_syslog_over_tcp_octet_counting():
+def tcp_listener() -> tuple[socket.socket, int]:
+    """A listening TCP socket on a free loopback port (2 s accept timeout)."""
     srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     srv.bind(("127.0.0.1", 0))
     srv.listen(4)
     srv.settimeout(2)
-    port = srv.getsockname()[1]
+    return srv, srv.getsockname()[1]
+
+
+def test_syslog_over_tcp_octet_counting():
+    srv, port = tcp_listener()
     try:
         sink = SyslogSink(SyslogSinkConfig(target=f"tcp://127.0.0.1:{port}", facility="security"))
         sink.write_batch([make_alert(0), make_alert(1, priority="informational")])
@@ -464,11 +469,7 @@ def test_syslog_over_tcp_octet_counting():
 
 
 def test_syslog_tcp_reconnects_after_collector_closes():
-    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(4)
-    srv.settimeout(2)
-    port = srv.getsockname()[1]
+    srv, port = tcp_listener()
     try:
         sink = SyslogSink(SyslogSinkConfig(target=f"tcp://127.0.0.1:{port}"))
         sink.write_batch([make_alert(0)])
