@@ -15,7 +15,7 @@ DEMO := build/demo
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml setup.py jenga_edge/_fastjson.c jenga_edge/_syncer.c
+$(STAMP): pyproject.toml setup.py jenga_edge/native/_fastjson.c jenga_edge/native/_syncer.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
 	@if [ -n "$(TORCH_SPEC)" ]; then $(BIN)/pip install "$(TORCH_SPEC)"; \
 	elif $(BIN)/python -c "import torch" 2>/dev/null; then \

@@ -22,9 +22,10 @@ import onnxruntime as ort
 import torch
 
 import jenga_edge
-from jenga_edge.bundle import BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, MANIFEST, sha256_file
-from jenga_edge.errors import BundleError, ConfigError, JengaError
-from jenga_edge.schema import FeatureSchema
+from jenga_edge.bundle import BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, MANIFEST
+from jenga_edge.contract.digest import sha256_file
+from jenga_edge.contract.errors import BundleError, ConfigError, JengaError
+from jenga_edge.contract.schema import FeatureSchema
 from trainer import checkpoint
 from trainer.dataset import split_indices, vectorize_rows
 from trainer.readers import read_rows

@@ -13,7 +13,7 @@ from typing import Optional
 
 import click
 
-from jenga_edge.errors import JengaError
+from jenga_edge.contract.errors import JengaError
 
 
 @click.command()

@@ -26,7 +26,7 @@ from typing import Sequence
 import onnx
 import torch
 
-from jenga_edge.errors import JengaError
+from jenga_edge.contract.errors import JengaError
 
 from .graphs import INPUT_NAMES
 

@@ -13,7 +13,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from jenga_edge.schema import FeatureSchema
+from jenga_edge.contract.schema import FeatureSchema
 
 EXTREMES = np.array([0.0, -0.0, 1e-30, -1e-30, 1e30, -1e30, 3.0e38, -3.0e38, 1e9, -1e9], dtype=np.float32)
 

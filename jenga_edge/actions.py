@@ -35,8 +35,8 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Mapping, Union
 
-from .errors import ConfigError
-from .typed_config import bounded, build
+from .contract.errors import ConfigError
+from .contract.typed import bounded, build
 
 if TYPE_CHECKING:   # delivery code (urllib.request, http.client, email) loads only with a webhook
     from .webhook import WebhookAction

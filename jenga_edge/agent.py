@@ -26,7 +26,7 @@ from .bundle import Bundle, verify_bundle
 from .config import AgentConfig, load_agent_config
 from .decode import DecodedBatch, EventDecoder, Reject
 from .dispatch import BackgroundAction
-from .errors import JengaError
+from .contract.errors import JengaError
 from .metrics import AgentMetrics, MetricsServer
 from .rules import Hit, RuleEngine, default_rules, render_output
 from .score import Scorer

@@ -13,7 +13,7 @@ a BundleError: a tampered or half-copied bundle is refused, never loaded.
 
 from __future__ import annotations
 
-from .digest import sha256
+from .contract.digest import sha256_file
 import json
 import re
 from dataclasses import dataclass, field
@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Optional
 
 from . import __version__
-from .errors import BundleError, SchemaError
-from .schema import FeatureSchema
+from .contract.errors import BundleError, SchemaError
+from .contract.schema import FeatureSchema
 
 MANIFEST = "manifest.json"
 BUNDLE_FORMAT = "jenga.bundle"
@@ -80,14 +80,6 @@ class Bundle:
 
     def file(self, name: str) -> Path:
         return self.path / name
-
-
-def sha256_file(path: Path) -> str:
-    h = sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def version_tuple(text: str) -> tuple[int, ...]:

@@ -13,7 +13,7 @@ import numpy as np
 
 from .bundle import Bundle
 from .decode import EventDecoder
-from .schema import OOV_INDEX
+from .contract.schema import OOV_INDEX
 from .score import Scorer, select_tasks
 
 EXIT_CLEAN, EXIT_THREAT, EXIT_BAD = 0, 1, 2

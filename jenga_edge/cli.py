@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from .cli_support import JengaGroup
+from .contract.cli import JengaGroup
 
 
 @click.group(cls=JengaGroup)

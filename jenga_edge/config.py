@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Optional
 
 from .actions import ExecConfig, FirewallConfig, RateLimitConfig, WebhookConfig
-from .errors import ConfigError
+from .contract.errors import ConfigError
 from .metrics import MetricsConfig
 from .rules import RuleConfig
 from .score import RuntimeConfig
 from .sinks import JsonlSinkConfig, SinksConfig
 from .sources import SourceConfig
-from .typed_config import apply_overrides, bounded, build, load_yaml
+from .contract.typed import apply_overrides, bounded, build, load_yaml
 
 
 @dataclass

@@ -27,10 +27,10 @@ from typing import Any, Callable, Optional, Sequence, Union
 import msgspec
 import numpy as np
 
-from .errors import EventError
+from .contract.errors import EventError
 from .event_queue import Lines
 from .native import fastjson as _fastjson   # None: tier 2 alone
-from .schema import OOV_INDEX, Feature, FeatureSchema, category_key, to_boolean, to_number
+from .contract.schema import OOV_INDEX, Feature, FeatureSchema, category_key, to_boolean, to_number
 
 Scalar = Union[str, int, float, bool, None]
 _F32_MAX = float(np.finfo(np.float32).max)

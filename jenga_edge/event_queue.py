@@ -17,7 +17,7 @@ from typing import Iterator, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 
-from .errors import ConfigError
+from .contract.errors import ConfigError
 
 from .native import fastjson as _native
 

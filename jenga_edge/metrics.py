@@ -35,8 +35,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Optional
 
-from .errors import ConfigError
-from .typed_config import bounded
+from .contract.errors import ConfigError
+from .contract.typed import bounded
 
 if TYPE_CHECKING:   # http.server (and the email package it pulls in) only when serving
     from .metrics_http import _HTTPServer

@@ -31,10 +31,10 @@ import numpy as np
 
 from .bundle import TaskEntry
 from .decode import DecodedBatch
-from .errors import ConfigError
-from .schema import category_key
+from .contract.errors import ConfigError
+from .contract.schema import category_key
 from .score import Scores
-from .typed_config import bounded
+from .contract.typed import bounded
 
 Priority = Literal["emergency", "alert", "critical", "error", "warning", "notice", "informational", "debug"]
 Scalar = Union[str, int, float, bool]

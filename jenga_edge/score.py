@@ -15,9 +15,9 @@ import numpy as np
 import onnxruntime as ort
 
 from .bundle import Bundle, TaskEntry
-from .errors import BundleError, ConfigError
-from .schema import FeatureSchema
-from .typed_config import bounded
+from .contract.errors import BundleError, ConfigError
+from .contract.schema import FeatureSchema
+from .contract.typed import bounded
 
 _LEVELS = {"disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,

@@ -38,8 +38,8 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from .errors import ConfigError, DataError
-from .typed_config import bounded
+from .contract.errors import ConfigError, DataError
+from .contract.typed import bounded
 
 from .native import syncer as _native
 

@@ -44,13 +44,13 @@ import time
 from dataclasses import dataclass
 from typing import IO, Literal, Optional
 
-from .errors import ConfigError
+from .contract.errors import ConfigError
 from .event_queue import Batch, Chunk, EventQueue, Line  # noqa: F401 - re-exported: sources hand Lines to the queue
 
 from .native import fastjson as _native
 
 _frame = _native.frame if _native is not None else None    # C: count a buffer's lines, find the longest
-from .typed_config import bounded
+from .contract.typed import bounded
 
 log = logging.getLogger(__name__)
 

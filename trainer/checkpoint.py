@@ -18,9 +18,9 @@ from typing import Any
 
 import torch
 
-from jenga_edge.bundle import sha256_file
-from jenga_edge.errors import BundleError
-from jenga_edge.schema import FeatureSchema
+from jenga_edge.contract.digest import sha256_file
+from jenga_edge.contract.errors import BundleError
+from jenga_edge.contract.schema import FeatureSchema
 
 from .config import ExperimentConfig, ModelConfig, config_as_yaml_dict
 from .labels import LabelMap

@@ -12,7 +12,7 @@ from typing import Optional
 
 import click
 
-from jenga_edge.cli_support import JengaGroup
+from jenga_edge.contract.cli import JengaGroup
 
 CONFIG_HELP = "Experiment YAML file (see examples/configs/)."
 SET_HELP = "Override a config value, e.g. --set training.epochs=5 (repeatable)."

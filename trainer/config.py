@@ -21,8 +21,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
-from jenga_edge.errors import ConfigError
-from jenga_edge.typed_config import apply_overrides, bounded, build, fail, load_yaml
+from jenga_edge.contract.errors import ConfigError
+from jenga_edge.contract.typed import apply_overrides, bounded, build, fail, load_yaml
 
 TASK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 NumericEncoding = Literal["standard", "log1p", "piecewise_linear", "none", "auto"]

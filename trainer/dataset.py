@@ -7,8 +7,8 @@ from typing import Any, Optional
 
 import numpy as np
 
-from jenga_edge.errors import DataError, EventError
-from jenga_edge.schema import FeatureSchema, category_key
+from jenga_edge.contract.errors import DataError, EventError
+from jenga_edge.contract.schema import FeatureSchema, category_key
 
 from .config import ExperimentConfig, TaskConfig
 from .labels import DROP, LabelMap, fit_label_map

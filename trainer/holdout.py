@@ -18,14 +18,14 @@ from typing import Optional
 
 import numpy as np
 
-from jenga_edge.errors import ConfigError, DataError
+from jenga_edge.contract.errors import ConfigError, DataError
 
 from . import metrics as M
 from .config import ExperimentConfig
 from .dataset import Holdout
 from .labels import fit_label_map
 from .readers import read_rows
-from jenga_edge.schema import category_key
+from jenga_edge.contract.schema import category_key
 
 
 def attack_groups(cfg: ExperimentConfig, task_name: str) -> tuple[str, list[str]]:

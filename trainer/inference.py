@@ -10,7 +10,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from jenga_edge.errors import DataError
+from jenga_edge.contract.errors import DataError
 
 from . import checkpoint
 from . import metrics as M

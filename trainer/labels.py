@@ -11,8 +11,8 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from jenga_edge.errors import DataError
-from jenga_edge.schema import category_key
+from jenga_edge.contract.errors import DataError
+from jenga_edge.contract.schema import category_key
 
 from .config import TaskConfig
 

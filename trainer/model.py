@@ -14,7 +14,7 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
-from jenga_edge.schema import FeatureSchema
+from jenga_edge.contract.schema import FeatureSchema
 
 from .config import ModelConfig
 

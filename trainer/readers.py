@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any, Optional
 
-from jenga_edge.errors import DataError
+from jenga_edge.contract.errors import DataError
 
 
 def read_rows(path: str | Path, fmt: str = "auto", columns: Optional[list[str]] = None,

@@ -12,8 +12,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from jenga_edge.errors import DataError
-from jenga_edge.schema import OOV_TOKEN, Feature, FeatureSchema, category_key, to_boolean, to_number
+from jenga_edge.contract.errors import DataError
+from jenga_edge.contract.schema import OOV_TOKEN, Feature, FeatureSchema, category_key, to_boolean, to_number
 
 from .config import SourceConfig
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
-from jenga_edge.errors import ConfigError
+from jenga_edge.contract.errors import ConfigError
 
 from . import checkpoint
 from .callbacks import Callback, from_config

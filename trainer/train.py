@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from jenga_edge.errors import ConfigError
+from jenga_edge.contract.errors import ConfigError
 
 from . import metrics as M
 from .callbacks import BatchInfo, Callback, CallbackList

@@ -11,7 +11,7 @@ import torch
 
 from export.bundle_writer import ExportOptions, ParityError, export_bundle
 from jenga_edge.bundle import verify_bundle
-from jenga_edge.errors import BundleError, ConfigError
+from jenga_edge.contract.errors import BundleError, ConfigError
 from tests.conftest import base_config
 from trainer import checkpoint
 from trainer.config import config_from_dict

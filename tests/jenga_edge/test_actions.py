@@ -27,8 +27,8 @@ from jenga_edge.actions import (
     build_actions,
     run_actions,
 )
-from jenga_edge.errors import ConfigError
-from jenga_edge.typed_config import build, parse_yaml
+from jenga_edge.contract.errors import ConfigError
+from jenga_edge.contract.typed import build, parse_yaml
 
 INJECTIONS = [
     "1.2.3.4; rm -rf /",

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from jenga_edge.bundle import MANIFEST, verify_bundle
-from jenga_edge.errors import BundleError
+from jenga_edge.contract.errors import BundleError
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -23,8 +23,8 @@ from jenga_edge.check import (
     pick_tasks,
     render,
 )
-from jenga_edge.errors import ConfigError
-from jenga_edge.schema import OOV_TOKEN, Feature, FeatureSchema
+from jenga_edge.contract.errors import ConfigError
+from jenga_edge.contract.schema import OOV_TOKEN, Feature, FeatureSchema
 from jenga_edge.score import Scorer
 from trainer.synthetic import generate
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from jenga_edge.config import AgentConfig, load_agent_config
-from jenga_edge.errors import ConfigError
+from jenga_edge.contract.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 PROFILES = sorted((REPO / "firmware_configs").glob("*.yaml"))

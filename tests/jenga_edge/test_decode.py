@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from jenga_edge.decode import DecodedBatch, EventDecoder
-from jenga_edge.schema import OOV_INDEX, OOV_TOKEN, Feature, FeatureSchema
+from jenga_edge.contract.schema import OOV_INDEX, OOV_TOKEN, Feature, FeatureSchema
 
 
 def make_schema(strict_field: bool = True) -> FeatureSchema:

@@ -123,7 +123,7 @@ def test_take_rejects_a_zero_batch():
 
 # --- chunks: a read's lines left in one buffer -------------------------------------------------
 
-needs_c = pytest.mark.skipif(event_queue._spans is None, reason="jenga_edge._fastjson is not built")
+needs_c = pytest.mark.skipif(event_queue._spans is None, reason="jenga_edge.native._fastjson is not built")
 
 
 def chunk_of(lines_: list[bytes], ending: bytes = b"\n") -> Chunk:

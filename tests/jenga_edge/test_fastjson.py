@@ -19,13 +19,13 @@ import pytest
 from jenga_edge import decode as decode_mod
 from jenga_edge import native
 from jenga_edge.decode import EventDecoder
-from jenga_edge.schema import OOV_TOKEN, Feature, FeatureSchema
+from jenga_edge.contract.schema import OOV_TOKEN, Feature, FeatureSchema
 
 if native.PURE:
     pytest.skip("JENGA_EDGE_PURE=1: the C tier is switched off", allow_module_level=True)
 if decode_mod._fastjson is None:
     if shutil.which("cc") or shutil.which("gcc"):
-        pytest.fail("jenga_edge._fastjson is not built although a C compiler is here: "
+        pytest.fail("jenga_edge.native._fastjson is not built although a C compiler is here: "
                     "run `pip install -e .` again", pytrace=False)
     pytest.skip("no C compiler: the agent runs on tier 2 alone", allow_module_level=True)
 
@@ -320,7 +320,7 @@ def test_key_field_numbers_are_the_floats_and_ints_msgspec_gives():
 
 
 def test_plan_refuses_bad_specs_and_buffers():
-    from jenga_edge import _fastjson
+    from jenga_edge.native import _fastjson
     with pytest.raises(ValueError, match="out of range"):
         _fastjson.Plan({b"a": ((0, 1),)}, 1, 0, 0, ())           # numeric column 1 of 1
     with pytest.raises(ValueError, match="out of range"):

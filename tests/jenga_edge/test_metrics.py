@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from jenga_edge.errors import ConfigError
+from jenga_edge.contract.errors import ConfigError
 from jenga_edge.metrics import (
     BATCH_BUCKETS,
     CONTENT_TYPE,
@@ -24,7 +24,7 @@ from jenga_edge.metrics import (
     Registry,
     no_ip_labels,
 )
-from jenga_edge.typed_config import build
+from jenga_edge.contract.typed import build
 
 
 # ------------------------------------------------------------------ exposition

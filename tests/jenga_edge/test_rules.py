@@ -10,11 +10,11 @@ import pytest
 from jenga_edge import rules as rules_mod
 from jenga_edge.bundle import TaskEntry
 from jenga_edge.decode import DecodedBatch
-from jenga_edge.errors import ConfigError
+from jenga_edge.contract.errors import ConfigError
 from jenga_edge.rules import RuleConfig, RuleEngine, SeverityBand, default_rules, render_output
-from jenga_edge.schema import OOV_TOKEN, Feature, FeatureSchema
+from jenga_edge.contract.schema import OOV_TOKEN, Feature, FeatureSchema
 from jenga_edge.score import Scores
-from jenga_edge.typed_config import build
+from jenga_edge.contract.typed import build
 
 SCHEMA = FeatureSchema((Feature("bytes", "numeric"), Feature("port", "categorical", categories=(OOV_TOKEN, "22"))))
 CLASSES = ("none", "ddos", "port_scan", "exfiltration")

@@ -9,8 +9,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from jenga_edge.errors import EventError, JengaError, SchemaError
-from jenga_edge.schema import (
+from jenga_edge.contract.errors import EventError, JengaError, SchemaError
+from jenga_edge.contract.schema import (
     OOV_INDEX,
     OOV_TOKEN,
     SCHEMA_VERSION,

@@ -11,9 +11,9 @@ import pytest
 
 from jenga_edge.bundle import Bundle, verify_bundle
 from jenga_edge.decode import EventDecoder
-from jenga_edge.errors import BundleError, ConfigError
+from jenga_edge.contract.errors import BundleError, ConfigError
 from jenga_edge.rules import RuleConfig, RuleEngine
-from jenga_edge.schema import OOV_TOKEN, Feature, FeatureSchema
+from jenga_edge.contract.schema import OOV_TOKEN, Feature, FeatureSchema
 from jenga_edge.score import RuntimeConfig, Scorer, select_tasks
 from trainer.synthetic import generate
 

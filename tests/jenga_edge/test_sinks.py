@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 import pytest
 
 from jenga_edge import sinks as sinks_mod
-from jenga_edge.errors import ConfigError, DataError
+from jenga_edge.contract.errors import ConfigError, DataError
 from jenga_edge.sinks import (
     JsonlSink,
     JsonlSinkConfig,
@@ -33,7 +33,7 @@ from jenga_edge.sinks import (
     severity_of,
     syslog_message,
 )
-from jenga_edge.typed_config import build
+from jenga_edge.contract.typed import build
 
 
 def make_alert(i: int = 0, **over) -> dict:
@@ -153,7 +153,7 @@ def test_jsonl_fsync_can_be_turned_off(tmp_path, monkeypatch, python_syncer):
     assert calls == []
 
 
-needs_native = pytest.mark.skipif(sinks_mod._NativeSyncer is None, reason="jenga_edge._syncer is not built")
+needs_native = pytest.mark.skipif(sinks_mod._NativeSyncer is None, reason="jenga_edge.native._syncer is not built")
 
 
 @needs_native

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from jenga_edge.errors import ConfigError
+from jenga_edge.contract.errors import ConfigError
 from jenga_edge.sources import (
     EventQueue,
     FileSource,
@@ -26,7 +26,7 @@ from jenga_edge.sources import (
     build_source,
     check_max_line_bytes,
 )
-from jenga_edge.typed_config import build
+from jenga_edge.contract.typed import build
 
 MAX = 64          # the smallest allowed max_line_bytes keeps oversize lines short
 POLL = 0.02       # file poll interval in tests
@@ -669,7 +669,7 @@ def test_feed_chunk_frames_like_feed_lines(seed):
     from jenga_edge import sources as sources_mod
     from jenga_edge.event_queue import Chunk
     if sources_mod._frame is None:
-        pytest.skip("jenga_edge._fastjson is not built")
+        pytest.skip("jenga_edge.native._fastjson is not built")
     rng = random.Random(seed)
     pieces = []
     for _ in range(300):

@@ -7,8 +7,8 @@ from typing import Any, Literal, Optional, Union
 
 import pytest
 
-from jenga_edge.errors import ConfigError, JengaError
-from jenga_edge.typed_config import (
+from jenga_edge.contract.errors import ConfigError, JengaError
+from jenga_edge.contract.typed import (
     apply_overrides,
     bounded,
     build,

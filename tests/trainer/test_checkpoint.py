@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from jenga_edge.errors import BundleError
+from jenga_edge.contract.errors import BundleError
 from trainer import checkpoint
 from trainer.predict import score_rows
 

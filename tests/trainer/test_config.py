@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from jenga_edge.errors import ConfigError
+from jenga_edge.contract.errors import ConfigError
 from trainer.config import (
     ExperimentConfig,
     TargetFpr,

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from jenga_edge.errors import DataError
+from jenga_edge.contract.errors import DataError
 from trainer.config import config_from_dict
 from trainer.dataset import DROP, Holdout, prepare
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from jenga_edge.errors import DataError
+from jenga_edge.contract.errors import DataError
 from trainer.config import LabelConfig, TaskConfig
 from trainer.labels import DROP, LabelMap, fit_label_map
 

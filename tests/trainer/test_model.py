@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from jenga_edge.schema import OOV_TOKEN, Feature, FeatureSchema
+from jenga_edge.contract.schema import OOV_TOKEN, Feature, FeatureSchema
 from trainer.config import ModelConfig
 from trainer.model import FeatureEncoder, MultiTaskModel, NoveltyHead, TaskSpec
 

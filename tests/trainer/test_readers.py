@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from jenga_edge.errors import DataError
+from jenga_edge.contract.errors import DataError
 from trainer.readers import _cell, read_rows
 
 ROWS = [{"a": 1, "b": "x", "c": 1.5}, {"a": 2, "b": "y", "c": None}, {"a": 3, "b": "z", "c": 0.0}]

@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from jenga_edge.errors import DataError
-from jenga_edge.schema import OOV_INDEX, OOV_TOKEN, FeatureSchema
+from jenga_edge.contract.errors import DataError
+from jenga_edge.contract.schema import OOV_INDEX, OOV_TOKEN, FeatureSchema
 from trainer.config import MissingPolicy, SourceConfig, config_from_dict
 from trainer.dataset import prepare
 from trainer.refinery import (

@@ -20,7 +20,7 @@ def _load(name: str) -> Optional[ModuleType]:
     if PURE:
         return None
     try:
-        return importlib.import_module(f"jenga_edge.{name}")
+        return importlib.import_module(f"jenga_edge.native.{name}")
     except ImportError:
         return None
 

@@ -8,6 +8,8 @@ slower per byte but needs nothing loaded; hashlib stays the fallback.
 
 from __future__ import annotations
 
+import os
+
 try:
     from _sha2 import sha256          # CPython >= 3.12
 except ImportError:
@@ -16,4 +18,15 @@ except ImportError:
     except ImportError:               # other interpreters
         from hashlib import sha256
 
-__all__ = ["sha256"]
+
+
+def sha256_file(path: "str | os.PathLike[str]") -> str:
+    """The hex sha256 of a file, read in 1 MiB chunks."""
+    h = sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+__all__ = ["sha256", "sha256_file"]
