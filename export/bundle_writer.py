@@ -22,7 +22,19 @@ import onnxruntime as ort
 import torch
 
 import jenga_edge
-from jenga_edge.bundle import BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, MANIFEST
+from jenga_edge.contract.bundle_format import (
+    BUNDLE_FORMAT,
+    BUNDLE_FORMAT_VERSION,
+    MANIFEST,
+    Manifest,
+    MergedEntry,
+    Producer,
+    Requires,
+    SourceModel,
+    TaskEntry,
+    TensorSpec,
+    encode_manifest,
+)
 from jenga_edge.contract.digest import sha256_file
 from jenga_edge.contract.errors import BundleError, ConfigError, JengaError
 from jenga_edge.contract.schema import FeatureSchema
@@ -35,6 +47,7 @@ from .onnx_export import DEFAULT_OPSET, SUPPORTED_OPSETS, example_inputs, export
 from .parity import compare, edge_cases
 
 ORT_MIN_FOR_OPSET = {18: "1.14", 19: "1.16", 20: "1.17", 21: "1.18"}
+AGENT_MIN_VERSION = "0.2.0"    # the first agent that reads bundle format 2
 PARITY_ROWS = 5000
 
 
@@ -54,7 +67,7 @@ class ExportOptions:
 
 
 def export_bundle(model_dir: str | Path, bundle_dir: str | Path, opts: ExportOptions,
-                  log: Callable[[str], None] = print) -> dict:
+                  log: Callable[[str], None] = print) -> Manifest:
     loaded = checkpoint.load(model_dir)
     tasks = _select_tasks(loaded, opts.tasks)
     if opts.opset not in SUPPORTED_OPSETS:
@@ -67,7 +80,7 @@ def export_bundle(model_dir: str | Path, bundle_dir: str | Path, opts: ExportOpt
     tmp.mkdir(parents=True)
     try:
         manifest = _build(loaded, Path(model_dir), tasks, tmp, opts, log)
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
+        (tmp / MANIFEST).write_bytes(encode_manifest(manifest))
         _fsync_dir_files(tmp)
         if out.exists():
             shutil.rmtree(out)
@@ -95,7 +108,7 @@ def _check_target(out: Path, force: bool) -> None:
 
 
 def _build(loaded: checkpoint.LoadedModel, model_dir: Path, tasks: list[str], tmp: Path,
-           opts: ExportOptions, log: Callable[[str], None]) -> dict:
+           opts: ExportOptions, log: Callable[[str], None]) -> Manifest:
     model = loaded.model.cpu().eval()
     created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     version = int(time.time())
@@ -107,29 +120,28 @@ def _build(loaded: checkpoint.LoadedModel, model_dir: Path, tasks: list[str], tm
         if src not in cases:
             cases[src], parity_source[src] = _parity_cases(loaded, src, opts.data)
         entry = _export_task(model, loaded, meta, tmp, cases[src], opts, version, log)
-        entry["parity"]["rows"] = parity_source[src]
+        entry.parity["rows"] = parity_source[src]
         entries.append(entry)
     merged = [_export_merged(model, loaded, src, group, tmp, cases[src], opts, version, log)
               for src, group in _groups(model, tasks).items()]
-    files = sorted((e["file"], e["sha256"]) for e in entries + merged)
-    return {
-        "format": BUNDLE_FORMAT, "format_version": BUNDLE_FORMAT_VERSION,
-        "bundle_id": hashlib.sha256(json.dumps(files).encode()).hexdigest()[:16],
-        "created": created, "project_name": loaded.meta["project_name"],
-        "producer": {"name": "jenga-export", "version": jenga_edge.__version__, "torch": torch.__version__,
-                     "onnx": onnx.__version__, "onnxruntime": ort.__version__,
-                     "exporter": "torch.onnx.export(dynamo=True)", "opset": opts.opset},
-        "source_model": {"path": str(model_dir.resolve()), "sha256": sha256_file(model_dir / checkpoint.META_FILE),
-                         "weights_sha256": loaded.meta["weights"]["sha256"],
-                         "best_epoch": loaded.meta.get("best_epoch")},
-        "requires": {"agent_min_version": "0.1.0", "onnxruntime_min_version": ORT_MIN_FOR_OPSET[opts.opset],
-                     "opset": opts.opset},
-        "tasks": entries, "merged": merged,
-    }
+    files = sorted((e.file, e.sha256) for e in [*entries, *merged])
+    return Manifest(
+        format=BUNDLE_FORMAT, format_version=BUNDLE_FORMAT_VERSION,
+        bundle_id=hashlib.sha256(json.dumps(files).encode()).hexdigest()[:16],
+        created=created, project_name=loaded.meta["project_name"],
+        producer=Producer(name="jenga-export", version=jenga_edge.__version__, torch=str(torch.__version__),
+                          onnx=onnx.__version__, onnxruntime=ort.__version__,
+                          exporter="torch.onnx.export(dynamo=True)", opset=opts.opset),
+        source_model=SourceModel(path=str(model_dir.resolve()), sha256=sha256_file(model_dir / checkpoint.META_FILE),
+                                 weights_sha256=loaded.meta["weights"]["sha256"],
+                                 best_epoch=loaded.meta.get("best_epoch")),
+        requires=Requires(agent_min_version=AGENT_MIN_VERSION, onnxruntime_min_version=ORT_MIN_FOR_OPSET[opts.opset],
+                          opset=opts.opset),
+        tasks=entries, merged=merged)
 
 
 def _export_task(model, loaded, meta: dict, tmp: Path, cases: dict, opts: ExportOptions, version: int,
-                 log) -> dict:
+                 log) -> TaskEntry:
     name, src = meta["name"], meta["source"]
     schema = loaded.schemas[src]
     outputs = output_names(model, name)
@@ -151,11 +163,11 @@ def _export_task(model, loaded, meta: dict, tmp: Path, cases: dict, opts: Export
     onnx.save(onx, str(path))
     log(f"  {name}: {path.name} {path.stat().st_size / 1024:.1f} KiB, max abs diff "
         + ", ".join(f"{o} {parity[o]:.2e}" for o in outputs))
-    return {"name": name, "type": meta["type"], "mode": meta["mode"], "source": src, "file": path.name,
-            "sha256": sha256_file(path), "opset": opset_of(onx), "size_bytes": path.stat().st_size,
-            "inputs": _input_specs(schema), "outputs": _output_specs(model, name, outputs),
-            "labels": labels, "threshold": meta["threshold"], "metrics": _plain_metrics(meta["metrics"]),
-            "schema": schema.to_json(), "schema_sha256": schema.sha256, "parity": parity}
+    return TaskEntry(name=name, type=meta["type"], mode=meta["mode"], source=src, file=path.name,
+                     sha256=sha256_file(path), opset=opset_of(onx), size_bytes=path.stat().st_size,
+                     inputs=_input_specs(schema), outputs=_output_specs(model, name), labels=labels,
+                     threshold=meta["threshold"], metrics=_plain_metrics(meta["metrics"]), schema=schema,
+                     schema_sha256=schema.sha256, parity=parity)
 
 
 def _groups(model, tasks: list[str]) -> dict[str, list[str]]:
@@ -166,7 +178,7 @@ def _groups(model, tasks: list[str]) -> dict[str, list[str]]:
 
 
 def _export_merged(model, loaded, src: str, tasks: list[str], tmp: Path, cases: dict, opts: ExportOptions,
-                   version: int, log) -> dict:
+                   version: int, log) -> MergedEntry:
     schema = loaded.schemas[src]
     graph = MergedGraph(model, tasks)
     outputs = graph.output_names()
@@ -186,10 +198,10 @@ def _export_merged(model, loaded, src: str, tasks: list[str], tmp: Path, cases: 
     onnx.save(onx, str(path))
     log(f"  merged-{src}: {path.name} {path.stat().st_size / 1024:.1f} KiB, tasks {', '.join(tasks)}, "
         f"max abs diff {_worst(parity):.2e} (vs per-task graphs {max(vs_tasks.values()):.2e})")
-    return {"file": path.name, "sha256": sha256_file(path), "source": src, "tasks": tasks,
-            "size_bytes": path.stat().st_size,
-            "outputs": {t: [o for o in outputs if o.startswith(f"{t}.")] for t in tasks},
-            "parity": {**parity, "vs_task_graphs": vs_tasks}}
+    return MergedEntry(file=path.name, sha256=sha256_file(path), source=src, tasks=tasks,
+                       size_bytes=path.stat().st_size,
+                       outputs={t: _output_specs(model, t, prefix=f"{t}.") for t in tasks},
+                       parity={**parity, "vs_task_graphs": vs_tasks})
 
 
 def _merged_vs_task_graphs(path: Path, tmp: Path, tasks: list[str], outputs: list[str], cases: dict) -> dict:
@@ -260,19 +272,16 @@ def _synthetic_rows(schema: FeatureSchema, n: int = 2000) -> list[dict]:
     return rows
 
 
-def _input_specs(schema: FeatureSchema) -> list[dict]:
-    return [{"name": "numeric", "dtype": "float32", "shape": ["batch", len(schema.numeric)],
-             "features": [f.name for f in schema.numeric]},
-            {"name": "categorical", "dtype": "int64", "shape": ["batch", len(schema.categorical)],
-             "features": [f.name for f in schema.categorical]}]
+def _input_specs(schema: FeatureSchema) -> list[TensorSpec]:
+    return [TensorSpec(name="numeric", dtype="float32", shape=["batch", len(schema.numeric)],
+                       features=[f.name for f in schema.numeric]),
+            TensorSpec(name="categorical", dtype="int64", shape=["batch", len(schema.categorical)],
+                       features=[f.name for f in schema.categorical])]
 
 
-def _output_specs(model, task: str, outputs: list[str]) -> list[dict]:
+def _output_specs(model, task: str, prefix: str = "") -> list[TensorSpec]:
     spec = model.specs[task]
-    if spec.binary:
-        return [{"name": outputs[0], "dtype": "float32", "shape": ["batch"]}]
-    return [{"name": outputs[0], "dtype": "float32", "shape": ["batch", spec.n_classes]},
-            {"name": outputs[1], "dtype": "int64", "shape": ["batch"]}]
+    return [TensorSpec(**o) for o in spec.kind.contract.output_specs(spec.n_classes, prefix)]
 
 
 def _plain_metrics(metrics: dict) -> dict:

@@ -13,6 +13,7 @@ from typing import Optional
 
 import click
 
+from jenga_edge.contract.bundle_format import Manifest
 from jenga_edge.contract.errors import JengaError
 
 
@@ -44,21 +45,21 @@ def main(model_dir: str, bundle_dir: str, tasks: Optional[str], opset: int, atol
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
     print_summary(manifest)
-    click.echo(f"bundle {manifest['bundle_id']} written to {bundle_dir} in {time.perf_counter() - t0:.1f} s",
+    click.echo(f"bundle {manifest.bundle_id} written to {bundle_dir} in {time.perf_counter() - t0:.1f} s",
                err=True)
 
 
-def print_summary(manifest: dict) -> None:
+def print_summary(manifest: Manifest) -> None:
     rows = [("task", "inputs", "outputs", "size", "max abs diff")]
-    for t in manifest["tasks"]:
-        ins = " ".join(f"{i['name']}[{i['shape'][1]}]" for i in t["inputs"])
-        outs = " ".join(o["name"] for o in t["outputs"])
-        worst = max(v for k, v in t["parity"].items() if isinstance(v, float))
-        rows.append((t["name"], ins, outs, f"{t['size_bytes'] / 1024:.1f} KiB", f"{worst:.2e}"))
-    for m in manifest["merged"]:
-        worst = max(v for k, v in m["parity"].items() if isinstance(v, float))
-        rows.append((f"[merged {m['source']}]", "numeric categorical", f"{len(m['tasks'])} tasks",
-                     f"{m['size_bytes'] / 1024:.1f} KiB", f"{worst:.2e}"))
+    for t in manifest.tasks:
+        ins = " ".join(f"{i.name}[{i.shape[1]}]" for i in t.inputs)
+        outs = " ".join(o.name for o in t.outputs)
+        worst = max(v for k, v in t.parity.items() if isinstance(v, float))
+        rows.append((t.name, ins, outs, f"{t.size_bytes / 1024:.1f} KiB", f"{worst:.2e}"))
+    for m in manifest.merged:
+        worst = max(v for k, v in m.parity.items() if isinstance(v, float))
+        rows.append((f"[merged {m.source}]", "numeric categorical", f"{len(m.tasks)} tasks",
+                     f"{m.size_bytes / 1024:.1f} KiB", f"{worst:.2e}"))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for r in rows:
         click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())

@@ -3,8 +3,9 @@
 Every graph takes the two schema inputs (either may be zero-width):
   numeric      float32 [batch, n]   NaN = missing (imputed inside)
   categorical  int64   [batch, m]   vocabulary indices, 0 = out of vocabulary
-Outputs: binary tasks `score` [batch]; multiclass `probabilities` [batch, C]
-and `label` int64 [batch]. The merged graph prefixes each with `<task>.`.
+Outputs are the task kind's (jenga_edge/contract/tasks.py), named by their
+role: binary tasks `score` [batch]; multiclass `probabilities` [batch, C] and
+`label` int64 [batch]. The merged graph prefixes each with `<task>.`.
 """
 
 from __future__ import annotations
@@ -18,15 +19,12 @@ INPUT_NAMES = ("numeric", "categorical")
 
 
 def output_names(model: MultiTaskModel, task: str, prefix: str = "") -> list[str]:
-    names = ["score"] if model.specs[task].binary else ["probabilities", "label"]
-    return [prefix + n for n in names]
+    return model.specs[task].kind.contract.output_names(prefix)
 
 
 def _outputs(model: MultiTaskModel, task: str, scores: torch.Tensor) -> list[torch.Tensor]:
     """The graph outputs of one task from its scores, in output_names order."""
-    if model.specs[task].binary:
-        return [scores]
-    return [scores, torch.argmax(scores, dim=1)]
+    return model.specs[task].kind.graph_outputs(scores)
 
 
 class TaskGraph(nn.Module):

@@ -4,4 +4,4 @@ This package is what runs on gateways. It depends on onnxruntime, numpy, pyyaml
 and click only, and must never import torch (tests/jenga_edge/test_torch_free.py).
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -21,18 +21,21 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from . import __version__
-from .actions import RateLimiter, build_actions
+from .actions import Action, build_actions, close_actions
+from .actions.rate_limit import RateLimiter
 from .bundle import Bundle, verify_bundle
-from .config import AgentConfig, load_agent_config
-from .decode import DecodedBatch, EventDecoder, Reject
-from .dispatch import BackgroundAction
+from .config import RESERVED_ACTION, AgentConfig, load_agent_config
 from .contract.errors import JengaError
-from .metrics import AgentMetrics, MetricsServer
+from .decode import DecodedBatch, EventDecoder, Reject
+from .event_queue import Batch, EventQueue
+from .metrics.agent import AgentMetrics
+from .metrics.server import MetricsServer
 from .rules import Hit, RuleEngine, default_rules, render_output
 from .score import Scorer
-from .sinks import JsonlSink, build_sinks
-from .event_queue import Batch
-from .sources import EventQueue, build_source
+from .sinks import build_sinks
+from .sinks.jsonl import JsonlSink
+from .sources import SourceContext, build_source
+from .timestamps import iso_utc
 
 DEAD_LETTER_LINE_MAX = 4096
 IDLE_POLL_S = 0.1
@@ -47,7 +50,7 @@ class Pipeline:
     scorer: Scorer
     decoder: EventDecoder
     rules: RuleEngine
-    actions: dict
+    actions: dict[str, Action]
     limiter: RateLimiter
     model_refs: dict       # task -> {"bundle_id", "sha256"}, shared by every alert of the task
 
@@ -60,11 +63,8 @@ def build_pipeline(cfg: AgentConfig) -> Pipeline:
     # Raw values the alerts and rule conditions read, besides the model's inputs.
     wanted = list(dict.fromkeys([*cfg.event.keys, *cfg.event.fields, *sorted(rules.fields)]))
     decoder = EventDecoder(scorer.schema, cfg.event.mapping, wanted)
-    actions = build_actions({n: getattr(cfg.actions, n) for n in ("firewall", "webhook", "exec")
-                             if getattr(cfg.actions, n) is not None})
-    if "webhook" in actions:
-        actions["webhook"] = BackgroundAction("webhook", actions["webhook"])
-    limiter = RateLimiter(cfg.actions.rate_limit.max_actions, cfg.actions.rate_limit.per_seconds)
+    actions = build_actions(cfg.actions)
+    limiter = RateLimiter(cfg.rate_limit.max_actions, cfg.rate_limit.per_seconds)
     refs = {t: {"bundle_id": bundle.bundle_id, "sha256": bundle.tasks[t].sha256} for t in scorer.tasks}
     return Pipeline(cfg, bundle, scorer, decoder, rules, actions, limiter, refs)
 
@@ -80,26 +80,14 @@ def _carry_state(old: "Pipeline", new: "Pipeline") -> None:
     for rule in new.rules.rules:
         if rule.cfg.rule in previous:
             rule._last = previous[rule.cfg.rule]._last
-    if old.cfg.actions.rate_limit == new.cfg.actions.rate_limit:
+    if old.cfg.rate_limit == new.cfg.rate_limit:
         new.limiter = old.limiter
-
-
-def _address_fields(pipe: "Pipeline", name: str) -> tuple[str, ...]:
-    if name == "firewall" and pipe.cfg.actions.firewall is not None:
-        return (pipe.cfg.actions.firewall.ip_field,)
-    if name == "exec":
-        return ("src_ip", "dest_ip")
-    return ()
 
 
 def _rule_tasks(cfg: AgentConfig) -> Optional[list[str]]:
     """Without agent.tasks, score the tasks the rules use (all tasks if no rules):
     a task no rule reads would cost scoring time for nothing."""
     return list(dict.fromkeys(r.task for r in cfg.rules)) or None
-
-
-def _iso(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
 
 
 class Agent:
@@ -110,12 +98,13 @@ class Agent:
         self.pipe = build_pipeline(cfg)
         self.cfg = cfg
         self.metrics = AgentMetrics()
-        self.metrics.set_bundle(self.pipe.bundle.bundle_id, self.pipe.bundle.manifest.get("source_model", {})
-                                .get("sha256", ""))
-        self.sinks = build_sinks(cfg.sinks)
+        self.metrics.set_bundle(self.pipe.bundle.bundle_id, self.pipe.bundle.manifest.source_model.sha256)
+        self.sinks = list(build_sinks(cfg.sinks).values())
         self.dead_letter = JsonlSink(cfg.dead_letter)
         self.queue = EventQueue(cfg.batching.queue_size, cfg.batching.queue_bytes)
-        self.sources = [build_source(s, self.queue, cfg.batching.max_line_bytes) for s in cfg.sources]
+        context = SourceContext(self.queue, cfg.batching.max_line_bytes)
+        self.sources = [build_source(s, context) for s in cfg.sources]
+        self._source_kind: dict[str, str] = {}     # origin -> kind, for metric labels
         self.server = MetricsServer(self.metrics.registry, cfg.metrics.host, cfg.metrics.port,
                                     healthy=lambda: not self._stopping) if cfg.metrics.enabled else None
         self.agent_info = {"id": cfg.agent.id, "hostname": socket.gethostname(), "version": __version__}
@@ -180,7 +169,7 @@ class Agent:
                 next_stats = time.monotonic() + self.cfg.metrics.stats_interval_s
 
     def _sources_done(self) -> bool:
-        return all(getattr(s, "eof", False) for s in self.sources)
+        return all(s.eof for s in self.sources)
 
     def _shutdown(self) -> None:
         # Stop and join the sources first: a source may still hand over a line it
@@ -195,8 +184,7 @@ class Agent:
                 break
             self.process_safely(lines)   # anything accepted is still scored or dead-lettered
         self._sync_drops()
-        for step in [*(a.close for a in self.pipe.actions.values() if isinstance(a, BackgroundAction)),
-                     *(s.close for s in [*self.sinks, self.dead_letter])]:
+        for step in [lambda: close_actions(self.pipe.actions), *(s.close for s in [*self.sinks, self.dead_letter])]:
             try:
                 step()
             except Exception as exc:   # noqa: BLE001 - one failing sink must not skip the others
@@ -208,10 +196,10 @@ class Agent:
     def _sync_drops(self) -> None:
         """Sources count drops (UDP on a full queue) themselves; mirror the new ones."""
         for i, s in enumerate(self.sources):
-            dropped = getattr(s, "dropped", 0)
+            dropped = s.dropped
             delta = dropped - self._drops_seen.get(i, 0)
             if delta > 0:
-                self.metrics.dropped.inc(delta, source=s.config.type if hasattr(s, "config") else "unknown")
+                self.metrics.dropped.inc(delta, source=s.kind)
                 self._drops_seen[i] = dropped
 
     def _reload(self) -> None:
@@ -238,16 +226,14 @@ class Agent:
             for name in fixed:
                 setattr(cfg, name, getattr(self.cfg, name))
         self.pipe, self.cfg = pipe, cfg
-        for action in old.actions.values():
-            if isinstance(action, BackgroundAction):
-                action.close()
+        close_actions(old.actions)
         self.metrics.reloads.inc(result="ok")
         self.reloads["ok"] += 1
-        self.metrics.set_bundle(pipe.bundle.bundle_id, pipe.bundle.manifest.get("source_model", {}).get("sha256", ""))
+        self.metrics.set_bundle(pipe.bundle.bundle_id, pipe.bundle.manifest.source_model.sha256)
         self.log(f"reloaded: bundle {pipe.bundle.bundle_id}, tasks {', '.join(pipe.scorer.tasks)}")
 
     # -------------------------------------------------------------- scoring
-    def process_safely(self, lines: Batch | list) -> None:
+    def process_safely(self, lines: Batch) -> None:
         """process(), but a batch that fails (a sink error, an onnxruntime
         error) is still accounted for: each of its events is rejected with
         reason `processing_error`, and the agent keeps running."""
@@ -256,7 +242,7 @@ class Agent:
         except Exception as exc:   # noqa: BLE001 - nothing may take the loop down
             reason = f"{type(exc).__name__}: {str(exc)[:200]}"
             self.log(f"batch of {len(lines)} failed, dead-lettered: {reason}")
-            now = _iso(time.time())
+            now = iso_utc(time.time())
             rejects = [Reject(i, "processing_error", None, reason) for i in range(len(lines))]
             try:
                 self.dead_letter.write_batch([self._dead(r, lines, now) for r in rejects])
@@ -266,16 +252,16 @@ class Agent:
             self.counts["received"] += len(lines)
             self.counts["rejected"] += len(lines)
 
-    def process(self, lines: Batch | list) -> list[dict]:
+    def process(self, lines: Batch) -> list[dict]:
+        """Score one micro-batch: decode, score, rules, actions, sinks, dead letters."""
         t0 = time.perf_counter()
         if self.span[0] is None:
             self.span[0] = t0
         pipe = self.pipe
-        lines = Batch.of(lines)
         batch = pipe.decoder.decode(lines.data, lines.oversize_flags())
         scores = pipe.scorer.score(batch.num, batch.cat)
         hits = pipe.rules.evaluate(batch, scores)
-        now = _iso(time.time())     # one timestamp per batch: strftime per alert was a hot spot
+        now = iso_utc(time.time())     # one timestamp per batch: strftime per alert was a hot spot
         alerts = [self._alert(h, batch, lines, now) for h in hits]
         for sink in self.sinks:
             sink.write_batch(alerts)
@@ -305,7 +291,7 @@ class Agent:
             alert["output"] = render_output(rule.cfg.output, {**values, **alert})
         if rule.cfg.tags:
             alert["tags"] = rule.cfg.tags
-        acts = [a for a in rule.cfg.actions if a != "alert"]
+        acts = [a for a in rule.cfg.actions if a != RESERVED_ACTION]
         if acts:
             target = keys[rule.cfg.key][row] if rule.cfg.key else alert.get("src_ip")
             alert["actions"] = [self._act(name, alert, target) for name in acts]
@@ -315,19 +301,21 @@ class Agent:
 
     def _act(self, name: str, alert: dict, key: Any) -> dict:
         pipe = self.pipe
-        # The allowlist protects the address the action would touch (the
-        # firewall's ip_field; src/dest for exec), not just the rule's key.
-        touched = [key, *(alert.get(f) for f in _address_fields(pipe, name))]
+        action = pipe.actions[name]
+        # The allowlist protects what the action would touch (the firewall's
+        # ip_field; src/dest for exec), not just the rule's key.
+        touched = [key, *action.addresses(alert)]
         if any(v is not None and pipe.rules.allowlisted(v) for v in touched):
-            outcome = {"type": name, "result": "skipped", "reason": "allowlisted"}
+            outcome = {"type": action.type, "result": "skipped", "reason": "allowlisted"}
         elif not pipe.limiter.allow():
-            outcome = {"type": name, "result": "skipped", "reason": "rate_limited"}
+            outcome = {"type": action.type, "result": "skipped", "reason": "rate_limited"}
         else:
             try:
-                outcome = pipe.actions[name].run(alert)
+                outcome = action.run(alert)
             except Exception as exc:   # an action failure is recorded, never fatal
-                outcome = {"type": name, "result": "failed", "reason": f"{type(exc).__name__}: {exc}"}
-        self.metrics.actions.inc(type=name, result=outcome.get("result", "unknown"))
+                outcome = {"type": action.type, "result": "failed", "reason": f"{type(exc).__name__}: {exc}"}
+        outcome["name"] = name
+        self.metrics.actions.inc(type=action.type, result=outcome.get("result", "unknown"))
         return outcome
 
     def _dead(self, r: Reject, lines: Batch, now: str) -> dict:
@@ -340,7 +328,7 @@ class Agent:
         m = self.metrics
         by_kind: dict[str, int] = {}
         for origin, n in lines.origins:   # few distinct origins per batch
-            kind = origin.split(":", 1)[0]
+            kind = self._source_kind.get(origin) or self._kind_of(origin)
             by_kind[kind] = by_kind.get(kind, 0) + n
         for kind, n in by_kind.items():
             m.received.inc(n, source=kind)
@@ -363,11 +351,16 @@ class Agent:
         if self.first_scored_wall is None and len(batch):
             self.first_scored_wall = time.time()
 
+    def _kind_of(self, origin: str) -> str:
+        """A source's kind by its origin (a listener's bound address is known once it runs)."""
+        self._source_kind = {s.origin: s.kind for s in self.sources}
+        return self._source_kind.get(origin, "other")
+
     def summary(self) -> dict:
         snap = self.metrics.snapshot()
         return {"received": self.counts["received"], "scored": self.counts["scored"],
                 "rejected": self.counts["rejected"], "alerts": self.counts["alerts"],
-                "dropped": sum(getattr(s, "dropped", 0) for s in self.sources),
+                "dropped": sum(s.dropped for s in self.sources),
                 "reloads": dict(self.reloads),
                 "metrics": snap, "bundle_id": self.pipe.bundle.bundle_id,
                 "uptime_s": round(time.monotonic() - self.started, 3),

@@ -79,7 +79,7 @@ def check_lines(bundle: Bundle, lines: list[bytes], tasks: Optional[Sequence[str
         for t in names:
             entry = bundle.tasks[t]
             s = float(scores.score[t][row])
-            if entry.type == "classification":
+            if not entry.kind.binary:
                 label = entry.labels[int(scores.label[t][row])]
                 verdicts.append(TaskVerdict(t, s, None, label, False))
             else:
@@ -115,7 +115,7 @@ def _explain(scorer: Scorer, num: np.ndarray, cat: np.ndarray, verdicts: list[Ta
     occluded = scorer.score(nums, cats)
     names = [f.name for f in schema.numeric] + [f.name for f in schema.categorical]
     for v in verdicts:
-        if scorer.bundle.tasks[v.task].type == "classification":
+        if not scorer.bundle.tasks[v.task].kind.binary:
             continue
         # In log-odds: a saturated score (0.9999) still shows which fields hold it up.
         contrib = _logit(v.score) - _logit(occluded.score[v.task])

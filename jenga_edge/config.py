@@ -1,83 +1,119 @@
 """The agent's config file (one per appliance, see firmware_configs/).
 
-Relative paths (bundle, sink and dead-letter files) resolve against the
-config file's directory, so a profile and its bundle can travel together;
-appliance profiles use absolute paths.
+Every section is a typed Struct, checked when the file loads: a malformed
+file names the key path and what was expected. `sources` is a list and
+`sinks` and `actions` are mappings of name -> entry; an entry's `type` picks
+its kind from a registry (sources/, sinks/, actions/), and a sink or action
+named after its kind may leave the `type` out. docs/config-reference.md lists
+every key (generated from these Structs).
+
+Relative paths (bundle, file sources, sink and dead-letter files, spools)
+resolve against the config file's directory, so a profile and its bundle can
+travel together; appliance profiles use absolute paths.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import os
+import re
 import socket
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Any, Optional
 
-from .actions import ExecConfig, FirewallConfig, RateLimitConfig, WebhookConfig
+import msgspec
+
+from . import actions, sinks, sources
+from .actions.base import ActionConfig
+from .actions.rate_limit import RateLimitConfig
 from .contract.errors import ConfigError
-from .metrics import MetricsConfig
+from .contract.typed import Config, apply_overrides, convert, doc, load_yaml
+from .framing import MAX_LINE_BYTES, MIN_LINE_BYTES
+from .kinds import default_types
+from .metrics.server import MetricsConfig
 from .rules import RuleConfig
 from .score import RuntimeConfig
-from .sinks import JsonlSinkConfig, SinksConfig
-from .sources import SourceConfig
-from .contract.typed import apply_overrides, bounded, build, load_yaml
+from .sinks.base import SinkConfig
+from .sinks.jsonl import Config as JsonlConfig
+from .sources.base import SourceConfig
+
+RESERVED_ACTION = "alert"     # in a rule's actions: raise the alert (and nothing else)
+_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
-@dataclass
-class AgentSection:
-    bundle: str
-    id: str = field(default_factory=socket.gethostname)
-    tasks: Optional[list[str]] = None     # default: the tasks the rules use (all, without rules)
+class AgentSection(Config, kw_only=True):
+    bundle: Annotated[str, doc("the bundle directory jenga-export wrote (relative: to this file)")]
+    id: Annotated[str, doc("names this agent in alerts (default: the host name)")] = msgspec.field(
+        default_factory=socket.gethostname)
+    tasks: Annotated[Optional[list[str]], doc(
+        "the bundle tasks to score (default: those the rules use; all, without rules)")] = None
 
 
-@dataclass
-class BatchingConfig:
+class BatchingConfig(Config, kw_only=True):
     """Score up to max_batch events, or whatever arrived within max_wait_ms of
     the first one: throughput against latency, per appliance."""
 
-    max_batch: int = bounded(256, lo=1, hi=65536)
-    max_wait_ms: float = bounded(5.0, lo=0.0, hi=10_000.0)
-    queue_size: int = bounded(8192, lo=1)                    # events
-    # Bytes of queued lines; 0 = no bound. 1 MiB holds ~1,000 1-KB events, several ms of
-    # a busy stream; bigger boxes that must ride out bursts raise it (see firmware_configs/).
-    queue_bytes: int = bounded(1024 * 1024, lo=0)
-    max_line_bytes: int = bounded(65536, lo=64, hi=16 * 1024 * 1024)
+    max_batch: Annotated[int, doc("events scored together at most", ge=1, le=65536)] = 256
+    max_wait_ms: Annotated[float, doc(
+        "the longest an event waits for batch-mates (0: no batching delay)", ge=0.0, le=10_000.0)] = 5.0
+    queue_size: Annotated[int, doc("events read but not yet scored, at most (sources block, UDP drops)", ge=1)] = 8192
+    # 1 MiB holds ~1,000 1-KB events, several ms of a busy stream; bigger boxes that
+    # must ride out bursts raise it (see firmware_configs/).
+    queue_bytes: Annotated[int, doc("bytes of queued lines, at most (0: no bound)", ge=0)] = 1024 * 1024
+    max_line_bytes: Annotated[int, doc(
+        "a longer line is rejected (reason oversize), never split", ge=MIN_LINE_BYTES, le=MAX_LINE_BYTES)] = 65536
 
 
-@dataclass
-class EventConfig:
-    """mapping: schema feature or key field -> dotted path in the event (e.g.
-    bytes_sent: flow.bytes_toserver). keys: fields copied to every alert's top
-    level (src_ip, dest_ip, dest_port). fields: more event fields for alerts."""
+class EventConfig(Config, kw_only=True):
+    """How an event's fields are found."""
 
-    mapping: dict[str, str] = field(default_factory=dict)
-    keys: list[str] = field(default_factory=lambda: ["src_ip", "dest_ip", "dest_port"])
-    fields: list[str] = field(default_factory=list)
-
-
-@dataclass
-class ActionsConfig:
-    firewall: Optional[FirewallConfig] = None
-    webhook: Optional[WebhookConfig] = None
-    exec: Optional[ExecConfig] = None
-    rate_limit: RateLimitConfig = field(default_factory=RateLimitConfig)
+    mapping: Annotated[dict[str, str], doc(
+        "schema feature or key field -> dotted path in the event, e.g. bytes_sent: flow.bytes_toserver")] = {}
+    keys: Annotated[list[str], doc("fields copied to the top level of every alert")] = msgspec.field(
+        default_factory=lambda: ["src_ip", "dest_ip", "dest_port"])
+    fields: Annotated[list[str], doc("more event fields, under the alert's `fields`")] = []
 
 
-@dataclass
-class AgentConfig:
-    agent: AgentSection
-    sources: list[SourceConfig] = bounded(nonempty=True)
-    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
-    batching: BatchingConfig = field(default_factory=BatchingConfig)
-    event: EventConfig = field(default_factory=EventConfig)
-    rules: list[RuleConfig] = field(default_factory=list)
-    allowlist: list[str] = field(default_factory=list)
-    actions: ActionsConfig = field(default_factory=ActionsConfig)
-    sinks: SinksConfig = field(default_factory=SinksConfig)
-    dead_letter: JsonlSinkConfig = field(default_factory=lambda: JsonlSinkConfig(path="dead_letter.jsonl"))
-    metrics: MetricsConfig = field(default_factory=MetricsConfig)
-    description: str = ""
+class AgentConfig(Config, kw_only=True):
+    """An agent config file."""
+
+    agent: Annotated[AgentSection, doc("the bundle and this agent's name")]
+    sources: Annotated[list[SourceConfig], doc(
+        "where events are read: a list of {type: stdin|file|tcp|udp|unix, ...}", min_length=1)]
+    runtime: Annotated[RuntimeConfig, doc("onnxruntime")] = msgspec.field(default_factory=RuntimeConfig)
+    batching: Annotated[BatchingConfig, doc("micro-batches and the queue")] = msgspec.field(
+        default_factory=BatchingConfig)
+    event: Annotated[EventConfig, doc("where an event's fields are")] = msgspec.field(default_factory=EventConfig)
+    rules: Annotated[list[RuleConfig], doc("sentinel rules (default: alert on every binary task)")] = []
+    allowlist: Annotated[list[str], doc(
+        "addresses and networks no action ever touches (the rule's key, and what each action acts on)")] = []
+    actions: Annotated[dict[str, ActionConfig], doc(
+        "named actions rules can run: name -> {type: firewall|exec|webhook, ...}")] = {}
+    rate_limit: Annotated[RateLimitConfig, doc("the budget all actions share")] = msgspec.field(
+        default_factory=RateLimitConfig)
+    sinks: Annotated[dict[str, SinkConfig], doc(
+        "named alert destinations: name -> {type: jsonl|stdout|syslog|sqlite, ...}")] = {}
+    dead_letter: Annotated[JsonlConfig, doc("where rejected events go, with their reason")] = msgspec.field(
+        default_factory=lambda: JsonlConfig(path="dead_letter.jsonl"))
+    metrics: Annotated[MetricsConfig, doc("the Prometheus endpoint and the stats line")] = msgspec.field(
+        default_factory=MetricsConfig)
+    description: Annotated[str, doc("what this profile is for")] = ""
+
+
+@functools.lru_cache(maxsize=8)
+def _loadable(versions: tuple[int, int, int]) -> type[AgentConfig]:
+    """AgentConfig with the kinds registered now in place of their base classes."""
+    fields = [("sources", Annotated[list[sources.KINDS.union()], msgspec.Meta(min_length=1)]),
+              ("sinks", dict[str, sinks.KINDS.union()], msgspec.field(default_factory=dict)),
+              ("actions", dict[str, actions.KINDS.union()], msgspec.field(default_factory=dict))]
+    return msgspec.defstruct("AgentConfig", fields, bases=(AgentConfig,),  # type: ignore[return-value]
+                             kw_only=True, forbid_unknown_fields=True)
+
+
+def config_type() -> type[AgentConfig]:
+    """The type a config file is read as (what docs/config-reference.md describes)."""
+    return _loadable((sources.KINDS.version, sinks.KINDS.version, actions.KINDS.version))
 
 
 def load_agent_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> AgentConfig:
@@ -85,34 +121,52 @@ def load_agent_config(path: str | Path, overrides: list[str] | tuple[str, ...] =
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     raw = apply_overrides(copy.deepcopy(raw), overrides)
-    cfg: AgentConfig = build(AgentConfig, raw, source=str(path))
-    _resolve_paths(cfg, Path(path).resolve().parent)
-    _cross_check(cfg, str(path))
+    return agent_config_from_dict(raw, str(path), Path(path).resolve().parent)
+
+
+def agent_config_from_dict(raw: dict[str, Any], source: str = "config", base: Path | None = None) -> AgentConfig:
+    """Check `raw` (a parsed config file); relative paths resolve against `base`."""
+    _migration_hints(raw, source)
+    raw = {**raw, "sinks": default_types(raw.get("sinks", {}), sinks.KINDS),
+           "actions": default_types(raw.get("actions", {}), actions.KINDS)}
+    cfg = convert(config_type(), raw, source=source)
+    _cross_check(cfg, source)
+    if base is not None:
+        _resolve_paths(cfg, base)
     return cfg
 
 
-def _resolve(base: Path, p: Optional[str]) -> Optional[str]:
-    if p is None or p == "" or os.path.isabs(p):
+def _migration_hints(raw: dict[str, Any], source: str) -> None:
+    """Say what changed in 0.2 where an 0.1 config would otherwise get a puzzling error."""
+    acts = raw.get("actions")
+    if isinstance(acts, dict) and "rate_limit" in acts:
+        raise ConfigError(f"{source}: actions.rate_limit: moved to the top level in jenga 0.2: "
+                          "write `rate_limit: {...}` beside `actions:` (every other key of `actions` names an action)")
+
+
+def _resolve(base: Path, p: str) -> str:
+    if p == "" or os.path.isabs(p):
         return p
     return str(base / p)
 
 
 def _resolve_paths(cfg: AgentConfig, base: Path) -> None:
+    """Relative paths in any section resolve against the config file's directory."""
     cfg.agent.bundle = _resolve(base, cfg.agent.bundle)
     cfg.dead_letter.path = _resolve(base, cfg.dead_letter.path)
-    for sub in ("jsonl", "sqlite"):
-        s = getattr(cfg.sinks, sub, None)
-        if s is not None and getattr(s, "path", None):
-            s.path = _resolve(base, s.path)
-    for s in cfg.sources:
-        if getattr(s, "path", None) and s.type == "file":
-            s.path = _resolve(base, s.path)
-    if cfg.actions.webhook is not None and getattr(cfg.actions.webhook, "spool_dir", None):
-        cfg.actions.webhook.spool_dir = _resolve(base, cfg.actions.webhook.spool_dir)
+    for section in [*cfg.sources, *cfg.sinks.values(), *cfg.actions.values()]:
+        for key in section.paths:
+            setattr(section, key, _resolve(base, getattr(section, key)))
 
 
 def _cross_check(cfg: AgentConfig, source: str) -> None:
-    configured = {"alert"} | {n for n in ("firewall", "webhook", "exec") if getattr(cfg.actions, n) is not None}
+    for name in [*cfg.actions, *cfg.sinks]:
+        if not _NAME.fullmatch(name):
+            raise ConfigError(f"{source}: {name!r}: a sink or action name is 1-64 letters, digits, '_' or '-'")
+    if RESERVED_ACTION in cfg.actions:
+        raise ConfigError(f"{source}: actions.{RESERVED_ACTION}: the name is reserved (a rule's `alert` "
+                          "raises the alert); give the action another name")
+    configured = {RESERVED_ACTION, *cfg.actions}
     for i, r in enumerate(cfg.rules):
         for j, a in enumerate(r.actions):
             if a not in configured:
@@ -122,3 +176,4 @@ def _cross_check(cfg: AgentConfig, source: str) -> None:
     for i, n in enumerate(names):
         if n in names[:i]:
             raise ConfigError(f"{source}: rules[{i}].rule: rule name {n!r} is used more than once")
+

@@ -131,18 +131,6 @@ class Batch:
         self.oversize = oversize if oversize is not None and any(oversize) else None
         self.origins = origins if origins is not None else [("unknown", len(data))]
 
-    @classmethod
-    def of(cls, lines: Sequence[Line]) -> "Batch":
-        if isinstance(lines, Batch):
-            return lines
-        origins: list[tuple[str, int]] = []
-        for ln in lines:
-            if origins and origins[-1][0] == ln.origin:
-                origins[-1] = (ln.origin, origins[-1][1] + 1)
-            else:
-                origins.append((ln.origin, 1))
-        return cls([ln.data for ln in lines], [ln.oversize for ln in lines], origins)
-
     def __len__(self) -> int:
         return len(self.data)
 
@@ -151,9 +139,6 @@ class Batch:
 
     def __getitem__(self, i: int) -> Line:
         return Line(self.data[i], self.origin_of(i), bool(self.oversize and self.oversize[i]))
-
-    def __iter__(self) -> Iterator[Line]:
-        return (self[i] for i in range(len(self.data)))
 
     def origin_of(self, i: int) -> str:
         for origin, count in self.origins:
@@ -184,10 +169,11 @@ class EventQueue:
     """A bounded FIFO of lines shared by all sources and the agent, bounded by
     line count and (optionally) by bytes.
 
-    Producers block while it is full (back-pressure) but give up as soon as
-    their `stop` event is set or the queue is closed, so shutdown never
-    deadlocks; `offer` never blocks (UDP). `take` is the agent's
-    micro-batching primitive ("N lines or T seconds, whichever first").
+    Producers put a read's lines at once (`put_chunk`, `put_lines`) and block
+    while it is full (back-pressure) but give up as soon as their `stop` event
+    is set or the queue is closed, so shutdown never deadlocks; `block=False`
+    never blocks (UDP). `take` is the agent's micro-batching primitive ("N
+    lines or T seconds, whichever first").
     """
 
     def __init__(self, maxsize: int, max_bytes: int = 0):
@@ -274,28 +260,6 @@ class EventQueue:
         if self._count >= self._want or self._full():
             self._not_empty.notify()
 
-    def put(self, line: Line, block: bool = True, timeout: Optional[float] = None,
-            stop: Optional[threading.Event] = None) -> bool:
-        """Enqueue one line; False, without enqueuing, if the queue is closed,
-        or full and `block` is False, `timeout` passed or `stop` got set."""
-        return self.put_lines([line.data], line.origin, [line.oversize], block=block, stop=stop,
-                              timeout=timeout) == 1
-
-    def put_many(self, lines: list[Line], stop: Optional[threading.Event] = None) -> int:
-        """Enqueue `Line`s in order, blocking while full like `put`; returns how many were enqueued."""
-        done = 0
-        for origin_lines in _runs(lines):
-            data = [ln.data for ln in origin_lines]
-            got = self.put_lines(data, origin_lines[0].origin, [ln.oversize for ln in origin_lines], stop=stop)
-            done += got
-            if got < len(data):
-                break
-        return done
-
-    def offer(self, line: Line) -> bool:
-        """Enqueue `line` if there is room now; False if full or closed."""
-        return self.put(line, block=False)
-
     # ------------------------------------------------------------- consumer
     def take(self, max_items: int, timeout_s: float) -> Batch:
         """Up to `max_items` lines: "N events or T seconds, whichever first".
@@ -369,10 +333,6 @@ class EventQueue:
             flags.extend([False] * (taken_total - len(flags)))
         return Batch(Lines(segments), flags if any_oversize else None, origins)
 
-    def get_batch(self, max_items: int, timeout_s: float) -> list[Line]:
-        """`take`, as a list of `Line`s."""
-        return list(self.take(max_items, timeout_s))
-
     # -------------------------------------------------------------- helpers
     def _full(self) -> bool:
         return self._count >= self.maxsize or bool(self.max_bytes and self._count and self._bytes >= self.max_bytes)
@@ -433,12 +393,3 @@ class EventQueue:
             self._not_full.notify_all()
             self._not_empty.notify_all()
 
-
-def _runs(lines: list[Line]) -> list[list[Line]]:
-    out: list[list[Line]] = []
-    for ln in lines:
-        if out and out[-1][0].origin == ln.origin:
-            out[-1].append(ln)
-        else:
-            out.append([ln])
-    return out

@@ -24,46 +24,55 @@ import ipaddress
 import re
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Optional, Union
+from dataclasses import dataclass
+from typing import Annotated, Any, Callable, Literal, Optional, Union
+
+import msgspec
 
 import numpy as np
 
-from .bundle import TaskEntry
+from .contract.bundle_format import TaskEntry
 from .decode import DecodedBatch
 from .contract.errors import ConfigError
 from .contract.schema import category_key
 from .score import Scores
-from .contract.typed import bounded
+from .contract.typed import Config, doc
+from .priorities import Priority
 
-Priority = Literal["emergency", "alert", "critical", "error", "warning", "notice", "informational", "debug"]
 Scalar = Union[str, int, float, bool]
 COOLDOWN_KEYS_MAX = 100_000
 _OPS = ("eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte")
 
 
-@dataclass
-class SeverityBand:
-    min_score: float = bounded(lo=0.0, hi=1.0)
-    priority: Priority = "warning"
+class SeverityBand(Config, kw_only=True):
+    """Alerts scoring at least `min_score` get `priority` (the highest band that applies wins)."""
+
+    min_score: Annotated[float, doc("the lowest score of the band", ge=0.0, le=1.0)]
+    priority: Annotated[Priority, doc("the priority of the band's alerts")] = "warning"
 
 
-@dataclass
-class RuleConfig:
-    rule: str
-    task: str
-    desc: str = ""
-    threshold: Union[Literal["bundle"], float] = "bundle"
-    labels: Optional[list[str]] = None      # classification tasks: predicted classes that alert
-    condition: dict[str, Any] = field(default_factory=dict)
-    priority: Priority = "warning"
-    severity: list[SeverityBand] = field(default_factory=list)
-    key: Optional[str] = None
-    cooldown_s: float = bounded(0.0, lo=0.0)
-    actions: list[str] = field(default_factory=lambda: ["alert"])
-    output: str = ""
-    tags: list[str] = field(default_factory=list)
-    enabled: bool = True
+class RuleConfig(Config, kw_only=True):
+    """A sentinel rule: which scored events alert, how loud, how often, and what is done."""
+
+    rule: Annotated[str, doc("the rule's name (unique): alerts carry it")]
+    task: Annotated[str, doc("the bundle task whose scores the rule reads")]
+    desc: Annotated[str, doc("what the rule is for")] = ""
+    threshold: Annotated[Union[Literal["bundle"], float], doc(
+        "alert on scores at or above this; bundle: the threshold tuned at training")] = "bundle"
+    labels: Annotated[Optional[list[str]], doc(
+        "tasks that name a class (classification): the predicted classes that alert")] = None
+    condition: Annotated[dict[str, Any], doc(
+        "event fields that must also match: a value (eq), a list (in), or operators "
+        "{eq, ne, in, not_in, gt, gte, lt, lte}, e.g. {dest_port: [22, 3389]}")] = {}
+    priority: Annotated[Priority, doc("the alert's priority (a syslog severity)")] = "warning"
+    severity: Annotated[list[SeverityBand], doc("priorities by score, over `priority`")] = []
+    key: Annotated[Optional[str], doc("the event field that identifies who alerts (for cooldown and actions)")] = None
+    cooldown_s: Annotated[float, doc("after an alert, the same key is quiet this long (0: every event)", ge=0.0)] = 0.0
+    actions: Annotated[list[str], doc(
+        "alert, and the names of configured actions to run")] = msgspec.field(default_factory=lambda: ["alert"])
+    output: Annotated[str, doc("a text line for the alert; %field is replaced by the event's value")] = ""
+    tags: Annotated[list[str], doc("labels carried by every alert (e.g. ATT&CK ids)")] = []
+    enabled: Annotated[bool, doc("a disabled rule is still checked, never evaluated")] = True
 
 
 @dataclass
@@ -130,7 +139,7 @@ class Rule:
             return float(cfg.threshold)
         if task.threshold is not None:
             return float(task.threshold)
-        if task.type == "classification":
+        if not task.kind.binary:
             return 0.5
         raise ConfigError(f"{where}.threshold: the bundle has no threshold for task {task.name!r}; set a number")
 
@@ -138,8 +147,9 @@ class Rule:
     def _labels(cfg: RuleConfig, task: TaskEntry, where: str) -> Optional[list[int]]:
         if cfg.labels is None:
             return None
-        if task.type != "classification":
-            raise ConfigError(f"{where}.labels: only for classification tasks; {task.name!r} is binary")
+        if task.kind.binary:
+            raise ConfigError(f"{where}.labels: only for tasks that name a class; {task.name!r} is "
+                              f"{task.type} (binary: it alerts by threshold)")
         unknown = [lab for lab in cfg.labels if lab not in task.labels]
         if unknown:
             raise ConfigError(f"{where}.labels: {unknown} are not classes of {task.name!r} "
@@ -156,7 +166,7 @@ class Rule:
         mask = s >= np.float32(self.threshold)
         if self.label_ids is not None:
             mask &= np.isin(scores.label[self.task.name], self.label_ids)
-        elif self.task.type == "classification":
+        elif not self.task.kind.binary:
             mask = np.zeros(len(s), dtype=bool)   # a class task alerts only on listed labels
         for fname, spec in self.cfg.condition.items():
             if not mask.any():
@@ -234,8 +244,8 @@ class RuleEngine:
                 rows = allowed
             task = rule.task.name
             row_scores = scores.score[task][rows]
-            labels = [None] * len(rows)
-            if rule.task.type == "classification":
+            labels: list[Optional[str]] = [None] * len(rows)
+            if task in scores.label:
                 labels = [rule.task.labels[i] for i in scores.label[task][rows].tolist()]
             hits.extend(map(Hit, [rule] * len(rows), rows.tolist(), row_scores.tolist(),
                             rule.priorities(row_scores), labels))
@@ -271,4 +281,4 @@ def _fmt(v: Any) -> str:
 def default_rules(tasks: dict[str, TaskEntry]) -> list[RuleConfig]:
     """With no rules configured: alert on every binary task at its bundle threshold."""
     return [RuleConfig(rule=f"{name}_threshold", task=name, desc=f"{name} above the bundle threshold",
-                       priority="warning") for name, t in tasks.items() if t.type == "anomaly_detection"]
+                       priority="warning") for name, t in tasks.items() if t.kind.binary]

@@ -9,15 +9,17 @@ the adapter and trunk then run once per event.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Optional, Sequence
+from typing import Annotated, Literal, Optional, Sequence
 
 import numpy as np
 import onnxruntime as ort
 
-from .bundle import Bundle, TaskEntry
+from .bundle import Bundle
+from .contract.bundle_format import MergedEntry, TaskEntry
 from .contract.errors import BundleError, ConfigError
 from .contract.schema import FeatureSchema
-from .contract.typed import bounded
+from .contract.tasks import read_outputs
+from .contract.typed import Config, doc
 
 _LEVELS = {"disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
@@ -25,15 +27,16 @@ _LEVELS = {"disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
 
 
-@dataclass
-class RuntimeConfig:
+class RuntimeConfig(Config, kw_only=True):
     """onnxruntime settings. One intra-op thread by default: on a two-core
     gateway the two-thread pool collapsed when another process held a core."""
 
-    intra_op_threads: int = bounded(1, lo=1, hi=256)
-    inter_op_threads: int = bounded(1, lo=1, hi=256)
-    graph_optimization: Literal["disable", "basic", "extended", "all"] = "all"
-    use_merged_graph: bool = True
+    intra_op_threads: Annotated[int, doc("threads inside one operator", ge=1, le=256)] = 1
+    inter_op_threads: Annotated[int, doc("operators run in parallel", ge=1, le=256)] = 1
+    graph_optimization: Annotated[Literal["disable", "basic", "extended", "all"], doc(
+        "onnxruntime graph optimization level")] = "all"
+    use_merged_graph: Annotated[bool, doc(
+        "score all tasks of one schema with the bundle's merged graph (the trunk runs once)")] = True
 
 
 @dataclass
@@ -71,21 +74,23 @@ class Scorer:
         opts.inter_op_num_threads = cfg.inter_op_threads
         opts.graph_optimization_level = _LEVELS[cfg.graph_optimization]
         merged = self._merged_for(self.tasks) if cfg.use_merged_graph else None
+        # Per session: the output names to fetch, and (task, role) for each.
         self.plan: list[tuple[ort.InferenceSession, list[str], list[tuple[str, str]]]] = []
         try:
             if merged is not None:
                 outs = [(t, o) for t in self.tasks for o in merged.outputs[t]]
-                self.plan.append((self._session(merged.file, opts), [o for _, o in outs], outs))
+                self.plan.append((self._session(merged.file, opts), [o.name for _, o in outs],
+                                  [(t, str(o.role)) for t, o in outs]))
             else:
                 for e in self.entries:
-                    outs = [(e.name, o.name) for o in e.outputs]
-                    self.plan.append((self._session(e.file, opts), [o for _, o in outs], outs))
+                    self.plan.append((self._session(e.file, opts), [o.name for o in e.outputs],
+                                      [(e.name, str(o.role)) for o in e.outputs]))
         except Exception as exc:   # onnxruntime raises several unrelated types for a bad graph
             raise BundleError(f"onnxruntime could not load the bundle's graphs: "
                               f"{type(exc).__name__}: {str(exc)[:300]}") from None
         self.merged = merged is not None
 
-    def _merged_for(self, tasks: list[str]):
+    def _merged_for(self, tasks: list[str]) -> Optional[MergedEntry]:
         """A merged graph pays off from two tasks on: for one, its own graph is cheaper."""
         if len(tasks) < 2:
             return None
@@ -98,19 +103,23 @@ class Scorer:
         return ort.InferenceSession(str(self.bundle.file(file)), opts, providers=["CPUExecutionProvider"])
 
     def score(self, num: np.ndarray, cat: np.ndarray) -> Scores:
-        score: dict[str, np.ndarray] = {}
-        label: dict[str, np.ndarray] = {}
+        """Each task's score (and label, for kinds that name a class), read by output role."""
         if len(num) == 0:
             return Scores({t: np.empty(0, np.float32) for t in self.tasks},
-                          {e.name: np.empty(0, np.int64) for e in self.entries if e.type == "classification"})
+                          {e.name: np.empty(0, np.int64) for e in self.entries if _labelled(e)})
         feed = {"numeric": num, "categorical": cat}
+        by_task: dict[str, dict[str, np.ndarray]] = {t: {} for t in self.tasks}
         for session, names, outs in self.plan:
-            for (task, out), value in zip(outs, session.run(names, feed)):
-                kind = out.rsplit(".", 1)[-1]
-                if kind == "score":
-                    score[task] = value
-                elif kind == "label":
-                    label[task] = value
-                elif kind == "probabilities":
-                    score[task] = value.max(axis=1)
+            for (task, role), value in zip(outs, session.run(names, feed)):
+                by_task[task][role] = value
+        score: dict[str, np.ndarray] = {}
+        label: dict[str, np.ndarray] = {}
+        for task, outputs in by_task.items():
+            score[task], lab = read_outputs(outputs)
+            if lab is not None:
+                label[task] = lab
         return Scores(score, label)
+
+
+def _labelled(entry: TaskEntry) -> bool:
+    return any(o.role == "label" for o in entry.kind.outputs)

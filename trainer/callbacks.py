@@ -18,12 +18,14 @@ from typing import Any, Callable, Optional, Protocol, Sequence
 import numpy as np
 import torch
 
+from jenga_edge.contract.tasks import task_kind
+
 
 @dataclass
 class BatchInfo:
     phase: str                   # train | evaluate | predict
     task: str
-    task_type: str               # anomaly_detection | classification
+    task_type: str               # a task kind: anomaly_detection | classification
     scores: Optional[np.ndarray]  # positive-class probability (binary) or class probabilities
     row_ids: Sequence[Any]
     step: int = 0
@@ -31,7 +33,7 @@ class BatchInfo:
 
     @property
     def binary(self) -> bool:
-        return self.task_type == "anomaly_detection"
+        return task_kind(self.task_type).binary
 
 
 class Callback:

@@ -22,12 +22,14 @@ from jenga_edge.contract.digest import sha256_file
 from jenga_edge.contract.errors import BundleError
 from jenga_edge.contract.schema import FeatureSchema
 
+from jenga_edge.contract.typed import convert
+
 from .config import ExperimentConfig, ModelConfig, config_as_yaml_dict
 from .labels import LabelMap
 from .model import MultiTaskModel, TaskSpec
 
 FORMAT = "jenga.best_model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2     # 2: jenga 0.2 (numeric encodings as one module each)
 META_FILE, WEIGHTS_FILE = "model.json", "weights.pt"
 
 
@@ -101,8 +103,10 @@ def load(model_dir: str | Path, device: str = "cpu") -> LoadedModel:
     if meta.get("format") != FORMAT:
         raise BundleError(f"{meta_path}: format is {meta.get('format')!r}, expected {FORMAT!r}")
     if meta.get("format_version") != FORMAT_VERSION:
+        hint = "; it was written by jenga-train 0.1: train it again with this version" \
+            if meta.get("format_version") == 1 else ""
         raise BundleError(f"{meta_path}: format_version {meta.get('format_version')} is not "
-                          f"supported (this build reads {FORMAT_VERSION})")
+                          f"supported (this build reads {FORMAT_VERSION}){hint}")
     try:
         name = meta["weights"]["file"]
         if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
@@ -128,4 +132,4 @@ def load(model_dir: str | Path, device: str = "cpu") -> LoadedModel:
 
 
 def model_config(meta: dict) -> ModelConfig:
-    return ModelConfig(**meta["config"]["model"])
+    return convert(ModelConfig, meta["config"]["model"], source=META_FILE)

@@ -1,6 +1,6 @@
-"""The experiment file: typed dataclasses, validated when loaded.
+"""The experiment file: typed sections (msgspec Structs), validated when loaded.
 
-Shape (see examples/configs/*.yaml)::
+Shape (see examples/configs/*.yaml; every key in docs/config-reference.md)::
 
     project_name: network_threats
     output_dir: runs/network          # relative to the working directory
@@ -17,52 +17,62 @@ from __future__ import annotations
 import copy
 import difflib
 import re
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
+
+import msgspec
 
 from jenga_edge.contract.errors import ConfigError
-from jenga_edge.contract.typed import apply_overrides, bounded, build, fail, load_yaml
+from jenga_edge.contract.tasks import TASK_KIND_NAMES, task_kind
+from jenga_edge.contract.typed import Config, apply_overrides, convert, doc, load_yaml
+
+from .encodings import ENCODINGS
 
 TASK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-NumericEncoding = Literal["standard", "log1p", "piecewise_linear", "none", "auto"]
+NumericEncoding = Literal[(*ENCODINGS, "auto")]  # type: ignore[valid-type]
+TaskType = Literal[TASK_KIND_NAMES]  # type: ignore[valid-type]
 ColumnKind = Literal["numeric", "boolean", "categorical"]
 Scalar = Union[str, int, float, bool]
+PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 
 
-@dataclass
-class MissingPolicy:
-    """What a missing or unparsable-as-missing value becomes.
+class MissingPolicy(Config, kw_only=True):
+    """What a missing value becomes."""
 
-    numeric: the fitted statistic used to impute (inside the graph, so the edge
-    only sends NaN). allow_missing_at_edge: whether the agent may score an event
-    that lacks a field (imputed) or must reject it.
-    """
-
-    numeric: Literal["median", "mean", "zero"] = "median"
-    allow_missing_at_edge: bool = True
+    numeric: Annotated[Literal["median", "mean", "zero"], doc(
+        "the training-split statistic a missing numeric value is imputed with (inside the graph, "
+        "so the agent only sends NaN)")] = "median"
+    allow_missing_at_edge: Annotated[bool, doc(
+        "whether the agent may score an event that lacks a feature (imputed) or must reject it "
+        "(reason missing_field)")] = True
 
 
-@dataclass
-class SourceConfig:
-    path: str
-    format: Literal["auto", "json", "jsonl", "csv"] = "auto"
-    columns: Optional[list[str]] = None       # names for a headerless CSV
-    features: Optional[list[str]] = None      # explicit feature list; else auto-detected
-    ignore: list[str] = field(default_factory=list)
-    id_column: Optional[str] = None
-    kinds: dict[str, ColumnKind] = field(default_factory=dict)
-    encoding: NumericEncoding = "auto"
-    encodings: dict[str, NumericEncoding] = field(default_factory=dict)
-    piecewise_bins: int = bounded(8, lo=2, hi=256)
-    min_category_count: int = bounded(2, lo=1)
-    max_categories: int = bounded(512, lo=1)
-    missing: MissingPolicy = field(default_factory=MissingPolicy)
-    limit: Optional[int] = bounded(None, lo=1)
+class SourceConfig(Config, kw_only=True):
+    """One tabular data source: where its rows are and how its features are fitted."""
+
+    path: Annotated[str, doc("JSON array, JSON Lines or CSV file, relative to the config file")]
+    format: Annotated[Literal["auto", "json", "jsonl", "csv"], doc(
+        "file format; auto decides by the suffix (.json, .jsonl/.ndjson, .csv/.tsv/.txt)")] = "auto"
+    columns: Annotated[Optional[list[str]], doc("column names of a CSV file without a header (NSL-KDD)")] = None
+    features: Annotated[Optional[list[str]], doc(
+        "explicit feature columns; default: every column but label, group and id columns and `ignore`")] = None
+    ignore: Annotated[list[str], doc("columns that are never features (addresses, free text)")] = []
+    id_column: Annotated[Optional[str], doc("column whose value identifies a row in alerts (default: its number)")] = None
+    kinds: Annotated[dict[str, ColumnKind], doc(
+        "override the inferred kind of a column: numeric, boolean or categorical")] = {}
+    encoding: Annotated[NumericEncoding, doc(
+        "numeric encoding of every numeric column (see trainer/encodings.py); auto: log1p for a "
+        "non-negative heavy-tailed column, standard otherwise")] = "auto"
+    encodings: Annotated[dict[str, NumericEncoding], doc("numeric encoding per column, over `encoding`")] = {}
+    piecewise_bins: Annotated[int, doc("quantile bins of a piecewise_linear column", ge=2, le=256)] = 8
+    min_category_count: Annotated[int, doc(
+        "a category seen fewer times in training joins the out-of-vocabulary bucket", ge=1)] = 2
+    max_categories: Annotated[int, doc("the most frequent categories kept per column", ge=1)] = 512
+    missing: Annotated[MissingPolicy, doc("missing values")] = msgspec.field(default_factory=MissingPolicy)
+    limit: Annotated[Optional[PositiveInt], doc("read at most this many rows (for quick runs)")] = None
 
 
-@dataclass
-class LabelConfig:
+class LabelConfig(Config, kw_only=True):
     """How a raw label column becomes a training target.
 
     Binary: `positive_labels` and/or `negative_labels` (raw values compared as
@@ -72,110 +82,128 @@ class LabelConfig:
     error unless `unmapped: drop` (e.g. attack categories over attack rows only).
     """
 
-    column: str
-    positive_labels: Optional[list[Scalar]] = None
-    negative_labels: Optional[list[Scalar]] = None
-    classes: Optional[list[str]] = None
-    mapping: Optional[dict[Scalar, str]] = None
-    unmapped: Literal["error", "drop"] = "error"
+    column: Annotated[str, doc("the label column")]
+    positive_labels: Annotated[Optional[list[Scalar]], doc(
+        "binary: raw values that mean threat (with only these, every other value is normal)")] = None
+    negative_labels: Annotated[Optional[list[Scalar]], doc(
+        "binary: raw values that mean normal (with only these, every other value is a threat)")] = None
+    classes: Annotated[Optional[list[str]], doc("multiclass: the class names, in output order")] = None
+    mapping: Annotated[Optional[dict[Scalar, str]], doc("multiclass: raw value -> class name")] = None
+    unmapped: Annotated[Literal["error", "drop"], doc(
+        "a raw value that maps to no class: an error, or the row is left out of this task")] = "error"
 
 
-@dataclass
-class TargetFpr:
-    target_fpr: float = bounded(lo=0.0, hi=1.0)
+class TargetFpr(Config, kw_only=True):
+    target_fpr: Annotated[float, doc(
+        "the threshold with at most this false-positive rate on the validation rows", ge=0.0, le=1.0)]
 
 
 ThresholdRule = Union[Literal["max_f1"], TargetFpr]
 
 
-@dataclass
-class TaskConfig:
-    name: str
-    type: Literal["anomaly_detection", "classification"]
-    source: str
-    label: LabelConfig
-    mode: Literal["supervised", "novelty"] = "supervised"
-    loss_weight: float = bounded(1.0, lo=0.0)
-    class_weighting: Literal["balanced", "none"] = "balanced"
-    threshold_rule: ThresholdRule = "max_f1"
-    group_column: Optional[str] = None   # raw attack type, for the unseen-attack protocol
+class TaskConfig(Config, kw_only=True):
+    """One task: a head on the shared trunk."""
+
+    name: Annotated[str, doc("letters, digits, '_' or '-'; names the graph file and its outputs")]
+    type: Annotated[TaskType, doc(
+        "anomaly_detection (binary, with a threshold) or classification (multiclass)")]
+    source: Annotated[str, doc("the source (key of `sources`) the task reads")]
+    label: Annotated[LabelConfig, doc("the target")]
+    mode: Annotated[Literal["supervised", "novelty"], doc(
+        "novelty: an autoencoder learned from normal rows only (anomaly_detection only)")] = "supervised"
+    loss_weight: Annotated[float, doc("weight of this task's loss in the shared trunk", ge=0.0)] = 1.0
+    class_weighting: Annotated[Literal["balanced", "none"], doc(
+        "balanced: classes weighted by inverse frequency")] = "balanced"
+    threshold_rule: Annotated[ThresholdRule, doc(
+        "binary tasks: max_f1, or {target_fpr: F}; the bundle carries the threshold")] = "max_f1"
+    group_column: Annotated[Optional[str], doc(
+        "raw attack type per row, for `jenga-train holdout` (default: the label column)")] = None
 
 
-@dataclass
-class ModelConfig:
-    backbone_type: Literal["sequential"] = "sequential"
-    hidden_sizes: list[int] = bounded(factory=lambda: [128, 64], nonempty=True)
-    activation: Literal["relu", "gelu", "silu", "tanh"] = "gelu"
-    normalization: Literal["layer", "batch", "none"] = "layer"
-    dropout: float = bounded(0.1, lo=0.0, hi=0.9)
-    adapter_dim: Optional[int] = bounded(None, lo=1)    # default: hidden_sizes[0]
-    embedding_dim: Optional[int] = bounded(None, lo=1)  # default: by vocabulary size
-    decoder_sizes: list[int] = field(default_factory=lambda: [64])
+class ModelConfig(Config, kw_only=True):
+    """Per-source adapters -> one shared trunk -> one head per task."""
+
+    backbone_type: Annotated[Literal["sequential"], doc("the shared trunk: an MLP")] = "sequential"
+    hidden_sizes: Annotated[list[PositiveInt], doc(
+        "widths of the trunk's layers", min_length=1)] = msgspec.field(default_factory=lambda: [128, 64])
+    activation: Annotated[Literal["relu", "gelu", "silu", "tanh"], doc("activation")] = "gelu"
+    normalization: Annotated[Literal["layer", "batch", "none"], doc("normalization after each layer")] = "layer"
+    dropout: Annotated[float, doc("dropout after each layer", ge=0.0, le=0.9)] = 0.1
+    adapter_dim: Annotated[Optional[PositiveInt], doc("per-source adapter width (default: hidden_sizes[0])")] = None
+    embedding_dim: Annotated[Optional[PositiveInt], doc(
+        "categorical embedding width (default: from the largest vocabulary)")] = None
+    decoder_sizes: Annotated[list[int], doc("hidden widths of novelty autoencoder heads")] = msgspec.field(
+        default_factory=lambda: [64])
 
 
-@dataclass
-class EarlyStopping:
-    metric: Literal["auto", "pr_auc", "roc_auc", "f1", "accuracy", "macro_f1"] = "auto"
-    patience: int = bounded(5, lo=1)
-    min_delta: float = bounded(0.0, lo=0.0)
+class EarlyStopping(Config, kw_only=True):
+    metric: Annotated[Literal["auto", "pr_auc", "roc_auc", "f1", "accuracy", "macro_f1"], doc(
+        "the validation metric that picks the best epoch; auto: PR-AUC for binary tasks, "
+        "macro-F1 for multiclass (averaged over tasks)")] = "auto"
+    patience: Annotated[int, doc("stop after this many epochs without a gain", ge=1)] = 5
+    min_delta: Annotated[float, doc("the smallest gain that resets the patience", ge=0.0)] = 0.0
 
 
-@dataclass
-class SentinelConfig:
-    threshold: float = bounded(0.9, lo=0.0, hi=1.0)
-    action_target: str = "firewall"
-    phases: list[Literal["train", "evaluate", "predict"]] = field(
+class SentinelConfig(Config, kw_only=True):
+    """Alerts on scores during training, evaluation and prediction (trainer/callbacks.py)."""
+
+    threshold: Annotated[float, doc("alert on binary scores at or above this", ge=0.0, le=1.0)] = 0.9
+    action_target: Annotated[str, doc("the action an alert recommends")] = "firewall"
+    phases: Annotated[list[Literal["train", "evaluate", "predict"]], doc("when it watches")] = msgspec.field(
         default_factory=lambda: ["train", "evaluate", "predict"])
-    alerts_file: Optional[str] = None   # JSON Lines; default: keep counts and a sample only
+    alerts_file: Annotated[Optional[str], doc("write alerts as JSON Lines here (default: counts and a sample)")] = None
 
 
-@dataclass
-class NestedLearningConfig:
+class NestedLearningConfig(Config, kw_only=True):
     """Slower, accumulated updates for the shared trunk (see trainer/callbacks.py)."""
 
-    trunk_lr_scale: float = bounded(0.1, lo=0.0, hi=1.0)
-    accumulate_steps: int = bounded(4, lo=1)
+    trunk_lr_scale: Annotated[float, doc("the trunk's learning rate, relative to the heads'", ge=0.0, le=1.0)] = 0.1
+    accumulate_steps: Annotated[int, doc("trunk gradients are applied every this many steps", ge=1)] = 4
 
 
-@dataclass
-class CallbacksConfig:
-    sentinel: Optional[SentinelConfig] = None
-    nested_learning: Optional[NestedLearningConfig] = None
+class CallbacksConfig(Config, kw_only=True):
+    sentinel: Annotated[Optional[SentinelConfig], doc("the security sentinel (on when present)")] = None
+    nested_learning: Annotated[Optional[NestedLearningConfig], doc("nested learning (on when present)")] = None
 
 
-@dataclass
-class TrainingConfig:
-    epochs: int = bounded(30, lo=1)
-    batch_size: int = bounded(512, lo=1)
-    eval_batch_size: int = bounded(8192, lo=1)
-    learning_rate: float = bounded(2e-3, lo=0.0)
-    weight_decay: float = bounded(1e-4, lo=0.0)
-    warmup_fraction: float = bounded(0.05, lo=0.0, hi=1.0)
-    grad_clip: float = bounded(1.0, lo=0.0)
-    seed: int = 42
-    validation_fraction: float = bounded(0.2, lo=0.01, hi=0.9)
-    early_stopping: EarlyStopping = field(default_factory=EarlyStopping)
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
-    compile: Literal["none", "cuda_graph", "reduce_overhead"] = "none"
-    task_sampling: Literal["round_robin", "proportional"] = "round_robin"
-    callbacks: CallbacksConfig = field(default_factory=CallbacksConfig)
-    init_from: Optional[str] = None     # a best_model/ to continue training from
-    progress: bool = True
+class TrainingConfig(Config, kw_only=True):
+    epochs: Annotated[int, doc("the most epochs (early stopping may end sooner)", ge=1)] = 30
+    batch_size: Annotated[int, doc("rows per step", ge=1)] = 512
+    eval_batch_size: Annotated[int, doc("rows per forward pass when scoring", ge=1)] = 8192
+    learning_rate: Annotated[float, doc("AdamW peak learning rate (linear warm-up, cosine decay)", ge=0.0)] = 2e-3
+    weight_decay: Annotated[float, doc("AdamW weight decay (weights only)", ge=0.0)] = 1e-4
+    warmup_fraction: Annotated[float, doc("share of all steps spent warming up", ge=0.0, le=1.0)] = 0.05
+    grad_clip: Annotated[float, doc("clip the gradient norm to this (0: off)", ge=0.0)] = 1.0
+    seed: Annotated[int, doc("seeds the split, the initialisation and the batches")] = 42
+    validation_fraction: Annotated[float, doc("share of rows held out for validation", ge=0.01, le=0.9)] = 0.2
+    early_stopping: Annotated[EarlyStopping, doc("best-epoch selection")] = msgspec.field(
+        default_factory=EarlyStopping)
+    device: Annotated[Literal["auto", "cpu", "cuda"], doc("auto: cuda when torch sees a GPU")] = "auto"
+    precision: Annotated[Literal["auto", "fp32", "bf16"], doc("auto: bf16 autocast on CUDA, fp32 on CPU")] = "auto"
+    compile: Annotated[Literal["none", "cuda_graph", "reduce_overhead"], doc(
+        "torch.compile mode (reduce_overhead captures CUDA graphs)")] = "none"
+    task_sampling: Annotated[Literal["round_robin", "proportional"], doc(
+        "which task each step trains: in turn, or in proportion to its rows")] = "round_robin"
+    callbacks: Annotated[CallbacksConfig, doc("optional callbacks")] = msgspec.field(default_factory=CallbacksConfig)
+    init_from: Annotated[Optional[str], doc(
+        "a best_model/ to continue training from (keeps its schemas)")] = None
+    progress: Annotated[bool, doc("print a line per epoch")] = True
 
 
-@dataclass
-class ExperimentConfig:
-    project_name: str
-    sources: dict[str, SourceConfig]
-    tasks: list[TaskConfig] = bounded(nonempty=True, factory=list)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    training: TrainingConfig = field(default_factory=TrainingConfig)
-    output_dir: str = "runs/experiment"
-    base_dir: str = "."    # where relative source paths resolve; set by the loader
+class ExperimentConfig(Config, kw_only=True):
+    """An experiment file."""
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+    project_name: Annotated[str, doc("names the run, the model and the bundle")]
+    sources: Annotated[dict[str, SourceConfig], doc("named tabular sources")]
+    tasks: Annotated[list[TaskConfig], doc("the tasks, each a head on the shared trunk", min_length=1)]
+    model: Annotated[ModelConfig, doc("the network")] = msgspec.field(default_factory=ModelConfig)
+    training: Annotated[TrainingConfig, doc("the training loop")] = msgspec.field(default_factory=TrainingConfig)
+    output_dir: Annotated[str, doc("where the run is written (relative to the working directory)")] = "runs/experiment"
+    base_dir: Annotated[str, doc("where relative source paths resolve (set by the loader)")] = "."
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = msgspec.to_builtins(self)
+        return out
 
     def source_path(self, name: str) -> Path:
         p = Path(self.sources[name].path)
@@ -192,53 +220,56 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     return config_from_dict(raw, source=str(path))
 
 
-def config_from_dict(raw: dict, source: str = "config", check_files: bool = True) -> ExperimentConfig:
-    cfg: ExperimentConfig = build(ExperimentConfig, raw, source=source)
+def config_from_dict(raw: dict[str, Any], source: str = "config", check_files: bool = True) -> ExperimentConfig:
+    cfg = convert(ExperimentConfig, raw, source=source)
     _cross_check(cfg, source, check_files)
     return cfg
 
 
+def _fail(source: str, path: str, message: str) -> None:
+    raise ConfigError(f"{source}: {path}: {message}")
+
+
 def _cross_check(cfg: ExperimentConfig, source: str, check_files: bool) -> None:
     if not cfg.sources:
-        fail(source, "sources", "expected at least one data source")
+        _fail(source, "sources", "expected at least one data source")
     names = [t.name for t in cfg.tasks]
     for i, task in enumerate(cfg.tasks):
         where = f"tasks[{i}]"
         if not TASK_NAME.match(task.name):
             # Task names become graph file names and ONNX output prefixes (<task>.score).
-            fail(source, f"{where}.name", f"{task.name!r}: expected letters, digits, '_' or '-', "
-                 "starting with a letter or digit")
+            _fail(source, f"{where}.name", f"{task.name!r}: expected letters, digits, '_' or '-', "
+                  "starting with a letter or digit")
         if task.name in names[:i]:
-            fail(source, f"{where}.name", f"task name {task.name!r} is used more than once")
+            _fail(source, f"{where}.name", f"task name {task.name!r} is used more than once")
         if task.source not in cfg.sources:
             close = difflib.get_close_matches(task.source, list(cfg.sources), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            fail(source, f"{where}.source", f"unknown source {task.source!r}{hint}; "
-                 f"expected one of: {', '.join(cfg.sources)}")
+            _fail(source, f"{where}.source", f"unknown source {task.source!r}{hint}; "
+                  f"expected one of: {', '.join(cfg.sources)}")
+        if task.mode not in task_kind(task.type).modes:
+            _fail(source, f"{where}.mode", f"{task.mode} mode is not for {task.type} tasks "
+                  f"(it has: {', '.join(task_kind(task.type).modes)})")
         _check_label(task, where, source)
     if check_files:
         for name in cfg.sources:
             if not cfg.source_path(name).is_file():
-                fail(source, f"sources.{name}.path", f"data file not found: {cfg.source_path(name)}")
+                _fail(source, f"sources.{name}.path", f"data file not found: {cfg.source_path(name)}")
 
 
 def _check_label(task: TaskConfig, where: str, source: str) -> None:
     lab = task.label
-    if task.type == "classification":
-        if task.mode != "supervised":
-            fail(source, f"{where}.mode", "novelty mode is only for anomaly_detection tasks")
+    if not task_kind(task.type).binary:
         if lab.positive_labels or lab.negative_labels:
-            fail(source, f"{where}.label", "positive_labels/negative_labels are for "
-                 "anomaly_detection; a classification task uses classes or mapping")
+            _fail(source, f"{where}.label", f"positive_labels/negative_labels are for binary tasks; "
+                  f"a {task.type} task uses classes or mapping")
         if lab.classes is not None and len(lab.classes) < 2:
-            fail(source, f"{where}.label.classes", "expected at least two classes")
+            _fail(source, f"{where}.label.classes", "expected at least two classes")
     else:
-        if lab.classes is not None:
-            fail(source, f"{where}.label.classes", "anomaly_detection is binary; use "
-                 "positive_labels/negative_labels instead of classes")
-        if lab.mapping is not None:
-            fail(source, f"{where}.label.mapping", "anomaly_detection is binary; use "
-                 "positive_labels/negative_labels instead of mapping")
+        for key in ("classes", "mapping"):
+            if getattr(lab, key) is not None:
+                _fail(source, f"{where}.label.{key}", f"{task.type} is binary; use "
+                      f"positive_labels/negative_labels instead of {key}")
 
 
 def config_as_yaml_dict(cfg: ExperimentConfig) -> dict[str, Any]:

@@ -11,7 +11,8 @@ from jenga_edge.contract.errors import DataError, EventError
 from jenga_edge.contract.schema import FeatureSchema, category_key
 
 from .config import ExperimentConfig, TaskConfig
-from .labels import DROP, LabelMap, fit_label_map
+from .labels import DROP, LabelMap
+from .task_kinds import fit_label_map
 from .readers import read_rows
 from .refinery import check_column_options, fit_schema, select_columns
 

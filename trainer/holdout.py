@@ -19,11 +19,12 @@ from typing import Optional
 import numpy as np
 
 from jenga_edge.contract.errors import ConfigError, DataError
+from jenga_edge.contract.tasks import task_kind
 
 from . import metrics as M
 from .config import ExperimentConfig
 from .dataset import Holdout
-from .labels import fit_label_map
+from .task_kinds import fit_label_map
 from .readers import read_rows
 from jenga_edge.contract.schema import category_key
 
@@ -33,8 +34,9 @@ def attack_groups(cfg: ExperimentConfig, task_name: str) -> tuple[str, list[str]
     task = next((t for t in cfg.tasks if t.name == task_name), None)
     if task is None:
         raise ConfigError(f"--task {task_name!r}: no such task (tasks: {', '.join(t.name for t in cfg.tasks)})")
-    if task.type != "anomaly_detection":
-        raise ConfigError(f"--task {task_name!r}: the unseen-attack protocol needs an anomaly_detection task")
+    if not task_kind(task.type).binary:
+        raise ConfigError(f"--task {task_name!r}: the unseen-attack protocol needs a binary task "
+                          f"(anomaly_detection), not {task.type}")
     src = cfg.sources[task.source]
     rows = read_rows(cfg.source_path(task.source), src.format, src.columns, src.limit)
     labels = fit_label_map(task, [r.get(task.label.column) for r in rows])

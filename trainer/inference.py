@@ -13,12 +13,12 @@ import torch
 from jenga_edge.contract.errors import DataError
 
 from . import checkpoint
-from . import metrics as M
 from .callbacks import CallbackList, JsonlAlertHandler, RecordingHandler, SecuritySentinelCallback
 from .dataset import vectorize_rows
 from .labels import DROP
 from .predict import score_rows
 from .readers import read_rows
+from .task_kinds import trainer_kind
 
 
 def _tensors(loaded: checkpoint.LoadedModel, rows: list[dict], where: str = "data") -> dict[str, tuple]:
@@ -46,11 +46,8 @@ def evaluate_file(model_dir: str, data_path: str, fmt: str = "auto") -> dict[str
         keep = torch.as_tensor(np.flatnonzero(y != DROP))
         num, cat = arrays[t["source"]]
         scores = score_rows(loaded.model, t["name"], num, cat, keep)["scores"]
-        yk = y[keep.numpy()]
-        if t["type"] == "anomaly_detection":
-            results[t["name"]] = M.binary_metrics(yk, scores, t["threshold"])
-        else:
-            results[t["name"]] = M.multiclass_metrics(yk, scores, len(loaded.labels[t["name"]].classes))
+        n_classes = len(loaded.labels[t["name"]].classes)
+        results[t["name"]] = trainer_kind(t["type"]).metrics(y[keep.numpy()], scores, n_classes, t["threshold"])
     if not results:
         raise DataError(f"{data_path}: no task's label column is present; evaluate needs labelled rows")
     return results
@@ -88,14 +85,8 @@ def predict_file(model_dir: str, data_path: str, fmt: str, output: str, threshol
 def _row_result(i: int, loaded: checkpoint.LoadedModel, tasks: list[dict], per_task: dict) -> dict:
     out: dict = {"row": i}
     for t in tasks:
-        s = per_task[t["name"]][i]
-        if t["type"] == "anomaly_detection":
-            out[t["name"]] = {"score": round(float(s), 6), "threshold": t["threshold"],
-                              "threat": bool(s >= t["threshold"])}
-        else:
-            classes = loaded.labels[t["name"]].classes
-            k = int(np.argmax(s))
-            out[t["name"]] = {"label": classes[k], "probability": round(float(s[k]), 6)}
+        classes = loaded.labels[t["name"]].classes
+        out[t["name"]] = trainer_kind(t["type"]).row_result(per_task[t["name"]][i], classes, t["threshold"])
     return out
 
 

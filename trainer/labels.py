@@ -55,14 +55,8 @@ class LabelMap:
                    data.get("unmapped", "error"), data.get("default"))
 
 
-def fit_label_map(task: TaskConfig, raw: Sequence[Any]) -> LabelMap:
-    keys = sorted({category_key(v) for v in raw if v is not None})
-    if task.type == "anomaly_detection":
-        return _binary(task, keys)
-    return _multiclass(task, keys)
-
-
-def _binary(task: TaskConfig, keys: list[str]) -> LabelMap:
+def fit_binary_labels(task: TaskConfig, keys: list[str]) -> LabelMap:
+    """normal/threat from positive_labels, negative_labels, or 0/1 and booleans."""
     lab = task.label
     pos = {category_key(v) for v in lab.positive_labels or []}
     neg = {category_key(v) for v in lab.negative_labels or []}
@@ -86,7 +80,8 @@ def _binary(task: TaskConfig, keys: list[str]) -> LabelMap:
     return LabelMap(("normal", "threat"), lookup, True, unmapped)
 
 
-def _multiclass(task: TaskConfig, keys: list[str]) -> LabelMap:
+def fit_multiclass_labels(task: TaskConfig, keys: list[str]) -> LabelMap:
+    """Classes from label.classes, label.mapping, or the values seen."""
     lab = task.label
     if lab.mapping is not None:
         classes = list(lab.classes or dict.fromkeys(lab.mapping.values()))

@@ -17,9 +17,10 @@ from torch import nn
 from jenga_edge.contract.schema import FeatureSchema
 
 from .config import ModelConfig
+from .encodings import ENCODINGS
+from .task_kinds import TrainerKind, trainer_kind
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh}
-Z_LIMIT = 100.0   # standardized values are clipped so one absurd event cannot overflow the trunk
 LOG_EPS = 1e-12
 
 
@@ -30,47 +31,36 @@ def auto_embedding_dim(schema: FeatureSchema) -> int:
 
 
 class FeatureEncoder(nn.Module):
-    """Raw (numeric float32 with NaN, categorical int64) -> encoded float vector."""
+    """Raw (numeric float32 with NaN, categorical int64) -> encoded float vector.
+
+    Missing numerics take their imputed value, then each numeric encoding
+    (trainer/encodings.py) computes its columns, in registry order; categories
+    are embedded.
+    """
 
     def __init__(self, schema: FeatureSchema, embedding_dim: int):
         super().__init__()
         num = schema.numeric
         self.n_numeric, self.n_categorical = len(num), len(schema.categorical)
-        f32 = lambda xs: torch.tensor(xs, dtype=torch.float32)  # noqa: E731
-        self.register_buffer("impute", f32([f.impute for f in num]))
-        self.register_buffer("log_mask", torch.tensor([f.encoding == "log1p" for f in num]))
-        self.register_buffer("mean", f32([f.mean for f in num]))
-        self.register_buffer("std", f32([f.std for f in num]))
-        scaled = [j for j, f in enumerate(num) if f.encoding != "piecewise_linear"]
-        self.register_buffer("scaled_cols", torch.tensor(scaled, dtype=torch.long))
-        cols, left, width = [], [], []
+        self.register_buffer("impute", torch.tensor([f.impute for f in num], dtype=torch.float32))
+        groups: dict[str, list[int]] = {}
         for j, f in enumerate(num):
-            if f.encoding == "piecewise_linear":
-                for a, b in zip(f.edges, f.edges[1:]):
-                    cols.append(j), left.append(a), width.append(b - a)
-        self.register_buffer("ple_cols", torch.tensor(cols, dtype=torch.long))
-        self.register_buffer("ple_left", f32(left))
-        self.register_buffer("ple_width", f32(width))
-        # Python ints, not buffer.numel(): the ONNX trace must see constants here.
-        self.n_scaled, self.n_ple = len(scaled), len(cols)
+            groups.setdefault(f.encoding, []).append(j)
+        self.numeric_parts = nn.ModuleList(
+            enc.module(groups[name], [num[j] for j in groups[name]])
+            for name, enc in ENCODINGS.items() if name in groups)
+        self.numeric_width = sum(ENCODINGS[f.encoding].width(f) for f in num)
         vocab = [len(f.categories) for f in schema.categorical]
         offsets = [sum(vocab[:i]) for i in range(len(vocab))]
         self.register_buffer("cat_offsets", torch.tensor(offsets, dtype=torch.long))
         self.embedding_dim = embedding_dim if vocab else 0
         self.embedding = nn.Embedding(sum(vocab), embedding_dim) if vocab else None
         self.vocab_total = sum(vocab)
-        self.out_dim = len(scaled) + len(cols) + self.n_categorical * self.embedding_dim
+        self.out_dim = self.numeric_width + self.n_categorical * self.embedding_dim
 
     def numeric_part(self, num: torch.Tensor) -> torch.Tensor:
         x = torch.where(torch.isnan(num), self.impute, num)
-        x = torch.where(self.log_mask, torch.sign(x) * torch.log1p(torch.abs(x)), x)
-        parts = []
-        if self.n_scaled:
-            z = (x.index_select(1, self.scaled_cols) - self.mean[self.scaled_cols]) / self.std[self.scaled_cols]
-            parts.append(z.clamp(-Z_LIMIT, Z_LIMIT))
-        if self.n_ple:
-            v = x.index_select(1, self.ple_cols)
-            parts.append(((v - self.ple_left) / self.ple_width).clamp(0.0, 1.0))
+        parts = [part(x) for part in self.numeric_parts]
         if not parts:
             return num.new_zeros((num.shape[0], 0))
         return torch.cat(parts, dim=1)
@@ -96,7 +86,7 @@ class FeatureEncoder(nn.Module):
 
     @property
     def target_dim(self) -> int:
-        return self.n_scaled + self.n_ple + self.vocab_total
+        return self.numeric_width + self.vocab_total
 
 
 def mlp(sizes: list[int], cfg: ModelConfig, final_plain: bool = False) -> nn.Sequential:
@@ -176,14 +166,18 @@ class TaskSpec:
     """What the model needs to know about a task to build and run its head."""
 
     name: str
-    type: str            # anomaly_detection | classification
+    type: str            # a task kind (trainer/task_kinds.py)
     mode: str            # supervised | novelty
     source: str
     n_classes: int
 
     @property
+    def kind(self) -> TrainerKind:
+        return trainer_kind(self.type)
+
+    @property
     def binary(self) -> bool:
-        return self.type == "anomaly_detection"
+        return self.kind.binary
 
 
 class MultiTaskModel(nn.Module):
@@ -200,7 +194,7 @@ class MultiTaskModel(nn.Module):
     def _head(self, t: TaskSpec) -> nn.Module:
         if t.mode == "novelty":
             return NoveltyHead(self.trunk.out_dim, self.adapters[t.source].encoder.target_dim, self.cfg)
-        return nn.Linear(self.trunk.out_dim, 1 if t.binary else t.n_classes)
+        return t.kind.head(self.trunk.out_dim, t.n_classes)
 
     def forward(self, task: str, labels: Optional[torch.Tensor] = None,
                 features: Optional[dict[str, torch.Tensor]] = None,
@@ -238,26 +232,7 @@ class MultiTaskModel(nn.Module):
             target = self.adapters[spec.source].encoder.reconstruction_target(num, cat)
             errors = (head(h).float() - target.float()).pow(2).mean(dim=1)
             return {"errors": errors, "scores": head.score(errors)}
-        logits = head(h).float()
-        if spec.binary:
-            logits = logits.squeeze(1)
-            return {"logits": logits, "scores": torch.sigmoid(logits)}
-        return {"logits": logits, "scores": torch.softmax(logits, dim=1)}
-
-    def scorer(self, task: str) -> "TaskScorer":
-        return TaskScorer(self, task)
-
-
-class TaskScorer(nn.Module):
-    """(numeric, categorical) -> the task's output tensor: what one ONNX graph holds."""
-
-    def __init__(self, model: MultiTaskModel, task: str):
-        super().__init__()
-        self.model, self.task = model, task
-
-    def forward(self, numeric: torch.Tensor, categorical: torch.Tensor) -> torch.Tensor:
-        feats = {"numeric": numeric, "categorical": categorical}
-        return self.model(self.task, features=feats)["scores"]
+        return spec.kind.scores(head(h).float())
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -16,10 +16,7 @@ from jenga_edge.contract.errors import DataError
 from jenga_edge.contract.schema import OOV_TOKEN, Feature, FeatureSchema, category_key, to_boolean, to_number
 
 from .config import SourceConfig
-
-# A non-negative column whose 99th percentile is this many times its median
-# (plus one) is heavy-tailed, like byte and packet counts: log1p tames it.
-HEAVY_TAIL_RATIO = 20.0
+from .encodings import ENCODINGS, choose_auto
 
 
 def select_columns(rows: Sequence[dict], cfg: SourceConfig, reserved: Iterable[str]) -> list[str]:
@@ -107,16 +104,9 @@ def _fit_numeric(col: str, kind: str, values: Sequence[Any], cfg: SourceConfig,
     if kind == "boolean":
         return Feature(col, kind, "none", float(np.round(impute)), allow_missing=allow)
     if encoding == "auto":
-        encoding = "log1p" if is_heavy_tailed(x) else "standard"
-    if encoding == "piecewise_linear":
-        edges = quantile_edges(x, cfg.piecewise_bins)
-        if edges is not None:
-            return Feature(col, kind, encoding, impute, edges=edges, allow_missing=allow)
-        encoding = "standard"   # a (nearly) constant column has no bins to fill
-    t = signed_log1p(x) if encoding == "log1p" else x
-    mean, std = (float(t.mean()), float(t.std())) if encoding != "none" else (0.0, 1.0)
-    return Feature(col, kind, encoding, impute, mean=mean, std=std if std > 1e-12 else 1.0,
-                   allow_missing=allow)
+        encoding = choose_auto(x)
+    params = {"encoding": encoding, **ENCODINGS[encoding].fit(x, cfg.piecewise_bins)}
+    return Feature(col, kind, impute=impute, allow_missing=allow, **params)
 
 
 def _fit_categorical(col: str, values: Sequence[Any], cfg: SourceConfig) -> Feature:
@@ -131,20 +121,3 @@ def _fit_categorical(col: str, values: Sequence[Any], cfg: SourceConfig) -> Feat
     kept = sorted(kept[: cfg.max_categories])
     return Feature(col, "categorical", categories=(OOV_TOKEN, *kept),
                    allow_missing=cfg.missing.allow_missing_at_edge)
-
-
-def signed_log1p(x: np.ndarray) -> np.ndarray:
-    """log1p that keeps the sign, so a stray negative value does not become NaN."""
-    return np.sign(x) * np.log1p(np.abs(x))
-
-
-def is_heavy_tailed(x: np.ndarray) -> bool:
-    if x.min() < 0:
-        return False
-    q50, q99 = np.quantile(x, [0.5, 0.99])
-    return bool(q99 > HEAVY_TAIL_RATIO * (q50 + 1.0))
-
-
-def quantile_edges(x: np.ndarray, bins: int) -> tuple[float, ...] | None:
-    edges = np.unique(np.quantile(x, np.linspace(0.0, 1.0, bins + 1)))
-    return tuple(float(e) for e in edges) if edges.size >= 2 else None

@@ -20,16 +20,15 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from jenga_edge.contract.errors import ConfigError
 
-from . import metrics as M
 from .callbacks import BatchInfo, Callback, CallbackList
 from .config import ExperimentConfig
 from .dataset import SourceData, TaskData
 from .model import MultiTaskModel, TaskSpec
 from .predict import score_rows
+from .task_kinds import TrainerKind, trainer_kind
 
 
 def resolve_device(name: str) -> torch.device:
@@ -48,6 +47,10 @@ def task_specs(tasks: Sequence[TaskData]) -> list[TaskSpec]:
 def threshold_rule(task: TaskData) -> Any:
     rule = task.cfg.threshold_rule
     return rule if isinstance(rule, str) else {"target_fpr": rule.target_fpr}
+
+
+def kind_of(task: TaskData) -> TrainerKind:
+    return trainer_kind(task.cfg.type)
 
 
 @dataclass
@@ -226,11 +229,7 @@ class Trainer:
     def _loss(self, task: TaskData, out: dict, y: torch.Tensor) -> torch.Tensor:
         if task.cfg.mode == "novelty":
             return out["loss"]
-        w = self.class_weights[task.name]
-        if task.binary:
-            weight = w.index_select(0, y) if w is not None else None
-            return F.binary_cross_entropy_with_logits(out["logits"], y.float(), weight=weight)
-        return F.cross_entropy(out["logits"], y, weight=w)
+        return kind_of(task).loss(out["logits"], y, self.class_weights[task.name])
 
     # ---------------------------------------------------------- evaluation
     def evaluate(self, fire: bool = False) -> tuple[dict[str, dict], float]:
@@ -284,18 +283,10 @@ class Trainer:
 
 
 def selection_metric(task: TaskData, wanted: str) -> str:
-    """The configured metric if it applies to the task's type, else the type's default."""
-    binary_ok = {"pr_auc", "roc_auc", "f1", "accuracy"}
-    multi_ok = {"accuracy", "macro_f1"}
-    if task.binary:
-        return wanted if wanted in binary_ok else "pr_auc"
-    return wanted if wanted in multi_ok else "macro_f1"
+    """The configured metric if it applies to the task's kind, else the kind's default."""
+    return kind_of(task).selection_metric(wanted)
 
 
 def task_metrics(task: TaskData, y: np.ndarray, scores: np.ndarray,
                  threshold: Optional[float] = None) -> dict:
-    if task.binary:
-        if threshold is None:
-            threshold = M.choose_threshold(y, scores, threshold_rule(task))
-        return M.binary_metrics(y, scores, threshold)
-    return M.multiclass_metrics(y, scores, len(task.labels.classes))
+    return kind_of(task).metrics(y, scores, len(task.labels.classes), threshold, threshold_rule(task))

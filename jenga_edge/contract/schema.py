@@ -15,14 +15,14 @@ records their fitted parameters but the edge never applies them itself.
 
 from __future__ import annotations
 
-from .digest import sha256
 import json
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Literal, Mapping, Sequence, get_args
 
 import numpy as np
 
+from .digest import sha256
 from .errors import EventError, SchemaError
 
 SCHEMA_VERSION = 1
@@ -31,6 +31,9 @@ OOV_TOKEN = "<unk>"
 
 Kind = Literal["numeric", "boolean", "categorical"]
 Encoding = Literal["standard", "log1p", "piecewise_linear", "none"]
+# Fitted and computed by trainer/encodings.py (one class each); named here because a
+# bundle's schema says which encoding each feature uses and the agent checks the name.
+ENCODING_NAMES: tuple[str, ...] = get_args(Encoding)
 
 _TRUE = {"true", "yes", "1", "t", "y"}
 _FALSE = {"false", "no", "0", "f", "n"}
@@ -82,6 +85,8 @@ class Feature:
         where = f"feature {self.name!r}"
         if self.kind not in ("numeric", "boolean", "categorical"):
             raise SchemaError(f"{where}: unknown kind {self.kind!r}")
+        if self.encoding not in ENCODING_NAMES:
+            raise SchemaError(f"{where}: unknown encoding {self.encoding!r} (known: {', '.join(ENCODING_NAMES)})")
         if self.kind == "categorical":
             if not self.categories or self.categories[0] != OOV_TOKEN:
                 raise SchemaError(f"{where}: categories must start with {OOV_TOKEN!r}")
@@ -91,13 +96,6 @@ class Feature:
         if self.encoding == "piecewise_linear":
             if len(self.edges) < 2 or any(b <= a for a, b in zip(self.edges, self.edges[1:])):
                 raise SchemaError(f"{where}: piecewise_linear needs >= 2 strictly increasing edges")
-
-    def encoded_width(self, embedding_dim: int = 0) -> int:
-        if self.kind == "categorical":
-            return embedding_dim
-        if self.encoding == "piecewise_linear":
-            return len(self.edges) - 1
-        return 1
 
 
 @dataclass(frozen=True)

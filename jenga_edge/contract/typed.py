@@ -1,26 +1,70 @@
-"""Load plain YAML/JSON data into typed dataclasses, validating at the boundary.
+"""Typed configs: msgspec Structs, validated when loaded, with errors a user can act on.
 
 Shared by the trainer's experiment files and the agent's firmware configs, so a
 malformed file gets the same kind of message everywhere: the key path, what was
-expected, what was found, and a close match for a misspelt key.
+expected, what was found, and a close match for a misspelt key::
+
+    exp.yaml: training.epochz: unknown key (did you mean 'epochs'?); expected one of: ...
+
+A config section is a `Config` subclass. Bounds and help text live in the
+annotation, so the checks and the generated reference (docs/config-reference.md)
+come from one place::
+
+    class BatchingConfig(Config, kw_only=True):
+        max_batch: Annotated[int, doc("events scored together", ge=1, le=65536)] = 256
+
+A kind of a registry (a source, a sink, an action) is a tagged Struct: its
+`type` key picks the class (see jenga_edge/kinds.py). Cross-field checks go in
+`__post_init__` and raise `Invalid(key, message)`; the key is joined to the
+section's path.
+
+`msgspec.convert` does the work; this module turns its errors into our
+messages. `load_yaml` and `apply_overrides` read the file and the `--set`
+overrides.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import re
 import types
 import typing
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Iterable, Literal, Union
 
+import msgspec
 import yaml
 
 from .errors import ConfigError
 
-_MISSING = dataclasses.MISSING
+__all__ = [
+    "Config", "Invalid", "apply_overrides", "convert", "describe", "doc", "join", "load_yaml",
+    "parse_yaml", "suggest",
+]
 
+
+class Config(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Base of every config section: keyword-only, unknown keys refused.
+
+    (kw_only applies to the fields a class defines: subclasses say it again.)
+    """
+
+
+def doc(text: str, **bounds: Any) -> msgspec.Meta:
+    """A field's help text and bounds (ge, le, gt, lt, min_length, max_length, pattern)."""
+    return msgspec.Meta(description=text, **bounds)
+
+
+class Invalid(ValueError):
+    """Raised by a `__post_init__`: `key` (a field, or a path below the section
+    such as "allowlist[2]") is wrong; msgspec adds where the section is."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(f"{key}: {message}")
+        self.key, self.message = key, message
+
+
+# --------------------------------------------------------------------------- YAML
 
 class _Loader(yaml.SafeLoader):
     """SafeLoader that reads `1e-3` as a float: PyYAML follows YAML 1.1, where a
@@ -54,11 +98,21 @@ def load_yaml(path: str | Path) -> Any:
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"{p}:{where}: invalid YAML: {problem}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: cannot read: {exc}") from None
 
 
-def build(cls: type, data: Any, path: str = "", source: str = "config") -> Any:
-    """Turn `data` into an instance of dataclass `cls`, or raise ConfigError."""
-    return _convert(cls, data, path, source)
+# --------------------------------------------------------------------------- convert
+
+_T = typing.TypeVar("_T")
+
+
+def convert(tp: type[_T], data: Any, source: str = "config") -> _T:
+    """`data` (plain YAML/JSON values) as an instance of `tp`, or ConfigError."""
+    try:
+        return msgspec.convert(data, tp, strict=True)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(_explain(exc, tp, data, source)) from None
 
 
 def join(path: str, key: str | int) -> str:
@@ -67,29 +121,232 @@ def join(path: str, key: str | int) -> str:
     return f"{path}.{key}" if path else key
 
 
-def fail(source: str, path: str, message: str) -> typing.NoReturn:
-    where = f"{source}: {path}" if path else source
-    raise ConfigError(f"{where}: {message}")
+def _where(source: str, parts: list[str | int]) -> str:
+    path = ""
+    for p in parts:
+        path = join(path, p)
+    return f"{source}: {path}" if path else source
+
+
+_PATH_PART = re.compile(r"\.([^.\[]+)|\[(\d+|\.\.\.)\]")
+_BOUND = re.compile(r"^Expected `(\w+)` (>=|<=|>|<) (\S+)$")
+_LENGTH = re.compile(r"^Expected `(\w+)` of length (>=|<=) (\d+)$")
+_TYPE = re.compile(r"^Expected `([^`]+)`, got `(\w+)`$")
+_FIELD = re.compile(r"^Object (contains unknown|missing required) field `(.+)`$")
+_ENUM = re.compile(r"^Invalid (?:enum )?value (.+)$")
+
+
+def _explain(exc: msgspec.ValidationError, tp: Any, data: Any, source: str) -> str:
+    text = str(exc)
+    key_error = text.startswith("Expected") and " - at `key` in `$" in text
+    text = text.replace(" - at `key` in `$", " - at `$")
+    message, _, at = text.partition(" - at `$")
+    parts = _parse_path(at.rstrip("`"), tp, data)
+    cause = exc.__cause__
+    if isinstance(cause, Invalid):
+        return f"{_where(source, [*parts, *_parse_key(cause.key)])}: {cause.message}"
+    if isinstance(cause, ValueError) and not isinstance(cause, msgspec.ValidationError):
+        return f"{_where(source, parts)}: {cause}"
+    node_tp, value, _ = _walk(tp, data, parts)
+    if key_error:
+        return f"{_where(source, parts)}: keys must be strings, got {_found(_bad_key(value))}"
+    m = _FIELD.match(message)
+    if m:
+        return _field_message(m.group(1) == "contains unknown", m.group(2), node_tp, value, parts, source)
+    m = _BOUND.match(message)
+    if m:
+        return f"{_where(source, parts)}: expected a value {m.group(2)} {m.group(3)}, got {value!r}"
+    m = _LENGTH.match(message)
+    if m:
+        if m.group(2) == ">=" and m.group(3) == "1":
+            return f"{_where(source, parts)}: expected a non-empty value"
+        return f"{_where(source, parts)}: expected a length {m.group(2)} {m.group(3)}, got {len(value)}"
+    if _TYPE.match(message) or _ENUM.match(message):
+        return (f"{_where(source, parts)}: expected {describe(node_tp)}, got {_found(value)}"
+                f"{suggest(value, _choices(node_tp))}")
+    return f"{_where(source, parts)}: {message[:1].lower()}{message[1:]}"
+
+
+def _field_message(unknown: bool, name: str, tp: Any, value: Any, parts: list[str | int],
+                   source: str) -> str:
+    cls = _struct_of(tp, value)
+    fields = _fields(cls) if cls is not None else {}
+    where = _where(source, [*parts, name])
+    if unknown:
+        return f"{where}: unknown key{suggest(name, fields)}; expected one of: {', '.join(fields)}"
+    tag_field = _tag_field(tp)
+    if tag_field == name:
+        return f"{where}: missing required key, expected {describe(_tag_literal(tp))}"
+    return f"{where}: missing required key, expected {describe(fields.get(name, Any))}"
+
+
+def _parse_key(key: str) -> list[str | int]:
+    out: list[str | int] = []
+    for name, index in _PATH_PART.findall("." + key):
+        out.append(int(index) if index else name)
+    return out
+
+
+def _parse_path(text: str, tp: Any, data: Any) -> list[str | int]:
+    """`$.a.b[0].c` -> ["a", "b", 0, "c"]; msgspec writes a dict key as `[...]`:
+    the key is the first whose value fails on its own (msgspec stops at the first)."""
+    parts: list[str | int] = []
+    for name, index in _PATH_PART.findall(text):
+        if index == "...":
+            node_tp, value, _ = _walk(tp, data, parts)
+            parts.append(_failing_key(node_tp, value))
+        elif index:
+            parts.append(int(index))
+        else:
+            parts.append(name)
+    return parts
+
+
+def _failing_key(tp: Any, value: Any) -> str:
+    tp = _strip(tp)
+    if typing.get_origin(tp) is not dict or not isinstance(value, dict):
+        return "..."
+    _, vtp = typing.get_args(tp)
+    for key, item in value.items():
+        try:
+            msgspec.convert(item, vtp, strict=True)
+        except msgspec.ValidationError:
+            return str(key)
+    return "..."
+
+
+def _bad_key(value: Any) -> Any:
+    if isinstance(value, dict):
+        return next((k for k in value if not isinstance(k, str)), None)
+    return None
+
+
+# --------------------------------------------------------------------------- types
+
+def _strip(tp: Any) -> Any:
+    """The type under Annotated (and under Optional when the value is not None)."""
+    while typing.get_origin(tp) is typing.Annotated:
+        tp = typing.get_args(tp)[0]
+    return tp
+
+
+def _is_union(tp: Any) -> bool:
+    return typing.get_origin(tp) in (Union, types.UnionType)
+
+
+def _is_struct(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, msgspec.Struct)
+
+
+def _fields(cls: type) -> dict[str, Any]:
+    """Encoded field name -> annotation, in declaration order."""
+    return {f.encode_name: f.type for f in msgspec.structs.fields(cls)}
+
+
+def _tag_field(tp: Any) -> str | None:
+    members = [m for m in _members(tp) if _is_struct(m)]
+    for m in members:
+        field = m.__struct_config__.tag_field
+        if field is not None:
+            return str(field)
+    return None
+
+
+def _tag_literal(tp: Any) -> Any:
+    tags = tuple(m.__struct_config__.tag for m in _members(tp) if _is_struct(m))
+    return Literal[tags]  # type: ignore[valid-type]
+
+
+def _members(tp: Any) -> list[Any]:
+    tp = _strip(tp)
+    return [_strip(a) for a in typing.get_args(tp)] if _is_union(tp) else [tp]
+
+
+def _struct_of(tp: Any, value: Any) -> type | None:
+    """The Struct that `value` (a mapping) is read as, picking a tagged union's member."""
+    structs = [m for m in _members(tp) if _is_struct(m)]
+    if len(structs) <= 1:
+        return structs[0] if structs else None
+    field = _tag_field(tp)
+    if isinstance(value, dict) and field is not None:
+        for s in structs:
+            if s.__struct_config__.tag == value.get(field):
+                return s
+    return None
+
+
+def _walk(tp: Any, data: Any, parts: list[str | int]) -> tuple[Any, Any, bool]:
+    """The annotation and the value at `parts`; found is False once the data ends."""
+    value, found = data, True
+    for p in parts:
+        tp = _resolve(tp, value)
+        if found and isinstance(value, dict) and p in value:
+            value = value[p]
+        elif found and isinstance(value, list) and isinstance(p, int) and p < len(value):
+            value = value[p]
+        else:
+            value, found = None, False
+        if p == _tag_field(tp):          # the kind's `type`, known or not
+            tp = _tag_literal(tp)
+        elif _is_struct(tp):
+            tp = _fields(tp).get(p, Any)
+        elif typing.get_origin(tp) is list:
+            tp = typing.get_args(tp)[0]
+        elif typing.get_origin(tp) is dict:
+            tp = typing.get_args(tp)[1]
+        else:
+            tp = Any
+    return tp, value, found
+
+
+def _resolve(tp: Any, value: Any) -> Any:
+    """The member of a union that `value` is read as (a struct for a mapping, ...)."""
+    tp = _strip(tp)
+    if not _is_union(tp):
+        return tp
+    if isinstance(value, dict):
+        struct = _struct_of(tp, value)
+        if struct is not None:
+            return struct
+        maps = [m for m in _members(tp) if typing.get_origin(m) is dict]
+        return maps[0] if maps else tp
+    if isinstance(value, list):
+        lists = [m for m in _members(tp) if typing.get_origin(m) is list]
+        return lists[0] if lists else tp
+    return tp
 
 
 def describe(tp: Any) -> str:
     """A human name for a type annotation, used in 'expected ...' messages."""
-    origin = typing.get_origin(tp)
-    args = typing.get_args(tp)
+    tp = _strip(tp)
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
     if tp is type(None):
         return "null"
     if origin is Literal:
         return "one of " + ", ".join(repr(a) for a in args)
-    if origin in (Union, types.UnionType):
+    if _is_union(tp):
+        structs = [m for m in _members(tp) if _is_struct(m)]
+        if len(structs) > 1 and _tag_field(tp):
+            rest = [m for m in _members(tp) if not _is_struct(m)]
+            tags = ", ".join(repr(s.__struct_config__.tag) for s in structs)
+            return " or ".join([*(describe(a) for a in rest), f"a mapping with {_tag_field(tp)}: one of {tags}"])
         return " or ".join(describe(a) for a in args)
     if origin is list:
         return f"a list of {describe(args[0])}"
     if origin is dict:
         return f"a mapping of {describe(args[0])} to {describe(args[1])}"
-    if dataclasses.is_dataclass(tp):
+    if _is_struct(tp):
         return f"a mapping ({tp.__name__})"
-    return {int: "an integer", float: "a number", str: "a string", bool: "true or false",
-            Any: "any value"}.get(tp, getattr(tp, "__name__", str(tp)))
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false", Any: "any value"}
+    return names.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _choices(tp: Any) -> list[Any]:
+    out: list[Any] = []
+    for m in _members(tp):
+        if typing.get_origin(m) is Literal:
+            out.extend(typing.get_args(m))
+    return out
 
 
 def _found(value: Any) -> str:
@@ -99,110 +356,8 @@ def _found(value: Any) -> str:
     return f"{type(value).__name__} {text}"
 
 
-def _convert(tp: Any, value: Any, path: str, source: str) -> Any:
-    origin = typing.get_origin(tp)
-    if tp is Any:
-        return value
-    if dataclasses.is_dataclass(tp):
-        return _convert_dataclass(tp, value, path, source)
-    if origin in (Union, types.UnionType):
-        return _convert_union(tp, value, path, source)
-    if origin is Literal:
-        if any(value == a and type(value) is type(a) for a in typing.get_args(tp)):
-            return value
-        fail(source, path, f"expected {describe(tp)}, got {_found(value)}{_suggest(value, typing.get_args(tp))}")
-    if origin is list:
-        if not isinstance(value, list):
-            fail(source, path, f"expected {describe(tp)}, got {_found(value)}")
-        (item,) = typing.get_args(tp)
-        return [_convert(item, v, join(path, i), source) for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            fail(source, path, f"expected {describe(tp)}, got {_found(value)}")
-        ktp, vtp = typing.get_args(tp)
-        return {_convert(ktp, k, path, source): _convert(vtp, v, join(path, str(k)), source)
-                for k, v in value.items()}
-    return _convert_scalar(tp, value, path, source)
-
-
-def _convert_scalar(tp: Any, value: Any, path: str, source: str) -> Any:
-    # bool is a subclass of int in Python; a config saying `epochs: true` is a mistake.
-    if tp is bool and isinstance(value, bool):
-        return value
-    if tp is int and isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if tp is str and isinstance(value, str):
-        return value
-    if tp is type(None) and value is None:
-        return None
-    fail(source, path, f"expected {describe(tp)}, got {_found(value)}")
-
-
-def _convert_union(tp: Any, value: Any, path: str, source: str) -> Any:
-    args = typing.get_args(tp)
-    if value is None and type(None) in args:
-        return None
-    errors = []
-    for alt in args:
-        if alt is type(None):
-            continue
-        try:
-            return _convert(alt, value, path, source)
-        except ConfigError as exc:
-            errors.append(str(exc))
-    # One alternative of a matching shape gives the most useful message.
-    for alt, err in zip([a for a in args if a is not type(None)], errors):
-        if dataclasses.is_dataclass(alt) and isinstance(value, dict):
-            raise ConfigError(err)
-        if typing.get_origin(alt) is list and isinstance(value, list):
-            raise ConfigError(err)
-    choices = [c for a in args if typing.get_origin(a) is Literal for c in typing.get_args(a)]
-    fail(source, path, f"expected {describe(tp)}, got {_found(value)}{_suggest(value, choices)}")
-
-
-def _convert_dataclass(cls: type, value: Any, path: str, source: str) -> Any:
-    if not isinstance(value, dict):
-        fail(source, path, f"expected {describe(cls)}, got {_found(value)}")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    for key in value:
-        if key not in fields:
-            hint = _suggest(key, list(fields))
-            fail(source, join(path, str(key)),
-                 f"unknown key{hint}; expected one of: {', '.join(fields)}")
-    kwargs = {}
-    for name, f in fields.items():
-        if name not in value:
-            if f.default is _MISSING and f.default_factory is _MISSING:
-                fail(source, join(path, name), f"missing required key, expected {describe(hints[name])}")
-            continue
-        converted = _convert(hints[name], value[name], join(path, name), source)
-        _check_bounds(f, converted, join(path, name), source)
-        kwargs[name] = converted
-    try:
-        return cls(**kwargs)
-    except ConfigError as exc:
-        # Raised by a __post_init__ cross-field check: add where it happened.
-        msg = str(exc)
-        if msg.startswith(f"{source}:"):
-            raise
-        fail(source, path, msg)
-
-
-def _check_bounds(f: dataclasses.Field, value: Any, path: str, source: str) -> None:
-    lo, hi = f.metadata.get("min"), f.metadata.get("max")
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if lo is not None and value < lo:
-            fail(source, path, f"expected a value >= {lo}, got {value}")
-        if hi is not None and value > hi:
-            fail(source, path, f"expected a value <= {hi}, got {value}")
-    if isinstance(value, (list, dict, str)) and f.metadata.get("nonempty") and not value:
-        fail(source, path, "expected a non-empty value")
-
-
-def _suggest(value: Any, choices: typing.Iterable[Any]) -> str:
+def suggest(value: Any, choices: Iterable[Any]) -> str:
+    """' (did you mean X?)' for a close match among `choices`, else ''."""
     if not isinstance(value, str):
         return ""
     names = [c for c in choices if isinstance(c, str)]
@@ -213,16 +368,9 @@ def _suggest(value: Any, choices: typing.Iterable[Any]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def bounded(default: Any = _MISSING, *, lo: float | None = None, hi: float | None = None,
-            nonempty: bool = False, factory: Any = _MISSING) -> Any:
-    """A dataclass field whose numeric value is range-checked at load time."""
-    meta = {"min": lo, "max": hi, "nonempty": nonempty}
-    if factory is not _MISSING:
-        return dataclasses.field(default_factory=factory, metadata=meta)
-    return dataclasses.field(default=default, metadata=meta)
+# --------------------------------------------------------------------------- overrides
 
-
-def apply_overrides(data: dict, overrides: typing.Iterable[str], source: str = "--set") -> dict:
+def apply_overrides(data: dict[str, Any], overrides: Iterable[str], source: str = "--set") -> dict[str, Any]:
     """Apply `a.b[0].c=VALUE` overrides (VALUE parsed as YAML) to nested data."""
     for item in overrides:
         if "=" not in item:

@@ -26,9 +26,9 @@ def session(path) -> ort.InferenceSession:
 
 def test_bundle_lists_every_task_and_the_merged_graph(network_bundle):
     out, manifest = network_bundle
-    assert [t["name"] for t in manifest["tasks"]] == ["threat", "attack_type"]
-    assert [m["file"] for m in manifest["merged"]] == ["merged-net.onnx"]
-    assert manifest["requires"]["opset"] == 18
+    assert [t.name for t in manifest.tasks] == ["threat", "attack_type"]
+    assert [m.file for m in manifest.merged] == ["merged-net.onnx"]
+    assert manifest.requires.opset == 18
     b = verify_bundle(out)
     assert set(b.tasks) == {"threat", "attack_type"}
     for name in ["threat.onnx", "attack_type.onnx", "merged-net.onnx"]:
@@ -46,32 +46,38 @@ def test_graph_inputs_and_outputs_are_stable_with_a_symbolic_batch(network_bundl
     assert threat.get_inputs()[0].shape[0] == "batch"
     kinds = session(out / "attack_type.onnx")
     assert [o.name for o in kinds.get_outputs()] == ["probabilities", "label"]
-    task = manifest["tasks"][1]
-    assert task["outputs"][0]["shape"] == ["batch", len(task["labels"])]
+    task = manifest.tasks[1]
+    assert task.outputs[0].shape == ["batch", len(task.labels)]
+    assert [(o.name, o.role, o.dtype) for o in task.outputs] == [("probabilities", "probabilities", "float32"),
+                                                                 ("label", "label", "int64")]
+    assert [(o.name, o.role) for o in manifest.tasks[0].outputs] == [("score", "score")]
+    merged = manifest.merged[0].outputs
+    assert [(o.name, o.role) for o in merged["attack_type"]] == [("attack_type.probabilities", "probabilities"),
+                                                                 ("attack_type.label", "label")]
 
 
 def test_parity_figures_are_within_tolerance_for_every_case(network_bundle):
     _, manifest = network_bundle
-    for t in manifest["tasks"]:
-        cases = t["parity"]["cases"]
+    for t in manifest.tasks:
+        cases = t.parity["cases"]
         assert set(cases) == {"validation", "missing_values", "unseen_categories", "extreme_magnitudes",
                               "batch_1", "batch_1000"}
         for per_output in cases.values():
-            assert all(0 <= v <= 1e-5 for v in per_output.values()), (t["name"], per_output)
-        assert t["parity"]["rows"].startswith("validation split of")
+            assert all(0 <= v <= 1e-5 for v in per_output.values()), (t.name, per_output)
+        assert t.parity["rows"].startswith("validation split of")
 
 
 def test_metadata_round_trips_through_onnxruntime(network_bundle):
     out, manifest = network_bundle
-    t = manifest["tasks"][0]
-    meta = session(out / t["file"]).get_modelmeta()
+    t = manifest.tasks[0]
+    meta = session(out / t.file).get_modelmeta()
     props = meta.custom_metadata_map
     assert meta.producer_name == "jenga-export"
     assert props["jenga.task"] == "threat" and props["jenga.task_type"] == "anomaly_detection"
-    assert json.loads(props["jenga.feature_schema"]) == t["schema"]
-    assert props["jenga.feature_schema_sha256"] == t["schema_sha256"]
+    assert json.loads(props["jenga.feature_schema"]) == t.schema.to_json()
+    assert props["jenga.feature_schema_sha256"] == t.schema_sha256
     assert json.loads(props["jenga.labels"]) == ["normal", "threat"]
-    assert json.loads(props["jenga.default_threshold"]) == pytest.approx(t["threshold"])
+    assert json.loads(props["jenga.default_threshold"]) == pytest.approx(t.threshold)
     assert float(props["jenga.parity_max_abs_diff"]) <= 1e-5
 
 
@@ -111,7 +117,7 @@ def test_merged_graph_matches_the_per_task_graphs(network_bundle, trained_networ
     probs, label = session(out / "attack_type.onnx").run(None, feed)
     assert np.abs(got["attack_type.probabilities"] - probs).max() <= 1e-6
     assert np.array_equal(got["attack_type.label"], label)
-    assert max(manifest["merged"][0]["parity"]["vs_task_graphs"].values()) <= 1e-6
+    assert max(manifest.merged[0].parity["vs_task_graphs"].values()) <= 1e-6
 
 
 def test_three_schema_model_exports_one_graph_per_schema(data_dir, tmp_path):
@@ -125,13 +131,13 @@ def test_three_schema_model_exports_one_graph_per_schema(data_dir, tmp_path):
               "label": {"column": "label", "positive_labels": ["incident"]}}]
     run = run_experiment(config_from_dict(base_config(sources, tasks, tmp_path, epochs=3)), tmp_path, out=None)
     manifest = export_bundle(run.model_dir, tmp_path / "bundle", ExportOptions(), log=lambda s: None)
-    assert [t["name"] for t in manifest["tasks"]] == ["threat", "fraud", "drift"]
-    assert manifest["merged"] == []                  # no two tasks share a schema
-    assert len({t["schema_sha256"] for t in manifest["tasks"]}) == 3
-    drift = next(t for t in manifest["tasks"] if t["name"] == "drift")
-    assert drift["inputs"][1]["shape"] == ["batch", 0]
+    assert [t.name for t in manifest.tasks] == ["threat", "fraud", "drift"]
+    assert manifest.merged == []                     # no two tasks share a schema
+    assert len({t.schema_sha256 for t in manifest.tasks}) == 3
+    drift = next(t for t in manifest.tasks if t.name == "drift")
+    assert drift.inputs[1].shape == ["batch", 0]
     s = session(tmp_path / "bundle" / "drift.onnx")
-    n = drift["inputs"][0]["shape"][1]
+    n = drift.inputs[0].shape[1]
     score = s.run(None, {"numeric": np.full((2, n), np.nan, np.float32),
                          "categorical": np.zeros((2, 0), np.int64)})[0]
     assert score.shape == (2,) and np.all((score >= 0) & (score <= 1))

@@ -27,8 +27,8 @@ def edit_manifest(d: Path, change) -> None:
 
 def test_a_good_bundle_verifies(bundle_copy):
     b = verify_bundle(bundle_copy)
-    assert b.tasks["threat"].threshold == pytest.approx(b.manifest["tasks"][0]["threshold"])
-    assert b.tasks["threat"].schema.sha256 == b.manifest["tasks"][0]["schema_sha256"]
+    assert b.tasks["threat"].threshold == pytest.approx(b.manifest.tasks[0].threshold)
+    assert b.tasks["threat"].schema.sha256 == b.manifest.tasks[0].schema_sha256
     assert [i.name for i in b.tasks["threat"].inputs] == ["numeric", "categorical"]
 
 

@@ -6,7 +6,8 @@ import pytest
 
 from jenga_edge.contract.errors import DataError
 from trainer.config import LabelConfig, TaskConfig
-from trainer.labels import DROP, LabelMap, fit_label_map
+from trainer.labels import DROP, LabelMap
+from trainer.task_kinds import fit_label_map
 
 
 def binary(**label):

@@ -12,14 +12,8 @@ from jenga_edge.contract.errors import DataError
 from jenga_edge.contract.schema import OOV_INDEX, OOV_TOKEN, FeatureSchema
 from trainer.config import MissingPolicy, SourceConfig, config_from_dict
 from trainer.dataset import prepare
-from trainer.refinery import (
-    fit_schema,
-    infer_kind,
-    is_heavy_tailed,
-    quantile_edges,
-    select_columns,
-    signed_log1p,
-)
+from trainer.encodings import ENCODINGS
+from trainer.refinery import fit_schema, infer_kind, select_columns
 
 
 def src(**kw) -> SourceConfig:
@@ -214,7 +208,7 @@ def test_piecewise_edges_from_quantiles():
     assert f.edges == pytest.approx(tuple(expected))
     assert all(b > a for a, b in zip(f.edges, f.edges[1:]))
     assert f.edges[0] == pytest.approx(x.min()) and f.edges[-1] == pytest.approx(x.max())
-    assert f.encoded_width() == 4
+    assert ENCODINGS[f.encoding].width(f) == 4
 
 
 def test_piecewise_duplicate_quantiles_collapse():
@@ -282,25 +276,6 @@ def test_allow_missing_at_edge_propagates():
     rows = [{"x": float(v), "b": True} for v in range(5)]
     s = fit(rows, missing=MissingPolicy(allow_missing_at_edge=False))
     assert all(not f.allow_missing for f in s.features)
-
-
-# --- helpers ----------------------------------------------------------------------------
-
-def test_signed_log1p_keeps_sign():
-    np.testing.assert_allclose(signed_log1p(np.array([-9.0, 0.0, 9.0])),
-                               [-math.log(10), 0.0, math.log(10)])
-
-
-def test_is_heavy_tailed():
-    assert is_heavy_tailed(heavy())
-    assert not is_heavy_tailed(normalish())
-    assert not is_heavy_tailed(np.array([-1.0, 0.0, 1e9]))
-
-
-def test_quantile_edges():
-    assert quantile_edges(np.array([5.0, 5.0]), 4) is None
-    edges = quantile_edges(np.arange(9.0), 4)
-    assert edges == (0.0, 2.0, 4.0, 6.0, 8.0)
 
 
 # --- select_columns ---------------------------------------------------------------------

@@ -1,32 +1,101 @@
-"""Webhook delivery: POST each alert as JSON, retry, spool what cannot be sent.
+"""`type: webhook`: POST each alert as JSON, retry, spool what cannot be sent.
 
-The configuration (`WebhookConfig`) lives in `actions`, so loading and checking a
-config never imports this module. `actions.build_actions` imports it only when a
-webhook action is configured: it pulls in `urllib.request` and `http.client`
-(and through them the `email` package), several MB of resident memory that an
-agent without a webhook does not need. `WebhookAction` stays importable as
-`jenga_edge.actions.WebhookAction` (loaded on first access).
+Loading and checking a config imports only this module's light part: the
+delivery code imports `urllib.request` and `http.client` (and through them the
+`email` package), several MB of resident memory, when a webhook action is
+built, so an agent without one never loads them.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
-import tempfile
+import re
 import threading
 import time
-import urllib.error
-import urllib.request
+import urllib.parse
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Annotated, Any, Callable, Mapping
 
-from .actions import WebhookConfig, _outcome, _redact
+from ..contract.typed import Invalid, doc
+from .base import ActionConfig, check_ident, outcome, short
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")   # RFC 9110 token
+_RETRY_STATUS = {408, 425, 429}
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: D102
-        return None   # a 3xx then surfaces as an HTTPError, i.e. a failed try
+def _check_url(url: str) -> None:
+    if not url or any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
+        raise Invalid("url", f"expected an http(s) URL without spaces, got {short(url)}")
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise Invalid("url", f"expected an http:// or https:// URL, got scheme "
+                             f"{parts.scheme or '(none)'!r} in {short(url)}")
+    try:
+        host = parts.hostname
+        parts.port   # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise Invalid("url", f"bad port in {short(url)}") from None
+    if not host:
+        raise Invalid("url", f"expected a host in {short(url)}")
+
+
+def _redact(url: str) -> str:
+    """scheme://host[:port]/path: no credentials or query string in outcomes and logs."""
+    p = urllib.parse.urlsplit(url)
+    host = p.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    if p.port:
+        host += f":{p.port}"
+    return urllib.parse.urlunsplit((p.scheme, host, p.path, "", ""))
+
+
+class Config(ActionConfig, tag="webhook", kw_only=True):
+    """POST each alert as JSON; spool it to disk when the receiver is unreachable.
+
+    A delivery is tried ``1 + max_retries`` times, sleeping ``backoff_base_s``,
+    then twice that, ... capped at ``backoff_max_s`` between tries; 408, 425,
+    429, 5xx and connection errors are retried, other 4xx are not. Redirects are
+    not followed. An alert still undelivered is appended to
+    ``<spool_dir>/<spool_name>.jsonl`` (one JSON document a line, fsynced) and
+    sent again after the next successful delivery. Past ``max_spool_bytes`` new
+    failures are dropped (outcome "failed", reason "spool full"). Deliveries run
+    on a worker thread, never on the scoring thread.
+    """
+
+    paths = ("spool_dir",)
+
+    url: Annotated[str, doc("the http:// or https:// receiver")]
+    timeout_s: Annotated[float, doc("per try: connect and response", ge=0.1, le=120.0)] = 5.0
+    max_retries: Annotated[int, doc("extra tries after the first", ge=0, le=10)] = 3
+    backoff_base_s: Annotated[float, doc("sleep before the first retry", ge=0.0, le=60.0)] = 0.5
+    backoff_max_s: Annotated[float, doc("cap on any one sleep", ge=0.0, le=600.0)] = 8.0
+    headers: Annotated[dict[str, str], doc("extra headers, e.g. Authorization")] = {}
+    spool_dir: Annotated[str, doc("created (mode 0700) when first needed")] = "/var/spool/jenga-edge"
+    spool_name: Annotated[str, doc("file name stem inside spool_dir")] = "webhook"
+    max_spool_bytes: Annotated[int, doc("spool size bound", ge=1024)] = 16 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        _check_url(self.url)
+        check_ident("spool_name", self.spool_name)
+        if not self.spool_dir or "\0" in self.spool_dir:
+            raise Invalid("spool_dir", f"expected a directory path, got {short(self.spool_dir)}")
+        for name, value in self.headers.items():
+            if not _HEADER_NAME.fullmatch(name):
+                raise Invalid("headers", f"invalid header name {short(name)}")
+            if any(ch in value for ch in "\r\n\0"):
+                raise Invalid(f"headers.{name}", "value must be a single-line string")
+
+
+def _no_redirect_handler() -> Any:
+    import urllib.request
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]  # noqa: D102
+            return None   # a 3xx then surfaces as an HTTPError, i.e. a failed try
+
+    return NoRedirect()
 
 
 def _json_default(obj: Any) -> Any:
@@ -39,18 +108,17 @@ def _json_default(obj: Any) -> Any:
     return str(obj)
 
 
-_RETRY_STATUS = {408, 425, 429}
-
-
 class WebhookAction:
     """POST the alert JSON with retries; spool what cannot be delivered."""
 
     type = "webhook"
+    slow = True
 
-    def __init__(self, config: WebhookConfig, *, sleep: Callable[[float], None] = time.sleep):
+    def __init__(self, config: Config, *, sleep: Callable[[float], None] = time.sleep):
+        import urllib.request   # with http.client and email: several MB, only for an agent that posts
         self.config = config
         self._sleep = sleep
-        self._opener = urllib.request.build_opener(_NoRedirect())
+        self._opener = urllib.request.build_opener(_no_redirect_handler())
         self._spool_lock = threading.Lock()    # appends and rewrites of the spool file
         self._retry_lock = threading.Lock()    # one retry_spool pass at a time
         self.target = _redact(config.url)
@@ -60,6 +128,9 @@ class WebhookAction:
     # one HTTP try -------------------------------------------------------------------------
     def _send_once(self, body: bytes) -> tuple[bool, bool, str, int | None]:
         """POST body once; return (delivered, worth retrying, reason, HTTP status)."""
+        import http.client
+        import urllib.error
+        import urllib.request
         headers = {"Content-Type": "application/json", "User-Agent": "jenga-edge"}
         headers.update(self.config.headers)
         req = urllib.request.Request(self.config.url, data=body, headers=headers, method="POST")
@@ -102,7 +173,8 @@ class WebhookAction:
         return False, reason, tries, status
 
     # spool --------------------------------------------------------------------------------
-    def _spool(self, body: bytes) -> tuple[bool, str]:
+    def spool(self, body: bytes) -> tuple[bool, str]:
+        """Append one undelivered alert to the spool file (fsynced); (False, why) when it cannot."""
         line = body + b"\n"
         with self._spool_lock:
             try:
@@ -191,6 +263,7 @@ class WebhookAction:
         if not data:
             self.spool_path.unlink(missing_ok=True)
         else:
+            import tempfile
             fd, tmp = tempfile.mkstemp(prefix=f".{self.spool_path.name}.", dir=directory)
             try:
                 with os.fdopen(fd, "wb") as fh:
@@ -213,25 +286,28 @@ class WebhookAction:
             os.close(dfd)
 
     # the action ---------------------------------------------------------------------------
+    def addresses(self, alert: Mapping[str, Any]) -> list[Any]:
+        return []
+
     def run(self, alert: Mapping[str, Any]) -> dict[str, Any]:
         try:
             body = json.dumps(alert, default=_json_default, separators=(",", ":")).encode("utf-8")
         except (TypeError, ValueError) as exc:
-            return _outcome(self.type, self.target, dry_run=False, argv=None, result="failed",
+            return outcome(self.type, self.target, dry_run=False, argv=None, result="failed",
                             reason=f"alert is not JSON-serializable: {exc}")
         ok, reason, tries, status = self.deliver(body)
         if ok:
-            return _outcome(self.type, self.target, dry_run=False, argv=None, result="ok",
+            return outcome(self.type, self.target, dry_run=False, argv=None, result="ok",
                             reason=f"delivered ({reason})", attempts=tries, status=status)
-        spooled, why = self._spool(body)
+        spooled, why = self.spool(body)
         if spooled:
-            return _outcome(self.type, self.target, dry_run=False, argv=None, result="spooled",
+            return outcome(self.type, self.target, dry_run=False, argv=None, result="spooled",
                             reason=f"{reason} after {tries} tries; spooled to {self.spool_path}",
                             attempts=tries, status=status)
-        return _outcome(self.type, self.target, dry_run=False, argv=None, result="failed",
+        return outcome(self.type, self.target, dry_run=False, argv=None, result="failed",
                         reason=f"{why} ({reason} after {tries} tries)", attempts=tries, status=status)
 
-    __call__ = run
 
 
-__all__ = ["WebhookAction"]
+def build(config: Config, context: Any = None) -> WebhookAction:
+    return WebhookAction(config)

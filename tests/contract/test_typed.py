@@ -1,44 +1,43 @@
-"""Tests for jenga_edge/typed_config.py: typed loading with key-path error messages."""
+"""Tests for jenga_edge/contract/typed.py: typed loading with key-path error messages."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
+import msgspec
 import pytest
 
 from jenga_edge.contract.errors import ConfigError, JengaError
 from jenga_edge.contract.typed import (
+    Config,
+    Invalid,
     apply_overrides,
-    bounded,
-    build,
+    convert,
     describe,
+    doc,
     join,
     load_yaml,
 )
 
 
-@dataclass
-class Inner:
+class Inner(Config, kw_only=True):
     size: int
-    rate: float = bounded(0.5, lo=0.0, hi=1.0)
+    rate: Annotated[float, doc("a rate", ge=0.0, le=1.0)] = 0.5
     mode: Literal["fast", "slow"] = "fast"
 
 
-@dataclass
-class Fpr:
-    target_fpr: float = bounded(lo=0.0, hi=1.0)
+class Fpr(Config, kw_only=True):
+    target_fpr: Annotated[float, doc("target", ge=0.0, le=1.0)]
 
 
-@dataclass
-class Outer:
+class Outer(Config, kw_only=True):
     name: str
     inner: Inner
-    items: list[Inner] = field(default_factory=list)
-    tags: dict[str, int] = field(default_factory=dict)
-    limit: Optional[int] = bounded(None, lo=1)
+    items: list[Inner] = []
+    tags: dict[str, int] = {}
+    limit: Optional[Annotated[int, doc("limit", ge=1)]] = None
     flag: bool = False
-    sizes: list[int] = bounded(factory=lambda: [1], nonempty=True)
+    sizes: Annotated[list[int], doc("sizes", min_length=1)] = msgspec.field(default_factory=lambda: [1])
     rule: Union[Literal["max_f1"], Fpr] = "max_f1"
     anything: Any = None
 
@@ -51,14 +50,14 @@ def ok(**extra):
 
 def error_of(data, cls=Outer, source="cfg.yaml") -> str:
     with pytest.raises(ConfigError) as exc:
-        build(cls, data, source=source)
+        convert(cls, data, source=source)
     return str(exc.value)
 
 
 # --- successful builds ------------------------------------------------------------------
 
 def test_build_minimal_fills_defaults():
-    out = build(Outer, ok())
+    out = convert(Outer, ok())
     assert out.name == "n"
     assert out.inner == Inner(size=3, rate=0.5, mode="fast")
     assert out.items == [] and out.tags == {} and out.limit is None
@@ -66,18 +65,18 @@ def test_build_minimal_fills_defaults():
 
 
 def test_build_nested_lists_dicts_unions():
-    out = build(Outer, ok(items=[{"size": 1}, {"size": 2, "mode": "slow"}], tags={"a": 1},
+    out = convert(Outer, ok(items=[{"size": 1}, {"size": 2, "mode": "slow"}], tags={"a": 1},
                           limit=5, flag=True, rule={"target_fpr": 0.01}, anything=[1, {"x": 2}]))
     assert [i.size for i in out.items] == [1, 2]
     assert out.items[1].mode == "slow"
     assert out.tags == {"a": 1}
     assert out.limit == 5 and out.flag is True
-    assert out.rule == Fpr(0.01)
+    assert out.rule == Fpr(target_fpr=0.01)
     assert out.anything == [1, {"x": 2}]
 
 
 def test_int_is_accepted_for_float_and_converted():
-    out = build(Outer, ok(inner={"size": 1, "rate": 1}))
+    out = convert(Outer, ok(inner={"size": 1, "rate": 1}))
     assert out.inner.rate == 1.0 and isinstance(out.inner.rate, float)
 
 
@@ -161,7 +160,7 @@ def test_long_found_value_is_truncated():
 
 
 def test_optional_accepts_null_and_rejects_other_types():
-    assert build(Outer, ok(limit=None)).limit is None
+    assert convert(Outer, ok(limit=None)).limit is None
     msg = error_of(ok(limit="many"))
     assert "limit: expected an integer or null, got str 'many'" in msg
 
@@ -187,11 +186,10 @@ def test_literal_violation_lists_choices_and_suggests():
 
 
 def test_literal_is_type_strict():
-    @dataclass
-    class L:
+    class L(Config):
         v: Literal[1, 2]
 
-    assert build(L, {"v": 1}).v == 1
+    assert convert(L, {"v": 1}).v == 1
     msg = error_of({"v": True}, cls=L)
     assert "v: expected one of 1, 2, got bool True" in msg
 
@@ -214,9 +212,9 @@ def test_bounds_hold_for_optional_int():
 
 
 def test_bounds_edges_are_inclusive():
-    out = build(Outer, ok(inner={"size": 1, "rate": 0.0}))
+    out = convert(Outer, ok(inner={"size": 1, "rate": 0.0}))
     assert out.inner.rate == 0.0
-    assert build(Outer, ok(inner={"size": 1, "rate": 1.0})).inner.rate == 1.0
+    assert convert(Outer, ok(inner={"size": 1, "rate": 1.0})).inner.rate == 1.0
 
 
 def test_nonempty_list():
@@ -225,7 +223,7 @@ def test_nonempty_list():
 
 
 def test_bounded_factory_gives_fresh_lists():
-    a, b = build(Outer, ok()), build(Outer, ok())
+    a, b = convert(Outer, ok()), convert(Outer, ok())
     a.sizes.append(9)
     assert b.sizes == [1]
 
@@ -233,12 +231,12 @@ def test_bounded_factory_gives_fresh_lists():
 # --- unions -----------------------------------------------------------------------------
 
 def test_union_literal_form():
-    assert build(Outer, ok(rule="max_f1")).rule == "max_f1"
+    assert convert(Outer, ok(rule="max_f1")).rule == "max_f1"
 
 
 def test_union_mapping_form_reports_inner_error():
     msg = error_of(ok(rule={"target_fpr": 2}))
-    assert "rule.target_fpr: expected a value <= 1.0, got 2.0" in msg
+    assert "rule.target_fpr: expected a value <= 1.0, got 2" in msg   # as written
     msg = error_of(ok(rule={"targt_fpr": 0.1}))
     assert "rule.targt_fpr: unknown key (did you mean 'target_fpr'?)" in msg
     msg = error_of(ok(rule={}))
@@ -412,3 +410,71 @@ def test_override_empty_key():
 def test_override_custom_source_in_message():
     with pytest.raises(ConfigError, match="^--override 'x'"):
         apply_overrides({}, ["x"], source="--override")
+
+
+# --- tagged unions (the kinds of a registry) and cross-field checks -----------------------
+
+class Kind(Config, tag_field="type", kw_only=True):
+    pass
+
+
+class Tcp(Kind, tag="tcp", kw_only=True):
+    port: Annotated[int, doc("port", ge=0, le=65535)]
+    host: str = "127.0.0.1"
+
+    def __post_init__(self) -> None:
+        if self.host == "nowhere":
+            raise Invalid("host", "expected an IP address, got 'nowhere'")
+
+
+class Udp(Kind, tag="udp", kw_only=True):
+    port: int = 0
+
+
+class Agent(Config, kw_only=True):
+    sources: list[Union[Tcp, Udp]]
+    sinks: dict[str, Union[Tcp, Udp]] = {}
+
+
+def test_tagged_union_picks_the_member_by_its_type():
+    out = convert(Agent, {"sources": [{"type": "udp"}, {"type": "tcp", "port": 5}]})
+    assert isinstance(out.sources[0], Udp) and isinstance(out.sources[1], Tcp)
+
+
+def test_unknown_type_lists_the_kinds_and_suggests():
+    msg = error_of({"sources": [{"type": "tcpp", "port": 1}]}, cls=Agent)
+    assert msg == "cfg.yaml: sources[0].type: expected one of 'tcp', 'udp', got str 'tcpp' (did you mean 'tcp'?)"
+
+
+def test_missing_type_names_the_kinds():
+    msg = error_of({"sources": [{"port": 1}]}, cls=Agent)
+    assert msg == "cfg.yaml: sources[0].type: missing required key, expected one of 'tcp', 'udp'"
+
+
+def test_unknown_key_of_a_kind_lists_that_kinds_keys():
+    msg = error_of({"sources": [{"type": "tcp", "prot": 1}]}, cls=Agent)
+    assert "sources[0].prot: unknown key (did you mean 'port'?); expected one of: port, host" in msg
+
+
+def test_bound_inside_a_kind():
+    msg = error_of({"sources": [{"type": "tcp", "port": 70000}]}, cls=Agent)
+    assert msg == "cfg.yaml: sources[0].port: expected a value <= 65535, got 70000"
+
+
+def test_post_init_check_names_the_key_below_the_section():
+    msg = error_of({"sources": [{"type": "udp"}, {"type": "tcp", "port": 1, "host": "nowhere"}]}, cls=Agent)
+    assert msg == "cfg.yaml: sources[1].host: expected an IP address, got 'nowhere'"
+
+
+def test_error_inside_a_dict_value_names_its_key():
+    msg = error_of({"sources": [], "sinks": {"a": {"type": "udp"}, "b": {"type": "tcp", "port": "x"}}}, cls=Agent)
+    assert msg == "cfg.yaml: sinks.b.port: expected an integer, got str 'x'"
+
+
+def test_non_string_key():
+    msg = error_of(ok(tags={1: 2}))
+    assert msg == "cfg.yaml: tags: keys must be strings, got int 1"
+
+
+def test_describe_a_tagged_union():
+    assert describe(Union[Tcp, Udp]) == "a mapping with type: one of 'tcp', 'udp'"

@@ -1,28 +1,47 @@
-"""A verified bundle as readable text tables (for `jenga-edge inspect`)."""
+"""jenga-edge inspect: verify a bundle and show what it holds."""
 
 from __future__ import annotations
 
-from .bundle import Bundle
+from typing import Any
+
+import click
+
+from ..bundle import Bundle
 
 
-def table(rows: list[tuple], indent: str = "  ") -> str:
+@click.command()
+@click.option("--bundle", required=True, type=click.Path(file_okay=False), help="The bundle directory.")
+@click.option("--json", "as_json", is_flag=True, help="Print the verified manifest as JSON.")
+def inspect(bundle: str, as_json: bool) -> None:
+    """Verify a bundle (every sha256) and print what it holds."""
+    from ..bundle import verify_bundle
+    from ..contract.bundle_format import encode_manifest
+
+    b = verify_bundle(bundle)
+    if as_json:
+        click.echo(encode_manifest(b.manifest).decode("utf-8"), nl=False)
+    else:
+        click.echo(render(b))
+
+
+def table(rows: list[tuple[Any, ...]], indent: str = "  ") -> str:
     rows = [tuple("" if c is None else str(c) for c in r) for r in rows]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join(indent + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
 
 
-def _num(v, fmt: str = ".4f") -> str:
+def _num(v: Any, fmt: str = ".4f") -> str:
     return format(v, fmt) if isinstance(v, (int, float)) else "-"
 
 
 def render(b: Bundle) -> str:
     m = b.manifest
-    prod, req = m.get("producer", {}), m.get("requires", {})
-    out = [f"bundle {m['bundle_id']}  (format {m['format']} v{m['format_version']}, verified: all sha256 match)",
-           f"  project {m.get('project_name')}, created {m.get('created')}, by {prod.get('name')} "
-           f"{prod.get('version')} (torch {prod.get('torch')}, opset {prod.get('opset')})",
-           f"  needs jenga-edge >= {req.get('agent_min_version')}, onnxruntime >= {req.get('onnxruntime_min_version')}",
-           f"  source model sha256 {m.get('source_model', {}).get('sha256', '-')[:16]}…", "", "tasks:"]
+    prod, req = m.producer, m.requires
+    out = [f"bundle {m.bundle_id}  (format {m.format} v{m.format_version}, verified: all sha256 match)",
+           f"  project {m.project_name}, created {m.created}, by {prod.name} "
+           f"{prod.version} (torch {prod.torch}, opset {prod.opset})",
+           f"  needs jenga-edge >= {req.agent_min_version}, onnxruntime >= {req.onnxruntime_min_version}",
+           f"  source model sha256 {m.source_model.sha256[:16]}…", "", "tasks:"]
     rows = [("task", "type", "mode", "source", "file", "sha256", "threshold", "labels", "parity")]
     for t in b.tasks.values():
         worst = max((v for v in t.parity.values() if isinstance(v, (int, float))), default=None)

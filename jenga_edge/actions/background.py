@@ -1,11 +1,12 @@
-"""Run slow actions (webhooks) off the scoring thread.
+"""Run slow actions (those with `slow = True`: webhooks) off the scoring thread.
 
 A webhook that times out and retries would otherwise hold every event behind
 it for tens of seconds. The scoring thread hands the alert to a worker and
-records "queued"; the worker delivers it (the webhook spools to disk what it
-cannot deliver, and retries the spool when a delivery succeeds again). On
-shutdown the worker finishes the queue within a deadline and spools the rest,
-so an alert handed over is never dropped silently.
+records "queued"; the worker delivers it. An action that can spool (`spool`,
+`spooled`, `retry_spool`: the webhook) keeps on disk what it cannot deliver
+and sends it again when a delivery succeeds. On shutdown the worker finishes
+the queue within a deadline and spools the rest, so an alert handed over is
+never dropped silently.
 """
 
 from __future__ import annotations
@@ -19,20 +20,29 @@ from typing import Any, Callable, Mapping
 
 
 class BackgroundAction:
+    """An Action whose `run` only queues the alert for a worker thread."""
+
+    slow = False          # what the agent calls returns at once
+
     def __init__(self, name: str, action: Any, maxsize: int = 10_000,
                  on_result: Callable[[str, dict], None] = lambda name, outcome: None):
         self.name, self.action, self.on_result = name, action, on_result
         self.q: "queue.Queue[dict | None]" = queue.Queue(maxsize)
         self.delivered = self.failed = 0
+        self.type: str = action.type
+        self.target: str = action.target
         self._thread = threading.Thread(target=self._work, name=f"action-{name}", daemon=True)
         self._thread.start()
 
-    def run(self, alert: Mapping[str, Any]) -> dict:
+    def addresses(self, alert: Mapping[str, Any]) -> list[Any]:
+        return list(self.action.addresses(alert))
+
+    def run(self, alert: Mapping[str, Any]) -> dict[str, Any]:
         try:
             self.q.put_nowait(copy.deepcopy(dict(alert)))
         except queue.Full:
             return self._spool_now(alert, "background queue full")
-        return {"type": self.name, "result": "queued"}
+        return {"type": self.type, "target": self.target, "result": "queued"}
 
     def _work(self) -> None:
         while True:
@@ -51,12 +61,13 @@ class BackgroundAction:
                 self.failed += 1
             self.on_result(self.name, outcome)
 
-    def _spool_now(self, alert: Mapping[str, Any], why: str) -> dict:
-        spool = getattr(self.action, "_spool", None)
+    def _spool_now(self, alert: Mapping[str, Any], why: str) -> dict[str, Any]:
+        spool = getattr(self.action, "spool", None)
         if spool is None:
-            return {"type": self.name, "result": "failed", "reason": why}
+            return {"type": self.type, "target": self.target, "result": "failed", "reason": why}
         ok, reason = spool(json.dumps(dict(alert), default=str).encode())
-        return {"type": self.name, "result": "spooled" if ok else "failed", "reason": f"{why}; {reason}"}
+        return {"type": self.type, "target": self.target, "result": "spooled" if ok else "failed",
+                "reason": f"{why}; {reason}"}
 
     def close(self, deadline_s: float = 5.0) -> None:
         end = time.monotonic() + deadline_s

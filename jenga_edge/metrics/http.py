@@ -1,6 +1,6 @@
 """The HTTP side of the metrics endpoint: request handler and threading server.
 
-Kept out of `metrics` so that importing the agent does not load `http.server`
+Kept out of server.py so that importing the agent does not load `http.server`
 (and, through it, `http.client` and the `email` package: several MB of
 resident memory on a gateway). `MetricsServer.start()` imports this module;
 an agent with `metrics.enabled: false` never does.
@@ -13,14 +13,14 @@ import socket
 import urllib.parse
 from typing import Callable
 
-from .metrics import CONTENT_TYPE, MetricsServer, Registry
+from .registry import CONTENT_TYPE, Registry
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     server_version = "jenga-edge"
     sys_version = ""
     timeout = 10            # a stalled client cannot hold a handler thread forever
-    server: "_HTTPServer"
+    server: "HTTPServer"
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - stdlib signature
         pass                # no per-request lines on the agent's stderr
@@ -56,23 +56,23 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(data)
 
 
-class _HTTPServer(http.server.ThreadingHTTPServer):
+class HTTPServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
     registry: Registry
     healthy: Callable[[], bool]
 
 
-class _HTTPServer6(_HTTPServer):
+class HTTPServer6(HTTPServer):
     address_family = socket.AF_INET6
 
 
-def make_server(host: str, port: int, registry: Registry, healthy: Callable[[], bool]) -> _HTTPServer:
+def make_server(host: str, port: int, registry: Registry, healthy: Callable[[], bool]) -> HTTPServer:
     """Bind (host, port) and return a server ready for `serve_forever`; raises OSError."""
-    cls = _HTTPServer6 if ":" in host else _HTTPServer
+    cls = HTTPServer6 if ":" in host else HTTPServer
     httpd = cls((host, port), _Handler)
     httpd.registry = registry
     httpd.healthy = healthy
     return httpd
 
 
-__all__ = ["MetricsServer", "make_server"]
+__all__ = ["HTTPServer", "make_server"]

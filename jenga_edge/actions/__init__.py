@@ -1,0 +1,39 @@
+"""What the agent does about an alert: block the source, run a command, notify.
+
+One module per kind (firewall, exec, webhook), each with its `Config` (`type:
+<kind>` in the agent config's `actions:` mapping, where the name may stand for
+the type) and `build`; base.py has the `Action` protocol and what the kinds
+share. A new kind is a module here and its name in the list below
+(jenga_edge/kinds.py). Rules name actions by their key in the mapping.
+
+Firewall and exec actions default to ``dry_run: true``: they record the exact
+argv they would run until an operator turns that off.
+"""
+
+from __future__ import annotations
+
+from ..kinds import Kinds
+from . import exec, firewall, webhook
+from .background import BackgroundAction
+from .base import Action, ActionConfig
+
+KINDS: Kinds[Action] = Kinds("action", [firewall, exec, webhook])
+
+
+def build_actions(configs: dict[str, ActionConfig]) -> dict[str, Action]:
+    """The configured actions by name; a slow one (a webhook) runs on its own worker thread."""
+    actions: dict[str, Action] = {}
+    for name, cfg in configs.items():
+        action = KINDS.build(cfg)
+        actions[name] = BackgroundAction(name, action) if action.slow else action
+    return actions
+
+
+def close_actions(actions: dict[str, Action]) -> None:
+    """Let background workers finish (or spool) what they hold."""
+    for action in actions.values():
+        if isinstance(action, BackgroundAction):
+            action.close()
+
+
+__all__ = ["KINDS", "Action", "ActionConfig", "build_actions", "close_actions"]

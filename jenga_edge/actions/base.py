@@ -1,0 +1,142 @@
+"""What every action is, and what the kinds share.
+
+An action takes an alert (a plain dict: timestamp, rule, priority, task,
+score, threshold, src_ip, dest_ip, dest_port, fields) and returns an
+*outcome* dict, which the agent appends to ``alert["actions"]``::
+
+    {"type": "firewall", "name": "block", "target": "inet jenga blocklist", "dry_run": True,
+     "argv": ["nft", "add", "element", ...], "result": "dry_run", "reason": "..."}
+
+``result`` is one of ``ok``, ``failed``, ``skipped``, ``dry_run``, ``spooled``
+(and ``queued`` for a slow action handed to its background worker). An action
+never raises because of what an alert holds: a bad value is a ``skipped``
+outcome with the reason. Bad *settings* are refused when the config loads.
+
+Alert values are untrusted (they come from the network). Nothing here goes
+through a shell: commands run with ``shell=False`` and a fixed argv, and every
+alert value that reaches an argv is parsed first (addresses with
+``ipaddress.ip_address``, ports as integers, scores as floats, names against a
+strict pattern) and written back in canonical form, never as the raw text.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from typing import Any, Mapping, Protocol, Union
+
+from ..kinds import TaggedConfig
+from ..contract.typed import Invalid
+
+IpAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
+
+IDENT = re.compile(r"[A-Za-z0-9_-]{1,32}")
+MAX_REASON = 200
+
+RESULTS = ("ok", "failed", "skipped", "dry_run", "spooled", "queued")
+
+
+class ActionConfig(TaggedConfig, kw_only=True):
+    """Base of every action kind's Config."""
+
+
+class Action(Protocol):
+    """What the agent runs for an alert."""
+
+    type: str                     # the kind
+    target: str                   # what it acts on, for outcomes and logs (no secrets)
+    slow: bool                    # may block for seconds (network): run off the scoring thread
+
+    def run(self, alert: Mapping[str, Any]) -> dict[str, Any]:
+        """Act on one alert; return its outcome. Raises only on a bug."""
+
+    def addresses(self, alert: Mapping[str, Any]) -> list[Any]:
+        """The alert values this action would touch: the agent's allowlist protects them."""
+
+
+def short(value: Any, limit: int = 60) -> str:
+    """repr() of an untrusted value, cut so a hostile alert cannot flood the log."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def outcome(type_: str, target: str, *, dry_run: bool, argv: list[str] | None,
+             result: str, reason: str, **extra: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": type_, "target": target, "dry_run": dry_run,
+                           "argv": list(argv) if argv is not None else None,
+                           "result": result, "reason": reason}
+    out.update(extra)
+    return out
+
+
+def parse_address(value: Any) -> tuple[IpAddress | None, str]:
+    """Parse one untrusted address; return (address, "") or (None, why not).
+
+    Only a ``str`` holding exactly one IPv4/IPv6 address is accepted (an int
+    would be read as a packed address by ``ip_address``, so it is refused).
+    IPv6 zone ids (``fe80::1%eth0``) are refused: ``ipaddress`` keeps any text
+    after the ``%``, which would reach nft's own parser. An IPv4-mapped IPv6
+    address is returned as the IPv4 address it carries.
+    """
+    if not isinstance(value, str):
+        return None, f"invalid address: expected a string, got {type(value).__name__} {short(value)}"
+    if len(value) > 64:
+        return None, f"invalid address: {short(value)} is too long"
+    try:
+        addr = ipaddress.ip_address(value)
+    except ValueError:
+        return None, f"invalid address: {short(value)}"
+    if isinstance(addr, ipaddress.IPv6Address):
+        if addr.scope_id is not None:
+            return None, f"invalid address: {short(value)} has a zone id"
+        if addr.ipv4_mapped is not None:
+            addr = addr.ipv4_mapped
+    return addr, ""
+
+
+def first_line(data: bytes | str | None) -> str:
+    if not data:
+        return ""
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    for line in text.splitlines():
+        line = line.strip()
+        if line:
+            return line[:MAX_REASON]
+    return ""
+
+
+def run_command(argv: list[str], timeout_s: float, tool: str) -> tuple[str, str, int | None]:
+    """Run argv without a shell; return (result, reason, exit status)."""
+    import subprocess   # here, not at import: only agents that act pay for it
+    try:
+        proc = subprocess.run(argv, shell=False, timeout=timeout_s, capture_output=True,
+                              stdin=subprocess.DEVNULL)
+    except FileNotFoundError:
+        return "failed", f"{tool} not found: {argv[0]}", None
+    except PermissionError:
+        return "failed", f"{tool} not executable: {argv[0]}", None
+    except subprocess.TimeoutExpired:
+        return "failed", f"{tool} timed out after {timeout_s:g}s", None
+    except OSError as exc:
+        return "failed", f"{tool} could not start: {exc}", None
+    if proc.returncode != 0:
+        detail = first_line(proc.stderr) or first_line(proc.stdout)
+        reason = f"{tool} exited with status {proc.returncode}"
+        return "failed", f"{reason}: {detail}" if detail else reason, proc.returncode
+    return "ok", f"{tool} succeeded", 0
+
+
+def check_program(key: str, path: str, absolute: bool) -> None:
+    """A program name looked up in PATH, or an absolute path (`absolute`: only that)."""
+    if not isinstance(path, str) or not path or "\0" in path or path != path.strip():
+        raise Invalid(key, f"expected a program name or absolute path, got {short(path)}")
+    if absolute or "/" in path:
+        if not os.path.isabs(path):
+            raise Invalid(key, f"expected an absolute path (the agent's working directory is not "
+                               f"fixed), got {path!r}")
+
+
+def check_ident(key: str, value: str) -> None:
+    if not isinstance(value, str) or not IDENT.fullmatch(value):
+        raise Invalid(key, f"expected a name of 1-32 letters, digits, '_' or '-', got {short(value)}")

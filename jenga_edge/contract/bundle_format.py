@@ -1,0 +1,169 @@
+"""The bundle format: the one contract between jenga-export and the edge agent.
+
+    BUNDLE_DIR/
+      manifest.json           what is in the bundle and the sha256 of every graph
+      <task>.onnx             one graph per task
+      merged-<source>.onnx    optional: all tasks of one schema in one graph
+
+The manifest is these Structs, encoded as JSON: jenga-export builds them,
+the agent decodes manifest.json into them, unknown keys refused, so the two
+sides cannot drift apart silently. docs/bundle-format.md describes every field.
+
+Version 2 (jenga 0.2): every graph output carries its `role` (see
+contract/tasks.py), and a merged graph lists its outputs per task the same
+way. Version 1 bundles (jenga 0.1) are refused with a message to re-export.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import msgspec
+
+from .errors import BundleError, SchemaError
+from .schema import FeatureSchema
+from .tasks import Role, TaskKind, task_kind
+
+MANIFEST = "manifest.json"
+BUNDLE_FORMAT = "jenga.bundle"
+BUNDLE_FORMAT_VERSION = 2
+
+
+class _Struct(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+class TensorSpec(_Struct, kw_only=True):
+    """A graph input or output. Inputs list their `features`; outputs their `role`."""
+
+    name: str
+    dtype: str                            # float32 | int64
+    shape: list[Any]                      # ["batch", 38]
+    role: Optional[Role] = None
+    features: Optional[list[str]] = None
+
+
+class TaskEntry(_Struct, kw_only=True):
+    """One task: its graph file, what goes in and out, and how to read it."""
+
+    name: str
+    type: str                             # a task kind (contract/tasks.py)
+    mode: str                             # supervised | novelty
+    source: str
+    file: str
+    sha256: str
+    opset: int
+    size_bytes: int
+    inputs: list[TensorSpec]
+    outputs: list[TensorSpec]
+    labels: list[str]
+    threshold: Optional[float]
+    schema: FeatureSchema
+    schema_sha256: str
+    metrics: dict[str, Any] = {}
+    parity: dict[str, Any] = {}
+
+    @property
+    def kind(self) -> TaskKind:
+        return task_kind(self.type)
+
+    def __post_init__(self) -> None:
+        try:
+            task_kind(self.type)                  # an unknown kind is refused at decode
+        except SchemaError as exc:
+            raise ValueError(f"type: {exc}") from None
+        if self.schema.sha256 != self.schema_sha256:
+            raise ValueError("schema_sha256: does not match the schema")
+        if {o.role for o in self.outputs} != {o.role for o in self.kind.outputs}:
+            raise ValueError(f"outputs: roles {sorted(str(o.role) for o in self.outputs)} are not those of a "
+                             f"{self.type} task ({', '.join(o.role for o in self.kind.outputs)})")
+
+
+class MergedEntry(_Struct, kw_only=True):
+    """Several tasks of one source in one graph: the trunk runs once for all of them."""
+
+    file: str
+    sha256: str
+    source: str
+    tasks: list[str]
+    size_bytes: int
+    outputs: dict[str, list[TensorSpec]]  # task -> its outputs (names "<task>.<role>")
+    parity: dict[str, Any] = {}
+
+
+class Producer(_Struct, kw_only=True):
+    name: str
+    version: str
+    torch: str
+    onnx: str
+    onnxruntime: str
+    exporter: str
+    opset: int
+
+
+class SourceModel(_Struct, kw_only=True):
+    path: str
+    sha256: str                           # of the best_model's model.json
+    weights_sha256: str
+    best_epoch: Optional[int] = None
+
+
+class Requires(_Struct, kw_only=True):
+    agent_min_version: str
+    onnxruntime_min_version: str
+    opset: int
+
+
+class Manifest(_Struct, kw_only=True):
+    format: str
+    format_version: int
+    bundle_id: str
+    created: str
+    project_name: str
+    producer: Producer
+    source_model: SourceModel
+    requires: Requires
+    tasks: list[TaskEntry]
+    merged: list[MergedEntry] = []
+
+
+def encode_manifest(manifest: Manifest) -> bytes:
+    """manifest.json's bytes (indented, a trailing newline)."""
+    raw = msgspec.json.encode(manifest, enc_hook=_enc)
+    return msgspec.json.format(raw, indent=2) + b"\n"
+
+
+def decode_manifest(data: bytes, where: str) -> Manifest:
+    """Check the format and version first (their errors say what to do), then decode strictly."""
+    try:
+        head = msgspec.json.decode(data)
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{where}: not valid JSON ({exc})") from None
+    if not isinstance(head, dict) or head.get("format") != BUNDLE_FORMAT:
+        found = head.get("format") if isinstance(head, dict) else type(head).__name__
+        raise BundleError(f"{where}: format is {found!r}, expected {BUNDLE_FORMAT!r}")
+    version = head.get("format_version")
+    if version != BUNDLE_FORMAT_VERSION:
+        hint = ("it was written by jenga-export 0.1; re-export the model with this version"
+                if version == 1 else "use a jenga-edge that reads it, or re-export")
+        raise BundleError(f"{where}: format_version {version!r} is not supported (this agent reads "
+                          f"{BUNDLE_FORMAT_VERSION}); {hint}")
+    try:
+        return msgspec.convert(head, Manifest, dec_hook=_dec, strict=True)
+    except msgspec.ValidationError as exc:
+        raise BundleError(f"{where}: malformed manifest: {exc}") from None
+
+
+def _enc(obj: Any) -> Any:
+    if isinstance(obj, FeatureSchema):
+        return obj.to_json()
+    raise TypeError(f"cannot encode {type(obj).__name__}")
+
+
+def _dec(tp: type, obj: Any) -> Any:
+    if tp is FeatureSchema:
+        try:
+            return FeatureSchema.from_json(obj)
+        except SchemaError as exc:
+            raise ValueError(str(exc)) from None
+    raise NotImplementedError(tp)

@@ -1,0 +1,103 @@
+"""Registries of typed kinds: the sources, sinks and actions an agent config can name.
+
+A kind is one module that defines
+
+* `Config`: its settings, a Struct tagged with the kind's name (a config entry's
+  `type: tcp` picks `sources/tcp.py`'s Config), checked when the file loads;
+* `build(config, context)`: the running thing (a Source, a Sink, an Action).
+
+A registry lists the modules, in sources/__init__.py, sinks/__init__.py and
+actions/__init__.py::
+
+    KINDS = Kinds("source", [stdin, file, tcp, udp, unix])
+
+so a new kind is one module plus its name in that list (or `KINDS.register(module)`
+from your own code, before the config is loaded). The agent config's types
+are built from the registries when a config is loaded (config.py), so a
+registered kind is validated, documented and built like the others.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Generic, Iterable, Protocol, TypeVar, Union
+
+from .contract.typed import Config
+
+T = TypeVar("T", covariant=True)
+
+
+class TaggedConfig(Config, tag_field="type", kw_only=True):
+    """Base of a kind's Config: the `type` key names the kind."""
+
+    # Fields holding file paths: a relative one resolves against the config file's directory.
+    paths: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def kind(self) -> str:
+        return str(self.__struct_config__.tag)
+
+
+class KindModule(Protocol[T]):
+    """What a kind's module provides (a module, or any object with these names)."""
+
+    Config: type[TaggedConfig]
+
+    def build(self, config: Any, context: Any) -> T: ...
+
+
+class Kinds(Generic[T]):
+    """The kinds of one stage, by name (their Config's tag), in registration order."""
+
+    def __init__(self, what: str, modules: Iterable[KindModule[T]] = ()):
+        self.what = what
+        self._by_name: dict[str, KindModule[T]] = {}
+        self.version = 0          # bumped by register(), so cached config types are rebuilt
+        for m in modules:
+            self.register(m)
+
+    def register(self, module: KindModule[T]) -> KindModule[T]:
+        cfg = getattr(module, "Config", None)
+        if not (isinstance(cfg, type) and issubclass(cfg, TaggedConfig)) or not callable(getattr(module, "build", None)):
+            raise TypeError(f"a {self.what} kind needs a `Config` (a TaggedConfig subclass with a tag) and a `build`")
+        name = cfg.__struct_config__.tag
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"{cfg.__name__}: give it a tag, e.g. class Config(..., tag='mykind')")
+        if name in self._by_name and self._by_name[name] is not module:
+            raise ValueError(f"a {self.what} kind named {name!r} is already registered")
+        self._by_name[name] = module
+        self.version += 1
+        return module
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._by_name)
+
+    def config(self, name: str) -> type[TaggedConfig]:
+        return self._by_name[name].Config
+
+    def union(self) -> Any:
+        """The tagged union of every registered Config (what a config entry may be)."""
+        configs = tuple(m.Config for m in self._by_name.values())
+        return configs[0] if len(configs) == 1 else Union[configs]  # type: ignore[valid-type]
+
+    def build(self, config: TaggedConfig, context: Any = None) -> T:
+        module = self._by_name.get(config.kind)
+        if module is None or not isinstance(config, module.Config):
+            raise TypeError(f"no {self.what} kind registered for {type(config).__name__}")
+        return module.build(config, context)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._by_name
+
+
+def default_types(entries: Any, kinds: Kinds[Any]) -> Any:
+    """A mapping of named entries (sinks, actions) where an entry named after a kind
+    may leave out its `type` (`sinks: {jsonl: {path: ...}}`); a copy with it filled in."""
+    if not isinstance(entries, dict):
+        return entries
+    out = {}
+    for name, entry in entries.items():
+        if isinstance(entry, dict) and "type" not in entry and name in kinds:
+            entry = {"type": name, **entry}
+        out[name] = entry
+    return out

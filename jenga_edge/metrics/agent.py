@@ -1,0 +1,129 @@
+"""The agent's metrics: the fixed set of `jenga_*` series, a snapshot and a stats line.
+
+Counters take per-batch counts (`scored.inc(len(batch), task=t)`), never one
+call per event. `snapshot()` gives plain numbers for the agent's summary and
+`stats_line()` one compact line for its log.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from .registry import BATCH_BUCKETS, Registry, no_ip_labels
+
+
+class AgentMetrics:
+    """The agent's metrics. Counters take per-batch counts: `scored.inc(len(batch), task=t)`.
+
+    Every metric here checks label values with `no_ip_labels`: an IP address as
+    a label value raises ValueError (see there for why).
+    """
+
+    def __init__(self, registry: Optional[Registry] = None, *, recent_batches: int = 1024):
+        r = self.registry = registry if registry is not None else Registry()
+        chk = {"label_check": no_ip_labels}
+        self.received = r.counter("jenga_events_received_total",
+                                  "Events read from an input, by source.", ("source",), **chk)
+        self.scored = r.counter("jenga_events_scored_total",
+                                "Events scored, by task.", ("task",), **chk)
+        self.rejected = r.counter("jenga_events_rejected_total",
+                                  "Events refused before scoring, by reason.", ("reason",), **chk)
+        self.dropped = r.counter("jenga_events_dropped_total",
+                                 "Events dropped because the queue was full, by source.", ("source",), **chk)
+        self.alerts = r.counter("jenga_alerts_total",
+                                "Alerts raised, by task and priority.", ("task", "priority"), **chk)
+        self.actions = r.counter("jenga_actions_total",
+                                 "Response actions taken, by type and result.", ("type", "result"), **chk)
+        self.reloads = r.counter("jenga_reloads_total",
+                                 "Bundle reloads, by result.", ("result",), **chk)
+        self.batch_seconds = r.histogram("jenga_batch_seconds",
+                                         "Wall time to score one batch, seconds.",
+                                         buckets=BATCH_BUCKETS, recent=recent_batches, **chk)
+        self.queue_depth = r.gauge("jenga_queue_depth", "Events waiting to be scored.", **chk)
+        self.bundle_info = r.gauge("jenga_bundle_info", "The loaded bundle (value is always 1).",
+                                   ("bundle_id", "sha256"), **chk)
+        self.up = r.gauge("jenga_up", "1 while the agent is running and healthy.", **chk)
+        self.up.set(1)
+
+    def set_bundle(self, bundle_id: str, sha256: str) -> None:
+        """Record the loaded bundle; the previous bundle's series is dropped atomically."""
+        self.bundle_info.replace(1, bundle_id=bundle_id, sha256=sha256)
+
+    def set_up(self, up: bool) -> None:
+        self.up.set(1 if up else 0)
+
+    def snapshot(self) -> dict:
+        """Plain numbers (JSON-serialisable) for the agent's summary and stats line."""
+        bundle = None
+        for (bundle_id, sha256), v in self.bundle_info.series().items():
+            if v:
+                bundle = {"bundle_id": bundle_id, "sha256": sha256}
+        alerts = self.alerts.series()
+        actions = self.actions.series()
+        by_priority: dict[str, float] = {}
+        for (_, priority), v in alerts.items():
+            by_priority[priority] = by_priority.get(priority, 0) + v
+        by_result: dict[str, float] = {}
+        for (_, result), v in actions.items():
+            by_result[result] = by_result.get(result, 0) + v
+        p50, p99 = self.batch_seconds.quantile(0.5), self.batch_seconds.quantile(0.99)
+        return {
+            "received": self.received.total(),
+            "received_by_source": self.received.labelled(),
+            # Events, not task scores: an event every task scored counts once. Both
+            # counters move once per processed batch, so the difference is exact.
+            "scored": self.received.total() - self.rejected.total(),
+            "scored_by_task": self.scored.labelled(),
+            "rejected": self.rejected.total(),
+            "rejected_by_reason": self.rejected.labelled(),
+            "dropped": self.dropped.total(),
+            "dropped_by_source": self.dropped.labelled(),
+            "alerts": sum(alerts.values()),
+            "alerts_by_task_priority": {f"{t}/{p}": v for (t, p), v in sorted(alerts.items())},
+            "alerts_by_priority": by_priority,
+            "actions": sum(actions.values()),
+            "actions_by_type_result": {f"{t}/{r}": v for (t, r), v in sorted(actions.items())},
+            "actions_by_result": by_result,
+            "reloads": self.reloads.labelled(),
+            "queue_depth": self.queue_depth.value(),
+            "batches": self.batch_seconds.count(),
+            "batch_seconds_sum": self.batch_seconds.sum(),
+            "p50_batch_s": p50,
+            "p99_batch_s": p99,
+            "bundle": bundle,
+            "up": self.up.value(),
+        }
+
+    def stats_line(self) -> str:
+        """One compact line, e.g. `received=1200 scored=1190 rejected=10 (bad_json=4) ...`."""
+        s = self.snapshot()
+        rejected = f"rejected={_num(s['rejected'])}"
+        reasons = {k: v for k, v in sorted(s["rejected_by_reason"].items()) if v}
+        if reasons:
+            rejected += " (" + " ".join(f"{k}={_num(v)}" for k, v in reasons.items()) + ")"
+        return " ".join([
+            f"received={_num(s['received'])}",
+            f"scored={_num(s['scored'])}",
+            rejected,
+            f"dropped={_num(s['dropped'])}",
+            f"alerts={_num(s['alerts'])}",
+            f"actions={_num(s['actions'])}",
+            f"queue={_num(s['queue_depth'])}",
+            f"p50_batch={_ms(s['p50_batch_s'])}",
+            f"p99_batch={_ms(s['p99_batch_s'])}",
+        ])
+
+
+def _num(v: Optional[float]) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v) if isinstance(v, int) else f"{v:g}"
+
+
+def _ms(seconds: Optional[float]) -> str:
+    if seconds is None:
+        return "-"
+    ms = seconds * 1000.0
+    return f"{ms:.1f}ms" if ms >= 0.1 else f"{ms:.2g}ms"

@@ -1,0 +1,62 @@
+"""What every sink is: a destination that takes a whole scored micro-batch of alerts.
+
+``write_batch`` gets a batch at once, so the costly part (an fsync, a
+transaction, a TCP send) happens once per batch and not once per alert. An
+empty batch does nothing.
+
+An alert is a JSON-serialisable dict (see the agent): ``timestamp`` (ISO 8601
+UTC), ``rule``, ``priority`` (a syslog severity name), ``task``, ``score``,
+``threshold``, ``src_ip``, ``dest_ip``, ``dest_port``, ``actions`` ... Sinks
+read only the keys they need and tolerate missing ones.
+
+Failure policy: file sinks (JSONL, SQLite) raise on a disk error (losing
+alerts silently on the appliance's own disk would be worse than stopping);
+network sinks (syslog) and stdout never raise into the agent: a failure is
+counted in ``errors`` (and the alerts it lost in ``dropped``) and the next
+batch tries again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import IO, Any, Optional, Protocol, runtime_checkable
+
+import msgspec
+
+from ..kinds import TaggedConfig
+
+
+class SinkConfig(TaggedConfig, kw_only=True):
+    """Base of every sink kind's Config."""
+
+
+@dataclass
+class SinkContext:
+    """What `build` gets besides the config."""
+
+    name: str = ""                        # the sink's name in the config
+    stdout: Optional[IO[str]] = None      # replaces sys.stdout (tests, embedding)
+
+
+@runtime_checkable
+class Sink(Protocol):
+    """One destination for alerts."""
+
+    def write_batch(self, alerts: list[dict[str, Any]]) -> None:
+        """Deliver one scored micro-batch of alerts; an empty list does nothing."""
+
+    def close(self) -> None:
+        """Flush and release files and sockets; the sink is not used afterwards."""
+
+
+ENCODER = msgspec.json.Encoder(enc_hook=str)
+
+
+def encode(obj: Any) -> bytes:
+    """Compact UTF-8 JSON (msgspec: several times faster than json.dumps on the
+    agent's hot path); a value JSON cannot hold becomes its str()."""
+    return ENCODER.encode(obj)
+
+
+def dumps(obj: Any) -> str:
+    return encode(obj).decode("utf-8")

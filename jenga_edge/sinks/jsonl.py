@@ -1,0 +1,138 @@
+"""`type: jsonl`: an append-only JSON Lines file, rotated by size (also the dead-letter file)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import IO, Annotated, Any
+
+from ..contract.errors import ConfigError, DataError
+from ..contract.typed import Invalid, doc
+from .base import ENCODER, SinkConfig, SinkContext, encode
+from .fsync import Syncer, fsync_dir, make_syncer
+
+
+class Config(SinkConfig, tag="jsonl", kw_only=True):
+    """One compact JSON object per line. When the next line would take the file
+    past ``max_bytes`` it is renamed ``PATH.1`` (``.1`` becomes ``.2`` ... up to
+    ``backups``; the oldest is dropped) and writing goes on in a fresh file. A
+    single line longer than ``max_bytes`` still gets written, alone in a file."""
+
+    paths = ("path",)
+
+    path: Annotated[str, doc("the file (relative paths resolve against the config file)")]
+    max_bytes: Annotated[int, doc("rotate before the file passes this size (0: never rotate)", ge=0)] = 64 * 1024 * 1024
+    backups: Annotated[int, doc("rotated files kept: PATH.1 ... PATH.N", ge=1, le=1000)] = 5
+    fsync: Annotated[bool, doc("flush and fsync once per batch (and around each rotation)")] = True
+
+    def __post_init__(self) -> None:
+        if not self.path:
+            raise Invalid("path", "expected a file path, got ''")
+
+
+class JsonlSink:
+    """Appends one compact JSON object per line; also the dead-letter writer
+    (records ``{"timestamp", "source", "reason", "field", "message", "line"}``)."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        self.path = Path(config.path)
+        if self.path.is_dir():
+            raise ConfigError(f"jsonl path {self.path}: is a directory, expected a file")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(
+                f"jsonl path {self.path}: cannot create its directory: {exc.strerror}") from None
+        self.rotations = 0
+        self._fh: IO[bytes] | None = None
+        self._syncer: Syncer | None = None
+        self._size = 0
+        self._open()
+
+    def _open(self) -> None:
+        created = not self.path.exists()
+        try:
+            self._fh = open(self.path, "ab")
+        except OSError as exc:
+            raise ConfigError(f"jsonl path {self.path}: cannot open for append: {exc.strerror}") from None
+        self._size = os.fstat(self._fh.fileno()).st_size
+        if created and self.config.fsync:
+            fsync_dir(self.path.parent)
+
+    def write_batch(self, alerts: list[dict[str, Any]]) -> None:
+        if not alerts:
+            return
+        if self._fh is None:
+            raise ValueError(f"{self.path}: write to a closed JsonlSink")
+        if self._syncer is not None:
+            # An earlier batch's fsync failed: say so before this batch is written,
+            # so this batch is reported as not delivered rather than half of both.
+            self._syncer.check()
+        # Serialise everything first: a bad record must not leave half a batch written.
+        blob = ENCODER.encode_lines(alerts)
+        limit = self.config.max_bytes
+        if not limit or self._size + len(blob) <= limit:
+            self._fh.write(blob)        # one write per batch
+            self._size += len(blob)
+        else:
+            for alert in alerts:
+                line = encode(alert) + b"\n"
+                if self._size > 0 and self._size + len(line) > limit:
+                    self._rotate()
+                    assert self._fh is not None
+                self._fh.write(line)
+                self._size += len(line)
+        self._fh.flush()
+        if self.config.fsync:
+            if self._syncer is None:
+                self._syncer = make_syncer(str(self.path))
+            self._syncer.request(self._fh.fileno())
+
+    def sync_wait(self) -> None:
+        """Block until every batch written so far is on disk (fsync done)."""
+        if self._syncer is not None:
+            self._syncer.wait()
+
+    def _sync(self) -> None:
+        assert self._fh is not None
+        self._fh.flush()
+        if self.config.fsync:
+            self.sync_wait()            # the syncer must not hold our descriptor while we use it
+            os.fsync(self._fh.fileno())
+
+    def _rotate(self) -> None:
+        assert self._fh is not None
+        self._sync()            # what is renamed away must already be on disk
+        self._fh.close()
+        self._fh = None
+        base = str(self.path)
+        for i in range(self.config.backups - 1, 0, -1):
+            older = f"{base}.{i}"
+            if os.path.exists(older):
+                os.replace(older, f"{base}.{i + 1}")   # replaces (drops) the oldest
+        os.replace(base, f"{base}.1")
+        self.rotations += 1
+        self._open()
+        if self.config.fsync:
+            fsync_dir(self.path.parent)            # the renames and the new file
+
+    def close(self) -> None:
+        if self._fh is None:
+            return
+        try:
+            self._sync()
+        finally:
+            if self._syncer is not None:
+                try:
+                    self._syncer.wait()    # never close a descriptor an fsync is running on
+                except DataError:
+                    pass                        # already raised by _sync, or by the write that failed
+                self._syncer.stop()
+                self._syncer = None
+            self._fh.close()
+            self._fh = None
+
+
+def build(config: Config, context: SinkContext) -> JsonlSink:
+    return JsonlSink(config)

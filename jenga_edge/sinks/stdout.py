@@ -1,0 +1,111 @@
+"""`type: stdout`: one line per alert on standard output, as JSON or as a short text line.
+
+`format_text` is also what `jenga-edge alerts` prints.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime, timezone
+from typing import IO, Annotated, Any, Literal, Optional
+
+from ..contract.typed import doc
+from ..timestamps import parse_time
+from .base import SinkConfig, SinkContext, dumps
+
+
+class Config(SinkConfig, tag="stdout", kw_only=True):
+    """Alerts on standard output (a shell, or a service manager's journal)."""
+
+    format: Annotated[Literal["json", "text"], doc(
+        "json: one compact object per line; text: a short human line")] = "json"
+
+
+def _short_time(ts: Any) -> str:
+    """`2026-11-25T17:00:00.123Z` -> `2026-11-25T17:00:00Z` (whole seconds, UTC)."""
+    t = parse_time(ts)
+    if t is None:
+        return str(ts) if ts not in (None, "") else "-"
+    return datetime.fromtimestamp(int(t // 1), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _num(value: Any) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def _action_text(action: Any) -> str:
+    if not isinstance(action, dict):
+        return str(action)
+    name = next((action[k] for k in ("type", "name", "action", "kind") if action.get(k)), None)
+    state = next((action[k] for k in ("status", "result", "outcome", "mode") if action.get(k)), None)
+    if state is None and action.get("dry_run") is True:
+        state = "dry_run"
+    parts = [str(p) for p in (name, state) if p is not None]
+    return ":".join(parts) if parts else dumps(action)
+
+
+def _host_port(host: str, port: Any) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def format_text(alert: dict[str, Any]) -> str:
+    """One short human line, e.g. ``2026-11-25T17:00:00Z CRITICAL ssh_block threat
+    score=0.970>=0.800 src=203.0.113.7 dst=10.0.0.5:22 action=firewall:dry_run``."""
+    out = [_short_time(alert.get("timestamp")),
+           str(alert.get("priority") or "-").upper(),
+           str(alert.get("rule") or "-"),
+           str(alert.get("task") or "-")]
+    score = alert.get("score")
+    if score is not None:
+        threshold = alert.get("threshold")
+        out.append(f"score={_num(score)}" + (f">={_num(threshold)}" if threshold is not None else ""))
+    if alert.get("src_ip"):
+        src = str(alert["src_ip"])
+        if alert.get("src_port") is not None:
+            src = _host_port(src, alert["src_port"])
+        out.append(f"src={src}")
+    if alert.get("dest_ip"):
+        dst = str(alert["dest_ip"])
+        if alert.get("dest_port") is not None:
+            dst = _host_port(dst, alert["dest_port"])
+        out.append(f"dst={dst}")
+    actions = alert.get("actions")
+    if actions:
+        items = actions if isinstance(actions, list) else [actions]
+        out.append("action=" + ",".join(_action_text(a) for a in items))
+    return " ".join(out)
+
+
+class StdoutSink:
+    """One line per alert (compact JSON or `format_text`), flushed per batch.
+    A closed or broken stream is counted in ``errors``, never raised."""
+
+    def __init__(self, config: Optional[Config] = None, stream: Optional[IO[str]] = None):
+        self.config = config or Config()
+        self._stream = stream          # None: whatever sys.stdout is at write time
+        self.errors = 0
+
+    def write_batch(self, alerts: list[dict[str, Any]]) -> None:
+        if not alerts:
+            return
+        render = format_text if self.config.format == "text" else dumps
+        text = "".join(render(a) + "\n" for a in alerts)
+        stream = self._stream if self._stream is not None else sys.stdout
+        try:
+            stream.write(text)
+            stream.flush()
+        except (OSError, ValueError):
+            self.errors += 1
+
+    def close(self) -> None:
+        stream = self._stream if self._stream is not None else sys.stdout
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+
+
+def build(config: Config, context: SinkContext) -> StdoutSink:
+    return StdoutSink(config, context.stdout)

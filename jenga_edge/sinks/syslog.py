@@ -1,0 +1,216 @@
+"""`type: syslog`: each alert as one RFC 5424 message, to a SIEM or the local syslog daemon."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import select
+import socket
+from datetime import datetime, timezone
+from typing import Annotated, Any, Optional
+from urllib.parse import urlsplit
+
+from ..contract.typed import Invalid, doc
+from ..priorities import FACILITIES, SEVERITIES, Facility, Priority, severity_of
+from ..timestamps import now_iso, parse_time
+from .base import SinkConfig, SinkContext
+
+SD_ID = "jenga@32473"
+APP_NAME = "jenga-edge"
+_SD_PARAMS = ("task", "score", "threshold", "src_ip", "dest_ip", "dest_port")
+_RFC5424_TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
+
+
+class Config(SinkConfig, tag="syslog", kw_only=True):
+    """RFC 5424 syslog over ``udp://HOST:PORT``, ``tcp://HOST:PORT`` (octet
+    counting, RFC 6587) or ``unix:///PATH`` (a datagram socket such as /dev/log).
+
+    The severity comes from each alert's ``priority``; one that names no
+    severity gets ``default_priority``.
+    """
+
+    target: Annotated[str, doc("udp://HOST:PORT, tcp://HOST:PORT or unix:///PATH")] = "unix:///dev/log"
+    facility: Annotated[Facility, doc("the syslog facility")] = "local0"
+    default_priority: Annotated[Priority, doc("the severity of an alert whose priority names none")] = "warning"
+    hostname: Annotated[Optional[str], doc(
+        "HOSTNAME of every message (default: the alert's agent.hostname, else this machine's name)")] = None
+    timeout_s: Annotated[float, doc("connect and send timeout", ge=0.01, le=60.0)] = 2.0
+
+    def __post_init__(self) -> None:
+        try:
+            _parse_target(self.target)
+        except ValueError as exc:
+            raise Invalid("target", str(exc)) from None
+
+
+def _parse_target(target: str) -> tuple[str, Any]:
+    """('udp'|'tcp', (host, port)) or ('unix', path); ValueError otherwise."""
+    expected = "expected udp://HOST:PORT, tcp://HOST:PORT or unix:///PATH"
+    if not isinstance(target, str) or "://" not in target:
+        raise ValueError(f"{target!r}: {expected}")
+    parts = urlsplit(target)
+    scheme = parts.scheme.lower()
+    if scheme == "unix":
+        path = parts.netloc + parts.path
+        if not path:
+            raise ValueError(f"{target!r}: no socket path; {expected}")
+        return "unix", path
+    if scheme in ("udp", "tcp"):
+        try:
+            port = parts.port or 514
+        except ValueError:
+            raise ValueError(f"{target!r}: port must be 1-65535") from None
+        if not parts.hostname:
+            raise ValueError(f"{target!r}: no host; {expected}")
+        if parts.path not in ("", "/"):
+            raise ValueError(f"{target!r}: unexpected path {parts.path!r}; {expected}")
+        return scheme, (parts.hostname, port)
+    raise ValueError(f"{target!r}: unknown scheme {parts.scheme!r}; {expected}")
+
+
+def _header_field(value: Any, max_len: int) -> str:
+    """A header field: printable US-ASCII without spaces, at most max_len, '-' if empty."""
+    text = "".join(c for c in str(value if value is not None else "") if 33 <= ord(c) <= 126)
+    return text[:max_len] or "-"
+
+
+def _sd_escape(value: Any) -> str:
+    """RFC 5424 PARAM-VALUE escaping: backslash, double quote and ']'."""
+    return (str(value).replace("\\", "\\\\").replace('"', '\\"').replace("]", "\\]"))
+
+
+def _syslog_timestamp(ts: Any) -> str:
+    if isinstance(ts, str) and _RFC5424_TS.match(ts):
+        m = re.match(r"^(.*?:\d{2})(\.\d+)?(Z|[+-]\d{2}:\d{2})$", ts)
+        assert m is not None
+        head, frac, off = m.groups()
+        return head + (frac[:7] if frac else "") + off     # at most 6 fraction digits
+    t = parse_time(ts)
+    if t is None:
+        return now_iso()
+    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def syslog_message(alert: dict[str, Any], facility: int, default_severity: int = 4,
+                   hostname: str | None = None) -> str:
+    """``<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID [SD] MSG`` for one alert."""
+    severity = severity_of(alert.get("priority"), default_severity)
+    pri = facility * 8 + severity
+    if hostname is None:
+        agent = alert.get("agent")
+        hostname = agent.get("hostname") if isinstance(agent, dict) else None
+    host = _header_field(hostname or socket.gethostname(), 255)
+    params = " ".join(f'{k}="{_sd_escape(alert[k])}"' for k in _SD_PARAMS if alert.get(k) is not None)
+    sd = f"[{SD_ID}{' ' + params if params else ''}]"
+    msg = json.dumps(alert, separators=(",", ":"), default=str)   # ASCII: no BOM needed
+    return (f"<{pri}>1 {_syslog_timestamp(alert.get('timestamp'))} {host} {APP_NAME} "
+            f"{os.getpid()} {_header_field(alert.get('rule'), 32)} {sd} {msg}")
+
+
+class SyslogSink:
+    """Sends each alert as one RFC 5424 message. Never raises on network
+    trouble: ``errors`` counts failures, ``dropped`` the alerts they lost,
+    ``last_error`` says what went wrong; a TCP connection is re-made on the
+    next batch."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        self.transport, self.address = _parse_target(config.target)
+        self.facility = FACILITIES[config.facility]
+        self.default_severity = SEVERITIES[config.default_priority]
+        self.errors = 0
+        self.dropped = 0
+        self.sent = 0
+        self.last_error: str | None = None
+        self._sock: socket.socket | None = None
+        self._addr: Any = None          # resolved datagram destination
+
+    # -- public
+    def write_batch(self, alerts: list[dict[str, Any]]) -> None:
+        if not alerts:
+            return
+        messages = []
+        for a in alerts:
+            try:
+                messages.append(syslog_message(a, self.facility, self.default_severity,
+                                               self.config.hostname).encode("utf-8"))
+            except Exception as exc:     # a malformed alert must not stop the others
+                self._fail(exc, 1)
+        if self.transport == "tcp":
+            self._send_tcp(messages)
+        else:
+            self._send_datagrams(messages)
+
+    def close(self) -> None:
+        self._drop_socket()
+
+    # -- internals
+    def _fail(self, exc: BaseException, lost: int) -> None:
+        self.errors += 1
+        self.dropped += lost
+        self.last_error = f"{type(exc).__name__}: {exc}"
+
+    def _drop_socket(self) -> None:
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            except OSError:
+                pass
+            self._sock = None
+        self._addr = None
+
+    def _send_datagrams(self, messages: list[bytes]) -> None:
+        for i, msg in enumerate(messages):
+            try:
+                if self._sock is None:
+                    self._open_datagram()
+                assert self._sock is not None
+                self._sock.sendto(msg, self._addr)
+                self.sent += 1
+            except OSError as exc:
+                self._fail(exc, 1)
+                self._drop_socket()
+
+    def _open_datagram(self) -> None:
+        if self.transport == "unix":
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            addr: Any = self.address
+        else:
+            host, port = self.address
+            family, _, _, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+        sock.settimeout(self.config.timeout_s)
+        self._sock, self._addr = sock, addr
+
+    def _send_tcp(self, messages: list[bytes]) -> None:
+        if not messages:
+            return
+        payload = b"".join(str(len(m)).encode("ascii") + b" " + m for m in messages)
+        try:
+            if self._sock is not None and self._peer_closed(self._sock):
+                self._drop_socket()
+            if self._sock is None:
+                host, port = self.address
+                self._sock = socket.create_connection((host, port), timeout=self.config.timeout_s)
+            self._sock.sendall(payload)
+            self.sent += len(messages)
+        except OSError as exc:
+            self._fail(exc, len(messages))
+            self._drop_socket()
+
+    @staticmethod
+    def _peer_closed(sock: socket.socket) -> bool:
+        """True if the collector has closed or reset the connection (a send
+        would otherwise 'succeed' into a dead socket and lose the batch)."""
+        try:
+            readable, _, _ = select.select([sock], [], [], 0)
+            if not readable:
+                return False
+            return sock.recv(1, socket.MSG_PEEK) == b""
+        except (OSError, ValueError):
+            return True
+
+
+def build(config: Config, context: SinkContext) -> SyslogSink:
+    return SyslogSink(config)

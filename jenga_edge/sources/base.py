@@ -1,0 +1,161 @@
+"""What every source is: a thread that frames its input into lines for one queue.
+
+A source reads in its own thread and hands each read's lines to the bounded
+`EventQueue` (event_queue.py), framed by `LineSplitter` (framing.py); the
+agent pulls micro-batches with `EventQueue.take`. Back-pressure sources
+(stdin, file, TCP, unix) block on a full queue, so a slow consumer stops them
+reading (TCP flow control pushes back on senders); UDP cannot push back, so a
+full queue drops the datagram's lines and counts them in `dropped`.
+
+Counters (read them any time; they only grow): ``lines`` handed off
+(enqueued or dropped), ``oversize`` (of those, how many were oversize) and
+``dropped`` (of those, how many were not enqueued: UDP on a full queue, or
+any source stopped while the queue was full). So ``lines == enqueued +
+dropped`` for every source.
+
+Listeners bind to loopback unless another address is configured explicitly.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socket
+import threading
+from dataclasses import dataclass
+from typing import IO, Optional, Union
+
+from ..event_queue import Chunk, EventQueue
+from ..framing import Framed, check_max_line_bytes
+from ..kinds import TaggedConfig
+
+log = logging.getLogger("jenga_edge.sources")
+
+READ_CHUNK = 64 * 1024
+POLL_S = 0.2            # how often blocked loops look at their stop flag
+
+
+class SourceConfig(TaggedConfig, kw_only=True):
+    """Base of every source kind's Config."""
+
+
+@dataclass
+class SourceContext:
+    """What `build` gets besides the config."""
+
+    queue: EventQueue
+    max_line_bytes: int
+    stdin: Optional[IO[bytes]] = None     # replaces sys.stdin.buffer (tests, embedding)
+
+
+class Source:
+    """Common lifecycle and counters. A kind implements `_run` (the thread) and
+    may implement `_open` (runs in `start`, may raise ConfigError), `_wake`
+    (unblock `_run` promptly on stop) and `origin` (where its lines come from)."""
+
+    def __init__(self, config: SourceConfig, queue: EventQueue, max_line_bytes: int):
+        self.config = config
+        self.queue = queue
+        self.max_line_bytes = check_max_line_bytes(max_line_bytes)
+        self.lines = 0
+        self.oversize = 0
+        self.dropped = 0
+        self.eof = False           # an input that ends (stdin) sets it after its last line is queued
+        self._stop = threading.Event()
+        self._counter_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.config.kind
+
+    @property
+    def origin(self) -> str:
+        """Names this source in alerts and dead letters, e.g. tcp:127.0.0.1:5514."""
+        return self.kind
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def stats(self) -> dict[str, object]:
+        return {"origin": self.origin, "lines": self.lines, "oversize": self.oversize,
+                "dropped": self.dropped, "eof": self.eof}
+
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError(f"{self.origin}: already started")
+        if self._stop.is_set():
+            raise RuntimeError(f"{self.origin}: stopped sources cannot be restarted")
+        self._open()
+        self._thread = threading.Thread(target=self._guarded_run, name=f"jenga-src-{self.origin}",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop reading/accepting promptly; idempotent. Lines that cannot be
+        queued any more (queue full) are counted in `dropped`."""
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        self._wake()
+        self.queue.interrupt()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the source's threads; True if they all finished."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+            return not self._thread.is_alive()
+        return True
+
+    # -- for kinds
+
+    def _open(self) -> None:
+        pass
+
+    def _wake(self) -> None:
+        pass
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def _guarded_run(self) -> None:
+        try:
+            self._run()
+        except Exception:  # noqa: BLE001 - a source thread must log, not vanish silently
+            log.exception("%s: source thread failed", self.origin)
+
+    def _emit(self, framed: Union[Chunk, Framed], block: bool = True) -> None:
+        """Hand a read's lines to the queue as one block (blocking while it is
+        full, unless `block` is False: then what does not fit is dropped)."""
+        if isinstance(framed, Chunk):
+            ok = self.queue.put_chunk(framed, self.origin, block=block, stop=self._stop)
+            with self._counter_lock:
+                self.lines += framed.count
+                self.dropped += framed.count - ok
+            return
+        data, oversize = framed
+        if not data:
+            return
+        ok = self.queue.put_lines(data, self.origin, oversize, block=block, stop=self._stop)
+        with self._counter_lock:
+            self.lines += len(data)
+            self.oversize += sum(oversize) if oversize is not None else 0
+            self.dropped += len(data) - ok
+
+
+def check_host(host: str) -> str:
+    """`host` must be an IP address (no names: a listener binds where it is told)."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"expected an IP address such as 127.0.0.1 or ::1, got {host!r}") from None
+    return host
+
+
+def family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+
+
+def hostport(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

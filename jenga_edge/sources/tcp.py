@@ -1,0 +1,59 @@
+"""`type: tcp`: newline-delimited events over TCP (syslog-style), loopback by default."""
+
+from __future__ import annotations
+
+import socket
+from typing import Annotated
+
+from ..contract.errors import ConfigError
+from ..contract.typed import Invalid, doc
+from ..event_queue import EventQueue
+from .base import SourceConfig, SourceContext, check_host, family, hostport
+from .stream import StreamListener
+
+
+class Config(SourceConfig, tag="tcp", kw_only=True):
+    """A TCP listener; each connection sends newline-delimited JSON."""
+
+    host: Annotated[str, doc("the IP address to listen on; loopback unless you mean to expose it")] = "127.0.0.1"
+    port: Annotated[int, doc("the TCP port (0: any free port)", ge=0, le=65535)]
+    max_connections: Annotated[int, doc("open connections at most; more are refused", ge=1, le=65536)] = 64
+
+    def __post_init__(self) -> None:
+        try:
+            check_host(self.host)
+        except ValueError as exc:
+            raise Invalid("host", str(exc)) from None
+
+
+class TcpSource(StreamListener):
+    """`port: 0` picks a free port; `address` holds the bound (host, port)."""
+
+    config: Config
+
+    def __init__(self, config: Config, queue: EventQueue, max_line_bytes: int):
+        super().__init__(config, queue, max_line_bytes, config.max_connections)
+        self.address: tuple[str, int] | None = None
+
+    @property
+    def origin(self) -> str:
+        host, port = self.address or (self.config.host, self.config.port)
+        return f"tcp:{hostport(host, port)}"
+
+    def _open(self) -> None:
+        sock = socket.socket(family(self.config.host), socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.config.host, self.config.port))
+            self._listen(sock)
+        except OSError as exc:
+            sock.close()
+            raise ConfigError(f"tcp source: cannot listen on "
+                              f"{hostport(self.config.host, self.config.port)}: "
+                              f"{exc.strerror or exc}") from None
+        host, port = sock.getsockname()[:2]
+        self.address = (host, port)
+
+
+def build(config: Config, context: SourceContext) -> TcpSource:
+    return TcpSource(config, context.queue, context.max_line_bytes)

@@ -1,0 +1,175 @@
+"""Numeric encodings: each class holds its fit, its graph module and its documentation.
+
+The refinery fits a numeric feature's encoding on the training split
+(`fit`); the model computes it inside the graph (`module`), so an exported
+graph takes raw values and the edge never scales anything itself. The fitted
+parameters travel in the feature schema (`Feature.mean`, `.std`, `.edges`);
+jenga_edge/contract/schema.py validates them on both sides.
+
+Adding an encoding: a class here and a line in ENCODINGS, and its name in the
+schema's ENCODING_NAMES (a bundle must say which encodings it uses; the agent
+checks the name). tests/trainer/test_encodings.py holds the two lists equal.
+
+`auto` is not an encoding but a choice made per column: log1p for a
+non-negative heavy-tailed column, standard otherwise (measured in
+bench/encoding_compare.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from jenga_edge.contract.schema import ENCODING_NAMES, Feature
+
+Z_LIMIT = 100.0   # standardized values are clipped so one absurd event cannot overflow the trunk
+# A non-negative column whose 99th percentile is this many times its median
+# (plus one) is heavy-tailed, like byte and packet counts: log1p tames it.
+HEAVY_TAIL_RATIO = 20.0
+
+
+class Encoding:
+    """One numeric encoding. `fit` returns the Feature fields it sets."""
+
+    name: ClassVar[str]
+
+    def fit(self, x: np.ndarray, bins: int) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def width(self, feature: Feature) -> int:
+        """Columns of the encoded vector one feature takes."""
+        return 1
+
+    def module(self, cols: list[int], features: list[Feature]) -> nn.Module:
+        """(imputed raw numeric [batch, n]) -> this encoding's columns [batch, sum of widths]."""
+        raise NotImplementedError
+
+
+class _Scaled(nn.Module):
+    """transform(x[:, cols]) standardized with fitted mean and std, clipped to +-Z_LIMIT."""
+
+    def __init__(self, cols: list[int], features: list[Feature], transform: Callable[[torch.Tensor], torch.Tensor]):
+        super().__init__()
+        self.register_buffer("cols", torch.tensor(cols, dtype=torch.long))
+        self.register_buffer("mean", torch.tensor([f.mean for f in features], dtype=torch.float32))
+        self.register_buffer("std", torch.tensor([f.std for f in features], dtype=torch.float32))
+        self.transform = transform
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        v = self.transform(x.index_select(1, self.cols))
+        return ((v - self.mean) / self.std).clamp(-Z_LIMIT, Z_LIMIT)
+
+
+class Standard(Encoding):
+    """`standard`: the z-score (x - mean) / std, with mean and std of the training split."""
+
+    name = "standard"
+
+    def fit(self, x: np.ndarray, bins: int) -> dict[str, Any]:
+        return _mean_std(self._numpy(x))
+
+    @staticmethod
+    def _numpy(x: np.ndarray) -> np.ndarray:
+        return x
+
+    @staticmethod
+    def _torch(x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def module(self, cols: list[int], features: list[Feature]) -> nn.Module:
+        return _Scaled(cols, features, self._torch)
+
+
+class Log1p(Standard):
+    """`log1p`: sign(x) * log1p(|x|), then the z-score: for heavy-tailed counts such
+    as byte and packet totals (the sign keeps a stray negative value finite)."""
+
+    name = "log1p"
+
+    @staticmethod
+    def _numpy(x: np.ndarray) -> np.ndarray:
+        return signed_log1p(x)
+
+    @staticmethod
+    def _torch(x: torch.Tensor) -> torch.Tensor:
+        return torch.sign(x) * torch.log1p(torch.abs(x))
+
+
+class Raw(Standard):
+    """`none`: the raw value (still clipped to +-Z_LIMIT), for features already on a
+    small scale."""
+
+    name = "none"
+
+    def fit(self, x: np.ndarray, bins: int) -> dict[str, Any]:
+        return {"mean": 0.0, "std": 1.0}
+
+
+class _PiecewiseLinear(nn.Module):
+    def __init__(self, cols: list[int], features: list[Feature]):
+        super().__init__()
+        col, left, width = [], [], []
+        for j, f in zip(cols, features):
+            for a, b in zip(f.edges, f.edges[1:]):
+                col.append(j), left.append(a), width.append(b - a)
+        self.register_buffer("cols", torch.tensor(col, dtype=torch.long))
+        self.register_buffer("left", torch.tensor(left, dtype=torch.float32))
+        self.register_buffer("width", torch.tensor(width, dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        v = x.index_select(1, self.cols)
+        return ((v - self.left) / self.width).clamp(0.0, 1.0)
+
+
+class PiecewiseLinear(Encoding):
+    """`piecewise_linear`: quantile bins of the training split; a value is encoded by how
+    far it fills each bin, one column per bin (Gorishniy et al., 2022). A (nearly)
+    constant column has no bins to fill and falls back to `standard`."""
+
+    name = "piecewise_linear"
+
+    def fit(self, x: np.ndarray, bins: int) -> dict[str, Any]:
+        edges = quantile_edges(x, bins)
+        if edges is None:
+            return {"encoding": Standard.name, **Standard().fit(x, bins)}
+        return {"edges": edges}
+
+    def width(self, feature: Feature) -> int:
+        return len(feature.edges) - 1
+
+    def module(self, cols: list[int], features: list[Feature]) -> nn.Module:
+        return _PiecewiseLinear(cols, features)
+
+
+# Registry order is the order of the encoded vector's parts.
+ENCODINGS: dict[str, Encoding] = {e.name: e for e in (Standard(), Log1p(), Raw(), PiecewiseLinear())}
+
+
+def choose_auto(x: np.ndarray) -> str:
+    """`auto`: log1p for a non-negative heavy-tailed column, standard otherwise."""
+    return Log1p.name if is_heavy_tailed(x) else Standard.name
+
+
+def signed_log1p(x: np.ndarray) -> np.ndarray:
+    """log1p that keeps the sign, so a stray negative value does not become NaN."""
+    return np.sign(x) * np.log1p(np.abs(x))
+
+
+def is_heavy_tailed(x: np.ndarray) -> bool:
+    if x.min() < 0:
+        return False
+    q50, q99 = np.quantile(x, [0.5, 0.99])
+    return bool(q99 > HEAVY_TAIL_RATIO * (q50 + 1.0))
+
+
+def quantile_edges(x: np.ndarray, bins: int) -> tuple[float, ...] | None:
+    edges = np.unique(np.quantile(x, np.linspace(0.0, 1.0, bins + 1)))
+    return tuple(float(e) for e in edges) if edges.size >= 2 else None
+
+
+def _mean_std(t: np.ndarray) -> dict[str, Any]:
+    std = float(t.std())
+    return {"mean": float(t.mean()), "std": std if std > 1e-12 else 1.0}
