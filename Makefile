@@ -37,15 +37,15 @@ demo: data
 	$(BIN)/jenga-train --config examples/configs/network_multitask.yaml --output-dir $(DEMO)/network
 	$(BIN)/jenga-train evaluate --model $(DEMO)/network/best_model --data examples/network_traffic.json
 	@echo "=== 2. export: per-task ONNX graphs in a verified bundle ==="
-	$(BIN)/jenga-export $(DEMO)/network/best_model -o $(DEMO)/bundle
-	$(BIN)/jenga-edge inspect $(DEMO)/bundle
+	$(BIN)/jenga-export --model $(DEMO)/network/best_model -o $(DEMO)/bundle
+	$(BIN)/jenga-edge inspect --bundle $(DEMO)/bundle
 	@echo "=== 3. edge agent (torch-free) scores 3,000 flows, applies sentinel rules ==="
 	$(BIN)/jenga-train generate --use-case network --rows 3000 --seed 9 -o $(DEMO)/events.jsonl
 	$(BIN)/jenga-edge run --config examples/agent_demo.yaml < $(DEMO)/events.jsonl
 	@echo "=== 4. alerts (newest first) ==="
 	$(BIN)/jenga-edge alerts --db $(DEMO)/alerts.db --since 1h --limit 15
 	@echo "=== 5. an analyst checks one suspicious flow (exit 1 = threat) ==="
-	$(BIN)/jenga-edge check $(DEMO)/bundle '{"packet_size": 60, "port": 8081, "protocol": "tcp", "duration": 0.01, "request_count": 1, "bytes_sent": 40, "bytes_received": 0}'; \
+	$(BIN)/jenga-edge check --bundle $(DEMO)/bundle '{"packet_size": 60, "port": 8081, "protocol": "tcp", "duration": 0.01, "request_count": 1, "bytes_sent": 40, "bytes_received": 0}'; \
 	  echo "(jenga-edge check exit status $$?: 0 clean, 1 threat found, 2 bad input)"
 
 test: setup

@@ -200,7 +200,7 @@ def worker_torch(p: dict) -> dict:
             h = model.shared(source, tn, tc)
             for e in entries:
                 s = model.head_outputs(e.name, h, tn, tc)["scores"]
-                if e.type == "classification":
+                if not e.kind.binary:         # probabilities [batch, classes]: the task's score is the max
                     s = s.max(dim=1).values
                 thr = e.threshold if e.threshold is not None else 0.5
                 hit = (s >= thr).numpy()
@@ -432,9 +432,10 @@ def build_bundle(args, work: Path) -> dict:
         raise SystemExit(f"--dataset nsl-kdd: {nsl} does not exist")
     if args.reuse and (bundle_dir / "bundle" / "manifest.json").exists() and (bundle_dir / "built.json").exists():
         info = json.loads((bundle_dir / "built.json").read_text())
-        if info.get("dataset") == dataset:
+        if info.get("dataset") == dataset and _readable_bundle(bundle_dir / "bundle"):
             info["reused"] = True
             return info
+        _say(f"[bundle] {bundle_dir / 'bundle'} is of another dataset or format: rebuilding it")
     (bundle_dir / "model").mkdir(parents=True, exist_ok=True)
     _say(f"[bundle] training on {dataset} (2 epochs) and exporting ...")
     info = run_worker("build", {"dataset": dataset, "data": str(nsl), "epochs": 2, "rows": 20000, "hidden": hidden,
@@ -446,6 +447,17 @@ def build_bundle(args, work: Path) -> dict:
     return info
 
 
+def _readable_bundle(path: Path) -> bool:
+    """Whether this jenga_edge reads the bundle's manifest (an older format is refused)."""
+    from jenga_edge.bundle import read_manifest
+    from jenga_edge.contract.errors import JengaError
+    try:
+        read_manifest(path)
+    except JengaError:
+        return False
+    return True
+
+
 def make_events(path: Path, n: int, schema, dataset: str, seed: int = 7, target: int = 1050) -> dict:
     names = schema.names
     if dataset in ("nsl-kdd", "given") and NSL_FILE.resolve().exists() and set(names) <= set(kdd_columns()):
@@ -453,7 +465,9 @@ def make_events(path: Path, n: int, schema, dataset: str, seed: int = 7, target:
     else:
         rows, origin = synthetic_rows(20000, seed=3), "synthetic rows"
         if not set(names) <= set(rows[0]):         # a given bundle with other features: plausible numbers
-            rows = [{f.name: (round(random.Random(i * 131 + j).lognormal(0, 1), 3) if f.kind != "categorical"
+            import numpy as np
+            gen = np.random.default_rng(seed)
+            rows = [{f.name: (round(float(gen.lognormal(0, 1)), 3) if f.kind != "categorical"
                               else (f.categories[1 + (i + j) % max(1, len(f.categories) - 1)]
                                     if len(f.categories) > 1 else "x"))
                      for j, f in enumerate(schema.features)} for i in range(5000)]
@@ -645,14 +659,15 @@ def bench_latency(args, work: Path, bundle: str, rule_task: str, pool: list[byte
 
     from jenga_edge.agent import Agent
     from jenga_edge.config import load_agent_config
-    from jenga_edge.sources import Line
+    from jenga_edge.event_queue import Batch
 
     tag = f"_lat{max_batch}_{max_wait_ms:g}_{int(rate)}" + ("" if fsync else "_nofsync")
     cfg_path = agent_config(work / f"agent{tag}.yaml", bundle, work, rule_task, max_batch=max_batch,
                             max_wait_ms=max_wait_ms, tag=tag, fsync=fsync)
     agent = Agent(load_agent_config(cfg_path), str(cfg_path), log=lambda s: None)
-    lines = [Line(d, "bench") for d in pool]
-    agent.process(lines[:max_batch])      # warm-up: first ORT run allocates its arenas
+    lines = pool
+    warm = lines[:max_batch]
+    agent.process(Batch(warm, None, [("bench", len(warm))]))      # warm-up: first ORT run allocates its arenas
     q = agent.queue
     n = int(rate * duration)
     enq = np.zeros(n)
@@ -670,7 +685,7 @@ def bench_latency(args, work: Path, bundle: str, rule_task: str, pool: list[byte
             while k < due:
                 sched[k] = start + k / rate
                 enq[k] = time.perf_counter()
-                if not q.put(lines[k % P], stop=stop):
+                if q.put_lines([lines[k % P]], "bench", stop=stop) != 1:
                     break
                 k += 1
             fed[0] = k
@@ -731,19 +746,16 @@ def bench_latency(args, work: Path, bundle: str, rule_task: str, pool: list[byte
 def _stage_times(agent, groups: list) -> tuple[dict, int]:
     """Agent.process cut into its stages (the same calls, timed one by one).
     Uses agent internals; if they have changed, the caller reports the error."""
-    from jenga_edge import agent as agent_mod
-    from jenga_edge.event_queue import Batch
+    from jenga_edge.timestamps import iso_utc as iso
     pipe = agent.pipe
     sink = agent.sinks[0]
-    iso = agent_mod._iso
     names = ("decode (C tier 1, msgspec tier 2 for the rest)", "score (onnxruntime)", "rules.evaluate",
              "build alerts (Agent._alert)", "alert sink: encode + write + fsync request",
              "dead letter", "account (metrics)")
     stages: dict[str, list[float]] = {k: [] for k in names}
     n_alerts = 0
     pc = time.perf_counter
-    for g in groups:
-        g = Batch.of(g)
+    for g in groups:              # Batches, as the agent's queue hands them over
         t0 = pc()
         batch = pipe.decoder.decode(g.data, g.oversize_flags())
         t1 = pc()
@@ -769,14 +781,17 @@ def _stage_times(agent, groups: list) -> tuple[dict, int]:
 def bench_breakdown(args, work: Path, bundle: str, rule_task: str, pool: list[bytes], batches: int) -> dict:
     from jenga_edge.agent import Agent
     from jenga_edge.config import load_agent_config
-    from jenga_edge.sources import Line
+    from jenga_edge.event_queue import Batch
+
+    def batch_of(data: list[bytes]) -> Batch:      # what EventQueue.take hands the agent
+        return Batch(data, None, [("stdin", len(data))])
 
     cfg_path = agent_config(work / "agent_breakdown.yaml", bundle, work, rule_task, max_batch=256, max_wait_ms=5,
                             tag="_breakdown")
     agent = Agent(load_agent_config(cfg_path), str(cfg_path), log=lambda s: None)
-    lines = [Line(d, "stdin") for d in pool]
+    lines = pool
     span = max(1, len(lines) - 256)
-    groups = [lines[(i * 256) % span:][:256] for i in range(batches)]
+    groups = [batch_of(lines[(i * 256) % span:][:256]) for i in range(batches)]
     agent.process(groups[0])
     pc = time.perf_counter
     res: dict[str, Any] = {"batch": 256, "batches": batches}
@@ -789,7 +804,7 @@ def bench_breakdown(args, work: Path, bundle: str, rule_task: str, pool: list[by
         res["stages_total_us_per_event"] = round(total / 256, 3)
         res["alerts_per_batch"] = round(n_alerts / batches, 1)
         # the same at batch 1 (max_batch 1): what each call costs regardless of its size
-        ones = [[ln] for ln in lines[:1000]]
+        ones = [batch_of([ln]) for ln in lines[:1000]]
         stages1, alerts1 = _stage_times(agent, ones)
         mean1 = {k: sum(v) / len(v) * 1e6 for k, v in stages1.items()}
         res["stages_batch1_mean_us"] = {k: round(v, 1) for k, v in mean1.items()}
@@ -801,7 +816,7 @@ def bench_breakdown(args, work: Path, bundle: str, rule_task: str, pool: list[by
     # onnxruntime alone, per graph of the bundle, at batch 256 and 1 (same settings as the agent)
     try:
         import onnxruntime as ort
-        b0 = agent.pipe.decoder.decode([ln.data for ln in groups[0]])
+        b0 = agent.pipe.decoder.decode(list(groups[0].data))
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = opts.inter_op_num_threads = 1
         graphs = {}
@@ -867,13 +882,16 @@ def bench_breakdown(args, work: Path, bundle: str, rule_task: str, pool: list[by
 def source_costs(pool: list[bytes]) -> dict:
     """Per line, streaming as the agent does: frame each 64 KiB read, queue
     it, take batches of 256 (buffer path and bytes-per-line path)."""
-    from jenga_edge.event_queue import Chunk
-    from jenga_edge.sources import EventQueue, LineSplitter
+    from jenga_edge import framing
+    from jenga_edge.event_queue import Chunk, EventQueue
+    from jenga_edge.framing import LineSplitter
     pc = time.perf_counter
     stream = b"\n".join(pool) + b"\n"
     reads = [stream[i:i + 65536] for i in range(0, len(stream), 65536)]
-    out = {}
-    for label, feed in (("buffer (Chunk)", "feed_chunk"), ("bytes per line", "feed_lines")):
+    # `feed` hands over a Chunk when the C framing is built (else it falls back to
+    # bytes per line); `_feed_lines` is the bytes-per-line path, always
+    out: dict[str, Any] = {"chunk_path_native": framing._frame is not None}
+    for label, feed in (("buffer (Chunk)", "feed"), ("bytes per line", "_feed_lines")):
         best = float("inf")
         for _ in range(3):
             sp, q, taken = LineSplitter(65536), EventQueue(1 << 22, 0), 0
@@ -1185,8 +1203,59 @@ def print_table(rows: list[dict]) -> None:
 
 # ================================================================= main
 
+PARTS = ("e2e", "startup", "latency", "breakdown", "torch", "reload")
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line on stderr, exit status 2 (no usage block, no traceback)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+def check_args(ap: _Parser, args: argparse.Namespace) -> set[str]:
+    """Refuse option combinations that would fail later (or be silently ignored)."""
+    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    if skip - set(PARTS):
+        ap.error(f"--skip: unknown part(s) {', '.join(sorted(skip - set(PARTS)))}; choose from {','.join(PARTS)}")
+    if bool(args.bundle) != bool(args.model):
+        ap.error("--bundle and --model go together")
+    if args.bundle:
+        given = [o for o, bad in (("--reuse", args.reuse), ("--hidden", args.hidden),
+                                  ("--dataset", args.dataset != "auto")) if bad]
+        if given:
+            ap.error(f"{', '.join(given)}: only for the bundle the bench builds, not with --bundle")
+        if not Path(args.bundle).is_dir():
+            ap.error(f"--bundle {args.bundle}: not a directory")
+        if not (Path(args.model) / "model.json").is_file():
+            ap.error(f"--model {args.model}: not a best_model directory (no model.json)")
+        from jenga_edge.bundle import verify_bundle
+        from jenga_edge.contract.errors import JengaError
+        try:
+            verify_bundle(args.bundle)
+        except JengaError as exc:
+            ap.error(f"--bundle: {exc}")
+    if args.hidden:
+        try:
+            hidden = [int(x) for x in args.hidden.split(",")]
+        except ValueError:
+            hidden = []
+        if not hidden or min(hidden) < 1:
+            ap.error(f"--hidden {args.hidden!r}: expected comma-separated positive integers, e.g. 32,16")
+    if args.events is not None and args.events < 1:
+        ap.error(f"--events {args.events}: expected at least 1")
+    if args.reloads < 1 and "reload" not in skip:
+        ap.error(f"--reloads {args.reloads}: expected at least 1 (or --skip reload)")
+    if args.cpu not in os.sched_getaffinity(0):
+        ap.error(f"--cpu {args.cpu}: this process may run on cores {sorted(os.sched_getaffinity(0))} only")
+    if args.dataset == "nsl-kdd" and not args.bundle and not NSL_FILE.resolve().exists():
+        ap.error(f"--dataset nsl-kdd: {NSL_FILE.resolve()} does not exist")
+    return skip
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = _Parser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="~1 minute: 50k events, shorter latency runs")
     ap.add_argument("--events", type=int, help="events for the throughput runs (default 200k, quick 50k)")
     ap.add_argument("--bundle", help="an existing bundle directory (needs --model)")
@@ -1198,7 +1267,7 @@ def main() -> None:
                                      "the bundle is built in build/bench/agent-h32-16")
     ap.add_argument("--reloads", type=int, default=20, help="SIGHUP reloads in the RSS test (default 20)")
     ap.add_argument("--cpu", type=int, default=0, help="the core agent subprocesses are pinned to (default 0)")
-    ap.add_argument("--skip", default="", help="comma list of parts to skip: e2e,startup,latency,breakdown,torch,reload")
+    ap.add_argument("--skip", default="", help=f"comma list of parts to skip: {','.join(PARTS)}")
     ap.add_argument("--build-dir", default=str(REPO / "build" / "bench"), help=argparse.SUPPRESS)
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory (events, configs, sinks)")
     ap.add_argument("--out", type=Path, default=Path("build/bench/agent_bench.json"))
@@ -1210,9 +1279,7 @@ def main() -> None:
         res = {"build": worker_build, "torch": worker_torch}[kind](params)
         Path(params["result"]).write_text(json.dumps(res))
         return
-    if bool(args.bundle) != bool(args.model):
-        ap.error("--bundle and --model go together")
-    skip = {s for s in args.skip.split(",") if s}
+    skip = check_args(ap, args)
     start_launcher()
     quick = args.quick
     n_events = args.events or (50_000 if quick else 200_000)
@@ -1226,7 +1293,7 @@ def main() -> None:
         bundle = verify_bundle(info["bundle_dir"])
         tasks = list(bundle.tasks)
         schema = bundle.tasks[tasks[0]].schema
-        rule_task = next((t for t, e in bundle.tasks.items() if e.type == "anomaly_detection"
+        rule_task = next((t for t, e in bundle.tasks.items() if e.kind.binary
                           and e.mode == "supervised" and e.schema.sha256 == schema.sha256), None)
         if rule_task is None:
             raise SystemExit("the bundle has no supervised binary task for the rule")

@@ -36,17 +36,17 @@ from jenga_edge.contract.bundle_format import (
     encode_manifest,
 )
 from jenga_edge.contract.digest import sha256_file
-from jenga_edge.contract.errors import BundleError, ConfigError, JengaError
+from jenga_edge.contract.errors import BundleError, ConfigError, DataError, JengaError
 from jenga_edge.contract.schema import FeatureSchema
 from trainer import checkpoint
 from trainer.dataset import split_indices, vectorize_rows
 from trainer.readers import read_rows
 
 from .graphs import MergedGraph, TaskGraph, output_names
-from .onnx_export import DEFAULT_OPSET, SUPPORTED_OPSETS, example_inputs, export_graph, opset_of, set_metadata
+from .onnx_export import example_inputs, export_graph, opset_of, set_metadata
+from .opsets import DEFAULT_OPSET, ORT_MIN_FOR_OPSET, SUPPORTED_OPSETS
 from .parity import compare, edge_cases
 
-ORT_MIN_FOR_OPSET = {18: "1.14", 19: "1.16", 20: "1.17", 21: "1.18"}
 AGENT_MIN_VERSION = "0.2.0"    # the first agent that reads bundle format 2
 PARITY_ROWS = 5000
 
@@ -118,7 +118,7 @@ def _build(loaded: checkpoint.LoadedModel, model_dir: Path, tasks: list[str], tm
         meta = loaded.task(name)
         src = meta["source"]
         if src not in cases:
-            cases[src], parity_source[src] = _parity_cases(loaded, src, opts.data)
+            cases[src], parity_source[src] = _parity_cases(loaded, src, opts.data, log)
         entry = _export_task(model, loaded, meta, tmp, cases[src], opts, version, log)
         entry.parity["rows"] = parity_source[src]
         entries.append(entry)
@@ -231,18 +231,36 @@ def _check_parity(graph, path: Path, outputs: list[str], cases: dict, atol: floa
     return parity
 
 
-def _parity_cases(loaded, src: str, data: Optional[str]) -> tuple[dict, str]:
+def _parity_cases(loaded, src: str, data: Optional[str], log: Callable[[str], None]) -> tuple[dict, str]:
     schema: FeatureSchema = loaded.schemas[src]
-    rows, where = _parity_rows(loaded, src, data)
+    rows, where = _parity_rows(loaded, src, data, log)
     num, cat = vectorize_rows(schema, rows, where)
     return edge_cases(schema, num, cat), where
 
 
-def _parity_rows(loaded, src: str, data: Optional[str]) -> tuple[list[dict], str]:
+def _check_parity_columns(schema: FeatureSchema, rows: list[dict], data: str, src: str,
+                          log: Callable[[str], None]) -> None:
+    """Parity rows must be rows of this schema: a file of another kind of event
+    would test the graph on nothing but missing values."""
+    seen: set[str] = set()
+    for row in rows[:1000]:
+        seen.update(row)
+    missing = [f.name for f in schema.features if f.name not in seen]
+    if len(missing) * 2 > len(schema.features):
+        raise DataError(f"--data {data}: its rows lack {len(missing)} of the {len(schema.features)} features of "
+                        f"source {src!r} ({', '.join(missing[:8])}{', ...' if len(missing) > 8 else ''}); "
+                        "give rows of the data the model was trained on")
+    if missing:
+        log(f"  --data {data}: no row has {', '.join(missing)}: the parity check scores them as missing")
+
+
+def _parity_rows(loaded, src: str, data: Optional[str], log: Callable[[str], None]) -> tuple[list[dict], str]:
     cfg = loaded.meta["config"]
     scfg = cfg["sources"][src]
     if data:
-        return read_rows(data)[:PARITY_ROWS], f"--data {data}"
+        rows = read_rows(data)[:PARITY_ROWS]
+        _check_parity_columns(loaded.schemas[src], rows, data, src, log)
+        return rows, f"--data {data}"
     path = loaded.meta.get("data_paths", {}).get(src)
     if path and Path(path).is_file():
         rows = read_rows(path, scfg.get("format", "auto"), scfg.get("columns"), scfg.get("limit"))

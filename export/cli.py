@@ -1,49 +1,50 @@
-"""jenga-export MODEL_DIR -o BUNDLE_DIR: verified per-task ONNX graphs in a bundle.
+"""jenga-export --model MODEL_DIR -o BUNDLE_DIR: verified per-task ONNX graphs in a bundle.
 
 Exit codes: 0 exported; 1 the checker or the parity check failed (nothing is
 written); 2 bad usage: missing/foreign model directory, unknown task,
-unsupported opset, non-empty output without --force.
+unsupported opset, non-empty output without --force, parity rows of another
+schema.
 """
 
 from __future__ import annotations
 
-import sys
 import time
 from typing import Optional
 
 import click
 
 from jenga_edge.contract.bundle_format import Manifest
-from jenga_edge.contract.errors import JengaError
+from jenga_edge.contract.cli import JengaCommand, version_option
+
+from .opsets import DEFAULT_OPSET, SUPPORTED_OPSETS
 
 
-@click.command()
-@click.argument("model_dir", type=click.Path())
+@click.command(cls=JengaCommand)
+@version_option("jenga-export")
+@click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False),
+              help="The best_model/ directory jenga-train wrote.")
 @click.option("-o", "--output", "bundle_dir", required=True, type=click.Path(file_okay=False),
-              help="Bundle directory to write.")
+              help="The bundle directory to write.")
 @click.option("--tasks", help="Comma-separated tasks to export (default: all).")
-@click.option("--opset", default=18, show_default=True, type=int, help="ONNX opset (18-21).")
-@click.option("--atol", default=1e-5, show_default=True, type=float,
+@click.option("--opset", default=DEFAULT_OPSET, show_default=True,
+              type=click.IntRange(SUPPORTED_OPSETS.start, SUPPORTED_OPSETS.stop - 1), help="ONNX opset.")
+@click.option("--atol", default=1e-5, show_default=True, type=click.FloatRange(min=0.0),
               help="Max abs diff allowed between torch and onnxruntime, per output.")
 @click.option("--data", type=click.Path(dir_okay=False),
               help="Rows for the parity check (default: the model's validation split).")
-@click.option("--force", is_flag=True, help="Replace a non-empty BUNDLE_DIR.")
+@click.option("--force", is_flag=True, help="Replace a non-empty output directory.")
 def main(model_dir: str, bundle_dir: str, tasks: Optional[str], opset: int, atol: float,
          data: Optional[str], force: bool) -> None:
-    """Export each task of a trained best_model/ as its own ONNX graph (plus one
-    merged graph per shared schema), check every graph with onnx.checker and
-    against torch, and write a bundle with a sha256-verified manifest."""
+    """Export each task of a trained model as its own ONNX graph (plus one merged
+    graph per shared schema), check every graph with onnx.checker and against
+    torch, and write a bundle with a sha256-verified manifest."""
     from .bundle_writer import ExportOptions, export_bundle
 
     opts = ExportOptions([t.strip() for t in tasks.split(",") if t.strip()] if tasks else None,
                          opset, atol, data, force)
     t0 = time.perf_counter()
-    try:
-        click.echo(f"exporting {model_dir} -> {bundle_dir} (opset {opset}, atol {atol:g})", err=True)
-        manifest = export_bundle(model_dir, bundle_dir, opts, log=lambda s: click.echo(s, err=True))
-    except JengaError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
+    click.echo(f"exporting {model_dir} -> {bundle_dir} (opset {opset}, atol {atol:g})", err=True)
+    manifest = export_bundle(model_dir, bundle_dir, opts, log=lambda s: click.echo(s, err=True))
     print_summary(manifest)
     click.echo(f"bundle {manifest.bundle_id} written to {bundle_dir} in {time.perf_counter() - t0:.1f} s",
                err=True)
@@ -67,3 +68,4 @@ def print_summary(manifest: Manifest) -> None:
 
 if __name__ == "__main__":
     main()
+

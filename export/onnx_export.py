@@ -30,8 +30,6 @@ from jenga_edge.contract.errors import JengaError
 
 from .graphs import INPUT_NAMES
 
-SUPPORTED_OPSETS = range(18, 22)
-DEFAULT_OPSET = 18
 EXAMPLE_BATCH = 4     # not 0 or 1: torch.export would specialize the batch axis
 
 

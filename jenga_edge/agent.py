@@ -248,6 +248,7 @@ class Agent:
                 self.dead_letter.write_batch([self._dead(r, lines, now) for r in rejects])
             except Exception as dl_exc:   # noqa: BLE001
                 self.log(f"dead-letter write failed too: {type(dl_exc).__name__}: {dl_exc}")
+            self._count_received(lines)
             self.metrics.rejected.inc(len(lines), reason="processing_error")
             self.counts["received"] += len(lines)
             self.counts["rejected"] += len(lines)
@@ -326,12 +327,7 @@ class Agent:
 
     def _account(self, lines: Batch, batch: DecodedBatch, alerts: list[dict], seconds: float) -> None:
         m = self.metrics
-        by_kind: dict[str, int] = {}
-        for origin, n in lines.origins:   # few distinct origins per batch
-            kind = self._source_kind.get(origin) or self._kind_of(origin)
-            by_kind[kind] = by_kind.get(kind, 0) + n
-        for kind, n in by_kind.items():
-            m.received.inc(n, source=kind)
+        self._count_received(lines)
         for task in self.pipe.scorer.tasks:
             if len(batch):
                 m.scored.inc(len(batch), task=task)
@@ -350,6 +346,14 @@ class Agent:
         self.counts["alerts"] += len(alerts)
         if self.first_scored_wall is None and len(batch):
             self.first_scored_wall = time.time()
+
+    def _count_received(self, lines: Batch) -> None:
+        by_kind: dict[str, int] = {}
+        for origin, n in lines.origins:   # few distinct origins per batch
+            kind = self._source_kind.get(origin) or self._kind_of(origin)
+            by_kind[kind] = by_kind.get(kind, 0) + n
+        for kind, n in by_kind.items():
+            self.metrics.received.inc(n, source=kind)
 
     def _kind_of(self, origin: str) -> str:
         """A source's kind by its origin (a listener's bound address is known once it runs)."""

@@ -160,9 +160,10 @@ def _resolve_paths(cfg: AgentConfig, base: Path) -> None:
 
 
 def _cross_check(cfg: AgentConfig, source: str) -> None:
-    for name in [*cfg.actions, *cfg.sinks]:
-        if not _NAME.fullmatch(name):
-            raise ConfigError(f"{source}: {name!r}: a sink or action name is 1-64 letters, digits, '_' or '-'")
+    for section, names in (("actions", cfg.actions), ("sinks", cfg.sinks)):
+        for name in names:
+            if not _NAME.fullmatch(name):
+                raise ConfigError(f"{source}: {section}: {name!r}: a name is 1-64 letters, digits, '_' or '-'")
     if RESERVED_ACTION in cfg.actions:
         raise ConfigError(f"{source}: actions.{RESERVED_ACTION}: the name is reserved (a rule's `alert` "
                           "raises the alert); give the action another name")

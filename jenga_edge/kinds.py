@@ -19,7 +19,7 @@ registered kind is validated, documented and built like the others.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Generic, Iterable, Protocol, TypeVar, Union
+from typing import Any, ClassVar, Generic, Iterable, Iterator, Protocol, TypeVar, Union
 
 from .contract.typed import Config
 
@@ -75,9 +75,13 @@ class Kinds(Generic[T]):
     def config(self, name: str) -> type[TaggedConfig]:
         return self._by_name[name].Config
 
+    def __iter__(self) -> Iterator[KindModule[T]]:
+        """The registered kinds' modules, in registration order."""
+        return iter(list(self._by_name.values()))
+
     def union(self) -> Any:
         """The tagged union of every registered Config (what a config entry may be)."""
-        configs = tuple(m.Config for m in self._by_name.values())
+        configs = tuple(m.Config for m in self)
         return configs[0] if len(configs) == 1 else Union[configs]  # type: ignore[valid-type]
 
     def build(self, config: TaggedConfig, context: Any = None) -> T:
@@ -92,11 +96,15 @@ class Kinds(Generic[T]):
 
 def default_types(entries: Any, kinds: Kinds[Any]) -> Any:
     """A mapping of named entries (sinks, actions) where an entry named after a kind
-    may leave out its `type` (`sinks: {jsonl: {path: ...}}`); a copy with it filled in."""
+    may leave out its `type` (`sinks: {jsonl: {path: ...}}`), and an empty entry
+    (YAML `stdout:` with nothing after it) is that kind with its defaults; a copy
+    with the types filled in."""
     if not isinstance(entries, dict):
         return entries
     out = {}
     for name, entry in entries.items():
+        if entry is None and name in kinds:
+            entry = {}
         if isinstance(entry, dict) and "type" not in entry and name in kinds:
             entry = {"type": name, **entry}
         out[name] = entry

@@ -12,16 +12,18 @@ from typing import Optional
 
 import click
 
-from jenga_edge.contract.cli import JengaGroup
+from jenga_edge.contract.cli import JengaGroup, version_option
 
-CONFIG_HELP = "Experiment YAML file (see examples/configs/)."
-SET_HELP = "Override a config value, e.g. --set training.epochs=5 (repeatable)."
+CONFIG_HELP = "Experiment YAML file (see examples/configs/ and docs/config-reference.md)."
+SET_HELP = "Override a config value, e.g. --set training.epochs=5; KEY may index lists: tasks[0].loss_weight (repeatable)."
+OUTPUT_DIR_HELP = "Write the run here instead of the config's output_dir."
 
 
 @click.group(cls=JengaGroup, invoke_without_command=True)
+@version_option("jenga-train")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help=CONFIG_HELP)
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
-@click.option("--output-dir", type=click.Path(file_okay=False), help="Overrides output_dir.")
+@click.option("--output-dir", type=click.Path(file_okay=False), help=OUTPUT_DIR_HELP)
 @click.pass_context
 def main(ctx: click.Context, config_path: Optional[str], overrides: tuple[str, ...],
          output_dir: Optional[str]) -> None:
@@ -36,7 +38,7 @@ def main(ctx: click.Context, config_path: Optional[str], overrides: tuple[str, .
 @main.command()
 @click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help=CONFIG_HELP)
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
-@click.option("--output-dir", type=click.Path(file_okay=False), help="Overrides output_dir.")
+@click.option("--output-dir", type=click.Path(file_okay=False), help=OUTPUT_DIR_HELP)
 def train(config_path: str, overrides: tuple[str, ...], output_dir: Optional[str]) -> None:
     """Train the experiment and write OUTPUT_DIR/best_model/."""
     from .config import load_config
@@ -44,14 +46,17 @@ def train(config_path: str, overrides: tuple[str, ...], output_dir: Optional[str
     from .run import run_experiment
 
     cfg = load_config(config_path, overrides)
-    run = run_experiment(cfg, Path(output_dir) if output_dir else None)
+    run = run_experiment(cfg, Path(output_dir) if output_dir else None, out=sys.stderr)
     print_training_summary(run)
 
 
 @main.command()
-@click.option("--model", "model_dir", required=True, type=click.Path(), help="A best_model/ directory.")
-@click.option("--data", "data_path", required=True, type=click.Path(), help="Labelled JSON/JSONL/CSV rows.")
-@click.option("--format", "fmt", default="auto", type=click.Choice(["auto", "json", "jsonl", "csv"]))
+@click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False),
+              help="The best_model/ directory jenga-train wrote.")
+@click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False),
+              help="Labelled JSON, JSON Lines or CSV rows.")
+@click.option("--format", "fmt", default="auto", show_default=True, type=click.Choice(["auto", "json", "jsonl", "csv"]),
+              help="The data's format (auto: by its suffix).")
 @click.option("--json", "as_json", is_flag=True, help="Print metrics as JSON.")
 def evaluate(model_dir: str, data_path: str, fmt: str, as_json: bool) -> None:
     """Per-task metrics of a saved model on labelled data."""
@@ -63,13 +68,18 @@ def evaluate(model_dir: str, data_path: str, fmt: str, as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--model", "model_dir", required=True, type=click.Path(), help="A best_model/ directory.")
-@click.option("--data", "data_path", required=True, type=click.Path(), help="JSON/JSONL/CSV rows.")
-@click.option("--format", "fmt", default="auto", type=click.Choice(["auto", "json", "jsonl", "csv"]))
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default="-", help="JSON Lines out (- = stdout).")
+@click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False),
+              help="The best_model/ directory jenga-train wrote.")
+@click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False),
+              help="JSON, JSON Lines or CSV rows to score.")
+@click.option("--format", "fmt", default="auto", show_default=True, type=click.Choice(["auto", "json", "jsonl", "csv"]),
+              help="The data's format (auto: by its suffix).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default="-", show_default=True,
+              help="Scores as JSON Lines (- : stdout).")
 @click.option("--threshold", type=click.FloatRange(0, 1), default=0.9, show_default=True,
               help="Sentinel alert threshold for binary tasks.")
-@click.option("--action-target", default="firewall", show_default=True)
+@click.option("--action-target", default="firewall", show_default=True,
+              help="The action a sentinel alert recommends.")
 @click.option("--alerts", type=click.Path(dir_okay=False), help="Write sentinel alerts as JSON Lines here.")
 def predict(model_dir: str, data_path: str, fmt: str, output: str, threshold: float,
             action_target: str, alerts: Optional[str]) -> None:
@@ -83,9 +93,10 @@ def predict(model_dir: str, data_path: str, fmt: str, output: str, threshold: fl
 @main.command()
 @click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help=CONFIG_HELP)
 @click.option("--task", "task_name", required=True, help="An anomaly_detection task of the config.")
-@click.option("--folds", default=4, show_default=True, type=click.IntRange(2, 50))
+@click.option("--folds", default=4, show_default=True, type=click.IntRange(2, 50),
+              help="Attack types are split into this many held-out groups.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
-@click.option("--output-dir", type=click.Path(file_okay=False))
+@click.option("--output-dir", type=click.Path(file_okay=False), help=OUTPUT_DIR_HELP)
 def holdout(config_path: str, task_name: str, folds: int, overrides: tuple[str, ...],
             output_dir: Optional[str]) -> None:
     """Hold out whole attack types: how well are unseen attacks caught?"""
@@ -94,7 +105,7 @@ def holdout(config_path: str, task_name: str, folds: int, overrides: tuple[str, 
     from .report import print_holdout
 
     cfg = load_config(config_path, overrides)
-    report = run_holdout(cfg, task_name, folds, Path(output_dir) if output_dir else None)
+    report = run_holdout(cfg, task_name, folds, Path(output_dir) if output_dir else None, out=sys.stderr)
     out = Path(output_dir or cfg.output_dir) / "holdout.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))
@@ -103,10 +114,12 @@ def holdout(config_path: str, task_name: str, folds: int, overrides: tuple[str, 
 
 
 @main.command()
-@click.option("--use-case", required=True, type=click.Choice(["network", "fraud", "aiops"]))
-@click.option("--rows", default=5000, show_default=True, type=click.IntRange(1))
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False))
+@click.option("--use-case", required=True, type=click.Choice(["network", "fraud", "aiops"]),
+              help="Which kind of events to generate.")
+@click.option("--rows", default=5000, show_default=True, type=click.IntRange(1), help="How many rows.")
+@click.option("--seed", default=0, show_default=True, type=int, help="The same seed gives the same rows.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="Where to write them: .jsonl, .json or .csv (the format follows the suffix).")
 def generate(use_case: str, rows: int, seed: int, output: str) -> None:
     """Write a seeded synthetic dataset (.json, .jsonl or .csv)."""
     from .synthetic import generate as gen, write

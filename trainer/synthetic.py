@@ -40,6 +40,8 @@ aiops (label "normal"/"incident", ~8% incidents)
 
 from __future__ import annotations
 
+from jenga_edge.contract.errors import DataError
+
 import argparse
 import csv
 import json
@@ -592,7 +594,7 @@ def write(rows: Rows, path: str | Path) -> Path:
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in {".jsonl", ".json", ".csv"}:
-        raise ValueError(f"cannot write {path}: extension must be .jsonl, .json or .csv")
+        raise DataError(f"cannot write {path}: the name must end in .jsonl, .json or .csv (the format follows it)")
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8", newline="") as fh:
         if suffix == ".jsonl":

@@ -97,6 +97,8 @@ class Config(ActionConfig, tag="exec", kw_only=True):
     dry_run: Annotated[bool, doc("record the argv, run nothing (the safe default)")] = True
 
     def __post_init__(self) -> None:
+        if not self.argv:
+            raise Invalid("argv", "expected a non-empty list like ['/usr/local/bin/tool', '{src_ip}']")
         template = parse_template(self.argv)
         if any(name is not None for _, name in template[0]):
             raise Invalid("argv[0]", f"the program may not contain a placeholder, got {self.argv[0]!r}")

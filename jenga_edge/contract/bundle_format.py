@@ -23,6 +23,7 @@ import msgspec
 from .errors import BundleError, SchemaError
 from .schema import FeatureSchema
 from .tasks import Role, TaskKind, task_kind
+from .typed import Invalid, convert
 
 MANIFEST = "manifest.json"
 BUNDLE_FORMAT = "jenga.bundle"
@@ -71,12 +72,12 @@ class TaskEntry(_Struct, kw_only=True):
         try:
             task_kind(self.type)                  # an unknown kind is refused at decode
         except SchemaError as exc:
-            raise ValueError(f"type: {exc}") from None
+            raise Invalid("type", str(exc)) from None
         if self.schema.sha256 != self.schema_sha256:
-            raise ValueError("schema_sha256: does not match the schema")
+            raise Invalid("schema_sha256", "does not match the schema")
         if {o.role for o in self.outputs} != {o.role for o in self.kind.outputs}:
-            raise ValueError(f"outputs: roles {sorted(str(o.role) for o in self.outputs)} are not those of a "
-                             f"{self.type} task ({', '.join(o.role for o in self.kind.outputs)})")
+            raise Invalid("outputs", f"roles {sorted(str(o.role) for o in self.outputs)} are not those of "
+                                     f"a {self.type} task ({', '.join(o.role for o in self.kind.outputs)})")
 
 
 class MergedEntry(_Struct, kw_only=True):
@@ -148,10 +149,7 @@ def decode_manifest(data: bytes, where: str) -> Manifest:
                 if version == 1 else "use a jenga-edge that reads it, or re-export")
         raise BundleError(f"{where}: format_version {version!r} is not supported (this agent reads "
                           f"{BUNDLE_FORMAT_VERSION}); {hint}")
-    try:
-        return msgspec.convert(head, Manifest, dec_hook=_dec, strict=True)
-    except msgspec.ValidationError as exc:
-        raise BundleError(f"{where}: malformed manifest: {exc}") from None
+    return convert(Manifest, head, where, error=BundleError, dec_hook=_dec)
 
 
 def _enc(obj: Any) -> Any:

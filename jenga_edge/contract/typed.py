@@ -30,12 +30,12 @@ import re
 import types
 import typing
 from pathlib import Path
-from typing import Any, Iterable, Literal, Union
+from typing import Any, Callable, Iterable, Literal, Optional, Union
 
 import msgspec
 import yaml
 
-from .errors import ConfigError
+from .errors import ConfigError, JengaError
 
 __all__ = [
     "Config", "Invalid", "apply_overrides", "convert", "describe", "doc", "join", "load_yaml",
@@ -107,12 +107,14 @@ def load_yaml(path: str | Path) -> Any:
 _T = typing.TypeVar("_T")
 
 
-def convert(tp: type[_T], data: Any, source: str = "config") -> _T:
-    """`data` (plain YAML/JSON values) as an instance of `tp`, or ConfigError."""
+def convert(tp: type[_T], data: Any, source: str = "config", *, error: type[JengaError] = ConfigError,
+            dec_hook: Optional[Callable[[type, Any], Any]] = None) -> _T:
+    """`data` (plain YAML/JSON values) as an instance of `tp`, or `error` (ConfigError)
+    saying where and what; `dec_hook` builds types msgspec does not know."""
     try:
-        return msgspec.convert(data, tp, strict=True)
+        return msgspec.convert(data, tp, strict=True, dec_hook=dec_hook)
     except msgspec.ValidationError as exc:
-        raise ConfigError(_explain(exc, tp, data, source)) from None
+        raise error(_explain(exc, tp, data, source)) from None
 
 
 def join(path: str, key: str | int) -> str:
@@ -172,9 +174,11 @@ def _field_message(unknown: bool, name: str, tp: Any, value: Any, parts: list[st
     cls = _struct_of(tp, value)
     fields = _fields(cls) if cls is not None else {}
     where = _where(source, [*parts, name])
-    if unknown:
-        return f"{where}: unknown key{suggest(name, fields)}; expected one of: {', '.join(fields)}"
     tag_field = _tag_field(tp)
+    if unknown:
+        if not fields:
+            return f"{where}: unknown key; this entry takes no keys" + (f" but {tag_field!r}" if tag_field else "")
+        return f"{where}: unknown key{suggest(name, fields)}; expected one of: {', '.join(fields)}"
     if tag_field == name:
         return f"{where}: missing required key, expected {describe(_tag_literal(tp))}"
     return f"{where}: missing required key, expected {describe(fields.get(name, Any))}"

@@ -1,15 +1,16 @@
 import json
-import subprocess
-import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
 import torch
+from click.testing import CliRunner
 
 from export.bundle_writer import ExportOptions, ParityError, export_bundle
+from export.cli import main as export_cli
 from jenga_edge.bundle import verify_bundle
 from jenga_edge.contract.errors import BundleError, ConfigError
 from tests.conftest import base_config
@@ -171,12 +172,13 @@ def test_existing_bundle_needs_force(network_bundle, trained_network, tmp_path):
     assert sorted(p.name for p in target.iterdir()) == ["manifest.json", "threat.onnx"]
 
 
-def run_cli(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, cwd=REPO, timeout=300)
+def run_cli(*args) -> SimpleNamespace:
+    res = CliRunner().invoke(export_cli, [str(a) for a in args], catch_exceptions=False)
+    return SimpleNamespace(returncode=res.exit_code, stdout=res.stdout, stderr=res.stderr)
 
 
 def test_cli_exports_and_prints_a_summary_table(trained_network, tmp_path):
-    proc = run_cli("export", str(trained_network.model_dir), "-o", str(tmp_path / "b"), "--tasks", "threat")
+    proc = run_cli("--model", trained_network.model_dir, "-o", tmp_path / "b", "--tasks", "threat")
     assert proc.returncode == 0, proc.stderr
     header = proc.stdout.splitlines()[0].split()
     assert header == ["task", "inputs", "outputs", "size", "max", "abs", "diff"]
@@ -186,11 +188,34 @@ def test_cli_exports_and_prints_a_summary_table(trained_network, tmp_path):
 
 @pytest.mark.parametrize("args,code,text", [
     (["--tasks", "nope"], 2, "unknown task"),
-    (["--opset", "99"], 2, "unsupported"),
     (["--atol", "1e-12", "--tasks", "attack_type"], 1, "differs from torch"),
 ])
 def test_cli_errors_are_one_line_with_exit_codes(trained_network, tmp_path, args, code, text):
-    proc = run_cli("export", str(trained_network.model_dir), "-o", str(tmp_path / "b"), *args)
+    proc = run_cli("--model", trained_network.model_dir, "-o", tmp_path / "b", *args)
     assert proc.returncode == code
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error:") and text in last
+    assert not (tmp_path / "b").exists()                      # nothing is written on failure
+
+
+def test_cli_refuses_an_opset_it_cannot_write(trained_network, tmp_path):
+    proc = run_cli("--model", trained_network.model_dir, "-o", tmp_path / "b", "--opset", "99")
+    assert proc.returncode == 2 and "'--opset': 99 is not in the range 18<=x<=21" in proc.stderr
+
+
+def test_parity_rows_of_another_schema_are_refused(trained_network, data_dir, tmp_path):
+    proc = run_cli("--model", trained_network.model_dir, "-o", tmp_path / "b", "--data", data_dir / "fraud.jsonl")
+    assert proc.returncode == 2
+    assert "--data" in proc.stderr and "lack" in proc.stderr and "features of source 'net'" in proc.stderr
+    assert not (tmp_path / "b").exists()
+
+
+def test_parity_rows_missing_a_few_features_are_named(trained_network, data_dir, tmp_path):
+    rows = [json.loads(x) for x in (data_dir / "network.jsonl").read_text().splitlines()[:300]]
+    for r in rows:
+        r.pop("duration", None)
+    (tmp_path / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    proc = run_cli("--model", trained_network.model_dir, "-o", tmp_path / "b", "--tasks", "threat",
+                   "--data", tmp_path / "rows.jsonl")
+    assert proc.returncode == 0, proc.stderr
+    assert "no row has duration: the parity check scores them as missing" in proc.stderr

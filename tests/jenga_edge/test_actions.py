@@ -1,4 +1,4 @@
-"""Tests for jenga_edge/actions.py: firewall, exec and webhook actions, rate limiting."""
+"""Tests for jenga_edge/actions/: firewall, exec and webhook actions, rate limiting, build_actions."""
 
 from __future__ import annotations
 
@@ -11,24 +11,51 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from jenga_edge import actions as act
-from jenga_edge.actions import (
-    ExecAction,
-    ExecConfig,
-    FirewallAction,
-    FirewallConfig,
-    RateLimitConfig,
-    RateLimiter,
-    WebhookAction,
-    WebhookConfig,
-    build_actions,
-    run_actions,
-)
+from jenga_edge.actions import KINDS, build_actions, close_actions
+from jenga_edge.actions.background import BackgroundAction
+from jenga_edge.actions.exec import Config as ExecConfig
+from jenga_edge.actions.exec import ExecAction
+from jenga_edge.actions.firewall import Config as FirewallConfig
+from jenga_edge.actions.firewall import FirewallAction
+from jenga_edge.actions.rate_limit import RateLimitConfig, RateLimiter
+from jenga_edge.actions.webhook import Config as WebhookConfig
+from jenga_edge.actions.webhook import WebhookAction
+from jenga_edge.config import agent_config_from_dict
 from jenga_edge.contract.errors import ConfigError
-from jenga_edge.contract.typed import build, parse_yaml
+from jenga_edge.contract.typed import Invalid, convert, parse_yaml
+
+IDENT_MSG = "expected a name of 1-32 letters, digits, '_' or '-', got "
+ABSOLUTE_MSG = "expected an absolute path (the agent's working directory is not fixed), got "
+ALLOWED = "allowed: src_ip, dest_ip, dest_port, task, rule, priority, score, threshold"
+
+
+def load(cls, data):
+    """A Config from plain data, as a config file is read (types and bounds checked)."""
+    return convert(cls, data, source="cfg")
+
+
+def load_actions(raw) -> dict:
+    """The `actions:` mapping of an agent config, through the agent's own loader."""
+    cfg = agent_config_from_dict({"agent": {"bundle": "bundle"}, "sources": [{"type": "stdin"}],
+                                  "actions": raw}, source="cfg")
+    return cfg.actions
+
+
+def config_error(fn, *args) -> str:
+    with pytest.raises(ConfigError) as exc:
+        fn(*args)
+    return str(exc.value)
+
+
+def invalid(fn, **kwargs) -> Invalid:
+    with pytest.raises(Invalid) as exc:
+        fn(**kwargs)
+    return exc.value
 
 INJECTIONS = [
     "1.2.3.4; rm -rf /",
@@ -167,10 +194,16 @@ def test_allowlist_addresses_and_networks(no_subprocess):
 
 
 def test_allowlist_entries_are_checked_at_config_time():
-    with pytest.raises(ConfigError, match=r"allowlist\[1\]"):
-        FirewallConfig(allowlist=["10.0.0.0/8", "10.0.0.0/33"])
-    with pytest.raises(ConfigError, match=r"allowlist\[0\]"):
-        FirewallConfig(allowlist=["not-an-ip"])
+    msg = "expected an address or network like '10.0.0.0/8', got "
+    exc = invalid(FirewallConfig, allowlist=["10.0.0.0/8", "10.0.0.0/33"])
+    assert (exc.key, exc.message) == ("allowlist[1]", msg + "'10.0.0.0/33'")
+    exc = invalid(FirewallConfig, allowlist=["not-an-ip"])
+    assert (exc.key, exc.message) == ("allowlist[0]", msg + "'not-an-ip'")
+    assert config_error(load, FirewallConfig, {"allowlist": ["10.0.0.0/8", "10.0.0.0/33"]}) == \
+        f"cfg: allowlist[1]: {msg}'10.0.0.0/33'"
+    assert config_error(load, FirewallConfig, {"allowlist": ["not-an-ip"]}) == f"cfg: allowlist[0]: {msg}'not-an-ip'"
+    assert config_error(load, FirewallConfig, {"allowlist": ["10.0.0.0/8", 5]}) == \
+        "cfg: allowlist[1]: expected a string, got int 5"
 
 
 # --- firewall: argv ---------------------------------------------------------------------------
@@ -225,19 +258,31 @@ def test_ipset_argv_ipv4_and_ipv6(no_subprocess):
                                        ("set6", "x" * 33), ("ipset", "a/b"), ("ipset6", "$(id)"),
                                        ("table", 5)])
 def test_firewall_names_must_be_identifiers(key, value):
-    with pytest.raises(ConfigError, match=f"firewall.{key}"):
-        FirewallConfig(**{key: value})
+    exc = invalid(FirewallConfig, **{key: value})
+    assert (exc.key, exc.message) == (key, IDENT_MSG + repr(value))
+    # through the loader: the path names the action (a non-string is refused as a type error)
+    expected = IDENT_MSG + repr(value) if isinstance(value, str) else "expected a string, got int 5"
+    assert config_error(load_actions, {"firewall": {key: value}}) == f"cfg: actions.firewall.{key}: {expected}"
+    assert config_error(load, FirewallConfig, {key: value}) == f"cfg: {key}: {expected}"
 
 
 def test_firewall_config_via_typed_loader():
-    cfg = build(FirewallConfig, parse_yaml("backend: ipset\ntimeout_s: 120\nallowlist: ['10.0.0.0/8']\n"))
+    cfg = load(FirewallConfig, parse_yaml("backend: ipset\ntimeout_s: 120\nallowlist: ['10.0.0.0/8']\n"))
     assert cfg.backend == "ipset" and cfg.timeout_s == 120 and cfg.dry_run is True
-    with pytest.raises(ConfigError, match="timeout_s"):
-        build(FirewallConfig, {"timeout_s": -1})
-    with pytest.raises(ConfigError, match="backend"):
-        build(FirewallConfig, {"backend": "iptables"})
-    with pytest.raises(ConfigError, match="absolute path"):
-        FirewallConfig(nft_path="bin/nft")
+    assert cfg.allowlist == ["10.0.0.0/8"] and cfg.kind == "firewall"
+    assert config_error(load, FirewallConfig, {"timeout_s": -1}) == "cfg: timeout_s: expected a value >= 0, got -1"
+    assert config_error(load, FirewallConfig, {"timeout_s": 2147484}) == \
+        "cfg: timeout_s: expected a value <= 2147483, got 2147484"
+    assert config_error(load, FirewallConfig, {"command_timeout_s": 0}) == \
+        "cfg: command_timeout_s: expected a value >= 0.1, got 0"
+    assert config_error(load, FirewallConfig, {"backend": "iptables"}) == \
+        "cfg: backend: expected one of 'nftables', 'ipset', got str 'iptables' (did you mean 'nftables'?)"
+    exc = invalid(FirewallConfig, nft_path="bin/nft")
+    assert (exc.key, exc.message) == ("nft_path", ABSOLUTE_MSG + "'bin/nft'")
+    assert config_error(load, FirewallConfig, {"nft_path": "bin/nft"}) == f"cfg: nft_path: {ABSOLUTE_MSG}'bin/nft'"
+    assert config_error(load, FirewallConfig, {"ipset_path": " ipset"}) == \
+        "cfg: ipset_path: expected a program name or absolute path, got ' ipset'"
+    assert config_error(load, FirewallConfig, {"ip_field": ""}) == "cfg: ip_field: expected an alert key, got ''"
 
 
 def test_real_run_calls_subprocess_without_shell(recording_subprocess):
@@ -338,31 +383,48 @@ def test_exec_port_accepts_digit_string(no_subprocess):
     assert out["argv"] == ["/bin/x", "443"]
 
 
-@pytest.mark.parametrize("argv,match", [
-    (["/bin/x", "{fields}"], "fields"),
-    (["/bin/x", "--{user}"], "user"),
-    (["/bin/x", "{src_ip.__class__}"], "src_ip.__class__"),
-    (["/bin/x", "{0}"], "placeholder"),
-    (["/bin/x", "{}"], "placeholder"),
-    (["/bin/x", "{score:.2f}"], "format spec"),
-    (["/bin/x", "{src_ip!r}"], "conversion"),
-    (["/bin/x", "{src_ip"], "bad template"),
-    (["relative/tool", "{src_ip}"], "absolute path"),
-    (["quarantine", "{src_ip}"], "absolute path"),
-    (["/usr/bin/{rule}"], "argv\\[0\\]"),
-    ([], "non-empty"),
-    (["/bin/x", 5], "argv\\[1\\]"),
+@pytest.mark.parametrize("argv,key,message", [
+    (["/bin/x", "{fields}"], "argv[1]", f"unknown placeholder {{fields}} in '{{fields}}'; {ALLOWED}"),
+    (["/bin/x", "--{user}"], "argv[1]", f"unknown placeholder {{user}} in '--{{user}}'; {ALLOWED}"),
+    (["/bin/x", "{src_ip.__class__}"], "argv[1]",
+     f"unknown placeholder {{src_ip.__class__}} in '{{src_ip.__class__}}'; {ALLOWED}"),
+    (["/bin/x", "{0}"], "argv[1]", f"unknown placeholder {{0}} in '{{0}}'; {ALLOWED}"),
+    (["/bin/x", "{}"], "argv[1]", f"unknown placeholder {{}} in '{{}}'; {ALLOWED}"),
+    (["/bin/x", "{score:.2f}"], "argv[1]",
+     "placeholder {score} in '{score:.2f}' may not have a conversion or format spec"),
+    (["/bin/x", "{src_ip!r}"], "argv[1]",
+     "placeholder {src_ip} in '{src_ip!r}' may not have a conversion or format spec"),
+    (["/bin/x", "{src_ip"], "argv[1]",
+     "bad template '{src_ip': expected '}' before end of string (write literal braces as '{{' and '}}')"),
+    (["relative/tool", "{src_ip}"], "argv[0]", ABSOLUTE_MSG + "'relative/tool'"),
+    (["quarantine", "{src_ip}"], "argv[0]", ABSOLUTE_MSG + "'quarantine'"),
+    (["/usr/bin/{rule}"], "argv[0]", "the program may not contain a placeholder, got '/usr/bin/{rule}'"),
+    (["/bin/x", "a\0b"], "argv[1]", "NUL character in 'a\\x00b'"),
 ])
-def test_exec_template_errors_at_config_time(argv, match):
-    with pytest.raises(ConfigError, match=match):
-        ExecConfig(argv=argv)
+def test_exec_template_errors_at_config_time(argv, key, message):
+    exc = invalid(ExecConfig, argv=argv)
+    assert (exc.key, exc.message) == (key, message)
+    assert config_error(load, ExecConfig, {"argv": argv}) == f"cfg: {key}: {message}"
+    assert config_error(load_actions, {"q": {"type": "exec", "argv": argv}}) == f"cfg: actions.q.{key}: {message}"
+
+
+def test_exec_argv_types_and_bounds_at_load_time():
+    # Types and bounds are checked by the loader (direct construction does not check them).
+    assert config_error(load, ExecConfig, {"argv": []}) == "cfg: argv: expected a non-empty value"
+    assert config_error(load, ExecConfig, {"argv": ["/bin/x", 5]}) == "cfg: argv[1]: expected a string, got int 5"
+    assert config_error(load, ExecConfig, {}).startswith("cfg: argv: missing required key, expected a list")
+    assert config_error(load, ExecConfig, {"argv": ["/bin/x"], "timeout_s": 0.01}) == \
+        "cfg: timeout_s: expected a value >= 0.1, got 0.01"
+    exc = invalid(ExecConfig, argv=["/bin/x", 5])   # a non-string item still refused on construction
+    assert (exc.key, exc.message) == ("argv[1]", "expected a string, got 5")
 
 
 def test_exec_unknown_placeholder_is_named():
-    with pytest.raises(ConfigError) as exc:
-        ExecConfig(argv=["/bin/x", "--host={hostname}"])
-    assert "{hostname}" in str(exc.value)
-    assert "src_ip" in str(exc.value)   # lists the allowed names
+    exc = invalid(ExecConfig, argv=["/bin/x", "--host={hostname}"])
+    assert exc.key == "argv[1]"
+    assert "{hostname}" in exc.message
+    assert "src_ip" in exc.message   # lists the allowed names
+    assert exc.message == f"unknown placeholder {{hostname}} in '--host={{hostname}}'; {ALLOWED}"
 
 
 def test_exec_real_run_passes_arguments_verbatim(tmp_path):
@@ -570,18 +632,49 @@ def test_spool_is_bounded(tmp_path):
     assert action.spooled() == results.count("spooled")
 
 
-@pytest.mark.parametrize("url", ["ftp://example.com/x", "file:///etc/passwd", "example.com/hook",
-                                 "http://", "http://exa mple.com/", "https://host:99999/", "", "javascript:x"])
-def test_webhook_url_must_be_http(url):
-    with pytest.raises(ConfigError, match="webhook.url"):
-        WebhookConfig(url=url)
+@pytest.mark.parametrize("url,message", [
+    ("ftp://example.com/x", "expected an http:// or https:// URL, got scheme 'ftp' in 'ftp://example.com/x'"),
+    ("file:///etc/passwd", "expected an http:// or https:// URL, got scheme 'file' in 'file:///etc/passwd'"),
+    ("example.com/hook", "expected an http:// or https:// URL, got scheme '(none)' in 'example.com/hook'"),
+    ("http://", "expected a host in 'http://'"),
+    ("http://exa mple.com/", "expected an http(s) URL without spaces, got 'http://exa mple.com/'"),
+    ("https://host:99999/", "bad port in 'https://host:99999/'"),
+    ("", "expected an http(s) URL without spaces, got ''"),
+    ("javascript:x", "expected an http:// or https:// URL, got scheme 'javascript' in 'javascript:x'"),
+])
+def test_webhook_url_must_be_http(url, message):
+    exc = invalid(WebhookConfig, url=url)
+    assert (exc.key, exc.message) == ("url", message)
+    assert config_error(load_actions, {"webhook": {"url": url}}) == f"cfg: actions.webhook.url: {message}"
 
 
 def test_webhook_header_injection_rejected():
-    with pytest.raises(ConfigError, match="headers"):
-        WebhookConfig(url="https://example.com/", headers={"X-A": "b\r\nX-Evil: 1"})
-    with pytest.raises(ConfigError, match="headers"):
-        WebhookConfig(url="https://example.com/", headers={"Bad Name": "v"})
+    exc = invalid(WebhookConfig, url="https://example.com/", headers={"X-A": "b\r\nX-Evil: 1"})
+    assert (exc.key, exc.message) == ("headers.X-A", "value must be a single-line string")
+    exc = invalid(WebhookConfig, url="https://example.com/", headers={"Bad Name": "v"})
+    assert (exc.key, exc.message) == ("headers", "invalid header name 'Bad Name'")
+    assert config_error(load, WebhookConfig, {"url": "https://example.com/", "headers": {"X-A": "b\r\nX-Evil: 1"}}) \
+        == "cfg: headers.X-A: value must be a single-line string"
+    assert config_error(load, WebhookConfig, {"url": "https://example.com/", "headers": {"Bad Name": "v"}}) == \
+        "cfg: headers: invalid header name 'Bad Name'"
+    assert config_error(load, WebhookConfig, {"url": "https://example.com/", "headers": {"X-A": 5}}) == \
+        "cfg: headers.X-A: expected a string, got int 5"
+
+
+def test_webhook_config_bounds_at_load_time(tmp_path):
+    url = "http://127.0.0.1:9/hook"
+    cfg = load(WebhookConfig, {"url": url, "spool_dir": str(tmp_path), "max_retries": 0})
+    assert cfg.kind == "webhook" and cfg.max_retries == 0 and cfg.timeout_s == 5.0
+    assert config_error(load, WebhookConfig, {"url": url, "max_retries": 11}) == \
+        "cfg: max_retries: expected a value <= 10, got 11"
+    assert config_error(load, WebhookConfig, {"url": url, "timeout_s": 0}) == \
+        "cfg: timeout_s: expected a value >= 0.1, got 0"
+    assert config_error(load, WebhookConfig, {"url": url, "max_spool_bytes": 1023}) == \
+        "cfg: max_spool_bytes: expected a value >= 1024, got 1023"
+    exc = invalid(WebhookConfig, url=url, spool_name="../x")
+    assert (exc.key, exc.message) == ("spool_name", IDENT_MSG + "'../x'")
+    exc = invalid(WebhookConfig, url=url, spool_dir="")
+    assert (exc.key, exc.message) == ("spool_dir", "expected a directory path, got ''")
 
 
 def test_webhook_target_hides_credentials(tmp_path):
@@ -611,31 +704,54 @@ def test_rate_limiter_bucket_with_fake_clock():
     clock = FakeClock()
     rl = RateLimiter(3, 60.0, clock=clock)
     assert [rl.allow() for _ in range(4)] == [True, True, True, False]
-    assert rl.retry_after() == pytest.approx(20.0)
-    clock.now += 19.9
+    clock.now += 19.9                         # one token comes back every 20 s
     assert rl.allow() is False
     clock.now += 0.1
     assert rl.allow() is True
     assert rl.allow() is False
     clock.now += 3600
-    assert rl.tokens == pytest.approx(3.0)   # never more than the burst
-    assert [rl.allow() for _ in range(4)] == [True, True, True, False]
+    assert [rl.allow() for _ in range(4)] == [True, True, True, False]   # never more than the burst
     clock.now -= 500                          # a clock stepping back refills nothing
     assert rl.allow() is False
 
 
+def test_rate_limiter_cost_takes_all_or_nothing():
+    clock = FakeClock()
+    rl = RateLimiter(3, 60.0, clock=clock)
+    assert rl.allow(2.0) is True
+    assert rl.allow(2.0) is False             # only 1 left: refused, and none taken
+    assert rl.allow(1.0) is True
+    assert rl.allow(1.0) is False
+
+
 def test_rate_limiter_validation_and_config():
-    for bad in [(0, 1.0), (1, 0), (1, -5), (True, 1.0), (1.5, 1.0), (1, float("nan"))]:
-        with pytest.raises(ConfigError):
+    for bad, key in [((0, 1.0), "max_actions"), ((1, 0), "per_seconds"), ((1, -5), "per_seconds"),
+                     ((True, 1.0), "max_actions"), ((1.5, 1.0), "max_actions"),
+                     ((1, float("nan")), "per_seconds")]:
+        with pytest.raises(ConfigError, match=rf"^rate_limit\.{key}: expected "):
             RateLimiter(*bad)
     clock = FakeClock()
-    rl = RateLimiter.from_config(build(RateLimitConfig, {"max_actions": 2, "per_seconds": 10}), clock=clock)
+    cfg = load(RateLimitConfig, {"max_actions": 2, "per_seconds": 10})
+    rl = RateLimiter(cfg.max_actions, cfg.per_seconds, clock=clock)
     assert [rl.allow() for _ in range(3)] == [True, True, False]
+    clock.now += 5
+    assert [rl.allow() for _ in range(2)] == [True, False]
+    assert config_error(load, RateLimitConfig, {"max_actions": 0}) == "cfg: max_actions: expected a value >= 1, got 0"
+    assert config_error(load, RateLimitConfig, {"max_actions": 1.5}) == \
+        "cfg: max_actions: expected an integer, got float 1.5"
+    assert config_error(load, RateLimitConfig, {"per_seconds": 0}) == \
+        "cfg: per_seconds: expected a value >= 0.001, got 0"
 
 
-# --- factory and runner --------------------------------------------------------------------
+# --- build_actions -------------------------------------------------------------------------
 
-def test_build_actions_from_raw_mapping(tmp_path):
+def test_action_kinds_are_registered():
+    assert KINDS.names == ("firewall", "exec", "webhook")
+    assert (FirewallAction.slow, ExecAction.slow, WebhookAction.slow, BackgroundAction.slow) == \
+        (False, False, True, False)
+
+
+def test_build_actions_from_agent_config(tmp_path):
     data = parse_yaml(f"""
 block:
   type: firewall
@@ -648,64 +764,175 @@ quarantine:
   type: exec
   argv: ["/usr/local/bin/quarantine", "{{src_ip}}"]
 """)
-    actions = build_actions(data)
-    assert list(actions) == ["block", "firewall", "webhook", "quarantine"]
-    assert isinstance(actions["block"], FirewallAction) and actions["block"].config.backend == "ipset"
-    assert isinstance(actions["firewall"], FirewallAction)
-    assert isinstance(actions["webhook"], WebhookAction)
-    assert isinstance(actions["quarantine"], ExecAction)
+    cfgs = load_actions(data)
+    assert list(cfgs) == ["block", "firewall", "webhook", "quarantine"]
+    assert [c.kind for c in cfgs.values()] == ["firewall", "firewall", "webhook", "exec"]
+    actions = build_actions(cfgs)
+    try:
+        assert list(actions) == ["block", "firewall", "webhook", "quarantine"]
+        assert isinstance(actions["block"], FirewallAction) and actions["block"].config.backend == "ipset"
+        assert isinstance(actions["firewall"], FirewallAction) and actions["firewall"].config.backend == "nftables"
+        hook_ = actions["webhook"]
+        assert isinstance(hook_, BackgroundAction) and isinstance(hook_.action, WebhookAction)
+        assert (hook_.name, hook_.type, hook_.target) == ("webhook", "webhook", "http://127.0.0.1:9/hook")
+        assert hook_.action.spool_path == tmp_path / "webhook.jsonl"
+        assert isinstance(actions["quarantine"], ExecAction)
+        assert actions["quarantine"].config.argv == ["/usr/local/bin/quarantine", "{src_ip}"]
+    finally:
+        close_actions(actions)
 
 
-def test_build_actions_from_objects_and_errors(tmp_path):
-    actions = build_actions([FirewallConfig(), ExecConfig(argv=["/bin/x"])])
-    assert set(actions) == {"firewall", "exec"}
-    with pytest.raises(ConfigError, match="second firewall"):
-        build_actions([FirewallConfig(), FirewallConfig()])
-    with pytest.raises(ConfigError, match=r"actions.block.type"):
-        build_actions({"block": {"backend": "ipset"}})
-    with pytest.raises(ConfigError, match=r"actions.block.timeout_s"):
-        build_actions({"block": {"type": "firewall", "timeout_s": "long"}})
-    with pytest.raises(ConfigError, match=r"actions.q.*\{nope\}"):
-        build_actions({"q": {"type": "exec", "argv": ["/bin/x", "{nope}"]}})
-    with pytest.raises(ConfigError, match=r"actions.block.*unknown key"):
-        build_actions({"block": {"type": "firewall", "tabel": "x"}})
-    assert build_actions(None) == {}
+def test_build_actions_from_objects_and_errors():
+    actions = build_actions({"firewall": FirewallConfig(), "exec": ExecConfig(argv=["/bin/x"])})
+    assert list(actions) == ["firewall", "exec"]
+    assert isinstance(actions["firewall"], FirewallAction) and isinstance(actions["exec"], ExecAction)
+    assert build_actions({}) == {}
+    assert load_actions({}) == {}
+    assert config_error(load_actions, {"block": {"backend": "ipset"}}) == \
+        "cfg: actions.block.type: missing required key, expected one of 'firewall', 'exec', 'webhook'"
+    assert config_error(load_actions, {"block": {"type": "iptables"}}) == \
+        "cfg: actions.block.type: expected one of 'firewall', 'exec', 'webhook', got str 'iptables'"
+    assert config_error(load_actions, {"block": {"type": "firewall", "timeout_s": "long"}}) == \
+        "cfg: actions.block.timeout_s: expected an integer, got str 'long'"
+    assert config_error(load_actions, {"q": {"type": "exec", "argv": ["/bin/x", "{nope}"]}}) == \
+        f"cfg: actions.q.argv[1]: unknown placeholder {{nope}} in '{{nope}}'; {ALLOWED}"
+    msg = config_error(load_actions, {"block": {"type": "firewall", "tabel": "x"}})
+    assert msg.startswith("cfg: actions.block.tabel: unknown key (did you mean 'table'?); expected one of: backend, ")
+    assert "ip_field" in msg and "allowlist" in msg
 
 
-def test_run_actions_appends_outcomes_and_rate_limits(no_subprocess):
+def test_build_actions_two_firewalls_under_two_names(no_subprocess):
+    cfgs = load_actions({"block_src": {"type": "firewall", "set": "v4only", "timeout_s": 60},
+                         "block_dst": {"type": "firewall", "backend": "ipset", "ip_field": "dest_ip",
+                                       "ipset": "dst-block", "timeout_s": 0}})
+    actions = build_actions(cfgs)
+    assert list(actions) == ["block_src", "block_dst"]
+    src, dst = actions["block_src"], actions["block_dst"]
+    assert isinstance(src, FirewallAction) and isinstance(dst, FirewallAction) and src is not dst
+    a = alert(dest_ip="198.51.100.9")
+    assert src.run(a)["argv"] == ["nft", "add", "element", "inet", "jenga", "v4only", "{ 203.0.113.7 timeout 60s }"]
+    assert dst.run(a)["argv"] == ["ipset", "add", "dst-block", "198.51.100.9", "-exist"]
+    assert (src.target, dst.target) == ("inet jenga v4only", "dst-block")
+    assert (src.addresses(a), dst.addresses(a)) == (["203.0.113.7"], ["198.51.100.9"])
+
+
+def test_addresses_name_what_each_action_touches(tmp_path):
+    a = alert(src_ip="203.0.113.7", dest_ip="198.51.100.9")
+    assert FirewallAction().addresses(a) == ["203.0.113.7"]
+    assert FirewallAction(FirewallConfig(ip_field="dest_ip")).addresses(a) == ["198.51.100.9"]
+    assert FirewallAction(FirewallConfig(ip_field="peer")).addresses(a) == [None]
+    assert ExecAction(ExecConfig(argv=["/bin/x"])).addresses(a) == ["203.0.113.7", "198.51.100.9"]
+    assert ExecAction(ExecConfig(argv=["/bin/x"])).addresses({"rule": "r"}) == [None, None]
+    webhook_ = hook(tmp_path, "http://127.0.0.1:9/hook")
+    assert webhook_.addresses(a) == []
+    wrapped = [BackgroundAction("hook", webhook_), BackgroundAction("fw", FirewallAction(FirewallConfig(ip_field="dest_ip")))]
+    try:
+        assert wrapped[0].addresses(a) == []
+        assert wrapped[1].addresses(a) == ["198.51.100.9"]
+    finally:
+        for w in wrapped:
+            w.close()
+
+
+def test_build_actions_runs_the_webhook_on_a_worker(tmp_path, receiver):
+    actions = build_actions(load_actions({"notify": {"type": "webhook", "url": receiver.url, "timeout_s": 2.0,
+                                                     "spool_dir": str(tmp_path / "spool")}}))
+    bg = actions["notify"]
+    assert isinstance(bg, BackgroundAction) and isinstance(bg.action, WebhookAction)
+    assert bg.name == "notify"
+    a = alert()
+    assert bg.run(a) == {"type": "webhook", "target": receiver.url, "result": "queued"}
+    a["rule"] = "changed"                     # the worker holds its own copy
+    close_actions(actions)                    # finishes what is queued
+    assert (bg.delivered, bg.failed) == (1, 0)
+    assert [json.loads(b) for b in receiver.bodies] == [alert()]
+    assert not bg.action.spool_path.exists()
+
+
+def test_background_webhook_spools_what_it_cannot_deliver(tmp_path):
+    url = f"http://127.0.0.1:{free_port()}/hook"
+    actions = build_actions(load_actions({"webhook": {"url": url, "max_retries": 0, "spool_dir": str(tmp_path)}}))
+    bg = actions["webhook"]
+    assert bg.run(alert(rule="lost"))["result"] == "queued"
+    close_actions(actions)
+    assert (bg.delivered, bg.failed) == (0, 1)
+    assert bg.action.spooled() == 1
+    assert json.loads(bg.action.spool_path.read_text())["rule"] == "lost"
+
+
+# --- the agent running actions (Agent._act) ------------------------------------------------
+
+def stub_agent(actions, limiter=None, allowlist=()):
+    """An Agent with only what `_act` reads: its actions, rate limiter, allowlist, metrics."""
+    from jenga_edge.agent import Agent
+    from jenga_edge.metrics.agent import AgentMetrics
+    from jenga_edge.rules import RuleEngine
+    agent = Agent.__new__(Agent)              # no bundle, sources or sinks
+    agent.pipe = SimpleNamespace(actions=actions, limiter=limiter or RateLimiter(1000, 1.0),
+                                 rules=RuleEngine([], {}, list(allowlist)))
+    agent.metrics = AgentMetrics()
+    return agent
+
+
+def act_all(agent, a):
+    """What the agent does for a rule that names every configured action."""
+    a["actions"] = [agent._act(name, a, a.get("src_ip")) for name in agent.pipe.actions]
+    return a["actions"]
+
+
+def test_agent_act_appends_outcomes_and_rate_limits(no_subprocess):
     clock = FakeClock()
     actions = build_actions({"block": FirewallConfig(), "notify": ExecConfig(argv=["/bin/notify", "{rule}"])})
-    limiter = RateLimiter(3, 60, clock=clock)
+    agent = stub_agent(actions, RateLimiter(3, 60, clock=clock))
     a1, a2 = alert(), alert(src_ip="$(id)")
-    run_actions(a1, actions, limiter)
-    run_actions(a2, actions, limiter)
+    act_all(agent, a1)
+    act_all(agent, a2)
     assert [o["result"] for o in a1["actions"]] == ["dry_run", "dry_run"]
     assert [o["name"] for o in a1["actions"]] == ["block", "notify"]
     assert [o["result"] for o in a2["actions"]] == ["skipped", "skipped"]
+    assert [o["name"] for o in a2["actions"]] == ["block", "notify"]
     assert a2["actions"][0]["reason"].startswith("invalid address")
-    assert a2["actions"][1]["reason"].startswith("rate limited")
+    assert a2["actions"][1] == {"type": "exec", "result": "skipped", "reason": "rate_limited", "name": "notify"}
+    assert agent.metrics.actions.value(type="exec", result="skipped") == 1
+    assert agent.metrics.actions.value(type="firewall", result="dry_run") == 1
 
 
-def test_run_actions_contains_action_crashes():
+def test_agent_act_contains_action_crashes():
     class Boom(FirewallAction):
         def run(self, alert):
             raise RuntimeError("kaput")
 
+    agent = stub_agent({"b": Boom()})
     a = alert()
-    (out,) = run_actions(a, {"b": Boom()})
+    (out,) = act_all(agent, a)
     assert out["result"] == "failed" and "kaput" in out["reason"]
+    assert out == {"type": "firewall", "result": "failed", "reason": "RuntimeError: kaput", "name": "b"}
     assert a["actions"] == [out]
 
 
+def test_agent_allowlist_covers_what_each_action_touches(no_subprocess):
+    actions = build_actions({"block_dst": FirewallConfig(ip_field="dest_ip"),
+                             "notify": ExecConfig(argv=["/bin/notify", "{rule}"]),
+                             "block": FirewallConfig()})
+    agent = stub_agent(actions, allowlist=["10.0.0.0/8"])
+    outs = act_all(agent, alert())            # dest_ip 10.0.0.5 is allowlisted, src_ip is not
+    assert [(o["name"], o["result"]) for o in outs] == [("block_dst", "skipped"), ("notify", "skipped"),
+                                                        ("block", "dry_run")]
+    assert outs[0]["reason"] == outs[1]["reason"] == "allowlisted"
+
+
 def test_actions_module_has_no_heavy_imports():
-    src = Path(act.__file__).read_text()
-    for banned in ("import torch", "from trainer", "import trainer", "from export", "import export",
-                   "shell=True", "os.system", "os.popen"):
-        assert banned not in src
+    files = sorted(Path(act.__file__).parent.glob("*.py"))
+    assert {f.name for f in files} >= {"__init__.py", "base.py", "firewall.py", "exec.py", "webhook.py",
+                                       "rate_limit.py", "background.py"}
+    for f in files:
+        src = f.read_text()
+        for banned in ("import torch", "from trainer", "import trainer", "from export", "import export",
+                       "shell=True", "os.system", "os.popen"):
+            assert banned not in src, f"{f.name}: {banned}"
 
 
-HTTP_MODULES = ("http.server", "http.client", "urllib.request", "urllib.error",
-                "jenga_edge.webhook", "jenga_edge.metrics_http")
+HTTP_MODULES = ("http.server", "http.client", "urllib.request", "urllib.error", "jenga_edge.metrics.http")
 
 
 def _modules_loaded_by(code: str) -> list[str]:
@@ -721,18 +948,22 @@ def test_agent_import_loads_no_http_modules():
     # several MB of RSS: loaded only when a webhook or the metrics endpoint is configured.
     loaded = _modules_loaded_by(
         "import jenga_edge.agent, jenga_edge.cli\n"
-        "from jenga_edge.actions import FirewallConfig, WebhookConfig, build_actions\n"
-        "from jenga_edge.metrics import MetricsServer, Registry\n"
-        "build_actions({'block': FirewallConfig()})\n"
-        "WebhookConfig(url='http://127.0.0.1:9/hook')\n"
+        "from jenga_edge.actions import build_actions, firewall, webhook\n"
+        "from jenga_edge.contract.typed import convert\n"
+        "from jenga_edge.metrics.registry import Registry\n"
+        "from jenga_edge.metrics.server import MetricsServer\n"
+        "build_actions({'block': firewall.Config()})\n"
+        "webhook.Config(url='http://127.0.0.1:9/hook')\n"
+        "convert(webhook.Config, {'url': 'http://127.0.0.1:9/hook'})\n"
         "MetricsServer(Registry(), port=0)\n")
     # "email" is left out here only because bundle.py's `from importlib import metadata`
-    # loads it; the HTTP modules must not be there.
+    # may load it; the HTTP modules must not be there.
     assert [m for m in loaded if m != "email"] == []
     # actions and metrics on their own do not pull in email either
     assert _modules_loaded_by("import jenga_edge.actions, jenga_edge.metrics") == []
-    # ... and the lazy names still resolve to the real classes
+    # ... and building a webhook action loads the delivery code
     loaded = _modules_loaded_by(
-        "from jenga_edge.actions import WebhookAction\nfrom jenga_edge.webhook import WebhookAction as W\n"
-        "assert WebhookAction is W\n")
-    assert {"urllib.request", "http.client", "jenga_edge.webhook"} <= set(loaded)
+        "from jenga_edge.actions import build_actions, webhook\n"
+        "acts = build_actions({'hook': webhook.Config(url='http://127.0.0.1:9/hook')})\n"
+        "assert type(acts['hook'].action) is webhook.WebhookAction\n")
+    assert {"urllib.request", "http.client"} <= set(loaded)

@@ -15,7 +15,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from click.testing import CliRunner
 
+from jenga_edge import __version__
+from jenga_edge.cli import main as edge_cli
+from jenga_edge.event_queue import Batch
 from trainer.synthetic import generate
 
 REPO = Path(__file__).resolve().parents[2]
@@ -60,6 +64,11 @@ MALFORMED = [
 MALFORMED_REASONS = {"bad_json": 1, "not_object": 2, "wrong_type": 2, "non_finite": 2, "oversize": 1}
 UNSEEN = [b'{"dest_port": 31337, "protocol": "sctp", "packet_size": 100}',   # unseen categories, missing fields
           b'{}']                                                             # everything missing: imputed
+
+
+def batch(lines: list[bytes], origin: str = "test") -> Batch:
+    """Lines as the queue hands them to the agent."""
+    return Batch(list(lines), None, [(origin, len(lines))])
 
 
 def write_config(tmp: Path, bundle: Path, sources: list, metrics_port: int | None = None, **extra) -> Path:
@@ -136,7 +145,7 @@ def test_tcp_and_udp_on_loopback_with_a_malformed_corpus(network_bundle, tmp_pat
                                                      {"type": "udp", "host": "127.0.0.1", "port": uport}],
                        metrics_port=mport)
     agent = AgentProc(cfg)
-    agent.wait_for("jenga-edge 0.1.0")
+    agent.wait_for(f"jenga-edge {__version__}")
     good = events(300)
     with socket.create_connection(("127.0.0.1", tport)) as s:
         s.sendall(b"\n".join(good + MALFORMED + UNSEEN) + b"\n")
@@ -166,7 +175,7 @@ def test_tcp_and_udp_on_loopback_with_a_malformed_corpus(network_bundle, tmp_pat
     assert {"timestamp", "event_type", "agent", "rule", "priority", "task", "score", "threshold", "model",
             "source", "actions"} <= set(a)
     assert a["score"] >= a["threshold"] and a["agent"]["id"] == "test-agent"
-    assert a["model"]["bundle_id"] == network_bundle[1]["bundle_id"]
+    assert a["model"]["bundle_id"] == network_bundle[1].bundle_id
 
 
 def test_file_source_survives_rotation_and_truncation(network_bundle, tmp_path):
@@ -177,7 +186,7 @@ def test_file_source_survives_rotation_and_truncation(network_bundle, tmp_path):
                                                       "poll_interval_s": 0.05, "rotate_wait_s": 0.3}],
                        metrics_port=mport)
     agent = AgentProc(cfg)
-    agent.wait_for("jenga-edge 0.1.0")
+    agent.wait_for(f"jenga-edge {__version__}")
     batch = events(90, seed=8)
     with open(log, "ab") as fh:
         fh.write(b"\n".join(batch[:30]) + b"\n")
@@ -211,7 +220,7 @@ def test_sighup_reloads_a_good_bundle_and_refuses_a_tampered_one(network_bundle,
     port, mport = free_port(), free_port()
     cfg = write_config(tmp_path, live, [{"type": "tcp", "host": "127.0.0.1", "port": port}], metrics_port=mport)
     agent = AgentProc(cfg)
-    agent.wait_for("jenga-edge 0.1.0")
+    agent.wait_for(f"jenga-edge {__version__}")
     send = lambda evs: socket.create_connection(("127.0.0.1", port)).sendall(b"\n".join(evs) + b"\n")  # noqa: E731
 
     # A tampered bundle: one byte of a graph changed. The reload is refused.
@@ -243,7 +252,7 @@ def test_sigterm_under_load_loses_no_accepted_event(network_bundle, tmp_path):
     cfg = write_config(tmp_path, network_bundle[0], [{"type": "tcp", "host": "127.0.0.1", "port": port}],
                        batching={"max_batch": 256, "max_wait_ms": 5, "queue_size": 2048, "max_line_bytes": 4096})
     agent = AgentProc(cfg)
-    agent.wait_for("jenga-edge 0.1.0")
+    agent.wait_for(f"jenga-edge {__version__}")
     payload = b"\n".join(events(2000, seed=21)) + b"\n"
     sent = {"n": 0}
     stop = threading.Event()
@@ -280,8 +289,8 @@ def test_an_injection_attempt_never_reaches_a_command(network_bundle, tmp_path):
     stdin.write_bytes(b"\n".join(evil + [json.dumps(good_attacker).encode()]) + b"\n")
     cfg = write_config(tmp_path, network_bundle[0], [{"type": "stdin"}],
                        rules=[{"rule": "block", "task": "threat", "threshold": 0.0, "actions": ["alert", "firewall"]}],
-                       actions={"firewall": {"dry_run": False, "nft_path": str(fake_nft)},
-                                "rate_limit": {"max_actions": 10000, "per_seconds": 1}})
+                       actions={"firewall": {"dry_run": False, "nft_path": str(fake_nft)}},
+                                rate_limit={"max_actions": 10000, "per_seconds": 1})
     with open(stdin, "rb") as fh:
         agent = AgentProc(cfg, stdin=fh)
         agent.proc.wait(60)
@@ -316,7 +325,7 @@ def test_metrics_endpoint_and_sqlite_alert_store(network_bundle, tmp_path):
                        sinks={"jsonl": {"path": str(tmp_path / "alerts.jsonl")},
                               "sqlite": {"path": str(tmp_path / "alerts.db")}})
     agent = AgentProc(cfg)
-    agent.wait_for("jenga-edge 0.1.0")
+    agent.wait_for(f"jenga-edge {__version__}")
     with socket.create_connection(("127.0.0.1", tport)) as s:
         s.sendall(b"\n".join(events(200) + MALFORMED[:1]) + b"\n")
     import urllib.request
@@ -348,10 +357,10 @@ def _metric(port: int, name: str) -> float:
 
 @pytest.mark.parametrize("name", ["arm_gateway_1core", "x86_branch_firewall", "soc_sensor_suricata"])
 def test_firmware_profiles_validate_against_a_real_bundle(network_bundle, name):
-    proc = subprocess.run([sys.executable, "-m", "jenga_edge.cli", "validate", f"firmware_configs/{name}.yaml",
-                           "--set", f"agent.bundle={network_bundle[0]}"], capture_output=True, text=True, cwd=REPO)
-    assert proc.returncode == 0, proc.stderr
-    assert "verified" in proc.stdout
+    res = CliRunner().invoke(edge_cli, ["validate", "--config", str(REPO / f"firmware_configs/{name}.yaml"),
+                                        "--bundle", str(network_bundle[0])])
+    assert res.exit_code == 0, res.output
+    assert "verified" in res.stdout
 
 
 @pytest.mark.parametrize("raw,where,hint", [
@@ -363,11 +372,10 @@ def test_firmware_profiles_validate_against_a_real_bundle(network_bundle, name):
 def test_validate_reports_a_malformed_config_in_one_line(tmp_path, raw, where, hint):
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(raw))
-    proc = subprocess.run([sys.executable, "-m", "jenga_edge.cli", "validate", str(bad)], capture_output=True,
-                          text=True, cwd=REPO)
-    assert proc.returncode == 2
-    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error:")
-    assert where in proc.stderr and hint in proc.stderr
+    res = CliRunner().invoke(edge_cli, ["validate", "--config", str(bad)])
+    assert res.exit_code == 2
+    assert res.stderr.count("\n") == 1 and res.stderr.startswith("error:")
+    assert where in res.stderr and hint in res.stderr
 
 
 def test_webhook_runs_off_the_scoring_thread_and_delivers_every_alert(network_bundle, tmp_path):
@@ -392,8 +400,8 @@ def test_webhook_runs_off_the_scoring_thread_and_delivers_every_alert(network_bu
     cfg = write_config(tmp_path, network_bundle[0], [{"type": "stdin"}],
                        rules=[{"rule": "notify", "task": "threat", "actions": ["alert", "webhook"]}],
                        actions={"webhook": {"url": f"http://127.0.0.1:{server.server_port}/hook",
-                                            "spool_dir": str(tmp_path / "spool")},
-                                "rate_limit": {"max_actions": 100000, "per_seconds": 1}})
+                                            "spool_dir": str(tmp_path / "spool")}},
+                                rate_limit={"max_actions": 100000, "per_seconds": 1})
     try:
         with open(stdin, "rb") as fh:
             proc = subprocess.run([sys.executable, "-m", "jenga_edge.cli", "run", "--config", str(cfg)], stdin=fh,
@@ -409,16 +417,15 @@ def test_webhook_runs_off_the_scoring_thread_and_delivers_every_alert(network_bu
 def test_a_failing_batch_is_dead_lettered_and_the_agent_keeps_going(network_bundle, tmp_path):
     from jenga_edge.agent import Agent
     from jenga_edge.config import load_agent_config
-    from jenga_edge.sources import Line
 
     cfg = write_config(tmp_path, network_bundle[0], [{"type": "stdin"}])
     agent = Agent(load_agent_config(cfg), log=lambda s: None)
-    good = [Line(e, "test") for e in events(20)]
+    good = events(20)
     real_score = agent.pipe.scorer.score
     agent.pipe.scorer.score = lambda num, cat: (_ for _ in ()).throw(RuntimeError("onnxruntime exploded"))
-    agent.process_safely(good[:10])
+    agent.process_safely(batch(good[:10]))
     agent.pipe.scorer.score = real_score
-    agent.process_safely(good[10:])
+    agent.process_safely(batch(good[10:]))
     agent.dead_letter.close()
     dead = read_jsonl(tmp_path / "dead.jsonl")
     assert len(dead) == 10 and {d["reason"] for d in dead} == {"processing_error"}
@@ -430,32 +437,30 @@ def test_a_failing_batch_is_dead_lettered_and_the_agent_keeps_going(network_bund
 def test_allowlist_protects_the_address_the_firewall_would_block(network_bundle, tmp_path):
     from jenga_edge.agent import Agent
     from jenga_edge.config import load_agent_config
-    from jenga_edge.sources import Line
 
     ev = malicious_events(300, "198.51.100.9")
     cfg = write_config(tmp_path, network_bundle[0], [{"type": "stdin"}],
                        rules=[{"rule": "r", "task": "threat", "threshold": 0.0, "key": "dest_port",
                                "actions": ["alert", "firewall"]}],
                        allowlist=["198.51.100.0/24"],
-                       actions={"firewall": {"dry_run": True},
-                                "rate_limit": {"max_actions": 100000, "per_seconds": 1}})
+                       actions={"firewall": {"dry_run": True}},
+                                rate_limit={"max_actions": 100000, "per_seconds": 1})
     agent = Agent(load_agent_config(cfg), log=lambda s: None)
-    alerts = agent.process([Line(e, "test") for e in ev])
-    assert alerts and all(a["actions"][0] == {"type": "firewall", "result": "skipped", "reason": "allowlisted"}
-                          for a in alerts)
+    alerts = agent.process(batch(ev))
+    assert alerts and all(a["actions"][0] == {"type": "firewall", "result": "skipped", "reason": "allowlisted",
+                                              "name": "firewall"} for a in alerts)
 
 
 def test_reload_keeps_cooldowns_and_reports_restart_only_changes(network_bundle, tmp_path):
     from jenga_edge.agent import Agent
     from jenga_edge.config import load_agent_config
-    from jenga_edge.sources import Line
 
     cfg = write_config(tmp_path, network_bundle[0], [{"type": "stdin"}],
                        rules=[{"rule": "r", "task": "threat", "threshold": 0.0, "key": "src_ip",
                                "cooldown_s": 3600, "actions": ["alert"]}])
     logs = []
     agent = Agent(load_agent_config(cfg), str(cfg), log=logs.append)
-    ev = [Line(e, "test") for e in events(50, seed=41)]
+    ev = batch(events(50, seed=41))
     first = agent.process(ev)
     assert first                                             # one alert per distinct src_ip
     raw = yaml.safe_load(cfg.read_text())

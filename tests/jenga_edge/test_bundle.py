@@ -1,15 +1,14 @@
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from jenga_edge.bundle import MANIFEST, verify_bundle
+from jenga_edge.cli import main as edge_cli
+from jenga_edge.contract.bundle_format import BUNDLE_FORMAT_VERSION, decode_manifest, encode_manifest
 from jenga_edge.contract.errors import BundleError
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -51,7 +50,7 @@ def test_a_swapped_schema_is_caught(bundle_copy):
     def change(m):
         m["tasks"][0]["schema"]["features"][0]["mean"] += 1.0
     edit_manifest(bundle_copy, change)
-    with pytest.raises(BundleError, match="feature schema does not match its sha256"):
+    with pytest.raises(BundleError, match=r"manifest.json: tasks\[0\]\.schema_sha256: does not match the schema$"):
         verify_bundle(bundle_copy)
 
 
@@ -64,11 +63,18 @@ def test_file_names_cannot_escape_the_bundle(bundle_copy):
 
 
 @pytest.mark.parametrize("change,text", [
-    (lambda m: m.update(format_version=2), "format_version 2 is not supported"),
+    (lambda m: m.update(format_version=BUNDLE_FORMAT_VERSION + 1), f"format_version {BUNDLE_FORMAT_VERSION + 1} is not supported"),
+    (lambda m: m.update(format_version=1), "format_version 1 is not supported .*written by jenga-export 0.1; re-export"),
     (lambda m: m.update(format="other"), "expected 'jenga.bundle'"),
     (lambda m: m["requires"].update(agent_min_version="9.0.0"), "needs jenga-edge >= 9.0.0"),
     (lambda m: m["requires"].update(onnxruntime_min_version="99.0"), "needs onnxruntime >= 99.0"),
-    (lambda m: m["tasks"][0].pop("sha256"), "malformed manifest"),
+    (lambda m: m["tasks"][0].pop("sha256"), r"tasks\[0\]\.sha256: missing required key, expected a string"),
+    (lambda m: m["tasks"][0].update(type="regression"), r"tasks\[0\]\.type: task type 'regression' is not known"),
+    (lambda m: m["tasks"][1]["outputs"].pop(), r"tasks\[1\]\.outputs: roles \['probabilities'\] are not those of a "
+                                               r"classification task \(probabilities, label\)"),
+    (lambda m: m["tasks"][0]["outputs"][0].update(role="label"), r"tasks\[0\]\.outputs: roles \['label'\]"),
+    (lambda m: m.update(signature="x"), r"signature: unknown key"),     # what an agent does not understand, it refuses
+    (lambda m: m["merged"][0]["outputs"].pop("threat"), "merged graph merged-net.onnx names tasks it does not describe"),
 ])
 def test_manifest_problems_are_refused(bundle_copy, change, text):
     edit_manifest(bundle_copy, change)
@@ -84,26 +90,34 @@ def test_not_a_bundle(tmp_path):
         verify_bundle(tmp_path)
 
 
-def edge(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "jenga_edge.cli", *args], capture_output=True, text=True,
-                          cwd=REPO, timeout=120)
+def test_the_manifest_round_trips_through_its_structs(bundle_copy):
+    data = (bundle_copy / MANIFEST).read_bytes()
+    manifest = decode_manifest(data, "m")
+    assert encode_manifest(manifest) == data                  # what export wrote is what the agent reads
+    assert manifest.format_version == BUNDLE_FORMAT_VERSION == 2
+    assert [o.role for o in manifest.tasks[1].outputs] == ["probabilities", "label"]
+
+
+def edge(*args):
+    return CliRunner().invoke(edge_cli, list(args))
 
 
 def test_inspect_prints_tasks_schema_and_hashes(bundle_copy):
-    proc = edge("inspect", str(bundle_copy))
-    assert proc.returncode == 0, proc.stderr
-    out = proc.stdout
-    assert "verified: all sha256 match" in out
+    res = edge("inspect", "--bundle", str(bundle_copy))
+    assert res.exit_code == 0, res.output
+    assert "verified: all sha256 match" in res.output
     for text in ["threat", "attack_type", "merged-net.onnx", "packet_size", "protocol", "embedding", "<unk>"]:
-        assert text in out
-    js = json.loads(edge("inspect", str(bundle_copy), "--json").stdout)
+        assert text in res.output
+    js = json.loads(edge("inspect", "--bundle", str(bundle_copy), "--json").output)
     assert js["format"] == "jenga.bundle"
+    assert js == json.loads((bundle_copy / MANIFEST).read_text())
 
 
 def test_inspect_refuses_a_tampered_bundle(bundle_copy):
     raw = bytearray((bundle_copy / "threat.onnx").read_bytes())
     raw[-1] ^= 0xFF
     (bundle_copy / "threat.onnx").write_bytes(bytes(raw))
-    proc = edge("inspect", str(bundle_copy))
-    assert proc.returncode == 2
-    assert proc.stderr.strip().startswith("error:") and "sha256 mismatch" in proc.stderr
+    res = edge("inspect", "--bundle", str(bundle_copy))
+    assert res.exit_code == 2
+    assert res.output.strip().startswith("error:") and "sha256 mismatch" in res.output
+    assert len(res.output.strip().splitlines()) == 1

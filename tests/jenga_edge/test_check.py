@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
+import msgspec
 import numpy as np
+from click.testing import CliRunner
 import pytest
 
 from jenga_edge.bundle import Bundle, verify_bundle
+from jenga_edge.cli import main as edge_cli
 from jenga_edge.check import (
     EXIT_BAD,
     EXIT_CLEAN,
@@ -200,27 +201,27 @@ def test_pick_tasks_by_the_events_fields(bundle):
     assert pick_tasks(bundle, [], ["attack_type"]) == ["attack_type"]
     other = FeatureSchema((Feature("amount", "numeric"), Feature("merchant", "categorical",
                                                                  categories=(OOV_TOKEN, "fuel"))))
-    fraud = replace(bundle.tasks["threat"], name="fraud", source="card", schema=other)
+    fraud = msgspec.structs.replace(bundle.tasks["threat"], name="fraud", source="card", schema=other,
+                                    schema_sha256=other.sha256)
     two = Bundle(bundle.path, bundle.manifest, {**bundle.tasks, "fraud": fraud}, bundle.merged)
     assert pick_tasks(two, ["amount", "merchant", "src_ip"], None) == ["fraud"]
     assert pick_tasks(two, ["packet_size", "duration", "amount"], None) == ["threat", "attack_type"]
 
 
-# --- the real CLI ------------------------------------------------------------------------------------
+# --- the CLI (click's CliRunner: no subprocess needed) --------------------------------------------------
 
-def cli(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "jenga_edge.cli", "check", *args], input=stdin,
-                          capture_output=True, cwd=REPO, timeout=60)
+def cli(*args: str, stdin: bytes | None = None):
+    return CliRunner().invoke(edge_cli, ["check", *args], input=stdin)
 
 
 def test_cli_event_argument(network_bundle, picked):
     threat, normal = picked
-    p = cli(str(network_bundle[0]), threat[0].decode())
-    assert p.returncode == 1, p.stderr
-    assert p.stdout.decode().startswith("event 1: THREAT")
-    p = cli(str(network_bundle[0]), normal[0].decode(), "--json", "--tasks", "threat")
-    assert p.returncode == 0, p.stderr
-    doc = json.loads(p.stdout)
+    r = cli("--bundle", str(network_bundle[0]), threat[0].decode())
+    assert r.exit_code == 1, r.output
+    assert r.stdout.startswith("event 1: THREAT")
+    r = cli("--bundle", str(network_bundle[0]), normal[0].decode(), "--json", "--tasks", "threat")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
     assert doc["ok"] and doc["threat"] is False and list(doc["tasks"]) == ["threat"]
 
 
@@ -228,53 +229,60 @@ def test_cli_file_and_stdin(network_bundle, picked, tmp_path):
     threat, normal = picked
     f = tmp_path / "events.jsonl"
     f.write_bytes(b"\n".join([normal[0], b"", BAD_LINES[0], threat[0]]) + b"\n")
-    p = cli(str(network_bundle[0]), "-f", str(f), "--json")
-    assert p.returncode == 1, p.stderr
-    docs = [json.loads(x) for x in p.stdout.splitlines()]
+    r = cli("--bundle", str(network_bundle[0]), "-f", str(f), "--json")
+    assert r.exit_code == 1, r.output
+    docs = [json.loads(x) for x in r.stdout.splitlines()]
     assert [(d["event"], d["ok"]) for d in docs] == [(1, True), (2, False), (3, True)]   # blank lines skipped
-    p = cli(str(network_bundle[0]), "-", stdin=b"\n".join(normal) + b"\n")
-    assert p.returncode == 0, p.stderr
-    assert p.stdout.decode().count("clean") == len(normal)
-    p = cli(str(network_bundle[0]), "-", stdin=b"\n".join(BAD_LINES))
-    assert p.returncode == 2, p.stderr
-    assert p.stdout.decode().count("REJECTED") == len(BAD_LINES)
+    r = cli("--bundle", str(network_bundle[0]), "-", stdin=b"\n".join(normal) + b"\n")
+    assert r.exit_code == 0, r.output
+    assert r.stdout.count("clean") == len(normal)
+    r = cli("--bundle", str(network_bundle[0]), "-", stdin=b"\n".join(BAD_LINES))
+    assert r.exit_code == 2, r.output
+    assert r.stdout.count("REJECTED") == len(BAD_LINES)
 
 
 @pytest.mark.parametrize("args,stdin,message", [
     ([], None, "give exactly one of EVENT"),
     (["{}", "-f", "events.jsonl"], None, "give exactly one of EVENT"),
-    (["-f", "/nonexistent/events.jsonl"], None, "cannot read /nonexistent/events.jsonl"),
+    (["-f", "/nonexistent/events.jsonl"], None, "error: /nonexistent/events.jsonl: cannot read: No such file"),
     (["-"], b"\n  \n", "no events in the input"),
 ])
 def test_cli_usage_errors_exit_2(network_bundle, args, stdin, message):
-    p = cli(str(network_bundle[0]), *args, stdin=stdin)
-    assert p.returncode == 2
-    assert message in p.stderr.decode()
-    assert p.stdout == b""
+    r = cli("--bundle", str(network_bundle[0]), *args, stdin=stdin)
+    assert r.exit_code == 2
+    assert message in r.stderr
+    assert r.stdout == ""
+
+
+def test_cli_needs_a_bundle_or_a_config_naming_one():
+    r = cli("{}")
+    assert r.exit_code == 2 and "give --bundle DIR (or --config FILE whose agent.bundle names one)" in r.stderr
 
 
 def test_cli_bad_bundle_exit_2(tmp_path):
-    p = cli(str(tmp_path / "missing"), "{}")
-    assert p.returncode == 2 and "error:" in p.stderr.decode() and "bundle directory not found" in p.stderr.decode()
+    r = cli("--bundle", str(tmp_path / "missing"), "{}")
+    assert r.exit_code == 2 and r.stderr.startswith("error:") and "bundle directory not found" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+EVE = {"event_type": "flow", "src_ip": "203.0.113.5", "dest_ip": "10.0.0.2", "dest_port": 443,
+       "proto": "TCP", "flow": {"age": 3, "bytes_toserver": 1200, "bytes_toclient": 50000, "pkts_toserver": 12}}
 
 
 def test_check_with_an_agent_config_mapping_scores_eve_records(network_bundle):
-    import json as _json
-    import subprocess as _sp
-    import sys as _sys
-    from pathlib import Path as _P
-
-    repo = _P(__file__).resolve().parents[2]
-    eve = {"event_type": "flow", "src_ip": "203.0.113.5", "dest_ip": "10.0.0.2", "dest_port": 443,
-           "proto": "TCP", "flow": {"age": 3, "bytes_toserver": 1200, "bytes_toclient": 50000,
-                                    "pkts_toserver": 12}}
-    proc = _sp.run([_sys.executable, "-m", "jenga_edge.cli", "check", str(network_bundle[0]), _json.dumps(eve),
-                    "--json", "--config", str(repo / "firmware_configs/soc_sensor_suricata.yaml")],
-                   capture_output=True, text=True, cwd=repo)
-    assert proc.returncode in (0, 1), proc.stderr
-    out = _json.loads(proc.stdout)
+    soc = str(REPO / "firmware_configs/soc_sensor_suricata.yaml")
+    r = cli("--bundle", str(network_bundle[0]), json.dumps(EVE), "--json", "--config", soc)
+    assert r.exit_code in (0, 1), r.output
+    out = json.loads(r.stdout)
     assert out["ok"] and "threat" in out["tasks"]
     # without the mapping the same record has none of the schema's numeric fields
-    plain = _sp.run([_sys.executable, "-m", "jenga_edge.cli", "check", str(network_bundle[0]), _json.dumps(eve),
-                     "--json"], capture_output=True, text=True, cwd=repo)
-    assert _json.loads(plain.stdout)["tasks"]["threat"]["score"] != out["tasks"]["threat"]["score"]
+    plain = cli("--bundle", str(network_bundle[0]), json.dumps(EVE), "--json")
+    assert json.loads(plain.stdout)["tasks"]["threat"]["score"] != out["tasks"]["threat"]["score"]
+
+
+def test_check_takes_the_bundle_from_the_config(network_bundle, tmp_path):
+    cfg = tmp_path / "agent.yaml"
+    cfg.write_text(f"agent: {{bundle: {network_bundle[0]}}}\nsources: [{{type: stdin}}]\n")
+    r = cli(json.dumps(EVE), "--config", str(cfg), "--json")
+    assert r.exit_code in (0, 1), r.output
+    assert json.loads(r.stdout)["ok"]

@@ -1,7 +1,7 @@
 """Tests for jenga_edge/event_queue.py: blocks in, parallel-list batches out.
 
-(The queue's blocking, back-pressure and shutdown behaviour through the
-per-line API is covered in test_sources.py.)
+(The queue's blocking, back-pressure and shutdown behaviour one line at a
+time, and through the sources, is covered in test_sources.py.)
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def test_oversize_flags_line_up_across_blocks():
     b = q.take(100, 0.0)
     assert b.oversize == [False, False, False, True, False, False, False]
     assert b[3] == Line(b"b1", "s", True) and b[0] == Line(b"a0", "s", False)
-    assert list(b) == [Line(d, "s", i == 3) for i, d in enumerate(b.data)]
+    assert [b[i] for i in range(len(b))] == [Line(d, "s", i == 3) for i, d in enumerate(b.data)]
 
 
 def test_partial_take_of_a_flagged_block():
@@ -108,12 +108,23 @@ def test_take_on_a_closed_empty_queue_returns_at_once():
 
 def test_batch_of_lines_round_trips():
     src = [Line(b"a", "tcp:1"), Line(b"b", "tcp:1", True), Line(b"c", "udp:2")]
-    b = Batch.of(src)
+    q = EventQueue(10)
+    for ln in src:                                   # one line at a time, as the sources' put did
+        assert q.put_lines([ln.data], ln.origin, [ln.oversize]) == 1
+    b = q.take(10, 0.0)
     assert b.data == [b"a", b"b", b"c"] and b.oversize == [False, True, False]
-    assert b.origins == [("tcp:1", 2), ("udp:2", 1)] and list(b) == src
-    assert Batch.of(b) is b
+    assert b.origins == [("tcp:1", 2), ("udp:2", 1)] and [b[i] for i in range(len(b))] == src
     with pytest.raises(IndexError):
         b.origin_of(3)
+    with pytest.raises(IndexError):
+        b[3]
+    # The same batch built directly (how the agent's tests and callers make one).
+    direct = Batch([b"a", b"b", b"c"], [False, True, False], [("tcp:1", 2), ("udp:2", 1)])
+    assert [direct[i] for i in range(len(direct))] == src and direct.oversize == [False, True, False]
+    plain = Batch([b"x", b"y"], [False, False])
+    assert plain.oversize is None and plain.oversize_flags() == []      # no flag set: stored as None
+    assert plain.origins == [("unknown", 2)] and plain[1] == Line(b"y", "unknown", False)
+    assert not Batch([]) and len(Batch([])) == 0
 
 
 def test_take_rejects_a_zero_batch():

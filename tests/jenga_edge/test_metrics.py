@@ -1,4 +1,4 @@
-"""Tests for jenga_edge/metrics.py: registry, exposition format, agent metrics, HTTP server."""
+"""Tests for jenga_edge/metrics/: registry, exposition format, agent metrics, HTTP server."""
 
 from __future__ import annotations
 
@@ -12,19 +12,18 @@ import urllib.request
 import pytest
 
 from jenga_edge.contract.errors import ConfigError
-from jenga_edge.metrics import (
+from jenga_edge.contract.typed import convert
+from jenga_edge.metrics.agent import AgentMetrics
+from jenga_edge.metrics.registry import (
     BATCH_BUCKETS,
     CONTENT_TYPE,
-    AgentMetrics,
     Counter,
     Gauge,
     Histogram,
-    MetricsConfig,
-    MetricsServer,
     Registry,
     no_ip_labels,
 )
-from jenga_edge.contract.typed import build
+from jenga_edge.metrics.server import MetricsConfig, MetricsServer
 
 
 # ------------------------------------------------------------------ exposition
@@ -398,6 +397,24 @@ def test_stats_line():
                               "dropped=0 alerts=37 actions=12 queue=3 p50_batch=0.8ms p99_batch=3.1ms")
 
 
+def test_scored_counts_each_event_once_however_many_tasks_score_it():
+    m = AgentMetrics()
+    m.received.inc(100, source="syslog")
+    m.received.inc(20, source="zeek")
+    m.rejected.inc(5, reason="bad_json")
+    for task in ("threat", "attack_type"):      # both tasks score every accepted event
+        m.scored.inc(115, task=task)
+    s = m.snapshot()
+    assert s["scored"] == 115                    # events: received - rejected, not 2 x 115
+    assert s["scored_by_task"] == {"threat": 115, "attack_type": 115}
+    assert m.scored.total() == 230               # the per-task counter itself sums task scores
+    assert s["received"] == 120 and s["rejected"] == 5
+    assert m.stats_line().startswith("received=120 scored=115 rejected=5 (bad_json=5) dropped=0 ")
+    text = m.registry.render()
+    assert 'jenga_events_scored_total{task="threat"} 115\n' in text
+    assert 'jenga_events_scored_total{task="attack_type"} 115\n' in text
+
+
 def test_stats_line_when_idle():
     assert AgentMetrics().stats_line() == ("received=0 scored=0 rejected=0 dropped=0 alerts=0 "
                                            "actions=0 queue=0 p50_batch=- p99_batch=-")
@@ -467,6 +484,32 @@ def test_server_endpoints_and_prompt_stop():
         urllib.request.urlopen(base + "/metrics", timeout=2)
 
 
+def test_server_is_the_http_modules_server_and_handler():
+    from jenga_edge.metrics.http import HTTPServer, _Handler, make_server
+
+    m = AgentMetrics()
+    with MetricsServer(m.registry, port=0) as server:
+        httpd = server._httpd
+        assert isinstance(httpd, HTTPServer) and httpd.RequestHandlerClass is _Handler
+        assert httpd.daemon_threads and httpd.registry is m.registry
+    httpd = make_server("127.0.0.1", 0, m.registry, lambda: False)
+    try:
+        assert type(httpd) is HTTPServer and httpd.RequestHandlerClass is _Handler
+        assert httpd.registry is m.registry and httpd.healthy() is False
+    finally:
+        httpd.server_close()
+
+
+def test_server_head_requests_send_headers_only():
+    m = AgentMetrics()
+    with MetricsServer(m.registry, port=0) as server:
+        req = urllib.request.Request(server.url + "/metrics", method="HEAD")
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            assert resp.status == 200 and resp.headers["Content-Type"] == CONTENT_TYPE
+            assert int(resp.headers["Content-Length"]) == len(m.registry.render().encode())
+            assert resp.read() == b""
+
+
 def test_server_health_callable_that_raises_is_unhealthy():
     def boom() -> bool:
         raise RuntimeError("x")
@@ -490,11 +533,11 @@ def test_server_port_in_use_is_a_config_error():
 # ---------------------------------------------------------------------- config
 
 def test_metrics_config_defaults_and_bounds():
-    cfg = build(MetricsConfig, {})
+    cfg = convert(MetricsConfig, {})
     assert cfg == MetricsConfig(enabled=False, host="127.0.0.1", port=9108, stats_interval_s=60.0)
-    cfg = build(MetricsConfig, {"enabled": True, "port": 0, "stats_interval_s": 0})
+    cfg = convert(MetricsConfig, {"enabled": True, "port": 0, "stats_interval_s": 0})
     assert cfg.enabled and cfg.port == 0 and cfg.stats_interval_s == 0.0
     with pytest.raises(ConfigError, match="port"):
-        build(MetricsConfig, {"port": 70000})
+        convert(MetricsConfig, {"port": 70000})
     with pytest.raises(ConfigError, match="stats_interval_s"):
-        build(MetricsConfig, {"stats_interval_s": -1})
+        convert(MetricsConfig, {"stats_interval_s": -1})

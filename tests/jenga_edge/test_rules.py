@@ -8,21 +8,24 @@ import numpy as np
 import pytest
 
 from jenga_edge import rules as rules_mod
-from jenga_edge.bundle import TaskEntry
+from jenga_edge.contract.bundle_format import TaskEntry, TensorSpec
+from jenga_edge.contract.tasks import task_kind
 from jenga_edge.decode import DecodedBatch
 from jenga_edge.contract.errors import ConfigError
 from jenga_edge.rules import RuleConfig, RuleEngine, SeverityBand, default_rules, render_output
 from jenga_edge.contract.schema import OOV_TOKEN, Feature, FeatureSchema
 from jenga_edge.score import Scores
-from jenga_edge.contract.typed import build
+from jenga_edge.contract.typed import convert
 
 SCHEMA = FeatureSchema((Feature("bytes", "numeric"), Feature("port", "categorical", categories=(OOV_TOKEN, "22"))))
 CLASSES = ("none", "ddos", "port_scan", "exfiltration")
 
 
-def task(name="threat", type="anomaly_detection", threshold=0.8, labels=()) -> TaskEntry:
-    return TaskEntry(name, type, "supervised", "net", f"{name}.onnx", "0" * 64, (), (), tuple(labels),
-                     SCHEMA, threshold)
+def task(name="threat", type="anomaly_detection", threshold=0.8, labels=("normal", "threat")) -> TaskEntry:
+    outputs = [TensorSpec(**o) for o in task_kind(type).output_specs(len(labels))]
+    return TaskEntry(name=name, type=type, mode="supervised", source="net", file=f"{name}.onnx", sha256="0" * 64,
+                     opset=18, size_bytes=0, inputs=[], outputs=outputs, labels=list(labels), threshold=threshold,
+                     schema=SCHEMA, schema_sha256=SCHEMA.sha256)
 
 
 TASKS = {"threat": task(), "attack_type": task("attack_type", "classification", None, CLASSES)}
@@ -184,7 +187,7 @@ def test_classification_bundle_threshold_defaults_to_half():
 
 
 def test_labels_on_a_binary_task_is_a_config_error():
-    with pytest.raises(ConfigError, match=r"rules\[0\]\.labels: only for classification tasks; 'threat' is binary"):
+    with pytest.raises(ConfigError, match=r"rules\[0\]\.labels: only for tasks that name a class; 'threat' is anomaly_detection \(binary"):
         engine(RuleConfig(rule="r", task="threat", labels=["malicious"]))
 
 
@@ -198,8 +201,9 @@ def test_an_unknown_label_is_a_config_error_listing_the_classes():
 
 def test_severity_picks_the_highest_band_reached():
     cfg = RuleConfig(rule="r", task="threat", priority="warning",
-                     severity=[SeverityBand(0.9, "error"), SeverityBand(0.99, "critical"),
-                               SeverityBand(0.95, "alert")])
+                     severity=[SeverityBand(min_score=0.9, priority="error"),
+                               SeverityBand(min_score=0.99, priority="critical"),
+                               SeverityBand(min_score=0.95, priority="alert")])
     eng = engine(cfg)
     hits = eng.evaluate(batch(x=[0] * 5), scores([0.8, 0.91, 0.96, 0.995, 0.5]))
     assert [(h.row, h.priority) for h in hits] == [(0, "warning"), (1, "error"), (2, "alert"), (3, "critical")]
@@ -207,10 +211,10 @@ def test_severity_picks_the_highest_band_reached():
 
 
 def test_severity_loaded_from_plain_data():
-    cfg = build(RuleConfig, {"rule": "r", "task": "threat", "severity": [{"min_score": 0.99, "priority": "critical"}]})
-    assert cfg.severity == [SeverityBand(0.99, "critical")]
+    cfg = convert(RuleConfig, {"rule": "r", "task": "threat", "severity": [{"min_score": 0.99, "priority": "critical"}]})
+    assert cfg.severity == [SeverityBand(min_score=0.99, priority="critical")]
     with pytest.raises(ConfigError, match=r"severity\[0\]\.min_score: expected a value <= 1"):
-        build(RuleConfig, {"rule": "r", "task": "threat", "severity": [{"min_score": 2}]})
+        convert(RuleConfig, {"rule": "r", "task": "threat", "severity": [{"min_score": 2}]})
 
 
 # --- cooldown ---------------------------------------------------------------------------------------
@@ -350,10 +354,11 @@ def test_an_unknown_task_is_a_config_error():
 
 
 def test_rule_config_from_plain_data_names_bad_keys():
-    with pytest.raises(ConfigError, match=r"rules\[0\]\.priority: expected one of .*did you mean 'critical'"):
-        build(RuleConfig, {"rule": "r", "task": "threat", "priority": "critcal"}, path="rules[0]")
+    with pytest.raises(ConfigError, match=r"^cfg: rules\[0\]\.priority: expected one of .*did you mean 'critical'"):
+        convert(dict[str, list[RuleConfig]], {"rules": [{"rule": "r", "task": "threat", "priority": "critcal"}]},
+                source="cfg")
     with pytest.raises(ConfigError, match=r"cooldown_s: expected a value >= 0"):
-        build(RuleConfig, {"rule": "r", "task": "threat", "cooldown_s": -1})
+        convert(RuleConfig, {"rule": "r", "task": "threat", "cooldown_s": -1})
 
 
 # --- known bugs ------------------------------------------------------------------------------------

@@ -35,16 +35,18 @@ def make_schema(allow_missing: bool = True) -> FeatureSchema:
 
 # --- Feature ----------------------------------------------------------------------------
 
-def test_feature_defaults_and_widths():
+def test_feature_defaults():
+    # (How wide each encoding makes a feature is the trainer's: tests/trainer/test_encodings.py.)
     f = Feature("x", "numeric")
     assert f.encoding == "none" and f.std == 1.0 and f.allow_missing
-    assert f.is_numeric and f.encoded_width() == 1
+    assert f.is_numeric
     assert Feature("b", "boolean").is_numeric
-    pw = Feature("p", "numeric", "piecewise_linear", edges=(0.0, 1.0, 2.0, 3.0))
-    assert pw.encoded_width() == 3
-    cat = Feature("c", "categorical", categories=(OOV_TOKEN, "a"))
-    assert not cat.is_numeric
-    assert cat.encoded_width(embedding_dim=4) == 4
+    assert not Feature("c", "categorical", categories=(OOV_TOKEN, "a")).is_numeric
+
+
+def test_an_unknown_encoding_is_refused():
+    with pytest.raises(SchemaError, match="unknown encoding 'zscore' .known: standard, log1p, piecewise_linear, none"):
+        Feature("x", "numeric", "zscore").check()
 
 
 def test_feature_json_round_trip():

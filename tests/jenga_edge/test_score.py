@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
+import msgspec
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -132,7 +132,8 @@ def test_select_tasks_defaults_to_every_task(bundle):
 def fake_two_schema_bundle(bundle: Bundle) -> Bundle:
     other = FeatureSchema((Feature("amount", "numeric"), Feature("merchant", "categorical",
                                                                  categories=(OOV_TOKEN, "fuel"))))
-    fraud = replace(bundle.tasks["threat"], name="fraud", source="card", schema=other, file="fraud.onnx")
+    fraud = msgspec.structs.replace(bundle.tasks["threat"], name="fraud", source="card", schema=other,
+                                    schema_sha256=other.sha256, file="fraud.onnx")
     return Bundle(bundle.path, bundle.manifest, {**bundle.tasks, "fraud": fraud}, bundle.merged)
 
 

@@ -1,4 +1,4 @@
-"""Tests for jenga_edge/sinks.py: real files, real sockets on 127.0.0.1, a real SQLite file."""
+"""Tests for jenga_edge/sinks/: real files, real sockets on 127.0.0.1, a real SQLite file."""
 
 from __future__ import annotations
 
@@ -13,27 +13,26 @@ from datetime import datetime, timezone
 
 import pytest
 
+from jenga_edge import native
 from jenga_edge import sinks as sinks_mod
+from jenga_edge.cli.alerts import parse_since
 from jenga_edge.contract.errors import ConfigError, DataError
-from jenga_edge.sinks import (
-    JsonlSink,
-    JsonlSinkConfig,
-    Sink,
-    SinksConfig,
-    SqliteSink,
-    SqliteSinkConfig,
-    StdoutSink,
-    StdoutSinkConfig,
-    SyslogSink,
-    SyslogSinkConfig,
-    build_sinks,
-    format_text,
-    parse_since,
-    query_alerts,
-    severity_of,
-    syslog_message,
-)
-from jenga_edge.contract.typed import build
+from jenga_edge.contract.typed import Invalid, convert
+from jenga_edge.kinds import default_types
+from jenga_edge.priorities import severity_of
+from jenga_edge.sinks import Sink, build_sinks
+from jenga_edge.sinks import fsync as fsync_mod
+from jenga_edge.sinks import jsonl, sqlite, stdout, syslog
+from jenga_edge.sinks.jsonl import JsonlSink
+from jenga_edge.sinks.sqlite import SqliteSink, query_alerts
+from jenga_edge.sinks.stdout import StdoutSink, format_text
+from jenga_edge.sinks.syslog import SyslogSink, syslog_message
+
+
+def sinks_config(data: dict, source: str = "sinks") -> dict:
+    """The agent config's `sinks:` mapping (name -> config; a name may stand for
+    the type), checked as jenga_edge/config.py checks it."""
+    return convert(dict[str, sinks_mod.KINDS.union()], default_types(data, sinks_mod.KINDS), source=source)
 
 
 def make_alert(i: int = 0, **over) -> dict:
@@ -64,7 +63,7 @@ def read_lines(path) -> list[dict]:
 
 def test_jsonl_round_trip_compact_and_empty_batch(tmp_path):
     path = tmp_path / "sub" / "alerts.jsonl"
-    sink = JsonlSink(JsonlSinkConfig(path=str(path)))
+    sink = JsonlSink(jsonl.Config(path=str(path)))
     alerts = [make_alert(i) for i in range(3)]
     sink.write_batch(alerts)
     sink.write_batch([])
@@ -78,15 +77,16 @@ def test_jsonl_round_trip_compact_and_empty_batch(tmp_path):
 @pytest.fixture
 def python_syncer(monkeypatch):
     """The pure-Python fsync thread, whose os.fsync calls a test can watch (the
-    C one, _syncer.c, calls fsync(2) directly)."""
-    monkeypatch.setattr(sinks_mod, "_NativeSyncer", None)
+    C one, native/_syncer.c, calls fsync(2) directly): make_syncer picks it when
+    the extension is not built."""
+    monkeypatch.setattr(fsync_mod, "_native", None)
 
 
 def test_jsonl_fsync_once_per_batch(tmp_path, monkeypatch, python_syncer):
-    sink = JsonlSink(JsonlSinkConfig(path=str(tmp_path / "a.jsonl")))
+    sink = JsonlSink(jsonl.Config(path=str(tmp_path / "a.jsonl")))
     calls = []
     real = os.fsync
-    monkeypatch.setattr(sinks_mod.os, "fsync", lambda fd: (calls.append(fd), real(fd)))
+    monkeypatch.setattr(fsync_mod.os, "fsync", lambda fd: (calls.append(fd), real(fd)))
     sink.write_batch([make_alert(i) for i in range(50)])
     sink.sync_wait()
     assert len(calls) == 1
@@ -108,8 +108,8 @@ def test_jsonl_fsync_runs_off_the_scoring_thread_and_close_waits_for_it(tmp_path
         started.set()
         release.wait(5)
         real(fd)
-    sink = JsonlSink(JsonlSinkConfig(path=str(tmp_path / "a.jsonl")))
-    monkeypatch.setattr(sinks_mod.os, "fsync", slow_fsync)
+    sink = JsonlSink(jsonl.Config(path=str(tmp_path / "a.jsonl")))
+    monkeypatch.setattr(fsync_mod.os, "fsync", slow_fsync)
     sink.write_batch([make_alert(1)])            # returns while the disk is still busy
     assert started.wait(5)
     sink.write_batch([make_alert(2)])            # queued behind the running fsync
@@ -125,17 +125,17 @@ def test_jsonl_fsync_runs_off_the_scoring_thread_and_close_waits_for_it(tmp_path
 
 
 def test_jsonl_fsync_failure_is_raised_by_the_next_write_before_it_writes(tmp_path, monkeypatch, python_syncer):
-    sink = JsonlSink(JsonlSinkConfig(path=str(tmp_path / "a.jsonl")))
+    sink = JsonlSink(jsonl.Config(path=str(tmp_path / "a.jsonl")))
 
     def broken(fd):
         raise OSError(5, "Input/output error")
-    monkeypatch.setattr(sinks_mod.os, "fsync", broken)
+    monkeypatch.setattr(fsync_mod.os, "fsync", broken)
     sink.write_batch([make_alert(1)])
     with pytest.raises(DataError, match="fsync failed"):
         sink.sync_wait()                       # reported once ...
     sink.write_batch([make_alert(2)])          # ... so the next batch is written (and its fsync fails too)
     deadline = time.monotonic() + 5
-    while sink._sync_thread._done < sink._sync_thread._requested and time.monotonic() < deadline:
+    while sink._syncer._done < sink._syncer._requested and time.monotonic() < deadline:
         time.sleep(0.01)
     with pytest.raises(DataError, match="fsync failed"):
         sink.write_batch([make_alert(3)])      # raised before batch 3 is written: 3 is not delivered
@@ -146,21 +146,21 @@ def test_jsonl_fsync_failure_is_raised_by_the_next_write_before_it_writes(tmp_pa
 
 def test_jsonl_fsync_can_be_turned_off(tmp_path, monkeypatch, python_syncer):
     calls = []
-    monkeypatch.setattr(sinks_mod.os, "fsync", lambda fd: calls.append(fd))
-    sink = JsonlSink(JsonlSinkConfig(path=str(tmp_path / "a.jsonl"), fsync=False))
+    monkeypatch.setattr(fsync_mod.os, "fsync", lambda fd: calls.append(fd))
+    sink = JsonlSink(jsonl.Config(path=str(tmp_path / "a.jsonl"), fsync=False))
     sink.write_batch([make_alert()])
     sink.close()
     assert calls == []
 
 
-needs_native = pytest.mark.skipif(sinks_mod._NativeSyncer is None, reason="jenga_edge.native._syncer is not built")
+needs_native = pytest.mark.skipif(native.syncer is None, reason="jenga_edge.native._syncer is not built")
 
 
 @needs_native
 def test_native_syncer_is_used_and_batches_are_durable_after_sync_wait(tmp_path):
-    sink = JsonlSink(JsonlSinkConfig(path=str(tmp_path / "a.jsonl")))
+    sink = JsonlSink(jsonl.Config(path=str(tmp_path / "a.jsonl")))
     sink.write_batch([make_alert(i) for i in range(3)])
-    assert isinstance(sink._sync_thread, sinks_mod._Native)
+    assert isinstance(sink._syncer, fsync_mod._NativeSyncer)
     sink.sync_wait()
     sink.write_batch([make_alert(9)])
     sink.close()
@@ -169,7 +169,7 @@ def test_native_syncer_is_used_and_batches_are_durable_after_sync_wait(tmp_path)
 
 @needs_native
 def test_native_syncer_reports_a_failed_fsync_then_keeps_serving(tmp_path):
-    syncer = sinks_mod._Native()
+    syncer = fsync_mod._NativeSyncer()
     r, w = os.pipe()                       # fsync on a pipe fails with EINVAL
     try:
         syncer.request(w)
@@ -189,7 +189,7 @@ def test_native_syncer_reports_a_failed_fsync_then_keeps_serving(tmp_path):
 
 @needs_native
 def test_native_syncer_refuses_work_after_fork(tmp_path):
-    syncer = sinks_mod._Native()
+    syncer = fsync_mod._NativeSyncer()
     with open(tmp_path / "f", "wb") as fh:
         pid = os.fork()
         if pid == 0:                       # the child has no syncer thread: it must say so, not hang
@@ -209,10 +209,10 @@ def test_native_syncer_refuses_work_after_fork(tmp_path):
 
 def test_jsonl_appends_on_reopen(tmp_path):
     path = tmp_path / "alerts.jsonl"
-    a = JsonlSink(JsonlSinkConfig(path=str(path)))
+    a = JsonlSink(jsonl.Config(path=str(path)))
     a.write_batch([make_alert(0), make_alert(1)])
     a.close()
-    b = JsonlSink(JsonlSinkConfig(path=str(path)))
+    b = JsonlSink(jsonl.Config(path=str(path)))
     b.write_batch([make_alert(2)])
     b.close()
     assert [r["fields"]["n"] for r in read_lines(path)] == [0, 1, 2]
@@ -233,7 +233,7 @@ def read_rotated(path, backups: int) -> list[dict]:
 
 def test_jsonl_rotation_never_loses_a_line(tmp_path):
     path = tmp_path / "alerts.jsonl"
-    cfg = JsonlSinkConfig(path=str(path), max_bytes=LINE * 20, backups=20)
+    cfg = jsonl.Config(path=str(path), max_bytes=LINE * 20, backups=20)
     sink = JsonlSink(cfg)
     n = 0
     for _ in range(30):                     # 30 batches of 7: 210 lines, 20 a file
@@ -249,7 +249,7 @@ def test_jsonl_rotation_never_loses_a_line(tmp_path):
 
 def test_jsonl_rotation_keeps_only_backups_files(tmp_path):
     path = tmp_path / "alerts.jsonl"
-    sink = JsonlSink(JsonlSinkConfig(path=str(path), max_bytes=LINE * 10, backups=3))
+    sink = JsonlSink(jsonl.Config(path=str(path), max_bytes=LINE * 10, backups=3))
     for b in range(10):                     # 100 lines: 10 full files, keep .3 .2 .1 + current
         sink.write_batch([fixed_record(b * 10 + k) for k in range(10)])
     sink.close()
@@ -263,7 +263,7 @@ def test_jsonl_rotation_drops_only_the_oldest(tmp_path):
     rec = {"timestamp": "2026-11-25T17:00:00Z", "source": "udp:0.0.0.0:514",
            "reason": "bad_json", "field": None, "line": "x" * 50}
     size = len(json.dumps(rec, separators=(",", ":")).encode()) + 1
-    sink = JsonlSink(JsonlSinkConfig(path=str(path), max_bytes=size * 2, backups=2))
+    sink = JsonlSink(jsonl.Config(path=str(path), max_bytes=size * 2, backups=2))
     for i in range(20):
         sink.write_batch([dict(rec, line=str(i))])
     sink.close()
@@ -278,7 +278,7 @@ def test_jsonl_rotation_drops_only_the_oldest(tmp_path):
 def test_jsonl_rotation_on_restart_counts_existing_size(tmp_path):
     path = tmp_path / "alerts.jsonl"
     path.write_text("x" * 90 + "\n")             # 91 bytes; each line below is 8
-    sink = JsonlSink(JsonlSinkConfig(path=str(path), max_bytes=100))
+    sink = JsonlSink(jsonl.Config(path=str(path), max_bytes=100))
     sink.write_batch([{"a": 1}, {"b": 2}, {"c": 3}])
     sink.close()
     assert (tmp_path / "alerts.jsonl.1").read_text() == "x" * 90 + "\n" + '{"a":1}\n'
@@ -287,7 +287,7 @@ def test_jsonl_rotation_on_restart_counts_existing_size(tmp_path):
 
 def test_jsonl_line_longer_than_max_bytes_is_kept(tmp_path):
     path = tmp_path / "alerts.jsonl"
-    sink = JsonlSink(JsonlSinkConfig(path=str(path), max_bytes=50, backups=5))
+    sink = JsonlSink(jsonl.Config(path=str(path), max_bytes=50, backups=5))
     big = {"line": "y" * 200}
     sink.write_batch([{"a": 1}, big, {"b": 2}])
     sink.close()
@@ -297,14 +297,14 @@ def test_jsonl_line_longer_than_max_bytes_is_kept(tmp_path):
 
 def test_jsonl_directory_path_is_config_error(tmp_path):
     with pytest.raises(ConfigError, match="is a directory"):
-        JsonlSink(JsonlSinkConfig(path=str(tmp_path)))
+        JsonlSink(jsonl.Config(path=str(tmp_path)))
 
 
 # --------------------------------------------------------------------------- stdout
 
 def test_stdout_json_lines():
     buf = io.StringIO()
-    sink = StdoutSink(StdoutSinkConfig(format="json"), stream=buf)
+    sink = StdoutSink(stdout.Config(format="json"), stream=buf)
     sink.write_batch([make_alert(0), make_alert(1)])
     sink.write_batch([])
     lines = buf.getvalue().splitlines()
@@ -314,7 +314,7 @@ def test_stdout_json_lines():
 
 def test_stdout_text_format():
     buf = io.StringIO()
-    StdoutSink(StdoutSinkConfig(format="text"), stream=buf).write_batch([make_alert()])
+    StdoutSink(stdout.Config(format="text"), stream=buf).write_batch([make_alert()])
     assert buf.getvalue() == ("2026-11-25T17:00:00Z CRITICAL ssh_block threat score=0.970>=0.800 "
                               "src=203.0.113.7 dst=10.0.0.5:22 action=firewall:dry_run\n")
 
@@ -375,7 +375,7 @@ def test_syslog_over_udp(tmp_path):
     rx.settimeout(2)
     port = rx.getsockname()[1]
     try:
-        sink = SyslogSink(SyslogSinkConfig(target=f"udp://127.0.0.1:{port}", facility="local0"))
+        sink = SyslogSink(syslog.Config(target=f"udp://127.0.0.1:{port}", facility="local0"))
         alerts = [make_alert(0), make_alert(1, priority="warning", rule="port scan!é" + "x" * 40)]
         sink.write_batch(alerts)
         sink.write_batch([])
@@ -453,7 +453,7 @@ def tcp_listener() -> tuple[socket.socket, int]:
 def test_syslog_over_tcp_octet_counting():
     srv, port = tcp_listener()
     try:
-        sink = SyslogSink(SyslogSinkConfig(target=f"tcp://127.0.0.1:{port}", facility="security"))
+        sink = SyslogSink(syslog.Config(target=f"tcp://127.0.0.1:{port}", facility="security"))
         sink.write_batch([make_alert(0), make_alert(1, priority="informational")])
         sink.write_batch([make_alert(2)])
         conn, _ = srv.accept()
@@ -471,7 +471,7 @@ def test_syslog_over_tcp_octet_counting():
 def test_syslog_tcp_reconnects_after_collector_closes():
     srv, port = tcp_listener()
     try:
-        sink = SyslogSink(SyslogSinkConfig(target=f"tcp://127.0.0.1:{port}"))
+        sink = SyslogSink(syslog.Config(target=f"tcp://127.0.0.1:{port}"))
         sink.write_batch([make_alert(0)])
         conn1, _ = srv.accept()
         conn1.settimeout(2)
@@ -500,7 +500,7 @@ def free_port() -> int:
 
 def test_syslog_tcp_refused_counts_errors_then_recovers():
     port = free_port()
-    sink = SyslogSink(SyslogSinkConfig(target=f"tcp://127.0.0.1:{port}", timeout_s=1.0))
+    sink = SyslogSink(syslog.Config(target=f"tcp://127.0.0.1:{port}", timeout_s=1.0))
     sink.write_batch([make_alert(0), make_alert(1)])
     sink.write_batch([make_alert(2)])
     assert sink.errors == 2 and sink.dropped == 3 and sink.sent == 0
@@ -534,7 +534,7 @@ def test_syslog_unix_datagram(tmp_path):
     rx.bind(str(path))
     rx.settimeout(2)
     try:
-        sink = SyslogSink(SyslogSinkConfig(target=f"unix://{path}", facility="authpriv"))
+        sink = SyslogSink(syslog.Config(target=f"unix://{path}", facility="authpriv"))
         sink.write_batch([make_alert(0, priority="alert")])
         got = parse_syslog(rx.recv(65535))
         sink.close()
@@ -545,26 +545,42 @@ def test_syslog_unix_datagram(tmp_path):
 
 
 def test_syslog_unix_missing_socket_counts_errors(tmp_path):
-    sink = SyslogSink(SyslogSinkConfig(target=f"unix://{tmp_path}/nope.sock"))
+    sink = SyslogSink(syslog.Config(target=f"unix://{tmp_path}/nope.sock"))
     sink.write_batch([make_alert(0), make_alert(1)])
     assert sink.errors == 2 and sink.dropped == 2
     sink.close()
 
 
-@pytest.mark.parametrize("target", ["127.0.0.1:514", "http://x:1", "udp://:514", "udp://h:99999",
-                                    "unix://", "tcp://h:1/path"])
-def test_syslog_bad_targets_are_config_errors(target):
-    with pytest.raises(ConfigError, match="syslog target"):
-        SyslogSinkConfig(target=target)
+EXPECTED_TARGET = "expected udp://HOST:PORT, tcp://HOST:PORT or unix:///PATH"
+
+
+@pytest.mark.parametrize("target, problem", [
+    ("127.0.0.1:514", EXPECTED_TARGET),
+    ("http://x:1", f"unknown scheme 'http'; {EXPECTED_TARGET}"),
+    ("udp://:514", f"no host; {EXPECTED_TARGET}"),
+    ("udp://h:99999", "port must be 1-65535"),
+    ("unix://", f"no socket path; {EXPECTED_TARGET}"),
+    ("tcp://h:1/path", f"unexpected path '/path'; {EXPECTED_TARGET}"),
+])
+def test_syslog_bad_targets_are_config_errors(target, problem):
+    message = f"{target!r}: {problem}"
+    with pytest.raises(Invalid) as info:
+        syslog.Config(target=target)
+    assert info.value.key == "target" and info.value.message == message
+    with pytest.raises(ConfigError) as err:
+        convert(syslog.Config, {"target": target}, source="cfg")
+    assert str(err.value) == f"cfg: target: {message}"
 
 
 def test_syslog_config_via_typed_loader():
-    cfg = build(SinksConfig, {"syslog": {"target": "udp://127.0.0.1:5514", "facility": "local3"}})
-    assert cfg.syslog.facility == "local3"
-    with pytest.raises(ConfigError, match="local0"):
-        build(SinksConfig, {"syslog": {"facility": "locl0"}})
-    with pytest.raises(ConfigError, match="syslog target"):
-        build(SinksConfig, {"syslog": {"target": "ftp://x"}})
+    cfg = sinks_config({"syslog": {"target": "udp://127.0.0.1:5514", "facility": "local3"}})
+    assert list(cfg) == ["syslog"] and isinstance(cfg["syslog"], syslog.Config)
+    assert cfg["syslog"].kind == "syslog" and cfg["syslog"].facility == "local3"
+    with pytest.raises(ConfigError, match=r"^sinks: syslog\.facility: .*got str 'locl0' \(did you mean 'local0'\?\)$"):
+        sinks_config({"syslog": {"facility": "locl0"}})
+    with pytest.raises(ConfigError) as err:
+        sinks_config({"syslog": {"target": "ftp://x"}})
+    assert str(err.value) == f"sinks: syslog.target: 'ftp://x': unknown scheme 'ftp'; {EXPECTED_TARGET}"
 
 
 # --------------------------------------------------------------------------- SQLite
@@ -572,7 +588,7 @@ def test_syslog_config_via_typed_loader():
 def test_sqlite_write_and_query_filters(tmp_path):
     db = tmp_path / "alerts.db"
     now = time.time()
-    sink = SqliteSink(SqliteSinkConfig(path=str(db)))
+    sink = SqliteSink(sqlite.Config(path=str(db)))
     sink.write_batch([
         make_alert(0, timestamp=iso(now - 3 * 3600), priority="critical", task="threat"),
         make_alert(1, timestamp=iso(now - 1800), priority="warning", task="threat"),
@@ -605,12 +621,12 @@ def test_sqlite_write_and_query_filters(tmp_path):
 def test_sqlite_retention_keeps_newest_rows(tmp_path):
     db = tmp_path / "alerts.db"
     base = time.time() - 1000
-    sink = SqliteSink(SqliteSinkConfig(path=str(db), max_rows=3))
+    sink = SqliteSink(sqlite.Config(path=str(db), max_rows=3))
     sink.write_batch([make_alert(i, timestamp=iso(base + i)) for i in range(2)])
     sink.write_batch([make_alert(i, timestamp=iso(base + i)) for i in range(2, 5)])
     sink.close()
     assert [r["fields"]["n"] for r in query_alerts(db)] == [4, 3, 2]
-    again = SqliteSink(SqliteSinkConfig(path=str(db), max_rows=3))   # restart: count from the file
+    again = SqliteSink(sqlite.Config(path=str(db), max_rows=3))   # restart: count from the file
     again.write_batch([make_alert(5, timestamp=iso(base + 5))])
     again.close()
     assert [r["fields"]["n"] for r in query_alerts(db)] == [5, 4, 3]
@@ -618,7 +634,7 @@ def test_sqlite_retention_keeps_newest_rows(tmp_path):
 
 def test_sqlite_tolerates_odd_alerts(tmp_path):
     db = tmp_path / "a.db"
-    sink = SqliteSink(SqliteSinkConfig(path=str(db), max_rows=None))
+    sink = SqliteSink(sqlite.Config(path=str(db), max_rows=None))
     before = time.time()
     sink.write_batch([{"rule": "r", "score": "n/a", "dest_port": "ssh"}])
     sink.close()
@@ -634,7 +650,7 @@ def test_query_errors(tmp_path):
     with pytest.raises(DataError, match="not found"):
         query_alerts(tmp_path / "missing.db")
     db = tmp_path / "a.db"
-    SqliteSink(SqliteSinkConfig(path=str(db))).close()
+    SqliteSink(sqlite.Config(path=str(db))).close()
     with pytest.raises(ValueError, match="priority 'loud'"):
         query_alerts(db, priority="loud")
     with pytest.raises(ValueError, match="until"):
@@ -659,36 +675,76 @@ def test_parse_since_rejects(text):
 # --------------------------------------------------------------------------- build_sinks
 
 def test_build_sinks_from_typed_config(tmp_path):
-    cfg = build(SinksConfig, {
+    cfg = sinks_config({
         "jsonl": {"path": str(tmp_path / "alerts.jsonl"), "max_bytes": 1_000_000, "backups": 2},
         "stdout": {"format": "text"},
         "syslog": {"target": "udp://127.0.0.1:9", "facility": "local0"},
         "sqlite": {"path": str(tmp_path / "alerts.db"), "max_rows": 10},
-    }, path="sinks")
+    })
+    assert [c.kind for c in cfg.values()] == ["jsonl", "stdout", "syslog", "sqlite"]
     buf = io.StringIO()
     built = build_sinks(cfg, stdout=buf)
-    assert [type(s) for s in built] == [JsonlSink, StdoutSink, SyslogSink, SqliteSink]
-    assert all(isinstance(s, Sink) for s in built)
-    for s in built:
+    assert list(built) == ["jsonl", "stdout", "syslog", "sqlite"]
+    assert [type(s) for s in built.values()] == [JsonlSink, StdoutSink, SyslogSink, SqliteSink]
+    assert all(isinstance(s, Sink) for s in built.values())
+    for s in built.values():
         s.write_batch([make_alert()])
         s.close()
     assert len(read_lines(tmp_path / "alerts.jsonl")) == 1
     assert buf.getvalue().startswith("2026-11-25T17:00:00Z CRITICAL")
     assert len(query_alerts(tmp_path / "alerts.db")) == 1
-    assert build_sinks(SinksConfig()) == []
+    assert build_sinks({}) == {}
+
+
+def test_build_sinks_several_of_one_type_each_get_the_batch(tmp_path):
+    rx_a, rx_b = (socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2))
+    try:
+        for rx in (rx_a, rx_b):
+            rx.bind(("127.0.0.1", 0))
+            rx.settimeout(2)
+        cfg = sinks_config({
+            "siem": {"type": "syslog", "target": f"udp://127.0.0.1:{rx_a.getsockname()[1]}", "facility": "local1"},
+            "archive": {"type": "jsonl", "path": str(tmp_path / "b.jsonl")},
+            "local": {"type": "syslog", "target": f"udp://127.0.0.1:{rx_b.getsockname()[1]}", "facility": "local2"},
+            "jsonl": {"path": str(tmp_path / "a.jsonl")},            # the name stands for the type
+        })
+        built = build_sinks(cfg)
+        assert list(built) == ["siem", "archive", "local", "jsonl"]           # config order
+        assert [type(s) for s in built.values()] == [SyslogSink, JsonlSink, SyslogSink, JsonlSink]
+        alerts = [make_alert(0), make_alert(1)]
+        for s in built.values():
+            s.write_batch(alerts)
+        got_a = [parse_syslog(rx_a.recv(65535)) for _ in alerts]
+        got_b = [parse_syslog(rx_b.recv(65535)) for _ in alerts]
+        for s in built.values():
+            s.close()
+    finally:
+        rx_a.close()
+        rx_b.close()
+    assert [p["pri"] for p in got_a] == [str(17 * 8 + 2)] * 2                # local1
+    assert [p["pri"] for p in got_b] == [str(18 * 8 + 2)] * 2                # local2
+    assert [json.loads(p["msg"]) for p in got_a] == alerts
+    assert [json.loads(p["msg"]) for p in got_b] == alerts
+    assert built["siem"].sent == 2 and built["local"].sent == 2
+    assert read_lines(tmp_path / "a.jsonl") == alerts
+    assert read_lines(tmp_path / "b.jsonl") == alerts
 
 
 def test_sink_config_bounds_and_keys():
-    with pytest.raises(ConfigError, match=r"sinks\.jsonl\.backups: expected a value >= 1"):
-        build(SinksConfig, {"jsonl": {"path": "x", "backups": 0}}, path="sinks")
-    with pytest.raises(ConfigError, match="did you mean 'max_rows'"):
-        build(SinksConfig, {"sqlite": {"path": "x", "max_row": 5}}, path="sinks")
-    with pytest.raises(ConfigError, match="'json', 'text'"):
-        build(SinksConfig, {"stdout": {"format": "xml"}}, path="sinks")
+    with pytest.raises(ConfigError, match=r"^sinks: jsonl\.backups: expected a value >= 1, got 0$"):
+        sinks_config({"jsonl": {"path": "x", "backups": 0}})
+    with pytest.raises(ConfigError, match=r"^sinks: sqlite\.max_row: unknown key \(did you mean 'max_rows'\?\)"):
+        sinks_config({"sqlite": {"path": "x", "max_row": 5}})
+    with pytest.raises(ConfigError, match=r"^sinks: stdout\.format: expected one of 'json', 'text', got str 'xml'$"):
+        sinks_config({"stdout": {"format": "xml"}})
 
 
-def test_build_sinks_closes_opened_ones_on_failure(tmp_path):
-    cfg = SinksConfig(jsonl=JsonlSinkConfig(path=str(tmp_path / "a.jsonl")),
-                      sqlite=SqliteSinkConfig(path=str(tmp_path)))          # a directory
+def test_build_sinks_closes_opened_ones_on_failure(tmp_path, monkeypatch):
+    closed = []
+    real_close = JsonlSink.close
+    monkeypatch.setattr(JsonlSink, "close", lambda self: (closed.append(self.path), real_close(self)))
+    cfg = {"alerts": jsonl.Config(path=str(tmp_path / "a.jsonl")),
+           "store": sqlite.Config(path=str(tmp_path))}          # a directory
     with pytest.raises(ConfigError, match="sqlite path"):
         build_sinks(cfg)
+    assert closed == [tmp_path / "a.jsonl"]

@@ -13,7 +13,7 @@ from trainer.predict import score_rows
 def test_best_model_holds_everything_export_needs(trained_network):
     d = trained_network.model_dir
     meta = json.loads((d / "model.json").read_text())
-    assert meta["format"] == "jenga.best_model" and meta["format_version"] == 1
+    assert meta["format"] == "jenga.best_model" and meta["format_version"] == 2
     assert set(meta["schemas"]) == {"net"}
     assert meta["config"]["project_name"] == "test"
     by_name = {t["name"]: t for t in meta["tasks"]}

@@ -1,22 +1,24 @@
-"""End to end through the real CLI, in a subprocess, as a user would run it."""
+"""End to end through the real CLI (click's CliRunner: in process, as a user would run it)."""
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
+from types import SimpleNamespace
 
+import pytest
 import yaml
+from click.testing import CliRunner
 
 from tests.conftest import base_config, net_source, network_tasks
+from trainer.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
 
+pytestmark = pytest.mark.slow          # trains models
 
-def jenga_train(*args, cwd=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "trainer", *args], capture_output=True, text=True,
-                          cwd=cwd or REPO, timeout=300)
+
+def jenga_train(*args) -> SimpleNamespace:
+    res = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    return SimpleNamespace(returncode=res.exit_code, stdout=res.stdout, stderr=res.stderr)
 
 
 def write_config(tmp_path, data_dir, **training) -> Path:
@@ -90,8 +92,8 @@ def test_holdout_protocol_reports_mean_and_spread(tmp_path, data_dir):
     assert "unseen_recall" in proc.stdout
 
 
-def test_console_script_is_installed():
-    exe = shutil.which("jenga-train", path=os.path.dirname(sys.executable))
-    assert exe, "pip install -e . should install jenga-train"
-    proc = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0 and "evaluate" in proc.stdout and "predict" in proc.stdout
+def test_generate_to_an_unknown_suffix_is_one_line(tmp_path):
+    proc = jenga_train("generate", "--use-case", "network", "--rows", "5", "-o", tmp_path / "x.txt")
+    assert proc.returncode == 2
+    assert proc.stderr == (f"error: cannot write {tmp_path / 'x.txt'}: the name must end in .jsonl, .json or "
+                           ".csv (the format follows it)\n")

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from jenga_edge.contract.errors import DataError
+
 from trainer.synthetic import generate, main, write
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "network_traffic.json"
@@ -181,7 +183,7 @@ def test_write_csv_round_trip(tmp_path, use_case):
 
 
 def test_write_rejects_unknown_extension(tmp_path):
-    with pytest.raises(ValueError):
+    with pytest.raises(DataError):
         write([{"a": 1}], tmp_path / "out.parquet")
 
 
