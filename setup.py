@@ -8,7 +8,13 @@ same results, slower):
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[
-    Extension("jenga_edge.native._fastjson", ["jenga_edge/native/_fastjson.c"], extra_compile_args=["-O2"], optional=True),
-    Extension("jenga_edge.native._syncer", ["jenga_edge/native/_syncer.c"], extra_compile_args=["-O2"], optional=True),
-])
+setup(
+    ext_modules=[
+        Extension(
+            "jenga_edge.native._fastjson", ["jenga_edge/native/_fastjson.c"], extra_compile_args=["-O2"], optional=True
+        ),
+        Extension(
+            "jenga_edge.native._syncer", ["jenga_edge/native/_syncer.c"], extra_compile_args=["-O2"], optional=True
+        ),
+    ]
+)

@@ -32,9 +32,14 @@ def datasets(tmp: Path, kdd: Path | None) -> dict[str, tuple[dict, dict]]:
     write(generate("network", 8000, seed=11), tmp / "net.jsonl")
     write(generate("fraud", 12000, seed=12), tmp / "fraud.jsonl")
     out = {
-        "network (generated)": ({"path": str(tmp / "net.jsonl"), "ignore": ["src_ip", "dst_ip", "attack_type"],
-                                 "kinds": {"port": "categorical"}},
-                                {"column": "label", "positive_labels": ["malicious"]}),
+        "network (generated)": (
+            {
+                "path": str(tmp / "net.jsonl"),
+                "ignore": ["src_ip", "dst_ip", "attack_type"],
+                "kinds": {"port": "categorical"},
+            },
+            {"column": "label", "positive_labels": ["malicious"]},
+        ),
         "fraud (generated)": ({"path": str(tmp / "fraud.jsonl")}, {"column": "label"}),
     }
     if kdd and kdd.is_file():
@@ -46,17 +51,24 @@ def datasets(tmp: Path, kdd: Path | None) -> dict[str, tuple[dict, dict]]:
 
 def run_one(source: dict, label: dict, encoding: str, seed: int, out_dir: Path) -> dict:
     src = dict(source, encoding=encoding)
-    raw = {"project_name": "enc", "sources": {"s": src},
-           "model": {"hidden_sizes": [64, 32]},
-           "training": {"epochs": 15, "batch_size": 256, "seed": seed, "progress": False,
-                        "early_stopping": {"patience": 4}},
-           "tasks": [{"name": "t", "type": "anomaly_detection", "source": "s", "label": label}]}
+    raw = {
+        "project_name": "enc",
+        "sources": {"s": src},
+        "model": {"hidden_sizes": [64, 32]},
+        "training": {
+            "epochs": 15,
+            "batch_size": 256,
+            "seed": seed,
+            "progress": False,
+            "early_stopping": {"patience": 4},
+        },
+        "tasks": [{"name": "t", "type": "anomaly_detection", "source": "s", "label": label}],
+    }
     cfg = config_from_dict(raw)
     t0 = time.perf_counter()
     run = run_experiment(cfg, out_dir, save=False, out=None)
     m = run.result.metrics["t"]
-    return {"pr_auc": m["pr_auc"], "roc_auc": m["roc_auc"], "f1": m["f1"],
-            "seconds": time.perf_counter() - t0}
+    return {"pr_auc": m["pr_auc"], "roc_auc": m["roc_auc"], "f1": m["f1"], "seconds": time.perf_counter() - t0}
 
 
 def main() -> None:
@@ -70,13 +82,18 @@ def main() -> None:
         for name, (source, label) in datasets(Path(tmp), args.kdd).items():
             for enc in ENCODINGS:
                 runs = [run_one(source, label, enc, s, Path(tmp) / "run") for s in range(args.seeds)]
-                row = {"dataset": name, "encoding": enc,
-                       **{k: float(np.mean([r[k] for r in runs])) for k in runs[0]},
-                       "pr_auc_std": float(np.std([r["pr_auc"] for r in runs]))}
+                row = {
+                    "dataset": name,
+                    "encoding": enc,
+                    **{k: float(np.mean([r[k] for r in runs])) for k in runs[0]},
+                    "pr_auc_std": float(np.std([r["pr_auc"] for r in runs])),
+                }
                 results.append(row)
-                print(f"{name:<22} {enc:<17} PR-AUC {row['pr_auc']:.4f} ± {row['pr_auc_std']:.4f}  "
-                      f"ROC-AUC {row['roc_auc']:.4f}  F1 {row['f1']:.4f}  {row['seconds']:.1f} s",
-                      flush=True)
+                print(
+                    f"{name:<22} {enc:<17} PR-AUC {row['pr_auc']:.4f} ± {row['pr_auc_std']:.4f}  "
+                    f"ROC-AUC {row['roc_auc']:.4f}  F1 {row['f1']:.4f}  {row['seconds']:.1f} s",
+                    flush=True,
+                )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"seeds": args.seeds, "results": results}, indent=2))
     print(f"written: {args.out}", file=sys.stderr)

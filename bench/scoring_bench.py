@@ -50,15 +50,14 @@ def rows(schema, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return num, cat.astype(np.int64)
 
 
-def measure(module: torch.nn.Module, sess: ort.InferenceSession, num: np.ndarray, cat: np.ndarray,
-            repeat: int) -> dict:
+def measure(module: torch.nn.Module, sess: ort.InferenceSession, num: np.ndarray, cat: np.ndarray, repeat: int) -> dict:
     out = {}
     for label, n in (("single", 1), ("batch_1000", 1000)):
         nb, cb = num[:n], cat[:n]
         tn, tc = torch.from_numpy(nb), torch.from_numpy(cb)
         with torch.inference_mode():
-            t_torch = timeit(lambda: module(tn, tc), repeat)
-        t_ort = timeit(lambda: sess.run(None, {"numeric": nb, "categorical": cb}), repeat)
+            t_torch = timeit(lambda tn=tn, tc=tc: module(tn, tc), repeat)
+        t_ort = timeit(lambda nb=nb, cb=cb: sess.run(None, {"numeric": nb, "categorical": cb}), repeat)
         out[label] = {"torch_us": t_torch * 1e6, "ort_us": t_ort * 1e6, "speedup": t_torch / t_ort}
     return out
 
@@ -75,19 +74,26 @@ def main() -> None:
     bundle = verify_bundle(args.bundle)
     results = []
     graphs = [(t.name, TaskGraph(loaded.model, t.name), t.file, t.source) for t in bundle.tasks.values()]
-    graphs += [(f"merged:{','.join(m.tasks)}", MergedGraph(loaded.model, list(m.tasks)), m.file, m.source)
-               for m in bundle.merged]
+    graphs += [
+        (f"merged:{','.join(m.tasks)}", MergedGraph(loaded.model, list(m.tasks)), m.file, m.source)
+        for m in bundle.merged
+    ]
     for name, module, file, source in graphs:
         num, cat = rows(loaded.schemas[source], 1000)
         r = measure(module.eval(), session(args.bundle / file), num, cat, args.repeat)
         results.append({"graph": name, "file": file, "size_kib": (args.bundle / file).stat().st_size / 1024, **r})
     print(f"{'graph':<34}{'KiB':>7}{'torch 1 ev µs':>15}{'ORT 1 ev µs':>13}{'torch 1000 µs':>15}{'ORT 1000 µs':>13}")
     for r in results:
-        print(f"{r['graph']:<34}{r['size_kib']:>7.0f}{r['single']['torch_us']:>15.1f}{r['single']['ort_us']:>13.1f}"
-              f"{r['batch_1000']['torch_us']:>15.0f}{r['batch_1000']['ort_us']:>13.0f}")
+        print(
+            f"{r['graph']:<34}{r['size_kib']:>7.0f}{r['single']['torch_us']:>15.1f}{r['single']['ort_us']:>13.1f}"
+            f"{r['batch_1000']['torch_us']:>15.0f}{r['batch_1000']['ort_us']:>13.0f}"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"torch": torch.__version__, "onnxruntime": ort.__version__,
-                                    "threads": 1, "results": results}, indent=2))
+    args.out.write_text(
+        json.dumps(
+            {"torch": torch.__version__, "onnxruntime": ort.__version__, "threads": 1, "results": results}, indent=2
+        )
+    )
 
 
 if __name__ == "__main__":

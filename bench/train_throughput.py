@@ -33,20 +33,41 @@ def make_data(path: Path, rows: int, seed: int = 0) -> None:
     with open(path, "w") as fh:
         for i in range(rows):
             row = {f"n{j}": float(np.round(rng.lognormal(0, 1) * (1 + y[i] * (j % 3)), 3)) for j in range(38)}
-            row.update(proto=["tcp", "udp", "icmp"][rng.integers(3)], service=f"s{rng.integers(60)}",
-                       flag=f"f{rng.integers(11)}", label=int(y[i]), cls=f"c{cls[i]}")
+            row.update(
+                proto=["tcp", "udp", "icmp"][rng.integers(3)],
+                service=f"s{rng.integers(60)}",
+                flag=f"f{rng.integers(11)}",
+                label=int(y[i]),
+                cls=f"c{cls[i]}",
+            )
             fh.write(json.dumps(row) + "\n")
 
 
 def config(path: Path, device: str, batch: int, mode: str) -> dict:
-    return {"project_name": "bench", "sources": {"s": {"path": str(path)}},
-            "model": {"hidden_sizes": [128, 64], "dropout": 0.1},
-            "training": {"epochs": 1, "batch_size": batch, "device": device, "compile": mode,
-                         "progress": False, "validation_fraction": 0.05},
-            "tasks": [{"name": "attack", "type": "anomaly_detection", "source": "s", "label": {"column": "label"}},
-                      {"name": "novelty", "type": "anomaly_detection", "mode": "novelty", "source": "s",
-                       "label": {"column": "label"}},
-                      {"name": "category", "type": "classification", "source": "s", "label": {"column": "cls"}}]}
+    return {
+        "project_name": "bench",
+        "sources": {"s": {"path": str(path)}},
+        "model": {"hidden_sizes": [128, 64], "dropout": 0.1},
+        "training": {
+            "epochs": 1,
+            "batch_size": batch,
+            "device": device,
+            "compile": mode,
+            "progress": False,
+            "validation_fraction": 0.05,
+        },
+        "tasks": [
+            {"name": "attack", "type": "anomaly_detection", "source": "s", "label": {"column": "label"}},
+            {
+                "name": "novelty",
+                "type": "anomaly_detection",
+                "mode": "novelty",
+                "source": "s",
+                "label": {"column": "label"},
+            },
+            {"name": "category", "type": "classification", "source": "s", "label": {"column": "cls"}},
+        ],
+    }
 
 
 def measure(path: Path, device: str, batch: int, mode: str, epochs: int) -> dict:
@@ -56,7 +77,7 @@ def measure(path: Path, device: str, batch: int, mode: str, epochs: int) -> dict
     total = (epochs + 1) * tr.steps_per_epoch()
     sync = torch.cuda.synchronize if tr.device.type == "cuda" else (lambda: None)
     t0 = time.perf_counter()
-    _, seen = tr._run_epoch(total)
+    _, _seen = tr._run_epoch(total)
     sync()
     warm = time.perf_counter() - t0
     t0, n = time.perf_counter(), 0
@@ -64,8 +85,15 @@ def measure(path: Path, device: str, batch: int, mode: str, epochs: int) -> dict
         n += tr._run_epoch(total)[1]
     sync()
     dt = time.perf_counter() - t0
-    return {"mode": mode, "device": str(tr.device), "batch": batch, "first_epoch_s": round(warm, 3),
-            "samples": n, "seconds": round(dt, 3), "samples_per_s": round(n / dt, 1)}
+    return {
+        "mode": mode,
+        "device": str(tr.device),
+        "batch": batch,
+        "first_epoch_s": round(warm, 3),
+        "samples": n,
+        "seconds": round(dt, 3),
+        "samples_per_s": round(n / dt, 1),
+    }
 
 
 def main() -> None:
@@ -81,8 +109,12 @@ def main() -> None:
         path = Path(tmp) / "data.jsonl"
         make_data(path, args.rows)
         rows = [measure(path, args.device, args.batch, m, args.epochs) for m in args.modes.split(",")]
-    env = {"torch": torch.__version__, "python": platform.python_version(), "threads": torch.get_num_threads(),
-           "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    env = {
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
     print(f"{'mode':<16}{'device':<8}{'batch':>7}{'first epoch s':>15}{'samples/s':>14}")
     for r in rows:
         print(f"{r['mode']:<16}{r['device']:<8}{r['batch']:>7}{r['first_epoch_s']:>15.2f}{r['samples_per_s']:>14,.0f}")

@@ -12,9 +12,9 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
 
 import numpy as np
 import onnx
@@ -47,7 +47,7 @@ from .onnx_export import example_inputs, export_graph, opset_of, set_metadata
 from .opsets import DEFAULT_OPSET, ORT_MIN_FOR_OPSET, SUPPORTED_OPSETS
 from .parity import compare, edge_cases
 
-AGENT_MIN_VERSION = "0.2.0"    # the first agent that reads bundle format 2
+AGENT_MIN_VERSION = "0.2.0"  # the first agent that reads bundle format 2
 PARITY_ROWS = 5000
 
 
@@ -59,20 +59,22 @@ class ParityError(JengaError):
 
 @dataclass
 class ExportOptions:
-    tasks: Optional[list[str]] = None
+    tasks: list[str] | None = None
     opset: int = DEFAULT_OPSET
     atol: float = 1e-5
-    data: Optional[str] = None      # rows for the parity check (default: the validation split)
+    data: str | None = None  # rows for the parity check (default: the validation split)
     force: bool = False
 
 
-def export_bundle(model_dir: str | Path, bundle_dir: str | Path, opts: ExportOptions,
-                  log: Callable[[str], None] = print) -> Manifest:
+def export_bundle(
+    model_dir: str | Path, bundle_dir: str | Path, opts: ExportOptions, log: Callable[[str], None] = print
+) -> Manifest:
     loaded = checkpoint.load(model_dir)
     tasks = _select_tasks(loaded, opts.tasks)
     if opts.opset not in SUPPORTED_OPSETS:
-        raise ConfigError(f"--opset {opts.opset}: unsupported; choose {SUPPORTED_OPSETS.start}"
-                          f"..{SUPPORTED_OPSETS.stop - 1}")
+        raise ConfigError(
+            f"--opset {opts.opset}: unsupported; choose {SUPPORTED_OPSETS.start}..{SUPPORTED_OPSETS.stop - 1}"
+        )
     out = Path(bundle_dir)
     _check_target(out, opts.force)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
@@ -90,7 +92,7 @@ def export_bundle(model_dir: str | Path, bundle_dir: str | Path, opts: ExportOpt
     return manifest
 
 
-def _select_tasks(loaded: checkpoint.LoadedModel, wanted: Optional[list[str]]) -> list[str]:
+def _select_tasks(loaded: checkpoint.LoadedModel, wanted: list[str] | None) -> list[str]:
     names = [t["name"] for t in loaded.meta["tasks"]]
     if not wanted:
         return names
@@ -107,8 +109,14 @@ def _check_target(out: Path, force: bool) -> None:
         raise BundleError(f"{out}: directory is not empty; use --force to replace it")
 
 
-def _build(loaded: checkpoint.LoadedModel, model_dir: Path, tasks: list[str], tmp: Path,
-           opts: ExportOptions, log: Callable[[str], None]) -> Manifest:
+def _build(
+    loaded: checkpoint.LoadedModel,
+    model_dir: Path,
+    tasks: list[str],
+    tmp: Path,
+    opts: ExportOptions,
+    log: Callable[[str], None],
+) -> Manifest:
     model = loaded.model.cpu().eval()
     created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     version = int(time.time())
@@ -122,52 +130,95 @@ def _build(loaded: checkpoint.LoadedModel, model_dir: Path, tasks: list[str], tm
         entry = _export_task(model, loaded, meta, tmp, cases[src], opts, version, log)
         entry.parity["rows"] = parity_source[src]
         entries.append(entry)
-    merged = [_export_merged(model, loaded, src, group, tmp, cases[src], opts, version, log)
-              for src, group in _groups(model, tasks).items()]
+    merged = [
+        _export_merged(model, loaded, src, group, tmp, cases[src], opts, version, log)
+        for src, group in _groups(model, tasks).items()
+    ]
     files = sorted((e.file, e.sha256) for e in [*entries, *merged])
     return Manifest(
-        format=BUNDLE_FORMAT, format_version=BUNDLE_FORMAT_VERSION,
+        format=BUNDLE_FORMAT,
+        format_version=BUNDLE_FORMAT_VERSION,
         bundle_id=hashlib.sha256(json.dumps(files).encode()).hexdigest()[:16],
-        created=created, project_name=loaded.meta["project_name"],
-        producer=Producer(name="jenga-export", version=jenga_edge.__version__, torch=str(torch.__version__),
-                          onnx=onnx.__version__, onnxruntime=ort.__version__,
-                          exporter="torch.onnx.export(dynamo=True)", opset=opts.opset),
-        source_model=SourceModel(path=str(model_dir.resolve()), sha256=sha256_file(model_dir / checkpoint.META_FILE),
-                                 weights_sha256=loaded.meta["weights"]["sha256"],
-                                 best_epoch=loaded.meta.get("best_epoch")),
-        requires=Requires(agent_min_version=AGENT_MIN_VERSION, onnxruntime_min_version=ORT_MIN_FOR_OPSET[opts.opset],
-                          opset=opts.opset),
-        tasks=entries, merged=merged)
+        created=created,
+        project_name=loaded.meta["project_name"],
+        producer=Producer(
+            name="jenga-export",
+            version=jenga_edge.__version__,
+            torch=str(torch.__version__),
+            onnx=onnx.__version__,
+            onnxruntime=ort.__version__,
+            exporter="torch.onnx.export(dynamo=True)",
+            opset=opts.opset,
+        ),
+        source_model=SourceModel(
+            path=str(model_dir.resolve()),
+            sha256=sha256_file(model_dir / checkpoint.META_FILE),
+            weights_sha256=loaded.meta["weights"]["sha256"],
+            best_epoch=loaded.meta.get("best_epoch"),
+        ),
+        requires=Requires(
+            agent_min_version=AGENT_MIN_VERSION, onnxruntime_min_version=ORT_MIN_FOR_OPSET[opts.opset], opset=opts.opset
+        ),
+        tasks=entries,
+        merged=merged,
+    )
 
 
-def _export_task(model, loaded, meta: dict, tmp: Path, cases: dict, opts: ExportOptions, version: int,
-                 log) -> TaskEntry:
+def _export_task(
+    model, loaded, meta: dict, tmp: Path, cases: dict, opts: ExportOptions, version: int, log
+) -> TaskEntry:
     name, src = meta["name"], meta["source"]
     schema = loaded.schemas[src]
     outputs = output_names(model, name)
     path = tmp / f"{name}.onnx"
     graph = TaskGraph(model, name)
-    onx = export_graph(graph, example_inputs(len(schema.numeric), len(schema.categorical)), outputs, path,
-                       opts.opset)
+    onx = export_graph(graph, example_inputs(len(schema.numeric), len(schema.categorical)), outputs, path, opts.opset)
     parity = _check_parity(graph, path, outputs, cases, opts.atol, name)
     labels = list(loaded.labels[name].classes)
-    props = {"jenga.task": name, "jenga.task_type": meta["type"], "jenga.mode": meta["mode"],
-             "jenga.source": src, "jenga.feature_schema": schema.canonical_json(),
-             "jenga.feature_schema_sha256": schema.sha256, "jenga.labels": labels,
-             "jenga.default_threshold": meta["threshold"], "jenga.parity_max_abs_diff": _worst(parity),
-             "jenga.producer_version": jenga_edge.__version__}
-    set_metadata(onx, props, producer_version=jenga_edge.__version__, model_version=version,
-                 doc=f"JengaAI Edge: task {name!r} ({meta['type']}, {meta['mode']}) of project "
-                     f"{loaded.meta['project_name']!r}; inputs numeric float32 [batch, {len(schema.numeric)}], "
-                     f"categorical int64 [batch, {len(schema.categorical)}]")
+    props = {
+        "jenga.task": name,
+        "jenga.task_type": meta["type"],
+        "jenga.mode": meta["mode"],
+        "jenga.source": src,
+        "jenga.feature_schema": schema.canonical_json(),
+        "jenga.feature_schema_sha256": schema.sha256,
+        "jenga.labels": labels,
+        "jenga.default_threshold": meta["threshold"],
+        "jenga.parity_max_abs_diff": _worst(parity),
+        "jenga.producer_version": jenga_edge.__version__,
+    }
+    set_metadata(
+        onx,
+        props,
+        producer_version=jenga_edge.__version__,
+        model_version=version,
+        doc=f"JengaAI Edge: task {name!r} ({meta['type']}, {meta['mode']}) of project "
+        f"{loaded.meta['project_name']!r}; inputs numeric float32 [batch, {len(schema.numeric)}], "
+        f"categorical int64 [batch, {len(schema.categorical)}]",
+    )
     onnx.save(onx, str(path))
-    log(f"  {name}: {path.name} {path.stat().st_size / 1024:.1f} KiB, max abs diff "
-        + ", ".join(f"{o} {parity[o]:.2e}" for o in outputs))
-    return TaskEntry(name=name, type=meta["type"], mode=meta["mode"], source=src, file=path.name,
-                     sha256=sha256_file(path), opset=opset_of(onx), size_bytes=path.stat().st_size,
-                     inputs=_input_specs(schema), outputs=_output_specs(model, name), labels=labels,
-                     threshold=meta["threshold"], metrics=_plain_metrics(meta["metrics"]), schema=schema,
-                     schema_sha256=schema.sha256, parity=parity)
+    log(
+        f"  {name}: {path.name} {path.stat().st_size / 1024:.1f} KiB, max abs diff "
+        + ", ".join(f"{o} {parity[o]:.2e}" for o in outputs)
+    )
+    return TaskEntry(
+        name=name,
+        type=meta["type"],
+        mode=meta["mode"],
+        source=src,
+        file=path.name,
+        sha256=sha256_file(path),
+        opset=opset_of(onx),
+        size_bytes=path.stat().st_size,
+        inputs=_input_specs(schema),
+        outputs=_output_specs(model, name),
+        labels=labels,
+        threshold=meta["threshold"],
+        metrics=_plain_metrics(meta["metrics"]),
+        schema=schema,
+        schema_sha256=schema.sha256,
+        parity=parity,
+    )
 
 
 def _groups(model, tasks: list[str]) -> dict[str, list[str]]:
@@ -177,31 +228,46 @@ def _groups(model, tasks: list[str]) -> dict[str, list[str]]:
     return {s: ts for s, ts in by_source.items() if len(ts) >= 2}
 
 
-def _export_merged(model, loaded, src: str, tasks: list[str], tmp: Path, cases: dict, opts: ExportOptions,
-                   version: int, log) -> MergedEntry:
+def _export_merged(
+    model, loaded, src: str, tasks: list[str], tmp: Path, cases: dict, opts: ExportOptions, version: int, log
+) -> MergedEntry:
     schema = loaded.schemas[src]
     graph = MergedGraph(model, tasks)
     outputs = graph.output_names()
     path = tmp / f"merged-{src}.onnx"
-    onx = export_graph(graph, example_inputs(len(schema.numeric), len(schema.categorical)), outputs, path,
-                       opts.opset)
+    onx = export_graph(graph, example_inputs(len(schema.numeric), len(schema.categorical)), outputs, path, opts.opset)
     parity = _check_parity(graph, path, outputs, cases, opts.atol, f"merged-{src}")
     vs_tasks = _merged_vs_task_graphs(path, tmp, tasks, outputs, cases)
     if max(vs_tasks.values()) > opts.atol:
-        raise ParityError(f"merged-{src}.onnx differs from the per-task graphs by {max(vs_tasks.values()):.2e} "
-                          f"> --atol {opts.atol:g}")
-    set_metadata(onx, {"jenga.merged_tasks": tasks, "jenga.source": src,
-                       "jenga.feature_schema_sha256": schema.sha256,
-                       "jenga.producer_version": jenga_edge.__version__},
-                 producer_version=jenga_edge.__version__, model_version=version,
-                 doc=f"JengaAI Edge: tasks {', '.join(tasks)} of source {src!r} in one graph")
+        raise ParityError(
+            f"merged-{src}.onnx differs from the per-task graphs by {max(vs_tasks.values()):.2e} > --atol {opts.atol:g}"
+        )
+    set_metadata(
+        onx,
+        {
+            "jenga.merged_tasks": tasks,
+            "jenga.source": src,
+            "jenga.feature_schema_sha256": schema.sha256,
+            "jenga.producer_version": jenga_edge.__version__,
+        },
+        producer_version=jenga_edge.__version__,
+        model_version=version,
+        doc=f"JengaAI Edge: tasks {', '.join(tasks)} of source {src!r} in one graph",
+    )
     onnx.save(onx, str(path))
-    log(f"  merged-{src}: {path.name} {path.stat().st_size / 1024:.1f} KiB, tasks {', '.join(tasks)}, "
-        f"max abs diff {_worst(parity):.2e} (vs per-task graphs {max(vs_tasks.values()):.2e})")
-    return MergedEntry(file=path.name, sha256=sha256_file(path), source=src, tasks=tasks,
-                       size_bytes=path.stat().st_size,
-                       outputs={t: _output_specs(model, t, prefix=f"{t}.") for t in tasks},
-                       parity={**parity, "vs_task_graphs": vs_tasks})
+    log(
+        f"  merged-{src}: {path.name} {path.stat().st_size / 1024:.1f} KiB, tasks {', '.join(tasks)}, "
+        f"max abs diff {_worst(parity):.2e} (vs per-task graphs {max(vs_tasks.values()):.2e})"
+    )
+    return MergedEntry(
+        file=path.name,
+        sha256=sha256_file(path),
+        source=src,
+        tasks=tasks,
+        size_bytes=path.stat().st_size,
+        outputs={t: _output_specs(model, t, prefix=f"{t}.") for t in tasks},
+        parity={**parity, "vs_task_graphs": vs_tasks},
+    )
 
 
 def _merged_vs_task_graphs(path: Path, tmp: Path, tasks: list[str], outputs: list[str], cases: dict) -> dict:
@@ -225,21 +291,24 @@ def _check_parity(graph, path: Path, outputs: list[str], cases: dict, atol: floa
     bad = {o: parity[o] for o in outputs if not parity[o] <= atol}
     if bad:
         worst_case = {c: d for c, d in parity["cases"].items() if any(not d[o] <= atol for o in bad)}
-        raise ParityError(f"{what}: onnxruntime differs from torch by "
-                          + ", ".join(f"{o} {v:.3e}" for o, v in bad.items())
-                          + f" > --atol {atol:g} (cases: {', '.join(worst_case)})")
+        raise ParityError(
+            f"{what}: onnxruntime differs from torch by "
+            + ", ".join(f"{o} {v:.3e}" for o, v in bad.items())
+            + f" > --atol {atol:g} (cases: {', '.join(worst_case)})"
+        )
     return parity
 
 
-def _parity_cases(loaded, src: str, data: Optional[str], log: Callable[[str], None]) -> tuple[dict, str]:
+def _parity_cases(loaded, src: str, data: str | None, log: Callable[[str], None]) -> tuple[dict, str]:
     schema: FeatureSchema = loaded.schemas[src]
     rows, where = _parity_rows(loaded, src, data, log)
     num, cat = vectorize_rows(schema, rows, where)
     return edge_cases(schema, num, cat), where
 
 
-def _check_parity_columns(schema: FeatureSchema, rows: list[dict], data: str, src: str,
-                          log: Callable[[str], None]) -> None:
+def _check_parity_columns(
+    schema: FeatureSchema, rows: list[dict], data: str, src: str, log: Callable[[str], None]
+) -> None:
     """Parity rows must be rows of this schema: a file of another kind of event
     would test the graph on nothing but missing values."""
     seen: set[str] = set()
@@ -247,14 +316,16 @@ def _check_parity_columns(schema: FeatureSchema, rows: list[dict], data: str, sr
         seen.update(row)
     missing = [f.name for f in schema.features if f.name not in seen]
     if len(missing) * 2 > len(schema.features):
-        raise DataError(f"--data {data}: its rows lack {len(missing)} of the {len(schema.features)} features of "
-                        f"source {src!r} ({', '.join(missing[:8])}{', ...' if len(missing) > 8 else ''}); "
-                        "give rows of the data the model was trained on")
+        raise DataError(
+            f"--data {data}: its rows lack {len(missing)} of the {len(schema.features)} features of "
+            f"source {src!r} ({', '.join(missing[:8])}{', ...' if len(missing) > 8 else ''}); "
+            "give rows of the data the model was trained on"
+        )
     if missing:
         log(f"  --data {data}: no row has {', '.join(missing)}: the parity check scores them as missing")
 
 
-def _parity_rows(loaded, src: str, data: Optional[str], log: Callable[[str], None]) -> tuple[list[dict], str]:
+def _parity_rows(loaded, src: str, data: str | None, log: Callable[[str], None]) -> tuple[list[dict], str]:
     cfg = loaded.meta["config"]
     scfg = cfg["sources"][src]
     if data:
@@ -291,10 +362,20 @@ def _synthetic_rows(schema: FeatureSchema, n: int = 2000) -> list[dict]:
 
 
 def _input_specs(schema: FeatureSchema) -> list[TensorSpec]:
-    return [TensorSpec(name="numeric", dtype="float32", shape=["batch", len(schema.numeric)],
-                       features=[f.name for f in schema.numeric]),
-            TensorSpec(name="categorical", dtype="int64", shape=["batch", len(schema.categorical)],
-                       features=[f.name for f in schema.categorical])]
+    return [
+        TensorSpec(
+            name="numeric",
+            dtype="float32",
+            shape=["batch", len(schema.numeric)],
+            features=[f.name for f in schema.numeric],
+        ),
+        TensorSpec(
+            name="categorical",
+            dtype="int64",
+            shape=["batch", len(schema.categorical)],
+            features=[f.name for f in schema.categorical],
+        ),
+    ]
 
 
 def _output_specs(model, task: str, prefix: str = "") -> list[TensorSpec]:

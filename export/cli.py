@@ -9,7 +9,6 @@ schema.
 from __future__ import annotations
 
 import time
-from typing import Optional
 
 import click
 
@@ -21,33 +20,56 @@ from .opsets import DEFAULT_OPSET, SUPPORTED_OPSETS
 
 @click.command(cls=JengaCommand)
 @version_option("jenga-export")
-@click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False),
-              help="The best_model/ directory jenga-train wrote.")
-@click.option("-o", "--output", "bundle_dir", required=True, type=click.Path(file_okay=False),
-              help="The bundle directory to write.")
+@click.option(
+    "--model",
+    "model_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="The best_model/ directory jenga-train wrote.",
+)
+@click.option(
+    "-o",
+    "--output",
+    "bundle_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="The bundle directory to write.",
+)
 @click.option("--tasks", help="Comma-separated tasks to export (default: all).")
-@click.option("--opset", default=DEFAULT_OPSET, show_default=True,
-              type=click.IntRange(SUPPORTED_OPSETS.start, SUPPORTED_OPSETS.stop - 1), help="ONNX opset.")
-@click.option("--atol", default=1e-5, show_default=True, type=click.FloatRange(min=0.0),
-              help="Max abs diff allowed between torch and onnxruntime, per output.")
-@click.option("--data", type=click.Path(dir_okay=False),
-              help="Rows for the parity check (default: the model's validation split).")
+@click.option(
+    "--opset",
+    default=DEFAULT_OPSET,
+    show_default=True,
+    type=click.IntRange(SUPPORTED_OPSETS.start, SUPPORTED_OPSETS.stop - 1),
+    help="ONNX opset.",
+)
+@click.option(
+    "--atol",
+    default=1e-5,
+    show_default=True,
+    type=click.FloatRange(min=0.0),
+    help="Max abs diff allowed between torch and onnxruntime, per output.",
+)
+@click.option(
+    "--data", type=click.Path(dir_okay=False), help="Rows for the parity check (default: the model's validation split)."
+)
 @click.option("--force", is_flag=True, help="Replace a non-empty output directory.")
-def main(model_dir: str, bundle_dir: str, tasks: Optional[str], opset: int, atol: float,
-         data: Optional[str], force: bool) -> None:
+def main(
+    model_dir: str, bundle_dir: str, tasks: str | None, opset: int, atol: float, data: str | None, force: bool
+) -> None:
     """Export each task of a trained model as its own ONNX graph (plus one merged
     graph per shared schema), check every graph with onnx.checker and against
     torch, and write a bundle with a sha256-verified manifest."""
     from .bundle_writer import ExportOptions, export_bundle
 
-    opts = ExportOptions([t.strip() for t in tasks.split(",") if t.strip()] if tasks else None,
-                         opset, atol, data, force)
+    opts = ExportOptions(
+        [t.strip() for t in tasks.split(",") if t.strip()] if tasks else None, opset, atol, data, force
+    )
     t0 = time.perf_counter()
     click.echo(f"exporting {model_dir} -> {bundle_dir} (opset {opset}, atol {atol:g})", err=True)
     manifest = export_bundle(model_dir, bundle_dir, opts, log=lambda s: click.echo(s, err=True))
     print_summary(manifest)
-    click.echo(f"bundle {manifest.bundle_id} written to {bundle_dir} in {time.perf_counter() - t0:.1f} s",
-               err=True)
+    click.echo(f"bundle {manifest.bundle_id} written to {bundle_dir} in {time.perf_counter() - t0:.1f} s", err=True)
 
 
 def print_summary(manifest: Manifest) -> None:
@@ -59,8 +81,15 @@ def print_summary(manifest: Manifest) -> None:
         rows.append((t.name, ins, outs, f"{t.size_bytes / 1024:.1f} KiB", f"{worst:.2e}"))
     for m in manifest.merged:
         worst = max(v for k, v in m.parity.items() if isinstance(v, float))
-        rows.append((f"[merged {m.source}]", "numeric categorical", f"{len(m.tasks)} tasks",
-                     f"{m.size_bytes / 1024:.1f} KiB", f"{worst:.2e}"))
+        rows.append(
+            (
+                f"[merged {m.source}]",
+                "numeric categorical",
+                f"{len(m.tasks)} tasks",
+                f"{m.size_bytes / 1024:.1f} KiB",
+                f"{worst:.2e}",
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for r in rows:
         click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
@@ -68,4 +97,3 @@ def print_summary(manifest: Manifest) -> None:
 
 if __name__ == "__main__":
     main()
-

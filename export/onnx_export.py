@@ -20,8 +20,8 @@ import io
 import json
 import logging
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import onnx
 import torch
@@ -30,7 +30,7 @@ from jenga_edge.contract.errors import JengaError
 
 from .graphs import INPUT_NAMES
 
-EXAMPLE_BATCH = 4     # not 0 or 1: torch.export would specialize the batch axis
+EXAMPLE_BATCH = 4  # not 0 or 1: torch.export would specialize the batch axis
 
 
 class ExportError(JengaError):
@@ -40,12 +40,15 @@ class ExportError(JengaError):
 
 
 def example_inputs(n_numeric: int, n_categorical: int) -> tuple[torch.Tensor, torch.Tensor]:
-    return (torch.zeros(EXAMPLE_BATCH, n_numeric, dtype=torch.float32),
-            torch.zeros(EXAMPLE_BATCH, n_categorical, dtype=torch.int64))
+    return (
+        torch.zeros(EXAMPLE_BATCH, n_numeric, dtype=torch.float32),
+        torch.zeros(EXAMPLE_BATCH, n_categorical, dtype=torch.int64),
+    )
 
 
-def export_graph(module: torch.nn.Module, inputs: tuple[torch.Tensor, torch.Tensor],
-                 outputs: Sequence[str], path: Path, opset: int) -> onnx.ModelProto:
+def export_graph(
+    module: torch.nn.Module, inputs: tuple[torch.Tensor, torch.Tensor], outputs: Sequence[str], path: Path, opset: int
+) -> onnx.ModelProto:
     """Export with a symbolic batch axis, run the full checker, return the model."""
     batch = torch.export.Dim("batch", min=1)
     shapes = {"numeric": {0: batch}, "categorical": {0: batch}}
@@ -53,16 +56,28 @@ def export_graph(module: torch.nn.Module, inputs: tuple[torch.Tensor, torch.Tens
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), _quiet("torch.onnx", "onnxscript"):
             warnings.simplefilter("ignore")
-            torch.onnx.export(module, inputs, str(path), input_names=list(INPUT_NAMES),
-                              output_names=list(outputs), dynamic_shapes=shapes, opset_version=opset,
-                              dynamo=True, external_data=False, verbose=False)
-    except Exception as exc:   # the exporter raises many types; all mean "no graph"
-        raise ExportError(f"{path.name}: torch.onnx.export failed: {type(exc).__name__}: "
-                          f"{str(exc).splitlines()[0][:300]}") from exc
+            torch.onnx.export(
+                module,
+                inputs,
+                str(path),
+                input_names=list(INPUT_NAMES),
+                output_names=list(outputs),
+                dynamic_shapes=shapes,
+                opset_version=opset,
+                dynamo=True,
+                external_data=False,
+                verbose=False,
+            )
+    except Exception as exc:  # the exporter raises many types; all mean "no graph"
+        raise ExportError(
+            f"{path.name}: torch.onnx.export failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+        ) from exc
     model = onnx.load(str(path))
     if opset_of(model) != opset:
-        raise ExportError(f"{path.name}: asked for opset {opset}, the exporter produced "
-                          f"{opset_of(model)}; use --opset {opset_of(model)}")
+        raise ExportError(
+            f"{path.name}: asked for opset {opset}, the exporter produced "
+            f"{opset_of(model)}; use --opset {opset_of(model)}"
+        )
     try:
         onnx.checker.check_model(model, full_check=True)
     except onnx.checker.ValidationError as exc:
@@ -70,8 +85,9 @@ def export_graph(module: torch.nn.Module, inputs: tuple[torch.Tensor, torch.Tens
     return model
 
 
-def set_metadata(model: onnx.ModelProto, props: dict[str, object], *, producer_version: str,
-                 model_version: int, doc: str) -> None:
+def set_metadata(
+    model: onnx.ModelProto, props: dict[str, object], *, producer_version: str, model_version: int, doc: str
+) -> None:
     """metadata_props so a lone .onnx file describes itself (values are strings)."""
     model.producer_name = "jenga-export"
     model.producer_version = producer_version

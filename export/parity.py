@@ -7,7 +7,7 @@ diff of at least 1 and fails the export like any other excess.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import onnxruntime as ort
@@ -18,8 +18,9 @@ from jenga_edge.contract.schema import FeatureSchema
 EXTREMES = np.array([0.0, -0.0, 1e-30, -1e-30, 1e30, -1e30, 3.0e38, -3.0e38, 1e9, -1e9], dtype=np.float32)
 
 
-def edge_cases(schema: FeatureSchema, rows_num: np.ndarray, rows_cat: np.ndarray,
-               seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def edge_cases(
+    schema: FeatureSchema, rows_num: np.ndarray, rows_cat: np.ndarray, seed: int = 0
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Named (numeric, categorical) batches: validation rows plus edge cases."""
     rng = np.random.default_rng(seed)
     n, m = rows_num.shape[1], rows_cat.shape[1]
@@ -31,7 +32,7 @@ def edge_cases(schema: FeatureSchema, rows_num: np.ndarray, rows_cat: np.ndarray
     missing[rng.random(missing.shape) < 0.5] = np.nan
     missing[0] = np.nan
     unseen = base_cat.copy()
-    unseen[rng.random(unseen.shape) < 0.5] = 0          # unseen values arrive as the OOV index
+    unseen[rng.random(unseen.shape) < 0.5] = 0  # unseen values arrive as the OOV index
     if m:
         unseen[1:] = rng.integers(0, vocab, size=(k - 1, m))  # and every valid index somewhere
     extreme = np.tile(EXTREMES, (n, 1)).T.reshape(-1, n) if n else np.zeros((len(EXTREMES), 0), np.float32)
@@ -47,14 +48,19 @@ def edge_cases(schema: FeatureSchema, rows_num: np.ndarray, rows_cat: np.ndarray
     }
 
 
-def compare(module: torch.nn.Module, session: ort.InferenceSession, outputs: Sequence[str],
-            cases: dict[str, tuple[np.ndarray, np.ndarray]], batch: int = 4096) -> dict:
+def compare(
+    module: torch.nn.Module,
+    session: ort.InferenceSession,
+    outputs: Sequence[str],
+    cases: dict[str, tuple[np.ndarray, np.ndarray]],
+    batch: int = 4096,
+) -> dict:
     """{output: max abs diff over all cases, 'cases': {case: {output: diff}}}."""
     per_case: dict[str, dict[str, float]] = {}
     for case, (num, cat) in cases.items():
         diffs = {o: 0.0 for o in outputs}
         for start in range(0, max(1, len(num)), batch):
-            nb, cb = num[start:start + batch], cat[start:start + batch]
+            nb, cb = num[start : start + batch], cat[start : start + batch]
             with torch.no_grad():
                 ref = module(torch.from_numpy(np.ascontiguousarray(nb)), torch.from_numpy(np.ascontiguousarray(cb)))
             ref = ref if isinstance(ref, tuple) else (ref,)

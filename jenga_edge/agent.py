@@ -17,8 +17,9 @@ import socket
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any
 
 from . import __version__
 from .actions import Action, build_actions, close_actions
@@ -52,7 +53,7 @@ class Pipeline:
     rules: RuleEngine
     actions: dict[str, Action]
     limiter: RateLimiter
-    model_refs: dict       # task -> {"bundle_id", "sha256"}, shared by every alert of the task
+    model_refs: dict  # task -> {"bundle_id", "sha256"}, shared by every alert of the task
 
 
 def build_pipeline(cfg: AgentConfig) -> Pipeline:
@@ -73,7 +74,7 @@ def build_pipeline(cfg: AgentConfig) -> Pipeline:
 RESTART_ONLY = ("sources", "batching", "sinks", "dead_letter", "metrics")
 
 
-def _carry_state(old: "Pipeline", new: "Pipeline") -> None:
+def _carry_state(old: Pipeline, new: Pipeline) -> None:
     """Cooldowns (per rule name) and the action budget survive a reload, so a
     logrotate SIGHUP does not re-alert and re-block every key at once."""
     previous = {r.cfg.rule: r for r in old.rules.rules}
@@ -84,15 +85,20 @@ def _carry_state(old: "Pipeline", new: "Pipeline") -> None:
         new.limiter = old.limiter
 
 
-def _rule_tasks(cfg: AgentConfig) -> Optional[list[str]]:
+def _rule_tasks(cfg: AgentConfig) -> list[str] | None:
     """Without agent.tasks, score the tasks the rules use (all tasks if no rules):
     a task no rule reads would cost scoring time for nothing."""
     return list(dict.fromkeys(r.task for r in cfg.rules)) or None
 
 
 class Agent:
-    def __init__(self, cfg: AgentConfig, config_path: Optional[str] = None, overrides: tuple = (),
-                 log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True)):
+    def __init__(
+        self,
+        cfg: AgentConfig,
+        config_path: str | None = None,
+        overrides: tuple = (),
+        log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
+    ):
         self.config_path, self.overrides, self.log = config_path, overrides, log
         self.started = time.monotonic()
         self.pipe = build_pipeline(cfg)
@@ -104,14 +110,17 @@ class Agent:
         self.queue = EventQueue(cfg.batching.queue_size, cfg.batching.queue_bytes)
         context = SourceContext(self.queue, cfg.batching.max_line_bytes)
         self.sources = [build_source(s, context) for s in cfg.sources]
-        self._source_kind: dict[str, str] = {}     # origin -> kind, for metric labels
-        self.server = MetricsServer(self.metrics.registry, cfg.metrics.host, cfg.metrics.port,
-                                    healthy=lambda: not self._stopping) if cfg.metrics.enabled else None
+        self._source_kind: dict[str, str] = {}  # origin -> kind, for metric labels
+        self.server = (
+            MetricsServer(self.metrics.registry, cfg.metrics.host, cfg.metrics.port, healthy=lambda: not self._stopping)
+            if cfg.metrics.enabled
+            else None
+        )
         self.agent_info = {"id": cfg.agent.id, "hostname": socket.gethostname(), "version": __version__}
         self._stopping = False
         self._reload_requested = False
-        self.first_scored_wall: Optional[float] = None      # time.time() of the first scored event
-        self.span = [None, None]                             # perf_counter: first batch start, last batch end
+        self.first_scored_wall: float | None = None  # time.time() of the first scored event
+        self.span = [None, None]  # perf_counter: first batch start, last batch end
         self.busy_s = 0.0
         self.counts = {"received": 0, "scored": 0, "rejected": 0, "alerts": 0}
         self.reloads = {"ok": 0, "failed": 0}
@@ -135,9 +144,11 @@ class Agent:
         if self.server:
             self.server.start()
         self.metrics.set_up(True)
-        self.log(f"jenga-edge {__version__}: bundle {self.pipe.bundle.bundle_id}, tasks "
-                 f"{', '.join(self.pipe.scorer.tasks)}{' (merged graph)' if self.pipe.scorer.merged else ''}, "
-                 f"sources {', '.join(s.origin for s in self.sources)}")
+        self.log(
+            f"jenga-edge {__version__}: bundle {self.pipe.bundle.bundle_id}, tasks "
+            f"{', '.join(self.pipe.scorer.tasks)}{' (merged graph)' if self.pipe.scorer.merged else ''}, "
+            f"sources {', '.join(s.origin for s in self.sources)}"
+        )
         try:
             self._loop()
         finally:
@@ -160,9 +171,8 @@ class Agent:
             lines = self.queue.take(b.max_batch, b.max_wait_ms / 1000.0)
             if lines:
                 self.process_safely(lines)
-            elif self._stopping or self._sources_done():
-                if self.queue.depth() == 0:
-                    return
+            elif (self._stopping or self._sources_done()) and self.queue.depth() == 0:
+                return
             self._sync_drops()
             if time.monotonic() >= next_stats:
                 self.log(self.metrics.stats_line())
@@ -182,12 +192,12 @@ class Agent:
             lines = self.queue.take(self.cfg.batching.max_batch, 0.0)
             if not lines:
                 break
-            self.process_safely(lines)   # anything accepted is still scored or dead-lettered
+            self.process_safely(lines)  # anything accepted is still scored or dead-lettered
         self._sync_drops()
         for step in [lambda: close_actions(self.pipe.actions), *(s.close for s in [*self.sinks, self.dead_letter])]:
             try:
                 step()
-            except Exception as exc:   # noqa: BLE001 - one failing sink must not skip the others
+            except Exception as exc:  # noqa: BLE001 - one failing sink must not skip the others
                 self.log(f"shutdown: {type(exc).__name__}: {exc}")
         if self.server:
             self.server.stop()
@@ -212,11 +222,10 @@ class Agent:
             self.reloads["failed"] += 1
             self.log(f"reload failed, still serving bundle {self.pipe.bundle.bundle_id}: {exc}")
             return
-        except Exception as exc:   # a reload must never take the serving pipeline down
+        except Exception as exc:  # noqa: BLE001 - a reload must never take the serving pipeline down
             self.metrics.reloads.inc(result="failed")
             self.reloads["failed"] += 1
-            self.log(f"reload failed, still serving bundle {self.pipe.bundle.bundle_id}: "
-                     f"{type(exc).__name__}: {exc}")
+            self.log(f"reload failed, still serving bundle {self.pipe.bundle.bundle_id}: {type(exc).__name__}: {exc}")
             return
         old = self.pipe
         _carry_state(old, pipe)
@@ -239,14 +248,14 @@ class Agent:
         reason `processing_error`, and the agent keeps running."""
         try:
             self.process(lines)
-        except Exception as exc:   # noqa: BLE001 - nothing may take the loop down
+        except Exception as exc:  # noqa: BLE001 - nothing may take the loop down
             reason = f"{type(exc).__name__}: {str(exc)[:200]}"
             self.log(f"batch of {len(lines)} failed, dead-lettered: {reason}")
             now = iso_utc(time.time())
             rejects = [Reject(i, "processing_error", None, reason) for i in range(len(lines))]
             try:
                 self.dead_letter.write_batch([self._dead(r, lines, now) for r in rejects])
-            except Exception as dl_exc:   # noqa: BLE001
+            except Exception as dl_exc:  # noqa: BLE001
                 self.log(f"dead-letter write failed too: {type(dl_exc).__name__}: {dl_exc}")
             self._count_received(lines)
             self.metrics.rejected.inc(len(lines), reason="processing_error")
@@ -262,7 +271,7 @@ class Agent:
         batch = pipe.decoder.decode(lines.data, lines.oversize_flags())
         scores = pipe.scorer.score(batch.num, batch.cat)
         hits = pipe.rules.evaluate(batch, scores)
-        now = iso_utc(time.time())     # one timestamp per batch: strftime per alert was a hot spot
+        now = iso_utc(time.time())  # one timestamp per batch: strftime per alert was a hot spot
         alerts = [self._alert(h, batch, lines, now) for h in hits]
         for sink in self.sinks:
             sink.write_batch(alerts)
@@ -275,10 +284,18 @@ class Agent:
     def _alert(self, hit: Hit, batch: DecodedBatch, lines: list, now: str) -> dict:
         pipe, rule = self.pipe, hit.rule
         row = hit.row
-        alert = {"timestamp": now, "event_type": "alert", "agent": self.agent_info,
-                 "rule": rule.cfg.rule, "priority": hit.priority, "task": rule.task.name,
-                 "score": round(hit.score, 6), "threshold": rule.threshold,
-                 "model": pipe.model_refs[rule.task.name], "source": lines.origin_of(batch.index[row])}
+        alert = {
+            "timestamp": now,
+            "event_type": "alert",
+            "agent": self.agent_info,
+            "rule": rule.cfg.rule,
+            "priority": hit.priority,
+            "task": rule.task.name,
+            "score": round(hit.score, 6),
+            "threshold": rule.threshold,
+            "model": pipe.model_refs[rule.task.name],
+            "source": lines.origin_of(batch.index[row]),
+        }
         if hit.label is not None:
             alert["label"] = hit.label
         keys = batch.keys
@@ -313,7 +330,7 @@ class Agent:
         else:
             try:
                 outcome = action.run(alert)
-            except Exception as exc:   # an action failure is recorded, never fatal
+            except Exception as exc:  # noqa: BLE001 - an action failure is recorded, never fatal
                 outcome = {"type": action.type, "result": "failed", "reason": f"{type(exc).__name__}: {exc}"}
         outcome["name"] = name
         self.metrics.actions.inc(type=action.type, result=outcome.get("result", "unknown"))
@@ -322,8 +339,15 @@ class Agent:
     def _dead(self, r: Reject, lines: Batch, now: str) -> dict:
         ln = lines[r.index]
         text = ln.data[:DEAD_LETTER_LINE_MAX].decode("utf-8", errors="replace")
-        return {"timestamp": now, "source": ln.origin, "reason": r.reason, "field": r.field,
-                "message": r.message, "line": text, "truncated": len(ln.data) > DEAD_LETTER_LINE_MAX or ln.oversize}
+        return {
+            "timestamp": now,
+            "source": ln.origin,
+            "reason": r.reason,
+            "field": r.field,
+            "message": r.message,
+            "line": text,
+            "truncated": len(ln.data) > DEAD_LETTER_LINE_MAX or ln.oversize,
+        }
 
     def _account(self, lines: Batch, batch: DecodedBatch, alerts: list[dict], seconds: float) -> None:
         m = self.metrics
@@ -349,7 +373,7 @@ class Agent:
 
     def _count_received(self, lines: Batch) -> None:
         by_kind: dict[str, int] = {}
-        for origin, n in lines.origins:   # few distinct origins per batch
+        for origin, n in lines.origins:  # few distinct origins per batch
             kind = self._source_kind.get(origin) or self._kind_of(origin)
             by_kind[kind] = by_kind.get(kind, 0) + n
         for kind, n in by_kind.items():
@@ -362,17 +386,21 @@ class Agent:
 
     def summary(self) -> dict:
         snap = self.metrics.snapshot()
-        return {"received": self.counts["received"], "scored": self.counts["scored"],
-                "rejected": self.counts["rejected"], "alerts": self.counts["alerts"],
-                "dropped": sum(s.dropped for s in self.sources),
-                "reloads": dict(self.reloads),
-                "metrics": snap, "bundle_id": self.pipe.bundle.bundle_id,
-                "uptime_s": round(time.monotonic() - self.started, 3),
-                "busy_s": round(self.busy_s, 6),
-                "span_s": round(self.span[1] - self.span[0], 6) if self.span[1] is not None else 0.0,
-                "first_scored_wall": self.first_scored_wall}
+        return {
+            "received": self.counts["received"],
+            "scored": self.counts["scored"],
+            "rejected": self.counts["rejected"],
+            "alerts": self.counts["alerts"],
+            "dropped": sum(s.dropped for s in self.sources),
+            "reloads": dict(self.reloads),
+            "metrics": snap,
+            "bundle_id": self.pipe.bundle.bundle_id,
+            "uptime_s": round(time.monotonic() - self.started, 3),
+            "busy_s": round(self.busy_s, 6),
+            "span_s": round(self.span[1] - self.span[0], 6) if self.span[1] is not None else 0.0,
+            "first_scored_wall": self.first_scored_wall,
+        }
 
 
 def summary_line(summary: dict) -> str:
     return json.dumps({k: v for k, v in summary.items() if k != "metrics"})
-

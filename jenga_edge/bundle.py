@@ -76,7 +76,7 @@ def _check_requirements(manifest: Manifest, d: Path) -> None:
         raise BundleError(f"{d}: bundle needs jenga-edge >= {need}, this agent is {__version__}")
     need_ort = manifest.requires.onnxruntime_min_version
     try:
-        import onnxruntime   # already loaded by any agent; importlib.metadata would cost ~4 MB
+        import onnxruntime  # already loaded by any agent; importlib.metadata would cost ~4 MB
     except ImportError:
         raise BundleError("onnxruntime is not installed; pip install onnxruntime") from None
     have = onnxruntime.__version__
@@ -93,5 +93,7 @@ def _check_file(d: Path, name: str, digest: str) -> None:
         raise BundleError(f"{d}: {name} is listed in the manifest but missing")
     actual = sha256_file(p)
     if actual != digest:
-        raise BundleError(f"{d}: {name} sha256 mismatch (manifest {digest[:12]}…, file {actual[:12]}…): "
-                          "the bundle was modified or partly copied; refusing to load it")
+        raise BundleError(
+            f"{d}: {name} sha256 mismatch (manifest {digest[:12]}…, file {actual[:12]}…): "
+            "the bundle was modified or partly copied; refusing to load it"
+        )

@@ -6,14 +6,14 @@ input (including events that could not be scored when nothing was found).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
 
 import numpy as np
 
 from .bundle import Bundle
-from .decode import EventDecoder
 from .contract.schema import OOV_INDEX
+from .decode import EventDecoder
 from .score import Scorer, select_tasks
 
 EXIT_CLEAN, EXIT_THREAT, EXIT_BAD = 0, 1, 2
@@ -23,8 +23,8 @@ EXIT_CLEAN, EXIT_THREAT, EXIT_BAD = 0, 1, 2
 class TaskVerdict:
     task: str
     score: float
-    threshold: Optional[float]
-    verdict: str                 # "threat" | "normal" | a class label
+    threshold: float | None
+    verdict: str  # "threat" | "normal" | a class label
     threat: bool
     top_fields: list[tuple[str, float]] = field(default_factory=list)
 
@@ -34,21 +34,36 @@ class EventResult:
     event: int
     ok: bool
     tasks: list[TaskVerdict] = field(default_factory=list)
-    reason: Optional[str] = None
-    field: Optional[str] = None
-    message: Optional[str] = None
+    reason: str | None = None
+    field: str | None = None
+    message: str | None = None
 
     def to_json(self) -> dict:
         if not self.ok:
-            return {"event": self.event, "ok": False, "reason": self.reason, "field": self.field,
-                    "message": self.message}
-        return {"event": self.event, "ok": True, "threat": any(t.threat for t in self.tasks),
-                "tasks": {t.task: {"score": round(t.score, 6), "threshold": t.threshold, "verdict": t.verdict,
-                                   "top_fields": [{"field": f, "contribution": round(c, 6)} for f, c in t.top_fields]}
-                          for t in self.tasks}}
+            return {
+                "event": self.event,
+                "ok": False,
+                "reason": self.reason,
+                "field": self.field,
+                "message": self.message,
+            }
+        return {
+            "event": self.event,
+            "ok": True,
+            "threat": any(t.threat for t in self.tasks),
+            "tasks": {
+                t.task: {
+                    "score": round(t.score, 6),
+                    "threshold": t.threshold,
+                    "verdict": t.verdict,
+                    "top_fields": [{"field": f, "contribution": round(c, 6)} for f, c in t.top_fields],
+                }
+                for t in self.tasks
+            },
+        }
 
 
-def pick_tasks(bundle: Bundle, first_event_keys: Sequence[str], wanted: Optional[Sequence[str]]) -> list[str]:
+def pick_tasks(bundle: Bundle, first_event_keys: Sequence[str], wanted: Sequence[str] | None) -> list[str]:
     """Explicit tasks, else the tasks of the schema that best fits the event's fields."""
     if wanted:
         return [e.name for e in select_tasks(bundle, wanted)]
@@ -60,19 +75,26 @@ def pick_tasks(bundle: Bundle, first_event_keys: Sequence[str], wanted: Optional
     return best
 
 
-def check_lines(bundle: Bundle, lines: list[bytes], tasks: Optional[Sequence[str]] = None,
-                explain: int = 3, mapping: Optional[dict[str, str]] = None) -> list[EventResult]:
+def check_lines(
+    bundle: Bundle,
+    lines: list[bytes],
+    tasks: Sequence[str] | None = None,
+    explain: int = 3,
+    mapping: dict[str, str] | None = None,
+) -> list[EventResult]:
     """`mapping` (an agent config's event.mapping) lets an analyst check raw
     records such as Suricata eve.json the way the agent would score them."""
     first = _first_keys(lines)
     if mapping:
-        first = [*first, *mapping]     # mapped names count as present for picking the schema
+        first = [*first, *mapping]  # mapped names count as present for picking the schema
     names = pick_tasks(bundle, first, tasks)
     scorer = Scorer(bundle, names)
     decoder = EventDecoder(scorer.schema, mapping)
     batch = decoder.decode(lines)
-    results: dict[int, EventResult] = {r.index: EventResult(r.index + 1, False, reason=r.reason, field=r.field,
-                                                            message=r.message) for r in batch.rejects}
+    results: dict[int, EventResult] = {
+        r.index: EventResult(r.index + 1, False, reason=r.reason, field=r.field, message=r.message)
+        for r in batch.rejects
+    }
     scores = scorer.score(batch.num, batch.cat)
     for row, i in enumerate(batch.index):
         verdicts = []
@@ -93,6 +115,7 @@ def check_lines(bundle: Bundle, lines: list[bytes], tasks: Optional[Sequence[str
 
 def _first_keys(lines: list[bytes]) -> list[str]:
     import json
+
     for line in lines:
         try:
             obj = json.loads(line)
@@ -140,8 +163,9 @@ def render(results: list[EventResult]) -> str:
     lines = []
     for r in results:
         if not r.ok:
-            lines.append(f"event {r.event}: REJECTED {r.reason}" + (f" ({r.field})" if r.field else "")
-                         + f": {r.message}")
+            lines.append(
+                f"event {r.event}: REJECTED {r.reason}" + (f" ({r.field})" if r.field else "") + f": {r.message}"
+            )
             continue
         head = "THREAT" if any(t.threat for t in r.tasks) else "clean"
         lines.append(f"event {r.event}: {head}")
@@ -151,6 +175,8 @@ def render(results: list[EventResult]) -> str:
                 continue
             cmp = ">=" if t.threat else "<"
             why = ", ".join(f"{f} +{c:.2f}" for f, c in t.top_fields)
-            lines.append(f"  {t.task:<16} score {t.score:.3f} {cmp} {t.threshold:.3f}  {t.verdict}"
-                         + (f"  top fields (log-odds): {why}" if why and t.threat else ""))
+            lines.append(
+                f"  {t.task:<16} score {t.score:.3f} {cmp} {t.threshold:.3f}  {t.verdict}"
+                + (f"  top fields (log-odds): {why}" if why and t.threat else "")
+            )
     return "\n".join(lines)

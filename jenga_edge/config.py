@@ -20,7 +20,7 @@ import os
 import re
 import socket
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import msgspec
 
@@ -38,16 +38,18 @@ from .sinks.base import SinkConfig
 from .sinks.jsonl import Config as JsonlConfig
 from .sources.base import SourceConfig
 
-RESERVED_ACTION = "alert"     # in a rule's actions: raise the alert (and nothing else)
+RESERVED_ACTION = "alert"  # in a rule's actions: raise the alert (and nothing else)
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class AgentSection(Config, kw_only=True):
     bundle: Annotated[str, doc("the bundle directory jenga-export wrote (relative: to this file)")]
     id: Annotated[str, doc("names this agent in alerts (default: the host name)")] = msgspec.field(
-        default_factory=socket.gethostname)
-    tasks: Annotated[Optional[list[str]], doc(
-        "the bundle tasks to score (default: those the rules use; all, without rules)")] = None
+        default_factory=socket.gethostname
+    )
+    tasks: Annotated[
+        list[str] | None, doc("the bundle tasks to score (default: those the rules use; all, without rules)")
+    ] = None
 
 
 class BatchingConfig(Config, kw_only=True):
@@ -55,23 +57,28 @@ class BatchingConfig(Config, kw_only=True):
     the first one: throughput against latency, per appliance."""
 
     max_batch: Annotated[int, doc("events scored together at most", ge=1, le=65536)] = 256
-    max_wait_ms: Annotated[float, doc(
-        "the longest an event waits for batch-mates (0: no batching delay)", ge=0.0, le=10_000.0)] = 5.0
+    max_wait_ms: Annotated[
+        float, doc("the longest an event waits for batch-mates (0: no batching delay)", ge=0.0, le=10_000.0)
+    ] = 5.0
     queue_size: Annotated[int, doc("events read but not yet scored, at most (sources block, UDP drops)", ge=1)] = 8192
     # 1 MiB holds ~1,000 1-KB events, several ms of a busy stream; bigger boxes that
     # must ride out bursts raise it (see firmware_configs/).
     queue_bytes: Annotated[int, doc("bytes of queued lines, at most (0: no bound)", ge=0)] = 1024 * 1024
-    max_line_bytes: Annotated[int, doc(
-        "a longer line is rejected (reason oversize), never split", ge=MIN_LINE_BYTES, le=MAX_LINE_BYTES)] = 65536
+    max_line_bytes: Annotated[
+        int, doc("a longer line is rejected (reason oversize), never split", ge=MIN_LINE_BYTES, le=MAX_LINE_BYTES)
+    ] = 65536
 
 
 class EventConfig(Config, kw_only=True):
     """How an event's fields are found."""
 
-    mapping: Annotated[dict[str, str], doc(
-        "schema feature or key field -> dotted path in the event, e.g. bytes_sent: flow.bytes_toserver")] = {}
+    mapping: Annotated[
+        dict[str, str],
+        doc("schema feature or key field -> dotted path in the event, e.g. bytes_sent: flow.bytes_toserver"),
+    ] = {}
     keys: Annotated[list[str], doc("fields copied to the top level of every alert")] = msgspec.field(
-        default_factory=lambda: ["src_ip", "dest_ip", "dest_port"])
+        default_factory=lambda: ["src_ip", "dest_ip", "dest_port"]
+    )
     fields: Annotated[list[str], doc("more event fields, under the alert's `fields`")] = []
 
 
@@ -79,36 +86,51 @@ class AgentConfig(Config, kw_only=True):
     """An agent config file."""
 
     agent: Annotated[AgentSection, doc("the bundle and this agent's name")]
-    sources: Annotated[list[SourceConfig], doc(
-        "where events are read: a list of {type: stdin|file|tcp|udp|unix, ...}", min_length=1)]
+    sources: Annotated[
+        list[SourceConfig], doc("where events are read: a list of {type: stdin|file|tcp|udp|unix, ...}", min_length=1)
+    ]
     runtime: Annotated[RuntimeConfig, doc("onnxruntime")] = msgspec.field(default_factory=RuntimeConfig)
     batching: Annotated[BatchingConfig, doc("micro-batches and the queue")] = msgspec.field(
-        default_factory=BatchingConfig)
+        default_factory=BatchingConfig
+    )
     event: Annotated[EventConfig, doc("where an event's fields are")] = msgspec.field(default_factory=EventConfig)
     rules: Annotated[list[RuleConfig], doc("sentinel rules (default: alert on every binary task)")] = []
-    allowlist: Annotated[list[str], doc(
-        "addresses and networks no action ever touches (the rule's key, and what each action acts on)")] = []
-    actions: Annotated[dict[str, ActionConfig], doc(
-        "named actions rules can run: name -> {type: firewall|exec|webhook, ...}")] = {}
+    allowlist: Annotated[
+        list[str], doc("addresses and networks no action ever touches (the rule's key, and what each action acts on)")
+    ] = []
+    actions: Annotated[
+        dict[str, ActionConfig], doc("named actions rules can run: name -> {type: firewall|exec|webhook, ...}")
+    ] = {}
     rate_limit: Annotated[RateLimitConfig, doc("the budget all actions share")] = msgspec.field(
-        default_factory=RateLimitConfig)
-    sinks: Annotated[dict[str, SinkConfig], doc(
-        "named alert destinations: name -> {type: jsonl|stdout|syslog|sqlite, ...}")] = {}
+        default_factory=RateLimitConfig
+    )
+    sinks: Annotated[
+        dict[str, SinkConfig], doc("named alert destinations: name -> {type: jsonl|stdout|syslog|sqlite, ...}")
+    ] = {}
     dead_letter: Annotated[JsonlConfig, doc("where rejected events go, with their reason")] = msgspec.field(
-        default_factory=lambda: JsonlConfig(path="dead_letter.jsonl"))
+        default_factory=lambda: JsonlConfig(path="dead_letter.jsonl")
+    )
     metrics: Annotated[MetricsConfig, doc("the Prometheus endpoint and the stats line")] = msgspec.field(
-        default_factory=MetricsConfig)
+        default_factory=MetricsConfig
+    )
     description: Annotated[str, doc("what this profile is for")] = ""
 
 
 @functools.lru_cache(maxsize=8)
 def _loadable(versions: tuple[int, int, int]) -> type[AgentConfig]:
     """AgentConfig with the kinds registered now in place of their base classes."""
-    fields = [("sources", Annotated[list[sources.KINDS.union()], msgspec.Meta(min_length=1)]),
-              ("sinks", dict[str, sinks.KINDS.union()], msgspec.field(default_factory=dict)),
-              ("actions", dict[str, actions.KINDS.union()], msgspec.field(default_factory=dict))]
-    return msgspec.defstruct("AgentConfig", fields, bases=(AgentConfig,),  # type: ignore[return-value]
-                             kw_only=True, forbid_unknown_fields=True)
+    fields = [
+        ("sources", Annotated[list[sources.KINDS.union()], msgspec.Meta(min_length=1)]),
+        ("sinks", dict[str, sinks.KINDS.union()], msgspec.field(default_factory=dict)),
+        ("actions", dict[str, actions.KINDS.union()], msgspec.field(default_factory=dict)),
+    ]
+    return msgspec.defstruct(
+        "AgentConfig",
+        fields,
+        bases=(AgentConfig,),  # type: ignore[return-value]
+        kw_only=True,
+        forbid_unknown_fields=True,
+    )
 
 
 def config_type() -> type[AgentConfig]:
@@ -127,8 +149,11 @@ def load_agent_config(path: str | Path, overrides: list[str] | tuple[str, ...] =
 def agent_config_from_dict(raw: dict[str, Any], source: str = "config", base: Path | None = None) -> AgentConfig:
     """Check `raw` (a parsed config file); relative paths resolve against `base`."""
     _migration_hints(raw, source)
-    raw = {**raw, "sinks": default_types(raw.get("sinks", {}), sinks.KINDS),
-           "actions": default_types(raw.get("actions", {}), actions.KINDS)}
+    raw = {
+        **raw,
+        "sinks": default_types(raw.get("sinks", {}), sinks.KINDS),
+        "actions": default_types(raw.get("actions", {}), actions.KINDS),
+    }
     cfg = convert(config_type(), raw, source=source)
     _cross_check(cfg, source)
     if base is not None:
@@ -140,8 +165,10 @@ def _migration_hints(raw: dict[str, Any], source: str) -> None:
     """Say what changed in 0.2 where an 0.1 config would otherwise get a puzzling error."""
     acts = raw.get("actions")
     if isinstance(acts, dict) and "rate_limit" in acts:
-        raise ConfigError(f"{source}: actions.rate_limit: moved to the top level in jenga 0.2: "
-                          "write `rate_limit: {...}` beside `actions:` (every other key of `actions` names an action)")
+        raise ConfigError(
+            f"{source}: actions.rate_limit: moved to the top level in jenga 0.2: "
+            "write `rate_limit: {...}` beside `actions:` (every other key of `actions` names an action)"
+        )
 
 
 def _resolve(base: Path, p: str) -> str:
@@ -165,16 +192,19 @@ def _cross_check(cfg: AgentConfig, source: str) -> None:
             if not _NAME.fullmatch(name):
                 raise ConfigError(f"{source}: {section}: {name!r}: a name is 1-64 letters, digits, '_' or '-'")
     if RESERVED_ACTION in cfg.actions:
-        raise ConfigError(f"{source}: actions.{RESERVED_ACTION}: the name is reserved (a rule's `alert` "
-                          "raises the alert); give the action another name")
+        raise ConfigError(
+            f"{source}: actions.{RESERVED_ACTION}: the name is reserved (a rule's `alert` "
+            "raises the alert); give the action another name"
+        )
     configured = {RESERVED_ACTION, *cfg.actions}
     for i, r in enumerate(cfg.rules):
         for j, a in enumerate(r.actions):
             if a not in configured:
-                raise ConfigError(f"{source}: rules[{i}].actions[{j}]: action {a!r} is not configured; "
-                                  f"configured: {', '.join(sorted(configured))} (add actions.{a})")
+                raise ConfigError(
+                    f"{source}: rules[{i}].actions[{j}]: action {a!r} is not configured; "
+                    f"configured: {', '.join(sorted(configured))} (add actions.{a})"
+                )
     names = [r.rule for r in cfg.rules]
     for i, n in enumerate(names):
         if n in names[:i]:
             raise ConfigError(f"{source}: rules[{i}].rule: rule name {n!r} is used more than once")
-

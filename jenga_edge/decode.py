@@ -21,35 +21,36 @@ from __future__ import annotations
 
 import math
 import operator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Sequence, Union
+from typing import Any
 
 import msgspec
 import numpy as np
 
 from .contract.errors import EventError
-from .event_queue import Lines
-from .native import fastjson as _fastjson   # None: tier 2 alone
 from .contract.schema import OOV_INDEX, Feature, FeatureSchema, category_key, to_boolean, to_number
+from .event_queue import Lines
+from .native import fastjson as _fastjson  # None: tier 2 alone
 
-Scalar = Union[str, int, float, bool, None]
+Scalar = str | int | float | bool | None
 _F32_MAX = float(np.finfo(np.float32).max)
 
 
 @dataclass
 class Reject:
-    index: int            # position in the batch
-    reason: str           # bad_json | not_object | wrong_type | missing_field | non_finite | oversize
-    field: Optional[str]
+    index: int  # position in the batch
+    reason: str  # bad_json | not_object | wrong_type | missing_field | non_finite | oversize
+    field: str | None
     message: str
 
 
 @dataclass
 class DecodedBatch:
-    num: np.ndarray                    # float32 [accepted, n]
-    cat: np.ndarray                    # int64 [accepted, m]
-    index: list[int]                   # batch positions of the accepted events
-    keys: dict[str, list[Any]]         # key/condition fields of accepted events, by name
+    num: np.ndarray  # float32 [accepted, n]
+    cat: np.ndarray  # int64 [accepted, m]
+    index: list[int]  # batch positions of the accepted events
+    keys: dict[str, list[Any]]  # key/condition fields of accepted events, by name
     rejects: list[Reject] = field(default_factory=list)
 
     def __len__(self) -> int:
@@ -60,7 +61,7 @@ class _Tree:
     """Nested msgspec Struct types mirroring the dotted paths that are read."""
 
     def __init__(self) -> None:
-        self.children: dict[str, "_Tree"] = {}
+        self.children: dict[str, _Tree] = {}
         self.leaves: dict[str, Any] = {}
 
     def add(self, parts: list[str], tp: Any) -> None:
@@ -75,7 +76,7 @@ class _Tree:
         for i, (key, sub) in enumerate(sorted(self.children.items())):
             attr = f"c{i}"
             sub_type, sub_attrs = sub.build(f"{name}_{i}")
-            fields.append((attr, Optional[sub_type], None))
+            fields.append((attr, sub_type | None, None))
             rename[attr], attrs[key] = key, attr
             attrs.update({f"{key}.{k}": f"{attr}.{v}" for k, v in sub_attrs.items()})
         for i, (key, tp) in enumerate(sorted(self.leaves.items())):
@@ -90,8 +91,7 @@ class EventDecoder:
     """Decode events for one schema. `mapping` maps feature (and key field)
     names to dotted paths in the event; unmapped names are read at the top level."""
 
-    def __init__(self, schema: FeatureSchema, mapping: Optional[dict[str, str]] = None,
-                 key_fields: Sequence[str] = ()):
+    def __init__(self, schema: FeatureSchema, mapping: dict[str, str] | None = None, key_fields: Sequence[str] = ()):
         self.schema = schema
         mapping = dict(mapping or {})
         self.paths = {f.name: mapping.get(f.name, f.name) for f in schema.features}
@@ -108,11 +108,18 @@ class EventDecoder:
         numeric_attrs = [attrs[self.paths[f.name]] for f in schema.numeric]
         self._bool_cols = [j for j, f in enumerate(schema.numeric) if f.kind == "boolean"]
         self._all_numeric = operator.attrgetter(*numeric_attrs) if numeric_attrs else None
-        self._required_numeric = np.array([j for j, f in enumerate(schema.numeric) if not f.allow_missing],
-                                          dtype=np.intp)
+        self._required_numeric = np.array(
+            [j for j, f in enumerate(schema.numeric) if not f.allow_missing], dtype=np.intp
+        )
         self._vocab = {f.name: {c: i for i, c in enumerate(f.categories)} for f in schema.categorical}
-        self._expected = {f.name: {"numeric": "a number (or a numeric string)", "boolean": "true or false",
-                                   "categorical": "a string or number"}[f.kind] for f in schema.features}
+        self._expected = {
+            f.name: {
+                "numeric": "a number (or a numeric string)",
+                "boolean": "true or false",
+                "categorical": "a string or number",
+            }[f.kind]
+            for f in schema.features
+        }
 
         self._plan = self._build_plan(attrs) if _fastjson is not None else None
 
@@ -122,8 +129,7 @@ class EventDecoder:
         segments tier 1 reads in place)."""
         if self._plan is None or not lines:
             return self._decode_slow(lines if type(lines) is list else list(lines), oversize)
-        return self._decode_fast(lines if type(lines) is list or isinstance(lines, Lines) else list(lines),
-                                 oversize)
+        return self._decode_fast(lines if type(lines) is list or isinstance(lines, Lines) else list(lines), oversize)
 
     def _decode_slow(self, lines: Sequence[bytes], oversize: Sequence[bool] = ()) -> DecodedBatch:
         rejects: list[Reject] = []
@@ -131,7 +137,7 @@ class EventDecoder:
         return self._columns(events, index, rejects)
 
     # ---------------------------------------------------------- tier 1 (C)
-    def _build_plan(self, attrs: dict[str, str]) -> Optional[Any]:
+    def _build_plan(self, attrs: dict[str, str]) -> Any | None:
         """The C extractor's plan: a tree of JSON keys whose leaves say which
         column (numeric, boolean, categorical) or key field a value fills."""
         spec: dict = {}
@@ -149,11 +155,13 @@ class EventDecoder:
                 for part in parts[:-1]:
                     node = node.setdefault(part.encode(), {})
                 node[parts[-1].encode()] = tuple(leaf)
-            vocabs = tuple({c.encode(): ((_CAT, i),) for c, i in self._vocab[f.name].items()}
-                           for f in self.schema.categorical)
-            return _fastjson.Plan(spec, len(self.schema.numeric), len(self.schema.categorical),
-                                  len(self._key_order), vocabs)
-        except (TypeError, ValueError, AttributeError):   # a path both a leaf and an object: tier 2 only
+            vocabs = tuple(
+                {c.encode(): ((_CAT, i),) for c, i in self._vocab[f.name].items()} for f in self.schema.categorical
+            )
+            return _fastjson.Plan(
+                spec, len(self.schema.numeric), len(self.schema.categorical), len(self._key_order), vocabs
+            )
+        except (TypeError, ValueError, AttributeError):  # a path both a leaf and an object: tier 2 only
             return None
 
     def _decode_fast(self, lines: list | Lines, oversize: Sequence[bool]) -> DecodedBatch:
@@ -163,7 +171,7 @@ class EventDecoder:
         key_values: list[list] = [[] for _ in self._key_order]
         status = np.empty(n, dtype=np.uint8)
         accepted, r0 = 0, 0
-        for seg in (lines.segments if isinstance(lines, Lines) else [lines]):
+        for seg in lines.segments if isinstance(lines, Lines) else [lines]:
             r1 = r0 + (len(seg) if isinstance(seg, list) else len(seg[1]))
             part = [[None] * (r1 - r0) for _ in self._key_order]
             accepted += self._plan.decode(seg, num[r0:r1], cat[r0:r1], part, status[r0:r1])
@@ -203,11 +211,27 @@ class EventDecoder:
             if missing.any():
                 cat[missing, j] = OOV_INDEX
                 if not f.allow_missing:
-                    self._reject_rows(np.flatnonzero(missing & ok), "missing_field", f.name,
-                                      f"field {f.name!r} is missing", ok, list(range(len(ok))), rejects)
+                    self._reject_rows(
+                        np.flatnonzero(missing & ok),
+                        "missing_field",
+                        f.name,
+                        f"field {f.name!r} is missing",
+                        ok,
+                        list(range(len(ok))),
+                        rejects,
+                    )
 
-    def _merge_slow(self, lines: list | Lines, oversize: Sequence[bool], rows: np.ndarray, num: np.ndarray,
-                    cat: np.ndarray, keys: dict[str, list], ok: np.ndarray, rejects: list[Reject]) -> None:
+    def _merge_slow(
+        self,
+        lines: list | Lines,
+        oversize: Sequence[bool],
+        rows: np.ndarray,
+        num: np.ndarray,
+        cat: np.ndarray,
+        keys: dict[str, list],
+        ok: np.ndarray,
+        rejects: list[Reject],
+    ) -> None:
         """Lines tier 1 left alone go through tier 2; its rows and rejects
         are put back at their places in the batch."""
         sub = self._decode_slow([lines[r] for r in rows], [bool(oversize[r]) for r in rows] if any(oversize) else ())
@@ -233,7 +257,7 @@ class EventDecoder:
             try:
                 return [one(line) for line in lines], list(range(len(lines)))
             except (msgspec.DecodeError, RecursionError, ValueError):
-                pass     # some line is bad: find out which, line by line
+                pass  # some line is bad: find out which, line by line
         events, index = [], []
         for i, line in enumerate(lines):
             if oversize and oversize[i]:
@@ -248,7 +272,7 @@ class EventDecoder:
                 rejects.append(Reject(i, "bad_json", None, f"invalid JSON: {exc}"))
             except RecursionError:
                 rejects.append(Reject(i, "bad_json", None, "invalid JSON: nested too deeply"))
-            except ValueError as exc:       # UnicodeDecodeError in a string the event's fields use
+            except ValueError as exc:  # UnicodeDecodeError in a string the event's fields use
                 rejects.append(Reject(i, "bad_json", None, f"invalid JSON: {exc}"))
         return events, index
 
@@ -263,8 +287,12 @@ class EventDecoder:
             return Reject(i, "non_finite", name, f"field {name!r} is out of range, expected a finite number")
         got = where[0].rsplit("got ", 1)[-1].strip("`") if "got " in where[0] else "?"
         at = f" (at {path})" if path != name else ""
-        return Reject(i, "wrong_type", name, f"field {name!r}{at} is {_article(got)}, expected "
-                      f"{self._expected.get(name, 'a string or number')}")
+        return Reject(
+            i,
+            "wrong_type",
+            name,
+            f"field {name!r}{at} is {_article(got)}, expected {self._expected.get(name, 'a string or number')}",
+        )
 
     # -------------------------------------------------------------- columns
     def _columns(self, events: list, index: list[int], rejects: list[Reject]) -> DecodedBatch:
@@ -283,8 +311,7 @@ class EventDecoder:
         rejects.sort(key=lambda r: r.index)
         return DecodedBatch(num, cat, index, keys, rejects)
 
-    def _numeric_block(self, events: list, ok: np.ndarray, index: list[int],
-                       rejects: list[Reject]) -> np.ndarray:
+    def _numeric_block(self, events: list, ok: np.ndarray, index: list[int], rejects: list[Reject]) -> np.ndarray:
         """All numeric features at once: one getter call per event, numpy turns
         None into NaN and parses numeric strings; anything numpy cannot take
         goes through the schema's own coercion, value by value."""
@@ -293,7 +320,7 @@ class EventDecoder:
             return np.empty((len(events), 0), dtype=np.float32)
         try:
             rows = [self._all_numeric(e) for e in events]
-        except AttributeError:      # an intermediate object is missing: take the careful path
+        except AttributeError:  # an intermediate object is missing: take the careful path
             rows = [tuple(self._get[f.name](e) for f in feats) for e in events]
         if len(feats) == 1:
             rows = [(r,) if not isinstance(r, tuple) else r for r in rows]
@@ -317,11 +344,12 @@ class EventDecoder:
                 reason, message = "non_finite", f"field {f.name!r} is {value!r}, expected a finite float32 number"
             ok[r] = False
             rejects.append(Reject(index[r], reason, f.name, message))
-        block[~ok] = 0.0           # rejected rows are dropped; keep the cast below quiet
+        block[~ok] = 0.0  # rejected rows are dropped; keep the cast below quiet
         return block.astype(np.float32)
 
-    def _coerce(self, rows: list, feats: list[Feature], ok: np.ndarray, index: list[int],
-                rejects: list[Reject]) -> np.ndarray:
+    def _coerce(
+        self, rows: list, feats: list[Feature], ok: np.ndarray, index: list[int], rejects: list[Reject]
+    ) -> np.ndarray:
         block = np.empty((len(rows), len(feats)), dtype=np.float64)
         for r, row in enumerate(rows):
             for j, (f, v) in enumerate(zip(feats, row)):
@@ -330,19 +358,25 @@ class EventDecoder:
                     continue
                 try:
                     block[r, j] = to_boolean(v, f.name) if f.kind == "boolean" else to_number(v, f.name)
-                except OverflowError:                 # an integer literal beyond any float
+                except OverflowError:  # an integer literal beyond any float
                     block[r, j] = math.inf
                 except EventError as exc:
                     block[r, j] = 0.0
                     if ok[r]:
                         ok[r] = False
-                        rejects.append(Reject(index[r], exc.reason, f.name,
-                                              f"{exc}".replace("expected a number", "expected a number "
-                                                               "(or a numeric string)")))
+                        rejects.append(
+                            Reject(
+                                index[r],
+                                exc.reason,
+                                f.name,
+                                f"{exc}".replace("expected a number", "expected a number (or a numeric string)"),
+                            )
+                        )
         return block
 
-    def _categorical_column(self, f: Feature, values: list, ok: np.ndarray, index: list[int],
-                            rejects: list[Reject]) -> np.ndarray:
+    def _categorical_column(
+        self, f: Feature, values: list, ok: np.ndarray, index: list[int], rejects: list[Reject]
+    ) -> np.ndarray:
         vocab = self._vocab[f.name]
         # Strings that are in the vocabulary take the dict lookup inline; anything
         # else (numbers, booleans, padded strings, unseen values) goes the long way.
@@ -352,19 +386,27 @@ class EventDecoder:
             out[i] = _vocab_index(vocab, values[i])
         if not f.allow_missing:
             missing = np.array([v is None for v in values], dtype=bool)
-            self._reject_rows(np.flatnonzero(missing & ok), "missing_field", f.name,
-                              f"field {f.name!r} is missing", ok, index, rejects)
+            self._reject_rows(
+                np.flatnonzero(missing & ok),
+                "missing_field",
+                f.name,
+                f"field {f.name!r} is missing",
+                ok,
+                index,
+                rejects,
+            )
         return out
 
     @staticmethod
-    def _reject_rows(rows: np.ndarray, reason: str, name: str, message: str, ok: np.ndarray,
-                     index: list[int], rejects: list[Reject]) -> None:
+    def _reject_rows(
+        rows: np.ndarray, reason: str, name: str, message: str, ok: np.ndarray, index: list[int], rejects: list[Reject]
+    ) -> None:
         for r in rows:
             ok[r] = False
             rejects.append(Reject(index[r], reason, name, message))
 
 
-_NUM, _BOOL, _CAT, _KEY = 0, 1, 2, 3      # target kinds of the C plan (_fastjson.c)
+_NUM, _BOOL, _CAT, _KEY = 0, 1, 2, 3  # target kinds of the C plan (_fastjson.c)
 
 
 def _zero_one(values: np.ndarray) -> bool:
@@ -397,4 +439,5 @@ def _getter(attr_path: str) -> Callable[[Any], Any]:
             if e is None:
                 return None
         return e
+
     return get

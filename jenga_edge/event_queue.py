@@ -13,13 +13,14 @@ import bisect
 import collections
 import threading
 import time
-from typing import Iterator, NamedTuple, Optional, Sequence, Union
+from collections.abc import Iterator, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
 from .contract.errors import ConfigError
-
 from .native import fastjson as _native
+
 
 def _spans_py(buf: bytes, start: int, k: int, out: np.ndarray) -> int:
     """_fastjson.spans in Python (no C extension): the next k non-empty lines
@@ -29,7 +30,7 @@ def _spans_py(buf: bytes, start: int, k: int, out: np.ndarray) -> int:
         nl = buf.find(b"\n", pos)
         if nl < 0:
             raise ValueError(f"spans: {k} lines asked, {got} found")
-        stop = nl - 1 if nl > pos and buf[nl - 1:nl] == b"\r" else nl
+        stop = nl - 1 if nl > pos and buf[nl - 1 : nl] == b"\r" else nl
         if stop > pos:
             out[got] = (pos, stop)
             got += 1
@@ -37,9 +38,9 @@ def _spans_py(buf: bytes, start: int, k: int, out: np.ndarray) -> int:
     return pos
 
 
-_spans = _native.spans if _native is not None else _spans_py    # framing of a buffer of lines
+_spans = _native.spans if _native is not None else _spans_py  # framing of a buffer of lines
 
-_POLL_S = 0.2            # how often blocked producers look at their stop flag
+_POLL_S = 0.2  # how often blocked producers look at their stop flag
 
 
 class Line(NamedTuple):
@@ -59,7 +60,7 @@ class Chunk(NamedTuple):
     count: int
 
 
-Segment = Union[list, tuple]     # a list of line bytes, or (buffer, int64 spans [n, 2])
+Segment = list | tuple  # a list of line bytes, or (buffer, int64 spans [n, 2])
 
 
 class Lines(Sequence[bytes]):
@@ -67,7 +68,7 @@ class Lines(Sequence[bytes]):
     with line spans. The decoder's C tier reads spans in place; indexing
     gives a line's bytes (for the few that need them: fallbacks, dead letters)."""
 
-    __slots__ = ("segments", "_starts", "_n")
+    __slots__ = ("_n", "_starts", "segments")
 
     def __init__(self, segments: list[Segment]):
         self.segments = [s for s in segments if len(s if isinstance(s, list) else s[1])]
@@ -123,10 +124,11 @@ class Batch:
     `Line` (for the few lines that become alerts or dead letters).
     """
 
-    __slots__ = ("data", "oversize", "origins")
+    __slots__ = ("data", "origins", "oversize")
 
-    def __init__(self, data: Union[list, Lines], oversize: Optional[list[bool]] = None,
-                 origins: Optional[list[tuple[str, int]]] = None):
+    def __init__(
+        self, data: list | Lines, oversize: list[bool] | None = None, origins: list[tuple[str, int]] | None = None
+    ):
         self.data = data if isinstance(data, Lines) else Lines([list(data)])
         self.oversize = oversize if oversize is not None and any(oversize) else None
         self.origins = origins if origins is not None else [("unknown", len(data))]
@@ -156,10 +158,17 @@ class _Block:
     the agent already took. Either a list of line bytes (`data`) or a
     `Chunk`'s buffer (`buf`, `count`; `at` is the byte where untaken lines start)."""
 
-    __slots__ = ("t", "data", "oversize", "origin", "pos", "buf", "count", "at")
+    __slots__ = ("at", "buf", "count", "data", "origin", "oversize", "pos", "t")
 
-    def __init__(self, t: float, data: Optional[list[bytes]], oversize: Optional[list[bool]], origin: str,
-                 buf: Optional[bytes] = None, count: int = 0):
+    def __init__(
+        self,
+        t: float,
+        data: list[bytes] | None,
+        oversize: list[bool] | None,
+        origin: str,
+        buf: bytes | None = None,
+        count: int = 0,
+    ):
         self.t, self.data, self.oversize, self.origin, self.pos = t, data, oversize, origin, 0
         self.buf, self.at = buf, 0
         self.count = len(data) if data is not None else count
@@ -197,9 +206,16 @@ class EventQueue:
         self._closed = False
 
     # ------------------------------------------------------------ producers
-    def put_lines(self, data: list[bytes], origin: str, oversize: Optional[list[bool]] = None, *,
-                  block: bool = True, stop: Optional[threading.Event] = None,
-                  timeout: Optional[float] = None) -> int:
+    def put_lines(
+        self,
+        data: list[bytes],
+        origin: str,
+        oversize: list[bool] | None = None,
+        *,
+        block: bool = True,
+        stop: threading.Event | None = None,
+        timeout: float | None = None,
+    ) -> int:
         """Enqueue lines in order, as much as there is room for at a time;
         while full, wait (if `block`). Returns how many were enqueued: fewer
         only if the queue closed, `stop` got set, `timeout` passed, or (not
@@ -211,14 +227,13 @@ class EventQueue:
                 if not self._wait_for_room(block, stop, deadline):
                     return done
                 k = self._fitting(data, done)
-                part = data[done:done + k] if (done or k < n) else data
-                flags = oversize[done:done + k] if oversize is not None and any(oversize) else None
+                part = data[done : done + k] if (done or k < n) else data
+                flags = oversize[done : done + k] if oversize is not None and any(oversize) else None
                 self._append(_Block(time.monotonic(), part, flags, origin), sum(map(len, part)))
                 done += k
         return done
 
-    def put_chunk(self, chunk: Chunk, origin: str, *, block: bool = True,
-                  stop: Optional[threading.Event] = None) -> int:
+    def put_chunk(self, chunk: Chunk, origin: str, *, block: bool = True, stop: threading.Event | None = None) -> int:
         """`put_lines` for a `Chunk`: as many of its lines as there is room
         for at a time (the chunk is cut at a line boundary when it does not
         fit whole); returns how many were enqueued."""
@@ -238,11 +253,11 @@ class EventQueue:
                 done += head.count
         return done
 
-    def _wait_for_room(self, block: bool, stop: Optional[threading.Event], deadline: Optional[float]) -> bool:
+    def _wait_for_room(self, block: bool, stop: threading.Event | None, deadline: float | None) -> bool:
         """With the lock held: wait while the queue is full. False if the
         producer should give up (closed, not blocking, stopped, timed out)."""
         while self._full() and not self._closed:
-            self._not_empty.notify()        # full: the consumer must drain it now, not at its deadline
+            self._not_empty.notify()  # full: the consumer must drain it now, not at its deadline
             if not block or (stop is not None and stop.is_set()):
                 return False
             wait = _POLL_S
@@ -294,13 +309,13 @@ class EventQueue:
                         b = self._blocks[0]
                         k = min(max_items - taken_total, b.count - b.pos)
                         if b.data is not None:
-                            part = b.data[b.pos:b.pos + k] if (b.pos or k < b.count) else b.data
+                            part = b.data[b.pos : b.pos + k] if (b.pos or k < b.count) else b.data
                             segments.append(part)
                             self._bytes -= sum(map(len, part))
                             if b.oversize is not None:
                                 any_oversize = True
                                 flags.extend([False] * (taken_total - len(flags)))
-                                flags.extend(b.oversize[b.pos:b.pos + k])
+                                flags.extend(b.oversize[b.pos : b.pos + k])
                         else:
                             spans = np.empty((k, 2), dtype=np.int64)
                             end = _spans(b.buf, b.at, k, spans)
@@ -316,7 +331,7 @@ class EventQueue:
                         taken += k
                         if b.pos == b.count:
                             if b.buf is not None:
-                                self._bytes -= len(b.buf) - b.at     # trailing empty lines
+                                self._bytes -= len(b.buf) - b.at  # trailing empty lines
                             self._blocks.popleft()
                     self._count -= taken
                     if taken and self._drained():
@@ -327,7 +342,7 @@ class EventQueue:
                     self._want = max_items - taken_total
                     self._not_empty.wait(remaining)
             finally:
-                self._want = 1        # whatever happened, a plain waiter is woken by any line
+                self._want = 1  # whatever happened, a plain waiter is woken by any line
 
         if any_oversize:
             flags.extend([False] * (taken_total - len(flags)))
@@ -344,7 +359,7 @@ class EventQueue:
         if not self.max_bytes:
             return room
         budget, n = self.max_bytes - self._bytes, 0
-        for line in data[start:start + room]:
+        for line in data[start : start + room]:
             budget -= len(line)
             n += 1
             if budget <= 0:
@@ -361,7 +376,9 @@ class EventQueue:
             return max(1, room)
         spans = np.empty((room, 2), dtype=np.int64)
         _spans(chunk.buf, 0, room, spans)
-        within = int(np.searchsorted(spans[:, 1] + 1, budget, side="left")) + 1   # with the line reaching the budget, as _fitting
+        within = (
+            int(np.searchsorted(spans[:, 1] + 1, budget, side="left")) + 1
+        )  # with the line reaching the budget, as _fitting
         return max(1, min(room, within))
 
     def wait_nonempty(self, timeout_s: float) -> bool:
@@ -392,4 +409,3 @@ class EventQueue:
             self._closed = True
             self._not_full.notify_all()
             self._not_empty.notify_all()
-

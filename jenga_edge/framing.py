@@ -18,28 +18,26 @@ line) when none is over the limit, else as `Framed` lines with their flags.
 
 from __future__ import annotations
 
-from typing import Optional, Union
-
 from .contract.errors import ConfigError
 from .event_queue import Chunk
 from .native import fastjson as _native
 
-_frame = _native.frame if _native is not None else None    # C: count a buffer's lines, find the longest
+_frame = _native.frame if _native is not None else None  # C: count a buffer's lines, find the longest
 
 MIN_LINE_BYTES = 64
 MAX_LINE_BYTES = 16 * 1024 * 1024
 DEFAULT_MAX_LINE_BYTES = 1024 * 1024
 
 # Lines and their oversize flags (None when no line is oversize).
-Framed = tuple[list[bytes], Optional[list[bool]]]
+Framed = tuple[list[bytes], list[bool] | None]
 
 
 def check_max_line_bytes(value: object, where: str = "max_line_bytes") -> int:
     """Validate the agent-wide line limit (64 bytes .. 16 MiB)."""
-    if not isinstance(value, int) or isinstance(value, bool) \
-            or not MIN_LINE_BYTES <= value <= MAX_LINE_BYTES:
-        raise ConfigError(f"{where}: expected an integer between {MIN_LINE_BYTES} and "
-                          f"{MAX_LINE_BYTES} (16 MiB), got {value!r}")
+    if not isinstance(value, int) or isinstance(value, bool) or not MIN_LINE_BYTES <= value <= MAX_LINE_BYTES:
+        raise ConfigError(
+            f"{where}: expected an integer between {MIN_LINE_BYTES} and {MAX_LINE_BYTES} (16 MiB), got {value!r}"
+        )
     return value
 
 
@@ -53,7 +51,7 @@ class LineSplitter:
     def __init__(self, max_line_bytes: int):
         self.max_line_bytes = check_max_line_bytes(max_line_bytes)
         self._buf = bytearray()
-        self._discarding = False   # inside an oversize line already emitted
+        self._discarding = False  # inside an oversize line already emitted
 
     @property
     def pending(self) -> int:
@@ -66,17 +64,17 @@ class LineSplitter:
         self._buf.clear()
         self._discarding = True
 
-    def feed(self, chunk: bytes) -> Union[Chunk, Framed]:
+    def feed(self, chunk: bytes) -> Chunk | Framed:
         """The lines `chunk` completes: one `Chunk` when every one is within the
         limit (the usual case), else `Framed` lines and flags."""
         if _frame is None or self._discarding:
             return self._feed_lines(chunk)
         data = bytes(self._buf) + chunk if self._buf else chunk
         cut = data.rfind(b"\n")
-        tail = data[cut + 1:] if cut >= 0 else data
+        tail = data[cut + 1 :] if cut >= 0 else data
         if len(tail) > self.max_line_bytes:
             return self._feed_lines(chunk)
-        complete = data if cut == len(data) - 1 else data[:cut + 1]
+        complete = data if cut == len(data) - 1 else data[: cut + 1]
         count, longest = _frame(complete)
         if longest > self.max_line_bytes:
             return self._feed_lines(chunk)
@@ -108,23 +106,23 @@ class LineSplitter:
 
     def _feed_slowly(self, chunk: bytes) -> list[tuple[bytes, bool]]:
         out: list[tuple[bytes, bool]] = []
-        limit = self.max_line_bytes + 1          # room for the '\r' of a '\r\n' ending
+        limit = self.max_line_bytes + 1  # room for the '\r' of a '\r\n' ending
         pos, n = 0, len(chunk)
         while pos < n:
             nl = chunk.find(b"\n", pos)
             end = n if nl < 0 else nl
             if not self._discarding:
-                room = limit + 1 - len(self._buf)   # one byte past the limit proves oversize
-                self._buf += chunk[pos:min(end, pos + room)]
+                room = limit + 1 - len(self._buf)  # one byte past the limit proves oversize
+                self._buf += chunk[pos : min(end, pos + room)]
                 if nl >= 0:
                     self._finish(out)
                 elif len(self._buf) > limit:
-                    out.append((bytes(self._buf[:self.max_line_bytes]), True))
+                    out.append((bytes(self._buf[: self.max_line_bytes]), True))
                     self._buf.clear()
                     self._discarding = True
             if nl < 0:
                 break
-            self._discarding = False             # this newline ends the discarded line
+            self._discarding = False  # this newline ends the discarded line
             pos = nl + 1
         return out
 
@@ -133,7 +131,7 @@ class LineSplitter:
         if buf.endswith(b"\r"):
             del buf[-1]
         if len(buf) > self.max_line_bytes:
-            out.append((bytes(buf[:self.max_line_bytes]), True))
+            out.append((bytes(buf[: self.max_line_bytes]), True))
         elif buf:
             out.append((bytes(buf), False))
         buf.clear()

@@ -19,7 +19,8 @@ registered kind is validated, documented and built like the others.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Generic, Iterable, Iterator, Protocol, TypeVar, Union
+from collections.abc import Iterable, Iterator
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, Union
 
 from .contract.typed import Config
 
@@ -51,13 +52,15 @@ class Kinds(Generic[T]):
     def __init__(self, what: str, modules: Iterable[KindModule[T]] = ()):
         self.what = what
         self._by_name: dict[str, KindModule[T]] = {}
-        self.version = 0          # bumped by register(), so cached config types are rebuilt
+        self.version = 0  # bumped by register(), so cached config types are rebuilt
         for m in modules:
             self.register(m)
 
     def register(self, module: KindModule[T]) -> KindModule[T]:
         cfg = getattr(module, "Config", None)
-        if not (isinstance(cfg, type) and issubclass(cfg, TaggedConfig)) or not callable(getattr(module, "build", None)):
+        if not (isinstance(cfg, type) and issubclass(cfg, TaggedConfig)) or not callable(
+            getattr(module, "build", None)
+        ):
             raise TypeError(f"a {self.what} kind needs a `Config` (a TaggedConfig subclass with a tag) and a `build`")
         name = cfg.__struct_config__.tag
         if not isinstance(name, str) or not name:
@@ -82,7 +85,7 @@ class Kinds(Generic[T]):
     def union(self) -> Any:
         """The tagged union of every registered Config (what a config entry may be)."""
         configs = tuple(m.Config for m in self)
-        return configs[0] if len(configs) == 1 else Union[configs]  # type: ignore[valid-type]
+        return configs[0] if len(configs) == 1 else Union[configs]  # type: ignore[valid-type]  # noqa: UP007 - built at run time
 
     def build(self, config: TaggedConfig, context: Any = None) -> T:
         module = self._by_name.get(config.kind)

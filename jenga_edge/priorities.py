@@ -6,26 +6,67 @@ from typing import Any, Literal
 
 #: RFC 5424 severities, most severe first; an alert's ``priority`` is one of these.
 SEVERITIES: dict[str, int] = {
-    "emergency": 0, "alert": 1, "critical": 2, "error": 3,
-    "warning": 4, "notice": 5, "informational": 6, "debug": 7,
+    "emergency": 0,
+    "alert": 1,
+    "critical": 2,
+    "error": 3,
+    "warning": 4,
+    "notice": 5,
+    "informational": 6,
+    "debug": 7,
 }
 # The short spellings syslog tools use; accepted on input, never written.
 SEVERITY_ALIASES: dict[str, int] = {
-    "emerg": 0, "panic": 0, "crit": 2, "err": 3, "warn": 4, "info": 6,
+    "emerg": 0,
+    "panic": 0,
+    "crit": 2,
+    "err": 3,
+    "warn": 4,
+    "info": 6,
 }
 
 #: RFC 5424 facility codes by name.
 FACILITIES: dict[str, int] = {
-    "kern": 0, "user": 1, "mail": 2, "daemon": 3, "auth": 4, "security": 4, "syslog": 5,
-    "lpr": 6, "news": 7, "uucp": 8, "cron": 9, "authpriv": 10, "ftp": 11,
+    "kern": 0,
+    "user": 1,
+    "mail": 2,
+    "daemon": 3,
+    "auth": 4,
+    "security": 4,
+    "syslog": 5,
+    "lpr": 6,
+    "news": 7,
+    "uucp": 8,
+    "cron": 9,
+    "authpriv": 10,
+    "ftp": 11,
     **{f"local{i}": 16 + i for i in range(8)},
 }
 
-Priority = Literal["emergency", "alert", "critical", "error", "warning", "notice",
-                   "informational", "debug"]
-Facility = Literal["kern", "user", "mail", "daemon", "auth", "security", "syslog", "lpr",
-                   "news", "uucp", "cron", "authpriv", "ftp", "local0", "local1", "local2",
-                   "local3", "local4", "local5", "local6", "local7"]
+Priority = Literal["emergency", "alert", "critical", "error", "warning", "notice", "informational", "debug"]
+Facility = Literal[
+    "kern",
+    "user",
+    "mail",
+    "daemon",
+    "auth",
+    "security",
+    "syslog",
+    "lpr",
+    "news",
+    "uucp",
+    "cron",
+    "authpriv",
+    "ftp",
+    "local0",
+    "local1",
+    "local2",
+    "local3",
+    "local4",
+    "local5",
+    "local6",
+    "local7",
+]
 
 
 def severity_of(priority: Any, default: int | None = None) -> int | None:

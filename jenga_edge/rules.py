@@ -24,22 +24,22 @@ import ipaddress
 import re
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Callable, Literal, Optional, Union
+from typing import Annotated, Any, Literal
 
 import msgspec
-
 import numpy as np
 
 from .contract.bundle_format import TaskEntry
-from .decode import DecodedBatch
 from .contract.errors import ConfigError
 from .contract.schema import category_key
-from .score import Scores
 from .contract.typed import Config, doc
+from .decode import DecodedBatch
 from .priorities import Priority
+from .score import Scores
 
-Scalar = Union[str, int, float, bool]
+Scalar = str | int | float | bool
 COOLDOWN_KEYS_MAX = 100_000
 _OPS = ("eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte")
 
@@ -57,19 +57,26 @@ class RuleConfig(Config, kw_only=True):
     rule: Annotated[str, doc("the rule's name (unique): alerts carry it")]
     task: Annotated[str, doc("the bundle task whose scores the rule reads")]
     desc: Annotated[str, doc("what the rule is for")] = ""
-    threshold: Annotated[Union[Literal["bundle"], float], doc(
-        "alert on scores at or above this; bundle: the threshold tuned at training")] = "bundle"
-    labels: Annotated[Optional[list[str]], doc(
-        "tasks that name a class (classification): the predicted classes that alert")] = None
-    condition: Annotated[dict[str, Any], doc(
-        "event fields that must also match: a value (eq), a list (in), or operators "
-        "{eq, ne, in, not_in, gt, gte, lt, lte}, e.g. {dest_port: [22, 3389]}")] = {}
+    threshold: Annotated[
+        Literal["bundle"] | float, doc("alert on scores at or above this; bundle: the threshold tuned at training")
+    ] = "bundle"
+    labels: Annotated[
+        list[str] | None, doc("tasks that name a class (classification): the predicted classes that alert")
+    ] = None
+    condition: Annotated[
+        dict[str, Any],
+        doc(
+            "event fields that must also match: a value (eq), a list (in), or operators "
+            "{eq, ne, in, not_in, gt, gte, lt, lte}, e.g. {dest_port: [22, 3389]}"
+        ),
+    ] = {}
     priority: Annotated[Priority, doc("the alert's priority (a syslog severity)")] = "warning"
     severity: Annotated[list[SeverityBand], doc("priorities by score, over `priority`")] = []
-    key: Annotated[Optional[str], doc("the event field that identifies who alerts (for cooldown and actions)")] = None
+    key: Annotated[str | None, doc("the event field that identifies who alerts (for cooldown and actions)")] = None
     cooldown_s: Annotated[float, doc("after an alert, the same key is quiet this long (0: every event)", ge=0.0)] = 0.0
-    actions: Annotated[list[str], doc(
-        "alert, and the names of configured actions to run")] = msgspec.field(default_factory=lambda: ["alert"])
+    actions: Annotated[list[str], doc("alert, and the names of configured actions to run")] = msgspec.field(
+        default_factory=lambda: ["alert"]
+    )
     output: Annotated[str, doc("a text line for the alert; %field is replaced by the event's value")] = ""
     tags: Annotated[list[str], doc("labels carried by every alert (e.g. ATT&CK ids)")] = []
     enabled: Annotated[bool, doc("a disabled rule is still checked, never evaluated")] = True
@@ -77,11 +84,11 @@ class RuleConfig(Config, kw_only=True):
 
 @dataclass
 class Hit:
-    rule: "Rule"
-    row: int               # row in the decoded batch
+    rule: Rule
+    row: int  # row in the decoded batch
     score: float
     priority: str
-    label: Optional[str]
+    label: str | None
 
 
 def _check_condition(spec: Any, where: str) -> None:
@@ -131,7 +138,7 @@ class Rule:
         for fname, spec in cfg.condition.items():
             _check_condition(spec, f"{where}.condition.{fname}")
         self.bands = sorted(cfg.severity, key=lambda b: -b.min_score)
-        self._last: "OrderedDict[str, float]" = OrderedDict()
+        self._last: OrderedDict[str, float] = OrderedDict()
 
     @staticmethod
     def _threshold(cfg: RuleConfig, task: TaskEntry, where: str) -> float:
@@ -144,22 +151,26 @@ class Rule:
         raise ConfigError(f"{where}.threshold: the bundle has no threshold for task {task.name!r}; set a number")
 
     @staticmethod
-    def _labels(cfg: RuleConfig, task: TaskEntry, where: str) -> Optional[list[int]]:
+    def _labels(cfg: RuleConfig, task: TaskEntry, where: str) -> list[int] | None:
         if cfg.labels is None:
             return None
         if task.kind.binary:
-            raise ConfigError(f"{where}.labels: only for tasks that name a class; {task.name!r} is "
-                              f"{task.type} (binary: it alerts by threshold)")
+            raise ConfigError(
+                f"{where}.labels: only for tasks that name a class; {task.name!r} is "
+                f"{task.type} (binary: it alerts by threshold)"
+            )
         unknown = [lab for lab in cfg.labels if lab not in task.labels]
         if unknown:
-            raise ConfigError(f"{where}.labels: {unknown} are not classes of {task.name!r} "
-                              f"({', '.join(task.labels)})")
+            raise ConfigError(f"{where}.labels: {unknown} are not classes of {task.name!r} ({', '.join(task.labels)})")
         return [task.labels.index(lab) for lab in cfg.labels]
 
     @property
     def fields(self) -> set[str]:
-        return set(self.cfg.condition) | ({self.cfg.key} if self.cfg.key else set()) \
+        return (
+            set(self.cfg.condition)
+            | ({self.cfg.key} if self.cfg.key else set())
             | set(re.findall(r"%([A-Za-z_][A-Za-z0-9_]*)", self.cfg.output))
+        )
 
     def candidates(self, batch: DecodedBatch, scores: Scores) -> np.ndarray:
         s = scores.score[self.task.name]
@@ -167,7 +178,7 @@ class Rule:
         if self.label_ids is not None:
             mask &= np.isin(scores.label[self.task.name], self.label_ids)
         elif not self.task.kind.binary:
-            mask = np.zeros(len(s), dtype=bool)   # a class task alerts only on listed labels
+            mask = np.zeros(len(s), dtype=bool)  # a class task alerts only on listed labels
         for fname, spec in self.cfg.condition.items():
             if not mask.any():
                 break
@@ -203,22 +214,26 @@ class Rule:
                 continue
             last[k] = now
             last.move_to_end(k)
-            if len(last) > COOLDOWN_KEYS_MAX:      # bounded memory under a spray of source addresses
+            if len(last) > COOLDOWN_KEYS_MAX:  # bounded memory under a spray of source addresses
                 last.popitem(last=False)
             allowed.append(r)
         return np.array(allowed, dtype=np.intp)
 
 
 class RuleEngine:
-    def __init__(self, rules: list[RuleConfig], tasks: dict[str, TaskEntry], allowlist: list[str] = (),
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        rules: list[RuleConfig],
+        tasks: dict[str, TaskEntry],
+        allowlist: list[str] = (),
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.rules = []
         for i, cfg in enumerate(rules):
             where = f"rules[{i}]"
             if cfg.task not in tasks:
-                raise ConfigError(f"{where}.task: {cfg.task!r} is not a task this agent runs "
-                                  f"({', '.join(tasks)})")
-            rule = Rule(cfg, tasks[cfg.task], where)   # a disabled rule is still checked
+                raise ConfigError(f"{where}.task: {cfg.task!r} is not a task this agent runs ({', '.join(tasks)})")
+            rule = Rule(cfg, tasks[cfg.task], where)  # a disabled rule is still checked
             if cfg.enabled:
                 self.rules.append(rule)
         self.allow = [_network(a, f"allowlist[{i}]") for i, a in enumerate(allowlist)]
@@ -244,11 +259,12 @@ class RuleEngine:
                 rows = allowed
             task = rule.task.name
             row_scores = scores.score[task][rows]
-            labels: list[Optional[str]] = [None] * len(rows)
+            labels: list[str | None] = [None] * len(rows)
             if task in scores.label:
                 labels = [rule.task.labels[i] for i in scores.label[task][rows].tolist()]
-            hits.extend(map(Hit, [rule] * len(rows), rows.tolist(), row_scores.tolist(),
-                            rule.priorities(row_scores), labels))
+            hits.extend(
+                map(Hit, [rule] * len(rows), rows.tolist(), row_scores.tolist(), rule.priorities(row_scores), labels)
+            )
         return hits
 
     def allowlisted(self, value: Any) -> bool:
@@ -257,7 +273,7 @@ class RuleEngine:
         except ValueError:
             return False
         if ip.version == 6 and ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped            # ::ffff:10.0.0.1 is 10.0.0.1
+            ip = ip.ipv4_mapped  # ::ffff:10.0.0.1 is 10.0.0.1
         return any(ip in net for net in self.allow)
 
 
@@ -270,8 +286,7 @@ def _network(text: str, where: str):
 
 def render_output(template: str, values: dict[str, Any]) -> str:
     """Falco-style output: %name is replaced by the alert's value for name."""
-    return re.sub(r"%([A-Za-z_][A-Za-z0-9_]*)",
-                  lambda m: _fmt(values.get(m.group(1), f"<{m.group(1)}?>")), template)
+    return re.sub(r"%([A-Za-z_][A-Za-z0-9_]*)", lambda m: _fmt(values.get(m.group(1), f"<{m.group(1)}?>")), template)
 
 
 def _fmt(v: Any) -> str:
@@ -280,5 +295,8 @@ def _fmt(v: Any) -> str:
 
 def default_rules(tasks: dict[str, TaskEntry]) -> list[RuleConfig]:
     """With no rules configured: alert on every binary task at its bundle threshold."""
-    return [RuleConfig(rule=f"{name}_threshold", task=name, desc=f"{name} above the bundle threshold",
-                       priority="warning") for name, t in tasks.items() if t.kind.binary]
+    return [
+        RuleConfig(rule=f"{name}_threshold", task=name, desc=f"{name} above the bundle threshold", priority="warning")
+        for name, t in tasks.items()
+        if t.kind.binary
+    ]

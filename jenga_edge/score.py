@@ -8,8 +8,9 @@ the adapter and trunk then run once per event.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Literal, Optional, Sequence
+from typing import Annotated, Literal
 
 import numpy as np
 import onnxruntime as ort
@@ -21,10 +22,12 @@ from .contract.schema import FeatureSchema
 from .contract.tasks import read_outputs
 from .contract.typed import Config, doc
 
-_LEVELS = {"disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-           "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-           "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-           "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
+_LEVELS = {
+    "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+}
 
 
 class RuntimeConfig(Config, kw_only=True):
@@ -33,10 +36,12 @@ class RuntimeConfig(Config, kw_only=True):
 
     intra_op_threads: Annotated[int, doc("threads inside one operator", ge=1, le=256)] = 1
     inter_op_threads: Annotated[int, doc("operators run in parallel", ge=1, le=256)] = 1
-    graph_optimization: Annotated[Literal["disable", "basic", "extended", "all"], doc(
-        "onnxruntime graph optimization level")] = "all"
-    use_merged_graph: Annotated[bool, doc(
-        "score all tasks of one schema with the bundle's merged graph (the trunk runs once)")] = True
+    graph_optimization: Annotated[
+        Literal["disable", "basic", "extended", "all"], doc("onnxruntime graph optimization level")
+    ] = "all"
+    use_merged_graph: Annotated[
+        bool, doc("score all tasks of one schema with the bundle's merged graph (the trunk runs once)")
+    ] = True
 
 
 @dataclass
@@ -48,23 +53,25 @@ class Scores:
     label: dict[str, np.ndarray]
 
 
-def select_tasks(bundle: Bundle, wanted: Optional[Sequence[str]]) -> list[TaskEntry]:
+def select_tasks(bundle: Bundle, wanted: Sequence[str] | None) -> list[TaskEntry]:
     names = list(wanted) if wanted else list(bundle.tasks)
     unknown = [n for n in names if n not in bundle.tasks]
     if unknown:
-        raise ConfigError(f"tasks: {', '.join(unknown)} not in bundle {bundle.bundle_id} "
-                          f"(it has: {', '.join(bundle.tasks)})")
+        raise ConfigError(
+            f"tasks: {', '.join(unknown)} not in bundle {bundle.bundle_id} (it has: {', '.join(bundle.tasks)})"
+        )
     entries = [bundle.tasks[n] for n in names]
     shas = {e.schema.sha256 for e in entries}
     if len(shas) > 1:
-        raise ConfigError("tasks: an agent scores one event stream, so its tasks must share one feature "
-                          f"schema; {', '.join(f'{e.name} ({e.source})' for e in entries)} do not")
+        raise ConfigError(
+            "tasks: an agent scores one event stream, so its tasks must share one feature "
+            f"schema; {', '.join(f'{e.name} ({e.source})' for e in entries)} do not"
+        )
     return entries
 
 
 class Scorer:
-    def __init__(self, bundle: Bundle, tasks: Optional[Sequence[str]] = None,
-                 cfg: Optional[RuntimeConfig] = None):
+    def __init__(self, bundle: Bundle, tasks: Sequence[str] | None = None, cfg: RuntimeConfig | None = None):
         cfg = cfg or RuntimeConfig()
         self.bundle, self.entries = bundle, select_tasks(bundle, tasks)
         self.schema: FeatureSchema = self.entries[0].schema
@@ -79,18 +86,25 @@ class Scorer:
         try:
             if merged is not None:
                 outs = [(t, o) for t in self.tasks for o in merged.outputs[t]]
-                self.plan.append((self._session(merged.file, opts), [o.name for _, o in outs],
-                                  [(t, str(o.role)) for t, o in outs]))
+                self.plan.append(
+                    (self._session(merged.file, opts), [o.name for _, o in outs], [(t, str(o.role)) for t, o in outs])
+                )
             else:
                 for e in self.entries:
-                    self.plan.append((self._session(e.file, opts), [o.name for o in e.outputs],
-                                      [(e.name, str(o.role)) for o in e.outputs]))
-        except Exception as exc:   # onnxruntime raises several unrelated types for a bad graph
-            raise BundleError(f"onnxruntime could not load the bundle's graphs: "
-                              f"{type(exc).__name__}: {str(exc)[:300]}") from None
+                    self.plan.append(
+                        (
+                            self._session(e.file, opts),
+                            [o.name for o in e.outputs],
+                            [(e.name, str(o.role)) for o in e.outputs],
+                        )
+                    )
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises several unrelated types for a bad graph
+            raise BundleError(
+                f"onnxruntime could not load the bundle's graphs: {type(exc).__name__}: {str(exc)[:300]}"
+            ) from None
         self.merged = merged is not None
 
-    def _merged_for(self, tasks: list[str]) -> Optional[MergedEntry]:
+    def _merged_for(self, tasks: list[str]) -> MergedEntry | None:
         """A merged graph pays off from two tasks on: for one, its own graph is cheaper."""
         if len(tasks) < 2:
             return None
@@ -105,8 +119,10 @@ class Scorer:
     def score(self, num: np.ndarray, cat: np.ndarray) -> Scores:
         """Each task's score (and label, for kinds that name a class), read by output role."""
         if len(num) == 0:
-            return Scores({t: np.empty(0, np.float32) for t in self.tasks},
-                          {e.name: np.empty(0, np.int64) for e in self.entries if _labelled(e)})
+            return Scores(
+                {t: np.empty(0, np.float32) for t in self.tasks},
+                {e.name: np.empty(0, np.int64) for e in self.entries if _labelled(e)},
+            )
         feed = {"numeric": num, "categorical": cat}
         by_task: dict[str, dict[str, np.ndarray]] = {t: {} for t in self.tasks}
         for session, names, outs in self.plan:

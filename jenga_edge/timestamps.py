@@ -9,7 +9,8 @@ from typing import Any
 
 _ISO_RE = re.compile(
     r"^\s*(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d+))?"
-    r"\s*(Z|z|[+-]\d{2}:?\d{2})?\s*$")
+    r"\s*(Z|z|[+-]\d{2}:?\d{2})?\s*$"
+)
 
 
 def iso_utc(t: float) -> str:

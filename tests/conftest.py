@@ -11,23 +11,46 @@ from trainer.synthetic import generate, write
 
 
 def network_tasks(multitask: bool = True) -> list[dict]:
-    tasks = [{"name": "threat", "type": "anomaly_detection", "source": "net",
-              "label": {"column": "label", "positive_labels": ["malicious"]},
-              "group_column": "attack_type"}]
+    tasks = [
+        {
+            "name": "threat",
+            "type": "anomaly_detection",
+            "source": "net",
+            "label": {"column": "label", "positive_labels": ["malicious"]},
+            "group_column": "attack_type",
+        }
+    ]
     if multitask:
-        tasks.append({"name": "attack_type", "type": "classification", "source": "net",
-                      "label": {"column": "attack_type"}, "loss_weight": 0.5})
+        tasks.append(
+            {
+                "name": "attack_type",
+                "type": "classification",
+                "source": "net",
+                "label": {"column": "attack_type"},
+                "loss_weight": 0.5,
+            }
+        )
     return tasks
 
 
 def base_config(sources: dict, tasks: list, out: Path, **training) -> dict:
     """A small, fast experiment as a plain dict (what a YAML file would hold)."""
-    train = {"epochs": 6, "batch_size": 128, "learning_rate": 0.003, "progress": False,
-             "early_stopping": {"patience": 6}}
+    train = {
+        "epochs": 6,
+        "batch_size": 128,
+        "learning_rate": 0.003,
+        "progress": False,
+        "early_stopping": {"patience": 6},
+    }
     train.update(training)
-    return {"project_name": "test", "output_dir": str(out), "sources": copy.deepcopy(sources),
-            "model": {"hidden_sizes": [32, 16], "dropout": 0.0}, "training": train,
-            "tasks": copy.deepcopy(tasks)}
+    return {
+        "project_name": "test",
+        "output_dir": str(out),
+        "sources": copy.deepcopy(sources),
+        "model": {"hidden_sizes": [32, 16], "dropout": 0.0},
+        "training": train,
+        "tasks": copy.deepcopy(tasks),
+    }
 
 
 def net_source(path: Path) -> dict:
@@ -51,8 +74,9 @@ def trained_network(tmp_path_factory, data_dir):
     from trainer.run import run_experiment
 
     out = tmp_path_factory.mktemp("run")
-    cfg = config_from_dict(base_config({"net": net_source(data_dir / "network.jsonl")},
-                                       network_tasks(), out, epochs=12))
+    cfg = config_from_dict(
+        base_config({"net": net_source(data_dir / "network.jsonl")}, network_tasks(), out, epochs=12)
+    )
     return run_experiment(cfg, out, out=None)
 
 

@@ -22,8 +22,16 @@ REPO = Path(__file__).resolve().parents[1]
 CLIS = {"jenga-train": train_cli, "jenga-export": export_cli, "jenga-edge": edge_cli}
 
 # One name per input, in every command that takes it.
-INPUT_OPTIONS = {"config_path": "--config", "model_dir": "--model", "bundle": "--bundle", "bundle_dir": "--output",
-                 "data_path": "--data", "data": "--data", "overrides": "--set", "as_json": "--json"}
+INPUT_OPTIONS = {
+    "config_path": "--config",
+    "model_dir": "--model",
+    "bundle": "--bundle",
+    "bundle_dir": "--output",
+    "data_path": "--data",
+    "data": "--data",
+    "overrides": "--set",
+    "as_json": "--json",
+}
 
 
 def commands() -> list[tuple[str, click.Command]]:
@@ -76,18 +84,23 @@ sys.meta_path.insert(0, _NoTorch())
 """
 
 
-@pytest.mark.parametrize("prog,module,args", [
-    ("jenga-train", "trainer.cli", ["--config", "examples/configs/network_minimal.yaml"]),
-    ("jenga-train", "trainer.cli", ["evaluate", "--model", "x", "--data", "y"]),
-    ("jenga-export", "export.cli", ["--model", "x", "-o", "y"]),
-])
+@pytest.mark.parametrize(
+    "prog,module,args",
+    [
+        ("jenga-train", "trainer.cli", ["--config", "examples/configs/network_minimal.yaml"]),
+        ("jenga-train", "trainer.cli", ["evaluate", "--model", "x", "--data", "y"]),
+        ("jenga-export", "export.cli", ["--model", "x", "-o", "y"]),
+    ],
+)
 def test_a_missing_training_extra_is_one_line(prog, module, args):
     """As after an edge-only `pip install .`: the training commands say what to install."""
     code = BLOCK_TORCH + f"from {module} import main\nmain({args!r}, prog_name={prog!r})\n"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert proc.returncode == 2
-    assert proc.stderr == (f"error: {prog} needs torch, which is not installed: pip install "
-                           "'jenga-ai-edge[train]' (or `make setup` in a checkout)\n")
+    assert proc.stderr == (
+        f"error: {prog} needs torch, which is not installed: pip install "
+        "'jenga-ai-edge[train]' (or `make setup` in a checkout)\n"
+    )
 
 
 def test_help_of_the_training_commands_needs_no_torch():

@@ -66,7 +66,7 @@ def _graph() -> dict[str, set[str]]:
     for name, path in mods.items():
         for mod, _ in imports(name, path):
             if mod in mods and mod != name and not name.startswith(mod + "."):
-                graph[name].add(mod)       # a package's own __init__ is not a cycle edge
+                graph[name].add(mod)  # a package's own __init__ is not a cycle edge
     return graph
 
 
@@ -80,7 +80,7 @@ def test_no_import_circles_in_the_edge():
         path.append(m)
         for n in sorted(graph[m]):
             if state.get(n) == 1:
-                raise AssertionError("import circle: " + " -> ".join(path[path.index(n):] + [n]))
+                raise AssertionError("import circle: " + " -> ".join([*path[path.index(n) :], n]))
             if n not in state:
                 visit(n)
         path.pop()

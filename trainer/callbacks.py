@@ -11,9 +11,10 @@ import json
 import os
 import time
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -23,13 +24,13 @@ from jenga_edge.contract.tasks import task_kind
 
 @dataclass
 class BatchInfo:
-    phase: str                   # train | evaluate | predict
+    phase: str  # train | evaluate | predict
     task: str
-    task_type: str               # a task kind: anomaly_detection | classification
-    scores: Optional[np.ndarray]  # positive-class probability (binary) or class probabilities
+    task_type: str  # a task kind: anomaly_detection | classification
+    scores: np.ndarray | None  # positive-class probability (binary) or class probabilities
     row_ids: Sequence[Any]
     step: int = 0
-    loss: Optional[float] = None
+    loss: float | None = None
 
     @property
     def binary(self) -> bool:
@@ -72,6 +73,7 @@ class CallbackList:
 
 # ---------------------------------------------------------------- sentinel
 
+
 class ActionHandler(Protocol):
     def __call__(self, alert: dict) -> None: ...
 
@@ -94,7 +96,7 @@ class JsonlAlertHandler:
 
     def __init__(self, path: str | Path):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(path, "a", encoding="utf-8")
+        self._fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - held open for the run, closed at its end
 
     def __call__(self, alert: dict) -> None:
         self._fh.write(json.dumps(alert, default=str) + "\n")
@@ -112,9 +114,13 @@ class SecuritySentinelCallback(Callback):
     Binary tasks are found by task type, never by a word in the task's name.
     """
 
-    def __init__(self, threshold: float = 0.9, action_target: str = "firewall",
-                 handler: Optional[ActionHandler] = None,
-                 phases: Sequence[str] = ("train", "evaluate", "predict")):
+    def __init__(
+        self,
+        threshold: float = 0.9,
+        action_target: str = "firewall",
+        handler: ActionHandler | None = None,
+        phases: Sequence[str] = ("train", "evaluate", "predict"),
+    ):
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}")
         self.threshold, self.action_target = threshold, action_target
@@ -131,9 +137,17 @@ class SecuritySentinelCallback(Callback):
         self.counts[(batch.phase, batch.task)] += int(hits.size)
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         for i in hits:
-            self.handler({"timestamp": now, "phase": batch.phase, "task": batch.task,
-                          "row_id": _plain(batch.row_ids[i]), "score": float(batch.scores[i]),
-                          "threshold": self.threshold, "action_target": self.action_target})
+            self.handler(
+                {
+                    "timestamp": now,
+                    "phase": batch.phase,
+                    "task": batch.task,
+                    "row_id": _plain(batch.row_ids[i]),
+                    "score": float(batch.scores[i]),
+                    "threshold": self.threshold,
+                    "action_target": self.action_target,
+                }
+            )
 
     def on_train_end(self, ctx: Any, summary: dict) -> None:
         getattr(self.handler, "close", lambda: None)()
@@ -150,6 +164,7 @@ def _plain(value: Any) -> Any:
 
 
 # ----------------------------------------------------------- nested learning
+
 
 class NestedLearningCallback(Callback):
     """Two update speeds: task heads and adapters learn at the full rate every
@@ -181,15 +196,20 @@ class NestedLearningCallback(Callback):
             self._acc[id(p)] = p.grad.detach().clone() if acc is None else acc.add_(p.grad)
         if (step + 1) % self.k:
             for p in params:
-                p.grad = None   # AdamW skips parameters without a gradient this step
+                p.grad = None  # AdamW skips parameters without a gradient this step
             return
         for p in params:
             p.grad = self._acc.pop(id(p)).div_(self.k)
         self.trunk_updates += 1
 
     def summary(self) -> dict:
-        return {"nested_learning": {"trunk_lr_scale": self.scale, "accumulate_steps": self.k,
-                                    "trunk_updates": self.trunk_updates}}
+        return {
+            "nested_learning": {
+                "trunk_lr_scale": self.scale,
+                "accumulate_steps": self.k,
+                "trunk_updates": self.trunk_updates,
+            }
+        }
 
 
 def from_config(cfg: Any) -> list[Callback]:

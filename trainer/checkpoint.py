@@ -1,10 +1,10 @@
 """best_model/: weights + everything needed to rebuild, score and export the model.
 
-    best_model/
-      model.json    format + version, resolved config, per-source feature schemas,
-                    per-task type/mode/source/labels/threshold/validation metrics,
-                    weights file name and sha256
-      weights.pt    the state_dict, loadable with torch.load(weights_only=True)
+best_model/
+  model.json    format + version, resolved config, per-source feature schemas,
+                per-task type/mode/source/labels/threshold/validation metrics,
+                weights file name and sha256
+  weights.pt    the state_dict, loadable with torch.load(weights_only=True)
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ import torch
 from jenga_edge.contract.digest import sha256_file
 from jenga_edge.contract.errors import BundleError
 from jenga_edge.contract.schema import FeatureSchema
-
 from jenga_edge.contract.typed import convert
 
 from .config import ExperimentConfig, ModelConfig, config_as_yaml_dict
@@ -29,7 +28,7 @@ from .labels import LabelMap
 from .model import MultiTaskModel, TaskSpec
 
 FORMAT = "jenga.best_model"
-FORMAT_VERSION = 2     # 2: jenga 0.2 (numeric encodings as one module each)
+FORMAT_VERSION = 2  # 2: jenga 0.2 (numeric encodings as one module each)
 META_FILE, WEIGHTS_FILE = "model.json", "weights.pt"
 
 
@@ -44,30 +43,40 @@ class LoadedModel:
         for t in self.meta["tasks"]:
             if t["name"] == name:
                 return t
-        raise BundleError(f"unknown task {name!r}; the model has: "
-                          f"{', '.join(t['name'] for t in self.meta['tasks'])}")
+        raise BundleError(f"unknown task {name!r}; the model has: {', '.join(t['name'] for t in self.meta['tasks'])}")
 
 
-def save(out_dir: Path, model: MultiTaskModel, cfg: ExperimentConfig, sources: dict, tasks: list,
-         result: Any) -> Path:
+def save(out_dir: Path, model: MultiTaskModel, cfg: ExperimentConfig, sources: dict, tasks: list, result: Any) -> Path:
     """Write best_model/ atomically enough: weights first, then the metadata naming them."""
     out_dir.mkdir(parents=True, exist_ok=True)
     weights = out_dir / WEIGHTS_FILE
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     torch.save(state, weights)
     meta = {
-        "format": FORMAT, "format_version": FORMAT_VERSION,
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "project_name": cfg.project_name, "torch_version": torch.__version__,
+        "project_name": cfg.project_name,
+        "torch_version": torch.__version__,
         "config": config_as_yaml_dict(cfg),
         # Absolute, so jenga-export can find the validation rows for its parity check.
         "data_paths": {n: str(cfg.source_path(n).resolve()) for n in sources},
         "schemas": {n: s.schema.to_json() for n, s in sources.items()},
         "schema_sha256": {n: s.schema.sha256 for n, s in sources.items()},
-        "tasks": [{"name": t.name, "type": t.cfg.type, "mode": t.cfg.mode, "source": t.source,
-                   "labels": t.labels.to_json(), "threshold": result.thresholds.get(t.name),
-                   "metrics": result.metrics.get(t.name, {})} for t in tasks],
-        "best_epoch": result.best_epoch, "selection_score": result.best_score,
+        "tasks": [
+            {
+                "name": t.name,
+                "type": t.cfg.type,
+                "mode": t.cfg.mode,
+                "source": t.source,
+                "labels": t.labels.to_json(),
+                "threshold": result.thresholds.get(t.name),
+                "metrics": result.metrics.get(t.name, {}),
+            }
+            for t in tasks
+        ],
+        "best_epoch": result.best_epoch,
+        "selection_score": result.best_score,
         "summary": result.summary,
         "weights": {"file": WEIGHTS_FILE, "sha256": sha256_file(weights)},
     }
@@ -92,8 +101,9 @@ def load(model_dir: str | Path, device: str = "cpu") -> LoadedModel:
     d = Path(model_dir)
     meta_path = d / META_FILE
     if not meta_path.is_file():
-        raise BundleError(f"{d}: not a best_model directory (no {META_FILE}); "
-                          "point at OUTPUT_DIR/best_model written by jenga-train")
+        raise BundleError(
+            f"{d}: not a best_model directory (no {META_FILE}); point at OUTPUT_DIR/best_model written by jenga-train"
+        )
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -103,10 +113,15 @@ def load(model_dir: str | Path, device: str = "cpu") -> LoadedModel:
     if meta.get("format") != FORMAT:
         raise BundleError(f"{meta_path}: format is {meta.get('format')!r}, expected {FORMAT!r}")
     if meta.get("format_version") != FORMAT_VERSION:
-        hint = "; it was written by jenga-train 0.1: train it again with this version" \
-            if meta.get("format_version") == 1 else ""
-        raise BundleError(f"{meta_path}: format_version {meta.get('format_version')} is not "
-                          f"supported (this build reads {FORMAT_VERSION}){hint}")
+        hint = (
+            "; it was written by jenga-train 0.1: train it again with this version"
+            if meta.get("format_version") == 1
+            else ""
+        )
+        raise BundleError(
+            f"{meta_path}: format_version {meta.get('format_version')} is not "
+            f"supported (this build reads {FORMAT_VERSION}){hint}"
+        )
     try:
         name = meta["weights"]["file"]
         if not isinstance(name, str) or Path(name).name != name or name in ("", ".", ".."):
@@ -116,8 +131,10 @@ def load(model_dir: str | Path, device: str = "cpu") -> LoadedModel:
             raise BundleError(f"{weights}: missing or its sha256 does not match {META_FILE}")
         schemas = {n: FeatureSchema.from_json(s) for n, s in meta["schemas"].items()}
         labels = {t["name"]: LabelMap.from_json(t["labels"]) for t in meta["tasks"]}
-        specs = [TaskSpec(t["name"], t["type"], t["mode"], t["source"], len(labels[t["name"]].classes))
-                 for t in meta["tasks"]]
+        specs = [
+            TaskSpec(t["name"], t["type"], t["mode"], t["source"], len(labels[t["name"]].classes))
+            for t in meta["tasks"]
+        ]
         model = MultiTaskModel(schemas, specs, model_config(meta))
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise BundleError(f"{meta_path}: malformed ({type(exc).__name__}: {exc})") from None
@@ -125,8 +142,10 @@ def load(model_dir: str | Path, device: str = "cpu") -> LoadedModel:
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
-        raise BundleError(f"{weights}: weights do not fit the architecture described in {META_FILE} "
-                          f"(saved by another version of the trainer?): {str(exc).splitlines()[0]}") from None
+        raise BundleError(
+            f"{weights}: weights do not fit the architecture described in {META_FILE} "
+            f"(saved by another version of the trainer?): {str(exc).splitlines()[0]}"
+        ) from None
     model.to(device).eval()
     return LoadedModel(model, meta, schemas, labels)
 

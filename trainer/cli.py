@@ -8,14 +8,15 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Optional
 
 import click
 
 from jenga_edge.contract.cli import JengaGroup, version_option
 
 CONFIG_HELP = "Experiment YAML file (see examples/configs/ and docs/config-reference.md)."
-SET_HELP = "Override a config value, e.g. --set training.epochs=5; KEY may index lists: tasks[0].loss_weight (repeatable)."
+SET_HELP = (
+    "Override a config value, e.g. --set training.epochs=5; KEY may index lists: tasks[0].loss_weight (repeatable)."
+)
 OUTPUT_DIR_HELP = "Write the run here instead of the config's output_dir."
 
 
@@ -25,8 +26,7 @@ OUTPUT_DIR_HELP = "Write the run here instead of the config's output_dir."
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
 @click.option("--output-dir", type=click.Path(file_okay=False), help=OUTPUT_DIR_HELP)
 @click.pass_context
-def main(ctx: click.Context, config_path: Optional[str], overrides: tuple[str, ...],
-         output_dir: Optional[str]) -> None:
+def main(ctx: click.Context, config_path: str | None, overrides: tuple[str, ...], output_dir: str | None) -> None:
     """Train multitask security models. `jenga-train --config FILE` trains."""
     if ctx.invoked_subcommand is None:
         if not config_path:
@@ -39,7 +39,7 @@ def main(ctx: click.Context, config_path: Optional[str], overrides: tuple[str, .
 @click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help=CONFIG_HELP)
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
 @click.option("--output-dir", type=click.Path(file_okay=False), help=OUTPUT_DIR_HELP)
-def train(config_path: str, overrides: tuple[str, ...], output_dir: Optional[str]) -> None:
+def train(config_path: str, overrides: tuple[str, ...], output_dir: str | None) -> None:
     """Train the experiment and write OUTPUT_DIR/best_model/."""
     from .config import load_config
     from .report import print_training_summary
@@ -51,12 +51,24 @@ def train(config_path: str, overrides: tuple[str, ...], output_dir: Optional[str
 
 
 @main.command()
-@click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False),
-              help="The best_model/ directory jenga-train wrote.")
-@click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False),
-              help="Labelled JSON, JSON Lines or CSV rows.")
-@click.option("--format", "fmt", default="auto", show_default=True, type=click.Choice(["auto", "json", "jsonl", "csv"]),
-              help="The data's format (auto: by its suffix).")
+@click.option(
+    "--model",
+    "model_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="The best_model/ directory jenga-train wrote.",
+)
+@click.option(
+    "--data", "data_path", required=True, type=click.Path(dir_okay=False), help="Labelled JSON, JSON Lines or CSV rows."
+)
+@click.option(
+    "--format",
+    "fmt",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", "json", "jsonl", "csv"]),
+    help="The data's format (auto: by its suffix).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print metrics as JSON.")
 def evaluate(model_dir: str, data_path: str, fmt: str, as_json: bool) -> None:
     """Per-task metrics of a saved model on labelled data."""
@@ -68,21 +80,44 @@ def evaluate(model_dir: str, data_path: str, fmt: str, as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--model", "model_dir", required=True, type=click.Path(file_okay=False),
-              help="The best_model/ directory jenga-train wrote.")
-@click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False),
-              help="JSON, JSON Lines or CSV rows to score.")
-@click.option("--format", "fmt", default="auto", show_default=True, type=click.Choice(["auto", "json", "jsonl", "csv"]),
-              help="The data's format (auto: by its suffix).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default="-", show_default=True,
-              help="Scores as JSON Lines (- : stdout).")
-@click.option("--threshold", type=click.FloatRange(0, 1), default=0.9, show_default=True,
-              help="Sentinel alert threshold for binary tasks.")
-@click.option("--action-target", default="firewall", show_default=True,
-              help="The action a sentinel alert recommends.")
+@click.option(
+    "--model",
+    "model_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="The best_model/ directory jenga-train wrote.",
+)
+@click.option(
+    "--data", "data_path", required=True, type=click.Path(dir_okay=False), help="JSON, JSON Lines or CSV rows to score."
+)
+@click.option(
+    "--format",
+    "fmt",
+    default="auto",
+    show_default=True,
+    type=click.Choice(["auto", "json", "jsonl", "csv"]),
+    help="The data's format (auto: by its suffix).",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    default="-",
+    show_default=True,
+    help="Scores as JSON Lines (- : stdout).",
+)
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0, 1),
+    default=0.9,
+    show_default=True,
+    help="Sentinel alert threshold for binary tasks.",
+)
+@click.option("--action-target", default="firewall", show_default=True, help="The action a sentinel alert recommends.")
 @click.option("--alerts", type=click.Path(dir_okay=False), help="Write sentinel alerts as JSON Lines here.")
-def predict(model_dir: str, data_path: str, fmt: str, output: str, threshold: float,
-            action_target: str, alerts: Optional[str]) -> None:
+def predict(
+    model_dir: str, data_path: str, fmt: str, output: str, threshold: float, action_target: str, alerts: str | None
+) -> None:
     """Per-row scores as JSON Lines; the sentinel callback watches every batch."""
     from .inference import predict_file
 
@@ -93,12 +128,16 @@ def predict(model_dir: str, data_path: str, fmt: str, output: str, threshold: fl
 @main.command()
 @click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help=CONFIG_HELP)
 @click.option("--task", "task_name", required=True, help="An anomaly_detection task of the config.")
-@click.option("--folds", default=4, show_default=True, type=click.IntRange(2, 50),
-              help="Attack types are split into this many held-out groups.")
+@click.option(
+    "--folds",
+    default=4,
+    show_default=True,
+    type=click.IntRange(2, 50),
+    help="Attack types are split into this many held-out groups.",
+)
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
 @click.option("--output-dir", type=click.Path(file_okay=False), help=OUTPUT_DIR_HELP)
-def holdout(config_path: str, task_name: str, folds: int, overrides: tuple[str, ...],
-            output_dir: Optional[str]) -> None:
+def holdout(config_path: str, task_name: str, folds: int, overrides: tuple[str, ...], output_dir: str | None) -> None:
     """Hold out whole attack types: how well are unseen attacks caught?"""
     from .config import load_config
     from .holdout import run_holdout
@@ -114,15 +153,25 @@ def holdout(config_path: str, task_name: str, folds: int, overrides: tuple[str, 
 
 
 @main.command()
-@click.option("--use-case", required=True, type=click.Choice(["network", "fraud", "aiops"]),
-              help="Which kind of events to generate.")
+@click.option(
+    "--use-case",
+    required=True,
+    type=click.Choice(["network", "fraud", "aiops"]),
+    help="Which kind of events to generate.",
+)
 @click.option("--rows", default=5000, show_default=True, type=click.IntRange(1), help="How many rows.")
 @click.option("--seed", default=0, show_default=True, type=int, help="The same seed gives the same rows.")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
-              help="Where to write them: .jsonl, .json or .csv (the format follows the suffix).")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Where to write them: .jsonl, .json or .csv (the format follows the suffix).",
+)
 def generate(use_case: str, rows: int, seed: int, output: str) -> None:
     """Write a seeded synthetic dataset (.json, .jsonl or .csv)."""
-    from .synthetic import generate as gen, write
+    from .synthetic import generate as gen
+    from .synthetic import write
 
     write(gen(use_case, rows, seed), output)
     click.echo(f"wrote {rows} {use_case} rows to {output}")

@@ -18,7 +18,7 @@ import copy
 import difflib
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -32,44 +32,62 @@ TASK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 NumericEncoding = Literal[(*ENCODINGS, "auto")]  # type: ignore[valid-type]
 TaskType = Literal[TASK_KIND_NAMES]  # type: ignore[valid-type]
 ColumnKind = Literal["numeric", "boolean", "categorical"]
-Scalar = Union[str, int, float, bool]
+Scalar = str | int | float | bool
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 
 
 class MissingPolicy(Config, kw_only=True):
     """What a missing value becomes."""
 
-    numeric: Annotated[Literal["median", "mean", "zero"], doc(
-        "the training-split statistic a missing numeric value is imputed with (inside the graph, "
-        "so the agent only sends NaN)")] = "median"
-    allow_missing_at_edge: Annotated[bool, doc(
-        "whether the agent may score an event that lacks a feature (imputed) or must reject it "
-        "(reason missing_field)")] = True
+    numeric: Annotated[
+        Literal["median", "mean", "zero"],
+        doc(
+            "the training-split statistic a missing numeric value is imputed with (inside the graph, "
+            "so the agent only sends NaN)"
+        ),
+    ] = "median"
+    allow_missing_at_edge: Annotated[
+        bool,
+        doc(
+            "whether the agent may score an event that lacks a feature (imputed) or must reject it "
+            "(reason missing_field)"
+        ),
+    ] = True
 
 
 class SourceConfig(Config, kw_only=True):
     """One tabular data source: where its rows are and how its features are fitted."""
 
     path: Annotated[str, doc("JSON array, JSON Lines or CSV file, relative to the config file")]
-    format: Annotated[Literal["auto", "json", "jsonl", "csv"], doc(
-        "file format; auto decides by the suffix (.json, .jsonl/.ndjson, .csv/.tsv/.txt)")] = "auto"
-    columns: Annotated[Optional[list[str]], doc("column names of a CSV file without a header (NSL-KDD)")] = None
-    features: Annotated[Optional[list[str]], doc(
-        "explicit feature columns; default: every column but label, group and id columns and `ignore`")] = None
+    format: Annotated[
+        Literal["auto", "json", "jsonl", "csv"],
+        doc("file format; auto decides by the suffix (.json, .jsonl/.ndjson, .csv/.tsv/.txt)"),
+    ] = "auto"
+    columns: Annotated[list[str] | None, doc("column names of a CSV file without a header (NSL-KDD)")] = None
+    features: Annotated[
+        list[str] | None,
+        doc("explicit feature columns; default: every column but label, group and id columns and `ignore`"),
+    ] = None
     ignore: Annotated[list[str], doc("columns that are never features (addresses, free text)")] = []
-    id_column: Annotated[Optional[str], doc("column whose value identifies a row in alerts (default: its number)")] = None
-    kinds: Annotated[dict[str, ColumnKind], doc(
-        "override the inferred kind of a column: numeric, boolean or categorical")] = {}
-    encoding: Annotated[NumericEncoding, doc(
-        "numeric encoding of every numeric column (see trainer/encodings.py); auto: log1p for a "
-        "non-negative heavy-tailed column, standard otherwise")] = "auto"
+    id_column: Annotated[str | None, doc("column whose value identifies a row in alerts (default: its number)")] = None
+    kinds: Annotated[
+        dict[str, ColumnKind], doc("override the inferred kind of a column: numeric, boolean or categorical")
+    ] = {}
+    encoding: Annotated[
+        NumericEncoding,
+        doc(
+            "numeric encoding of every numeric column (see trainer/encodings.py); auto: log1p for a "
+            "non-negative heavy-tailed column, standard otherwise"
+        ),
+    ] = "auto"
     encodings: Annotated[dict[str, NumericEncoding], doc("numeric encoding per column, over `encoding`")] = {}
     piecewise_bins: Annotated[int, doc("quantile bins of a piecewise_linear column", ge=2, le=256)] = 8
-    min_category_count: Annotated[int, doc(
-        "a category seen fewer times in training joins the out-of-vocabulary bucket", ge=1)] = 2
+    min_category_count: Annotated[
+        int, doc("a category seen fewer times in training joins the out-of-vocabulary bucket", ge=1)
+    ] = 2
     max_categories: Annotated[int, doc("the most frequent categories kept per column", ge=1)] = 512
     missing: Annotated[MissingPolicy, doc("missing values")] = msgspec.field(default_factory=MissingPolicy)
-    limit: Annotated[Optional[PositiveInt], doc("read at most this many rows (for quick runs)")] = None
+    limit: Annotated[PositiveInt | None, doc("read at most this many rows (for quick runs)")] = None
 
 
 class LabelConfig(Config, kw_only=True):
@@ -83,63 +101,79 @@ class LabelConfig(Config, kw_only=True):
     """
 
     column: Annotated[str, doc("the label column")]
-    positive_labels: Annotated[Optional[list[Scalar]], doc(
-        "binary: raw values that mean threat (with only these, every other value is normal)")] = None
-    negative_labels: Annotated[Optional[list[Scalar]], doc(
-        "binary: raw values that mean normal (with only these, every other value is a threat)")] = None
-    classes: Annotated[Optional[list[str]], doc("multiclass: the class names, in output order")] = None
-    mapping: Annotated[Optional[dict[Scalar, str]], doc("multiclass: raw value -> class name")] = None
-    unmapped: Annotated[Literal["error", "drop"], doc(
-        "a raw value that maps to no class: an error, or the row is left out of this task")] = "error"
+    positive_labels: Annotated[
+        list[Scalar] | None, doc("binary: raw values that mean threat (with only these, every other value is normal)")
+    ] = None
+    negative_labels: Annotated[
+        list[Scalar] | None, doc("binary: raw values that mean normal (with only these, every other value is a threat)")
+    ] = None
+    classes: Annotated[list[str] | None, doc("multiclass: the class names, in output order")] = None
+    mapping: Annotated[dict[Scalar, str] | None, doc("multiclass: raw value -> class name")] = None
+    unmapped: Annotated[
+        Literal["error", "drop"],
+        doc("a raw value that maps to no class: an error, or the row is left out of this task"),
+    ] = "error"
 
 
 class TargetFpr(Config, kw_only=True):
-    target_fpr: Annotated[float, doc(
-        "the threshold with at most this false-positive rate on the validation rows", ge=0.0, le=1.0)]
+    target_fpr: Annotated[
+        float, doc("the threshold with at most this false-positive rate on the validation rows", ge=0.0, le=1.0)
+    ]
 
 
-ThresholdRule = Union[Literal["max_f1"], TargetFpr]
+ThresholdRule = Literal["max_f1"] | TargetFpr
 
 
 class TaskConfig(Config, kw_only=True):
     """One task: a head on the shared trunk."""
 
     name: Annotated[str, doc("letters, digits, '_' or '-'; names the graph file and its outputs")]
-    type: Annotated[TaskType, doc(
-        "anomaly_detection (binary, with a threshold) or classification (multiclass)")]
+    type: Annotated[TaskType, doc("anomaly_detection (binary, with a threshold) or classification (multiclass)")]
     source: Annotated[str, doc("the source (key of `sources`) the task reads")]
     label: Annotated[LabelConfig, doc("the target")]
-    mode: Annotated[Literal["supervised", "novelty"], doc(
-        "novelty: an autoencoder learned from normal rows only (anomaly_detection only)")] = "supervised"
+    mode: Annotated[
+        Literal["supervised", "novelty"],
+        doc("novelty: an autoencoder learned from normal rows only (anomaly_detection only)"),
+    ] = "supervised"
     loss_weight: Annotated[float, doc("weight of this task's loss in the shared trunk", ge=0.0)] = 1.0
-    class_weighting: Annotated[Literal["balanced", "none"], doc(
-        "balanced: classes weighted by inverse frequency")] = "balanced"
-    threshold_rule: Annotated[ThresholdRule, doc(
-        "binary tasks: max_f1, or {target_fpr: F}; the bundle carries the threshold")] = "max_f1"
-    group_column: Annotated[Optional[str], doc(
-        "raw attack type per row, for `jenga-train holdout` (default: the label column)")] = None
+    class_weighting: Annotated[Literal["balanced", "none"], doc("balanced: classes weighted by inverse frequency")] = (
+        "balanced"
+    )
+    threshold_rule: Annotated[
+        ThresholdRule, doc("binary tasks: max_f1, or {target_fpr: F}; the bundle carries the threshold")
+    ] = "max_f1"
+    group_column: Annotated[
+        str | None, doc("raw attack type per row, for `jenga-train holdout` (default: the label column)")
+    ] = None
 
 
 class ModelConfig(Config, kw_only=True):
     """Per-source adapters -> one shared trunk -> one head per task."""
 
     backbone_type: Annotated[Literal["sequential"], doc("the shared trunk: an MLP")] = "sequential"
-    hidden_sizes: Annotated[list[PositiveInt], doc(
-        "widths of the trunk's layers", min_length=1)] = msgspec.field(default_factory=lambda: [128, 64])
+    hidden_sizes: Annotated[list[PositiveInt], doc("widths of the trunk's layers", min_length=1)] = msgspec.field(
+        default_factory=lambda: [128, 64]
+    )
     activation: Annotated[Literal["relu", "gelu", "silu", "tanh"], doc("activation")] = "gelu"
     normalization: Annotated[Literal["layer", "batch", "none"], doc("normalization after each layer")] = "layer"
     dropout: Annotated[float, doc("dropout after each layer", ge=0.0, le=0.9)] = 0.1
-    adapter_dim: Annotated[Optional[PositiveInt], doc("per-source adapter width (default: hidden_sizes[0])")] = None
-    embedding_dim: Annotated[Optional[PositiveInt], doc(
-        "categorical embedding width (default: from the largest vocabulary)")] = None
+    adapter_dim: Annotated[PositiveInt | None, doc("per-source adapter width (default: hidden_sizes[0])")] = None
+    embedding_dim: Annotated[
+        PositiveInt | None, doc("categorical embedding width (default: from the largest vocabulary)")
+    ] = None
     decoder_sizes: Annotated[list[int], doc("hidden widths of novelty autoencoder heads")] = msgspec.field(
-        default_factory=lambda: [64])
+        default_factory=lambda: [64]
+    )
 
 
 class EarlyStopping(Config, kw_only=True):
-    metric: Annotated[Literal["auto", "pr_auc", "roc_auc", "f1", "accuracy", "macro_f1"], doc(
-        "the validation metric that picks the best epoch; auto: PR-AUC for binary tasks, "
-        "macro-F1 for multiclass (averaged over tasks)")] = "auto"
+    metric: Annotated[
+        Literal["auto", "pr_auc", "roc_auc", "f1", "accuracy", "macro_f1"],
+        doc(
+            "the validation metric that picks the best epoch; auto: PR-AUC for binary tasks, "
+            "macro-F1 for multiclass (averaged over tasks)"
+        ),
+    ] = "auto"
     patience: Annotated[int, doc("stop after this many epochs without a gain", ge=1)] = 5
     min_delta: Annotated[float, doc("the smallest gain that resets the patience", ge=0.0)] = 0.0
 
@@ -150,8 +184,9 @@ class SentinelConfig(Config, kw_only=True):
     threshold: Annotated[float, doc("alert on binary scores at or above this", ge=0.0, le=1.0)] = 0.9
     action_target: Annotated[str, doc("the action an alert recommends")] = "firewall"
     phases: Annotated[list[Literal["train", "evaluate", "predict"]], doc("when it watches")] = msgspec.field(
-        default_factory=lambda: ["train", "evaluate", "predict"])
-    alerts_file: Annotated[Optional[str], doc("write alerts as JSON Lines here (default: counts and a sample)")] = None
+        default_factory=lambda: ["train", "evaluate", "predict"]
+    )
+    alerts_file: Annotated[str | None, doc("write alerts as JSON Lines here (default: counts and a sample)")] = None
 
 
 class NestedLearningConfig(Config, kw_only=True):
@@ -162,8 +197,8 @@ class NestedLearningConfig(Config, kw_only=True):
 
 
 class CallbacksConfig(Config, kw_only=True):
-    sentinel: Annotated[Optional[SentinelConfig], doc("the security sentinel (on when present)")] = None
-    nested_learning: Annotated[Optional[NestedLearningConfig], doc("nested learning (on when present)")] = None
+    sentinel: Annotated[SentinelConfig | None, doc("the security sentinel (on when present)")] = None
+    nested_learning: Annotated[NestedLearningConfig | None, doc("nested learning (on when present)")] = None
 
 
 class TrainingConfig(Config, kw_only=True):
@@ -176,17 +211,19 @@ class TrainingConfig(Config, kw_only=True):
     grad_clip: Annotated[float, doc("clip the gradient norm to this (0: off)", ge=0.0)] = 1.0
     seed: Annotated[int, doc("seeds the split, the initialisation and the batches")] = 42
     validation_fraction: Annotated[float, doc("share of rows held out for validation", ge=0.01, le=0.9)] = 0.2
-    early_stopping: Annotated[EarlyStopping, doc("best-epoch selection")] = msgspec.field(
-        default_factory=EarlyStopping)
+    early_stopping: Annotated[EarlyStopping, doc("best-epoch selection")] = msgspec.field(default_factory=EarlyStopping)
     device: Annotated[Literal["auto", "cpu", "cuda"], doc("auto: cuda when torch sees a GPU")] = "auto"
     precision: Annotated[Literal["auto", "fp32", "bf16"], doc("auto: bf16 autocast on CUDA, fp32 on CPU")] = "auto"
-    compile: Annotated[Literal["none", "cuda_graph", "reduce_overhead"], doc(
-        "torch.compile mode (reduce_overhead captures CUDA graphs)")] = "none"
-    task_sampling: Annotated[Literal["round_robin", "proportional"], doc(
-        "which task each step trains: in turn, or in proportion to its rows")] = "round_robin"
+    compile: Annotated[
+        Literal["none", "cuda_graph", "reduce_overhead"],
+        doc("torch.compile mode (reduce_overhead captures CUDA graphs)"),
+    ] = "none"
+    task_sampling: Annotated[
+        Literal["round_robin", "proportional"],
+        doc("which task each step trains: in turn, or in proportion to its rows"),
+    ] = "round_robin"
     callbacks: Annotated[CallbacksConfig, doc("optional callbacks")] = msgspec.field(default_factory=CallbacksConfig)
-    init_from: Annotated[Optional[str], doc(
-        "a best_model/ to continue training from (keeps its schemas)")] = None
+    init_from: Annotated[str | None, doc("a best_model/ to continue training from (keeps its schemas)")] = None
     progress: Annotated[bool, doc("print a line per epoch")] = True
 
 
@@ -238,18 +275,27 @@ def _cross_check(cfg: ExperimentConfig, source: str, check_files: bool) -> None:
         where = f"tasks[{i}]"
         if not TASK_NAME.match(task.name):
             # Task names become graph file names and ONNX output prefixes (<task>.score).
-            _fail(source, f"{where}.name", f"{task.name!r}: expected letters, digits, '_' or '-', "
-                  "starting with a letter or digit")
+            _fail(
+                source,
+                f"{where}.name",
+                f"{task.name!r}: expected letters, digits, '_' or '-', starting with a letter or digit",
+            )
         if task.name in names[:i]:
             _fail(source, f"{where}.name", f"task name {task.name!r} is used more than once")
         if task.source not in cfg.sources:
             close = difflib.get_close_matches(task.source, list(cfg.sources), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            _fail(source, f"{where}.source", f"unknown source {task.source!r}{hint}; "
-                  f"expected one of: {', '.join(cfg.sources)}")
+            _fail(
+                source,
+                f"{where}.source",
+                f"unknown source {task.source!r}{hint}; expected one of: {', '.join(cfg.sources)}",
+            )
         if task.mode not in task_kind(task.type).modes:
-            _fail(source, f"{where}.mode", f"{task.mode} mode is not for {task.type} tasks "
-                  f"(it has: {', '.join(task_kind(task.type).modes)})")
+            _fail(
+                source,
+                f"{where}.mode",
+                f"{task.mode} mode is not for {task.type} tasks (it has: {', '.join(task_kind(task.type).modes)})",
+            )
         _check_label(task, where, source)
     if check_files:
         for name in cfg.sources:
@@ -261,15 +307,21 @@ def _check_label(task: TaskConfig, where: str, source: str) -> None:
     lab = task.label
     if not task_kind(task.type).binary:
         if lab.positive_labels or lab.negative_labels:
-            _fail(source, f"{where}.label", f"positive_labels/negative_labels are for binary tasks; "
-                  f"a {task.type} task uses classes or mapping")
+            _fail(
+                source,
+                f"{where}.label",
+                f"positive_labels/negative_labels are for binary tasks; a {task.type} task uses classes or mapping",
+            )
         if lab.classes is not None and len(lab.classes) < 2:
             _fail(source, f"{where}.label.classes", "expected at least two classes")
     else:
         for key in ("classes", "mapping"):
             if getattr(lab, key) is not None:
-                _fail(source, f"{where}.label.{key}", f"{task.type} is binary; use "
-                      f"positive_labels/negative_labels instead of {key}")
+                _fail(
+                    source,
+                    f"{where}.label.{key}",
+                    f"{task.type} is binary; use positive_labels/negative_labels instead of {key}",
+                )
 
 
 def config_as_yaml_dict(cfg: ExperimentConfig) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -12,17 +12,17 @@ from jenga_edge.contract.schema import FeatureSchema, category_key
 
 from .config import ExperimentConfig, TaskConfig
 from .labels import DROP, LabelMap
-from .task_kinds import fit_label_map
 from .readers import read_rows
 from .refinery import check_column_options, fit_schema, select_columns
+from .task_kinds import fit_label_map
 
 
 @dataclass
 class SourceData:
     name: str
     schema: FeatureSchema
-    num: np.ndarray            # float32 [rows, numeric features], NaN = missing
-    cat: np.ndarray            # int64 [rows, categorical features]
+    num: np.ndarray  # float32 [rows, numeric features], NaN = missing
+    cat: np.ndarray  # int64 [rows, categorical features]
     ids: list[Any]
     train_idx: np.ndarray
     val_idx: np.ndarray
@@ -36,9 +36,9 @@ class TaskData:
     cfg: TaskConfig
     source: str
     labels: LabelMap
-    y: np.ndarray              # class index per source row, DROP where the task has no label
-    groups: np.ndarray         # raw label (or group column) per source row, for held-out protocols
-    train_idx: np.ndarray      # rows this task trains on (novelty: normal rows only)
+    y: np.ndarray  # class index per source row, DROP where the task has no label
+    groups: np.ndarray  # raw label (or group column) per source row, for held-out protocols
+    train_idx: np.ndarray  # rows this task trains on (novelty: normal rows only)
     val_idx: np.ndarray
     extra: dict = field(default_factory=dict)
 
@@ -57,9 +57,9 @@ class Holdout:
     values: frozenset[str]
 
 
-def prepare(cfg: ExperimentConfig, holdout: Optional[Holdout] = None,
-            schemas: Optional[dict[str, FeatureSchema]] = None
-            ) -> tuple[dict[str, SourceData], list[TaskData]]:
+def prepare(
+    cfg: ExperimentConfig, holdout: Holdout | None = None, schemas: dict[str, FeatureSchema] | None = None
+) -> tuple[dict[str, SourceData], list[TaskData]]:
     """Arrays for every source and task. `schemas` (from a saved model) replaces
     fitting, so retraining on new data keeps the inputs the model learned on."""
     sources, tasks = {}, []
@@ -99,20 +99,20 @@ def _check_label_columns(rows: list[dict], tasks: list[TaskConfig], source: str)
     for t in tasks:
         for col in filter(None, (t.label.column, t.group_column)):
             if col not in head:
-                raise DataError(f"task {t.name!r}: column {col!r} is not in source {source!r} "
-                                f"(columns: {', '.join(head)})")
+                raise DataError(
+                    f"task {t.name!r}: column {col!r} is not in source {source!r} (columns: {', '.join(head)})"
+                )
 
 
 def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     perm = np.random.default_rng(seed).permutation(n)
-    n_val = max(1, int(round(n * val_fraction)))
+    n_val = max(1, round(n * val_fraction))
     if n - n_val < 1:
         raise DataError(f"only {n} rows: too few to hold out a validation split")
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
 
-def _task_data(task: TaskConfig, rows: list[dict], train_idx: np.ndarray,
-               val_idx: np.ndarray) -> TaskData:
+def _task_data(task: TaskConfig, rows: list[dict], train_idx: np.ndarray, val_idx: np.ndarray) -> TaskData:
     raw = [r.get(task.label.column) for r in rows]
     # The label vocabulary may come from every row: it is the task's definition, not a
     # statistic, and a rare attack type may appear only in the validation split.
@@ -122,7 +122,7 @@ def _task_data(task: TaskConfig, rows: list[dict], train_idx: np.ndarray,
     groups = np.array([category_key(r.get(group_col)) for r in rows], dtype=object)
     tr, va = train_idx[y[train_idx] != DROP], val_idx[y[val_idx] != DROP]
     if task.mode == "novelty":
-        tr = tr[y[tr] == 0]   # learns what normal looks like, from normal rows only
+        tr = tr[y[tr] == 0]  # learns what normal looks like, from normal rows only
     if tr.size == 0 or va.size == 0:
         raise DataError(f"task {task.name!r}: no labelled rows left for training or validation")
     return TaskData(task.name, task, task.source, labels, y, groups, tr, va)

@@ -17,15 +17,16 @@ bench/encoding_compare.py).
 
 from __future__ import annotations
 
-from typing import Any, Callable, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
-from jenga_edge.contract.schema import ENCODING_NAMES, Feature
+from jenga_edge.contract.schema import Feature
 
-Z_LIMIT = 100.0   # standardized values are clipped so one absurd event cannot overflow the trunk
+Z_LIMIT = 100.0  # standardized values are clipped so one absurd event cannot overflow the trunk
 # A non-negative column whose 99th percentile is this many times its median
 # (plus one) is heavy-tailed, like byte and packet counts: log1p tames it.
 HEAVY_TAIL_RATIO = 20.0

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 from contextlib import contextmanager
-from typing import Optional
 
 import numpy as np
 import torch
@@ -58,8 +57,9 @@ def _source_fits(loaded: checkpoint.LoadedModel, source: str, rows: list[dict]) 
     return len(names & set(rows[0])) >= max(1, len(names) // 2)
 
 
-def predict_file(model_dir: str, data_path: str, fmt: str, output: str, threshold: float,
-                 action_target: str, alerts_path: Optional[str]) -> dict:
+def predict_file(
+    model_dir: str, data_path: str, fmt: str, output: str, threshold: float, action_target: str, alerts_path: str | None
+) -> dict:
     loaded = checkpoint.load(model_dir)
     rows = read_rows(data_path, fmt)
     tasks = [t for t in loaded.meta["tasks"] if _source_fits(loaded, t["source"], rows)]
@@ -73,12 +73,11 @@ def predict_file(model_dir: str, data_path: str, fmt: str, output: str, threshol
     for t in tasks:
         num, cat = arrays[t["source"]]
         cbs.fire("on_predict", loaded.model, t["name"], len(rows))
-        per_task[t["name"]] = score_rows(loaded.model, t["name"], num, cat, callbacks=cbs,
-                                         phase="predict")["scores"]
+        per_task[t["name"]] = score_rows(loaded.model, t["name"], num, cat, callbacks=cbs, phase="predict")["scores"]
     with _open_out(output) as fh:
         for i in range(len(rows)):
             fh.write(json.dumps(_row_result(i, loaded, tasks, per_task)) + "\n")
-    cbs.fire("on_train_end", loaded.model, {})   # closes the alert handler
+    cbs.fire("on_train_end", loaded.model, {})  # closes the alert handler
     return {"rows": len(rows), **sentinel.summary()}
 
 

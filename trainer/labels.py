@@ -6,8 +6,9 @@ Raw values are compared by their vocabulary key (`category_key`), so the YAML
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -25,10 +26,10 @@ class LabelMap:
     """The fitted mapping; saved with the model so predictions can be named."""
 
     classes: tuple[str, ...]
-    lookup: dict[str, int]          # raw key -> class index
+    lookup: dict[str, int]  # raw key -> class index
     binary: bool
     unmapped: str = "error"
-    default: Optional[int] = None   # class of any value not in lookup ("all but normal")
+    default: int | None = None  # class of any value not in lookup ("all but normal")
 
     def encode(self, raw: Sequence[Any], column: str) -> np.ndarray:
         y = np.empty(len(raw), dtype=np.int64)
@@ -39,20 +40,32 @@ class LabelMap:
                 if self.unmapped == "drop":
                     idx = DROP
                 else:
-                    raise DataError(f"label column {column!r}, row {i}: value {value!r} maps to no "
-                                    f"class (known: {', '.join(sorted(self.lookup)[:12])}); add it "
-                                    "to the label config or set unmapped: drop")
+                    raise DataError(
+                        f"label column {column!r}, row {i}: value {value!r} maps to no "
+                        f"class (known: {', '.join(sorted(self.lookup)[:12])}); add it "
+                        "to the label config or set unmapped: drop"
+                    )
             y[i] = idx
         return y
 
     def to_json(self) -> dict:
-        return {"classes": list(self.classes), "lookup": self.lookup, "binary": self.binary,
-                "unmapped": self.unmapped, "default": self.default}
+        return {
+            "classes": list(self.classes),
+            "lookup": self.lookup,
+            "binary": self.binary,
+            "unmapped": self.unmapped,
+            "default": self.default,
+        }
 
     @classmethod
-    def from_json(cls, data: dict) -> "LabelMap":
-        return cls(tuple(data["classes"]), dict(data["lookup"]), bool(data["binary"]),
-                   data.get("unmapped", "error"), data.get("default"))
+    def from_json(cls, data: dict) -> LabelMap:
+        return cls(
+            tuple(data["classes"]),
+            dict(data["lookup"]),
+            bool(data["binary"]),
+            data.get("unmapped", "error"),
+            data.get("default"),
+        )
 
 
 def fit_binary_labels(task: TaskConfig, keys: list[str]) -> LabelMap:
@@ -63,9 +76,11 @@ def fit_binary_labels(task: TaskConfig, keys: list[str]) -> LabelMap:
     if not pos and not neg:
         unknown = [k for k in keys if k.lower() not in _BOOL_KEYS]
         if unknown:
-            raise DataError(f"task {task.name!r}: label column {lab.column!r} holds {unknown[:5]}; "
-                            "binary labels must be 0/1 or booleans, or set "
-                            "label.positive_labels / label.negative_labels")
+            raise DataError(
+                f"task {task.name!r}: label column {lab.column!r} holds {unknown[:5]}; "
+                "binary labels must be 0/1 or booleans, or set "
+                "label.positive_labels / label.negative_labels"
+            )
         lookup = {k: _BOOL_KEYS[k.lower()] for k in keys}
         unmapped = lab.unmapped
     elif pos and neg:
@@ -93,6 +108,5 @@ def fit_multiclass_labels(task: TaskConfig, keys: list[str]) -> LabelMap:
         classes = list(lab.classes or keys)
         lookup = {category_key(c): i for i, c in enumerate(classes)}
     if len(classes) < 2:
-        raise DataError(f"task {task.name!r}: a classification task needs at least two classes, "
-                        f"found {classes}")
+        raise DataError(f"task {task.name!r}: a classification task needs at least two classes, found {classes}")
     return LabelMap(tuple(classes), lookup, False, lab.unmapped)

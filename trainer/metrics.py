@@ -28,13 +28,13 @@ from typing import Any
 import numpy as np
 
 __all__ = [
-    "roc_auc",
-    "pr_auc",
-    "binary_metrics",
-    "multiclass_metrics",
-    "choose_threshold",
-    "summarize",
     "FALLBACK_THRESHOLD",
+    "binary_metrics",
+    "choose_threshold",
+    "multiclass_metrics",
+    "pr_auc",
+    "roc_auc",
+    "summarize",
 ]
 
 # Returned by choose_threshold when one class is missing: no threshold can be
@@ -62,9 +62,7 @@ def _as_1d_float(name: str, values: Any) -> np.ndarray:
 
 def _check_same_length(a_name: str, a: np.ndarray, b_name: str, b: np.ndarray) -> None:
     if a.shape[0] != b.shape[0]:
-        raise ValueError(
-            f"{a_name} and {b_name} must have the same length, got {a.shape[0]} and {b.shape[0]}"
-        )
+        raise ValueError(f"{a_name} and {b_name} must have the same length, got {a.shape[0]} and {b.shape[0]}")
 
 
 def _check_finite(name: str, arr: np.ndarray) -> None:
@@ -81,9 +79,7 @@ def _binary_inputs(y_true: Any, scores: Any) -> tuple[np.ndarray, np.ndarray]:
     is_binary = (y == 0) | (y == 1)
     if not np.all(is_binary):
         found = np.unique(y[~is_binary])[:5].tolist()
-        raise ValueError(
-            f"y_true must contain only 0/1 labels, found {found}; map the positive class to 1"
-        )
+        raise ValueError(f"y_true must contain only 0/1 labels, found {found}; map the positive class to 1")
     _check_finite("scores", s)
     return y.astype(bool), s
 
@@ -101,8 +97,7 @@ def _labels_in_range(name: str, values: np.ndarray, n_classes: int) -> np.ndarra
         raise ValueError(f"{name} must hold integer class ids, found non-integer values")
     if as_int.min() < 0 or as_int.max() >= n_classes:
         raise ValueError(
-            f"{name} must hold class ids in [0, {n_classes - 1}], "
-            f"found range [{as_int.min()}, {as_int.max()}]"
+            f"{name} must hold class ids in [0, {n_classes - 1}], found range [{as_int.min()}, {as_int.max()}]"
         )
     return as_int
 
@@ -216,20 +211,15 @@ def _predicted_labels(probs_or_pred: Any, n: int, n_classes: int) -> np.ndarray:
     if arr.ndim == 2:
         if arr.shape != (n, n_classes):
             raise ValueError(
-                f"probability array must have shape ({n}, {n_classes}) = (len(y_true), n_classes), "
-                f"got {arr.shape}"
+                f"probability array must have shape ({n}, {n_classes}) = (len(y_true), n_classes), got {arr.shape}"
             )
         _check_finite("probs_or_pred", arr)
         # argmax, not a probability check: logits rank classes the same way.
         return np.argmax(arr, axis=1)
     if arr.ndim != 1:
-        raise ValueError(
-            f"probs_or_pred must be a 1-D label array or an [n, n_classes] array, got shape {arr.shape}"
-        )
+        raise ValueError(f"probs_or_pred must be a 1-D label array or an [n, n_classes] array, got shape {arr.shape}")
     if arr.shape[0] != n:
-        raise ValueError(
-            f"y_true and probs_or_pred must have the same length, got {n} and {arr.shape[0]}"
-        )
+        raise ValueError(f"y_true and probs_or_pred must have the same length, got {n} and {arr.shape[0]}")
     return _labels_in_range("probs_or_pred", arr, n_classes)
 
 
@@ -253,9 +243,7 @@ def multiclass_metrics(y_true: Any, probs_or_pred: Any, n_classes: int) -> dict[
     y = _labels_in_range("y_true", _as_1d_float("y_true", y_true), n_classes)
     pred = _predicted_labels(probs_or_pred, y.size, n_classes)
 
-    confusion = np.bincount(y * n_classes + pred, minlength=n_classes * n_classes).reshape(
-        n_classes, n_classes
-    )
+    confusion = np.bincount(y * n_classes + pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
     true_pos = np.diag(confusion)
     # F1 = 2TP / (2TP + FP + FN) = 2TP / (row total + column total).
     denom = confusion.sum(axis=1) + confusion.sum(axis=0)
@@ -290,9 +278,7 @@ def _parse_rule(rule: Any) -> tuple[str, float]:
         if isinstance(target, bool) or not isinstance(target, Real) or not 0.0 <= target <= 1.0:
             raise ValueError(f"target_fpr must be a number in [0, 1], got {target!r}")
         return "target_fpr", float(target)
-    raise ValueError(
-        f"threshold rule must be 'max_f1' or {{'target_fpr': x}}, got {type(rule).__name__} {rule!r}"
-    )
+    raise ValueError(f"threshold rule must be 'max_f1' or {{'target_fpr': x}}, got {type(rule).__name__} {rule!r}")
 
 
 def choose_threshold(y_true: Any, scores: Any, rule: str | dict[str, float]) -> float:

@@ -7,9 +7,9 @@ the exported graph takes the raw vectorized event and nothing is done twice.
 
 from __future__ import annotations
 
-
+import itertools
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from torch import nn
@@ -48,7 +48,9 @@ class FeatureEncoder(nn.Module):
             groups.setdefault(f.encoding, []).append(j)
         self.numeric_parts = nn.ModuleList(
             enc.module(groups[name], [num[j] for j in groups[name]])
-            for name, enc in ENCODINGS.items() if name in groups)
+            for name, enc in ENCODINGS.items()
+            if name in groups
+        )
         self.numeric_width = sum(ENCODINGS[f.encoding].width(f) for f in num)
         vocab = [len(f.categories) for f in schema.categorical]
         offsets = [sum(vocab[:i]) for i in range(len(vocab))]
@@ -91,7 +93,7 @@ class FeatureEncoder(nn.Module):
 
 def mlp(sizes: list[int], cfg: ModelConfig, final_plain: bool = False) -> nn.Sequential:
     layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(sizes, sizes[1:])):
+    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
         layers.append(nn.Linear(a, b))
         if final_plain and i == len(sizes) - 2:
             break
@@ -166,8 +168,8 @@ class TaskSpec:
     """What the model needs to know about a task to build and run its head."""
 
     name: str
-    type: str            # a task kind (trainer/task_kinds.py)
-    mode: str            # supervised | novelty
+    type: str  # a task kind (trainer/task_kinds.py)
+    mode: str  # supervised | novelty
     source: str
     n_classes: int
 
@@ -185,9 +187,9 @@ class MultiTaskModel(nn.Module):
         super().__init__()
         self.cfg, self.specs = cfg, {t.name: t for t in tasks}
         width = cfg.adapter_dim or cfg.hidden_sizes[0]
-        self.adapters = nn.ModuleDict({
-            name: Adapter(s, cfg, width, cfg.embedding_dim or auto_embedding_dim(s))
-            for name, s in schemas.items()})
+        self.adapters = nn.ModuleDict(
+            {name: Adapter(s, cfg, width, cfg.embedding_dim or auto_embedding_dim(s)) for name, s in schemas.items()}
+        )
         self.trunk = SequentialBackbone(width, cfg)
         self.heads = nn.ModuleDict({t.name: self._head(t) for t in tasks})
 
@@ -196,23 +198,33 @@ class MultiTaskModel(nn.Module):
             return NoveltyHead(self.trunk.out_dim, self.adapters[t.source].encoder.target_dim, self.cfg)
         return t.kind.head(self.trunk.out_dim, t.n_classes)
 
-    def forward(self, task: str, labels: Optional[torch.Tensor] = None,
-                features: Optional[dict[str, torch.Tensor]] = None,
-                input_ids: Optional[torch.Tensor] = None,
-                attention_mask: Optional[torch.Tensor] = None, **batch: Any) -> dict[str, torch.Tensor]:
+    def forward(
+        self,
+        task: str,
+        labels: torch.Tensor | None = None,
+        features: dict[str, torch.Tensor] | None = None,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        **batch: Any,
+    ) -> dict[str, torch.Tensor]:
         """Dispatch on what the batch holds: tabular `features` now; `input_ids` /
         `attention_mask` are reserved for text backbones."""
         if features is not None:
             return self._tabular(task, features["numeric"], features["categorical"], labels)
         if input_ids is not None or attention_mask is not None:
-            raise NotImplementedError("input_ids/attention_mask need a text backbone; "
-                                      "this model has backbone_type 'sequential' (tabular features)")
+            raise NotImplementedError(
+                "input_ids/attention_mask need a text backbone; "
+                "this model has backbone_type 'sequential' (tabular features)"
+            )
         got = sorted(["labels"] * (labels is not None) + list(batch))
-        raise ValueError(f"batch for task {task!r} has none of the known input keys "
-                         f"(features, input_ids, attention_mask); got keys: {got}")
+        raise ValueError(
+            f"batch for task {task!r} has none of the known input keys "
+            f"(features, input_ids, attention_mask); got keys: {got}"
+        )
 
-    def _tabular(self, task: str, num: torch.Tensor, cat: torch.Tensor,
-                 labels: Optional[torch.Tensor]) -> dict[str, torch.Tensor]:
+    def _tabular(
+        self, task: str, num: torch.Tensor, cat: torch.Tensor, labels: torch.Tensor | None
+    ) -> dict[str, torch.Tensor]:
         spec = self.specs.get(task)
         if spec is None:
             raise KeyError(f"unknown task {task!r}; this model has: {', '.join(self.specs)}")
@@ -225,8 +237,7 @@ class MultiTaskModel(nn.Module):
         """The source's adapter, then the trunk: computed once for all its tasks."""
         return self.trunk(self.adapters[source](num, cat))
 
-    def head_outputs(self, task: str, h: torch.Tensor, num: torch.Tensor,
-                     cat: torch.Tensor) -> dict[str, torch.Tensor]:
+    def head_outputs(self, task: str, h: torch.Tensor, num: torch.Tensor, cat: torch.Tensor) -> dict[str, torch.Tensor]:
         spec, head = self.specs[task], self.heads[task]
         if spec.mode == "novelty":
             target = self.adapters[spec.source].encoder.reconstruction_target(num, cat)
@@ -241,5 +252,3 @@ def count_parameters(model: nn.Module) -> int:
 
 def trunk_parameter_names(model: MultiTaskModel) -> set[str]:
     return {f"trunk.{n}" for n, _ in model.trunk.named_parameters()}
-
-

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -12,10 +13,17 @@ from .model import MultiTaskModel
 
 
 @torch.no_grad()
-def score_rows(model: MultiTaskModel, task: str, num: torch.Tensor, cat: torch.Tensor,
-               idx: Optional[torch.Tensor] = None, batch_size: int = 8192,
-               callbacks: Optional[CallbackList] = None, phase: str = "evaluate",
-               row_ids: Optional[Sequence[Any]] = None) -> dict[str, np.ndarray]:
+def score_rows(
+    model: MultiTaskModel,
+    task: str,
+    num: torch.Tensor,
+    cat: torch.Tensor,
+    idx: torch.Tensor | None = None,
+    batch_size: int = 8192,
+    callbacks: CallbackList | None = None,
+    phase: str = "evaluate",
+    row_ids: Sequence[Any] | None = None,
+) -> dict[str, np.ndarray]:
     """Scores (and novelty reconstruction errors) for rows `idx` of a source."""
     was_training = model.training
     model.eval()
@@ -23,7 +31,7 @@ def score_rows(model: MultiTaskModel, task: str, num: torch.Tensor, cat: torch.T
     idx = torch.arange(num.shape[0], device=num.device) if idx is None else idx
     scores, errors = [], []
     for start in range(0, idx.numel(), batch_size):
-        b = idx[start:start + batch_size]
+        b = idx[start : start + batch_size]
         out = model(task, features={"numeric": num.index_select(0, b), "categorical": cat.index_select(0, b)})
         s = out["scores"].float().cpu().numpy()
         scores.append(s)
@@ -40,6 +48,6 @@ def score_rows(model: MultiTaskModel, task: str, num: torch.Tensor, cat: torch.T
     return result
 
 
-def _ids(row_ids: Optional[Sequence[Any]], b: torch.Tensor) -> list:
+def _ids(row_ids: Sequence[Any] | None, b: torch.Tensor) -> list:
     pos = b.cpu().numpy()
     return pos.tolist() if row_ids is None else [row_ids[i] for i in pos]

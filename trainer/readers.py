@@ -5,13 +5,14 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from jenga_edge.contract.errors import DataError
 
 
-def read_rows(path: str | Path, fmt: str = "auto", columns: Optional[list[str]] = None,
-              limit: Optional[int] = None) -> list[dict[str, Any]]:
+def read_rows(
+    path: str | Path, fmt: str = "auto", columns: list[str] | None = None, limit: int | None = None
+) -> list[dict[str, Any]]:
     """Every row as a dict; CSV cells become int/float where they parse, None when empty."""
     p = Path(path)
     if not p.is_file():
@@ -34,8 +35,7 @@ def _detect(p: Path) -> str:
         return "json" if head.startswith("[") else "jsonl"
     if suffix in (".csv", ".txt", ".tsv"):
         return "csv"
-    raise DataError(f"{p}: cannot tell the format from the suffix {suffix!r}; "
-                    "set format: json, jsonl or csv")
+    raise DataError(f"{p}: cannot tell the format from the suffix {suffix!r}; set format: json, jsonl or csv")
 
 
 def _read_json(p: Path, columns, limit) -> list[dict]:
@@ -81,8 +81,10 @@ def _read_csv(p: Path, columns, limit) -> list[dict]:
             if not cells:
                 continue
             if len(cells) != len(names):
-                raise DataError(f"{p}: line {lineno}: {len(cells)} fields, expected {len(names)} "
-                                f"({'columns: list' if columns else 'header'} has {len(names)})")
+                raise DataError(
+                    f"{p}: line {lineno}: {len(cells)} fields, expected {len(names)} "
+                    f"({'columns: list' if columns else 'header'} has {len(names)})"
+                )
             rows.append({n: _cell(c) for n, c in zip(names, cells)})
             if limit and len(rows) >= limit:
                 break

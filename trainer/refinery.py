@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import difflib
 import math
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
-from jenga_edge.contract.errors import DataError
+from jenga_edge.contract.errors import DataError, EventError
 from jenga_edge.contract.schema import OOV_TOKEN, Feature, FeatureSchema, category_key, to_boolean, to_number
 
 from .config import SourceConfig
@@ -27,8 +28,7 @@ def select_columns(rows: Sequence[dict], cfg: SourceConfig, reserved: Iterable[s
     if cfg.features is not None:
         missing = [c for c in cfg.features if c not in seen]
         if missing:
-            raise DataError(f"features {missing} are not columns of the data "
-                            f"(columns: {', '.join(seen)})")
+            raise DataError(f"features {missing} are not columns of the data (columns: {', '.join(seen)})")
         return list(cfg.features)
     skip = set(reserved) | set(cfg.ignore) | ({cfg.id_column} if cfg.id_column else set())
     cols = [c for c in seen if c not in skip]
@@ -49,7 +49,7 @@ def infer_kind(values: Sequence[Any]) -> str:
     for v in present:
         try:
             to_number(v, "")
-        except Exception:
+        except EventError:
             return "categorical"
     # A numeric column holding only 0 and 1 in training stays numeric: NSL-KDD's
     # wrong_fragment is 0/1 in most rows and 3 in a few attack types.
@@ -63,8 +63,9 @@ def check_column_options(columns: list[str], cfg: SourceConfig, where: str) -> N
             if col not in columns:
                 close = difflib.get_close_matches(col, columns, n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise DataError(f"{where}.{option}.{col}: not a feature column{hint}; "
-                                f"feature columns: {', '.join(columns)}")
+                raise DataError(
+                    f"{where}.{option}.{col}: not a feature column{hint}; feature columns: {', '.join(columns)}"
+                )
 
 
 def fit_schema(train_rows: Sequence[dict], columns: list[str], cfg: SourceConfig) -> FeatureSchema:
@@ -87,15 +88,15 @@ def _numbers(col: str, kind: str, values: Sequence[Any]) -> np.ndarray:
         try:
             missing = v is None or (isinstance(v, float) and not math.isfinite(v))
             out[i] = math.nan if missing else convert(v, col)
-        except Exception as exc:
-            raise DataError(f"column {col!r}, training row {i}: {exc} "
-                            f"(set sources.<name>.kinds.{col}: categorical if it is a label-like string)"
-                            ) from None
+        except EventError as exc:
+            raise DataError(
+                f"column {col!r}, training row {i}: {exc} "
+                f"(set sources.<name>.kinds.{col}: categorical if it is a label-like string)"
+            ) from None
     return out[np.isfinite(out)]
 
 
-def _fit_numeric(col: str, kind: str, values: Sequence[Any], cfg: SourceConfig,
-                 encoding: str) -> Feature:
+def _fit_numeric(col: str, kind: str, values: Sequence[Any], cfg: SourceConfig, encoding: str) -> Feature:
     x = _numbers(col, kind, values)
     allow = cfg.missing.allow_missing_at_edge
     if x.size == 0:
@@ -119,5 +120,4 @@ def _fit_categorical(col: str, values: Sequence[Any], cfg: SourceConfig) -> Feat
     kept = [k for k, n in counts.items() if n >= cfg.min_category_count]
     kept.sort(key=lambda k: (-counts[k], k))
     kept = sorted(kept[: cfg.max_categories])
-    return Feature(col, "categorical", categories=(OOV_TOKEN, *kept),
-                   allow_missing=cfg.missing.allow_missing_at_edge)
+    return Feature(col, "categorical", categories=(OOV_TOKEN, *kept), allow_missing=cfg.missing.allow_missing_at_edge)

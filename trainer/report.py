@@ -21,8 +21,7 @@ def print_metrics(results: dict[str, dict]) -> None:
 
 def print_training_summary(run) -> None:
     r = run.result
-    click.echo(f"best epoch {r.best_epoch} (selection {r.best_score:.4f}), {run.seconds:.1f} s; "
-               f"model: {run.model_dir}")
+    click.echo(f"best epoch {r.best_epoch} (selection {r.best_score:.4f}), {run.seconds:.1f} s; model: {run.model_dir}")
     print_metrics(r.metrics)
     for key, value in r.summary.items():
         click.echo(f"{key}: {value}")
@@ -31,9 +30,10 @@ def print_training_summary(run) -> None:
 def print_holdout(report: dict) -> None:
     click.echo(f"unseen-attack protocol, task {report['task']} (groups from {report['group_column']}):")
     for i, f in enumerate(report["folds"], 1):
-        click.echo(f"  fold {i}: held out {', '.join(f['held_out'])} (n={f['n_unseen']}): "
-                   f"recall {f['unseen_recall']:.3f}  roc_auc {f['unseen_roc_auc']:.3f}  "
-                   f"fpr {f['normal_fpr']:.4f}")
+        click.echo(
+            f"  fold {i}: held out {', '.join(f['held_out'])} (n={f['n_unseen']}): "
+            f"recall {f['unseen_recall']:.3f}  roc_auc {f['unseen_roc_auc']:.3f}  "
+            f"fpr {f['normal_fpr']:.4f}"
+        )
     for key, s in report["summary"].items():
-        click.echo(f"  {key:<15} mean {s['mean']:.4f}  std {s['std']:.4f}  "
-                   f"min {s['min']:.4f}  max {s['max']:.4f}")
+        click.echo(f"  {key:<15} mean {s['mean']:.4f}  std {s['std']:.4f}  min {s['min']:.4f}  max {s['max']:.4f}")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
 
 from jenga_edge.contract.errors import ConfigError
 
@@ -27,9 +27,14 @@ class RunOutput:
     seconds: float
 
 
-def run_experiment(cfg: ExperimentConfig, output_dir: Optional[Path] = None,
-                   callbacks: Sequence[Callback] = (), holdout: Optional[Holdout] = None,
-                   save: bool = True, out=sys.stderr) -> RunOutput:
+def run_experiment(
+    cfg: ExperimentConfig,
+    output_dir: Path | None = None,
+    callbacks: Sequence[Callback] = (),
+    holdout: Holdout | None = None,
+    save: bool = True,
+    out=sys.stderr,
+) -> RunOutput:
     out_dir = Path(output_dir or cfg.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -42,15 +47,24 @@ def run_experiment(cfg: ExperimentConfig, output_dir: Optional[Path] = None,
     metrics_path.unlink(missing_ok=True)
     cbs = [*from_config(cfg.training.callbacks), *callbacks]
     trainer = Trainer(cfg, sources, tasks, cbs, model=model, metrics_path=metrics_path, out=out)
-    _say(out, cfg, f"{cfg.project_name}: {len(tasks)} task(s), {len(sources)} source(s), "
-         f"{count_parameters(trainer.model):,} parameters, device {trainer.device}")
+    _say(
+        out,
+        cfg,
+        f"{cfg.project_name}: {len(tasks)} task(s), {len(sources)} source(s), "
+        f"{count_parameters(trainer.model):,} parameters, device {trainer.device}",
+    )
     result = trainer.fit()
     seconds = time.perf_counter() - t0
     model_dir = out_dir / "best_model"
     if save:
         checkpoint.save(model_dir, trainer.model, cfg, sources, tasks, result)
-        summary = {"seconds": round(seconds, 2), "best_epoch": result.best_epoch,
-                   "metrics": result.metrics, "thresholds": result.thresholds, **result.summary}
+        summary = {
+            "seconds": round(seconds, 2),
+            "best_epoch": result.best_epoch,
+            "metrics": result.metrics,
+            "thresholds": result.thresholds,
+            **result.summary,
+        }
         (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
     return RunOutput(result, model_dir, trainer, seconds)
 
@@ -66,11 +80,12 @@ def _check_compatible(cfg: ExperimentConfig, loaded, tasks: list) -> None:
     for t in tasks:
         spec = loaded.model.specs.get(t.name)
         if spec is None or spec.n_classes != len(t.labels.classes) or spec.source != t.source:
-            raise ConfigError(f"training.init_from: task {t.name!r} does not match the saved model "
-                              f"in {cfg.training.init_from} (missing, or other classes/source)")
+            raise ConfigError(
+                f"training.init_from: task {t.name!r} does not match the saved model "
+                f"in {cfg.training.init_from} (missing, or other classes/source)"
+            )
 
 
 def _say(out, cfg: ExperimentConfig, text: str) -> None:
     if cfg.training.progress and out is not None:
         print(text, file=out, flush=True)
-

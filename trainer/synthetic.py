@@ -40,37 +40,58 @@ aiops (label "normal"/"incident", ~8% incidents)
 
 from __future__ import annotations
 
-from jenga_edge.contract.errors import DataError
-
 import argparse
 import csv
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
+
+from jenga_edge.contract.errors import DataError
 
 Rows = list[dict]
 Columns = dict[str, np.ndarray]
 
 NETWORK_FIELDS = (
-    "packet_size", "port", "protocol", "duration", "request_count",
-    "bytes_sent", "bytes_received", "src_ip", "dst_ip", "label", "attack_type",
+    "packet_size",
+    "port",
+    "protocol",
+    "duration",
+    "request_count",
+    "bytes_sent",
+    "bytes_received",
+    "src_ip",
+    "dst_ip",
+    "label",
+    "attack_type",
 )
 FRAUD_FIELDS = (
-    "transaction_amount", "merchant_category", "distance_from_home",
-    "time_since_last_transaction", "transaction_hour", "is_international", "label",
+    "transaction_amount",
+    "merchant_category",
+    "distance_from_home",
+    "time_since_last_transaction",
+    "transaction_hour",
+    "is_international",
+    "label",
 )
 AIOPS_FIELDS = (
-    "cpu_usage", "memory_usage", "disk_io", "network_throughput", "error_rate",
-    "response_time", "host", "label",
+    "cpu_usage",
+    "memory_usage",
+    "disk_io",
+    "network_throughput",
+    "error_rate",
+    "response_time",
+    "host",
+    "label",
 )
 
 
 # --------------------------------------------------------------------------- #
 # Shared helpers
 # --------------------------------------------------------------------------- #
+
 
 def _assign(rng: np.random.Generator, n: int, shares: dict[str, float]) -> np.ndarray:
     """Draw one profile name per row with the given shares (normalised)."""
@@ -105,8 +126,13 @@ def _empty_columns(n: int, numeric: tuple[str, ...], text: tuple[str, ...]) -> C
 # --------------------------------------------------------------------------- #
 
 _NORMAL_SHARES = {
-    "web": 0.55, "dns": 0.20, "ssh": 0.08, "service": 0.09, "ping": 0.03,
-    "flash_crowd": 0.03, "backup": 0.02,
+    "web": 0.55,
+    "dns": 0.20,
+    "ssh": 0.08,
+    "service": 0.09,
+    "ping": 0.03,
+    "flash_crowd": 0.03,
+    "backup": 0.02,
 }
 _ATTACK_SHARES = {"ddos": 0.40, "port_scan": 0.30, "exfiltration": 0.30}
 _LOW_AND_SLOW = 0.10
@@ -153,17 +179,25 @@ def _net_web(rng, k):
 
 def _net_dns(rng, k):
     return _flows(
-        rng.normal(110, 40, k), np.full(k, 53), np.full(k, "udp"),
-        _lognormal(rng, 0.03, 0.7, k), rng.integers(1, 4, k),
-        _lognormal(rng, 75, 0.3, k), _lognormal(rng, 220, 0.5, k),
+        rng.normal(110, 40, k),
+        np.full(k, 53),
+        np.full(k, "udp"),
+        _lognormal(rng, 0.03, 0.7, k),
+        rng.integers(1, 4, k),
+        _lognormal(rng, 75, 0.3, k),
+        _lognormal(rng, 220, 0.5, k),
     )
 
 
 def _net_ssh(rng, k):
     return _flows(
-        rng.normal(400, 200, k), np.full(k, 22), np.full(k, "tcp"),
-        _lognormal(rng, 60, 1.2, k), rng.poisson(_lognormal(rng, 20, 0.8, k)) + 1,
-        _lognormal(rng, 4_000, 1.2, k), _lognormal(rng, 9_000, 1.2, k),
+        rng.normal(400, 200, k),
+        np.full(k, 22),
+        np.full(k, "tcp"),
+        _lognormal(rng, 60, 1.2, k),
+        rng.poisson(_lognormal(rng, 20, 0.8, k)) + 1,
+        _lognormal(rng, 4_000, 1.2, k),
+        _lognormal(rng, 9_000, 1.2, k),
     )
 
 
@@ -173,35 +207,51 @@ def _net_service(rng, k):
     port = np.where(rng.random(k) < 0.75, rng.choice(_SERVICE_PORTS, k), ephemeral)
     protocol = np.where(np.isin(port, list(_SERVICE_UDP_PORTS)), "udp", "tcp")
     return _flows(
-        rng.normal(600, 350, k), port, protocol,
-        _lognormal(rng, 3, 1.3, k), rng.poisson(_lognormal(rng, 8, 0.9, k)) + 1,
-        _lognormal(rng, 3_000, 1.4, k), _lognormal(rng, 8_000, 1.4, k),
+        rng.normal(600, 350, k),
+        port,
+        protocol,
+        _lognormal(rng, 3, 1.3, k),
+        rng.poisson(_lognormal(rng, 8, 0.9, k)) + 1,
+        _lognormal(rng, 3_000, 1.4, k),
+        _lognormal(rng, 8_000, 1.4, k),
     )
 
 
 def _net_ping(rng, k):
     return _flows(
-        rng.normal(84, 10, k), np.zeros(k), np.full(k, "icmp"),
-        _lognormal(rng, 1.0, 0.8, k), rng.integers(1, 6, k),
-        _lognormal(rng, 300, 0.4, k), _lognormal(rng, 300, 0.4, k),
+        rng.normal(84, 10, k),
+        np.zeros(k),
+        np.full(k, "icmp"),
+        _lognormal(rng, 1.0, 0.8, k),
+        rng.integers(1, 6, k),
+        _lognormal(rng, 300, 0.4, k),
+        _lognormal(rng, 300, 0.4, k),
     )
 
 
 def _net_flash_crowd(rng, k):
     # A product launch or cache flush: benign, but request counts look like a flood.
     return _flows(
-        rng.normal(450, 200, k), rng.choice([80, 443], k), np.full(k, "tcp"),
-        _lognormal(rng, 1.5, 1.0, k), _lognormal(rng, 250, 0.8, k),
-        _lognormal(rng, 30_000, 1.0, k), _lognormal(rng, 400_000, 1.0, k),
+        rng.normal(450, 200, k),
+        rng.choice([80, 443], k),
+        np.full(k, "tcp"),
+        _lognormal(rng, 1.5, 1.0, k),
+        _lognormal(rng, 250, 0.8, k),
+        _lognormal(rng, 30_000, 1.0, k),
+        _lognormal(rng, 400_000, 1.0, k),
     )
 
 
 def _net_backup(rng, k):
     # Nightly off-site backups: long, upload-heavy flows, the twin of exfiltration.
     return _flows(
-        rng.normal(1300, 150, k), rng.choice([22, 443], k), np.full(k, "tcp"),
-        _lognormal(rng, 600, 0.9, k), rng.poisson(_lognormal(rng, 25, 0.8, k)) + 1,
-        _lognormal(rng, 5e6, 1.2, k), _lognormal(rng, 60_000, 1.0, k),
+        rng.normal(1300, 150, k),
+        rng.choice([22, 443], k),
+        np.full(k, "tcp"),
+        _lognormal(rng, 600, 0.9, k),
+        rng.poisson(_lognormal(rng, 25, 0.8, k)) + 1,
+        _lognormal(rng, 5e6, 1.2, k),
+        _lognormal(rng, 60_000, 1.0, k),
     )
 
 
@@ -215,7 +265,11 @@ def _net_ddos(rng, k):
     requests = _lognormal(rng, 800, 0.9, k)
     packet = rng.normal(90, 30, k)
     return _flows(
-        packet, port, protocol, _lognormal(rng, 0.3, 1.0, k), requests,
+        packet,
+        port,
+        protocol,
+        _lognormal(rng, 0.3, 1.0, k),
+        requests,
         requests * packet * rng.uniform(0.6, 1.0, k),  # floods are mostly payload-free repeats
         _lognormal(rng, 150, 1.2, k),
     )
@@ -224,18 +278,26 @@ def _net_ddos(rng, k):
 def _net_port_scan(rng, k):
     port = rng.integers(1, 65536, k)
     return _flows(
-        rng.normal(58, 8, k), port, rng.choice(["tcp", "udp"], k, p=[0.9, 0.1]),
-        _lognormal(rng, 0.005, 1.0, k), _lognormal(rng, 60, 1.0, k),
-        _lognormal(rng, 60, 0.4, k), _lognormal(rng, 40, 0.8, k),
+        rng.normal(58, 8, k),
+        port,
+        rng.choice(["tcp", "udp"], k, p=[0.9, 0.1]),
+        _lognormal(rng, 0.005, 1.0, k),
+        _lognormal(rng, 60, 1.0, k),
+        _lognormal(rng, 60, 0.4, k),
+        _lognormal(rng, 40, 0.8, k),
     )
 
 
 def _net_exfiltration(rng, k):
     port = rng.choice([443, 53, 22], k, p=[0.6, 0.25, 0.15])
     return _flows(
-        rng.normal(1200, 250, k), port, np.where(port == 53, "udp", "tcp"),
-        _lognormal(rng, 400, 1.0, k), rng.poisson(_lognormal(rng, 30, 1.0, k)) + 1,
-        _lognormal(rng, 2e6, 1.4, k), _lognormal(rng, 15_000, 1.0, k),
+        rng.normal(1200, 250, k),
+        port,
+        np.where(port == 53, "udp", "tcp"),
+        _lognormal(rng, 400, 1.0, k),
+        rng.poisson(_lognormal(rng, 30, 1.0, k)) + 1,
+        _lognormal(rng, 2e6, 1.4, k),
+        _lognormal(rng, 15_000, 1.0, k),
     )
 
 
@@ -256,9 +318,16 @@ def _net_low_and_slow(rng, k, attack: str):
 
 
 _NETWORK_SAMPLERS: dict[str, Callable[[np.random.Generator, int], Columns]] = {
-    "web": _net_web, "dns": _net_dns, "ssh": _net_ssh, "service": _net_service,
-    "ping": _net_ping, "flash_crowd": _net_flash_crowd, "backup": _net_backup,
-    "ddos": _net_ddos, "port_scan": _net_port_scan, "exfiltration": _net_exfiltration,
+    "web": _net_web,
+    "dns": _net_dns,
+    "ssh": _net_ssh,
+    "service": _net_service,
+    "ping": _net_ping,
+    "flash_crowd": _net_flash_crowd,
+    "backup": _net_backup,
+    "ddos": _net_ddos,
+    "port_scan": _net_port_scan,
+    "exfiltration": _net_exfiltration,
 }
 
 # profile -> (source pools, destination pools)
@@ -314,13 +383,12 @@ def _network_ips(rng: np.random.Generator, profiles: np.ndarray) -> tuple[list[s
 
 def _network_columns(rng: np.random.Generator, n: int):
     malicious = rng.random(n) < _MALICIOUS_SHARE
-    profiles = np.where(
-        malicious, _assign(rng, n, _ATTACK_SHARES), _assign(rng, n, _NORMAL_SHARES)
-    )
+    profiles = np.where(malicious, _assign(rng, n, _ATTACK_SHARES), _assign(rng, n, _NORMAL_SHARES))
     low_and_slow = malicious & (rng.random(n) < _LOW_AND_SLOW)
 
     cols = _empty_columns(
-        n, ("packet_size", "port", "duration", "request_count", "bytes_sent", "bytes_received"),
+        n,
+        ("packet_size", "port", "duration", "request_count", "bytes_sent", "bytes_received"),
         ("protocol",),
     )
     for profile, sampler in _NETWORK_SAMPLERS.items():
@@ -447,9 +515,7 @@ def generate_fraud(rng: np.random.Generator, n: int) -> Rows:
     gap = _fraud_gap(rng, fraud)
     hour = _fraud_hour(rng, fraud)
     hour = np.where(traveller & (rng.random(n) < 0.5), rng.integers(0, 24, n), hour)
-    international = np.where(
-        fraud, rng.random(n) < 0.25, rng.random(n) < np.where(traveller, 0.6, 0.03)
-    )
+    international = np.where(fraud, rng.random(n) < 0.25, rng.random(n) < np.where(traveller, 0.6, 0.03))
 
     return [
         {
@@ -573,9 +639,7 @@ GENERATORS: dict[str, Callable[[np.random.Generator, int], Rows]] = {
 def generate(use_case: str, rows: int, seed: int = 0) -> Rows:
     """Return ``rows`` synthetic records for ``use_case``; deterministic in ``seed``."""
     if use_case not in GENERATORS:
-        raise ValueError(
-            f"unknown use case {use_case!r}; valid choices: {', '.join(sorted(GENERATORS))}"
-        )
+        raise ValueError(f"unknown use case {use_case!r}; valid choices: {', '.join(sorted(GENERATORS))}")
     if rows < 0:
         raise ValueError(f"rows must be >= 0, got {rows}")
     return GENERATORS[use_case](np.random.default_rng(seed), int(rows))
@@ -618,9 +682,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--use-case", required=True, choices=sorted(GENERATORS))
     parser.add_argument("--rows", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "-o", "--output", required=True, help="file ending in .jsonl, .json or .csv"
-    )
+    parser.add_argument("-o", "--output", required=True, help="file ending in .jsonl, .json or .csv")
     args = parser.parse_args(argv)
     if args.rows < 0:
         parser.error("--rows must be >= 0")

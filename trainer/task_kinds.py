@@ -12,7 +12,7 @@ lives with the model (trainer/model.py), its score is still P(threat)-like in
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Optional
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -46,11 +46,12 @@ class TrainerKind:
         """The head's output -> {"logits", "scores"} (scores: what the graph's score reads)."""
         raise NotImplementedError
 
-    def loss(self, logits: torch.Tensor, y: torch.Tensor, weights: Optional[torch.Tensor]) -> torch.Tensor:
+    def loss(self, logits: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
         raise NotImplementedError
 
-    def metrics(self, y: np.ndarray, scores: np.ndarray, n_classes: int, threshold: Optional[float] = None,
-                rule: Any = None) -> dict[str, Any]:
+    def metrics(
+        self, y: np.ndarray, scores: np.ndarray, n_classes: int, threshold: float | None = None, rule: Any = None
+    ) -> dict[str, Any]:
         """Validation metrics; a binary kind picks its threshold by `rule` when none is given."""
         raise NotImplementedError
 
@@ -62,7 +63,7 @@ class TrainerKind:
         """The graph's outputs from the scores, in the contract's output order."""
         raise NotImplementedError
 
-    def row_result(self, scores: np.ndarray, classes: tuple[str, ...], threshold: Optional[float]) -> dict[str, Any]:
+    def row_result(self, scores: np.ndarray, classes: tuple[str, ...], threshold: float | None) -> dict[str, Any]:
         """One row of `jenga-train predict`."""
         raise NotImplementedError
 
@@ -84,12 +85,13 @@ class Binary(TrainerKind):
         logits = logits.squeeze(1)
         return {"logits": logits, "scores": torch.sigmoid(logits)}
 
-    def loss(self, logits: torch.Tensor, y: torch.Tensor, weights: Optional[torch.Tensor]) -> torch.Tensor:
+    def loss(self, logits: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
         weight = weights.index_select(0, y) if weights is not None else None
         return F.binary_cross_entropy_with_logits(logits, y.float(), weight=weight)
 
-    def metrics(self, y: np.ndarray, scores: np.ndarray, n_classes: int, threshold: Optional[float] = None,
-                rule: Any = None) -> dict[str, Any]:
+    def metrics(
+        self, y: np.ndarray, scores: np.ndarray, n_classes: int, threshold: float | None = None, rule: Any = None
+    ) -> dict[str, Any]:
         if threshold is None:
             threshold = M.choose_threshold(y, scores, rule if rule is not None else "max_f1")
         return M.binary_metrics(y, scores, threshold)
@@ -97,10 +99,9 @@ class Binary(TrainerKind):
     def graph_outputs(self, scores: torch.Tensor) -> list[torch.Tensor]:
         return [scores]
 
-    def row_result(self, scores: np.ndarray, classes: tuple[str, ...], threshold: Optional[float]) -> dict[str, Any]:
+    def row_result(self, scores: np.ndarray, classes: tuple[str, ...], threshold: float | None) -> dict[str, Any]:
         s = float(scores)
-        return {"score": round(s, 6), "threshold": threshold,
-                "threat": bool(threshold is not None and s >= threshold)}
+        return {"score": round(s, 6), "threshold": threshold, "threat": bool(threshold is not None and s >= threshold)}
 
 
 class Multiclass(TrainerKind):
@@ -119,17 +120,18 @@ class Multiclass(TrainerKind):
     def scores(self, logits: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"logits": logits, "scores": torch.softmax(logits, dim=1)}
 
-    def loss(self, logits: torch.Tensor, y: torch.Tensor, weights: Optional[torch.Tensor]) -> torch.Tensor:
+    def loss(self, logits: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
         return F.cross_entropy(logits, y, weight=weights)
 
-    def metrics(self, y: np.ndarray, scores: np.ndarray, n_classes: int, threshold: Optional[float] = None,
-                rule: Any = None) -> dict[str, Any]:
+    def metrics(
+        self, y: np.ndarray, scores: np.ndarray, n_classes: int, threshold: float | None = None, rule: Any = None
+    ) -> dict[str, Any]:
         return M.multiclass_metrics(y, scores, n_classes)
 
     def graph_outputs(self, scores: torch.Tensor) -> list[torch.Tensor]:
         return [scores, torch.argmax(scores, dim=1)]
 
-    def row_result(self, scores: np.ndarray, classes: tuple[str, ...], threshold: Optional[float]) -> dict[str, Any]:
+    def row_result(self, scores: np.ndarray, classes: tuple[str, ...], threshold: float | None) -> dict[str, Any]:
         k = int(np.argmax(scores))
         return {"label": classes[k], "probability": round(float(scores[k]), 6)}
 

@@ -13,10 +13,11 @@ import json
 import math
 import sys
 import time
+from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,8 +34,10 @@ from .task_kinds import TrainerKind, trainer_kind
 
 def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("training.device: 'cuda' was requested but torch sees no CUDA device "
-                          f"(torch {torch.__version__}); use device: auto or cpu")
+        raise ConfigError(
+            "training.device: 'cuda' was requested but torch sees no CUDA device "
+            f"(torch {torch.__version__}); use device: auto or cpu"
+        )
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(name)
@@ -64,14 +67,20 @@ class TrainResult:
 
 
 class Trainer:
-    def __init__(self, cfg: ExperimentConfig, sources: dict[str, SourceData], tasks: list[TaskData],
-                 callbacks: Sequence[Callback] = (), model: Optional[MultiTaskModel] = None,
-                 metrics_path: Optional[Path] = None, out=sys.stderr):
+    def __init__(
+        self,
+        cfg: ExperimentConfig,
+        sources: dict[str, SourceData],
+        tasks: list[TaskData],
+        callbacks: Sequence[Callback] = (),
+        model: MultiTaskModel | None = None,
+        metrics_path: Path | None = None,
+        out=sys.stderr,
+    ):
         self.cfg, self.tcfg, self.tasks = cfg, cfg.training, {t.name: t for t in tasks}
         torch.manual_seed(self.tcfg.seed)
         self.device = resolve_device(self.tcfg.device)
-        self.model = model or MultiTaskModel({n: s.schema for n, s in sources.items()},
-                                             task_specs(tasks), cfg.model)
+        self.model = model or MultiTaskModel({n: s.schema for n, s in sources.items()}, task_specs(tasks), cfg.model)
         self.model.to(self.device)
         self.sources = sources
         self.num = {n: torch.as_tensor(s.num, device=self.device) for n, s in sources.items()}
@@ -89,7 +98,7 @@ class Trainer:
         self.step = 0
 
     # -------------------------------------------------------------- setup
-    def _class_weights(self, t: TaskData) -> Optional[torch.Tensor]:
+    def _class_weights(self, t: TaskData) -> torch.Tensor | None:
         if t.cfg.class_weighting == "none" or t.cfg.mode == "novelty":
             return None
         counts = np.bincount(t.y[t.train_idx], minlength=len(t.labels.classes)).astype(np.float64)
@@ -102,9 +111,10 @@ class Trainer:
         for p in self.model.parameters():
             key = ("trunk" if id(p) in trunk else "heads", p.ndim >= 2)
             groups.setdefault(key, []).append(p)
-        param_groups = [{"params": ps, "name": name, "lr_scale": 1.0,
-                         "weight_decay": self.tcfg.weight_decay if decay else 0.0}
-                        for (name, decay), ps in groups.items()]
+        param_groups = [
+            {"params": ps, "name": name, "lr_scale": 1.0, "weight_decay": self.tcfg.weight_decay if decay else 0.0}
+            for (name, decay), ps in groups.items()
+        ]
         fused = self.device.type == "cuda"
         return torch.optim.AdamW(param_groups, lr=self.tcfg.learning_rate, fused=fused)
 
@@ -144,9 +154,15 @@ class Trainer:
             losses, seen = self._run_epoch(total)
             train_s = time.perf_counter() - t0
             val, selection = self.evaluate()
-            logs = {"epoch": epoch, "train_loss": losses, "val": val, "selection": selection,
-                    "lr": self.optimizer.param_groups[0]["lr"], "train_seconds": round(train_s, 4),
-                    "samples_per_second": round(seen / max(train_s, 1e-9), 1)}
+            logs = {
+                "epoch": epoch,
+                "train_loss": losses,
+                "val": val,
+                "selection": selection,
+                "lr": self.optimizer.param_groups[0]["lr"],
+                "train_seconds": round(train_s, 4),
+                "samples_per_second": round(seen / max(train_s, 1e-9), 1),
+            }
             history.append(logs)
             self._log(logs)
             self.callbacks.fire("on_epoch_end", self, epoch, logs)
@@ -163,8 +179,9 @@ class Trainer:
         if best_state is not None:
             self.model.load_state_dict(best_state)
         final, _ = self.evaluate(fire=True)
-        result = TrainResult(history, best_epoch, best, final,
-                             {n: m["threshold"] for n, m in final.items() if "threshold" in m})
+        result = TrainResult(
+            history, best_epoch, best, final, {n: m["threshold"] for n, m in final.items() if "threshold" in m}
+        )
         result.summary = self.callbacks.summary()
         self.callbacks.fire("on_train_end", self, result.summary)
         return result
@@ -176,7 +193,7 @@ class Trainer:
         seen = 0
         for name in self._schedule():
             idx = next(queues[name], None)
-            if idx is None:   # a small task restarts its pass while bigger ones finish theirs
+            if idx is None:  # a small task restarts its pass while bigger ones finish theirs
                 queues[name] = self._batches(name)
                 idx = next(queues[name])
             for g in self.optimizer.param_groups:
@@ -194,8 +211,12 @@ class Trainer:
         if self.tcfg.task_sampling == "round_robin":
             return [names[i % len(names)] for i in range(steps)]
         sizes = torch.tensor([self.train_idx[n].numel() for n in names], dtype=torch.float)
-        picks = torch.multinomial(sizes / sizes.sum(), steps, replacement=True,
-                                  generator=torch.Generator().manual_seed(self.tcfg.seed + self.step))
+        picks = torch.multinomial(
+            sizes / sizes.sum(),
+            steps,
+            replacement=True,
+            generator=torch.Generator().manual_seed(self.tcfg.seed + self.step),
+        )
         return [names[i] for i in picks.tolist()]
 
     def _batches(self, name: str):
@@ -203,7 +224,7 @@ class Trainer:
         perm = idx[torch.randperm(idx.numel(), device=self.device, generator=self.gen)]
         bs = self.tcfg.batch_size
         stop = perm.numel() - perm.numel() % bs if self.tcfg.compile != "none" and perm.numel() >= bs else perm.numel()
-        return (perm[i:i + bs] for i in range(0, stop, bs))
+        return (perm[i : i + bs] for i in range(0, stop, bs))
 
     def _train_step(self, name: str, idx: torch.Tensor) -> torch.Tensor:
         task = self.tasks[name]
@@ -222,8 +243,11 @@ class Trainer:
         if self.callbacks.wants_scores:
             ids = [self.sources[src].ids[i] for i in idx.cpu().numpy()]
             scores = out["scores"].detach().float().cpu().numpy()
-            self.callbacks.fire("on_batch_end", self, BatchInfo("train", name, task.cfg.type, scores, ids,
-                                                               self.step, float(loss.detach())))
+            self.callbacks.fire(
+                "on_batch_end",
+                self,
+                BatchInfo("train", name, task.cfg.type, scores, ids, self.step, float(loss.detach())),
+            )
         return loss.detach().float()
 
     def _loss(self, task: TaskData, out: dict, y: torch.Tensor) -> torch.Tensor:
@@ -244,16 +268,24 @@ class Trainer:
         picks = [p for p in picks if not math.isnan(p)]
         return results, float(np.mean(picks)) if picks else -math.inf
 
-    def evaluate_task(self, name: str, rows: np.ndarray, fire: bool = False,
-                      threshold: Optional[float] = None) -> dict:
+    def evaluate_task(self, name: str, rows: np.ndarray, fire: bool = False, threshold: float | None = None) -> dict:
         task = self.tasks[name]
         idx = torch.as_tensor(rows, device=self.device)
         src = task.source
         cbs = self.callbacks if fire else None
         if task.cfg.mode == "novelty":
             self._calibrate(name)
-        out = score_rows(self.model, name, self.num[src], self.cat[src], idx,
-                         self.tcfg.eval_batch_size, cbs, "evaluate", self.sources[src].ids)
+        out = score_rows(
+            self.model,
+            name,
+            self.num[src],
+            self.cat[src],
+            idx,
+            self.tcfg.eval_batch_size,
+            cbs,
+            "evaluate",
+            self.sources[src].ids,
+        )
         return task_metrics(task, task.y[rows], out["scores"], threshold)
 
     def _calibrate(self, name: str) -> None:
@@ -261,8 +293,14 @@ class Trainer:
         task = self.tasks[name]
         normal = task.val_idx[task.y[task.val_idx] == 0]
         src = task.source
-        out = score_rows(self.model, name, self.num[src], self.cat[src],
-                         torch.as_tensor(normal, device=self.device), self.tcfg.eval_batch_size)
+        out = score_rows(
+            self.model,
+            name,
+            self.num[src],
+            self.cat[src],
+            torch.as_tensor(normal, device=self.device),
+            self.tcfg.eval_batch_size,
+        )
         self.model.heads[name].calibrate(torch.as_tensor(out["errors"], device=self.device))
 
     # ------------------------------------------------------------ output
@@ -271,11 +309,16 @@ class Trainer:
             with open(self.metrics_path, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(logs) + "\n")
         if self.tcfg.progress:
-            parts = [f"{n} {k}={v[k]:.4f}" for n, v in logs["val"].items()
-                     for k in (selection_metric(self.tasks[n], self.tcfg.early_stopping.metric),)]
+            parts = [
+                f"{n} {k}={v[k]:.4f}"
+                for n, v in logs["val"].items()
+                for k in (selection_metric(self.tasks[n], self.tcfg.early_stopping.metric),)
+            ]
             loss = np.mean(list(logs["train_loss"].values()))
-            self._print(f"epoch {logs['epoch']:>3}/{self.tcfg.epochs}  loss {loss:.4f}  "
-                        f"{'  '.join(parts)}  ({logs['samples_per_second']:,.0f} samples/s)")
+            self._print(
+                f"epoch {logs['epoch']:>3}/{self.tcfg.epochs}  loss {loss:.4f}  "
+                f"{'  '.join(parts)}  ({logs['samples_per_second']:,.0f} samples/s)"
+            )
 
     def _print(self, text: str) -> None:
         if self.tcfg.progress and self.out is not None:
@@ -287,6 +330,5 @@ def selection_metric(task: TaskData, wanted: str) -> str:
     return kind_of(task).selection_metric(wanted)
 
 
-def task_metrics(task: TaskData, y: np.ndarray, scores: np.ndarray,
-                 threshold: Optional[float] = None) -> dict:
+def task_metrics(task: TaskData, y: np.ndarray, scores: np.ndarray, threshold: float | None = None) -> dict:
     return kind_of(task).metrics(y, scores, len(task.labels.classes), threshold, threshold_rule(task))

@@ -16,18 +16,24 @@ import json
 import queue
 import threading
 import time
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 
 class BackgroundAction:
     """An Action whose `run` only queues the alert for a worker thread."""
 
-    slow = False          # what the agent calls returns at once
+    slow = False  # what the agent calls returns at once
 
-    def __init__(self, name: str, action: Any, maxsize: int = 10_000,
-                 on_result: Callable[[str, dict], None] = lambda name, outcome: None):
+    def __init__(
+        self,
+        name: str,
+        action: Any,
+        maxsize: int = 10_000,
+        on_result: Callable[[str, dict], None] = lambda name, outcome: None,
+    ):
         self.name, self.action, self.on_result = name, action, on_result
-        self.q: "queue.Queue[dict | None]" = queue.Queue(maxsize)
+        self.q: queue.Queue[dict | None] = queue.Queue(maxsize)
         self.delivered = self.failed = 0
         self.type: str = action.type
         self.target: str = action.target
@@ -51,12 +57,12 @@ class BackgroundAction:
                 return
             try:
                 outcome = self.action.run(alert)
-            except Exception as exc:   # noqa: BLE001 - the worker must outlive one bad delivery
+            except Exception as exc:  # noqa: BLE001 - the worker must outlive one bad delivery
                 outcome = self._spool_now(alert, f"{type(exc).__name__}: {exc}")
             if outcome.get("result") == "ok":
                 self.delivered += 1
                 if getattr(self.action, "spooled", lambda: 0)():
-                    self.action.retry_spool()     # the receiver is back: send what waited
+                    self.action.retry_spool()  # the receiver is back: send what waited
             else:
                 self.failed += 1
             self.on_result(self.name, outcome)
@@ -66,17 +72,21 @@ class BackgroundAction:
         if spool is None:
             return {"type": self.type, "target": self.target, "result": "failed", "reason": why}
         ok, reason = spool(json.dumps(dict(alert), default=str).encode())
-        return {"type": self.type, "target": self.target, "result": "spooled" if ok else "failed",
-                "reason": f"{why}; {reason}"}
+        return {
+            "type": self.type,
+            "target": self.target,
+            "result": "spooled" if ok else "failed",
+            "reason": f"{why}; {reason}",
+        }
 
     def close(self, deadline_s: float = 5.0) -> None:
         end = time.monotonic() + deadline_s
         try:
             self.q.put(None, timeout=deadline_s)
         except queue.Full:
-            pass           # the worker is stuck on a slow receiver: spool what waits below
+            pass  # the worker is stuck on a slow receiver: spool what waits below
         self._thread.join(max(0.0, end - time.monotonic()))
-        while self._thread.is_alive():          # past the deadline: spool what is left
+        while self._thread.is_alive():  # past the deadline: spool what is left
             try:
                 alert = self.q.get_nowait()
             except queue.Empty:

@@ -24,12 +24,13 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from typing import Any, Mapping, Protocol, Union
+from collections.abc import Mapping
+from typing import Any, Protocol
 
-from ..kinds import TaggedConfig
 from ..contract.typed import Invalid
+from ..kinds import TaggedConfig
 
-IpAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 IDENT = re.compile(r"[A-Za-z0-9_-]{1,32}")
 MAX_REASON = 200
@@ -44,9 +45,9 @@ class ActionConfig(TaggedConfig, kw_only=True):
 class Action(Protocol):
     """What the agent runs for an alert."""
 
-    type: str                     # the kind
-    target: str                   # what it acts on, for outcomes and logs (no secrets)
-    slow: bool                    # may block for seconds (network): run off the scoring thread
+    type: str  # the kind
+    target: str  # what it acts on, for outcomes and logs (no secrets)
+    slow: bool  # may block for seconds (network): run off the scoring thread
 
     def run(self, alert: Mapping[str, Any]) -> dict[str, Any]:
         """Act on one alert; return its outcome. Raises only on a bug."""
@@ -61,11 +62,17 @@ def short(value: Any, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def outcome(type_: str, target: str, *, dry_run: bool, argv: list[str] | None,
-             result: str, reason: str, **extra: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {"type": type_, "target": target, "dry_run": dry_run,
-                           "argv": list(argv) if argv is not None else None,
-                           "result": result, "reason": reason}
+def outcome(
+    type_: str, target: str, *, dry_run: bool, argv: list[str] | None, result: str, reason: str, **extra: Any
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "type": type_,
+        "target": target,
+        "dry_run": dry_run,
+        "argv": list(argv) if argv is not None else None,
+        "result": result,
+        "reason": reason,
+    }
     out.update(extra)
     return out
 
@@ -108,10 +115,10 @@ def first_line(data: bytes | str | None) -> str:
 
 def run_command(argv: list[str], timeout_s: float, tool: str) -> tuple[str, str, int | None]:
     """Run argv without a shell; return (result, reason, exit status)."""
-    import subprocess   # here, not at import: only agents that act pay for it
+    import subprocess  # here, not at import: only agents that act pay for it
+
     try:
-        proc = subprocess.run(argv, shell=False, timeout=timeout_s, capture_output=True,
-                              stdin=subprocess.DEVNULL)
+        proc = subprocess.run(argv, shell=False, timeout=timeout_s, capture_output=True, stdin=subprocess.DEVNULL)
     except FileNotFoundError:
         return "failed", f"{tool} not found: {argv[0]}", None
     except PermissionError:
@@ -131,10 +138,8 @@ def check_program(key: str, path: str, absolute: bool) -> None:
     """A program name looked up in PATH, or an absolute path (`absolute`: only that)."""
     if not isinstance(path, str) or not path or "\0" in path or path != path.strip():
         raise Invalid(key, f"expected a program name or absolute path, got {short(path)}")
-    if absolute or "/" in path:
-        if not os.path.isabs(path):
-            raise Invalid(key, f"expected an absolute path (the agent's working directory is not "
-                               f"fixed), got {path!r}")
+    if (absolute or "/" in path) and not os.path.isabs(path):
+        raise Invalid(key, f"expected an absolute path (the agent's working directory is not fixed), got {path!r}")
 
 
 def check_ident(key: str, value: str) -> None:

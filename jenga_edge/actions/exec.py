@@ -6,7 +6,8 @@ import math
 import os
 import re
 import string
-from typing import Annotated, Any, Mapping
+from collections.abc import Mapping
+from typing import Annotated, Any
 
 from ..contract.typed import Invalid, doc
 from .base import ActionConfig, check_program, outcome, parse_address, run_command, short
@@ -60,19 +61,22 @@ def parse_template(argv: list[str]) -> list[list[tuple[str, str | None]]]:
         try:
             pieces = list(fmt.parse(item))
         except ValueError as exc:
-            raise Invalid(f"argv[{i}]", f"bad template {item!r}: {exc} "
-                                        f"(write literal braces as '{{{{' and '}}}}')") from None
+            raise Invalid(
+                f"argv[{i}]", f"bad template {item!r}: {exc} (write literal braces as '{{{{' and '}}}}')"
+            ) from None
         out: list[tuple[str, str | None]] = []
         for literal, name, spec, conv in pieces:
             if name is None:
                 out.append((literal, None))
                 continue
             if name not in EXEC_PLACEHOLDERS:
-                raise Invalid(f"argv[{i}]", f"unknown placeholder {{{name}}} in {item!r}; "
-                                            f"allowed: {', '.join(EXEC_PLACEHOLDERS)}")
+                raise Invalid(
+                    f"argv[{i}]", f"unknown placeholder {{{name}}} in {item!r}; allowed: {', '.join(EXEC_PLACEHOLDERS)}"
+                )
             if spec or conv:
-                raise Invalid(f"argv[{i}]", f"placeholder {{{name}}} in {item!r} may not "
-                                            f"have a conversion or format spec")
+                raise Invalid(
+                    f"argv[{i}]", f"placeholder {{{name}}} in {item!r} may not have a conversion or format spec"
+                )
             out.append((literal, name))
         parsed.append(out)
     return parsed
@@ -90,9 +94,14 @@ class Config(ActionConfig, tag="exec", kw_only=True):
     value fails is skipped, and the program is not run.
     """
 
-    argv: Annotated[list[str], doc(
-        "the template; argv[0] an absolute path without a placeholder; placeholders: "
-        + ", ".join("{%s}" % p for p in EXEC_PLACEHOLDERS), min_length=1)]
+    argv: Annotated[
+        list[str],
+        doc(
+            "the template; argv[0] an absolute path without a placeholder; placeholders: "
+            + ", ".join(f"{{{p}}}" for p in EXEC_PLACEHOLDERS),
+            min_length=1,
+        ),
+    ]
     timeout_s: Annotated[float, doc("kill the program after this", ge=0.1, le=3600.0)] = 30.0
     dry_run: Annotated[bool, doc("record the argv, run nothing (the safe default)")] = True
 
@@ -141,13 +150,17 @@ class ExecAction:
         if argv is None:
             return outcome(self.type, target, dry_run=c.dry_run, argv=None, result="skipped", reason=why)
         if c.dry_run:
-            return outcome(self.type, target, dry_run=True, argv=argv, result="dry_run",
-                            reason=f"would run {os.path.basename(target)}")
+            return outcome(
+                self.type,
+                target,
+                dry_run=True,
+                argv=argv,
+                result="dry_run",
+                reason=f"would run {os.path.basename(target)}",
+            )
         tool = os.path.basename(target) or target
         result, reason, status = run_command(argv, c.timeout_s, tool)
-        return outcome(self.type, target, dry_run=False, argv=argv, result=result, reason=reason,
-                        exit_status=status)
-
+        return outcome(self.type, target, dry_run=False, argv=argv, result=result, reason=reason, exit_status=status)
 
 
 def build(config: Config, context: Any = None) -> ExecAction:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 import threading
 import time
-from typing import Annotated, Callable
+from collections.abc import Callable
+from typing import Annotated
 
 from ..contract.errors import ConfigError
 from ..contract.typed import Config, doc
@@ -26,15 +27,18 @@ class RateLimiter:
     Thread-safe. `clock` is any monotonic seconds function (tests pass a fake one).
     """
 
-    def __init__(self, max_actions: int, per_seconds: float,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(self, max_actions: int, per_seconds: float, clock: Callable[[], float] = time.monotonic):
         if isinstance(max_actions, bool) or not isinstance(max_actions, int) or max_actions < 1:
             raise ConfigError(f"rate_limit.max_actions: expected an integer >= 1, got {short(max_actions)}")
-        if (isinstance(per_seconds, bool) or not isinstance(per_seconds, (int, float))
-                or not math.isfinite(per_seconds) or per_seconds <= 0):
+        if (
+            isinstance(per_seconds, bool)
+            or not isinstance(per_seconds, (int, float))
+            or not math.isfinite(per_seconds)
+            or per_seconds <= 0
+        ):
             raise ConfigError(f"rate_limit.per_seconds: expected a number > 0, got {short(per_seconds)}")
         self.capacity = float(max_actions)
-        self.rate = max_actions / float(per_seconds)   # tokens per second
+        self.rate = max_actions / float(per_seconds)  # tokens per second
         self._clock = clock
         self._tokens = self.capacity
         self._last = clock()
@@ -43,7 +47,7 @@ class RateLimiter:
     def _refill(self) -> None:
         now = self._clock()
         elapsed = now - self._last
-        if elapsed > 0:   # a clock that steps back refills nothing
+        if elapsed > 0:  # a clock that steps back refills nothing
             self._tokens = min(self.capacity, self._tokens + elapsed * self.rate)
         self._last = now
 

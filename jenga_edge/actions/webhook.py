@@ -14,13 +14,14 @@ import re
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Callable, Mapping
+from typing import Annotated, Any
 
 from ..contract.typed import Invalid, doc
 from .base import ActionConfig, check_ident, outcome, short
 
-_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")   # RFC 9110 token
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token
 _RETRY_STATUS = {408, 425, 429}
 
 
@@ -29,11 +30,12 @@ def _check_url(url: str) -> None:
         raise Invalid("url", f"expected an http(s) URL without spaces, got {short(url)}")
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https"):
-        raise Invalid("url", f"expected an http:// or https:// URL, got scheme "
-                             f"{parts.scheme or '(none)'!r} in {short(url)}")
+        raise Invalid(
+            "url", f"expected an http:// or https:// URL, got scheme {parts.scheme or '(none)'!r} in {short(url)}"
+        )
     try:
         host = parts.hostname
-        parts.port   # noqa: B018 - raises ValueError on a bad port
+        parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError:
         raise Invalid("url", f"bad port in {short(url)}") from None
     if not host:
@@ -92,14 +94,14 @@ def _no_redirect_handler() -> Any:
     import urllib.request
 
     class NoRedirect(urllib.request.HTTPRedirectHandler):
-        def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]  # noqa: D102
-            return None   # a 3xx then surfaces as an HTTPError, i.e. a failed try
+        def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+            return None  # a 3xx then surfaces as an HTTPError, i.e. a failed try
 
     return NoRedirect()
 
 
 def _json_default(obj: Any) -> Any:
-    item = getattr(obj, "item", None)   # numpy scalars
+    item = getattr(obj, "item", None)  # numpy scalars
     if callable(item):
         try:
             return item()
@@ -115,15 +117,16 @@ class WebhookAction:
     slow = True
 
     def __init__(self, config: Config, *, sleep: Callable[[float], None] = time.sleep):
-        import urllib.request   # with http.client and email: several MB, only for an agent that posts
+        import urllib.request  # with http.client and email: several MB, only for an agent that posts
+
         self.config = config
         self._sleep = sleep
         self._opener = urllib.request.build_opener(_no_redirect_handler())
-        self._spool_lock = threading.Lock()    # appends and rewrites of the spool file
-        self._retry_lock = threading.Lock()    # one retry_spool pass at a time
+        self._spool_lock = threading.Lock()  # appends and rewrites of the spool file
+        self._retry_lock = threading.Lock()  # one retry_spool pass at a time
         self.target = _redact(config.url)
         self.spool_path = Path(config.spool_dir) / f"{config.spool_name}.jsonl"
-        self.dropped = 0                       # failures lost because the spool was full
+        self.dropped = 0  # failures lost because the spool was full
 
     # one HTTP try -------------------------------------------------------------------------
     def _send_once(self, body: bytes) -> tuple[bool, bool, str, int | None]:
@@ -131,6 +134,7 @@ class WebhookAction:
         import http.client
         import urllib.error
         import urllib.request
+
         headers = {"Content-Type": "application/json", "User-Agent": "jenga-edge"}
         headers.update(self.config.headers)
         req = urllib.request.Request(self.config.url, data=body, headers=headers, method="POST")
@@ -190,7 +194,7 @@ class WebhookAction:
                 try:
                     view = memoryview(line)
                     while view:
-                        view = view[os.write(fd, view):]
+                        view = view[os.write(fd, view) :]
                     os.fsync(fd)
                 finally:
                     os.close(fd)
@@ -264,6 +268,7 @@ class WebhookAction:
             self.spool_path.unlink(missing_ok=True)
         else:
             import tempfile
+
             fd, tmp = tempfile.mkstemp(prefix=f".{self.spool_path.name}.", dir=directory)
             try:
                 with os.fdopen(fd, "wb") as fh:
@@ -293,20 +298,48 @@ class WebhookAction:
         try:
             body = json.dumps(alert, default=_json_default, separators=(",", ":")).encode("utf-8")
         except (TypeError, ValueError) as exc:
-            return outcome(self.type, self.target, dry_run=False, argv=None, result="failed",
-                            reason=f"alert is not JSON-serializable: {exc}")
+            return outcome(
+                self.type,
+                self.target,
+                dry_run=False,
+                argv=None,
+                result="failed",
+                reason=f"alert is not JSON-serializable: {exc}",
+            )
         ok, reason, tries, status = self.deliver(body)
         if ok:
-            return outcome(self.type, self.target, dry_run=False, argv=None, result="ok",
-                            reason=f"delivered ({reason})", attempts=tries, status=status)
+            return outcome(
+                self.type,
+                self.target,
+                dry_run=False,
+                argv=None,
+                result="ok",
+                reason=f"delivered ({reason})",
+                attempts=tries,
+                status=status,
+            )
         spooled, why = self.spool(body)
         if spooled:
-            return outcome(self.type, self.target, dry_run=False, argv=None, result="spooled",
-                            reason=f"{reason} after {tries} tries; spooled to {self.spool_path}",
-                            attempts=tries, status=status)
-        return outcome(self.type, self.target, dry_run=False, argv=None, result="failed",
-                        reason=f"{why} ({reason} after {tries} tries)", attempts=tries, status=status)
-
+            return outcome(
+                self.type,
+                self.target,
+                dry_run=False,
+                argv=None,
+                result="spooled",
+                reason=f"{reason} after {tries} tries; spooled to {self.spool_path}",
+                attempts=tries,
+                status=status,
+            )
+        return outcome(
+            self.type,
+            self.target,
+            dry_run=False,
+            argv=None,
+            result="failed",
+            reason=f"{why} ({reason} after {tries} tries)",
+            attempts=tries,
+            status=status,
+        )
 
 
 def build(config: Config, context: Any = None) -> WebhookAction:

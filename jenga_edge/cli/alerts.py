@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Optional
 
 import click
 
@@ -20,8 +19,10 @@ def parse_since(text: str | int | float) -> float:
         return float(text)
     m = _DURATION_RE.match(text) if isinstance(text, str) else None
     if not m:
-        raise ValueError(f"invalid duration {text!r}: expected a number with an optional unit "
-                         "s, m, h, d or w, e.g. 90, 45s, 30m, 1h, 2d")
+        raise ValueError(
+            f"invalid duration {text!r}: expected a number with an optional unit "
+            "s, m, h, d or w, e.g. 90, 45s, 30m, 1h, 2d"
+        )
     seconds = float(m.group(1)) * _UNITS[m.group(2).lower()]
     if seconds <= 0:
         raise ValueError(f"invalid duration {text!r}: expected a positive duration")
@@ -29,14 +30,20 @@ def parse_since(text: str | int | float) -> float:
 
 
 @click.command()
-@click.option("--db", required=True, type=click.Path(dir_okay=False),
-              help="The agent's SQLite alert store (a sink of type sqlite).")
+@click.option(
+    "--db",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The agent's SQLite alert store (a sink of type sqlite).",
+)
 @click.option("--since", default="1h", show_default=True, help="How far back: 45s, 30m, 1h, 2d, 1w.")
 @click.option("--task", help="Only this task.")
 @click.option("--priority", help="This priority or a more severe one (syslog order), e.g. error.")
-@click.option("--limit", default=100, show_default=True, type=click.IntRange(1), help="At most this many, newest first.")
+@click.option(
+    "--limit", default=100, show_default=True, type=click.IntRange(1), help="At most this many, newest first."
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per alert.")
-def alerts(db: str, since: str, task: Optional[str], priority: Optional[str], limit: int, as_json: bool) -> None:
+def alerts(db: str, since: str, task: str | None, priority: str | None, limit: int, as_json: bool) -> None:
     """Query recent alerts from the SQLite alert store, newest first."""
     from ..sinks.sqlite import query_alerts
     from ..sinks.stdout import format_text

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Optional
 
 import click
 
@@ -13,18 +12,36 @@ from ..contract.errors import ConfigError
 
 @click.command()
 @click.argument("event", required=False)
-@click.option("--bundle", type=click.Path(file_okay=False),
-              help="The bundle directory (default: the --config's agent.bundle).")
+@click.option(
+    "--bundle", type=click.Path(file_okay=False), help="The bundle directory (default: the --config's agent.bundle)."
+)
 @click.option("-f", "--file", "path", type=click.Path(dir_okay=False), help="A JSON Lines file of events.")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False),
-              help="Read events as this agent config does (its event.mapping, e.g. for Suricata eve.json).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="Read events as this agent config does (its event.mapping, e.g. for Suricata eve.json).",
+)
 @click.option("--tasks", help="Comma-separated tasks (default: those whose schema fits the events).")
-@click.option("--explain", default=3, show_default=True, type=click.IntRange(0, 20),
-              help="Top contributing fields to show for a threat (0: off).")
+@click.option(
+    "--explain",
+    default=3,
+    show_default=True,
+    type=click.IntRange(0, 20),
+    help="Top contributing fields to show for a threat (0: off).",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per event.")
 @click.pass_context
-def check(ctx: click.Context, event: Optional[str], bundle: Optional[str], path: Optional[str],
-          config_path: Optional[str], tasks: Optional[str], explain: int, as_json: bool) -> None:
+def check(
+    ctx: click.Context,
+    event: str | None,
+    bundle: str | None,
+    path: str | None,
+    config_path: str | None,
+    tasks: str | None,
+    explain: int,
+    as_json: bool,
+) -> None:
     """Check events: EVENT as a JSON argument, - for stdin, or -f FILE.jsonl.
 
     \b
@@ -40,6 +57,7 @@ def check(ctx: click.Context, event: Optional[str], bundle: Optional[str], path:
     mapping = None
     if config_path:
         from ..config import load_agent_config
+
         cfg = load_agent_config(config_path)
         mapping = cfg.event.mapping
         bundle = bundle or cfg.agent.bundle
@@ -55,7 +73,7 @@ def check(ctx: click.Context, event: Optional[str], bundle: Optional[str], path:
     ctx.exit(exit_code(results))
 
 
-def _input(event: Optional[str], path: Optional[str]) -> list[bytes]:
+def _input(event: str | None, path: str | None) -> list[bytes]:
     if (event is None) == (path is None):
         raise click.UsageError("give exactly one of EVENT (a JSON object, or - for stdin) and -f FILE")
     if path is not None:

@@ -37,16 +37,31 @@ def _num(v: Any, fmt: str = ".4f") -> str:
 def render(b: Bundle) -> str:
     m = b.manifest
     prod, req = m.producer, m.requires
-    out = [f"bundle {m.bundle_id}  (format {m.format} v{m.format_version}, verified: all sha256 match)",
-           f"  project {m.project_name}, created {m.created}, by {prod.name} "
-           f"{prod.version} (torch {prod.torch}, opset {prod.opset})",
-           f"  needs jenga-edge >= {req.agent_min_version}, onnxruntime >= {req.onnxruntime_min_version}",
-           f"  source model sha256 {m.source_model.sha256[:16]}…", "", "tasks:"]
+    out = [
+        f"bundle {m.bundle_id}  (format {m.format} v{m.format_version}, verified: all sha256 match)",
+        f"  project {m.project_name}, created {m.created}, by {prod.name} "
+        f"{prod.version} (torch {prod.torch}, opset {prod.opset})",
+        f"  needs jenga-edge >= {req.agent_min_version}, onnxruntime >= {req.onnxruntime_min_version}",
+        f"  source model sha256 {m.source_model.sha256[:16]}…",
+        "",
+        "tasks:",
+    ]
     rows = [("task", "type", "mode", "source", "file", "sha256", "threshold", "labels", "parity")]
     for t in b.tasks.values():
         worst = max((v for v in t.parity.values() if isinstance(v, (int, float))), default=None)
-        rows.append((t.name, t.type, t.mode, t.source, t.file, t.sha256[:12] + "…", _num(t.threshold),
-                     ",".join(t.labels), _num(worst, ".1e")))
+        rows.append(
+            (
+                t.name,
+                t.type,
+                t.mode,
+                t.source,
+                t.file,
+                t.sha256[:12] + "…",
+                _num(t.threshold),
+                ",".join(t.labels),
+                _num(worst, ".1e"),
+            )
+        )
     out.append(table(rows))
     out += ["", "validation metrics:"]
     mrows = [("task", "accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "macro_f1")]
@@ -55,20 +70,36 @@ def render(b: Bundle) -> str:
     out.append(table(mrows))
     if b.merged:
         out += ["", "merged graphs (trunk runs once for these tasks):"]
-        out.append(table([("file", "source", "tasks", "sha256")] +
-                         [(g.file, g.source, ",".join(g.tasks), g.sha256[:12] + "…") for g in b.merged]))
+        out.append(
+            table(
+                [("file", "source", "tasks", "sha256")]
+                + [(g.file, g.source, ",".join(g.tasks), g.sha256[:12] + "…") for g in b.merged]
+            )
+        )
     seen = set()
     for t in b.tasks.values():
         if t.source in seen:
             continue
         seen.add(t.source)
-        out += ["", f"schema of source {t.source!r} (sha256 {t.schema.sha256[:12]}…, "
-                    f"{len(t.schema.numeric)} numeric, {len(t.schema.categorical)} categorical):"]
+        out += [
+            "",
+            f"schema of source {t.source!r} (sha256 {t.schema.sha256[:12]}…, "
+            f"{len(t.schema.numeric)} numeric, {len(t.schema.categorical)} categorical):",
+        ]
         srows = [("#", "feature", "kind", "encoding", "categories", "default", "missing")]
         for i, f in enumerate(t.schema.features):
             cats = str(len(f.categories) - 1) if f.kind == "categorical" else ""
             default = "<unk>" if f.kind == "categorical" else _num(f.impute, "g")
-            srows.append((i, f.name, f.kind, f.encoding if f.kind != "categorical" else "embedding",
-                          cats, default, "impute" if f.allow_missing else "reject"))
+            srows.append(
+                (
+                    i,
+                    f.name,
+                    f.kind,
+                    f.encoding if f.kind != "categorical" else "embedding",
+                    cats,
+                    default,
+                    "impute" if f.allow_missing else "reject",
+                )
+            )
         out.append(table(srows))
     return "\n".join(out)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from typing import Optional
 
 import click
 
@@ -13,7 +12,7 @@ CONFIG_HELP = "Agent config file (see firmware_configs/ and docs/config-referenc
 BUNDLE_HELP = "Use this bundle directory instead of the config's agent.bundle."
 
 
-def _overrides(overrides: tuple[str, ...], bundle: Optional[str]) -> tuple[str, ...]:
+def _overrides(overrides: tuple[str, ...], bundle: str | None) -> tuple[str, ...]:
     # --bundle is a path typed in a shell: relative to the working directory.
     return (*overrides, *([f"agent.bundle={os.path.abspath(bundle)}"] if bundle else []))
 
@@ -22,7 +21,7 @@ def _overrides(overrides: tuple[str, ...], bundle: Optional[str]) -> tuple[str, 
 @click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help=CONFIG_HELP)
 @click.option("--bundle", type=click.Path(file_okay=False), help=BUNDLE_HELP)
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
-def run(config_path: str, bundle: Optional[str], overrides: tuple[str, ...]) -> None:
+def run(config_path: str, bundle: str | None, overrides: tuple[str, ...]) -> None:
     """Run the agent: read events, score them, apply sentinel rules, act.
 
     SIGHUP reloads the config and bundle (verified first; on failure the old
@@ -46,7 +45,7 @@ def run(config_path: str, bundle: Optional[str], overrides: tuple[str, ...]) -> 
 @click.option("--bundle", type=click.Path(file_okay=False), help=BUNDLE_HELP)
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
 @click.option("--no-bundle", is_flag=True, help="Check the config only, not the bundle it names.")
-def validate(config_path: str, bundle: Optional[str], overrides: tuple[str, ...], no_bundle: bool) -> None:
+def validate(config_path: str, bundle: str | None, overrides: tuple[str, ...], no_bundle: bool) -> None:
     """Check an agent config, and verify the bundle it names, without running."""
     from ..config import load_agent_config
 
@@ -57,7 +56,9 @@ def validate(config_path: str, bundle: Optional[str], overrides: tuple[str, ...]
     from ..agent import build_pipeline
 
     pipe = build_pipeline(cfg)
-    click.echo(f"{config_path}: ok — bundle {pipe.bundle.bundle_id} verified, tasks "
-               f"{', '.join(pipe.scorer.tasks)}{' (merged graph)' if pipe.scorer.merged else ''}, "
-               f"{len(pipe.rules.rules)} rule(s), {len(cfg.sources)} source(s), {len(cfg.sinks)} sink(s), "
-               f"{len(cfg.actions)} action(s)")
+    click.echo(
+        f"{config_path}: ok — bundle {pipe.bundle.bundle_id} verified, tasks "
+        f"{', '.join(pipe.scorer.tasks)}{' (merged graph)' if pipe.scorer.merged else ''}, "
+        f"{len(pipe.rules.rules)} rule(s), {len(cfg.sources)} source(s), {len(cfg.sinks)} sink(s), "
+        f"{len(cfg.actions)} action(s)"
+    )

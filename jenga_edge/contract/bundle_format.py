@@ -16,7 +16,7 @@ way. Version 1 bundles (jenga 0.1) are refused with a message to re-export.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import msgspec
 
@@ -38,18 +38,18 @@ class TensorSpec(_Struct, kw_only=True):
     """A graph input or output. Inputs list their `features`; outputs their `role`."""
 
     name: str
-    dtype: str                            # float32 | int64
-    shape: list[Any]                      # ["batch", 38]
-    role: Optional[Role] = None
-    features: Optional[list[str]] = None
+    dtype: str  # float32 | int64
+    shape: list[Any]  # ["batch", 38]
+    role: Role | None = None
+    features: list[str] | None = None
 
 
 class TaskEntry(_Struct, kw_only=True):
     """One task: its graph file, what goes in and out, and how to read it."""
 
     name: str
-    type: str                             # a task kind (contract/tasks.py)
-    mode: str                             # supervised | novelty
+    type: str  # a task kind (contract/tasks.py)
+    mode: str  # supervised | novelty
     source: str
     file: str
     sha256: str
@@ -58,7 +58,7 @@ class TaskEntry(_Struct, kw_only=True):
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
     labels: list[str]
-    threshold: Optional[float]
+    threshold: float | None
     schema: FeatureSchema
     schema_sha256: str
     metrics: dict[str, Any] = {}
@@ -70,14 +70,17 @@ class TaskEntry(_Struct, kw_only=True):
 
     def __post_init__(self) -> None:
         try:
-            task_kind(self.type)                  # an unknown kind is refused at decode
+            task_kind(self.type)  # an unknown kind is refused at decode
         except SchemaError as exc:
             raise Invalid("type", str(exc)) from None
         if self.schema.sha256 != self.schema_sha256:
             raise Invalid("schema_sha256", "does not match the schema")
         if {o.role for o in self.outputs} != {o.role for o in self.kind.outputs}:
-            raise Invalid("outputs", f"roles {sorted(str(o.role) for o in self.outputs)} are not those of "
-                                     f"a {self.type} task ({', '.join(o.role for o in self.kind.outputs)})")
+            raise Invalid(
+                "outputs",
+                f"roles {sorted(str(o.role) for o in self.outputs)} are not those of "
+                f"a {self.type} task ({', '.join(o.role for o in self.kind.outputs)})",
+            )
 
 
 class MergedEntry(_Struct, kw_only=True):
@@ -104,9 +107,9 @@ class Producer(_Struct, kw_only=True):
 
 class SourceModel(_Struct, kw_only=True):
     path: str
-    sha256: str                           # of the best_model's model.json
+    sha256: str  # of the best_model's model.json
     weights_sha256: str
-    best_epoch: Optional[int] = None
+    best_epoch: int | None = None
 
 
 class Requires(_Struct, kw_only=True):
@@ -145,10 +148,14 @@ def decode_manifest(data: bytes, where: str) -> Manifest:
         raise BundleError(f"{where}: format is {found!r}, expected {BUNDLE_FORMAT!r}")
     version = head.get("format_version")
     if version != BUNDLE_FORMAT_VERSION:
-        hint = ("it was written by jenga-export 0.1; re-export the model with this version"
-                if version == 1 else "use a jenga-edge that reads it, or re-export")
-        raise BundleError(f"{where}: format_version {version!r} is not supported (this agent reads "
-                          f"{BUNDLE_FORMAT_VERSION}); {hint}")
+        hint = (
+            "it was written by jenga-export 0.1; re-export the model with this version"
+            if version == 1
+            else "use a jenga-edge that reads it, or re-export"
+        )
+        raise BundleError(
+            f"{where}: format_version {version!r} is not supported (this agent reads {BUNDLE_FORMAT_VERSION}); {hint}"
+        )
     return convert(Manifest, head, where, error=BundleError, dec_hook=_dec)
 
 

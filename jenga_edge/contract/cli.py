@@ -8,7 +8,8 @@ extra to install instead of printing a traceback.
 
 from __future__ import annotations
 
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
@@ -30,8 +31,11 @@ def _run(ctx: click.Context, call: Callable[[], Any]) -> Any:
         root = (exc.name or "").split(".")[0]
         if root not in EXTRAS:
             raise
-        click.echo(f"error: {ctx.find_root().info_name} needs {root}, which is not installed: "
-                   f"pip install 'jenga-ai-edge[{EXTRAS[root]}]' (or `make setup` in a checkout)", err=True)
+        click.echo(
+            f"error: {ctx.find_root().info_name} needs {root}, which is not installed: "
+            f"pip install 'jenga-ai-edge[{EXTRAS[root]}]' (or `make setup` in a checkout)",
+            err=True,
+        )
         ctx.exit(2)
 
 
@@ -50,8 +54,9 @@ class JengaCommand(click.Command):
 
 
 def version_option(prog_name: str) -> Callable[[F], F]:
-    return click.version_option(package_name="jenga-ai-edge", prog_name=prog_name,
-                                message="%(prog)s %(version)s")
+    return click.version_option(package_name="jenga-ai-edge", prog_name=prog_name, message="%(prog)s %(version)s")
 
 
-SET_HELP = "Override a config value, e.g. --set batching.max_batch=64; KEY may index lists: sources[0].path (repeatable)."
+SET_HELP = (
+    "Override a config value, e.g. --set batching.max_batch=64; KEY may index lists: sources[0].path (repeatable)."
+)

@@ -11,16 +11,15 @@ from __future__ import annotations
 import os
 
 try:
-    from _sha2 import sha256          # CPython >= 3.12
+    from _sha2 import sha256  # CPython >= 3.12
 except ImportError:
     try:
-        from _sha256 import sha256    # CPython <= 3.11
-    except ImportError:               # other interpreters
+        from _sha256 import sha256  # CPython <= 3.11
+    except ImportError:  # other interpreters
         from hashlib import sha256
 
 
-
-def sha256_file(path: "str | os.PathLike[str]") -> str:
+def sha256_file(path: str | os.PathLike[str]) -> str:
     """The hex sha256 of a file, read in 1 MiB chunks."""
     h = sha256()
     with open(path, "rb") as fh:

@@ -34,4 +34,4 @@ class EventError(JengaError):
         super().__init__(message)
         self.reason = reason
         self.field = field
-        self.row: int | None = None   # set by batch vectorizing: which row of the batch
+        self.row: int | None = None  # set by batch vectorizing: which row of the batch

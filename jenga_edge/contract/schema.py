@@ -15,10 +15,12 @@ records their fitted parameters but the edge never applies them itself.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Mapping, Sequence, get_args
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -70,7 +72,7 @@ class Feature:
         return data
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "Feature":
+    def from_json(cls, data: Mapping[str, Any]) -> Feature:
         try:
             kw = dict(data)
             kw["edges"] = tuple(float(e) for e in kw.get("edges", ()))
@@ -93,9 +95,10 @@ class Feature:
             return
         if not (math.isfinite(self.impute) and math.isfinite(self.mean) and self.std > 0):
             raise SchemaError(f"{where}: impute/mean must be finite and std > 0")
-        if self.encoding == "piecewise_linear":
-            if len(self.edges) < 2 or any(b <= a for a, b in zip(self.edges, self.edges[1:])):
-                raise SchemaError(f"{where}: piecewise_linear needs >= 2 strictly increasing edges")
+        if self.encoding == "piecewise_linear" and (
+            len(self.edges) < 2 or any(b <= a for a, b in itertools.pairwise(self.edges))
+        ):
+            raise SchemaError(f"{where}: piecewise_linear needs >= 2 strictly increasing edges")
 
 
 @dataclass(frozen=True)
@@ -115,8 +118,7 @@ class FeatureSchema:
             raise SchemaError(f"duplicate feature names in schema: {', '.join(dupes)}")
         for f in self.features:
             f.check()
-        vocab = {f.name: {c: i for i, c in enumerate(f.categories)}
-                 for f in self.features if f.kind == "categorical"}
+        vocab = {f.name: {c: i for i, c in enumerate(f.categories)} for f in self.features if f.kind == "categorical"}
         object.__setattr__(self, "_index", vocab)
         # Computed once: the agent reads these on every batch.
         object.__setattr__(self, "_numeric", tuple(f for f in self.features if f.is_numeric))
@@ -124,11 +126,11 @@ class FeatureSchema:
 
     @property
     def numeric(self) -> tuple[Feature, ...]:
-        return self._numeric   # type: ignore[attr-defined]
+        return self._numeric  # type: ignore[attr-defined]
 
     @property
     def categorical(self) -> tuple[Feature, ...]:
-        return self._categorical   # type: ignore[attr-defined]
+        return self._categorical  # type: ignore[attr-defined]
 
     @property
     def names(self) -> list[str]:
@@ -138,13 +140,14 @@ class FeatureSchema:
         return {"version": self.version, "features": [f.to_json() for f in self.features]}
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "FeatureSchema":
+    def from_json(cls, data: Mapping[str, Any]) -> FeatureSchema:
         if not isinstance(data, Mapping) or "features" not in data:
             raise SchemaError("feature schema JSON must be an object with a 'features' list")
         version = data.get("version", SCHEMA_VERSION)
         if version != SCHEMA_VERSION:
-            raise SchemaError(f"feature schema version {version} is not supported "
-                              f"(this build reads version {SCHEMA_VERSION})")
+            raise SchemaError(
+                f"feature schema version {version} is not supported (this build reads version {SCHEMA_VERSION})"
+            )
         return cls(tuple(Feature.from_json(f) for f in data["features"]), version=version)
 
     def canonical_json(self) -> str:
@@ -154,8 +157,7 @@ class FeatureSchema:
     def sha256(self) -> str:
         return sha256(self.canonical_json().encode("utf-8")).hexdigest()
 
-    def vectorize(self, rows: Sequence[Mapping[str, Any]], strict: bool = True
-                  ) -> tuple[np.ndarray, np.ndarray]:
+    def vectorize(self, rows: Sequence[Mapping[str, Any]], strict: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """Turn raw rows into the graph's (numeric, categorical) inputs.
 
         strict=True is the edge's mode: NaN/inf and missing fields that the
@@ -179,8 +181,7 @@ class FeatureSchema:
     def _number(self, f: Feature, value: Any, strict: bool) -> float:
         if isinstance(value, float) and not math.isfinite(value):
             if strict:
-                raise EventError("non_finite", f"field {f.name!r} is {value}, expected a finite number",
-                                 f.name)
+                raise EventError("non_finite", f"field {f.name!r} is {value}, expected a finite number", f.name)
             return math.nan
         if value is None:
             if strict and not f.allow_missing:
@@ -189,8 +190,7 @@ class FeatureSchema:
         x = to_boolean(value, f.name) if f.kind == "boolean" else to_number(value, f.name)
         if not math.isfinite(x):
             if strict:
-                raise EventError("non_finite", f"field {f.name!r} is {x}, expected a finite number",
-                                 f.name)
+                raise EventError("non_finite", f"field {f.name!r} is {x}, expected a finite number", f.name)
             return math.nan
         return x
 
@@ -200,8 +200,9 @@ class FeatureSchema:
                 raise EventError("missing_field", f"field {f.name!r} is missing", f.name)
             return OOV_INDEX
         if isinstance(value, (dict, list)):
-            raise EventError("wrong_type", f"field {f.name!r} is a {type(value).__name__}, "
-                             "expected a string or number", f.name)
+            raise EventError(
+                "wrong_type", f"field {f.name!r} is a {type(value).__name__}, expected a string or number", f.name
+            )
         return self._index[f.name].get(category_key(value), OOV_INDEX)
 
 
@@ -225,8 +226,7 @@ def to_number(value: Any, name: str) -> float:
             return float(value.strip())
         except ValueError:
             pass
-    raise EventError("wrong_type", f"field {name!r} is {type(value).__name__} {value!r:.40}, "
-                     "expected a number", name)
+    raise EventError("wrong_type", f"field {name!r} is {type(value).__name__} {value!r:.40}, expected a number", name)
 
 
 def to_boolean(value: Any, name: str) -> float:
@@ -239,11 +239,13 @@ def to_boolean(value: Any, name: str) -> float:
         if text in _TRUE | _FALSE:
             return 1.0 if text in _TRUE else 0.0
         try:
-            number = float(text)   # "0.0", "1e0": numeric strings, as numeric features take them
+            number = float(text)  # "0.0", "1e0": numeric strings, as numeric features take them
         except ValueError:
             number = None
         if number in (0.0, 1.0):
             return number
-    raise EventError("wrong_type", f"field {name!r} is {type(value).__name__} {value!r:.40}, "
-                     "expected a boolean (true/false, 0/1)", name)
-
+    raise EventError(
+        "wrong_type",
+        f"field {name!r} is {type(value).__name__} {value!r:.40}, expected a boolean (true/false, 0/1)",
+        name,
+    )

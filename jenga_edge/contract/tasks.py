@@ -18,8 +18,9 @@ has one, is its ``label`` output.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, Mapping
+from typing import Literal
 
 import numpy as np
 
@@ -61,21 +62,27 @@ class TaskKind:
 
     def output_specs(self, n_classes: int, prefix: str = "") -> list[dict[str, object]]:
         """The manifest's `outputs` of one task."""
-        return [{"name": prefix + o.role, "role": o.role, "dtype": o.dtype, "shape": o.shape(n_classes)}
-                for o in self.outputs]
+        return [
+            {"name": prefix + o.role, "role": o.role, "dtype": o.dtype, "shape": o.shape(n_classes)}
+            for o in self.outputs
+        ]
 
 
 ANOMALY_DETECTION = TaskKind(
     "anomaly_detection",
     "binary: is this event a threat? (supervised, or novelty: learned from normal rows only)",
-    binary=True, modes=("supervised", "novelty"),
-    outputs=(Output("score", "float32"),))
+    binary=True,
+    modes=("supervised", "novelty"),
+    outputs=(Output("score", "float32"),),
+)
 
 CLASSIFICATION = TaskKind(
     "classification",
     "multiclass: which class is this event? (e.g. the attack type)",
-    binary=False, modes=("supervised",),
-    outputs=(Output("probabilities", "float32", per_class=True), Output("label", "int64")))
+    binary=False,
+    modes=("supervised",),
+    outputs=(Output("probabilities", "float32", per_class=True), Output("label", "int64")),
+)
 
 TASK_KINDS: dict[str, TaskKind] = {k.name: k for k in (ANOMALY_DETECTION, CLASSIFICATION)}
 TASK_KIND_NAMES = tuple(TASK_KINDS)
@@ -86,8 +93,7 @@ def task_kind(name: str) -> TaskKind:
     try:
         return TASK_KINDS[name]
     except (KeyError, TypeError):
-        raise SchemaError(f"task type {name!r} is not known to this version "
-                          f"(known: {', '.join(TASK_KINDS)})") from None
+        raise SchemaError(f"task type {name!r} is not known to this version (known: {', '.join(TASK_KINDS)})") from None
 
 
 def read_outputs(by_role: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:

@@ -29,8 +29,9 @@ import difflib
 import re
 import types
 import typing
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable, Literal, Optional, Union
+from typing import Any, Literal, Union
 
 import msgspec
 import yaml
@@ -38,8 +39,16 @@ import yaml
 from .errors import ConfigError, JengaError
 
 __all__ = [
-    "Config", "Invalid", "apply_overrides", "convert", "describe", "doc", "join", "load_yaml",
-    "parse_yaml", "suggest",
+    "Config",
+    "Invalid",
+    "apply_overrides",
+    "convert",
+    "describe",
+    "doc",
+    "join",
+    "load_yaml",
+    "parse_yaml",
+    "suggest",
 ]
 
 
@@ -66,6 +75,7 @@ class Invalid(ValueError):
 
 # --------------------------------------------------------------------------- YAML
 
+
 class _Loader(yaml.SafeLoader):
     """SafeLoader that reads `1e-3` as a float: PyYAML follows YAML 1.1, where a
     float needs a dot, and `learning_rate: 1e-3` would otherwise be a string."""
@@ -73,16 +83,20 @@ class _Loader(yaml.SafeLoader):
 
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
-    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
                   |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
                   |\.[0-9_]+(?:[eE][-+][0-9]+)?
                   |[-+]?\.(?:inf|Inf|INF)
-                  |\.(?:nan|NaN|NAN))$""", re.X),
-    list("-+0123456789."))
+                  |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
 
 
 def parse_yaml(text: str) -> Any:
-    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    return yaml.load(text, Loader=_Loader)
 
 
 def load_yaml(path: str | Path) -> Any:
@@ -92,7 +106,7 @@ def load_yaml(path: str | Path) -> Any:
         raise ConfigError(f"{p}: config file not found")
     try:
         with p.open("r", encoding="utf-8") as fh:
-            return yaml.load(fh, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+            return yaml.load(fh, Loader=_Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -107,8 +121,14 @@ def load_yaml(path: str | Path) -> Any:
 _T = typing.TypeVar("_T")
 
 
-def convert(tp: type[_T], data: Any, source: str = "config", *, error: type[JengaError] = ConfigError,
-            dec_hook: Optional[Callable[[type, Any], Any]] = None) -> _T:
+def convert(
+    tp: type[_T],
+    data: Any,
+    source: str = "config",
+    *,
+    error: type[JengaError] = ConfigError,
+    dec_hook: Callable[[type, Any], Any] | None = None,
+) -> _T:
     """`data` (plain YAML/JSON values) as an instance of `tp`, or `error` (ConfigError)
     saying where and what; `dec_hook` builds types msgspec does not know."""
     try:
@@ -164,13 +184,14 @@ def _explain(exc: msgspec.ValidationError, tp: Any, data: Any, source: str) -> s
             return f"{_where(source, parts)}: expected a non-empty value"
         return f"{_where(source, parts)}: expected a length {m.group(2)} {m.group(3)}, got {len(value)}"
     if _TYPE.match(message) or _ENUM.match(message):
-        return (f"{_where(source, parts)}: expected {describe(node_tp)}, got {_found(value)}"
-                f"{suggest(value, _choices(node_tp))}")
+        return (
+            f"{_where(source, parts)}: expected {describe(node_tp)}, got {_found(value)}"
+            f"{suggest(value, _choices(node_tp))}"
+        )
     return f"{_where(source, parts)}: {message[:1].lower()}{message[1:]}"
 
 
-def _field_message(unknown: bool, name: str, tp: Any, value: Any, parts: list[str | int],
-                   source: str) -> str:
+def _field_message(unknown: bool, name: str, tp: Any, value: Any, parts: list[str | int], source: str) -> str:
     cls = _struct_of(tp, value)
     fields = _fields(cls) if cls is not None else {}
     where = _where(source, [*parts, name])
@@ -226,6 +247,7 @@ def _bad_key(value: Any) -> Any:
 
 
 # --------------------------------------------------------------------------- types
+
 
 def _strip(tp: Any) -> Any:
     """The type under Annotated (and under Optional when the value is not None)."""
@@ -284,13 +306,13 @@ def _walk(tp: Any, data: Any, parts: list[str | int]) -> tuple[Any, Any, bool]:
     value, found = data, True
     for p in parts:
         tp = _resolve(tp, value)
-        if found and isinstance(value, dict) and p in value:
-            value = value[p]
-        elif found and isinstance(value, list) and isinstance(p, int) and p < len(value):
+        if (found and isinstance(value, dict) and p in value) or (
+            found and isinstance(value, list) and isinstance(p, int) and p < len(value)
+        ):
             value = value[p]
         else:
             value, found = None, False
-        if p == _tag_field(tp):          # the kind's `type`, known or not
+        if p == _tag_field(tp):  # the kind's `type`, known or not
             tp = _tag_literal(tp)
         elif _is_struct(tp):
             tp = _fields(tp).get(p, Any)
@@ -373,6 +395,7 @@ def suggest(value: Any, choices: Iterable[Any]) -> str:
 
 
 # --------------------------------------------------------------------------- overrides
+
 
 def apply_overrides(data: dict[str, Any], overrides: Iterable[str], source: str = "--set") -> dict[str, Any]:
     """Apply `a.b[0].c=VALUE` overrides (VALUE parsed as YAML) to nested data."""

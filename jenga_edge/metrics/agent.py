@@ -7,8 +7,6 @@ call per event. `snapshot()` gives plain numbers for the agent's summary and
 
 from __future__ import annotations
 
-from typing import Any, Optional
-
 from .registry import BATCH_BUCKETS, Registry, no_ip_labels
 
 
@@ -19,29 +17,37 @@ class AgentMetrics:
     a label value raises ValueError (see there for why).
     """
 
-    def __init__(self, registry: Optional[Registry] = None, *, recent_batches: int = 1024):
+    def __init__(self, registry: Registry | None = None, *, recent_batches: int = 1024):
         r = self.registry = registry if registry is not None else Registry()
         chk = {"label_check": no_ip_labels}
-        self.received = r.counter("jenga_events_received_total",
-                                  "Events read from an input, by source.", ("source",), **chk)
-        self.scored = r.counter("jenga_events_scored_total",
-                                "Events scored, by task.", ("task",), **chk)
-        self.rejected = r.counter("jenga_events_rejected_total",
-                                  "Events refused before scoring, by reason.", ("reason",), **chk)
-        self.dropped = r.counter("jenga_events_dropped_total",
-                                 "Events dropped because the queue was full, by source.", ("source",), **chk)
-        self.alerts = r.counter("jenga_alerts_total",
-                                "Alerts raised, by task and priority.", ("task", "priority"), **chk)
-        self.actions = r.counter("jenga_actions_total",
-                                 "Response actions taken, by type and result.", ("type", "result"), **chk)
-        self.reloads = r.counter("jenga_reloads_total",
-                                 "Bundle reloads, by result.", ("result",), **chk)
-        self.batch_seconds = r.histogram("jenga_batch_seconds",
-                                         "Wall time to score one batch, seconds.",
-                                         buckets=BATCH_BUCKETS, recent=recent_batches, **chk)
+        self.received = r.counter(
+            "jenga_events_received_total", "Events read from an input, by source.", ("source",), **chk
+        )
+        self.scored = r.counter("jenga_events_scored_total", "Events scored, by task.", ("task",), **chk)
+        self.rejected = r.counter(
+            "jenga_events_rejected_total", "Events refused before scoring, by reason.", ("reason",), **chk
+        )
+        self.dropped = r.counter(
+            "jenga_events_dropped_total", "Events dropped because the queue was full, by source.", ("source",), **chk
+        )
+        self.alerts = r.counter(
+            "jenga_alerts_total", "Alerts raised, by task and priority.", ("task", "priority"), **chk
+        )
+        self.actions = r.counter(
+            "jenga_actions_total", "Response actions taken, by type and result.", ("type", "result"), **chk
+        )
+        self.reloads = r.counter("jenga_reloads_total", "Bundle reloads, by result.", ("result",), **chk)
+        self.batch_seconds = r.histogram(
+            "jenga_batch_seconds",
+            "Wall time to score one batch, seconds.",
+            buckets=BATCH_BUCKETS,
+            recent=recent_batches,
+            **chk,
+        )
         self.queue_depth = r.gauge("jenga_queue_depth", "Events waiting to be scored.", **chk)
-        self.bundle_info = r.gauge("jenga_bundle_info", "The loaded bundle (value is always 1).",
-                                   ("bundle_id", "sha256"), **chk)
+        self.bundle_info = r.gauge(
+            "jenga_bundle_info", "The loaded bundle (value is always 1).", ("bundle_id", "sha256"), **chk
+        )
         self.up = r.gauge("jenga_up", "1 while the agent is running and healthy.", **chk)
         self.up.set(1)
 
@@ -101,20 +107,22 @@ class AgentMetrics:
         reasons = {k: v for k, v in sorted(s["rejected_by_reason"].items()) if v}
         if reasons:
             rejected += " (" + " ".join(f"{k}={_num(v)}" for k, v in reasons.items()) + ")"
-        return " ".join([
-            f"received={_num(s['received'])}",
-            f"scored={_num(s['scored'])}",
-            rejected,
-            f"dropped={_num(s['dropped'])}",
-            f"alerts={_num(s['alerts'])}",
-            f"actions={_num(s['actions'])}",
-            f"queue={_num(s['queue_depth'])}",
-            f"p50_batch={_ms(s['p50_batch_s'])}",
-            f"p99_batch={_ms(s['p99_batch_s'])}",
-        ])
+        return " ".join(
+            [
+                f"received={_num(s['received'])}",
+                f"scored={_num(s['scored'])}",
+                rejected,
+                f"dropped={_num(s['dropped'])}",
+                f"alerts={_num(s['alerts'])}",
+                f"actions={_num(s['actions'])}",
+                f"queue={_num(s['queue_depth'])}",
+                f"p50_batch={_ms(s['p50_batch_s'])}",
+                f"p99_batch={_ms(s['p99_batch_s'])}",
+            ]
+        )
 
 
-def _num(v: Optional[float]) -> str:
+def _num(v: float | None) -> str:
     if v is None:
         return "-"
     if isinstance(v, float) and v.is_integer():
@@ -122,7 +130,7 @@ def _num(v: Optional[float]) -> str:
     return str(v) if isinstance(v, int) else f"{v:g}"
 
 
-def _ms(seconds: Optional[float]) -> str:
+def _ms(seconds: float | None) -> str:
     if seconds is None:
         return "-"
     ms = seconds * 1000.0

@@ -11,7 +11,7 @@ from __future__ import annotations
 import http.server
 import socket
 import urllib.parse
-from typing import Callable
+from collections.abc import Callable
 
 from .registry import CONTENT_TYPE, Registry
 
@@ -19,16 +19,16 @@ from .registry import CONTENT_TYPE, Registry
 class _Handler(http.server.BaseHTTPRequestHandler):
     server_version = "jenga-edge"
     sys_version = ""
-    timeout = 10            # a stalled client cannot hold a handler thread forever
-    server: "HTTPServer"
+    timeout = 10  # a stalled client cannot hold a handler thread forever
+    server: HTTPServer
 
-    def log_message(self, format: str, *args) -> None:  # noqa: A002 - stdlib signature
-        pass                # no per-request lines on the agent's stderr
+    def log_message(self, format: str, *args) -> None:
+        pass  # no per-request lines on the agent's stderr
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+    def do_GET(self) -> None:
         self._respond(head=False)
 
-    def do_HEAD(self) -> None:  # noqa: N802 - stdlib name
+    def do_HEAD(self) -> None:
         self._respond(head=True)
 
     def _respond(self, head: bool) -> None:
@@ -43,8 +43,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 ok = bool(self.server.healthy())
             except Exception:  # noqa: BLE001 - a failing health check means unhealthy
                 ok = False
-            status, body, ctype = (200, "ok\n", "text/plain; charset=utf-8") if ok else \
-                (503, "unhealthy\n", "text/plain; charset=utf-8")
+            status, body, ctype = (
+                (200, "ok\n", "text/plain; charset=utf-8") if ok else (503, "unhealthy\n", "text/plain; charset=utf-8")
+            )
         else:
             status, body, ctype = 404, "not found\n", "text/plain; charset=utf-8"
         data = body.encode("utf-8")

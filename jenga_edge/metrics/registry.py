@@ -22,12 +22,13 @@ from __future__ import annotations
 import bisect
 import collections
 import ipaddress
+import itertools
 import math
 import re
 import threading
 import time
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable, Iterable, Iterator, Optional
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -36,13 +37,13 @@ _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
 
 # Batch latency buckets, seconds: 50 µs .. 1 s. A batch of a few hundred events
 # through a small ONNX graph takes well under a millisecond on a gateway CPU.
-BATCH_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
-                 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+BATCH_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 
 LabelCheck = Callable[[str, str], None]
 
 
 # ----------------------------------------------------------------- formatting
+
 
 def _escape_label(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
@@ -66,8 +67,7 @@ def format_value(value: float) -> str:
     return repr(value)
 
 
-def _label_text(names: tuple[str, ...], values: tuple[str, ...],
-                extra: Optional[tuple[str, str]] = None) -> str:
+def _label_text(names: tuple[str, ...], values: tuple[str, ...], extra: tuple[str, str] | None = None) -> str:
     pairs = [f'{n}="{_escape_label(v)}"' for n, v in zip(names, values)]
     if extra is not None:
         pairs.append(f'{extra[0]}="{_escape_label(extra[1])}"')
@@ -90,25 +90,28 @@ def no_ip_labels(name: str, value: str) -> None:
             parse(text)
         except ValueError:
             continue
-        raise ValueError(f"metric label {name}={value!r} is an IP address; IP addresses are "
-                         "never used as label values (unbounded cardinality, personal data)")
+        raise ValueError(
+            f"metric label {name}={value!r} is an IP address; IP addresses are "
+            "never used as label values (unbounded cardinality, personal data)"
+        )
 
 
 # -------------------------------------------------------------------- metrics
+
 
 class _Metric:
     kind = "untyped"
     _reserved: tuple[str, ...] = ()
 
-    def __init__(self, name: str, help: str, labelnames: Iterable[str] = (), *,
-                 label_check: Optional[LabelCheck] = None):
+    def __init__(self, name: str, help: str, labelnames: Iterable[str] = (), *, label_check: LabelCheck | None = None):
         if not isinstance(name, str) or not _METRIC_NAME.match(name):
             raise ValueError(f"invalid metric name {name!r}: expected [a-zA-Z_:][a-zA-Z0-9_:]*")
         names = tuple(labelnames)
         for ln in names:
             if not isinstance(ln, str) or not _LABEL_NAME.match(ln) or ln.startswith("__"):
-                raise ValueError(f"{name}: invalid label name {ln!r}: expected "
-                                 "[a-zA-Z_][a-zA-Z0-9_]* not starting with '__'")
+                raise ValueError(
+                    f"{name}: invalid label name {ln!r}: expected [a-zA-Z_][a-zA-Z0-9_]* not starting with '__'"
+                )
             if ln in self._reserved:
                 raise ValueError(f"{name}: label name {ln!r} is reserved for a {self.kind}")
         if len(set(names)) != len(names):
@@ -157,8 +160,7 @@ class _Metric:
         values = self.series()
         if not values and not self.labelnames:
             values = {(): 0}
-        return [f"{self.name}{_label_text(self.labelnames, k)} {format_value(v)}"
-                for k, v in sorted(values.items())]
+        return [f"{self.name}{_label_text(self.labelnames, k)} {format_value(v)}" for k, v in sorted(values.items())]
 
 
 class Counter(_Metric):
@@ -167,7 +169,7 @@ class Counter(_Metric):
     kind = "counter"
 
     def inc(self, n: float = 1, /, **labels: str) -> None:
-        if not n >= 0:   # also rejects NaN
+        if not n >= 0:  # also rejects NaN
             raise ValueError(f"{self.name}: a counter only goes up, got inc({n!r})")
         key = self._key(labels) if labels or self.labelnames else ()
         with self._lock:
@@ -189,15 +191,21 @@ class Gauge(_Metric):
 
     kind = "gauge"
 
-    def __init__(self, name: str, help: str, labelnames: Iterable[str] = (), *,
-                 label_check: Optional[LabelCheck] = None,
-                 callback: Optional[Callable[[], float]] = None):
+    def __init__(
+        self,
+        name: str,
+        help: str,
+        labelnames: Iterable[str] = (),
+        *,
+        label_check: LabelCheck | None = None,
+        callback: Callable[[], float] | None = None,
+    ):
         super().__init__(name, help, labelnames, label_check=label_check)
-        self._callback: Optional[Callable[[], float]] = None
+        self._callback: Callable[[], float] | None = None
         if callback is not None:
             self.set_function(callback)
 
-    def set_function(self, callback: Optional[Callable[[], float]]) -> None:
+    def set_function(self, callback: Callable[[], float] | None) -> None:
         """Read the value from `callback()` at scrape time (None: back to set())."""
         if callback is not None and self.labelnames:
             raise ValueError(f"{self.name}: a callback gauge cannot have labels")
@@ -228,7 +236,7 @@ class Gauge(_Metric):
         with self._lock:
             self._values.pop(key, None)
 
-    def value(self, **labels: str) -> Optional[float]:
+    def value(self, **labels: str) -> float | None:
         """The current value; a callback's result, or None if the callback fails."""
         if self._callback is not None:
             try:
@@ -249,7 +257,7 @@ class Gauge(_Metric):
         if self._callback is not None:
             value = self.value()
             if value is None:
-                return []    # the callback failed: no sample rather than a wrong one
+                return []  # the callback failed: no sample rather than a wrong one
             return [f"{self.name} {format_value(value)}"]
         return super()._sample_lines()
 
@@ -265,26 +273,32 @@ class Histogram(_Metric):
     kind = "histogram"
     _reserved = ("le",)
 
-    def __init__(self, name: str, help: str, labelnames: Iterable[str] = (), *,
-                 buckets: Iterable[float] = BATCH_BUCKETS, recent: int = 0,
-                 label_check: Optional[LabelCheck] = None):
+    def __init__(
+        self,
+        name: str,
+        help: str,
+        labelnames: Iterable[str] = (),
+        *,
+        buckets: Iterable[float] = BATCH_BUCKETS,
+        recent: int = 0,
+        label_check: LabelCheck | None = None,
+    ):
         super().__init__(name, help, labelnames, label_check=label_check)
         bounds = [float(b) for b in buckets]
         if bounds and math.isinf(bounds[-1]) and bounds[-1] > 0:
-            bounds.pop()     # +Inf is always added
+            bounds.pop()  # +Inf is always added
         if not bounds:
             raise ValueError(f"{name}: a histogram needs at least one finite bucket")
-        if any(math.isnan(b) or math.isinf(b) for b in bounds) or \
-                any(a >= b for a, b in zip(bounds, bounds[1:])):
+        if any(math.isnan(b) or math.isinf(b) for b in bounds) or any(a >= b for a, b in itertools.pairwise(bounds)):
             raise ValueError(f"{name}: buckets must be finite and strictly increasing, got {bounds}")
         self.buckets = tuple(bounds)
-        self._recent: Optional[collections.deque] = collections.deque(maxlen=recent) if recent > 0 else None
+        self._recent: collections.deque | None = collections.deque(maxlen=recent) if recent > 0 else None
 
     def observe(self, value: float, /, **labels: str) -> None:
         if value != value:
             raise ValueError(f"{self.name}: cannot observe NaN")
         key = self._key(labels) if labels or self.labelnames else ()
-        i = bisect.bisect_left(self.buckets, value)   # first bucket with value <= le
+        i = bisect.bisect_left(self.buckets, value)  # first bucket with value <= le
         with self._lock:
             state = self._values.get(key)
             if state is None:
@@ -317,7 +331,7 @@ class Histogram(_Metric):
         out = {}
         for key, (counts, total, count) in raw.items():
             cumulative, running = [], 0
-            for le, c in zip(self.buckets + (math.inf,), counts):
+            for le, c in zip((*self.buckets, math.inf), counts):
                 running += c
                 cumulative.append((le, running))
             out[key] = {"buckets": cumulative, "sum": total, "count": count}
@@ -331,7 +345,7 @@ class Histogram(_Metric):
         with self._lock:
             return sum(s[1] for s in self._values.values())
 
-    def quantile(self, q: float) -> Optional[float]:
+    def quantile(self, q: float) -> float | None:
         """Estimate the q-quantile (0..1) of what was observed; None if nothing was.
 
         From the reservoir of recent observations when there is one (nearest
@@ -366,7 +380,7 @@ class Histogram(_Metric):
     def _sample_lines(self) -> list[str]:
         series = self.series()
         if not series and not self.labelnames:
-            zero = [(le, 0) for le in self.buckets + (math.inf,)]
+            zero = [(le, 0) for le in (*self.buckets, math.inf)]
             series = {(): {"buckets": zero, "sum": 0.0, "count": 0}}
         lines = []
         for key, s in sorted(series.items()):

@@ -8,13 +8,14 @@ pulls in).
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated
 
 from ..contract.errors import ConfigError
 from ..contract.typed import Config, doc
 from .registry import Registry
 
-if TYPE_CHECKING:   # http.server (and the email package it pulls in) only when serving
+if TYPE_CHECKING:  # http.server (and the email package it pulls in) only when serving
     from .http import HTTPServer
 
 
@@ -28,16 +29,23 @@ class MetricsServer:
         server.stop()
     """
 
-    def __init__(self, registry: Registry, host: str = "127.0.0.1", port: int = 9108, *,
-                 healthy: Optional[Callable[[], bool]] = None, poll_interval: float = 0.05):
+    def __init__(
+        self,
+        registry: Registry,
+        host: str = "127.0.0.1",
+        port: int = 9108,
+        *,
+        healthy: Callable[[], bool] | None = None,
+        poll_interval: float = 0.05,
+    ):
         self.registry = registry
         self.host = host
         self._port = port
         self.healthy = healthy if healthy is not None else (lambda: True)
         self._poll = poll_interval
         self._lock = threading.Lock()
-        self._httpd: Optional[HTTPServer] = None
-        self._thread: Optional[threading.Thread] = None
+        self._httpd: HTTPServer | None = None
+        self._thread: threading.Thread | None = None
 
     @property
     def port(self) -> int:
@@ -54,18 +62,21 @@ class MetricsServer:
     def running(self) -> bool:
         return self._httpd is not None
 
-    def start(self) -> "MetricsServer":
+    def start(self) -> MetricsServer:
         with self._lock:
             if self._httpd is not None:
                 return self
-            from .http import make_server   # imports http.server: only when serving
+            from .http import make_server  # imports http.server: only when serving
+
             try:
                 httpd = make_server(self.host, self._port, self.registry, self.healthy)
             except OSError as exc:
-                raise ConfigError(f"metrics: cannot listen on {self.host}:{self._port}: "
-                                  f"{exc.strerror or exc}") from None
-            thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": self._poll},
-                                      name="jenga-metrics", daemon=True)
+                raise ConfigError(
+                    f"metrics: cannot listen on {self.host}:{self._port}: {exc.strerror or exc}"
+                ) from None
+            thread = threading.Thread(
+                target=httpd.serve_forever, kwargs={"poll_interval": self._poll}, name="jenga-metrics", daemon=True
+            )
             thread.start()
             self._httpd, self._thread = httpd, thread
             return self
@@ -83,7 +94,7 @@ class MetricsServer:
         if thread is not None:
             thread.join(timeout=5)
 
-    def __enter__(self) -> "MetricsServer":
+    def __enter__(self) -> MetricsServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -11,12 +11,11 @@ from __future__ import annotations
 import importlib
 import os
 from types import ModuleType
-from typing import Optional
 
 PURE = os.environ.get("JENGA_EDGE_PURE", "").strip() not in ("", "0")
 
 
-def _load(name: str) -> Optional[ModuleType]:
+def _load(name: str) -> ModuleType | None:
     if PURE:
         return None
     try:
@@ -25,5 +24,5 @@ def _load(name: str) -> Optional[ModuleType]:
         return None
 
 
-fastjson = _load("_fastjson")     # decode.py tier 1, line framing (sources, event_queue)
-syncer = _load("_syncer")         # sinks.py: fsync on a thread without the GIL
+fastjson = _load("_fastjson")  # decode.py tier 1, line framing (sources, event_queue)
+syncer = _load("_syncer")  # sinks.py: fsync on a thread without the GIL

@@ -8,7 +8,7 @@ mapping, where the name may stand for the type) and `build`; base.py has the
 
 from __future__ import annotations
 
-from typing import IO, Optional
+from typing import IO
 
 from ..kinds import Kinds
 from . import jsonl, sqlite, stdout, syslog
@@ -17,7 +17,7 @@ from .base import Sink, SinkConfig, SinkContext
 KINDS: Kinds[Sink] = Kinds("sink", [jsonl, stdout, syslog, sqlite])
 
 
-def build_sinks(configs: dict[str, SinkConfig], stdout: Optional[IO[str]] = None) -> dict[str, Sink]:
+def build_sinks(configs: dict[str, SinkConfig], stdout: IO[str] | None = None) -> dict[str, Sink]:
     """The configured sinks by name, in config order. If one cannot be opened,
     those already opened are closed again."""
     sinks: dict[str, Sink] = {}

@@ -19,7 +19,7 @@ batch tries again.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import IO, Any, Optional, Protocol, runtime_checkable
+from typing import IO, Any, Protocol, runtime_checkable
 
 import msgspec
 
@@ -34,8 +34,8 @@ class SinkConfig(TaggedConfig, kw_only=True):
 class SinkContext:
     """What `build` gets besides the config."""
 
-    name: str = ""                        # the sink's name in the config
-    stdout: Optional[IO[str]] = None      # replaces sys.stdout (tests, embedding)
+    name: str = ""  # the sink's name in the config
+    stdout: IO[str] | None = None  # replaces sys.stdout (tests, embedding)
 
 
 @runtime_checkable

@@ -125,7 +125,7 @@ def fsync_dir(directory: Path) -> None:
     try:
         fd = os.open(directory, flags)
     except OSError:
-        return      # e.g. Windows: directories cannot be opened, nor need to be
+        return  # e.g. Windows: directories cannot be opened, nor need to be
     try:
         os.fsync(fd)
     except OSError:

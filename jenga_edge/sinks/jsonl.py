@@ -42,8 +42,7 @@ class JsonlSink:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise ConfigError(
-                f"jsonl path {self.path}: cannot create its directory: {exc.strerror}") from None
+            raise ConfigError(f"jsonl path {self.path}: cannot create its directory: {exc.strerror}") from None
         self.rotations = 0
         self._fh: IO[bytes] | None = None
         self._syncer: Syncer | None = None
@@ -53,7 +52,7 @@ class JsonlSink:
     def _open(self) -> None:
         created = not self.path.exists()
         try:
-            self._fh = open(self.path, "ab")
+            self._fh = open(self.path, "ab")  # noqa: SIM115 - held open across batches, closed in close()
         except OSError as exc:
             raise ConfigError(f"jsonl path {self.path}: cannot open for append: {exc.strerror}") from None
         self._size = os.fstat(self._fh.fileno()).st_size
@@ -73,7 +72,7 @@ class JsonlSink:
         blob = ENCODER.encode_lines(alerts)
         limit = self.config.max_bytes
         if not limit or self._size + len(blob) <= limit:
-            self._fh.write(blob)        # one write per batch
+            self._fh.write(blob)  # one write per batch
             self._size += len(blob)
         else:
             for alert in alerts:
@@ -98,24 +97,24 @@ class JsonlSink:
         assert self._fh is not None
         self._fh.flush()
         if self.config.fsync:
-            self.sync_wait()            # the syncer must not hold our descriptor while we use it
+            self.sync_wait()  # the syncer must not hold our descriptor while we use it
             os.fsync(self._fh.fileno())
 
     def _rotate(self) -> None:
         assert self._fh is not None
-        self._sync()            # what is renamed away must already be on disk
+        self._sync()  # what is renamed away must already be on disk
         self._fh.close()
         self._fh = None
         base = str(self.path)
         for i in range(self.config.backups - 1, 0, -1):
             older = f"{base}.{i}"
             if os.path.exists(older):
-                os.replace(older, f"{base}.{i + 1}")   # replaces (drops) the oldest
+                os.replace(older, f"{base}.{i + 1}")  # replaces (drops) the oldest
         os.replace(base, f"{base}.1")
         self.rotations += 1
         self._open()
         if self.config.fsync:
-            fsync_dir(self.path.parent)            # the renames and the new file
+            fsync_dir(self.path.parent)  # the renames and the new file
 
     def close(self) -> None:
         if self._fh is None:
@@ -125,9 +124,9 @@ class JsonlSink:
         finally:
             if self._syncer is not None:
                 try:
-                    self._syncer.wait()    # never close a descriptor an fsync is running on
+                    self._syncer.wait()  # never close a descriptor an fsync is running on
                 except DataError:
-                    pass                        # already raised by _sync, or by the write that failed
+                    pass  # already raised by _sync, or by the write that failed
                 self._syncer.stop()
                 self._syncer = None
             self._fh.close()

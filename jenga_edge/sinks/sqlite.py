@@ -6,7 +6,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 
@@ -16,7 +16,7 @@ from ..priorities import at_least
 from ..timestamps import parse_time
 from .base import SinkConfig, SinkContext, dumps
 
-if TYPE_CHECKING:   # sqlite3 is imported only when a store is configured or queried (~2 MB)
+if TYPE_CHECKING:  # sqlite3 is imported only when a store is configured or queried (~2 MB)
     import sqlite3
 
 
@@ -26,8 +26,9 @@ class Config(SinkConfig, tag="sqlite", kw_only=True):
     paths = ("path",)
 
     path: Annotated[str, doc("the database file (relative paths resolve against the config file)")]
-    max_rows: Annotated[Optional[Annotated[int, msgspec.Meta(ge=1)]], doc(
-        "keep only the newest rows (null: keep everything)")] = 100_000
+    max_rows: Annotated[
+        Annotated[int, msgspec.Meta(ge=1)] | None, doc("keep only the newest rows (null: keep everything)")
+    ] = 100_000
 
     def __post_init__(self) -> None:
         if not self.path:
@@ -66,12 +67,12 @@ class SqliteSink:
 
     def __init__(self, config: Config):
         import sqlite3
+
         self.config = config
         self.path = Path(config.path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db: sqlite3.Connection | None = sqlite3.connect(
-                str(self.path), timeout=10.0, isolation_level=None)
+            self._db: sqlite3.Connection | None = sqlite3.connect(str(self.path), timeout=10.0, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.executescript(_SCHEMA)
             self._rows = int(self._db.execute("SELECT COUNT(*) FROM alerts").fetchone()[0])
@@ -87,22 +88,36 @@ class SqliteSink:
         rows = []
         for a in alerts:
             ts = parse_time(a.get("timestamp"))
-            rows.append((ts if ts is not None else now, _opt(a.get("timestamp"), str),
-                         _opt(a.get("rule"), str), _opt(a.get("priority"), str),
-                         _opt(a.get("task"), str), _opt(a.get("score"), float),
-                         _opt(a.get("src_ip"), str), _opt(a.get("dest_ip"), str),
-                         _opt(a.get("dest_port"), int), dumps(a)))
+            rows.append(
+                (
+                    ts if ts is not None else now,
+                    _opt(a.get("timestamp"), str),
+                    _opt(a.get("rule"), str),
+                    _opt(a.get("priority"), str),
+                    _opt(a.get("task"), str),
+                    _opt(a.get("score"), float),
+                    _opt(a.get("src_ip"), str),
+                    _opt(a.get("dest_ip"), str),
+                    _opt(a.get("dest_port"), int),
+                    dumps(a),
+                )
+            )
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
             db.executemany(
                 "INSERT INTO alerts (ts, timestamp, rule, priority, task, score, src_ip, dest_ip,"
-                " dest_port, json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                " dest_port, json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
             rows_now = self._rows + len(rows)
             cap = self.config.max_rows
             if cap is not None and rows_now > cap:
-                db.execute("DELETE FROM alerts WHERE id IN (SELECT id FROM alerts"
-                           " ORDER BY ts DESC, id DESC LIMIT -1 OFFSET ?)", (cap,))
+                db.execute(
+                    "DELETE FROM alerts WHERE id IN (SELECT id FROM alerts"
+                    " ORDER BY ts DESC, id DESC LIMIT -1 OFFSET ?)",
+                    (cap,),
+                )
                 rows_now = cap
             db.execute("COMMIT")
         except BaseException:
@@ -121,9 +136,14 @@ def build(config: Config, context: SinkContext) -> SqliteSink:
     return SqliteSink(config)
 
 
-def query_alerts(path: str | os.PathLike[str], since_seconds: float | None = None, until: Any = None,
-                 task: str | None = None, priority: str | None = None,
-                 limit: int | None = 1000) -> list[dict[str, Any]]:
+def query_alerts(
+    path: str | os.PathLike[str],
+    since_seconds: float | None = None,
+    until: Any = None,
+    task: str | None = None,
+    priority: str | None = None,
+    limit: int | None = 1000,
+) -> list[dict[str, Any]]:
     """Alerts from a store, newest first.
 
     since_seconds: only alerts from the last N seconds.
@@ -165,6 +185,7 @@ def query_alerts(path: str | os.PathLike[str], since_seconds: float | None = Non
         sql += " LIMIT ?"
         args.append(int(limit))
     import sqlite3
+
     try:
         db = sqlite3.connect(str(p), timeout=10.0)
     except sqlite3.Error as exc:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 from datetime import datetime, timezone
-from typing import IO, Annotated, Any, Literal, Optional
+from typing import IO, Annotated, Any, Literal
 
 from ..contract.typed import doc
 from ..timestamps import parse_time
@@ -17,8 +17,9 @@ from .base import SinkConfig, SinkContext, dumps
 class Config(SinkConfig, tag="stdout", kw_only=True):
     """Alerts on standard output (a shell, or a service manager's journal)."""
 
-    format: Annotated[Literal["json", "text"], doc(
-        "json: one compact object per line; text: a short human line")] = "json"
+    format: Annotated[Literal["json", "text"], doc("json: one compact object per line; text: a short human line")] = (
+        "json"
+    )
 
 
 def _short_time(ts: Any) -> str:
@@ -53,10 +54,12 @@ def _host_port(host: str, port: Any) -> str:
 def format_text(alert: dict[str, Any]) -> str:
     """One short human line, e.g. ``2026-11-25T17:00:00Z CRITICAL ssh_block threat
     score=0.970>=0.800 src=203.0.113.7 dst=10.0.0.5:22 action=firewall:dry_run``."""
-    out = [_short_time(alert.get("timestamp")),
-           str(alert.get("priority") or "-").upper(),
-           str(alert.get("rule") or "-"),
-           str(alert.get("task") or "-")]
+    out = [
+        _short_time(alert.get("timestamp")),
+        str(alert.get("priority") or "-").upper(),
+        str(alert.get("rule") or "-"),
+        str(alert.get("task") or "-"),
+    ]
     score = alert.get("score")
     if score is not None:
         threshold = alert.get("threshold")
@@ -82,9 +85,9 @@ class StdoutSink:
     """One line per alert (compact JSON or `format_text`), flushed per batch.
     A closed or broken stream is counted in ``errors``, never raised."""
 
-    def __init__(self, config: Optional[Config] = None, stream: Optional[IO[str]] = None):
+    def __init__(self, config: Config | None = None, stream: IO[str] | None = None):
         self.config = config or Config()
-        self._stream = stream          # None: whatever sys.stdout is at write time
+        self._stream = stream  # None: whatever sys.stdout is at write time
         self.errors = 0
 
     def write_batch(self, alerts: list[dict[str, Any]]) -> None:

@@ -8,7 +8,7 @@ import re
 import select
 import socket
 from datetime import datetime, timezone
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from ..contract.typed import Invalid, doc
@@ -33,8 +33,9 @@ class Config(SinkConfig, tag="syslog", kw_only=True):
     target: Annotated[str, doc("udp://HOST:PORT, tcp://HOST:PORT or unix:///PATH")] = "unix:///dev/log"
     facility: Annotated[Facility, doc("the syslog facility")] = "local0"
     default_priority: Annotated[Priority, doc("the severity of an alert whose priority names none")] = "warning"
-    hostname: Annotated[Optional[str], doc(
-        "HOSTNAME of every message (default: the alert's agent.hostname, else this machine's name)")] = None
+    hostname: Annotated[
+        str | None, doc("HOSTNAME of every message (default: the alert's agent.hostname, else this machine's name)")
+    ] = None
     timeout_s: Annotated[float, doc("connect and send timeout", ge=0.01, le=60.0)] = 2.0
 
     def __post_init__(self) -> None:
@@ -77,7 +78,7 @@ def _header_field(value: Any, max_len: int) -> str:
 
 def _sd_escape(value: Any) -> str:
     """RFC 5424 PARAM-VALUE escaping: backslash, double quote and ']'."""
-    return (str(value).replace("\\", "\\\\").replace('"', '\\"').replace("]", "\\]"))
+    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("]", "\\]")
 
 
 def _syslog_timestamp(ts: Any) -> str:
@@ -85,15 +86,14 @@ def _syslog_timestamp(ts: Any) -> str:
         m = re.match(r"^(.*?:\d{2})(\.\d+)?(Z|[+-]\d{2}:\d{2})$", ts)
         assert m is not None
         head, frac, off = m.groups()
-        return head + (frac[:7] if frac else "") + off     # at most 6 fraction digits
+        return head + (frac[:7] if frac else "") + off  # at most 6 fraction digits
     t = parse_time(ts)
     if t is None:
         return now_iso()
     return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def syslog_message(alert: dict[str, Any], facility: int, default_severity: int = 4,
-                   hostname: str | None = None) -> str:
+def syslog_message(alert: dict[str, Any], facility: int, default_severity: int = 4, hostname: str | None = None) -> str:
     """``<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID [SD] MSG`` for one alert."""
     severity = severity_of(alert.get("priority"), default_severity)
     pri = facility * 8 + severity
@@ -103,9 +103,11 @@ def syslog_message(alert: dict[str, Any], facility: int, default_severity: int =
     host = _header_field(hostname or socket.gethostname(), 255)
     params = " ".join(f'{k}="{_sd_escape(alert[k])}"' for k in _SD_PARAMS if alert.get(k) is not None)
     sd = f"[{SD_ID}{' ' + params if params else ''}]"
-    msg = json.dumps(alert, separators=(",", ":"), default=str)   # ASCII: no BOM needed
-    return (f"<{pri}>1 {_syslog_timestamp(alert.get('timestamp'))} {host} {APP_NAME} "
-            f"{os.getpid()} {_header_field(alert.get('rule'), 32)} {sd} {msg}")
+    msg = json.dumps(alert, separators=(",", ":"), default=str)  # ASCII: no BOM needed
+    return (
+        f"<{pri}>1 {_syslog_timestamp(alert.get('timestamp'))} {host} {APP_NAME} "
+        f"{os.getpid()} {_header_field(alert.get('rule'), 32)} {sd} {msg}"
+    )
 
 
 class SyslogSink:
@@ -124,7 +126,7 @@ class SyslogSink:
         self.sent = 0
         self.last_error: str | None = None
         self._sock: socket.socket | None = None
-        self._addr: Any = None          # resolved datagram destination
+        self._addr: Any = None  # resolved datagram destination
 
     # -- public
     def write_batch(self, alerts: list[dict[str, Any]]) -> None:
@@ -133,9 +135,10 @@ class SyslogSink:
         messages = []
         for a in alerts:
             try:
-                messages.append(syslog_message(a, self.facility, self.default_severity,
-                                               self.config.hostname).encode("utf-8"))
-            except Exception as exc:     # a malformed alert must not stop the others
+                messages.append(
+                    syslog_message(a, self.facility, self.default_severity, self.config.hostname).encode("utf-8")
+                )
+            except Exception as exc:  # noqa: BLE001 - a malformed alert must not stop the others
                 self._fail(exc, 1)
         if self.transport == "tcp":
             self._send_tcp(messages)
@@ -161,7 +164,7 @@ class SyslogSink:
         self._addr = None
 
     def _send_datagrams(self, messages: list[bytes]) -> None:
-        for i, msg in enumerate(messages):
+        for msg in messages:
             try:
                 if self._sock is None:
                     self._open_datagram()

@@ -23,7 +23,7 @@ import logging
 import socket
 import threading
 from dataclasses import dataclass
-from typing import IO, Optional, Union
+from typing import IO
 
 from ..event_queue import Chunk, EventQueue
 from ..framing import Framed, check_max_line_bytes
@@ -32,7 +32,7 @@ from ..kinds import TaggedConfig
 log = logging.getLogger("jenga_edge.sources")
 
 READ_CHUNK = 64 * 1024
-POLL_S = 0.2            # how often blocked loops look at their stop flag
+POLL_S = 0.2  # how often blocked loops look at their stop flag
 
 
 class SourceConfig(TaggedConfig, kw_only=True):
@@ -45,7 +45,7 @@ class SourceContext:
 
     queue: EventQueue
     max_line_bytes: int
-    stdin: Optional[IO[bytes]] = None     # replaces sys.stdin.buffer (tests, embedding)
+    stdin: IO[bytes] | None = None  # replaces sys.stdin.buffer (tests, embedding)
 
 
 class Source:
@@ -60,7 +60,7 @@ class Source:
         self.lines = 0
         self.oversize = 0
         self.dropped = 0
-        self.eof = False           # an input that ends (stdin) sets it after its last line is queued
+        self.eof = False  # an input that ends (stdin) sets it after its last line is queued
         self._stop = threading.Event()
         self._counter_lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -79,8 +79,13 @@ class Source:
         return self._thread is not None and self._thread.is_alive()
 
     def stats(self) -> dict[str, object]:
-        return {"origin": self.origin, "lines": self.lines, "oversize": self.oversize,
-                "dropped": self.dropped, "eof": self.eof}
+        return {
+            "origin": self.origin,
+            "lines": self.lines,
+            "oversize": self.oversize,
+            "dropped": self.dropped,
+            "eof": self.eof,
+        }
 
     def start(self) -> None:
         if self._thread is not None:
@@ -88,8 +93,7 @@ class Source:
         if self._stop.is_set():
             raise RuntimeError(f"{self.origin}: stopped sources cannot be restarted")
         self._open()
-        self._thread = threading.Thread(target=self._guarded_run, name=f"jenga-src-{self.origin}",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._guarded_run, name=f"jenga-src-{self.origin}", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -122,10 +126,10 @@ class Source:
     def _guarded_run(self) -> None:
         try:
             self._run()
-        except Exception:  # noqa: BLE001 - a source thread must log, not vanish silently
+        except Exception:
             log.exception("%s: source thread failed", self.origin)
 
-    def _emit(self, framed: Union[Chunk, Framed], block: bool = True) -> None:
+    def _emit(self, framed: Chunk | Framed, block: bool = True) -> None:
         """Hand a read's lines to the queue as one block (blocking while it is
         full, unless `block` is False: then what does not fit is dropped)."""
         if isinstance(framed, Chunk):

@@ -20,12 +20,14 @@ class Config(SourceConfig, tag="file", kw_only=True):
     paths = ("path",)
 
     path: Annotated[str, doc("the file (relative paths resolve against the config file)")]
-    start_at: Annotated[Literal["end", "beginning"], doc(
-        "where to start in a file that exists at start-up; a file that appears later is read "
-        "from its beginning")] = "end"
+    start_at: Annotated[
+        Literal["end", "beginning"],
+        doc("where to start in a file that exists at start-up; a file that appears later is read from its beginning"),
+    ] = "end"
     poll_interval_s: Annotated[float, doc("how often to look for new data", ge=0.01, le=60.0)] = 0.25
-    rotate_wait_s: Annotated[float, doc(
-        "keep reading a rotated-away file this long, for its writer's last lines", ge=0.0, le=600.0)] = 1.0
+    rotate_wait_s: Annotated[
+        float, doc("keep reading a rotated-away file this long, for its writer's last lines", ge=0.0, le=600.0)
+    ] = 1.0
 
     def __post_init__(self) -> None:
         if not self.path:
@@ -112,10 +114,10 @@ class FileSource(Source):
         if nl >= 0:
             f.pos = size - window + nl + 1
         elif window == size:
-            f.pos = 0                          # the whole file is one unfinished line
+            f.pos = 0  # the whole file is one unfinished line
         else:
-            f.pos = size                       # an unfinished line already over the limit:
-            f.splitter.skip_line()             # skip its remainder rather than emit a fragment
+            f.pos = size  # an unfinished line already over the limit:
+            f.splitter.skip_line()  # skip its remainder rather than emit a fragment
         f.fh.seek(f.pos)
 
     def _drain(self, f: _Follow) -> bool:
@@ -170,7 +172,7 @@ class FileSource(Source):
             while not self._stop.is_set():
                 progressed = False
                 if self._cur is None:
-                    self._cur = self._try_open()     # appeared after start/rotation: from its start
+                    self._cur = self._try_open()  # appeared after start/rotation: from its start
                 if self._cur is not None:
                     progressed |= self._drain(self._cur)
                 for old in list(self._old):
@@ -185,7 +187,7 @@ class FileSource(Source):
                 if self._cur is not None:
                     self._check_rotation(self._cur)
                     if self._cur is None:
-                        continue                     # look for the new file right away
+                        continue  # look for the new file right away
                 if not progressed:
                     self._stop.wait(poll)
         finally:

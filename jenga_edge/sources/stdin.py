@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import select
 import sys
-from typing import IO, Any, Optional
+from typing import IO, Any
 
 from ..event_queue import EventQueue
 from ..framing import LineSplitter
@@ -26,14 +26,13 @@ class StdinSource(Source):
     are read with read1/read.
     """
 
-    def __init__(self, config: Config, queue: EventQueue, max_line_bytes: int,
-                 stream: Optional[IO[bytes]] = None):
+    def __init__(self, config: Config, queue: EventQueue, max_line_bytes: int, stream: IO[bytes] | None = None):
         super().__init__(config, queue, max_line_bytes)
         self._stream = stream
 
     def _run(self) -> None:
         stream = self._stream if self._stream is not None else getattr(sys.stdin, "buffer", None)
-        if stream is None:                   # no stdin at all (e.g. started by a service manager)
+        if stream is None:  # no stdin at all (e.g. started by a service manager)
             self.eof = True
             return
         fd = _fileno(stream)
@@ -46,14 +45,14 @@ class StdinSource(Source):
                     try:
                         ready, _, _ = select.select([fd], [], [], POLL_S)
                     except (OSError, ValueError):
-                        fd = None       # not selectable: fall back to blocking reads
+                        fd = None  # not selectable: fall back to blocking reads
                         continue
                     if not ready:
                         continue
                     data = os.read(fd, READ_CHUNK)
                 else:
                     data = reader(READ_CHUNK)
-            except (OSError, ValueError) as exc:    # closed stream, EIO on a hung-up tty
+            except (OSError, ValueError) as exc:  # closed stream, EIO on a hung-up tty
                 log.warning("stdin: read failed (%s); treating it as end of input", exc)
                 data = b""
             if not data:

@@ -20,8 +20,8 @@ class StreamListener(Source):
     def __init__(self, config: SourceConfig, queue: EventQueue, max_line_bytes: int, max_connections: int):
         super().__init__(config, queue, max_line_bytes)
         self.max_connections = max_connections
-        self.connections = 0          # accepted in total
-        self.rejected = 0             # refused because max_connections were open
+        self.connections = 0  # accepted in total
+        self.rejected = 0  # refused because max_connections were open
         self._sock: socket.socket | None = None
         self._conns: dict[socket.socket, threading.Thread] = {}
         self._conns_lock = threading.Lock()
@@ -37,7 +37,7 @@ class StreamListener(Source):
             socks += list(self._conns)
         for s in socks:
             try:
-                s.shutdown(socket.SHUT_RDWR)     # wakes accept()/recv() blocked in other threads
+                s.shutdown(socket.SHUT_RDWR)  # wakes accept()/recv() blocked in other threads
             except OSError:
                 pass
 
@@ -58,7 +58,7 @@ class StreamListener(Source):
             while not self._stop.is_set():
                 try:
                     conn, _peer = sock.accept()
-                except (socket.timeout, BlockingIOError, InterruptedError):
+                except (TimeoutError, BlockingIOError, InterruptedError):
                     continue
                 except OSError as exc:
                     if self._stop.is_set():
@@ -72,8 +72,9 @@ class StreamListener(Source):
                         conn.close()
                         continue
                     self.connections += 1
-                    t = threading.Thread(target=self._serve, args=(conn,), daemon=True,
-                                         name=f"jenga-conn-{self.origin}")
+                    t = threading.Thread(
+                        target=self._serve, args=(conn,), daemon=True, name=f"jenga-conn-{self.origin}"
+                    )
                     self._conns[conn] = t
                 t.start()
         finally:
@@ -90,7 +91,7 @@ class StreamListener(Source):
             while not self._stop.is_set():
                 try:
                     data = conn.recv(READ_CHUNK)
-                except socket.timeout:
+                except TimeoutError:
                     continue
                 except OSError:
                     break

@@ -48,9 +48,9 @@ class TcpSource(StreamListener):
             self._listen(sock)
         except OSError as exc:
             sock.close()
-            raise ConfigError(f"tcp source: cannot listen on "
-                              f"{hostport(self.config.host, self.config.port)}: "
-                              f"{exc.strerror or exc}") from None
+            raise ConfigError(
+                f"tcp source: cannot listen on {hostport(self.config.host, self.config.port)}: {exc.strerror or exc}"
+            ) from None
         host, port = sock.getsockname()[:2]
         self.address = (host, port)
 

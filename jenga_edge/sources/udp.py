@@ -20,8 +20,9 @@ class Config(SourceConfig, tag="udp", kw_only=True):
 
     host: Annotated[str, doc("the IP address to bind; loopback unless you mean to expose it")] = "127.0.0.1"
     port: Annotated[int, doc("the UDP port (0: any free port)", ge=0, le=65535)]
-    recv_buffer_bytes: Annotated[int, doc(
-        "SO_RCVBUF asked of the kernel (Linux caps it at net.core.rmem_max)", ge=4096, le=1024 ** 3)] = 4 * 1024 * 1024
+    recv_buffer_bytes: Annotated[
+        int, doc("SO_RCVBUF asked of the kernel (Linux caps it at net.core.rmem_max)", ge=4096, le=1024**3)
+    ] = 4 * 1024 * 1024
 
     def __post_init__(self) -> None:
         try:
@@ -37,7 +38,7 @@ class UdpSource(Source):
         super().__init__(config, queue, max_line_bytes)
         self.address: tuple[str, int] | None = None
         self.datagrams = 0
-        self.recv_buffer_bytes = 0   # what the kernel granted
+        self.recv_buffer_bytes = 0  # what the kernel granted
         self._sock: socket.socket | None = None
 
     @property
@@ -51,19 +52,21 @@ class UdpSource(Source):
             try:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.config.recv_buffer_bytes)
             except OSError as exc:
-                log.warning("udp source: cannot set SO_RCVBUF=%d (%s)",
-                            self.config.recv_buffer_bytes, exc)
+                log.warning("udp source: cannot set SO_RCVBUF=%d (%s)", self.config.recv_buffer_bytes, exc)
             sock.bind((self.config.host, self.config.port))
         except OSError as exc:
             sock.close()
-            raise ConfigError(f"udp source: cannot bind {hostport(self.config.host, self.config.port)}: "
-                              f"{exc.strerror or exc}") from None
+            raise ConfigError(
+                f"udp source: cannot bind {hostport(self.config.host, self.config.port)}: {exc.strerror or exc}"
+            ) from None
         sock.settimeout(POLL_S)
         self.recv_buffer_bytes = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
         if self.recv_buffer_bytes < self.config.recv_buffer_bytes:
-            log.warning("udp source: receive buffer is %d bytes, not the %d asked for "
-                        "(raise net.core.rmem_max)", self.recv_buffer_bytes,
-                        self.config.recv_buffer_bytes)
+            log.warning(
+                "udp source: receive buffer is %d bytes, not the %d asked for (raise net.core.rmem_max)",
+                self.recv_buffer_bytes,
+                self.config.recv_buffer_bytes,
+            )
         host, port = sock.getsockname()[:2]
         self.address = (host, port)
         self._sock = sock
@@ -76,7 +79,7 @@ class UdpSource(Source):
             while not self._stop.is_set():
                 try:
                     data, _peer = sock.recvfrom(_UDP_MAX_DATAGRAM)
-                except (socket.timeout, BlockingIOError, InterruptedError):
+                except (TimeoutError, BlockingIOError, InterruptedError):
                     continue
                 except OSError as exc:
                     if self._stop.is_set():

@@ -13,7 +13,7 @@ from ..event_queue import EventQueue
 from .base import SourceConfig, SourceContext
 from .stream import StreamListener
 
-_UNIX_PATH_MAX = 107     # sun_path is 108 bytes including the terminating NUL
+_UNIX_PATH_MAX = 107  # sun_path is 108 bytes including the terminating NUL
 
 
 class Config(SourceConfig, tag="unix", kw_only=True):
@@ -55,13 +55,12 @@ class UnixSource(StreamListener):
             sock.bind(self.path)
             st = os.stat(self.path)
             self._ident = (st.st_dev, st.st_ino)
-            os.chmod(self.path, self.config.mode)     # before listen(): nobody can connect yet
+            os.chmod(self.path, self.config.mode)  # before listen(): nobody can connect yet
             self._listen(sock)
         except OSError as exc:
             sock.close()
             self._unlink_own()
-            raise ConfigError(f"unix source: cannot listen on {self.path}: "
-                              f"{exc.strerror or exc}") from None
+            raise ConfigError(f"unix source: cannot listen on {self.path}: {exc.strerror or exc}") from None
 
     def _remove_stale(self) -> None:
         try:
@@ -69,17 +68,15 @@ class UnixSource(StreamListener):
         except FileNotFoundError:
             return
         if not stat.S_ISSOCK(st.st_mode):
-            raise ConfigError(f"unix source: {self.path} exists and is not a socket; "
-                              f"refusing to replace it")
+            raise ConfigError(f"unix source: {self.path} exists and is not a socket; refusing to replace it")
         probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         probe.settimeout(1.0)
         try:
             probe.connect(self.path)
         except (ConnectionRefusedError, FileNotFoundError):
-            pass                                          # stale: nobody listens on it
+            pass  # stale: nobody listens on it
         except OSError as exc:
-            raise ConfigError(f"unix source: cannot check existing socket {self.path}: "
-                              f"{exc.strerror or exc}") from None
+            raise ConfigError(f"unix source: cannot check existing socket {self.path}: {exc.strerror or exc}") from None
         else:
             raise ConfigError(f"unix source: another process is listening on {self.path}")
         finally:
@@ -102,7 +99,7 @@ class UnixSource(StreamListener):
         self._ident = None
 
     def _wake(self) -> None:
-        self._unlink_own()          # new clients fail right away
+        self._unlink_own()  # new clients fail right away
         super()._wake()
 
     def _closed_listener(self) -> None:

@@ -35,10 +35,10 @@ class Outer(Config, kw_only=True):
     inner: Inner
     items: list[Inner] = []
     tags: dict[str, int] = {}
-    limit: Optional[Annotated[int, doc("limit", ge=1)]] = None
+    limit: Annotated[int, doc("limit", ge=1)] | None = None
     flag: bool = False
     sizes: Annotated[list[int], doc("sizes", min_length=1)] = msgspec.field(default_factory=lambda: [1])
-    rule: Union[Literal["max_f1"], Fpr] = "max_f1"
+    rule: Literal["max_f1"] | Fpr = "max_f1"
     anything: Any = None
 
 
@@ -56,6 +56,7 @@ def error_of(data, cls=Outer, source="cfg.yaml") -> str:
 
 # --- successful builds ------------------------------------------------------------------
 
+
 def test_build_minimal_fills_defaults():
     out = convert(Outer, ok())
     assert out.name == "n"
@@ -65,8 +66,17 @@ def test_build_minimal_fills_defaults():
 
 
 def test_build_nested_lists_dicts_unions():
-    out = convert(Outer, ok(items=[{"size": 1}, {"size": 2, "mode": "slow"}], tags={"a": 1},
-                          limit=5, flag=True, rule={"target_fpr": 0.01}, anything=[1, {"x": 2}]))
+    out = convert(
+        Outer,
+        ok(
+            items=[{"size": 1}, {"size": 2, "mode": "slow"}],
+            tags={"a": 1},
+            limit=5,
+            flag=True,
+            rule={"target_fpr": 0.01},
+            anything=[1, {"x": 2}],
+        ),
+    )
     assert [i.size for i in out.items] == [1, 2]
     assert out.items[1].mode == "slow"
     assert out.tags == {"a": 1}
@@ -86,6 +96,7 @@ def test_config_error_is_a_jenga_error_with_exit_code():
 
 
 # --- unknown keys -----------------------------------------------------------------------
+
 
 def test_unknown_top_level_key_suggests_close_match():
     msg = error_of(ok(nmae="x"))
@@ -107,6 +118,7 @@ def test_unknown_key_without_close_match_has_no_suggestion():
 
 
 # --- wrong types ------------------------------------------------------------------------
+
 
 def test_string_for_int_names_path_expected_and_found():
     msg = error_of(ok(inner={"size": "ten"}))
@@ -167,6 +179,7 @@ def test_optional_accepts_null_and_rejects_other_types():
 
 # --- missing keys -----------------------------------------------------------------------
 
+
 def test_missing_required_key_names_path_and_type():
     msg = error_of({"name": "n"})
     assert msg == "cfg.yaml: inner: missing required key, expected a mapping (Inner)"
@@ -178,6 +191,7 @@ def test_missing_required_nested_key():
 
 
 # --- literals ---------------------------------------------------------------------------
+
 
 def test_literal_violation_lists_choices_and_suggests():
     msg = error_of(ok(inner={"size": 1, "mode": "fastt"}))
@@ -195,6 +209,7 @@ def test_literal_is_type_strict():
 
 
 # --- bounds -----------------------------------------------------------------------------
+
 
 def test_value_above_max():
     msg = error_of(ok(inner={"size": 1, "rate": 1.5}))
@@ -230,13 +245,14 @@ def test_bounded_factory_gives_fresh_lists():
 
 # --- unions -----------------------------------------------------------------------------
 
+
 def test_union_literal_form():
     assert convert(Outer, ok(rule="max_f1")).rule == "max_f1"
 
 
 def test_union_mapping_form_reports_inner_error():
     msg = error_of(ok(rule={"target_fpr": 2}))
-    assert "rule.target_fpr: expected a value <= 1.0, got 2" in msg   # as written
+    assert "rule.target_fpr: expected a value <= 1.0, got 2" in msg  # as written
     msg = error_of(ok(rule={"targt_fpr": 0.1}))
     assert "rule.targt_fpr: unknown key (did you mean 'target_fpr'?)" in msg
     msg = error_of(ok(rule={}))
@@ -255,6 +271,7 @@ def test_union_literal_typo_keeps_suggestion():
 
 # --- describe / join --------------------------------------------------------------------
 
+
 def test_describe_names():
     assert describe(int) == "an integer"
     assert describe(float) == "a number"
@@ -265,7 +282,7 @@ def test_describe_names():
     assert describe(list[int]) == "a list of an integer"
     assert describe(dict[str, int]) == "a mapping of a string to an integer"
     assert describe(Inner) == "a mapping (Inner)"
-    assert describe(Optional[int]) == "an integer or null"
+    assert describe(int | None) == describe(Optional[int]) == "an integer or null"  # noqa: UP045 - both spellings
 
 
 def test_join():
@@ -275,6 +292,7 @@ def test_join():
 
 
 # --- load_yaml --------------------------------------------------------------------------
+
 
 def test_load_yaml_reads_mapping(tmp_path):
     p = tmp_path / "c.yaml"
@@ -314,10 +332,13 @@ def test_load_yaml_bad_indentation_line_number(tmp_path):
 
 # --- apply_overrides --------------------------------------------------------------------
 
+
 def test_override_dotted_key_parses_yaml_value():
     data = {"training": {"epochs": 30}}
-    out = apply_overrides(data, ["training.epochs=5", "training.lr=0.001", "training.flag=true",
-                                 "training.name=abc", "training.none=null"])
+    out = apply_overrides(
+        data,
+        ["training.epochs=5", "training.lr=0.001", "training.flag=true", "training.name=abc", "training.none=null"],
+    )
     assert out is data
     assert data["training"] == {"epochs": 5, "lr": 0.001, "flag": True, "name": "abc", "none": None}
 
@@ -408,11 +429,12 @@ def test_override_empty_key():
 
 
 def test_override_custom_source_in_message():
-    with pytest.raises(ConfigError, match="^--override 'x'"):
+    with pytest.raises(ConfigError, match=r"^--override 'x'"):
         apply_overrides({}, ["x"], source="--override")
 
 
 # --- tagged unions (the kinds of a registry) and cross-field checks -----------------------
+
 
 class Kind(Config, tag_field="type", kw_only=True):
     pass
@@ -432,8 +454,8 @@ class Udp(Kind, tag="udp", kw_only=True):
 
 
 class Agent(Config, kw_only=True):
-    sources: list[Union[Tcp, Udp]]
-    sinks: dict[str, Union[Tcp, Udp]] = {}
+    sources: list[Tcp | Udp]
+    sinks: dict[str, Tcp | Udp] = {}
 
 
 def test_tagged_union_picks_the_member_by_its_type():
@@ -477,4 +499,5 @@ def test_non_string_key():
 
 
 def test_describe_a_tagged_union():
-    assert describe(Union[Tcp, Udp]) == "a mapping with type: one of 'tcp', 'udp'"
+    expected = "a mapping with type: one of 'tcp', 'udp'"
+    assert describe(Tcp | Udp) == describe(Union[Tcp, Udp]) == expected  # noqa: UP007 - both spellings

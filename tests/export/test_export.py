@@ -49,20 +49,30 @@ def test_graph_inputs_and_outputs_are_stable_with_a_symbolic_batch(network_bundl
     assert [o.name for o in kinds.get_outputs()] == ["probabilities", "label"]
     task = manifest.tasks[1]
     assert task.outputs[0].shape == ["batch", len(task.labels)]
-    assert [(o.name, o.role, o.dtype) for o in task.outputs] == [("probabilities", "probabilities", "float32"),
-                                                                 ("label", "label", "int64")]
+    assert [(o.name, o.role, o.dtype) for o in task.outputs] == [
+        ("probabilities", "probabilities", "float32"),
+        ("label", "label", "int64"),
+    ]
     assert [(o.name, o.role) for o in manifest.tasks[0].outputs] == [("score", "score")]
     merged = manifest.merged[0].outputs
-    assert [(o.name, o.role) for o in merged["attack_type"]] == [("attack_type.probabilities", "probabilities"),
-                                                                 ("attack_type.label", "label")]
+    assert [(o.name, o.role) for o in merged["attack_type"]] == [
+        ("attack_type.probabilities", "probabilities"),
+        ("attack_type.label", "label"),
+    ]
 
 
 def test_parity_figures_are_within_tolerance_for_every_case(network_bundle):
     _, manifest = network_bundle
     for t in manifest.tasks:
         cases = t.parity["cases"]
-        assert set(cases) == {"validation", "missing_values", "unseen_categories", "extreme_magnitudes",
-                              "batch_1", "batch_1000"}
+        assert set(cases) == {
+            "validation",
+            "missing_values",
+            "unseen_categories",
+            "extreme_magnitudes",
+            "batch_1",
+            "batch_1000",
+        }
         for per_output in cases.values():
             assert all(0 <= v <= 1e-5 for v in per_output.values()), (t.name, per_output)
         assert t.parity["rows"].startswith("validation split of")
@@ -84,23 +94,37 @@ def test_metadata_round_trips_through_onnxruntime(network_bundle):
 
 def _raw_rows():
     return [
-        {"packet_size": 500, "port": 443, "protocol": "tcp", "duration": 1.2, "request_count": 3,
-         "bytes_sent": 900, "bytes_received": 12000},
-        {"packet_size": 64, "port": 65000, "protocol": "sctp", "request_count": 9000,     # unseen port + protocol
-         "bytes_sent": 64, "bytes_received": 0},                                          # duration missing
-        {"port": 22},                                                                     # nearly everything missing
+        {
+            "packet_size": 500,
+            "port": 443,
+            "protocol": "tcp",
+            "duration": 1.2,
+            "request_count": 3,
+            "bytes_sent": 900,
+            "bytes_received": 12000,
+        },
+        {
+            "packet_size": 64,
+            "port": 65000,
+            "protocol": "sctp",
+            "request_count": 9000,  # unseen port + protocol
+            "bytes_sent": 64,
+            "bytes_received": 0,
+        },  # duration missing
+        {"port": 22},  # nearly everything missing
     ]
 
 
 def test_missing_values_and_unseen_categories_score_the_same_in_torch_and_onnx(network_bundle, trained_network):
-    out, manifest = network_bundle
+    out, _manifest = network_bundle
     loaded = checkpoint.load(trained_network.model_dir)
     schema = loaded.schemas["net"]
     num, cat = schema.vectorize(_raw_rows(), strict=False)
     assert np.isnan(num).any() and (cat == 0).any()
     with torch.no_grad():
-        ref = loaded.model("threat", features={"numeric": torch.from_numpy(num),
-                                               "categorical": torch.from_numpy(cat)})["scores"].numpy()
+        ref = loaded.model("threat", features={"numeric": torch.from_numpy(num), "categorical": torch.from_numpy(cat)})[
+            "scores"
+        ].numpy()
     got = session(out / "threat.onnx").run(["score"], {"numeric": num, "categorical": cat})[0]
     assert np.abs(ref - got).max() <= 1e-5
     assert np.isfinite(got).all()
@@ -122,30 +146,42 @@ def test_merged_graph_matches_the_per_task_graphs(network_bundle, trained_networ
 
 
 def test_three_schema_model_exports_one_graph_per_schema(data_dir, tmp_path):
-    sources = {"net": {"path": str(data_dir / "network.jsonl"), "ignore": ["src_ip", "dst_ip", "attack_type"]},
-               "tx": {"path": str(data_dir / "fraud.jsonl")},
-               "ops": {"path": str(data_dir / "aiops.jsonl"), "ignore": ["host"]}}   # no categoricals
-    tasks = [{"name": "threat", "type": "anomaly_detection", "source": "net",
-              "label": {"column": "label", "positive_labels": ["malicious"]}},
-             {"name": "fraud", "type": "anomaly_detection", "source": "tx", "label": {"column": "label"}},
-             {"name": "drift", "type": "anomaly_detection", "mode": "novelty", "source": "ops",
-              "label": {"column": "label", "positive_labels": ["incident"]}}]
+    sources = {
+        "net": {"path": str(data_dir / "network.jsonl"), "ignore": ["src_ip", "dst_ip", "attack_type"]},
+        "tx": {"path": str(data_dir / "fraud.jsonl")},
+        "ops": {"path": str(data_dir / "aiops.jsonl"), "ignore": ["host"]},
+    }  # no categoricals
+    tasks = [
+        {
+            "name": "threat",
+            "type": "anomaly_detection",
+            "source": "net",
+            "label": {"column": "label", "positive_labels": ["malicious"]},
+        },
+        {"name": "fraud", "type": "anomaly_detection", "source": "tx", "label": {"column": "label"}},
+        {
+            "name": "drift",
+            "type": "anomaly_detection",
+            "mode": "novelty",
+            "source": "ops",
+            "label": {"column": "label", "positive_labels": ["incident"]},
+        },
+    ]
     run = run_experiment(config_from_dict(base_config(sources, tasks, tmp_path, epochs=3)), tmp_path, out=None)
     manifest = export_bundle(run.model_dir, tmp_path / "bundle", ExportOptions(), log=lambda s: None)
     assert [t.name for t in manifest.tasks] == ["threat", "fraud", "drift"]
-    assert manifest.merged == []                     # no two tasks share a schema
+    assert manifest.merged == []  # no two tasks share a schema
     assert len({t.schema_sha256 for t in manifest.tasks}) == 3
     drift = next(t for t in manifest.tasks if t.name == "drift")
     assert drift.inputs[1].shape == ["batch", 0]
     s = session(tmp_path / "bundle" / "drift.onnx")
     n = drift.inputs[0].shape[1]
-    score = s.run(None, {"numeric": np.full((2, n), np.nan, np.float32),
-                         "categorical": np.zeros((2, 0), np.int64)})[0]
+    score = s.run(None, {"numeric": np.full((2, n), np.nan, np.float32), "categorical": np.zeros((2, 0), np.int64)})[0]
     assert score.shape == (2,) and np.all((score >= 0) & (score <= 1))
 
 
 def test_bad_requests_are_refused_before_writing(trained_network, tmp_path):
-    with pytest.raises(ConfigError, match="unknown task.*nope.*threat, attack_type"):
+    with pytest.raises(ConfigError, match=r"unknown task.*nope.*threat, attack_type"):
         export_bundle(trained_network.model_dir, tmp_path / "a", ExportOptions(tasks=["nope"]), log=lambda s: None)
     with pytest.raises(ConfigError, match="--opset 9: unsupported"):
         export_bundle(trained_network.model_dir, tmp_path / "b", ExportOptions(opset=9), log=lambda s: None)
@@ -155,9 +191,13 @@ def test_bad_requests_are_refused_before_writing(trained_network, tmp_path):
 
 
 def test_a_parity_failure_fails_the_export_and_writes_nothing(trained_network, tmp_path):
-    with pytest.raises(ParityError, match="differs from torch.*> --atol 1e-12"):
-        export_bundle(trained_network.model_dir, tmp_path / "p",
-                      ExportOptions(tasks=["attack_type"], atol=1e-12), log=lambda s: None)
+    with pytest.raises(ParityError, match=r"differs from torch.*> --atol 1e-12"):
+        export_bundle(
+            trained_network.model_dir,
+            tmp_path / "p",
+            ExportOptions(tasks=["attack_type"], atol=1e-12),
+            log=lambda s: None,
+        )
     assert not (tmp_path / "p").exists()
     assert not list(tmp_path.glob(".p.tmp-*"))
 
@@ -186,16 +226,19 @@ def test_cli_exports_and_prints_a_summary_table(trained_network, tmp_path):
     assert "written to" in proc.stderr
 
 
-@pytest.mark.parametrize("args,code,text", [
-    (["--tasks", "nope"], 2, "unknown task"),
-    (["--atol", "1e-12", "--tasks", "attack_type"], 1, "differs from torch"),
-])
+@pytest.mark.parametrize(
+    "args,code,text",
+    [
+        (["--tasks", "nope"], 2, "unknown task"),
+        (["--atol", "1e-12", "--tasks", "attack_type"], 1, "differs from torch"),
+    ],
+)
 def test_cli_errors_are_one_line_with_exit_codes(trained_network, tmp_path, args, code, text):
     proc = run_cli("--model", trained_network.model_dir, "-o", tmp_path / "b", *args)
     assert proc.returncode == code
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error:") and text in last
-    assert not (tmp_path / "b").exists()                      # nothing is written on failure
+    assert not (tmp_path / "b").exists()  # nothing is written on failure
 
 
 def test_cli_refuses_an_opset_it_cannot_write(trained_network, tmp_path):
@@ -215,7 +258,15 @@ def test_parity_rows_missing_a_few_features_are_named(trained_network, data_dir,
     for r in rows:
         r.pop("duration", None)
     (tmp_path / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    proc = run_cli("--model", trained_network.model_dir, "-o", tmp_path / "b", "--tasks", "threat",
-                   "--data", tmp_path / "rows.jsonl")
+    proc = run_cli(
+        "--model",
+        trained_network.model_dir,
+        "-o",
+        tmp_path / "b",
+        "--tasks",
+        "threat",
+        "--data",
+        tmp_path / "rows.jsonl",
+    )
     assert proc.returncode == 0, proc.stderr
     assert "no row has duration: the parity check scores them as missing" in proc.stderr

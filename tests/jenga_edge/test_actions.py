@@ -41,8 +41,9 @@ def load(cls, data):
 
 def load_actions(raw) -> dict:
     """The `actions:` mapping of an agent config, through the agent's own loader."""
-    cfg = agent_config_from_dict({"agent": {"bundle": "bundle"}, "sources": [{"type": "stdin"}],
-                                  "actions": raw}, source="cfg")
+    cfg = agent_config_from_dict(
+        {"agent": {"bundle": "bundle"}, "sources": [{"type": "stdin"}], "actions": raw}, source="cfg"
+    )
     return cfg.actions
 
 
@@ -56,6 +57,7 @@ def invalid(fn, **kwargs) -> Invalid:
     with pytest.raises(Invalid) as exc:
         fn(**kwargs)
     return exc.value
+
 
 INJECTIONS = [
     "1.2.3.4; rm -rf /",
@@ -89,9 +91,18 @@ INJECTIONS = [
 
 
 def alert(**over):
-    a = {"timestamp": "2024-05-01T12:00:00Z", "rule": "ssh_block", "priority": "critical",
-         "task": "threat", "score": 0.97, "threshold": 0.8, "src_ip": "203.0.113.7",
-         "dest_ip": "10.0.0.5", "dest_port": 22, "fields": {"user": "root"}}
+    a = {
+        "timestamp": "2024-05-01T12:00:00Z",
+        "rule": "ssh_block",
+        "priority": "critical",
+        "task": "threat",
+        "score": 0.97,
+        "threshold": 0.8,
+        "src_ip": "203.0.113.7",
+        "dest_ip": "10.0.0.5",
+        "dest_port": 22,
+        "fields": {"user": "root"},
+    }
     a.update(over)
     return a
 
@@ -131,12 +142,14 @@ def fake_tool(tmp_path: Path, name: str = "fake-nft", exit_code: int = 0, stderr
         "import json, sys\n"
         f"open({str(log)!r}, 'w').write(json.dumps(sys.argv[1:]))\n"
         f"sys.stderr.write({stderr!r})\n"
-        f"sys.exit({exit_code})\n")
+        f"sys.exit({exit_code})\n"
+    )
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
     return script, log
 
 
 # --- firewall: the injection corpus ---------------------------------------------------------
+
 
 @pytest.mark.parametrize("backend", ["nftables", "ipset"])
 @pytest.mark.parametrize("dry_run", [True, False])
@@ -155,18 +168,26 @@ def test_injection_corpus_never_builds_an_argv(no_subprocess, monkeypatch, backe
     assert no_subprocess == []
 
 
-@pytest.mark.parametrize("value", ["1.2.3.4; rm -rf /", "$(id)", "`id`", "1.2.3.4\n5.6.7.8",
-                                   "10.0.0.0/8", 12345, None])
+@pytest.mark.parametrize("value", ["1.2.3.4; rm -rf /", "$(id)", "`id`", "1.2.3.4\n5.6.7.8", "10.0.0.0/8", 12345, None])
 def test_invalid_addresses_say_invalid_address(no_subprocess, value):
     out = FirewallAction().run(alert(src_ip=value))
     assert out["result"] == "skipped"
     assert out["reason"].startswith("invalid address")
 
 
-@pytest.mark.parametrize("value,kind", [("::1", "loopback"), ("127.0.0.1", "loopback"),
-                                        ("0.0.0.0", "unspecified"), ("::", "unspecified"),
-                                        ("224.0.0.1", "multicast"), ("ff02::1", "multicast"),
-                                        ("fe80::1", "link-local"), ("::ffff:127.0.0.1", "loopback")])
+@pytest.mark.parametrize(
+    "value,kind",
+    [
+        ("::1", "loopback"),
+        ("127.0.0.1", "loopback"),
+        ("0.0.0.0", "unspecified"),
+        ("::", "unspecified"),
+        ("224.0.0.1", "multicast"),
+        ("ff02::1", "multicast"),
+        ("fe80::1", "link-local"),
+        ("::ffff:127.0.0.1", "loopback"),
+    ],
+)
 def test_special_addresses_are_refused_with_their_kind(no_subprocess, value, kind):
     out = FirewallAction().run(alert(src_ip=value))
     assert out["result"] == "skipped"
@@ -182,8 +203,7 @@ def test_missing_address_field_is_skipped(no_subprocess):
 
 
 def test_allowlist_addresses_and_networks(no_subprocess):
-    action = FirewallAction(FirewallConfig(allowlist=["10.0.0.0/8", "192.0.2.1", "2001:db8::/32",
-                                                      "198.51.100.7/24"]))
+    action = FirewallAction(FirewallConfig(allowlist=["10.0.0.0/8", "192.0.2.1", "2001:db8::/32", "198.51.100.7/24"]))
     for ip in ["10.1.2.3", "192.0.2.1", "2001:db8::5", "198.51.100.200", "::ffff:10.9.9.9"]:
         out = action.run(alert(src_ip=ip))
         assert out["result"] == "skipped", ip
@@ -199,38 +219,47 @@ def test_allowlist_entries_are_checked_at_config_time():
     assert (exc.key, exc.message) == ("allowlist[1]", msg + "'10.0.0.0/33'")
     exc = invalid(FirewallConfig, allowlist=["not-an-ip"])
     assert (exc.key, exc.message) == ("allowlist[0]", msg + "'not-an-ip'")
-    assert config_error(load, FirewallConfig, {"allowlist": ["10.0.0.0/8", "10.0.0.0/33"]}) == \
-        f"cfg: allowlist[1]: {msg}'10.0.0.0/33'"
+    assert (
+        config_error(load, FirewallConfig, {"allowlist": ["10.0.0.0/8", "10.0.0.0/33"]})
+        == f"cfg: allowlist[1]: {msg}'10.0.0.0/33'"
+    )
     assert config_error(load, FirewallConfig, {"allowlist": ["not-an-ip"]}) == f"cfg: allowlist[0]: {msg}'not-an-ip'"
-    assert config_error(load, FirewallConfig, {"allowlist": ["10.0.0.0/8", 5]}) == \
-        "cfg: allowlist[1]: expected a string, got int 5"
+    assert (
+        config_error(load, FirewallConfig, {"allowlist": ["10.0.0.0/8", 5]})
+        == "cfg: allowlist[1]: expected a string, got int 5"
+    )
 
 
 # --- firewall: argv ---------------------------------------------------------------------------
+
 
 def test_nft_ipv4_dry_run_by_default(no_subprocess):
     out = FirewallAction().run(alert())
     assert out["dry_run"] is True
     assert out["result"] == "dry_run"
     assert out["target"] == "inet jenga blocklist"
-    assert out["argv"] == ["nft", "add", "element", "inet", "jenga", "blocklist",
-                           "{ 203.0.113.7 timeout 3600s }"]
+    assert out["argv"] == ["nft", "add", "element", "inet", "jenga", "blocklist", "{ 203.0.113.7 timeout 3600s }"]
 
 
 def test_nft_ipv6_goes_to_set6_in_canonical_form(no_subprocess):
     out = FirewallAction().run(alert(src_ip="2001:DB8:0:0::0001"))
     assert out["result"] == "dry_run"
     assert out["target"] == "inet jenga blocklist6"
-    assert out["argv"] == ["nft", "add", "element", "inet", "jenga", "blocklist6",
-                           "{ 2001:db8::1 timeout 3600s }"]
+    assert out["argv"] == ["nft", "add", "element", "inet", "jenga", "blocklist6", "{ 2001:db8::1 timeout 3600s }"]
 
 
 def test_nft_custom_names_field_and_timeout(no_subprocess):
-    cfg = FirewallConfig(family="ip", table="edge_fw", set="bad-v4", set6="bad-v6",
-                         ip_field="dest_ip", timeout_s=60, nft_path="/usr/sbin/nft")
+    cfg = FirewallConfig(
+        family="ip",
+        table="edge_fw",
+        set="bad-v4",
+        set6="bad-v6",
+        ip_field="dest_ip",
+        timeout_s=60,
+        nft_path="/usr/sbin/nft",
+    )
     out = FirewallAction(cfg).run(alert(dest_ip="198.51.100.9"))
-    assert out["argv"] == ["/usr/sbin/nft", "add", "element", "ip", "edge_fw", "bad-v4",
-                           "{ 198.51.100.9 timeout 60s }"]
+    assert out["argv"] == ["/usr/sbin/nft", "add", "element", "ip", "edge_fw", "bad-v4", "{ 198.51.100.9 timeout 60s }"]
     cfg.timeout_s = 0
     out = FirewallAction(cfg).run(alert(dest_ip="198.51.100.9"))
     assert out["argv"][-1] == "{ 198.51.100.9 }"
@@ -254,9 +283,18 @@ def test_ipset_argv_ipv4_and_ipv6(no_subprocess):
     assert out["argv"] == ["ipset", "add", "x", "203.0.113.7", "-exist"]
 
 
-@pytest.mark.parametrize("key,value", [("table", "jenga; drop"), ("set", ""), ("family", "in et"),
-                                       ("set6", "x" * 33), ("ipset", "a/b"), ("ipset6", "$(id)"),
-                                       ("table", 5)])
+@pytest.mark.parametrize(
+    "key,value",
+    [
+        ("table", "jenga; drop"),
+        ("set", ""),
+        ("family", "in et"),
+        ("set6", "x" * 33),
+        ("ipset", "a/b"),
+        ("ipset6", "$(id)"),
+        ("table", 5),
+    ],
+)
 def test_firewall_names_must_be_identifiers(key, value):
     exc = invalid(FirewallConfig, **{key: value})
     assert (exc.key, exc.message) == (key, IDENT_MSG + repr(value))
@@ -271,17 +309,25 @@ def test_firewall_config_via_typed_loader():
     assert cfg.backend == "ipset" and cfg.timeout_s == 120 and cfg.dry_run is True
     assert cfg.allowlist == ["10.0.0.0/8"] and cfg.kind == "firewall"
     assert config_error(load, FirewallConfig, {"timeout_s": -1}) == "cfg: timeout_s: expected a value >= 0, got -1"
-    assert config_error(load, FirewallConfig, {"timeout_s": 2147484}) == \
-        "cfg: timeout_s: expected a value <= 2147483, got 2147484"
-    assert config_error(load, FirewallConfig, {"command_timeout_s": 0}) == \
-        "cfg: command_timeout_s: expected a value >= 0.1, got 0"
-    assert config_error(load, FirewallConfig, {"backend": "iptables"}) == \
-        "cfg: backend: expected one of 'nftables', 'ipset', got str 'iptables' (did you mean 'nftables'?)"
+    assert (
+        config_error(load, FirewallConfig, {"timeout_s": 2147484})
+        == "cfg: timeout_s: expected a value <= 2147483, got 2147484"
+    )
+    assert (
+        config_error(load, FirewallConfig, {"command_timeout_s": 0})
+        == "cfg: command_timeout_s: expected a value >= 0.1, got 0"
+    )
+    assert (
+        config_error(load, FirewallConfig, {"backend": "iptables"})
+        == "cfg: backend: expected one of 'nftables', 'ipset', got str 'iptables' (did you mean 'nftables'?)"
+    )
     exc = invalid(FirewallConfig, nft_path="bin/nft")
     assert (exc.key, exc.message) == ("nft_path", ABSOLUTE_MSG + "'bin/nft'")
     assert config_error(load, FirewallConfig, {"nft_path": "bin/nft"}) == f"cfg: nft_path: {ABSOLUTE_MSG}'bin/nft'"
-    assert config_error(load, FirewallConfig, {"ipset_path": " ipset"}) == \
-        "cfg: ipset_path: expected a program name or absolute path, got ' ipset'"
+    assert (
+        config_error(load, FirewallConfig, {"ipset_path": " ipset"})
+        == "cfg: ipset_path: expected a program name or absolute path, got ' ipset'"
+    )
     assert config_error(load, FirewallConfig, {"ip_field": ""}) == "cfg: ip_field: expected an alert key, got ''"
 
 
@@ -297,26 +343,35 @@ def test_real_run_calls_subprocess_without_shell(recording_subprocess):
 
 # --- firewall: real execution with a fake nft -------------------------------------------------
 
+
 def test_fake_nft_receives_the_element_as_one_argument(tmp_path):
     nft, log = fake_tool(tmp_path)
     out = FirewallAction(FirewallConfig(dry_run=False, nft_path=str(nft))).run(alert())
     assert out["result"] == "ok", out
     assert "blocked 203.0.113.7" in out["reason"]
-    assert json.loads(log.read_text()) == ["add", "element", "inet", "jenga", "blocklist",
-                                           "{ 203.0.113.7 timeout 3600s }"]
+    assert json.loads(log.read_text()) == [
+        "add",
+        "element",
+        "inet",
+        "jenga",
+        "blocklist",
+        "{ 203.0.113.7 timeout 3600s }",
+    ]
 
 
 def test_fake_ipset_receives_exact_argv(tmp_path):
     ipset, log = fake_tool(tmp_path, "fake-ipset")
     out = FirewallAction(FirewallConfig(backend="ipset", dry_run=False, ipset_path=str(ipset))).run(
-        alert(src_ip="2001:db8::9"))
+        alert(src_ip="2001:db8::9")
+    )
     assert out["result"] == "ok"
     assert json.loads(log.read_text()) == ["add", "jenga-block6", "2001:db8::9", "timeout", "3600", "-exist"]
 
 
 def test_failing_nft_reports_first_stderr_line(tmp_path):
-    nft, log = fake_tool(tmp_path, exit_code=1,
-                         stderr="Error: No such file or directory\nadd element inet jenga blocklist\n")
+    nft, log = fake_tool(
+        tmp_path, exit_code=1, stderr="Error: No such file or directory\nadd element inet jenga blocklist\n"
+    )
     out = FirewallAction(FirewallConfig(dry_run=False, nft_path=str(nft))).run(alert())
     assert out["result"] == "failed"
     assert out["reason"].endswith("Error: No such file or directory")
@@ -328,8 +383,7 @@ def test_missing_nft_is_failed_not_raised(tmp_path):
     out = FirewallAction(FirewallConfig(dry_run=False, nft_path=str(tmp_path / "nope"))).run(alert())
     assert out["result"] == "failed"
     assert out["reason"].startswith("nft not found")
-    out = FirewallAction(FirewallConfig(backend="ipset", dry_run=False,
-                                        ipset_path=str(tmp_path / "nope"))).run(alert())
+    out = FirewallAction(FirewallConfig(backend="ipset", dry_run=False, ipset_path=str(tmp_path / "nope"))).run(alert())
     assert out["reason"].startswith("ipset not found")
 
 
@@ -337,24 +391,41 @@ def test_hung_command_times_out(tmp_path):
     script = tmp_path / "slow-nft"
     script.write_text(f"#!{sys.executable}\nimport time\ntime.sleep(30)\n")
     script.chmod(0o755)
-    out = FirewallAction(FirewallConfig(dry_run=False, nft_path=str(script),
-                                        command_timeout_s=0.3)).run(alert())
+    out = FirewallAction(FirewallConfig(dry_run=False, nft_path=str(script), command_timeout_s=0.3)).run(alert())
     assert out["result"] == "failed"
     assert "timed out" in out["reason"]
 
 
 # --- exec ----------------------------------------------------------------------------------
 
-TEMPLATE = ["/usr/local/bin/quarantine", "--ip", "{src_ip}", "--score", "{score}",
-            "--to={dest_ip}:{dest_port}", "{rule}/{task}/{priority}", "t={threshold}", "{{literal}}"]
+TEMPLATE = [
+    "/usr/local/bin/quarantine",
+    "--ip",
+    "{src_ip}",
+    "--score",
+    "{score}",
+    "--to={dest_ip}:{dest_port}",
+    "{rule}/{task}/{priority}",
+    "t={threshold}",
+    "{{literal}}",
+]
 
 
 def test_exec_substitutes_whole_and_inner_tokens(no_subprocess):
     out = ExecAction(ExecConfig(argv=TEMPLATE)).run(alert(dest_ip="2001:DB8::5"))
     assert out["result"] == "dry_run" and out["dry_run"] is True
     assert out["target"] == "/usr/local/bin/quarantine"
-    assert out["argv"] == ["/usr/local/bin/quarantine", "--ip", "203.0.113.7", "--score", "0.97",
-                           "--to=2001:db8::5:22", "ssh_block/threat/critical", "t=0.8", "{literal}"]
+    assert out["argv"] == [
+        "/usr/local/bin/quarantine",
+        "--ip",
+        "203.0.113.7",
+        "--score",
+        "0.97",
+        "--to=2001:db8::5:22",
+        "ssh_block/threat/critical",
+        "t=0.8",
+        "{literal}",
+    ]
 
 
 def test_exec_only_checks_values_it_uses(no_subprocess):
@@ -362,14 +433,33 @@ def test_exec_only_checks_values_it_uses(no_subprocess):
     assert out["argv"] == ["/bin/notify", "ssh_block"]
 
 
-@pytest.mark.parametrize("key,value", [
-    ("src_ip", "1.2.3.4; rm -rf /"), ("src_ip", "$(id)"), ("dest_ip", "10.0.0.0/8"), ("src_ip", 12345),
-    ("src_ip", None), ("dest_port", 70000), ("dest_port", -1), ("dest_port", "22; reboot"),
-    ("dest_port", True), ("dest_port", 22.5), ("score", "0.9"), ("score", float("nan")),
-    ("threshold", float("inf")), ("score", True), ("rule", "ssh block"), ("rule", "a;b"),
-    ("rule", "-rf"), ("task", "`id`"), ("priority", ""), ("priority", 3), ("rule", "x" * 200),
-    ("task", "a\nb"),
-])
+@pytest.mark.parametrize(
+    "key,value",
+    [
+        ("src_ip", "1.2.3.4; rm -rf /"),
+        ("src_ip", "$(id)"),
+        ("dest_ip", "10.0.0.0/8"),
+        ("src_ip", 12345),
+        ("src_ip", None),
+        ("dest_port", 70000),
+        ("dest_port", -1),
+        ("dest_port", "22; reboot"),
+        ("dest_port", True),
+        ("dest_port", 22.5),
+        ("score", "0.9"),
+        ("score", float("nan")),
+        ("threshold", float("inf")),
+        ("score", True),
+        ("rule", "ssh block"),
+        ("rule", "a;b"),
+        ("rule", "-rf"),
+        ("task", "`id`"),
+        ("priority", ""),
+        ("priority", 3),
+        ("rule", "x" * 200),
+        ("task", "a\nb"),
+    ],
+)
 def test_exec_bad_values_skip_without_running(no_subprocess, key, value):
     out = ExecAction(ExecConfig(argv=TEMPLATE, dry_run=False)).run(alert(**{key: value}))
     assert out["result"] == "skipped"
@@ -383,24 +473,39 @@ def test_exec_port_accepts_digit_string(no_subprocess):
     assert out["argv"] == ["/bin/x", "443"]
 
 
-@pytest.mark.parametrize("argv,key,message", [
-    (["/bin/x", "{fields}"], "argv[1]", f"unknown placeholder {{fields}} in '{{fields}}'; {ALLOWED}"),
-    (["/bin/x", "--{user}"], "argv[1]", f"unknown placeholder {{user}} in '--{{user}}'; {ALLOWED}"),
-    (["/bin/x", "{src_ip.__class__}"], "argv[1]",
-     f"unknown placeholder {{src_ip.__class__}} in '{{src_ip.__class__}}'; {ALLOWED}"),
-    (["/bin/x", "{0}"], "argv[1]", f"unknown placeholder {{0}} in '{{0}}'; {ALLOWED}"),
-    (["/bin/x", "{}"], "argv[1]", f"unknown placeholder {{}} in '{{}}'; {ALLOWED}"),
-    (["/bin/x", "{score:.2f}"], "argv[1]",
-     "placeholder {score} in '{score:.2f}' may not have a conversion or format spec"),
-    (["/bin/x", "{src_ip!r}"], "argv[1]",
-     "placeholder {src_ip} in '{src_ip!r}' may not have a conversion or format spec"),
-    (["/bin/x", "{src_ip"], "argv[1]",
-     "bad template '{src_ip': expected '}' before end of string (write literal braces as '{{' and '}}')"),
-    (["relative/tool", "{src_ip}"], "argv[0]", ABSOLUTE_MSG + "'relative/tool'"),
-    (["quarantine", "{src_ip}"], "argv[0]", ABSOLUTE_MSG + "'quarantine'"),
-    (["/usr/bin/{rule}"], "argv[0]", "the program may not contain a placeholder, got '/usr/bin/{rule}'"),
-    (["/bin/x", "a\0b"], "argv[1]", "NUL character in 'a\\x00b'"),
-])
+@pytest.mark.parametrize(
+    "argv,key,message",
+    [
+        (["/bin/x", "{fields}"], "argv[1]", f"unknown placeholder {{fields}} in '{{fields}}'; {ALLOWED}"),
+        (["/bin/x", "--{user}"], "argv[1]", f"unknown placeholder {{user}} in '--{{user}}'; {ALLOWED}"),
+        (
+            ["/bin/x", "{src_ip.__class__}"],
+            "argv[1]",
+            f"unknown placeholder {{src_ip.__class__}} in '{{src_ip.__class__}}'; {ALLOWED}",
+        ),
+        (["/bin/x", "{0}"], "argv[1]", f"unknown placeholder {{0}} in '{{0}}'; {ALLOWED}"),
+        (["/bin/x", "{}"], "argv[1]", f"unknown placeholder {{}} in '{{}}'; {ALLOWED}"),
+        (
+            ["/bin/x", "{score:.2f}"],
+            "argv[1]",
+            "placeholder {score} in '{score:.2f}' may not have a conversion or format spec",
+        ),
+        (
+            ["/bin/x", "{src_ip!r}"],
+            "argv[1]",
+            "placeholder {src_ip} in '{src_ip!r}' may not have a conversion or format spec",
+        ),
+        (
+            ["/bin/x", "{src_ip"],
+            "argv[1]",
+            "bad template '{src_ip': expected '}' before end of string (write literal braces as '{{' and '}}')",
+        ),
+        (["relative/tool", "{src_ip}"], "argv[0]", ABSOLUTE_MSG + "'relative/tool'"),
+        (["quarantine", "{src_ip}"], "argv[0]", ABSOLUTE_MSG + "'quarantine'"),
+        (["/usr/bin/{rule}"], "argv[0]", "the program may not contain a placeholder, got '/usr/bin/{rule}'"),
+        (["/bin/x", "a\0b"], "argv[1]", "NUL character in 'a\\x00b'"),
+    ],
+)
 def test_exec_template_errors_at_config_time(argv, key, message):
     exc = invalid(ExecConfig, argv=argv)
     assert (exc.key, exc.message) == (key, message)
@@ -413,9 +518,11 @@ def test_exec_argv_types_and_bounds_at_load_time():
     assert config_error(load, ExecConfig, {"argv": []}) == "cfg: argv: expected a non-empty value"
     assert config_error(load, ExecConfig, {"argv": ["/bin/x", 5]}) == "cfg: argv[1]: expected a string, got int 5"
     assert config_error(load, ExecConfig, {}).startswith("cfg: argv: missing required key, expected a list")
-    assert config_error(load, ExecConfig, {"argv": ["/bin/x"], "timeout_s": 0.01}) == \
-        "cfg: timeout_s: expected a value >= 0.1, got 0.01"
-    exc = invalid(ExecConfig, argv=["/bin/x", 5])   # a non-string item still refused on construction
+    assert (
+        config_error(load, ExecConfig, {"argv": ["/bin/x"], "timeout_s": 0.01})
+        == "cfg: timeout_s: expected a value >= 0.1, got 0.01"
+    )
+    exc = invalid(ExecConfig, argv=["/bin/x", 5])  # a non-string item still refused on construction
     assert (exc.key, exc.message) == ("argv[1]", "expected a string, got 5")
 
 
@@ -423,7 +530,7 @@ def test_exec_unknown_placeholder_is_named():
     exc = invalid(ExecConfig, argv=["/bin/x", "--host={hostname}"])
     assert exc.key == "argv[1]"
     assert "{hostname}" in exc.message
-    assert "src_ip" in exc.message   # lists the allowed names
+    assert "src_ip" in exc.message  # lists the allowed names
     assert exc.message == f"unknown placeholder {{hostname}} in '--host={{hostname}}'; {ALLOWED}"
 
 
@@ -431,8 +538,7 @@ def test_exec_real_run_passes_arguments_verbatim(tmp_path):
     tool, log = fake_tool(tmp_path, "quarantine")
     pwned = tmp_path / "pwned"
     literal = f"a;b $(id) `id` | x > {pwned} && touch {pwned}; 'q' \"dq\" *"
-    out = ExecAction(ExecConfig(argv=[str(tool), "--ip={src_ip}", literal, "{score}"],
-                                dry_run=False)).run(alert())
+    out = ExecAction(ExecConfig(argv=[str(tool), "--ip={src_ip}", literal, "{score}"], dry_run=False)).run(alert())
     assert out["result"] == "ok", out
     assert out["exit_status"] == 0
     assert json.loads(log.read_text()) == ["--ip=203.0.113.7", literal, "0.97"]
@@ -454,6 +560,7 @@ def test_exec_missing_program(tmp_path):
 
 # --- webhook -------------------------------------------------------------------------------
 
+
 class Receiver:
     """A real HTTP server on 127.0.0.1 answering with scripted statuses."""
 
@@ -466,7 +573,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
+            def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 if receiver.delay:
                     receiver.hold.wait(receiver.delay)
@@ -485,8 +592,7 @@ class Receiver:
         self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                                       daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
 
     @property
@@ -586,7 +692,7 @@ def test_connection_refused_spools_then_retry_spool_delivers(tmp_path):
         assert [json.loads(b) for b in receiver.bodies] == [first, second]
         assert not action.spool_path.exists()
         assert action.retry_spool() == {"sent": 0, "failed": 0, "dropped": 0, "remaining": 0}
-        assert len(receiver.bodies) == 2   # delivered once
+        assert len(receiver.bodies) == 2  # delivered once
     finally:
         receiver.stop()
 
@@ -632,16 +738,19 @@ def test_spool_is_bounded(tmp_path):
     assert action.spooled() == results.count("spooled")
 
 
-@pytest.mark.parametrize("url,message", [
-    ("ftp://example.com/x", "expected an http:// or https:// URL, got scheme 'ftp' in 'ftp://example.com/x'"),
-    ("file:///etc/passwd", "expected an http:// or https:// URL, got scheme 'file' in 'file:///etc/passwd'"),
-    ("example.com/hook", "expected an http:// or https:// URL, got scheme '(none)' in 'example.com/hook'"),
-    ("http://", "expected a host in 'http://'"),
-    ("http://exa mple.com/", "expected an http(s) URL without spaces, got 'http://exa mple.com/'"),
-    ("https://host:99999/", "bad port in 'https://host:99999/'"),
-    ("", "expected an http(s) URL without spaces, got ''"),
-    ("javascript:x", "expected an http:// or https:// URL, got scheme 'javascript' in 'javascript:x'"),
-])
+@pytest.mark.parametrize(
+    "url,message",
+    [
+        ("ftp://example.com/x", "expected an http:// or https:// URL, got scheme 'ftp' in 'ftp://example.com/x'"),
+        ("file:///etc/passwd", "expected an http:// or https:// URL, got scheme 'file' in 'file:///etc/passwd'"),
+        ("example.com/hook", "expected an http:// or https:// URL, got scheme '(none)' in 'example.com/hook'"),
+        ("http://", "expected a host in 'http://'"),
+        ("http://exa mple.com/", "expected an http(s) URL without spaces, got 'http://exa mple.com/'"),
+        ("https://host:99999/", "bad port in 'https://host:99999/'"),
+        ("", "expected an http(s) URL without spaces, got ''"),
+        ("javascript:x", "expected an http:// or https:// URL, got scheme 'javascript' in 'javascript:x'"),
+    ],
+)
 def test_webhook_url_must_be_http(url, message):
     exc = invalid(WebhookConfig, url=url)
     assert (exc.key, exc.message) == ("url", message)
@@ -653,24 +762,36 @@ def test_webhook_header_injection_rejected():
     assert (exc.key, exc.message) == ("headers.X-A", "value must be a single-line string")
     exc = invalid(WebhookConfig, url="https://example.com/", headers={"Bad Name": "v"})
     assert (exc.key, exc.message) == ("headers", "invalid header name 'Bad Name'")
-    assert config_error(load, WebhookConfig, {"url": "https://example.com/", "headers": {"X-A": "b\r\nX-Evil: 1"}}) \
+    assert (
+        config_error(load, WebhookConfig, {"url": "https://example.com/", "headers": {"X-A": "b\r\nX-Evil: 1"}})
         == "cfg: headers.X-A: value must be a single-line string"
-    assert config_error(load, WebhookConfig, {"url": "https://example.com/", "headers": {"Bad Name": "v"}}) == \
-        "cfg: headers: invalid header name 'Bad Name'"
-    assert config_error(load, WebhookConfig, {"url": "https://example.com/", "headers": {"X-A": 5}}) == \
-        "cfg: headers.X-A: expected a string, got int 5"
+    )
+    assert (
+        config_error(load, WebhookConfig, {"url": "https://example.com/", "headers": {"Bad Name": "v"}})
+        == "cfg: headers: invalid header name 'Bad Name'"
+    )
+    assert (
+        config_error(load, WebhookConfig, {"url": "https://example.com/", "headers": {"X-A": 5}})
+        == "cfg: headers.X-A: expected a string, got int 5"
+    )
 
 
 def test_webhook_config_bounds_at_load_time(tmp_path):
     url = "http://127.0.0.1:9/hook"
     cfg = load(WebhookConfig, {"url": url, "spool_dir": str(tmp_path), "max_retries": 0})
     assert cfg.kind == "webhook" and cfg.max_retries == 0 and cfg.timeout_s == 5.0
-    assert config_error(load, WebhookConfig, {"url": url, "max_retries": 11}) == \
-        "cfg: max_retries: expected a value <= 10, got 11"
-    assert config_error(load, WebhookConfig, {"url": url, "timeout_s": 0}) == \
-        "cfg: timeout_s: expected a value >= 0.1, got 0"
-    assert config_error(load, WebhookConfig, {"url": url, "max_spool_bytes": 1023}) == \
-        "cfg: max_spool_bytes: expected a value >= 1024, got 1023"
+    assert (
+        config_error(load, WebhookConfig, {"url": url, "max_retries": 11})
+        == "cfg: max_retries: expected a value <= 10, got 11"
+    )
+    assert (
+        config_error(load, WebhookConfig, {"url": url, "timeout_s": 0})
+        == "cfg: timeout_s: expected a value >= 0.1, got 0"
+    )
+    assert (
+        config_error(load, WebhookConfig, {"url": url, "max_spool_bytes": 1023})
+        == "cfg: max_spool_bytes: expected a value >= 1024, got 1023"
+    )
     exc = invalid(WebhookConfig, url=url, spool_name="../x")
     assert (exc.key, exc.message) == ("spool_name", IDENT_MSG + "'../x'")
     exc = invalid(WebhookConfig, url=url, spool_dir="")
@@ -692,6 +813,7 @@ def test_webhook_serializes_numpy_values(tmp_path, receiver):
 
 # --- rate limiter --------------------------------------------------------------------------
 
+
 class FakeClock:
     def __init__(self):
         self.now = 1000.0
@@ -704,14 +826,14 @@ def test_rate_limiter_bucket_with_fake_clock():
     clock = FakeClock()
     rl = RateLimiter(3, 60.0, clock=clock)
     assert [rl.allow() for _ in range(4)] == [True, True, True, False]
-    clock.now += 19.9                         # one token comes back every 20 s
+    clock.now += 19.9  # one token comes back every 20 s
     assert rl.allow() is False
     clock.now += 0.1
     assert rl.allow() is True
     assert rl.allow() is False
     clock.now += 3600
-    assert [rl.allow() for _ in range(4)] == [True, True, True, False]   # never more than the burst
-    clock.now -= 500                          # a clock stepping back refills nothing
+    assert [rl.allow() for _ in range(4)] == [True, True, True, False]  # never more than the burst
+    clock.now -= 500  # a clock stepping back refills nothing
     assert rl.allow() is False
 
 
@@ -719,15 +841,20 @@ def test_rate_limiter_cost_takes_all_or_nothing():
     clock = FakeClock()
     rl = RateLimiter(3, 60.0, clock=clock)
     assert rl.allow(2.0) is True
-    assert rl.allow(2.0) is False             # only 1 left: refused, and none taken
+    assert rl.allow(2.0) is False  # only 1 left: refused, and none taken
     assert rl.allow(1.0) is True
     assert rl.allow(1.0) is False
 
 
 def test_rate_limiter_validation_and_config():
-    for bad, key in [((0, 1.0), "max_actions"), ((1, 0), "per_seconds"), ((1, -5), "per_seconds"),
-                     ((True, 1.0), "max_actions"), ((1.5, 1.0), "max_actions"),
-                     ((1, float("nan")), "per_seconds")]:
+    for bad, key in [
+        ((0, 1.0), "max_actions"),
+        ((1, 0), "per_seconds"),
+        ((1, -5), "per_seconds"),
+        ((True, 1.0), "max_actions"),
+        ((1.5, 1.0), "max_actions"),
+        ((1, float("nan")), "per_seconds"),
+    ]:
         with pytest.raises(ConfigError, match=rf"^rate_limit\.{key}: expected "):
             RateLimiter(*bad)
     clock = FakeClock()
@@ -737,18 +864,26 @@ def test_rate_limiter_validation_and_config():
     clock.now += 5
     assert [rl.allow() for _ in range(2)] == [True, False]
     assert config_error(load, RateLimitConfig, {"max_actions": 0}) == "cfg: max_actions: expected a value >= 1, got 0"
-    assert config_error(load, RateLimitConfig, {"max_actions": 1.5}) == \
-        "cfg: max_actions: expected an integer, got float 1.5"
-    assert config_error(load, RateLimitConfig, {"per_seconds": 0}) == \
-        "cfg: per_seconds: expected a value >= 0.001, got 0"
+    assert (
+        config_error(load, RateLimitConfig, {"max_actions": 1.5})
+        == "cfg: max_actions: expected an integer, got float 1.5"
+    )
+    assert (
+        config_error(load, RateLimitConfig, {"per_seconds": 0}) == "cfg: per_seconds: expected a value >= 0.001, got 0"
+    )
 
 
 # --- build_actions -------------------------------------------------------------------------
 
+
 def test_action_kinds_are_registered():
     assert KINDS.names == ("firewall", "exec", "webhook")
-    assert (FirewallAction.slow, ExecAction.slow, WebhookAction.slow, BackgroundAction.slow) == \
-        (False, False, True, False)
+    assert (FirewallAction.slow, ExecAction.slow, WebhookAction.slow, BackgroundAction.slow) == (
+        False,
+        False,
+        True,
+        False,
+    )
 
 
 def test_build_actions_from_agent_config(tmp_path):
@@ -788,23 +923,40 @@ def test_build_actions_from_objects_and_errors():
     assert isinstance(actions["firewall"], FirewallAction) and isinstance(actions["exec"], ExecAction)
     assert build_actions({}) == {}
     assert load_actions({}) == {}
-    assert config_error(load_actions, {"block": {"backend": "ipset"}}) == \
-        "cfg: actions.block.type: missing required key, expected one of 'firewall', 'exec', 'webhook'"
-    assert config_error(load_actions, {"block": {"type": "iptables"}}) == \
-        "cfg: actions.block.type: expected one of 'firewall', 'exec', 'webhook', got str 'iptables'"
-    assert config_error(load_actions, {"block": {"type": "firewall", "timeout_s": "long"}}) == \
-        "cfg: actions.block.timeout_s: expected an integer, got str 'long'"
-    assert config_error(load_actions, {"q": {"type": "exec", "argv": ["/bin/x", "{nope}"]}}) == \
-        f"cfg: actions.q.argv[1]: unknown placeholder {{nope}} in '{{nope}}'; {ALLOWED}"
+    assert (
+        config_error(load_actions, {"block": {"backend": "ipset"}})
+        == "cfg: actions.block.type: missing required key, expected one of 'firewall', 'exec', 'webhook'"
+    )
+    assert (
+        config_error(load_actions, {"block": {"type": "iptables"}})
+        == "cfg: actions.block.type: expected one of 'firewall', 'exec', 'webhook', got str 'iptables'"
+    )
+    assert (
+        config_error(load_actions, {"block": {"type": "firewall", "timeout_s": "long"}})
+        == "cfg: actions.block.timeout_s: expected an integer, got str 'long'"
+    )
+    assert (
+        config_error(load_actions, {"q": {"type": "exec", "argv": ["/bin/x", "{nope}"]}})
+        == f"cfg: actions.q.argv[1]: unknown placeholder {{nope}} in '{{nope}}'; {ALLOWED}"
+    )
     msg = config_error(load_actions, {"block": {"type": "firewall", "tabel": "x"}})
     assert msg.startswith("cfg: actions.block.tabel: unknown key (did you mean 'table'?); expected one of: backend, ")
     assert "ip_field" in msg and "allowlist" in msg
 
 
 def test_build_actions_two_firewalls_under_two_names(no_subprocess):
-    cfgs = load_actions({"block_src": {"type": "firewall", "set": "v4only", "timeout_s": 60},
-                         "block_dst": {"type": "firewall", "backend": "ipset", "ip_field": "dest_ip",
-                                       "ipset": "dst-block", "timeout_s": 0}})
+    cfgs = load_actions(
+        {
+            "block_src": {"type": "firewall", "set": "v4only", "timeout_s": 60},
+            "block_dst": {
+                "type": "firewall",
+                "backend": "ipset",
+                "ip_field": "dest_ip",
+                "ipset": "dst-block",
+                "timeout_s": 0,
+            },
+        }
+    )
     actions = build_actions(cfgs)
     assert list(actions) == ["block_src", "block_dst"]
     src, dst = actions["block_src"], actions["block_dst"]
@@ -825,7 +977,10 @@ def test_addresses_name_what_each_action_touches(tmp_path):
     assert ExecAction(ExecConfig(argv=["/bin/x"])).addresses({"rule": "r"}) == [None, None]
     webhook_ = hook(tmp_path, "http://127.0.0.1:9/hook")
     assert webhook_.addresses(a) == []
-    wrapped = [BackgroundAction("hook", webhook_), BackgroundAction("fw", FirewallAction(FirewallConfig(ip_field="dest_ip")))]
+    wrapped = [
+        BackgroundAction("hook", webhook_),
+        BackgroundAction("fw", FirewallAction(FirewallConfig(ip_field="dest_ip"))),
+    ]
     try:
         assert wrapped[0].addresses(a) == []
         assert wrapped[1].addresses(a) == ["198.51.100.9"]
@@ -835,15 +990,18 @@ def test_addresses_name_what_each_action_touches(tmp_path):
 
 
 def test_build_actions_runs_the_webhook_on_a_worker(tmp_path, receiver):
-    actions = build_actions(load_actions({"notify": {"type": "webhook", "url": receiver.url, "timeout_s": 2.0,
-                                                     "spool_dir": str(tmp_path / "spool")}}))
+    actions = build_actions(
+        load_actions(
+            {"notify": {"type": "webhook", "url": receiver.url, "timeout_s": 2.0, "spool_dir": str(tmp_path / "spool")}}
+        )
+    )
     bg = actions["notify"]
     assert isinstance(bg, BackgroundAction) and isinstance(bg.action, WebhookAction)
     assert bg.name == "notify"
     a = alert()
     assert bg.run(a) == {"type": "webhook", "target": receiver.url, "result": "queued"}
-    a["rule"] = "changed"                     # the worker holds its own copy
-    close_actions(actions)                    # finishes what is queued
+    a["rule"] = "changed"  # the worker holds its own copy
+    close_actions(actions)  # finishes what is queued
     assert (bg.delivered, bg.failed) == (1, 0)
     assert [json.loads(b) for b in receiver.bodies] == [alert()]
     assert not bg.action.spool_path.exists()
@@ -862,14 +1020,17 @@ def test_background_webhook_spools_what_it_cannot_deliver(tmp_path):
 
 # --- the agent running actions (Agent._act) ------------------------------------------------
 
+
 def stub_agent(actions, limiter=None, allowlist=()):
     """An Agent with only what `_act` reads: its actions, rate limiter, allowlist, metrics."""
     from jenga_edge.agent import Agent
     from jenga_edge.metrics.agent import AgentMetrics
     from jenga_edge.rules import RuleEngine
-    agent = Agent.__new__(Agent)              # no bundle, sources or sinks
-    agent.pipe = SimpleNamespace(actions=actions, limiter=limiter or RateLimiter(1000, 1.0),
-                                 rules=RuleEngine([], {}, list(allowlist)))
+
+    agent = Agent.__new__(Agent)  # no bundle, sources or sinks
+    agent.pipe = SimpleNamespace(
+        actions=actions, limiter=limiter or RateLimiter(1000, 1.0), rules=RuleEngine([], {}, list(allowlist))
+    )
     agent.metrics = AgentMetrics()
     return agent
 
@@ -911,24 +1072,46 @@ def test_agent_act_contains_action_crashes():
 
 
 def test_agent_allowlist_covers_what_each_action_touches(no_subprocess):
-    actions = build_actions({"block_dst": FirewallConfig(ip_field="dest_ip"),
-                             "notify": ExecConfig(argv=["/bin/notify", "{rule}"]),
-                             "block": FirewallConfig()})
+    actions = build_actions(
+        {
+            "block_dst": FirewallConfig(ip_field="dest_ip"),
+            "notify": ExecConfig(argv=["/bin/notify", "{rule}"]),
+            "block": FirewallConfig(),
+        }
+    )
     agent = stub_agent(actions, allowlist=["10.0.0.0/8"])
-    outs = act_all(agent, alert())            # dest_ip 10.0.0.5 is allowlisted, src_ip is not
-    assert [(o["name"], o["result"]) for o in outs] == [("block_dst", "skipped"), ("notify", "skipped"),
-                                                        ("block", "dry_run")]
+    outs = act_all(agent, alert())  # dest_ip 10.0.0.5 is allowlisted, src_ip is not
+    assert [(o["name"], o["result"]) for o in outs] == [
+        ("block_dst", "skipped"),
+        ("notify", "skipped"),
+        ("block", "dry_run"),
+    ]
     assert outs[0]["reason"] == outs[1]["reason"] == "allowlisted"
 
 
 def test_actions_module_has_no_heavy_imports():
     files = sorted(Path(act.__file__).parent.glob("*.py"))
-    assert {f.name for f in files} >= {"__init__.py", "base.py", "firewall.py", "exec.py", "webhook.py",
-                                       "rate_limit.py", "background.py"}
+    assert {f.name for f in files} >= {
+        "__init__.py",
+        "base.py",
+        "firewall.py",
+        "exec.py",
+        "webhook.py",
+        "rate_limit.py",
+        "background.py",
+    }
     for f in files:
         src = f.read_text()
-        for banned in ("import torch", "from trainer", "import trainer", "from export", "import export",
-                       "shell=True", "os.system", "os.popen"):
+        for banned in (
+            "import torch",
+            "from trainer",
+            "import trainer",
+            "from export",
+            "import export",
+            "shell=True",
+            "os.system",
+            "os.popen",
+        ):
             assert banned not in src, f"{f.name}: {banned}"
 
 
@@ -937,10 +1120,15 @@ HTTP_MODULES = ("http.server", "http.client", "urllib.request", "urllib.error", 
 
 def _modules_loaded_by(code: str) -> list[str]:
     probe = code + f"\nprint(sorted(m for m in {HTTP_MODULES!r} + ('email',) if m in sys.modules))"
-    proc = subprocess.run([sys.executable, "-c", "import sys\n" + probe], capture_output=True, text=True,
-                          timeout=60, cwd=Path(__file__).resolve().parents[2])
+    proc = subprocess.run(
+        [sys.executable, "-c", "import sys\n" + probe],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     assert proc.returncode == 0, proc.stderr
-    return eval(proc.stdout.strip().splitlines()[-1])  # noqa: S307 - our own list literal
+    return eval(proc.stdout.strip().splitlines()[-1])
 
 
 def test_agent_import_loads_no_http_modules():
@@ -955,7 +1143,8 @@ def test_agent_import_loads_no_http_modules():
         "build_actions({'block': firewall.Config()})\n"
         "webhook.Config(url='http://127.0.0.1:9/hook')\n"
         "convert(webhook.Config, {'url': 'http://127.0.0.1:9/hook'})\n"
-        "MetricsServer(Registry(), port=0)\n")
+        "MetricsServer(Registry(), port=0)\n"
+    )
     # "email" is left out here only because bundle.py's `from importlib import metadata`
     # may load it; the HTTP modules must not be there.
     assert [m for m in loaded if m != "email"] == []
@@ -965,5 +1154,6 @@ def test_agent_import_loads_no_http_modules():
     loaded = _modules_loaded_by(
         "from jenga_edge.actions import build_actions, webhook\n"
         "acts = build_actions({'hook': webhook.Config(url='http://127.0.0.1:9/hook')})\n"
-        "assert type(acts['hook'].action) is webhook.WebhookAction\n")
+        "assert type(acts['hook'].action) is webhook.WebhookAction\n"
+    )
     assert {"urllib.request", "http.client"} <= set(loaded)

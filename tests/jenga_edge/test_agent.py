@@ -52,18 +52,20 @@ def malicious_events(n: int, src_ip: str, seed: int = 5) -> list[bytes]:
 
 
 MALFORMED = [
-    b"{not json",                                   # bad_json
-    b"[1, 2, 3]",                                   # not_object
-    b'{"packet_size": "huge", "dest_port": 80}',    # wrong_type
-    b'{"duration": "NaN", "dest_port": 80}',        # non_finite
-    b'{"bytes_sent": 1e400}',                       # non_finite
-    b'{"protocol": {"x": 1}}',                      # wrong_type
-    b'"just a string"',                             # not_object
-    b"x" * 5000,                                    # oversize (max_line_bytes 4096)
+    b"{not json",  # bad_json
+    b"[1, 2, 3]",  # not_object
+    b'{"packet_size": "huge", "dest_port": 80}',  # wrong_type
+    b'{"duration": "NaN", "dest_port": 80}',  # non_finite
+    b'{"bytes_sent": 1e400}',  # non_finite
+    b'{"protocol": {"x": 1}}',  # wrong_type
+    b'"just a string"',  # not_object
+    b"x" * 5000,  # oversize (max_line_bytes 4096)
 ]
 MALFORMED_REASONS = {"bad_json": 1, "not_object": 2, "wrong_type": 2, "non_finite": 2, "oversize": 1}
-UNSEEN = [b'{"dest_port": 31337, "protocol": "sctp", "packet_size": 100}',   # unseen categories, missing fields
-          b'{}']                                                             # everything missing: imputed
+UNSEEN = [
+    b'{"dest_port": 31337, "protocol": "sctp", "packet_size": 100}',  # unseen categories, missing fields
+    b"{}",
+]  # everything missing: imputed
 
 
 def batch(lines: list[bytes], origin: str = "test") -> Batch:
@@ -72,13 +74,16 @@ def batch(lines: list[bytes], origin: str = "test") -> Batch:
 
 
 def write_config(tmp: Path, bundle: Path, sources: list, metrics_port: int | None = None, **extra) -> Path:
-    cfg = {"agent": {"id": "test-agent", "bundle": str(bundle)}, "sources": sources,
-           "batching": {"max_batch": 64, "max_wait_ms": 5, "max_line_bytes": 4096},
-           "event": {"keys": ["src_ip", "dest_ip", "dest_port"], "mapping": {"port": "dest_port"}},
-           "rules": [{"rule": "threat", "task": "threat", "priority": "error", "actions": ["alert"]}],
-           "sinks": {"jsonl": {"path": str(tmp / "alerts.jsonl")}},
-           "dead_letter": {"path": str(tmp / "dead.jsonl")},
-           "metrics": {"stats_interval_s": 0}}
+    cfg = {
+        "agent": {"id": "test-agent", "bundle": str(bundle)},
+        "sources": sources,
+        "batching": {"max_batch": 64, "max_wait_ms": 5, "max_line_bytes": 4096},
+        "event": {"keys": ["src_ip", "dest_ip", "dest_port"], "mapping": {"port": "dest_port"}},
+        "rules": [{"rule": "threat", "task": "threat", "priority": "error", "actions": ["alert"]}],
+        "sinks": {"jsonl": {"path": str(tmp / "alerts.jsonl")}},
+        "dead_letter": {"path": str(tmp / "dead.jsonl")},
+        "metrics": {"stats_interval_s": 0},
+    }
     if metrics_port is not None:
         cfg["metrics"] = {"enabled": True, "host": "127.0.0.1", "port": metrics_port, "stats_interval_s": 0}
     for k, v in extra.items():
@@ -92,8 +97,13 @@ class AgentProc:
     """The agent as a user runs it, with stderr collected in a thread."""
 
     def __init__(self, config: Path, stdin=subprocess.DEVNULL):
-        self.proc = subprocess.Popen([sys.executable, "-m", "jenga_edge.cli", "run", "--config", str(config)],
-                                     stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "jenga_edge.cli", "run", "--config", str(config)],
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=REPO,
+        )
         self.lines: list[str] = []
         self._t = threading.Thread(target=self._read, daemon=True)
         self._t.start()
@@ -141,9 +151,12 @@ def check_accounting(summary: dict, tmp: Path) -> None:
 
 def test_tcp_and_udp_on_loopback_with_a_malformed_corpus(network_bundle, tmp_path):
     tport, uport, mport = free_port(), free_port(socket.SOCK_DGRAM), free_port()
-    cfg = write_config(tmp_path, network_bundle[0], [{"type": "tcp", "host": "127.0.0.1", "port": tport},
-                                                     {"type": "udp", "host": "127.0.0.1", "port": uport}],
-                       metrics_port=mport)
+    cfg = write_config(
+        tmp_path,
+        network_bundle[0],
+        [{"type": "tcp", "host": "127.0.0.1", "port": tport}, {"type": "udp", "host": "127.0.0.1", "port": uport}],
+        metrics_port=mport,
+    )
     agent = AgentProc(cfg)
     agent.wait_for(f"jenga-edge {__version__}")
     good = events(300)
@@ -172,8 +185,19 @@ def test_tcp_and_udp_on_loopback_with_a_malformed_corpus(network_bundle, tmp_pat
     alerts = read_jsonl(tmp_path / "alerts.jsonl")
     assert alerts, "generated data holds attacks: some must alert"
     a = alerts[0]
-    assert {"timestamp", "event_type", "agent", "rule", "priority", "task", "score", "threshold", "model",
-            "source", "actions"} <= set(a)
+    assert {
+        "timestamp",
+        "event_type",
+        "agent",
+        "rule",
+        "priority",
+        "task",
+        "score",
+        "threshold",
+        "model",
+        "source",
+        "actions",
+    } <= set(a)
     assert a["score"] >= a["threshold"] and a["agent"]["id"] == "test-agent"
     assert a["model"]["bundle_id"] == network_bundle[1].bundle_id
 
@@ -182,22 +206,25 @@ def test_file_source_survives_rotation_and_truncation(network_bundle, tmp_path):
     log = tmp_path / "flows.jsonl"
     log.write_bytes(b"")
     mport = free_port()
-    cfg = write_config(tmp_path, network_bundle[0], [{"type": "file", "path": str(log), "start_at": "beginning",
-                                                      "poll_interval_s": 0.05, "rotate_wait_s": 0.3}],
-                       metrics_port=mport)
+    cfg = write_config(
+        tmp_path,
+        network_bundle[0],
+        [{"type": "file", "path": str(log), "start_at": "beginning", "poll_interval_s": 0.05, "rotate_wait_s": 0.3}],
+        metrics_port=mport,
+    )
     agent = AgentProc(cfg)
     agent.wait_for(f"jenga-edge {__version__}")
     batch = events(90, seed=8)
     with open(log, "ab") as fh:
         fh.write(b"\n".join(batch[:30]) + b"\n")
     assert wait_until(lambda: _received(mport) >= 30)
-    log.rename(tmp_path / "flows.jsonl.1")                        # rotation
+    log.rename(tmp_path / "flows.jsonl.1")  # rotation
     with open(log, "wb") as fh:
         fh.write(b"\n".join(batch[30:60]) + b"\n")
     assert wait_until(lambda: _received(mport) >= 60)
-    with open(log, "r+b") as fh:                                  # truncation (copytruncate)
+    with open(log, "r+b") as fh:  # truncation (copytruncate)
         fh.truncate(0)
-    time.sleep(0.3)   # a writer appends after the truncation; tail -F sees the size drop first
+    time.sleep(0.3)  # a writer appends after the truncation; tail -F sees the size drop first
     with open(log, "ab") as fh:
         fh.write(b"\n".join(batch[60:]) + b"\n")
     assert wait_until(lambda: _received(mport) >= 90)
@@ -230,7 +257,7 @@ def test_sighup_reloads_a_good_bundle_and_refuses_a_tampered_one(network_bundle,
     agent.proc.send_signal(signal.SIGHUP)
     agent.wait_for("reload failed")
     assert any("sha256 mismatch" in ln for ln in agent.lines)
-    send(events(40, seed=11))                       # the old pipeline keeps serving
+    send(events(40, seed=11))  # the old pipeline keeps serving
     assert wait_until(lambda: _received(mport) >= 40)
 
     # A good bundle (another export): the reload goes through.
@@ -249,8 +276,12 @@ def test_sighup_reloads_a_good_bundle_and_refuses_a_tampered_one(network_bundle,
 
 def test_sigterm_under_load_loses_no_accepted_event(network_bundle, tmp_path):
     port = free_port()
-    cfg = write_config(tmp_path, network_bundle[0], [{"type": "tcp", "host": "127.0.0.1", "port": port}],
-                       batching={"max_batch": 256, "max_wait_ms": 5, "queue_size": 2048, "max_line_bytes": 4096})
+    cfg = write_config(
+        tmp_path,
+        network_bundle[0],
+        [{"type": "tcp", "host": "127.0.0.1", "port": port}],
+        batching={"max_batch": 256, "max_wait_ms": 5, "queue_size": 2048, "max_line_bytes": 4096},
+    )
     agent = AgentProc(cfg)
     agent.wait_for(f"jenga-edge {__version__}")
     payload = b"\n".join(events(2000, seed=21)) + b"\n"
@@ -264,7 +295,8 @@ def test_sigterm_under_load_loses_no_accepted_event(network_bundle, tmp_path):
                     s.sendall(payload)
                     sent["n"] += 2000
         except OSError:
-            pass     # the agent closed the connection on shutdown
+            pass  # the agent closed the connection on shutdown
+
     t = threading.Thread(target=pump, daemon=True)
     t.start()
     time.sleep(1.5)
@@ -280,17 +312,21 @@ def test_sigterm_under_load_loses_no_accepted_event(network_bundle, tmp_path):
 def test_an_injection_attempt_never_reaches_a_command(network_bundle, tmp_path):
     calls = tmp_path / "nft_calls.txt"
     fake_nft = tmp_path / "nft"
-    fake_nft.write_text(f"#!/bin/sh\nfor a in \"$@\"; do printf '%s\\n' \"$a\" >> {calls}; done\necho --- >> {calls}\n")
+    fake_nft.write_text(f'#!/bin/sh\nfor a in "$@"; do printf \'%s\\n\' "$a" >> {calls}; done\necho --- >> {calls}\n')
     fake_nft.chmod(0o755)
     evil = malicious_events(400, "1.2.3.4; rm -rf /")
     good_attacker = json.loads(evil[0])
     good_attacker["src_ip"] = "203.0.113.77"
     stdin = tmp_path / "in.jsonl"
-    stdin.write_bytes(b"\n".join(evil + [json.dumps(good_attacker).encode()]) + b"\n")
-    cfg = write_config(tmp_path, network_bundle[0], [{"type": "stdin"}],
-                       rules=[{"rule": "block", "task": "threat", "threshold": 0.0, "actions": ["alert", "firewall"]}],
-                       actions={"firewall": {"dry_run": False, "nft_path": str(fake_nft)}},
-                                rate_limit={"max_actions": 10000, "per_seconds": 1})
+    stdin.write_bytes(b"\n".join([*evil, json.dumps(good_attacker).encode()]) + b"\n")
+    cfg = write_config(
+        tmp_path,
+        network_bundle[0],
+        [{"type": "stdin"}],
+        rules=[{"rule": "block", "task": "threat", "threshold": 0.0, "actions": ["alert", "firewall"]}],
+        actions={"firewall": {"dry_run": False, "nft_path": str(fake_nft)}},
+        rate_limit={"max_actions": 10000, "per_seconds": 1},
+    )
     with open(stdin, "rb") as fh:
         agent = AgentProc(cfg, stdin=fh)
         agent.proc.wait(60)
@@ -309,8 +345,14 @@ def test_stdin_to_eof_exits_by_itself_and_counts_everything(network_bundle, tmp_
     stdin.write_bytes(b"\n".join(events(500) + MALFORMED + UNSEEN) + b"\n")
     cfg = write_config(tmp_path, network_bundle[0], [{"type": "stdin"}])
     with open(stdin, "rb") as fh:
-        proc = subprocess.run([sys.executable, "-m", "jenga_edge.cli", "run", "--config", str(cfg)], stdin=fh,
-                              capture_output=True, text=True, cwd=REPO, timeout=60)
+        proc = subprocess.run(
+            [sys.executable, "-m", "jenga_edge.cli", "run", "--config", str(cfg)],
+            stdin=fh,
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=60,
+        )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stderr.strip().splitlines()[-1])
     assert summary["received"] == 500 + len(MALFORMED) + len(UNSEEN)
@@ -320,23 +362,43 @@ def test_stdin_to_eof_exits_by_itself_and_counts_everything(network_bundle, tmp_
 
 def test_metrics_endpoint_and_sqlite_alert_store(network_bundle, tmp_path):
     mport, tport = free_port(), free_port()
-    cfg = write_config(tmp_path, network_bundle[0], [{"type": "tcp", "host": "127.0.0.1", "port": tport}],
-                       metrics={"enabled": True, "host": "127.0.0.1", "port": mport, "stats_interval_s": 0},
-                       sinks={"jsonl": {"path": str(tmp_path / "alerts.jsonl")},
-                              "sqlite": {"path": str(tmp_path / "alerts.db")}})
+    cfg = write_config(
+        tmp_path,
+        network_bundle[0],
+        [{"type": "tcp", "host": "127.0.0.1", "port": tport}],
+        metrics={"enabled": True, "host": "127.0.0.1", "port": mport, "stats_interval_s": 0},
+        sinks={"jsonl": {"path": str(tmp_path / "alerts.jsonl")}, "sqlite": {"path": str(tmp_path / "alerts.db")}},
+    )
     agent = AgentProc(cfg)
     agent.wait_for(f"jenga-edge {__version__}")
     with socket.create_connection(("127.0.0.1", tport)) as s:
         s.sendall(b"\n".join(events(200) + MALFORMED[:1]) + b"\n")
     import urllib.request
+
     assert wait_until(lambda: _received(mport) >= 201)
     body = urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics").read().decode()
     assert 'jenga_events_rejected_total{reason="bad_json"} 1' in body
     assert urllib.request.urlopen(f"http://127.0.0.1:{mport}/healthz").status == 200
     summary = agent.stop()
     n = summary["alerts"]
-    proc = subprocess.run([sys.executable, "-m", "jenga_edge.cli", "alerts", "--db", str(tmp_path / "alerts.db"),
-                           "--since", "1h", "--json", "--limit", "100000"], capture_output=True, text=True, cwd=REPO)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "jenga_edge.cli",
+            "alerts",
+            "--db",
+            str(tmp_path / "alerts.db"),
+            "--since",
+            "1h",
+            "--json",
+            "--limit",
+            "100000",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert proc.returncode == 0, proc.stderr
     assert len(proc.stdout.splitlines()) == n > 0
 
@@ -350,25 +412,40 @@ def _received(port: int) -> float:
 
 def _metric(port: int, name: str) -> float:
     import urllib.request
+
     body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in body.splitlines()
-               if line.startswith(name) and not line.startswith("#"))
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in body.splitlines()
+        if line.startswith(name) and not line.startswith("#")
+    )
 
 
 @pytest.mark.parametrize("name", ["arm_gateway_1core", "x86_branch_firewall", "soc_sensor_suricata"])
 def test_firmware_profiles_validate_against_a_real_bundle(network_bundle, name):
-    res = CliRunner().invoke(edge_cli, ["validate", "--config", str(REPO / f"firmware_configs/{name}.yaml"),
-                                        "--bundle", str(network_bundle[0])])
+    res = CliRunner().invoke(
+        edge_cli,
+        ["validate", "--config", str(REPO / f"firmware_configs/{name}.yaml"), "--bundle", str(network_bundle[0])],
+    )
     assert res.exit_code == 0, res.output
     assert "verified" in res.stdout
 
 
-@pytest.mark.parametrize("raw,where,hint", [
-    ({"agent": {"bundle": "b"}, "sources": [{"type": "stdin"}], "batching": {"max_bach": 3}},
-     "batching.max_bach", "did you mean 'max_batch'"),
-    ({"agent": {"bundle": "b"}, "sources": [{"type": "tcp", "port": 99999}]},
-     "sources[0].port", "expected a value <= 65535"),
-])
+@pytest.mark.parametrize(
+    "raw,where,hint",
+    [
+        (
+            {"agent": {"bundle": "b"}, "sources": [{"type": "stdin"}], "batching": {"max_bach": 3}},
+            "batching.max_bach",
+            "did you mean 'max_batch'",
+        ),
+        (
+            {"agent": {"bundle": "b"}, "sources": [{"type": "tcp", "port": 99999}]},
+            "sources[0].port",
+            "expected a value <= 65535",
+        ),
+    ],
+)
 def test_validate_reports_a_malformed_config_in_one_line(tmp_path, raw, where, hint):
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(raw))
@@ -386,7 +463,7 @@ def test_webhook_runs_off_the_scoring_thread_and_delivers_every_alert(network_bu
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_POST(self):
             got.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            time.sleep(0.01)          # a slow receiver must not slow scoring down
+            time.sleep(0.01)  # a slow receiver must not slow scoring down
             self.send_response(204)
             self.end_headers()
 
@@ -397,15 +474,26 @@ def test_webhook_runs_off_the_scoring_thread_and_delivers_every_alert(network_bu
     threading.Thread(target=server.serve_forever, daemon=True).start()
     stdin = tmp_path / "in.jsonl"
     stdin.write_bytes(b"\n".join(events(300, seed=31)) + b"\n")
-    cfg = write_config(tmp_path, network_bundle[0], [{"type": "stdin"}],
-                       rules=[{"rule": "notify", "task": "threat", "actions": ["alert", "webhook"]}],
-                       actions={"webhook": {"url": f"http://127.0.0.1:{server.server_port}/hook",
-                                            "spool_dir": str(tmp_path / "spool")}},
-                                rate_limit={"max_actions": 100000, "per_seconds": 1})
+    cfg = write_config(
+        tmp_path,
+        network_bundle[0],
+        [{"type": "stdin"}],
+        rules=[{"rule": "notify", "task": "threat", "actions": ["alert", "webhook"]}],
+        actions={
+            "webhook": {"url": f"http://127.0.0.1:{server.server_port}/hook", "spool_dir": str(tmp_path / "spool")}
+        },
+        rate_limit={"max_actions": 100000, "per_seconds": 1},
+    )
     try:
         with open(stdin, "rb") as fh:
-            proc = subprocess.run([sys.executable, "-m", "jenga_edge.cli", "run", "--config", str(cfg)], stdin=fh,
-                                  capture_output=True, text=True, cwd=REPO, timeout=120)
+            proc = subprocess.run(
+                [sys.executable, "-m", "jenga_edge.cli", "run", "--config", str(cfg)],
+                stdin=fh,
+                capture_output=True,
+                text=True,
+                cwd=REPO,
+                timeout=120,
+            )
     finally:
         server.shutdown()
     assert proc.returncode == 0, proc.stderr
@@ -439,39 +527,49 @@ def test_allowlist_protects_the_address_the_firewall_would_block(network_bundle,
     from jenga_edge.config import load_agent_config
 
     ev = malicious_events(300, "198.51.100.9")
-    cfg = write_config(tmp_path, network_bundle[0], [{"type": "stdin"}],
-                       rules=[{"rule": "r", "task": "threat", "threshold": 0.0, "key": "dest_port",
-                               "actions": ["alert", "firewall"]}],
-                       allowlist=["198.51.100.0/24"],
-                       actions={"firewall": {"dry_run": True}},
-                                rate_limit={"max_actions": 100000, "per_seconds": 1})
+    cfg = write_config(
+        tmp_path,
+        network_bundle[0],
+        [{"type": "stdin"}],
+        rules=[{"rule": "r", "task": "threat", "threshold": 0.0, "key": "dest_port", "actions": ["alert", "firewall"]}],
+        allowlist=["198.51.100.0/24"],
+        actions={"firewall": {"dry_run": True}},
+        rate_limit={"max_actions": 100000, "per_seconds": 1},
+    )
     agent = Agent(load_agent_config(cfg), log=lambda s: None)
     alerts = agent.process(batch(ev))
-    assert alerts and all(a["actions"][0] == {"type": "firewall", "result": "skipped", "reason": "allowlisted",
-                                              "name": "firewall"} for a in alerts)
+    assert alerts and all(
+        a["actions"][0] == {"type": "firewall", "result": "skipped", "reason": "allowlisted", "name": "firewall"}
+        for a in alerts
+    )
 
 
 def test_reload_keeps_cooldowns_and_reports_restart_only_changes(network_bundle, tmp_path):
     from jenga_edge.agent import Agent
     from jenga_edge.config import load_agent_config
 
-    cfg = write_config(tmp_path, network_bundle[0], [{"type": "stdin"}],
-                       rules=[{"rule": "r", "task": "threat", "threshold": 0.0, "key": "src_ip",
-                               "cooldown_s": 3600, "actions": ["alert"]}])
+    cfg = write_config(
+        tmp_path,
+        network_bundle[0],
+        [{"type": "stdin"}],
+        rules=[
+            {"rule": "r", "task": "threat", "threshold": 0.0, "key": "src_ip", "cooldown_s": 3600, "actions": ["alert"]}
+        ],
+    )
     logs = []
     agent = Agent(load_agent_config(cfg), str(cfg), log=logs.append)
     ev = batch(events(50, seed=41))
     first = agent.process(ev)
-    assert first                                             # one alert per distinct src_ip
+    assert first  # one alert per distinct src_ip
     raw = yaml.safe_load(cfg.read_text())
-    raw["batching"]["max_batch"] = 7                         # restart-only
+    raw["batching"]["max_batch"] = 7  # restart-only
     cfg.write_text(yaml.safe_dump(raw))
     agent.request_reload()
     agent._reload()
     assert agent.reloads == {"ok": 1, "failed": 0}
     assert any("take effect on restart" in line and "batching" in line for line in logs)
-    assert agent.cfg.batching.max_batch == 64                # the running value is kept
-    assert agent.process(ev) == []                           # the same keys are still cooling down
+    assert agent.cfg.batching.max_batch == 64  # the running value is kept
+    assert agent.process(ev) == []  # the same keys are still cooling down
 
 
 def test_the_c_fast_paths_change_nothing_but_speed(network_bundle, tmp_path):
@@ -481,11 +579,18 @@ def test_the_c_fast_paths_change_nothing_but_speed(network_bundle, tmp_path):
     import os
 
     from jenga_edge import native
+
     if native.fastjson is None or native.syncer is None:
         pytest.skip("the C extensions are not built (or JENGA_EDGE_PURE is set): nothing to compare")
-    edge = [b'{"packet_size": "1500", "dest_port": "22", "syn": "yes"}', b'{"protocol": " tcp ", "src_ip": "\\u0031.2.3.4"}',
-            b'{"packet_size": 1e39}', b'{"a": ' + b"[" * 100 + b"]" * 100 + b"}", b'{"dest_port": 22, "dest_port": 80}',
-            b'{"src_ip": "\xff\xfe"}', b'{"duration": 0.1e1, "bytes_sent": -0}\r']
+    edge = [
+        b'{"packet_size": "1500", "dest_port": "22", "syn": "yes"}',
+        b'{"protocol": " tcp ", "src_ip": "\\u0031.2.3.4"}',
+        b'{"packet_size": 1e39}',
+        b'{"a": ' + b"[" * 100 + b"]" * 100 + b"}",
+        b'{"dest_port": 22, "dest_port": 80}',
+        b'{"src_ip": "\xff\xfe"}',
+        b'{"duration": 0.1e1, "bytes_sent": -0}\r',
+    ]
     stdin = tmp_path / "in.jsonl"
     stdin.write_bytes(b"\n".join(events(3000, seed=8) + MALFORMED + UNSEEN + edge) + b"\n\n")
     results = []
@@ -494,9 +599,15 @@ def test_the_c_fast_paths_change_nothing_but_speed(network_bundle, tmp_path):
         out.mkdir()
         cfg = write_config(out, network_bundle[0], [{"type": "stdin"}])
         with open(stdin, "rb") as fh:
-            proc = subprocess.run([sys.executable, "-m", "jenga_edge.cli", "run", "--config", str(cfg)], stdin=fh,
-                                  capture_output=True, text=True, cwd=REPO, timeout=120,
-                                  env={**os.environ, "JENGA_EDGE_PURE": pure})
+            proc = subprocess.run(
+                [sys.executable, "-m", "jenga_edge.cli", "run", "--config", str(cfg)],
+                stdin=fh,
+                capture_output=True,
+                text=True,
+                cwd=REPO,
+                timeout=120,
+                env={**os.environ, "JENGA_EDGE_PURE": pure},
+            )
         assert proc.returncode == 0, proc.stderr
         summary = json.loads(proc.stderr.strip().splitlines()[-1])
         check_accounting(summary, out)

@@ -42,13 +42,14 @@ def test_one_changed_byte_is_caught(bundle_copy, name):
 
 def test_missing_graph_is_refused(bundle_copy):
     (bundle_copy / "attack_type.onnx").unlink()
-    with pytest.raises(BundleError, match="attack_type.onnx is listed in the manifest but missing"):
+    with pytest.raises(BundleError, match=r"attack_type.onnx is listed in the manifest but missing"):
         verify_bundle(bundle_copy)
 
 
 def test_a_swapped_schema_is_caught(bundle_copy):
     def change(m):
         m["tasks"][0]["schema"]["features"][0]["mean"] += 1.0
+
     edit_manifest(bundle_copy, change)
     with pytest.raises(BundleError, match=r"manifest.json: tasks\[0\]\.schema_sha256: does not match the schema$"):
         verify_bundle(bundle_copy)
@@ -57,25 +58,41 @@ def test_a_swapped_schema_is_caught(bundle_copy):
 def test_file_names_cannot_escape_the_bundle(bundle_copy):
     def change(m):
         m["tasks"][0]["file"] = "../threat.onnx"
+
     edit_manifest(bundle_copy, change)
-    with pytest.raises(BundleError, match="refusing file name '../threat.onnx'"):
+    with pytest.raises(BundleError, match=r"refusing file name '../threat.onnx'"):
         verify_bundle(bundle_copy)
 
 
-@pytest.mark.parametrize("change,text", [
-    (lambda m: m.update(format_version=BUNDLE_FORMAT_VERSION + 1), f"format_version {BUNDLE_FORMAT_VERSION + 1} is not supported"),
-    (lambda m: m.update(format_version=1), "format_version 1 is not supported .*written by jenga-export 0.1; re-export"),
-    (lambda m: m.update(format="other"), "expected 'jenga.bundle'"),
-    (lambda m: m["requires"].update(agent_min_version="9.0.0"), "needs jenga-edge >= 9.0.0"),
-    (lambda m: m["requires"].update(onnxruntime_min_version="99.0"), "needs onnxruntime >= 99.0"),
-    (lambda m: m["tasks"][0].pop("sha256"), r"tasks\[0\]\.sha256: missing required key, expected a string"),
-    (lambda m: m["tasks"][0].update(type="regression"), r"tasks\[0\]\.type: task type 'regression' is not known"),
-    (lambda m: m["tasks"][1]["outputs"].pop(), r"tasks\[1\]\.outputs: roles \['probabilities'\] are not those of a "
-                                               r"classification task \(probabilities, label\)"),
-    (lambda m: m["tasks"][0]["outputs"][0].update(role="label"), r"tasks\[0\]\.outputs: roles \['label'\]"),
-    (lambda m: m.update(signature="x"), r"signature: unknown key"),     # what an agent does not understand, it refuses
-    (lambda m: m["merged"][0]["outputs"].pop("threat"), "merged graph merged-net.onnx names tasks it does not describe"),
-])
+@pytest.mark.parametrize(
+    "change,text",
+    [
+        (
+            lambda m: m.update(format_version=BUNDLE_FORMAT_VERSION + 1),
+            f"format_version {BUNDLE_FORMAT_VERSION + 1} is not supported",
+        ),
+        (
+            lambda m: m.update(format_version=1),
+            "format_version 1 is not supported .*written by jenga-export 0.1; re-export",
+        ),
+        (lambda m: m.update(format="other"), "expected 'jenga.bundle'"),
+        (lambda m: m["requires"].update(agent_min_version="9.0.0"), "needs jenga-edge >= 9.0.0"),
+        (lambda m: m["requires"].update(onnxruntime_min_version="99.0"), "needs onnxruntime >= 99.0"),
+        (lambda m: m["tasks"][0].pop("sha256"), r"tasks\[0\]\.sha256: missing required key, expected a string"),
+        (lambda m: m["tasks"][0].update(type="regression"), r"tasks\[0\]\.type: task type 'regression' is not known"),
+        (
+            lambda m: m["tasks"][1]["outputs"].pop(),
+            r"tasks\[1\]\.outputs: roles \['probabilities'\] are not those of a "
+            r"classification task \(probabilities, label\)",
+        ),
+        (lambda m: m["tasks"][0]["outputs"][0].update(role="label"), r"tasks\[0\]\.outputs: roles \['label'\]"),
+        (lambda m: m.update(signature="x"), r"signature: unknown key"),  # what an agent does not understand, it refuses
+        (
+            lambda m: m["merged"][0]["outputs"].pop("threat"),
+            "merged graph merged-net.onnx names tasks it does not describe",
+        ),
+    ],
+)
 def test_manifest_problems_are_refused(bundle_copy, change, text):
     edit_manifest(bundle_copy, change)
     with pytest.raises(BundleError, match=text):
@@ -93,7 +110,7 @@ def test_not_a_bundle(tmp_path):
 def test_the_manifest_round_trips_through_its_structs(bundle_copy):
     data = (bundle_copy / MANIFEST).read_bytes()
     manifest = decode_manifest(data, "m")
-    assert encode_manifest(manifest) == data                  # what export wrote is what the agent reads
+    assert encode_manifest(manifest) == data  # what export wrote is what the agent reads
     assert manifest.format_version == BUNDLE_FORMAT_VERSION == 2
     assert [o.role for o in manifest.tasks[1].outputs] == ["probabilities", "label"]
 

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import msgspec
 import numpy as np
-from click.testing import CliRunner
 import pytest
+from click.testing import CliRunner
 
 from jenga_edge.bundle import Bundle, verify_bundle
-from jenga_edge.cli import main as edge_cli
 from jenga_edge.check import (
     EXIT_BAD,
     EXIT_CLEAN,
@@ -24,13 +22,14 @@ from jenga_edge.check import (
     pick_tasks,
     render,
 )
+from jenga_edge.cli import main as edge_cli
 from jenga_edge.contract.errors import ConfigError
 from jenga_edge.contract.schema import OOV_TOKEN, Feature, FeatureSchema
 from jenga_edge.score import Scorer
 from trainer.synthetic import generate
 
 REPO = Path(__file__).resolve().parents[2]
-DROP = ("label", "attack_type", "dst_ip")        # src_ip stays: an extra field is ignored
+DROP = ("label", "attack_type", "dst_ip")  # src_ip stays: an extra field is ignored
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +66,7 @@ BAD_LINES = [b"{not json", b'{"packet_size": "big"}', b"[1, 2]", b'{"duration": 
 
 # --- check_lines and exit_code ------------------------------------------------------------------
 
+
 def test_a_clearly_malicious_event_is_a_threat(bundle, picked):
     threat, _ = picked
     (r,) = check_lines(bundle, threat[:1])
@@ -91,7 +91,11 @@ def test_normal_events_are_clean(bundle, picked):
 def test_only_bad_events_exit_2(bundle):
     results = check_lines(bundle, BAD_LINES)
     assert [(r.event, r.ok, r.reason) for r in results] == [
-        (1, False, "bad_json"), (2, False, "wrong_type"), (3, False, "not_object"), (4, False, "non_finite")]
+        (1, False, "bad_json"),
+        (2, False, "wrong_type"),
+        (3, False, "not_object"),
+        (4, False, "non_finite"),
+    ]
     assert results[1].field == "packet_size" and "packet_size" in results[1].message
     assert exit_code(results) == EXIT_BAD == 2
 
@@ -141,7 +145,7 @@ def test_explanation_lists_only_schema_fields_with_positive_contributions(bundle
             assert len({f for f, _ in top}) == len(top)
             contrib = [c for _, c in top]
             assert all(c > 0 for c in contrib) and contrib == sorted(contrib, reverse=True)
-            assert r.tasks[1].top_fields == []                  # not for a class task
+            assert r.tasks[1].top_fields == []  # not for a class task
 
 
 def test_explain_0_gives_no_fields(bundle, picked):
@@ -166,6 +170,7 @@ def test_exit_code_on_plain_results():
 
 
 # --- --json and text rendering -------------------------------------------------------------------
+
 
 def test_to_json_shape(bundle, picked):
     threat, normal = picked
@@ -196,19 +201,23 @@ def test_render_text(bundle, picked):
 
 # --- pick_tasks -----------------------------------------------------------------------------------
 
+
 def test_pick_tasks_by_the_events_fields(bundle):
     assert pick_tasks(bundle, ["packet_size", "port"], None) == ["threat", "attack_type"]
     assert pick_tasks(bundle, [], ["attack_type"]) == ["attack_type"]
-    other = FeatureSchema((Feature("amount", "numeric"), Feature("merchant", "categorical",
-                                                                 categories=(OOV_TOKEN, "fuel"))))
-    fraud = msgspec.structs.replace(bundle.tasks["threat"], name="fraud", source="card", schema=other,
-                                    schema_sha256=other.sha256)
+    other = FeatureSchema(
+        (Feature("amount", "numeric"), Feature("merchant", "categorical", categories=(OOV_TOKEN, "fuel")))
+    )
+    fraud = msgspec.structs.replace(
+        bundle.tasks["threat"], name="fraud", source="card", schema=other, schema_sha256=other.sha256
+    )
     two = Bundle(bundle.path, bundle.manifest, {**bundle.tasks, "fraud": fraud}, bundle.merged)
     assert pick_tasks(two, ["amount", "merchant", "src_ip"], None) == ["fraud"]
     assert pick_tasks(two, ["packet_size", "duration", "amount"], None) == ["threat", "attack_type"]
 
 
 # --- the CLI (click's CliRunner: no subprocess needed) --------------------------------------------------
+
 
 def cli(*args: str, stdin: bytes | None = None):
     return CliRunner().invoke(edge_cli, ["check", *args], input=stdin)
@@ -232,7 +241,7 @@ def test_cli_file_and_stdin(network_bundle, picked, tmp_path):
     r = cli("--bundle", str(network_bundle[0]), "-f", str(f), "--json")
     assert r.exit_code == 1, r.output
     docs = [json.loads(x) for x in r.stdout.splitlines()]
-    assert [(d["event"], d["ok"]) for d in docs] == [(1, True), (2, False), (3, True)]   # blank lines skipped
+    assert [(d["event"], d["ok"]) for d in docs] == [(1, True), (2, False), (3, True)]  # blank lines skipped
     r = cli("--bundle", str(network_bundle[0]), "-", stdin=b"\n".join(normal) + b"\n")
     assert r.exit_code == 0, r.output
     assert r.stdout.count("clean") == len(normal)
@@ -241,12 +250,15 @@ def test_cli_file_and_stdin(network_bundle, picked, tmp_path):
     assert r.stdout.count("REJECTED") == len(BAD_LINES)
 
 
-@pytest.mark.parametrize("args,stdin,message", [
-    ([], None, "give exactly one of EVENT"),
-    (["{}", "-f", "events.jsonl"], None, "give exactly one of EVENT"),
-    (["-f", "/nonexistent/events.jsonl"], None, "error: /nonexistent/events.jsonl: cannot read: No such file"),
-    (["-"], b"\n  \n", "no events in the input"),
-])
+@pytest.mark.parametrize(
+    "args,stdin,message",
+    [
+        ([], None, "give exactly one of EVENT"),
+        (["{}", "-f", "events.jsonl"], None, "give exactly one of EVENT"),
+        (["-f", "/nonexistent/events.jsonl"], None, "error: /nonexistent/events.jsonl: cannot read: No such file"),
+        (["-"], b"\n  \n", "no events in the input"),
+    ],
+)
 def test_cli_usage_errors_exit_2(network_bundle, args, stdin, message):
     r = cli("--bundle", str(network_bundle[0]), *args, stdin=stdin)
     assert r.exit_code == 2
@@ -265,8 +277,14 @@ def test_cli_bad_bundle_exit_2(tmp_path):
     assert len(r.stderr.strip().splitlines()) == 1
 
 
-EVE = {"event_type": "flow", "src_ip": "203.0.113.5", "dest_ip": "10.0.0.2", "dest_port": 443,
-       "proto": "TCP", "flow": {"age": 3, "bytes_toserver": 1200, "bytes_toclient": 50000, "pkts_toserver": 12}}
+EVE = {
+    "event_type": "flow",
+    "src_ip": "203.0.113.5",
+    "dest_ip": "10.0.0.2",
+    "dest_port": 443,
+    "proto": "TCP",
+    "flow": {"age": 3, "bytes_toserver": 1200, "bytes_toclient": 50000, "pkts_toserver": 12},
+}
 
 
 def test_check_with_an_agent_config_mapping_scores_eve_records(network_bundle):

@@ -44,28 +44,32 @@ def from_dict_error(**sections) -> str:
 
 # --- the shipped appliance profiles ------------------------------------------------------------------
 
+
 def test_there_are_three_profiles():
-    assert [p.name for p in PROFILES] == ["arm_gateway_1core.yaml", "soc_sensor_suricata.yaml",
-                                          "x86_branch_firewall.yaml"]
+    assert [p.name for p in PROFILES] == [
+        "arm_gateway_1core.yaml",
+        "soc_sensor_suricata.yaml",
+        "x86_branch_firewall.yaml",
+    ]
 
 
 @pytest.mark.parametrize("path", PROFILES, ids=[p.stem for p in PROFILES])
 def test_each_profile_loads(path):
     cfg = load_agent_config(path)
     assert isinstance(cfg, AgentConfig) and isinstance(cfg, config_type())
-    assert Path(cfg.agent.bundle).is_absolute()          # appliance profiles use absolute paths
+    assert Path(cfg.agent.bundle).is_absolute()  # appliance profiles use absolute paths
     assert cfg.sources and cfg.rules and cfg.description and cfg.sinks
     assert cfg.runtime.intra_op_threads == 1
-    for r in cfg.rules:                                   # every rule action is configured
+    for r in cfg.rules:  # every rule action is configured
         for a in r.actions:
             assert a == "alert" or a in cfg.actions
-    for name, sink in cfg.sinks.items():                  # the profiles name each sink after its kind
+    for name, sink in cfg.sinks.items():  # the profiles name each sink after its kind
         assert sink.kind == name
     for name, action in cfg.actions.items():
         assert action.kind == name
     assert Path(cfg.dead_letter.path).is_absolute()
     for entry in [*cfg.sources, *cfg.sinks.values(), *cfg.actions.values()]:
-        for key in type(entry).paths:                     # and absolute paths everywhere
+        for key in type(entry).paths:  # and absolute paths everywhere
             assert Path(getattr(entry, key)).is_absolute(), (entry.kind, key)
 
 
@@ -120,53 +124,81 @@ def test_defaults(tmp_path):
 
 # --- relative paths ---------------------------------------------------------------------------------
 
+
 def test_relative_paths_resolve_against_the_config_dir(tmp_path, monkeypatch):
     d = tmp_path / "profile"
     d.mkdir()
-    data = {"agent": {"bundle": "b"},
-            "sources": [{"type": "file", "path": "logs/events.jsonl"}, {"type": "unix", "path": "run/ev.sock"},
-                        {"type": "stdin"}],
-            "sinks": {"jsonl": {"path": "alerts.jsonl"}, "sqlite": {"path": "db/alerts.db"},
-                      "archive": {"type": "jsonl", "path": "archive/alerts.jsonl"},
-                      "siem": {"type": "syslog", "target": "unix:///dev/log"}},
-            "actions": {"webhook": {"url": "https://soc.example/ingest", "spool_dir": "spool"},
-                        "backup_hook": {"type": "webhook", "url": "https://b.example/in", "spool_dir": "spool2"}}}
+    data = {
+        "agent": {"bundle": "b"},
+        "sources": [
+            {"type": "file", "path": "logs/events.jsonl"},
+            {"type": "unix", "path": "run/ev.sock"},
+            {"type": "stdin"},
+        ],
+        "sinks": {
+            "jsonl": {"path": "alerts.jsonl"},
+            "sqlite": {"path": "db/alerts.db"},
+            "archive": {"type": "jsonl", "path": "archive/alerts.jsonl"},
+            "siem": {"type": "syslog", "target": "unix:///dev/log"},
+        },
+        "actions": {
+            "webhook": {"url": "https://soc.example/ingest", "spool_dir": "spool"},
+            "backup_hook": {"type": "webhook", "url": "https://b.example/in", "spool_dir": "spool2"},
+        },
+    }
     path = write(d, data)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
-    for p in (path, Path("..") / "profile" / "agent.yaml"):       # absolute and relative config paths
+    for p in (path, Path("..") / "profile" / "agent.yaml"):  # absolute and relative config paths
         cfg = load_agent_config(p)
         base = d.resolve()
         assert cfg.agent.bundle == str(base / "b")
         assert cfg.sources[0].path == str(base / "logs/events.jsonl")
-        assert cfg.sources[1].path == "run/ev.sock"                # a socket path is not a file path
+        assert cfg.sources[1].path == "run/ev.sock"  # a socket path is not a file path
         assert cfg.sources[2].kind == "stdin"
         assert cfg.sinks["jsonl"].path == str(base / "alerts.jsonl")
         assert cfg.sinks["sqlite"].path == str(base / "db/alerts.db")
-        assert cfg.sinks["archive"].path == str(base / "archive/alerts.jsonl")     # a named sink, too
-        assert cfg.sinks["siem"].target == "unix:///dev/log"                       # not a path field
-        assert cfg.dead_letter.path == str(base / "dead_letter.jsonl")    # the default, too
+        assert cfg.sinks["archive"].path == str(base / "archive/alerts.jsonl")  # a named sink, too
+        assert cfg.sinks["siem"].target == "unix:///dev/log"  # not a path field
+        assert cfg.dead_letter.path == str(base / "dead_letter.jsonl")  # the default, too
         assert cfg.actions["webhook"].spool_dir == str(base / "spool")
         assert cfg.actions["backup_hook"].spool_dir == str(base / "spool2")
 
 
 def test_without_a_base_dir_relative_paths_are_left_as_written():
-    cfg = agent_config_from_dict({"agent": {"bundle": "b"}, "sources": [{"type": "file", "path": "ev.jsonl"}],
-                                  "sinks": {"jsonl": {"path": "a.jsonl"}}}, "cfg")
+    cfg = agent_config_from_dict(
+        {
+            "agent": {"bundle": "b"},
+            "sources": [{"type": "file", "path": "ev.jsonl"}],
+            "sinks": {"jsonl": {"path": "a.jsonl"}},
+        },
+        "cfg",
+    )
     assert cfg.agent.bundle == "b" and cfg.sources[0].path == "ev.jsonl" and cfg.sinks["jsonl"].path == "a.jsonl"
     assert cfg.dead_letter.path == "dead_letter.jsonl"
-    cfg = agent_config_from_dict({"agent": {"bundle": "b"}, "sources": [{"type": "file", "path": "ev.jsonl"}],
-                                  "sinks": {"jsonl": {"path": "a.jsonl"}}}, "cfg", Path("/etc/jenga"))
+    cfg = agent_config_from_dict(
+        {
+            "agent": {"bundle": "b"},
+            "sources": [{"type": "file", "path": "ev.jsonl"}],
+            "sinks": {"jsonl": {"path": "a.jsonl"}},
+        },
+        "cfg",
+        Path("/etc/jenga"),
+    )
     assert cfg.agent.bundle == "/etc/jenga/b" and cfg.sources[0].path == "/etc/jenga/ev.jsonl"
     assert cfg.sinks["jsonl"].path == "/etc/jenga/a.jsonl" and cfg.dead_letter.path == "/etc/jenga/dead_letter.jsonl"
 
 
 def test_absolute_paths_are_kept(tmp_path):
-    cfg = load(tmp_path, agent={"bundle": "/srv/bundle"}, dead_letter={"path": "/var/log/dl.jsonl"},
-               sources=[{"type": "file", "path": "/var/log/ev.jsonl"}, {"type": "unix", "path": "/run/ev.sock"}],
-               sinks={"jsonl": {"path": "/var/log/a.jsonl"}, "sqlite": {"path": "/var/lib/a.db"}},
-               actions={"webhook": {"url": "https://soc.example/ingest", "spool_dir": "/var/spool/x"}})
+    cfg = load(
+        tmp_path,
+        agent={"bundle": "/srv/bundle"},
+        dead_letter={"path": "/var/log/dl.jsonl"},
+        sources=[{"type": "file", "path": "/var/log/ev.jsonl"}, {"type": "unix", "path": "/run/ev.sock"}],
+        sinks={"jsonl": {"path": "/var/log/a.jsonl"}, "sqlite": {"path": "/var/lib/a.db"}},
+        actions={"webhook": {"url": "https://soc.example/ingest", "spool_dir": "/var/spool/x"}},
+    )
     assert cfg.agent.bundle == "/srv/bundle" and cfg.dead_letter.path == "/var/log/dl.jsonl"
     assert [s.path for s in cfg.sources] == ["/var/log/ev.jsonl", "/run/ev.sock"]
     assert cfg.sinks["jsonl"].path == "/var/log/a.jsonl" and cfg.sinks["sqlite"].path == "/var/lib/a.db"
@@ -175,10 +207,14 @@ def test_absolute_paths_are_kept(tmp_path):
 
 # --- errors name the key path ------------------------------------------------------------------------
 
+
 def test_unknown_key_with_a_suggestion(tmp_path):
     msg = error(tmp_path, batching={"max_bach": 64})
-    assert re.search(r"agent\.yaml: batching\.max_bach: unknown key \(did you mean 'max_batch'\?\); "
-                     r"expected one of: max_batch, max_wait_ms, queue_size, queue_bytes, max_line_bytes", msg), msg
+    assert re.search(
+        r"agent\.yaml: batching\.max_bach: unknown key \(did you mean 'max_batch'\?\); "
+        r"expected one of: max_batch, max_wait_ms, queue_size, queue_bytes, max_line_bytes",
+        msg,
+    ), msg
     msg = error(tmp_path, runtim={"intra_op_threads": 1})
     assert "runtim: unknown key (did you mean 'runtime'?)" in msg
 
@@ -198,7 +234,8 @@ def test_out_of_range(tmp_path):
     assert "batching.max_batch: expected a value >= 1, got 0" in error(tmp_path, batching={"max_batch": 0})
     assert "runtime.intra_op_threads: expected a value <= 256" in error(tmp_path, runtime={"intra_op_threads": 1000})
     assert "rules[0].cooldown_s: expected a value >= 0" in error(
-        tmp_path, rules=[{"rule": "r", "task": "threat", "cooldown_s": -5}])
+        tmp_path, rules=[{"rule": "r", "task": "threat", "cooldown_s": -5}]
+    )
 
 
 def test_missing_required_keys(tmp_path):
@@ -216,11 +253,13 @@ def test_empty_sources_list(tmp_path):
 
 
 def test_rule_using_an_unconfigured_action(tmp_path):
-    rules = [{"rule": "ok", "task": "threat"},
-             {"rule": "block", "task": "threat", "actions": ["alert", "firewall"]}]
+    rules = [{"rule": "ok", "task": "threat"}, {"rule": "block", "task": "threat", "actions": ["alert", "firewall"]}]
     msg = error(tmp_path, rules=[rules[1]])
-    assert re.search(r"rules\[0\]\.actions\[1\]: action 'firewall' is not configured; configured: alert "
-                     r"\(add actions\.firewall\)", msg), msg
+    assert re.search(
+        r"rules\[0\]\.actions\[1\]: action 'firewall' is not configured; configured: alert "
+        r"\(add actions\.firewall\)",
+        msg,
+    ), msg
     msg = error(tmp_path, rules=rules)
     assert "rules[1].actions[1]" in msg
     cfg = load(tmp_path, rules=rules, actions={"firewall": {"backend": "nftables", "dry_run": True}})
@@ -241,8 +280,9 @@ def test_duplicate_rule_names(tmp_path):
 @pytest.mark.parametrize("host", ["localhost", "999.0.0.1", "10.0.0.0/8", ""])
 def test_tcp_source_with_a_bad_host(tmp_path, host):
     msg = error(tmp_path, sources=[{"type": "tcp", "host": host, "port": 5514}])
-    assert msg == (f"{tmp_path / 'agent.yaml'}: sources[0].host: expected an IP address such as 127.0.0.1 "
-                   f"or ::1, got {host!r}")
+    assert msg == (
+        f"{tmp_path / 'agent.yaml'}: sources[0].host: expected an IP address such as 127.0.0.1 or ::1, got {host!r}"
+    )
 
 
 def test_source_errors_name_the_list_item(tmp_path):
@@ -251,8 +291,9 @@ def test_source_errors_name_the_list_item(tmp_path):
     msg = error(tmp_path, sources=[{"type": "stdin"}, {"type": "tcp", "port": 70000}])
     assert "sources[1].port: expected a value <= 65535" in msg
     msg = error(tmp_path, sources=[{"type": "socket"}])
-    assert msg.endswith("agent.yaml: sources[0].type: expected one of 'stdin', 'file', 'tcp', 'udp', 'unix', "
-                        "got str 'socket'"), msg
+    assert msg.endswith(
+        "agent.yaml: sources[0].type: expected one of 'stdin', 'file', 'tcp', 'udp', 'unix', got str 'socket'"
+    ), msg
 
 
 def test_rule_section_errors(tmp_path):
@@ -278,37 +319,48 @@ def test_missing_file_and_bad_yaml(tmp_path):
 
 # --- named sinks and actions --------------------------------------------------------------------------
 
+
 def test_an_entry_named_after_its_kind_may_leave_out_the_type(tmp_path):
-    cfg = load(tmp_path, sinks={"stdout": {}, "jsonl": {"path": "/var/log/a.jsonl"}},
-               actions={"firewall": {"dry_run": True}, "webhook": {"url": "https://soc.example/in"}})
+    cfg = load(
+        tmp_path,
+        sinks={"stdout": {}, "jsonl": {"path": "/var/log/a.jsonl"}},
+        actions={"firewall": {"dry_run": True}, "webhook": {"url": "https://soc.example/in"}},
+    )
     assert {n: s.kind for n, s in cfg.sinks.items()} == {"stdout": "stdout", "jsonl": "jsonl"}
     assert {n: a.kind for n, a in cfg.actions.items()} == {"firewall": "firewall", "webhook": "webhook"}
     assert cfg.sinks["stdout"].format == "json" and cfg.sinks["jsonl"].path == "/var/log/a.jsonl"
 
 
 def test_several_sinks_and_actions_of_one_type_under_different_names(tmp_path):
-    text = ("agent: {bundle: /b}\nsources: [{type: stdin}]\n"
-            "sinks:\n"
-            "  siem: {type: syslog, target: 'tcp://127.0.0.1:6514', facility: local4}\n"
-            "  local: {type: syslog, target: 'unix:///dev/log'}\n"
-            "  archive: {type: jsonl, path: /var/log/archive.jsonl}\n"
-            "actions:\n"
-            "  block: {type: firewall, table: edge}\n"
-            "  block_lab: {type: firewall, table: lab}\n"
-            "rules:\n"
-            "  - {rule: r, task: threat, actions: [alert, block, block_lab]}\n")
+    text = (
+        "agent: {bundle: /b}\nsources: [{type: stdin}]\n"
+        "sinks:\n"
+        "  siem: {type: syslog, target: 'tcp://127.0.0.1:6514', facility: local4}\n"
+        "  local: {type: syslog, target: 'unix:///dev/log'}\n"
+        "  archive: {type: jsonl, path: /var/log/archive.jsonl}\n"
+        "actions:\n"
+        "  block: {type: firewall, table: edge}\n"
+        "  block_lab: {type: firewall, table: lab}\n"
+        "rules:\n"
+        "  - {rule: r, task: threat, actions: [alert, block, block_lab]}\n"
+    )
     cfg = load_agent_config(write(tmp_path, text))
-    assert list(cfg.sinks) == ["siem", "local", "archive"]                   # config order
+    assert list(cfg.sinks) == ["siem", "local", "archive"]  # config order
     assert [s.kind for s in cfg.sinks.values()] == ["syslog", "syslog", "jsonl"]
     assert cfg.sinks["siem"].target == "tcp://127.0.0.1:6514" and cfg.sinks["siem"].facility == "local4"
     assert cfg.sinks["local"].target == "unix:///dev/log" and cfg.sinks["local"].facility == "local0"
     assert list(cfg.actions) == ["block", "block_lab"]
     assert [(a.kind, a.table) for a in cfg.actions.values()] == [("firewall", "edge"), ("firewall", "lab")]
     # rules name the action, not its type
-    msg = error(tmp_path, actions={"block": {"type": "firewall"}},
-                rules=[{"rule": "r", "task": "threat", "actions": ["firewall"]}])
-    assert "rules[0].actions[0]: action 'firewall' is not configured; configured: alert, block " \
-           "(add actions.firewall)" in msg
+    msg = error(
+        tmp_path,
+        actions={"block": {"type": "firewall"}},
+        rules=[{"rule": "r", "task": "threat", "actions": ["firewall"]}],
+    )
+    assert (
+        "rules[0].actions[0]: action 'firewall' is not configured; configured: alert, block "
+        "(add actions.firewall)" in msg
+    )
 
 
 def test_rate_limit_is_a_top_level_section(tmp_path):
@@ -319,14 +371,19 @@ def test_rate_limit_is_a_top_level_section(tmp_path):
     assert load(tmp_path, overrides=["rate_limit.max_actions=7"]).rate_limit.max_actions == 7
 
 
-@pytest.mark.parametrize("actions", [
-    {"rate_limit": {"max_actions": 5, "per_seconds": 10}},
-    {"firewall": {"dry_run": True}, "rate_limit": {"max_actions": 5, "per_seconds": 10}},
-])
+@pytest.mark.parametrize(
+    "actions",
+    [
+        {"rate_limit": {"max_actions": 5, "per_seconds": 10}},
+        {"firewall": {"dry_run": True}, "rate_limit": {"max_actions": 5, "per_seconds": 10}},
+    ],
+)
 def test_an_old_actions_rate_limit_gets_a_one_line_migration_error(tmp_path, actions):
     msg = error(tmp_path, actions=actions)
-    assert msg == (f"{tmp_path / 'agent.yaml'}: actions.rate_limit: moved to the top level in jenga 0.2: "
-                   "write `rate_limit: {...}` beside `actions:` (every other key of `actions` names an action)")
+    assert msg == (
+        f"{tmp_path / 'agent.yaml'}: actions.rate_limit: moved to the top level in jenga 0.2: "
+        "write `rate_limit: {...}` beside `actions:` (every other key of `actions` names an action)"
+    )
     assert "\n" not in msg
     # also when --set puts it there
     msg = error(tmp_path, overrides=["actions.rate_limit.max_actions=5"])
@@ -335,8 +392,10 @@ def test_an_old_actions_rate_limit_gets_a_one_line_migration_error(tmp_path, act
 
 def test_alert_is_a_reserved_action_name(tmp_path):
     msg = error(tmp_path, actions={"alert": {"type": "exec", "argv": ["/bin/true"]}})
-    assert msg == (f"{tmp_path / 'agent.yaml'}: actions.alert: the name is reserved (a rule's `alert` raises "
-                   "the alert); give the action another name")
+    assert msg == (
+        f"{tmp_path / 'agent.yaml'}: actions.alert: the name is reserved (a rule's `alert` raises "
+        "the alert); give the action another name"
+    )
 
 
 @pytest.mark.parametrize("name", ["a", "Z", "0", "siem-01", "soc_hook", "A-b_9", "x" * 64])
@@ -349,66 +408,89 @@ def test_valid_sink_and_action_names(tmp_path, name):
 @pytest.mark.parametrize("section, entry", [("sinks", {"type": "stdout"}), ("actions", {"type": "firewall"})])
 def test_invalid_sink_and_action_names(tmp_path, name, section, entry):
     msg = error(tmp_path, **{section: {name: entry}})
-    assert msg == (f"{tmp_path / 'agent.yaml'}: {section}: {name!r}: a name is 1-64 letters, "
-                   "digits, '_' or '-'")
+    assert msg == (f"{tmp_path / 'agent.yaml'}: {section}: {name!r}: a name is 1-64 letters, digits, '_' or '-'")
 
 
 # --- kind errors name the entry and the kind's keys ------------------------------------------------------
 
+
 def test_an_unknown_source_type_with_a_suggestion():
     assert from_dict_error(sources=[{"type": "tcpp"}]) == (
         "cfg: sources[0].type: expected one of 'stdin', 'file', 'tcp', 'udp', 'unix', got str 'tcpp' "
-        "(did you mean 'tcp'?)")
+        "(did you mean 'tcp'?)"
+    )
 
 
 def test_a_sink_named_after_no_kind_needs_a_type():
     assert from_dict_error(sinks={"siem": {"target": "udp://10.0.0.5:514"}}) == (
-        "cfg: sinks.siem.type: missing required key, expected one of 'jsonl', 'stdout', 'syslog', 'sqlite'")
+        "cfg: sinks.siem.type: missing required key, expected one of 'jsonl', 'stdout', 'syslog', 'sqlite'"
+    )
     assert from_dict_error(actions={"pager": {"url": "https://soc.example/in"}}) == (
-        "cfg: actions.pager.type: missing required key, expected one of 'firewall', 'exec', 'webhook'")
+        "cfg: actions.pager.type: missing required key, expected one of 'firewall', 'exec', 'webhook'"
+    )
 
 
 def test_an_unknown_sink_or_action_type():
     assert from_dict_error(sinks={"siem": {"type": "sylog"}}) == (
         "cfg: sinks.siem.type: expected one of 'jsonl', 'stdout', 'syslog', 'sqlite', got str 'sylog' "
-        "(did you mean 'syslog'?)")
+        "(did you mean 'syslog'?)"
+    )
     assert from_dict_error(actions={"fw": {"type": "firewal"}}) == (
         "cfg: actions.fw.type: expected one of 'firewall', 'exec', 'webhook', got str 'firewal' "
-        "(did you mean 'firewall'?)")
+        "(did you mean 'firewall'?)"
+    )
 
 
 def test_unknown_keys_list_the_kinds_own_keys():
     assert from_dict_error(sources=[{"type": "tcp", "port": 5514, "hots": "127.0.0.1"}]) == (
-        "cfg: sources[0].hots: unknown key (did you mean 'host'?); expected one of: host, port, max_connections")
+        "cfg: sources[0].hots: unknown key (did you mean 'host'?); expected one of: host, port, max_connections"
+    )
     assert from_dict_error(sources=[{"type": "file", "path": "/x", "port": 1}]) == (
-        "cfg: sources[0].port: unknown key; expected one of: path, start_at, poll_interval_s, rotate_wait_s")
+        "cfg: sources[0].port: unknown key; expected one of: path, start_at, poll_interval_s, rotate_wait_s"
+    )
     assert from_dict_error(sinks={"archive": {"type": "jsonl", "path": "/x", "max_byte": 1}}) == (
         "cfg: sinks.archive.max_byte: unknown key (did you mean 'max_bytes'?); "
-        "expected one of: path, max_bytes, backups, fsync")
+        "expected one of: path, max_bytes, backups, fsync"
+    )
     assert from_dict_error(actions={"fw": {"type": "firewall", "tabel": "x"}}) == (
         "cfg: actions.fw.tabel: unknown key (did you mean 'table'?); expected one of: backend, family, table, "
-        "set, set6, ipset, ipset6, ip_field, timeout_s, dry_run, nft_path, ipset_path, command_timeout_s, allowlist")
+        "set, set6, ipset, ipset6, ip_field, timeout_s, dry_run, nft_path, ipset_path, command_timeout_s, allowlist"
+    )
 
 
 def test_kind_checks_name_the_entry():
     assert from_dict_error(sinks={"siem": {"type": "syslog", "target": "bogus"}}) == (
-        "cfg: sinks.siem.target: 'bogus': expected udp://HOST:PORT, tcp://HOST:PORT or unix:///PATH")
+        "cfg: sinks.siem.target: 'bogus': expected udp://HOST:PORT, tcp://HOST:PORT or unix:///PATH"
+    )
     assert from_dict_error(actions={"fw": {"type": "firewall", "table": "bad table"}}) == (
-        "cfg: actions.fw.table: expected a name of 1-32 letters, digits, '_' or '-', got 'bad table'")
+        "cfg: actions.fw.table: expected a name of 1-32 letters, digits, '_' or '-', got 'bad table'"
+    )
 
 
 def test_sinks_and_actions_are_mappings(tmp_path):
     msg = error(tmp_path, sinks=[{"type": "stdout"}])
-    assert "sinks: expected a mapping of a string to a mapping with type: one of 'jsonl', 'stdout', " \
-           "'syslog', 'sqlite', got list" in msg
+    assert (
+        "sinks: expected a mapping of a string to a mapping with type: one of 'jsonl', 'stdout', "
+        "'syslog', 'sqlite', got list" in msg
+    )
 
 
 # --- overrides (--set) ------------------------------------------------------------------------------
 
+
 def test_overrides_apply_before_validation(tmp_path):
-    cfg = load(tmp_path, rules=[{"rule": "r", "task": "threat", "cooldown_s": 60}],
-               overrides=["batching.max_batch=64", "runtime.use_merged_graph=false", "rules[0].cooldown_s=5",
-                          "agent.tasks=[threat]", "allowlist=[10.0.0.0/8]", "event.mapping.port=dest_port"])
+    cfg = load(
+        tmp_path,
+        rules=[{"rule": "r", "task": "threat", "cooldown_s": 60}],
+        overrides=[
+            "batching.max_batch=64",
+            "runtime.use_merged_graph=false",
+            "rules[0].cooldown_s=5",
+            "agent.tasks=[threat]",
+            "allowlist=[10.0.0.0/8]",
+            "event.mapping.port=dest_port",
+        ],
+    )
     assert cfg.batching.max_batch == 64 and cfg.runtime.use_merged_graph is False
     assert cfg.rules[0].cooldown_s == 5.0 and cfg.agent.tasks == ["threat"]
     assert cfg.allowlist == ["10.0.0.0/8"] and cfg.event.mapping == {"port": "dest_port"}
@@ -442,6 +524,7 @@ def test_bad_overrides_name_the_key(tmp_path):
 
 # --- known bugs ------------------------------------------------------------------------------------
 
+
 def test_a_config_without_sources_is_an_error(tmp_path):
     p = write(tmp_path, {"agent": {"bundle": "b"}})
     with pytest.raises(ConfigError, match="sources"):
@@ -450,9 +533,11 @@ def test_a_config_without_sources_is_an_error(tmp_path):
 
 # --- an entry named after its kind with nothing in it: that kind, with its defaults -------------------
 
+
 def test_an_empty_entry_is_its_kind_with_defaults(tmp_path):
-    cfg = load_agent_config(write(tmp_path, "agent: {bundle: /b}\nsources: [{type: stdin}]\n"
-                                            "sinks:\n  stdout:\nactions:\n  firewall:\n"))
+    cfg = load_agent_config(
+        write(tmp_path, "agent: {bundle: /b}\nsources: [{type: stdin}]\nsinks:\n  stdout:\nactions:\n  firewall:\n")
+    )
     assert cfg.sinks["stdout"].kind == "stdout" and cfg.sinks["stdout"].format == "json"
     assert cfg.actions["firewall"].kind == "firewall" and cfg.actions["firewall"].dry_run is True
 

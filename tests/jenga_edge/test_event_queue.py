@@ -39,7 +39,7 @@ def test_oversize_flags_line_up_across_blocks():
     q = EventQueue(100)
     q.put_lines(lines("a", 2), "s")
     q.put_lines(lines("b", 3), "s", [False, True, False])
-    q.put_lines(lines("c", 2), "s", [False, False])          # no flag set: stored as None
+    q.put_lines(lines("c", 2), "s", [False, False])  # no flag set: stored as None
     b = q.take(100, 0.0)
     assert b.oversize == [False, False, False, True, False, False, False]
     assert b[3] == Line(b"b1", "s", True) and b[0] == Line(b"a0", "s", False)
@@ -56,13 +56,13 @@ def test_partial_take_of_a_flagged_block():
 
 def test_count_and_byte_bounds_split_a_block():
     q = EventQueue(5)
-    assert q.put_lines(lines("a", 8), "s", block=False) == 5     # no room for the rest: not blocking
+    assert q.put_lines(lines("a", 8), "s", block=False) == 5  # no room for the rest: not blocking
     assert q.depth() == 5
     q2 = EventQueue(100, max_bytes=10)
     assert q2.put_lines([b"12345", b"67890", b"abc"], "s", block=False) == 2
-    assert q2.put_lines([b"x" * 50], "s", block=False) == 0       # full by bytes
+    assert q2.put_lines([b"x" * 50], "s", block=False) == 0  # full by bytes
     q2.take(10, 0.0)
-    assert q2.put_lines([b"x" * 50], "s", block=False) == 1       # one big line still enters an empty queue
+    assert q2.put_lines([b"x" * 50], "s", block=False) == 1  # one big line still enters an empty queue
 
 
 def test_blocked_producer_resumes_when_the_agent_takes():
@@ -109,7 +109,7 @@ def test_take_on_a_closed_empty_queue_returns_at_once():
 def test_batch_of_lines_round_trips():
     src = [Line(b"a", "tcp:1"), Line(b"b", "tcp:1", True), Line(b"c", "udp:2")]
     q = EventQueue(10)
-    for ln in src:                                   # one line at a time, as the sources' put did
+    for ln in src:  # one line at a time, as the sources' put did
         assert q.put_lines([ln.data], ln.origin, [ln.oversize]) == 1
     b = q.take(10, 0.0)
     assert b.data == [b"a", b"b", b"c"] and b.oversize == [False, True, False]
@@ -122,7 +122,7 @@ def test_batch_of_lines_round_trips():
     direct = Batch([b"a", b"b", b"c"], [False, True, False], [("tcp:1", 2), ("udp:2", 1)])
     assert [direct[i] for i in range(len(direct))] == src and direct.oversize == [False, True, False]
     plain = Batch([b"x", b"y"], [False, False])
-    assert plain.oversize is None and plain.oversize_flags() == []      # no flag set: stored as None
+    assert plain.oversize is None and plain.oversize_flags() == []  # no flag set: stored as None
     assert plain.origins == [("unknown", 2)] and plain[1] == Line(b"y", "unknown", False)
     assert not Batch([]) and len(Batch([])) == 0
 
@@ -173,10 +173,10 @@ def test_a_chunk_is_cut_to_the_count_and_byte_bounds():
     assert q.depth() == 4 and q.put_chunk(chunk_of([b"z"]), "s", block=False) == 0
     assert list(q.take(10, 0.0).data) == lines("a", 4)
     q2 = EventQueue(100, max_bytes=10)
-    assert q2.put_chunk(chunk_of([b"1234", b"5678", b"9abc"]), "s", block=False) == 2   # 5 + 5 bytes
+    assert q2.put_chunk(chunk_of([b"1234", b"5678", b"9abc"]), "s", block=False) == 2  # 5 + 5 bytes
     assert q2.put_chunk(chunk_of([b"x" * 50]), "s", block=False) == 0
     assert list(q2.take(10, 0.0).data) == [b"1234", b"5678"]
-    assert q2.put_chunk(chunk_of([b"x" * 50]), "s", block=False) == 1   # one big line into an empty queue
+    assert q2.put_chunk(chunk_of([b"x" * 50]), "s", block=False) == 1  # one big line into an empty queue
 
 
 @needs_c
@@ -211,12 +211,13 @@ def test_a_queue_filled_by_a_non_blocking_producer_wakes_the_consumer_at_once(bo
     # batch does, the consumer must drain it now, not at its max_wait deadline,
     # or every datagram offered meanwhile is dropped.
     q = EventQueue(8192, 64 * 1024) if bound == "bytes" else EventQueue(10)
-    line = b"x" * (6000 if bound == "bytes" else 10)      # the queue holds ~11 (or 10) of them
+    line = b"x" * (6000 if bound == "bytes" else 10)  # the queue holds ~11 (or 10) of them
     received, stop = [0], threading.Event()
 
     def consume():
         while not stop.is_set() or q.depth():
             received[0] += len(q.take(256, 2.0))
+
     consumer = threading.Thread(target=consume)
     consumer.start()
     dropped = 0

@@ -18,26 +18,30 @@ import pytest
 
 from jenga_edge import decode as decode_mod
 from jenga_edge import native
-from jenga_edge.decode import EventDecoder
 from jenga_edge.contract.schema import OOV_TOKEN, Feature, FeatureSchema
+from jenga_edge.decode import EventDecoder
 
 if native.PURE:
     pytest.skip("JENGA_EDGE_PURE=1: the C tier is switched off", allow_module_level=True)
 if decode_mod._fastjson is None:
     if shutil.which("cc") or shutil.which("gcc"):
-        pytest.fail("jenga_edge.native._fastjson is not built although a C compiler is here: "
-                    "run `pip install -e .` again", pytrace=False)
+        pytest.fail(
+            "jenga_edge.native._fastjson is not built although a C compiler is here: run `pip install -e .` again",
+            pytrace=False,
+        )
     pytest.skip("no C compiler: the agent runs on tier 2 alone", allow_module_level=True)
 
-SCHEMA = FeatureSchema((
-    Feature("bytes", "numeric", "log1p"),
-    Feature("packets", "numeric", allow_missing=False),
-    Feature("proto", "categorical", categories=(OOV_TOKEN, "tcp", "udp", "ünï")),
-    Feature("syn", "boolean"),
-    Feature("port", "numeric"),
-    Feature("service", "categorical", categories=(OOV_TOKEN, "http", "ssh", "22"), allow_missing=False),
-    Feature("rate", "numeric"),
-))
+SCHEMA = FeatureSchema(
+    (
+        Feature("bytes", "numeric", "log1p"),
+        Feature("packets", "numeric", allow_missing=False),
+        Feature("proto", "categorical", categories=(OOV_TOKEN, "tcp", "udp", "ünï")),
+        Feature("syn", "boolean"),
+        Feature("port", "numeric"),
+        Feature("service", "categorical", categories=(OOV_TOKEN, "http", "ssh", "22"), allow_missing=False),
+        Feature("rate", "numeric"),
+    )
+)
 MAPPING = {"bytes": "flow.bytes_toserver", "packets": "flow.pkts", "proto": "flow.meta.proto", "port": "dest_port"}
 KEYS = ["src_ip", "dest_port", "alert.signature", "proto"]
 
@@ -48,16 +52,20 @@ def decoder() -> EventDecoder:
 
 def base_event(rng: random.Random) -> dict:
     return {
-        "timestamp": "2026-11-25T10:00:00.000000+0000", "event_type": "flow",
+        "timestamp": "2026-11-25T10:00:00.000000+0000",
+        "event_type": "flow",
         "src_ip": f"10.0.{rng.randrange(256)}.{rng.randrange(1, 255)}",
         "dest_port": rng.choice([22, 80, 443, 3389]),
-        "flow": {"bytes_toserver": rng.randrange(10 ** 6), "pkts": rng.randrange(1, 500),
-                 "meta": {"proto": rng.choice(["tcp", "udp", "icmp", "ünï"]), "ttl": 64}},
+        "flow": {
+            "bytes_toserver": rng.randrange(10**6),
+            "pkts": rng.randrange(1, 500),
+            "meta": {"proto": rng.choice(["tcp", "udp", "icmp", "ünï"]), "ttl": 64},
+        },
         "syn": rng.choice([True, False, 0, 1]),
         "service": rng.choice(["http", "ssh", "dns", "22"]),
         "rate": rng.choice([0.25, 1e-3, 12.5, -3.75, 1.5e10, 0, 7]),
         "alert": {"signature": "ET SCAN", "severity": 2},
-        "payload": "x" * rng.randrange(0, 300) + "é\\\"\\n",
+        "payload": "x" * rng.randrange(0, 300) + 'é\\"\\n',
         "extra": [1, {"a": [None, True, "s"]}, -0.5e-3],
     }
 
@@ -72,10 +80,11 @@ def both(lines: list[bytes], oversize=()):
 def assert_same(lines: list[bytes], oversize=()) -> None:
     fast, slow = both(lines, oversize)
     assert fast.index == slow.index
-    assert [(r.index, r.reason, r.field, r.message) for r in fast.rejects] == \
-           [(r.index, r.reason, r.field, r.message) for r in slow.rejects]
+    assert [(r.index, r.reason, r.field, r.message) for r in fast.rejects] == [
+        (r.index, r.reason, r.field, r.message) for r in slow.rejects
+    ]
     assert fast.num.dtype == slow.num.dtype == np.float32
-    np.testing.assert_array_equal(fast.num.view(np.uint32), slow.num.view(np.uint32))   # bits: -0.0, NaN
+    np.testing.assert_array_equal(fast.num.view(np.uint32), slow.num.view(np.uint32))  # bits: -0.0, NaN
     np.testing.assert_array_equal(fast.cat, slow.cat)
     assert set(fast.keys) == set(slow.keys)
     for k in fast.keys:
@@ -86,12 +95,18 @@ def assert_same(lines: list[bytes], oversize=()) -> None:
 def tier1_status(lines: list[bytes]) -> np.ndarray:
     dec, n = decoder(), len(lines)
     status = np.empty(n, dtype=np.uint8)
-    dec._plan.decode(lines, np.empty((n, len(SCHEMA.numeric))), np.empty((n, len(SCHEMA.categorical)), np.int64),
-                     [[None] * n for _ in dec._key_order], status)
+    dec._plan.decode(
+        lines,
+        np.empty((n, len(SCHEMA.numeric))),
+        np.empty((n, len(SCHEMA.categorical)), np.int64),
+        [[None] * n for _ in dec._key_order],
+        status,
+    )
     return status
 
 
 # --- tier 1 really takes the plain lines -------------------------------------------------------
+
 
 def test_tier1_accepts_plain_events_and_matches_tier2():
     rng = random.Random(1)
@@ -101,13 +116,15 @@ def test_tier1_accepts_plain_events_and_matches_tier2():
 
 
 def test_tier1_values_in_detail():
-    line = (b'{"flow":{"bytes_toserver":1.5e3,"pkts":-0,"meta":{"proto":"\xc3\xbcn\xc3\xaf"}},"syn":true,'
-            b'"dest_port":443,"service":"telnet","rate":-0.0,"src_ip":"10.1.2.3","alert":null}')
+    line = (
+        b'{"flow":{"bytes_toserver":1.5e3,"pkts":-0,"meta":{"proto":"\xc3\xbcn\xc3\xaf"}},"syn":true,'
+        b'"dest_port":443,"service":"telnet","rate":-0.0,"src_ip":"10.1.2.3","alert":null}'
+    )
     assert not tier1_status([line]).any()
     fast, _ = both([line])
     assert fast.num.tolist() == [[1500.0, 0.0, 1.0, 443.0, 0.0]]
-    assert np.signbit(fast.num[0, 4])                       # -0.0 kept; -0 (an integer) is 0
-    assert fast.cat.tolist() == [[3, 0]]                    # non-ASCII hit; unseen ASCII -> out of vocabulary
+    assert np.signbit(fast.num[0, 4])  # -0.0 kept; -0 (an integer) is 0
+    assert fast.cat.tolist() == [[3, 0]]  # non-ASCII hit; unseen ASCII -> out of vocabulary
     assert fast.keys["src_ip"] == ["10.1.2.3"] and fast.keys["dest_port"] == [443]
     assert fast.keys["alert.signature"] == [None] and fast.keys["proto"] == ["ünï"]
     assert_same([line])
@@ -116,18 +133,18 @@ def test_tier1_values_in_detail():
 # --- edge cases: each one decoded alone and inside a batch of good events ---------------------
 
 EDGE = [
-    b'{"flow":{"pkts":1},"service":"ssh"}',                       # minimal
-    b'{"service":"ssh"}',                                          # a required numeric is missing
-    b'{"flow":{"pkts":1}}',                                        # a required categorical is missing
+    b'{"flow":{"pkts":1},"service":"ssh"}',  # minimal
+    b'{"service":"ssh"}',  # a required numeric is missing
+    b'{"flow":{"pkts":1}}',  # a required categorical is missing
     b'{"flow":{"pkts":1},"service":null}',
     b'{"flow":null,"service":"ssh"}',
-    b'{"flow":5,"service":"ssh"}',                                 # an object expected
-    b'{"flow":{"pkts":"12"},"service":"ssh"}',                     # numeric string: tier 2 coerces
+    b'{"flow":5,"service":"ssh"}',  # an object expected
+    b'{"flow":{"pkts":"12"},"service":"ssh"}',  # numeric string: tier 2 coerces
     b'{"flow":{"pkts":" 12 "},"service":"ssh"}',
     b'{"flow":{"pkts":true},"service":"ssh"}',
     b'{"flow":{"pkts":[1]},"service":"ssh"}',
     b'{"flow":{"pkts":{}},"service":"ssh"}',
-    b'{"flow":{"pkts":1e39},"service":"ssh"}',                    # beyond float32
+    b'{"flow":{"pkts":1e39},"service":"ssh"}',  # beyond float32
     b'{"flow":{"pkts":3.4028235e38},"service":"ssh"}',
     b'{"flow":{"pkts":1e400},"service":"ssh"}',
     b'{"flow":{"pkts":1e-400},"service":"ssh"}',
@@ -145,31 +162,42 @@ EDGE = [
     b'{"flow":{"pkts":1},"service":"ssh","syn":2}',
     b'{"flow":{"pkts":1},"service":"ssh","syn":1.0}',
     b'{"flow":{"pkts":1},"service":"ssh","syn":"true"}',
-    b'{"flow":{"pkts":1},"service":22}',                           # a number for a categorical
+    b'{"flow":{"pkts":1},"service":22}',  # a number for a categorical
     b'{"flow":{"pkts":1},"service":22.0}',
-    b'{"flow":{"pkts":1},"service":" ssh "}',                      # stripped by tier 2's category_key
-    b'{"flow":{"pkts":1},"service":"\\u0073sh"}',                  # an escape spelling a category
+    b'{"flow":{"pkts":1},"service":" ssh "}',  # stripped by tier 2's category_key
+    b'{"flow":{"pkts":1},"service":"\\u0073sh"}',  # an escape spelling a category
     b'{"flow":{"pkts":1},"service":"s\\"h"}',
     b'{"flow":{"pkts":1},"service":""}',
-    b'{"flow":{"pkts":1},"service":"\xc3\xa9t\xc3\xa9"}',           # unseen non-ASCII
-    b'{"flow":{"pkts":1},"service":"\xff\xfe"}',                   # invalid UTF-8 in a read string
-    b'{"flow":{"pkts":1},"service":"ssh","src_ip":"\xff"}',        # ... in a key field
-    *[b'{"flow":{"pkts":1},"service":"ssh","src_ip":"a%sb"}' % u for u in (
-        b"\xc3\xa9", b"\xe2\x82\xac", b"\xf0\x9f\x98\x80",                    # valid 2, 3, 4 bytes
-        b"\xc0\x80", b"\xe0\x80\xaf", b"\xed\xa0\x80", b"\xf4\x90\x80\x80",   # overlong, surrogate, > U+10FFFF
-        b"\xe2\x82", b"\x80", b"\xf8\x88\x80\x80\x80")],                         # truncated, stray, 5 bytes
-    b'{"flow":{"pkts":1},"service":"ssh","payload":"\xff"}',       # ... in a field nobody reads
-    b'{"flow":{"pkts":1},"service":"ssh","payload":"\\ud800"}',    # a lone surrogate
+    b'{"flow":{"pkts":1},"service":"\xc3\xa9t\xc3\xa9"}',  # unseen non-ASCII
+    b'{"flow":{"pkts":1},"service":"\xff\xfe"}',  # invalid UTF-8 in a read string
+    b'{"flow":{"pkts":1},"service":"ssh","src_ip":"\xff"}',  # ... in a key field
+    *[
+        b'{"flow":{"pkts":1},"service":"ssh","src_ip":"a%sb"}' % u
+        for u in (
+            b"\xc3\xa9",
+            b"\xe2\x82\xac",
+            b"\xf0\x9f\x98\x80",  # valid 2, 3, 4 bytes
+            b"\xc0\x80",
+            b"\xe0\x80\xaf",
+            b"\xed\xa0\x80",
+            b"\xf4\x90\x80\x80",  # overlong, surrogate, > U+10FFFF
+            b"\xe2\x82",
+            b"\x80",
+            b"\xf8\x88\x80\x80\x80",
+        )
+    ],  # truncated, stray, 5 bytes
+    b'{"flow":{"pkts":1},"service":"ssh","payload":"\xff"}',  # ... in a field nobody reads
+    b'{"flow":{"pkts":1},"service":"ssh","payload":"\\ud800"}',  # a lone surrogate
     b'{"flow":{"pkts":1},"service":"ssh","payload":"\\uD83D\\uDE00"}',
-    b'{"flow":{"pkts":1},"service":"ssh","payload":"\\x"}',        # an invalid escape
-    b'{"flow":{"pkts":1},"service":"ssh","payload":"a\tb"}',       # a raw control character
-    b'{"flow":{"pkts":1},"service":"ssh","src_ip":{"v":4}}',       # a key field must be a scalar
+    b'{"flow":{"pkts":1},"service":"ssh","payload":"\\x"}',  # an invalid escape
+    b'{"flow":{"pkts":1},"service":"ssh","payload":"a\tb"}',  # a raw control character
+    b'{"flow":{"pkts":1},"service":"ssh","src_ip":{"v":4}}',  # a key field must be a scalar
     b'{"flow":{"pkts":1},"service":"ssh","src_ip":"1.2.3.4; rm -rf /"}',
     b'{"flow":{"pkts":1},"service":"ssh","src_ip":"a\\"b\\\\c\\/d\\n"}',
-    b'{"flow":{"pkts":1},"service":"ssh","service":"http"}',       # duplicate keys: tier 2's rules
+    b'{"flow":{"pkts":1},"service":"ssh","service":"http"}',  # duplicate keys: tier 2's rules
     b'{"flow":{"pkts":1,"pkts":2},"service":"ssh"}',
     b'{"flow":{"pkts":1},"flow":{"pkts":2},"service":"ssh"}',
-    b'{"fl\\u006fw":{"pkts":1},"service":"ssh"}',                 # an escaped key
+    b'{"fl\\u006fw":{"pkts":1},"service":"ssh"}',  # an escaped key
     b'{"flow":{"pkts":1},"service":"ssh"} ',
     b' \t{"flow":{"pkts":1},"service":"ssh"}\r',
     b'{"flow":{"pkts":1},"service":"ssh"}x',
@@ -187,11 +215,38 @@ EDGE = [
     b'{"flow":{"pkts":1},"service":"ssh","x":[1,]}',
     b'{"flow":{"pkts":1},"service":"ssh","x":{"a"}}',
     b'{"flow":{"pkts":1},"service":"ssh","x":"\x00"}',
-    b"[]", b"{}", b"", b" ", b"null", b"3", b'"s"', b"{", b"}", b"\x00",
-    *[b'{"flow":{"pkts":1},"service":"ssh","src_ip":%s}' % v for v in (
-        b"1e400", b"-1e400", b"3.4e39", b"1.5", b"-0", b"-0.0", b"12345678901234567890", b"123456789012345678",
-        b"true", b"null", b'""', b'"\\u0041"', b"0.1e1", b"1E+2", b"[]", b"{}")],
-    b'{"flow":{"pkts":1},"service":"ssh","dest_port":"443"}',    # a key shared with a feature
+    b"[]",
+    b"{}",
+    b"",
+    b" ",
+    b"null",
+    b"3",
+    b'"s"',
+    b"{",
+    b"}",
+    b"\x00",
+    *[
+        b'{"flow":{"pkts":1},"service":"ssh","src_ip":%s}' % v
+        for v in (
+            b"1e400",
+            b"-1e400",
+            b"3.4e39",
+            b"1.5",
+            b"-0",
+            b"-0.0",
+            b"12345678901234567890",
+            b"123456789012345678",
+            b"true",
+            b"null",
+            b'""',
+            b'"\\u0041"',
+            b"0.1e1",
+            b"1E+2",
+            b"[]",
+            b"{}",
+        )
+    ],
+    b'{"flow":{"pkts":1},"service":"ssh","dest_port":"443"}',  # a key shared with a feature
     b'{"flow":{"pkts":1},"service":"ssh","dest_port":null}',
 ]
 
@@ -201,7 +256,7 @@ def test_edge_case_alone_and_in_a_batch(line):
     rng = random.Random(len(line))
     good = [json.dumps(base_event(rng)).encode() for _ in range(5)]
     assert_same([line])
-    assert_same(good[:2] + [line] + good[2:] + [line])
+    assert_same([*good[:2], line, *good[2:], line])
 
 
 def test_oversize_flags_win_over_tier1():
@@ -214,6 +269,7 @@ def test_oversize_flags_win_over_tier1():
 
 # --- fuzz: truncations, deletions and substitutions of real events -------------------------------
 
+
 def mutations(line: bytes, rng: random.Random, count: int) -> list[bytes]:
     alphabet = b'{}[]",:\\ 0123456789.eE+-tfnulrsa\x00\x1f\x7f\x80\xc3\xff'
     out = []
@@ -223,9 +279,9 @@ def mutations(line: bytes, rng: random.Random, count: int) -> list[bytes]:
         if op == 0:
             out.append(line[:i])
         elif op == 1:
-            out.append(line[:i] + line[i + 1:])
+            out.append(line[:i] + line[i + 1 :])
         elif op == 2:
-            out.append(line[:i] + bytes([rng.choice(alphabet)]) + line[i + 1:])
+            out.append(line[:i] + bytes([rng.choice(alphabet)]) + line[i + 1 :])
         else:
             out.append(line[:i] + bytes([rng.choice(alphabet)]) + line[i:])
     return out
@@ -238,7 +294,7 @@ def test_fuzzed_events_agree_with_tier2():
         line = json.dumps(base_event(rng), ensure_ascii=rng.random() < 0.5).encode()
         lines += mutations(line, rng, 60)
     for start in range(0, len(lines), 256):
-        assert_same(lines[start:start + 256])
+        assert_same(lines[start : start + 256])
 
 
 def test_every_prefix_of_an_event_agrees_with_tier2():
@@ -251,7 +307,11 @@ def test_numbers_agree_with_tier2_bit_for_bit():
     texts = []
     for _ in range(3000):
         mant = str(rng.randrange(10 ** rng.randrange(1, 20)))
-        frac = "" if rng.random() < 0.3 else "." + str(rng.randrange(10 ** rng.randrange(1, 18))).zfill(rng.randrange(1, 18))
+        frac = (
+            ""
+            if rng.random() < 0.3
+            else "." + str(rng.randrange(10 ** rng.randrange(1, 18))).zfill(rng.randrange(1, 18))
+        )
         exp = "" if rng.random() < 0.5 else rng.choice("eE") + rng.choice(["", "+", "-"]) + str(rng.randrange(0, 40))
         texts.append(rng.choice(["", "-"]) + mant + frac + exp)
     lines = [b'{"flow":{"pkts":1},"service":"ssh","rate":%s}' % t.encode() for t in texts]
@@ -262,6 +322,7 @@ def test_numbers_agree_with_tier2_bit_for_bit():
 
 def test_lines_read_in_place_from_a_buffer_decode_like_a_list():
     from jenga_edge.event_queue import Lines, _spans
+
     rng = random.Random(12)
     good = [json.dumps(base_event(rng)).encode() for _ in range(40)]
     mixed = [ln for ln in EDGE if ln.strip(b" \t\r") and b"\n" not in ln] + good
@@ -276,8 +337,9 @@ def test_lines_read_in_place_from_a_buffer_decode_like_a_list():
         warnings.simplefilter("ignore", RuntimeWarning)
         a, b = dec.decode(as_lines), dec.decode(mixed)
     assert a.index == b.index and len(a) > 40
-    assert [(r.index, r.reason, r.field, r.message) for r in a.rejects] == \
-           [(r.index, r.reason, r.field, r.message) for r in b.rejects]
+    assert [(r.index, r.reason, r.field, r.message) for r in a.rejects] == [
+        (r.index, r.reason, r.field, r.message) for r in b.rejects
+    ]
     np.testing.assert_array_equal(a.num.view(np.uint32), b.num.view(np.uint32))
     np.testing.assert_array_equal(a.cat, b.cat)
     assert a.keys == b.keys
@@ -291,8 +353,11 @@ def test_long_and_near_miss_keys():
     dec = EventDecoder(schema, {"x" * 40: "a.b" + "y" * 30})
     base = {name: 1.5, "a": {"b" + "y" * 30: 2.5}}
     near = [name[:-1] + "E", "D" + name[1:], name[:12] + "X" + name[13:], name + "_", name[:-1]]
-    lines = [json.dumps(base).encode()] + [json.dumps({**base, k: 9.0}).encode() for k in near] \
+    lines = (
+        [json.dumps(base).encode()]
+        + [json.dumps({**base, k: 9.0}).encode() for k in near]
         + [json.dumps({k: 9.0, "a": {"b" + "y" * 29: 1}}).encode() for k in near]
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         fast, slow = dec.decode(lines), dec._decode_slow(lines)
@@ -304,27 +369,41 @@ def test_long_and_near_miss_keys():
 
 def test_key_field_numbers_are_the_floats_and_ints_msgspec_gives():
     rng = random.Random(4)
-    texts = ["0", "-0", "-0.0", "1e-320", "2.2250738585072014e-308", "1.7976931348623157e308", "123456789012345678",
-             "0.1", "-5e-324", "9007199254740993.0", "4.35", "1e23", "8.98846567431158e307"]
+    texts = [
+        "0",
+        "-0",
+        "-0.0",
+        "1e-320",
+        "2.2250738585072014e-308",
+        "1.7976931348623157e308",
+        "123456789012345678",
+        "0.1",
+        "-5e-324",
+        "9007199254740993.0",
+        "4.35",
+        "1e23",
+        "8.98846567431158e307",
+    ]
     for _ in range(2000):
         mant = str(rng.randrange(10 ** rng.randrange(1, 19)))
-        frac = "." + str(rng.randrange(10 ** 17)).zfill(rng.randrange(1, 20)) if rng.random() < 0.7 else ""
+        frac = "." + str(rng.randrange(10**17)).zfill(rng.randrange(1, 20)) if rng.random() < 0.7 else ""
         exp = rng.choice(["", f"e{rng.randrange(-330, 310)}", f"E+{rng.randrange(0, 30)}"])
         texts.append(rng.choice(["", "-"]) + mant + frac + exp)
     lines = [b'{"flow":{"pkts":1},"service":"ssh","src_ip":%s}' % t.encode() for t in texts]
     fast, slow = both(lines)
     assert fast.index == slow.index
     got, want = list(fast.keys["src_ip"]), list(slow.keys["src_ip"])
-    assert [repr(v) for v in got] == [repr(v) for v in want]      # repr: -0.0, int vs float, every digit
+    assert [repr(v) for v in got] == [repr(v) for v in want]  # repr: -0.0, int vs float, every digit
     assert len(fast) > 1500
 
 
 def test_plan_refuses_bad_specs_and_buffers():
     from jenga_edge.native import _fastjson
+
     with pytest.raises(ValueError, match="out of range"):
-        _fastjson.Plan({b"a": ((0, 1),)}, 1, 0, 0, ())           # numeric column 1 of 1
+        _fastjson.Plan({b"a": ((0, 1),)}, 1, 0, 0, ())  # numeric column 1 of 1
     with pytest.raises(ValueError, match="out of range"):
-        _fastjson.Plan({b"a": ((3, 0),)}, 1, 0, 0, ())           # key 0 of 0
+        _fastjson.Plan({b"a": ((3, 0),)}, 1, 0, 0, ())  # key 0 of 0
     with pytest.raises(ValueError, match="out of range"):
         _fastjson.Plan({b"a": {b"b": ((2, 2),)}}, 0, 2, 0, ({}, {}))
     bare = _fastjson.Plan.__new__(_fastjson.Plan)
@@ -334,8 +413,14 @@ def test_plan_refuses_bad_specs_and_buffers():
     with pytest.raises(ValueError, match="num"):
         plan.decode([b'{"a":1}'], np.empty((1, 1), np.float32), np.empty((1, 0), np.int64), [], np.empty(1, np.uint8))
     with pytest.raises(ValueError, match="spans"):
-        plan.decode((b'{"a":1}\n', np.array([[0.0, 7.0]])), np.empty((1, 1)), np.empty((1, 0), np.int64), [],
-                    np.empty(1, np.uint8))
+        plan.decode(
+            (b'{"a":1}\n', np.array([[0.0, 7.0]])),
+            np.empty((1, 1)),
+            np.empty((1, 0), np.int64),
+            [],
+            np.empty(1, np.uint8),
+        )
     with pytest.raises(ValueError, match="spans"):
-        plan.decode((b'{"a":1}\n', np.array([[0, 70]])), np.empty((1, 1)), np.empty((1, 0), np.int64), [],
-                    np.empty(1, np.uint8))
+        plan.decode(
+            (b'{"a":1}\n', np.array([[0, 70]])), np.empty((1, 1)), np.empty((1, 0), np.int64), [], np.empty(1, np.uint8)
+        )

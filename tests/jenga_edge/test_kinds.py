@@ -4,7 +4,8 @@ registered the way README.md shows, then loaded, validated and run by the real a
 from __future__ import annotations
 
 import types
-from typing import Annotated, Any, Mapping
+from collections.abc import Mapping
+from typing import Annotated, Any
 
 import pytest
 
@@ -37,9 +38,9 @@ class ReplaySource(Source):
         self.eof = True
 
 
-replay = types.SimpleNamespace(Config=ReplayConfig,
-                               build=lambda config, context: ReplaySource(config, context.queue,
-                                                                          context.max_line_bytes))
+replay = types.SimpleNamespace(
+    Config=ReplayConfig, build=lambda config, context: ReplaySource(config, context.queue, context.max_line_bytes)
+)
 
 
 class MemoryConfig(SinkConfig, tag="memory", kw_only=True):
@@ -107,14 +108,27 @@ def toy_kinds(monkeypatch):
 
 
 def _config(bundle: str, lines: list[str], **extra: Any) -> dict[str, Any]:
-    return {"agent": {"bundle": bundle}, "sources": [{"type": "replay", "lines": lines}],
-            "event": {"mapping": {"dest_ip": "dst_ip", "dest_port": "port"}},
-            "rules": [{"rule": "t", "task": "threat", "threshold": 0.0, "key": "src_ip", "cooldown_s": 3600,
-                       "actions": ["alert", "open"]}],
-            "actions": {"open": {"type": "ticket", "queue": "soc"}},
-            "rate_limit": {"max_actions": 1000, "per_seconds": 1},
-            "sinks": {"memory": {}, "archive": {"type": "memory", "keep": 3}},
-            "dead_letter": {"path": "dead.jsonl"}, "metrics": {"stats_interval_s": 0}, **extra}
+    return {
+        "agent": {"bundle": bundle},
+        "sources": [{"type": "replay", "lines": lines}],
+        "event": {"mapping": {"dest_ip": "dst_ip", "dest_port": "port"}},
+        "rules": [
+            {
+                "rule": "t",
+                "task": "threat",
+                "threshold": 0.0,
+                "key": "src_ip",
+                "cooldown_s": 3600,
+                "actions": ["alert", "open"],
+            }
+        ],
+        "actions": {"open": {"type": "ticket", "queue": "soc"}},
+        "rate_limit": {"max_actions": 1000, "per_seconds": 1},
+        "sinks": {"memory": {}, "archive": {"type": "memory", "keep": 3}},
+        "dead_letter": {"path": "dead.jsonl"},
+        "metrics": {"stats_interval_s": 0},
+        **extra,
+    }
 
 
 def test_toy_kinds_are_validated_like_the_built_in_ones(toy_kinds):
@@ -125,8 +139,7 @@ def test_toy_kinds_are_validated_like_the_built_in_ones(toy_kinds):
     with pytest.raises(ConfigError, match=r"^cfg: sinks\.archive\.keep: expected a value >= 1, got 0$"):
         agent_config_from_dict(_config("/b", ["{}"], sinks={"archive": {"type": "memory", "keep": 0}}), "cfg")
     with pytest.raises(ConfigError, match=r"^cfg: actions\.open\.queue: expected a queue name, got 'no such'$"):
-        agent_config_from_dict(_config("/b", ["{}"], actions={"open": {"type": "ticket", "queue": "no such"}}),
-                               "cfg")
+        agent_config_from_dict(_config("/b", ["{}"], actions={"open": {"type": "ticket", "queue": "no such"}}), "cfg")
     with pytest.raises(ConfigError, match=r"^cfg: sources\[0\]\.lines: expected a non-empty value$"):
         agent_config_from_dict({**_config("/b", ["{}"]), "sources": [{"type": "replay", "lines": []}]}, "cfg")
 
@@ -146,7 +159,7 @@ def test_the_agent_runs_toy_kinds_end_to_end(toy_kinds, network_bundle, tmp_path
     summary = agent.run()
     assert summary["received"] == 201 and summary["rejected"] == 1 and summary["scored"] == 200
     everything, archive = BUILT_SINKS
-    assert len(everything.alerts) == summary["alerts"] == len({r["src_ip"] for r in rows})   # one per key
+    assert len(everything.alerts) == summary["alerts"] == len({r["src_ip"] for r in rows})  # one per key
     assert len(archive.alerts) == 3 and everything.closed and archive.closed
     outcomes = [a["actions"][0] for a in everything.alerts]
     assert all(o["type"] == "ticket" and o["name"] == "open" and o["result"] == "ok" for o in outcomes)

@@ -25,8 +25,8 @@ from jenga_edge.metrics.registry import (
 )
 from jenga_edge.metrics.server import MetricsConfig, MetricsServer
 
-
 # ------------------------------------------------------------------ exposition
+
 
 def test_golden_exposition_text():
     r = Registry()
@@ -90,12 +90,13 @@ def test_special_values():
 
 # ------------------------------------------------------------------- histogram
 
+
 def test_histogram_buckets_are_cumulative_with_sum_and_count():
     h = Histogram("lat_seconds", "l", buckets=(0.001, 0.01, 0.1))
     for v in (0.0005, 0.001, 0.002, 0.05, 0.05, 7.0):
         h.observe(v)
     (s,) = h.series().values()
-    assert s["buckets"] == [(0.001, 2), (0.01, 3), (0.1, 5), (math.inf, 6)]   # le is inclusive
+    assert s["buckets"] == [(0.001, 2), (0.01, 3), (0.1, 5), (math.inf, 6)]  # le is inclusive
     assert s["count"] == 6 == h.count()
     assert s["sum"] == pytest.approx(7.1035)
     lines = [ln for ln in "\n".join(h.render()).splitlines() if not ln.startswith("#")]
@@ -119,8 +120,12 @@ def test_histogram_with_labels_and_no_observations():
 
 def test_unlabelled_histogram_without_observations_renders_zeros():
     h = Histogram("z_seconds", "z", buckets=(1.0,))
-    assert h.render()[2:] == ['z_seconds_bucket{le="1.0"} 0', 'z_seconds_bucket{le="+Inf"} 0',
-                              "z_seconds_sum 0.0", "z_seconds_count 0"]
+    assert h.render()[2:] == [
+        'z_seconds_bucket{le="1.0"} 0',
+        'z_seconds_bucket{le="+Inf"} 0',
+        "z_seconds_sum 0.0",
+        "z_seconds_count 0",
+    ]
 
 
 @pytest.mark.parametrize("buckets", [(), (1.0, 0.5), (0.5, 0.5), (math.nan,)])
@@ -143,7 +148,7 @@ def test_quantile_from_buckets_and_from_reservoir():
         reservoir.observe(v)
     # 4 observations: rank 2 falls at the end of the (1, 2] bucket's first half.
     assert bucketed.quantile(0.5) == pytest.approx(1.5)
-    bucketed.observe(100.0)     # +Inf bucket reads as the top finite bound
+    bucketed.observe(100.0)  # +Inf bucket reads as the top finite bound
     assert bucketed.quantile(1.0) == 4.0
     # the reservoir keeps only the last 3: 1.5, 1.5, 3.0
     assert reservoir.quantile(0.5) == 1.5
@@ -161,6 +166,7 @@ def test_histogram_time_context_manager():
 
 
 # ---------------------------------------------------------- names and labels
+
 
 @pytest.mark.parametrize("name", ["", "1abc", "has-dash", "has space", "é", "a.b", None])
 def test_invalid_metric_name(name):
@@ -204,7 +210,7 @@ def test_wrong_labels_and_negative_inc_rejected():
 
 def test_non_string_label_values_are_stringified():
     c = Counter("c_total", "c", ("n",))
-    c.inc(n=3)          # the count is positional-only, so a label may be called `n`
+    c.inc(n=3)  # the count is positional-only, so a label may be called `n`
     c.inc(4, n="3")
     assert c.series() == {("3",): 5}
     g = Gauge("g", "g", ("value",))
@@ -212,10 +218,21 @@ def test_non_string_label_values_are_stringified():
     assert g.value(value="1") == 2
 
 
-@pytest.mark.parametrize("value", [
-    "10.0.0.1", "192.168.1.254", "8.8.8.8", "10.0.0.0/8",
-    "::1", "2001:db8::1", "fe80::1%eth0", "[2001:db8::2]", "::ffff:10.1.2.3", "2001:db8::/32",
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "10.0.0.1",
+        "192.168.1.254",
+        "8.8.8.8",
+        "10.0.0.0/8",
+        "::1",
+        "2001:db8::1",
+        "fe80::1%eth0",
+        "[2001:db8::2]",
+        "::ffff:10.1.2.3",
+        "2001:db8::/32",
+    ],
+)
 def test_agent_metrics_reject_ip_label_values(value):
     m = AgentMetrics()
     with pytest.raises(ValueError, match="IP address"):
@@ -245,6 +262,7 @@ def test_plain_counter_allows_ip_values():
 
 # ------------------------------------------------------------------------ gauge
 
+
 def test_gauge_set_inc_dec_replace_remove():
     g = Gauge("g", "g", ("k",))
     g.set(5, k="a")
@@ -269,6 +287,7 @@ def test_gauge_callback_evaluated_at_scrape_time():
 def test_gauge_callback_failure_omits_sample():
     def boom():
         raise RuntimeError("x")
+
     g = Gauge("q", "q", callback=boom)
     assert g.render() == ["# HELP q q", "# TYPE q gauge"]
     assert g.value() is None
@@ -277,6 +296,7 @@ def test_gauge_callback_failure_omits_sample():
 
 
 # ----------------------------------------------------------------- concurrency
+
 
 def test_concurrent_increments_are_exact():
     c = Counter("c_total", "c", ("k",))
@@ -393,8 +413,10 @@ def test_stats_line():
     m = AgentMetrics()
     fill(m)
     m.queue_depth.set_function(lambda: 3)
-    assert m.stats_line() == ("received=1200 scored=1190 rejected=10 (bad_json=4 wrong_type=6) "
-                              "dropped=0 alerts=37 actions=12 queue=3 p50_batch=0.8ms p99_batch=3.1ms")
+    assert m.stats_line() == (
+        "received=1200 scored=1190 rejected=10 (bad_json=4 wrong_type=6) "
+        "dropped=0 alerts=37 actions=12 queue=3 p50_batch=0.8ms p99_batch=3.1ms"
+    )
 
 
 def test_scored_counts_each_event_once_however_many_tasks_score_it():
@@ -402,12 +424,12 @@ def test_scored_counts_each_event_once_however_many_tasks_score_it():
     m.received.inc(100, source="syslog")
     m.received.inc(20, source="zeek")
     m.rejected.inc(5, reason="bad_json")
-    for task in ("threat", "attack_type"):      # both tasks score every accepted event
+    for task in ("threat", "attack_type"):  # both tasks score every accepted event
         m.scored.inc(115, task=task)
     s = m.snapshot()
-    assert s["scored"] == 115                    # events: received - rejected, not 2 x 115
+    assert s["scored"] == 115  # events: received - rejected, not 2 x 115
     assert s["scored_by_task"] == {"threat": 115, "attack_type": 115}
-    assert m.scored.total() == 230               # the per-task counter itself sums task scores
+    assert m.scored.total() == 230  # the per-task counter itself sums task scores
     assert s["received"] == 120 and s["rejected"] == 5
     assert m.stats_line().startswith("received=120 scored=115 rejected=5 (bad_json=5) dropped=0 ")
     text = m.registry.render()
@@ -416,8 +438,9 @@ def test_scored_counts_each_event_once_however_many_tasks_score_it():
 
 
 def test_stats_line_when_idle():
-    assert AgentMetrics().stats_line() == ("received=0 scored=0 rejected=0 dropped=0 alerts=0 "
-                                           "actions=0 queue=0 p50_batch=- p99_batch=-")
+    assert AgentMetrics().stats_line() == (
+        "received=0 scored=0 rejected=0 dropped=0 alerts=0 actions=0 queue=0 p50_batch=- p99_batch=-"
+    )
 
 
 def test_stats_line_p50_from_buckets_without_reservoir():
@@ -441,6 +464,7 @@ def test_bundle_info_is_replaced_on_reload():
 
 
 # ---------------------------------------------------------------------- server
+
 
 def get(url: str) -> tuple[int, str, str]:
     try:
@@ -478,7 +502,7 @@ def test_server_endpoints_and_prompt_stop():
         t0 = time.monotonic()
         server.stop()
         assert time.monotonic() - t0 < 1.0
-    server.stop()   # idempotent
+    server.stop()  # idempotent
     assert not server.running
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(base + "/metrics", timeout=2)
@@ -513,6 +537,7 @@ def test_server_head_requests_send_headers_only():
 def test_server_health_callable_that_raises_is_unhealthy():
     def boom() -> bool:
         raise RuntimeError("x")
+
     with MetricsServer(Registry(), port=0, healthy=boom) as server:
         assert get(server.url + "/healthz")[0] == 503
 
@@ -525,12 +550,12 @@ def test_server_defaults_and_stop_without_start():
 
 
 def test_server_port_in_use_is_a_config_error():
-    with MetricsServer(Registry(), port=0) as first:
-        with pytest.raises(ConfigError, match="cannot listen"):
-            MetricsServer(Registry(), port=first.port).start()
+    with MetricsServer(Registry(), port=0) as first, pytest.raises(ConfigError, match="cannot listen"):
+        MetricsServer(Registry(), port=first.port).start()
 
 
 # ---------------------------------------------------------------------- config
+
 
 def test_metrics_config_defaults_and_bounds():
     cfg = convert(MetricsConfig, {})

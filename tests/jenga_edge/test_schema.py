@@ -23,17 +23,21 @@ from jenga_edge.contract.schema import (
 
 
 def make_schema(allow_missing: bool = True) -> FeatureSchema:
-    return FeatureSchema((
-        Feature("bytes", "numeric", "log1p", impute=10.0, mean=2.0, std=0.5, allow_missing=allow_missing),
-        Feature("proto", "categorical", categories=(OOV_TOKEN, "tcp", "udp"), allow_missing=allow_missing),
-        Feature("dur", "numeric", "piecewise_linear", impute=1.0, edges=(0.0, 1.0, 5.0),
-                allow_missing=allow_missing),
-        Feature("syn", "boolean", allow_missing=allow_missing),
-        Feature("port", "categorical", categories=(OOV_TOKEN, "22", "443"), allow_missing=allow_missing),
-    ))
+    return FeatureSchema(
+        (
+            Feature("bytes", "numeric", "log1p", impute=10.0, mean=2.0, std=0.5, allow_missing=allow_missing),
+            Feature("proto", "categorical", categories=(OOV_TOKEN, "tcp", "udp"), allow_missing=allow_missing),
+            Feature(
+                "dur", "numeric", "piecewise_linear", impute=1.0, edges=(0.0, 1.0, 5.0), allow_missing=allow_missing
+            ),
+            Feature("syn", "boolean", allow_missing=allow_missing),
+            Feature("port", "categorical", categories=(OOV_TOKEN, "22", "443"), allow_missing=allow_missing),
+        )
+    )
 
 
 # --- Feature ----------------------------------------------------------------------------
+
 
 def test_feature_defaults():
     # (How wide each encoding makes a feature is the trainer's: tests/trainer/test_encodings.py.)
@@ -45,7 +49,7 @@ def test_feature_defaults():
 
 
 def test_an_unknown_encoding_is_refused():
-    with pytest.raises(SchemaError, match="unknown encoding 'zscore' .known: standard, log1p, piecewise_linear, none"):
+    with pytest.raises(SchemaError, match=r"unknown encoding 'zscore' .known: standard, log1p, piecewise_linear, none"):
         Feature("x", "numeric", "zscore").check()
 
 
@@ -80,8 +84,9 @@ def test_categories_must_start_with_unk(cats):
         FeatureSchema((Feature("c", "categorical", categories=cats),))
 
 
-@pytest.mark.parametrize("kw", [dict(std=0.0), dict(std=-1.0), dict(mean=math.nan),
-                                dict(impute=math.inf), dict(std=math.nan)])
+@pytest.mark.parametrize(
+    "kw", [dict(std=0.0), dict(std=-1.0), dict(mean=math.nan), dict(impute=math.inf), dict(std=math.nan)]
+)
 def test_numeric_params_must_be_finite(kw):
     with pytest.raises(SchemaError, match="impute/mean must be finite and std > 0"):
         Feature("x", "numeric", "standard", **kw).check()
@@ -94,6 +99,7 @@ def test_piecewise_edges_strictly_increasing(edges):
 
 
 # --- FeatureSchema ----------------------------------------------------------------------
+
 
 def test_schema_properties():
     s = make_schema()
@@ -120,8 +126,7 @@ def test_sha256_stable_for_same_content():
     assert a.sha256 == b.sha256
     assert len(a.sha256) == 64 and int(a.sha256, 16) >= 0
     # key order of the JSON does not matter
-    shuffled = {"features": [dict(reversed(list(f.items()))) for f in a.to_json()["features"]],
-                "version": 1}
+    shuffled = {"features": [dict(reversed(list(f.items()))) for f in a.to_json()["features"]], "version": 1}
     assert FeatureSchema.from_json(shuffled).sha256 == a.sha256
 
 
@@ -131,19 +136,22 @@ def test_canonical_json_is_sorted_and_compact():
     assert text.startswith('{"features":[')
 
 
-@pytest.mark.parametrize("change", [
-    lambda fs: (replace(fs[0], mean=2.0000001),) + fs[1:],
-    lambda fs: (replace(fs[0], std=0.6),) + fs[1:],
-    lambda fs: (replace(fs[0], impute=11.0),) + fs[1:],
-    lambda fs: (replace(fs[0], encoding="standard"),) + fs[1:],
-    lambda fs: (replace(fs[0], allow_missing=False),) + fs[1:],
-    lambda fs: (replace(fs[0], name="bytes2"),) + fs[1:],
-    lambda fs: (fs[0], replace(fs[1], categories=(OOV_TOKEN, "tcp", "udp", "icmp"))) + fs[2:],
-    lambda fs: (fs[0], replace(fs[1], categories=(OOV_TOKEN, "udp", "tcp"))) + fs[2:],
-    lambda fs: fs[:2] + (replace(fs[2], edges=(0.0, 1.0, 6.0)),) + fs[3:],
-    lambda fs: (fs[1], fs[0]) + fs[2:],          # order is the graph's input order
-    lambda fs: fs[:-1],                          # a feature dropped
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda fs: (replace(fs[0], mean=2.0000001), *fs[1:]),
+        lambda fs: (replace(fs[0], std=0.6), *fs[1:]),
+        lambda fs: (replace(fs[0], impute=11.0), *fs[1:]),
+        lambda fs: (replace(fs[0], encoding="standard"), *fs[1:]),
+        lambda fs: (replace(fs[0], allow_missing=False), *fs[1:]),
+        lambda fs: (replace(fs[0], name="bytes2"), *fs[1:]),
+        lambda fs: (fs[0], replace(fs[1], categories=(OOV_TOKEN, "tcp", "udp", "icmp")), *fs[2:]),
+        lambda fs: (fs[0], replace(fs[1], categories=(OOV_TOKEN, "udp", "tcp")), *fs[2:]),
+        lambda fs: (*fs[:2], replace(fs[2], edges=(0.0, 1.0, 6.0)), *fs[3:]),
+        lambda fs: (fs[1], fs[0], *fs[2:]),  # order is the graph's input order
+        lambda fs: fs[:-1],  # a feature dropped
+    ],
+)
 def test_sha256_changes_with_any_change(change):
     s = make_schema()
     other = FeatureSchema(change(s.features))
@@ -158,8 +166,15 @@ def test_empty_schema():
 
 def test_duplicate_feature_names():
     with pytest.raises(SchemaError, match="duplicate feature names in schema: a, b"):
-        FeatureSchema((Feature("a", "numeric"), Feature("b", "numeric"), Feature("a", "boolean"),
-                       Feature("b", "numeric"), Feature("c", "numeric")))
+        FeatureSchema(
+            (
+                Feature("a", "numeric"),
+                Feature("b", "numeric"),
+                Feature("a", "boolean"),
+                Feature("b", "numeric"),
+                Feature("c", "numeric"),
+            )
+        )
 
 
 def test_schema_checks_every_feature():
@@ -170,8 +185,11 @@ def test_schema_checks_every_feature():
 def test_unsupported_version():
     data = make_schema().to_json()
     data["version"] = 2
-    with pytest.raises(SchemaError, match="feature schema version 2 is not supported "
-                                          r"\(this build reads version 1\)"):
+    with pytest.raises(
+        SchemaError,
+        match="feature schema version 2 is not supported "
+        r"\(this build reads version 1\)",
+    ):
         FeatureSchema.from_json(data)
 
 
@@ -200,10 +218,13 @@ def test_schema_errors_are_jenga_errors():
 
 # --- vectorize --------------------------------------------------------------------------
 
+
 def test_vectorize_shapes_and_dtypes():
     s = make_schema()
-    rows = [{"bytes": 100, "proto": "tcp", "dur": 0.5, "syn": True, "port": 22},
-            {"bytes": "7.5", "proto": "udp", "dur": 3, "syn": "no", "port": "443"}]
+    rows = [
+        {"bytes": 100, "proto": "tcp", "dur": 0.5, "syn": True, "port": 22},
+        {"bytes": "7.5", "proto": "udp", "dur": 3, "syn": "no", "port": "443"},
+    ]
     num, cat = s.vectorize(rows)
     assert num.dtype == np.float32 and num.shape == (2, 3)
     assert cat.dtype == np.int64 and cat.shape == (2, 2)
@@ -223,12 +244,14 @@ def test_vectorize_empty_rows():
 
 
 def test_vectorize_ignores_extra_fields():
-    num, cat = make_schema().vectorize([{"bytes": 1, "proto": "tcp", "dur": 1, "syn": 1, "port": 22,
-                                         "extra": {"nested": [1]}}])
+    num, cat = make_schema().vectorize(
+        [{"bytes": 1, "proto": "tcp", "dur": 1, "syn": 1, "port": 22, "extra": {"nested": [1]}}]
+    )
     assert num.tolist() == [[1, 1, 1]] and cat.tolist() == [[1, 1]]
 
 
 # strict mode
+
 
 def test_strict_missing_allowed_gives_nan_and_oov():
     num, cat = make_schema(allow_missing=True).vectorize([{}], strict=True)
@@ -283,11 +306,26 @@ def test_strict_wrong_type_categorical(value):
     assert f"is a {type(value).__name__}, expected a string or number" in str(exc.value)
 
 
-@pytest.mark.parametrize("value,expected", [
-    (True, 1.0), (False, 0.0), (1, 1.0), (0, 0.0), (1.0, 1.0), ("yes", 1.0), ("no", 0.0),
-    ("0", 0.0), ("1", 1.0), ("TRUE", 1.0), (" false ", 0.0), ("t", 1.0), ("f", 0.0),
-    ("y", 1.0), ("n", 0.0),
-])
+@pytest.mark.parametrize(
+    "value,expected",
+    [
+        (True, 1.0),
+        (False, 0.0),
+        (1, 1.0),
+        (0, 0.0),
+        (1.0, 1.0),
+        ("yes", 1.0),
+        ("no", 0.0),
+        ("0", 0.0),
+        ("1", 1.0),
+        ("TRUE", 1.0),
+        (" false ", 0.0),
+        ("t", 1.0),
+        ("f", 0.0),
+        ("y", 1.0),
+        ("n", 0.0),
+    ],
+)
 def test_strict_boolean_coercion(value, expected):
     row = {"bytes": 1, "proto": "tcp", "dur": 1, "syn": value, "port": 22}
     num, _ = make_schema().vectorize([row], strict=True)
@@ -311,6 +349,7 @@ def test_numeric_accepts_bools_and_numeric_strings():
 
 # lenient mode
 
+
 def test_lenient_non_finite_becomes_nan():
     rows = [{"bytes": math.nan, "proto": "tcp", "dur": math.inf, "syn": 1, "port": 22}]
     num, _ = make_schema().vectorize(rows, strict=False)
@@ -318,8 +357,7 @@ def test_lenient_non_finite_becomes_nan():
 
 
 def test_lenient_missing_numeric_is_nan_even_if_not_allowed():
-    num, _ = make_schema(allow_missing=False).vectorize(
-        [{"proto": "tcp", "port": 22}], strict=False)
+    num, _ = make_schema(allow_missing=False).vectorize([{"proto": "tcp", "port": 22}], strict=False)
     assert np.isnan(num).all()
 
 
@@ -330,21 +368,20 @@ def test_lenient_still_rejects_wrong_types():
 
 
 def test_lenient_missing_categorical_is_oov_even_if_not_allowed():
-    _, cat = make_schema(allow_missing=False).vectorize(
-        [{"bytes": 1, "dur": 1, "syn": 1}], strict=False)
+    _, cat = make_schema(allow_missing=False).vectorize([{"bytes": 1, "dur": 1, "syn": 1}], strict=False)
     assert (cat == OOV_INDEX).all()
 
 
 def test_lenient_nan_boolean_is_nan():
     num, _ = make_schema().vectorize(
-        [{"bytes": 1, "proto": "tcp", "dur": 1, "syn": math.nan, "port": 22}], strict=False)
+        [{"bytes": 1, "proto": "tcp", "dur": 1, "syn": math.nan, "port": 22}], strict=False
+    )
     assert math.isnan(num[0, 2])
 
 
 def test_strict_nan_boolean_is_non_finite():
     with pytest.raises(EventError) as exc:
-        make_schema().vectorize(
-            [{"bytes": 1, "proto": "tcp", "dur": 1, "syn": math.nan, "port": 22}], strict=True)
+        make_schema().vectorize([{"bytes": 1, "proto": "tcp", "dur": 1, "syn": math.nan, "port": 22}], strict=True)
     assert exc.value.reason == "non_finite"
 
 
@@ -369,10 +406,22 @@ def test_category_is_case_sensitive():
 
 # --- helpers ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("value,key", [
-    (22, "22"), (22.0, "22"), ("22", "22"), (" 22 ", "22"), (22.5, "22.5"), (True, "true"),
-    (False, "false"), ("tcp", "tcp"), (-3.0, "-3"), (0, "0"),
-])
+
+@pytest.mark.parametrize(
+    "value,key",
+    [
+        (22, "22"),
+        (22.0, "22"),
+        ("22", "22"),
+        (" 22 ", "22"),
+        (22.5, "22.5"),
+        (True, "true"),
+        (False, "false"),
+        ("tcp", "tcp"),
+        (-3.0, "-3"),
+        (0, "0"),
+    ],
+)
 def test_category_key(value, key):
     assert category_key(value) == key
 
@@ -388,7 +437,7 @@ def test_to_number():
     with pytest.raises(EventError) as exc:
         to_number(None, "fld")
     assert exc.value.field == "fld" and exc.value.reason == "wrong_type"
-    assert "field 'fld' is NoneType None, expected a number" == str(exc.value)
+    assert str(exc.value) == "field 'fld' is NoneType None, expected a number"
 
 
 def test_to_number_message_truncates_long_values():

@@ -10,10 +10,10 @@ import onnxruntime as ort
 import pytest
 
 from jenga_edge.bundle import Bundle, verify_bundle
-from jenga_edge.decode import EventDecoder
 from jenga_edge.contract.errors import BundleError, ConfigError
-from jenga_edge.rules import RuleConfig, RuleEngine
 from jenga_edge.contract.schema import OOV_TOKEN, Feature, FeatureSchema
+from jenga_edge.decode import EventDecoder
+from jenga_edge.rules import RuleConfig, RuleEngine
 from jenga_edge.score import RuntimeConfig, Scorer, select_tasks
 from trainer.synthetic import generate
 
@@ -88,13 +88,13 @@ def test_multiclass_score_is_max_probability_and_label_is_argmax(bundle, scorer,
     np.testing.assert_allclose(got.score["attack_type"], probs.max(axis=1), atol=1e-6, rtol=0)
     np.testing.assert_array_equal(got.label["attack_type"], probs.argmax(axis=1))
     assert got.label["attack_type"].dtype == np.int64
-    assert len(set(got.label["attack_type"].tolist())) > 1        # the generated mix is not one class
+    assert len(set(got.label["attack_type"].tolist())) > 1  # the generated mix is not one class
 
 
 def test_batch_composition_does_not_change_a_score(scorer, events):
     num, cat = events
     whole = scorer.score(num, cat).score["threat"]
-    singles = np.concatenate([scorer.score(num[i:i + 1], cat[i:i + 1]).score["threat"] for i in range(20)])
+    singles = np.concatenate([scorer.score(num[i : i + 1], cat[i : i + 1]).score["threat"] for i in range(20)])
     np.testing.assert_allclose(singles, whole[:20], atol=1e-6, rtol=0)
 
 
@@ -108,7 +108,7 @@ def test_empty_batch(scorer, bundle):
 def test_empty_batch_has_labels_and_rules_survive_it(scorer, bundle):
     schema = bundle.tasks["threat"].schema
     dec = EventDecoder(schema, key_fields=["src_ip"])
-    batch = dec.decode([b"{not json", b"[]"])                       # every line rejected
+    batch = dec.decode([b"{not json", b"[]"])  # every line rejected
     s = scorer.score(batch.num, batch.cat)
     assert s.label["attack_type"].shape == (0,)
     tasks = {t: bundle.tasks[t] for t in scorer.tasks}
@@ -130,10 +130,12 @@ def test_select_tasks_defaults_to_every_task(bundle):
 
 
 def fake_two_schema_bundle(bundle: Bundle) -> Bundle:
-    other = FeatureSchema((Feature("amount", "numeric"), Feature("merchant", "categorical",
-                                                                 categories=(OOV_TOKEN, "fuel"))))
-    fraud = msgspec.structs.replace(bundle.tasks["threat"], name="fraud", source="card", schema=other,
-                                    schema_sha256=other.sha256, file="fraud.onnx")
+    other = FeatureSchema(
+        (Feature("amount", "numeric"), Feature("merchant", "categorical", categories=(OOV_TOKEN, "fuel")))
+    )
+    fraud = msgspec.structs.replace(
+        bundle.tasks["threat"], name="fraud", source="card", schema=other, schema_sha256=other.sha256, file="fraud.onnx"
+    )
     return Bundle(bundle.path, bundle.manifest, {**bundle.tasks, "fraud": fraud}, bundle.merged)
 
 
@@ -142,8 +144,8 @@ def test_tasks_from_two_schemas_are_a_config_error(bundle):
     with pytest.raises(ConfigError, match=r"share one feature schema; threat \(net\), fraud \(card\) do not"):
         select_tasks(fake, ["threat", "fraud"])
     with pytest.raises(ConfigError, match="share one feature schema"):
-        Scorer(fake)                                       # every task by default: two schemas
-    assert Scorer(fake, ["threat", "attack_type"]).merged   # one schema: fine
+        Scorer(fake)  # every task by default: two schemas
+    assert Scorer(fake, ["threat", "attack_type"]).merged  # one schema: fine
 
 
 def test_session_options_are_honoured(bundle):

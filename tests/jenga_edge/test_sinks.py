@@ -20,9 +20,8 @@ from jenga_edge.contract.errors import ConfigError, DataError
 from jenga_edge.contract.typed import Invalid, convert
 from jenga_edge.kinds import default_types
 from jenga_edge.priorities import severity_of
-from jenga_edge.sinks import Sink, build_sinks
+from jenga_edge.sinks import Sink, build_sinks, jsonl, sqlite, stdout, syslog
 from jenga_edge.sinks import fsync as fsync_mod
-from jenga_edge.sinks import jsonl, sqlite, stdout, syslog
 from jenga_edge.sinks.jsonl import JsonlSink
 from jenga_edge.sinks.sqlite import SqliteSink, query_alerts
 from jenga_edge.sinks.stdout import StdoutSink, format_text
@@ -37,13 +36,20 @@ def sinks_config(data: dict, source: str = "sinks") -> dict:
 
 def make_alert(i: int = 0, **over) -> dict:
     alert = {
-        "timestamp": "2026-11-25T17:00:00.123Z", "event_type": "alert",
+        "timestamp": "2026-11-25T17:00:00.123Z",
+        "event_type": "alert",
         "agent": {"id": "gw-1", "hostname": "gw-host", "version": "0.1.0"},
-        "rule": "ssh_block", "priority": "critical", "task": "threat",
-        "score": 0.97, "threshold": 0.8,
+        "rule": "ssh_block",
+        "priority": "critical",
+        "task": "threat",
+        "score": 0.97,
+        "threshold": 0.8,
         "model": {"bundle_id": "b1", "sha256": "ab" * 32},
-        "source": "tcp:127.0.0.1:5514", "src_ip": "203.0.113.7", "dest_ip": "10.0.0.5",
-        "dest_port": 22, "fields": {"n": i, "note": "héllo"},
+        "source": "tcp:127.0.0.1:5514",
+        "src_ip": "203.0.113.7",
+        "dest_ip": "10.0.0.5",
+        "dest_port": 22,
+        "fields": {"n": i, "note": "héllo"},
         "actions": [{"type": "firewall", "status": "dry_run"}],
     }
     alert.update(over)
@@ -55,6 +61,7 @@ def iso(t: float) -> str:
 
 
 # --------------------------------------------------------------------------- JSONL
+
 
 def read_lines(path) -> list[dict]:
     with open(path, "rb") as fh:
@@ -100,6 +107,7 @@ def test_jsonl_fsync_once_per_batch(tmp_path, monkeypatch, python_syncer):
 
 def test_jsonl_fsync_runs_off_the_scoring_thread_and_close_waits_for_it(tmp_path, monkeypatch, python_syncer):
     import threading
+
     started, release, threads = threading.Event(), threading.Event(), []
     real = os.fsync
 
@@ -108,11 +116,12 @@ def test_jsonl_fsync_runs_off_the_scoring_thread_and_close_waits_for_it(tmp_path
         started.set()
         release.wait(5)
         real(fd)
+
     sink = JsonlSink(jsonl.Config(path=str(tmp_path / "a.jsonl")))
     monkeypatch.setattr(fsync_mod.os, "fsync", slow_fsync)
-    sink.write_batch([make_alert(1)])            # returns while the disk is still busy
+    sink.write_batch([make_alert(1)])  # returns while the disk is still busy
     assert started.wait(5)
-    sink.write_batch([make_alert(2)])            # queued behind the running fsync
+    sink.write_batch([make_alert(2)])  # queued behind the running fsync
     assert threads and threads[0].startswith("fsync:") and threads[0] != threading.current_thread().name
     closer = threading.Thread(target=sink.close)
     closer.start()
@@ -129,16 +138,17 @@ def test_jsonl_fsync_failure_is_raised_by_the_next_write_before_it_writes(tmp_pa
 
     def broken(fd):
         raise OSError(5, "Input/output error")
+
     monkeypatch.setattr(fsync_mod.os, "fsync", broken)
     sink.write_batch([make_alert(1)])
     with pytest.raises(DataError, match="fsync failed"):
-        sink.sync_wait()                       # reported once ...
-    sink.write_batch([make_alert(2)])          # ... so the next batch is written (and its fsync fails too)
+        sink.sync_wait()  # reported once ...
+    sink.write_batch([make_alert(2)])  # ... so the next batch is written (and its fsync fails too)
     deadline = time.monotonic() + 5
     while sink._syncer._done < sink._syncer._requested and time.monotonic() < deadline:
         time.sleep(0.01)
     with pytest.raises(DataError, match="fsync failed"):
-        sink.write_batch([make_alert(3)])      # raised before batch 3 is written: 3 is not delivered
+        sink.write_batch([make_alert(3)])  # raised before batch 3 is written: 3 is not delivered
     monkeypatch.undo()
     sink.close()
     assert read_lines(tmp_path / "a.jsonl") == [make_alert(1), make_alert(2)]
@@ -170,14 +180,14 @@ def test_native_syncer_is_used_and_batches_are_durable_after_sync_wait(tmp_path)
 @needs_native
 def test_native_syncer_reports_a_failed_fsync_then_keeps_serving(tmp_path):
     syncer = fsync_mod._NativeSyncer()
-    r, w = os.pipe()                       # fsync on a pipe fails with EINVAL
+    r, w = os.pipe()  # fsync on a pipe fails with EINVAL
     try:
         syncer.request(w)
         with pytest.raises(DataError, match="fsync failed"):
             syncer.wait()
-        syncer.check()                     # reported once
+        syncer.check()  # reported once
         with open(tmp_path / "f", "wb") as fh:
-            syncer.request(fh.fileno())    # the error was reported once; a good fd syncs
+            syncer.request(fh.fileno())  # the error was reported once; a good fd syncs
             syncer.wait()
     finally:
         os.close(r)
@@ -192,7 +202,7 @@ def test_native_syncer_refuses_work_after_fork(tmp_path):
     syncer = fsync_mod._NativeSyncer()
     with open(tmp_path / "f", "wb") as fh:
         pid = os.fork()
-        if pid == 0:                       # the child has no syncer thread: it must say so, not hang
+        if pid == 0:  # the child has no syncer thread: it must say so, not hang
             try:
                 syncer.request(fh.fileno())
                 code = 1
@@ -200,10 +210,10 @@ def test_native_syncer_refuses_work_after_fork(tmp_path):
                 code = 0 if "fork" in str(exc) else 2
             os._exit(code)
         _, status = os.waitpid(pid, 0)
-        syncer.request(fh.fileno())        # the parent's syncer still works
+        syncer.request(fh.fileno())  # the parent's syncer still works
         syncer.wait()
     syncer.stop()
-    syncer.stop()                          # stopping twice joins once
+    syncer.stop()  # stopping twice joins once
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
 
 
@@ -219,7 +229,7 @@ def test_jsonl_appends_on_reopen(tmp_path):
 
 
 def fixed_record(i: int) -> dict:
-    return {"n": 1000 + i, "pad": "p" * 40}          # every line the same size
+    return {"n": 1000 + i, "pad": "p" * 40}  # every line the same size
 
 
 LINE = len(json.dumps(fixed_record(0), separators=(",", ":")).encode()) + 1
@@ -236,7 +246,7 @@ def test_jsonl_rotation_never_loses_a_line(tmp_path):
     cfg = jsonl.Config(path=str(path), max_bytes=LINE * 20, backups=20)
     sink = JsonlSink(cfg)
     n = 0
-    for _ in range(30):                     # 30 batches of 7: 210 lines, 20 a file
+    for _ in range(30):  # 30 batches of 7: 210 lines, 20 a file
         sink.write_batch([fixed_record(n + k) for k in range(7)])
         n += 7
     sink.close()
@@ -250,18 +260,27 @@ def test_jsonl_rotation_never_loses_a_line(tmp_path):
 def test_jsonl_rotation_keeps_only_backups_files(tmp_path):
     path = tmp_path / "alerts.jsonl"
     sink = JsonlSink(jsonl.Config(path=str(path), max_bytes=LINE * 10, backups=3))
-    for b in range(10):                     # 100 lines: 10 full files, keep .3 .2 .1 + current
+    for b in range(10):  # 100 lines: 10 full files, keep .3 .2 .1 + current
         sink.write_batch([fixed_record(b * 10 + k) for k in range(10)])
     sink.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "alerts.jsonl", "alerts.jsonl.1", "alerts.jsonl.2", "alerts.jsonl.3"]
+        "alerts.jsonl",
+        "alerts.jsonl.1",
+        "alerts.jsonl.2",
+        "alerts.jsonl.3",
+    ]
     assert [r["n"] - 1000 for r in read_rotated(path, 3)] == list(range(60, 100))
 
 
 def test_jsonl_rotation_drops_only_the_oldest(tmp_path):
     path = tmp_path / "dead.jsonl"
-    rec = {"timestamp": "2026-11-25T17:00:00Z", "source": "udp:0.0.0.0:514",
-           "reason": "bad_json", "field": None, "line": "x" * 50}
+    rec = {
+        "timestamp": "2026-11-25T17:00:00Z",
+        "source": "udp:0.0.0.0:514",
+        "reason": "bad_json",
+        "field": None,
+        "line": "x" * 50,
+    }
     size = len(json.dumps(rec, separators=(",", ":")).encode()) + 1
     sink = JsonlSink(jsonl.Config(path=str(path), max_bytes=size * 2, backups=2))
     for i in range(20):
@@ -277,7 +296,7 @@ def test_jsonl_rotation_drops_only_the_oldest(tmp_path):
 
 def test_jsonl_rotation_on_restart_counts_existing_size(tmp_path):
     path = tmp_path / "alerts.jsonl"
-    path.write_text("x" * 90 + "\n")             # 91 bytes; each line below is 8
+    path.write_text("x" * 90 + "\n")  # 91 bytes; each line below is 8
     sink = JsonlSink(jsonl.Config(path=str(path), max_bytes=100))
     sink.write_batch([{"a": 1}, {"b": 2}, {"c": 3}])
     sink.close()
@@ -302,6 +321,7 @@ def test_jsonl_directory_path_is_config_error(tmp_path):
 
 # --------------------------------------------------------------------------- stdout
 
+
 def test_stdout_json_lines():
     buf = io.StringIO()
     sink = StdoutSink(stdout.Config(format="json"), stream=buf)
@@ -315,19 +335,42 @@ def test_stdout_json_lines():
 def test_stdout_text_format():
     buf = io.StringIO()
     StdoutSink(stdout.Config(format="text"), stream=buf).write_batch([make_alert()])
-    assert buf.getvalue() == ("2026-11-25T17:00:00Z CRITICAL ssh_block threat score=0.970>=0.800 "
-                              "src=203.0.113.7 dst=10.0.0.5:22 action=firewall:dry_run\n")
+    assert buf.getvalue() == (
+        "2026-11-25T17:00:00Z CRITICAL ssh_block threat score=0.970>=0.800 "
+        "src=203.0.113.7 dst=10.0.0.5:22 action=firewall:dry_run\n"
+    )
 
 
 def test_text_format_tolerates_missing_fields():
-    line = format_text({"priority": "warning", "score": 0.5, "dest_ip": "2001:db8::1", "dest_port": 443,
-                        "actions": ["log", {"name": "block", "result": "ok"}]})
+    line = format_text(
+        {
+            "priority": "warning",
+            "score": 0.5,
+            "dest_ip": "2001:db8::1",
+            "dest_port": 443,
+            "actions": ["log", {"name": "block", "result": "ok"}],
+        }
+    )
     assert line == "- WARNING - - score=0.500 dst=[2001:db8::1]:443 action=log,block:ok"
     # The outcome dicts jenga_edge.actions appends: type + result.
-    outcomes = [{"type": "firewall", "target": "inet jenga blocklist", "dry_run": True, "argv": ["nft"],
-                 "result": "dry_run", "reason": ""},
-                {"type": "webhook", "target": "https://x", "dry_run": False, "argv": None,
-                 "result": "spooled", "reason": "timeout"}]
+    outcomes = [
+        {
+            "type": "firewall",
+            "target": "inet jenga blocklist",
+            "dry_run": True,
+            "argv": ["nft"],
+            "result": "dry_run",
+            "reason": "",
+        },
+        {
+            "type": "webhook",
+            "target": "https://x",
+            "dry_run": False,
+            "argv": None,
+            "result": "spooled",
+            "reason": "timeout",
+        },
+    ]
     assert format_text(make_alert(actions=outcomes)).endswith(" action=firewall:dry_run,webhook:spooled")
 
 
@@ -348,25 +391,28 @@ def test_stdout_broken_stream_counts_errors():
 
 HEADER_RE = re.compile(
     r"^<(?P<pri>\d{1,3})>1 (?P<ts>\S+) (?P<host>\S+) (?P<app>\S+) (?P<procid>\S+) (?P<msgid>\S+) "
-    r"(?P<sd>\[jenga@32473(?: [a-z_]+=\"(?:[^\"\\\]]|\\[\"\\\]])*\")*\]) (?P<msg>\{.*\})$", re.S)
+    r"(?P<sd>\[jenga@32473(?: [a-z_]+=\"(?:[^\"\\\]]|\\[\"\\\]])*\")*\]) (?P<msg>\{.*\})$",
+    re.S,
+)
 
 
 def parse_syslog(data: bytes) -> dict:
     m = HEADER_RE.match(data.decode("utf-8"))
     assert m, data
     out = m.groupdict()
-    out["params"] = {k: re.sub(r"\\([\"\\\]])", r"\1", v)
-                     for k, v in re.findall(r'([a-z_]+)="((?:[^"\\\]]|\\["\\\]])*)"', out["sd"])}
+    out["params"] = {
+        k: re.sub(r"\\([\"\\\]])", r"\1", v) for k, v in re.findall(r'([a-z_]+)="((?:[^"\\\]]|\\["\\\]])*)"', out["sd"])
+    }
     return out
 
 
 def test_pri_and_severity_mapping():
     assert severity_of("critical") == 2 and severity_of("CRIT") == 2 and severity_of("debug") == 7
     assert severity_of("bogus") is None and severity_of("bogus", 4) == 4
-    assert syslog_message(make_alert(), 16).startswith("<130>1 ")          # local0 + critical
-    assert syslog_message(make_alert(priority="emergency"), 4).startswith("<32>1 ")   # auth
-    assert syslog_message(make_alert(priority="debug"), 23).startswith("<191>1 ")     # local7
-    assert syslog_message(make_alert(priority="??"), 1, 5).startswith("<13>1 ")       # user + default
+    assert syslog_message(make_alert(), 16).startswith("<130>1 ")  # local0 + critical
+    assert syslog_message(make_alert(priority="emergency"), 4).startswith("<32>1 ")  # auth
+    assert syslog_message(make_alert(priority="debug"), 23).startswith("<191>1 ")  # local7
+    assert syslog_message(make_alert(priority="??"), 1, 5).startswith("<13>1 ")  # user + default
 
 
 def test_syslog_over_udp(tmp_path):
@@ -390,9 +436,15 @@ def test_syslog_over_udp(tmp_path):
     assert first["host"] == "gw-host" and first["app"] == "jenga-edge"
     assert first["procid"] == str(os.getpid())
     assert first["msgid"] == "ssh_block"
-    assert second["msgid"] == ("portscan!" + "x" * 40)[:32]            # no space, ASCII, <= 32
-    assert first["params"] == {"task": "threat", "score": "0.97", "threshold": "0.8",
-                               "src_ip": "203.0.113.7", "dest_ip": "10.0.0.5", "dest_port": "22"}
+    assert second["msgid"] == ("portscan!" + "x" * 40)[:32]  # no space, ASCII, <= 32
+    assert first["params"] == {
+        "task": "threat",
+        "score": "0.97",
+        "threshold": "0.8",
+        "src_ip": "203.0.113.7",
+        "dest_ip": "10.0.0.5",
+        "dest_port": "22",
+    }
     assert json.loads(first["msg"]) == alerts[0]
     assert json.loads(second["msg"]) == alerts[1]
 
@@ -476,7 +528,7 @@ def test_syslog_tcp_reconnects_after_collector_closes():
         conn1, _ = srv.accept()
         conn1.settimeout(2)
         first = conn1.recv(65536)
-        conn1.close()                      # the collector restarts
+        conn1.close()  # the collector restarts
         time.sleep(0.05)
         sink.write_batch([make_alert(1)])
         conn2, _ = srv.accept()
@@ -554,14 +606,17 @@ def test_syslog_unix_missing_socket_counts_errors(tmp_path):
 EXPECTED_TARGET = "expected udp://HOST:PORT, tcp://HOST:PORT or unix:///PATH"
 
 
-@pytest.mark.parametrize("target, problem", [
-    ("127.0.0.1:514", EXPECTED_TARGET),
-    ("http://x:1", f"unknown scheme 'http'; {EXPECTED_TARGET}"),
-    ("udp://:514", f"no host; {EXPECTED_TARGET}"),
-    ("udp://h:99999", "port must be 1-65535"),
-    ("unix://", f"no socket path; {EXPECTED_TARGET}"),
-    ("tcp://h:1/path", f"unexpected path '/path'; {EXPECTED_TARGET}"),
-])
+@pytest.mark.parametrize(
+    "target, problem",
+    [
+        ("127.0.0.1:514", EXPECTED_TARGET),
+        ("http://x:1", f"unknown scheme 'http'; {EXPECTED_TARGET}"),
+        ("udp://:514", f"no host; {EXPECTED_TARGET}"),
+        ("udp://h:99999", "port must be 1-65535"),
+        ("unix://", f"no socket path; {EXPECTED_TARGET}"),
+        ("tcp://h:1/path", f"unexpected path '/path'; {EXPECTED_TARGET}"),
+    ],
+)
 def test_syslog_bad_targets_are_config_errors(target, problem):
     message = f"{target!r}: {problem}"
     with pytest.raises(Invalid) as info:
@@ -585,23 +640,26 @@ def test_syslog_config_via_typed_loader():
 
 # --------------------------------------------------------------------------- SQLite
 
+
 def test_sqlite_write_and_query_filters(tmp_path):
     db = tmp_path / "alerts.db"
     now = time.time()
     sink = SqliteSink(sqlite.Config(path=str(db)))
-    sink.write_batch([
-        make_alert(0, timestamp=iso(now - 3 * 3600), priority="critical", task="threat"),
-        make_alert(1, timestamp=iso(now - 1800), priority="warning", task="threat"),
-        make_alert(2, timestamp=iso(now - 60), priority="error", task="fraud"),
-    ])
+    sink.write_batch(
+        [
+            make_alert(0, timestamp=iso(now - 3 * 3600), priority="critical", task="threat"),
+            make_alert(1, timestamp=iso(now - 1800), priority="warning", task="threat"),
+            make_alert(2, timestamp=iso(now - 60), priority="error", task="fraud"),
+        ]
+    )
     sink.write_batch([])
     sink.write_batch([make_alert(3, timestamp=iso(now - 5), priority="debug", task="fraud")])
-    ns = lambda rows: [r["fields"]["n"] for r in rows]                      # noqa: E731
-    assert ns(query_alerts(db)) == [3, 2, 1, 0]                              # newest first
+    ns = lambda rows: [r["fields"]["n"] for r in rows]  # noqa: E731
+    assert ns(query_alerts(db)) == [3, 2, 1, 0]  # newest first
     assert ns(query_alerts(db, since_seconds=parse_since("1h"))) == [3, 2, 1]
     assert ns(query_alerts(db, since_seconds=parse_since("2m"))) == [3, 2]
     assert ns(query_alerts(db, task="threat")) == [1, 0]
-    assert ns(query_alerts(db, priority="error")) == [2, 0]                  # error or worse
+    assert ns(query_alerts(db, priority="error")) == [2, 0]  # error or worse
     assert ns(query_alerts(db, priority="crit")) == [0]
     assert ns(query_alerts(db, until=now - 1000)) == [1, 0]
     assert ns(query_alerts(db, until=iso(now - 1000), since_seconds=7200)) == [1]
@@ -610,8 +668,9 @@ def test_sqlite_write_and_query_filters(tmp_path):
     sink.close()
     con = sqlite3.connect(db)
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    row = con.execute("SELECT ts, timestamp, rule, priority, task, score, src_ip, dest_ip, dest_port"
-                      " FROM alerts ORDER BY id LIMIT 1").fetchone()
+    row = con.execute(
+        "SELECT ts, timestamp, rule, priority, task, score, src_ip, dest_ip, dest_port FROM alerts ORDER BY id LIMIT 1"
+    ).fetchone()
     assert row[0] == pytest.approx(now - 3 * 3600, abs=0.01)
     assert row[2:] == ("ssh_block", "critical", "threat", 0.97, "203.0.113.7", "10.0.0.5", 22)
     assert "alerts_ts" in [r[1] for r in con.execute("PRAGMA index_list(alerts)")]
@@ -626,7 +685,7 @@ def test_sqlite_retention_keeps_newest_rows(tmp_path):
     sink.write_batch([make_alert(i, timestamp=iso(base + i)) for i in range(2, 5)])
     sink.close()
     assert [r["fields"]["n"] for r in query_alerts(db)] == [4, 3, 2]
-    again = SqliteSink(sqlite.Config(path=str(db), max_rows=3))   # restart: count from the file
+    again = SqliteSink(sqlite.Config(path=str(db), max_rows=3))  # restart: count from the file
     again.write_batch([make_alert(5, timestamp=iso(base + 5))])
     again.close()
     assert [r["fields"]["n"] for r in query_alerts(db)] == [5, 4, 3]
@@ -658,10 +717,20 @@ def test_query_errors(tmp_path):
     assert query_alerts(db) == []
 
 
-@pytest.mark.parametrize("text, seconds", [
-    ("1h", 3600), ("30m", 1800), ("2d", 172800), ("45s", 45), ("90", 90), (" 1H ", 3600),
-    ("1.5h", 5400), ("1w", 604800), (120, 120),
-])
+@pytest.mark.parametrize(
+    "text, seconds",
+    [
+        ("1h", 3600),
+        ("30m", 1800),
+        ("2d", 172800),
+        ("45s", 45),
+        ("90", 90),
+        (" 1H ", 3600),
+        ("1.5h", 5400),
+        ("1w", 604800),
+        (120, 120),
+    ],
+)
 def test_parse_since(text, seconds):
     assert parse_since(text) == seconds
 
@@ -674,13 +743,16 @@ def test_parse_since_rejects(text):
 
 # --------------------------------------------------------------------------- build_sinks
 
+
 def test_build_sinks_from_typed_config(tmp_path):
-    cfg = sinks_config({
-        "jsonl": {"path": str(tmp_path / "alerts.jsonl"), "max_bytes": 1_000_000, "backups": 2},
-        "stdout": {"format": "text"},
-        "syslog": {"target": "udp://127.0.0.1:9", "facility": "local0"},
-        "sqlite": {"path": str(tmp_path / "alerts.db"), "max_rows": 10},
-    })
+    cfg = sinks_config(
+        {
+            "jsonl": {"path": str(tmp_path / "alerts.jsonl"), "max_bytes": 1_000_000, "backups": 2},
+            "stdout": {"format": "text"},
+            "syslog": {"target": "udp://127.0.0.1:9", "facility": "local0"},
+            "sqlite": {"path": str(tmp_path / "alerts.db"), "max_rows": 10},
+        }
+    )
     assert [c.kind for c in cfg.values()] == ["jsonl", "stdout", "syslog", "sqlite"]
     buf = io.StringIO()
     built = build_sinks(cfg, stdout=buf)
@@ -702,14 +774,16 @@ def test_build_sinks_several_of_one_type_each_get_the_batch(tmp_path):
         for rx in (rx_a, rx_b):
             rx.bind(("127.0.0.1", 0))
             rx.settimeout(2)
-        cfg = sinks_config({
-            "siem": {"type": "syslog", "target": f"udp://127.0.0.1:{rx_a.getsockname()[1]}", "facility": "local1"},
-            "archive": {"type": "jsonl", "path": str(tmp_path / "b.jsonl")},
-            "local": {"type": "syslog", "target": f"udp://127.0.0.1:{rx_b.getsockname()[1]}", "facility": "local2"},
-            "jsonl": {"path": str(tmp_path / "a.jsonl")},            # the name stands for the type
-        })
+        cfg = sinks_config(
+            {
+                "siem": {"type": "syslog", "target": f"udp://127.0.0.1:{rx_a.getsockname()[1]}", "facility": "local1"},
+                "archive": {"type": "jsonl", "path": str(tmp_path / "b.jsonl")},
+                "local": {"type": "syslog", "target": f"udp://127.0.0.1:{rx_b.getsockname()[1]}", "facility": "local2"},
+                "jsonl": {"path": str(tmp_path / "a.jsonl")},  # the name stands for the type
+            }
+        )
         built = build_sinks(cfg)
-        assert list(built) == ["siem", "archive", "local", "jsonl"]           # config order
+        assert list(built) == ["siem", "archive", "local", "jsonl"]  # config order
         assert [type(s) for s in built.values()] == [SyslogSink, JsonlSink, SyslogSink, JsonlSink]
         alerts = [make_alert(0), make_alert(1)]
         for s in built.values():
@@ -721,8 +795,8 @@ def test_build_sinks_several_of_one_type_each_get_the_batch(tmp_path):
     finally:
         rx_a.close()
         rx_b.close()
-    assert [p["pri"] for p in got_a] == [str(17 * 8 + 2)] * 2                # local1
-    assert [p["pri"] for p in got_b] == [str(18 * 8 + 2)] * 2                # local2
+    assert [p["pri"] for p in got_a] == [str(17 * 8 + 2)] * 2  # local1
+    assert [p["pri"] for p in got_b] == [str(18 * 8 + 2)] * 2  # local2
     assert [json.loads(p["msg"]) for p in got_a] == alerts
     assert [json.loads(p["msg"]) for p in got_b] == alerts
     assert built["siem"].sent == 2 and built["local"].sent == 2
@@ -743,8 +817,10 @@ def test_build_sinks_closes_opened_ones_on_failure(tmp_path, monkeypatch):
     closed = []
     real_close = JsonlSink.close
     monkeypatch.setattr(JsonlSink, "close", lambda self: (closed.append(self.path), real_close(self)))
-    cfg = {"alerts": jsonl.Config(path=str(tmp_path / "a.jsonl")),
-           "store": sqlite.Config(path=str(tmp_path))}          # a directory
+    cfg = {
+        "alerts": jsonl.Config(path=str(tmp_path / "a.jsonl")),
+        "store": sqlite.Config(path=str(tmp_path)),
+    }  # a directory
     with pytest.raises(ConfigError, match="sqlite path"):
         build_sinks(cfg)
     assert closed == [tmp_path / "a.jsonl"]

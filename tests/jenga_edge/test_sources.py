@@ -26,8 +26,8 @@ from jenga_edge.sources.tcp import TcpSource
 from jenga_edge.sources.udp import UdpSource
 from jenga_edge.sources.unix import UnixSource
 
-MAX = 64          # the smallest allowed max_line_bytes keeps oversize lines short
-POLL = 0.02       # file poll interval in tests
+MAX = 64  # the smallest allowed max_line_bytes keeps oversize lines short
+POLL = 0.02  # file poll interval in tests
 
 
 def collect(queue: EventQueue, n: int, timeout: float = 5.0) -> list[Line]:
@@ -69,13 +69,14 @@ def datas(lines: list[Line]) -> list[bytes]:
 
 # --- framing ---------------------------------------------------------------------------
 
+
 def pairs(framed) -> list[tuple[bytes, bool]]:
     """What `LineSplitter.feed`/`flush` returned (a `Chunk`, or lines and flags)
     as (line, oversize) pairs."""
     if isinstance(framed, Chunk):
         spans = np.empty((framed.count, 2), dtype=np.int64)
         end = event_queue._spans(framed.buf, 0, framed.count, spans)
-        assert framed.buf[end:].strip(b"\r\n") == b""      # the chunk holds complete lines only
+        assert framed.buf[end:].strip(b"\r\n") == b""  # the chunk holds complete lines only
         return [(framed.buf[a:b], False) for a, b in spans.tolist()]
     data, oversize = framed
     assert oversize is None or (len(oversize) == len(data) and any(oversize))
@@ -96,7 +97,7 @@ def test_splitter_strips_newlines_skips_empty_and_buffers_partials():
 def test_splitter_feed_leaves_lines_within_the_limit_in_one_chunk():
     sp = LineSplitter(MAX)
     framed = sp.feed(b'{"a":1}\r\n\n{"b":2}\n{"c"')
-    if framing._frame is None:                       # no C extension: lines, no flags
+    if framing._frame is None:  # no C extension: lines, no flags
         assert framed == ([b'{"a":1}', b'{"b":2}'], None)
     else:
         assert framed == Chunk(b'{"a":1}\r\n\n{"b":2}\n', 2)
@@ -113,16 +114,15 @@ def test_splitter_oversize_is_one_line_and_next_line_is_intact(chunk):
     sp = LineSplitter(MAX)
     out = []
     for i in range(0, len(stream), chunk):
-        out += pairs(sp.feed(stream[i:i + chunk]))
+        out += pairs(sp.feed(stream[i : i + chunk]))
     out += pairs(sp.flush())
-    assert out == [(exact, False), (b"x" * MAX, True), (exact_crlf, False),
-                   (b"y" * MAX, True), (b"ok", False)]
+    assert out == [(exact, False), (b"x" * MAX, True), (exact_crlf, False), (b"y" * MAX, True), (b"ok", False)]
 
 
 def test_splitter_unfinished_oversize_line_is_emitted_once():
     sp = LineSplitter(MAX)
     assert sp.feed(b"z" * (MAX * 3)) == ([b"z" * MAX], [True])
-    assert sp.pending == 0                  # the rest is skipped, not buffered
+    assert sp.pending == 0  # the rest is skipped, not buffered
     assert pairs(sp.feed(b"z" * MAX)) == []
     assert pairs(sp.feed(b"zz\nnext\n")) == [(b"next", False)]
     assert sp.flush() == ([], None)
@@ -137,7 +137,7 @@ def test_splitter_skip_line_discards_up_to_the_next_newline():
     assert pairs(sp.feed(b"...\nkept\nnext")) == [(b"kept", False)]
     assert sp.flush() == ([b"next"], None)
     sp.skip_line()
-    assert sp.flush() == ([], None)          # a skipped line is not emitted at the end either
+    assert sp.flush() == ([], None)  # a skipped line is not emitted at the end either
 
 
 def test_max_line_bytes_bounds():
@@ -153,6 +153,7 @@ def test_max_line_bytes_bounds():
 
 
 # --- the queue, one line at a time --------------------------------------------------------
+
 
 def put(q: EventQueue, i, **kw) -> bool:
     """Enqueue line `i` on its own (the queue's per-line use: `put_lines` of one line)."""
@@ -211,7 +212,7 @@ def test_take_waits_for_a_first_item():
 def test_put_blocks_while_full_and_stop_or_close_release_it():
     q = EventQueue(2)
     assert put(q, 0) and put(q, 1)
-    assert q.put_lines([b"2"], "test", block=False) == 0      # full: not blocking, not enqueued
+    assert q.put_lines([b"2"], "test", block=False) == 0  # full: not blocking, not enqueued
     t0 = time.monotonic()
     assert q.put_lines([b"2"], "test", timeout=0.05) == 0
     assert 0.04 < time.monotonic() - t0 < 1.0
@@ -220,7 +221,7 @@ def test_put_blocks_while_full_and_stop_or_close_release_it():
     t = threading.Thread(target=lambda: result.setdefault("ok", put(q, 2, stop=stop)))
     t.start()
     time.sleep(0.1)
-    assert t.is_alive() and q.depth() == 2          # blocked, nothing lost
+    assert t.is_alive() and q.depth() == 2  # blocked, nothing lost
     stop.set()
     q.interrupt()
     t.join(2)
@@ -243,7 +244,7 @@ def test_put_blocks_while_full_and_stop_or_close_release_it():
     q2.close()
     t.join(2)
     assert not t.is_alive() and result["closed"] is False
-    assert q2.take(5, 5.0).data == [b"0"]     # queued lines can still be taken
+    assert q2.take(5, 5.0).data == [b"0"]  # queued lines can still be taken
     t0 = time.monotonic()
     assert len(q2.take(5, 5.0)) == 0
     assert time.monotonic() - t0 < 1.0
@@ -266,7 +267,7 @@ def test_queue_maxsize_must_be_positive():
 
 # --- configuration ---------------------------------------------------------------------
 
-SOURCE = KINDS.union()        # a source entry: the `type` key picks the kind's Config
+SOURCE = KINDS.union()  # a source entry: the `type` key picks the kind's Config
 
 
 class _Sources(Config, kw_only=True):
@@ -289,41 +290,58 @@ def test_config_defaults_to_loopback_and_validates():
     assert udp.Config(port=0, host="::1").host == "::1"
     assert tcp.Config(port=5514, host="0.0.0.0").host == "0.0.0.0"  # explicit is fine
 
-    assert config_error({"sources": [{"type": "tcp", "port": 70000}]}, _Sources) == \
-        "agent.yaml: sources[0].port: expected a value <= 65535, got 70000"
-    assert config_error({"type": "upd", "port": 1}) == \
-        "agent.yaml: type: expected one of 'stdin', 'file', 'tcp', 'udp', 'unix', got str 'upd' (did you mean 'udp'?)"
+    assert (
+        config_error({"sources": [{"type": "tcp", "port": 70000}]}, _Sources)
+        == "agent.yaml: sources[0].port: expected a value <= 65535, got 70000"
+    )
+    assert (
+        config_error({"type": "upd", "port": 1})
+        == "agent.yaml: type: expected one of 'stdin', 'file', 'tcp', 'udp', 'unix', got str 'upd' "
+        "(did you mean 'udp'?)"
+    )
     bad = [
         (dict(type="tcp", port=-1), "port: expected a value >= 0, got -1"),
         (dict(type="tcp"), "port: missing required key, expected an integer"),
-        (dict(type="udp", port=1, host="localhost"),
-         "host: expected an IP address such as 127.0.0.1 or ::1, got 'localhost'"),
-        (dict(type="tcp", port=1, host="10.0.0.300"),
-         "host: expected an IP address such as 127.0.0.1 or ::1, got '10.0.0.300'"),
+        (
+            dict(type="udp", port=1, host="localhost"),
+            "host: expected an IP address such as 127.0.0.1 or ::1, got 'localhost'",
+        ),
+        (
+            dict(type="tcp", port=1, host="10.0.0.300"),
+            "host: expected an IP address such as 127.0.0.1 or ::1, got '10.0.0.300'",
+        ),
         (dict(type="tcp", port=True), "port: expected an integer, got bool True"),
         (dict(type="tcp", port=1, max_connections=0), "max_connections: expected a value >= 1, got 0"),
         (dict(type="udp", port=1, recv_buffer_bytes=1024), "recv_buffer_bytes: expected a value >= 4096, got 1024"),
         (dict(type="file"), "path: missing required key, expected a string"),
         (dict(type="file", path=""), "path: expected a file path, got ''"),
-        (dict(type="file", path="x", start_at="middle"),
-         "start_at: expected one of 'end', 'beginning', got str 'middle'"),
+        (
+            dict(type="file", path="x", start_at="middle"),
+            "start_at: expected one of 'end', 'beginning', got str 'middle'",
+        ),
         (dict(type="file", path="x", poll_interval_s=0), "poll_interval_s: expected a value >= 0.01, got 0"),
         (dict(type="file", path="x", rotate_wait_s=601), "rotate_wait_s: expected a value <= 600.0, got 601"),
-        (dict(type="unix", path="/tmp/" + "s" * 200),
-         "path: a unix socket path is at most 107 bytes, got 205: /tmp/" + "s" * 200),
+        (
+            dict(type="unix", path="/tmp/" + "s" * 200),
+            "path: a unix socket path is at most 107 bytes, got 205: /tmp/" + "s" * 200,
+        ),
         (dict(type="unix", path="/x", mode=0o1000), "mode: expected a value <= 511, got 512"),
         (dict(type="pipe"), "type: expected one of 'stdin', 'file', 'tcp', 'udp', 'unix', got str 'pipe'"),
         (dict(port=1), "type: missing required key, expected one of 'stdin', 'file', 'tcp', 'udp', 'unix'"),
         # A key another kind reads is not one of this kind's keys.
         (dict(type="tcp", port=1, path="/x"), "path: unknown key; expected one of: host, port, max_connections"),
-        (dict(type="file", path="x", port=1),
-         "port: unknown key; expected one of: path, start_at, poll_interval_s, rotate_wait_s"),
-        (dict(type="udp", port=1, max_connections=4),
-         "max_connections: unknown key; expected one of: host, port, recv_buffer_bytes"),
+        (
+            dict(type="file", path="x", port=1),
+            "port: unknown key; expected one of: path, start_at, poll_interval_s, rotate_wait_s",
+        ),
+        (
+            dict(type="udp", port=1, max_connections=4),
+            "max_connections: unknown key; expected one of: host, port, recv_buffer_bytes",
+        ),
     ]
     for data, message in bad:
         assert config_error(data) == f"agent.yaml: {message}", data
-        if data.get("type") in KINDS:       # the kind's own Config says the same
+        if data.get("type") in KINDS:  # the kind's own Config says the same
             kind = {k: v for k, v in data.items() if k != "type"}
             assert config_error(kind, KINDS.config(data["type"])) == f"agent.yaml: {message}", data
     # stdin reads no options at all.
@@ -333,21 +351,30 @@ def test_config_defaults_to_loopback_and_validates():
 def test_config_cross_field_checks_run_on_direct_construction():
     # Types and bounds are checked by convert only; the checks in __post_init__ run either way.
     cases = [
-        (lambda: udp.Config(port=1, host="localhost"), "host",
-         "expected an IP address such as 127.0.0.1 or ::1, got 'localhost'"),
-        (lambda: tcp.Config(port=1, host="10.0.0.300"), "host",
-         "expected an IP address such as 127.0.0.1 or ::1, got '10.0.0.300'"),
+        (
+            lambda: udp.Config(port=1, host="localhost"),
+            "host",
+            "expected an IP address such as 127.0.0.1 or ::1, got 'localhost'",
+        ),
+        (
+            lambda: tcp.Config(port=1, host="10.0.0.300"),
+            "host",
+            "expected an IP address such as 127.0.0.1 or ::1, got '10.0.0.300'",
+        ),
         (lambda: file.Config(path=""), "path", "expected a file path, got ''"),
         (lambda: unix.Config(path=""), "path", "expected a socket path, got ''"),
-        (lambda: unix.Config(path="/tmp/" + "s" * 200), "path",
-         "a unix socket path is at most 107 bytes, got 205: /tmp/" + "s" * 200),
+        (
+            lambda: unix.Config(path="/tmp/" + "s" * 200),
+            "path",
+            "a unix socket path is at most 107 bytes, got 205: /tmp/" + "s" * 200,
+        ),
     ]
     for make, key, message in cases:
         with pytest.raises(Invalid) as err:
             make()
         assert (err.value.key, err.value.message) == (key, message)
     with pytest.raises(TypeError):
-        tcp.Config(5514)                               # keywords only
+        tcp.Config(5514)  # keywords only
 
 
 def test_sources_registry_names_the_five_kinds():
@@ -393,6 +420,7 @@ def test_build_source_makes_each_type(tmp_path):
 
 # --- stdin -----------------------------------------------------------------------------
 
+
 def test_stdin_reads_to_eof_with_oversize_and_final_partial_line(stopper):
     q = EventQueue(100)
     data = b'{"a":1}\n\n' + b"o" * 500 + b'\n{"b":2}\r\n{"c":3}'
@@ -402,8 +430,12 @@ def test_stdin_reads_to_eof_with_oversize_and_final_partial_line(stopper):
     assert src.join(2)
     assert src.eof
     got = collect(q, 4)
-    assert got == [Line(b'{"a":1}', "stdin", False), Line(b"o" * MAX, "stdin", True),
-                   Line(b'{"b":2}', "stdin", False), Line(b'{"c":3}', "stdin", False)]
+    assert got == [
+        Line(b'{"a":1}', "stdin", False),
+        Line(b"o" * MAX, "stdin", True),
+        Line(b'{"b":2}', "stdin", False),
+        Line(b'{"c":3}', "stdin", False),
+    ]
     assert (src.lines, src.oversize, src.dropped) == (4, 1, 0)
 
 
@@ -421,11 +453,12 @@ def test_stdin_pipe_stop_is_prompt_without_eof(stopper):
         t0 = time.monotonic()
         src.stop()
         assert src.join(2) and time.monotonic() - t0 < 1.0
-        assert src.eof is False                      # stopped, not exhausted
-        src.stop()                                   # idempotent
+        assert src.eof is False  # stopped, not exhausted
+        src.stop()  # idempotent
 
 
 # --- TCP -------------------------------------------------------------------------------
+
 
 def connect(addr) -> socket.socket:
     s = socket.create_connection(addr, timeout=5)
@@ -443,9 +476,9 @@ def test_tcp_multiple_clients_split_sends_exact_counts(stopper):
     for rnd in range(20):
         for c, s in enumerate(clients):
             payload = f'{{"c":{c},"n":{rnd}}}\n'.encode()
-            s.sendall(payload[:5])                   # one event over several send() calls
+            s.sendall(payload[:5])  # one event over several send() calls
             s.sendall(payload[5:])
-    clients[0].sendall(b'{"c":0,"n":"last"}')        # no trailing newline: flushed on close
+    clients[0].sendall(b'{"c":0,"n":"last"}')  # no trailing newline: flushed on close
     for s in clients:
         s.close()
     got = collect(q, 61)
@@ -468,7 +501,7 @@ def test_tcp_oversize_line_then_intact_line(stopper):
     with connect(src.address) as s:
         big = b'{"blob":"' + b"A" * 5000 + b'"}\n'
         for i in range(0, len(big), 700):
-            s.sendall(big[i:i + 700])
+            s.sendall(big[i : i + 700])
         s.sendall(b'{"ok":1}\n')
     got = collect(q, 2)
     assert got[0].oversize and got[0].data == big[:MAX]
@@ -487,15 +520,14 @@ def test_tcp_back_pressure_blocks_without_loss_and_keeps_order(stopper):
     def client(cid: int) -> None:
         with connect(src.address) as s:
             s.settimeout(10)
-            s.sendall(b"".join(b'{"c":%d,"n":%d,"pad":"%s"}\n' % (cid, n, b"p" * 40)
-                               for n in range(per_client)))
+            s.sendall(b"".join(b'{"c":%d,"n":%d,"pad":"%s"}\n' % (cid, n, b"p" * 40) for n in range(per_client)))
         done.append(cid)
 
     senders = [threading.Thread(target=client, args=(cid,), daemon=True) for cid in range(2)]
     for t in senders:
         t.start()
     assert wait_for(lambda: q.depth() == 4)
-    time.sleep(0.3)                                  # no consumer: the source must just wait
+    time.sleep(0.3)  # no consumer: the source must just wait
     assert q.depth() == 4
     # `lines` is counted per read (after put_lines/put_chunk returns), so only drops are checked here.
     assert src.dropped == 0
@@ -506,9 +538,10 @@ def test_tcp_back_pressure_blocks_without_loss_and_keeps_order(stopper):
     assert sorted(done) == [0, 1]
     assert len(got) == 2 * per_client and src.dropped == 0
     for cid in range(2):
-        ns = [int(line.data.split(b'"n":')[1].split(b",")[0]) for line in got
-              if line.data.startswith(b'{"c":%d,' % cid)]
-        assert ns == list(range(per_client))         # each line once, in order
+        ns = [
+            int(line.data.split(b'"n":')[1].split(b",")[0]) for line in got if line.data.startswith(b'{"c":%d,' % cid)
+        ]
+        assert ns == list(range(per_client))  # each line once, in order
     assert wait_for(lambda: src.lines == 2 * per_client)
 
 
@@ -523,7 +556,7 @@ def test_tcp_max_connections_refuses_extra_clients(stopper):
         with connect(src.address) as second:
             second.settimeout(2)
             try:
-                assert second.recv(1) == b""         # closed by the listener
+                assert second.recv(1) == b""  # closed by the listener
             except ConnectionResetError:
                 pass
         assert wait_for(lambda: src.rejected == 1)
@@ -572,6 +605,7 @@ def test_tcp_and_udp_listen_on_ipv6_loopback(stopper):
 
 # --- UDP -------------------------------------------------------------------------------
 
+
 def test_udp_datagrams_with_several_lines(stopper):
     q = EventQueue(100)
     src = UdpSource(udp.Config(port=0), q, MAX)
@@ -579,13 +613,18 @@ def test_udp_datagrams_with_several_lines(stopper):
     src.start()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.sendto(b'{"a":1}\n{"a":2}\n', src.address)
-        s.sendto(b'{"a":3}\r\n\n{"a":4}', src.address)       # last line needs no newline
+        s.sendto(b'{"a":3}\r\n\n{"a":4}', src.address)  # last line needs no newline
         s.sendto(b"B" * 200 + b'\n{"a":5}\n', src.address)
     got = collect(q, 6)
     port = src.address[1]
     assert [(line.data, line.oversize) for line in got] == [
-        (b'{"a":1}', False), (b'{"a":2}', False), (b'{"a":3}', False), (b'{"a":4}', False),
-        (b"B" * MAX, True), (b'{"a":5}', False)]
+        (b'{"a":1}', False),
+        (b'{"a":2}', False),
+        (b'{"a":3}', False),
+        (b'{"a":4}', False),
+        (b"B" * MAX, True),
+        (b'{"a":5}', False),
+    ]
     assert all(line.origin == f"udp:127.0.0.1:{port}" for line in got)
     assert wait_for(lambda: src.lines == 6)
     assert src.datagrams == 3 and src.oversize == 1 and src.dropped == 0
@@ -610,11 +649,12 @@ def test_udp_overflow_counts_drops(stopper):
 
 # --- unix socket -----------------------------------------------------------------------
 
+
 def test_unix_socket_replaces_stale_file_and_removes_it_on_stop(tmp_path, stopper):
     path = str(tmp_path / "jenga.sock")
     stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     stale.bind(path)
-    stale.close()                                    # leaves a dead socket file behind
+    stale.close()  # leaves a dead socket file behind
     q = EventQueue(100)
     src = build_source(unix.Config(path=path), SourceContext(q, MAX))
     stopper(src)
@@ -629,9 +669,18 @@ def test_unix_socket_replaces_stale_file_and_removes_it_on_stop(tmp_path, stoppe
     got = collect(q, 8)
     pairs = [(line.data, line.oversize) for line in got]
     # Each connection has its own reader thread: order holds within a connection only.
-    assert sorted(pairs) == sorted([
-        (b'{"u":0}', False), (b'{"u":10}', False), (b"Q" * MAX, True), (b"after", False),
-        (b'{"u":1}', False), (b'{"u":11}', False), (b"Q" * MAX, True), (b"after", False)])
+    assert sorted(pairs) == sorted(
+        [
+            (b'{"u":0}', False),
+            (b'{"u":10}', False),
+            (b"Q" * MAX, True),
+            (b"after", False),
+            (b'{"u":1}', False),
+            (b'{"u":11}', False),
+            (b"Q" * MAX, True),
+            (b"after", False),
+        ]
+    )
     for a, b in ((b'{"u":0}', b'{"u":10}'), (b'{"u":1}', b'{"u":11}')):
         assert pairs.index((a, False)) < pairs.index((b, False))
     assert all(line.origin == f"unix:{path}" for line in got)
@@ -655,6 +704,7 @@ def test_unix_refuses_to_replace_a_regular_file(tmp_path):
 
 # --- file follow -----------------------------------------------------------------------
 
+
 def append(path, data: bytes) -> None:
     with open(path, "ab") as fh:
         fh.write(data)
@@ -674,8 +724,8 @@ def test_file_start_at_end_then_append_with_partial_line(tmp_path, stopper):
     src = follow(path, q, stopper)
     append(path, b':1}\n{"new":1}\n{"new"')
     assert datas(collect(q, 2)) == [b'{"writing":1}', b'{"new":1}']
-    assert collect(q, 1, timeout=0.2) == []            # partial line is held back
-    append(path, b':2}\n')
+    assert collect(q, 1, timeout=0.2) == []  # partial line is held back
+    append(path, b":2}\n")
     got = collect(q, 1)
     assert got == [Line(b'{"new":2}', f"file:{path}", False)]
     assert wait_for(lambda: src.lines == 3)
@@ -688,8 +738,11 @@ def test_file_start_at_beginning_and_oversize(tmp_path, stopper):
     src = follow(path, q, stopper, start_at="beginning")
     got = collect(q, 3)
     assert [(line.data, line.oversize) for line in got] == [
-        (b'{"a":1}', False), (b"x" * MAX, True), (b'{"a":2}', False)]
-    append(path, b"y" * 100)                            # oversize, still unfinished
+        (b'{"a":1}', False),
+        (b"x" * MAX, True),
+        (b'{"a":2}', False),
+    ]
+    append(path, b"y" * 100)  # oversize, still unfinished
     append(path, b"y" * 100 + b'\n{"a":3}\n')
     got = collect(q, 2)
     assert [(line.data, line.oversize) for line in got] == [(b"y" * MAX, True), (b'{"a":3}', False)]
@@ -698,12 +751,12 @@ def test_file_start_at_beginning_and_oversize(tmp_path, stopper):
 
 def test_file_start_at_end_skips_an_unfinished_oversize_line(tmp_path, stopper):
     path = tmp_path / "eve.json"
-    path.write_bytes(b'{"old":1}\n' + b"z" * (MAX * 5))     # the writer is inside a long line
+    path.write_bytes(b'{"old":1}\n' + b"z" * (MAX * 5))  # the writer is inside a long line
     q = EventQueue(100)
     src = follow(path, q, stopper)
     append(path, b'zzz"}\n{"new":1}\n')
     assert collect(q, 1) == [Line(b'{"new":1}', f"file:{path}", False)]
-    assert collect(q, 1, timeout=0.2) == []            # no fragment of the long line
+    assert collect(q, 1, timeout=0.2) == []  # no fragment of the long line
     assert wait_for(lambda: src.lines == 1) and src.oversize == 0
 
 
@@ -716,8 +769,8 @@ def test_file_rotation_by_rename_and_new_file(tmp_path, stopper):
     assert datas(collect(q, 1)) == [b'{"gen":1,"n":1}']
     rotated = tmp_path / "eve.json.1"
     os.rename(path, rotated)
-    append(rotated, b'{"gen":1,"n":2}\n')               # the writer has not reopened yet
-    path.write_bytes(b'{"gen":2,"n":1}\n')              # new file: read from its beginning
+    append(rotated, b'{"gen":1,"n":2}\n')  # the writer has not reopened yet
+    path.write_bytes(b'{"gen":2,"n":1}\n')  # new file: read from its beginning
     append(path, b'{"gen":2,"n":2}\n')
     got = datas(collect(q, 3))
     assert sorted(got) == [b'{"gen":1,"n":2}', b'{"gen":2,"n":1}', b'{"gen":2,"n":2}']
@@ -733,7 +786,7 @@ def test_file_truncation_reads_from_start(tmp_path, stopper):
     src = follow(path, q, stopper)
     append(path, b'{"before":1}\n{"before":2}\n')
     assert len(collect(q, 2)) == 2
-    with open(path, "wb") as fh:                        # truncate in place (copytruncate)
+    with open(path, "wb") as fh:  # truncate in place (copytruncate)
         fh.write(b"")
     assert wait_for(lambda: src.truncations == 1)
     append(path, b'{"after":1}\n')
@@ -744,7 +797,7 @@ def test_file_truncation_reads_from_start(tmp_path, stopper):
 def test_file_created_after_start(tmp_path, stopper):
     path = tmp_path / "later.json"
     q = EventQueue(100)
-    src = follow(path, q, stopper)                      # start_at="end" does not apply to a new file
+    src = follow(path, q, stopper)  # start_at="end" does not apply to a new file
     time.sleep(0.1)
     path.write_bytes(b'{"first":1}\n{"first":2}\n')
     assert datas(collect(q, 2)) == [b'{"first":1}', b'{"first":2}']
@@ -753,21 +806,24 @@ def test_file_created_after_start(tmp_path, stopper):
 
 # --- lifecycle -------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("kind", ["stdin", "file", "tcp", "udp", "unix"])
 def test_stop_is_prompt_and_idempotent(kind, tmp_path, stopper):
     q = EventQueue(2)
-    cfgs = {"stdin": stdin.Config(),
-            "file": file.Config(path=str(tmp_path / "f.json"), poll_interval_s=5.0),
-            "tcp": tcp.Config(port=0),
-            "udp": udp.Config(port=0),
-            "unix": unix.Config(path=str(tmp_path / "s.sock"))}
+    cfgs = {
+        "stdin": stdin.Config(),
+        "file": file.Config(path=str(tmp_path / "f.json"), poll_interval_s=5.0),
+        "tcp": tcp.Config(port=0),
+        "udp": udp.Config(port=0),
+        "unix": unix.Config(path=str(tmp_path / "s.sock")),
+    }
     r, w = os.pipe()
     with os.fdopen(r, "rb") as reader, os.fdopen(w, "wb") as _writer:
         src = build_source(cfgs[kind], SourceContext(q, MAX, reader))
         stopper(src)
         src.start()
         conn = None
-        if kind == "tcp":                   # an open, idle connection must not hold stop up
+        if kind == "tcp":  # an open, idle connection must not hold stop up
             conn = connect(src.address)
         time.sleep(0.1)
         t0 = time.monotonic()
@@ -790,11 +846,11 @@ def test_stop_releases_a_source_blocked_on_a_full_queue(stopper):
     src.start()
     assert wait_for(lambda: q.depth() == 1)
     time.sleep(0.05)
-    assert src.running                                # blocked in put: back-pressure
+    assert src.running  # blocked in put: back-pressure
     t0 = time.monotonic()
     src.stop()
     assert src.join(2) and time.monotonic() - t0 < 1.0
-    assert src.lines == 3 and src.dropped == 2        # every line read is accounted for
+    assert src.lines == 3 and src.dropped == 2  # every line read is accounted for
     assert src.eof is False
 
 
@@ -803,14 +859,14 @@ def test_queue_bounds_bytes_as_well_as_events():
     line = b"x" * 40
     for _ in range(3):
         assert q.put_lines([line], "t", block=False) == 1
-    assert q.put_lines([line], "t", block=False) == 0      # 120 bytes queued >= 100: full by bytes
+    assert q.put_lines([line], "t", block=False) == 0  # 120 bytes queued >= 100: full by bytes
     assert q.depth() == 3
     assert len(q.take(2, 0.0)) == 2
-    assert q.put_lines([line], "t", block=False) == 1      # room again
-    assert q.put_lines([line] * 5, "t", stop=_set_event()) == 1   # 80 bytes queued: one more fits, then full
+    assert q.put_lines([line], "t", block=False) == 1  # room again
+    assert q.put_lines([line] * 5, "t", stop=_set_event()) == 1  # 80 bytes queued: one more fits, then full
     assert q.depth() == 3
     big = EventQueue(1000, max_bytes=10)
-    assert big.put_lines([b"y" * 50], "t", block=False) == 1     # an empty queue takes one oversized line
+    assert big.put_lines([b"y" * 50], "t", block=False) == 1  # an empty queue takes one oversized line
 
 
 def _set_event():
@@ -820,6 +876,7 @@ def _set_event():
 
 
 # --- feed: the buffer fast path frames exactly like the per-line fallback ---------------------
+
 
 @pytest.mark.parametrize("seed", range(6))
 def test_feed_chunk_path_frames_like_the_line_fallback(seed):
@@ -831,15 +888,15 @@ def test_feed_chunk_path_frames_like_the_line_fallback(seed):
     pieces = []
     for _ in range(300):
         n = rng.choice([MAX + 1, 3 * MAX]) if rng.random() < 0.02 else rng.choice([0, 1, 5, 40, MAX - 1, MAX])
-        body = bytes(rng.choice(b"ab{}\":,\r") for _ in range(n))
+        body = bytes(rng.choice(b'ab{}":,\r') for _ in range(n))
         pieces.append(body + rng.choice([b"\n", b"\r\n", b"\n\n", b"\r\r\n"]))
     stream = b"".join(pieces) + b"tail-without-newline"
     cuts = sorted(rng.sample(range(1, len(stream)), 40))
-    chunks = [stream[a:b] for a, b in zip([0] + cuts, cuts + [len(stream)])]
+    chunks = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)])]
     ref, fast = LineSplitter(MAX), LineSplitter(MAX)
     want, got, used_chunks = [], [], 0
     for c in chunks:
-        want += pairs(ref._feed_lines(c))          # the per-line fallback, never a Chunk
+        want += pairs(ref._feed_lines(c))  # the per-line fallback, never a Chunk
         framed = fast.feed(c)
         used_chunks += isinstance(framed, Chunk)
         got += pairs(framed)

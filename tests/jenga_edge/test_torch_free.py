@@ -25,8 +25,13 @@ def all_modules() -> list[str]:
 
 
 def run(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", BLOCK_TORCH + code], capture_output=True, text=True,
-                          cwd=Path(jenga_edge.__file__).parent.parent, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", BLOCK_TORCH + code],
+        capture_output=True,
+        text=True,
+        cwd=Path(jenga_edge.__file__).parent.parent,
+        timeout=120,
+    )
 
 
 def test_every_edge_module_imports_with_torch_blocked():

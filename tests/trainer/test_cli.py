@@ -13,7 +13,7 @@ from trainer.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
 
-pytestmark = pytest.mark.slow          # trains models
+pytestmark = pytest.mark.slow  # trains models
 
 
 def jenga_train(*args) -> SimpleNamespace:
@@ -22,8 +22,9 @@ def jenga_train(*args) -> SimpleNamespace:
 
 
 def write_config(tmp_path, data_dir, **training) -> Path:
-    cfg = base_config({"net": net_source(data_dir / "network.jsonl")}, network_tasks(), tmp_path / "out",
-                      epochs=3, **training)
+    cfg = base_config(
+        {"net": net_source(data_dir / "network.jsonl")}, network_tasks(), tmp_path / "out", epochs=3, **training
+    )
     cfg["training"]["progress"] = True
     path = tmp_path / "exp.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -43,8 +44,17 @@ def test_train_evaluate_predict(tmp_path, data_dir):
     assert ev.returncode == 0, ev.stderr
     assert set(json.loads(ev.stdout)) == {"threat", "attack_type"}
 
-    pred = jenga_train("predict", "--model", str(model), "--data", str(REPO / "examples/network_traffic.json"),
-                       "--threshold", "0.5", "--alerts", str(tmp_path / "alerts.jsonl"))
+    pred = jenga_train(
+        "predict",
+        "--model",
+        str(model),
+        "--data",
+        str(REPO / "examples/network_traffic.json"),
+        "--threshold",
+        "0.5",
+        "--alerts",
+        str(tmp_path / "alerts.jsonl"),
+    )
     assert pred.returncode == 0, pred.stderr
     rows = [json.loads(x) for x in pred.stdout.splitlines()]
     assert len(rows) == 30 and set(rows[0]) == {"row", "threat", "attack_type"}
@@ -78,13 +88,14 @@ def test_no_arguments_prints_help_and_fails():
 
 def test_holdout_protocol_reports_mean_and_spread(tmp_path, data_dir):
     cfg = write_config(tmp_path, data_dir)
-    proc = jenga_train("holdout", "--config", str(cfg), "--task", "threat", "--folds", "3",
-                       "--output-dir", str(tmp_path / "ho"))
+    proc = jenga_train(
+        "holdout", "--config", str(cfg), "--task", "threat", "--folds", "3", "--output-dir", str(tmp_path / "ho")
+    )
     assert proc.returncode == 0, proc.stderr
     report = json.loads((tmp_path / "ho" / "holdout.json").read_text())
     assert report["group_column"] == "attack_type"
     held = sorted(g for f in report["folds"] for g in f["held_out"])
-    assert held == ["ddos", "exfiltration", "port_scan"]      # each attack type held out once
+    assert held == ["ddos", "exfiltration", "port_scan"]  # each attack type held out once
     for f in report["folds"]:
         assert 0 <= f["unseen_recall"] <= 1 and f["n_unseen"] > 0
     s = report["summary"]["unseen_roc_auc"]
@@ -95,5 +106,7 @@ def test_holdout_protocol_reports_mean_and_spread(tmp_path, data_dir):
 def test_generate_to_an_unknown_suffix_is_one_line(tmp_path):
     proc = jenga_train("generate", "--use-case", "network", "--rows", "5", "-o", tmp_path / "x.txt")
     assert proc.returncode == 2
-    assert proc.stderr == (f"error: cannot write {tmp_path / 'x.txt'}: the name must end in .jsonl, .json or "
-                           ".csv (the format follows it)\n")
+    assert proc.stderr == (
+        f"error: cannot write {tmp_path / 'x.txt'}: the name must end in .jsonl, .json or "
+        ".csv (the format follows it)\n"
+    )

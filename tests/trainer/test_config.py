@@ -24,10 +24,13 @@ BASE = {
     "project_name": "p",
     "sources": {"net": {"path": "data/net.jsonl"}},
     "tasks": [
-        {"name": "threat", "type": "anomaly_detection", "source": "net",
-         "label": {"column": "label", "positive_labels": ["bad"]}},
-        {"name": "kind", "type": "classification", "source": "net",
-         "label": {"column": "kind", "classes": ["a", "b"]}},
+        {
+            "name": "threat",
+            "type": "anomaly_detection",
+            "source": "net",
+            "label": {"column": "label", "positive_labels": ["bad"]},
+        },
+        {"name": "kind", "type": "classification", "source": "net", "label": {"column": "kind", "classes": ["a", "b"]}},
     ],
 }
 
@@ -67,6 +70,7 @@ def load_err(data, **kw) -> str:
 
 
 # --- valid files ------------------------------------------------------------------------
+
 
 def test_load_valid_config(workdir):
     cfg = load_config(workdir())
@@ -136,9 +140,10 @@ def test_config_as_yaml_dict_round_trips():
 
 # --- file-level errors ------------------------------------------------------------------
 
+
 def test_missing_config_file(tmp_path):
     p = tmp_path / "missing.yaml"
-    with pytest.raises(ConfigError, match="missing.yaml: config file not found"):
+    with pytest.raises(ConfigError, match=r"missing.yaml: config file not found"):
         load_config(p)
 
 
@@ -180,6 +185,7 @@ def test_errors_start_with_config_file_name(workdir):
 
 # --- unknown keys -----------------------------------------------------------------------
 
+
 def test_unknown_top_level_key_suggests():
     msg = load_err(raw(trainig={"epochs": 3}))
     assert "trainig: unknown key (did you mean 'training'?)" in msg
@@ -214,6 +220,7 @@ def test_unknown_label_key_suggests():
 
 # --- wrong types ------------------------------------------------------------------------
 
+
 def test_string_for_epochs():
     msg = load_err(raw(training={"epochs": "ten"}))
     assert msg == "exp.yaml: training.epochs: expected an integer, got str 'ten'"
@@ -236,8 +243,12 @@ def test_mapping_for_list():
 
 def test_positive_labels_not_a_list():
     data = raw()
-    data["tasks"][1] = {"name": "t2", "type": "anomaly_detection", "source": "net",
-                        "label": {"column": "label", "positive_labels": "bad"}}
+    data["tasks"][1] = {
+        "name": "t2",
+        "type": "anomaly_detection",
+        "source": "net",
+        "label": {"column": "label", "positive_labels": "bad"},
+    }
     msg = load_err(data)
     assert "tasks[1].label.positive_labels: expected a list of" in msg
     assert "got str 'bad'" in msg
@@ -264,6 +275,7 @@ def test_kinds_value_literal_suggests():
 
 
 # --- missing keys -----------------------------------------------------------------------
+
 
 def test_missing_task_source():
     data = raw()
@@ -300,6 +312,7 @@ def test_empty_sources():
 
 # --- literal violations -----------------------------------------------------------------
 
+
 def test_activation_relu6_lists_choices():
     msg = load_err(raw(model={"activation": "relu6"}))
     assert "model.activation: expected one of 'relu', 'gelu', 'silu', 'tanh', got str 'relu6'" in msg
@@ -333,6 +346,7 @@ def test_format_literal():
 
 
 # --- numeric bounds ---------------------------------------------------------------------
+
 
 def test_dropout_too_high():
     msg = load_err(raw(model={"dropout": 1.5}))
@@ -370,6 +384,7 @@ def test_sentinel_threshold_bounds():
 
 
 # --- cross checks -----------------------------------------------------------------------
+
 
 def test_unknown_task_source_suggests():
     data = raw()
@@ -432,6 +447,7 @@ def test_one_class_classification():
 
 # --- threshold_rule ---------------------------------------------------------------------
 
+
 def test_threshold_rule_max_f1():
     data = raw()
     data["tasks"][0]["threshold_rule"] = "max_f1"
@@ -445,14 +461,17 @@ def test_threshold_rule_target_fpr():
     assert isinstance(rule, TargetFpr) and rule.target_fpr == 0.01
 
 
-@pytest.mark.parametrize("rule,expect", [
-    ("max_f2", "tasks[0].threshold_rule: expected one of 'max_f1' or a mapping (TargetFpr), got str 'max_f2'"),
-    (3, "tasks[0].threshold_rule: expected one of 'max_f1' or a mapping (TargetFpr), got int 3"),
-    ({"target_fpr": 1.5}, "tasks[0].threshold_rule.target_fpr: expected a value <= 1.0, got 1.5"),
-    ({"target_fpr": "1%"}, "tasks[0].threshold_rule.target_fpr: expected a number, got str '1%'"),
-    ({"fpr": 0.01}, "tasks[0].threshold_rule.fpr: unknown key"),
-    ({}, "tasks[0].threshold_rule.target_fpr: missing required key"),
-])
+@pytest.mark.parametrize(
+    "rule,expect",
+    [
+        ("max_f2", "tasks[0].threshold_rule: expected one of 'max_f1' or a mapping (TargetFpr), got str 'max_f2'"),
+        (3, "tasks[0].threshold_rule: expected one of 'max_f1' or a mapping (TargetFpr), got int 3"),
+        ({"target_fpr": 1.5}, "tasks[0].threshold_rule.target_fpr: expected a value <= 1.0, got 1.5"),
+        ({"target_fpr": "1%"}, "tasks[0].threshold_rule.target_fpr: expected a number, got str '1%'"),
+        ({"fpr": 0.01}, "tasks[0].threshold_rule.fpr: unknown key"),
+        ({}, "tasks[0].threshold_rule.target_fpr: missing required key"),
+    ],
+)
 def test_bad_threshold_rule(rule, expect):
     data = raw()
     data["tasks"][0]["threshold_rule"] = rule
@@ -461,9 +480,12 @@ def test_bad_threshold_rule(rule, expect):
 
 # --- overrides --------------------------------------------------------------------------
 
+
 def test_overrides_dotted_and_indexed(workdir):
-    cfg = load_config(workdir(), ["training.epochs=5", "tasks[0].loss_weight=2",
-                                  "model.hidden_sizes=[8, 4]", "tasks[1].label.column=kind2"])
+    cfg = load_config(
+        workdir(),
+        ["training.epochs=5", "tasks[0].loss_weight=2", "model.hidden_sizes=[8, 4]", "tasks[1].label.column=kind2"],
+    )
     assert cfg.training.epochs == 5
     assert cfg.tasks[0].loss_weight == 2.0
     assert cfg.model.hidden_sizes == [8, 4]
@@ -499,13 +521,16 @@ def test_override_wrong_type_names_path(workdir):
         load_config(workdir(), ["training.epochs=many"])
 
 
-@pytest.mark.parametrize("item,expect", [
-    ("training.epochs", "expected KEY=VALUE"),
-    ("tasks[7].loss_weight=2", r"no list item \[7\] here"),
-    ("tasks[x].loss_weight=2", r"expected a list index like \[0\], got \[x\]"),
-    ("project_name.x=1", "'x' is not inside a mapping"),
-    ("=1", "empty key"),
-])
+@pytest.mark.parametrize(
+    "item,expect",
+    [
+        ("training.epochs", "expected KEY=VALUE"),
+        ("tasks[7].loss_weight=2", r"no list item \[7\] here"),
+        ("tasks[x].loss_weight=2", r"expected a list index like \[0\], got \[x\]"),
+        ("project_name.x=1", "'x' is not inside a mapping"),
+        ("=1", "empty key"),
+    ],
+)
 def test_bad_override_forms(workdir, item, expect):
     with pytest.raises(ConfigError, match=expect):
         load_config(workdir(), [item])
@@ -535,7 +560,10 @@ def test_threshold_rule_typo_suggests_max_f1():
 def test_task_names_must_be_safe_file_and_output_names(tmp_path, name):
     data = tmp_path / "d.jsonl"
     data.write_text('{"x": 1, "y": 0}\n')
-    raw = {"project_name": "p", "sources": {"s": {"path": str(data)}},
-           "tasks": [{"name": name, "type": "anomaly_detection", "source": "s", "label": {"column": "y"}}]}
+    raw = {
+        "project_name": "p",
+        "sources": {"s": {"path": str(data)}},
+        "tasks": [{"name": name, "type": "anomaly_detection", "source": "s", "label": {"column": "y"}}],
+    }
     with pytest.raises(ConfigError, match=r"tasks\[0\]\.name: .*expected letters, digits"):
         config_from_dict(raw)

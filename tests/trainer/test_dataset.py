@@ -18,9 +18,15 @@ def net_rows(n=60):
     rows = []
     for i in range(n):
         attack = "normal" if i % 2 == 0 else ATTACKS[(i // 2) % len(ATTACKS)]
-        rows.append({"bytes": float(i * 10 + 1), "proto": "tcp" if i % 3 else "udp",
-                     "flag": i % 5 == 0, "attack": attack, "cat": None if attack == "normal" else
-                     ("DoS" if attack in ("neptune", "smurf") else "Probe")})
+        rows.append(
+            {
+                "bytes": float(i * 10 + 1),
+                "proto": "tcp" if i % 3 else "udp",
+                "flag": i % 5 == 0,
+                "attack": attack,
+                "cat": None if attack == "normal" else ("DoS" if attack in ("neptune", "smurf") else "Probe"),
+            }
+        )
     return rows
 
 
@@ -35,29 +41,52 @@ def write_jsonl(path, rows):
 
 @pytest.fixture
 def files(tmp_path):
-    return {"net": write_jsonl(tmp_path / "net.jsonl", net_rows()),
-            "host": write_jsonl(tmp_path / "host.jsonl", host_rows())}
+    return {
+        "net": write_jsonl(tmp_path / "net.jsonl", net_rows()),
+        "host": write_jsonl(tmp_path / "host.jsonl", host_rows()),
+    }
 
 
-ATTACK_TASK = {"name": "attack", "type": "anomaly_detection", "source": "net",
-               "label": {"column": "attack", "negative_labels": ["normal"]}}
-NOVELTY_TASK = {"name": "novelty", "type": "anomaly_detection", "source": "net", "mode": "novelty",
-                "label": {"column": "attack", "negative_labels": ["normal"]}}
-CATEGORY_TASK = {"name": "category", "type": "classification", "source": "net",
-                 "label": {"column": "attack", "unmapped": "drop",
-                           "mapping": {"neptune": "DoS", "smurf": "DoS", "satan": "Probe",
-                                       "ipsweep": "Probe"}}}
-HOST_TASK = {"name": "host", "type": "anomaly_detection", "source": "host",
-             "label": {"column": "label"}}
+ATTACK_TASK = {
+    "name": "attack",
+    "type": "anomaly_detection",
+    "source": "net",
+    "label": {"column": "attack", "negative_labels": ["normal"]},
+}
+NOVELTY_TASK = {
+    "name": "novelty",
+    "type": "anomaly_detection",
+    "source": "net",
+    "mode": "novelty",
+    "label": {"column": "attack", "negative_labels": ["normal"]},
+}
+CATEGORY_TASK = {
+    "name": "category",
+    "type": "classification",
+    "source": "net",
+    "label": {
+        "column": "attack",
+        "unmapped": "drop",
+        "mapping": {"neptune": "DoS", "smurf": "DoS", "satan": "Probe", "ipsweep": "Probe"},
+    },
+}
+HOST_TASK = {"name": "host", "type": "anomaly_detection", "source": "host", "label": {"column": "label"}}
 
 
 def config(files, tasks, seed=7, val=0.25, **net_source):
     sources = {"net": {"path": str(files["net"]), **net_source}, "host": {"path": str(files["host"])}}
-    return config_from_dict({"project_name": "t", "sources": sources, "tasks": tasks,
-                             "training": {"seed": seed, "validation_fraction": val}})
+    return config_from_dict(
+        {
+            "project_name": "t",
+            "sources": sources,
+            "tasks": tasks,
+            "training": {"seed": seed, "validation_fraction": val},
+        }
+    )
 
 
 # --- split ------------------------------------------------------------------------------
+
 
 def test_split_is_disjoint_complete_and_sized(files):
     sources, _ = prepare(config(files, [ATTACK_TASK]))
@@ -80,24 +109,33 @@ def test_split_deterministic_for_seed(files):
 
 def test_split_validation_at_least_one_row(tmp_path):
     path = write_jsonl(tmp_path / "d.jsonl", [{"x": float(i), "label": i % 2} for i in range(10)])
-    cfg = config_from_dict({"project_name": "t", "sources": {"s": {"path": str(path)}},
-                            "training": {"validation_fraction": 0.01},
-                            "tasks": [{"name": "a", "type": "anomaly_detection", "source": "s",
-                                       "label": {"column": "label"}}]})
+    cfg = config_from_dict(
+        {
+            "project_name": "t",
+            "sources": {"s": {"path": str(path)}},
+            "training": {"validation_fraction": 0.01},
+            "tasks": [{"name": "a", "type": "anomaly_detection", "source": "s", "label": {"column": "label"}}],
+        }
+    )
     sources, _ = prepare(cfg)
     assert len(sources["s"].val_idx) == 1 and len(sources["s"].train_idx) == 9
 
 
 def test_too_few_rows(tmp_path):
     path = write_jsonl(tmp_path / "d.jsonl", [{"x": 1.0, "label": 0}])
-    cfg = config_from_dict({"project_name": "t", "sources": {"s": {"path": str(path)}},
-                            "tasks": [{"name": "a", "type": "anomaly_detection", "source": "s",
-                                       "label": {"column": "label"}}]})
+    cfg = config_from_dict(
+        {
+            "project_name": "t",
+            "sources": {"s": {"path": str(path)}},
+            "tasks": [{"name": "a", "type": "anomaly_detection", "source": "s", "label": {"column": "label"}}],
+        }
+    )
     with pytest.raises(DataError, match="only 1 rows: too few to hold out a validation split"):
         prepare(cfg)
 
 
 # --- arrays and labels ------------------------------------------------------------------
+
 
 def test_arrays_match_schema(files):
     sources, tasks = prepare(config(files, [ATTACK_TASK]))
@@ -121,8 +159,7 @@ def test_novelty_trains_only_on_normal_rows(files):
     assert novelty.name == "novelty"
     assert novelty.train_idx.size > 0
     assert (novelty.y[novelty.train_idx] == 0).all()
-    np.testing.assert_array_equal(novelty.train_idx,
-                                  attack.train_idx[attack.y[attack.train_idx] == 0])
+    np.testing.assert_array_equal(novelty.train_idx, attack.train_idx[attack.y[attack.train_idx] == 0])
     # validation keeps both classes so the threshold can be chosen
     assert set(novelty.y[novelty.val_idx].tolist()) == {0, 1}
     np.testing.assert_array_equal(novelty.val_idx, sources["net"].val_idx)
@@ -141,7 +178,7 @@ def test_dropped_rows_leave_task_indices(files):
 
 def test_tasks_sharing_a_source_share_the_schema(files):
     sources, tasks = prepare(config(files, [ATTACK_TASK, NOVELTY_TASK, CATEGORY_TASK]))
-    assert list(sources) == ["net"]          # host has no task: skipped
+    assert list(sources) == ["net"]  # host has no task: skipped
     assert {t.source for t in tasks} == {"net"}
     assert [t.name for t in tasks] == ["attack", "novelty", "category"]
     assert "attack" not in sources["net"].schema.names
@@ -153,7 +190,7 @@ def test_two_sources_two_schemas(files):
     assert sources["host"].schema.names == ["cpu", "host"]
     assert sources["net"].schema.names == ["bytes", "proto", "flag", "cat"]
     assert sources["host"].schema.sha256 != sources["net"].schema.sha256
-    assert [t.name for t in tasks] == ["host", "attack"]    # config order, not source order
+    assert [t.name for t in tasks] == ["host", "attack"]  # config order, not source order
     assert sources["host"].num.shape[0] == 30 and sources["net"].num.shape[0] == 60
 
 
@@ -194,18 +231,27 @@ def test_group_column_missing(files):
 def test_given_schemas_replace_fitting(files):
     sources, _ = prepare(config(files, [ATTACK_TASK]))
     schema = sources["net"].schema
-    again, _ = prepare(config(files, [ATTACK_TASK], seed=99, features=["bytes"]),
-                       schemas={"net": schema})
+    again, _ = prepare(config(files, [ATTACK_TASK], seed=99, features=["bytes"]), schemas={"net": schema})
     assert again["net"].schema is schema
     np.testing.assert_array_equal(again["net"].num, sources["net"].num)
 
 
 def test_no_labelled_rows_left(tmp_path):
     path = write_jsonl(tmp_path / "d.jsonl", [{"x": float(i), "k": "a" if i else "b"} for i in range(8)])
-    cfg = config_from_dict({"project_name": "t", "sources": {"s": {"path": str(path)}},
-                            "tasks": [{"name": "c", "type": "classification", "source": "s",
-                                       "label": {"column": "k", "classes": ["b", "z"],
-                                                 "unmapped": "drop"}}]})
+    cfg = config_from_dict(
+        {
+            "project_name": "t",
+            "sources": {"s": {"path": str(path)}},
+            "tasks": [
+                {
+                    "name": "c",
+                    "type": "classification",
+                    "source": "s",
+                    "label": {"column": "k", "classes": ["b", "z"], "unmapped": "drop"},
+                }
+            ],
+        }
+    )
     with pytest.raises(DataError, match="task 'c': no labelled rows left for training or validation"):
         prepare(cfg)
 
@@ -213,22 +259,24 @@ def test_no_labelled_rows_left(tmp_path):
 def test_missing_categorical_with_strict_edge_policy(tmp_path):
     rows = [{"x": float(i), "c": None if i == 3 else "ab"[i % 2], "label": i % 2} for i in range(20)]
     path = write_jsonl(tmp_path / "d.jsonl", rows)
-    cfg = config_from_dict({"project_name": "t",
-                            "sources": {"s": {"path": str(path),
-                                              "missing": {"allow_missing_at_edge": False}}},
-                            "tasks": [{"name": "a", "type": "anomaly_detection", "source": "s",
-                                       "label": {"column": "label"}}]})
+    cfg = config_from_dict(
+        {
+            "project_name": "t",
+            "sources": {"s": {"path": str(path), "missing": {"allow_missing_at_edge": False}}},
+            "tasks": [{"name": "a", "type": "anomaly_detection", "source": "s", "label": {"column": "label"}}],
+        }
+    )
     sources, _ = prepare(cfg)
     assert sources["s"].cat[3, 0] == 0
 
 
 # --- holdout ----------------------------------------------------------------------------
 
+
 def test_holdout_removes_groups_from_train_and_val(files):
     base, _ = prepare(config(files, [ATTACK_TASK, NOVELTY_TASK]))
     held_values = frozenset({"smurf", "satan"})
-    sources, tasks = prepare(config(files, [ATTACK_TASK, NOVELTY_TASK]),
-                             holdout=Holdout("net", "attack", held_values))
+    sources, tasks = prepare(config(files, [ATTACK_TASK, NOVELTY_TASK]), holdout=Holdout("net", "attack", held_values))
     s = sources["net"]
     attacks = np.array([r["attack"] for r in net_rows()])
     held = np.isin(attacks, list(held_values))
@@ -237,8 +285,9 @@ def test_holdout_removes_groups_from_train_and_val(files):
     # everything else is where the unheld split put it
     np.testing.assert_array_equal(s.train_idx, base["net"].train_idx[~held[base["net"].train_idx]])
     # the unheld validation rows are split between validation and a test slice
-    np.testing.assert_array_equal(np.sort(np.concatenate([s.val_idx, s.test_idx])),
-                                  base["net"].val_idx[~held[base["net"].val_idx]])
+    np.testing.assert_array_equal(
+        np.sort(np.concatenate([s.val_idx, s.test_idx])), base["net"].val_idx[~held[base["net"].val_idx]]
+    )
     assert not set(s.val_idx) & set(s.test_idx) and s.test_idx.size > 0
     assert not held[s.test_idx].any()
     assert sorted(np.concatenate([s.train_idx, s.val_idx, s.test_idx, s.held_idx]).tolist()) == list(range(60))
@@ -253,9 +302,20 @@ def test_holdout_schema_fitted_without_held_rows(tmp_path):
     rows = [{"p": "x" if i % 2 else "y", "attack": "normal" if i % 2 else "dos"} for i in range(40)]
     rows += [{"p": "zz", "attack": "novel"} for _ in range(10)]
     path = write_jsonl(tmp_path / "d.jsonl", rows)
-    cfg = config_from_dict({"project_name": "t", "sources": {"s": {"path": str(path)}},
-                            "tasks": [{"name": "a", "type": "anomaly_detection", "source": "s",
-                                       "label": {"column": "attack", "negative_labels": ["normal"]}}]})
+    cfg = config_from_dict(
+        {
+            "project_name": "t",
+            "sources": {"s": {"path": str(path)}},
+            "tasks": [
+                {
+                    "name": "a",
+                    "type": "anomaly_detection",
+                    "source": "s",
+                    "label": {"column": "attack", "negative_labels": ["normal"]},
+                }
+            ],
+        }
+    )
     plain, _ = prepare(cfg)
     assert "zz" in plain["s"].schema.categorical[0].categories
     sources, _ = prepare(cfg, holdout=Holdout("s", "attack", frozenset({"novel"})))
@@ -264,8 +324,9 @@ def test_holdout_schema_fitted_without_held_rows(tmp_path):
 
 
 def test_holdout_other_source_untouched(files):
-    sources, _ = prepare(config(files, [HOST_TASK, ATTACK_TASK]),
-                         holdout=Holdout("net", "attack", frozenset({"smurf"})))
+    sources, _ = prepare(
+        config(files, [HOST_TASK, ATTACK_TASK]), holdout=Holdout("net", "attack", frozenset({"smurf"}))
+    )
     assert sources["host"].held_idx.size == 0
     assert sources["net"].held_idx.size > 0
 
@@ -273,8 +334,20 @@ def test_holdout_other_source_untouched(files):
 def test_holdout_values_compared_by_category_key(tmp_path):
     rows = [{"x": float(i), "grp": i % 3, "label": int(i % 3 != 0)} for i in range(30)]
     path = write_jsonl(tmp_path / "d.jsonl", rows)
-    cfg = config_from_dict({"project_name": "t", "sources": {"s": {"path": str(path)}},
-                            "tasks": [{"name": "a", "type": "anomaly_detection", "source": "s",
-                                       "label": {"column": "label"}, "group_column": "grp"}]})
+    cfg = config_from_dict(
+        {
+            "project_name": "t",
+            "sources": {"s": {"path": str(path)}},
+            "tasks": [
+                {
+                    "name": "a",
+                    "type": "anomaly_detection",
+                    "source": "s",
+                    "label": {"column": "label"},
+                    "group_column": "grp",
+                }
+            ],
+        }
+    )
     sources, _ = prepare(cfg, holdout=Holdout("s", "grp", frozenset({"2"})))
     assert sources["s"].held_idx.tolist() == [i for i in range(30) if i % 3 == 2]

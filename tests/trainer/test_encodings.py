@@ -68,15 +68,17 @@ def test_piecewise_linear_on_a_constant_column_falls_back_to_standard():
 
 def test_feature_encoder_puts_each_encoding_in_registry_order():
     rows = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]])
-    features = (Feature("a", "numeric", "piecewise_linear", edges=(0.0, 5.0, 10.0)),
-                Feature("b", "numeric", "none"),
-                Feature("c", "numeric", "standard", mean=6.0, std=3.0))
+    features = (
+        Feature("a", "numeric", "piecewise_linear", edges=(0.0, 5.0, 10.0)),
+        Feature("b", "numeric", "none"),
+        Feature("c", "numeric", "standard", mean=6.0, std=3.0),
+    )
     enc = FeatureEncoder(FeatureSchema(features), embedding_dim=0)
     out = enc(torch.tensor(rows, dtype=torch.float32), torch.zeros((3, 0), dtype=torch.long))
     assert enc.out_dim == out.shape[1] == 4
-    np.testing.assert_allclose(out[:, 0].numpy(), [-1.0, 0.0, 1.0])            # standard (c)
-    np.testing.assert_allclose(out[:, 1].numpy(), [2.0, 5.0, 8.0])             # none (b)
-    np.testing.assert_allclose(out[:, 2:].numpy(), [[0.2, 0.0], [0.8, 0.0], [1.0, 0.4]])   # bins of a
+    np.testing.assert_allclose(out[:, 0].numpy(), [-1.0, 0.0, 1.0])  # standard (c)
+    np.testing.assert_allclose(out[:, 1].numpy(), [2.0, 5.0, 8.0])  # none (b)
+    np.testing.assert_allclose(out[:, 2:].numpy(), [[0.2, 0.0], [0.8, 0.0], [1.0, 0.4]])  # bins of a
 
 
 def test_missing_values_take_the_imputed_value_before_encoding():
@@ -91,7 +93,7 @@ def test_auto_picks_log1p_for_heavy_tails_only():
     normal = np.random.default_rng(0).normal(50.0, 5.0, 200)
     assert is_heavy_tailed(heavy) and choose_auto(heavy) == "log1p"
     assert not is_heavy_tailed(normal) and choose_auto(normal) == "standard"
-    assert not is_heavy_tailed(np.array([-1.0, 0.0, 1e9]))      # negative values: no log
+    assert not is_heavy_tailed(np.array([-1.0, 0.0, 1e9]))  # negative values: no log
 
 
 def test_signed_log1p_keeps_sign():

@@ -11,13 +11,11 @@ from trainer.task_kinds import fit_label_map
 
 
 def binary(**label):
-    return TaskConfig(name="t", type="anomaly_detection", source="s",
-                      label=LabelConfig(column="lab", **label))
+    return TaskConfig(name="t", type="anomaly_detection", source="s", label=LabelConfig(column="lab", **label))
 
 
 def multi(**label):
-    return TaskConfig(name="cat", type="classification", source="s",
-                      label=LabelConfig(column="lab", **label))
+    return TaskConfig(name="cat", type="classification", source="s", label=LabelConfig(column="lab", **label))
 
 
 def fit_encode(task, raw):
@@ -26,6 +24,7 @@ def fit_encode(task, raw):
 
 
 # --- binary -----------------------------------------------------------------------------
+
 
 def test_binary_negative_labels_only_everything_else_positive():
     raw = ["normal", "neptune", "smurf", "normal", "satan"]
@@ -51,8 +50,9 @@ def test_binary_one_side_new_value_after_fit_is_other_side():
 
 
 def test_binary_both_lists():
-    _, y = fit_encode(binary(positive_labels=["bad", "worse"], negative_labels=["good"]),
-                      ["good", "bad", "worse", "good"])
+    _, y = fit_encode(
+        binary(positive_labels=["bad", "worse"], negative_labels=["good"]), ["good", "bad", "worse", "good"]
+    )
     assert y == [0, 1, 1, 0]
 
 
@@ -72,14 +72,17 @@ def test_binary_both_lists_unmapped_drop():
     assert y == [0, 1, DROP, DROP]
 
 
-@pytest.mark.parametrize("raw,expected", [
-    ([0, 1, 1, 0], [0, 1, 1, 0]),
-    ([0.0, 1.0], [0, 1]),
-    (["0", "1"], [0, 1]),
-    ([True, False], [1, 0]),
-    (["true", "false", "True", "FALSE"], [1, 0, 1, 0]),
-    ([1, "1", 1.0, True], [1, 1, 1, 1]),
-])
+@pytest.mark.parametrize(
+    "raw,expected",
+    [
+        ([0, 1, 1, 0], [0, 1, 1, 0]),
+        ([0.0, 1.0], [0, 1]),
+        (["0", "1"], [0, 1]),
+        ([True, False], [1, 0]),
+        (["true", "false", "True", "FALSE"], [1, 0, 1, 0]),
+        ([1, "1", 1.0, True], [1, 1, 1, 1]),
+    ],
+)
 def test_binary_raw_values(raw, expected):
     _, y = fit_encode(binary(), raw)
     assert y == expected
@@ -120,6 +123,7 @@ def test_boolean_listed_label_matches_string_true():
 
 # --- multiclass -------------------------------------------------------------------------
 
+
 def test_multiclass_classes_list_order():
     lm, y = fit_encode(multi(classes=["dos", "probe", "r2l"]), ["probe", "dos", "r2l", "dos"])
     assert lm.classes == ("dos", "probe", "r2l")
@@ -142,8 +146,7 @@ def test_multiclass_classes_from_data_sorted():
 
 def test_multiclass_mapping_classes_in_first_seen_target_order():
     mapping = {"neptune": "DoS", "satan": "Probe", "smurf": "DoS", "guess_passwd": "R2L"}
-    lm, y = fit_encode(multi(mapping=mapping, unmapped="drop"),
-                       ["normal", "smurf", "satan", "guess_passwd", "neptune"])
+    lm, y = fit_encode(multi(mapping=mapping, unmapped="drop"), ["normal", "smurf", "satan", "guess_passwd", "neptune"])
     assert lm.classes == ("DoS", "Probe", "R2L")
     assert y == [DROP, 0, 1, 2, 0]
 
@@ -167,10 +170,13 @@ def test_multiclass_mapping_unmapped_error():
         fit_encode(multi(mapping={"a": "X", "b": "Y"}), ["a", "normal"])
 
 
-@pytest.mark.parametrize("task,raw", [
-    (multi(), ["only", "only"]),
-    (multi(mapping={"a": "X", "b": "X"}), ["a", "b"]),
-])
+@pytest.mark.parametrize(
+    "task,raw",
+    [
+        (multi(), ["only", "only"]),
+        (multi(mapping={"a": "X", "b": "X"}), ["a", "b"]),
+    ],
+)
 def test_multiclass_fewer_than_two_classes(task, raw):
     with pytest.raises(DataError, match="task 'cat': a classification task needs at least two classes"):
         fit_label_map(task, raw)
@@ -187,6 +193,7 @@ def test_multiclass_mapping_keys_compared_by_category_key():
 
 
 # --- LabelMap ---------------------------------------------------------------------------
+
 
 def test_label_map_json_round_trip():
     lm = fit_label_map(multi(classes=["a", "b"], unmapped="drop"), ["a", "b"])

@@ -160,8 +160,16 @@ def test_binary_metrics_hand_example():
     assert r["roc_auc"] == pytest.approx(ref_roc_auc(y, s))
     assert r["pr_auc"] == pytest.approx(ref_ap(y, s))
     assert set(r) == {
-        "accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc",
-        "fpr", "threshold", "support", "positives",
+        "accuracy",
+        "precision",
+        "recall",
+        "f1",
+        "roc_auc",
+        "pr_auc",
+        "fpr",
+        "threshold",
+        "support",
+        "positives",
     }
 
 

@@ -10,31 +10,32 @@ from trainer.model import FeatureEncoder, MultiTaskModel, NoveltyHead, TaskSpec
 
 
 def schema() -> FeatureSchema:
-    return FeatureSchema((
-        Feature("a", "numeric", "standard", impute=5.0, mean=1.0, std=2.0),
-        Feature("b", "numeric", "log1p", impute=0.0, mean=0.0, std=1.0),
-        Feature("c", "numeric", "piecewise_linear", impute=0.0, edges=(0.0, 10.0, 20.0, 40.0)),
-        Feature("flag", "boolean", "none", impute=1.0),
-        Feature("proto", "categorical", categories=(OOV_TOKEN, "tcp", "udp")),
-    ))
+    return FeatureSchema(
+        (
+            Feature("a", "numeric", "standard", impute=5.0, mean=1.0, std=2.0),
+            Feature("b", "numeric", "log1p", impute=0.0, mean=0.0, std=1.0),
+            Feature("c", "numeric", "piecewise_linear", impute=0.0, edges=(0.0, 10.0, 20.0, 40.0)),
+            Feature("flag", "boolean", "none", impute=1.0),
+            Feature("proto", "categorical", categories=(OOV_TOKEN, "tcp", "udp")),
+        )
+    )
 
 
 def test_encoder_applies_schema_inside_the_network():
     enc = FeatureEncoder(schema(), embedding_dim=3)
-    num = torch.tensor([[3.0, math.e - 1, 15.0, 0.0],
-                        [float("nan"), float("nan"), 50.0, float("nan")]])
+    num = torch.tensor([[3.0, math.e - 1, 15.0, 0.0], [float("nan"), float("nan"), 50.0, float("nan")]])
     cat = torch.tensor([[1], [0]])
     out = enc(num, cat)
     assert out.shape == (2, 1 + 1 + 3 + 1 + 3) == (2, enc.out_dim)
     # order: scaled columns (a, b, flag), then piecewise bins of c, then embeddings
-    assert out[0, 0].item() == pytest.approx((3 - 1) / 2)      # standard
-    assert out[0, 1].item() == pytest.approx(1.0)              # log1p(e - 1) = 1
-    assert out[1, 0].item() == pytest.approx((5 - 1) / 2)      # NaN imputed to 5
-    assert out[1, 2].item() == pytest.approx(1.0)              # boolean NaN imputed to 1
-    assert out[0, 3:6].tolist() == pytest.approx([1.0, 0.5, 0.0])   # 15 fills bin 1, half of bin 2
-    assert out[1, 3:6].tolist() == pytest.approx([1.0, 1.0, 1.0])   # beyond the last edge: clipped
+    assert out[0, 0].item() == pytest.approx((3 - 1) / 2)  # standard
+    assert out[0, 1].item() == pytest.approx(1.0)  # log1p(e - 1) = 1
+    assert out[1, 0].item() == pytest.approx((5 - 1) / 2)  # NaN imputed to 5
+    assert out[1, 2].item() == pytest.approx(1.0)  # boolean NaN imputed to 1
+    assert out[0, 3:6].tolist() == pytest.approx([1.0, 0.5, 0.0])  # 15 fills bin 1, half of bin 2
+    assert out[1, 3:6].tolist() == pytest.approx([1.0, 1.0, 1.0])  # beyond the last edge: clipped
     emb = enc.embedding.weight
-    assert torch.equal(out[1, 6:], emb[0])                    # OOV row of the embedding
+    assert torch.equal(out[1, 6:], emb[0])  # OOV row of the embedding
     assert torch.equal(out[0, 6:], emb[1])
 
 
@@ -45,9 +46,11 @@ def test_encoder_clips_absurd_magnitudes():
 
 
 def make_model() -> MultiTaskModel:
-    specs = [TaskSpec("threat", "anomaly_detection", "supervised", "s", 2),
-             TaskSpec("kind", "classification", "supervised", "s", 4),
-             TaskSpec("odd", "anomaly_detection", "novelty", "s", 2)]
+    specs = [
+        TaskSpec("threat", "anomaly_detection", "supervised", "s", 2),
+        TaskSpec("kind", "classification", "supervised", "s", 4),
+        TaskSpec("odd", "anomaly_detection", "novelty", "s", 2),
+    ]
     return MultiTaskModel({"s": schema()}, specs, ModelConfig(hidden_sizes=[16, 8]))
 
 
@@ -82,7 +85,7 @@ def test_text_inputs_are_reserved_for_text_backbones():
 
 
 def test_unknown_task_is_named():
-    with pytest.raises(KeyError, match="nope.*threat, kind, odd"):
+    with pytest.raises(KeyError, match=r"nope.*threat, kind, odd"):
         make_model()("nope", features=batch())
 
 
@@ -97,14 +100,16 @@ def test_novelty_calibration_maps_normal_errors_to_their_cdf():
     assert float(torch.quantile(s, 0.5)) == pytest.approx(0.5, abs=0.03)
     assert float((s >= 0.9).float().mean()) == pytest.approx(0.1 * 32 / 33, abs=0.03)
     bigger = head.score(torch.tensor([1.0, 10.0, 100.0, 1e4, 1e8]))
-    assert torch.all(bigger[1:] >= bigger[:-1])                # monotone in the error
+    assert torch.all(bigger[1:] >= bigger[:-1])  # monotone in the error
     assert bigger[-1] > bigger[-2] or bigger[-1] == 1.0
 
 
 def test_adapters_per_source_share_one_trunk():
     other = FeatureSchema((Feature("x", "numeric", "standard"),))
-    specs = [TaskSpec("a", "anomaly_detection", "supervised", "s", 2),
-             TaskSpec("b", "anomaly_detection", "supervised", "t", 2)]
+    specs = [
+        TaskSpec("a", "anomaly_detection", "supervised", "s", 2),
+        TaskSpec("b", "anomaly_detection", "supervised", "t", 2),
+    ]
     m = MultiTaskModel({"s": schema(), "t": other}, specs, ModelConfig(hidden_sizes=[8]))
     assert set(m.adapters) == {"s", "t"}
     ra = m("a", features=batch())["scores"]

@@ -21,6 +21,7 @@ def write(tmp_path, name, text):
 
 # --- JSON -------------------------------------------------------------------------------
 
+
 def test_json_array(tmp_path):
     p = write(tmp_path, "d.json", json.dumps(ROWS, indent=2))
     assert read_rows(p) == ROWS
@@ -58,7 +59,7 @@ def test_json_array_item_not_object(tmp_path):
 
 def test_json_empty_array(tmp_path):
     p = write(tmp_path, "d.json", "[]")
-    with pytest.raises(DataError, match=": no rows$"):
+    with pytest.raises(DataError, match=r": no rows$"):
         read_rows(p)
 
 
@@ -68,6 +69,7 @@ def test_json_limit(tmp_path):
 
 
 # --- JSON Lines -------------------------------------------------------------------------
+
 
 def jsonl(rows):
     return "".join(json.dumps(r) + "\n" for r in rows)
@@ -123,6 +125,7 @@ def test_json_suffix_jsonl_with_leading_blank_lines(tmp_path):
 
 # --- CSV --------------------------------------------------------------------------------
 
+
 def test_csv_with_header(tmp_path):
     p = write(tmp_path, "d.csv", "a,b,c\n1,x,1.5\n2,y,\n3,z,0.0\n")
     assert read_rows(p) == ROWS
@@ -136,8 +139,10 @@ def test_csv_headerless_with_columns(tmp_path):
 def test_csv_txt_suffix_is_csv(tmp_path):
     p = write(tmp_path, "KDDTrain.txt", "0,tcp,normal\n2,udp,neptune\n")
     rows = read_rows(p, columns=["duration", "proto", "attack"])
-    assert rows == [{"duration": 0, "proto": "tcp", "attack": "normal"},
-                    {"duration": 2, "proto": "udp", "attack": "neptune"}]
+    assert rows == [
+        {"duration": 0, "proto": "tcp", "attack": "normal"},
+        {"duration": 2, "proto": "udp", "attack": "neptune"},
+    ]
 
 
 def test_csv_blank_lines_skipped(tmp_path):
@@ -199,10 +204,24 @@ def test_tsv_is_tab_separated(tmp_path):
 
 # --- cells ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("text,value", [
-    ("1", 1), ("-7", -7), (" 42 ", 42), ("1.5", 1.5), ("1e3", 1000.0), ("-0.25", -0.25),
-    ("abc", "abc"), (" tcp ", "tcp"), ("", None), ("   ", None), ("True", "True"), ("0x1f", "0x1f"),
-])
+
+@pytest.mark.parametrize(
+    "text,value",
+    [
+        ("1", 1),
+        ("-7", -7),
+        (" 42 ", 42),
+        ("1.5", 1.5),
+        ("1e3", 1000.0),
+        ("-0.25", -0.25),
+        ("abc", "abc"),
+        (" tcp ", "tcp"),
+        ("", None),
+        ("   ", None),
+        ("True", "True"),
+        ("0x1f", "0x1f"),
+    ],
+)
 def test_cell_parsing(text, value):
     out = _cell(text)
     assert out == value
@@ -214,6 +233,7 @@ def test_cell_nan_is_a_float():
 
 
 # --- detection and errors ---------------------------------------------------------------
+
 
 def test_unknown_suffix(tmp_path):
     p = write(tmp_path, "d.parquet", "x")
@@ -247,11 +267,14 @@ def test_str_path_accepted(tmp_path):
     assert read_rows(str(p)) == ROWS
 
 
-@pytest.mark.parametrize("fmt,name,text", [
-    ("json", "d.json", json.dumps(ROWS)),
-    ("jsonl", "d.jsonl", jsonl(ROWS)),
-    ("csv", "d.csv", "a,b,c\n1,x,1.5\n2,y,\n3,z,0.0\n"),
-])
+@pytest.mark.parametrize(
+    "fmt,name,text",
+    [
+        ("json", "d.json", json.dumps(ROWS)),
+        ("jsonl", "d.jsonl", jsonl(ROWS)),
+        ("csv", "d.csv", "a,b,c\n1,x,1.5\n2,y,\n3,z,0.0\n"),
+    ],
+)
 @pytest.mark.parametrize("limit", [1, 3, 10])
 def test_limit_every_format(tmp_path, fmt, name, text, limit):
     p = write(tmp_path, name, text)

@@ -33,24 +33,28 @@ def feature(schema, name):
 
 # --- infer_kind -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("values,kind", [
-    ([1, 2, 3.5], "numeric"),
-    ([1, None, 7], "numeric"),
-    (["1.5", "2", 3], "numeric"),
-    ([None, None], "numeric"),
-    ([], "numeric"),
-    ([True, False, None], "boolean"),
-    (["true", "False", " TRUE "], "boolean"),
-    # 0/1 numbers stay numeric: a later value of 3 must not become a type error
-    ([0, 1, 1, 0], "numeric"),
-    ([0.0, 1.0, None], "numeric"),
-    (["0", "1"], "numeric"),
-    ([0, 1, 2], "numeric"),
-    (["tcp", "udp"], "categorical"),
-    ([1, 2, "x"], "categorical"),
-    (["yes", "no"], "categorical"),
-    ([{"a": 1}], "categorical"),
-])
+
+@pytest.mark.parametrize(
+    "values,kind",
+    [
+        ([1, 2, 3.5], "numeric"),
+        ([1, None, 7], "numeric"),
+        (["1.5", "2", 3], "numeric"),
+        ([None, None], "numeric"),
+        ([], "numeric"),
+        ([True, False, None], "boolean"),
+        (["true", "False", " TRUE "], "boolean"),
+        # 0/1 numbers stay numeric: a later value of 3 must not become a type error
+        ([0, 1, 1, 0], "numeric"),
+        ([0.0, 1.0, None], "numeric"),
+        (["0", "1"], "numeric"),
+        ([0, 1, 2], "numeric"),
+        (["tcp", "udp"], "categorical"),
+        ([1, 2, "x"], "categorical"),
+        (["yes", "no"], "categorical"),
+        ([{"a": 1}], "categorical"),
+    ],
+)
 def test_infer_kind(values, kind):
     assert infer_kind(values) == kind
 
@@ -63,11 +67,11 @@ def test_infer_kind_with_non_finite_values():
 
 # --- kinds ------------------------------------------------------------------------------
 
+
 def test_fit_infers_kinds():
     rows = [{"n": i, "b": i % 2 == 0, "c": "ab"[i % 2]} for i in range(10)]
     s = fit(rows)
-    assert [(f.name, f.kind) for f in s.features] == [("n", "numeric"), ("b", "boolean"),
-                                                      ("c", "categorical")]
+    assert [(f.name, f.kind) for f in s.features] == [("n", "numeric"), ("b", "boolean"), ("c", "categorical")]
 
 
 def test_kinds_override_numeric_port_as_categorical():
@@ -97,6 +101,7 @@ def test_kinds_override_numeric_on_strings_names_column_and_row():
 
 # --- categorical vocabularies -----------------------------------------------------------
 
+
 def test_vocabulary_unk_first_then_sorted():
     rows = [{"c": v} for v in ["udp", "tcp", "tcp", "udp", "icmp", "icmp", "tcp"]]
     f = feature(fit(rows), "c")
@@ -106,7 +111,7 @@ def test_vocabulary_unk_first_then_sorted():
 
 def test_min_category_count_drops_rare_values():
     rows = [{"c": v} for v in ["a"] * 5 + ["b"] * 3 + ["c"] * 1 + [None] * 4]
-    assert feature(fit(rows), "c").categories == (OOV_TOKEN, "a", "b")      # default 2
+    assert feature(fit(rows), "c").categories == (OOV_TOKEN, "a", "b")  # default 2
     assert feature(fit(rows, min_category_count=4), "c").categories == (OOV_TOKEN, "a")
     assert feature(fit(rows, min_category_count=1), "c").categories == (OOV_TOKEN, "a", "b", "c")
 
@@ -148,6 +153,7 @@ def test_categorical_allow_missing_from_policy():
 
 # --- numeric encodings ------------------------------------------------------------------
 
+
 def normalish(n=200, seed=0):
     return np.random.default_rng(seed).normal(50.0, 5.0, n)
 
@@ -171,7 +177,7 @@ def test_log1p_encoding_stats_in_log_units():
     t = np.log1p(x)
     assert f.encoding == "log1p"
     assert f.mean == pytest.approx(t.mean()) and f.std == pytest.approx(t.std())
-    assert f.impute == pytest.approx(10.0)   # raw units
+    assert f.impute == pytest.approx(10.0)  # raw units
 
 
 def test_none_encoding_identity_params():
@@ -256,12 +262,13 @@ def test_zero_one_column_accepts_other_numbers_later():
 
 # --- missing policy ---------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("policy,expected", [("median", 2.5), ("mean", 26.5), ("zero", 0.0)])
 def test_missing_policy(policy, expected):
     rows = [{"x": v} for v in [1.0, 2.0, 3.0, 100.0, None]]
     f = feature(fit(rows, encoding="standard", missing=MissingPolicy(numeric=policy)), "x")
     assert f.impute == pytest.approx(expected)
-    assert f.mean == pytest.approx(26.5)     # scaling stats ignore the missing row either way
+    assert f.mean == pytest.approx(26.5)  # scaling stats ignore the missing row either way
 
 
 def test_boolean_impute_is_rounded():
@@ -314,27 +321,36 @@ def test_no_columns_left():
 
 # --- fitted on the training split only (through dataset.prepare) ----------------------
 
+
 def _write_jsonl(path, rows):
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
 def _cfg(path, **source):
-    return config_from_dict({
-        "project_name": "t",
-        "sources": {"s": {"path": str(path), **source}},
-        "training": {"validation_fraction": 0.25, "seed": 3},
-        "tasks": [{"name": "t", "type": "anomaly_detection", "source": "s",
-                   "label": {"column": "label"}, "group_column": "grp"}],
-    }, check_files=True)
+    return config_from_dict(
+        {
+            "project_name": "t",
+            "sources": {"s": {"path": str(path), **source}},
+            "training": {"validation_fraction": 0.25, "seed": 3},
+            "tasks": [
+                {
+                    "name": "t",
+                    "type": "anomaly_detection",
+                    "source": "s",
+                    "label": {"column": "label"},
+                    "group_column": "grp",
+                }
+            ],
+        },
+        check_files=True,
+    )
 
 
 def test_stats_come_from_training_rows_only(tmp_path):
     n = 80
     path = tmp_path / "d.jsonl"
-    _write_jsonl(path, [{"x": 0.0, "c": "a", "pw": 0.0, "label": i % 2, "grp": "g", "rid": i}
-                        for i in range(n)])
-    cfg = _cfg(path, encodings={"x": "standard", "pw": "piecewise_linear"}, piecewise_bins=4,
-               id_column="rid")
+    _write_jsonl(path, [{"x": 0.0, "c": "a", "pw": 0.0, "label": i % 2, "grp": "g", "rid": i} for i in range(n)])
+    cfg = _cfg(path, encodings={"x": "standard", "pw": "piecewise_linear"}, piecewise_bins=4, id_column="rid")
     sources, _ = prepare(cfg)
     train, val = sources["s"].train_idx, sources["s"].val_idx
     assert len(val) == 20 and len(train) == 60
@@ -344,9 +360,8 @@ def test_stats_come_from_training_rows_only(tmp_path):
     rows = []
     for i in range(n):
         if i in train_x:
-            rows.append({"x": train_x[i], "c": "ab"[i % 2], "pw": train_x[i], "label": i % 2,
-                         "grp": "g", "rid": i})
-        else:   # validation rows: wildly different values and categories
+            rows.append({"x": train_x[i], "c": "ab"[i % 2], "pw": train_x[i], "label": i % 2, "grp": "g", "rid": i})
+        else:  # validation rows: wildly different values and categories
             rows.append({"x": 1e9, "c": "evil", "pw": -1e9, "label": i % 2, "grp": "g", "rid": i})
     _write_jsonl(path, rows)
     sources, _ = prepare(cfg)
@@ -375,8 +390,13 @@ def test_stats_come_from_training_rows_only(tmp_path):
 def test_kinds_naming_no_column_is_a_typo(tmp_path):
     path = tmp_path / "d.jsonl"
     path.write_text("\n".join(json.dumps({"protocol": "tcp", "x": i, "y": i % 2}) for i in range(20)))
-    raw = {"project_name": "p", "sources": {"s": {"path": str(path), "kinds": {"protocl": "categorical"}}},
-           "training": {"progress": False},
-           "tasks": [{"name": "t", "type": "anomaly_detection", "source": "s", "label": {"column": "y"}}]}
-    with pytest.raises(DataError, match=r"sources\.s\.kinds\.protocl: not a feature column \(did you mean 'protocol'\?\)"):
+    raw = {
+        "project_name": "p",
+        "sources": {"s": {"path": str(path), "kinds": {"protocl": "categorical"}}},
+        "training": {"progress": False},
+        "tasks": [{"name": "t", "type": "anomaly_detection", "source": "s", "label": {"column": "y"}}],
+    }
+    with pytest.raises(
+        DataError, match=r"sources\.s\.kinds\.protocl: not a feature column \(did you mean 'protocol'\?\)"
+    ):
         prepare(config_from_dict(raw))

@@ -10,28 +10,53 @@ import numpy as np
 import pytest
 
 from jenga_edge.contract.errors import DataError
-
 from trainer.synthetic import generate, main, write
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "network_traffic.json"
 
 FIELDS = {
     "network": {
-        "packet_size", "port", "protocol", "duration", "request_count", "bytes_sent",
-        "bytes_received", "src_ip", "dst_ip", "label", "attack_type",
+        "packet_size",
+        "port",
+        "protocol",
+        "duration",
+        "request_count",
+        "bytes_sent",
+        "bytes_received",
+        "src_ip",
+        "dst_ip",
+        "label",
+        "attack_type",
     },
     "fraud": {
-        "transaction_amount", "merchant_category", "distance_from_home",
-        "time_since_last_transaction", "transaction_hour", "is_international", "label",
+        "transaction_amount",
+        "merchant_category",
+        "distance_from_home",
+        "time_since_last_transaction",
+        "transaction_hour",
+        "is_international",
+        "label",
     },
     "aiops": {
-        "cpu_usage", "memory_usage", "disk_io", "network_throughput", "error_rate",
-        "response_time", "host", "label",
+        "cpu_usage",
+        "memory_usage",
+        "disk_io",
+        "network_throughput",
+        "error_rate",
+        "response_time",
+        "host",
+        "label",
     },
 }
 EXAMPLE_FIELDS = {
-    "packet_size", "port", "protocol", "duration", "request_count", "bytes_sent",
-    "bytes_received", "label",
+    "packet_size",
+    "port",
+    "protocol",
+    "duration",
+    "request_count",
+    "bytes_sent",
+    "bytes_received",
+    "label",
 }
 
 
@@ -43,6 +68,7 @@ def datasets():
 # --------------------------------------------------------------------------- #
 # Determinism and shape
 # --------------------------------------------------------------------------- #
+
 
 @pytest.mark.parametrize("use_case", sorted(FIELDS))
 def test_same_seed_same_rows(use_case):
@@ -87,6 +113,7 @@ def test_unknown_use_case_names_valid_choices():
 # Value domains and label proportions
 # --------------------------------------------------------------------------- #
 
+
 def test_network_values(datasets):
     rows = datasets["network"]
     assert {row["protocol"] for row in rows} == {"tcp", "udp", "icmp"}
@@ -117,7 +144,7 @@ def test_network_ips_are_valid_ipv4(datasets):
     # accept the documentation ranges the attackers use, so check explicitly).
     rfc1918 = [ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")]
     for row in rows:
-        if row["attack_type"] == "exfiltration" or row["port"] == 53 and row["label"] == "normal":
+        if row["attack_type"] == "exfiltration" or (row["port"] == 53 and row["label"] == "normal"):
             assert any(ipaddress.ip_address(row["src_ip"]) in net for net in rfc1918), row
     # Attackers mostly come from documentation ranges, but not always.
     attacker_nets = [ipaddress.ip_network(n) for n in ("203.0.113.0/24", "198.51.100.0/24")]
@@ -151,6 +178,7 @@ def test_aiops_values_and_proportions(datasets):
 # --------------------------------------------------------------------------- #
 # Writing files
 # --------------------------------------------------------------------------- #
+
 
 def _as_csv_strings(rows, fields):
     return [{key: str(row[key]) if key in row else "" for key in fields} for row in rows]
@@ -198,6 +226,7 @@ def test_cli_writes_same_file_for_same_seed(tmp_path):
 # --------------------------------------------------------------------------- #
 # Example file
 # --------------------------------------------------------------------------- #
+
 
 def test_example_network_file():
     rows = json.loads(EXAMPLE.read_text())

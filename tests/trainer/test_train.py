@@ -41,9 +41,16 @@ def test_threshold_rule_target_fpr_is_met_on_validation(data_dir, tmp_path):
 
 
 def test_early_stopping_stops_and_restores_the_best_epoch(data_dir, tmp_path):
-    cfg = config_from_dict(base_config({"net": net_source(data_dir / "network.jsonl")},
-                                       network_tasks(False), tmp_path, epochs=40, learning_rate=0.02,
-                                       early_stopping={"patience": 2}))
+    cfg = config_from_dict(
+        base_config(
+            {"net": net_source(data_dir / "network.jsonl")},
+            network_tasks(False),
+            tmp_path,
+            epochs=40,
+            learning_rate=0.02,
+            early_stopping={"patience": 2},
+        )
+    )
     run = run_experiment(cfg, tmp_path, out=None)
     hist = run.result.history
     assert len(hist) < 40
@@ -54,21 +61,31 @@ def test_early_stopping_stops_and_restores_the_best_epoch(data_dir, tmp_path):
 
 def test_same_seed_same_weights(data_dir, tmp_path):
     def weights(sub):
-        cfg = config_from_dict(base_config({"net": net_source(data_dir / "network.jsonl")},
-                                           network_tasks(), tmp_path / sub, epochs=2))
+        cfg = config_from_dict(
+            base_config({"net": net_source(data_dir / "network.jsonl")}, network_tasks(), tmp_path / sub, epochs=2)
+        )
         return run_experiment(cfg, tmp_path / sub, out=None).trainer.model.state_dict()
+
     a, b = weights("a"), weights("b")
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_heterogeneous_sources_share_one_trunk(data_dir, tmp_path):
-    sources = {"net": net_source(data_dir / "network.jsonl"),
-               "tx": {"path": str(data_dir / "fraud.jsonl")},
-               "ops": {"path": str(data_dir / "aiops.jsonl"), "ignore": ["host"]}}
-    tasks = [network_tasks(False)[0],
-             {"name": "fraud", "type": "anomaly_detection", "source": "tx", "label": {"column": "label"}},
-             {"name": "incident", "type": "anomaly_detection", "source": "ops",
-              "label": {"column": "label", "positive_labels": ["incident"]}}]
+    sources = {
+        "net": net_source(data_dir / "network.jsonl"),
+        "tx": {"path": str(data_dir / "fraud.jsonl")},
+        "ops": {"path": str(data_dir / "aiops.jsonl"), "ignore": ["host"]},
+    }
+    tasks = [
+        network_tasks(False)[0],
+        {"name": "fraud", "type": "anomaly_detection", "source": "tx", "label": {"column": "label"}},
+        {
+            "name": "incident",
+            "type": "anomaly_detection",
+            "source": "ops",
+            "label": {"column": "label", "positive_labels": ["incident"]},
+        },
+    ]
     cfg = config_from_dict(base_config(sources, tasks, tmp_path, epochs=15, task_sampling="proportional"))
     run = run_experiment(cfg, tmp_path, out=None)
     model = run.trainer.model
@@ -84,8 +101,15 @@ def test_heterogeneous_sources_share_one_trunk(data_dir, tmp_path):
 
 def test_novelty_task_scores_unseen_anomalies_above_normal_rows(data_dir, tmp_path):
     # Trained on normal rows only: attacks of every type are unseen patterns.
-    tasks = [{"name": "odd", "type": "anomaly_detection", "mode": "novelty", "source": "net",
-              "label": {"column": "label", "positive_labels": ["malicious"]}}]
+    tasks = [
+        {
+            "name": "odd",
+            "type": "anomaly_detection",
+            "mode": "novelty",
+            "source": "net",
+            "label": {"column": "label", "positive_labels": ["malicious"]},
+        }
+    ]
     src = net_source(data_dir / "network.jsonl")
     src["ignore"] += ["attack_type"]
     cfg = config_from_dict(base_config({"net": src}, tasks, tmp_path, epochs=20, learning_rate=0.005))
@@ -95,16 +119,30 @@ def test_novelty_task_scores_unseen_anomalies_above_normal_rows(data_dir, tmp_pa
     m = run.result.metrics["odd"]
     assert m["roc_auc"] >= 0.85, m
     # A flow unlike anything in the data: scored as anomalous.
+    import trainer.checkpoint as ck
     from trainer.inference import _tensors
     from trainer.predict import score_rows
-    import trainer.checkpoint as ck
+
     loaded = ck.load(run.model_dir)
-    weird = [{"packet_size": 9000, "port": 31337, "protocol": "icmp", "duration": 9000.0,
-              "request_count": 100000, "bytes_sent": 1e10, "bytes_received": 0}]
+    weird = [
+        {
+            "packet_size": 9000,
+            "port": 31337,
+            "protocol": "icmp",
+            "duration": 9000.0,
+            "request_count": 100000,
+            "bytes_sent": 1e10,
+            "bytes_received": 0,
+        }
+    ]
     num, cat = _tensors(loaded, weird)["net"]
     s = score_rows(loaded.model, "odd", num, cat)["scores"][0]
     normal_val = task.val_idx[task.y[task.val_idx] == 0]
-    normal_scores = score_rows(loaded.model, "odd", torch.as_tensor(run.trainer.sources["net"].num),
-                               torch.as_tensor(run.trainer.sources["net"].cat),
-                               torch.as_tensor(normal_val))["scores"]
+    normal_scores = score_rows(
+        loaded.model,
+        "odd",
+        torch.as_tensor(run.trainer.sources["net"].num),
+        torch.as_tensor(run.trainer.sources["net"].cat),
+        torch.as_tensor(normal_val),
+    )["scores"]
     assert s > np.quantile(normal_scores, 0.99)
