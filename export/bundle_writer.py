@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -134,7 +135,8 @@ def _build(
         _export_merged(model, loaded, src, group, tmp, cases[src], opts, version, log)
         for src, group in _groups(model, tasks).items()
     ]
-    files = sorted((e.file, e.sha256) for e in [*entries, *merged])
+    bundled: list[TaskEntry | MergedEntry] = [*entries, *merged]
+    files = sorted((e.file, e.sha256) for e in bundled)
     return Manifest(
         format=BUNDLE_FORMAT,
         format_version=BUNDLE_FORMAT_VERSION,
@@ -346,7 +348,7 @@ def _synthetic_rows(schema: FeatureSchema, n: int = 2000) -> list[dict]:
     rng = np.random.default_rng(0)
     rows = []
     for _ in range(n):
-        row = {}
+        row: dict[str, Any] = {}
         for f in schema.features:
             if f.kind == "categorical":
                 row[f.name] = f.categories[rng.integers(1, len(f.categories))] if len(f.categories) > 1 else None

@@ -53,7 +53,7 @@ class Pipeline:
     rules: RuleEngine
     actions: dict[str, Action]
     limiter: RateLimiter
-    model_refs: dict  # task -> {"bundle_id", "sha256"}, shared by every alert of the task
+    model_refs: dict[str, dict[str, str]]  # task -> {"bundle_id", "sha256"}, shared by every alert of the task
 
 
 def build_pipeline(cfg: AgentConfig) -> Pipeline:
@@ -96,7 +96,7 @@ class Agent:
         self,
         cfg: AgentConfig,
         config_path: str | None = None,
-        overrides: tuple = (),
+        overrides: list[str] | tuple[str, ...] = (),
         log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
     ):
         self.config_path, self.overrides, self.log = config_path, overrides, log
@@ -120,7 +120,7 @@ class Agent:
         self._stopping = False
         self._reload_requested = False
         self.first_scored_wall: float | None = None  # time.time() of the first scored event
-        self.span = [None, None]  # perf_counter: first batch start, last batch end
+        self.span: list[float | None] = [None, None]  # perf_counter: first batch start, last batch end
         self.busy_s = 0.0
         self.counts = {"received": 0, "scored": 0, "rejected": 0, "alerts": 0}
         self.reloads = {"ok": 0, "failed": 0}
@@ -138,7 +138,7 @@ class Agent:
     def request_reload(self) -> None:
         self._reload_requested = True
 
-    def run(self) -> dict:
+    def run(self) -> dict[str, Any]:
         for s in self.sources:
             s.start()
         if self.server:
@@ -262,7 +262,7 @@ class Agent:
             self.counts["received"] += len(lines)
             self.counts["rejected"] += len(lines)
 
-    def process(self, lines: Batch) -> list[dict]:
+    def process(self, lines: Batch) -> list[dict[str, Any]]:
         """Score one micro-batch: decode, score, rules, actions, sinks, dead letters."""
         t0 = time.perf_counter()
         if self.span[0] is None:
@@ -281,10 +281,10 @@ class Agent:
         self.span[1], self.busy_s = t1, self.busy_s + (t1 - t0)
         return alerts
 
-    def _alert(self, hit: Hit, batch: DecodedBatch, lines: list, now: str) -> dict:
+    def _alert(self, hit: Hit, batch: DecodedBatch, lines: Batch, now: str) -> dict[str, Any]:
         pipe, rule = self.pipe, hit.rule
         row = hit.row
-        alert = {
+        alert: dict[str, Any] = {
             "timestamp": now,
             "event_type": "alert",
             "agent": self.agent_info,
@@ -317,7 +317,7 @@ class Agent:
             alert["actions"] = []
         return alert
 
-    def _act(self, name: str, alert: dict, key: Any) -> dict:
+    def _act(self, name: str, alert: dict[str, Any], key: Any) -> dict[str, Any]:
         pipe = self.pipe
         action = pipe.actions[name]
         # The allowlist protects what the action would touch (the firewall's
@@ -336,7 +336,7 @@ class Agent:
         self.metrics.actions.inc(type=action.type, result=outcome.get("result", "unknown"))
         return outcome
 
-    def _dead(self, r: Reject, lines: Batch, now: str) -> dict:
+    def _dead(self, r: Reject, lines: Batch, now: str) -> dict[str, Any]:
         ln = lines[r.index]
         text = ln.data[:DEAD_LETTER_LINE_MAX].decode("utf-8", errors="replace")
         return {
@@ -349,7 +349,7 @@ class Agent:
             "truncated": len(ln.data) > DEAD_LETTER_LINE_MAX or ln.oversize,
         }
 
-    def _account(self, lines: Batch, batch: DecodedBatch, alerts: list[dict], seconds: float) -> None:
+    def _account(self, lines: Batch, batch: DecodedBatch, alerts: list[dict[str, Any]], seconds: float) -> None:
         m = self.metrics
         self._count_received(lines)
         for task in self.pipe.scorer.tasks:
@@ -384,8 +384,9 @@ class Agent:
         self._source_kind = {s.origin: s.kind for s in self.sources}
         return self._source_kind.get(origin, "other")
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         snap = self.metrics.snapshot()
+        start, end = self.span
         return {
             "received": self.counts["received"],
             "scored": self.counts["scored"],
@@ -397,10 +398,10 @@ class Agent:
             "bundle_id": self.pipe.bundle.bundle_id,
             "uptime_s": round(time.monotonic() - self.started, 3),
             "busy_s": round(self.busy_s, 6),
-            "span_s": round(self.span[1] - self.span[0], 6) if self.span[1] is not None else 0.0,
+            "span_s": round(end - start, 6) if start is not None and end is not None else 0.0,
             "first_scored_wall": self.first_scored_wall,
         }
 
 
-def summary_line(summary: dict) -> str:
+def summary_line(summary: dict[str, Any]) -> str:
     return json.dumps({k: v for k, v in summary.items() if k != "metrics"})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -15,6 +16,9 @@ from .bundle import Bundle
 from .contract.schema import OOV_INDEX
 from .decode import EventDecoder
 from .score import Scorer, select_tasks
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 EXIT_CLEAN, EXIT_THREAT, EXIT_BAD = 0, 1, 2
 
@@ -38,7 +42,7 @@ class EventResult:
     field: str | None = None
     message: str | None = None
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         if not self.ok:
             return {
                 "event": self.event,
@@ -126,7 +130,9 @@ def _first_keys(lines: list[bytes]) -> list[str]:
     return []
 
 
-def _explain(scorer: Scorer, num: np.ndarray, cat: np.ndarray, verdicts: list[TaskVerdict], top: int) -> None:
+def _explain(
+    scorer: Scorer, num: npt.NDArray[np.float32], cat: npt.NDArray[np.int64], verdicts: list[TaskVerdict], top: int
+) -> None:
     """Occlusion: how much each field's value raises the score compared with the
     same event with that field missing. One batch of n+m rows per event: cheap."""
     schema = scorer.schema
@@ -146,9 +152,9 @@ def _explain(scorer: Scorer, num: np.ndarray, cat: np.ndarray, verdicts: list[Ta
         v.top_fields = [(names[j], float(contrib[j])) for j in order if contrib[j] > 0]
 
 
-def _logit(p):
-    p = np.clip(np.asarray(p, dtype=np.float64), 1e-7, 1 - 1e-7)
-    return np.log(p) - np.log1p(-p)
+def _logit(p: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    q = np.clip(np.asarray(p, dtype=np.float64), 1e-7, 1 - 1e-7)
+    return np.log(q) - np.log1p(-q)
 
 
 def exit_code(results: list[EventResult]) -> int:

@@ -20,7 +20,7 @@ import os
 import re
 import socket
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import msgspec
 
@@ -119,18 +119,15 @@ class AgentConfig(Config, kw_only=True):
 @functools.lru_cache(maxsize=8)
 def _loadable(versions: tuple[int, int, int]) -> type[AgentConfig]:
     """AgentConfig with the kinds registered now in place of their base classes."""
-    fields = [
-        ("sources", Annotated[list[sources.KINDS.union()], msgspec.Meta(min_length=1)]),
-        ("sinks", dict[str, sinks.KINDS.union()], msgspec.field(default_factory=dict)),
-        ("actions", dict[str, actions.KINDS.union()], msgspec.field(default_factory=dict)),
+    # The unions of the registered kinds are built at run time: the checker cannot use them as types.
+    source, sink, action = sources.KINDS.union(), sinks.KINDS.union(), actions.KINDS.union()
+    fields: list[tuple[str, Any] | tuple[str, Any, Any]] = [
+        ("sources", Annotated[list[source], msgspec.Meta(min_length=1)]),  # type: ignore[valid-type]
+        ("sinks", dict[str, sink], msgspec.field(default_factory=dict)),  # type: ignore[valid-type]
+        ("actions", dict[str, action], msgspec.field(default_factory=dict)),  # type: ignore[valid-type]
     ]
-    return msgspec.defstruct(
-        "AgentConfig",
-        fields,
-        bases=(AgentConfig,),  # type: ignore[return-value]
-        kw_only=True,
-        forbid_unknown_fields=True,
-    )
+    loadable = msgspec.defstruct("AgentConfig", fields, bases=(AgentConfig,), kw_only=True, forbid_unknown_fields=True)
+    return cast(type[AgentConfig], loadable)  # a subclass: bases=(AgentConfig,)
 
 
 def config_type() -> type[AgentConfig]:
@@ -204,7 +201,7 @@ def _cross_check(cfg: AgentConfig, source: str) -> None:
                     f"{source}: rules[{i}].actions[{j}]: action {a!r} is not configured; "
                     f"configured: {', '.join(sorted(configured))} (add actions.{a})"
                 )
-    names = [r.rule for r in cfg.rules]
-    for i, n in enumerate(names):
-        if n in names[:i]:
+    rule_names = [r.rule for r in cfg.rules]
+    for i, n in enumerate(rule_names):
+        if n in rule_names[:i]:
             raise ConfigError(f"{source}: rules[{i}].rule: rule name {n!r} is used more than once")

@@ -23,7 +23,7 @@ import math
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import numpy as np
@@ -32,6 +32,11 @@ from .contract.errors import EventError
 from .contract.schema import OOV_INDEX, Feature, FeatureSchema, category_key, to_boolean, to_number
 from .event_queue import Lines
 from .native import fastjson as _fastjson  # None: tier 2 alone
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+    from .native._fastjson import Plan
 
 Scalar = str | int | float | bool | None
 _F32_MAX = float(np.finfo(np.float32).max)
@@ -47,8 +52,8 @@ class Reject:
 
 @dataclass
 class DecodedBatch:
-    num: np.ndarray  # float32 [accepted, n]
-    cat: np.ndarray  # int64 [accepted, m]
+    num: npt.NDArray[np.float32]  # [accepted, n]
+    cat: npt.NDArray[np.int64]  # [accepted, m]
     index: list[int]  # batch positions of the accepted events
     keys: dict[str, list[Any]]  # key/condition fields of accepted events, by name
     rejects: list[Reject] = field(default_factory=list)
@@ -103,8 +108,10 @@ class EventDecoder:
         for path in {*self.paths.values(), *self.key_paths.values()}:
             tree.add(path.split("."), Scalar)
         self.struct, attrs = tree.build("Event")
-        self._one = msgspec.json.Decoder(self.struct, strict=False)
-        self._get: dict[str, Callable] = {n: _getter(attrs[p]) for n, p in {**self.paths, **self.key_paths}.items()}
+        self._one: msgspec.json.Decoder[Any] = msgspec.json.Decoder(self.struct, strict=False)
+        self._get: dict[str, Callable[[Any], Any]] = {
+            n: _getter(attrs[p]) for n, p in {**self.paths, **self.key_paths}.items()
+        }
         numeric_attrs = [attrs[self.paths[f.name]] for f in schema.numeric]
         self._bool_cols = [j for j, f in enumerate(schema.numeric) if f.kind == "boolean"]
         self._all_numeric = operator.attrgetter(*numeric_attrs) if numeric_attrs else None
@@ -121,15 +128,18 @@ class EventDecoder:
             for f in schema.features
         }
 
-        self._plan = self._build_plan(attrs) if _fastjson is not None else None
+        self._plan = self._build_plan(_fastjson.Plan, attrs) if _fastjson is not None else None
 
     # ------------------------------------------------------------------ API
     def decode(self, lines: Sequence[bytes], oversize: Sequence[bool] = ()) -> DecodedBatch:
         """`lines`: a list of bytes, or the queue's `Lines` (whose buffer
         segments tier 1 reads in place)."""
-        if self._plan is None or not lines:
+        plan = self._plan
+        if plan is None or not lines:
             return self._decode_slow(lines if type(lines) is list else list(lines), oversize)
-        return self._decode_fast(lines if type(lines) is list or isinstance(lines, Lines) else list(lines), oversize)
+        return self._decode_fast(
+            plan, lines if type(lines) is list or isinstance(lines, Lines) else list(lines), oversize
+        )
 
     def _decode_slow(self, lines: Sequence[bytes], oversize: Sequence[bool] = ()) -> DecodedBatch:
         rejects: list[Reject] = []
@@ -137,10 +147,10 @@ class EventDecoder:
         return self._columns(events, index, rejects)
 
     # ---------------------------------------------------------- tier 1 (C)
-    def _build_plan(self, attrs: dict[str, str]) -> Any | None:
+    def _build_plan(self, plan: type[Plan], attrs: dict[str, str]) -> Plan | None:
         """The C extractor's plan: a tree of JSON keys whose leaves say which
         column (numeric, boolean, categorical) or key field a value fills."""
-        spec: dict = {}
+        spec: dict[bytes, Any] = {}
         self._key_order = [k for k in self.key_names if k in self._get]
         targets: dict[str, list[tuple[int, int]]] = {}
         for j, f in enumerate(self.schema.numeric):
@@ -155,26 +165,24 @@ class EventDecoder:
                 for part in parts[:-1]:
                     node = node.setdefault(part.encode(), {})
                 node[parts[-1].encode()] = tuple(leaf)
-            vocabs = tuple(
+            vocabs: tuple[dict[bytes, tuple[tuple[int, int], ...]], ...] = tuple(
                 {c.encode(): ((_CAT, i),) for c, i in self._vocab[f.name].items()} for f in self.schema.categorical
             )
-            return _fastjson.Plan(
-                spec, len(self.schema.numeric), len(self.schema.categorical), len(self._key_order), vocabs
-            )
+            return plan(spec, len(self.schema.numeric), len(self.schema.categorical), len(self._key_order), vocabs)
         except (TypeError, ValueError, AttributeError):  # a path both a leaf and an object: tier 2 only
             return None
 
-    def _decode_fast(self, lines: list | Lines, oversize: Sequence[bool]) -> DecodedBatch:
+    def _decode_fast(self, plan: Plan, lines: list[bytes] | Lines, oversize: Sequence[bool]) -> DecodedBatch:
         n, schema = len(lines), self.schema
         num = np.empty((n, len(schema.numeric)), dtype=np.float64)
         cat = np.empty((n, len(schema.categorical)), dtype=np.int64)
-        key_values: list[list] = [[] for _ in self._key_order]
+        key_values: list[list[Any]] = [[] for _ in self._key_order]
         status = np.empty(n, dtype=np.uint8)
         accepted, r0 = 0, 0
         for seg in lines.segments if isinstance(lines, Lines) else [lines]:
             r1 = r0 + (len(seg) if isinstance(seg, list) else len(seg[1]))
             part = [[None] * (r1 - r0) for _ in self._key_order]
-            accepted += self._plan.decode(seg, num[r0:r1], cat[r0:r1], part, status[r0:r1])
+            accepted += plan.decode(seg, num[r0:r1], cat[r0:r1], part, status[r0:r1])
             for col, values in zip(key_values, part):
                 col.extend(values)
             r0 = r1
@@ -196,7 +204,13 @@ class EventDecoder:
         rejects.sort(key=lambda r: r.index)
         return DecodedBatch(num.astype(np.float32), cat, keep.tolist(), keys, rejects)
 
-    def _check_missing(self, num: np.ndarray, cat: np.ndarray, ok: np.ndarray, rejects: list[Reject]) -> None:
+    def _check_missing(
+        self,
+        num: npt.NDArray[np.float64],
+        cat: npt.NDArray[np.int64],
+        ok: npt.NDArray[np.bool_],
+        rejects: list[Reject],
+    ) -> None:
         """Tier-1 rows: a missing feature the schema requires rejects its row
         (first such feature, numeric before categorical, as tier 2 reports)."""
         required = self._required_numeric
@@ -223,13 +237,13 @@ class EventDecoder:
 
     def _merge_slow(
         self,
-        lines: list | Lines,
+        lines: list[bytes] | Lines,
         oversize: Sequence[bool],
-        rows: np.ndarray,
-        num: np.ndarray,
-        cat: np.ndarray,
-        keys: dict[str, list],
-        ok: np.ndarray,
+        rows: npt.NDArray[np.intp],
+        num: npt.NDArray[np.float64],
+        cat: npt.NDArray[np.int64],
+        keys: dict[str, list[Any]],
+        ok: npt.NDArray[np.bool_],
         rejects: list[Reject],
     ) -> None:
         """Lines tier 1 left alone go through tier 2; its rows and rejects
@@ -248,7 +262,9 @@ class EventDecoder:
         rejects.extend(Reject(int(rows[r.index]), r.reason, r.field, r.message) for r in sub.rejects)
 
     # ---------------------------------------------------------------- parse
-    def _parse(self, lines: Sequence[bytes], oversize: Sequence[bool], rejects: list[Reject]):
+    def _parse(
+        self, lines: Sequence[bytes], oversize: Sequence[bool], rejects: list[Reject]
+    ) -> tuple[list[Any], list[int]]:
         # Each line is decoded on its own. (Joining a batch into one JSON array
         # is a little faster but lets crafted lines splice into each other and
         # swallow a neighbour's event: never again.)
@@ -258,7 +274,8 @@ class EventDecoder:
                 return [one(line) for line in lines], list(range(len(lines)))
             except (msgspec.DecodeError, RecursionError, ValueError):
                 pass  # some line is bad: find out which, line by line
-        events, index = [], []
+        events: list[Any] = []  # decoded Structs
+        index: list[int] = []
         for i, line in enumerate(lines):
             if oversize and oversize[i]:
                 rejects.append(Reject(i, "oversize", None, f"line longer than the limit ({len(line)}+ bytes)"))
@@ -295,7 +312,7 @@ class EventDecoder:
         )
 
     # -------------------------------------------------------------- columns
-    def _columns(self, events: list, index: list[int], rejects: list[Reject]) -> DecodedBatch:
+    def _columns(self, events: list[Any], index: list[int], rejects: list[Reject]) -> DecodedBatch:
         n = len(events)
         ok = np.ones(n, dtype=bool)
         num = self._numeric_block(events, ok, index, rejects)
@@ -311,15 +328,20 @@ class EventDecoder:
         rejects.sort(key=lambda r: r.index)
         return DecodedBatch(num, cat, index, keys, rejects)
 
-    def _numeric_block(self, events: list, ok: np.ndarray, index: list[int], rejects: list[Reject]) -> np.ndarray:
+    def _numeric_block(
+        self, events: list[Any], ok: npt.NDArray[np.bool_], index: list[int], rejects: list[Reject]
+    ) -> npt.NDArray[np.float32]:
         """All numeric features at once: one getter call per event, numpy turns
         None into NaN and parses numeric strings; anything numpy cannot take
         goes through the schema's own coercion, value by value."""
         feats = self.schema.numeric
         if not feats:
             return np.empty((len(events), 0), dtype=np.float32)
+        all_numeric = self._all_numeric
+        assert all_numeric is not None  # there are numeric features
+        rows: list[Any]
         try:
-            rows = [self._all_numeric(e) for e in events]
+            rows = [all_numeric(e) for e in events]
         except AttributeError:  # an intermediate object is missing: take the careful path
             rows = [tuple(self._get[f.name](e) for f in feats) for e in events]
         if len(feats) == 1:
@@ -348,8 +370,13 @@ class EventDecoder:
         return block.astype(np.float32)
 
     def _coerce(
-        self, rows: list, feats: list[Feature], ok: np.ndarray, index: list[int], rejects: list[Reject]
-    ) -> np.ndarray:
+        self,
+        rows: list[Any],
+        feats: Sequence[Feature],
+        ok: npt.NDArray[np.bool_],
+        index: list[int],
+        rejects: list[Reject],
+    ) -> npt.NDArray[np.float64]:
         block = np.empty((len(rows), len(feats)), dtype=np.float64)
         for r, row in enumerate(rows):
             for j, (f, v) in enumerate(zip(feats, row)):
@@ -375,8 +402,8 @@ class EventDecoder:
         return block
 
     def _categorical_column(
-        self, f: Feature, values: list, ok: np.ndarray, index: list[int], rejects: list[Reject]
-    ) -> np.ndarray:
+        self, f: Feature, values: list[Any], ok: npt.NDArray[np.bool_], index: list[int], rejects: list[Reject]
+    ) -> npt.NDArray[np.int64]:
         vocab = self._vocab[f.name]
         # Strings that are in the vocabulary take the dict lookup inline; anything
         # else (numbers, booleans, padded strings, unseen values) goes the long way.
@@ -399,7 +426,13 @@ class EventDecoder:
 
     @staticmethod
     def _reject_rows(
-        rows: np.ndarray, reason: str, name: str, message: str, ok: np.ndarray, index: list[int], rejects: list[Reject]
+        rows: npt.NDArray[np.intp],
+        reason: str,
+        name: str,
+        message: str,
+        ok: npt.NDArray[np.bool_],
+        index: list[int],
+        rejects: list[Reject],
     ) -> None:
         for r in rows:
             ok[r] = False
@@ -409,7 +442,7 @@ class EventDecoder:
 _NUM, _BOOL, _CAT, _KEY = 0, 1, 2, 3  # target kinds of the C plan (_fastjson.c)
 
 
-def _zero_one(values: np.ndarray) -> bool:
+def _zero_one(values: npt.NDArray[np.float64]) -> bool:
     return bool(np.all(np.isnan(values) | (values == 0.0) | (values == 1.0)))
 
 

@@ -14,15 +14,18 @@ import collections
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, TypeAlias, overload
 
 import numpy as np
 
 from .contract.errors import ConfigError
 from .native import fastjson as _native
 
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
-def _spans_py(buf: bytes, start: int, k: int, out: np.ndarray) -> int:
+
+def _spans_py(buf: bytes, start: int, k: int, out: npt.NDArray[np.int64]) -> int:
     """_fastjson.spans in Python (no C extension): the next k non-empty lines
     from byte `start` as [start, stop) pairs in out; returns the byte after the k-th."""
     got, pos = 0, start
@@ -57,10 +60,11 @@ class Chunk(NamedTuple):
     `count` non-empty lines, each ending with a newline."""
 
     buf: bytes
-    count: int
+    count: int  # type: ignore[assignment]  # shadows tuple.count(), on purpose
 
 
-Segment = list | tuple  # a list of line bytes, or (buffer, int64 spans [n, 2])
+# A list of line bytes, or (buffer, int64 spans [n, 2]).
+Segment: TypeAlias = "list[bytes] | tuple[bytes, npt.NDArray[np.int64]]"
 
 
 class Lines(Sequence[bytes]):
@@ -72,7 +76,8 @@ class Lines(Sequence[bytes]):
 
     def __init__(self, segments: list[Segment]):
         self.segments = [s for s in segments if len(s if isinstance(s, list) else s[1])]
-        self._starts, n = [], 0
+        self._starts: list[int] = []
+        n = 0
         for seg in self.segments:
             self._starts.append(n)
             n += len(seg) if isinstance(seg, list) else len(seg[1])
@@ -81,7 +86,11 @@ class Lines(Sequence[bytes]):
     def __len__(self) -> int:
         return self._n
 
-    def __getitem__(self, i):
+    @overload
+    def __getitem__(self, i: int) -> bytes: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[bytes]: ...
+    def __getitem__(self, i: int | slice) -> bytes | list[bytes]:
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(self._n))]
         if i < 0:
@@ -109,7 +118,7 @@ class Lines(Sequence[bytes]):
             return list(self) == list(other)
         return NotImplemented
 
-    __hash__ = None
+    __hash__ = None  # type: ignore[assignment]  # unhashable, as a list
 
     def __repr__(self) -> str:
         return f"Lines({list(self)!r})"
@@ -127,7 +136,10 @@ class Batch:
     __slots__ = ("data", "origins", "oversize")
 
     def __init__(
-        self, data: list | Lines, oversize: list[bool] | None = None, origins: list[tuple[str, int]] | None = None
+        self,
+        data: list[bytes] | Lines,
+        oversize: list[bool] | None = None,
+        origins: list[tuple[str, int]] | None = None,
     ):
         self.data = data if isinstance(data, Lines) else Lines([list(data)])
         self.oversize = oversize if oversize is not None and any(oversize) else None
@@ -317,9 +329,11 @@ class EventQueue:
                                 flags.extend([False] * (taken_total - len(flags)))
                                 flags.extend(b.oversize[b.pos : b.pos + k])
                         else:
+                            buf = b.buf
+                            assert buf is not None  # a block without `data` holds a buffer
                             spans = np.empty((k, 2), dtype=np.int64)
-                            end = _spans(b.buf, b.at, k, spans)
-                            segments.append((b.buf, spans))
+                            end = _spans(buf, b.at, k, spans)
+                            segments.append((buf, spans))
                             self._bytes -= end - b.at
                             b.at = end
                         if origins and origins[-1][0] == b.origin:

@@ -41,7 +41,8 @@ class TaggedConfig(Config, tag_field="type", kw_only=True):
 class KindModule(Protocol[T]):
     """What a kind's module provides (a module, or any object with these names)."""
 
-    Config: type[TaggedConfig]
+    @property
+    def Config(self) -> type[TaggedConfig]: ...
 
     def build(self, config: Any, context: Any) -> T: ...
 
@@ -85,7 +86,7 @@ class Kinds(Generic[T]):
     def union(self) -> Any:
         """The tagged union of every registered Config (what a config entry may be)."""
         configs = tuple(m.Config for m in self)
-        return configs[0] if len(configs) == 1 else Union[configs]  # type: ignore[valid-type]  # noqa: UP007 - built at run time
+        return configs[0] if len(configs) == 1 else Union[configs]  # noqa: UP007 - built at run time
 
     def build(self, config: TaggedConfig, context: Any = None) -> T:
         module = self._by_name.get(config.kind)

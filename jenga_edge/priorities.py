@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 #: RFC 5424 severities, most severe first; an alert's ``priority`` is one of these.
 SEVERITIES: dict[str, int] = {
@@ -69,6 +69,10 @@ Facility = Literal[
 ]
 
 
+@overload
+def severity_of(priority: Any, default: int) -> int: ...
+@overload
+def severity_of(priority: Any, default: int | None = None) -> int | None: ...
 def severity_of(priority: Any, default: int | None = None) -> int | None:
     """The numeric syslog severity of a priority name (case-insensitive, short
     spellings like ``crit`` accepted), or `default` if it names none."""

@@ -24,9 +24,9 @@ import ipaddress
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 import numpy as np
@@ -38,6 +38,9 @@ from .contract.typed import Config, doc
 from .decode import DecodedBatch
 from .priorities import Priority
 from .score import Scores
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 Scalar = str | int | float | bool
 COOLDOWN_KEYS_MAX = 100_000
@@ -104,7 +107,7 @@ def _check_condition(spec: Any, where: str) -> None:
             raise ConfigError(f"{where}.{op}: expected a number, got {arg!r}")
 
 
-def _condition_mask(name: str, spec: Any, values: list) -> np.ndarray:
+def _condition_mask(name: str, spec: Any, values: list[Any]) -> npt.NDArray[np.bool_]:
     """One field's condition as a boolean mask; a list means 'in', a scalar 'eq',
     a mapping names operators: {gte: 1024}, {not_in: [53, 123]}."""
     ops = spec if isinstance(spec, dict) else ({"in": spec} if isinstance(spec, list) else {"eq": spec})
@@ -172,7 +175,7 @@ class Rule:
             | set(re.findall(r"%([A-Za-z_][A-Za-z0-9_]*)", self.cfg.output))
         )
 
-    def candidates(self, batch: DecodedBatch, scores: Scores) -> np.ndarray:
+    def candidates(self, batch: DecodedBatch, scores: Scores) -> npt.NDArray[np.intp]:
         s = scores.score[self.task.name]
         mask = s >= np.float32(self.threshold)
         if self.label_ids is not None:
@@ -185,7 +188,7 @@ class Rule:
             mask &= _condition_mask(fname, spec, batch.keys[fname])
         return np.flatnonzero(mask)
 
-    def priorities(self, scores: np.ndarray) -> list[str]:
+    def priorities(self, scores: npt.NDArray[np.float32]) -> list[str]:
         """priority_for over a float32 array of scores."""
         out = np.full(len(scores), self.cfg.priority, dtype=object)
         done = np.zeros(len(scores), dtype=bool)
@@ -193,7 +196,8 @@ class Rule:
             now = ~done & (scores >= np.float32(band.min_score))
             out[now] = band.priority
             done |= now
-        return out.tolist()
+        names: list[str] = out.tolist()
+        return names
 
     def priority_for(self, score: float) -> str:
         # Scores are float32: compare bands in float32 too, as the threshold is.
@@ -202,10 +206,11 @@ class Rule:
                 return band.priority
         return self.cfg.priority
 
-    def cooled_rows(self, keys: list, rows: np.ndarray, now: float) -> np.ndarray:
+    def cooled_rows(self, keys: list[Any], rows: npt.NDArray[np.intp], now: float) -> npt.NDArray[np.intp]:
         """The rows whose key may alert now, in order, each allowed one
         remembered (an unseen key, or its cooldown has passed)."""
-        last, cooldown, allowed = self._last, self.cfg.cooldown_s, []
+        last, cooldown = self._last, self.cfg.cooldown_s
+        allowed: list[int] = []
         for r in rows.tolist():
             key = keys[r]
             k = key.strip() if type(key) is str else (category_key(key) if key is not None else "")
@@ -225,10 +230,10 @@ class RuleEngine:
         self,
         rules: list[RuleConfig],
         tasks: dict[str, TaskEntry],
-        allowlist: list[str] = (),
+        allowlist: Sequence[str] = (),
         clock: Callable[[], float] = time.monotonic,
     ):
-        self.rules = []
+        self.rules: list[Rule] = []
         for i, cfg in enumerate(rules):
             where = f"rules[{i}]"
             if cfg.task not in tasks:
@@ -248,7 +253,8 @@ class RuleEngine:
         return out
 
     def evaluate(self, batch: DecodedBatch, scores: Scores) -> list[Hit]:
-        hits, now = [], self.clock()
+        hits: list[Hit] = []
+        now = self.clock()
         for rule in self.rules:
             rows = rule.candidates(batch, scores)
             if not len(rows):
@@ -277,7 +283,7 @@ class RuleEngine:
         return any(ip in net for net in self.allow)
 
 
-def _network(text: str, where: str):
+def _network(text: str, where: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     try:
         return ipaddress.ip_network(text, strict=False)
     except ValueError:

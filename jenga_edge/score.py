@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 import onnxruntime as ort
@@ -21,6 +21,9 @@ from .contract.errors import BundleError, ConfigError
 from .contract.schema import FeatureSchema
 from .contract.tasks import read_outputs
 from .contract.typed import Config, doc
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 _LEVELS = {
     "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
@@ -49,8 +52,8 @@ class Scores:
     """Per task: `score` [n] (binary: P(threat); multiclass: P(predicted label))
     and, for multiclass, `label` [n] class indices."""
 
-    score: dict[str, np.ndarray]
-    label: dict[str, np.ndarray]
+    score: dict[str, npt.NDArray[np.float32]]
+    label: dict[str, npt.NDArray[np.int64]]
 
 
 def select_tasks(bundle: Bundle, wanted: Sequence[str] | None) -> list[TaskEntry]:
@@ -116,7 +119,7 @@ class Scorer:
     def _session(self, file: str, opts: ort.SessionOptions) -> ort.InferenceSession:
         return ort.InferenceSession(str(self.bundle.file(file)), opts, providers=["CPUExecutionProvider"])
 
-    def score(self, num: np.ndarray, cat: np.ndarray) -> Scores:
+    def score(self, num: npt.NDArray[np.float32], cat: npt.NDArray[np.int64]) -> Scores:
         """Each task's score (and label, for kinds that name a class), read by output role."""
         if len(num) == 0:
             return Scores(
@@ -124,12 +127,12 @@ class Scorer:
                 {e.name: np.empty(0, np.int64) for e in self.entries if _labelled(e)},
             )
         feed = {"numeric": num, "categorical": cat}
-        by_task: dict[str, dict[str, np.ndarray]] = {t: {} for t in self.tasks}
+        by_task: dict[str, dict[str, npt.NDArray[Any]]] = {t: {} for t in self.tasks}
         for session, names, outs in self.plan:
             for (task, role), value in zip(outs, session.run(names, feed)):
                 by_task[task][role] = value
-        score: dict[str, np.ndarray] = {}
-        label: dict[str, np.ndarray] = {}
+        score: dict[str, npt.NDArray[np.float32]] = {}
+        label: dict[str, npt.NDArray[np.int64]] = {}
         for task, outputs in by_task.items():
             score[task], lab = read_outputs(outputs)
             if lab is not None:

@@ -82,7 +82,8 @@ class RecordingHandler:
     """Keeps the first `keep` alerts in memory; counting is the callback's job."""
 
     def __init__(self, keep: int = 100):
-        self.keep, self.alerts = keep, []
+        self.keep = keep
+        self.alerts: list[dict] = []
 
     def __call__(self, alert: dict) -> None:
         if len(self.alerts) < self.keep:
@@ -136,7 +137,7 @@ class SecuritySentinelCallback(Callback):
         hits = np.flatnonzero(batch.scores >= self.threshold)
         self.counts[(batch.phase, batch.task)] += int(hits.size)
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        for i in hits:
+        for i in hits.tolist():  # plain ints: row_ids is any Sequence
             self.handler(
                 {
                     "timestamp": now,
@@ -153,7 +154,7 @@ class SecuritySentinelCallback(Callback):
         getattr(self.handler, "close", lambda: None)()
 
     def summary(self) -> dict:
-        by = {}
+        by: dict[str, dict[str, int]] = {}
         for (phase, task), n in sorted(self.counts.items()):
             by.setdefault(phase, {})[task] = n
         return {"sentinel_alerts": by, "sentinel_threshold": self.threshold}

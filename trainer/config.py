@@ -29,7 +29,11 @@ from jenga_edge.contract.typed import Config, apply_overrides, convert, doc, loa
 from .encodings import ENCODINGS
 
 TASK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-NumericEncoding = Literal[(*ENCODINGS, "auto")]  # type: ignore[valid-type]
+# Literal over names known at run time (msgspec validates against them); mypy cannot
+# read a Literal built from a variable, hence the ignores. The tuple is built apart: on
+# Python >= 3.11 mypy reads `Literal[(*a, b)]` as 3.11-only `Literal[*a, b]` syntax.
+_ENCODING_CHOICES = (*ENCODINGS, "auto")
+NumericEncoding = Literal[_ENCODING_CHOICES]  # type: ignore[valid-type]
 TaskType = Literal[TASK_KIND_NAMES]  # type: ignore[valid-type]
 ColumnKind = Literal["numeric", "boolean", "categorical"]
 Scalar = str | int | float | bool

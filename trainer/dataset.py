@@ -90,8 +90,8 @@ def prepare(
         ids = [r.get(scfg.id_column, i) if scfg.id_column else i for i, r in enumerate(rows)]
         sources[name] = SourceData(name, schema, num, cat, ids, train_idx, val_idx, held_idx, test_idx)
         tasks += [_task_data(t, rows, train_idx, val_idx) for t in my_tasks]
-    order = {t.name: i for i, t in enumerate(cfg.tasks)}
-    return sources, sorted(tasks, key=lambda t: order[t.name])
+    position = {t.name: i for i, t in enumerate(cfg.tasks)}
+    return sources, sorted(tasks, key=lambda t: position[t.name])
 
 
 def _check_label_columns(rows: list[dict], tasks: list[TaskConfig], source: str) -> None:

@@ -52,6 +52,11 @@ class Encoding:
 class _Scaled(nn.Module):
     """transform(x[:, cols]) standardized with fitted mean and std, clipped to +-Z_LIMIT."""
 
+    # Buffers (register_buffer): declared so the checker sees tensors, not Tensor | Module.
+    cols: torch.Tensor
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, cols: list[int], features: list[Feature], transform: Callable[[torch.Tensor], torch.Tensor]):
         super().__init__()
         self.register_buffer("cols", torch.tensor(cols, dtype=torch.long))
@@ -110,12 +115,20 @@ class Raw(Standard):
 
 
 class _PiecewiseLinear(nn.Module):
+    cols: torch.Tensor  # buffers, as in _Scaled
+    left: torch.Tensor
+    width: torch.Tensor
+
     def __init__(self, cols: list[int], features: list[Feature]):
         super().__init__()
-        col, left, width = [], [], []
+        col: list[int] = []
+        left: list[float] = []
+        width: list[float] = []
         for j, f in zip(cols, features):
             for a, b in zip(f.edges, f.edges[1:]):
-                col.append(j), left.append(a), width.append(b - a)
+                col.append(j)
+                left.append(a)
+                width.append(b - a)
         self.register_buffer("cols", torch.tensor(col, dtype=torch.long))
         self.register_buffer("left", torch.tensor(left, dtype=torch.float32))
         self.register_buffer("width", torch.tensor(width, dtype=torch.float32))

@@ -275,7 +275,8 @@ def _parse_rule(rule: Any) -> tuple[str, float]:
                 f"threshold rule dict must have exactly the key 'target_fpr', got keys {sorted(map(str, rule))}"
             )
         target = rule["target_fpr"]
-        if isinstance(target, bool) or not isinstance(target, Real) or not 0.0 <= target <= 1.0:
+        # numbers.Real declares only < and <= (typeshed): the range test (NaN included) uses those.
+        if isinstance(target, bool) or not isinstance(target, Real) or target < 0.0 or not target <= 1.0:
             raise ValueError(f"target_fpr must be a number in [0, 1], got {target!r}")
         return "target_fpr", float(target)
     raise ValueError(f"threshold rule must be 'max_f1' or {{'target_fpr': x}}, got {type(rule).__name__} {rule!r}")

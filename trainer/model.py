@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -37,6 +37,10 @@ class FeatureEncoder(nn.Module):
     (trainer/encodings.py) computes its columns, in registry order; categories
     are embedded.
     """
+
+    # Buffers (register_buffer): declared so the checker sees tensors, not Tensor | Module.
+    impute: torch.Tensor
+    cat_offsets: torch.Tensor
 
     def __init__(self, schema: FeatureSchema, embedding_dim: int):
         super().__init__()
@@ -135,6 +139,9 @@ class NoveltyHead(nn.Module):
     """Autoencoder head; its score is the reconstruction error, calibrated on
     normal validation rows into [0, 1] by their empirical CDF (on log error)."""
 
+    cal_left: torch.Tensor  # buffers (register_buffer)
+    cal_width: torch.Tensor
+
     def __init__(self, in_dim: int, target_dim: int, cfg: ModelConfig, calibration_bins: int = 64):
         super().__init__()
         self.decoder = mlp([in_dim, *cfg.decoder_sizes, target_dim], cfg, final_plain=True)
@@ -195,8 +202,16 @@ class MultiTaskModel(nn.Module):
 
     def _head(self, t: TaskSpec) -> nn.Module:
         if t.mode == "novelty":
-            return NoveltyHead(self.trunk.out_dim, self.adapters[t.source].encoder.target_dim, self.cfg)
+            return NoveltyHead(self.trunk.out_dim, self._adapter(t.source).encoder.target_dim, self.cfg)
         return t.kind.head(self.trunk.out_dim, t.n_classes)
+
+    def _adapter(self, source: str) -> Adapter:
+        # nn.ModuleDict is untyped (its items are nn.Module); this one holds Adapters only.
+        return cast(Adapter, self.adapters[source])
+
+    def novelty_head(self, task: str) -> NoveltyHead:
+        # _head builds a NoveltyHead for every novelty task (ModuleDict items are typed nn.Module).
+        return cast(NoveltyHead, self.heads[task])
 
     def forward(
         self,
@@ -240,9 +255,10 @@ class MultiTaskModel(nn.Module):
     def head_outputs(self, task: str, h: torch.Tensor, num: torch.Tensor, cat: torch.Tensor) -> dict[str, torch.Tensor]:
         spec, head = self.specs[task], self.heads[task]
         if spec.mode == "novelty":
-            target = self.adapters[spec.source].encoder.reconstruction_target(num, cat)
-            errors = (head(h).float() - target.float()).pow(2).mean(dim=1)
-            return {"errors": errors, "scores": head.score(errors)}
+            novelty = self.novelty_head(task)
+            target = self._adapter(spec.source).encoder.reconstruction_target(num, cat)
+            errors = (novelty(h).float() - target.float()).pow(2).mean(dim=1)
+            return {"errors": errors, "scores": novelty.score(errors)}
         return spec.kind.scores(head(h).float())
 
 

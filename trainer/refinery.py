@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from jenga_edge.contract.errors import DataError, EventError
-from jenga_edge.contract.schema import OOV_TOKEN, Feature, FeatureSchema, category_key, to_boolean, to_number
+from jenga_edge.contract.schema import OOV_TOKEN, Feature, FeatureSchema, Kind, category_key, to_boolean, to_number
 
 from .config import SourceConfig
 from .encodings import ENCODINGS, choose_auto
@@ -37,7 +37,7 @@ def select_columns(rows: Sequence[dict], cfg: SourceConfig, reserved: Iterable[s
     return cols
 
 
-def infer_kind(values: Sequence[Any]) -> str:
+def infer_kind(values: Sequence[Any]) -> Kind:
     """numeric, boolean (bools or true/false strings) or categorical (other strings)."""
     present = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
     if not present:
@@ -81,7 +81,7 @@ def fit_schema(train_rows: Sequence[dict], columns: list[str], cfg: SourceConfig
     return FeatureSchema(tuple(features))
 
 
-def _numbers(col: str, kind: str, values: Sequence[Any]) -> np.ndarray:
+def _numbers(col: str, kind: Kind, values: Sequence[Any]) -> np.ndarray:
     convert = to_boolean if kind == "boolean" else to_number
     out = np.empty(len(values), dtype=np.float64)
     for i, v in enumerate(values):
@@ -96,7 +96,7 @@ def _numbers(col: str, kind: str, values: Sequence[Any]) -> np.ndarray:
     return out[np.isfinite(out)]
 
 
-def _fit_numeric(col: str, kind: str, values: Sequence[Any], cfg: SourceConfig, encoding: str) -> Feature:
+def _fit_numeric(col: str, kind: Kind, values: Sequence[Any], cfg: SourceConfig, encoding: str) -> Feature:
     x = _numbers(col, kind, values)
     allow = cfg.missing.allow_missing_at_edge
     if x.size == 0:

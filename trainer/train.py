@@ -301,7 +301,7 @@ class Trainer:
             torch.as_tensor(normal, device=self.device),
             self.tcfg.eval_batch_size,
         )
-        self.model.heads[name].calibrate(torch.as_tensor(out["errors"], device=self.device))
+        self.model.novelty_head(name).calibrate(torch.as_tensor(out["errors"], device=self.device))
 
     # ------------------------------------------------------------ output
     def _log(self, logs: dict) -> None:

@@ -17,7 +17,17 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol, cast
+
+from .base import Action
+
+
+class Spooling(Protocol):
+    """An action that keeps on disk what it cannot deliver (the webhook)."""
+
+    def spool(self, body: bytes) -> tuple[bool, str]: ...
+    def spooled(self) -> int: ...
+    def retry_spool(self) -> object: ...
 
 
 class BackgroundAction:
@@ -28,12 +38,12 @@ class BackgroundAction:
     def __init__(
         self,
         name: str,
-        action: Any,
+        action: Action,
         maxsize: int = 10_000,
-        on_result: Callable[[str, dict], None] = lambda name, outcome: None,
+        on_result: Callable[[str, dict[str, Any]], None] = lambda name, outcome: None,
     ):
         self.name, self.action, self.on_result = name, action, on_result
-        self.q: queue.Queue[dict | None] = queue.Queue(maxsize)
+        self.q: queue.Queue[dict[str, Any] | None] = queue.Queue(maxsize)
         self.delivered = self.failed = 0
         self.type: str = action.type
         self.target: str = action.target
@@ -61,14 +71,14 @@ class BackgroundAction:
                 outcome = self._spool_now(alert, f"{type(exc).__name__}: {exc}")
             if outcome.get("result") == "ok":
                 self.delivered += 1
-                if getattr(self.action, "spooled", lambda: 0)():
-                    self.action.retry_spool()  # the receiver is back: send what waited
+                if getattr(self.action, "spooled", lambda: 0)():  # then it is Spooling
+                    cast(Spooling, self.action).retry_spool()  # the receiver is back: send what waited
             else:
                 self.failed += 1
             self.on_result(self.name, outcome)
 
     def _spool_now(self, alert: Mapping[str, Any], why: str) -> dict[str, Any]:
-        spool = getattr(self.action, "spool", None)
+        spool: Callable[[bytes], tuple[bool, str]] | None = getattr(self.action, "spool", None)
         if spool is None:
             return {"type": self.type, "target": self.target, "result": "failed", "reason": why}
         ok, reason = spool(json.dumps(dict(alert), default=str).encode())

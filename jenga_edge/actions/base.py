@@ -45,9 +45,18 @@ class ActionConfig(TaggedConfig, kw_only=True):
 class Action(Protocol):
     """What the agent runs for an alert."""
 
-    type: str  # the kind
-    target: str  # what it acts on, for outcomes and logs (no secrets)
-    slow: bool  # may block for seconds (network): run off the scoring thread
+    # Read-only for the agent: a plain attribute or a property.
+    @property
+    def type(self) -> str:
+        """The kind."""
+
+    @property
+    def target(self) -> str:
+        """What it acts on, for outcomes and logs (no secrets)."""
+
+    @property
+    def slow(self) -> bool:
+        """May block for seconds (network): run off the scoring thread."""
 
     def run(self, alert: Mapping[str, Any]) -> dict[str, Any]:
         """Act on one alert; return its outcome. Raises only on a bug."""

@@ -159,7 +159,7 @@ class WebhookAction:
     def backoff(self, attempt: int) -> float:
         """Sleep before retry number `attempt` (1-based)."""
         c = self.config
-        return min(c.backoff_max_s, c.backoff_base_s * (2 ** (attempt - 1)))
+        return min(c.backoff_max_s, c.backoff_base_s * 2.0 ** (attempt - 1))
 
     def deliver(self, body: bytes) -> tuple[bool, str, int, int | None]:
         """Try up to 1 + max_retries times; return (delivered, reason, tries, last status)."""

@@ -64,7 +64,7 @@ def render(b: Bundle) -> str:
         )
     out.append(table(rows))
     out += ["", "validation metrics:"]
-    mrows = [("task", "accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "macro_f1")]
+    mrows: list[tuple[str, ...]] = [("task", "accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "macro_f1")]
     for t in b.tasks.values():
         mrows.append((t.name, *(_num(t.metrics.get(k)) for k in mrows[0][1:])))
     out.append(table(mrows))
@@ -86,7 +86,7 @@ def render(b: Bundle) -> str:
             f"schema of source {t.source!r} (sha256 {t.schema.sha256[:12]}…, "
             f"{len(t.schema.numeric)} numeric, {len(t.schema.categorical)} categorical):",
         ]
-        srows = [("#", "feature", "kind", "encoding", "categories", "default", "missing")]
+        srows: list[tuple[object, ...]] = [("#", "feature", "kind", "encoding", "categories", "default", "missing")]
         for i, f in enumerate(t.schema.features):
             cats = str(len(f.categories) - 1) if f.kind == "categorical" else ""
             default = "<unk>" if f.kind == "categorical" else _num(f.impute, "g")

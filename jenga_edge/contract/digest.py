@@ -9,14 +9,18 @@ slower per byte but needs nothing loaded; hashlib stays the fallback.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
-try:
-    from _sha2 import sha256  # CPython >= 3.12
-except ImportError:
+if TYPE_CHECKING:  # the private modules have no stubs; their sha256 is hashlib's, without OpenSSL
+    from hashlib import sha256
+else:
     try:
-        from _sha256 import sha256  # CPython <= 3.11
-    except ImportError:  # other interpreters
-        from hashlib import sha256
+        from _sha2 import sha256  # CPython >= 3.12
+    except ImportError:
+        try:
+            from _sha256 import sha256  # CPython <= 3.11
+        except ImportError:  # other interpreters
+            from hashlib import sha256
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:

@@ -20,12 +20,15 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 
 from .digest import sha256
 from .errors import EventError, SchemaError
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 SCHEMA_VERSION = 1
 OOV_INDEX = 0
@@ -65,7 +68,7 @@ class Feature:
     def is_numeric(self) -> bool:
         return self.kind in ("numeric", "boolean")
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["edges"] = list(self.edges)
         data["categories"] = list(self.categories)
@@ -107,7 +110,12 @@ class FeatureSchema:
 
     features: tuple[Feature, ...]
     version: int = SCHEMA_VERSION
-    _index: dict = field(default=None, compare=False, repr=False, hash=False)  # type: ignore[assignment]
+    # Set by __post_init__ (the default is never used).
+    _index: dict[str, dict[str, int]] = field(default_factory=dict, compare=False, repr=False, hash=False)
+
+    if TYPE_CHECKING:  # also set by __post_init__; at run time they are plain attributes, not fields
+        _numeric: tuple[Feature, ...] = field(init=False)
+        _categorical: tuple[Feature, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         names = [f.name for f in self.features]
@@ -126,17 +134,17 @@ class FeatureSchema:
 
     @property
     def numeric(self) -> tuple[Feature, ...]:
-        return self._numeric  # type: ignore[attr-defined]
+        return self._numeric
 
     @property
     def categorical(self) -> tuple[Feature, ...]:
-        return self._categorical  # type: ignore[attr-defined]
+        return self._categorical
 
     @property
     def names(self) -> list[str]:
         return [f.name for f in self.features]
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"version": self.version, "features": [f.to_json() for f in self.features]}
 
     @classmethod
@@ -157,7 +165,9 @@ class FeatureSchema:
     def sha256(self) -> str:
         return sha256(self.canonical_json().encode("utf-8")).hexdigest()
 
-    def vectorize(self, rows: Sequence[Mapping[str, Any]], strict: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    def vectorize(
+        self, rows: Sequence[Mapping[str, Any]], strict: bool = True
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
         """Turn raw rows into the graph's (numeric, categorical) inputs.
 
         strict=True is the edge's mode: NaN/inf and missing fields that the

@@ -20,11 +20,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from .errors import SchemaError
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 Role = Literal["score", "probabilities", "label"]
 ROLES: tuple[Role, ...] = ("score", "probabilities", "label")
@@ -96,7 +99,9 @@ def task_kind(name: str) -> TaskKind:
         raise SchemaError(f"task type {name!r} is not known to this version (known: {', '.join(TASK_KINDS)})") from None
 
 
-def read_outputs(by_role: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+def read_outputs(
+    by_role: Mapping[str, npt.NDArray[Any]],
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64] | None]:
     """(score, label or None) of one task from its outputs keyed by role."""
     score = by_role.get("score")
     if score is None:

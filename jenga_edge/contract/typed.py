@@ -31,7 +31,7 @@ import types
 import typing
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal, TypeGuard, Union
 
 import msgspec
 import yaml
@@ -260,7 +260,7 @@ def _is_union(tp: Any) -> bool:
     return typing.get_origin(tp) in (Union, types.UnionType)
 
 
-def _is_struct(tp: Any) -> bool:
+def _is_struct(tp: Any) -> TypeGuard[type[msgspec.Struct]]:
     return isinstance(tp, type) and issubclass(tp, msgspec.Struct)
 
 
@@ -280,7 +280,7 @@ def _tag_field(tp: Any) -> str | None:
 
 def _tag_literal(tp: Any) -> Any:
     tags = tuple(m.__struct_config__.tag for m in _members(tp) if _is_struct(m))
-    return Literal[tags]  # type: ignore[valid-type]
+    return Literal[tags]
 
 
 def _members(tp: Any) -> list[Any]:
@@ -288,7 +288,7 @@ def _members(tp: Any) -> list[Any]:
     return [_strip(a) for a in typing.get_args(tp)] if _is_union(tp) else [tp]
 
 
-def _struct_of(tp: Any, value: Any) -> type | None:
+def _struct_of(tp: Any, value: Any) -> type[msgspec.Struct] | None:
     """The Struct that `value` (a mapping) is read as, picking a tagged union's member."""
     structs = [m for m in _members(tp) if _is_struct(m)]
     if len(structs) <= 1:
@@ -306,16 +306,16 @@ def _walk(tp: Any, data: Any, parts: list[str | int]) -> tuple[Any, Any, bool]:
     value, found = data, True
     for p in parts:
         tp = _resolve(tp, value)
-        if (found and isinstance(value, dict) and p in value) or (
-            found and isinstance(value, list) and isinstance(p, int) and p < len(value)
-        ):
+        if found and isinstance(value, dict) and p in value:  # noqa: SIM114 - apart, the checker narrows p
+            value = value[p]
+        elif found and isinstance(value, list) and isinstance(p, int) and p < len(value):
             value = value[p]
         else:
             value, found = None, False
         if p == _tag_field(tp):  # the kind's `type`, known or not
             tp = _tag_literal(tp)
         elif _is_struct(tp):
-            tp = _fields(tp).get(p, Any)
+            tp = _fields(tp).get(p, Any) if isinstance(p, str) else Any
         elif typing.get_origin(tp) is list:
             tp = typing.get_args(tp)[0]
         elif typing.get_origin(tp) is dict:

@@ -7,6 +7,8 @@ call per event. `snapshot()` gives plain numbers for the agent's summary and
 
 from __future__ import annotations
 
+from typing import Any
+
 from .registry import BATCH_BUCKETS, Registry, no_ip_labels
 
 
@@ -19,36 +21,39 @@ class AgentMetrics:
 
     def __init__(self, registry: Registry | None = None, *, recent_batches: int = 1024):
         r = self.registry = registry if registry is not None else Registry()
-        chk = {"label_check": no_ip_labels}
+        chk = no_ip_labels
         self.received = r.counter(
-            "jenga_events_received_total", "Events read from an input, by source.", ("source",), **chk
+            "jenga_events_received_total", "Events read from an input, by source.", ("source",), label_check=chk
         )
-        self.scored = r.counter("jenga_events_scored_total", "Events scored, by task.", ("task",), **chk)
+        self.scored = r.counter("jenga_events_scored_total", "Events scored, by task.", ("task",), label_check=chk)
         self.rejected = r.counter(
-            "jenga_events_rejected_total", "Events refused before scoring, by reason.", ("reason",), **chk
+            "jenga_events_rejected_total", "Events refused before scoring, by reason.", ("reason",), label_check=chk
         )
         self.dropped = r.counter(
-            "jenga_events_dropped_total", "Events dropped because the queue was full, by source.", ("source",), **chk
+            "jenga_events_dropped_total",
+            "Events dropped because the queue was full, by source.",
+            ("source",),
+            label_check=chk,
         )
         self.alerts = r.counter(
-            "jenga_alerts_total", "Alerts raised, by task and priority.", ("task", "priority"), **chk
+            "jenga_alerts_total", "Alerts raised, by task and priority.", ("task", "priority"), label_check=chk
         )
         self.actions = r.counter(
-            "jenga_actions_total", "Response actions taken, by type and result.", ("type", "result"), **chk
+            "jenga_actions_total", "Response actions taken, by type and result.", ("type", "result"), label_check=chk
         )
-        self.reloads = r.counter("jenga_reloads_total", "Bundle reloads, by result.", ("result",), **chk)
+        self.reloads = r.counter("jenga_reloads_total", "Bundle reloads, by result.", ("result",), label_check=chk)
         self.batch_seconds = r.histogram(
             "jenga_batch_seconds",
             "Wall time to score one batch, seconds.",
             buckets=BATCH_BUCKETS,
             recent=recent_batches,
-            **chk,
+            label_check=chk,
         )
-        self.queue_depth = r.gauge("jenga_queue_depth", "Events waiting to be scored.", **chk)
+        self.queue_depth = r.gauge("jenga_queue_depth", "Events waiting to be scored.", label_check=chk)
         self.bundle_info = r.gauge(
-            "jenga_bundle_info", "The loaded bundle (value is always 1).", ("bundle_id", "sha256"), **chk
+            "jenga_bundle_info", "The loaded bundle (value is always 1).", ("bundle_id", "sha256"), label_check=chk
         )
-        self.up = r.gauge("jenga_up", "1 while the agent is running and healthy.", **chk)
+        self.up = r.gauge("jenga_up", "1 while the agent is running and healthy.", label_check=chk)
         self.up.set(1)
 
     def set_bundle(self, bundle_id: str, sha256: str) -> None:
@@ -58,7 +63,7 @@ class AgentMetrics:
     def set_up(self, up: bool) -> None:
         self.up.set(1 if up else 0)
 
-    def snapshot(self) -> dict:
+    def snapshot(self) -> dict[str, Any]:
         """Plain numbers (JSON-serialisable) for the agent's summary and stats line."""
         bundle = None
         for (bundle_id, sha256), v in self.bundle_info.series().items():

@@ -12,6 +12,7 @@ import http.server
 import socket
 import urllib.parse
 from collections.abc import Callable
+from typing import Any
 
 from .registry import CONTENT_TYPE, Registry
 
@@ -22,7 +23,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     timeout = 10  # a stalled client cannot hold a handler thread forever
     server: HTTPServer
 
-    def log_message(self, format: str, *args) -> None:
+    def log_message(self, format: str, *args: Any) -> None:
         pass  # no per-request lines on the agent's stderr
 
     def do_GET(self) -> None:

@@ -29,6 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from typing import Any, Generic, TypedDict, TypeVar
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -40,6 +41,22 @@ _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
 BATCH_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 
 LabelCheck = Callable[[str, str], None]
+LabelValues = tuple[str, ...]
+
+_V = TypeVar("_V")  # what one series holds
+_S = TypeVar("_S")  # what series() shows of it
+
+
+class HistogramSeries(TypedDict):
+    """One histogram series as `Histogram.series` gives it."""
+
+    buckets: list[tuple[float, int]]  # (le, cumulative count), ending with +Inf
+    sum: float
+    count: int
+
+
+_HistogramState = list[Any]  # [bucket counts, sum, count]
+_MetricT = TypeVar("_MetricT", bound="_Metric[Any, Any]")
 
 
 # ----------------------------------------------------------------- formatting
@@ -99,7 +116,9 @@ def no_ip_labels(name: str, value: str) -> None:
 # -------------------------------------------------------------------- metrics
 
 
-class _Metric:
+class _Metric(Generic[_V, _S]):
+    """A metric's name, help and label names, and its series by label values."""
+
     kind = "untyped"
     _reserved: tuple[str, ...] = ()
 
@@ -121,9 +140,9 @@ class _Metric:
         self.labelnames = names
         self._label_check = label_check
         self._lock = threading.Lock()
-        self._values: dict = {}
+        self._values: dict[LabelValues, _V] = {}
 
-    def _key(self, labels: dict) -> tuple[str, ...]:
+    def _key(self, labels: dict[str, str]) -> LabelValues:
         names = self.labelnames
         if len(labels) != len(names):
             raise ValueError(f"{self.name}: expected labels {list(names)}, got {sorted(labels)}")
@@ -136,12 +155,11 @@ class _Metric:
                 self._label_check(n, v)
         return key
 
-    def series(self) -> dict[tuple[str, ...], float]:
+    def series(self) -> dict[LabelValues, _S]:
         """A copy of {label values: value}."""
-        with self._lock:
-            return dict(self._values)
+        raise NotImplementedError
 
-    def labelled(self) -> dict[str, float]:
+    def labelled(self) -> dict[str, _S]:
         """{label value: value} for a metric with exactly one label name."""
         if len(self.labelnames) != 1:
             raise ValueError(f"{self.name}: labelled() needs exactly one label name")
@@ -157,13 +175,25 @@ class _Metric:
         return lines
 
     def _sample_lines(self) -> list[str]:
+        raise NotImplementedError
+
+
+class _Number(_Metric[float, float]):
+    """A metric whose series are numbers: a counter, a gauge."""
+
+    def series(self) -> dict[LabelValues, float]:
+        """A copy of {label values: value}."""
+        with self._lock:
+            return dict(self._values)
+
+    def _sample_lines(self) -> list[str]:
         values = self.series()
         if not values and not self.labelnames:
             values = {(): 0}
         return [f"{self.name}{_label_text(self.labelnames, k)} {format_value(v)}" for k, v in sorted(values.items())]
 
 
-class Counter(_Metric):
+class Counter(_Number):
     """A monotonically increasing count, one series per label combination."""
 
     kind = "counter"
@@ -186,7 +216,7 @@ class Counter(_Metric):
             return sum(self._values.values())
 
 
-class Gauge(_Metric):
+class Gauge(_Number):
     """A value that goes up and down; or, with `callback`, one read at scrape time."""
 
     kind = "gauge"
@@ -247,7 +277,7 @@ class Gauge(_Metric):
         with self._lock:
             return self._values.get(key, 0)
 
-    def series(self) -> dict[tuple[str, ...], float]:
+    def series(self) -> dict[LabelValues, float]:
         if self._callback is not None:
             value = self.value()
             return {} if value is None else {(): value}
@@ -262,7 +292,7 @@ class Gauge(_Metric):
         return super()._sample_lines()
 
 
-class Histogram(_Metric):
+class Histogram(_Metric[_HistogramState, HistogramSeries]):
     """Counts observations into fixed buckets; optionally keeps the last `recent`.
 
     `recent` (unlabelled use) keeps a bounded reservoir of the most recent
@@ -292,7 +322,7 @@ class Histogram(_Metric):
         if any(math.isnan(b) or math.isinf(b) for b in bounds) or any(a >= b for a, b in itertools.pairwise(bounds)):
             raise ValueError(f"{name}: buckets must be finite and strictly increasing, got {bounds}")
         self.buckets = tuple(bounds)
-        self._recent: collections.deque | None = collections.deque(maxlen=recent) if recent > 0 else None
+        self._recent: collections.deque[float] | None = collections.deque(maxlen=recent) if recent > 0 else None
 
     def observe(self, value: float, /, **labels: str) -> None:
         if value != value:
@@ -324,13 +354,14 @@ class Histogram(_Metric):
             if self._recent is not None:
                 self._recent.clear()
 
-    def series(self) -> dict[tuple[str, ...], dict]:
+    def series(self) -> dict[LabelValues, HistogramSeries]:
         """{label values: {"buckets": [(le, cumulative count), ...], "sum": s, "count": n}}."""
         with self._lock:
             raw = {k: (list(s[0]), s[1], s[2]) for k, s in self._values.items()}
-        out = {}
+        out: dict[LabelValues, HistogramSeries] = {}
         for key, (counts, total, count) in raw.items():
-            cumulative, running = [], 0
+            cumulative: list[tuple[float, int]] = []
+            running = 0
             for le, c in zip((*self.buckets, math.inf), counts):
                 running += c
                 cumulative.append((le, running))
@@ -339,11 +370,13 @@ class Histogram(_Metric):
 
     def count(self) -> int:
         with self._lock:
-            return sum(s[2] for s in self._values.values())
+            n: int = sum(s[2] for s in self._values.values())
+        return n
 
     def sum(self) -> float:
         with self._lock:
-            return sum(s[1] for s in self._values.values())
+            total: float = sum(s[1] for s in self._values.values())
+        return total
 
     def quantile(self, q: float) -> float | None:
         """Estimate the q-quantile (0..1) of what was observed; None if nothing was.
@@ -398,29 +431,48 @@ class Registry:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._metrics: dict[str, _Metric] = {}
+        self._metrics: dict[str, _Metric[Any, Any]] = {}
 
-    def register(self, metric: _Metric) -> _Metric:
+    def register(self, metric: _MetricT) -> _MetricT:
         with self._lock:
             if metric.name in self._metrics:
                 raise ValueError(f"metric {metric.name!r} is already registered")
             self._metrics[metric.name] = metric
         return metric
 
-    def counter(self, name: str, help: str, labelnames: Iterable[str] = (), **kw) -> Counter:
-        return self.register(Counter(name, help, labelnames, **kw))  # type: ignore[return-value]
+    def counter(
+        self, name: str, help: str, labelnames: Iterable[str] = (), *, label_check: LabelCheck | None = None
+    ) -> Counter:
+        return self.register(Counter(name, help, labelnames, label_check=label_check))
 
-    def gauge(self, name: str, help: str, labelnames: Iterable[str] = (), **kw) -> Gauge:
-        return self.register(Gauge(name, help, labelnames, **kw))  # type: ignore[return-value]
+    def gauge(
+        self,
+        name: str,
+        help: str,
+        labelnames: Iterable[str] = (),
+        *,
+        label_check: LabelCheck | None = None,
+        callback: Callable[[], float] | None = None,
+    ) -> Gauge:
+        return self.register(Gauge(name, help, labelnames, label_check=label_check, callback=callback))
 
-    def histogram(self, name: str, help: str, labelnames: Iterable[str] = (), **kw) -> Histogram:
-        return self.register(Histogram(name, help, labelnames, **kw))  # type: ignore[return-value]
+    def histogram(
+        self,
+        name: str,
+        help: str,
+        labelnames: Iterable[str] = (),
+        *,
+        buckets: Iterable[float] = BATCH_BUCKETS,
+        recent: int = 0,
+        label_check: LabelCheck | None = None,
+    ) -> Histogram:
+        return self.register(Histogram(name, help, labelnames, buckets=buckets, recent=recent, label_check=label_check))
 
-    def get(self, name: str) -> _Metric:
+    def get(self, name: str) -> _Metric[Any, Any]:
         with self._lock:
             return self._metrics[name]
 
-    def metrics(self) -> list[_Metric]:
+    def metrics(self) -> list[_Metric[Any, Any]]:
         with self._lock:
             return list(self._metrics.values())
 

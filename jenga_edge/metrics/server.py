@@ -97,7 +97,7 @@ class MetricsServer:
     def __enter__(self) -> MetricsServer:
         return self.start()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
 

@@ -156,7 +156,8 @@ def query_alerts(
     p = Path(path)
     if not p.is_file():
         raise DataError(f"{p}: alert store not found")
-    where, args = [], []
+    where: list[str] = []
+    args: list[str | float] = []  # the query's parameters
     if since_seconds is not None:
         if since_seconds < 0:
             raise ValueError(f"since_seconds must be >= 0, got {since_seconds}")
