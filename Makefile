@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.jenga-installed
 DEMO := build/demo
 
-.PHONY: setup demo test data clean
+.PHONY: setup demo test lint docs data clean
 
 setup: $(STAMP)
 
@@ -48,10 +48,20 @@ demo: data
 	$(BIN)/jenga-edge check --bundle $(DEMO)/bundle '{"packet_size": 60, "port": 8081, "protocol": "tcp", "duration": 0.01, "request_count": 1, "bytes_sent": 40, "bytes_received": 0}'; \
 	  echo "(jenga-edge check exit status $$?: 0 clean, 1 threat found, 2 bad input)"
 
-test: setup
+test: lint
 	$(BIN)/python -m pytest -q
 	@echo "=== the edge agent again on its pure-Python paths (as on a machine without a C compiler) ==="
 	JENGA_EDGE_PURE=1 $(BIN)/python -m pytest -q tests/jenga_edge
+
+# ruff (lint + format check) and mypy (strict on jenga_edge/), as `make test` runs them.
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+# docs/config-reference.md is generated from the typed configs (tests/test_docs.py checks it).
+docs: setup
+	$(BIN)/python docs/gen_reference.py > docs/config-reference.md
 
 clean:
 	rm -rf $(VENV) build runs examples/data

@@ -1,4 +1,9 @@
-"""Shared fixtures: small generated datasets and configs built in the tests."""
+"""Shared fixtures: small generated datasets and configs built in the tests.
+
+`slow` marks a test that trains a real model (itself, or through the session's
+trained_network / network_bundle fixtures): `pytest -m "not slow"` is the fast
+loop, `make test` runs everything.
+"""
 
 from __future__ import annotations
 
@@ -88,3 +93,12 @@ def network_bundle(tmp_path_factory, trained_network):
     out = tmp_path_factory.mktemp("bundle") / "net"
     manifest = export_bundle(trained_network.model_dir, out, ExportOptions(), log=lambda s: None)
     return out, manifest
+
+
+TRAINED_FIXTURES = {"trained_network", "network_bundle"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if TRAINED_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

@@ -48,6 +48,7 @@ def test_sentinel_respects_phases_and_validates_threshold():
         SecuritySentinelCallback(threshold=1.5)
 
 
+@pytest.mark.slow
 def test_sentinel_fires_during_training_and_evaluation(data_dir, tmp_path):
     cfg = config_from_dict(
         base_config({"net": net_source(data_dir / "network.jsonl")}, network_tasks(), tmp_path, epochs=3)
@@ -111,6 +112,7 @@ class Recorder(Callback):
         self.calls.append("train_end")
 
 
+@pytest.mark.slow
 def test_hooks_fire_in_order(data_dir, tmp_path):
     cfg = config_from_dict(
         base_config({"net": net_source(data_dir / "network.jsonl")}, network_tasks(False), tmp_path, epochs=2)
@@ -127,6 +129,7 @@ def _drift(before: dict, model, prefix: str) -> float:
     return sum(float((p.detach() - before[n]).norm()) for n, p in model.named_parameters() if n.startswith(prefix))
 
 
+@pytest.mark.slow
 def test_nested_learning_keeps_the_trunk_while_heads_adapt(data_dir, tmp_path):
     src = {"net": net_source(data_dir / "network.jsonl")}
     base = run_experiment(

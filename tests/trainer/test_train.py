@@ -9,6 +9,8 @@ from trainer.config import config_from_dict
 from trainer.inference import evaluate_file
 from trainer.run import run_experiment
 
+pytestmark = pytest.mark.slow  # every test here trains a model
+
 
 def test_reaches_the_quality_bar_on_held_out_generated_data(trained_network, data_dir):
     # network_test.jsonl comes from another seed: never seen in training,
