@@ -26,7 +26,7 @@ from .actions import Action, build_actions, close_actions
 from .actions.rate_limit import RateLimiter
 from .bundle import Bundle, verify_bundle
 from .config import RESERVED_ACTION, AgentConfig, load_agent_config
-from .contract.errors import JengaError
+from .contract.errors import ConfigError, JengaError
 from .decode import DecodedBatch, EventDecoder, Reject
 from .event_queue import Batch, EventQueue
 from .metrics.agent import AgentMetrics
@@ -56,11 +56,16 @@ class Pipeline:
     model_refs: dict[str, dict[str, str]]  # task -> {"bundle_id", "sha256"}, shared by every alert of the task
 
 
-def build_pipeline(cfg: AgentConfig) -> Pipeline:
+def build_pipeline(cfg: AgentConfig, source: str = "config") -> Pipeline:
+    """Verify the bundle and build everything that scores and acts. `source` (the config
+    file) prefixes the errors only the bundle can reveal (a rule's task, its labels)."""
     bundle = verify_bundle(cfg.agent.bundle)
-    scorer = Scorer(bundle, cfg.agent.tasks or _rule_tasks(cfg), cfg.runtime)
-    tasks = {t: bundle.tasks[t] for t in scorer.tasks}
-    rules = RuleEngine(cfg.rules or default_rules(tasks), tasks, cfg.allowlist)
+    try:
+        scorer = Scorer(bundle, cfg.agent.tasks or _rule_tasks(cfg, bundle), cfg.runtime)
+        tasks = {t: bundle.tasks[t] for t in scorer.tasks}
+        rules = RuleEngine(cfg.rules or default_rules(tasks), tasks, cfg.allowlist)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
     # Raw values the alerts and rule conditions read, besides the model's inputs.
     wanted = list(dict.fromkeys([*cfg.event.keys, *cfg.event.fields, *sorted(rules.fields)]))
     decoder = EventDecoder(scorer.schema, cfg.event.mapping, wanted)
@@ -85,9 +90,15 @@ def _carry_state(old: Pipeline, new: Pipeline) -> None:
         new.limiter = old.limiter
 
 
-def _rule_tasks(cfg: AgentConfig) -> list[str] | None:
+def _rule_tasks(cfg: AgentConfig, bundle: Bundle) -> list[str] | None:
     """Without agent.tasks, score the tasks the rules use (all tasks if no rules):
     a task no rule reads would cost scoring time for nothing."""
+    for i, r in enumerate(cfg.rules):
+        if r.task not in bundle.tasks:
+            raise ConfigError(
+                f"rules[{i}].task: {r.task!r} is not a task of bundle {bundle.bundle_id} "
+                f"(it has: {', '.join(bundle.tasks)})"
+            )
     return list(dict.fromkeys(r.task for r in cfg.rules)) or None
 
 
@@ -101,7 +112,7 @@ class Agent:
     ):
         self.config_path, self.overrides, self.log = config_path, overrides, log
         self.started = time.monotonic()
-        self.pipe = build_pipeline(cfg)
+        self.pipe = build_pipeline(cfg, config_path or "config")
         self.cfg = cfg
         self.metrics = AgentMetrics()
         self.metrics.set_bundle(self.pipe.bundle.bundle_id, self.pipe.bundle.manifest.source_model.sha256)
@@ -216,7 +227,7 @@ class Agent:
         self._reload_requested = False
         try:
             cfg = load_agent_config(self.config_path, self.overrides) if self.config_path else self.cfg
-            pipe = build_pipeline(cfg)
+            pipe = build_pipeline(cfg, self.config_path or "config")
         except JengaError as exc:
             self.metrics.reloads.inc(result="failed")
             self.reloads["failed"] += 1

@@ -70,7 +70,7 @@ class EventResult:
 def pick_tasks(bundle: Bundle, first_event_keys: Sequence[str], wanted: Sequence[str] | None) -> list[str]:
     """Explicit tasks, else the tasks of the schema that best fits the event's fields."""
     if wanted:
-        return [e.name for e in select_tasks(bundle, wanted)]
+        return [e.name for e in select_tasks(bundle, wanted, where="--tasks")]
     groups: dict[str, list[str]] = {}
     for t in bundle.tasks.values():
         groups.setdefault(t.schema.sha256, []).append(t.name)

@@ -19,6 +19,7 @@ import functools
 import os
 import re
 import socket
+import typing
 from pathlib import Path
 from typing import Annotated, Any, cast
 
@@ -118,13 +119,21 @@ class AgentConfig(Config, kw_only=True):
 
 @functools.lru_cache(maxsize=8)
 def _loadable(versions: tuple[int, int, int]) -> type[AgentConfig]:
-    """AgentConfig with the kinds registered now in place of their base classes."""
+    """AgentConfig with the kinds registered now in place of their base classes
+    (each field keeps its bounds and help text)."""
     # The unions of the registered kinds are built at run time: the checker cannot use them as types.
     source, sink, action = sources.KINDS.union(), sinks.KINDS.union(), actions.KINDS.union()
+    base = {f.name: f.type for f in msgspec.structs.fields(AgentConfig)}
+
+    def kinds(name: str, container: Any) -> Any:
+        """`container` with the base field's Annotated metadata (bounds, help)."""
+        args = (container, *typing.get_args(base[name])[1:])
+        return Annotated[args]
+
     fields: list[tuple[str, Any] | tuple[str, Any, Any]] = [
-        ("sources", Annotated[list[source], msgspec.Meta(min_length=1)]),  # type: ignore[valid-type]
-        ("sinks", dict[str, sink], msgspec.field(default_factory=dict)),  # type: ignore[valid-type]
-        ("actions", dict[str, action], msgspec.field(default_factory=dict)),  # type: ignore[valid-type]
+        ("sources", kinds("sources", list[source])),  # type: ignore[valid-type]
+        ("sinks", kinds("sinks", dict[str, sink]), msgspec.field(default_factory=dict)),  # type: ignore[valid-type]
+        ("actions", kinds("actions", dict[str, action]), msgspec.field(default_factory=dict)),  # type: ignore[valid-type]
     ]
     loadable = msgspec.defstruct("AgentConfig", fields, bases=(AgentConfig,), kw_only=True, forbid_unknown_fields=True)
     return cast(type[AgentConfig], loadable)  # a subclass: bases=(AgentConfig,)

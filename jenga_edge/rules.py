@@ -34,7 +34,7 @@ import numpy as np
 from .contract.bundle_format import TaskEntry
 from .contract.errors import ConfigError
 from .contract.schema import category_key
-from .contract.typed import Config, doc
+from .contract.typed import Config, Invalid, doc
 from .decode import DecodedBatch
 from .priorities import Priority
 from .score import Scores
@@ -83,6 +83,10 @@ class RuleConfig(Config, kw_only=True):
     output: Annotated[str, doc("a text line for the alert; %field is replaced by the event's value")] = ""
     tags: Annotated[list[str], doc("labels carried by every alert (e.g. ATT&CK ids)")] = []
     enabled: Annotated[bool, doc("a disabled rule is still checked, never evaluated")] = True
+
+    def __post_init__(self) -> None:
+        if self.cooldown_s and self.key is None:
+            raise Invalid("cooldown_s", "needs key: the event field whose value is kept quiet (e.g. key: src_ip)")
 
 
 @dataclass
@@ -156,6 +160,11 @@ class Rule:
     @staticmethod
     def _labels(cfg: RuleConfig, task: TaskEntry, where: str) -> list[int] | None:
         if cfg.labels is None:
+            if not task.kind.binary:  # it would never alert: say so instead
+                raise ConfigError(
+                    f"{where}.labels: required for a {task.type} task: the predicted classes that alert "
+                    f"(the classes of {task.name!r}: {', '.join(task.labels)})"
+                )
             return None
         if task.kind.binary:
             raise ConfigError(
@@ -291,8 +300,13 @@ def _network(text: str, where: str) -> ipaddress.IPv4Network | ipaddress.IPv6Net
 
 
 def render_output(template: str, values: dict[str, Any]) -> str:
-    """Falco-style output: %name is replaced by the alert's value for name."""
-    return re.sub(r"%([A-Za-z_][A-Za-z0-9_]*)", lambda m: _fmt(values.get(m.group(1), f"<{m.group(1)}?>")), template)
+    """Falco-style output: %name is replaced by the alert's value for name (<name?> when the event has none)."""
+    return re.sub(r"%([A-Za-z_][A-Za-z0-9_]*)", lambda m: _field(values, m.group(1)), template)
+
+
+def _field(values: dict[str, Any], name: str) -> str:
+    value = values.get(name)
+    return f"<{name}?>" if value is None else _fmt(value)
 
 
 def _fmt(v: Any) -> str:

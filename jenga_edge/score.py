@@ -56,18 +56,19 @@ class Scores:
     label: dict[str, npt.NDArray[np.int64]]
 
 
-def select_tasks(bundle: Bundle, wanted: Sequence[str] | None) -> list[TaskEntry]:
+def select_tasks(bundle: Bundle, wanted: Sequence[str] | None, where: str = "agent.tasks") -> list[TaskEntry]:
+    """The bundle's entries for `wanted` (all tasks if none); `where` names the setting in errors."""
     names = list(wanted) if wanted else list(bundle.tasks)
     unknown = [n for n in names if n not in bundle.tasks]
     if unknown:
         raise ConfigError(
-            f"tasks: {', '.join(unknown)} not in bundle {bundle.bundle_id} (it has: {', '.join(bundle.tasks)})"
+            f"{where}: {', '.join(unknown)} not in bundle {bundle.bundle_id} (it has: {', '.join(bundle.tasks)})"
         )
     entries = [bundle.tasks[n] for n in names]
     shas = {e.schema.sha256 for e in entries}
     if len(shas) > 1:
         raise ConfigError(
-            "tasks: an agent scores one event stream, so its tasks must share one feature "
+            f"{where}: an agent scores one event stream, so its tasks must share one feature "
             f"schema; {', '.join(f'{e.name} ({e.source})' for e in entries)} do not"
         )
     return entries

@@ -55,7 +55,7 @@ def validate(config_path: str, bundle: str | None, overrides: tuple[str, ...], n
         return
     from ..agent import build_pipeline
 
-    pipe = build_pipeline(cfg)
+    pipe = build_pipeline(cfg, config_path)
     click.echo(
         f"{config_path}: ok — bundle {pipe.bundle.bundle_id} verified, tasks "
         f"{', '.join(pipe.scorer.tasks)}{' (merged graph)' if pipe.scorer.merged else ''}, "

@@ -34,7 +34,7 @@ class _Struct(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     pass
 
 
-class TensorSpec(_Struct, kw_only=True):
+class TensorSpec(_Struct, kw_only=True, omit_defaults=True):
     """A graph input or output. Inputs list their `features`; outputs their `role`."""
 
     name: str
@@ -133,7 +133,7 @@ class Manifest(_Struct, kw_only=True):
 
 def encode_manifest(manifest: Manifest) -> bytes:
     """manifest.json's bytes (indented, a trailing newline)."""
-    raw = msgspec.json.encode(manifest, enc_hook=_enc)
+    raw = msgspec.json.encode(manifest)
     return msgspec.json.format(raw, indent=2) + b"\n"
 
 
@@ -156,19 +156,4 @@ def decode_manifest(data: bytes, where: str) -> Manifest:
         raise BundleError(
             f"{where}: format_version {version!r} is not supported (this agent reads {BUNDLE_FORMAT_VERSION}); {hint}"
         )
-    return convert(Manifest, head, where, error=BundleError, dec_hook=_dec)
-
-
-def _enc(obj: Any) -> Any:
-    if isinstance(obj, FeatureSchema):
-        return obj.to_json()
-    raise TypeError(f"cannot encode {type(obj).__name__}")
-
-
-def _dec(tp: type, obj: Any) -> Any:
-    if tp is FeatureSchema:
-        try:
-            return FeatureSchema.from_json(obj)
-        except SchemaError as exc:
-            raise ValueError(str(exc)) from None
-    raise NotImplementedError(tp)
+    return convert(Manifest, head, where, error=BundleError)

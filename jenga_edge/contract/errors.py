@@ -15,8 +15,9 @@ class ConfigError(JengaError):
     """A configuration file or override is malformed."""
 
 
-class SchemaError(JengaError):
-    """A feature schema is inconsistent or does not fit the data."""
+class SchemaError(JengaError, ValueError):
+    """A feature schema is inconsistent or does not fit the data. (A ValueError too, so
+    that msgspec, decoding a bundle's manifest, reports it with the key path.)"""
 
 
 class DataError(JengaError):

@@ -19,13 +19,14 @@ import itertools
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
+import msgspec
 import numpy as np
 
 from .digest import sha256
 from .errors import EventError, SchemaError
+from .typed import convert
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -44,8 +45,7 @@ _TRUE = {"true", "yes", "1", "t", "y"}
 _FALSE = {"false", "no", "0", "f", "n"}
 
 
-@dataclass(frozen=True)
-class Feature:
+class Feature(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """One input column and the parameters fitted for it on the training split.
 
     `impute` is in raw units (what a missing value becomes before encoding);
@@ -69,20 +69,15 @@ class Feature:
         return self.kind in ("numeric", "boolean")
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        data: dict[str, Any] = msgspec.structs.asdict(self)
         data["edges"] = list(self.edges)
         data["categories"] = list(self.categories)
         return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Feature:
-        try:
-            kw = dict(data)
-            kw["edges"] = tuple(float(e) for e in kw.get("edges", ()))
-            kw["categories"] = tuple(str(c) for c in kw.get("categories", ()))
-            feat = cls(**kw)
-        except TypeError as exc:
-            raise SchemaError(f"feature {data.get('name', '?')!r}: {exc}") from None
+        name = data.get("name", "?") if isinstance(data, Mapping) else "?"
+        feat = convert(cls, data, source=f"feature {name!r}", error=SchemaError)
         feat.check()
         return feat
 
@@ -104,20 +99,22 @@ class Feature:
             raise SchemaError(f"{where}: piecewise_linear needs >= 2 strictly increasing edges")
 
 
-@dataclass(frozen=True)
-class FeatureSchema:
-    """Ordered features of one data source; the order is the graph's input order."""
+class FeatureSchema(msgspec.Struct, dict=True, forbid_unknown_fields=True):
+    """Ordered features of one data source; the order is the graph's input order.
+
+    Encoded (JSON, the bundle manifest) as its two fields; the lookups the
+    agent reads on every batch are derived once, in __post_init__, and kept
+    beside them (dict=True), never encoded.
+    """
 
     features: tuple[Feature, ...]
     version: int = SCHEMA_VERSION
-    # Set by __post_init__ (the default is never used).
-    _index: dict[str, dict[str, int]] = field(default_factory=dict, compare=False, repr=False, hash=False)
-
-    if TYPE_CHECKING:  # also set by __post_init__; at run time they are plain attributes, not fields
-        _numeric: tuple[Feature, ...] = field(init=False)
-        _categorical: tuple[Feature, ...] = field(init=False)
 
     def __post_init__(self) -> None:
+        if self.version != SCHEMA_VERSION:
+            raise SchemaError(
+                f"feature schema version {self.version} is not supported (this build reads version {SCHEMA_VERSION})"
+            )
         names = [f.name for f in self.features]
         if not names:
             raise SchemaError("a feature schema needs at least one feature")
@@ -126,11 +123,11 @@ class FeatureSchema:
             raise SchemaError(f"duplicate feature names in schema: {', '.join(dupes)}")
         for f in self.features:
             f.check()
-        vocab = {f.name: {c: i for i, c in enumerate(f.categories)} for f in self.features if f.kind == "categorical"}
-        object.__setattr__(self, "_index", vocab)
-        # Computed once: the agent reads these on every batch.
-        object.__setattr__(self, "_numeric", tuple(f for f in self.features if f.is_numeric))
-        object.__setattr__(self, "_categorical", tuple(f for f in self.features if f.kind == "categorical"))
+        self._index = {
+            f.name: {c: i for i, c in enumerate(f.categories)} for f in self.features if f.kind == "categorical"
+        }
+        self._numeric = tuple(f for f in self.features if f.is_numeric)
+        self._categorical = tuple(f for f in self.features if f.kind == "categorical")
 
     @property
     def numeric(self) -> tuple[Feature, ...]:
@@ -147,16 +144,20 @@ class FeatureSchema:
     def to_json(self) -> dict[str, Any]:
         return {"version": self.version, "features": [f.to_json() for f in self.features]}
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # pickling rebuilds through __init__, so the derived lookups come back too
+        return (FeatureSchema, (self.features, self.version))
+
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> FeatureSchema:
         if not isinstance(data, Mapping) or "features" not in data:
             raise SchemaError("feature schema JSON must be an object with a 'features' list")
-        version = data.get("version", SCHEMA_VERSION)
-        if version != SCHEMA_VERSION:
-            raise SchemaError(
-                f"feature schema version {version} is not supported (this build reads version {SCHEMA_VERSION})"
-            )
-        return cls(tuple(Feature.from_json(f) for f in data["features"]), version=version)
+        try:
+            return msgspec.convert(data, cls, strict=True)
+        except msgspec.ValidationError as exc:
+            if isinstance(exc.__cause__, SchemaError):  # raised by a __post_init__ or check()
+                raise exc.__cause__ from None
+            raise SchemaError(f"feature schema: {exc}") from None
 
     def canonical_json(self) -> str:
         return json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))

@@ -316,7 +316,7 @@ def _walk(tp: Any, data: Any, parts: list[str | int]) -> tuple[Any, Any, bool]:
             tp = _tag_literal(tp)
         elif _is_struct(tp):
             tp = _fields(tp).get(p, Any) if isinstance(p, str) else Any
-        elif typing.get_origin(tp) is list:
+        elif typing.get_origin(tp) in (list, tuple):  # list[X], tuple[X, ...]
             tp = typing.get_args(tp)[0]
         elif typing.get_origin(tp) is dict:
             tp = typing.get_args(tp)[1]
@@ -337,7 +337,7 @@ def _resolve(tp: Any, value: Any) -> Any:
         maps = [m for m in _members(tp) if typing.get_origin(m) is dict]
         return maps[0] if maps else tp
     if isinstance(value, list):
-        lists = [m for m in _members(tp) if typing.get_origin(m) is list]
+        lists = [m for m in _members(tp) if typing.get_origin(m) in (list, tuple)]
         return lists[0] if lists else tp
     return tp
 
@@ -357,7 +357,7 @@ def describe(tp: Any) -> str:
             tags = ", ".join(repr(s.__struct_config__.tag) for s in structs)
             return " or ".join([*(describe(a) for a in rest), f"a mapping with {_tag_field(tp)}: one of {tags}"])
         return " or ".join(describe(a) for a in args)
-    if origin is list:
+    if origin in (list, tuple):
         return f"a list of {describe(args[0])}"
     if origin is dict:
         return f"a mapping of {describe(args[0])} to {describe(args[1])}"

@@ -20,7 +20,9 @@ class Config(SourceConfig, tag="unix", kw_only=True):
     """A unix stream socket listener (a local flow exporter)."""
 
     path: Annotated[str, doc("the socket file; a stale one is replaced, anything else is refused")]
-    mode: Annotated[int, doc("permissions of the socket file (write them in octal: 0o660)", ge=0, le=0o777)] = 0o660
+    mode: Annotated[
+        int, doc("permissions of the socket file, in octal with a leading 0 as YAML 1.1 reads it: 0660", ge=0, le=0o777)
+    ] = 0o660
     max_connections: Annotated[int, doc("open connections at most; more are refused", ge=1, le=65536)] = 64
 
     def __post_init__(self) -> None:

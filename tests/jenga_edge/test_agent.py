@@ -616,3 +616,15 @@ def test_the_c_fast_paths_change_nothing_but_speed(network_bundle, tmp_path):
         results.append(({k: summary[k] for k in ("received", "scored", "rejected", "alerts")}, alerts, dead))
     assert results[0][0]["received"] == 3000 + len(MALFORMED) + len(UNSEEN) + len(edge)
     assert results[0] == results[1]
+
+
+def test_errors_only_the_bundle_reveals_name_the_config_file(network_bundle, tmp_path):
+    cfg = write_config(
+        tmp_path, network_bundle[0], [{"type": "stdin"}], rules=[{"rule": "r", "task": "nope", "actions": ["alert"]}]
+    )
+    res = CliRunner().invoke(edge_cli, ["validate", "--config", str(cfg)])
+    assert res.exit_code == 2
+    bundle_id = network_bundle[1].bundle_id
+    assert res.stderr == (
+        f"error: {cfg}: rules[0].task: 'nope' is not a task of bundle {bundle_id} (it has: threat, attack_type)\n"
+    )

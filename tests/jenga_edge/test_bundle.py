@@ -9,6 +9,7 @@ from jenga_edge.bundle import MANIFEST, verify_bundle
 from jenga_edge.cli import main as edge_cli
 from jenga_edge.contract.bundle_format import BUNDLE_FORMAT_VERSION, decode_manifest, encode_manifest
 from jenga_edge.contract.errors import BundleError
+from jenga_edge.contract.schema import FeatureSchema
 
 
 @pytest.fixture
@@ -86,7 +87,16 @@ def test_file_names_cannot_escape_the_bundle(bundle_copy):
             r"classification task \(probabilities, label\)",
         ),
         (lambda m: m["tasks"][0]["outputs"][0].update(role="label"), r"tasks\[0\]\.outputs: roles \['label'\]"),
-        (lambda m: m.update(signature="x"), r"signature: unknown key"),  # what an agent does not understand, it refuses
+        (lambda m: m.update(signature="x"), r"signature: unknown key"),
+        (lambda m: m["tasks"][0]["schema"].update(_index={}), r"tasks\[0\]\.schema\._index: unknown key"),
+        (
+            lambda m: m["tasks"][0]["schema"]["features"][0].update(kind="text"),
+            r"tasks\[0\]\.schema\.features\[0\]\.kind: expected one of 'numeric', 'boolean', 'categorical'",
+        ),
+        (
+            lambda m: m["tasks"][0]["schema"].update(version=2),
+            r"tasks\[0\]\.schema: feature schema version 2 is not",
+        ),  # what an agent does not understand, it refuses
         (
             lambda m: m["merged"][0]["outputs"].pop("threat"),
             "merged graph merged-net.onnx names tasks it does not describe",
@@ -113,6 +123,15 @@ def test_the_manifest_round_trips_through_its_structs(bundle_copy):
     assert encode_manifest(manifest) == data  # what export wrote is what the agent reads
     assert manifest.format_version == BUNDLE_FORMAT_VERSION == 2
     assert [o.role for o in manifest.tasks[1].outputs] == ["probabilities", "label"]
+
+
+def test_the_manifest_holds_each_schema_as_its_json_and_nothing_else(bundle_copy):
+    m = json.loads((bundle_copy / MANIFEST).read_text())
+    for t in m["tasks"]:
+        assert t["schema"] == FeatureSchema.from_json(t["schema"]).to_json()
+        assert set(t["schema"]) == {"version", "features"}
+        assert all(set(i) == {"name", "dtype", "shape", "features"} for i in t["inputs"])
+        assert all(set(o) == {"name", "dtype", "shape", "role"} for o in t["outputs"])
 
 
 def edge(*args):

@@ -481,7 +481,7 @@ def test_sinks_and_actions_are_mappings(tmp_path):
 def test_overrides_apply_before_validation(tmp_path):
     cfg = load(
         tmp_path,
-        rules=[{"rule": "r", "task": "threat", "cooldown_s": 60}],
+        rules=[{"rule": "r", "task": "threat", "key": "src_ip", "cooldown_s": 60}],
         overrides=[
             "batching.max_batch=64",
             "runtime.use_merged_graph=false",

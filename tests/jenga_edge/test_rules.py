@@ -205,10 +205,25 @@ def test_classification_rule_alerts_only_for_listed_labels():
     assert [(h.row, h.label) for h in hits] == [(0, "exfiltration"), (1, "ddos")]
 
 
-def test_classification_rule_without_labels_never_alerts():
-    eng = engine(RuleConfig(rule="any", task="attack_type", threshold=0.0))
-    assert eng.rules[0].threshold == 0.0
-    assert eng.evaluate(batch(x=[0, 0]), scores(attack=[0.99, 0.5], labels=[1, 2])) == []
+def test_a_classification_rule_without_labels_is_refused():
+    # It could never alert: a class task alerts only on the classes a rule lists.
+    with pytest.raises(
+        ConfigError,
+        match=r"^rules\[0\]\.labels: required for a classification task: the "
+        r"predicted classes that alert \(the classes of 'attack_type': "
+        r"none, ddos, port_scan, exfiltration\)$",
+    ):
+        engine(RuleConfig(rule="any", task="attack_type", threshold=0.0))
+
+
+def test_a_cooldown_needs_a_key():
+    with pytest.raises(
+        ConfigError,
+        match=r"^cfg: rules\[0\]\.cooldown_s: needs key: the event field whose "
+        r"value is kept quiet",
+    ):
+        convert(dict[str, list[RuleConfig]], {"rules": [{"rule": "r", "task": "t", "cooldown_s": 5}]}, source="cfg")
+    assert convert(RuleConfig, {"rule": "r", "task": "t", "cooldown_s": 5, "key": "src_ip"}).cooldown_s == 5
 
 
 def test_classification_bundle_threshold_defaults_to_half():
@@ -311,10 +326,11 @@ def test_cooldown_is_per_rule():
     assert [(h.rule.cfg.rule, h.row) for h in hits] == [("a", 0), ("b", 0)]
 
 
-def test_no_key_or_no_cooldown_never_suppresses():
+def test_no_cooldown_never_suppresses():
+    # (A cooldown without a key is refused when the config loads: test_a_cooldown_needs_a_key.)
     clock = FakeClock()
     for cfg in (
-        RuleConfig(rule="r", task="threat", cooldown_s=60),
+        RuleConfig(rule="r", task="threat"),
         RuleConfig(rule="r", task="threat", key="src_ip", cooldown_s=0),
     ):
         eng = engine(cfg, clock=clock)
@@ -384,7 +400,7 @@ def test_render_output_substitutes_fields():
         render_output("threat from %src_ip:%dest_port (score %score)", values)
         == "threat from 10.0.0.1:22 (score 0.988)"
     )
-    assert render_output("%proto %ok %missing!", values) == "None True <missing?>!"
+    assert render_output("%proto %ok %missing!", values) == "<proto?> True <missing?>!"  # a field the event lacks
     assert render_output("100% sure, %score%", values) == "100% sure, 0.988%"
     assert render_output("%src_ipx %src_ip", values) == "<src_ipx?> 10.0.0.1"
     assert render_output("", values) == ""

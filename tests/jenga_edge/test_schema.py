@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import replace
 
 import numpy as np
 import pytest
+from msgspec.structs import replace
 
 from jenga_edge.contract.errors import EventError, JengaError, SchemaError
 from jenga_edge.contract.schema import (
@@ -74,7 +74,9 @@ def test_feature_from_json_missing_kind():
 
 
 def test_feature_unknown_kind():
-    with pytest.raises(SchemaError, match="feature 'x': unknown kind 'text'"):
+    with pytest.raises(
+        SchemaError, match=r"feature 'x': kind: expected one of 'numeric', 'boolean', 'categorical', got str 'text'"
+    ):
         Feature.from_json({"name": "x", "kind": "text"})
 
 

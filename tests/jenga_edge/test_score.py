@@ -117,7 +117,7 @@ def test_empty_batch_has_labels_and_rules_survive_it(scorer, bundle):
 
 
 def test_unknown_task_is_a_config_error(bundle):
-    with pytest.raises(ConfigError, match=r"tasks: nope not in bundle .* \(it has: threat, attack_type\)"):
+    with pytest.raises(ConfigError, match=r"^agent.tasks: nope not in bundle .* \(it has: threat, attack_type\)"):
         Scorer(bundle, ["threat", "nope"])
     with pytest.raises(ConfigError, match="nope"):
         select_tasks(bundle, ["nope"])
