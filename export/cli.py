@@ -13,20 +13,14 @@ import time
 import click
 
 from jenga_edge.contract.bundle_format import Manifest
-from jenga_edge.contract.cli import JengaCommand, version_option
+from jenga_edge.contract.cli import JengaCommand, model_option, version_option
 
 from .opsets import DEFAULT_OPSET, SUPPORTED_OPSETS
 
 
 @click.command(cls=JengaCommand)
 @version_option("jenga-export")
-@click.option(
-    "--model",
-    "model_dir",
-    required=True,
-    type=click.Path(file_okay=False),
-    help="The best_model/ directory jenga-train wrote.",
-)
+@model_option()
 @click.option(
     "-o",
     "--output",

@@ -76,9 +76,6 @@ class Kinds(Generic[T]):
     def names(self) -> tuple[str, ...]:
         return tuple(self._by_name)
 
-    def config(self, name: str) -> type[TaggedConfig]:
-        return self._by_name[name].Config
-
     def __iter__(self) -> Iterator[KindModule[T]]:
         """The registered kinds' modules, in registration order."""
         return iter(list(self._by_name.values()))

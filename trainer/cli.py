@@ -11,19 +11,16 @@ from pathlib import Path
 
 import click
 
-from jenga_edge.contract.cli import JengaGroup, version_option
+from jenga_edge.contract.cli import JengaGroup, config_option, data_options, model_option, set_option, version_option
 
 CONFIG_HELP = "Experiment YAML file (see examples/configs/ and docs/config-reference.md)."
-SET_HELP = (
-    "Override a config value, e.g. --set training.epochs=5; KEY may index lists: tasks[0].loss_weight (repeatable)."
-)
 OUTPUT_DIR_HELP = "Write the run here instead of the config's output_dir."
 
 
 @click.group(cls=JengaGroup, invoke_without_command=True)
 @version_option("jenga-train")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help=CONFIG_HELP)
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
+@set_option("training.epochs=5", "tasks[0].loss_weight=2")
 @click.option("--output-dir", type=click.Path(file_okay=False), help=OUTPUT_DIR_HELP)
 @click.pass_context
 def main(ctx: click.Context, config_path: str | None, overrides: tuple[str, ...], output_dir: str | None) -> None:
@@ -36,8 +33,8 @@ def main(ctx: click.Context, config_path: str | None, overrides: tuple[str, ...]
 
 
 @main.command()
-@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help=CONFIG_HELP)
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
+@config_option(CONFIG_HELP)
+@set_option("training.epochs=5", "tasks[0].loss_weight=2")
 @click.option("--output-dir", type=click.Path(file_okay=False), help=OUTPUT_DIR_HELP)
 def train(config_path: str, overrides: tuple[str, ...], output_dir: str | None) -> None:
     """Train the experiment and write OUTPUT_DIR/best_model/."""
@@ -51,24 +48,8 @@ def train(config_path: str, overrides: tuple[str, ...], output_dir: str | None) 
 
 
 @main.command()
-@click.option(
-    "--model",
-    "model_dir",
-    required=True,
-    type=click.Path(file_okay=False),
-    help="The best_model/ directory jenga-train wrote.",
-)
-@click.option(
-    "--data", "data_path", required=True, type=click.Path(dir_okay=False), help="Labelled JSON, JSON Lines or CSV rows."
-)
-@click.option(
-    "--format",
-    "fmt",
-    default="auto",
-    show_default=True,
-    type=click.Choice(["auto", "json", "jsonl", "csv"]),
-    help="The data's format (auto: by its suffix).",
-)
+@model_option()
+@data_options("Labelled JSON, JSON Lines or CSV rows.")
 @click.option("--json", "as_json", is_flag=True, help="Print metrics as JSON.")
 def evaluate(model_dir: str, data_path: str, fmt: str, as_json: bool) -> None:
     """Per-task metrics of a saved model on labelled data."""
@@ -80,24 +61,8 @@ def evaluate(model_dir: str, data_path: str, fmt: str, as_json: bool) -> None:
 
 
 @main.command()
-@click.option(
-    "--model",
-    "model_dir",
-    required=True,
-    type=click.Path(file_okay=False),
-    help="The best_model/ directory jenga-train wrote.",
-)
-@click.option(
-    "--data", "data_path", required=True, type=click.Path(dir_okay=False), help="JSON, JSON Lines or CSV rows to score."
-)
-@click.option(
-    "--format",
-    "fmt",
-    default="auto",
-    show_default=True,
-    type=click.Choice(["auto", "json", "jsonl", "csv"]),
-    help="The data's format (auto: by its suffix).",
-)
+@model_option()
+@data_options("JSON, JSON Lines or CSV rows to score.")
 @click.option(
     "-o",
     "--output",
@@ -126,7 +91,7 @@ def predict(
 
 
 @main.command()
-@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help=CONFIG_HELP)
+@config_option(CONFIG_HELP)
 @click.option("--task", "task_name", required=True, help="An anomaly_detection task of the config.")
 @click.option(
     "--folds",
@@ -135,7 +100,7 @@ def predict(
     type=click.IntRange(2, 50),
     help="Attack types are split into this many held-out groups.",
 )
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
+@set_option("training.epochs=5", "tasks[0].loss_weight=2")
 @click.option("--output-dir", type=click.Path(file_okay=False), help=OUTPUT_DIR_HELP)
 def holdout(config_path: str, task_name: str, folds: int, overrides: tuple[str, ...], output_dir: str | None) -> None:
     """Hold out whole attack types: how well are unseen attacks caught?"""

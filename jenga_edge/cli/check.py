@@ -7,14 +7,13 @@ import sys
 
 import click
 
+from ..contract.cli import bundle_option
 from ..contract.errors import ConfigError
 
 
 @click.command()
 @click.argument("event", required=False)
-@click.option(
-    "--bundle", type=click.Path(file_okay=False), help="The bundle directory (default: the --config's agent.bundle)."
-)
+@bundle_option("The bundle directory (default: the --config's agent.bundle).")
 @click.option("-f", "--file", "path", type=click.Path(dir_okay=False), help="A JSON Lines file of events.")
 @click.option(
     "--config",

@@ -7,10 +7,11 @@ from typing import Any
 import click
 
 from ..bundle import Bundle
+from ..contract.cli import bundle_option
 
 
 @click.command()
-@click.option("--bundle", required=True, type=click.Path(file_okay=False), help="The bundle directory.")
+@bundle_option("The bundle directory.", required=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the verified manifest as JSON.")
 def inspect(bundle: str, as_json: bool) -> None:
     """Verify a bundle (every sha256) and print what it holds."""

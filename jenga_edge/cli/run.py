@@ -6,7 +6,7 @@ import os
 
 import click
 
-from ..contract.cli import SET_HELP
+from ..contract.cli import bundle_option, config_option, set_option
 
 CONFIG_HELP = "Agent config file (see firmware_configs/ and docs/config-reference.md)."
 BUNDLE_HELP = "Use this bundle directory instead of the config's agent.bundle."
@@ -18,9 +18,9 @@ def _overrides(overrides: tuple[str, ...], bundle: str | None) -> tuple[str, ...
 
 
 @click.command()
-@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help=CONFIG_HELP)
-@click.option("--bundle", type=click.Path(file_okay=False), help=BUNDLE_HELP)
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
+@config_option(CONFIG_HELP)
+@bundle_option(BUNDLE_HELP)
+@set_option()
 def run(config_path: str, bundle: str | None, overrides: tuple[str, ...]) -> None:
     """Run the agent: read events, score them, apply sentinel rules, act.
 
@@ -41,9 +41,9 @@ def run(config_path: str, bundle: str | None, overrides: tuple[str, ...]) -> Non
 
 
 @click.command()
-@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help=CONFIG_HELP)
-@click.option("--bundle", type=click.Path(file_okay=False), help=BUNDLE_HELP)
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
+@config_option(CONFIG_HELP)
+@bundle_option(BUNDLE_HELP)
+@set_option()
 @click.option("--no-bundle", is_flag=True, help="Check the config only, not the bundle it names.")
 def validate(config_path: str, bundle: str | None, overrides: tuple[str, ...], no_bundle: bool) -> None:
     """Check an agent config, and verify the bundle it names, without running."""

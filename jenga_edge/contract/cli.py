@@ -57,6 +57,51 @@ def version_option(prog_name: str) -> Callable[[F], F]:
     return click.version_option(package_name="jenga-ai-edge", prog_name=prog_name, message="%(prog)s %(version)s")
 
 
-SET_HELP = (
-    "Override a config value, e.g. --set batching.max_batch=64; KEY may index lists: sources[0].path (repeatable)."
-)
+# One definition per input, so that the three commands name it the same way everywhere.
+
+
+def config_option(help: str) -> Callable[[F], F]:
+    return click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False), help=help)
+
+
+def set_option(example: str = "batching.max_batch=64", indexed: str = "sources[0].path=FILE") -> Callable[[F], F]:
+    return click.option(
+        "--set",
+        "overrides",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help=f"Override a config value (VALUE is read as YAML), e.g. --set {example}; KEY may index lists: "
+        f"--set {indexed} (repeatable).",
+    )
+
+
+def model_option() -> Callable[[F], F]:
+    return click.option(
+        "--model",
+        "model_dir",
+        required=True,
+        type=click.Path(file_okay=False),
+        help="The best_model/ directory jenga-train wrote.",
+    )
+
+
+def bundle_option(help: str, required: bool = False) -> Callable[[F], F]:
+    return click.option("--bundle", required=required, type=click.Path(file_okay=False), help=help)
+
+
+def data_options(help: str) -> Callable[[F], F]:
+    """--data FILE and --format (auto: by its suffix)."""
+    data = click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False), help=help)
+    fmt = click.option(
+        "--format",
+        "fmt",
+        default="auto",
+        show_default=True,
+        type=click.Choice(["auto", "json", "jsonl", "csv"]),
+        help="The data's format (auto: by its suffix).",
+    )
+
+    def both(f: F) -> F:
+        return data(fmt(f))
+
+    return both

@@ -23,8 +23,9 @@ import logging
 import socket
 import threading
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Annotated
 
+from ..contract.typed import Invalid, doc
 from ..event_queue import Chunk, EventQueue
 from ..framing import Framed, check_max_line_bytes
 from ..kinds import TaggedConfig
@@ -37,6 +38,19 @@ POLL_S = 0.2  # how often blocked loops look at their stop flag
 
 class SourceConfig(TaggedConfig, kw_only=True):
     """Base of every source kind's Config."""
+
+
+class AddressConfig(SourceConfig, kw_only=True):
+    """What the network sources (tcp, udp) share: where they listen."""
+
+    host: Annotated[str, doc("the IP address to listen on; loopback unless you mean to expose it")] = "127.0.0.1"
+    port: Annotated[int, doc("the port (0: any free port)", ge=0, le=65535)]
+
+    def __post_init__(self) -> None:
+        try:
+            check_host(self.host)
+        except ValueError as exc:
+            raise Invalid("host", str(exc)) from None
 
 
 @dataclass

@@ -6,24 +6,16 @@ import socket
 from typing import Annotated
 
 from ..contract.errors import ConfigError
-from ..contract.typed import Invalid, doc
+from ..contract.typed import doc
 from ..event_queue import EventQueue
-from .base import SourceConfig, SourceContext, check_host, family, hostport
+from .base import AddressConfig, SourceContext, family, hostport
 from .stream import StreamListener
 
 
-class Config(SourceConfig, tag="tcp", kw_only=True):
+class Config(AddressConfig, tag="tcp", kw_only=True):
     """A TCP listener; each connection sends newline-delimited JSON."""
 
-    host: Annotated[str, doc("the IP address to listen on; loopback unless you mean to expose it")] = "127.0.0.1"
-    port: Annotated[int, doc("the TCP port (0: any free port)", ge=0, le=65535)]
     max_connections: Annotated[int, doc("open connections at most; more are refused", ge=1, le=65536)] = 64
-
-    def __post_init__(self) -> None:
-        try:
-            check_host(self.host)
-        except ValueError as exc:
-            raise Invalid("host", str(exc)) from None
 
 
 class TcpSource(StreamListener):

@@ -6,29 +6,21 @@ import socket
 from typing import Annotated
 
 from ..contract.errors import ConfigError
-from ..contract.typed import Invalid, doc
+from ..contract.typed import doc
 from ..event_queue import EventQueue
 from ..framing import LineSplitter
-from .base import POLL_S, Source, SourceConfig, SourceContext, check_host, family, hostport, log
+from .base import POLL_S, AddressConfig, Source, SourceContext, family, hostport, log
 
 _UDP_MAX_DATAGRAM = 65535
 
 
-class Config(SourceConfig, tag="udp", kw_only=True):
+class Config(AddressConfig, tag="udp", kw_only=True):
     """A UDP socket; a datagram holds one or more lines (its last needs no newline).
     UDP cannot push back: lines that find the queue full are dropped and counted."""
 
-    host: Annotated[str, doc("the IP address to bind; loopback unless you mean to expose it")] = "127.0.0.1"
-    port: Annotated[int, doc("the UDP port (0: any free port)", ge=0, le=65535)]
     recv_buffer_bytes: Annotated[
         int, doc("SO_RCVBUF asked of the kernel (Linux caps it at net.core.rmem_max)", ge=4096, le=1024**3)
     ] = 4 * 1024 * 1024
-
-    def __post_init__(self) -> None:
-        try:
-            check_host(self.host)
-        except ValueError as exc:
-            raise Invalid("host", str(exc)) from None
 
 
 class UdpSource(Source):

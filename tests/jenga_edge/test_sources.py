@@ -26,6 +26,8 @@ from jenga_edge.sources.tcp import TcpSource
 from jenga_edge.sources.udp import UdpSource
 from jenga_edge.sources.unix import UnixSource
 
+CONFIGS = {m.Config.__struct_config__.tag: m.Config for m in KINDS}  # the registry, by kind name
+
 MAX = 64  # the smallest allowed max_line_bytes keeps oversize lines short
 POLL = 0.02  # file poll interval in tests
 
@@ -343,7 +345,7 @@ def test_config_defaults_to_loopback_and_validates():
         assert config_error(data) == f"agent.yaml: {message}", data
         if data.get("type") in KINDS:  # the kind's own Config says the same
             kind = {k: v for k, v in data.items() if k != "type"}
-            assert config_error(kind, KINDS.config(data["type"])) == f"agent.yaml: {message}", data
+            assert config_error(kind, CONFIGS[data["type"]]) == f"agent.yaml: {message}", data
     # stdin reads no options at all.
     assert config_error({"type": "stdin", "host": "0.0.0.0"}).startswith("agent.yaml: host: unknown key")
 
@@ -380,7 +382,7 @@ def test_config_cross_field_checks_run_on_direct_construction():
 def test_sources_registry_names_the_five_kinds():
     assert KINDS.names == ("stdin", "file", "tcp", "udp", "unix")
     for name, module in zip(KINDS.names, (stdin, file, tcp, udp, unix)):
-        assert name in KINDS and KINDS.config(name) is module.Config
+        assert name in KINDS and CONFIGS[name] is module.Config
         assert module.Config.__struct_config__.tag == name
     assert "pipe" not in KINDS
 
