@@ -108,7 +108,7 @@ def test_absolute_source_path_is_kept(workdir):
     assert cfg.source_path("net") == Path(abs_path)
 
 
-@pytest.mark.parametrize("name", ["network_minimal.yaml", "nsl_kdd.yaml"])
+@pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.glob("*.yaml")))
 def test_example_configs_type_check(name):
     data = yaml.safe_load((EXAMPLES / name).read_text())
     cfg = config_from_dict(data, source=name, check_files=False)
