@@ -224,7 +224,8 @@ def agent_reference() -> list[str]:
     out += kinds(
         "sinks",
         "A mapping of name to sink; an entry named after its kind may leave out `type` "
-        "(`sinks: {jsonl: {path: alerts.jsonl}}`), and several sinks of one kind take "
+        "(`sinks: {jsonl: {path: alerts.jsonl}}`), `{}` is a kind with its defaults, a null "
+        "entry is off (`--set sinks.syslog=null`), and several sinks of one kind take "
         "several names (`jenga_edge/sinks/<type>.py`).",
         _plain(by_name["sinks"].type).value_type,
         "sinks.<name>.",
@@ -233,7 +234,8 @@ def agent_reference() -> list[str]:
     out += kinds(
         "actions",
         "A mapping of name to action; rules run actions by name (`actions: [alert, block]`); "
-        "an entry named after its kind may leave out `type`; the name `alert` is reserved "
+        "an entry named after its kind may leave out `type`, and a null entry is off; "
+        "the name `alert` is reserved "
         "(`jenga_edge/actions/<type>.py`).",
         _plain(by_name["actions"].type).value_type,
         "actions.<name>.",

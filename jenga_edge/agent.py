@@ -61,7 +61,8 @@ def build_pipeline(cfg: AgentConfig, source: str = "config") -> Pipeline:
     file) prefixes the errors only the bundle can reveal (a rule's task, its labels)."""
     bundle = verify_bundle(cfg.agent.bundle)
     try:
-        scorer = Scorer(bundle, cfg.agent.tasks or _rule_tasks(cfg, bundle), cfg.runtime)
+        where = "agent.tasks" if cfg.agent.tasks else "rules[].task"
+        scorer = Scorer(bundle, cfg.agent.tasks or _rule_tasks(cfg, bundle), cfg.runtime, where)
         tasks = {t: bundle.tasks[t] for t in scorer.tasks}
         rules = RuleEngine(cfg.rules or default_rules(tasks), tasks, cfg.allowlist)
     except ConfigError as exc:

@@ -164,6 +164,7 @@ def agent_config_from_dict(raw: dict[str, Any], source: str = "config", base: Pa
     _cross_check(cfg, source)
     if base is not None:
         _resolve_paths(cfg, base)
+    _one_writer_per_file(cfg, source)
     return cfg
 
 
@@ -190,6 +191,21 @@ def _resolve_paths(cfg: AgentConfig, base: Path) -> None:
     for section in [*cfg.sources, *cfg.sinks.values(), *cfg.actions.values()]:
         for key in section.paths:
             setattr(section, key, _resolve(base, getattr(section, key)))
+
+
+def _one_writer_per_file(cfg: AgentConfig, source: str) -> None:
+    """Two sinks, spools or the dead-letter file writing one file would interleave and
+    overwrite each other's lines (two webhooks would even send each other's alerts)."""
+    seen: dict[str, str] = {os.path.abspath(cfg.dead_letter.path): "dead_letter.path"}
+    for section, entries in (("sinks", cfg.sinks), ("actions", cfg.actions)):
+        for name, entry in entries.items():
+            for key, path in entry.written_files(name).items():
+                where, real = f"{section}.{name}.{key}", os.path.abspath(path)
+                if real in seen:
+                    raise ConfigError(
+                        f"{source}: {where}: {path} is also written by {seen[real]}; give each its own file"
+                    )
+                seen[real] = where
 
 
 def _cross_check(cfg: AgentConfig, source: str) -> None:

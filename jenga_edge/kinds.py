@@ -33,6 +33,11 @@ class TaggedConfig(Config, tag_field="type", kw_only=True):
     # Fields holding file paths: a relative one resolves against the config file's directory.
     paths: ClassVar[tuple[str, ...]] = ()
 
+    def written_files(self, name: str) -> dict[str, str]:
+        """Key -> file this entry (named `name` in the config) writes: two entries must not
+        write one file (config.py refuses it)."""
+        return {}
+
     @property
     def kind(self) -> str:
         return str(self.__struct_config__.tag)
@@ -97,15 +102,15 @@ class Kinds(Generic[T]):
 
 def default_types(entries: Any, kinds: Kinds[Any]) -> Any:
     """A mapping of named entries (sinks, actions) where an entry named after a kind
-    may leave out its `type` (`sinks: {jsonl: {path: ...}}`), and an empty entry
-    (YAML `stdout:` with nothing after it) is that kind with its defaults; a copy
-    with the types filled in."""
+    may leave out its `type` (`sinks: {jsonl: {path: ...}}`), and a null entry is
+    off (`--set sinks.syslog=null` turns a profile's sink off); a copy with the
+    types filled in and the null entries left out."""
     if not isinstance(entries, dict):
         return entries
     out = {}
     for name, entry in entries.items():
-        if entry is None and name in kinds:
-            entry = {}
+        if entry is None:
+            continue
         if isinstance(entry, dict) and "type" not in entry and name in kinds:
             entry = {"type": name, **entry}
         out[name] = entry

@@ -75,9 +75,15 @@ def select_tasks(bundle: Bundle, wanted: Sequence[str] | None, where: str = "age
 
 
 class Scorer:
-    def __init__(self, bundle: Bundle, tasks: Sequence[str] | None = None, cfg: RuntimeConfig | None = None):
+    def __init__(
+        self,
+        bundle: Bundle,
+        tasks: Sequence[str] | None = None,
+        cfg: RuntimeConfig | None = None,
+        where: str = "agent.tasks",
+    ):
         cfg = cfg or RuntimeConfig()
-        self.bundle, self.entries = bundle, select_tasks(bundle, tasks)
+        self.bundle, self.entries = bundle, select_tasks(bundle, tasks, where)
         self.schema: FeatureSchema = self.entries[0].schema
         self.tasks = [e.name for e in self.entries]
         opts = ort.SessionOptions()
@@ -107,6 +113,24 @@ class Scorer:
                 f"onnxruntime could not load the bundle's graphs: {type(exc).__name__}: {str(exc)[:300]}"
             ) from None
         self.merged = merged is not None
+        self._trial()
+
+    def _trial(self) -> None:
+        """Score one all-zero event before the agent starts (or a reload swaps models):
+        a graph that loads but cannot run, or answers in the wrong shape, is refused
+        here rather than failing every batch later."""
+        num = np.zeros((1, len(self.schema.numeric)), np.float32)
+        cat = np.zeros((1, len(self.schema.categorical)), np.int64)
+        try:
+            scores = self.score(num, cat)
+            bad = [t for t in self.tasks if np.shape(scores.score[t]) != (1,)]
+            bad += [t for t, lab in scores.label.items() if np.shape(lab) != (1,)]
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises several unrelated types for a bad graph
+            raise BundleError(
+                f"the bundle's graphs cannot score one event: {type(exc).__name__}: {str(exc)[:300]}"
+            ) from None
+        if bad:
+            raise BundleError(f"the bundle's graphs cannot score one event: {', '.join(bad)}: not one value per event")
 
     def _merged_for(self, tasks: list[str]) -> MergedEntry | None:
         """A merged graph pays off from two tasks on: for one, its own graph is cheaper."""

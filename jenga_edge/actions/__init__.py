@@ -15,7 +15,7 @@ from __future__ import annotations
 from ..kinds import Kinds
 from . import exec, firewall, webhook
 from .background import BackgroundAction
-from .base import Action, ActionConfig
+from .base import Action, ActionConfig, ActionContext
 
 KINDS: Kinds[Action] = Kinds("action", [firewall, exec, webhook])
 
@@ -24,7 +24,7 @@ def build_actions(configs: dict[str, ActionConfig]) -> dict[str, Action]:
     """The configured actions by name; a slow one (a webhook) runs on its own worker thread."""
     actions: dict[str, Action] = {}
     for name, cfg in configs.items():
-        action = KINDS.build(cfg)
+        action = KINDS.build(cfg, ActionContext(name=name))
         actions[name] = BackgroundAction(name, action) if action.slow else action
     return actions
 

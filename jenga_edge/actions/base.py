@@ -25,6 +25,7 @@ import ipaddress
 import os
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..contract.typed import Invalid
@@ -40,6 +41,13 @@ RESULTS = ("ok", "failed", "skipped", "dry_run", "spooled", "queued")
 
 class ActionConfig(TaggedConfig, kw_only=True):
     """Base of every action kind's Config."""
+
+
+@dataclass
+class ActionContext:
+    """What `build` gets besides the config."""
+
+    name: str = ""  # the action's name in the config
 
 
 class Action(Protocol):

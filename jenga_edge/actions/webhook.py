@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from ..contract.typed import Invalid, doc
-from .base import ActionConfig, check_ident, outcome, short
+from .base import ActionConfig, ActionContext, check_ident, outcome, short
 
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 token
 _RETRY_STATUS = {408, 425, 429}
@@ -60,7 +60,7 @@ class Config(ActionConfig, tag="webhook", kw_only=True):
     then twice that, ... capped at ``backoff_max_s`` between tries; 408, 425,
     429, 5xx and connection errors are retried, other 4xx are not. Redirects are
     not followed. An alert still undelivered is appended to
-    ``<spool_dir>/<spool_name>.jsonl`` (one JSON document a line, fsynced) and
+    ``<spool_dir>/<spool_name>.jsonl`` (the action's name by default; one JSON document a line, fsynced) and
     sent again after the next successful delivery. Past ``max_spool_bytes`` new
     failures are dropped (outcome "failed", reason "spool full"). Deliveries run
     on a worker thread, never on the scoring thread.
@@ -75,12 +75,13 @@ class Config(ActionConfig, tag="webhook", kw_only=True):
     backoff_max_s: Annotated[float, doc("cap on any one sleep", ge=0.0, le=600.0)] = 8.0
     headers: Annotated[dict[str, str], doc("extra headers, e.g. Authorization")] = {}
     spool_dir: Annotated[str, doc("created (mode 0700) when first needed")] = "/var/spool/jenga-edge"
-    spool_name: Annotated[str, doc("file name stem inside spool_dir")] = "webhook"
+    spool_name: Annotated[str | None, doc("file name stem inside spool_dir (default: the action's name)")] = None
     max_spool_bytes: Annotated[int, doc("spool size bound", ge=1024)] = 16 * 1024 * 1024
 
     def __post_init__(self) -> None:
         _check_url(self.url)
-        check_ident("spool_name", self.spool_name)
+        if self.spool_name is not None:
+            check_ident("spool_name", self.spool_name)
         if not self.spool_dir or "\0" in self.spool_dir:
             raise Invalid("spool_dir", f"expected a directory path, got {short(self.spool_dir)}")
         for name, value in self.headers.items():
@@ -88,6 +89,13 @@ class Config(ActionConfig, tag="webhook", kw_only=True):
                 raise Invalid("headers", f"invalid header name {short(name)}")
             if any(ch in value for ch in "\r\n\0"):
                 raise Invalid(f"headers.{name}", "value must be a single-line string")
+
+    def spool_file(self, name: str) -> str:
+        """The spool of the action called `name`: <spool_dir>/<spool_name or name>.jsonl."""
+        return os.path.join(self.spool_dir, f"{self.spool_name or name}.jsonl")
+
+    def written_files(self, name: str) -> dict[str, str]:
+        return {"spool_name": self.spool_file(name)}
 
 
 def _no_redirect_handler() -> Any:
@@ -116,7 +124,7 @@ class WebhookAction:
     type = "webhook"
     slow = True
 
-    def __init__(self, config: Config, *, sleep: Callable[[float], None] = time.sleep):
+    def __init__(self, config: Config, *, name: str = "webhook", sleep: Callable[[float], None] = time.sleep):
         import urllib.request  # with http.client and email: several MB, only for an agent that posts
 
         self.config = config
@@ -125,7 +133,7 @@ class WebhookAction:
         self._spool_lock = threading.Lock()  # appends and rewrites of the spool file
         self._retry_lock = threading.Lock()  # one retry_spool pass at a time
         self.target = _redact(config.url)
-        self.spool_path = Path(config.spool_dir) / f"{config.spool_name}.jsonl"
+        self.spool_path = Path(config.spool_file(name))
         self.dropped = 0  # failures lost because the spool was full
 
     # one HTTP try -------------------------------------------------------------------------
@@ -295,52 +303,23 @@ class WebhookAction:
         return []
 
     def run(self, alert: Mapping[str, Any]) -> dict[str, Any]:
+        def done(result: str, reason: str, **extra: Any) -> dict[str, Any]:
+            return outcome(self.type, self.target, dry_run=False, argv=None, result=result, reason=reason, **extra)
+
         try:
             body = json.dumps(alert, default=_json_default, separators=(",", ":")).encode("utf-8")
         except (TypeError, ValueError) as exc:
-            return outcome(
-                self.type,
-                self.target,
-                dry_run=False,
-                argv=None,
-                result="failed",
-                reason=f"alert is not JSON-serializable: {exc}",
-            )
+            return done("failed", f"alert is not JSON-serializable: {exc}")
         ok, reason, tries, status = self.deliver(body)
         if ok:
-            return outcome(
-                self.type,
-                self.target,
-                dry_run=False,
-                argv=None,
-                result="ok",
-                reason=f"delivered ({reason})",
-                attempts=tries,
-                status=status,
-            )
+            return done("ok", f"delivered ({reason})", attempts=tries, status=status)
         spooled, why = self.spool(body)
         if spooled:
-            return outcome(
-                self.type,
-                self.target,
-                dry_run=False,
-                argv=None,
-                result="spooled",
-                reason=f"{reason} after {tries} tries; spooled to {self.spool_path}",
-                attempts=tries,
-                status=status,
+            return done(
+                "spooled", f"{reason} after {tries} tries; spooled to {self.spool_path}", attempts=tries, status=status
             )
-        return outcome(
-            self.type,
-            self.target,
-            dry_run=False,
-            argv=None,
-            result="failed",
-            reason=f"{why} ({reason} after {tries} tries)",
-            attempts=tries,
-            status=status,
-        )
+        return done("failed", f"{why} ({reason} after {tries} tries)", attempts=tries, status=status)
 
 
-def build(config: Config, context: Any = None) -> WebhookAction:
-    return WebhookAction(config)
+def build(config: Config, context: ActionContext | None = None) -> WebhookAction:
+    return WebhookAction(config, name=context.name if context and context.name else "webhook")

@@ -75,12 +75,17 @@ class TaskEntry(_Struct, kw_only=True):
             raise Invalid("type", str(exc)) from None
         if self.schema.sha256 != self.schema_sha256:
             raise Invalid("schema_sha256", "does not match the schema")
-        if {o.role for o in self.outputs} != {o.role for o in self.kind.outputs}:
-            raise Invalid(
-                "outputs",
-                f"roles {sorted(str(o.role) for o in self.outputs)} are not those of "
-                f"a {self.type} task ({', '.join(o.role for o in self.kind.outputs)})",
-            )
+        check_outputs(self.outputs, self.kind, "outputs")
+
+
+def check_outputs(outputs: list[TensorSpec], kind: TaskKind, key: str) -> None:
+    """A task's outputs must be exactly its kind's: each role once, with its dtype (the
+    agent reads scores by role: a missing, doubled or mistyped one cannot be scored)."""
+    got = [f"{o.role or '<no role>'} {o.dtype}" for o in outputs]
+    want = [f"{o.role} {o.dtype}" for o in kind.outputs]
+    if sorted(got) != sorted(want):
+        show = ", ".join(got) or "none"
+        raise Invalid(key, f"(role, dtype) {show} are not those of a {kind.name} task ({', '.join(want)})")
 
 
 class MergedEntry(_Struct, kw_only=True):
@@ -129,6 +134,16 @@ class Manifest(_Struct, kw_only=True):
     requires: Requires
     tasks: list[TaskEntry]
     merged: list[MergedEntry] = []
+
+    def __post_init__(self) -> None:
+        tasks = {t.name: t for t in self.tasks}
+        if len(tasks) < len(self.tasks):
+            raise Invalid("tasks", "a task name is listed twice")
+        for i, m in enumerate(self.merged):
+            if any(t not in tasks for t in m.tasks) or set(m.outputs) != set(m.tasks):
+                raise Invalid(f"merged[{i}]", f"{m.file} names tasks it does not describe")
+            for t in m.tasks:
+                check_outputs(m.outputs[t], tasks[t].kind, f"merged[{i}].outputs.{t}")
 
 
 def encode_manifest(manifest: Manifest) -> bytes:

@@ -20,6 +20,9 @@ class Config(SinkConfig, tag="jsonl", kw_only=True):
 
     paths = ("path",)
 
+    def written_files(self, name: str) -> dict[str, str]:
+        return {"path": self.path}
+
     path: Annotated[str, doc("the file (relative paths resolve against the config file)")]
     max_bytes: Annotated[int, doc("rotate before the file passes this size (0: never rotate)", ge=0)] = 64 * 1024 * 1024
     backups: Annotated[int, doc("rotated files kept: PATH.1 ... PATH.N", ge=1, le=1000)] = 5

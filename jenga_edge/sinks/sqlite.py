@@ -25,6 +25,9 @@ class Config(SinkConfig, tag="sqlite", kw_only=True):
 
     paths = ("path",)
 
+    def written_files(self, name: str) -> dict[str, str]:
+        return {"path": self.path}
+
     path: Annotated[str, doc("the database file (relative paths resolve against the config file)")]
     max_rows: Annotated[
         Annotated[int, msgspec.Meta(ge=1)] | None, doc("keep only the newest rows (null: keep everything)")

@@ -1157,3 +1157,19 @@ def test_agent_import_loads_no_http_modules():
         "assert type(acts['hook'].action) is webhook.WebhookAction\n"
     )
     assert {"urllib.request", "http.client"} <= set(loaded)
+
+
+def test_two_webhook_actions_spool_to_their_own_files(tmp_path):
+    from jenga_edge.actions import build_actions, close_actions
+    from jenga_edge.config import agent_config_from_dict
+
+    hooks = {
+        "soc": {"type": "webhook", "url": "http://127.0.0.1:9/a", "spool_dir": str(tmp_path)},
+        "partner": {"type": "webhook", "url": "http://127.0.0.1:9/b", "spool_dir": str(tmp_path)},
+    }
+    cfg = agent_config_from_dict({"agent": {"bundle": "b"}, "sources": [{"type": "stdin"}], "actions": hooks}, "cfg")
+    actions = build_actions(cfg.actions)
+    try:
+        assert [a.action.spool_path for a in actions.values()] == [tmp_path / "soc.jsonl", tmp_path / "partner.jsonl"]
+    finally:
+        close_actions(actions)

@@ -83,10 +83,34 @@ def test_file_names_cannot_escape_the_bundle(bundle_copy):
         (lambda m: m["tasks"][0].update(type="regression"), r"tasks\[0\]\.type: task type 'regression' is not known"),
         (
             lambda m: m["tasks"][1]["outputs"].pop(),
-            r"tasks\[1\]\.outputs: roles \['probabilities'\] are not those of a "
-            r"classification task \(probabilities, label\)",
+            r"tasks\[1\]\.outputs: \(role, dtype\) probabilities float32 are not those of a "
+            r"classification task \(probabilities float32, label int64\)",
         ),
-        (lambda m: m["tasks"][0]["outputs"][0].update(role="label"), r"tasks\[0\]\.outputs: roles \['label'\]"),
+        (
+            lambda m: m["tasks"][0]["outputs"][0].update(role="label"),
+            r"tasks\[0\]\.outputs: \(role, dtype\) label float32",
+        ),
+        (
+            lambda m: m["tasks"][1]["outputs"][1].update(dtype="float32"),
+            r"tasks\[1\]\.outputs: \(role, dtype\) probabilities float32, label float32 are not",
+        ),
+        (
+            lambda m: m["tasks"][1]["outputs"].append(m["tasks"][1]["outputs"][1]),
+            r"tasks\[1\]\.outputs: \(role, dtype\) probabilities float32, label int64, label int64",
+        ),
+        (lambda m: m["tasks"].append(m["tasks"][0]), r"tasks: a task name is listed twice"),
+        (
+            lambda m: m["merged"][0]["outputs"]["threat"][0].pop("role"),
+            r"merged\[0\]\.outputs\.threat: \(role, dtype\) <no role> float32",
+        ),
+        (
+            lambda m: m["merged"][0]["outputs"]["threat"][0].update(role="label"),
+            r"merged\[0\]\.outputs\.threat: \(role, dtype\) label float32",
+        ),
+        (
+            lambda m: m["merged"][0]["tasks"].append("ghost"),
+            r"merged\[0\]: merged-net.onnx names tasks it does not describe",
+        ),
         (lambda m: m.update(signature="x"), r"signature: unknown key"),
         (lambda m: m["tasks"][0]["schema"].update(_index={}), r"tasks\[0\]\.schema\._index: unknown key"),
         (
@@ -99,7 +123,7 @@ def test_file_names_cannot_escape_the_bundle(bundle_copy):
         ),  # what an agent does not understand, it refuses
         (
             lambda m: m["merged"][0]["outputs"].pop("threat"),
-            "merged graph merged-net.onnx names tasks it does not describe",
+            r"merged\[0\]: merged-net.onnx names tasks it does not describe",
         ),
     ],
 )

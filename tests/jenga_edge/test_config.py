@@ -531,22 +531,76 @@ def test_a_config_without_sources_is_an_error(tmp_path):
         load_agent_config(p)
 
 
-# --- an entry named after its kind with nothing in it: that kind, with its defaults -------------------
+# --- a null entry is off (as in 0.1); `{}` is the kind with its defaults -------------------------------
 
 
-def test_an_empty_entry_is_its_kind_with_defaults(tmp_path):
+def test_a_null_entry_is_off(tmp_path):
     cfg = load_agent_config(
-        write(tmp_path, "agent: {bundle: /b}\nsources: [{type: stdin}]\nsinks:\n  stdout:\nactions:\n  firewall:\n")
+        write(tmp_path, "agent: {bundle: /b}\nsources: [{type: stdin}]\nsinks:\n  stdout:\n  jsonl: {path: a.jsonl}\n")
     )
+    assert list(cfg.sinks) == ["jsonl"]
+
+
+def test_set_null_turns_a_profiles_sink_or_action_off():
+    soc = REPO / "firmware_configs" / "soc_sensor_suricata.yaml"
+    assert "syslog" in load_agent_config(soc).sinks
+    assert list(load_agent_config(soc, ["sinks.syslog=null"]).sinks) == ["jsonl"]
+    x86 = REPO / "firmware_configs" / "x86_branch_firewall.yaml"
+    with pytest.raises(ConfigError, match=r"rules\[0\]\.actions\[1\]: action 'firewall' is not configured"):
+        load_agent_config(x86, ["actions.firewall=null"])  # a rule still names it
+
+
+def test_an_empty_mapping_is_the_kind_with_its_defaults(tmp_path):
+    cfg = load(tmp_path, sinks={"stdout": {}}, actions={"firewall": {}})
     assert cfg.sinks["stdout"].kind == "stdout" and cfg.sinks["stdout"].format == "json"
     assert cfg.actions["firewall"].kind == "firewall" and cfg.actions["firewall"].dry_run is True
 
 
-def test_an_empty_entry_of_a_kind_with_required_keys_says_which(tmp_path):
-    msg = error(tmp_path, sinks={"jsonl": None})
+def test_an_entry_of_a_kind_with_required_keys_says_which(tmp_path):
+    msg = error(tmp_path, sinks={"jsonl": {}})
     assert msg == f"{tmp_path / 'agent.yaml'}: sinks.jsonl.path: missing required key, expected a string"
 
 
-def test_an_empty_entry_named_after_no_kind_needs_a_type(tmp_path):
-    msg = error(tmp_path, sinks={"siem": None})
-    assert msg.startswith(f"{tmp_path / 'agent.yaml'}: sinks.siem: expected a mapping with type: one of 'jsonl'")
+# --- one writer per file --------------------------------------------------------------------------------
+
+
+def test_two_webhooks_get_a_spool_each(tmp_path):
+    hooks = {
+        "soc": {"type": "webhook", "url": "http://127.0.0.1:9/a", "spool_dir": "spool"},
+        "partner": {"type": "webhook", "url": "http://127.0.0.1:9/b", "spool_dir": "spool"},
+    }
+    cfg = load(tmp_path, actions=hooks)
+    files = [cfg.actions[n].written_files(n)["spool_name"] for n in ("soc", "partner")]
+    assert files == [str(tmp_path / "spool" / "soc.jsonl"), str(tmp_path / "spool" / "partner.jsonl")]
+
+
+@pytest.mark.parametrize(
+    "sections, message",
+    [
+        (
+            {
+                "actions": {
+                    "a": {"type": "webhook", "url": "http://127.0.0.1:9/a", "spool_dir": "s", "spool_name": "x"},
+                    "b": {"type": "webhook", "url": "http://127.0.0.1:9/b", "spool_dir": "s", "spool_name": "x"},
+                }
+            },
+            "actions.b.spool_name: {d}/s/x.jsonl is also written by actions.a.spool_name",
+        ),
+        (
+            {
+                "sinks": {
+                    "a": {"type": "jsonl", "path": "alerts.jsonl"},
+                    "b": {"type": "sqlite", "path": "./alerts.jsonl"},
+                }
+            },
+            "sinks.b.path: {d}/alerts.jsonl is also written by sinks.a.path",
+        ),
+        (
+            {"sinks": {"jsonl": {"path": "dead.jsonl"}}, "dead_letter": {"path": "dead.jsonl"}},
+            "sinks.jsonl.path: {d}/dead.jsonl is also written by dead_letter.path",
+        ),
+    ],
+)
+def test_two_entries_writing_one_file_are_refused(tmp_path, sections, message):
+    msg = error(tmp_path, **sections)
+    assert msg == f"{tmp_path / 'agent.yaml'}: " + message.format(d=tmp_path) + "; give each its own file"

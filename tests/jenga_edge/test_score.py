@@ -8,6 +8,7 @@ import msgspec
 import numpy as np
 import onnxruntime as ort
 import pytest
+from onnx.helper import make_node as onnx_node
 
 from jenga_edge.bundle import Bundle, verify_bundle
 from jenga_edge.contract.errors import BundleError, ConfigError
@@ -166,3 +167,49 @@ def test_an_unloadable_graph_is_a_bundle_error(bundle, tmp_path):
     fake = Bundle(tmp_path, bundle.manifest, {"threat": bundle.tasks["threat"]}, ())
     with pytest.raises(BundleError, match="onnxruntime could not load"):
         Scorer(fake)
+
+
+def test_the_setting_that_picked_the_tasks_is_named(bundle):
+    fake = fake_two_schema_bundle(bundle)
+    with pytest.raises(ConfigError, match=r"^rules\[\]\.task: an agent scores one event stream"):
+        Scorer(fake, ["threat", "fraud"], where="rules[].task")
+
+
+def _bundle_with_threat_graph(bundle: Bundle, tmp_path, node) -> Bundle:
+    """A copy of the bundle whose threat.onnx is replaced by a one-node graph (not re-verified:
+    the scorer's own trial is under test)."""
+    import shutil
+
+    import onnx
+    from onnx import TensorProto, helper
+
+    d = tmp_path / "bundle"
+    shutil.copytree(bundle.path, d)
+    entry = bundle.tasks["threat"]
+    n_num, n_cat = len(entry.schema.numeric), len(entry.schema.categorical)
+    graph = helper.make_graph(
+        node,
+        "bad",
+        [
+            helper.make_tensor_value_info("numeric", TensorProto.FLOAT, ["batch", n_num]),
+            helper.make_tensor_value_info("categorical", TensorProto.INT64, ["batch", n_cat]),
+        ],
+        [helper.make_tensor_value_info("score", TensorProto.FLOAT, None)],
+        [helper.make_tensor("shape", TensorProto.INT64, [3], [2, 3, 5])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, str(d / entry.file))
+    return Bundle(d, bundle.manifest, bundle.tasks, bundle.merged)
+
+
+@pytest.mark.parametrize(
+    "node,text",
+    [
+        ([onnx_node("Identity", ["numeric"], ["score"])], "cannot score one event: threat: not one value per event"),
+        ([onnx_node("Reshape", ["numeric", "shape"], ["score"])], r"cannot score one event: .*Reshape"),
+    ],
+)
+def test_graphs_that_load_but_cannot_score_are_refused_before_the_agent_starts(bundle, tmp_path, node, text):
+    bad = _bundle_with_threat_graph(bundle, tmp_path, node)
+    with pytest.raises(BundleError, match=text):
+        Scorer(bad, ["threat"], RuntimeConfig(use_merged_graph=False))
