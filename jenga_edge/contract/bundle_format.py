@@ -85,7 +85,7 @@ def check_outputs(outputs: list[TensorSpec], kind: TaskKind, key: str) -> None:
     want = [f"{o.role} {o.dtype}" for o in kind.outputs]
     if sorted(got) != sorted(want):
         show = ", ".join(got) or "none"
-        raise Invalid(key, f"(role, dtype) {show} are not those of a {kind.name} task ({', '.join(want)})")
+        raise Invalid(key, f"(role, dtype) {show} are not those of task kind {kind.name} ({', '.join(want)})")
 
 
 class MergedEntry(_Struct, kw_only=True):

@@ -83,8 +83,8 @@ def test_file_names_cannot_escape_the_bundle(bundle_copy):
         (lambda m: m["tasks"][0].update(type="regression"), r"tasks\[0\]\.type: task type 'regression' is not known"),
         (
             lambda m: m["tasks"][1]["outputs"].pop(),
-            r"tasks\[1\]\.outputs: \(role, dtype\) probabilities float32 are not those of a "
-            r"classification task \(probabilities float32, label int64\)",
+            r"tasks\[1\]\.outputs: \(role, dtype\) probabilities float32 are not those of task kind "
+            r"classification \(probabilities float32, label int64\)",
         ),
         (
             lambda m: m["tasks"][0]["outputs"][0].update(role="label"),
