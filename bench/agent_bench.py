@@ -1001,7 +1001,7 @@ def _stage_times(agent, groups: list) -> tuple[dict, int]:
     from jenga_edge.timestamps import iso_utc as iso
 
     pipe = agent.pipe
-    sink = agent.sinks[0]
+    sink = next(iter(agent.sinks.values()))
     names = (
         "decode (C tier 1, msgspec tier 2 for the rest)",
         "score (onnxruntime)",

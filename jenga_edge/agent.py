@@ -29,6 +29,7 @@ from .config import RESERVED_ACTION, AgentConfig, load_agent_config
 from .contract.errors import ConfigError, JengaError
 from .decode import DecodedBatch, EventDecoder, Reject
 from .event_queue import Batch, EventQueue
+from .failures import FailureLog
 from .metrics.agent import AgentMetrics
 from .metrics.server import MetricsServer
 from .rules import Hit, RuleEngine, default_rules, render_output
@@ -40,6 +41,7 @@ from .timestamps import iso_utc
 
 DEAD_LETTER_LINE_MAX = 4096
 IDLE_POLL_S = 0.1
+WAIT_GRACE_S = 2.0  # a source waiting longer is reported (a log rotation's gap is shorter)
 
 
 @dataclass
@@ -56,9 +58,14 @@ class Pipeline:
     model_refs: dict[str, dict[str, str]]  # task -> {"bundle_id", "sha256"}, shared by every alert of the task
 
 
-def build_pipeline(cfg: AgentConfig, source: str = "config") -> Pipeline:
+def build_pipeline(
+    cfg: AgentConfig,
+    source: str = "config",
+    on_result: Callable[[str, dict[str, Any]], None] | None = None,
+) -> Pipeline:
     """Verify the bundle and build everything that scores and acts. `source` (the config
-    file) prefixes the errors only the bundle can reveal (a rule's task, its labels)."""
+    file) prefixes the errors only the bundle can reveal (a rule's task, its labels);
+    `on_result` gets the final outcome of actions that run on a worker (webhooks)."""
     bundle = verify_bundle(cfg.agent.bundle)
     try:
         where = "agent.tasks" if cfg.agent.tasks else "rules[].task"
@@ -70,7 +77,7 @@ def build_pipeline(cfg: AgentConfig, source: str = "config") -> Pipeline:
     # Raw values the alerts and rule conditions read, besides the model's inputs.
     wanted = list(dict.fromkeys([*cfg.event.keys, *cfg.event.fields, *sorted(rules.fields)]))
     decoder = EventDecoder(scorer.schema, cfg.event.mapping, wanted)
-    actions = build_actions(cfg.actions)
+    actions = build_actions(cfg.actions, on_result)
     limiter = RateLimiter(cfg.rate_limit.max_actions, cfg.rate_limit.per_seconds)
     refs = {t: {"bundle_id": bundle.bundle_id, "sha256": bundle.tasks[t].sha256} for t in scorer.tasks}
     return Pipeline(cfg, bundle, scorer, decoder, rules, actions, limiter, refs)
@@ -113,11 +120,12 @@ class Agent:
     ):
         self.config_path, self.overrides, self.log = config_path, overrides, log
         self.started = time.monotonic()
-        self.pipe = build_pipeline(cfg, config_path or "config")
-        self.cfg = cfg
         self.metrics = AgentMetrics()
+        self.failures = FailureLog(log)
+        self.pipe = build_pipeline(cfg, config_path or "config", self._action_done)
+        self.cfg = cfg
         self.metrics.set_bundle(self.pipe.bundle.bundle_id, self.pipe.bundle.manifest.source_model.sha256)
-        self.sinks = list(build_sinks(cfg.sinks).values())
+        self.sinks = build_sinks(cfg.sinks)
         self.dead_letter = JsonlSink(cfg.dead_letter)
         self.queue = EventQueue(cfg.batching.queue_size, cfg.batching.queue_bytes)
         context = SourceContext(self.queue, cfg.batching.max_line_bytes)
@@ -137,6 +145,7 @@ class Agent:
         self.counts = {"received": 0, "scored": 0, "rejected": 0, "alerts": 0}
         self.reloads = {"ok": 0, "failed": 0}
         self._drops_seen: dict[int, int] = {}
+        self._waiting_since: dict[int, float] = {}  # source index -> monotonic time first seen waiting
 
     # ------------------------------------------------------------ lifecycle
     def install_signal_handlers(self) -> None:
@@ -186,6 +195,7 @@ class Agent:
             elif (self._stopping or self._sources_done()) and self.queue.depth() == 0:
                 return
             self._sync_drops()
+            self._sync_waiting()
             if time.monotonic() >= next_stats:
                 self.log(self.metrics.stats_line())
                 next_stats = time.monotonic() + self.cfg.metrics.stats_interval_s
@@ -206,7 +216,10 @@ class Agent:
                 break
             self.process_safely(lines)  # anything accepted is still scored or dead-lettered
         self._sync_drops()
-        for step in [lambda: close_actions(self.pipe.actions), *(s.close for s in [*self.sinks, self.dead_letter])]:
+        for step in [
+            lambda: close_actions(self.pipe.actions),
+            *(s.close for s in [*self.sinks.values(), self.dead_letter]),
+        ]:
             try:
                 step()
             except Exception as exc:  # noqa: BLE001 - one failing sink must not skip the others
@@ -224,11 +237,43 @@ class Agent:
                 self.metrics.dropped.inc(delta, source=s.kind)
                 self._drops_seen[i] = dropped
 
+    def _sync_waiting(self) -> None:
+        """Report sources that cannot read their input (a followed file missing) once it
+        lasts past WAIT_GRACE_S (a rotation's gap is not a failure), then every minute."""
+        now = time.monotonic()
+        waiting: Counter[str] = Counter()
+        for i, s in enumerate(self.sources):
+            why, key = s.waiting, f"source:{s.origin}"
+            if why is None:
+                if self._waiting_since.pop(i, None) is not None:
+                    self.failures.resolved(key, f"{s.origin}: readable again")
+                continue
+            since = self._waiting_since.setdefault(i, now)
+            if now - since >= WAIT_GRACE_S:
+                waiting[s.kind] += 1
+                self.failures.warn(key, f"{s.origin}: {why} (for {now - since:.0f} s)", count=False)
+        for kind in {s.kind for s in self.sources}:
+            self.metrics.sources_waiting.set(waiting[kind], source=kind)
+
+    def _deliver(self, alerts: list[dict[str, Any]]) -> None:
+        """Hand the batch's alerts to every sink; what a sink could not deliver is counted and logged."""
+        for name, sink in self.sinks.items():
+            lost = sink.write_batch(alerts)
+            if lost:
+                self.metrics.sink_lost.inc(lost, sink=name)
+                self.failures.warn(f"sink:{name}", f"sink {name}: {lost} alert(s) not delivered: {sink.last_error}")
+
+    def _action_done(self, name: str, outcome: dict[str, Any]) -> None:
+        """A failed action is counted per action and logged; called from webhook workers too."""
+        if outcome.get("result") == "failed":
+            self.metrics.action_failures.inc(action=name)
+            self.failures.warn(f"action:{name}", f"action {name} failed: {outcome.get('reason')}")
+
     def _reload(self) -> None:
         self._reload_requested = False
         try:
             cfg = load_agent_config(self.config_path, self.overrides) if self.config_path else self.cfg
-            pipe = build_pipeline(cfg, self.config_path or "config")
+            pipe = build_pipeline(cfg, self.config_path or "config", self._action_done)
         except JengaError as exc:
             self.metrics.reloads.inc(result="failed")
             self.reloads["failed"] += 1
@@ -285,8 +330,7 @@ class Agent:
         hits = pipe.rules.evaluate(batch, scores)
         now = iso_utc(time.time())  # one timestamp per batch: strftime per alert was a hot spot
         alerts = [self._alert(h, batch, lines, now) for h in hits]
-        for sink in self.sinks:
-            sink.write_batch(alerts)
+        self._deliver(alerts)
         self.dead_letter.write_batch([self._dead(r, lines, now) for r in batch.rejects])
         t1 = time.perf_counter()
         self._account(lines, batch, alerts, t1 - t0)
@@ -346,6 +390,7 @@ class Agent:
                 outcome = {"type": action.type, "result": "failed", "reason": f"{type(exc).__name__}: {exc}"}
         outcome["name"] = name
         self.metrics.actions.inc(type=action.type, result=outcome.get("result", "unknown"))
+        self._action_done(name, outcome)
         return outcome
 
     def _dead(self, r: Reject, lines: Batch, now: str) -> dict[str, Any]:

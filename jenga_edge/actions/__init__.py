@@ -12,6 +12,9 @@ argv they would run until an operator turns that off.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from ..kinds import Kinds
 from . import exec, firewall, webhook
 from .background import BackgroundAction
@@ -20,12 +23,20 @@ from .base import Action, ActionConfig, ActionContext
 KINDS: Kinds[Action] = Kinds("action", [firewall, exec, webhook])
 
 
-def build_actions(configs: dict[str, ActionConfig]) -> dict[str, Action]:
-    """The configured actions by name; a slow one (a webhook) runs on its own worker thread."""
+def build_actions(
+    configs: dict[str, ActionConfig], on_result: Callable[[str, dict[str, Any]], None] | None = None
+) -> dict[str, Action]:
+    """The configured actions by name; a slow one (a webhook) runs on its own worker thread,
+    which hands each final outcome to `on_result(name, outcome)`."""
     actions: dict[str, Action] = {}
     for name, cfg in configs.items():
         action = KINDS.build(cfg, ActionContext(name=name))
-        actions[name] = BackgroundAction(name, action) if action.slow else action
+        if action.slow:
+            worker = BackgroundAction(name, action)
+            if on_result is not None:
+                worker.on_result = on_result
+            action = worker
+        actions[name] = action
     return actions
 
 

@@ -41,6 +41,24 @@ class AgentMetrics:
         self.actions = r.counter(
             "jenga_actions_total", "Response actions taken, by type and result.", ("type", "result"), label_check=chk
         )
+        self.sink_lost = r.counter(
+            "jenga_sink_alerts_lost_total",
+            "Alerts a sink could not deliver (a collector down, a closed stream), by sink.",
+            ("sink",),
+            label_check=chk,
+        )
+        self.action_failures = r.counter(
+            "jenga_action_failures_total",
+            "Actions that failed (including a webhook's final result on its worker), by action.",
+            ("action",),
+            label_check=chk,
+        )
+        self.sources_waiting = r.gauge(
+            "jenga_sources_waiting",
+            "Sources that cannot read their input now (a followed file missing), by kind.",
+            ("source",),
+            label_check=chk,
+        )
         self.reloads = r.counter("jenga_reloads_total", "Bundle reloads, by result.", ("result",), label_check=chk)
         self.batch_seconds = r.histogram(
             "jenga_batch_seconds",
@@ -95,6 +113,11 @@ class AgentMetrics:
             "actions": sum(actions.values()),
             "actions_by_type_result": {f"{t}/{r}": v for (t, r), v in sorted(actions.items())},
             "actions_by_result": by_result,
+            "sink_lost": self.sink_lost.total(),
+            "sink_lost_by_sink": self.sink_lost.labelled(),
+            "action_failures": self.action_failures.total(),
+            "action_failures_by_action": self.action_failures.labelled(),
+            "sources_waiting": sum(self.sources_waiting.series().values()),
             "reloads": self.reloads.labelled(),
             "queue_depth": self.queue_depth.value(),
             "batches": self.batch_seconds.count(),
@@ -112,6 +135,13 @@ class AgentMetrics:
         reasons = {k: v for k, v in sorted(s["rejected_by_reason"].items()) if v}
         if reasons:
             rejected += " (" + " ".join(f"{k}={_num(v)}" for k, v in reasons.items()) + ")"
+        failures = [
+            _with_parts(f"sink_lost={_num(s['sink_lost'])}", s["sink_lost_by_sink"]),
+            _with_parts(f"action_failed={_num(s['action_failures'])}", s["action_failures_by_action"]),
+            f"sources_waiting={_num(s['sources_waiting'])}",
+        ]
+        # Failures are shown only once there is one: the common line stays short.
+        shown = [f for f, v in zip(failures, (s["sink_lost"], s["action_failures"], s["sources_waiting"])) if v]
         return " ".join(
             [
                 f"received={_num(s['received'])}",
@@ -123,8 +153,14 @@ class AgentMetrics:
                 f"queue={_num(s['queue_depth'])}",
                 f"p50_batch={_ms(s['p50_batch_s'])}",
                 f"p99_batch={_ms(s['p99_batch_s'])}",
+                *shown,
             ]
         )
+
+
+def _with_parts(text: str, parts: dict[str, float]) -> str:
+    nonzero = {k: v for k, v in sorted(parts.items()) if v}
+    return text + (" (" + " ".join(f"{k}={_num(v)}" for k, v in nonzero.items()) + ")" if nonzero else "")
 
 
 def _num(v: float | None) -> str:

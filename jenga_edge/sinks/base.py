@@ -11,9 +11,10 @@ read only the keys they need and tolerate missing ones.
 
 Failure policy: file sinks (JSONL, SQLite) raise on a disk error (losing
 alerts silently on the appliance's own disk would be worse than stopping);
-network sinks (syslog) and stdout never raise into the agent: a failure is
-counted in ``errors`` (and the alerts it lost in ``dropped``) and the next
-batch tries again.
+network sinks (syslog) and stdout never raise into the agent: ``write_batch``
+returns how many of the batch's alerts it could not deliver, ``last_error``
+says why, and the next batch tries again. The agent counts the lost alerts in
+``jenga_sink_alerts_lost_total{sink}`` and logs them (rate-limited).
 """
 
 from __future__ import annotations
@@ -42,8 +43,11 @@ class SinkContext:
 class Sink(Protocol):
     """One destination for alerts."""
 
-    def write_batch(self, alerts: list[dict[str, Any]]) -> None:
-        """Deliver one scored micro-batch of alerts; an empty list does nothing."""
+    last_error: str | None  # why the last undelivered alert was lost
+
+    def write_batch(self, alerts: list[dict[str, Any]]) -> int:
+        """Deliver one scored micro-batch of alerts; an empty list does nothing.
+        Returns how many alerts were lost (0: all delivered)."""
 
     def close(self) -> None:
         """Flush and release files and sockets; the sink is not used afterwards."""

@@ -62,7 +62,15 @@ class JsonlSink:
         if created and self.config.fsync:
             fsync_dir(self.path.parent)
 
-    def write_batch(self, alerts: list[dict[str, Any]]) -> None:
+    last_error: str | None = None  # a file sink raises instead of losing alerts
+
+    def write_batch(self, alerts: list[dict[str, Any]]) -> int:
+        """Append the batch (one write, one fsync); raises on a disk error, so it never loses
+        an alert silently: the agent dead-letters the batch's events instead."""
+        self._write(alerts)
+        return 0
+
+    def _write(self, alerts: list[dict[str, Any]]) -> None:
         if not alerts:
             return
         if self._fh is None:

@@ -82,7 +82,15 @@ class SqliteSink:
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(f"sqlite path {self.path}: cannot open the alert store: {exc}") from None
 
-    def write_batch(self, alerts: list[dict[str, Any]]) -> None:
+    last_error: str | None = None  # a file sink raises instead of losing alerts
+
+    def write_batch(self, alerts: list[dict[str, Any]]) -> int:
+        """Append the batch (one write, one fsync); raises on a disk error, so it never loses
+        an alert silently: the agent dead-letters the batch's events instead."""
+        self._write(alerts)
+        return 0
+
+    def _write(self, alerts: list[dict[str, Any]]) -> None:
         if not alerts:
             return
         if self._db is None:

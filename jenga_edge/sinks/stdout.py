@@ -89,18 +89,22 @@ class StdoutSink:
         self.config = config or Config()
         self._stream = stream  # None: whatever sys.stdout is at write time
         self.errors = 0
+        self.last_error: str | None = None
 
-    def write_batch(self, alerts: list[dict[str, Any]]) -> None:
+    def write_batch(self, alerts: list[dict[str, Any]]) -> int:
         if not alerts:
-            return
+            return 0
         render = format_text if self.config.format == "text" else dumps
         text = "".join(render(a) + "\n" for a in alerts)
         stream = self._stream if self._stream is not None else sys.stdout
         try:
             stream.write(text)
             stream.flush()
-        except (OSError, ValueError):
+        except (OSError, ValueError) as exc:
             self.errors += 1
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            return len(alerts)
+        return 0
 
     def close(self) -> None:
         stream = self._stream if self._stream is not None else sys.stdout

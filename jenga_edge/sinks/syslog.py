@@ -129,9 +129,10 @@ class SyslogSink:
         self._addr: Any = None  # resolved datagram destination
 
     # -- public
-    def write_batch(self, alerts: list[dict[str, Any]]) -> None:
+    def write_batch(self, alerts: list[dict[str, Any]]) -> int:
         if not alerts:
-            return
+            return 0
+        before = self.dropped
         messages = []
         for a in alerts:
             try:
@@ -144,6 +145,7 @@ class SyslogSink:
             self._send_tcp(messages)
         else:
             self._send_datagrams(messages)
+        return self.dropped - before
 
     def close(self) -> None:
         self._drop_socket()

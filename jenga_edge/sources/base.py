@@ -75,6 +75,9 @@ class Source:
         self.oversize = 0
         self.dropped = 0
         self.eof = False  # an input that ends (stdin) sets it after its last line is queued
+        # Why the source cannot read its input now (a followed file is missing), or None.
+        # The agent polls it: counted in jenga_sources_waiting and logged, never silent.
+        self.waiting: str | None = None
         self._stop = threading.Event()
         self._counter_lock = threading.Lock()
         self._thread: threading.Thread | None = None

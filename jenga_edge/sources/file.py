@@ -69,7 +69,6 @@ class FileSource(Source):
         self.truncations = 0
         self._cur: _Follow | None = None
         self._old: list[_Follow] = []
-        self._open_error: str | None = None
 
     @property
     def origin(self) -> str:
@@ -81,26 +80,24 @@ class FileSource(Source):
             self._seek_to_end(self._cur)
 
     def _try_open(self) -> _Follow | None:
+        # Why the file cannot be read is kept in `waiting`: the agent counts and logs it.
         try:
             fh = open(self.path, "rb", buffering=0)  # noqa: SIM115 - closed in _close
         except FileNotFoundError:
+            self.waiting = "does not exist; waiting for it to appear"
             return None
         except OSError as exc:
-            msg = f"{exc.strerror or exc}"
-            if msg != self._open_error:
-                log.warning("%s: cannot open (%s); will retry", self.origin, msg)
-                self._open_error = msg
+            self.waiting = f"cannot open ({exc.strerror or exc}); will retry"
             return None
         try:
             if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-                if self._open_error != "not a regular file":
-                    log.warning("%s: not a regular file; will retry", self.origin)
-                    self._open_error = "not a regular file"
+                self.waiting = "not a regular file; will retry"
                 fh.close()
                 return None
-            self._open_error = None
+            self.waiting = None
             return _Follow(fh, self.max_line_bytes)
-        except OSError:
+        except OSError as exc:
+            self.waiting = f"cannot read ({exc.strerror or exc}); will retry"
             fh.close()
             return None
 

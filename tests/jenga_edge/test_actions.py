@@ -1024,6 +1024,7 @@ def test_background_webhook_spools_what_it_cannot_deliver(tmp_path):
 def stub_agent(actions, limiter=None, allowlist=()):
     """An Agent with only what `_act` reads: its actions, rate limiter, allowlist, metrics."""
     from jenga_edge.agent import Agent
+    from jenga_edge.failures import FailureLog
     from jenga_edge.metrics.agent import AgentMetrics
     from jenga_edge.rules import RuleEngine
 
@@ -1032,6 +1033,8 @@ def stub_agent(actions, limiter=None, allowlist=()):
         actions=actions, limiter=limiter or RateLimiter(1000, 1.0), rules=RuleEngine([], {}, list(allowlist))
     )
     agent.metrics = AgentMetrics()
+    agent.logged = []
+    agent.failures = FailureLog(agent.logged.append)
     return agent
 
 
@@ -1069,6 +1072,11 @@ def test_agent_act_contains_action_crashes():
     assert out["result"] == "failed" and "kaput" in out["reason"]
     assert out == {"type": "firewall", "result": "failed", "reason": "RuntimeError: kaput", "name": "b"}
     assert a["actions"] == [out]
+    # Not only in the alert record: counted per action and logged, once a minute at most.
+    act_all(agent, alert())
+    assert agent.metrics.action_failures.labelled() == {"b": 2}
+    assert agent.logged == ["action b failed: RuntimeError: kaput"]
+    assert "action_failed=2 (b=2)" in agent.metrics.stats_line()
 
 
 def test_agent_allowlist_covers_what_each_action_touches(no_subprocess):

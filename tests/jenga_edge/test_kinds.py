@@ -52,9 +52,14 @@ class MemoryConfig(SinkConfig, tag="memory", kw_only=True):
 class MemorySink:
     def __init__(self, config: MemoryConfig):
         self.config, self.alerts, self.closed = config, [], False
+        self.last_error: str | None = None
 
-    def write_batch(self, alerts: list[dict[str, Any]]) -> None:
-        self.alerts.extend(alerts[: self.config.keep - len(self.alerts)])
+    def write_batch(self, alerts: list[dict[str, Any]]) -> int:
+        kept = alerts[: self.config.keep - len(self.alerts)]
+        self.alerts.extend(kept)
+        if len(kept) < len(alerts):
+            self.last_error = f"full ({self.config.keep} alerts)"
+        return len(alerts) - len(kept)
 
     def close(self) -> None:
         self.closed = True
