@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import __version__
-from .actions import Action, build_actions, close_actions
+from .actions import Action, build_actions, close_actions, firewall
 from .actions.rate_limit import RateLimiter
 from .bundle import Bundle, verify_bundle
 from .config import RESERVED_ACTION, AgentConfig, load_agent_config
-from .contract.errors import ConfigError, JengaError
+from .contract.errors import ActionError, ConfigError, JengaError
 from .decode import DecodedBatch, EventDecoder, Reject
 from .event_queue import Batch, EventQueue
 from .failures import FailureLog
@@ -77,10 +77,28 @@ def build_pipeline(
     # Raw values the alerts and rule conditions read, besides the model's inputs.
     wanted = list(dict.fromkeys([*cfg.event.keys, *cfg.event.fields, *sorted(rules.fields)]))
     decoder = EventDecoder(scorer.schema, cfg.event.mapping, wanted)
+    try:
+        for name, action_cfg in cfg.actions.items():
+            if isinstance(action_cfg, firewall.Config):
+                firewall.check_live(name, action_cfg)
+    except ActionError as exc:
+        raise ActionError(f"{source}: {exc}") from None
     actions = build_actions(cfg.actions, on_result)
     limiter = RateLimiter(cfg.rate_limit.max_actions, cfg.rate_limit.per_seconds)
     refs = {t: {"bundle_id": bundle.bundle_id, "sha256": bundle.tasks[t].sha256} for t in scorer.tasks}
     return Pipeline(cfg, bundle, scorer, decoder, rules, actions, limiter, refs)
+
+
+def ensure_firewalls(pipe: Pipeline, source: str) -> None:
+    """Firewall actions with `ensure: true` create their sets and rules (idempotent) before
+    the pipeline serves; on failure the pipeline's workers are stopped and the error raised."""
+    try:
+        for name, action in pipe.actions.items():
+            if isinstance(action, firewall.FirewallAction):
+                firewall.ensure(name, action)
+    except ActionError as exc:
+        close_actions(pipe.actions)
+        raise ActionError(f"{source}: {exc}") from None
 
 
 # Sections a reload does not rebuild: they hold open sockets, files and threads.
@@ -123,6 +141,7 @@ class Agent:
         self.metrics = AgentMetrics()
         self.failures = FailureLog(log)
         self.pipe = build_pipeline(cfg, config_path or "config", self._action_done)
+        ensure_firewalls(self.pipe, config_path or "config")
         self.cfg = cfg
         self.metrics.set_bundle(self.pipe.bundle.bundle_id, self.pipe.bundle.manifest.source_model.sha256)
         self.sinks = build_sinks(cfg.sinks)
@@ -274,6 +293,7 @@ class Agent:
         try:
             cfg = load_agent_config(self.config_path, self.overrides) if self.config_path else self.cfg
             pipe = build_pipeline(cfg, self.config_path or "config", self._action_done)
+            ensure_firewalls(pipe, self.config_path or "config")
         except JengaError as exc:
             self.metrics.reloads.inc(result="failed")
             self.reloads["failed"] += 1

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
+import os
+import shutil
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
+from ..contract.errors import ActionError
 from ..contract.typed import Invalid, doc
 from .base import ActionConfig, IpAddress, check_ident, check_program, outcome, parse_address, run_command, short
 
@@ -13,12 +16,16 @@ from .base import ActionConfig, IpAddress, check_ident, check_program, outcome, 
 class Config(ActionConfig, tag="firewall", kw_only=True):
     """Add the alert's address to a blocklist set, with a timeout. Dry-run by default.
 
-    The set must already exist (the agent only adds elements): for nftables,
-    e.g. ``nft add set inet jenga blocklist '{ type ipv4_addr; flags timeout; }'``
-    and a rule that drops ``ip saddr @blocklist`` (same for ``blocklist6`` with
-    ``ipv6_addr``/``ip6 saddr``). For ipset, ``ipset create jenga-block hash:ip
-    timeout 0`` (and ``family inet6`` for ``jenga-block6``); the iptables rule
-    that uses the set is the gateway's firewall setup, or the set blocks nothing.
+    The sets must exist before the agent adds elements. ``jenga-edge firewall
+    init --config FILE`` (or ``ensure: true``, at start and on reload) creates
+    them idempotently. For nftables, it creates the table (its own, ``jenga``
+    by default), the sets ``blocklist`` (``ipv4_addr``) and ``blocklist6``
+    (``ipv6_addr``) with ``flags timeout``, and ``input`` and ``forward`` chains
+    that drop ``ip saddr @blocklist`` and ``ip6 saddr @blocklist6`` (only that
+    table is touched; its two chains are flushed and refilled, so running it
+    twice changes nothing). For ipset it creates ``jenga-block`` and
+    ``jenga-block6`` (``hash:ip timeout 0``); the iptables rule that uses them is
+    the gateway's firewall setup, or the sets block nothing.
     """
 
     backend: Annotated[Literal["nftables", "ipset"], doc("which tool adds the element")] = "nftables"
@@ -38,6 +45,9 @@ class Config(ActionConfig, tag="firewall", kw_only=True):
         ),
     ] = 3600
     dry_run: Annotated[bool, doc("record the argv, run nothing (the safe default)")] = True
+    ensure: Annotated[
+        bool, doc("create the table, sets and drop rules at start and on reload (see `jenga-edge firewall init`)")
+    ] = False
     nft_path: Annotated[str, doc("nft: a program name (looked up in PATH) or an absolute path")] = "nft"
     ipset_path: Annotated[str, doc("ipset: a program name or an absolute path")] = "ipset"
     command_timeout_s: Annotated[float, doc("kill the command after this", ge=0.1, le=300.0)] = 5.0
@@ -52,11 +62,26 @@ class Config(ActionConfig, tag="firewall", kw_only=True):
     def __post_init__(self) -> None:
         for key in ("family", "table", "set", "set6", "ipset", "ipset6"):
             check_ident(key, getattr(self, key))
+        if self.backend == "nftables" and self.family not in _SADDR:
+            raise Invalid(
+                "family",
+                f"expected one of {', '.join(_SADDR)} (a family that filters by address), got {short(self.family)}",
+            )
         if not self.ip_field:
             raise Invalid("ip_field", "expected an alert key, got ''")
         check_program("nft_path", self.nft_path, absolute=False)
         check_program("ipset_path", self.ipset_path, absolute=False)
         self.allowlist_networks()  # raises on a bad entry
+
+    def program_key(self) -> str:
+        """The key of the program this backend runs."""
+        return "nft_path" if self.backend == "nftables" else "ipset_path"
+
+    def missing_program(self) -> str | None:
+        """Why the live command cannot run on this machine (the tool is not there), or None."""
+        prog = getattr(self, self.program_key())
+        found = shutil.which(prog) if not os.path.isabs(prog) else os.access(prog, os.X_OK)
+        return None if found else f"{prog!r} not found or not executable"
 
     def allowlist_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
         nets = []
@@ -68,6 +93,10 @@ class Config(ActionConfig, tag="firewall", kw_only=True):
                     f"allowlist[{i}]", f"expected an address or network like '10.0.0.0/8', got {short(entry)}"
                 ) from None
         return nets
+
+
+# nftables families whose tables can drop by source address, and the sets they use.
+_SADDR = {"inet": ("ip", "ip6"), "ip": ("ip",), "ip6": ("ip6",)}
 
 
 def never_block(addr: IpAddress) -> str:
@@ -124,6 +153,47 @@ class FirewallAction:
             argv += ["timeout", str(c.timeout_s)]
         return [*argv, "-exist"]
 
+    def init_argvs(self) -> list[list[str]]:
+        """The commands that create the sets `run` adds to, and the rules that use them.
+        Each is idempotent: nft's `add` leaves what exists, and the table's own chains
+        are flushed before their rules are added, so a second run changes nothing."""
+        c = self.config
+        if c.backend == "ipset":
+            return [
+                [c.ipset_path, "create", c.ipset, "hash:ip", "timeout", "0", "-exist"],
+                [c.ipset_path, "create", c.ipset6, "hash:ip", "family", "inet6", "timeout", "0", "-exist"],
+            ]
+        nft, fam, table = c.nft_path, c.family, c.table
+        sets = {"ip": (c.set, "ipv4_addr"), "ip6": (c.set6, "ipv6_addr")}
+        argvs = [[nft, "add", "table", fam, table]]
+        for proto in _SADDR[fam]:
+            name, kind = sets[proto]
+            argvs.append([nft, "add", "set", fam, table, name, f"{{ type {kind}; flags timeout; }}"])
+        for hook in ("input", "forward"):
+            # Before most filter chains (priority 0), so a blocked source is dropped early.
+            argvs.append([nft, "add", "chain", fam, table, hook, f"{{ type filter hook {hook} priority -10; }}"])
+            argvs.append([nft, "flush", "chain", fam, table, hook])
+            for proto in _SADDR[fam]:
+                argvs.append([nft, "add", "rule", fam, table, hook, proto, "saddr", f"@{sets[proto][0]}", "drop"])
+        return argvs
+
+    def init(self) -> list[dict[str, Any]]:
+        """Run (or, dry-run, record) `init_argvs`; stops at the first failure. One outcome each."""
+        c = self.config
+        tool = "nft" if c.backend == "nftables" else "ipset"
+        outs = []
+        for argv in self.init_argvs():
+            if c.dry_run:
+                outs.append(
+                    outcome(self.type, self.target, dry_run=True, argv=argv, result="dry_run", reason="would run")
+                )
+                continue
+            result, reason, _ = run_command(argv, c.command_timeout_s, tool)
+            outs.append(outcome(self.type, self.target, dry_run=False, argv=argv, result=result, reason=reason))
+            if result != "ok":
+                break
+        return outs
+
     def run(self, alert: Mapping[str, Any]) -> dict[str, Any]:
         c = self.config
         addr, why = parse_address(alert.get(c.ip_field) if isinstance(alert, Mapping) else None)
@@ -175,6 +245,26 @@ class FirewallAction:
         if result == "ok":
             reason = f"blocked {addr}" + (f" for {c.timeout_s}s" if c.timeout_s else "")
         return outcome(self.type, target, dry_run=False, argv=argv, result=result, reason=reason, address=str(addr))
+
+
+def check_live(name: str, config: Config) -> None:
+    """A live (not dry-run) firewall action needs its tool on this machine: refused at
+    `validate` and at start, not on the first alert."""
+    if not config.dry_run:
+        why = config.missing_program()
+        if why:
+            raise ActionError(
+                f"actions.{name}.{config.program_key()}: {why}; install it, give its absolute path, "
+                "or set dry_run: true"
+            )
+
+
+def ensure(name: str, action: FirewallAction) -> None:
+    """`ensure: true`: create the sets and rules now (idempotent); a failure names the command."""
+    if action.config.ensure:
+        outs = action.init()
+        if outs and outs[-1]["result"] == "failed":
+            raise ActionError(f"actions.{name}: firewall init failed: {outs[-1]['reason']}")
 
 
 def build(config: Config, context: Any = None) -> FirewallAction:

@@ -28,6 +28,10 @@ class BundleError(JengaError):
     """A bundle or model directory is missing, foreign or fails verification."""
 
 
+class ActionError(JengaError):
+    """An action cannot be set up on this machine (its tool is missing, its firewall init failed)."""
+
+
 class EventError(JengaError):
     """One event cannot be scored; `field` names the offending field if any."""
 
