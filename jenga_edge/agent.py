@@ -76,7 +76,7 @@ def build_pipeline(
         raise ConfigError(f"{source}: {exc}") from None
     # Raw values the alerts and rule conditions read, besides the model's inputs.
     wanted = list(dict.fromkeys([*cfg.event.keys, *cfg.event.fields, *sorted(rules.fields)]))
-    decoder = EventDecoder(scorer.schema, cfg.event.mapping, wanted)
+    decoder = EventDecoder(scorer.schema, cfg.event.mapping, wanted, cfg.event.min_present)
     try:
         for name, action_cfg in cfg.actions.items():
             if isinstance(action_cfg, firewall.Config):

@@ -85,15 +85,17 @@ def check_lines(
     tasks: Sequence[str] | None = None,
     explain: int = 3,
     mapping: dict[str, str] | None = None,
+    min_present: int = 1,
 ) -> list[EventResult]:
     """`mapping` (an agent config's event.mapping) lets an analyst check raw
-    records such as Suricata eve.json the way the agent would score them."""
+    records such as Suricata eve.json the way the agent would score them;
+    `min_present` (event.min_present) rejects events with fewer of the schema's fields."""
     first = _first_keys(lines)
     if mapping:
         first = [*first, *mapping]  # mapped names count as present for picking the schema
     names = pick_tasks(bundle, first, tasks)
     scorer = Scorer(bundle, names)
-    decoder = EventDecoder(scorer.schema, mapping)
+    decoder = EventDecoder(scorer.schema, mapping, min_present=min_present)
     batch = decoder.decode(lines)
     results: dict[int, EventResult] = {
         r.index: EventResult(r.index + 1, False, reason=r.reason, field=r.field, message=r.message)

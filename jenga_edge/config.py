@@ -81,6 +81,14 @@ class EventConfig(Config, kw_only=True):
         default_factory=lambda: ["src_ip", "dest_ip", "dest_port"]
     )
     fields: Annotated[list[str], doc("more event fields, under the alert's `fields`")] = []
+    min_present: Annotated[
+        int,
+        doc(
+            "reject an event with fewer of the schema's features present (reason too_sparse, the missing ones "
+            "named) rather than impute them all into a verdict; 0 turns the check off",
+            ge=0,
+        ),
+    ] = 1
 
 
 class AgentConfig(Config, kw_only=True):

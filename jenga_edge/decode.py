@@ -96,8 +96,17 @@ class EventDecoder:
     """Decode events for one schema. `mapping` maps feature (and key field)
     names to dotted paths in the event; unmapped names are read at the top level."""
 
-    def __init__(self, schema: FeatureSchema, mapping: dict[str, str] | None = None, key_fields: Sequence[str] = ()):
+    def __init__(
+        self,
+        schema: FeatureSchema,
+        mapping: dict[str, str] | None = None,
+        key_fields: Sequence[str] = (),
+        min_present: int = 0,
+    ):
         self.schema = schema
+        # An event with fewer of the schema's fields than this is rejected (too_sparse):
+        # imputing all of them would turn an unrelated record into a confident verdict.
+        self.min_present = min(min_present, len(schema.features))
         mapping = dict(mapping or {})
         self.paths = {f.name: mapping.get(f.name, f.name) for f in schema.features}
         self.key_paths = {k: mapping.get(k, k) for k in key_fields if k not in self.paths}
@@ -193,7 +202,10 @@ class EventDecoder:
         keys = dict(zip(self._key_order, key_values))
         rejects: list[Reject] = []
         if accepted:
-            self._check_missing(num, cat, ok, rejects)
+            cat_present = cat >= 0 if self.min_present else None  # before missing becomes OOV
+            self._check_missing(num, cat, ok, rejects)  # first, as tier 2 reports a required field first
+            if cat_present is not None:
+                self._check_sparse(~np.isnan(num), cat_present, ok, list(range(n)), rejects)
         if slow.any():
             self._merge_slow(lines, oversize, np.flatnonzero(slow), num, cat, keys, ok, rejects)
         keep = np.flatnonzero(ok)
@@ -234,6 +246,32 @@ class EventDecoder:
                         list(range(len(ok))),
                         rejects,
                     )
+
+    def _check_sparse(
+        self,
+        num_present: npt.NDArray[np.bool_],
+        cat_present: npt.NDArray[np.bool_],
+        ok: npt.NDArray[np.bool_],
+        index: list[int],
+        rejects: list[Reject],
+    ) -> None:
+        """Reject rows with fewer than `min_present` of the schema's fields, naming what is missing."""
+        count = num_present.sum(axis=1) + cat_present.sum(axis=1)
+        total = len(self.schema.features)
+        for r in np.flatnonzero((count < self.min_present) & ok):
+            ok[r] = False
+            absent = {f.name for f, p in zip(self.schema.numeric, num_present[r]) if not p}
+            absent |= {f.name for f, p in zip(self.schema.categorical, cat_present[r]) if not p}
+            missing = [f.name for f in self.schema.features if f.name in absent]  # in schema order
+            shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
+            rejects.append(
+                Reject(
+                    index[r],
+                    "too_sparse",
+                    None,
+                    f"{count[r]} of {total} features present, at least {self.min_present} needed; missing: {shown}",
+                )
+            )
 
     def _merge_slow(
         self,
@@ -317,8 +355,13 @@ class EventDecoder:
         ok = np.ones(n, dtype=bool)
         num = self._numeric_block(events, ok, index, rejects)
         cat = np.empty((n, len(self.schema.categorical)), dtype=np.int64)
+        cat_present = np.empty((n, len(self.schema.categorical)), dtype=bool)
         for j, f in enumerate(self.schema.categorical):
-            cat[:, j] = self._categorical_column(f, [self._get[f.name](e) for e in events], ok, index, rejects)
+            values = [self._get[f.name](e) for e in events]
+            cat_present[:, j] = [v is not None for v in values]
+            cat[:, j] = self._categorical_column(f, values, ok, index, rejects)
+        if self.min_present:
+            self._check_sparse(~np.isnan(num), cat_present, ok, index, rejects)
         keys = {k: [self._get[k](e) for e in events] for k in self.key_names if k in self._get}
         if not ok.all():
             keep = np.flatnonzero(ok)

@@ -53,17 +53,18 @@ def check(
     from ..check import check_lines, exit_code, render
 
     lines = _input(event, path)
-    mapping = None
+    mapping, min_present = None, 1
     if config_path:
         from ..config import load_agent_config
 
         cfg = load_agent_config(config_path)
-        mapping = cfg.event.mapping
+        mapping, min_present = cfg.event.mapping, cfg.event.min_present
         bundle = bundle or cfg.agent.bundle
     if not bundle:
         raise click.UsageError("give --bundle DIR (or --config FILE whose agent.bundle names one)")
     b = verify_bundle(bundle)
-    results = check_lines(b, lines, [t for t in (tasks or "").split(",") if t] or None, explain, mapping)
+    wanted = [t for t in (tasks or "").split(",") if t] or None
+    results = check_lines(b, lines, wanted, explain, mapping, min_present)
     if as_json:
         for r in results:
             click.echo(json.dumps(r.to_json()))

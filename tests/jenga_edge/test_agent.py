@@ -60,12 +60,12 @@ MALFORMED = [
     b'{"protocol": {"x": 1}}',  # wrong_type
     b'"just a string"',  # not_object
     b"x" * 5000,  # oversize (max_line_bytes 4096)
+    b'{"unrelated": 1}',  # too_sparse: none of the schema's fields, not imputed into a verdict
 ]
-MALFORMED_REASONS = {"bad_json": 1, "not_object": 2, "wrong_type": 2, "non_finite": 2, "oversize": 1}
+MALFORMED_REASONS = {"bad_json": 1, "not_object": 2, "wrong_type": 2, "non_finite": 2, "oversize": 1, "too_sparse": 1}
 UNSEEN = [
-    b'{"dest_port": 31337, "protocol": "sctp", "packet_size": 100}',  # unseen categories, missing fields
-    b"{}",
-]  # everything missing: imputed
+    b'{"dest_port": 31337, "protocol": "sctp", "packet_size": 100}',  # unseen categories, missing fields: imputed
+]
 
 
 def batch(lines: list[bytes], origin: str = "test") -> Batch:

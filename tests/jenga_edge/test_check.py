@@ -293,14 +293,25 @@ def test_check_with_an_agent_config_mapping_scores_eve_records(network_bundle):
     assert r.exit_code in (0, 1), r.output
     out = json.loads(r.stdout)
     assert out["ok"] and "threat" in out["tasks"]
-    # without the mapping the same record has none of the schema's numeric fields
+    # without the mapping the same record has none of the schema's fields: refused, not imputed
     plain = cli("--bundle", str(network_bundle[0]), json.dumps(EVE), "--json")
-    assert json.loads(plain.stdout)["tasks"]["threat"]["score"] != out["tasks"]["threat"]["score"]
+    assert plain.exit_code == 2
+    refused = json.loads(plain.stdout)
+    assert refused["reason"] == "too_sparse" and refused["message"].startswith("0 of 7 features present")
+
+
+def test_an_empty_event_is_refused_not_given_a_verdict(network_bundle):
+    r = cli("--bundle", str(network_bundle[0]), "{}", "--json")
+    assert r.exit_code == 2 and json.loads(r.stdout)["reason"] == "too_sparse"
 
 
 def test_check_takes_the_bundle_from_the_config(network_bundle, tmp_path):
     cfg = tmp_path / "agent.yaml"
     cfg.write_text(f"agent: {{bundle: {network_bundle[0]}}}\nsources: [{{type: stdin}}]\n")
     r = cli(json.dumps(EVE), "--config", str(cfg), "--json")
+    assert r.exit_code == 2 and json.loads(r.stdout)["reason"] == "too_sparse"  # no mapping in this config
+    lenient = cfg.with_name("lenient.yaml")
+    lenient.write_text(cfg.read_text() + "event: {min_present: 0}\n")
+    r = cli(json.dumps(EVE), "--config", str(lenient), "--json")
     assert r.exit_code in (0, 1), r.output
-    assert json.loads(r.stdout)["ok"]
+    assert json.loads(r.stdout)["ok"]  # event.min_present comes from the config too

@@ -454,7 +454,8 @@ def test_unknown_keys_list_the_kinds_own_keys():
     )
     assert from_dict_error(actions={"fw": {"type": "firewall", "tabel": "x"}}) == (
         "cfg: actions.fw.tabel: unknown key (did you mean 'table'?); expected one of: backend, family, table, "
-        "set, set6, ipset, ipset6, ip_field, timeout_s, dry_run, ensure, nft_path, ipset_path, command_timeout_s, allowlist"
+        "set, set6, ipset, ipset6, ip_field, timeout_s, dry_run, ensure, nft_path, ipset_path, command_timeout_s, "
+        "allowlist"
     )
 
 

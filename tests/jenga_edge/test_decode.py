@@ -533,3 +533,44 @@ def test_a_boolean_numeric_string_is_judged_the_same_alone_and_in_any_batch():
     syn = NUM_NAMES.index("syn")
     assert alone.num[0, syn] == 0.0 and mixed.num[:, syn].tolist() == [0.0, 1.0]
     assert [(r.index, r.reason, r.field) for r in mixed.rejects] == [(2, "wrong_type", "syn")]
+
+
+# --- too sparse: an event with few of the schema's fields is not imputed into a verdict ---------
+
+
+def test_an_event_with_too_few_fields_is_rejected_naming_the_missing_ones():
+    dec = EventDecoder(SCHEMA, min_present=3)
+    rows = [
+        {"request_count": 1},  # 1 of 7
+        {"request_count": 1, "packet_size": 60, "port": 22},  # 3 of 7: enough
+        {"request_count": 1, "protocol": None, "syn": None, "flow": {"x": 1}},  # nulls are missing too
+        {"packet_size": 60, "port": 22, "protocol": "tcp"},  # a required field missing: that reason first
+    ]
+    batch = dec.decode(lines_of(rows))
+    assert batch.index == [1]
+    got = {(r.index, r.reason, r.field) for r in batch.rejects}
+    assert got == {(0, "too_sparse", None), (2, "too_sparse", None), (3, "missing_field", "request_count")}
+    first = next(r for r in batch.rejects if r.index == 0)
+    assert first.message == (
+        "1 of 7 features present, at least 3 needed; missing: packet_size, port, duration, protocol, syn, bytes_sent"
+    )
+
+
+def test_both_decoding_tiers_reject_the_same_sparse_events():
+    dec = EventDecoder(make_schema(strict_field=False), min_present=2)
+    rng = random.Random(7)
+    rows = [{k: v for k, v in random_valid_row(rng).items() if rng.random() < 0.3} for _ in range(400)]
+    lines = lines_of(rows)
+    fast, slow = dec.decode(lines), dec._decode_slow(lines)
+    assert fast.index == slow.index
+    assert [(r.index, r.reason, r.message) for r in fast.rejects] == [
+        (r.index, r.reason, r.message) for r in slow.rejects
+    ]
+    assert Counter(r.reason for r in fast.rejects)["too_sparse"] > 20
+
+
+def test_min_present_zero_imputes_an_empty_event_as_before():
+    batch = EventDecoder(make_schema(strict_field=False), min_present=0).decode([b"{}"])
+    assert batch.index == [0] and batch.rejects == []
+    capped = EventDecoder(make_schema(strict_field=False), min_present=99)  # more than the schema has: all of them
+    assert capped.min_present == 7
