@@ -171,7 +171,7 @@ class SyslogSink:
                 if self._sock is None:
                     self._open_datagram()
                 assert self._sock is not None
-                self._sock.sendto(msg, self._addr)
+                self._sock.send(msg)
                 self.sent += 1
             except OSError as exc:
                 self._fail(exc, 1)
@@ -186,6 +186,10 @@ class SyslogSink:
             family, _, _, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
             sock = socket.socket(family, socket.SOCK_DGRAM)
         sock.settimeout(self.config.timeout_s)
+        # Connected, so a collector that is down is seen: the ICMP "port unreachable" it
+        # causes fails a later send (ECONNREFUSED), and those alerts are counted as lost.
+        # UDP confirms nothing else; only the first alert after each refusal goes unseen.
+        sock.connect(addr)
         self._sock, self._addr = sock, addr
 
     def _send_tcp(self, messages: list[bytes]) -> None:

@@ -449,6 +449,21 @@ def test_syslog_over_udp(tmp_path):
     assert json.loads(second["msg"]) == alerts[1]
 
 
+def test_syslog_over_udp_counts_what_a_collector_that_is_down_refuses():
+    """UDP confirms nothing, but a connected socket sees the ICMP "port unreachable" a
+    closed port answers with: from the second alert on, refused sends are counted lost."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again when the block ends: nothing listens
+    sink = SyslogSink(syslog.Config(target=f"udp://127.0.0.1:{port}", facility="local0"))
+    lost = 0
+    for _ in range(10):
+        lost += sink.write_batch([make_alert(0)])
+        time.sleep(0.01)  # let the ICMP error reach the socket
+    sink.close()
+    assert lost >= 4 and sink.dropped == lost and "ConnectionRefusedError" in (sink.last_error or "")
+
+
 def test_syslog_sd_escaping_and_hostname_override():
     alert = make_alert(task='a"b\\c]d', src_ip=None)
     msg = syslog_message(alert, 16, hostname="my host")
