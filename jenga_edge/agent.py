@@ -385,6 +385,8 @@ class Agent:
             alert["output"] = render_output(rule.cfg.output, {**values, **alert})
         if rule.cfg.tags:
             alert["tags"] = rule.cfg.tags
+        if rule.cfg.target:
+            alert["target"] = {"field": rule.cfg.target, "value": keys[rule.cfg.target][row]}
         acts = [a for a in rule.cfg.actions if a != RESERVED_ACTION]
         if acts:
             target = keys[rule.cfg.key][row] if rule.cfg.key else alert.get("src_ip")

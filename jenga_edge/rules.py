@@ -77,6 +77,14 @@ class RuleConfig(Config, kw_only=True):
     severity: Annotated[list[SeverityBand], doc("priorities by score, over `priority`")] = []
     key: Annotated[str | None, doc("the event field that identifies who alerts (for cooldown and actions)")] = None
     cooldown_s: Annotated[float, doc("after an alert, the same key is quiet this long (0: every event)", ge=0.0)] = 0.0
+    target: Annotated[
+        str | None,
+        doc(
+            "the event field whose address the rule's firewall actions block (the initiator: "
+            "src_ip for flows, the client for records written from the server's side); default: "
+            "each action's ip_field"
+        ),
+    ] = None
     actions: Annotated[list[str], doc("alert, and the names of configured actions to run")] = msgspec.field(
         default_factory=lambda: ["alert"]
     )
@@ -181,6 +189,7 @@ class Rule:
         return (
             set(self.cfg.condition)
             | ({self.cfg.key} if self.cfg.key else set())
+            | ({self.cfg.target} if self.cfg.target else set())
             | set(re.findall(r"%([A-Za-z_][A-Za-z0-9_]*)", self.cfg.output))
         )
 

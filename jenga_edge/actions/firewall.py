@@ -136,8 +136,16 @@ class FirewallAction:
             return f"{c.family} {c.table} {c.set6 if v6 else c.set}"
         return c.ipset6 if v6 else c.ipset
 
+    def _source(self, alert: Mapping[str, Any]) -> tuple[Any, str]:
+        """(the address to block, where it came from): the rule's `target` when it names
+        one (its value in the alert's `target`), else the alert's `ip_field`."""
+        target = alert.get("target") if isinstance(alert, Mapping) else None
+        if isinstance(target, Mapping) and "field" in target:
+            return target.get("value"), f"target {target['field']}"
+        return (alert.get(self.config.ip_field) if isinstance(alert, Mapping) else None), self.config.ip_field
+
     def addresses(self, alert: Mapping[str, Any]) -> list[Any]:
-        return [alert.get(self.config.ip_field)]
+        return [self._source(alert)[0]]
 
     def argv(self, addr: IpAddress) -> list[str]:
         """The command for one already-validated address (canonical text only)."""
@@ -196,7 +204,8 @@ class FirewallAction:
 
     def run(self, alert: Mapping[str, Any]) -> dict[str, Any]:
         c = self.config
-        addr, why = parse_address(alert.get(c.ip_field) if isinstance(alert, Mapping) else None)
+        value, origin = self._source(alert)
+        addr, why = parse_address(value)
         if addr is None:
             return outcome(
                 self.type,
@@ -204,7 +213,7 @@ class FirewallAction:
                 dry_run=c.dry_run,
                 argv=None,
                 result="skipped",
-                reason=f"{why} (from {c.ip_field})",
+                reason=f"{why} (from {origin})",
             )
         target = self.target_for(addr)
         kind = never_block(addr)

@@ -544,6 +544,44 @@ def test_allowlist_protects_the_address_the_firewall_would_block(network_bundle,
     )
 
 
+def test_a_rules_target_names_the_address_its_firewall_action_blocks(network_bundle, tmp_path):
+    from jenga_edge.agent import Agent
+    from jenga_edge.config import load_agent_config
+
+    ev = malicious_events(300, "198.51.100.9")
+    rule = {"rule": "r", "task": "threat", "threshold": 0.0, "actions": ["alert", "firewall"]}
+    cfg = write_config(
+        tmp_path,
+        network_bundle[0],
+        [{"type": "stdin"}],
+        rules=[{**rule, "target": "dest_ip"}, {**rule, "rule": "default"}],
+        actions={"firewall": {"dry_run": True}},
+        rate_limit={"max_actions": 100000, "per_seconds": 1},
+    )
+    agent = Agent(load_agent_config(cfg), log=lambda s: None)
+    alerts = agent.process(batch(ev))
+    targeted = [a for a in alerts if a["rule"] == "r"]
+    assert targeted and len(targeted) * 2 == len(alerts)
+    for a in targeted:
+        assert a["target"] == {"field": "dest_ip", "value": a["dest_ip"]}
+        assert a["actions"][0]["address"] == a["dest_ip"] != "198.51.100.9"
+    # without a target the firewall's ip_field (src_ip) is blocked, as before
+    assert {a["actions"][0]["address"] for a in alerts if a["rule"] == "default"} == {"198.51.100.9"}
+    # the allowlist protects the target: every destination allowlisted, the source not
+    cfg2 = write_config(
+        tmp_path,
+        network_bundle[0],
+        [{"type": "stdin"}],
+        rules=[{**rule, "target": "dest_ip"}, {**rule, "rule": "default"}],
+        allowlist=sorted({json.loads(e)["dest_ip"] for e in ev}),
+        actions={"firewall": {"dry_run": True}},
+        rate_limit={"max_actions": 100000, "per_seconds": 1},
+    )
+    agent2 = Agent(load_agent_config(cfg2), log=lambda s: None)
+    results = {(a["rule"], a["actions"][0]["result"]) for a in agent2.process(batch(ev))}
+    assert results == {("r", "skipped"), ("default", "dry_run")}
+
+
 def test_reload_keeps_cooldowns_and_reports_restart_only_changes(network_bundle, tmp_path):
     from jenga_edge.agent import Agent
     from jenga_edge.config import load_agent_config
