@@ -315,3 +315,22 @@ def test_check_takes_the_bundle_from_the_config(network_bundle, tmp_path):
     r = cli(json.dumps(EVE), "--config", str(lenient), "--json")
     assert r.exit_code in (0, 1), r.output
     assert json.loads(r.stdout)["ok"]  # event.min_present comes from the config too
+
+
+def test_the_soc_profile_scores_only_the_flow_records_of_real_eve_json(network_bundle, tmp_path):
+    """Real Suricata output (tests/fixtures/suricata): netflow, dns and http records lack
+    the flow fields and are refused as too_sparse, not imputed into a verdict."""
+    import gzip
+
+    eve = tmp_path / "eve.json"
+    with gzip.open(REPO / "tests/fixtures/suricata/benign_http-dns_wikipedia.eve.json.gz") as fh:
+        eve.write_bytes(fh.read())
+    soc = str(REPO / "firmware_configs/soc_sensor_suricata.yaml")
+    r = cli("--bundle", str(network_bundle[0]), "-f", str(eve), "--json", "--config", soc)
+    results = [json.loads(line) for line in r.stdout.splitlines()]
+    types = [json.loads(line)["event_type"] for line in eve.read_text().splitlines()]
+    assert len(results) == len(types) == 133
+    scored = {t for t, res in zip(types, results) if res["ok"]}
+    refused = {t for t, res in zip(types, results) if not res["ok"] and res["reason"] == "too_sparse"}
+    assert scored == {"flow"} and refused == {"netflow", "dns", "http"}
+    assert sum(res["ok"] for res in results) == types.count("flow") == 34
