@@ -42,6 +42,7 @@ from .timestamps import iso_utc
 DEAD_LETTER_LINE_MAX = 4096
 IDLE_POLL_S = 0.1
 WAIT_GRACE_S = 2.0  # a source waiting longer is reported (a log rotation's gap is shorter)
+WAIT_CHECK_S = 0.5  # how often the loop looks at its sources' waiting state
 
 
 @dataclass
@@ -198,6 +199,7 @@ class Agent:
     def _loop(self) -> None:
         b = self.cfg.batching
         next_stats = time.monotonic() + (self.cfg.metrics.stats_interval_s or float("inf"))
+        next_wait_check = 0.0
         while True:
             if self._reload_requested:
                 self._reload()
@@ -214,7 +216,9 @@ class Agent:
             elif (self._stopping or self._sources_done()) and self.queue.depth() == 0:
                 return
             self._sync_drops()
-            self._sync_waiting()
+            if time.monotonic() >= next_wait_check:  # a few times a second, not once per batch
+                self._sync_waiting()
+                next_wait_check = time.monotonic() + WAIT_CHECK_S
             if time.monotonic() >= next_stats:
                 self.log(self.metrics.stats_line())
                 next_stats = time.monotonic() + self.cfg.metrics.stats_interval_s

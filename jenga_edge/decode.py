@@ -358,7 +358,8 @@ class EventDecoder:
         cat_present = np.empty((n, len(self.schema.categorical)), dtype=bool)
         for j, f in enumerate(self.schema.categorical):
             values = [self._get[f.name](e) for e in events]
-            cat_present[:, j] = [v is not None for v in values]
+            if self.min_present:
+                cat_present[:, j] = [v is not None for v in values]
             cat[:, j] = self._categorical_column(f, values, ok, index, rejects)
         if self.min_present:
             self._check_sparse(~np.isnan(num), cat_present, ok, index, rejects)

@@ -31,12 +31,7 @@ def build_actions(
     actions: dict[str, Action] = {}
     for name, cfg in configs.items():
         action = KINDS.build(cfg, ActionContext(name=name))
-        if action.slow:
-            worker = BackgroundAction(name, action)
-            if on_result is not None:
-                worker.on_result = on_result
-            action = worker
-        actions[name] = action
+        actions[name] = BackgroundAction(name, action, on_result=on_result) if action.slow else action
     return actions
 
 

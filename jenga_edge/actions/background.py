@@ -40,9 +40,10 @@ class BackgroundAction:
         name: str,
         action: Action,
         maxsize: int = 10_000,
-        on_result: Callable[[str, dict[str, Any]], None] = lambda name, outcome: None,
+        on_result: Callable[[str, dict[str, Any]], None] | None = None,
     ):
-        self.name, self.action, self.on_result = name, action, on_result
+        self.name, self.action = name, action
+        self.on_result = on_result or (lambda name, outcome: None)
         self.q: queue.Queue[dict[str, Any] | None] = queue.Queue(maxsize)
         self.delivered = self.failed = 0
         self.type: str = action.type

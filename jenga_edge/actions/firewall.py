@@ -147,6 +147,11 @@ class FirewallAction:
     def addresses(self, alert: Mapping[str, Any]) -> list[Any]:
         return [self._source(alert)[0]]
 
+    @property
+    def tool(self) -> str:
+        """The tool's name in outcomes and errors."""
+        return "nft" if self.config.backend == "nftables" else "ipset"
+
     def argv(self, addr: IpAddress) -> list[str]:
         """The command for one already-validated address (canonical text only)."""
         c = self.config
@@ -188,7 +193,6 @@ class FirewallAction:
     def init(self) -> list[dict[str, Any]]:
         """Run (or, dry-run, record) `init_argvs`; stops at the first failure. One outcome each."""
         c = self.config
-        tool = "nft" if c.backend == "nftables" else "ipset"
         outs = []
         for argv in self.init_argvs():
             if c.dry_run:
@@ -196,7 +200,7 @@ class FirewallAction:
                     outcome(self.type, self.target, dry_run=True, argv=argv, result="dry_run", reason="would run")
                 )
                 continue
-            result, reason, _ = run_command(argv, c.command_timeout_s, tool)
+            result, reason, _ = run_command(argv, c.command_timeout_s, self.tool)
             outs.append(outcome(self.type, self.target, dry_run=False, argv=argv, result=result, reason=reason))
             if result != "ok":
                 break
@@ -208,52 +212,33 @@ class FirewallAction:
         addr, why = parse_address(value)
         if addr is None:
             return outcome(
-                self.type,
-                self.target,
-                dry_run=c.dry_run,
-                argv=None,
-                result="skipped",
-                reason=f"{why} (from {origin})",
+                self.type, self.target, dry_run=c.dry_run, argv=None, result="skipped", reason=f"{why} (from {origin})"
             )
-        target = self.target_for(addr)
+
+        def done(result: str, reason: str, argv: list[str] | None = None, dry_run: bool = c.dry_run) -> dict[str, Any]:
+            return outcome(
+                self.type,
+                self.target_for(addr),
+                dry_run=dry_run,
+                argv=argv,
+                result=result,
+                reason=reason,
+                address=str(addr),
+            )
+
         kind = never_block(addr)
         if kind:
-            return outcome(
-                self.type,
-                target,
-                dry_run=c.dry_run,
-                argv=None,
-                result="skipped",
-                reason=f"refusing to block {kind} address {addr}",
-                address=str(addr),
-            )
+            return done("skipped", f"refusing to block {kind} address {addr}")
         for net in self._allow:
             if addr.version == net.version and addr in net:
-                return outcome(
-                    self.type,
-                    target,
-                    dry_run=c.dry_run,
-                    argv=None,
-                    result="skipped",
-                    reason=f"allowlisted by {net}",
-                    address=str(addr),
-                )
+                return done("skipped", f"allowlisted by {net}")
         argv = self.argv(addr)
         if c.dry_run:
-            return outcome(
-                self.type,
-                target,
-                dry_run=True,
-                argv=argv,
-                result="dry_run",
-                reason=f"would block {addr}",
-                address=str(addr),
-            )
-        tool = "nft" if c.backend == "nftables" else "ipset"
-        result, reason, _ = run_command(argv, c.command_timeout_s, tool)
+            return done("dry_run", f"would block {addr}", argv)
+        result, reason, _ = run_command(argv, c.command_timeout_s, self.tool)
         if result == "ok":
             reason = f"blocked {addr}" + (f" for {c.timeout_s}s" if c.timeout_s else "")
-        return outcome(self.type, target, dry_run=False, argv=argv, result=result, reason=reason, address=str(addr))
+        return done(result, reason, argv, dry_run=False)
 
 
 def check_live(name: str, config: Config) -> None:

@@ -131,10 +131,7 @@ class AgentMetrics:
     def stats_line(self) -> str:
         """One compact line, e.g. `received=1200 scored=1190 rejected=10 (bad_json=4) ...`."""
         s = self.snapshot()
-        rejected = f"rejected={_num(s['rejected'])}"
-        reasons = {k: v for k, v in sorted(s["rejected_by_reason"].items()) if v}
-        if reasons:
-            rejected += " (" + " ".join(f"{k}={_num(v)}" for k, v in reasons.items()) + ")"
+        rejected = _with_parts(f"rejected={_num(s['rejected'])}", s["rejected_by_reason"])
         failures = [
             _with_parts(f"sink_lost={_num(s['sink_lost'])}", s["sink_lost_by_sink"]),
             _with_parts(f"action_failed={_num(s['action_failures'])}", s["action_failures_by_action"]),

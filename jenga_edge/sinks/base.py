@@ -53,6 +53,21 @@ class Sink(Protocol):
         """Flush and release files and sockets; the sink is not used afterwards."""
 
 
+class FileSink:
+    """A sink on the appliance's own disk (JSONL, SQLite): it raises on a disk error rather
+    than lose alerts silently, so the agent dead-letters the batch's events instead. A kind
+    implements `_write`."""
+
+    last_error: str | None = None  # never set: a failure raises
+
+    def write_batch(self, alerts: list[dict[str, Any]]) -> int:
+        self._write(alerts)
+        return 0
+
+    def _write(self, alerts: list[dict[str, Any]]) -> None:
+        raise NotImplementedError
+
+
 ENCODER = msgspec.json.Encoder(enc_hook=str)
 
 

@@ -8,7 +8,7 @@ from typing import IO, Annotated, Any
 
 from ..contract.errors import ConfigError, DataError
 from ..contract.typed import Invalid, doc
-from .base import ENCODER, SinkConfig, SinkContext, encode
+from .base import ENCODER, FileSink, SinkConfig, SinkContext, encode
 from .fsync import Syncer, fsync_dir, make_syncer
 
 
@@ -33,7 +33,7 @@ class Config(SinkConfig, tag="jsonl", kw_only=True):
             raise Invalid("path", "expected a file path, got ''")
 
 
-class JsonlSink:
+class JsonlSink(FileSink):
     """Appends one compact JSON object per line; also the dead-letter writer
     (records ``{"timestamp", "source", "reason", "field", "message", "line"}``)."""
 
@@ -61,14 +61,6 @@ class JsonlSink:
         self._size = os.fstat(self._fh.fileno()).st_size
         if created and self.config.fsync:
             fsync_dir(self.path.parent)
-
-    last_error: str | None = None  # a file sink raises instead of losing alerts
-
-    def write_batch(self, alerts: list[dict[str, Any]]) -> int:
-        """Append the batch (one write, one fsync); raises on a disk error, so it never loses
-        an alert silently: the agent dead-letters the batch's events instead."""
-        self._write(alerts)
-        return 0
 
     def _write(self, alerts: list[dict[str, Any]]) -> None:
         if not alerts:

@@ -14,7 +14,7 @@ from ..contract.errors import ConfigError, DataError
 from ..contract.typed import Invalid, doc
 from ..priorities import at_least
 from ..timestamps import parse_time
-from .base import SinkConfig, SinkContext, dumps
+from .base import FileSink, SinkConfig, SinkContext, dumps
 
 if TYPE_CHECKING:  # sqlite3 is imported only when a store is configured or queried (~2 MB)
     import sqlite3
@@ -65,7 +65,7 @@ def _opt(value: Any, kind: type) -> Any:
         return None
 
 
-class SqliteSink:
+class SqliteSink(FileSink):
     """Stores alerts in SQLite (WAL mode, one transaction per batch)."""
 
     def __init__(self, config: Config):
@@ -81,14 +81,6 @@ class SqliteSink:
             self._rows = int(self._db.execute("SELECT COUNT(*) FROM alerts").fetchone()[0])
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(f"sqlite path {self.path}: cannot open the alert store: {exc}") from None
-
-    last_error: str | None = None  # a file sink raises instead of losing alerts
-
-    def write_batch(self, alerts: list[dict[str, Any]]) -> int:
-        """Append the batch (one write, one fsync); raises on a disk error, so it never loses
-        an alert silently: the agent dead-letters the batch's events instead."""
-        self._write(alerts)
-        return 0
 
     def _write(self, alerts: list[dict[str, Any]]) -> None:
         if not alerts:
