@@ -331,12 +331,13 @@ def _parity_rows(loaded, src: str, data: str | None, log: Callable[[str], None])
     cfg = loaded.meta["config"]
     scfg = cfg["sources"][src]
     if data:
-        rows = read_rows(data)[:PARITY_ROWS]
+        rows = read_rows(data, events=loaded.schemas[src].events)[:PARITY_ROWS]
         _check_parity_columns(loaded.schemas[src], rows, data, src, log)
         return rows, f"--data {data}"
     path = loaded.meta.get("data_paths", {}).get(src)
     if path and Path(path).is_file():
-        rows = read_rows(path, scfg.get("format", "auto"), scfg.get("columns"), scfg.get("limit"))
+        events = loaded.schemas[src].events
+        rows = read_rows(path, scfg.get("format", "auto"), scfg.get("columns"), scfg.get("limit"), events)
         t = cfg["training"]
         _, val = split_indices(len(rows), t["validation_fraction"], t["seed"])
         return [rows[i] for i in val[:PARITY_ROWS]], f"validation split of {path}"

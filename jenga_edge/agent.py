@@ -77,7 +77,11 @@ def build_pipeline(
         raise ConfigError(f"{source}: {exc}") from None
     # Raw values the alerts and rule conditions read, besides the model's inputs.
     wanted = list(dict.fromkeys([*cfg.event.keys, *cfg.event.fields, *sorted(rules.fields)]))
-    decoder = EventDecoder(scorer.schema, cfg.event.mapping, wanted, cfg.event.min_present)
+    ev = cfg.event
+    try:
+        decoder = EventDecoder(scorer.schema, ev.mapping, wanted, ev.min_present, ev.where, ev.normalize)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
     try:
         for name, action_cfg in cfg.actions.items():
             if isinstance(action_cfg, firewall.Config):
@@ -162,7 +166,7 @@ class Agent:
         self.first_scored_wall: float | None = None  # time.time() of the first scored event
         self.span: list[float | None] = [None, None]  # perf_counter: first batch start, last batch end
         self.busy_s = 0.0
-        self.counts = {"received": 0, "scored": 0, "rejected": 0, "alerts": 0}
+        self.counts = {"received": 0, "scored": 0, "filtered": 0, "rejected": 0, "alerts": 0}
         self.reloads = {"ok": 0, "failed": 0}
         self._drops_seen: dict[int, int] = {}
         self._waiting_since: dict[int, float] = {}  # source index -> monotonic time first seen waiting
@@ -445,10 +449,13 @@ class Agent:
             m.rejected.inc(n, reason=reason)
         for (task, priority), n in Counter((a["task"], a["priority"]) for a in alerts).items():
             m.alerts.inc(n, task=task, priority=priority)
+        if batch.filtered:
+            m.filtered.inc(len(batch.filtered))
         m.batch_seconds.observe(seconds)
         m.queue_depth.set(self.queue.depth())
         self.counts["received"] += len(lines)
         self.counts["scored"] += len(batch)
+        self.counts["filtered"] += len(batch.filtered)
         self.counts["rejected"] += len(batch.rejects)
         self.counts["alerts"] += len(alerts)
         if self.first_scored_wall is None and len(batch):
@@ -473,6 +480,7 @@ class Agent:
         return {
             "received": self.counts["received"],
             "scored": self.counts["scored"],
+            "filtered": self.counts["filtered"],
             "rejected": self.counts["rejected"],
             "alerts": self.counts["alerts"],
             "dropped": sum(s.dropped for s in self.sources),

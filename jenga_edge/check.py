@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .bundle import Bundle
+from .contract.events import Normalizer
 from .contract.schema import OOV_INDEX
 from .decode import EventDecoder
 from .score import Scorer, select_tasks
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
 EXIT_CLEAN, EXIT_THREAT, EXIT_BAD = 0, 1, 2
+FILTERED = "filtered"  # an EventResult's reason when the event model's filter set the event aside
 
 
 @dataclass
@@ -86,21 +88,29 @@ def check_lines(
     explain: int = 3,
     mapping: dict[str, str] | None = None,
     min_present: int = 1,
+    where: dict[str, Any] | None = None,
+    normalize: dict[str, Normalizer] | None = None,
 ) -> list[EventResult]:
-    """`mapping` (an agent config's event.mapping) lets an analyst check raw
-    records such as Suricata eve.json the way the agent would score them;
-    `min_present` (event.min_present) rejects events with fewer of the schema's fields."""
+    """`mapping`, `where` and `normalize` (an agent config's event section) let an
+    analyst check raw records such as Suricata eve.json the way the agent would
+    score them; `min_present` (event.min_present) rejects events with fewer of the
+    schema's fields."""
     first = _first_keys(lines)
     if mapping:
         first = [*first, *mapping]  # mapped names count as present for picking the schema
     names = pick_tasks(bundle, first, tasks)
     scorer = Scorer(bundle, names)
-    decoder = EventDecoder(scorer.schema, mapping, min_present=min_present)
+    decoder = EventDecoder(scorer.schema, mapping, min_present=min_present, where=where, normalize=normalize)
     batch = decoder.decode(lines)
     results: dict[int, EventResult] = {
         r.index: EventResult(r.index + 1, False, reason=r.reason, field=r.field, message=r.message)
         for r in batch.rejects
     }
+    conditions = ", ".join(f"{k}: {v}" for k, v in decoder.model.where.items())
+    for i in batch.filtered:
+        results[i] = EventResult(
+            i + 1, False, reason=FILTERED, message=f"not a record this model scores (where {conditions})"
+        )
     scores = scorer.score(batch.num, batch.cat)
     for row, i in enumerate(batch.index):
         verdicts = []
@@ -162,7 +172,7 @@ def _logit(p: npt.ArrayLike) -> npt.NDArray[np.float64]:
 def exit_code(results: list[EventResult]) -> int:
     if any(t.threat for r in results for t in r.tasks):
         return EXIT_THREAT
-    if not results or any(not r.ok for r in results):
+    if not results or any(not r.ok and r.reason != FILTERED for r in results):
         return EXIT_BAD
     return EXIT_CLEAN
 
@@ -170,6 +180,9 @@ def exit_code(results: list[EventResult]) -> int:
 def render(results: list[EventResult]) -> str:
     lines = []
     for r in results:
+        if r.reason == FILTERED:
+            lines.append(f"event {r.event}: filtered: {r.message}")
+            continue
         if not r.ok:
             lines.append(
                 f"event {r.event}: REJECTED {r.reason}" + (f" ({r.field})" if r.field else "") + f": {r.message}"

@@ -29,6 +29,7 @@ from . import actions, sinks, sources
 from .actions.base import ActionConfig
 from .actions.rate_limit import RateLimitConfig
 from .contract.errors import ConfigError
+from .contract.events import EventModel, Normalizer
 from .contract.typed import Config, apply_overrides, convert, doc, load_yaml
 from .framing import MAX_LINE_BYTES, MIN_LINE_BYTES
 from .kinds import default_types
@@ -75,7 +76,21 @@ class EventConfig(Config, kw_only=True):
 
     mapping: Annotated[
         dict[str, str],
-        doc("schema feature or key field -> dotted path in the event, e.g. bytes_sent: flow.bytes_toserver"),
+        doc(
+            "schema feature or key field -> dotted path in the event, e.g. bytes_sent: flow.bytes_toserver "
+            "(on top of the bundle's event model; `x[]` is the first element of list x)"
+        ),
+    ] = {}
+    where: Annotated[
+        dict[str, Any],
+        doc(
+            "more conditions records must meet to be scored (others are counted as filtered), on top "
+            "of the bundle's event model: field -> a value, a list, or operators as in rules"
+        ),
+    ] = {}
+    normalize: Annotated[
+        dict[str, Normalizer],
+        doc("normalizers for fields the bundle's event model leaves alone (rule and key fields), e.g. proto"),
     ] = {}
     keys: Annotated[list[str], doc("fields copied to the top level of every alert")] = msgspec.field(
         default_factory=lambda: ["src_ip", "dest_ip", "dest_port"]
@@ -89,6 +104,9 @@ class EventConfig(Config, kw_only=True):
             ge=0,
         ),
     ] = 1
+
+    def __post_init__(self) -> None:
+        EventModel(where=self.where, mapping=self.mapping, normalize=self.normalize)  # paths and conditions
 
 
 class AgentConfig(Config, kw_only=True):

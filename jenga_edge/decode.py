@@ -28,8 +28,13 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import numpy as np
 
-from .contract.errors import EventError
+from .contract import derive
+from .contract.conditions import condition_mask
+from .contract.errors import ConfigError, EventError
+from .contract.events import TIME_INPUTS, EventModel, Normalizer, Step, parse_path
 from .contract.schema import OOV_INDEX, Feature, FeatureSchema, category_key, to_boolean, to_number
+from .contract.typed import Invalid
+from .contract.values import parse_time
 from .event_queue import Lines
 from .native import fastjson as _fastjson  # None: tier 2 alone
 
@@ -57,44 +62,70 @@ class DecodedBatch:
     index: list[int]  # batch positions of the accepted events
     keys: dict[str, list[Any]]  # key/condition fields of accepted events, by name
     rejects: list[Reject] = field(default_factory=list)
+    filtered: list[int] = field(default_factory=list)  # batch positions the `where` filter dropped
 
     def __len__(self) -> int:
         return len(self.index)
 
 
 class _Tree:
-    """Nested msgspec Struct types mirroring the dotted paths that are read."""
+    """Nested msgspec Struct types mirroring the paths that are read (a key
+    followed by an index holds a list of what follows)."""
 
     def __init__(self) -> None:
         self.children: dict[str, _Tree] = {}
         self.leaves: dict[str, Any] = {}
+        self.lists: set[str] = set()
+        self.attrs: dict[str, str] = {}  # JSON key -> attribute, after build()
 
-    def add(self, parts: list[str], tp: Any) -> None:
-        if len(parts) == 1:
-            self.leaves[parts[0]] = tp
+    def add(self, steps: Sequence[Step], tp: Any) -> None:
+        key, rest = str(steps[0]), list(steps[1:])
+        listed = bool(rest) and type(rest[0]) is int
+        if listed:
+            rest = rest[1:]
+        known = key in self.children or key in self.leaves
+        if known and (key in self.lists) != listed:
+            raise ConfigError(f"event paths disagree on whether {key!r} holds a list")
+        if (rest and key in self.leaves) or (not rest and key in self.children):
+            raise ConfigError(f"event paths read {key!r} both as a value and as an object")
+        if listed:
+            self.lists.add(key)
+        if rest:
+            self.children.setdefault(key, _Tree()).add(rest, tp)
         else:
-            self.children.setdefault(parts[0], _Tree()).add(parts[1:], tp)
+            self.leaves[key] = tp
 
-    def build(self, name: str) -> tuple[type, dict[str, str]]:
-        """A Struct type and, per JSON key, the attribute name it lives under."""
-        fields, rename, attrs = [], {}, {}
+    def build(self, name: str) -> type:
+        """The Struct type; `attrs` then names each JSON key's attribute."""
+        fields, rename = [], {}
         for i, (key, sub) in enumerate(sorted(self.children.items())):
-            attr = f"c{i}"
-            sub_type, sub_attrs = sub.build(f"{name}_{i}")
-            fields.append((attr, sub_type | None, None))
-            rename[attr], attrs[key] = key, attr
-            attrs.update({f"{key}.{k}": f"{attr}.{v}" for k, v in sub_attrs.items()})
+            attr, sub_type = f"c{i}", sub.build(f"{name}_{i}")
+            fields.append((attr, (list[sub_type] if key in self.lists else sub_type) | None, None))  # type: ignore[valid-type]
+            rename[attr], self.attrs[key] = key, attr
         for i, (key, tp) in enumerate(sorted(self.leaves.items())):
             attr = f"v{i}"
-            fields.append((attr, tp, None))
-            rename[attr], attrs[key] = key, attr
-        struct = msgspec.defstruct(name, fields, rename=rename, omit_defaults=True)
-        return struct, attrs
+            fields.append((attr, list[tp] | None if key in self.lists else tp, None))  # type: ignore[valid-type]
+            rename[attr], self.attrs[key] = key, attr
+        return msgspec.defstruct(name, fields, rename=rename, omit_defaults=True)
+
+    def resolve(self, steps: Sequence[Step]) -> tuple[Step, ...]:
+        """The attribute names (and list indices) that lead to `steps`' value."""
+        out: list[Step] = []
+        node: _Tree | None = self
+        for step in steps:
+            assert node is not None
+            if type(step) is int:
+                out.append(step)
+                continue
+            out.append(node.attrs[str(step)])
+            node = node.children.get(str(step))
+        return tuple(out)
 
 
 class EventDecoder:
-    """Decode events for one schema. `mapping` maps feature (and key field)
-    names to dotted paths in the event; unmapped names are read at the top level."""
+    """Decode events for one schema, read with the schema's event model (if any)
+    and `mapping` on top (an agent config's event.mapping: name -> dotted path).
+    Unmapped names are read from the path they spell."""
 
     def __init__(
         self,
@@ -102,32 +133,49 @@ class EventDecoder:
         mapping: dict[str, str] | None = None,
         key_fields: Sequence[str] = (),
         min_present: int = 0,
+        where: dict[str, Any] | None = None,
+        normalize: dict[str, Normalizer] | None = None,
     ):
         self.schema = schema
-        # An event with fewer of the schema's fields than this is rejected (too_sparse):
+        try:
+            self.model = (schema.events or EventModel()).overlay(mapping, where, normalize)
+        except Invalid as exc:
+            raise ConfigError(f"event.{exc}") from None
+        model = self.model
+        # An event with fewer of the schema's features than this is rejected (too_sparse):
         # imputing all of them would turn an unrelated record into a confident verdict.
         self.min_present = min(min_present, len(schema.features))
-        mapping = dict(mapping or {})
-        self.paths = {f.name: mapping.get(f.name, f.name) for f in schema.features}
-        self.key_paths = {k: mapping.get(k, k) for k in key_fields if k not in self.paths}
-        self.key_names = list(key_fields)
-        tree = _Tree()
+        derived = model.derive
+        self.paths = {f.name: model.path(f.name) for f in schema.features if f.name not in derived}
+        self.key_names = list(dict.fromkeys([*key_fields, *model.where]))
+        self.key_paths = {k: model.path(k) for k in self.key_names if k not in self.paths and k not in derived}
+        self._derived_keys = [k for k in self.key_names if k in derived]
+        self._norm = {k: n for k, n in model.normalize.items() if k in self.key_names}
+        self._input_col, self._aux = self._inputs(schema, model)
+        tree, steps = _Tree(), {}
         # A key field may share a path with a feature (dest_port -> port): one
         # leaf, read raw; the feature's checks happen in the column code.
-        for path in {*self.paths.values(), *self.key_paths.values()}:
-            tree.add(path.split("."), Scalar)
-        self.struct, attrs = tree.build("Event")
+        reads = {**self.paths, **self.key_paths, **{name: model.path(name) for name, _ in self._aux}}
+        for name, path in reads.items():
+            steps[name] = parse_path(path)
+            tree.add(steps[name], Scalar)
+        self.struct = tree.build("Event")
         self._one: msgspec.json.Decoder[Any] = msgspec.json.Decoder(self.struct, strict=False)
-        self._get: dict[str, Callable[[Any], Any]] = {
-            n: _getter(attrs[p]) for n, p in {**self.paths, **self.key_paths}.items()
-        }
-        numeric_attrs = [attrs[self.paths[f.name]] for f in schema.numeric]
-        self._bool_cols = [j for j, f in enumerate(schema.numeric) if f.kind == "boolean"]
-        self._all_numeric = operator.attrgetter(*numeric_attrs) if numeric_attrs else None
+        self._get: dict[str, Callable[[Any], Any]] = {n: _getter(tree.resolve(st)) for n, st in steps.items()}
+        self._steps = steps
+        self._where_one = self._filter_decoder() if model.where else None
+        self._read_numeric = [f for f in schema.numeric if f.name not in derived]
+        self._read_cols = np.array([j for j, f in enumerate(schema.numeric) if f.name not in derived], dtype=np.intp)
+        self._bool_cols = [j for j, f in enumerate(self._read_numeric) if f.kind == "boolean"]
+        getters = [self._get[f.name] for f in self._read_numeric]
+        self._all_numeric: Callable[[Any], Any] | None = (lambda e: tuple(g(e) for g in getters)) if getters else None
+        flat = [tree.resolve(steps[f.name]) for f in self._read_numeric]
+        if flat and all(len(st) == 1 for st in flat):  # top-level fields: one C-level call per event
+            self._all_numeric = operator.attrgetter(*(str(st[0]) for st in flat))
         self._required_numeric = np.array(
             [j for j, f in enumerate(schema.numeric) if not f.allow_missing], dtype=np.intp
         )
-        self._vocab = {f.name: {c: i for i, c in enumerate(f.categories)} for f in schema.categorical}
+        self._vocab = {f.name: self._vocabulary(f) for f in schema.categorical}
         self._expected = {
             f.name: {
                 "numeric": "a number (or a numeric string)",
@@ -136,8 +184,52 @@ class EventDecoder:
             }[f.kind]
             for f in schema.features
         }
+        self._expected.update({n: "a time (ISO 8601 or epoch seconds)" if t else "a number" for n, t in self._aux})
 
-        self._plan = self._build_plan(_fastjson.Plan, attrs) if _fastjson is not None else None
+        self._plan = self._build_plan(_fastjson.Plan) if _fastjson is not None else None
+
+    def _inputs(self, schema: FeatureSchema, model: EventModel) -> tuple[dict[str, int], list[tuple[str, bool]]]:
+        """Where each derived field's inputs are: a numeric feature's own column, or
+        an extra (auxiliary) column after the schema's numeric ones; aux entries
+        are (name, is a time)."""
+        cols = {f.name: j for j, f in enumerate(schema.numeric) if f.kind == "numeric" and f.name not in model.derive}
+        wanted = set(schema.derived) | set(self._derived_keys)
+        aux: list[tuple[str, bool]] = []
+        for name, spec in model.derive.items():
+            if name not in wanted:
+                continue
+            is_time = isinstance(spec, TIME_INPUTS)
+            for inp in spec.inputs:
+                if inp in cols and not is_time:
+                    continue
+                if (inp, is_time) not in aux:
+                    if any(a == inp for a, _ in aux):
+                        raise ConfigError(f"event.derive.{name}: {inp!r} is read both as a time and as a number")
+                    aux.append((inp, is_time))
+        base = len(schema.numeric)
+        aux_cols = {name: base + i for i, (name, _) in enumerate(aux)}
+        return {**cols, **aux_cols}, aux
+
+    def _vocabulary(self, f: Feature) -> dict[str, int]:
+        """Category -> index; a normalizer's value map adds its sources (a raw value
+        that normalizes to a category is that category)."""
+        vocab = {c: i for i, c in enumerate(f.categories)}
+        norm = self.model.normalize.get(f.name)
+        if norm is not None:
+            for src, dst in norm.map.items():
+                vocab.setdefault(src, vocab.get(dst, OOV_INDEX))
+        return vocab
+
+    def _filter_decoder(self) -> msgspec.json.Decoder[Any]:
+        """Reads only the `where` fields: whether a record that fails the full
+        decode would have been filtered anyway (then it is not a reject)."""
+        tree = _Tree()
+        steps = {name: parse_path(self.model.path(name)) for name in self.model.where}
+        for st in steps.values():
+            tree.add(st, Any)
+        decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(tree.build("Where"), strict=False)
+        self._where_get = {n: _getter(tree.resolve(st)) for n, st in steps.items()}
+        return decoder
 
     # ------------------------------------------------------------------ API
     def decode(self, lines: Sequence[bytes], oversize: Sequence[bool] = ()) -> DecodedBatch:
@@ -152,22 +244,28 @@ class EventDecoder:
 
     def _decode_slow(self, lines: Sequence[bytes], oversize: Sequence[bool] = ()) -> DecodedBatch:
         rejects: list[Reject] = []
-        events, index = self._parse(lines, oversize, rejects)
-        return self._columns(events, index, rejects)
+        filtered: list[int] = []
+        events, index = self._parse(lines, oversize, rejects, filtered)
+        return self._columns(events, index, rejects, filtered)
 
     # ---------------------------------------------------------- tier 1 (C)
-    def _build_plan(self, plan: type[Plan], attrs: dict[str, str]) -> Plan | None:
+    def _build_plan(self, plan: type[Plan]) -> Plan | None:
         """The C extractor's plan: a tree of JSON keys whose leaves say which
-        column (numeric, boolean, categorical) or key field a value fills."""
+        column (numeric, boolean, categorical, time) or key field a value fills."""
+        if any(type(st) is int for steps in self._steps.values() for st in steps):
+            return None  # list elements: tier 2 reads them
         spec: dict[bytes, Any] = {}
         self._key_order = [k for k in self.key_names if k in self._get]
         targets: dict[str, list[tuple[int, int]]] = {}
         for j, f in enumerate(self.schema.numeric):
-            targets.setdefault(self.paths[f.name], []).append((_BOOL if f.kind == "boolean" else _NUM, j))
+            if f.name in self.paths:
+                targets.setdefault(self.paths[f.name], []).append((_BOOL if f.kind == "boolean" else _NUM, j))
         for j, f in enumerate(self.schema.categorical):
             targets.setdefault(self.paths[f.name], []).append((_CAT, j))
         for j, k in enumerate(self._key_order):
             targets.setdefault(self.paths.get(k) or self.key_paths[k], []).append((_KEY, j))
+        for name, is_time in self._aux:
+            targets.setdefault(self.model.path(name), []).append((_TIME if is_time else _NUM, self._input_col[name]))
         try:
             for path, leaf in targets.items():
                 node, parts = spec, path.split(".")
@@ -177,13 +275,19 @@ class EventDecoder:
             vocabs: tuple[dict[bytes, tuple[tuple[int, int], ...]], ...] = tuple(
                 {c.encode(): ((_CAT, i),) for c, i in self._vocab[f.name].items()} for f in self.schema.categorical
             )
-            return plan(spec, len(self.schema.numeric), len(self.schema.categorical), len(self._key_order), vocabs)
+            lower = tuple(self._lower(f.name) for f in self.schema.categorical)
+            width = len(self.schema.numeric) + len(self._aux)
+            return plan(spec, width, len(self.schema.categorical), len(self._key_order), vocabs, lower)
         except (TypeError, ValueError, AttributeError):  # a path both a leaf and an object: tier 2 only
             return None
 
+    def _lower(self, name: str) -> bool:
+        norm = self.model.normalize.get(name)
+        return norm is not None and norm.lower
+
     def _decode_fast(self, plan: Plan, lines: list[bytes] | Lines, oversize: Sequence[bool]) -> DecodedBatch:
         n, schema = len(lines), self.schema
-        num = np.empty((n, len(schema.numeric)), dtype=np.float64)
+        num = np.empty((n, len(schema.numeric) + len(self._aux)), dtype=np.float64)
         cat = np.empty((n, len(schema.categorical)), dtype=np.int64)
         key_values: list[list[Any]] = [[] for _ in self._key_order]
         status = np.empty(n, dtype=np.uint8)
@@ -199,22 +303,64 @@ class EventDecoder:
         if any(oversize):
             slow |= np.asarray(oversize, dtype=bool)
         ok = ~slow
-        keys = dict(zip(self._key_order, key_values))
+        keys = self._normalized(dict(zip(self._key_order, key_values)))
         rejects: list[Reject] = []
+        filtered = self._filter(keys, ok, list(range(n)))
         if accepted:
+            self._derive(num)
             cat_present = cat >= 0 if self.min_present else None  # before missing becomes OOV
             self._check_missing(num, cat, ok, rejects)  # first, as tier 2 reports a required field first
             if cat_present is not None:
-                self._check_sparse(~np.isnan(num), cat_present, ok, list(range(n)), rejects)
+                self._check_sparse(~np.isnan(num[:, : len(schema.numeric)]), cat_present, ok, list(range(n)), rejects)
+        self._derived_key_values(num, keys)
         if slow.any():
-            self._merge_slow(lines, oversize, np.flatnonzero(slow), num, cat, keys, ok, rejects)
+            self._merge_slow(lines, oversize, np.flatnonzero(slow), num, cat, keys, ok, rejects, filtered)
         keep = np.flatnonzero(ok)
+        num = num[:, : len(schema.numeric)]
         if len(keep) < n:
             num, cat = num[keep], cat[keep]
             rows = keep.tolist()
             keys = {k: [col[r] for r in rows] for k, col in keys.items()}
         rejects.sort(key=lambda r: r.index)
-        return DecodedBatch(num.astype(np.float32), cat, keep.tolist(), keys, rejects)
+        filtered.sort()
+        return DecodedBatch(num.astype(np.float32), cat, keep.tolist(), keys, rejects, filtered)
+
+    # ------------------------------------------------------ the event model
+    def _normalized(self, keys: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for k, norm in self._norm.items():
+            if k in keys:
+                keys[k] = [norm.apply(v) for v in keys[k]]
+        return keys
+
+    def _filter(self, keys: dict[str, list[Any]], ok: npt.NDArray[np.bool_], index: list[int]) -> list[int]:
+        """Rows (still ok) that the `where` filter drops: not ok any more, and
+        returned by their batch position."""
+        if not self.model.where:
+            return []
+        keep = np.ones(len(ok), dtype=bool)
+        for name, spec in self.model.where.items():
+            keep &= condition_mask(name, spec, keys[name])
+        out = np.flatnonzero(ok & ~keep)
+        ok[out] = False
+        return [index[r] for r in out.tolist()]
+
+    def _derive(self, num: npt.NDArray[np.float64]) -> None:
+        """Derived features into their columns (NaN where an input is missing)."""
+        cols = self._input_col
+        for j, f in enumerate(self.schema.numeric):
+            spec = self.model.derive.get(f.name)
+            if spec is not None:
+                values = derive.compute(spec, lambda name: num[:, cols[name]])
+                values[np.abs(values) > _F32_MAX] = np.nan  # beyond float32 (a ratio of huge counts): missing
+                num[:, j] = values
+
+    def _derived_key_values(self, num: npt.NDArray[np.float64], keys: dict[str, list[Any]]) -> None:
+        """Derived fields that rules or alerts read: a float, or None where missing."""
+        cols = self._input_col
+        for name in self._derived_keys:
+            j = next((j for j, f in enumerate(self.schema.numeric) if f.name == name), None)
+            values = num[:, j] if j is not None else derive.compute(self.model.derive[name], lambda n: num[:, cols[n]])
+            keys[name] = [None if v != v else v for v in values.tolist()]
 
     def _check_missing(
         self,
@@ -283,14 +429,15 @@ class EventDecoder:
         keys: dict[str, list[Any]],
         ok: npt.NDArray[np.bool_],
         rejects: list[Reject],
+        filtered: list[int],
     ) -> None:
-        """Lines tier 1 left alone go through tier 2; its rows and rejects
-        are put back at their places in the batch."""
+        """Lines tier 1 left alone go through tier 2; its rows, rejects and
+        filtered lines are put back at their places in the batch."""
         sub = self._decode_slow([lines[r] for r in rows], [bool(oversize[r]) for r in rows] if any(oversize) else ())
         ok[rows] = False
         at = rows[sub.index] if sub.index else np.empty(0, dtype=np.intp)
         ok[at] = True
-        num[at] = sub.num
+        num[at, : sub.num.shape[1]] = sub.num
         cat[at] = sub.cat
         for k, col in keys.items():
             values = sub.keys.get(k)
@@ -298,10 +445,11 @@ class EventDecoder:
                 for r, v in zip(at.tolist(), values):
                     col[r] = v
         rejects.extend(Reject(int(rows[r.index]), r.reason, r.field, r.message) for r in sub.rejects)
+        filtered.extend(int(rows[i]) for i in sub.filtered)
 
     # ---------------------------------------------------------------- parse
     def _parse(
-        self, lines: Sequence[bytes], oversize: Sequence[bool], rejects: list[Reject]
+        self, lines: Sequence[bytes], oversize: Sequence[bool], rejects: list[Reject], filtered: list[int]
     ) -> tuple[list[Any], list[int]]:
         # Each line is decoded on its own. (Joining a batch into one JSON array
         # is a little faster but lets crafted lines splice into each other and
@@ -322,7 +470,10 @@ class EventDecoder:
                 events.append(self._one.decode(line))
                 index.append(i)
             except msgspec.ValidationError as exc:
-                rejects.append(self._validation_reject(i, str(exc)))
+                if self._filtered_out(line):  # a record the filter drops need not have the fields' types
+                    filtered.append(i)
+                else:
+                    rejects.append(self._validation_reject(i, str(exc)))
             except msgspec.DecodeError as exc:
                 rejects.append(Reject(i, "bad_json", None, f"invalid JSON: {exc}"))
             except RecursionError:
@@ -331,13 +482,28 @@ class EventDecoder:
                 rejects.append(Reject(i, "bad_json", None, f"invalid JSON: {exc}"))
         return events, index
 
+    def _filtered_out(self, line: bytes) -> bool:
+        if self._where_one is None:
+            return False
+        try:
+            record = self._where_one.decode(line)
+        except (msgspec.DecodeError, RecursionError, ValueError):
+            return False
+        values = {n: [self._normalized({n: [g(record)]})[n][0]] for n, g in self._where_get.items()}
+        ok = np.ones(1, dtype=bool)
+        return bool(self._filter(values, ok, [0]))
+
     def _validation_reject(self, i: int, text: str) -> Reject:
         # msgspec: "Expected `float | null`, got `str` - at `$.flow.bytes`"
         where = text.rsplit(" - at `$", 1)
         path = where[1].rstrip("`").lstrip(".") if len(where) == 2 else ""
         if not path:
             return Reject(i, "not_object", None, f"event must be a JSON object: {text}")
-        name = next((n for n, p in {**self.paths, **self.key_paths}.items() if p == path), path)
+        try:
+            steps = parse_path(path)
+        except ValueError:
+            steps = ()
+        name = next((n for n, st in self._steps.items() if st == steps), path)
         if "out of range" in text:
             return Reject(i, "non_finite", name, f"field {name!r} is out of range, expected a finite number")
         got = where[0].rsplit("got ", 1)[-1].strip("`") if "got " in where[0] else "?"
@@ -350,10 +516,17 @@ class EventDecoder:
         )
 
     # -------------------------------------------------------------- columns
-    def _columns(self, events: list[Any], index: list[int], rejects: list[Reject]) -> DecodedBatch:
-        n = len(events)
+    def _columns(self, events: list[Any], index: list[int], rejects: list[Reject], filtered: list[int]) -> DecodedBatch:
+        n, n_num = len(events), len(self.schema.numeric)
         ok = np.ones(n, dtype=bool)
-        num = self._numeric_block(events, ok, index, rejects)
+        keys = self._normalized({k: [self._get[k](e) for e in events] for k in self.key_names if k in self._get})
+        filtered.extend(self._filter(keys, ok, index))
+        num = np.full((n, n_num + len(self._aux)), np.nan)
+        num[:, self._read_cols] = self._numeric_block(events, ok, index, rejects)
+        if self.model.derive:
+            self._aux_block(events, num, ok, index, rejects)
+            self._derive(num)
+            self._check_derived(num, ok, index, rejects)
         cat = np.empty((n, len(self.schema.categorical)), dtype=np.int64)
         cat_present = np.empty((n, len(self.schema.categorical)), dtype=bool)
         for j, f in enumerate(self.schema.categorical):
@@ -362,25 +535,59 @@ class EventDecoder:
                 cat_present[:, j] = [v is not None for v in values]
             cat[:, j] = self._categorical_column(f, values, ok, index, rejects)
         if self.min_present:
-            self._check_sparse(~np.isnan(num), cat_present, ok, index, rejects)
-        keys = {k: [self._get[k](e) for e in events] for k in self.key_names if k in self._get}
+            self._check_sparse(~np.isnan(num[:, :n_num]), cat_present, ok, index, rejects)
+        self._derived_key_values(num, keys)
+        num = num[:, :n_num]
         if not ok.all():
             keep = np.flatnonzero(ok)
             num, cat = num[keep], cat[keep]
             keys = {k: [v[i] for i in keep] for k, v in keys.items()}
             index = [index[i] for i in keep]
         rejects.sort(key=lambda r: r.index)
-        return DecodedBatch(num, cat, index, keys, rejects)
+        return DecodedBatch(num.astype(np.float32), cat, index, keys, rejects, filtered)
+
+    def _aux_block(
+        self,
+        events: list[Any],
+        num: npt.NDArray[np.float64],
+        ok: npt.NDArray[np.bool_],
+        index: list[int],
+        rejects: list[Reject],
+    ) -> None:
+        """Inputs of derived fields that are not features: numbers, or times in epoch seconds."""
+        for name, is_time in self._aux:
+            get, col = self._get[name], self._input_col[name]
+            for r, e in enumerate(events):
+                value = get(e)
+                if value is None:
+                    continue
+                try:
+                    x = _time_value(value, name) if is_time else to_number(value, name)
+                except EventError as exc:
+                    if ok[r]:
+                        ok[r] = False
+                        rejects.append(Reject(index[r], exc.reason, name, str(exc)))
+                    continue
+                num[r, col] = x if math.isfinite(x) else math.nan
+
+    def _check_derived(
+        self, num: npt.NDArray[np.float64], ok: npt.NDArray[np.bool_], index: list[int], rejects: list[Reject]
+    ) -> None:
+        """A derived feature the schema requires is rejected where it could not be computed."""
+        for j, f in enumerate(self.schema.numeric):
+            if f.name in self.model.derive and not f.allow_missing:
+                rows = np.flatnonzero(np.isnan(num[:, j]) & ok)
+                self._reject_rows(rows, "missing_field", f.name, f"field {f.name!r} is missing", ok, index, rejects)
 
     def _numeric_block(
         self, events: list[Any], ok: npt.NDArray[np.bool_], index: list[int], rejects: list[Reject]
-    ) -> npt.NDArray[np.float32]:
-        """All numeric features at once: one getter call per event, numpy turns
-        None into NaN and parses numeric strings; anything numpy cannot take
-        goes through the schema's own coercion, value by value."""
-        feats = self.schema.numeric
+    ) -> npt.NDArray[np.float64]:
+        """All numeric features read from the event at once: one getter call per
+        event, numpy turns None into NaN and parses numeric strings; anything
+        numpy cannot take goes through the schema's own coercion, value by value."""
+        feats = self._read_numeric
         if not feats:
-            return np.empty((len(events), 0), dtype=np.float32)
+            return np.empty((len(events), 0), dtype=np.float64)
         all_numeric = self._all_numeric
         assert all_numeric is not None  # there are numeric features
         rows: list[Any]
@@ -410,8 +617,8 @@ class EventDecoder:
                 reason, message = "non_finite", f"field {f.name!r} is {value!r}, expected a finite float32 number"
             ok[r] = False
             rejects.append(Reject(index[r], reason, f.name, message))
-        block[~ok] = 0.0  # rejected rows are dropped; keep the cast below quiet
-        return block.astype(np.float32)
+        block[~ok] = 0.0  # rejected rows are dropped
+        return block
 
     def _coerce(
         self,
@@ -449,6 +656,9 @@ class EventDecoder:
         self, f: Feature, values: list[Any], ok: npt.NDArray[np.bool_], index: list[int], rejects: list[Reject]
     ) -> npt.NDArray[np.int64]:
         vocab = self._vocab[f.name]
+        norm = self.model.normalize.get(f.name)
+        if norm is not None:
+            values = [norm.apply(v) for v in values]
         # Strings that are in the vocabulary take the dict lookup inline; anything
         # else (numbers, booleans, padded strings, unseen values) goes the long way.
         get = vocab.get
@@ -483,7 +693,7 @@ class EventDecoder:
             rejects.append(Reject(index[r], reason, name, message))
 
 
-_NUM, _BOOL, _CAT, _KEY = 0, 1, 2, 3  # target kinds of the C plan (_fastjson.c)
+_NUM, _BOOL, _CAT, _KEY, _TIME = 0, 1, 2, 3, 4  # target kinds of the C plan (_fastjson.c)
 
 
 def _zero_one(values: npt.NDArray[np.float64]) -> bool:
@@ -504,15 +714,24 @@ def _vocab_index(vocab: dict[str, int], value: Any) -> int:
     return vocab.get(category_key(value), OOV_INDEX)
 
 
-def _getter(attr_path: str) -> Callable[[Any], Any]:
-    """attrgetter for a nested path whose intermediate structs may be None."""
-    parts = attr_path.split(".")
-    if len(parts) == 1:
-        return operator.attrgetter(parts[0])
+def _time_value(value: Any, name: str) -> float:
+    t = parse_time(value)
+    if t is None:
+        raise EventError(
+            "bad_timestamp", f"field {name!r} is {value!r:.60}, expected a time (ISO 8601 or epoch seconds)", name
+        )
+    return t
+
+
+def _getter(steps: tuple[Step, ...]) -> Callable[[Any], Any]:
+    """The value at `steps` (attribute names and list indices) of a decoded
+    event; None where an intermediate object or list element is missing."""
+    if len(steps) == 1:
+        return operator.attrgetter(str(steps[0]))
 
     def get(e: Any) -> Any:
-        for p in parts:
-            e = getattr(e, p)
+        for step in steps:
+            e = (e[step] if step < len(e) else None) if type(step) is int else getattr(e, str(step))
             if e is None:
                 return None
         return e

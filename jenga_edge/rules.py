@@ -32,6 +32,7 @@ import msgspec
 import numpy as np
 
 from .contract.bundle_format import TaskEntry
+from .contract.conditions import check_condition, condition_mask
 from .contract.errors import ConfigError
 from .contract.schema import category_key
 from .contract.typed import Config, Invalid, doc
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
 
 Scalar = str | int | float | bool
 COOLDOWN_KEYS_MAX = 100_000
-_OPS = ("eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte")
 
 
 class SeverityBand(Config, kw_only=True):
@@ -106,52 +106,13 @@ class Hit:
     label: str | None
 
 
-def _check_condition(spec: Any, where: str) -> None:
-    """Catch at load time what would otherwise fail on the first matching event."""
-    if not isinstance(spec, dict):
-        return
-    for op, arg in spec.items():
-        if op not in _OPS:
-            raise ConfigError(f"{where}: unknown operator {op!r}; expected one of: {', '.join(_OPS)}")
-        if op in ("in", "not_in") and not isinstance(arg, list):
-            raise ConfigError(f"{where}.{op}: expected a list, got {arg!r}")
-        if op in ("gt", "gte", "lt", "lte") and (isinstance(arg, bool) or not isinstance(arg, (int, float))):
-            raise ConfigError(f"{where}.{op}: expected a number, got {arg!r}")
-
-
-def _condition_mask(name: str, spec: Any, values: list[Any]) -> npt.NDArray[np.bool_]:
-    """One field's condition as a boolean mask; a list means 'in', a scalar 'eq',
-    a mapping names operators: {gte: 1024}, {not_in: [53, 123]}."""
-    ops = spec if isinstance(spec, dict) else ({"in": spec} if isinstance(spec, list) else {"eq": spec})
-    mask = np.ones(len(values), dtype=bool)
-    for op, arg in ops.items():
-        mask &= np.fromiter((_test(op, v, arg) for v in values), dtype=bool, count=len(values))
-    return mask
-
-
-def _test(op: str, value: Any, arg: Any) -> bool:
-    if value is None:
-        return op in ("ne", "not_in")
-    if op in ("eq", "ne"):
-        same = category_key(value) == category_key(arg)
-        return same if op == "eq" else not same
-    if op in ("in", "not_in"):
-        hit = category_key(value) in {category_key(a) for a in arg}
-        return hit if op == "in" else not hit
-    try:
-        v, a = float(value), float(arg)
-    except (TypeError, ValueError):
-        return False
-    return {"gt": v > a, "gte": v >= a, "lt": v < a, "lte": v <= a}[op]
-
-
 class Rule:
     def __init__(self, cfg: RuleConfig, task: TaskEntry, where: str):
         self.cfg, self.task = cfg, task
         self.threshold = self._threshold(cfg, task, where)
         self.label_ids = self._labels(cfg, task, where)
         for fname, spec in cfg.condition.items():
-            _check_condition(spec, f"{where}.condition.{fname}")
+            check_condition(spec, f"{where}.condition.{fname}")
         self.bands = sorted(cfg.severity, key=lambda b: -b.min_score)
         self._last: OrderedDict[str, float] = OrderedDict()
 
@@ -203,7 +164,7 @@ class Rule:
         for fname, spec in self.cfg.condition.items():
             if not mask.any():
                 break
-            mask &= _condition_mask(fname, spec, batch.keys[fname])
+            mask &= condition_mask(fname, spec, batch.keys[fname])
         return np.flatnonzero(mask)
 
     def priorities(self, scores: npt.NDArray[np.float32]) -> list[str]:

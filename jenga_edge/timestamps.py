@@ -1,16 +1,13 @@
-"""ISO 8601 timestamps: alerts write them, the sinks and `jenga-edge alerts` read them."""
+"""ISO 8601 timestamps: alerts write them, the sinks and `jenga-edge alerts` read them
+(parse_time lives in contract/values.py: the trainer reads event times with it too)."""
 
 from __future__ import annotations
 
-import re
 import time
-from datetime import datetime, timedelta, timezone
-from typing import Any
 
-_ISO_RE = re.compile(
-    r"^\s*(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:[.,](\d+))?"
-    r"\s*(Z|z|[+-]\d{2}:?\d{2})?\s*$"
-)
+from .contract.values import parse_time
+
+__all__ = ["iso_utc", "now_iso", "parse_time"]
 
 
 def iso_utc(t: float) -> str:
@@ -20,30 +17,3 @@ def iso_utc(t: float) -> str:
 
 def now_iso() -> str:
     return iso_utc(time.time())
-
-
-def parse_time(value: Any) -> float | None:
-    """Epoch seconds of an ISO 8601 string (naive = UTC), a number, or a datetime."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, datetime):
-        dt = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-        return dt.timestamp()
-    if not isinstance(value, str):
-        return None
-    m = _ISO_RE.match(value)
-    if not m:
-        return None
-    y, mo, d, h, mi, s, frac, off = m.groups()
-    tz = timezone.utc
-    if off and off not in ("Z", "z"):
-        sign = -1 if off[0] == "-" else 1
-        digits = off[1:].replace(":", "")
-        tz = timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
-    try:
-        dt = datetime(int(y), int(mo), int(d), int(h), int(mi), int(s), tzinfo=tz)
-    except ValueError:
-        return None
-    return dt.timestamp() + (float("0." + frac) if frac else 0.0)

@@ -23,6 +23,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from jenga_edge.contract.errors import ConfigError
+from jenga_edge.contract.events import EventModel
 from jenga_edge.contract.tasks import TASK_KIND_NAMES, task_kind
 from jenga_edge.contract.typed import Config, apply_overrides, convert, doc, load_yaml
 
@@ -92,6 +93,13 @@ class SourceConfig(Config, kw_only=True):
     max_categories: Annotated[int, doc("the most frequent categories kept per column", ge=1)] = 512
     missing: Annotated[MissingPolicy, doc("missing values")] = msgspec.field(default_factory=MissingPolicy)
     limit: Annotated[PositiveInt | None, doc("read at most this many rows (for quick runs)")] = None
+    events: Annotated[
+        EventModel | None,
+        doc(
+            "how nested records (Suricata eve.json) become rows: where filter, mapping to dotted paths, "
+            "normalizers, derived fields; carried in the bundle, so the agent reads events the same way"
+        ),
+    ] = None
 
 
 class LabelConfig(Config, kw_only=True):

@@ -64,7 +64,7 @@ def prepare(
     fitting, so retraining on new data keeps the inputs the model learned on."""
     sources, tasks = {}, []
     for name, scfg in cfg.sources.items():
-        rows = read_rows(cfg.source_path(name), scfg.format, scfg.columns, scfg.limit)
+        rows = read_rows(cfg.source_path(name), scfg.format, scfg.columns, scfg.limit, scfg.events)
         my_tasks = [t for t in cfg.tasks if t.source == name]
         if not my_tasks:
             continue
@@ -86,6 +86,8 @@ def prepare(
             schema = schemas[name]
         else:
             schema = fit_schema([rows[i] for i in train_idx], columns, scfg)
+            if scfg.events is not None:
+                schema = FeatureSchema(schema.features, events=scfg.events)
         num, cat = vectorize_rows(schema, rows, str(cfg.source_path(name)))
         ids = [r.get(scfg.id_column, i) if scfg.id_column else i for i, r in enumerate(rows)]
         sources[name] = SourceData(name, schema, num, cat, ids, train_idx, val_idx, held_idx, test_idx)

@@ -38,7 +38,7 @@ def attack_groups(cfg: ExperimentConfig, task_name: str) -> tuple[str, list[str]
             f"--task {task_name!r}: the unseen-attack protocol needs a binary task (anomaly_detection), not {task.type}"
         )
     src = cfg.sources[task.source]
-    rows = read_rows(cfg.source_path(task.source), src.format, src.columns, src.limit)
+    rows = read_rows(cfg.source_path(task.source), src.format, src.columns, src.limit, src.events)
     labels = fit_label_map(task, [r.get(task.label.column) for r in rows])
     column = task.group_column or task.label.column
     groups: dict[str, int] = {}

@@ -28,9 +28,20 @@ def _tensors(loaded: checkpoint.LoadedModel, rows: list[dict], where: str = "dat
     return out
 
 
+def read_for_model(loaded: checkpoint.LoadedModel, data_path: str, fmt: str = "auto") -> list[dict]:
+    """Rows of a data file, read with the model's event model when its sources have one."""
+    models = []
+    for schema in loaded.schemas.values():
+        if schema.events is not None and schema.events not in models:
+            models.append(schema.events)
+    if len(models) > 1:
+        raise DataError(f"{data_path}: the model's sources read events differently; give each its own data file")
+    return read_rows(data_path, fmt, events=models[0] if models else None)
+
+
 def evaluate_file(model_dir: str, data_path: str, fmt: str = "auto") -> dict[str, dict]:
     loaded = checkpoint.load(model_dir)
-    rows = read_rows(data_path, fmt)
+    rows = read_for_model(loaded, data_path, fmt)
     cols = {t["name"]: t for t in loaded.meta["config"]["tasks"]}
     needed = [t for t in loaded.meta["tasks"] if _source_fits(loaded, t["source"], rows)]
     if not needed:
@@ -61,7 +72,7 @@ def predict_file(
     model_dir: str, data_path: str, fmt: str, output: str, threshold: float, action_target: str, alerts_path: str | None
 ) -> dict:
     loaded = checkpoint.load(model_dir)
-    rows = read_rows(data_path, fmt)
+    rows = read_for_model(loaded, data_path, fmt)
     tasks = [t for t in loaded.meta["tasks"] if _source_fits(loaded, t["source"], rows)]
     if not tasks:
         raise DataError(f"{data_path}: its columns fit none of the model's sources")

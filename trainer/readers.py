@@ -1,36 +1,72 @@
-"""Read tabular rows from JSON arrays, JSON Lines and CSV (with or without header)."""
+"""Read rows from JSON arrays, JSON Lines (Suricata's eve.json) and CSV (with or
+without header), gzip-compressed or not; with an event model, records are read
+as the agent reads them (jenga_edge/contract/records.py)."""
 
 from __future__ import annotations
 
 import csv
+import gzip
+import io
 import json
+import sys
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from jenga_edge.contract.errors import DataError
+from jenga_edge.contract.events import EventModel
+from jenga_edge.contract.records import RecordReader
 
 
 def read_rows(
-    path: str | Path, fmt: str = "auto", columns: list[str] | None = None, limit: int | None = None
+    path: str | Path,
+    fmt: str = "auto",
+    columns: list[str] | None = None,
+    limit: int | None = None,
+    events: EventModel | None = None,
 ) -> list[dict[str, Any]]:
-    """Every row as a dict; CSV cells become int/float where they parse, None when empty."""
+    """Every row as a dict; CSV cells become int/float where they parse, None when empty.
+    With `events`, records the filter drops are left out and `limit` counts kept rows."""
     p = Path(path)
     if not p.is_file():
         raise DataError(f"{p}: data file not found")
     fmt = _detect(p) if fmt == "auto" else fmt
     reader = {"json": _read_json, "jsonl": _read_jsonl, "csv": _read_csv}[fmt]
-    rows = reader(p, columns, limit)
+    try:
+        rows = reader(p, columns, None if events else limit)
+    except (OSError, EOFError, UnicodeDecodeError) as exc:  # a truncated or foreign .gz, bad UTF-8
+        raise DataError(f"{p}: cannot read: {exc}") from None
+    if events is not None:
+        rows = apply_events(rows, events, str(p))
     if not rows:
-        raise DataError(f"{p}: no rows")
+        raise DataError(f"{p}: no rows" + (" left after the event model's filter" if events else ""))
     return rows[:limit] if limit else rows
 
 
+def apply_events(records: list[dict[str, Any]], events: EventModel, where: str) -> list[dict[str, Any]]:
+    """Records read with the event model: filtered, mapped, normalized, derived. Records
+    the agent would reject (a bad timestamp) are left out, and counted on stderr."""
+    out = RecordReader(events).read(records)
+    dropped = sum(out.rejected.values())
+    if out.filtered or dropped:
+        parts = [f"{out.filtered} filtered"] + [f"{n} {reason}" for reason, n in sorted(out.rejected.items())]
+        print(f"{where}: {len(records)} records, {len(out.rows)} kept ({', '.join(parts)})", file=sys.stderr)
+        for reason, message in sorted(out.first_reject.items()):
+            print(f"{where}: first {reason}: {message}", file=sys.stderr)
+    return out.rows
+
+
+def _open(p: Path) -> IO[str]:
+    if p.suffix.lower() == ".gz":
+        return io.TextIOWrapper(gzip.open(p, "rb"), encoding="utf-8", newline="")
+    return p.open("r", encoding="utf-8", newline="")
+
+
 def _detect(p: Path) -> str:
-    suffix = p.suffix.lower()
+    suffix = Path(p.stem).suffix.lower() if p.suffix.lower() == ".gz" else p.suffix.lower()
     if suffix in (".jsonl", ".ndjson"):
         return "jsonl"
     if suffix == ".json":
-        with p.open("r", encoding="utf-8") as fh:
+        with _open(p) as fh:
             head = fh.read(4096).lstrip()
         return "json" if head.startswith("[") else "jsonl"
     if suffix in (".csv", ".txt", ".tsv"):
@@ -40,7 +76,7 @@ def _detect(p: Path) -> str:
 
 def _read_json(p: Path, columns, limit) -> list[dict]:
     try:
-        with p.open("r", encoding="utf-8") as fh:
+        with _open(p) as fh:
             data = json.load(fh)
     except json.JSONDecodeError as exc:
         raise DataError(f"{p}: line {exc.lineno}: invalid JSON: {exc.msg}") from None
@@ -54,7 +90,7 @@ def _read_json(p: Path, columns, limit) -> list[dict]:
 
 def _read_jsonl(p: Path, columns, limit) -> list[dict]:
     rows = []
-    with p.open("r", encoding="utf-8") as fh:
+    with _open(p) as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
                 continue
@@ -72,8 +108,9 @@ def _read_jsonl(p: Path, columns, limit) -> list[dict]:
 
 def _read_csv(p: Path, columns, limit) -> list[dict]:
     rows = []
-    with p.open("r", encoding="utf-8", newline="") as fh:
-        reader = csv.reader(fh, delimiter="\t" if p.suffix.lower() == ".tsv" else ",")
+    with _open(p) as fh:
+        tsv = (Path(p.stem).suffix if p.suffix.lower() == ".gz" else p.suffix).lower() == ".tsv"
+        reader = csv.reader(fh, delimiter="\t" if tsv else ",")
         names = list(columns) if columns else next(reader, None)
         if not names:
             raise DataError(f"{p}: empty CSV file")

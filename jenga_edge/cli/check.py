@@ -53,18 +53,20 @@ def check(
     from ..check import check_lines, exit_code, render
 
     lines = _input(event, path)
-    mapping, min_present = None, 1
+    from ..config import EventConfig
+
+    ev = EventConfig()
     if config_path:
         from ..config import load_agent_config
 
         cfg = load_agent_config(config_path)
-        mapping, min_present = cfg.event.mapping, cfg.event.min_present
+        ev = cfg.event
         bundle = bundle or cfg.agent.bundle
     if not bundle:
         raise click.UsageError("give --bundle DIR (or --config FILE whose agent.bundle names one)")
     b = verify_bundle(bundle)
     wanted = [t for t in (tasks or "").split(",") if t] or None
-    results = check_lines(b, lines, wanted, explain, mapping, min_present)
+    results = check_lines(b, lines, wanted, explain, ev.mapping or None, ev.min_present, ev.where, ev.normalize)
     if as_json:
         for r in results:
             click.echo(json.dumps(r.to_json()))

@@ -8,6 +8,7 @@ import click
 
 from ..bundle import Bundle
 from ..contract.cli import bundle_option
+from .events_text import describe
 
 
 @click.command()
@@ -103,4 +104,7 @@ def render(b: Bundle) -> str:
                 )
             )
         out.append(table(srows))
+        if t.schema.events is not None:
+            out += ["", f"event model of source {t.source!r}:"]
+            out += [f"  {line}" for line in describe(t.schema.events, t.schema.names)]
     return "\n".join(out)

@@ -62,3 +62,9 @@ def validate(config_path: str, bundle: str | None, overrides: tuple[str, ...], n
         f"{len(pipe.rules.rules)} rule(s), {len(cfg.sources)} source(s), {len(cfg.sinks)} sink(s), "
         f"{len(cfg.actions)} action(s)"
     )
+    from .events_text import describe
+
+    dec = pipe.decoder
+    click.echo("events, as this agent reads them:")
+    for line in describe(dec.model, [*dec.schema.names, *(k for k in dec.key_names if k not in dec.schema.names)]):
+        click.echo(f"  {line}")

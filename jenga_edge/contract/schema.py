@@ -26,12 +26,17 @@ import numpy as np
 
 from .digest import sha256
 from .errors import EventError, SchemaError
+from .events import EventModel
 from .typed import convert
+from .values import category_key as category_key
+from .values import to_boolean as to_boolean
+from .values import to_number as to_number
 
 if TYPE_CHECKING:
     import numpy.typing as npt
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: may carry the event model (`events`); version 1 schemas still load
+SCHEMA_VERSIONS = (1, 2)
 OOV_INDEX = 0
 OOV_TOKEN = "<unk>"
 
@@ -40,9 +45,6 @@ Encoding = Literal["standard", "log1p", "piecewise_linear", "none"]
 # Fitted and computed by trainer/encodings.py (one class each); named here because a
 # bundle's schema says which encoding each feature uses and the agent checks the name.
 ENCODING_NAMES: tuple[str, ...] = get_args(Encoding)
-
-_TRUE = {"true", "yes", "1", "t", "y"}
-_FALSE = {"false", "no", "0", "f", "n"}
 
 
 class Feature(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -109,12 +111,16 @@ class FeatureSchema(msgspec.Struct, dict=True, forbid_unknown_fields=True):
 
     features: tuple[Feature, ...]
     version: int = SCHEMA_VERSION
+    events: EventModel | None = None  # how records become these features (None: flat records)
 
     def __post_init__(self) -> None:
-        if self.version != SCHEMA_VERSION:
+        if self.version not in SCHEMA_VERSIONS:
             raise SchemaError(
-                f"feature schema version {self.version} is not supported (this build reads version {SCHEMA_VERSION})"
+                f"feature schema version {self.version} is not supported (this build reads versions "
+                f"{', '.join(map(str, SCHEMA_VERSIONS))})"
             )
+        if self.events is not None and self.version < 2:
+            raise SchemaError("feature schema version 1 carries no event model; `events` needs version 2")
         names = [f.name for f in self.features]
         if not names:
             raise SchemaError("a feature schema needs at least one feature")
@@ -142,11 +148,20 @@ class FeatureSchema(msgspec.Struct, dict=True, forbid_unknown_fields=True):
         return [f.name for f in self.features]
 
     def to_json(self) -> dict[str, Any]:
-        return {"version": self.version, "features": [f.to_json() for f in self.features]}
+        return {
+            "version": self.version,
+            "features": [f.to_json() for f in self.features],
+            "events": self.events.to_json() if self.events is not None else None,
+        }
+
+    @property
+    def derived(self) -> frozenset[str]:
+        """Features the event model computes (never read from the event)."""
+        return frozenset(self.events.derive) if self.events else frozenset()
 
     def __reduce__(self) -> tuple[Any, ...]:
         # pickling rebuilds through __init__, so the derived lookups come back too
-        return (FeatureSchema, (self.features, self.version))
+        return (FeatureSchema, (self.features, self.version, self.events))
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> FeatureSchema:
@@ -215,48 +230,3 @@ class FeatureSchema(msgspec.Struct, dict=True, forbid_unknown_fields=True):
                 "wrong_type", f"field {f.name!r} is a {type(value).__name__}, expected a string or number", f.name
             )
         return self._index[f.name].get(category_key(value), OOV_INDEX)
-
-
-def category_key(value: Any) -> str:
-    """The vocabulary key of a raw value: 22, 22.0 and '22' are the same category."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value).strip()
-
-
-def to_number(value: Any, name: str) -> float:
-    """Coerce numbers, booleans and numeric strings; anything else is an EventError."""
-    if isinstance(value, bool):
-        return 1.0 if value else 0.0
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value.strip())
-        except ValueError:
-            pass
-    raise EventError("wrong_type", f"field {name!r} is {type(value).__name__} {value!r:.40}, expected a number", name)
-
-
-def to_boolean(value: Any, name: str) -> float:
-    if isinstance(value, bool):
-        return 1.0 if value else 0.0
-    if isinstance(value, (int, float)) and value in (0, 1):
-        return float(value)
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text in _TRUE | _FALSE:
-            return 1.0 if text in _TRUE else 0.0
-        try:
-            number = float(text)  # "0.0", "1e0": numeric strings, as numeric features take them
-        except ValueError:
-            number = None
-        if number in (0.0, 1.0):
-            return number
-    raise EventError(
-        "wrong_type",
-        f"field {name!r} is {type(value).__name__} {value!r:.40}, expected a boolean (true/false, 0/1)",
-        name,
-    )

@@ -29,6 +29,10 @@ class AgentMetrics:
         self.rejected = r.counter(
             "jenga_events_rejected_total", "Events refused before scoring, by reason.", ("reason",), label_check=chk
         )
+        self.filtered = r.counter(
+            "jenga_events_filtered_total",
+            "Events the event model's `where` filter set aside (another record type): read, never scored.",
+        )
         self.dropped = r.counter(
             "jenga_events_dropped_total",
             "Events dropped because the queue was full, by source.",
@@ -99,9 +103,10 @@ class AgentMetrics:
         return {
             "received": self.received.total(),
             "received_by_source": self.received.labelled(),
-            # Events, not task scores: an event every task scored counts once. Both
+            # Events, not task scores: an event every task scored counts once. These
             # counters move once per processed batch, so the difference is exact.
-            "scored": self.received.total() - self.rejected.total(),
+            "scored": self.received.total() - self.rejected.total() - self.filtered.total(),
+            "filtered": self.filtered.total(),
             "scored_by_task": self.scored.labelled(),
             "rejected": self.rejected.total(),
             "rejected_by_reason": self.rejected.labelled(),
@@ -143,6 +148,7 @@ class AgentMetrics:
             [
                 f"received={_num(s['received'])}",
                 f"scored={_num(s['scored'])}",
+                *([f"filtered={_num(s['filtered'])}"] if s["filtered"] else []),
                 rejected,
                 f"dropped={_num(s['dropped'])}",
                 f"alerts={_num(s['alerts'])}",

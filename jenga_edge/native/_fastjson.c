@@ -24,8 +24,9 @@
 #define MAX_DEPTH 32
 #define MAX_TARGETS 4
 #define NUMBER_MAX 64
+#define LOWER_MAX 256
 
-enum { T_NUM = 0, T_BOOL = 1, T_CAT = 2, T_KEY = 3 };
+enum { T_NUM = 0, T_BOOL = 1, T_CAT = 2, T_KEY = 3, T_TIME = 4 };
 enum { OK = 0, FALLBACK = 1 };
 
 typedef struct Node Node;
@@ -55,6 +56,7 @@ typedef struct {
     int nslots;
     Py_ssize_t n_num, n_cat, n_key;
     Node **vocabs;               /* per categorical column: category bytes -> index (in index[0]) */
+    unsigned char *lower;        /* per categorical column: lower-case ASCII before the lookup */
 } Plan;
 
 /* Per-line working state. */
@@ -150,7 +152,7 @@ static Node *node_build(PyObject *spec, int *nslots, int depth, const Py_ssize_t
             for (int t = 0; t < e->ntargets; t++) {
                 PyObject *pair = PyTuple_GET_ITEM(v, t);
                 if (!PyArg_ParseTuple(pair, "ii", &e->kind[t], &e->index[t])) goto fail;
-                if (e->kind[t] < T_NUM || e->kind[t] > T_KEY || e->index[t] < 0
+                if (e->kind[t] < T_NUM || e->kind[t] > T_TIME || e->index[t] < 0
                     || (limits && e->index[t] >= limits[e->kind[t]])) {
                     PyErr_SetString(PyExc_ValueError, "plan spec: a target's kind or index is out of range");
                     goto fail;
@@ -388,6 +390,13 @@ static PyObject *key_value(char type, const char *s, const char *e, int plain, i
 /* A string value for a categorical column: its vocabulary index, OOV (0) for
  * a plain ASCII miss, FALLBACK for what Python's category_key might map. */
 static int category_index(const Plan *plan, int col, const char *s, Py_ssize_t n, int ascii, int64_t *out) {
+    char folded[LOWER_MAX];
+    folded[0] = 0;                                /* (quiets -Wmaybe-uninitialized for n == 0) */
+    if (plan->lower[col]) {                       /* the normalizer's lower-case; non-ASCII: Python's rules */
+        if (!ascii || n > LOWER_MAX) return FALLBACK;
+        for (Py_ssize_t i = 0; i < n; i++) folded[i] = (s[i] >= 'A' && s[i] <= 'Z') ? (char)(s[i] + 32) : s[i];
+        s = folded;
+    }
     const Entry *hit = node_find(plan->vocabs[col], s, n);
     if (hit) {
         *out = hit->index[0];
@@ -396,6 +405,72 @@ static int category_index(const Plan *plan, int col, const char *s, Py_ssize_t n
     /* A miss maps to the out-of-vocabulary index unless stripping it could make a hit. */
     if (!ascii || (n > 0 && (s[0] == ' ' || s[n - 1] == ' '))) return FALLBACK;
     *out = 0;
+    return OK;
+}
+
+/* Days from 1970-01-01 to y-m-d (proleptic Gregorian; Hinnant's days_from_civil). */
+static int64_t days_from_civil(int64_t y, int64_t m, int64_t d) {
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400, yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    return era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468;
+}
+
+static int digits_at(const char *s, int n, int *out) {
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') return 0;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return 1;
+}
+
+/* An ISO 8601 time, as timestamps.parse_time reads it: YYYY-MM-DD[Tt ]HH:MM:SS[.frac][Z|+HH[:]MM].
+ * Only the plain, valid forms are read here; the rest (spaces, bad dates) is FALLBACK. */
+static int iso_time(const char *s, Py_ssize_t n, double *out) {
+    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int y, mo, d, h, mi, se;
+    if (n < 19 || s[4] != '-' || s[7] != '-' || !(s[10] == 'T' || s[10] == 't' || s[10] == ' ')
+        || s[13] != ':' || s[16] != ':')
+        return FALLBACK;
+    if (!digits_at(s, 4, &y) || !digits_at(s + 5, 2, &mo) || !digits_at(s + 8, 2, &d) || !digits_at(s + 11, 2, &h)
+        || !digits_at(s + 14, 2, &mi) || !digits_at(s + 17, 2, &se))
+        return FALLBACK;
+    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (y < 2 || y > 9998 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] + (mo == 2 && leap) || h > 23
+        || mi > 59 || se > 59)
+        return FALLBACK;
+    const char *p = s + 19, *end = s + n;
+    double frac = 0.0;
+    if (p < end && (*p == '.' || *p == ',')) {
+        const char *f = ++p;
+        while (p < end && *p >= '0' && *p <= '9') p++;
+        if (p == f || p - f > NUMBER_MAX - 3) return FALLBACK;
+        char buf[NUMBER_MAX];
+        buf[0] = '0'; buf[1] = '.';
+        memcpy(buf + 2, f, p - f);
+        buf[2 + (p - f)] = '\0';
+        frac = PyOS_string_to_double(buf, NULL, NULL);    /* float("0." + frac), as parse_time adds it */
+        if (frac == -1.0 && PyErr_Occurred()) { PyErr_Clear(); return FALLBACK; }
+    }
+    int64_t offset = 0;
+    if (p < end && (*p == 'Z' || *p == 'z')) {
+        p++;
+    } else if (p < end && (*p == '+' || *p == '-')) {
+        int sign = *p == '-' ? -1 : 1, oh, om;
+        p++;
+        if (end - p < 4 || !digits_at(p, 2, &oh)) return FALLBACK;
+        p += 2;
+        if (*p == ':') p++;
+        if (end - p < 2 || !digits_at(p, 2, &om)) return FALLBACK;
+        p += 2;
+        if (oh * 60 + om >= 24 * 60) return FALLBACK;   /* timezone() refuses a day or more */
+        offset = sign * (oh * 3600 + om * 60);
+    }
+    if (p != end) return FALLBACK;
+    int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se - offset;
+    *out = (double)secs + frac;
     return OK;
 }
 
@@ -433,6 +508,15 @@ static const char *read_leaf(Line *ln, const Entry *e, const char *p, const char
                 if (type == 't' || type == 'f') { ln->num[idx] = type == 't' ? 1.0 : 0.0; break; }
                 if (type != '0' || number_value(start, stop, is_int, digits, &v) != OK) return NULL;
                 if (v != 0.0 && v != 1.0) return NULL;
+                ln->num[idx] = v;
+                break;
+            case T_TIME:
+                if (type == 'n') break;                                  /* missing: stays NaN */
+                if (type == 's') {
+                    if (!plain || !ascii || iso_time(start + 1, stop - start - 2, &v) != OK) return NULL;
+                } else if (type != '0' || number_value(start, stop, is_int, digits, &v) != OK) {
+                    return NULL;                                          /* epoch seconds, or FALLBACK */
+                }
                 ln->num[idx] = v;
                 break;
             case T_CAT:
@@ -663,16 +747,24 @@ static PyMethodDef module_methods[] = {
     {NULL, NULL, 0, NULL}};
 
 static int Plan_init(Plan *self, PyObject *args, PyObject *kwds) {
-    PyObject *spec, *vocabs;
+    PyObject *spec, *vocabs, *lower = NULL;
     Py_ssize_t n_num, n_cat, n_key;
-    static char *kwlist[] = {"spec", "n_num", "n_cat", "n_key", "vocabs", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OnnnO!", kwlist, &spec, &n_num, &n_cat, &n_key,
-                                     &PyTuple_Type, &vocabs))
+    static char *kwlist[] = {"spec", "n_num", "n_cat", "n_key", "vocabs", "lower", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OnnnO!|O!", kwlist, &spec, &n_num, &n_cat, &n_key,
+                                     &PyTuple_Type, &vocabs, &PyTuple_Type, &lower))
         return -1;
-    if (n_num < 0 || n_cat < 0 || n_key < 0 || PyTuple_GET_SIZE(vocabs) != n_cat || self->root) {
-        PyErr_SetString(PyExc_ValueError, "Plan: sizes must be >= 0, one vocabulary per categorical column, "
-                                          "and a plan is initialised once");
+    if (n_num < 0 || n_cat < 0 || n_key < 0 || PyTuple_GET_SIZE(vocabs) != n_cat || self->root
+        || (lower && PyTuple_GET_SIZE(lower) != n_cat)) {
+        PyErr_SetString(PyExc_ValueError, "Plan: sizes must be >= 0, one vocabulary (and lower flag) per "
+                                          "categorical column, and a plan is initialised once");
         return -1;
+    }
+    self->lower = PyMem_Calloc(n_cat ? n_cat : 1, 1);
+    if (!self->lower) { PyErr_NoMemory(); return -1; }
+    for (Py_ssize_t i = 0; lower && i < n_cat; i++) {
+        int flag = PyObject_IsTrue(PyTuple_GET_ITEM(lower, i));
+        if (flag < 0) return -1;
+        self->lower[i] = (unsigned char)flag;
     }
     int nslots = 0, unused = 0;
     Node **tables = PyMem_Calloc(n_cat ? n_cat : 1, sizeof(Node *));
@@ -685,7 +777,7 @@ static int Plan_init(Plan *self, PyObject *args, PyObject *kwds) {
             return -1;
         }
     }
-    const Py_ssize_t limits[] = {n_num, n_num, n_cat, n_key};   /* T_NUM, T_BOOL, T_CAT, T_KEY */
+    const Py_ssize_t limits[] = {n_num, n_num, n_cat, n_key, n_num};   /* T_NUM, T_BOOL, T_CAT, T_KEY, T_TIME */
     Node *root = node_build(spec, &nslots, 0, limits);
     if (!root) {
         for (Py_ssize_t j = 0; j < n_cat; j++) node_free(tables[j]);
@@ -704,6 +796,7 @@ static void Plan_dealloc(Plan *self) {
     if (self->vocabs)
         for (Py_ssize_t j = 0; j < self->n_cat; j++) node_free(self->vocabs[j]);
     PyMem_Free(self->vocabs);
+    PyMem_Free(self->lower);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -720,7 +813,8 @@ static PyTypeObject PlanType = {
     .tp_name = "jenga_edge._fastjson.Plan",
     .tp_basicsize = sizeof(Plan),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Plan(spec, n_num, n_cat, n_key, vocabs): a compiled field-extraction plan for one schema.",
+    .tp_doc = "Plan(spec, n_num, n_cat, n_key, vocabs, lower=()): a compiled field-extraction plan for one\n"
+              "schema; lower[i]: lower-case ASCII values of categorical column i before the lookup.",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)Plan_init,
     .tp_dealloc = (destructor)Plan_dealloc,

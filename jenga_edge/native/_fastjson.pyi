@@ -6,7 +6,8 @@ import numpy as np
 import numpy.typing as npt
 
 # A plan's leaf: the (kind, index) targets a value fills, 1 to 4 of them; kind is
-# 0 numeric, 1 boolean, 2 categorical, 3 key field (decode.py's _NUM, _BOOL, _CAT, _KEY).
+# 0 numeric, 1 boolean, 2 categorical, 3 key field, 4 time (an ISO 8601 string or epoch
+# seconds, into a numeric column) (decode.py's _NUM, _BOOL, _CAT, _KEY, _TIME).
 _Targets: TypeAlias = tuple[tuple[int, int], ...]
 # JSON key (bytes) -> a nested object's spec, or a leaf.
 _Spec: TypeAlias = dict[bytes, "_Spec | _Targets"]
@@ -26,9 +27,16 @@ class Plan:
     """A compiled field-extraction plan for one schema."""
 
     def __init__(
-        self, spec: _Spec, n_num: int, n_cat: int, n_key: int, vocabs: tuple[dict[bytes, _Targets], ...]
+        self,
+        spec: _Spec,
+        n_num: int,
+        n_cat: int,
+        n_key: int,
+        vocabs: tuple[dict[bytes, _Targets], ...],
+        lower: tuple[bool, ...] = (),
     ) -> None:
-        """`vocabs`: per categorical column, {category bytes: ((2, index),)}."""
+        """`vocabs`: per categorical column, {category bytes: ((2, index),)};
+        `lower`: per categorical column, lower-case ASCII values before the lookup."""
 
     def decode(
         self,

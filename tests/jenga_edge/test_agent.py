@@ -144,7 +144,7 @@ def wait_until(pred, timeout=20.0):
 
 
 def check_accounting(summary: dict, tmp: Path) -> None:
-    assert summary["received"] == summary["scored"] + summary["rejected"]
+    assert summary["received"] == summary["scored"] + summary["filtered"] + summary["rejected"]
     assert len(read_jsonl(tmp / "dead.jsonl")) == summary["rejected"]
     assert len(read_jsonl(tmp / "alerts.jsonl")) == summary["alerts"]
 
@@ -358,6 +358,40 @@ def test_stdin_to_eof_exits_by_itself_and_counts_everything(network_bundle, tmp_
     assert summary["received"] == 500 + len(MALFORMED) + len(UNSEEN)
     assert summary["rejected"] == len(MALFORMED)
     check_accounting(summary, tmp_path)
+
+
+def test_real_eve_json_every_record_is_scored_filtered_or_rejected(network_bundle, tmp_path):
+    """The soc profile's event section on real Suricata output, through the agent as
+    run from a shell: read = scored + filtered + rejected, filtered in metrics and summary."""
+    import gzip
+
+    soc = yaml.safe_load((REPO / "firmware_configs/soc_sensor_suricata.yaml").read_text())
+    raw = b""
+    for name in ("benign_http-dns_wikipedia", "attack_bruteforce_ftp"):
+        with gzip.open(REPO / f"tests/fixtures/suricata/{name}.eve.json.gz") as fh:
+            raw += fh.read()
+    raw += b'{"event_type": "flow", "flow": {"bytes_toserver": "lots"}}\n'  # a flow the model cannot read
+    records = [json.loads(line) for line in raw.splitlines()]
+    stdin = tmp_path / "eve.json"
+    stdin.write_bytes(raw)
+    cfg = write_config(tmp_path, network_bundle[0], [{"type": "stdin"}], event=soc["event"])
+    with open(stdin, "rb") as fh:
+        proc = subprocess.run(
+            [sys.executable, "-m", "jenga_edge.cli", "run", "--config", str(cfg)],
+            stdin=fh,
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=60,
+        )
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stderr.strip().splitlines()[-1])
+    flows = sum(r["event_type"] == "flow" for r in records)
+    assert summary["received"] == len(records)
+    assert summary["filtered"] == len(records) - flows and summary["rejected"] == 1
+    assert summary["scored"] == flows - 1
+    check_accounting(summary, tmp_path)
+    assert read_jsonl(tmp_path / "dead.jsonl")[0]["reason"] == "wrong_type"
 
 
 def test_metrics_endpoint_and_sqlite_alert_store(network_bundle, tmp_path):

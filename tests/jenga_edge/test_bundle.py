@@ -118,8 +118,8 @@ def test_file_names_cannot_escape_the_bundle(bundle_copy):
             r"tasks\[0\]\.schema\.features\[0\]\.kind: expected one of 'numeric', 'boolean', 'categorical'",
         ),
         (
-            lambda m: m["tasks"][0]["schema"].update(version=2),
-            r"tasks\[0\]\.schema: feature schema version 2 is not",
+            lambda m: m["tasks"][0]["schema"].update(version=3),
+            r"tasks\[0\]\.schema: feature schema version 3 is not",
         ),  # what an agent does not understand, it refuses
         (
             lambda m: m["merged"][0]["outputs"].pop("threat"),
@@ -153,7 +153,7 @@ def test_the_manifest_holds_each_schema_as_its_json_and_nothing_else(bundle_copy
     m = json.loads((bundle_copy / MANIFEST).read_text())
     for t in m["tasks"]:
         assert t["schema"] == FeatureSchema.from_json(t["schema"]).to_json()
-        assert set(t["schema"]) == {"version", "features"}
+        assert set(t["schema"]) == {"version", "features", "events"}
         assert all(set(i) == {"name", "dtype", "shape", "features"} for i in t["inputs"])
         assert all(set(o) == {"name", "dtype", "shape", "role"} for o in t["outputs"])
 

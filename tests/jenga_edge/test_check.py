@@ -318,8 +318,8 @@ def test_check_takes_the_bundle_from_the_config(network_bundle, tmp_path):
 
 
 def test_the_soc_profile_scores_only_the_flow_records_of_real_eve_json(network_bundle, tmp_path):
-    """Real Suricata output (tests/fixtures/suricata): netflow, dns and http records lack
-    the flow fields and are refused as too_sparse, not imputed into a verdict."""
+    """Real Suricata output (tests/fixtures/suricata): netflow, dns and http records are
+    filtered by the profile's event.where (counted, not scored, not an error)."""
     import gzip
 
     eve = tmp_path / "eve.json"
@@ -327,10 +327,21 @@ def test_the_soc_profile_scores_only_the_flow_records_of_real_eve_json(network_b
         eve.write_bytes(fh.read())
     soc = str(REPO / "firmware_configs/soc_sensor_suricata.yaml")
     r = cli("--bundle", str(network_bundle[0]), "-f", str(eve), "--json", "--config", soc)
+    assert r.exit_code in (0, 1), r.output  # filtered records do not make it 2
     results = [json.loads(line) for line in r.stdout.splitlines()]
     types = [json.loads(line)["event_type"] for line in eve.read_text().splitlines()]
     assert len(results) == len(types) == 133
     scored = {t for t, res in zip(types, results) if res["ok"]}
-    refused = {t for t, res in zip(types, results) if not res["ok"] and res["reason"] == "too_sparse"}
-    assert scored == {"flow"} and refused == {"netflow", "dns", "http"}
+    filtered = {t for t, res in zip(types, results) if not res["ok"] and res["reason"] == "filtered"}
+    assert scored == {"flow"} and filtered == {"netflow", "dns", "http"}
     assert sum(res["ok"] for res in results) == types.count("flow") == 34
+
+
+def test_the_soc_profile_reads_tcp_and_TCP_alike(network_bundle):
+    soc = str(REPO / "firmware_configs/soc_sensor_suricata.yaml")
+    outs = []
+    for proto in ("TCP", "tcp", " Tcp"):
+        r = cli("--bundle", str(network_bundle[0]), json.dumps({**EVE, "proto": proto}), "--json", "--config", soc)
+        assert r.exit_code in (0, 1), r.output
+        outs.append(json.loads(r.stdout)["tasks"])
+    assert outs[0] == outs[1] == outs[2]

@@ -348,6 +348,7 @@ AGENT_METRICS = {
     "jenga_events_received_total": ("counter", ("source",)),
     "jenga_events_scored_total": ("counter", ("task",)),
     "jenga_events_rejected_total": ("counter", ("reason",)),
+    "jenga_events_filtered_total": ("counter", ()),
     "jenga_events_dropped_total": ("counter", ("source",)),
     "jenga_alerts_total": ("counter", ("task", "priority")),
     "jenga_actions_total": ("counter", ("type", "result")),
@@ -420,6 +421,14 @@ def test_stats_line():
         "received=1200 scored=1190 rejected=10 (bad_json=4 wrong_type=6) "
         "dropped=0 alerts=37 actions=12 queue=3 p50_batch=0.8ms p99_batch=3.1ms"
     )
+
+
+def test_stats_line_shows_filtered_records_once_there_are_some():
+    m = AgentMetrics()
+    fill(m)
+    m.filtered.inc(300)
+    assert m.snapshot()["scored"] == 1200 - 10 - 300 and m.snapshot()["filtered"] == 300
+    assert "received=1200 scored=890 filtered=300 rejected=10 " in m.stats_line()
 
 
 def test_scored_counts_each_event_once_however_many_tasks_score_it():

@@ -128,14 +128,14 @@ def test_sha256_stable_for_same_content():
     assert a.sha256 == b.sha256
     assert len(a.sha256) == 64 and int(a.sha256, 16) >= 0
     # key order of the JSON does not matter
-    shuffled = {"features": [dict(reversed(list(f.items()))) for f in a.to_json()["features"]], "version": 1}
+    shuffled = {"features": [dict(reversed(list(f.items()))) for f in a.to_json()["features"]], "version": 2}
     assert FeatureSchema.from_json(shuffled).sha256 == a.sha256
 
 
 def test_canonical_json_is_sorted_and_compact():
     text = make_schema().canonical_json()
     assert " " not in text.replace("<unk>", "")
-    assert text.startswith('{"features":[')
+    assert text.startswith('{"events":null,"features":[')
 
 
 @pytest.mark.parametrize(
@@ -186,12 +186,21 @@ def test_schema_checks_every_feature():
 
 def test_unsupported_version():
     data = make_schema().to_json()
-    data["version"] = 2
+    data["version"] = 3
     with pytest.raises(
         SchemaError,
-        match="feature schema version 2 is not supported "
-        r"\(this build reads version 1\)",
+        match="feature schema version 3 is not supported "
+        r"\(this build reads versions 1, 2\)",
     ):
+        FeatureSchema.from_json(data)
+
+
+def test_version_1_schemas_still_load_but_carry_no_event_model():
+    data = make_schema().to_json()
+    data["version"] = 1
+    assert FeatureSchema.from_json(data).version == 1
+    data["events"] = {"where": {"event_type": "flow"}}
+    with pytest.raises(SchemaError, match="version 1 carries no event model"):
         FeatureSchema.from_json(data)
 
 
