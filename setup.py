@@ -4,6 +4,7 @@ same results, slower):
 
 * jenga_edge.native._fastjson  the decoder's tier 1: JSON lines -> numpy columns
 * jenga_edge.native._syncer    the sinks' fsync thread, which never takes the GIL
+* jenga_edge.native._windows   the window features' per-row kernels
 """
 
 from setuptools import Extension, setup
@@ -15,6 +16,9 @@ setup(
         ),
         Extension(
             "jenga_edge.native._syncer", ["jenga_edge/native/_syncer.c"], extra_compile_args=["-O2"], optional=True
+        ),
+        Extension(
+            "jenga_edge.native._windows", ["jenga_edge/native/_windows.c"], extra_compile_args=["-O2"], optional=True
         ),
     ]
 )

@@ -86,11 +86,11 @@ def type_name(t: Any) -> str:
     if isinstance(t, mi.DictType):
         return f"mapping of {type_name(t.key_type)} to {type_name(t.value_type)}"
     if isinstance(t, mi.StructType):
-        return f"mapping (type `{t.tag}`)" if t.tag is not None else f"mapping ({t.cls.__name__})"
+        return f"mapping ({t.tag_field} `{t.tag}`)" if t.tag is not None else f"mapping ({t.cls.__name__})"
     if isinstance(t, mi.UnionType):
         tagged = [u for u in t.types if isinstance(u, mi.StructType) and u.tag is not None]
         if tagged and len(tagged) == len(t.types):
-            return "an entry with `type`: " + " \\| ".join(f"`{u.tag}`" for u in tagged)
+            return f"an entry with `{tagged[0].tag_field}`: " + " \\| ".join(f"`{u.tag}`" for u in tagged)
         return " or ".join(type_name(u) for u in t.types)
     return type(t).__name__
 

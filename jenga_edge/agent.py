@@ -21,12 +21,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import __version__
+from . import __version__, window_snapshots
 from .actions import Action, build_actions, close_actions, firewall
 from .actions.rate_limit import RateLimiter
 from .bundle import Bundle, verify_bundle
 from .config import RESERVED_ACTION, AgentConfig, load_agent_config
 from .contract.errors import ActionError, ConfigError, JengaError
+from .contract.window_state import WindowEngine
 from .decode import DecodedBatch, EventDecoder, Reject
 from .event_queue import Batch, EventQueue
 from .failures import FailureLog
@@ -79,7 +80,9 @@ def build_pipeline(
     wanted = list(dict.fromkeys([*cfg.event.keys, *cfg.event.fields, *sorted(rules.fields)]))
     ev = cfg.event
     try:
-        decoder = EventDecoder(scorer.schema, ev.mapping, wanted, ev.min_present, ev.where, ev.normalize)
+        decoder = EventDecoder(
+            scorer.schema, ev.mapping, wanted, ev.min_present, ev.where, ev.normalize, ev.time, ev.windows
+        )
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     try:
@@ -119,6 +122,9 @@ def _carry_state(old: Pipeline, new: Pipeline) -> None:
             rule._last = previous[rule.cfg.rule]._last
     if old.cfg.rate_limit == new.cfg.rate_limit:
         new.limiter = old.limiter
+    old_w, new_w = old.decoder.windows, new.decoder.windows
+    if old_w is not None and new_w is not None:
+        new_w.carry_from(old_w)  # only when the window definitions are unchanged
 
 
 def _rule_tasks(cfg: AgentConfig, bundle: Bundle) -> list[str] | None:
@@ -148,6 +154,9 @@ class Agent:
         self.pipe = build_pipeline(cfg, config_path or "config", self._action_done)
         ensure_firewalls(self.pipe, config_path or "config")
         self.cfg = cfg
+        if cfg.event.snapshot and self.pipe.decoder.windows is not None:
+            self.log(window_snapshots.restore(self.pipe.decoder.windows, cfg.event.snapshot))
+        self._window_seen = {"evicted": 0, "late": 0, "ahead": 0}
         self.metrics.set_bundle(self.pipe.bundle.bundle_id, self.pipe.bundle.manifest.source_model.sha256)
         self.sinks = build_sinks(cfg.sinks)
         self.dead_letter = JsonlSink(cfg.dead_letter)
@@ -243,6 +252,9 @@ class Agent:
                 break
             self.process_safely(lines)  # anything accepted is still scored or dead-lettered
         self._sync_drops()
+        windows = self.pipe.decoder.windows
+        if self.cfg.event.snapshot and windows is not None:
+            self.log(window_snapshots.save(windows, self.cfg.event.snapshot))
         for step in [
             lambda: close_actions(self.pipe.actions),
             *(s.close for s in [*self.sinks.values(), self.dead_letter]),
@@ -314,6 +326,11 @@ class Agent:
             return
         old = self.pipe
         _carry_state(old, pipe)
+        if old.decoder.windows is not None:
+            kept = (
+                pipe.decoder.windows is not None and pipe.decoder.windows.definition == old.decoder.windows.definition
+            )
+            self.log("reload: window state " + ("kept" if kept else "reset (window definitions changed)"))
         fixed = [name for name in RESTART_ONLY if getattr(cfg, name) != getattr(self.cfg, name)]
         if fixed:
             self.log(f"reload: changes to {', '.join(fixed)} take effect on restart; keeping the running ones")
@@ -451,6 +468,8 @@ class Agent:
             m.alerts.inc(n, task=task, priority=priority)
         if batch.filtered:
             m.filtered.inc(len(batch.filtered))
+        if self.pipe.decoder.windows is not None:
+            self._sync_windows(self.pipe.decoder.windows)
         m.batch_seconds.observe(seconds)
         m.queue_depth.set(self.queue.depth())
         self.counts["received"] += len(lines)
@@ -460,6 +479,18 @@ class Agent:
         self.counts["alerts"] += len(alerts)
         if self.first_scored_wall is None and len(batch):
             self.first_scored_wall = time.time()
+
+    def _sync_windows(self, engine: WindowEngine) -> None:
+        m, seen = self.metrics, self._window_seen
+        for what, now, counter in (
+            ("evicted", engine.evicted, m.window_evictions),
+            ("late", engine.late, m.window_late),
+            ("ahead", engine.ahead, m.window_ahead),
+        ):
+            if now > seen[what]:
+                counter.inc(now - seen[what])
+            seen[what] = now  # a reload that reset the state starts the engine's counts again
+        m.window_keys.set(engine.live_keys)
 
     def _count_received(self, lines: Batch) -> None:
         by_kind: dict[str, int] = {}

@@ -31,6 +31,7 @@ from .actions.rate_limit import RateLimitConfig
 from .contract.errors import ConfigError
 from .contract.events import EventModel, Normalizer
 from .contract.typed import Config, apply_overrides, convert, doc, load_yaml
+from .contract.windows import Window
 from .framing import MAX_LINE_BYTES, MIN_LINE_BYTES
 from .kinds import default_types
 from .metrics.server import MetricsConfig
@@ -105,8 +106,34 @@ class EventConfig(Config, kw_only=True):
         ),
     ] = 1
 
+    time: Annotated[
+        str | None,
+        doc("the event-time field the agent's own windows run on (a bundle with windows names its own)"),
+    ] = None
+    windows: Annotated[
+        dict[str, Window],
+        doc(
+            "window features for rules, on top of the bundle's (docs/rules.md): name -> {kind: count|distinct|"
+            "sum|mean|std|rate|since_previous|damped, key: [...], ...}"
+        ),
+    ] = {}
+    snapshot: Annotated[
+        str,
+        doc(
+            "a file that keeps window state over a restart: written at SIGTERM, read at start "
+            "(relative: to this file; empty: no snapshot)"
+        ),
+    ] = ""
+
     def __post_init__(self) -> None:
-        EventModel(where=self.where, mapping=self.mapping, normalize=self.normalize)  # paths and conditions
+        # paths, conditions and window definitions, checked as a model of their own
+        EventModel(
+            where=self.where,
+            mapping=self.mapping,
+            normalize=self.normalize,
+            time=self.time or ("time" if self.windows else None),
+            windows=self.windows,
+        )
 
 
 class AgentConfig(Config, kw_only=True):
@@ -214,6 +241,7 @@ def _resolve_paths(cfg: AgentConfig, base: Path) -> None:
     """Relative paths in any section resolve against the config file's directory."""
     cfg.agent.bundle = _resolve(base, cfg.agent.bundle)
     cfg.dead_letter.path = _resolve(base, cfg.dead_letter.path)
+    cfg.event.snapshot = _resolve(base, cfg.event.snapshot)
     for section in [*cfg.sources, *cfg.sinks.values(), *cfg.actions.values()]:
         for key in section.paths:
             setattr(section, key, _resolve(base, getattr(section, key)))

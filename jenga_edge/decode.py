@@ -32,9 +32,12 @@ from .contract import derive
 from .contract.conditions import condition_mask
 from .contract.errors import ConfigError, EventError
 from .contract.events import TIME_INPUTS, EventModel, Normalizer, Step, parse_path
+from .contract.records import get_path
 from .contract.schema import OOV_INDEX, Feature, FeatureSchema, category_key, to_boolean, to_number
 from .contract.typed import Invalid
 from .contract.values import parse_time
+from .contract.window_state import WindowEngine
+from .contract.windows import Window
 from .event_queue import Lines
 from .native import fastjson as _fastjson  # None: tier 2 alone
 
@@ -57,7 +60,7 @@ class Reject:
 
 @dataclass
 class DecodedBatch:
-    num: npt.NDArray[np.float32]  # [accepted, n]
+    num: npt.NDArray[Any]  # float32 [accepted, n] (float64 with auxiliary columns inside the decoder)
     cat: npt.NDArray[np.int64]  # [accepted, m]
     index: list[int]  # batch positions of the accepted events
     keys: dict[str, list[Any]]  # key/condition fields of accepted events, by name
@@ -68,9 +71,46 @@ class DecodedBatch:
         return len(self.index)
 
 
+def _reader(
+    paths: dict[str, tuple[Step, ...]], name: str, leaf: Any, raw: bool = False
+) -> tuple[type, dict[str, Callable[[Any], Any]], dict[str, str]]:
+    """A msgspec Struct type that decodes what `paths` read, a getter per name, and
+    the attribute of each name read typed from the top level.
+
+    Paths without list elements become nested typed Structs (a value of the wrong
+    type is a reject naming its path). A top-level key under which some path reads a
+    list element is decoded untyped and walked as the trainer walks records
+    (contract/records.py get_path): a list of odd elements or a missing element is
+    then a missing value, never a reject for an element no feature reads. `raw`:
+    every path so (the `where` fields' second look)."""
+    untyped = {str(st[0]) for st in paths.values() if raw or any(type(p) is int for p in st)}
+    tree = _Tree()
+    for st in paths.values():
+        tree.add(st[:1] if str(st[0]) in untyped else st, Any if str(st[0]) in untyped else leaf)
+    struct = tree.build(name)
+    getters: dict[str, Callable[[Any], Any]] = {}
+    top: dict[str, str] = {}
+    for n, st in paths.items():
+        if str(st[0]) in untyped:
+            getters[n] = _untyped_getter(tree.attrs[str(st[0])], st[1:])
+        else:
+            attrs = tree.resolve(st)
+            getters[n] = _getter(attrs)
+            if len(attrs) == 1:
+                top[n] = str(attrs[0])
+    return struct, getters, top
+
+
+def _untyped_getter(attr: str, rest: tuple[Step, ...]) -> Callable[[Any], Any]:
+    top = operator.attrgetter(attr)
+    if not rest:
+        return top
+    return lambda e: get_path(top(e), rest)
+
+
 class _Tree:
-    """Nested msgspec Struct types mirroring the paths that are read (a key
-    followed by an index holds a list of what follows)."""
+    """Nested msgspec Struct types mirroring the paths that are read (no list
+    elements: _reader reads those untyped)."""
 
     def __init__(self) -> None:
         self.children: dict[str, _Tree] = {}
@@ -135,47 +175,56 @@ class EventDecoder:
         min_present: int = 0,
         where: dict[str, Any] | None = None,
         normalize: dict[str, Normalizer] | None = None,
+        time: str | None = None,
+        windows: dict[str, Window] | None = None,
     ):
         self.schema = schema
         try:
-            self.model = (schema.events or EventModel()).overlay(mapping, where, normalize)
+            self.model = (schema.events or EventModel()).overlay(mapping, where, normalize, time, windows)
+            self.model.check_normalizers({f.name for f in schema.features if f.is_numeric})
         except Invalid as exc:
             raise ConfigError(f"event.{exc}") from None
         model = self.model
         # An event with fewer of the schema's features than this is rejected (too_sparse):
         # imputing all of them would turn an unrelated record into a confident verdict.
-        self.min_present = min(min_present, len(schema.features))
+        self.min_present = min(min_present, len([f for f in schema.features if f.name not in model.windows]))
+        # Window state lives in the decoder: it sees every scored event in order. The
+        # agent carries it over a reload (carry_windows) and through a restart (snapshots).
+        self.windows = WindowEngine(model) if model.windows else None
+        computed = {**model.derive, **model.windows}  # features not read from the event
         derived = model.derive
-        self.paths = {f.name: model.path(f.name) for f in schema.features if f.name not in derived}
-        self.key_names = list(dict.fromkeys([*key_fields, *model.where]))
-        self.key_paths = {k: model.path(k) for k in self.key_names if k not in self.paths and k not in derived}
+        self.paths = {f.name: model.path(f.name) for f in schema.features if f.name not in computed}
+        window_reads = self.windows.fields if self.windows else []
+        self.key_names = list(dict.fromkeys([*key_fields, *model.where, *window_reads]))
+        self.key_paths = {k: model.path(k) for k in self.key_names if k not in self.paths and k not in computed}
         self._derived_keys = [k for k in self.key_names if k in derived]
+        self._window_keys = [k for k in self.key_names if k in model.windows]
         self._norm = {k: n for k, n in model.normalize.items() if k in self.key_names}
         self._input_col, self._aux = self._inputs(schema, model)
-        tree, steps = _Tree(), {}
         # A key field may share a path with a feature (dest_port -> port): one
         # leaf, read raw; the feature's checks happen in the column code.
         reads = {**self.paths, **self.key_paths, **{name: model.path(name) for name, _ in self._aux}}
-        for name, path in reads.items():
-            steps[name] = parse_path(path)
-            tree.add(steps[name], Scalar)
-        self.struct = tree.build("Event")
+        self._steps = {name: parse_path(path) for name, path in reads.items()}
+        self.struct, self._get, self._top = _reader(self._steps, "Event", Scalar)
         self._one: msgspec.json.Decoder[Any] = msgspec.json.Decoder(self.struct, strict=False)
-        self._get: dict[str, Callable[[Any], Any]] = {n: _getter(tree.resolve(st)) for n, st in steps.items()}
-        self._steps = steps
         self._where_one = self._filter_decoder() if model.where else None
-        self._read_numeric = [f for f in schema.numeric if f.name not in derived]
-        self._read_cols = np.array([j for j, f in enumerate(schema.numeric) if f.name not in derived], dtype=np.intp)
+        self._read_numeric = [f for f in schema.numeric if f.name not in computed]
+        self._read_cols = np.array([j for j, f in enumerate(schema.numeric) if f.name not in computed], dtype=np.intp)
+        self._window_cols = {j: f.name for j, f in enumerate(schema.numeric) if f.name in model.windows}
+        # min_present counts the fields an event brings: window features are always computed
+        self._counted = np.array([f.name not in model.windows for f in schema.numeric], dtype=bool)
         self._bool_cols = [j for j, f in enumerate(self._read_numeric) if f.kind == "boolean"]
         getters = [self._get[f.name] for f in self._read_numeric]
         self._all_numeric: Callable[[Any], Any] | None = (lambda e: tuple(g(e) for g in getters)) if getters else None
-        flat = [tree.resolve(steps[f.name]) for f in self._read_numeric]
-        if flat and all(len(st) == 1 for st in flat):  # top-level fields: one C-level call per event
-            self._all_numeric = operator.attrgetter(*(str(st[0]) for st in flat))
+        flat = [self._top.get(f.name) for f in self._read_numeric]
+        if flat and all(flat):  # top-level fields: one C-level call per event
+            self._all_numeric = operator.attrgetter(*(a for a in flat if a))
+        # read features first, then derived ones: the order tier 2 reports them in
+        required = [j for j, f in enumerate(schema.numeric) if not f.allow_missing and f.name not in model.windows]
         self._required_numeric = np.array(
-            [j for j, f in enumerate(schema.numeric) if not f.allow_missing], dtype=np.intp
+            sorted(required, key=lambda j: schema.numeric[j].name in derived), dtype=np.intp
         )
-        self._vocab = {f.name: self._vocabulary(f) for f in schema.categorical}
+        self._vocab = {f.name: {c: i for i, c in enumerate(f.categories)} for f in schema.categorical}
         self._expected = {
             f.name: {
                 "numeric": "a number (or a numeric string)",
@@ -192,43 +241,47 @@ class EventDecoder:
         """Where each derived field's inputs are: a numeric feature's own column, or
         an extra (auxiliary) column after the schema's numeric ones; aux entries
         are (name, is a time)."""
-        cols = {f.name: j for j, f in enumerate(schema.numeric) if f.kind == "numeric" and f.name not in model.derive}
+        computed = {**model.derive, **model.windows}
+        cols = {f.name: j for j, f in enumerate(schema.numeric) if f.kind == "numeric" and f.name not in computed}
         wanted = set(schema.derived) | set(self._derived_keys)
-        aux: list[tuple[str, bool]] = []
+        needs: list[tuple[str, str, bool]] = []  # (what needs it, input, is a time)
         for name, spec in model.derive.items():
-            if name not in wanted:
+            if name in wanted:
+                is_time = isinstance(spec, TIME_INPUTS)
+                needs += [(f"derive.{name}", inp, is_time) for inp in spec.inputs]
+        if self.windows is not None:
+            assert model.time is not None  # the model checks: windows need a time
+            needs.append(("time", model.time, True))
+            needs += [("windows", f, False) for f in self.windows.numeric]
+        aux: list[tuple[str, bool]] = []
+        for what, inp, is_time in needs:
+            if inp in cols and not is_time:
                 continue
-            is_time = isinstance(spec, TIME_INPUTS)
-            for inp in spec.inputs:
-                if inp in cols and not is_time:
-                    continue
-                if (inp, is_time) not in aux:
-                    if any(a == inp for a, _ in aux):
-                        raise ConfigError(f"event.derive.{name}: {inp!r} is read both as a time and as a number")
-                    aux.append((inp, is_time))
+            if (inp, is_time) not in aux:
+                if any(a == inp for a, _ in aux):
+                    raise ConfigError(f"event.{what}: {inp!r} is read both as a time and as a number")
+                aux.append((inp, is_time))
         base = len(schema.numeric)
         aux_cols = {name: base + i for i, (name, _) in enumerate(aux)}
         return {**cols, **aux_cols}, aux
 
-    def _vocabulary(self, f: Feature) -> dict[str, int]:
-        """Category -> index; a normalizer's value map adds its sources (a raw value
-        that normalizes to a category is that category)."""
-        vocab = {c: i for i, c in enumerate(f.categories)}
+    def _c_vocabulary(self, f: Feature) -> dict[str, int]:
+        """The C tier's lookup: category -> index, and a normalizer's map sources ->
+        their target's index (C lower-cases, then looks up once; what it does not
+        find without stripping goes to tier 2, which normalizes in Python)."""
+        vocab = dict(self._vocab[f.name])
         norm = self.model.normalize.get(f.name)
         if norm is not None:
             for src, dst in norm.map.items():
-                vocab.setdefault(src, vocab.get(dst, OOV_INDEX))
+                vocab[src] = self._vocab[f.name].get(dst, OOV_INDEX)
         return vocab
 
     def _filter_decoder(self) -> msgspec.json.Decoder[Any]:
-        """Reads only the `where` fields: whether a record that fails the full
-        decode would have been filtered anyway (then it is not a reject)."""
-        tree = _Tree()
-        steps = {name: parse_path(self.model.path(name)) for name in self.model.where}
-        for st in steps.values():
-            tree.add(st, Any)
-        decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(tree.build("Where"), strict=False)
-        self._where_get = {n: _getter(tree.resolve(st)) for n, st in steps.items()}
+        """Reads only the `where` fields, untyped (as the trainer's get_path reads them):
+        whether a record that fails the full decode would have been filtered anyway."""
+        steps = {name: (*parse_path(self.model.path(name)), 0)[:-1] for name in self.model.where}
+        struct, self._where_get, _ = _reader(steps, "Where", Any, raw=True)
+        decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(struct, strict=False)
         return decoder
 
     # ------------------------------------------------------------------ API
@@ -238,15 +291,75 @@ class EventDecoder:
         plan = self._plan
         if plan is None or not lines:
             return self._decode_slow(lines if type(lines) is list else list(lines), oversize)
-        return self._decode_fast(
-            plan, lines if type(lines) is list or isinstance(lines, Lines) else list(lines), oversize
+        return self._finish(
+            self._decode_fast(plan, lines if type(lines) is list or isinstance(lines, Lines) else list(lines), oversize)
         )
 
     def _decode_slow(self, lines: Sequence[bytes], oversize: Sequence[bool] = ()) -> DecodedBatch:
+        """Tier 2 alone (the reference tier 1 is tested against)."""
+        return self._finish(self._slow_columns(lines, oversize))
+
+    def _slow_columns(self, lines: Sequence[bytes], oversize: Sequence[bool] = ()) -> DecodedBatch:
         rejects: list[Reject] = []
         filtered: list[int] = []
         events, index = self._parse(lines, oversize, rejects, filtered)
-        return self._columns(events, index, rejects, filtered)
+        batch = self._columns(events, index, rejects, filtered)
+        batch.filtered.sort()
+        return batch
+
+    def _finish(self, batch: DecodedBatch) -> DecodedBatch:
+        """Both tiers' rows (float64, auxiliary columns included) -> window features,
+        then the graph's float32 numeric input."""
+        if self.windows is not None and len(batch):
+            batch = self._apply_windows(batch)
+        num = batch.num[:, : len(self.schema.numeric)]
+        batch.num = num.astype(np.float32) if num.dtype != np.float32 else num
+        return batch
+
+    def _apply_windows(self, batch: DecodedBatch) -> DecodedBatch:
+        """Window features, in row order; an event without its time or a key is rejected
+        first (windows could not place it), so it changes no state."""
+        engine, model = self.windows, self.model
+        assert engine is not None and model.time is not None
+        times = batch.num[:, self._input_col[model.time]]
+        ok = ~np.isnan(times)
+        rejects: list[Reject] = []
+        self._reject_rows(
+            np.flatnonzero(~ok),
+            "missing_field",
+            model.time,
+            f"field {model.time!r} (the event time windows run on) is missing",
+            ok,
+            batch.index,
+            rejects,
+        )
+        for f in dict.fromkeys(k for w in model.windows.values() for k in w.key):
+            rows = np.flatnonzero(ok & np.array([v is None for v in batch.keys[f]], dtype=bool))
+            self._reject_rows(
+                rows, "missing_field", f, f"field {f!r} (a window key) is missing", ok, batch.index, rejects
+            )
+        if rejects:
+            keep = np.flatnonzero(ok)
+            rows = keep.tolist()
+            batch = DecodedBatch(
+                batch.num[keep],
+                batch.cat[keep],
+                [batch.index[r] for r in rows],
+                {k: [col[r] for r in rows] for k, col in batch.keys.items()},
+                sorted(batch.rejects + rejects, key=lambda r: r.index),
+                batch.filtered,
+            )
+            if not len(batch):
+                return batch
+        numbers = {f: batch.num[:, self._input_col[f]] for f in engine.numeric}
+        out = engine.update(batch.num[:, self._input_col[model.time]], batch.keys, numbers)
+        for j, name in self._window_cols.items():
+            col = out[name]
+            col[np.abs(col) > _F32_MAX] = np.nan
+            batch.num[:, j] = col
+        for name in self._window_keys:
+            batch.keys[name] = [None if v != v else v for v in out[name].tolist()]
+        return batch
 
     # ---------------------------------------------------------- tier 1 (C)
     def _build_plan(self, plan: type[Plan]) -> Plan | None:
@@ -273,7 +386,7 @@ class EventDecoder:
                     node = node.setdefault(part.encode(), {})
                 node[parts[-1].encode()] = tuple(leaf)
             vocabs: tuple[dict[bytes, tuple[tuple[int, int], ...]], ...] = tuple(
-                {c.encode(): ((_CAT, i),) for c, i in self._vocab[f.name].items()} for f in self.schema.categorical
+                {c.encode(): ((_CAT, i),) for c, i in self._c_vocabulary(f).items()} for f in self.schema.categorical
             )
             lower = tuple(self._lower(f.name) for f in self.schema.categorical)
             width = len(self.schema.numeric) + len(self._aux)
@@ -316,14 +429,13 @@ class EventDecoder:
         if slow.any():
             self._merge_slow(lines, oversize, np.flatnonzero(slow), num, cat, keys, ok, rejects, filtered)
         keep = np.flatnonzero(ok)
-        num = num[:, : len(schema.numeric)]
         if len(keep) < n:
             num, cat = num[keep], cat[keep]
             rows = keep.tolist()
             keys = {k: [col[r] for r in rows] for k, col in keys.items()}
         rejects.sort(key=lambda r: r.index)
         filtered.sort()
-        return DecodedBatch(num.astype(np.float32), cat, keep.tolist(), keys, rejects, filtered)
+        return DecodedBatch(num, cat, keep.tolist(), keys, rejects, filtered)
 
     # ------------------------------------------------------ the event model
     def _normalized(self, keys: dict[str, list[Any]]) -> dict[str, list[Any]]:
@@ -350,9 +462,7 @@ class EventDecoder:
         for j, f in enumerate(self.schema.numeric):
             spec = self.model.derive.get(f.name)
             if spec is not None:
-                values = derive.compute(spec, lambda name: num[:, cols[name]])
-                values[np.abs(values) > _F32_MAX] = np.nan  # beyond float32 (a ratio of huge counts): missing
-                num[:, j] = values
+                num[:, j] = derive.compute(spec, lambda name: num[:, cols[name]])
 
     def _derived_key_values(self, num: npt.NDArray[np.float64], keys: dict[str, list[Any]]) -> None:
         """Derived fields that rules or alerts read: a float, or None where missing."""
@@ -402,11 +512,12 @@ class EventDecoder:
         rejects: list[Reject],
     ) -> None:
         """Reject rows with fewer than `min_present` of the schema's fields, naming what is missing."""
+        num_present = num_present & self._counted  # window features are computed, not brought
         count = num_present.sum(axis=1) + cat_present.sum(axis=1)
-        total = len(self.schema.features)
+        total = len(self.schema.features) - len(self._window_cols)
         for r in np.flatnonzero((count < self.min_present) & ok):
             ok[r] = False
-            absent = {f.name for f, p in zip(self.schema.numeric, num_present[r]) if not p}
+            absent = {f.name for f, p, c in zip(self.schema.numeric, num_present[r], self._counted) if c and not p}
             absent |= {f.name for f, p in zip(self.schema.categorical, cat_present[r]) if not p}
             missing = [f.name for f in self.schema.features if f.name in absent]  # in schema order
             shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
@@ -433,7 +544,7 @@ class EventDecoder:
     ) -> None:
         """Lines tier 1 left alone go through tier 2; its rows, rejects and
         filtered lines are put back at their places in the batch."""
-        sub = self._decode_slow([lines[r] for r in rows], [bool(oversize[r]) for r in rows] if any(oversize) else ())
+        sub = self._slow_columns([lines[r] for r in rows], [bool(oversize[r]) for r in rows] if any(oversize) else ())
         ok[rows] = False
         at = rows[sub.index] if sub.index else np.empty(0, dtype=np.intp)
         ok[at] = True
@@ -487,11 +598,10 @@ class EventDecoder:
             return False
         try:
             record = self._where_one.decode(line)
-        except (msgspec.DecodeError, RecursionError, ValueError):
-            return False
-        values = {n: [self._normalized({n: [g(record)]})[n][0]] for n, g in self._where_get.items()}
-        ok = np.ones(1, dtype=bool)
-        return bool(self._filter(values, ok, [0]))
+            values = self._normalized({n: [g(record)] for n, g in self._where_get.items()})
+            return bool(self._filter(values, np.ones(1, dtype=bool), [0]))
+        except (msgspec.DecodeError, RecursionError, ValueError, TypeError, OverflowError):
+            return False  # not even the filter's fields can be read: the full decode's reject stands
 
     def _validation_reject(self, i: int, text: str) -> Reject:
         # msgspec: "Expected `float | null`, got `str` - at `$.flow.bytes`"
@@ -504,6 +614,12 @@ class EventDecoder:
         except ValueError:
             steps = ()
         name = next((n for n, st in self._steps.items() if st == steps), path)
+        inner = next((n for n, st in self._steps.items() if len(st) > len(steps) and st[: len(steps)] == steps), None)
+        if inner is not None and name == path:  # an object on the way to a field holds something else
+            got = where[0].rsplit("got ", 1)[-1].strip("`") if "got " in where[0] else "?"
+            return Reject(
+                i, "wrong_type", path, f"field {path!r} is {_article(got)}, expected an object (holding {inner!r})"
+            )
         if "out of range" in text:
             return Reject(i, "non_finite", name, f"field {name!r} is out of range, expected a finite number")
         got = where[0].rsplit("got ", 1)[-1].strip("`") if "got " in where[0] else "?"
@@ -523,8 +639,9 @@ class EventDecoder:
         filtered.extend(self._filter(keys, ok, index))
         num = np.full((n, n_num + len(self._aux)), np.nan)
         num[:, self._read_cols] = self._numeric_block(events, ok, index, rejects)
-        if self.model.derive:
+        if self._aux:
             self._aux_block(events, num, ok, index, rejects)
+        if self.model.derive:
             self._derive(num)
             self._check_derived(num, ok, index, rejects)
         cat = np.empty((n, len(self.schema.categorical)), dtype=np.int64)
@@ -537,14 +654,13 @@ class EventDecoder:
         if self.min_present:
             self._check_sparse(~np.isnan(num[:, :n_num]), cat_present, ok, index, rejects)
         self._derived_key_values(num, keys)
-        num = num[:, :n_num]
         if not ok.all():
             keep = np.flatnonzero(ok)
             num, cat = num[keep], cat[keep]
             keys = {k: [v[i] for i in keep] for k, v in keys.items()}
             index = [index[i] for i in keep]
         rejects.sort(key=lambda r: r.index)
-        return DecodedBatch(num.astype(np.float32), cat, index, keys, rejects, filtered)
+        return DecodedBatch(num, cat, index, keys, rejects, filtered)
 
     def _aux_block(
         self,
@@ -664,7 +780,22 @@ class EventDecoder:
         get = vocab.get
         out = np.array([get(v, -1) if type(v) is str else -1 for v in values], dtype=np.int64)
         for i in np.flatnonzero(out < 0):
-            out[i] = _vocab_index(vocab, values[i])
+            v = values[i]
+            if isinstance(v, (dict, list)):  # read through a list element (untyped): refused as tier 2 refuses
+                out[i] = OOV_INDEX
+                if ok[i]:
+                    kind = "an object" if isinstance(v, dict) else "an array"
+                    self._reject_rows(
+                        np.array([i]),
+                        "wrong_type",
+                        f.name,
+                        f"field {f.name!r} is {kind}, expected a string or number",
+                        ok,
+                        index,
+                        rejects,
+                    )
+                continue
+            out[i] = _vocab_index(vocab, v)
         if not f.allow_missing:
             missing = np.array([v is None for v in values], dtype=bool)
             self._reject_rows(
@@ -718,14 +849,14 @@ def _time_value(value: Any, name: str) -> float:
     t = parse_time(value)
     if t is None:
         raise EventError(
-            "bad_timestamp", f"field {name!r} is {value!r:.60}, expected a time (ISO 8601 or epoch seconds)", name
+            "bad_timestamp", f"field {name!r} is {str(value)[:60]!r}, expected a time (ISO 8601 or epoch seconds)", name
         )
     return t
 
 
 def _getter(steps: tuple[Step, ...]) -> Callable[[Any], Any]:
-    """The value at `steps` (attribute names and list indices) of a decoded
-    event; None where an intermediate object or list element is missing."""
+    """The value at `steps` (attribute names) of a decoded event; None where an
+    intermediate object is missing."""
     if len(steps) == 1:
         return operator.attrgetter(str(steps[0]))
 

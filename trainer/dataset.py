@@ -64,7 +64,7 @@ def prepare(
     fitting, so retraining on new data keeps the inputs the model learned on."""
     sources, tasks = {}, []
     for name, scfg in cfg.sources.items():
-        rows = read_rows(cfg.source_path(name), scfg.format, scfg.columns, scfg.limit, scfg.events)
+        rows = read_rows(cfg.source_path(name), scfg.format, scfg.columns, scfg.limit, scfg.events, scfg.features)
         my_tasks = [t for t in cfg.tasks if t.source == name]
         if not my_tasks:
             continue

@@ -9,6 +9,7 @@ import gzip
 import io
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -23,6 +24,7 @@ def read_rows(
     columns: list[str] | None = None,
     limit: int | None = None,
     events: EventModel | None = None,
+    names: list[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Every row as a dict; CSV cells become int/float where they parse, None when empty.
     With `events`, records the filter drops are left out and `limit` counts kept rows."""
@@ -36,16 +38,18 @@ def read_rows(
     except (OSError, EOFError, UnicodeDecodeError) as exc:  # a truncated or foreign .gz, bad UTF-8
         raise DataError(f"{p}: cannot read: {exc}") from None
     if events is not None:
-        rows = apply_events(rows, events, str(p))
+        rows = apply_events(rows, events, str(p), names or ())
     if not rows:
         raise DataError(f"{p}: no rows" + (" left after the event model's filter" if events else ""))
     return rows[:limit] if limit else rows
 
 
-def apply_events(records: list[dict[str, Any]], events: EventModel, where: str) -> list[dict[str, Any]]:
+def apply_events(
+    records: list[dict[str, Any]], events: EventModel, where: str, names: Sequence[str] = ()
+) -> list[dict[str, Any]]:
     """Records read with the event model: filtered, mapped, normalized, derived. Records
     the agent would reject (a bad timestamp) are left out, and counted on stderr."""
-    out = RecordReader(events).read(records)
+    out = RecordReader(events, names).read(records)
     dropped = sum(out.rejected.values())
     if out.filtered or dropped:
         parts = [f"{out.filtered} filtered"] + [f"{n} {reason}" for reason, n in sorted(out.rejected.items())]

@@ -40,7 +40,15 @@ def condition_mask(name: str, spec: Any, values: list[Any]) -> npt.NDArray[np.bo
     ops = spec if isinstance(spec, dict) else ({"in": spec} if isinstance(spec, list) else {"eq": spec})
     mask = np.ones(len(values), dtype=bool)
     for op, arg in ops.items():
-        mask &= np.fromiter((_test(op, v, arg) for v in values), dtype=bool, count=len(values))
+        if op in ("eq", "ne", "in", "not_in"):  # one set of keys per call, not per value
+            keys = {category_key(a) for a in arg} if op in ("in", "not_in") else {category_key(arg)}
+            hit = np.fromiter(
+                (v is not None and category_key(v) in keys for v in values), dtype=bool, count=len(values)
+            )
+            missing = np.fromiter((v is None for v in values), dtype=bool, count=len(values))
+            mask &= hit if op in ("eq", "in") else ~hit | missing  # a missing value passes ne and not_in
+        else:
+            mask &= np.fromiter((_test(op, v, arg) for v in values), dtype=bool, count=len(values))
     return mask
 
 
@@ -56,5 +64,9 @@ def _test(op: str, value: Any, arg: Any) -> bool:
     try:
         v, a = float(value), float(arg)
     except (TypeError, ValueError):
+        return False
+    except OverflowError:  # an integer beyond any float: compare exactly
+        if isinstance(value, int) and isinstance(arg, (int, float)) and not isinstance(value, bool):
+            return {"gt": value > arg, "gte": value >= arg, "lt": value < arg, "lte": value <= arg}[op]
         return False
     return {"gt": v > a, "gte": v >= a, "lt": v < a, "lte": v <= a}[op]

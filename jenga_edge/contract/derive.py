@@ -14,6 +14,8 @@ import numpy as np
 
 from .events import Derived, Duration, Ratio, Sum
 
+F32_MAX = float(np.finfo(np.float32).max)
+
 if TYPE_CHECKING:
     import numpy.typing as npt
 
@@ -30,7 +32,7 @@ def compute(spec: Derived, column: Callable[[str], npt.NDArray[np.float64]]) -> 
             out = _total(spec.of, column)
         else:  # pragma: no cover - the union is closed
             raise TypeError(f"unknown derived kind {type(spec).__name__}")
-    out[~np.isfinite(out)] = np.nan
+    out[~np.isfinite(out) | (np.abs(out) > F32_MAX)] = np.nan  # the graph takes float32: beyond it is missing
     return out
 
 

@@ -29,6 +29,8 @@ import msgspec
 from .conditions import check_condition
 from .errors import ConfigError
 from .typed import Config, Invalid, doc
+from .values import category_key
+from .windows import Window
 
 _STEP = re.compile(r"([^.\[\]]+)(?:\[(\d*)\])?")
 MAX_PATH_DEPTH = 16
@@ -58,16 +60,27 @@ def parse_path(path: str) -> tuple[Step, ...]:
 
 
 class Normalizer(Config, kw_only=True):
-    """What a string value goes through before it is compared or looked up:
-    strip, then lower-case, then the value map. Other values pass unchanged."""
+    """What a value goes through before it is compared or looked up: a string is
+    stripped, then lower-cased, then mapped; a number or boolean is mapped by its
+    category key (22 and "22" alike). For categorical features and raw fields
+    (rule, key and window fields), not numeric features."""
 
     strip: Annotated[bool, doc("remove leading and trailing white space")] = True
     lower: Annotated[bool, doc("lower-case (TCP -> tcp)")] = False
     map: Annotated[dict[str, str], doc("value -> value, after strip and lower (e.g. ipv6-icmp: icmp)")] = {}
 
+    def __post_init__(self) -> None:
+        for key in self.map:
+            if (self.strip and key != key.strip()) or (self.lower and key != key.lower()):
+                raise Invalid(
+                    f"map.{key!r}", "no value reaches this key after strip and lower; write it as they leave it"
+                )
+
     def apply(self, value: Any) -> Any:
         if type(value) is not str:
-            return value
+            if not self.map or value is None or isinstance(value, (dict, list)):
+                return value
+            return self.map.get(category_key(value), value)
         if self.strip:
             value = value.strip()
         if self.lower:
@@ -128,6 +141,30 @@ class EventModel(Config, kw_only=True):
     derive: Annotated[
         dict[str, Derived], doc("name -> a field computed from others: duration, ratio or sum (stateless)")
     ] = {}
+    time: Annotated[
+        str | None, doc("the event-time field (ISO 8601 or epoch seconds) that windows run on, e.g. flow.start")
+    ] = None
+    lag_s: Annotated[
+        float, doc("how late (in event time) an event may arrive and still count at its own time", ge=0.0)
+    ] = 10.0
+    max_ahead_s: Annotated[
+        float,
+        doc(
+            "an event further ahead of the window clock counts at the clock's time (a wild timestamp cannot "
+            "expire every window)",
+            gt=0.0,
+        ),
+    ] = 3600.0
+    max_keys: Annotated[
+        int, doc("live keys per window key (e.g. [src_ip]); the least recently seen are evicted", ge=16)
+    ] = 100_000
+    windows: Annotated[
+        dict[str, Window],
+        doc(
+            "name -> a stateful feature per key over event time: count, distinct, sum, mean, std, rate, "
+            "since_previous or damped"
+        ),
+    ] = {}
 
     def __post_init__(self) -> None:
         for name, path in self.mapping.items():
@@ -155,6 +192,71 @@ class EventModel(Config, kw_only=True):
                 key, _, message = str(exc).partition(": ")
                 raise Invalid(key, message) from None
 
+        self._check_windows()
+        self._check_paths()
+        self.check_normalizers(self.numeric_inputs)
+
+    @property
+    def numeric_inputs(self) -> set[str]:
+        """Names read as numbers by derived and window fields."""
+        out = {i for d in self.derive.values() if not isinstance(d, TIME_INPUTS) for i in d.inputs}
+        return out | {f for w in self.windows.values() for f in w.numeric}
+
+    @property
+    def time_inputs(self) -> set[str]:
+        out = {i for d in self.derive.values() if isinstance(d, TIME_INPUTS) for i in d.inputs}
+        return out | ({self.time} if self.time else set())
+
+    def check_normalizers(self, numeric: set[str]) -> None:
+        """Normalizers are for values looked up or compared, not numbers."""
+        for name in sorted(set(self.normalize) & (numeric | self.time_inputs)):
+            raise Invalid(
+                f"normalize.{name}", "is read as a number or a time; normalizers are for categories and raw fields"
+            )
+
+    def _check_paths(self) -> None:
+        """Every path the model names, as one tree: a key is a value or an object, a
+        list or not, never both (the decoder could not read it both ways)."""
+        clash = sorted(self.numeric_inputs & self.time_inputs)
+        if clash:
+            raise Invalid("derive", f"{clash[0]!r} is read both as a time and as a number")
+        names = {*self.mapping, *self.where, *self.numeric_inputs, *self.time_inputs}
+        names |= {f for w in self.windows.values() for f in (*w.key, *w.fields)}
+        seen: dict[tuple[Step, ...], str] = {}  # a path prefix -> "value" | "object" | "list"
+        for name in sorted(names):
+            steps = parse_path(self.path(name))
+            for i in range(len(steps)):
+                prefix, nxt = steps[: i + 1], steps[i + 1] if i + 1 < len(steps) else None
+                if type(steps[i]) is int:
+                    continue
+                role = "value" if nxt is None else "list" if type(nxt) is int else "object"
+                if seen.setdefault(prefix, role) != role:
+                    where = ".".join(str(p) for p in prefix)
+                    article = {"value": "a value", "object": "an object", "list": "a list"}
+                    raise Invalid(
+                        f"mapping.{name}",
+                        f"reads {where!r} as {article[role]}, another path as {article[seen[prefix]]}",
+                    )
+
+    def _check_windows(self) -> None:
+        if self.windows and self.time is None:
+            raise Invalid("time", "windows need the event-time field, e.g. time: flow.start")
+        if self.time is not None:
+            try:
+                parse_path(self.path(self.time))
+            except ValueError as exc:
+                raise Invalid("time", str(exc)) from None
+        for name, w in self.windows.items():
+            if name in self.mapping or name in self.derive:
+                raise Invalid(f"windows.{name}", "is also mapped or derived: a window feature is computed per key")
+            for f in (*w.key, *w.fields):
+                if f in self.windows:
+                    raise Invalid(f"windows.{name}", f"reads {f!r}, another window feature; read event fields only")
+                try:
+                    parse_path(self.path(f))
+                except ValueError as exc:
+                    raise Invalid(f"windows.{name}", str(exc)) from None
+
     def path(self, name: str) -> str:
         return self.mapping.get(name, name)
 
@@ -163,27 +265,45 @@ class EventModel(Config, kw_only=True):
         mapping: dict[str, str] | None = None,
         where: dict[str, Any] | None = None,
         normalize: dict[str, Normalizer] | None = None,
+        time: str | None = None,
+        windows: dict[str, Window] | None = None,
     ) -> EventModel:
         """This model with an agent config's additions on top: more (or other) paths,
-        more filter conditions, normalizers for names this model leaves alone. What
-        the model itself filters and normalizes cannot be changed at the edge."""
-        mapping, where, normalize = mapping or {}, where or {}, normalize or {}
-        if not (mapping or where or normalize):
+        more filter conditions, normalizers for names this model leaves alone, window
+        features for rules. What the model itself reads, filters, normalizes, derives
+        and windows cannot be changed at the edge."""
+        mapping, where, normalize, windows = mapping or {}, where or {}, normalize or {}, windows or {}
+        if not (mapping or where or normalize or windows or time):
             return self
+        computed = {**self.derive, **self.windows}
+        remapped = sorted(k for k, v in mapping.items() if k in self.mapping and self.mapping[k] != v)
+        if remapped:
+            raise Invalid(
+                f"mapping.{remapped[0]}",
+                f"the bundle's event model reads it from {self.mapping[remapped[0]]!r}; the agent may only add",
+            )
         for section, names, own in (
-            ("mapping", mapping, self.derive),
+            ("mapping", mapping, computed),
             ("where", where, self.where),
             ("normalize", normalize, self.normalize),
+            ("windows", windows, {**computed, **self.mapping}),
         ):
             clash = sorted(set(names) & set(own))
             if clash:
-                what = "derived" if section == "mapping" else f"in its {section}"
+                what = "computed" if section == "mapping" else f"in its {section}" if section != "windows" else "taken"
                 raise Invalid(f"{section}.{clash[0]}", f"is {what} in the bundle's event model; the agent may only add")
+        if time is not None and self.time is not None and time != self.time:
+            raise Invalid("time", f"the bundle's event model runs its windows on {self.time!r}; the agent may only add")
         return EventModel(
             where={**self.where, **where},
             mapping={**self.mapping, **mapping},
             normalize={**self.normalize, **normalize},
             derive=self.derive,
+            time=self.time or time,
+            lag_s=self.lag_s,
+            max_ahead_s=self.max_ahead_s,
+            max_keys=self.max_keys,
+            windows={**self.windows, **windows},
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -191,4 +311,14 @@ class EventModel(Config, kw_only=True):
 
     @property
     def empty(self) -> bool:
-        return not (self.where or self.mapping or self.normalize or self.derive)
+        return not (self.where or self.mapping or self.normalize or self.derive or self.windows)
+
+    def window_definition(self) -> bytes:
+        """What window state depends on: state is carried over (reload, restart) only
+        when this is unchanged."""
+        return msgspec.json.encode(
+            {
+                k: getattr(self, k)
+                for k in ("time", "lag_s", "max_ahead_s", "max_keys", "windows", "mapping", "normalize")
+            }
+        )

@@ -21,6 +21,7 @@ from .conditions import condition_mask
 from .errors import EventError
 from .events import TIME_INPUTS, EventModel, Step, parse_path
 from .values import parse_time, to_number
+from .window_state import WindowEngine
 
 
 def get_path(record: Any, steps: Sequence[Step]) -> Any:
@@ -52,11 +53,18 @@ class RecordReader:
     """Flat rows of the top-level scalar fields, the mapped names (normalized)
     and the derived fields (floats, None where missing)."""
 
-    def __init__(self, model: EventModel):
+    def __init__(self, model: EventModel, names: Sequence[str] = ()):
+        """`names`: fields every row must hold even when no mapping names them (a
+        feature spelled as its path, flow.state), read as the agent reads them."""
         self.model = model
+        self._names = [n for n in names if n not in model.derive and n not in model.windows]
         self._paths = {n: parse_path(p) for n, p in model.mapping.items()}
         self._time_inputs = {i for d in model.derive.values() if isinstance(d, TIME_INPUTS) for i in d.inputs}
         self._num_inputs = {i for d in model.derive.values() if not isinstance(d, TIME_INPUTS) for i in d.inputs}
+        self._engine_spec = WindowEngine(model) if model.windows else None  # what windows read
+        if self._engine_spec is not None:
+            self._num_inputs |= set(self._engine_spec.numeric)
+        self._window_keys = list(dict.fromkeys(k for w in model.windows.values() for k in w.key))
 
     def value(self, record: Mapping[str, Any], name: str) -> Any:
         """`name`'s value in `record`, normalized."""
@@ -69,17 +77,25 @@ class RecordReader:
         keep = self._where(records)
         out = Rows([], [], filtered=int((~keep).sum()))
         inputs: dict[str, list[float]] = {n: [] for n in (*self._time_inputs, *self._num_inputs)}
+        times: list[float] = []
+        fields = self._engine_spec.fields if self._engine_spec is not None else []
+        window_values: dict[str, list[Any]] = {f: [] for f in fields}
         for i in np.flatnonzero(keep).tolist():
             record = records[i]
             try:
                 values = {n: self._time(record, n) for n in self._time_inputs}
                 values.update({n: self._number(record, n) for n in self._num_inputs})
+                t = self._window_time(record) if self._engine_spec is not None else math.nan
             except EventError as exc:
                 out.rejected[exc.reason] += 1
                 out.first_reject.setdefault(exc.reason, str(exc))
                 continue
             for n, v in values.items():
                 inputs[n].append(v)
+            if self._engine_spec is not None:
+                times.append(t)
+                for f in fields:
+                    window_values[f].append(self.value(record, f))
             out.rows.append(self._row(record))
             out.positions.append(i)
         columns = {n: np.array(v, dtype=np.float64) for n, v in inputs.items()}
@@ -87,7 +103,40 @@ class RecordReader:
             computed = derive.compute(spec, columns.__getitem__)
             for row, v in zip(out.rows, computed.tolist()):
                 row[name] = None if math.isnan(v) else v
+        if self._engine_spec is not None and out.rows:
+            self._windows(out.rows, np.array(times, dtype=np.float64), window_values, columns)
         return out
+
+    def _window_time(self, record: Mapping[str, Any]) -> float:
+        """The event time windows run on; a record without it, or without a key, is
+        rejected as the agent rejects it."""
+        assert self.model.time is not None
+        t = self._time(record, self.model.time)
+        if math.isnan(t):
+            raise EventError("missing_field", f"field {self.model.time!r} (the event time windows run on) is missing")
+        for k in self._window_keys:
+            if self.value(record, k) is None:
+                raise EventError("missing_field", f"field {k!r} (a window key) is missing", k)
+        return t
+
+    def _windows(
+        self,
+        rows: list[dict[str, Any]],
+        times: np.ndarray,
+        window_values: dict[str, list[Any]],
+        columns: dict[str, np.ndarray],
+    ) -> None:
+        """Window features over the rows in event-time order (ties: file order)."""
+        engine = WindowEngine(self.model)
+        order = np.argsort(times, kind="stable")
+        idx = order.tolist()
+        sorted_rows = [rows[i] for i in idx]
+        values = {f: [col[i] for i in idx] for f, col in window_values.items()}
+        numbers = {f: columns[f][order] for f in engine.numeric}
+        out = engine.update(times[order], values, numbers)
+        for name, col in out.items():
+            for row, v in zip(sorted_rows, col.tolist()):
+                row[name] = None if math.isnan(v) else v
 
     def _where(self, records: Sequence[Mapping[str, Any]]) -> np.ndarray:
         keep = np.ones(len(records), dtype=bool)
@@ -102,6 +151,9 @@ class RecordReader:
                 row[name] = norm.apply(row[name])
         for name in self._paths:
             row[name] = self.value(record, name)
+        for name in self._names:
+            if name not in row:
+                row[name] = self.value(record, name)
         return row
 
     def _time(self, record: Mapping[str, Any], name: str) -> float:
@@ -115,4 +167,5 @@ class RecordReader:
 
     def _number(self, record: Mapping[str, Any], name: str) -> float:
         raw = self.value(record, name)
-        return math.nan if raw is None else to_number(raw, name)
+        x = math.nan if raw is None else to_number(raw, name)
+        return x if math.isfinite(x) else math.nan  # as the agent reads an input it cannot use

@@ -121,6 +121,11 @@ class FeatureSchema(msgspec.Struct, dict=True, forbid_unknown_fields=True):
             )
         if self.events is not None and self.version < 2:
             raise SchemaError("feature schema version 1 carries no event model; `events` needs version 2")
+        if self.events is not None:
+            try:
+                self.events.check_normalizers({f.name for f in self.features if f.is_numeric})
+            except ValueError as exc:
+                raise SchemaError(f"events.{exc}") from None
         names = [f.name for f in self.features]
         if not names:
             raise SchemaError("a feature schema needs at least one feature")

@@ -33,6 +33,17 @@ class AgentMetrics:
             "jenga_events_filtered_total",
             "Events the event model's `where` filter set aside (another record type): read, never scored.",
         )
+        self.window_keys = r.gauge("jenga_window_keys", "Live keys held by window features.", label_check=chk)
+        self.window_evictions = r.counter(
+            "jenga_window_evictions_total",
+            "Keys evicted from window state (least recently seen, at event.max_keys).",
+        )
+        self.window_late = r.counter(
+            "jenga_window_late_total", "Events later than lag_s behind the window clock (counted at clock - lag_s)."
+        )
+        self.window_ahead = r.counter(
+            "jenga_window_ahead_total", "Events more than max_ahead_s ahead of the window clock (counted at the clock)."
+        )
         self.dropped = r.counter(
             "jenga_events_dropped_total",
             "Events dropped because the queue was full, by source.",

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
-    from . import _fastjson, _syncer
+    from . import _fastjson, _syncer, _windows
 
 PURE = os.environ.get("JENGA_EDGE_PURE", "").strip() not in ("", "0")
 
@@ -50,6 +50,8 @@ def _load(name: str) -> ModuleType | None:
 if TYPE_CHECKING:  # the checker reads the stubs, and checks them against the protocols
     fastjson: FastJsonModule | None = _fastjson
     syncer: SyncerModule | None = _syncer
+    windows: ModuleType | None = _windows
 else:
     fastjson = _load("_fastjson")  # decode.py tier 1, line framing (sources, event_queue)
     syncer = _load("_syncer")  # sinks.py: fsync on a thread without the GIL
+    windows = _load("_windows")  # contract/window_state.py: the per-row kernels

@@ -759,6 +759,7 @@ static int Plan_init(Plan *self, PyObject *args, PyObject *kwds) {
                                           "categorical column, and a plan is initialised once");
         return -1;
     }
+    PyMem_Free(self->lower);                      /* a second __init__ after a failed one */
     self->lower = PyMem_Calloc(n_cat ? n_cat : 1, 1);
     if (!self->lower) { PyErr_NoMemory(); return -1; }
     for (Py_ssize_t i = 0; lower && i < n_cat; i++) {

@@ -170,7 +170,7 @@ def test_the_agent_may_add_conditions_and_mappings_never_change_the_bundles():
     assert batch.filtered == [0] and batch.num[0, 0] == 22
     with pytest.raises(ConfigError, match=r"event\.where\.event_type: is in its where in the bundle's event model"):
         EventDecoder(schema(), where={"event_type": "netflow"})
-    with pytest.raises(ConfigError, match=r"event\.mapping\.duration: is derived in the bundle's event model"):
+    with pytest.raises(ConfigError, match=r"event\.mapping\.duration: is computed in the bundle's event model"):
         EventDecoder(schema(), mapping={"duration": "flow.age"})
     with pytest.raises(ConfigError, match=r"event\.normalize\.proto: is in its normalize"):
         EventDecoder(schema(), normalize={"proto": {"lower": False}})
@@ -275,11 +275,15 @@ def test_a_list_element_path_reads_the_first_or_nth_element():
     )
     dec = EventDecoder(s, key_fields=["qname"])
     rec = {"dns": {"queries": [{"rrname": "b.example"}], "answers": [{"ttl": 5}, {"ttl": 60}]}}
-    fast, slow = both_tiers(dec, lines([rec, {"dns": {"queries": []}}, {"dns": {"queries": "x"}}]))
+    odd = [{"dns": {"queries": []}}, {"dns": {"queries": "x"}}, {"dns": {"queries": [{"rrname": "a.example"}, 7]}}]
+    fast, slow = both_tiers(dec, lines([rec, *odd, {"dns": {"queries": [{"rrname": {"x": 1}}]}}]))
     assert_same(fast, slow)
-    assert fast.cat[:, 0].tolist() == [2, OOV_INDEX] and fast.num[:, 0].tolist()[0] == 60.0
+    # as the trainer reads records: a list that is not there, or an element no field reads, is no reject
+    assert fast.cat[:, 0].tolist() == [2, OOV_INDEX, OOV_INDEX, 1] and fast.num[0, 0] == 60.0
     assert np.isnan(fast.num[1, 0])
-    assert [(r.index, r.reason, r.field) for r in fast.rejects] == [(2, "wrong_type", "dns.queries")]
+    assert [(r.index, r.reason, r.field) for r in fast.rejects] == [(4, "wrong_type", "qname")]
+    rows = RecordReader(s.events).read([rec, *odd]).rows
+    assert [r["qname"] for r in rows] == ["b.example", None, None, "a.example"]
 
 
 # --- the decoder and records.py read the same ---------------------------------------------

@@ -1,0 +1,773 @@
+"""The window engine: per-key state over event time, one implementation for the
+trainer (over its file, in event-time order) and the agent (over its stream).
+
+`WindowEngine.update` takes a batch's columns (event times, key and field
+values, numbers) and returns each window feature's column. Rows are processed
+strictly in order, so a stream gives the same values however it is cut into
+batches (tests/jenga_edge/test_windows.py).
+
+State lives in numpy arrays indexed by a key's slot; each key tuple (e.g.
+[src_ip]) has a KeySpace that maps keys to slots, at most `max_keys` of them,
+evicting the least recently seen sixteenth when full. The per-row kernels are
+C (native/_windows.c) when built, else the Python loops here: same arrays,
+same arithmetic, same values (tests/jenga_edge/test_windows.py).
+
+Event time: the engine keeps a clock, the latest event time seen. An event up
+to `lag_s` behind it counts at its own time; further behind, at clock - lag_s
+(counted `late`). An event more than `max_ahead_s` ahead of it counts at the
+clock's time and does not move it (counted `ahead`), so one wild timestamp
+cannot expire every window; after 8 such events in a row the clock jumps (a
+real gap in the data). The current event is included in its own features.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import numpy as np
+
+from ..native import windows as _native  # None: the Python loops below
+from .conditions import condition_mask
+from .digest import sha256
+from .errors import BundleError
+from .events import EventModel
+from .values import category_key
+from .windows import (
+    BUCKETS,
+    EXACT_DISTINCT,
+    SKETCH_REGISTERS,
+    Count,
+    Damped,
+    Distinct,
+    Mean,
+    Rate,
+    SincePrevious,
+    Std,
+    Sum,
+    Window,
+    span,
+)
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
+
+    F64 = npt.NDArray[np.float64]
+    I64 = npt.NDArray[np.int64]
+
+EMPTY = np.iinfo(np.int64).min
+AHEAD_JUMP = 8  # consecutive events ahead of the clock after which it jumps (a real gap)
+SNAPSHOT_VERSION = 1
+_HASH_MEMO = 65536
+
+
+def value_hash(value: Any) -> int:
+    """A stable 64-bit hash of a value as a category (22, 22.0 and "22" alike)."""
+    text = value if type(value) is str else category_key(value)
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
+
+
+def key_of(value: Any) -> str:
+    return value if type(value) is str else str(value) if type(value) is int else category_key(value)
+
+
+# --------------------------------------------------------------------------- keys
+
+
+class KeySpace:
+    """Keys of one key tuple -> slots, with LRU eviction."""
+
+    def __init__(self, fields: tuple[str, ...], max_keys: int):
+        self.fields, self.max_keys = fields, max_keys
+        self.index: dict[Any, int] = {}
+        self.keys: list[Any] = []
+        self.free: list[int] = []
+        self.touch = np.zeros(0, dtype=np.int64)
+        self.owner = np.zeros(0, dtype=np.int64)  # slot -> the id of its current assignment
+        self.states: list[_State] = []
+        self.evicted = 0
+        self.incarnations = 0  # keys ever given a slot: each assignment's unique id
+
+    @property
+    def live(self) -> int:
+        return len(self.index)
+
+    def assign(self, keys: list[Any], seq: int) -> tuple[I64, npt.NDArray[np.bool_], I64]:
+        """Each row's slot, whether the row is its slot's first (fresh state), and the
+        id of the slot's assignment at that row (a slot evicted and reused later in the
+        batch holds another key by then: the kernels must not mix the two)."""
+        n = len(keys)
+        slots = np.empty(n, dtype=np.int64)
+        fresh = np.zeros(n, dtype=bool)
+        inc = np.empty(n, dtype=np.int64)
+        i = 0
+        while i < n:
+            if _native is not None:  # the rows whose keys are known, in C; stops at a new key
+                i = _native.assign(keys, self.index, self.touch, self.owner, seq, i, slots, fresh.view(np.uint8), inc)
+                if i >= n:
+                    break
+            k = keys[i]
+            s = self.index.get(k)
+            if s is None:
+                s = self._new(k)
+                fresh[i] = True
+            slots[i] = s
+            self.touch[s] = seq + i
+            inc[i] = self.owner[s]
+            i += 1
+        return slots, fresh, inc
+
+    def _new(self, key: Any) -> int:
+        if not self.free:
+            if len(self.keys) < self.max_keys:
+                self._grow(len(self.keys) + 1)
+                self.keys.append(None)
+                self.free.append(len(self.keys) - 1)
+            else:
+                self._evict()
+        s = self.free.pop()
+        self.index[key] = s
+        self.keys[s] = key
+        self.incarnations += 1
+        self.owner[s] = self.incarnations
+        return s
+
+    def _grow(self, need: int) -> None:
+        cap = len(self.touch)
+        if need <= cap:
+            return
+        new = min(self.max_keys, max(1024, cap * 2, need))
+        self.touch = np.concatenate([self.touch, np.zeros(new - cap, dtype=np.int64)])
+        self.owner = np.concatenate([self.owner, np.zeros(new - cap, dtype=np.int64)])
+        for st in self.states:
+            st.resize(new)
+
+    def _evict(self) -> None:
+        """The least recently seen sixteenth of the keys goes (amortized O(1) per key)."""
+        n = max(1, self.max_keys // 16)
+        victims = np.argpartition(self.touch[: len(self.keys)], n - 1)[:n]
+        for s in sorted(victims.tolist(), reverse=True):
+            del self.index[self.keys[s]]
+            self.keys[s] = None
+            self.free.append(s)
+        self.evicted += n
+
+
+# --------------------------------------------------------------------------- state
+
+
+class _State:
+    """One window feature's state arrays (first axis: slot) and its row kernel."""
+
+    arrays: tuple[str, ...] = ()
+
+    def __init__(self, w: Window):
+        self.w = w
+
+    def resize(self, cap: int) -> None:
+        for name in self.arrays:
+            arr = getattr(self, name)
+            grown = np.zeros((cap, *arr.shape[1:]), dtype=arr.dtype)  # zeros: a snapshot holds no stray bytes
+            grown[: len(arr)] = arr
+            setattr(self, name, grown)
+
+    def update(self, slots: I64, fresh: npt.NDArray[np.bool_], inc: I64, t: F64, x: F64 | None, extra: Any) -> F64:
+        raise NotImplementedError
+
+
+class _Buckets(_State):
+    """Time windows as 8 sub-windows per key: newest sub-window index, and per
+    sub-window accumulators (k of them)."""
+
+    arrays: tuple[str, ...] = ("newest", "acc")
+    k = 1
+
+    def __init__(self, w: Window):
+        super().__init__(w)
+        self.width = span(w) / BUCKETS
+        self.newest = np.zeros(0, dtype=np.int64)
+        self.acc = np.zeros((0, BUCKETS, self.k), dtype=np.float64)
+
+    def _advance(self, s: int, b: int, fresh: bool) -> int:
+        """Move slot s's ring to sub-window b (clearing what expires); returns the
+        sub-window the event counts in (a late one: at the oldest still kept)."""
+        newest = int(self.newest[s])
+        if fresh or newest == EMPTY or b - newest >= BUCKETS:
+            self.acc[s] = 0.0
+            self.newest[s] = b
+            return b
+        if b > newest:
+            for j in range(newest + 1, b + 1):
+                self.acc[s, j % BUCKETS] = 0.0
+            self.newest[s] = b
+            return b
+        return max(b, newest - BUCKETS + 1)
+
+    kind = 0  # the C kernel's kind (native/_windows.c)
+
+    def update(self, slots: I64, fresh: npt.NDArray[np.bool_], inc: I64, t: F64, x: F64 | None, extra: Any) -> F64:
+        out = np.empty(len(slots), dtype=np.float64)
+        if _native is not None:
+            cond = None if extra is None else np.ascontiguousarray(extra, dtype=np.uint8)
+            _native.buckets(self.kind, self.width, slots, _u8(fresh), t, x, cond, self.newest, self.acc, out)
+            return out
+        width, k = self.width, self.k
+        for i in range(len(slots)):
+            s = int(slots[i])
+            b = self._advance(s, math.floor(t[i] / width), bool(fresh[i]))
+            self._add(s, b % BUCKETS, i, x, extra)
+            acc = self.acc[s]
+            total = [0.0] * k
+            for p in range(BUCKETS):  # in the C kernel's order: the same float sums
+                for q in range(k):
+                    total[q] += float(acc[p, q])
+            out[i] = self._value(total)
+        return out
+
+    def _add(self, s: int, pos: int, i: int, x: F64 | None, extra: Any) -> None:
+        self.acc[s, pos, 0] += 1.0
+
+    def _value(self, total: list[float]) -> float:
+        return float(total[0])
+
+
+class _CountTime(_Buckets):
+    kind = 0
+
+
+class _Stat(_Buckets):
+    k = 3  # values present, sum, sum of squares
+
+    def _add(self, s: int, pos: int, i: int, x: F64 | None, extra: Any) -> None:
+        assert x is not None
+        v = x[i]
+        if v == v:  # present
+            acc = self.acc[s, pos]
+            acc[0] += 1.0
+            acc[1] += v
+            acc[2] += v * v
+
+
+class _Sum(_Stat):
+    kind = 1
+
+    def _value(self, total: list[float]) -> float:
+        return float(total[1])
+
+
+class _Mean(_Stat):
+    kind = 2
+
+    def _value(self, total: list[float]) -> float:
+        return float(total[1] / total[0]) if total[0] else math.nan
+
+
+class _Std(_Stat):
+    kind = 3
+
+    def _value(self, total: list[float]) -> float:
+        if not total[0]:
+            return math.nan
+        mean = total[1] / total[0]
+        return math.sqrt(max(0.0, total[2] / total[0] - mean * mean))
+
+
+class _Rate(_Buckets):
+    k = 2  # events, events meeting the condition
+    kind = 4
+
+    def _add(self, s: int, pos: int, i: int, x: F64 | None, extra: Any) -> None:
+        acc = self.acc[s, pos]
+        acc[0] += 1.0
+        acc[1] += 1.0 if extra[i] else 0.0
+
+    def _value(self, total: list[float]) -> float:
+        return float(total[1] / total[0])
+
+
+class _CountLast(_State):
+    """Events of the key among the stream's last N (a ring of (slot, generation))."""
+
+    arrays = ("count", "owner")
+
+    def __init__(self, w: Count):
+        super().__init__(w)
+        assert w.among_last is not None
+        self.count = np.zeros(0, dtype=np.int64)
+        self.owner = np.zeros(0, dtype=np.int64)  # slot -> assignment id, as of the row being processed
+        self.ring = np.full((w.among_last, 2), -1, dtype=np.int64)  # (slot, assignment id) of the last N
+        self.pos = np.zeros(1, dtype=np.int64)  # an array, so a snapshot holds it
+
+    def update(self, slots: I64, fresh: npt.NDArray[np.bool_], inc: I64, t: F64, x: F64 | None, extra: Any) -> F64:
+        out = np.empty(len(slots), dtype=np.float64)
+        if _native is not None:
+            _native.count_last(slots, _u8(fresh), inc, self.count, self.owner, self.ring, self.pos, out)
+            return out
+        ring, count, owner, n = self.ring, self.count, self.owner, len(self.ring)
+        for i in range(len(slots)):
+            s = int(slots[i])
+            if fresh[i]:
+                count[s] = 0
+                owner[s] = inc[i]
+            p = int(self.pos[0])
+            old, old_inc = int(ring[p, 0]), int(ring[p, 1])
+            if old >= 0 and owner[old] == old_inc:  # still the key it was pushed for
+                count[old] -= 1
+            ring[p, 0], ring[p, 1] = s, inc[i]
+            self.pos[0] = (p + 1) % n
+            count[s] += 1
+            out[i] = float(count[s])
+        return out
+
+
+class _Distinct(_Buckets):
+    """Exact distinct values (hash, sub-window last seen) up to EXACT_DISTINCT per key,
+    then a HyperLogLog sketch per sub-window (registers from a shared pool, whose
+    free ones are a stack: `free[:free_n]`)."""
+
+    arrays = ("newest", "hashes", "seen", "sketch")
+
+    def __init__(self, w: Window):
+        _State.__init__(self, w)
+        self.width = span(w) / BUCKETS
+        self.newest = np.zeros(0, dtype=np.int64)
+        self.hashes = np.zeros((0, EXACT_DISTINCT), dtype=np.uint64)
+        self.seen = np.zeros((0, EXACT_DISTINCT), dtype=np.int64)
+        self.sketch = np.zeros(0, dtype=np.int64)
+        self.pool = np.zeros((0, BUCKETS, SKETCH_REGISTERS), dtype=np.uint8)
+        self.free = np.zeros(0, dtype=np.int64)
+        self.free_n = np.zeros(1, dtype=np.int64)
+
+    def resize(self, cap: int) -> None:
+        old = len(self.sketch)
+        super().resize(cap)
+        self.sketch[old:] = -1
+
+    def _grow_pool(self) -> None:
+        n = len(self.pool)
+        add = max(16, n)
+        self.pool = np.concatenate([self.pool, np.zeros((add, BUCKETS, SKETCH_REGISTERS), np.uint8)])
+        free = np.zeros(n + add, dtype=np.int64)
+        k = int(self.free_n[0])
+        free[:k] = self.free[:k]
+        free[k : k + add] = np.arange(n + add - 1, n - 1, -1)  # the lowest new index is taken first
+        self.free, self.free_n[0] = free, k + add
+
+    def update(self, slots: I64, fresh: npt.NDArray[np.bool_], inc: I64, t: F64, x: F64 | None, extra: Any) -> F64:
+        out = np.empty(len(slots), dtype=np.float64)
+        has = np.array([h is not None for h in extra], dtype=np.uint8)
+        if _native is not None:
+            hashes = np.array([h or 0 for h in extra], dtype=np.uint64)
+            row, n = 0, len(slots)
+            while True:
+                row = _native.distinct(
+                    self.width,
+                    row,
+                    slots,
+                    _u8(fresh),
+                    t,
+                    hashes,
+                    has,
+                    self.newest,
+                    self.hashes,
+                    self.seen,
+                    self.sketch,
+                    self.pool,
+                    self.free,
+                    self.free_n,
+                    out,
+                )
+                if row >= n:
+                    return out
+                self._grow_pool()
+        width = self.width
+        for i in range(len(slots)):
+            s = int(slots[i])
+            b = self._advance(s, math.floor(t[i] / width), bool(fresh[i]))
+            h = extra[i]
+            if h is not None:
+                self._insert(s, b, int(h))
+            out[i] = self._value_of(s)
+        return out
+
+    def _advance(self, s: int, b: int, fresh: bool) -> int:
+        newest = int(self.newest[s])
+        if fresh or newest == EMPTY or b - newest >= BUCKETS:
+            self._clear(s)
+            self.newest[s] = b
+            return b
+        if b > newest:
+            k = int(self.sketch[s])
+            if k >= 0:
+                for j in range(newest + 1, b + 1):
+                    self.pool[k, j % BUCKETS] = 0
+            self.newest[s] = b
+            return b
+        return max(b, newest - BUCKETS + 1)
+
+    def _clear(self, s: int) -> None:
+        self.seen[s] = EMPTY
+        k = int(self.sketch[s])
+        if k >= 0:
+            self.free[self.free_n[0]] = k
+            self.free_n[0] += 1
+            self.sketch[s] = -1
+
+    def _insert(self, s: int, b: int, h: int) -> None:
+        k = int(self.sketch[s])
+        if k >= 0:
+            _hll_add(self.pool[k, b % BUCKETS], h)
+            return
+        oldest = int(self.newest[s]) - BUCKETS + 1
+        seen, hashes = self.seen[s], self.hashes[s]
+        live = seen >= oldest
+        hit = np.flatnonzero(live & (hashes == np.uint64(h)))
+        if hit.size:
+            seen[hit[0]] = max(int(seen[hit[0]]), b)
+            return
+        room = np.flatnonzero(~live)
+        if room.size:
+            hashes[room[0]], seen[room[0]] = h, b
+            return
+        if not self.free_n[0]:
+            self._grow_pool()
+        self.free_n[0] -= 1
+        k = int(self.free[self.free_n[0]])
+        self.sketch[s] = k
+        self.pool[k] = 0
+        for j in range(EXACT_DISTINCT):
+            _hll_add(self.pool[k, int(seen[j]) % BUCKETS], int(hashes[j]))
+        _hll_add(self.pool[k, b % BUCKETS], h)
+
+    def _value_of(self, s: int) -> float:
+        k = int(self.sketch[s])
+        if k >= 0:
+            return hll_estimate(self.pool[k].max(axis=0))
+        return float((self.seen[s] >= int(self.newest[s]) - BUCKETS + 1).sum())
+
+
+def _hll_add(registers: npt.NDArray[np.uint8], h: int) -> None:
+    """HyperLogLog with 64 registers: the top 6 bits pick one, the rest give the rank."""
+    j = h >> 58
+    rest = h & ((1 << 58) - 1)
+    rank = 58 - rest.bit_length() + 1
+    if rank > registers[j]:
+        registers[j] = rank
+
+
+def hll_estimate(registers: npt.NDArray[np.uint8]) -> float:
+    m = SKETCH_REGISTERS
+    total = 0.0
+    for r in registers.tolist():  # in the C kernel's order: the same float sum
+        total += math.ldexp(1.0, -r)
+    est = 0.709 * m * m / total
+    zeros = int((registers == 0).sum())
+    if est <= 2.5 * m and zeros:
+        est = m * math.log(m / zeros)  # linear counting for small sets
+    return est
+
+
+class _SincePrevious(_State):
+    arrays = ("last",)
+
+    def __init__(self, w: Window):
+        super().__init__(w)
+        self.last = np.zeros(0, dtype=np.float64)
+
+    def update(self, slots: I64, fresh: npt.NDArray[np.bool_], inc: I64, t: F64, x: F64 | None, extra: Any) -> F64:
+        out = np.empty(len(slots), dtype=np.float64)
+        if _native is not None:
+            _native.since_previous(slots, _u8(fresh), t, self.last, out)
+            return out
+        last = self.last
+        for i in range(len(slots)):
+            s, ti = int(slots[i]), float(t[i])
+            prev = math.nan if fresh[i] else float(last[s])
+            out[i] = max(0.0, ti - prev) if prev == prev else math.nan
+            last[s] = ti if prev != prev else max(prev, ti)
+        return out
+
+
+class _Damped(_State):
+    """Kitsune's damped statistics: weight, linear sum, squared sum, last time."""
+
+    arrays = ("st",)
+
+    def __init__(self, w: Damped):
+        super().__init__(w)
+        self.decay, self.stat, self.has_field = w.decay, w.stat, w.field is not None
+        self.st = np.zeros((0, 4), dtype=np.float64)
+
+    def update(self, slots: I64, fresh: npt.NDArray[np.bool_], inc: I64, t: F64, x: F64 | None, extra: Any) -> F64:
+        out = np.empty(len(slots), dtype=np.float64)
+        if _native is not None:
+            stat = ("weight", "mean", "std").index(self.stat)
+            _native.damped(self.decay, stat, int(self.has_field), slots, _u8(fresh), t, x, self.st, out)
+            return out
+        for i in range(len(slots)):
+            s, ti = int(slots[i]), float(t[i])
+            st = self.st[s]
+            if fresh[i]:
+                st[0] = st[1] = st[2] = 0.0
+                st[3] = math.nan
+            w, ls, ss, tl = float(st[0]), float(st[1]), float(st[2]), float(st[3])
+            if tl == tl:
+                f = 2.0 ** (-self.decay * max(0.0, ti - tl))
+                w, ls, ss, tl = w * f, ls * f, ss * f, max(tl, ti)
+            else:
+                tl = ti
+            v = float(x[i]) if self.has_field and x is not None else 0.0
+            if not self.has_field or v == v:
+                w, ls, ss = w + 1.0, ls + v, ss + v * v
+            st[0], st[1], st[2], st[3] = w, ls, ss, tl
+            out[i] = _damped_value(self.stat, w, ls, ss)
+        return out
+
+
+def _damped_value(stat: str, w: float, ls: float, ss: float) -> float:
+    if stat == "weight":
+        return w
+    if not w:
+        return math.nan
+    mean = ls / w
+    return mean if stat == "mean" else math.sqrt(max(0.0, ss / w - mean * mean))
+
+
+def _state_for(w: Window, space: KeySpace) -> _State:
+    if isinstance(w, Count):
+        return _CountTime(w) if w.window_s is not None else _CountLast(w)
+    kinds: dict[type, type[_State]] = {
+        Distinct: _Distinct,
+        Sum: _Sum,
+        Mean: _Mean,
+        Std: _Std,
+        Rate: _Rate,
+        SincePrevious: _SincePrevious,
+    }
+    if isinstance(w, Damped):
+        return _Damped(w)
+    return kinds[type(w)](w)
+
+
+# --------------------------------------------------------------------------- engine
+
+
+class WindowEngine:
+    """Every window feature of one event model, and the clock they share."""
+
+    def __init__(self, model: EventModel):
+        self.model = model
+        self.definition = model.window_definition()
+        self.clock = -math.inf
+        self.ahead_run = 0
+        self.seq = 0
+        self.late = self.ahead = 0
+        self.spaces: dict[tuple[str, ...], KeySpace] = {}
+        self.states: dict[str, _State] = {}
+        for name, w in model.windows.items():
+            space = self.spaces.setdefault(tuple(w.key), KeySpace(tuple(w.key), model.max_keys))
+            st = _state_for(w, space)
+            space.states.append(st)
+            self.states[name] = st
+        self._hash_memo: dict[Any, int] = {}
+
+    @property
+    def fields(self) -> list[str]:
+        """Fields read as raw values (keys, distinct values, condition fields)."""
+        out: dict[str, None] = {}
+        for w in self.model.windows.values():
+            out.update(dict.fromkeys(w.key))
+            if not w.numeric:
+                out.update(dict.fromkeys(w.fields))
+        return list(out)
+
+    @property
+    def numeric(self) -> list[str]:
+        """Fields read as numbers (NaN where missing)."""
+        return list(dict.fromkeys(f for w in self.model.windows.values() for f in w.numeric))
+
+    @property
+    def evicted(self) -> int:
+        return sum(sp.evicted for sp in self.spaces.values())
+
+    @property
+    def live_keys(self) -> int:
+        return sum(sp.live for sp in self.spaces.values())
+
+    def update(
+        self, times: npt.NDArray[Any], values: Mapping[str, Sequence[Any]], numbers: Mapping[str, npt.NDArray[Any]]
+    ) -> dict[str, F64]:
+        """Each window feature's column for a batch, in row order. No key value may be
+        None (the caller rejects such events) and no time NaN."""
+        t = self._event_times(np.ascontiguousarray(times, dtype=np.float64))
+        n = len(t)
+        slots = {}
+        for fields, space in self.spaces.items():
+            cols = [
+                [v if type(v) is str else str(v) if type(v) is int else key_of(v) for v in values[f]] for f in fields
+            ]
+            keys = cols[0] if len(cols) == 1 else list(zip(*cols))
+            slots[fields] = space.assign(keys, self.seq)
+        self.seq += n
+        out = {}
+        for name, w in self.model.windows.items():
+            s, fresh, inc = slots[tuple(w.key)]
+            x = np.ascontiguousarray(numbers[w.numeric[0]], dtype=np.float64) if w.numeric else None
+            extra: Any = None
+            if isinstance(w, Distinct):
+                extra = self._hashes(values[w.field])
+            elif isinstance(w, Rate):
+                extra = np.ones(n, dtype=bool)
+                for f, spec in w.condition.items():
+                    extra &= condition_mask(f, spec, list(values[f]))
+            out[name] = self.states[name].update(s, fresh, inc, t, x, extra)
+        return out
+
+    def _event_times(self, times: F64) -> F64:
+        out: F64 = times.copy()
+        if _native is not None:
+            state = np.array([self.clock, self.ahead_run, self.late, self.ahead], dtype=np.float64)
+            _native.clock(out, state, self.model.lag_s, self.model.max_ahead_s, AHEAD_JUMP)
+            self.clock, self.ahead_run, self.late, self.ahead = (
+                float(state[0]),
+                int(state[1]),
+                int(state[2]),
+                int(state[3]),
+            )
+            return out
+        clock, lag, ahead_max = self.clock, self.model.lag_s, self.model.max_ahead_s
+        for i in range(len(out)):
+            ti = float(out[i])
+            if clock == -math.inf:
+                clock = ti
+            if ti > clock + ahead_max:
+                self.ahead += 1
+                self.ahead_run += 1
+                if self.ahead_run >= AHEAD_JUMP:  # a real gap in the data, not one wild timestamp
+                    clock, self.ahead_run = ti, 0
+                else:
+                    out[i] = clock
+                continue
+            self.ahead_run = 0
+            if ti < clock - lag:
+                self.late += 1
+                out[i] = clock - lag
+            elif ti > clock:
+                clock = ti
+        self.clock = clock
+        return out
+
+    def _hashes(self, values: Sequence[Any]) -> list[int | None]:
+        memo = self._hash_memo
+        if len(memo) > _HASH_MEMO:
+            memo.clear()
+        get = memo.get
+        # most values were seen before; a bool is never looked up (True == 1 as a dict key)
+        out: list[int | None] = [get(v) if type(v) is not bool else None for v in values]
+        for i, h in enumerate(out):
+            if h is None and values[i] is not None:
+                v = values[i]
+                h = out[i] = value_hash(v)
+                if type(v) is not bool:
+                    memo[v] = h
+        return out
+
+    # ------------------------------------------------------------ snapshots
+    def snapshot(self) -> bytes:
+        """The whole state, versioned and checksummed (restore() checks both)."""
+        body = msgspec.msgpack.encode(
+            {
+                "clock": self.clock,
+                "ahead_run": self.ahead_run,
+                "seq": self.seq,
+                "late": self.late,
+                "ahead": self.ahead,
+                "spaces": [
+                    {
+                        "keys": [list(k) if isinstance(k, tuple) else k for k in sp.keys],
+                        "free": sp.free,
+                        "evicted": sp.evicted,
+                        "incarnations": sp.incarnations,
+                        "touch": _pack(sp.touch),
+                        "owner": _pack(sp.owner),
+                    }
+                    for sp in self.spaces.values()
+                ],
+                "states": {
+                    name: {a: _pack(getattr(st, a)) for a in (*st.arrays, *_extra_arrays(st))}
+                    for name, st in self.states.items()
+                },
+            }
+        )
+        head = msgspec.json.encode(
+            {
+                "version": SNAPSHOT_VERSION,
+                "definition": sha256(self.definition).hexdigest(),
+                "sha256": sha256(body).hexdigest(),
+            }
+        )
+        return head + b"\n" + body
+
+    def restore(self, data: bytes, where: str = "snapshot") -> None:
+        """Load a snapshot of the same window definitions; BundleError if it is not one."""
+        head, _, body = data.partition(b"\n")
+        try:
+            meta = msgspec.json.decode(head)
+        except msgspec.DecodeError:
+            raise BundleError(f"{where}: not a window snapshot") from None
+        if not isinstance(meta, dict) or meta.get("version") != SNAPSHOT_VERSION:
+            raise BundleError(
+                f"{where}: snapshot version {meta.get('version') if isinstance(meta, dict) else '?'} "
+                f"is not {SNAPSHOT_VERSION}"
+            )
+        if meta.get("sha256") != sha256(body).hexdigest():
+            raise BundleError(f"{where}: the snapshot fails its checksum (truncated or altered)")
+        if meta.get("definition") != sha256(self.definition).hexdigest():
+            raise BundleError(f"{where}: the snapshot is of other window definitions")
+        state = msgspec.msgpack.decode(body)
+        self.clock, self.ahead_run, self.seq = state["clock"], state["ahead_run"], state["seq"]
+        self.late, self.ahead = state["late"], state["ahead"]
+        for sp, saved in zip(self.spaces.values(), state["spaces"]):
+            sp.keys = [tuple(k) if isinstance(k, list) else k for k in saved["keys"]]
+            sp.index = {k: s for s, k in enumerate(sp.keys) if k is not None}
+            sp.free, sp.evicted = list(saved["free"]), saved["evicted"]
+            sp.touch, sp.owner = _unpack(saved["touch"]), _unpack(saved["owner"])
+            sp.incarnations = saved["incarnations"]
+        for name, st in self.states.items():
+            for a, packed in state["states"][name].items():
+                setattr(st, a, _unpack(packed))
+
+    def carry_from(self, old: WindowEngine) -> bool:
+        """Take `old`'s state if its window definitions are these (a reload)."""
+        if old.definition != self.definition:
+            return False
+        self.__dict__.update(old.__dict__)
+        return True
+
+
+def _u8(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.uint8]:
+    return (
+        mask.view(np.uint8)
+        if mask.dtype == np.bool_ and mask.flags.c_contiguous
+        else np.ascontiguousarray(mask, np.uint8)
+    )
+
+
+def _extra_arrays(st: _State) -> tuple[str, ...]:
+    if isinstance(st, _Distinct):
+        return ("pool", "free", "free_n")
+    if isinstance(st, _CountLast):
+        return ("ring", "pos")
+    return ()
+
+
+def _pack(a: np.ndarray) -> dict[str, Any]:
+    return {"dtype": a.dtype.str, "shape": list(a.shape), "data": a.tobytes()}
+
+
+def _unpack(p: dict[str, Any]) -> np.ndarray:
+    out: np.ndarray = np.frombuffer(p["data"], dtype=np.dtype(p["dtype"])).reshape(p["shape"]).copy()
+    return out

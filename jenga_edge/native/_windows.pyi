@@ -1,0 +1,43 @@
+"""Window feature kernels for contract/window_state.py (native/_windows.c)."""
+
+from typing import Any
+
+def assign(
+    keys: list[Any],
+    index: dict[Any, int],
+    touch: Any,
+    owner: Any,
+    seq: int,
+    start: int,
+    slots: Any,
+    fresh: Any,
+    inc: Any,
+    /,
+) -> int: ...
+def clock(times: Any, state: Any, lag: float, ahead_max: float, jump: int, /) -> None: ...
+def buckets(
+    kind: int, width: float, slots: Any, fresh: Any, t: Any, x: Any, cond: Any, newest: Any, acc: Any, out: Any, /
+) -> None: ...
+def count_last(slots: Any, fresh: Any, inc: Any, count: Any, owner: Any, ring: Any, pos: Any, out: Any, /) -> None: ...
+def since_previous(slots: Any, fresh: Any, t: Any, last: Any, out: Any, /) -> None: ...
+def damped(
+    decay: float, stat: int, has_field: int, slots: Any, fresh: Any, t: Any, x: Any, st: Any, out: Any, /
+) -> None: ...
+def distinct(
+    width: float,
+    start: int,
+    slots: Any,
+    fresh: Any,
+    t: Any,
+    h: Any,
+    has: Any,
+    newest: Any,
+    hashes: Any,
+    seen: Any,
+    sketch: Any,
+    pool: Any,
+    free: Any,
+    free_n: Any,
+    out: Any,
+    /,
+) -> int: ...

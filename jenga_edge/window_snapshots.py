@@ -1,0 +1,50 @@
+"""Window state over a restart: written at SIGTERM, read back at start.
+
+A snapshot (contract/window_state.py) is versioned and checksummed and names
+the window definitions it holds; one that fails any check is refused with a
+line in the log and the agent starts with empty windows, never with state it
+cannot trust. Written to a temporary file, fsynced and renamed: a crash while
+saving leaves the previous snapshot whole.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .contract.errors import BundleError
+from .contract.window_state import WindowEngine
+from .sinks.fsync import fsync_dir
+
+
+def save(engine: WindowEngine, path: str) -> str:
+    """Write the snapshot; returns the log line."""
+    p = Path(path)
+    tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
+    data = engine.snapshot()
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, p)
+        fsync_dir(p.parent)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        return f"window snapshot NOT saved to {path}: {exc.strerror or exc}"
+    return f"window snapshot saved to {path}: {engine.live_keys} keys, {len(data)} bytes"
+
+
+def restore(engine: WindowEngine, path: str) -> str:
+    """Load the snapshot if there is one of these windows; returns the log line."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        return f"window snapshot {path}: none yet, windows start empty"
+    except OSError as exc:
+        return f"window snapshot {path} unreadable ({exc.strerror or exc}): windows start empty"
+    try:
+        engine.restore(data, path)
+    except (BundleError, ValueError, KeyError, TypeError) as exc:  # refused, or malformed inside a valid checksum
+        return f"window snapshot refused: {exc}: windows start empty"
+    return f"window snapshot {path} restored: {engine.live_keys} keys"

@@ -1,0 +1,322 @@
+"""Window features (jenga_edge/contract/window_state.py): semantics against brute
+force, bounded memory, event-time rules, batch-cut invariance, snapshots, and
+the agent's decoder against the trainer's reader on real Suricata output."""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+import json
+import math
+import random
+from pathlib import Path
+
+import msgspec
+import numpy as np
+import pytest
+
+from jenga_edge.contract.errors import BundleError, SchemaError
+from jenga_edge.contract.events import EventModel
+from jenga_edge.contract.records import RecordReader
+from jenga_edge.contract.schema import OOV_TOKEN, Feature, FeatureSchema
+from jenga_edge.contract.typed import convert
+from jenga_edge.contract.window_state import WindowEngine
+from jenga_edge.decode import EventDecoder
+
+FIXTURES = Path(__file__).parent.parent / "fixtures" / "suricata"
+
+
+def engine(windows: dict, **model) -> WindowEngine:
+    return WindowEngine(convert(EventModel, {"time": "t", "windows": windows, **model}, error=SchemaError))
+
+
+def run(eng: WindowEngine, events: list[dict], cuts: list[int] | None = None) -> dict[str, np.ndarray]:
+    """Feed events ({t, k, v, x}) in order, cut into batches at `cuts`."""
+    bounds = [0, *(cuts or []), len(events)]
+    outs: dict[str, list[float]] = {}
+    for a, b in itertools.pairwise(bounds):
+        part = events[a:b]
+        if not part:
+            continue
+        out = eng.update(
+            np.array([e["t"] for e in part], dtype=np.float64),
+            {"k": [e["k"] for e in part], "v": [e.get("v") for e in part], "k2": [e.get("k2", 0) for e in part]},
+            {"x": np.array([e.get("x", math.nan) for e in part], dtype=np.float64)},
+        )
+        for name, col in out.items():
+            outs.setdefault(name, []).extend(col.tolist())
+    return {n: np.array(v) for n, v in outs.items()}
+
+
+def stream(n: int = 3000, keys: int = 12, seed: int = 1) -> list[dict]:
+    rng = random.Random(seed)
+    t, out = 1_700_000_000.0, []
+    for _ in range(n):
+        t += rng.expovariate(20.0)
+        out.append(
+            {
+                "t": t,
+                "k": f"10.0.0.{rng.randrange(keys)}",
+                "k2": rng.choice([22, 80, 443]),
+                "v": rng.randrange(60),
+                "x": rng.choice([math.nan, rng.uniform(0, 1500)]),
+            }
+        )
+    return out
+
+
+ALL = {
+    "count": {"kind": "count", "key": ["k"], "window_s": 8},
+    "last": {"kind": "count", "key": ["k", "k2"], "among_last": 50},
+    "distinct": {"kind": "distinct", "key": ["k"], "field": "v", "window_s": 8},
+    "sum": {"kind": "sum", "key": ["k"], "field": "x", "window_s": 8},
+    "mean": {"kind": "mean", "key": ["k"], "field": "x", "window_s": 8},
+    "std": {"kind": "std", "key": ["k"], "field": "x", "window_s": 8},
+    "rate": {"kind": "rate", "key": ["k"], "window_s": 8, "condition": {"v": {"lt": 10}}},
+    "gap": {"kind": "since_previous", "key": ["k"]},
+    "w": {"kind": "damped", "key": ["k"], "lambda": 0.5},
+    "dmean": {"kind": "damped", "key": ["k"], "field": "x", "lambda": 0.1, "stat": "mean"},
+    "dstd": {"kind": "damped", "key": ["k"], "field": "x", "lambda": 1, "stat": "std"},
+}
+
+
+# --- semantics against brute force ----------------------------------------------------------
+
+
+def in_window(events: list[dict], i: int, window_s: float) -> list[dict]:
+    """The events of i's key that a bucketed window of 8 sub-windows still holds at i."""
+    width = window_s / 8
+    newest = max(math.floor(e["t"] / width) for e in events[: i + 1] if e["k"] == events[i]["k"])
+    return [e for e in events[: i + 1] if e["k"] == events[i]["k"] and math.floor(e["t"] / width) > newest - 8]
+
+
+def test_time_windows_are_what_brute_force_gives():
+    events = stream(1500)
+    out = run(engine(ALL), events)
+    for i in range(0, len(events), 7):
+        held = in_window(events, i, 8.0)
+        xs = [e["x"] for e in held if not math.isnan(e["x"])]
+        assert out["count"][i] == len(held)  # the current event included
+        assert out["distinct"][i] == len({e["v"] for e in held})  # at most 60 values: exact... or sketch
+        assert out["sum"][i] == pytest.approx(sum(xs), rel=1e-9, abs=1e-9)
+        if xs:
+            assert out["mean"][i] == pytest.approx(np.mean(xs), rel=1e-9)
+            assert out["std"][i] == pytest.approx(np.std(xs), rel=1e-6, abs=1e-6)
+        else:
+            assert math.isnan(out["mean"][i]) and math.isnan(out["std"][i])
+        assert out["rate"][i] == pytest.approx(sum(e["v"] < 10 for e in held) / len(held))
+
+
+def test_count_among_last_and_since_previous_and_damped_are_exact():
+    events = stream(1200)
+    out = run(engine(ALL), events)
+    for i in range(0, len(events), 5):
+        e = events[i]
+        window = events[max(0, i - 49) : i + 1]
+        assert out["last"][i] == sum(w["k"] == e["k"] and w["k2"] == e["k2"] for w in window)
+        before = [w for w in events[:i] if w["k"] == e["k"]]
+        assert (math.isnan(out["gap"][i]) and not before) or out["gap"][i] == pytest.approx(e["t"] - before[-1]["t"])
+        mine = [*before, e]
+        assert out["w"][i] == pytest.approx(sum(2 ** (-0.5 * (e["t"] - w["t"])) for w in mine), rel=1e-9)
+        wx = [(2 ** (-0.1 * (e["t"] - w["t"])), w["x"]) for w in mine if not math.isnan(w["x"])]
+        if wx:
+            total = sum(a for a, _ in wx)
+            assert out["dmean"][i] == pytest.approx(sum(a * x for a, x in wx) / total, rel=1e-9)
+
+
+def test_distinct_is_exact_up_to_32_then_a_sketch_within_its_error():
+    eng = engine({"d": {"kind": "distinct", "key": ["k"], "field": "v", "window_s": 60}})
+    small = [{"t": 1000.0 + i * 0.01, "k": "a", "v": i % 20} for i in range(200)]
+    assert run(eng, small)["d"][-1] == 20
+    errors = []
+    for n in (100, 500, 2000, 10000):
+        eng = engine({"d": {"kind": "distinct", "key": ["k"], "field": "v", "window_s": 60}})
+        scan = [{"t": 1000.0 + i * 0.001, "k": "scanner", "v": i} for i in range(n)]
+        errors.append(run(eng, scan)["d"][-1] / n - 1)
+    assert all(abs(e) < 0.35 for e in errors), errors  # 64 registers: about 13 % standard error
+    # once the window has passed, the key is back to exact counting
+    later = run(eng, [{"t": 2000.0, "k": "scanner", "v": 1}, {"t": 2000.5, "k": "scanner", "v": 2}])
+    assert later["d"].tolist() == [1, 2]
+
+
+# --- event time -------------------------------------------------------------------------------
+
+
+def test_a_wild_future_timestamp_does_not_expire_the_windows():
+    eng = engine({"c": {"kind": "count", "key": ["k"], "window_s": 60}}, max_ahead_s=3600)
+    events = [{"t": 1000.0 + i, "k": "a"} for i in range(10)]
+    events.insert(5, {"t": 9e9, "k": "a"})  # a sensor's clock gone wild
+    out = run(eng, events)
+    assert out["c"].tolist() == list(range(1, 12))
+    assert eng.ahead == 1 and eng.clock == 1009.0
+
+
+def test_a_real_gap_moves_the_clock_after_eight_events_ahead():
+    eng = engine({"c": {"kind": "count", "key": ["k"], "window_s": 60}})
+    events = [{"t": 1000.0, "k": "a"}, *({"t": 1e6 + i, "k": "a"} for i in range(10))]
+    out = run(eng, events)
+    assert eng.clock == 1e6 + 9 and eng.ahead == 8
+    assert out["c"][7] == 8  # seven events ahead counted at the clock's time, with the first
+    assert out["c"][-1] == 3  # the eighth moved the clock: the events before it expired
+
+
+def test_late_events_count_at_their_time_within_lag_and_at_the_lag_beyond():
+    eng = engine({"c": {"kind": "count", "key": ["k"], "window_s": 8}}, lag_s=5)
+    out = run(eng, [{"t": 100.0, "k": "a"}, {"t": 97.0, "k": "a"}, {"t": 50.0, "k": "a"}])
+    assert out["c"].tolist() == [1, 2, 3] and eng.late == 1
+
+
+# --- bounded memory -------------------------------------------------------------------------
+
+
+def test_keys_are_bounded_and_the_least_recently_seen_are_evicted():
+    eng = engine({"c": {"kind": "count", "key": ["k"], "window_s": 600}}, max_keys=64)
+    events = [{"t": 1000.0 + i * 0.01, "k": f"h{i}"} for i in range(1000)]
+    events += [{"t": 1011.0, "k": "h999"}, {"t": 1011.1, "k": "h0"}]
+    out = run(eng, events)
+    assert eng.live_keys <= 64 and eng.evicted >= 1000 - 64
+    assert out["c"][-2] == 2  # a recent key kept its count
+    assert out["c"][-1] == 1  # an evicted key starts again
+    assert len(eng.spaces[("k",)].touch) == 64  # the arrays never grew past max_keys
+
+
+# --- one stream, any batches; snapshots ------------------------------------------------------
+
+
+def test_values_do_not_depend_on_how_the_stream_is_cut_into_batches():
+    events = stream(2000)
+    whole = run(engine(ALL, max_keys=16), stream(2000, keys=40))
+    rng = random.Random(3)
+    cuts = sorted(rng.sample(range(1, 2000), 60))
+    cut = run(engine(ALL, max_keys=16), stream(2000, keys=40), cuts)
+    for name in ALL:
+        np.testing.assert_array_equal(whole[name], cut[name], err_msg=name)
+    assert events  # (a second stream object, same seed)
+
+
+def test_a_snapshot_restores_the_state_exactly():
+    events = stream(2000)
+    whole = run(engine(ALL), events)
+    first = engine(ALL)
+    run(first, events[:1200])
+    data = first.snapshot()
+    second = engine(ALL)
+    second.restore(data)
+    rest = run(second, events[1200:])
+    for name in ALL:
+        np.testing.assert_array_equal(whole[name][1200:], rest[name], err_msg=name)
+    tampered = bytearray(data)
+    tampered[-10] ^= 1
+    with pytest.raises(BundleError, match="fails its checksum"):
+        engine(ALL).restore(bytes(tampered))
+    with pytest.raises(BundleError, match="other window definitions"):
+        engine({**ALL, "count": {"kind": "count", "key": ["k"], "window_s": 9}}).restore(data)
+    with pytest.raises(BundleError, match="not a window snapshot"):
+        engine(ALL).restore(b"garbage")
+
+
+# --- the decoder: same values as the trainer's reader, on real eve.json -----------------------
+
+MODEL = {
+    "where": {"event_type": "flow"},
+    "time": "flow.start",
+    "mapping": {"bytes_toserver": "flow.bytes_toserver", "pkts_toclient": "flow.pkts_toclient"},
+    "normalize": {"proto": {"lower": True}},
+    "windows": {
+        "flows_60s": {"kind": "count", "key": ["src_ip"], "window_s": 60},
+        "hosts_60s": {"kind": "distinct", "key": ["src_ip"], "field": "dest_ip", "window_s": 60},
+        "ports_60s": {"kind": "distinct", "key": ["src_ip"], "field": "dest_port", "window_s": 60},
+        "same_srv_100": {"kind": "count", "key": ["src_ip", "dest_port"], "among_last": 100},
+        "bytes_mean_60s": {"kind": "mean", "key": ["src_ip"], "field": "bytes_toserver", "window_s": 60},
+        "no_reply_60s": {"kind": "rate", "key": ["src_ip"], "window_s": 60, "condition": {"pkts_toclient": 0}},
+        "gap": {"kind": "since_previous", "key": ["src_ip"]},
+        "bytes_damped": {"kind": "damped", "key": ["src_ip"], "field": "bytes_toserver", "lambda": 0.1, "stat": "mean"},
+        "to_dest_10s": {"kind": "count", "key": ["dest_ip"], "window_s": 10},
+    },
+}
+
+
+def eve_schema() -> FeatureSchema:
+    feats = [
+        Feature("proto", "categorical", categories=(OOV_TOKEN, "tcp", "udp")),
+        Feature("bytes_toserver", "numeric"),
+    ]
+    feats += [Feature(n, "numeric") for n in MODEL["windows"]]
+    return FeatureSchema(tuple(feats), events=convert(EventModel, MODEL, error=SchemaError))
+
+
+def eve_records() -> list[dict]:
+    out = []
+    for path in sorted(FIXTURES.glob("*.eve.json.gz")):
+        with gzip.open(path, "rt") as fh:
+            out += [json.loads(line) for line in fh]
+    return sorted(out, key=lambda r: r.get("flow", {}).get("start", r["timestamp"]))
+
+
+def test_decoder_windows_equal_the_trainers_on_real_suricata_output():
+    recs = eve_records()
+    schema = eve_schema()
+    rows = RecordReader(schema.events).read(recs)
+    num, cat = schema.vectorize(rows.rows, strict=False)
+    data = [msgspec.json.encode(r) for r in recs]
+    for tier in ("fast", "slow"):
+        dec = EventDecoder(schema)
+        batches = [
+            dec.decode(data[i : i + 256]) if tier == "fast" else dec._decode_slow(data[i : i + 256])
+            for i in range(0, len(data), 256)
+        ]
+        got = np.concatenate([b.num for b in batches])
+        assert sum(len(b) for b in batches) == len(rows.rows) > 10_000
+        np.testing.assert_array_equal(got, num, err_msg=tier)
+        np.testing.assert_array_equal(np.concatenate([b.cat for b in batches]), cat)
+    names = [f.name for f in schema.numeric]
+    scanner = [i for i, r in enumerate(rows.rows) if r["src_ip"] == "192.168.1.71"]
+    assert max(num[scanner, names.index("hosts_60s")]) == 7  # the nmap scan reached 7 hosts within 2.4 s
+
+
+def test_an_event_without_its_time_or_key_is_rejected_and_changes_nothing():
+    schema = eve_schema()
+    dec = EventDecoder(schema, key_fields=["flows_60s"])
+    flow = {
+        "event_type": "flow",
+        "src_ip": "10.0.0.1",
+        "dest_ip": "10.0.0.2",
+        "dest_port": 22,
+        "proto": "TCP",
+        "flow": {"start": "2020-01-01T00:00:00Z", "bytes_toserver": 10, "pkts_toclient": 0},
+    }
+    no_key = {**flow, "src_ip": None}
+    no_time = {**flow, "flow": {"bytes_toserver": 10}}
+    batch = dec.decode([json.dumps(x).encode() for x in (flow, no_key, no_time, flow)])
+    assert [(r.index, r.reason, r.field) for r in batch.rejects] == [
+        (1, "missing_field", "src_ip"),
+        (2, "missing_field", "flow.start"),
+    ]
+    assert batch.keys["flows_60s"] == [1.0, 2.0]  # rules can read window values too
+
+
+# --- the C kernels are the Python loops -------------------------------------------------------
+
+
+def test_the_c_kernels_give_the_python_loops_values_bit_for_bit(monkeypatch):
+    from jenga_edge.contract import window_state
+    from jenga_edge.native import windows as native
+
+    if native is None:
+        pytest.skip("jenga_edge.native._windows is not built")
+    rng = random.Random(11)
+    events = stream(4000, keys=80, seed=5)
+    for e in events[50::97]:
+        e["t"] += rng.choice([-30.0, 1e7])  # late and wild events
+    for i in range(0, 4000, 500):  # scanners: past the exact bound, into sketches
+        events[i : i + 60] = [{**e, "k": "scanner", "v": 1000 + j} for j, e in enumerate(events[i : i + 60])]
+    cuts = sorted(rng.sample(range(1, 4000), 40))
+    c_engine = engine(ALL, max_keys=32)
+    in_c = run(c_engine, events, cuts)
+    monkeypatch.setattr(window_state, "_native", None)
+    py_engine = engine(ALL, max_keys=32)
+    in_python = run(py_engine, events, cuts)
+    for name in ALL:
+        np.testing.assert_array_equal(in_c[name], in_python[name], err_msg=name)
+    assert c_engine.snapshot() == py_engine.snapshot()  # the very same state
+    assert c_engine.evicted > 0 and c_engine.late > 0 and c_engine.ahead > 0
