@@ -73,7 +73,7 @@ def build_pipeline(
         where = "agent.tasks" if cfg.agent.tasks else "rules[].task"
         scorer = Scorer(bundle, cfg.agent.tasks or _rule_tasks(cfg, bundle), cfg.runtime, where)
         tasks = {t: bundle.tasks[t] for t in scorer.tasks}
-        rules = RuleEngine(cfg.rules or default_rules(tasks), tasks, cfg.allowlist)
+        rules = RuleEngine(cfg.rules or default_rules(tasks), tasks, cfg.allowlist, macros=cfg.macros)
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     # Raw values the alerts and rule conditions read, besides the model's inputs.
@@ -131,12 +131,12 @@ def _rule_tasks(cfg: AgentConfig, bundle: Bundle) -> list[str] | None:
     """Without agent.tasks, score the tasks the rules use (all tasks if no rules):
     a task no rule reads would cost scoring time for nothing."""
     for i, r in enumerate(cfg.rules):
-        if r.task not in bundle.tasks:
+        if r.task is not None and r.task not in bundle.tasks:
             raise ConfigError(
                 f"rules[{i}].task: {r.task!r} is not a task of bundle {bundle.bundle_id} "
                 f"(it has: {', '.join(bundle.tasks)})"
             )
-    return list(dict.fromkeys(r.task for r in cfg.rules)) or None
+    return list(dict.fromkeys(r.task for r in cfg.rules if r.task is not None)) or None
 
 
 class Agent:
@@ -391,10 +391,10 @@ class Agent:
             "agent": self.agent_info,
             "rule": rule.cfg.rule,
             "priority": hit.priority,
-            "task": rule.task.name,
-            "score": round(hit.score, 6),
+            "task": rule.task.name if rule.task else None,  # None: a counting rule
+            "score": round(hit.score, 6) if hit.score is not None else None,
             "threshold": rule.threshold,
-            "model": pipe.model_refs[rule.task.name],
+            "model": pipe.model_refs[rule.task.name] if rule.task else None,
             "source": lines.origin_of(batch.index[row]),
         }
         if hit.label is not None:
@@ -464,7 +464,7 @@ class Agent:
             reasons[r.reason] = reasons.get(r.reason, 0) + 1
         for reason, n in reasons.items():
             m.rejected.inc(n, reason=reason)
-        for (task, priority), n in Counter((a["task"], a["priority"]) for a in alerts).items():
+        for (task, priority), n in Counter((a["task"] or "-", a["priority"]) for a in alerts).items():
             m.alerts.inc(n, task=task, priority=priority)
         if batch.filtered:
             m.filtered.inc(len(batch.filtered))

@@ -15,6 +15,7 @@ import numpy as np
 from .bundle import Bundle
 from .contract.events import Normalizer
 from .contract.schema import OOV_INDEX
+from .contract.windows import Window
 from .decode import EventDecoder
 from .score import Scorer, select_tasks
 
@@ -43,6 +44,7 @@ class EventResult:
     reason: str | None = None
     field: str | None = None
     message: str | None = None
+    note: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         if not self.ok:
@@ -53,7 +55,7 @@ class EventResult:
                 "field": self.field,
                 "message": self.message,
             }
-        return {
+        out = {
             "event": self.event,
             "ok": True,
             "threat": any(t.threat for t in self.tasks),
@@ -67,6 +69,9 @@ class EventResult:
                 for t in self.tasks
             },
         }
+        if self.note:
+            out["note"] = self.note
+        return out
 
 
 def pick_tasks(bundle: Bundle, first_event_keys: Sequence[str], wanted: Sequence[str] | None) -> list[str]:
@@ -90,6 +95,8 @@ def check_lines(
     min_present: int = 1,
     where: dict[str, Any] | None = None,
     normalize: dict[str, Normalizer] | None = None,
+    time: str | None = None,
+    windows: dict[str, Window] | None = None,
 ) -> list[EventResult]:
     """`mapping`, `where` and `normalize` (an agent config's event section) let an
     analyst check raw records such as Suricata eve.json the way the agent would
@@ -100,8 +107,10 @@ def check_lines(
         first = [*first, *mapping]  # mapped names count as present for picking the schema
     names = pick_tasks(bundle, first, tasks)
     scorer = Scorer(bundle, names)
-    decoder = EventDecoder(scorer.schema, mapping, min_present=min_present, where=where, normalize=normalize)
-    batch = decoder.decode(lines)
+    decoder = EventDecoder(
+        scorer.schema, mapping, min_present=min_present, where=where, normalize=normalize, time=time, windows=windows
+    )
+    batch = decoder.decode(lines)  # window features run over the lines in file order
     results: dict[int, EventResult] = {
         r.index: EventResult(r.index + 1, False, reason=r.reason, field=r.field, message=r.message)
         for r in batch.rejects
@@ -126,6 +135,8 @@ def check_lines(
         if explain:
             _explain(scorer, batch.num[row], batch.cat[row], verdicts, explain)
         results[i] = EventResult(i + 1, True, verdicts)
+    if decoder.windows is not None and len(lines) == 1 and batch.index:
+        results[batch.index[0]].note = "window features saw a first-seen key (one event has no history; check a file)"
     return [results[i] for i in sorted(results)]
 
 
@@ -189,7 +200,7 @@ def render(results: list[EventResult]) -> str:
             )
             continue
         head = "THREAT" if any(t.threat for t in r.tasks) else "clean"
-        lines.append(f"event {r.event}: {head}")
+        lines.append(f"event {r.event}: {head}" + (f" (note: {r.note})" if r.note else ""))
         for t in r.tasks:
             if t.threshold is None:
                 lines.append(f"  {t.task:<16} {t.verdict} (p={t.score:.3f})")

@@ -28,6 +28,7 @@ import msgspec
 from . import actions, sinks, sources
 from .actions.base import ActionConfig
 from .actions.rate_limit import RateLimitConfig
+from .contract.conditions import Condition, check_macros
 from .contract.errors import ConfigError
 from .contract.events import EventModel, Normalizer
 from .contract.typed import Config, apply_overrides, convert, doc, load_yaml
@@ -149,6 +150,12 @@ class AgentConfig(Config, kw_only=True):
     )
     event: Annotated[EventConfig, doc("where an event's fields are")] = msgspec.field(default_factory=EventConfig)
     rules: Annotated[list[RuleConfig], doc("sentinel rules (default: alert on every binary task)")] = []
+    macros: Annotated[
+        dict[str, dict[str, Any]],
+        doc(
+            "named conditions rules use with `macro: name` (Falco's macros), e.g. admin_ports: {dest_port: [22, 3389]}"
+        ),
+    ] = {}
     allowlist: Annotated[
         list[str], doc("addresses and networks no action ever touches (the rule's key, and what each action acts on)")
     ] = []
@@ -263,6 +270,12 @@ def _one_writer_per_file(cfg: AgentConfig, source: str) -> None:
 
 
 def _cross_check(cfg: AgentConfig, source: str) -> None:
+    try:
+        check_macros(cfg.macros)
+        for i, r in enumerate(cfg.rules):
+            Condition(r.condition, cfg.macros, f"rules[{i}].condition")
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
     for section, names in (("actions", cfg.actions), ("sinks", cfg.sinks)):
         for name in names:
             if not _NAME.fullmatch(name):

@@ -32,7 +32,7 @@ import msgspec
 import numpy as np
 
 from .contract.bundle_format import TaskEntry
-from .contract.conditions import check_condition, condition_mask
+from .contract.conditions import Condition, check_macros
 from .contract.errors import ConfigError
 from .contract.schema import category_key
 from .contract.typed import Config, Invalid, doc
@@ -58,7 +58,10 @@ class RuleConfig(Config, kw_only=True):
     """A sentinel rule: which scored events alert, how loud, how often, and what is done."""
 
     rule: Annotated[str, doc("the rule's name (unique): alerts carry it")]
-    task: Annotated[str, doc("the bundle task whose scores the rule reads")]
+    task: Annotated[
+        str | None,
+        doc("the bundle task whose scores the rule reads; none: a counting rule that alerts on its condition alone"),
+    ] = None
     desc: Annotated[str, doc("what the rule is for")] = ""
     threshold: Annotated[
         Literal["bundle"] | float, doc("alert on scores at or above this; bundle: the threshold tuned at training")
@@ -69,8 +72,8 @@ class RuleConfig(Config, kw_only=True):
     condition: Annotated[
         dict[str, Any],
         doc(
-            "event fields that must also match: a value (eq), a list (in), or operators "
-            "{eq, ne, in, not_in, gt, gte, lt, lte}, e.g. {dest_port: [22, 3389]}"
+            "event, derived and window fields that must also match: a value (eq), a list (in), or operators "
+            "{eq, ne, in, not_in, gt, gte, lt, lte}, e.g. {dest_port: [22, 3389]}; and any/all/not/macro"
         ),
     ] = {}
     priority: Annotated[Priority, doc("the alert's priority (a syslog severity)")] = "warning"
@@ -95,24 +98,33 @@ class RuleConfig(Config, kw_only=True):
     def __post_init__(self) -> None:
         if self.cooldown_s and self.key is None:
             raise Invalid("cooldown_s", "needs key: the event field whose value is kept quiet (e.g. key: src_ip)")
+        if self.task is None:
+            if not self.condition:
+                raise Invalid("condition", "a rule without a task alerts on its condition alone: give one")
+            for key, set_ in (
+                ("threshold", self.threshold != "bundle"),
+                ("labels", self.labels),
+                ("severity", self.severity),
+            ):
+                if set_:
+                    raise Invalid(key, "is about a task's scores; this rule has no task")
 
 
 @dataclass
 class Hit:
     rule: Rule
     row: int  # row in the decoded batch
-    score: float
+    score: float | None  # None: a counting rule (no task)
     priority: str
     label: str | None
 
 
 class Rule:
-    def __init__(self, cfg: RuleConfig, task: TaskEntry, where: str):
+    def __init__(self, cfg: RuleConfig, task: TaskEntry | None, where: str, macros: dict[str, Any] | None = None):
         self.cfg, self.task = cfg, task
-        self.threshold = self._threshold(cfg, task, where)
-        self.label_ids = self._labels(cfg, task, where)
-        for fname, spec in cfg.condition.items():
-            check_condition(spec, f"{where}.condition.{fname}")
+        self.threshold = self._threshold(cfg, task, where) if task is not None else None
+        self.label_ids = self._labels(cfg, task, where) if task is not None else None
+        self.condition = Condition(cfg.condition, macros or {}, f"{where}.condition")
         self.bands = sorted(cfg.severity, key=lambda b: -b.min_score)
         self._last: OrderedDict[str, float] = OrderedDict()
 
@@ -148,23 +160,24 @@ class Rule:
     @property
     def fields(self) -> set[str]:
         return (
-            set(self.cfg.condition)
+            self.condition.fields
             | ({self.cfg.key} if self.cfg.key else set())
             | ({self.cfg.target} if self.cfg.target else set())
             | set(re.findall(r"%([A-Za-z_][A-Za-z0-9_]*)", self.cfg.output))
         )
 
     def candidates(self, batch: DecodedBatch, scores: Scores) -> npt.NDArray[np.intp]:
+        if self.task is None:  # a counting rule: its condition alone
+            return np.flatnonzero(self.condition.mask(batch.keys, len(batch)))
         s = scores.score[self.task.name]
+        assert self.threshold is not None
         mask = s >= np.float32(self.threshold)
         if self.label_ids is not None:
             mask &= np.isin(scores.label[self.task.name], self.label_ids)
         elif not self.task.kind.binary:
             mask = np.zeros(len(s), dtype=bool)  # a class task alerts only on listed labels
-        for fname, spec in self.cfg.condition.items():
-            if not mask.any():
-                break
-            mask &= condition_mask(fname, spec, batch.keys[fname])
+        if mask.any() and self.cfg.condition:
+            mask &= self.condition.mask(batch.keys, len(batch))
         return np.flatnonzero(mask)
 
     def priorities(self, scores: npt.NDArray[np.float32]) -> list[str]:
@@ -211,13 +224,16 @@ class RuleEngine:
         tasks: dict[str, TaskEntry],
         allowlist: Sequence[str] = (),
         clock: Callable[[], float] = time.monotonic,
+        macros: dict[str, Any] | None = None,
     ):
         self.rules: list[Rule] = []
+        check_macros(macros or {})
         for i, cfg in enumerate(rules):
             where = f"rules[{i}]"
-            if cfg.task not in tasks:
+            if cfg.task is not None and cfg.task not in tasks:
                 raise ConfigError(f"{where}.task: {cfg.task!r} is not a task this agent runs ({', '.join(tasks)})")
-            rule = Rule(cfg, tasks[cfg.task], where)  # a disabled rule is still checked
+            task = tasks[cfg.task] if cfg.task is not None else None
+            rule = Rule(cfg, task, where, macros)  # a disabled rule is still checked
             if cfg.enabled:
                 self.rules.append(rule)
         self.allow = [_network(a, f"allowlist[{i}]") for i, a in enumerate(allowlist)]
@@ -242,6 +258,9 @@ class RuleEngine:
                 allowed = rule.cooled_rows(batch.keys[rule.cfg.key], rows, now)
                 self.suppressed += len(rows) - len(allowed)
                 rows = allowed
+            if rule.task is None:
+                hits.extend(Hit(rule, r, None, rule.cfg.priority, None) for r in rows.tolist())
+                continue
             task = rule.task.name
             row_scores = scores.score[task][rows]
             labels: list[str | None] = [None] * len(rows)

@@ -66,7 +66,9 @@ def check(
         raise click.UsageError("give --bundle DIR (or --config FILE whose agent.bundle names one)")
     b = verify_bundle(bundle)
     wanted = [t for t in (tasks or "").split(",") if t] or None
-    results = check_lines(b, lines, wanted, explain, ev.mapping or None, ev.min_present, ev.where, ev.normalize)
+    results = check_lines(
+        b, lines, wanted, explain, ev.mapping or None, ev.min_present, ev.where, ev.normalize, ev.time, ev.windows
+    )
     if as_json:
         for r in results:
             click.echo(json.dumps(r.to_json()))

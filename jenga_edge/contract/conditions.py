@@ -70,3 +70,76 @@ def _test(op: str, value: Any, arg: Any) -> bool:
             return {"gt": value > arg, "gte": value >= arg, "lt": value < arg, "lte": value <= arg}[op]
         return False
     return {"gt": v > a, "gte": v >= a, "lt": v < a, "lte": v <= a}[op]
+
+
+# --------------------------------------------------------------- compound conditions
+
+COMBINATORS = ("any", "all", "not", "macro")  # reserved keys of a condition mapping
+
+
+class Condition:
+    """A compiled condition: a mapping whose entries all hold (AND). An entry is a
+    field and its condition, or one of:
+
+    * `any: [cond, ...]`: at least one holds (or);
+    * `all: [cond, ...]`: every one holds;
+    * `not: cond`: it does not hold;
+    * `macro: name` (or a list of names): the named conditions hold (Falco's macros).
+    """
+
+    def __init__(self, spec: Any, macros: dict[str, Any], where: str, _stack: tuple[str, ...] = ()):
+        if not isinstance(spec, dict):
+            raise ConfigError(f"{where}: expected a mapping of fields (or any/all/not/macro) to conditions")
+        self.fields: set[str] = set()
+        self._parts: list[tuple[str, Any]] = []  # ("field", (name, spec)) | ("any"|"all"|"not", [Condition])
+        for key, value in spec.items():
+            at = f"{where}.{key}"
+            if key in ("any", "all"):
+                if not isinstance(value, list) or not value:
+                    raise ConfigError(f"{at}: expected a non-empty list of conditions")
+                subs = [Condition(v, macros, f"{at}[{i}]", _stack) for i, v in enumerate(value)]
+                self._parts.append((key, subs))
+            elif key == "not":
+                self._parts.append(("not", [Condition(value, macros, at, _stack)]))
+            elif key == "macro":
+                for name in value if isinstance(value, list) else [value]:
+                    if name not in macros:
+                        known = ", ".join(sorted(macros)) or "none defined"
+                        raise ConfigError(f"{at}: unknown macro {name!r} (macros: {known})")
+                    if name in _stack:
+                        raise ConfigError(f"{at}: macro {name!r} uses itself ({' -> '.join([*_stack, name])})")
+                    sub = Condition(macros[name], macros, f"macros.{name}", (*_stack, name))
+                    self._parts.append(("all", [sub]))
+            else:
+                check_condition(value, at)
+                self._parts.append(("field", (key, value)))
+                self.fields.add(key)
+                continue
+            for sub in self._parts[-1][1]:
+                self.fields |= sub.fields
+
+    def mask(self, values: dict[str, list[Any]], n: int) -> npt.NDArray[np.bool_]:
+        out = np.ones(n, dtype=bool)
+        for kind, part in self._parts:
+            if not out.any():
+                break
+            if kind == "field":
+                name, spec = part
+                out &= condition_mask(name, spec, values[name])
+            elif kind == "any":
+                hit = np.zeros(n, dtype=bool)
+                for sub in part:
+                    hit |= sub.mask(values, n)
+                out &= hit
+            elif kind == "all":
+                for sub in part:
+                    out &= sub.mask(values, n)
+            else:  # not
+                out &= ~part[0].mask(values, n)
+        return out
+
+
+def check_macros(macros: dict[str, Any]) -> None:
+    """Every macro compiles (fields, operators, the macros it uses, no cycle)."""
+    for name, spec in macros.items():
+        Condition(spec, macros, f"macros.{name}", (name,))

@@ -85,7 +85,12 @@ def test_profile_details():
     soc = load_agent_config(REPO / "firmware_configs/soc_sensor_suricata.yaml")
     assert soc.agent.tasks == ["threat", "attack_type"]
     assert soc.event.mapping["bytes_sent"] == "flow.bytes_toserver"
-    assert soc.rules[1].labels == ["exfiltration"] and soc.rules[1].threshold == 0.7
+    by_name = {r.rule: r for r in soc.rules}
+    assert (
+        by_name["exfiltration_pattern"].labels == ["exfiltration"] and by_name["exfiltration_pattern"].threshold == 0.7
+    )
+    assert by_name["port_scan"].task is None and by_name["brute_force"].task is None  # counting rules
+    assert soc.event.where == {"event_type": "flow"} and set(soc.event.windows) >= {"hosts_60s", "tries_60s"}
     assert soc.sources[0].path == "/var/log/suricata/eve.json"
 
     fw = load_agent_config(REPO / "firmware_configs/x86_branch_firewall.yaml")
@@ -244,8 +249,8 @@ def test_missing_required_keys(tmp_path):
         load_agent_config(p)
     msg = error(tmp_path, agent={"id": "x"})
     assert "agent.bundle: missing required key, expected a string" in msg
-    msg = error(tmp_path, rules=[{"rule": "r"}])
-    assert "rules[0].task: missing required key" in msg
+    msg = error(tmp_path, rules=[{"rule": "r"}])  # no task: a counting rule, which needs a condition
+    assert "rules[0].condition: a rule without a task alerts on its condition alone: give one" in msg
 
 
 def test_empty_sources_list(tmp_path):
