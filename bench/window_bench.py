@@ -100,6 +100,10 @@ def engine_worker(n: int) -> dict[str, Any]:
     feed(t)  # warm-up: every key gets its slot
     rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     steady = min(feed(t + 0.5 * (k + 1)) for k in range(2))
+    t0 = time.perf_counter()
+    for _ in range(1_000_000):
+        pass
+    loop_ns = (time.perf_counter() - t0) * 1000  # this machine's speed: an empty Python loop step
     state = sum(getattr(st, a).nbytes for st in eng.states.values() for a in st.arrays)
     slots = sum(len(sp.touch) for sp in eng.spaces.values())
     return {
@@ -113,6 +117,7 @@ def engine_worker(n: int) -> dict[str, Any]:
         "rss_after_mb": round(rss1 / 1024, 1),
         "rss_per_100k_keys_mb": round((rss1 - rss0) / 1024 / (eng.live_keys / 100_000), 1),
         "state_bytes_per_key": round(state / max(1, slots), 1),
+        "python_loop_step_ns": round(loop_ns, 1),
     }
 
 
@@ -134,7 +139,12 @@ def bench_agent(n: int, cpu: int, work: Path) -> dict[str, Any]:
     args = argparse.Namespace(
         hidden=None, bundle=None, model=None, dataset="auto", reuse=True, build_dir=str(REPO / "build" / "bench")
     )
-    built = ab.build_bundle(args, work)
+    ab.start_launcher()  # build_bundle runs its worker through the launcher too
+    try:
+        built = ab.build_bundle(args, work)
+    except BaseException:
+        ab.stop_launcher()
+        raise
     bundle = built["bundle_dir"] if "bundle_dir" in built else str(REPO / "build" / "bench" / "agent" / "bundle")
     from jenga_edge.bundle import verify_bundle
 
@@ -147,7 +157,6 @@ def bench_agent(n: int, cpu: int, work: Path) -> dict[str, Any]:
     import yaml
 
     results: dict[str, Any] = {"events": info}
-    ab.start_launcher()
     try:
         for label, windows in (("without windows", None), ("with 10 windows", WINDOWS)):
             cfg_path = ab.agent_config(
@@ -222,6 +231,7 @@ def table(r: dict[str, Any]) -> list[tuple[str, str, str]]:
         rows.append(("live keys", ", ".join(f"{k}: {v:,}" for k, v in e["live_keys"].items()), ">= 100k"))
         rows.append(("RSS per 100k live keys (10 features)", f"{e['rss_per_100k_keys_mb']} MiB", "reported"))
         rows.append(("state arrays per key slot", f"{e['state_bytes_per_key']} bytes", ""))
+        rows.append(("(this machine: one empty Python loop step)", f"{e['python_loop_step_ns']} ns", ""))
     a = r.get("agent")
     if a:
         for label in ("without windows", "with 10 windows"):

@@ -33,6 +33,13 @@ EVENTS = {
         "pkts_toclient": "flow.pkts_toclient",
     },
     "normalize": {"proto": {"lower": True}},
+    "time": "flow.start",
+    "windows": {
+        "hosts_60s": {"kind": "distinct", "key": ["src_ip"], "field": "dest_ip", "window_s": 60},
+        "flows_10s": {"kind": "count", "key": ["src_ip"], "window_s": 10},
+        "same_srv_100": {"kind": "count", "key": ["src_ip", "dest_port"], "among_last": 100},
+        "bytes_damped": {"kind": "damped", "key": ["src_ip"], "field": "bytes_toserver", "lambda": 1, "stat": "mean"},
+    },
     "derive": {
         "duration": {"kind": "duration", "start": "flow.start", "end": "flow.end"},
         "bytes_per_packet": {
@@ -42,7 +49,10 @@ EVENTS = {
         },
     },
 }
-FEATURES = ["proto", "dest_port", "bytes_toserver", "bytes_toclient", "pkts_toserver", "duration", "bytes_per_packet"]
+FEATURES = [
+    *("proto", "dest_port", "bytes_toserver", "bytes_toclient", "pkts_toserver", "duration", "bytes_per_packet"),
+    *("hosts_60s", "flows_10s", "same_srv_100", "bytes_damped"),
+]
 
 
 def labelled_eve(path: Path) -> list[bytes]:
@@ -79,11 +89,17 @@ def test_the_agent_reads_raw_eve_lines_into_the_trainers_arrays(eve_run):
     data = sources["eve"]
     assert data.schema.events is not None and data.schema.names == FEATURES
     assert data.schema.features[0].categories[1:3] in (("tcp", "udp"), ("udp", "tcp"))  # normalized in training
-    batch = EventDecoder(data.schema).decode(raw)
+    # the trainer ran the windows in event-time order: the agent gets the stream in that order
+    start = [json.loads(line).get("flow", {}).get("start", "") for line in raw]
+    order = sorted(range(len(raw)), key=start.__getitem__)
+    batch = EventDecoder(data.schema).decode([raw[i] for i in order])
     assert not batch.rejects
     assert len(batch) == len(data.num) and len(batch) + len(batch.filtered) == len(raw)
-    np.testing.assert_array_equal(batch.num, data.num)
-    np.testing.assert_array_equal(batch.cat, data.cat)
+    back = np.argsort([order[j] for j in batch.index])  # the agent's rows in the file's order, as the trainer's
+    np.testing.assert_array_equal(batch.num[back], data.num)
+    np.testing.assert_array_equal(batch.cat[back], data.cat)
+    hosts = [f.name for f in data.schema.numeric].index("hosts_60s")
+    assert data.num[:, hosts].max() >= 7  # the nmap scan's 7 hosts are in the training rows
 
 
 @pytest.mark.slow

@@ -40,13 +40,25 @@ def condition_mask(name: str, spec: Any, values: list[Any]) -> npt.NDArray[np.bo
     ops = spec if isinstance(spec, dict) else ({"in": spec} if isinstance(spec, list) else {"eq": spec})
     mask = np.ones(len(values), dtype=bool)
     for op, arg in ops.items():
-        if op in ("eq", "ne", "in", "not_in"):  # one set of keys per call, not per value
+        if op in ("eq", "ne", "in", "not_in"):  # each distinct value tested once, not each row
             keys = {category_key(a) for a in arg} if op in ("in", "not_in") else {category_key(arg)}
+            positive = op in ("eq", "in")
+            try:
+                uniq = set(values)
+            except TypeError:  # an unhashable value (an object read through a list path)
+                uniq = None
+            if uniq is not None and not any(type(v) is bool for v in uniq):  # True == 1 as a dict key
+                table = {
+                    v: (v is not None and category_key(v) in keys) == positive or (v is None and not positive)
+                    for v in uniq
+                }
+                mask &= np.fromiter(map(table.__getitem__, values), dtype=bool, count=len(values))
+                continue
             hit = np.fromiter(
                 (v is not None and category_key(v) in keys for v in values), dtype=bool, count=len(values)
             )
             missing = np.fromiter((v is None for v in values), dtype=bool, count=len(values))
-            mask &= hit if op in ("eq", "in") else ~hit | missing  # a missing value passes ne and not_in
+            mask &= hit if positive else ~hit | missing  # a missing value passes ne and not_in
         else:
             mask &= np.fromiter((_test(op, v, arg) for v in values), dtype=bool, count=len(values))
     return mask

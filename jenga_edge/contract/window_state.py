@@ -70,26 +70,37 @@ def value_hash(value: Any) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
 
 
-def key_of(value: Any) -> str:
-    return value if type(value) is str else str(value) if type(value) is int else category_key(value)
+def key_of(value: Any) -> Any:
+    """A key value as the key tables hold it: strings and integers as they are (no
+    conversion per event: they are most keys), an integral float as its integer,
+    anything else as its category key."""
+    t = type(value)
+    if t is str or t is int:
+        return value
+    if t is float and value.is_integer():
+        return int(value)
+    return category_key(value)
 
 
 # --------------------------------------------------------------------------- keys
 
 
 class KeySpace:
-    """Keys of one key tuple -> slots, with LRU eviction."""
+    """Keys of one key tuple -> slots, with LRU eviction. Free slots are a stack
+    (`free[:free_n]`) that grows and eviction refill; new keys take from it in C or
+    in Python alike."""
 
     def __init__(self, fields: tuple[str, ...], max_keys: int):
         self.fields, self.max_keys = fields, max_keys
         self.index: dict[Any, int] = {}
-        self.keys: list[Any] = []
-        self.free: list[int] = []
+        self.keys: list[Any] = []  # slot -> key (None: free), as long as the arrays
+        self.free = np.zeros(0, dtype=np.int64)
+        self.free_n = np.zeros(1, dtype=np.int64)
         self.touch = np.zeros(0, dtype=np.int64)
         self.owner = np.zeros(0, dtype=np.int64)  # slot -> the id of its current assignment
+        self.incarnations = np.zeros(1, dtype=np.int64)  # keys ever given a slot: each assignment's id
         self.states: list[_State] = []
         self.evicted = 0
-        self.incarnations = 0  # keys ever given a slot: each assignment's unique id
 
     @property
     def live(self) -> int:
@@ -105,8 +116,22 @@ class KeySpace:
         inc = np.empty(n, dtype=np.int64)
         i = 0
         while i < n:
-            if _native is not None:  # the rows whose keys are known, in C; stops at a new key
-                i = _native.assign(keys, self.index, self.touch, self.owner, seq, i, slots, fresh.view(np.uint8), inc)
+            if _native is not None:  # in C until a new key finds no free slot
+                i = _native.assign(
+                    keys,
+                    self.index,
+                    self.touch,
+                    self.owner,
+                    seq,
+                    i,
+                    slots,
+                    fresh.view(np.uint8),
+                    inc,
+                    self.keys,
+                    self.free,
+                    self.free_n,
+                    self.incarnations,
+                )
                 if i >= n:
                     break
             k = keys[i]
@@ -121,27 +146,30 @@ class KeySpace:
         return slots, fresh, inc
 
     def _new(self, key: Any) -> int:
-        if not self.free:
+        if not self.free_n[0]:
             if len(self.keys) < self.max_keys:
                 self._grow(len(self.keys) + 1)
-                self.keys.append(None)
-                self.free.append(len(self.keys) - 1)
             else:
                 self._evict()
-        s = self.free.pop()
+        self.free_n[0] -= 1
+        s = int(self.free[self.free_n[0]])
         self.index[key] = s
         self.keys[s] = key
-        self.incarnations += 1
-        self.owner[s] = self.incarnations
+        self.incarnations[0] += 1
+        self.owner[s] = self.incarnations[0]
         return s
 
     def _grow(self, need: int) -> None:
         cap = len(self.touch)
-        if need <= cap:
-            return
         new = min(self.max_keys, max(1024, cap * 2, need))
         self.touch = np.concatenate([self.touch, np.zeros(new - cap, dtype=np.int64)])
         self.owner = np.concatenate([self.owner, np.zeros(new - cap, dtype=np.int64)])
+        self.keys.extend([None] * (new - cap))
+        k = int(self.free_n[0])
+        free = np.zeros(new, dtype=np.int64)
+        free[:k] = self.free[:k]
+        free[k : k + new - cap] = np.arange(new - 1, cap - 1, -1)  # the lowest new slot is taken first
+        self.free, self.free_n[0] = free, k + new - cap
         for st in self.states:
             st.resize(new)
 
@@ -149,10 +177,13 @@ class KeySpace:
         """The least recently seen sixteenth of the keys goes (amortized O(1) per key)."""
         n = max(1, self.max_keys // 16)
         victims = np.argpartition(self.touch[: len(self.keys)], n - 1)[:n]
+        k = int(self.free_n[0])
         for s in sorted(victims.tolist(), reverse=True):
             del self.index[self.keys[s]]
             self.keys[s] = None
-            self.free.append(s)
+            self.free[k] = s
+            k += 1
+        self.free_n[0] = k
         self.evicted += n
 
 
@@ -606,9 +637,7 @@ class WindowEngine:
         n = len(t)
         slots = {}
         for fields, space in self.spaces.items():
-            cols = [
-                [v if type(v) is str else str(v) if type(v) is int else key_of(v) for v in values[f]] for f in fields
-            ]
+            cols = [_key_column(values[f]) for f in fields]
             keys = cols[0] if len(cols) == 1 else list(zip(*cols))
             slots[fields] = space.assign(keys, self.seq)
         self.seq += n
@@ -661,18 +690,21 @@ class WindowEngine:
         return out
 
     def _hashes(self, values: Sequence[Any]) -> list[int | None]:
+        """Each value's hash, computed once per distinct value (ports, addresses repeat)."""
         memo = self._hash_memo
         if len(memo) > _HASH_MEMO:
             memo.clear()
-        get = memo.get
-        # most values were seen before; a bool is never looked up (True == 1 as a dict key)
-        out: list[int | None] = [get(v) if type(v) is not bool else None for v in values]
-        for i, h in enumerate(out):
-            if h is None and values[i] is not None:
-                v = values[i]
-                h = out[i] = value_hash(v)
-                if type(v) is not bool:
-                    memo[v] = h
+        try:
+            uniq = set(values)
+        except TypeError:  # an unhashable value (an object read through a list path)
+            return [None if v is None else value_hash(v) for v in values]
+        for v in uniq:
+            if v is not None and (v not in memo or type(v) is bool):
+                memo[v] = value_hash(v)
+        if any(type(v) is bool for v in uniq):  # True == 1 as a dict key: the slow, exact way
+            return [None if v is None else value_hash(v) for v in values]
+        get = memo.get  # None (a missing value) is never a key: it maps to None
+        out: list[int | None] = list(map(get, values))
         return out
 
     # ------------------------------------------------------------ snapshots
@@ -688,11 +720,8 @@ class WindowEngine:
                 "spaces": [
                     {
                         "keys": [list(k) if isinstance(k, tuple) else k for k in sp.keys],
-                        "free": sp.free,
                         "evicted": sp.evicted,
-                        "incarnations": sp.incarnations,
-                        "touch": _pack(sp.touch),
-                        "owner": _pack(sp.owner),
+                        **{a: _pack(getattr(sp, a)) for a in ("free", "free_n", "touch", "owner", "incarnations")},
                     }
                     for sp in self.spaces.values()
                 ],
@@ -733,9 +762,9 @@ class WindowEngine:
         for sp, saved in zip(self.spaces.values(), state["spaces"]):
             sp.keys = [tuple(k) if isinstance(k, list) else k for k in saved["keys"]]
             sp.index = {k: s for s, k in enumerate(sp.keys) if k is not None}
-            sp.free, sp.evicted = list(saved["free"]), saved["evicted"]
-            sp.touch, sp.owner = _unpack(saved["touch"]), _unpack(saved["owner"])
-            sp.incarnations = saved["incarnations"]
+            sp.evicted = saved["evicted"]
+            for a in ("free", "free_n", "touch", "owner", "incarnations"):
+                setattr(sp, a, _unpack(saved[a]))
         for name, st in self.states.items():
             for a, packed in state["states"][name].items():
                 setattr(st, a, _unpack(packed))
@@ -746,6 +775,12 @@ class WindowEngine:
             return False
         self.__dict__.update(old.__dict__)
         return True
+
+
+def _key_column(values: Sequence[Any]) -> list[Any]:
+    if all(type(v) is str for v in values) or all(type(v) is int for v in values):
+        return list(values)  # the usual case: no conversion
+    return [key_of(v) for v in values]
 
 
 def _u8(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.uint8]:

@@ -283,7 +283,13 @@ EVE = {
     "dest_ip": "10.0.0.2",
     "dest_port": 443,
     "proto": "TCP",
-    "flow": {"age": 3, "bytes_toserver": 1200, "bytes_toclient": 50000, "pkts_toserver": 12},
+    "flow": {
+        "age": 3,
+        "bytes_toserver": 1200,
+        "bytes_toclient": 50000,
+        "pkts_toserver": 12,
+        "start": "2026-11-30T10:00:00.000000+0000",  # the soc profile's windows run on it
+    },
 }
 
 
