@@ -427,53 +427,355 @@ static PyObject *w_distinct(PyObject *self, PyObject *args) {
 
 /* ------------------------------------------------------------------ keys */
 
-/* Rows from `start` whose key is in `index` (dict key -> slot): slot, touch and
- * assignment id, until the first key that is not; returns that row (n: all done).
- * Python gives that key a slot (maybe evicting) and calls again from the next row. */
+/* Rows from `start`: each key's slot (a new key takes the top of the free stack,
+ * and is entered in `index` and `keylist`), touch and assignment id; stops at a new
+ * key when no slot is free and returns its row (n: all done). Python then grows the
+ * arrays or evicts, which refills the stack, and calls again from that row. */
 static PyObject *w_assign(PyObject *self, PyObject *args) {
-    PyObject *keys, *index, *o_touch, *o_owner, *o_slots, *o_fresh, *o_inc;
+    PyObject *keys, *index, *o_touch, *o_owner, *o_slots, *o_fresh, *o_inc, *keylist, *o_free, *o_free_n, *o_incarn;
     long long seq;
     Py_ssize_t start;
-    if (!PyArg_ParseTuple(args, "O!O!OOLnOOO", &PyList_Type, &keys, &PyDict_Type, &index, &o_touch, &o_owner, &seq,
-                          &start, &o_slots, &o_fresh, &o_inc))
+    if (!PyArg_ParseTuple(args, "O!O!OOLnOOOO!OOO", &PyList_Type, &keys, &PyDict_Type, &index, &o_touch, &o_owner,
+                          &seq, &start, &o_slots, &o_fresh, &o_inc, &PyList_Type, &keylist, &o_free, &o_free_n,
+                          &o_incarn))
         return NULL;
     Py_ssize_t n = PyList_GET_SIZE(keys);
-    Buf b[5] = {0};
+    Buf b[8] = {0};
     if (take(o_touch, &b[0], 8, 0, 1, 0, "touch") < 0 || take(o_slots, &b[2], 8, n, 1, 0, "slots") < 0
-        || take(o_fresh, &b[3], 1, n, 1, 0, "fresh") < 0 || take(o_inc, &b[4], 8, n, 1, 0, "inc") < 0) {
-        release(b, 5);
+        || take(o_fresh, &b[3], 1, n, 1, 0, "fresh") < 0 || take(o_inc, &b[4], 8, n, 1, 0, "inc") < 0
+        || take(o_free_n, &b[6], 8, 1, 1, 0, "free_n") < 0 || take(o_incarn, &b[7], 8, 1, 1, 0, "incarnations") < 0) {
+        release(b, 8);
         return NULL;
     }
     Py_ssize_t cap = b[0].view.len / 8;
-    if (take(o_owner, &b[1], 8, cap, 0, 0, "owner") < 0) { release(b, 5); return NULL; }
-    int64_t *touch = b[0].view.buf, *slots = b[2].view.buf, *inc = b[4].view.buf;
-    const int64_t *owner = b[1].view.buf;
+    if (take(o_owner, &b[1], 8, cap, 1, 0, "owner") < 0 || take(o_free, &b[5], 8, 0, 1, 0, "free") < 0
+        || PyList_GET_SIZE(keylist) != cap) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "assign: keylist must be as long as the arrays");
+        release(b, 8);
+        return NULL;
+    }
+    int64_t *touch = b[0].view.buf, *owner = b[1].view.buf, *slots = b[2].view.buf, *inc = b[4].view.buf;
+    int64_t *freel = b[5].view.buf, *free_n = b[6].view.buf, *incarn = b[7].view.buf;
+    Py_ssize_t free_cap = b[5].view.len / 8;
     uint8_t *fresh = b[3].view.buf;
     Py_ssize_t i = start;
     for (; i < n; i++) {
-        PyObject *v = PyDict_GetItemWithError(index, PyList_GET_ITEM(keys, i));   /* borrowed */
-        if (!v) {
-            if (PyErr_Occurred()) { release(b, 5); return NULL; }
-            break;
+        PyObject *key = PyList_GET_ITEM(keys, i);
+        PyObject *v = PyDict_GetItemWithError(index, key);   /* borrowed */
+        long long s;
+        if (v) {
+            s = PyLong_AsLongLong(v);
+            fresh[i] = 0;
+        } else {
+            if (PyErr_Occurred()) goto fail;
+            if (free_n[0] <= 0 || free_n[0] > free_cap) break;          /* Python grows or evicts */
+            s = freel[free_n[0] - 1];
+            if (s < 0 || s >= cap) { PyErr_SetString(PyExc_ValueError, "assign: free slot out of range"); goto fail; }
+            PyObject *slot = PyLong_FromLongLong(s);
+            if (!slot || PyDict_SetItem(index, key, slot) < 0) { Py_XDECREF(slot); goto fail; }
+            Py_DECREF(slot);
+            Py_INCREF(key);
+            PyList_SetItem(keylist, s, key);                           /* steals key, drops the old None */
+            free_n[0] -= 1;
+            incarn[0] += 1;
+            owner[s] = incarn[0];
+            fresh[i] = 1;
         }
-        long long s = PyLong_AsLongLong(v);
         if (s < 0 || s >= cap) {
             if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "assign: slot out of range");
-            release(b, 5);
-            return NULL;
+            goto fail;
         }
         slots[i] = s;
-        fresh[i] = 0;
         touch[s] = seq + i;
         inc[i] = owner[s];
     }
-    release(b, 5);
+    release(b, 8);
     return PyLong_FromSsize_t(i);
+fail:
+    release(b, 8);
+    return NULL;
 }
+
+/* ------------------------------------------------------------- key table */
+
+/* An index of a key space's live keys by a 128-bit fingerprint: for a string,
+ * Python's keyed hash (SipHash, cached in the object) and FNV-1a over its data;
+ * for an integer, two bijective mixes of its value; a tuple key combines its
+ * columns'. Equal keys have equal fingerprints, and different keys practically
+ * never do (an integer's are unique), so a row finds its slot in one probe,
+ * without building a tuple or comparing key objects. Python's dict of the same
+ * keys stays the reference (pure mode, snapshots). */
+
+typedef struct { uint64_t a, b; int64_t slot; } KEntry;   /* slot -1: empty, -2: removed */
+
+typedef struct {
+    PyObject_HEAD
+    KEntry *tab;
+    uint64_t mask;
+    Py_ssize_t used;     /* live + removed entries */
+    Py_ssize_t live;
+} KeyTable;
+
+static inline uint64_t mix64(uint64_t x) {
+    x ^= x >> 30; x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 27; x *= 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+/* One value's fingerprint; 0 when it is neither a str nor an int (Python converts the column). */
+static int value_fp(PyObject *v, uint64_t *a, uint64_t *b) {
+    if (PyUnicode_CheckExact(v)) {
+        Py_hash_t h = PyObject_Hash(v);
+        if (h == -1) { PyErr_Clear(); return 0; }
+        const unsigned char *d = PyUnicode_DATA(v);
+        Py_ssize_t n = PyUnicode_GET_LENGTH(v) * PyUnicode_KIND(v);
+        uint64_t f = 0xcbf29ce484222325ull ^ (uint64_t)PyUnicode_KIND(v);
+        for (Py_ssize_t i = 0; i < n; i++) { f ^= d[i]; f *= 0x100000001b3ull; }
+        *a = mix64((uint64_t)h ^ 0x5354520000000000ull);
+        *b = f;
+        return 1;
+    }
+    if (PyLong_CheckExact(v)) {
+        int overflow = 0;
+        long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
+        if (overflow || (x == -1 && PyErr_Occurred())) {
+            PyErr_Clear();
+            Py_hash_t h = PyObject_Hash(v);
+            if (h == -1) { PyErr_Clear(); return 0; }
+            *a = mix64((uint64_t)h) ^ 0x42494700ull;
+            *b = mix64((uint64_t)h + 0x9e3779b97f4a7c15ull);
+            return 1;
+        }
+        *a = mix64((uint64_t)x ^ 0x494e540000000000ull);
+        *b = mix64((uint64_t)x + 0x632be59bd9b4e019ull);
+        return 1;
+    }
+    return 0;
+}
+
+static inline void combine(uint64_t *a, uint64_t *b, uint64_t va, uint64_t vb) {
+    *a = mix64(*a * 0x9e3779b97f4a7c15ull + va);
+    *b = mix64(*b * 0xc2b2ae3d27d4eb4full + vb);
+}
+
+/* A row's fingerprint over `ncols` column lists; 0: a value Python must convert first. */
+static int row_fp(PyObject **cols, int ncols, Py_ssize_t i, uint64_t *a, uint64_t *b) {
+    if (ncols == 1) return value_fp(PyList_GET_ITEM(cols[0], i), a, b);
+    *a = 0x243f6a8885a308d3ull; *b = 0x13198a2e03707344ull;
+    for (int c = 0; c < ncols; c++) {
+        uint64_t va, vb;
+        if (!value_fp(PyList_GET_ITEM(cols[c], i), &va, &vb)) return 0;
+        combine(a, b, va, vb);
+    }
+    return 1;
+}
+
+/* A stored key's fingerprint (a value, or a tuple of values as rows make them). */
+static int key_fp(PyObject *key, uint64_t *a, uint64_t *b) {
+    if (!PyTuple_CheckExact(key)) return value_fp(key, a, b);
+    *a = 0x243f6a8885a308d3ull; *b = 0x13198a2e03707344ull;
+    for (Py_ssize_t c = 0; c < PyTuple_GET_SIZE(key); c++) {
+        uint64_t va, vb;
+        if (!value_fp(PyTuple_GET_ITEM(key, c), &va, &vb)) return 0;
+        combine(a, b, va, vb);
+    }
+    return 1;
+}
+
+static KEntry *kt_find(KeyTable *t, uint64_t a, uint64_t b, int for_insert) {
+    uint64_t i = (a ^ (b >> 7)) & t->mask;
+    KEntry *first_free = NULL;
+    for (;;) {
+        KEntry *e = &t->tab[i];
+        if (e->slot == -1) return for_insert && first_free ? first_free : e;
+        if (e->slot == -2) { if (!first_free) first_free = e; }
+        else if (e->a == a && e->b == b) return e;
+        i = (i + 1) & t->mask;
+    }
+}
+
+static int kt_resize(KeyTable *t, uint64_t size) {
+    KEntry *old = t->tab;
+    uint64_t old_size = old ? t->mask + 1 : 0;
+    KEntry *tab = PyMem_Malloc(size * sizeof(KEntry));
+    if (!tab) { PyErr_NoMemory(); return -1; }
+    for (uint64_t i = 0; i < size; i++) tab[i].slot = -1;
+    t->tab = tab; t->mask = size - 1; t->used = t->live;
+    for (uint64_t i = 0; i < old_size; i++)
+        if (old[i].slot >= 0) *kt_find(t, old[i].a, old[i].b, 1) = old[i];
+    PyMem_Free(old);
+    return 0;
+}
+
+static int kt_put(KeyTable *t, uint64_t a, uint64_t b, int64_t slot) {
+    if ((uint64_t)(t->used + 1) * 2 > t->mask + 1) {
+        uint64_t size = t->mask + 1;
+        while ((uint64_t)(t->live + 1) * 4 > size) size *= 2;   /* after the resize: at most a quarter full */
+        if (kt_resize(t, size) < 0) return -1;
+    }
+    KEntry *e = kt_find(t, a, b, 1);
+    if (e->slot == -1) t->used++;
+    e->a = a; e->b = b; e->slot = slot;
+    t->live++;
+    return 0;
+}
+
+static PyObject *KeyTable_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+    KeyTable *t = (KeyTable *)type->tp_alloc(type, 0);
+    if (!t) return NULL;
+    if (kt_resize(t, 1024) < 0) { Py_DECREF(t); return NULL; }
+    return (PyObject *)t;
+}
+
+static void KeyTable_dealloc(KeyTable *t) {
+    PyMem_Free(t->tab);
+    Py_TYPE(t)->tp_free((PyObject *)t);
+}
+
+/* remove(keys): forget these stored keys (evicted). */
+static PyObject *KeyTable_remove(KeyTable *t, PyObject *keys) {
+    if (!PyList_Check(keys)) { PyErr_SetString(PyExc_TypeError, "remove: a list of keys"); return NULL; }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(keys); i++) {
+        uint64_t a, b;
+        if (!key_fp(PyList_GET_ITEM(keys, i), &a, &b)) { PyErr_SetString(PyExc_TypeError, "remove: not a key"); return NULL; }
+        KEntry *e = kt_find(t, a, b, 0);
+        if (e->slot >= 0) { e->slot = -2; t->live--; }
+    }
+    Py_RETURN_NONE;
+}
+
+/* rebuild(keylist): the index of keylist's keys (slot = position; None = free). */
+static PyObject *KeyTable_rebuild(KeyTable *t, PyObject *keylist) {
+    if (!PyList_Check(keylist)) { PyErr_SetString(PyExc_TypeError, "rebuild: a list"); return NULL; }
+    t->live = 0;
+    uint64_t size = 1024;
+    while ((uint64_t)PyList_GET_SIZE(keylist) * 4 > size) size *= 2;
+    PyMem_Free(t->tab); t->tab = NULL;
+    if (kt_resize(t, size) < 0) return NULL;
+    for (Py_ssize_t s = 0; s < PyList_GET_SIZE(keylist); s++) {
+        PyObject *k = PyList_GET_ITEM(keylist, s);
+        uint64_t a, b;
+        if (k == Py_None) continue;
+        if (!key_fp(k, &a, &b)) { PyErr_SetString(PyExc_TypeError, "rebuild: not a key"); return NULL; }
+        if (kt_put(t, a, b, s) < 0) return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* assign(cols, index, touch, owner, seq, start, slots, fresh, inc, keylist, free, free_n, incarnations)
+ * as w_assign, over column lists instead of key objects: -> the row where it stopped (n: done),
+ * or -(row + 1) when that row holds a value that is neither a str nor an int. */
+static PyObject *KeyTable_assign(KeyTable *t, PyObject *args) {
+    PyObject *cols, *index, *o_touch, *o_owner, *o_slots, *o_fresh, *o_inc, *keylist, *o_free, *o_free_n, *o_incarn;
+    long long seq;
+    Py_ssize_t start;
+    if (!PyArg_ParseTuple(args, "O!O!OOLnOOOO!OOO", &PyList_Type, &cols, &PyDict_Type, &index, &o_touch, &o_owner,
+                          &seq, &start, &o_slots, &o_fresh, &o_inc, &PyList_Type, &keylist, &o_free, &o_free_n,
+                          &o_incarn))
+        return NULL;
+    int ncols = (int)PyList_GET_SIZE(cols);
+    if (ncols < 1 || ncols > 4) { PyErr_SetString(PyExc_ValueError, "assign: 1 to 4 key columns"); return NULL; }
+    PyObject *col[4];
+    Py_ssize_t n = -1;
+    for (int c = 0; c < ncols; c++) {
+        col[c] = PyList_GET_ITEM(cols, c);
+        if (!PyList_Check(col[c]) || (n >= 0 && PyList_GET_SIZE(col[c]) != n)) {
+            PyErr_SetString(PyExc_ValueError, "assign: key columns must be lists of one length");
+            return NULL;
+        }
+        n = PyList_GET_SIZE(col[c]);
+    }
+    Buf b[8] = {0};
+    if (take(o_touch, &b[0], 8, 0, 1, 0, "touch") < 0 || take(o_slots, &b[2], 8, n, 1, 0, "slots") < 0
+        || take(o_fresh, &b[3], 1, n, 1, 0, "fresh") < 0 || take(o_inc, &b[4], 8, n, 1, 0, "inc") < 0
+        || take(o_free_n, &b[6], 8, 1, 1, 0, "free_n") < 0 || take(o_incarn, &b[7], 8, 1, 1, 0, "incarnations") < 0) {
+        release(b, 8);
+        return NULL;
+    }
+    Py_ssize_t cap = b[0].view.len / 8;
+    if (take(o_owner, &b[1], 8, cap, 1, 0, "owner") < 0 || take(o_free, &b[5], 8, 0, 1, 0, "free") < 0
+        || PyList_GET_SIZE(keylist) != cap) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "assign: keylist must be as long as the arrays");
+        release(b, 8);
+        return NULL;
+    }
+    int64_t *touch = b[0].view.buf, *owner = b[1].view.buf, *slots = b[2].view.buf, *inc = b[4].view.buf;
+    int64_t *freel = b[5].view.buf, *free_n = b[6].view.buf, *incarn = b[7].view.buf;
+    Py_ssize_t free_cap = b[5].view.len / 8;
+    uint8_t *fresh = b[3].view.buf;
+    Py_ssize_t i = start;
+    for (; i < n; i++) {
+        uint64_t fa, fb;
+        if (!row_fp(col, ncols, i, &fa, &fb)) { release(b, 8); return PyLong_FromSsize_t(-(i + 1)); }
+        KEntry *e = kt_find(t, fa, fb, 0);
+        int64_t s;
+        if (e->slot >= 0) {
+            s = e->slot;
+            fresh[i] = 0;
+        } else {
+            if (free_n[0] <= 0 || free_n[0] > free_cap) break;          /* Python grows or evicts */
+            s = freel[free_n[0] - 1];
+            if (s < 0 || s >= cap) { PyErr_SetString(PyExc_ValueError, "assign: free slot out of range"); goto fail; }
+            PyObject *key, *slot;
+            if (ncols == 1) {
+                key = PyList_GET_ITEM(col[0], i);
+                Py_INCREF(key);
+            } else {
+                key = PyTuple_New(ncols);
+                if (!key) goto fail;
+                for (int c = 0; c < ncols; c++) {
+                    PyObject *v = PyList_GET_ITEM(col[c], i);
+                    Py_INCREF(v);
+                    PyTuple_SET_ITEM(key, c, v);
+                }
+            }
+            slot = PyLong_FromLongLong(s);
+            if (!slot || PyDict_SetItem(index, key, slot) < 0 || kt_put(t, fa, fb, s) < 0) {
+                Py_XDECREF(slot); Py_DECREF(key); goto fail;
+            }
+            Py_DECREF(slot);
+            PyList_SetItem(keylist, s, key);                           /* steals key */
+            free_n[0] -= 1;
+            incarn[0] += 1;
+            owner[s] = incarn[0];
+            fresh[i] = 1;
+        }
+        slots[i] = s;
+        touch[s] = seq + i;
+        inc[i] = owner[s];
+    }
+    release(b, 8);
+    return PyLong_FromSsize_t(i);
+fail:
+    release(b, 8);
+    return NULL;
+}
+
+static PyObject *KeyTable_live(KeyTable *t, PyObject *unused) { return PyLong_FromSsize_t(t->live); }
+
+static PyMethodDef KeyTable_methods[] = {
+    {"assign", (PyCFunction)KeyTable_assign, METH_VARARGS, "assign(cols, index, touch, owner, seq, start, slots, "
+     "fresh, inc, keylist, free, free_n, incarnations) -> the row it stopped at, or -(row + 1) to convert"},
+    {"remove", (PyCFunction)KeyTable_remove, METH_O, "remove(keys): forget evicted keys"},
+    {"rebuild", (PyCFunction)KeyTable_rebuild, METH_O, "rebuild(keylist): index keylist's keys (None: free)"},
+    {"live", (PyCFunction)KeyTable_live, METH_NOARGS, "live() -> keys indexed"},
+    {NULL, NULL, 0, NULL}};
+
+static PyTypeObject KeyTableType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "jenga_edge.native._windows.KeyTable",
+    .tp_basicsize = sizeof(KeyTable),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "KeyTable(): live keys by fingerprint -> slot, for one key space.",
+    .tp_new = KeyTable_new,
+    .tp_dealloc = (destructor)KeyTable_dealloc,
+    .tp_methods = KeyTable_methods,
+};
 
 static PyMethodDef methods[] = {
     {"assign", w_assign, METH_VARARGS,
-     "assign(keys, index, touch, owner, seq, start, slots, fresh, inc) -> the first row whose key has no slot, or n"},
+     "assign(keys, index, touch, owner, seq, start, slots, fresh, inc, keylist, free, free_n, incarnations)\n"
+     "-> the first row whose new key found no free slot, or n"},
     {"clock", w_clock, METH_VARARGS, "clock(times, state[4], lag, ahead_max, jump): event times in place"},
     {"buckets", w_buckets, METH_VARARGS, "buckets(kind, width, slots, fresh, t, x, cond, newest, acc, out)"},
     {"count_last", w_count_last, METH_VARARGS, "count_last(slots, fresh, inc, count, owner, ring, pos, out)"},
@@ -486,4 +788,10 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_windows", "Window feature kernels.", -1, methods};
 
-PyMODINIT_FUNC PyInit__windows(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__windows(void) {
+    if (PyType_Ready(&KeyTableType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (!m) return NULL;
+    if (PyModule_AddObjectRef(m, "KeyTable", (PyObject *)&KeyTableType) < 0) { Py_DECREF(m); return NULL; }
+    return m;
+}
