@@ -22,7 +22,6 @@ real gap in the data). The current event is included in its own features.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -64,10 +63,24 @@ SNAPSHOT_VERSION = 1
 _HASH_MEMO = 65536
 
 
+_M64 = (1 << 64) - 1
+
+
+def _mix64(x: int) -> int:
+    x ^= x >> 30
+    x = (x * 0xBF58476D1CE4E5B9) & _M64
+    x ^= x >> 27
+    x = (x * 0x94D049BB133111EB) & _M64
+    return x ^ (x >> 31)
+
+
 def value_hash(value: Any) -> int:
-    """A stable 64-bit hash of a value as a category (22, 22.0 and "22" alike)."""
-    text = value if type(value) is str else category_key(value)
-    return int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
+    """A stable 64-bit hash of a value as a category (22, 22.0 and "22" alike): FNV-1a
+    over the UTF-8 of its category key, mixed (native/_windows.c value_hashes: the same)."""
+    f = 0xCBF29CE484222325
+    for byte in category_key(value).encode("utf-8", "surrogatepass"):
+        f = ((f ^ byte) * 0x100000001B3) & _M64
+    return _mix64(f)
 
 
 def key_of(value: Any) -> Any:
@@ -101,40 +114,28 @@ class KeySpace:
         self.incarnations = np.zeros(1, dtype=np.int64)  # keys ever given a slot: each assignment's id
         self.states: list[_State] = []
         self.evicted = 0
+        # C: the keys indexed by fingerprint (one probe a row, no tuple built); the dict stays the reference
+        self.table = _native.KeyTable() if _native is not None else None
 
     @property
     def live(self) -> int:
         return len(self.index)
 
-    def assign(self, keys: list[Any], seq: int) -> tuple[I64, npt.NDArray[np.bool_], I64]:
-        """Each row's slot, whether the row is its slot's first (fresh state), and the
-        id of the slot's assignment at that row (a slot evicted and reused later in the
-        batch holds another key by then: the kernels must not mix the two)."""
-        n = len(keys)
+    def assign(self, cols: list[Sequence[Any]], seq: int) -> tuple[I64, npt.NDArray[np.bool_], I64]:
+        """Each row's slot (the key: one value per column), whether the row is its
+        slot's first (fresh state), and the id of the slot's assignment at that row
+        (a slot evicted and reused later in the batch holds another key by then: the
+        kernels must not mix the two)."""
+        n = len(cols[0])
         slots = np.empty(n, dtype=np.int64)
         fresh = np.zeros(n, dtype=bool)
         inc = np.empty(n, dtype=np.int64)
-        i = 0
-        while i < n:
-            if _native is not None:  # in C until a new key finds no free slot
-                i = _native.assign(
-                    keys,
-                    self.index,
-                    self.touch,
-                    self.owner,
-                    seq,
-                    i,
-                    slots,
-                    fresh.view(np.uint8),
-                    inc,
-                    self.keys,
-                    self.free,
-                    self.free_n,
-                    self.incarnations,
-                )
-                if i >= n:
-                    break
-            k = keys[i]
+        if self.table is not None:
+            self._assign_c(cols, seq, slots, fresh, inc)
+            return slots, fresh, inc
+        conv = [_key_column(c) for c in cols]
+        keys = conv[0] if len(conv) == 1 else list(zip(*conv))
+        for i, k in enumerate(keys):
             s = self.index.get(k)
             if s is None:
                 s = self._new(k)
@@ -142,15 +143,49 @@ class KeySpace:
             slots[i] = s
             self.touch[s] = seq + i
             inc[i] = self.owner[s]
-            i += 1
         return slots, fresh, inc
+
+    def _assign_c(
+        self, cols: list[Sequence[Any]], seq: int, slots: I64, fresh: npt.NDArray[np.bool_], inc: I64
+    ) -> None:
+        assert self.table is not None
+        lists = [c if type(c) is list else list(c) for c in cols]
+        n, i = len(lists[0]), 0
+        while i < n:
+            i = self.table.assign(
+                lists,
+                self.index,
+                self.touch,
+                self.owner,
+                seq,
+                i,
+                slots,
+                fresh.view(np.uint8),
+                inc,
+                self.keys,
+                self.free,
+                self.free_n,
+                self.incarnations,
+            )
+            if i < 0:  # a value that is neither a str nor an int: the key columns as the tables hold keys
+                lists, i = [_key_column(c) for c in lists], -i - 1
+            elif i < n:  # a new key and no free slot
+                self._refill()
+
+    def sync(self) -> None:
+        """The slot arrays `touch` and `owner` as of now (C keeps them in its table)."""
+        if self.table is not None:
+            self.table.export(self.touch, self.owner)
+
+    def _refill(self) -> None:
+        if len(self.keys) < self.max_keys:
+            self._grow(len(self.keys) + 1)
+        else:
+            self._evict()
 
     def _new(self, key: Any) -> int:
         if not self.free_n[0]:
-            if len(self.keys) < self.max_keys:
-                self._grow(len(self.keys) + 1)
-            else:
-                self._evict()
+            self._refill()
         self.free_n[0] -= 1
         s = int(self.free[self.free_n[0]])
         self.index[key] = s
@@ -176,8 +211,11 @@ class KeySpace:
     def _evict(self) -> None:
         """The least recently seen sixteenth of the keys goes (amortized O(1) per key)."""
         n = max(1, self.max_keys // 16)
+        self.sync()
         victims = np.argpartition(self.touch[: len(self.keys)], n - 1)[:n]
         k = int(self.free_n[0])
+        if self.table is not None:
+            self.table.remove([self.keys[s] for s in victims.tolist()])
         for s in sorted(victims.tolist(), reverse=True):
             del self.index[self.keys[s]]
             self.keys[s] = None
@@ -389,9 +427,8 @@ class _Distinct(_Buckets):
 
     def update(self, slots: I64, fresh: npt.NDArray[np.bool_], inc: I64, t: F64, x: F64 | None, extra: Any) -> F64:
         out = np.empty(len(slots), dtype=np.float64)
-        has = np.array([h is not None for h in extra], dtype=np.uint8)
-        if _native is not None:
-            hashes = np.array([h or 0 for h in extra], dtype=np.uint64)
+        if _native is not None:  # extra: the values
+            hashes, has = _native_hashes(extra)
             row, n = 0, len(slots)
             while True:
                 row = _native.distinct(
@@ -418,7 +455,7 @@ class _Distinct(_Buckets):
         for i in range(len(slots)):
             s = int(slots[i])
             b = self._advance(s, math.floor(t[i] / width), bool(fresh[i]))
-            h = extra[i]
+            h = extra[i]  # extra: the values' hashes (None: missing)
             if h is not None:
                 self._insert(s, b, int(h))
             out[i] = self._value_of(s)
@@ -637,9 +674,7 @@ class WindowEngine:
         n = len(t)
         slots = {}
         for fields, space in self.spaces.items():
-            cols = [_key_column(values[f]) for f in fields]
-            keys = cols[0] if len(cols) == 1 else list(zip(*cols))
-            slots[fields] = space.assign(keys, self.seq)
+            slots[fields] = space.assign([values[f] for f in fields], self.seq)
         self.seq += n
         out = {}
         for name, w in self.model.windows.items():
@@ -647,7 +682,7 @@ class WindowEngine:
             x = np.ascontiguousarray(numbers[w.numeric[0]], dtype=np.float64) if w.numeric else None
             extra: Any = None
             if isinstance(w, Distinct):
-                extra = self._hashes(values[w.field])
+                extra = values[w.field] if _native is not None else self._hashes(values[w.field])
             elif isinstance(w, Rate):
                 extra = np.ones(n, dtype=bool)
                 for f, spec in w.condition.items():
@@ -710,6 +745,8 @@ class WindowEngine:
     # ------------------------------------------------------------ snapshots
     def snapshot(self) -> bytes:
         """The whole state, versioned and checksummed (restore() checks both)."""
+        for sp in self.spaces.values():
+            sp.sync()
         body = msgspec.msgpack.encode(
             {
                 "clock": self.clock,
@@ -765,6 +802,8 @@ class WindowEngine:
             sp.evicted = saved["evicted"]
             for a in ("free", "free_n", "touch", "owner", "incarnations"):
                 setattr(sp, a, _unpack(saved[a]))
+            if sp.table is not None:
+                sp.table.rebuild(sp.keys, sp.touch, sp.owner)
         for name, st in self.states.items():
             for a, packed in state["states"][name].items():
                 setattr(st, a, _unpack(packed))
@@ -781,6 +820,18 @@ def _key_column(values: Sequence[Any]) -> list[Any]:
     if all(type(v) is str for v in values) or all(type(v) is int for v in values):
         return list(values)  # the usual case: no conversion
     return [key_of(v) for v in values]
+
+
+def _native_hashes(values: Sequence[Any]) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint8]]:
+    """value_hash of each value in C; the few C leaves (non-ASCII text, floats, booleans) in Python."""
+    assert _native is not None
+    vals = values if type(values) is list else list(values)
+    hashes = np.empty(len(vals), dtype=np.uint64)
+    has = np.empty(len(vals), dtype=np.uint8)
+    _native.value_hashes(vals, hashes, has)
+    for i in np.flatnonzero(has == 2).tolist():
+        hashes[i], has[i] = value_hash(vals[i]), 1
+    return hashes, has
 
 
 def _u8(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.uint8]:

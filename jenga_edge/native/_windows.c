@@ -361,26 +361,8 @@ static PyObject *w_distinct(PyObject *self, PyObject *args) {
         int64_t s = slots[i], bk = (int64_t)floor(t[i] / width), nw = newest[s];
         int64_t *seen = seen_all + s * E;
         uint64_t *hashes = hash_all + s * E;
-        int64_t k = sketch[s];
-        int convert = 0;
-        /* would this row need a new sketch? (checked before any change, so resuming is exact) */
-        if (has[i]) {
-            int64_t at_nw = (fresh[i] || nw == EMPTY || bk - nw >= B) ? bk : (bk > nw ? bk : nw);
-            int64_t oldest = at_nw - B + 1;
-            int keeps = !(fresh[i] || nw == EMPTY || bk - nw >= B);
-            if (!(keeps && k >= 0)) {
-                int hit = 0, room = 0;
-                for (int j = 0; j < E; j++) {
-                    int live = keeps && seen[j] >= oldest;
-                    if (live && hashes[j] == hin[i]) hit = 1;
-                    if (!live) room = 1;
-                }
-                convert = !hit && !room;
-            }
-            if (convert && free_n[0] == 0) break;   /* Python grows the pool, then calls again from row i */
-        }
-        /* advance */
-        int64_t at;
+        int64_t k = sketch[s], at;
+        /* advance (idempotent: a row resumed after the pool grew redoes it unchanged) */
         if (fresh[i] || nw == EMPTY || bk - nw >= B) {
             for (int j = 0; j < E; j++) seen[j] = EMPTY;
             if (k >= 0) { freel[free_n[0]++] = k; sketch[s] = k = -1; }
@@ -392,34 +374,40 @@ static PyObject *w_distinct(PyObject *self, PyObject *args) {
         } else {
             at = bk > nw - B + 1 ? bk : nw - B + 1;
         }
-        if (has[i]) {
-            uint64_t h = hin[i];
-            if (k >= 0) {
-                hll_add(pool + (k * B + ring_pos(at)) * M, h);
-            } else {
-                int64_t oldest = newest[s] - B + 1;
-                int done = 0;
-                for (int j = 0; j < E && !done; j++)
-                    if (seen[j] >= oldest && hashes[j] == h) { if (at > seen[j]) seen[j] = at; done = 1; }
-                for (int j = 0; j < E && !done; j++)
-                    if (seen[j] < oldest) { hashes[j] = h; seen[j] = at; done = 1; }
-                if (!done) {
-                    k = freel[--free_n[0]];
-                    sketch[s] = k;
-                    memset(pool + k * B * M, 0, B * M);
-                    for (int j = 0; j < E; j++) hll_add(pool + (k * B + ring_pos(seen[j])) * M, hashes[j]);
-                    hll_add(pool + (k * B + ring_pos(at)) * M, h);
-                }
+        if (k >= 0) {
+            if (has[i]) hll_add(pool + (k * B + ring_pos(at)) * M, hin[i]);
+            out[i] = hll_estimate(pool + k * B * M);
+            continue;
+        }
+        /* exact: one pass finds the value, the first free entry and the live count */
+        int64_t oldest = newest[s] - B + 1;
+        int hit = -1, room = -1, live = 0;
+        uint64_t h = hin[i];
+        for (int j = 0; j < E; j++) {
+            if (seen[j] >= oldest) {
+                live++;
+                if (has[i] && hashes[j] == h && hit < 0) hit = j;
+            } else if (room < 0) {
+                room = j;
             }
         }
-        if (k >= 0) {
-            out[i] = hll_estimate(pool + k * B * M);
-        } else {
-            int64_t oldest = newest[s] - B + 1;
-            int live = 0;
-            for (int j = 0; j < E; j++) live += seen[j] >= oldest;
-            out[i] = (double)live;
+        if (has[i]) {
+            if (hit >= 0) {
+                if (at > seen[hit]) seen[hit] = at;
+            } else if (room >= 0) {
+                hashes[room] = h; seen[room] = at; live++;
+            } else {
+                if (free_n[0] == 0) break;   /* Python grows the pool, then calls again from row i */
+                k = freel[--free_n[0]];
+                sketch[s] = k;
+                memset(pool + k * B * M, 0, B * M);
+                for (int j = 0; j < E; j++) hll_add(pool + (k * B + ring_pos(seen[j])) * M, hashes[j]);
+                hll_add(pool + (k * B + ring_pos(at)) * M, h);
+                out[i] = hll_estimate(pool + k * B * M);
+                continue;
+            }
         }
+        out[i] = (double)live;
     }
     release(b, 13);
     return PyLong_FromSsize_t(i);
@@ -496,6 +484,62 @@ fail:
     return NULL;
 }
 
+/* --------------------------------------------------------- value hashes */
+
+/* window_state.value_hash in C for the usual values: mix64(FNV-1a 64 of the UTF-8 of
+ * the value's category key). An int's key is its decimal digits; an ASCII string's,
+ * itself stripped of what str.strip() strips. Other values (non-ASCII strings,
+ * floats, booleans) are left to Python: has[i] = 2. None: has[i] = 0. */
+
+static inline uint64_t fnv1a(const unsigned char *d, Py_ssize_t n) {
+    uint64_t f = 0xcbf29ce484222325ull;
+    for (Py_ssize_t i = 0; i < n; i++) { f ^= d[i]; f *= 0x100000001b3ull; }
+    return f;
+}
+
+static inline int ascii_space(unsigned char c) { return (c >= 9 && c <= 13) || (c >= 28 && c <= 32); }
+
+static uint64_t mix64(uint64_t x);
+
+static PyObject *w_value_hashes(PyObject *self, PyObject *args) {
+    PyObject *values, *o_out, *o_has;
+    if (!PyArg_ParseTuple(args, "O!OO", &PyList_Type, &values, &o_out, &o_has)) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(values);
+    Buf b[2] = {0};
+    if (take(o_out, &b[0], 8, n, 1, 0, "out") < 0 || take(o_has, &b[1], 1, n, 1, 0, "has") < 0) {
+        release(b, 2);
+        return NULL;
+    }
+    uint64_t *out = b[0].view.buf;
+    uint8_t *has = b[1].view.buf;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *v = PyList_GET_ITEM(values, i);
+        out[i] = 0;
+        if (v == Py_None) { has[i] = 0; continue; }
+        has[i] = 2;
+        if (PyLong_CheckExact(v)) {
+            int overflow = 0;
+            long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
+            if (overflow || (x == -1 && PyErr_Occurred())) { PyErr_Clear(); continue; }
+            unsigned char buf[24], *p = buf + sizeof buf;     /* decimal digits, as str(int) writes them */
+            uint64_t u = x < 0 ? (uint64_t)0 - (uint64_t)x : (uint64_t)x;
+            do { *--p = (unsigned char)('0' + u % 10); u /= 10; } while (u);
+            if (x < 0) *--p = '-';
+            out[i] = mix64(fnv1a(p, buf + sizeof buf - p));
+            has[i] = 1;
+        } else if (PyUnicode_CheckExact(v) && PyUnicode_IS_ASCII(v)) {
+            const unsigned char *d = PyUnicode_DATA(v);
+            Py_ssize_t lo = 0, hi = PyUnicode_GET_LENGTH(v);
+            while (lo < hi && ascii_space(d[lo])) lo++;
+            while (hi > lo && ascii_space(d[hi - 1])) hi--;
+            out[i] = mix64(fnv1a(d + lo, hi - lo));
+            has[i] = 1;
+        }
+    }
+    release(b, 2);
+    Py_RETURN_NONE;
+}
+
 /* ------------------------------------------------------------- key table */
 
 /* An index of a key space's live keys by a 128-bit fingerprint: for a string,
@@ -506,7 +550,9 @@ fail:
  * without building a tuple or comparing key objects. Python's dict of the same
  * keys stays the reference (pure mode, snapshots). */
 
-typedef struct { uint64_t a, b; int64_t slot; } KEntry;   /* slot -1: empty, -2: removed */
+/* slot -1: empty, -2: removed. touch and owner live here while C assigns (one cache line a row);
+ * export() copies them to the key space's slot-indexed arrays when Python needs those. */
+typedef struct { uint64_t a, b; int64_t slot, touch, owner; } KEntry;
 
 typedef struct {
     PyObject_HEAD
@@ -516,7 +562,7 @@ typedef struct {
     Py_ssize_t live;
 } KeyTable;
 
-static inline uint64_t mix64(uint64_t x) {
+static uint64_t mix64(uint64_t x) {
     x ^= x >> 30; x *= 0xbf58476d1ce4e5b9ull;
     x ^= x >> 27; x *= 0x94d049bb133111ebull;
     return x ^ (x >> 31);
@@ -607,7 +653,7 @@ static int kt_resize(KeyTable *t, uint64_t size) {
     return 0;
 }
 
-static int kt_put(KeyTable *t, uint64_t a, uint64_t b, int64_t slot) {
+static int kt_put(KeyTable *t, uint64_t a, uint64_t b, int64_t slot, int64_t touch, int64_t owner) {
     if ((uint64_t)(t->used + 1) * 2 > t->mask + 1) {
         uint64_t size = t->mask + 1;
         while ((uint64_t)(t->live + 1) * 4 > size) size *= 2;   /* after the resize: at most a quarter full */
@@ -615,7 +661,7 @@ static int kt_put(KeyTable *t, uint64_t a, uint64_t b, int64_t slot) {
     }
     KEntry *e = kt_find(t, a, b, 1);
     if (e->slot == -1) t->used++;
-    e->a = a; e->b = b; e->slot = slot;
+    e->a = a; e->b = b; e->slot = slot; e->touch = touch; e->owner = owner;
     t->live++;
     return 0;
 }
@@ -644,21 +690,30 @@ static PyObject *KeyTable_remove(KeyTable *t, PyObject *keys) {
     Py_RETURN_NONE;
 }
 
-/* rebuild(keylist): the index of keylist's keys (slot = position; None = free). */
-static PyObject *KeyTable_rebuild(KeyTable *t, PyObject *keylist) {
-    if (!PyList_Check(keylist)) { PyErr_SetString(PyExc_TypeError, "rebuild: a list"); return NULL; }
+/* rebuild(keylist, touch, owner): the index of keylist's keys (slot = position; None = free). */
+static PyObject *KeyTable_rebuild(KeyTable *t, PyObject *args) {
+    PyObject *keylist, *o_touch, *o_owner;
+    if (!PyArg_ParseTuple(args, "O!OO", &PyList_Type, &keylist, &o_touch, &o_owner)) return NULL;
+    Buf bb[2] = {0};
+    Py_ssize_t cap = PyList_GET_SIZE(keylist);
+    if (take(o_touch, &bb[0], 8, cap, 0, 0, "touch") < 0 || take(o_owner, &bb[1], 8, cap, 0, 0, "owner") < 0) {
+        release(bb, 2);
+        return NULL;
+    }
+    const int64_t *touch = bb[0].view.buf, *owner = bb[1].view.buf;
     t->live = 0;
     uint64_t size = 1024;
-    while ((uint64_t)PyList_GET_SIZE(keylist) * 4 > size) size *= 2;
+    while ((uint64_t)cap * 4 > size) size *= 2;
     PyMem_Free(t->tab); t->tab = NULL;
-    if (kt_resize(t, size) < 0) return NULL;
-    for (Py_ssize_t s = 0; s < PyList_GET_SIZE(keylist); s++) {
+    if (kt_resize(t, size) < 0) { release(bb, 2); return NULL; }
+    for (Py_ssize_t s = 0; s < cap; s++) {
         PyObject *k = PyList_GET_ITEM(keylist, s);
         uint64_t a, b;
         if (k == Py_None) continue;
-        if (!key_fp(k, &a, &b)) { PyErr_SetString(PyExc_TypeError, "rebuild: not a key"); return NULL; }
-        if (kt_put(t, a, b, s) < 0) return NULL;
+        if (!key_fp(k, &a, &b)) { PyErr_SetString(PyExc_TypeError, "rebuild: not a key"); release(bb, 2); return NULL; }
+        if (kt_put(t, a, b, s, touch[s], owner[s]) < 0) { release(bb, 2); return NULL; }
     }
+    release(bb, 2);
     Py_RETURN_NONE;
 }
 
@@ -712,6 +767,10 @@ static PyObject *KeyTable_assign(KeyTable *t, PyObject *args) {
         if (e->slot >= 0) {
             s = e->slot;
             fresh[i] = 0;
+            e->touch = seq + i;
+            slots[i] = s;
+            inc[i] = e->owner;
+            continue;
         } else {
             if (free_n[0] <= 0 || free_n[0] > free_cap) break;          /* Python grows or evicts */
             s = freel[free_n[0] - 1];
@@ -730,7 +789,7 @@ static PyObject *KeyTable_assign(KeyTable *t, PyObject *args) {
                 }
             }
             slot = PyLong_FromLongLong(s);
-            if (!slot || PyDict_SetItem(index, key, slot) < 0 || kt_put(t, fa, fb, s) < 0) {
+            if (!slot || PyDict_SetItem(index, key, slot) < 0 || kt_put(t, fa, fb, s, seq + i, incarn[0] + 1) < 0) {
                 Py_XDECREF(slot); Py_DECREF(key); goto fail;
             }
             Py_DECREF(slot);
@@ -753,11 +812,32 @@ fail:
 
 static PyObject *KeyTable_live(KeyTable *t, PyObject *unused) { return PyLong_FromSsize_t(t->live); }
 
+/* export(touch, owner): each live key's touch and owner into the slot-indexed arrays. */
+static PyObject *KeyTable_export(KeyTable *t, PyObject *args) {
+    PyObject *o_touch, *o_owner;
+    if (!PyArg_ParseTuple(args, "OO", &o_touch, &o_owner)) return NULL;
+    Buf bb[2] = {0};
+    if (take(o_touch, &bb[0], 8, 0, 1, 0, "touch") < 0 || take(o_owner, &bb[1], 8, 0, 1, 0, "owner") < 0) {
+        release(bb, 2);
+        return NULL;
+    }
+    int64_t *touch = bb[0].view.buf, *owner = bb[1].view.buf;
+    Py_ssize_t cap = bb[0].view.len / 8 < bb[1].view.len / 8 ? bb[0].view.len / 8 : bb[1].view.len / 8;
+    for (uint64_t i = 0; i <= t->mask; i++) {
+        KEntry *e = &t->tab[i];
+        if (e->slot >= 0 && e->slot < cap) { touch[e->slot] = e->touch; owner[e->slot] = e->owner; }
+    }
+    release(bb, 2);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef KeyTable_methods[] = {
     {"assign", (PyCFunction)KeyTable_assign, METH_VARARGS, "assign(cols, index, touch, owner, seq, start, slots, "
      "fresh, inc, keylist, free, free_n, incarnations) -> the row it stopped at, or -(row + 1) to convert"},
     {"remove", (PyCFunction)KeyTable_remove, METH_O, "remove(keys): forget evicted keys"},
-    {"rebuild", (PyCFunction)KeyTable_rebuild, METH_O, "rebuild(keylist): index keylist's keys (None: free)"},
+    {"rebuild", (PyCFunction)KeyTable_rebuild, METH_VARARGS,
+     "rebuild(keylist, touch, owner): index keylist's keys (None: free)"},
+    {"export", (PyCFunction)KeyTable_export, METH_VARARGS, "export(touch, owner): into the slot-indexed arrays"},
     {"live", (PyCFunction)KeyTable_live, METH_NOARGS, "live() -> keys indexed"},
     {NULL, NULL, 0, NULL}};
 
@@ -773,6 +853,8 @@ static PyTypeObject KeyTableType = {
 };
 
 static PyMethodDef methods[] = {
+    {"value_hashes", w_value_hashes, METH_VARARGS,
+     "value_hashes(values, out, has): value_hash of ints and ASCII strings (has 1), None (has 0), others (has 2)"},
     {"assign", w_assign, METH_VARARGS,
      "assign(keys, index, touch, owner, seq, start, slots, fresh, inc, keylist, free, free_n, incarnations)\n"
      "-> the first row whose new key found no free slot, or n"},

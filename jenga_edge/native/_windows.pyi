@@ -41,3 +41,28 @@ def distinct(
     out: Any,
     /,
 ) -> int: ...
+
+class KeyTable:
+    """Live keys by fingerprint -> slot, for one key space."""
+
+    def assign(
+        self,
+        cols: list[list[Any]],
+        index: dict[Any, int],
+        touch: Any,
+        owner: Any,
+        seq: int,
+        start: int,
+        slots: Any,
+        fresh: Any,
+        inc: Any,
+        keylist: list[Any],
+        free: Any,
+        free_n: Any,
+        incarnations: Any,
+        /,
+    ) -> int: ...
+    def remove(self, keys: list[Any], /) -> None: ...
+    def rebuild(self, keylist: list[Any], touch: Any, owner: Any, /) -> None: ...
+    def export(self, touch: Any, owner: Any, /) -> None: ...
+    def live(self) -> int: ...

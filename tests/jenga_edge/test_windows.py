@@ -320,3 +320,17 @@ def test_the_c_kernels_give_the_python_loops_values_bit_for_bit(monkeypatch):
         np.testing.assert_array_equal(in_c[name], in_python[name], err_msg=name)
     assert c_engine.snapshot() == py_engine.snapshot()  # the very same state
     assert c_engine.evicted > 0 and c_engine.late > 0 and c_engine.ahead > 0
+
+
+def test_value_hashes_in_c_are_value_hash_and_follow_categories():
+    from jenga_edge.contract.window_state import _native_hashes, value_hash
+    from jenga_edge.native import windows as native
+
+    values = [22, "22", " 22\t", 22.0, -7, 2**63 - 1, 2**70, "tcp", "\x1ctcp\x1f", "héllo", True, "true", None, 1.5, ""]
+    expected = [None if v is None else value_hash(v) for v in values]
+    assert expected[0] == expected[1] == expected[2] == expected[3]  # one category
+    assert expected[10] == expected[11] and expected[7] == expected[8]  # True is "true"; strip as str.strip()
+    if native is None:
+        pytest.skip("jenga_edge.native._windows is not built")
+    hashes, has = _native_hashes(values)
+    assert [int(h) if k else None for h, k in zip(hashes.tolist(), has.tolist())] == expected
