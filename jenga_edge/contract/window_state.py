@@ -119,7 +119,7 @@ class KeySpace:
 
     @property
     def live(self) -> int:
-        return len(self.index)
+        return self.table.live() if self.table is not None else len(self.index)
 
     def assign(self, cols: list[Sequence[Any]], seq: int) -> tuple[I64, npt.NDArray[np.bool_], I64]:
         """Each row's slot (the key: one value per column), whether the row is its
@@ -154,7 +154,7 @@ class KeySpace:
         while i < n:
             i = self.table.assign(
                 lists,
-                self.index,
+                None,  # with the C table, Python keeps no dict of the keys
                 self.touch,
                 self.owner,
                 seq,
@@ -217,7 +217,8 @@ class KeySpace:
         if self.table is not None:
             self.table.remove([self.keys[s] for s in victims.tolist()])
         for s in sorted(victims.tolist(), reverse=True):
-            del self.index[self.keys[s]]
+            if self.table is None:  # with the C table, the dict is not kept
+                del self.index[self.keys[s]]
             self.keys[s] = None
             self.free[k] = s
             k += 1
@@ -798,7 +799,7 @@ class WindowEngine:
         self.late, self.ahead = state["late"], state["ahead"]
         for sp, saved in zip(self.spaces.values(), state["spaces"]):
             sp.keys = [tuple(k) if isinstance(k, list) else k for k in saved["keys"]]
-            sp.index = {k: s for s, k in enumerate(sp.keys) if k is not None}
+            sp.index = {k: s for s, k in enumerate(sp.keys) if k is not None} if sp.table is None else {}
             sp.evicted = saved["evicted"]
             for a in ("free", "free_n", "touch", "owner", "incarnations"):
                 setattr(sp, a, _unpack(saved[a]))

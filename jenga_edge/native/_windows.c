@@ -724,7 +724,7 @@ static PyObject *KeyTable_assign(KeyTable *t, PyObject *args) {
     PyObject *cols, *index, *o_touch, *o_owner, *o_slots, *o_fresh, *o_inc, *keylist, *o_free, *o_free_n, *o_incarn;
     long long seq;
     Py_ssize_t start;
-    if (!PyArg_ParseTuple(args, "O!O!OOLnOOOO!OOO", &PyList_Type, &cols, &PyDict_Type, &index, &o_touch, &o_owner,
+    if (!PyArg_ParseTuple(args, "O!OOOLnOOOO!OOO", &PyList_Type, &cols, &index, &o_touch, &o_owner,
                           &seq, &start, &o_slots, &o_fresh, &o_inc, &PyList_Type, &keylist, &o_free, &o_free_n,
                           &o_incarn))
         return NULL;
@@ -788,11 +788,12 @@ static PyObject *KeyTable_assign(KeyTable *t, PyObject *args) {
                     PyTuple_SET_ITEM(key, c, v);
                 }
             }
-            slot = PyLong_FromLongLong(s);
-            if (!slot || PyDict_SetItem(index, key, slot) < 0 || kt_put(t, fa, fb, s, seq + i, incarn[0] + 1) < 0) {
-                Py_XDECREF(slot); Py_DECREF(key); goto fail;
+            if (index != Py_None) {                                   /* the dict, when Python keeps one too */
+                slot = PyLong_FromLongLong(s);
+                if (!slot || PyDict_SetItem(index, key, slot) < 0) { Py_XDECREF(slot); Py_DECREF(key); goto fail; }
+                Py_DECREF(slot);
             }
-            Py_DECREF(slot);
+            if (kt_put(t, fa, fb, s, seq + i, incarn[0] + 1) < 0) { Py_DECREF(key); goto fail; }
             PyList_SetItem(keylist, s, key);                           /* steals key */
             free_n[0] -= 1;
             incarn[0] += 1;

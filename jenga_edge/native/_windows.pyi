@@ -48,7 +48,7 @@ class KeyTable:
     def assign(
         self,
         cols: list[list[Any]],
-        index: dict[Any, int],
+        index: dict[Any, int] | None,
         touch: Any,
         owner: Any,
         seq: int,
