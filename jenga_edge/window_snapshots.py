@@ -21,10 +21,10 @@ def save(engine: WindowEngine, path: str) -> str:
     """Write the snapshot; returns the log line."""
     p = Path(path)
     tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
-    data = engine.snapshot()
     try:
         with open(tmp, "wb") as fh:
-            fh.write(data)
+            engine.write_snapshot(fh)  # streamed: no copy of the state in memory
+            size = fh.tell()
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, p)
@@ -32,19 +32,20 @@ def save(engine: WindowEngine, path: str) -> str:
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         return f"window snapshot NOT saved to {path}: {exc.strerror or exc}"
-    return f"window snapshot saved to {path}: {engine.live_keys} keys, {len(data)} bytes"
+    return f"window snapshot saved to {path}: {engine.live_keys} keys, {size} bytes"
 
 
 def restore(engine: WindowEngine, path: str) -> str:
     """Load the snapshot if there is one of these windows; returns the log line."""
+    fresh = WindowEngine(engine.model)  # read into a spare: a refused snapshot leaves the engine empty
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb") as fh:
+            fresh.read_snapshot(fh, path)
     except FileNotFoundError:
         return f"window snapshot {path}: none yet, windows start empty"
     except OSError as exc:
         return f"window snapshot {path} unreadable ({exc.strerror or exc}): windows start empty"
-    try:
-        engine.restore(data, path)
-    except (BundleError, ValueError, KeyError, TypeError) as exc:  # refused, or malformed inside a valid checksum
+    except (BundleError, ValueError, KeyError, TypeError, IndexError) as exc:  # refused, or malformed inside
         return f"window snapshot refused: {exc}: windows start empty"
+    engine.carry_from(fresh)
     return f"window snapshot {path} restored: {engine.live_keys} keys"

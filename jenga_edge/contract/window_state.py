@@ -22,9 +22,10 @@ real gap in the data). The current event is included in its own features.
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import msgspec
 import numpy as np
@@ -59,7 +60,8 @@ if TYPE_CHECKING:
 
 EMPTY = np.iinfo(np.int64).min
 AHEAD_JUMP = 8  # consecutive events ahead of the clock after which it jumps (a real gap)
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2  # 2: streamed (a fixed-size header, then the body)
+_HEAD_BYTES = 512
 _HASH_MEMO = 65536
 
 
@@ -745,44 +747,71 @@ class WindowEngine:
 
     # ------------------------------------------------------------ snapshots
     def snapshot(self) -> bytes:
-        """The whole state, versioned and checksummed (restore() checks both)."""
+        """The whole state as bytes (write_snapshot into memory)."""
+        buf = io.BytesIO()
+        self.write_snapshot(buf)
+        return buf.getvalue()
+
+    def restore(self, data: bytes, where: str = "snapshot") -> None:
+        self.read_snapshot(io.BytesIO(data), where)
+
+    def _arrays(self) -> list[tuple[Any, str]]:
+        """(owner object, attribute) of every state array, in the snapshot's order."""
+        out: list[tuple[Any, str]] = []
+        for sp in self.spaces.values():
+            out += [(sp, a) for a in ("free", "free_n", "touch", "owner", "incarnations")]
+        for st in self.states.values():
+            out += [(st, a) for a in (*st.arrays, *_extra_arrays(st))]
+        return out
+
+    def write_snapshot(self, fh: BinaryIO) -> None:
+        """The whole state, versioned and checksummed, streamed: a fixed-size header
+        (written last: it holds the body's sha256), then the body: the small fields
+        and keys (msgpack, length first) and every array's raw bytes, in order. Peak
+        memory stays the state's own, never a copy of it."""
         for sp in self.spaces.values():
             sp.sync()
-        body = msgspec.msgpack.encode(
+        arrays = self._arrays()
+        meta = msgspec.msgpack.encode(
             {
                 "clock": self.clock,
                 "ahead_run": self.ahead_run,
                 "seq": self.seq,
                 "late": self.late,
                 "ahead": self.ahead,
-                "spaces": [
-                    {
-                        "keys": [list(k) if isinstance(k, tuple) else k for k in sp.keys],
-                        "evicted": sp.evicted,
-                        **{a: _pack(getattr(sp, a)) for a in ("free", "free_n", "touch", "owner", "incarnations")},
-                    }
-                    for sp in self.spaces.values()
-                ],
-                "states": {
-                    name: {a: _pack(getattr(st, a)) for a in (*st.arrays, *_extra_arrays(st))}
-                    for name, st in self.states.items()
-                },
+                "keys": [[list(k) if isinstance(k, tuple) else k for k in sp.keys] for sp in self.spaces.values()],
+                "evicted": [sp.evicted for sp in self.spaces.values()],
+                "arrays": [[getattr(o, a).dtype.str, list(getattr(o, a).shape)] for o, a in arrays],
             }
         )
+        start = fh.tell()
+        fh.write(b" " * _HEAD_BYTES)
+        digest = sha256()
+        for part in (len(meta).to_bytes(8, "little"), meta):
+            digest.update(part)
+            fh.write(part)
+        for o, a in arrays:
+            data = np.ascontiguousarray(getattr(o, a)).reshape(-1).view(np.uint8).data  # raw bytes, no copy
+            digest.update(data)
+            fh.write(data)
+        end = fh.tell()
         head = msgspec.json.encode(
             {
                 "version": SNAPSHOT_VERSION,
                 "definition": sha256(self.definition).hexdigest(),
-                "sha256": sha256(body).hexdigest(),
+                "sha256": digest.hexdigest(),
+                "bytes": end - start - _HEAD_BYTES,
             }
         )
-        return head + b"\n" + body
+        fh.seek(start)
+        fh.write(head.ljust(_HEAD_BYTES - 1) + b"\n")
+        fh.seek(end)
 
-    def restore(self, data: bytes, where: str = "snapshot") -> None:
-        """Load a snapshot of the same window definitions; BundleError if it is not one."""
-        head, _, body = data.partition(b"\n")
+    def read_snapshot(self, fh: BinaryIO, where: str = "snapshot") -> None:
+        """Load a snapshot of the same window definitions; BundleError if it is not one.
+        The checksum is checked over the whole body before any state is taken."""
         try:
-            meta = msgspec.json.decode(head)
+            meta = msgspec.json.decode(fh.read(_HEAD_BYTES).strip())
         except msgspec.DecodeError:
             raise BundleError(f"{where}: not a window snapshot") from None
         if not isinstance(meta, dict) or meta.get("version") != SNAPSHOT_VERSION:
@@ -790,24 +819,35 @@ class WindowEngine:
                 f"{where}: snapshot version {meta.get('version') if isinstance(meta, dict) else '?'} "
                 f"is not {SNAPSHOT_VERSION}"
             )
-        if meta.get("sha256") != sha256(body).hexdigest():
-            raise BundleError(f"{where}: the snapshot fails its checksum (truncated or altered)")
         if meta.get("definition") != sha256(self.definition).hexdigest():
             raise BundleError(f"{where}: the snapshot is of other window definitions")
-        state = msgspec.msgpack.decode(body)
+        body = fh.tell()
+        digest, left = sha256(), int(meta.get("bytes", -1))
+        while left > 0:
+            chunk = fh.read(min(left, 1 << 20))
+            if not chunk:
+                break
+            digest.update(chunk)
+            left -= len(chunk)
+        if left != 0 or fh.read(1) or meta.get("sha256") != digest.hexdigest():
+            raise BundleError(f"{where}: the snapshot fails its checksum (truncated or altered)")
+        fh.seek(body)
+        state = msgspec.msgpack.decode(fh.read(int.from_bytes(fh.read(8), "little")))
+        arrays = self._arrays()
+        if len(state["arrays"]) != len(arrays):
+            raise BundleError(f"{where}: the snapshot's arrays are not these windows'")
         self.clock, self.ahead_run, self.seq = state["clock"], state["ahead_run"], state["seq"]
         self.late, self.ahead = state["late"], state["ahead"]
-        for sp, saved in zip(self.spaces.values(), state["spaces"]):
-            sp.keys = [tuple(k) if isinstance(k, list) else k for k in saved["keys"]]
+        for (o, a), (dtype, shape) in zip(arrays, state["arrays"]):
+            count = int(np.prod(shape))
+            arr = np.frombuffer(fh.read(count * np.dtype(dtype).itemsize), dtype=np.dtype(dtype)).reshape(shape)
+            setattr(o, a, arr.copy())  # writable, owned
+        for sp, keys, evicted in zip(self.spaces.values(), state["keys"], state["evicted"]):
+            sp.keys = [tuple(k) if isinstance(k, list) else k for k in keys]
             sp.index = {k: s for s, k in enumerate(sp.keys) if k is not None} if sp.table is None else {}
-            sp.evicted = saved["evicted"]
-            for a in ("free", "free_n", "touch", "owner", "incarnations"):
-                setattr(sp, a, _unpack(saved[a]))
+            sp.evicted = evicted
             if sp.table is not None:
                 sp.table.rebuild(sp.keys, sp.touch, sp.owner)
-        for name, st in self.states.items():
-            for a, packed in state["states"][name].items():
-                setattr(st, a, _unpack(packed))
 
     def carry_from(self, old: WindowEngine) -> bool:
         """Take `old`'s state if its window definitions are these (a reload)."""
@@ -849,12 +889,3 @@ def _extra_arrays(st: _State) -> tuple[str, ...]:
     if isinstance(st, _CountLast):
         return ("ring", "pos")
     return ()
-
-
-def _pack(a: np.ndarray) -> dict[str, Any]:
-    return {"dtype": a.dtype.str, "shape": list(a.shape), "data": a.tobytes()}
-
-
-def _unpack(p: dict[str, Any]) -> np.ndarray:
-    out: np.ndarray = np.frombuffer(p["data"], dtype=np.dtype(p["dtype"])).reshape(p["shape"]).copy()
-    return out

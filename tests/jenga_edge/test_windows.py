@@ -334,3 +334,22 @@ def test_value_hashes_in_c_are_value_hash_and_follow_categories():
         pytest.skip("jenga_edge.native._windows is not built")
     hashes, has = _native_hashes(values)
     assert [int(h) if k else None for h, k in zip(hashes.tolist(), has.tolist())] == expected
+
+
+def test_snapshot_files_are_written_whole_and_a_bad_one_leaves_the_windows_empty(tmp_path):
+    from jenga_edge import window_snapshots
+
+    eng = engine(ALL)
+    run(eng, stream(500))
+    path = tmp_path / "w.snap"
+    assert "saved" in window_snapshots.save(eng, str(path))
+    assert not list(tmp_path.glob(".w.snap.tmp-*"))  # written to a temporary file, then renamed
+    fresh = engine(ALL)
+    assert "restored" in window_snapshots.restore(fresh, str(path)) and fresh.live_keys == eng.live_keys
+    (tmp_path / "cut.snap").write_bytes(path.read_bytes()[:-100])
+    cut = engine(ALL)
+    line = window_snapshots.restore(cut, str(tmp_path / "cut.snap"))
+    assert "refused" in line and "checksum" in line and cut.live_keys == 0
+    assert "none yet" in window_snapshots.restore(engine(ALL), str(tmp_path / "missing.snap"))
+    other = engine({"c": {"kind": "count", "key": ["k"], "window_s": 5}})
+    assert "other window definitions" in window_snapshots.restore(other, str(path))
