@@ -178,7 +178,14 @@ def bench_agent(n: int, cpu: int, work: Path) -> dict[str, Any]:
             )
             cfg = yaml.safe_load(cfg_path.read_text())
             if windows:
-                cfg["event"].update({"time": "timestamp", "windows": windows, "snapshot": str(work / "windows.snap")})
+                cfg["event"].update(
+                    {
+                        "time": "timestamp",
+                        "windows": windows,
+                        "max_keys": 400_000,  # every key kept: no eviction churn in the tuple key space
+                        "snapshot": str(work / "windows.snap"),
+                    }
+                )
             cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
             res = ab.run_waited(
                 [sys.executable, "-m", "jenga_edge.cli", "run", "--config", str(cfg_path)],

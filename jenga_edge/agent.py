@@ -81,7 +81,7 @@ def build_pipeline(
     ev = cfg.event
     try:
         decoder = EventDecoder(
-            scorer.schema, ev.mapping, wanted, ev.min_present, ev.where, ev.normalize, ev.time, ev.windows
+            scorer.schema, ev.mapping, wanted, ev.min_present, ev.where, ev.normalize, ev.time, ev.windows, ev.limits
         )
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None

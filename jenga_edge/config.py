@@ -118,6 +118,17 @@ class EventConfig(Config, kw_only=True):
             "sum|mean|std|rate|since_previous|damped, key: [...], ...}"
         ),
     ] = {}
+    lag_s: Annotated[
+        Annotated[float, msgspec.Meta(ge=0.0)] | None,
+        doc("for the agent's own windows: how late an event may arrive (default 10; a bundle's windows fix it)"),
+    ] = None
+    max_keys: Annotated[
+        Annotated[int, msgspec.Meta(ge=16)] | None,
+        doc(
+            "for the agent's own windows: live keys per key tuple, the least recently seen evicted "
+            "(default 100,000; a bundle's windows fix it)"
+        ),
+    ] = None
     snapshot: Annotated[
         str,
         doc(
@@ -135,6 +146,10 @@ class EventConfig(Config, kw_only=True):
             time=self.time or ("time" if self.windows else None),
             windows=self.windows,
         )
+
+    @property
+    def limits(self) -> dict[str, Any]:
+        return {"lag_s": self.lag_s, "max_keys": self.max_keys}
 
 
 class AgentConfig(Config, kw_only=True):

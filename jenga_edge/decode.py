@@ -177,10 +177,11 @@ class EventDecoder:
         normalize: dict[str, Normalizer] | None = None,
         time: str | None = None,
         windows: dict[str, Window] | None = None,
+        limits: dict[str, Any] | None = None,
     ):
         self.schema = schema
         try:
-            self.model = (schema.events or EventModel()).overlay(mapping, where, normalize, time, windows)
+            self.model = (schema.events or EventModel()).overlay(mapping, where, normalize, time, windows, limits)
             self.model.check_normalizers({f.name for f in schema.features if f.is_numeric})
         except Invalid as exc:
             raise ConfigError(f"event.{exc}") from None

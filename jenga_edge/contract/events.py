@@ -267,14 +267,19 @@ class EventModel(Config, kw_only=True):
         normalize: dict[str, Normalizer] | None = None,
         time: str | None = None,
         windows: dict[str, Window] | None = None,
+        limits: dict[str, Any] | None = None,
     ) -> EventModel:
         """This model with an agent config's additions on top: more (or other) paths,
         more filter conditions, normalizers for names this model leaves alone, window
         features for rules. What the model itself reads, filters, normalizes, derives
         and windows cannot be changed at the edge."""
         mapping, where, normalize, windows = mapping or {}, where or {}, normalize or {}, windows or {}
-        if not (mapping or where or normalize or windows or time):
+        limits = {k: v for k, v in (limits or {}).items() if v is not None}  # lag_s, max_ahead_s, max_keys
+        if not (mapping or where or normalize or windows or time or limits):
             return self
+        for key, value in limits.items():
+            if self.windows and value != getattr(self, key):
+                raise Invalid(key, f"the bundle's windows run with {key} {getattr(self, key)}; the agent may only add")
         computed = {**self.derive, **self.windows}
         remapped = sorted(k for k, v in mapping.items() if k in self.mapping and self.mapping[k] != v)
         if remapped:
@@ -300,9 +305,9 @@ class EventModel(Config, kw_only=True):
             normalize={**self.normalize, **normalize},
             derive=self.derive,
             time=self.time or time,
-            lag_s=self.lag_s,
-            max_ahead_s=self.max_ahead_s,
-            max_keys=self.max_keys,
+            lag_s=limits.get("lag_s", self.lag_s),
+            max_ahead_s=limits.get("max_ahead_s", self.max_ahead_s),
+            max_keys=limits.get("max_keys", self.max_keys),
             windows={**self.windows, **windows},
         )
 

@@ -207,3 +207,21 @@ def test_a_reload_keeps_window_state_only_when_the_windows_are_unchanged(network
     other = build_pipeline(agent_config_from_dict(changed))
     _carry_state(old, other)
     assert other.decoder.windows is not None and other.decoder.windows.live_keys == 0
+
+
+def test_the_agent_bounds_its_own_windows_but_not_the_bundles():
+    from jenga_edge.contract.events import EventModel
+    from jenga_edge.contract.schema import Feature, FeatureSchema
+    from jenga_edge.contract.typed import convert
+    from jenga_edge.contract.windows import Count
+    from jenga_edge.decode import EventDecoder
+
+    mine = {"c": Count(key=["src_ip"], window_s=60.0)}
+    flat = FeatureSchema((Feature("x", "numeric"),))
+    dec = EventDecoder(flat, time="t", windows=mine, limits={"max_keys": 32, "lag_s": 2.0})
+    assert dec.windows is not None and dec.model.max_keys == 32 and dec.model.lag_s == 2.0
+    model = convert(EventModel, {"time": "t", "windows": {"w": {"kind": "count", "key": ["src_ip"], "window_s": 5}}})
+    with_windows = FeatureSchema((Feature("x", "numeric"), Feature("w", "numeric")), events=model)
+    with pytest.raises(ConfigError, match=r"event\.max_keys: the bundle's windows run with max_keys 100000"):
+        EventDecoder(with_windows, windows=mine, limits={"max_keys": 32})
+    assert EventDecoder(with_windows, windows=mine, limits={"max_keys": 100_000}).model.max_keys == 100_000
