@@ -16,6 +16,13 @@
 #define E 32       /* exact distinct values per key (windows.EXACT_DISTINCT) */
 #define M 64       /* HyperLogLog registers (windows.SKETCH_REGISTERS) */
 #define EMPTY INT64_MIN
+#define AHEAD 8    /* rows ahead whose state is prefetched: the slots are known for the whole batch */
+
+#if defined(__GNUC__)
+#define PREFETCH(p) __builtin_prefetch((p), 1, 1)
+#else
+#define PREFETCH(p) ((void)0)
+#endif
 
 typedef struct {
     Py_buffer view;
@@ -137,6 +144,10 @@ static PyObject *w_buckets(PyObject *self, PyObject *args) {
     double *acc = b[6].view.buf, *out = b[7].view.buf;
     for (Py_ssize_t i = 0; i < n; i++) {
         int64_t s = slots[i];
+        if (i + AHEAD < n) {                     /* a key's state is a cache miss: ask for it early */
+            const double *ahead = acc + slots[i + AHEAD] * B * k;
+            PREFETCH(ahead); PREFETCH(ahead + 8); PREFETCH(ahead + 16); PREFETCH(&newest[slots[i + AHEAD]]);
+        }
         double *a = acc + s * B * k;
         int64_t at = advance(&newest[s], a, k, fresh[i], (int64_t)floor(t[i] / width));
         double *cell = a + ring_pos(at) * k;
@@ -199,6 +210,7 @@ static PyObject *w_count_last(PyObject *self, PyObject *args) {
     if (p < 0 || p >= N) p = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         int64_t s = slots[i];
+        if (i + AHEAD < n) { PREFETCH(&count[slots[i + AHEAD]]); PREFETCH(&owner[slots[i + AHEAD]]); }
         if (fresh[i]) { count[s] = 0; owner[s] = inc[i]; }
         int64_t old = ring[2 * p], old_inc = ring[2 * p + 1];
         if (old >= 0 && old < cap && owner[old] == old_inc) count[old] -= 1;
@@ -233,6 +245,7 @@ static PyObject *w_since_previous(PyObject *self, PyObject *args) {
     double *last = b[3].view.buf, *out = b[4].view.buf;
     for (Py_ssize_t i = 0; i < n; i++) {
         int64_t s = slots[i];
+        if (i + AHEAD < n) PREFETCH(&last[slots[i + AHEAD]]);
         double ti = t[i], prev = fresh[i] ? NAN : last[s];
         if (prev == prev) {
             double d = ti - prev;
@@ -269,6 +282,7 @@ static PyObject *w_damped(PyObject *self, PyObject *args) {
     const double *t = b[2].view.buf, *x = b[3].held ? b[3].view.buf : NULL;
     double *state = b[4].view.buf, *out = b[5].view.buf;
     for (Py_ssize_t i = 0; i < n; i++) {
+        if (i + AHEAD < n) PREFETCH(state + slots[i + AHEAD] * 4);
         double *st = state + slots[i] * 4, ti = t[i];
         if (fresh[i]) { st[0] = st[1] = st[2] = 0.0; st[3] = NAN; }
         double w = st[0], ls = st[1], ss = st[2], tl = st[3];
@@ -358,6 +372,11 @@ static PyObject *w_distinct(PyObject *self, PyObject *args) {
     double *out = b[12].view.buf;
     Py_ssize_t i = start;
     for (; i < n; i++) {
+        if (i + AHEAD < n) {
+            int64_t sa = slots[i + AHEAD];
+            PREFETCH(&newest[sa]); PREFETCH(&sketch[sa]);
+            for (int q = 0; q < E; q += 8) { PREFETCH(seen_all + sa * E + q); PREFETCH(hash_all + sa * E + q); }
+        }
         int64_t s = slots[i], bk = (int64_t)floor(t[i] / width), nw = newest[s];
         int64_t *seen = seen_all + s * E;
         uint64_t *hashes = hash_all + s * E;
@@ -758,10 +777,16 @@ static PyObject *KeyTable_assign(KeyTable *t, PyObject *args) {
     int64_t *freel = b[5].view.buf, *free_n = b[6].view.buf, *incarn = b[7].view.buf;
     Py_ssize_t free_cap = b[5].view.len / 8;
     uint8_t *fresh = b[3].view.buf;
-    Py_ssize_t i = start;
-    for (; i < n; i++) {
-        uint64_t fa, fb;
-        if (!row_fp(col, ncols, i, &fa, &fb)) { release(b, 8); return PyLong_FromSsize_t(-(i + 1)); }
+    /* Fingerprints first, then the probes: a tight loop of probes runs faster on this
+     * VM than one that interleaves them with hashing (a prefetch of the entries AHEAD
+     * rows early was slower still: measured 1.04-1.2 against 0.72-0.8 us per event). */
+    Py_ssize_t i = start, stop = n;
+    uint64_t *fp = PyMem_Malloc(sizeof(uint64_t) * 2 * (n - start + 1));
+    if (!fp) { PyErr_NoMemory(); goto fail; }
+    for (Py_ssize_t r = start; r < n; r++)
+        if (!row_fp(col, ncols, r, &fp[2 * (r - start)], &fp[2 * (r - start) + 1])) { stop = r; break; }
+    for (; i < stop; i++) {
+        uint64_t fa = fp[2 * (i - start)], fb = fp[2 * (i - start) + 1];
         KEntry *e = kt_find(t, fa, fb, 0);
         int64_t s;
         if (e->slot >= 0) {
@@ -804,9 +829,12 @@ static PyObject *KeyTable_assign(KeyTable *t, PyObject *args) {
         touch[s] = seq + i;
         inc[i] = owner[s];
     }
+    PyMem_Free(fp);
     release(b, 8);
+    if (i == stop && stop < n) return PyLong_FromSsize_t(-(stop + 1));   /* a value Python converts first */
     return PyLong_FromSsize_t(i);
 fail:
+    PyMem_Free(fp);
     release(b, 8);
     return NULL;
 }
