@@ -156,7 +156,7 @@ class Agent:
         self.cfg = cfg
         if cfg.event.snapshot and self.pipe.decoder.windows is not None:
             self.log(window_snapshots.restore(self.pipe.decoder.windows, cfg.event.snapshot))
-        self._window_seen = {"evicted": 0, "late": 0, "ahead": 0}
+        self._window_seen = {"evicted": 0, "late": 0, "ahead": 0, "resets": 0}
         self.metrics.set_bundle(self.pipe.bundle.bundle_id, self.pipe.bundle.manifest.source_model.sha256)
         self.sinks = build_sinks(cfg.sinks)
         self.dead_letter = JsonlSink(cfg.dead_letter)
@@ -486,6 +486,7 @@ class Agent:
             ("evicted", engine.evicted, m.window_evictions),
             ("late", engine.late, m.window_late),
             ("ahead", engine.ahead, m.window_ahead),
+            ("resets", engine.resets, m.window_resets),
         ):
             if now > seen[what]:
                 counter.inc(now - seen[what])

@@ -36,7 +36,7 @@ from .contract.records import get_path
 from .contract.schema import OOV_INDEX, Feature, FeatureSchema, category_key, to_boolean, to_number
 from .contract.typed import Invalid
 from .contract.values import parse_time
-from .contract.window_state import WindowEngine
+from .contract.window_state import MAX_EVENT_TIME, WindowEngine
 from .contract.windows import Window
 from .event_queue import Lines
 from .native import fastjson as _fastjson  # None: tier 2 alone
@@ -323,13 +323,25 @@ class EventDecoder:
         engine, model = self.windows, self.model
         assert engine is not None and model.time is not None
         times = batch.num[:, self._input_col[model.time]]
-        ok = ~np.isnan(times)
+        missing = np.isnan(times)
+        ok = np.ones(len(times), dtype=bool)
         rejects: list[Reject] = []
         self._reject_rows(
-            np.flatnonzero(~ok),
+            np.flatnonzero(missing),
             "missing_field",
             model.time,
             f"field {model.time!r} (the event time windows run on) is missing",
+            ok,
+            batch.index,
+            rejects,
+        )
+        with np.errstate(invalid="ignore"):
+            wild = np.flatnonzero(ok & (np.abs(times) > MAX_EVENT_TIME))
+        self._reject_rows(
+            wild,
+            "bad_timestamp",
+            model.time,
+            f"field {model.time!r} is beyond the year 5000 (epoch seconds > {MAX_EVENT_TIME:g})",
             ok,
             batch.index,
             rejects,

@@ -29,9 +29,10 @@ def save(engine: WindowEngine, path: str) -> str:
             os.fsync(fh.fileno())
         os.replace(tmp, p)
         fsync_dir(p.parent)
-    except OSError as exc:
+    except Exception as exc:  # noqa: BLE001 - a snapshot must never stop the shutdown
         tmp.unlink(missing_ok=True)
-        return f"window snapshot NOT saved to {path}: {exc.strerror or exc}"
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else f"{type(exc).__name__}: {exc}"
+        return f"window snapshot NOT saved to {path}: {reason}"
     return f"window snapshot saved to {path}: {engine.live_keys} keys, {size} bytes"
 
 

@@ -21,7 +21,7 @@ from .conditions import condition_mask
 from .errors import EventError
 from .events import TIME_INPUTS, EventModel, Step, parse_path
 from .values import parse_time, to_number
-from .window_state import WindowEngine
+from .window_state import MAX_EVENT_TIME, WindowEngine
 
 
 def get_path(record: Any, steps: Sequence[Step]) -> Any:
@@ -114,6 +114,8 @@ class RecordReader:
         t = self._time(record, self.model.time)
         if math.isnan(t):
             raise EventError("missing_field", f"field {self.model.time!r} (the event time windows run on) is missing")
+        if abs(t) > MAX_EVENT_TIME:
+            raise EventError("bad_timestamp", f"field {self.model.time!r} is beyond the year 5000", self.model.time)
         for k in self._window_keys:
             if self.value(record, k) is None:
                 raise EventError("missing_field", f"field {k!r} (a window key) is missing", k)

@@ -59,6 +59,10 @@ if TYPE_CHECKING:
     I64 = npt.NDArray[np.int64]
 
 EMPTY = np.iinfo(np.int64).min
+_I64 = 1 << 63
+# Event times beyond this (epoch seconds, about the year 5138) are no times: callers reject
+# them (bad_timestamp) and the engine clips them, so sub-window indexes stay far from int64's ends.
+MAX_EVENT_TIME = 1e11
 AHEAD_JUMP = 8  # consecutive events ahead of the clock after which it jumps (a real gap)
 SNAPSHOT_VERSION = 2  # 2: streamed (a fixed-size header, then the body)
 _HEAD_BYTES = 512
@@ -86,14 +90,16 @@ def value_hash(value: Any) -> int:
 
 
 def key_of(value: Any) -> Any:
-    """A key value as the key tables hold it: strings and integers as they are (no
-    conversion per event: they are most keys), an integral float as its integer,
-    anything else as its category key."""
+    """A key value as the key tables hold it: strings and 64-bit integers as they are
+    (no conversion per event: they are most keys), an integral float as its integer,
+    anything else (bigger integers too) as its category key."""
     t = type(value)
-    if t is str or t is int:
+    if t is str:
         return value
-    if t is float and value.is_integer():
+    if t is float and value.is_integer() and -_I64 <= value < _I64:
         return int(value)
+    if t is int and -_I64 <= value < _I64:
+        return value
     return category_key(value)
 
 
@@ -249,6 +255,12 @@ class _State:
     def update(self, slots: I64, fresh: npt.NDArray[np.bool_], inc: I64, t: F64, x: F64 | None, extra: Any) -> F64:
         raise NotImplementedError
 
+    def check(self, cap: int) -> None:
+        """Indexes the kernels follow are in range (a restored snapshot)."""
+        newest = getattr(self, "newest", None)
+        if newest is not None and bool(np.any((newest != EMPTY) & (np.abs(newest) > 1 << 53))):
+            raise ValueError("a sub-window index is out of range")
+
 
 class _Buckets(_State):
     """Time windows as 8 sub-windows per key: newest sub-window index, and per
@@ -373,6 +385,11 @@ class _CountLast(_State):
         self.ring = np.full((w.among_last, 2), -1, dtype=np.int64)  # (slot, assignment id) of the last N
         self.pos = np.zeros(1, dtype=np.int64)  # an array, so a snapshot holds it
 
+    def check(self, cap: int) -> None:
+        n = len(self.ring)
+        if not 0 <= int(self.pos[0]) < n or bool(np.any((self.ring[:, 0] < -1) | (self.ring[:, 0] >= max(cap, 1)))):
+            raise ValueError("the last-N ring is out of range")
+
     def update(self, slots: I64, fresh: npt.NDArray[np.bool_], inc: I64, t: F64, x: F64 | None, extra: Any) -> F64:
         out = np.empty(len(slots), dtype=np.float64)
         if _native is not None:
@@ -417,6 +434,22 @@ class _Distinct(_Buckets):
         old = len(self.sketch)
         super().resize(cap)
         self.sketch[old:] = -1
+
+    def check(self, cap: int) -> None:
+        super().check(cap)
+        pool = len(self.pool)
+        k = int(self.free_n[0])
+        free = self.free[:k].tolist()
+        used = self.sketch[self.sketch >= 0].tolist()
+        if (
+            len(self.free) != pool
+            or not 0 <= k <= pool
+            or bool(np.any((self.sketch < -1) | (self.sketch >= pool)))
+            or len(set(free) | set(used)) != len(free) + len(used)
+            or any(not 0 <= f < pool for f in free)
+            or bool(np.any((self.seen != EMPTY) & (np.abs(self.seen) > 1 << 53)))
+        ):
+            raise ValueError("the distinct sketches are out of range")
 
     def _grow_pool(self) -> None:
         n = len(self.pool)
@@ -633,7 +666,8 @@ class WindowEngine:
         self.model = model
         self.definition = model.window_definition()
         self.clock = -math.inf
-        self.ahead_run = 0
+        self.ahead_run = self.behind_run = 0
+        self.resets = 0
         self.seq = 0
         self.late = self.ahead = 0
         self.spaces: dict[tuple[str, ...], KeySpace] = {}
@@ -673,7 +707,30 @@ class WindowEngine:
     ) -> dict[str, F64]:
         """Each window feature's column for a batch, in row order. No key value may be
         None (the caller rejects such events) and no time NaN."""
-        t = self._event_times(np.ascontiguousarray(times, dtype=np.float64))
+        times = np.ascontiguousarray(times, dtype=np.float64)
+        t, back = self._event_times(times)
+        if back < len(t):  # the rows before the jump back, then the rest on reset state
+            head = self._place(
+                t[:back], {k: v[:back] for k, v in values.items()}, {k: v[:back] for k, v in numbers.items()}
+            )
+            self.reset()
+            tail = self.update(
+                times[back:], {k: v[back:] for k, v in values.items()}, {k: v[back:] for k, v in numbers.items()}
+            )
+            return {name: np.concatenate([head[name], tail[name]]) for name in head}
+        return self._place(t, values, numbers)
+
+    def reset(self) -> None:
+        """Empty every window (the clock came back from a burst of wild times: state placed
+        in that future would never expire). The clock and the counts stay."""
+        fresh = WindowEngine(self.model)
+        self.spaces, self.states = fresh.spaces, fresh.states
+        self.resets += 1
+
+    def _place(
+        self, t: F64, values: Mapping[str, Sequence[Any]], numbers: Mapping[str, npt.NDArray[Any]]
+    ) -> dict[str, F64]:
+        """Each window feature's column for rows whose times are placed."""
         n = len(t)
         slots = {}
         for fields, space in self.spaces.items():
@@ -693,19 +750,18 @@ class WindowEngine:
             out[name] = self.states[name].update(s, fresh, inc, t, x, extra)
         return out
 
-    def _event_times(self, times: F64) -> F64:
-        out: F64 = times.copy()
+    def _event_times(self, times: F64) -> tuple[F64, int]:
+        """The times the windows count each row at, and the row where the clock jumped
+        back (len: none); rows from there are not placed yet."""
+        out: F64 = np.clip(times, -MAX_EVENT_TIME, MAX_EVENT_TIME)
         if _native is not None:
-            state = np.array([self.clock, self.ahead_run, self.late, self.ahead], dtype=np.float64)
-            _native.clock(out, state, self.model.lag_s, self.model.max_ahead_s, AHEAD_JUMP)
-            self.clock, self.ahead_run, self.late, self.ahead = (
-                float(state[0]),
-                int(state[1]),
-                int(state[2]),
-                int(state[3]),
-            )
-            return out
+            state = np.array([self.clock, self.ahead_run, self.late, self.ahead, self.behind_run], dtype=np.float64)
+            back = _native.clock(out, state, self.model.lag_s, self.model.max_ahead_s, AHEAD_JUMP)
+            self.clock = float(state[0])
+            self.ahead_run, self.late, self.ahead, self.behind_run = (int(x) for x in state[1:])
+            return out, back
         clock, lag, ahead_max = self.clock, self.model.lag_s, self.model.max_ahead_s
+        back = len(out)
         for i in range(len(out)):
             ti = float(out[i])
             if clock == -math.inf:
@@ -713,19 +769,29 @@ class WindowEngine:
             if ti > clock + ahead_max:
                 self.ahead += 1
                 self.ahead_run += 1
+                self.behind_run = 0
                 if self.ahead_run >= AHEAD_JUMP:  # a real gap in the data, not one wild timestamp
                     clock, self.ahead_run = ti, 0
                 else:
                     out[i] = clock
                 continue
-            self.ahead_run = 0
+            if ti < clock - ahead_max:
+                self.late += 1
+                self.behind_run += 1
+                self.ahead_run = 0
+                if self.behind_run >= AHEAD_JUMP:  # the clock went wrong (a burst of wild times): back
+                    clock, self.behind_run, back = ti, 0, i
+                    break
+                out[i] = clock - lag
+                continue
+            self.ahead_run = self.behind_run = 0
             if ti < clock - lag:
                 self.late += 1
                 out[i] = clock - lag
             elif ti > clock:
                 clock = ti
         self.clock = clock
-        return out
+        return out, back
 
     def _hashes(self, values: Sequence[Any]) -> list[int | None]:
         """Each value's hash, computed once per distinct value (ports, addresses repeat)."""
@@ -736,11 +802,11 @@ class WindowEngine:
             uniq = set(values)
         except TypeError:  # an unhashable value (an object read through a list path)
             return [None if v is None else value_hash(v) for v in values]
-        for v in uniq:
-            if v is not None and (v not in memo or type(v) is bool):
-                memo[v] = value_hash(v)
-        if any(type(v) is bool for v in uniq):  # True == 1 as a dict key: the slow, exact way
+        if any(type(v) is bool for v in uniq):  # True == 1 as a dict key: the slow, exact way, no memo
             return [None if v is None else value_hash(v) for v in values]
+        for v in uniq:
+            if v is not None and v not in memo:
+                memo[v] = value_hash(v)
         get = memo.get  # None (a missing value) is never a key: it maps to None
         out: list[int | None] = list(map(get, values))
         return out
@@ -776,6 +842,8 @@ class WindowEngine:
             {
                 "clock": self.clock,
                 "ahead_run": self.ahead_run,
+                "behind_run": self.behind_run,
+                "resets": self.resets,
                 "seq": self.seq,
                 "late": self.late,
                 "ahead": self.ahead,
@@ -838,16 +906,62 @@ class WindowEngine:
             raise BundleError(f"{where}: the snapshot's arrays are not these windows'")
         self.clock, self.ahead_run, self.seq = state["clock"], state["ahead_run"], state["seq"]
         self.late, self.ahead = state["late"], state["ahead"]
+        self.behind_run, self.resets = state["behind_run"], state["resets"]
         for (o, a), (dtype, shape) in zip(arrays, state["arrays"]):
             count = int(np.prod(shape))
             arr = np.frombuffer(fh.read(count * np.dtype(dtype).itemsize), dtype=np.dtype(dtype)).reshape(shape)
             setattr(o, a, arr.copy())  # writable, owned
         for sp, keys, evicted in zip(self.spaces.values(), state["keys"], state["evicted"]):
             sp.keys = [tuple(k) if isinstance(k, list) else k for k in keys]
-            sp.index = {k: s for s, k in enumerate(sp.keys) if k is not None} if sp.table is None else {}
             sp.evicted = evicted
+        try:
+            self._check_state()
+        except (ValueError, TypeError) as exc:  # the checksum only says the file is whole, not that it is sane
+            raise BundleError(f"{where}: the snapshot's state is inconsistent: {exc}") from None
+        for sp in self.spaces.values():
+            sp.index = {k: s for s, k in enumerate(sp.keys) if k is not None} if sp.table is None else {}
             if sp.table is not None:
                 sp.table.rebuild(sp.keys, sp.touch, sp.owner)
+
+    def _check_state(self) -> None:
+        """What the kernels index with must be in range: a snapshot file is not trusted."""
+        for name, val in (("clock", self.clock),):
+            if type(val) is not float or (math.isnan(val) or (math.isinf(val) and val > 0)):
+                raise ValueError(f"{name} is {val!r}")
+        for name, val in (("seq", self.seq), ("ahead_run", self.ahead_run), ("behind_run", self.behind_run)):
+            if type(val) is not int or not 0 <= val < _I64:
+                raise ValueError(f"{name} is {val!r}")
+        fresh = WindowEngine(self.model)
+        for fields, sp in self.spaces.items():
+            cap = len(sp.keys)
+            if cap > sp.max_keys:
+                raise ValueError(f"{fields}: {cap} slots, above max_keys")
+            for a in ("touch", "owner", "free"):
+                _check_array(getattr(sp, a), (cap,), np.int64, a)
+            for a in ("free_n", "incarnations"):
+                _check_array(getattr(sp, a), (1,), np.int64, a)
+            k = int(sp.free_n[0])
+            free = sp.free[:k].tolist()
+            if (
+                not 0 <= k <= cap
+                or len(set(free)) != k
+                or any(not 0 <= f < cap or sp.keys[f] is not None for f in free)
+            ):
+                raise ValueError(f"{fields}: the free slots are not the empty ones")
+            live = [key for key in sp.keys if key is not None]
+            if len(live) + k != cap or len(set(live)) != len(live):
+                raise ValueError(f"{fields}: keys and free slots do not add up, or a key appears twice")
+            for key in live:
+                parts = key if isinstance(key, tuple) else (key,)
+                if len(parts) != len(fields) or any(key_of(v) is not v or type(v) is bool for v in parts):
+                    raise ValueError(f"{fields}: {str(key)[:40]!r} is not a key")
+        for (name, st), ref_st in zip(self.states.items(), fresh.states.values()):
+            cap = len(self.spaces[tuple(st.w.key)].keys)
+            for a in (*st.arrays, *_extra_arrays(st)):
+                arr, want = getattr(st, a), getattr(ref_st, a)
+                lead = (cap,) if a in st.arrays else want.shape[:1] if a == "ring" or a == "pos" else arr.shape[:1]
+                _check_array(arr, (*lead, *want.shape[1:]), want.dtype.type, f"{name}.{a}")
+            st.check(cap)
 
     def carry_from(self, old: WindowEngine) -> bool:
         """Take `old`'s state if its window definitions are these (a reload)."""
@@ -858,8 +972,10 @@ class WindowEngine:
 
 
 def _key_column(values: Sequence[Any]) -> list[Any]:
-    if all(type(v) is str for v in values) or all(type(v) is int for v in values):
+    if all(type(v) is str for v in values):
         return list(values)  # the usual case: no conversion
+    if values and all(type(v) is int for v in values) and min(values) >= -_I64 and max(values) < _I64:
+        return list(values)
     return [key_of(v) for v in values]
 
 
@@ -881,6 +997,11 @@ def _u8(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.uint8]:
         if mask.dtype == np.bool_ and mask.flags.c_contiguous
         else np.ascontiguousarray(mask, np.uint8)
     )
+
+
+def _check_array(arr: Any, shape: tuple[int, ...], dtype: Any, what: str) -> None:
+    if not isinstance(arr, np.ndarray) or arr.dtype.type is not dtype or arr.shape != tuple(shape):
+        raise ValueError(f"{what}: expected {np.dtype(dtype).name} {tuple(shape)}")
 
 
 def _extra_arrays(st: _State) -> tuple[str, ...]:

@@ -33,7 +33,7 @@ EXACT_DISTINCT = 32  # distinct values counted exactly per key, then a sketch
 SKETCH_REGISTERS = 64  # HyperLogLog registers per sub-window: about 13 % standard error
 
 Key = Annotated[list[str], doc("the fields whose values identify the key, e.g. [src_ip]", min_length=1, max_length=4)]
-WindowS = Annotated[float, doc("the window's length in seconds of event time", gt=0.0, le=7 * 86400.0)]
+WindowS = Annotated[float, doc("the window's length in seconds of event time", ge=0.01, le=7 * 86400.0)]
 Field = Annotated[str, doc("the field (name or path) whose values are aggregated")]
 
 
@@ -55,7 +55,7 @@ class Count(_Window, kw_only=True, tag="count"):
     """Events of the key within window_s, or among the stream's last `among_last` events
     (UNSW-NB15's ct_* features)."""
 
-    window_s: Annotated[float, doc("the window's length in seconds of event time", gt=0.0, le=7 * 86400.0)] | None = (
+    window_s: Annotated[float, doc("the window's length in seconds of event time", ge=0.01, le=7 * 86400.0)] | None = (
         None
     )
     among_last: Annotated[int, doc("count among the last N events of the stream", ge=1, le=1_000_000)] | None = None

@@ -41,6 +41,10 @@ class AgentMetrics:
         self.window_late = r.counter(
             "jenga_window_late_total", "Events later than lag_s behind the window clock (counted at clock - lag_s)."
         )
+        self.window_resets = r.counter(
+            "jenga_window_resets_total",
+            "Window state emptied: the clock came back after a burst of events far ahead (wild timestamps).",
+        )
         self.window_ahead = r.counter(
             "jenga_window_ahead_total", "Events more than max_ahead_s ahead of the window clock (counted at the clock)."
         )

@@ -63,36 +63,44 @@ static int slots_ok(const int64_t *slots, Py_ssize_t n, Py_ssize_t cap) {
 
 /* ------------------------------------------------------------------ clock */
 
+/* clock(times, state[5], lag, ahead_max, jump) -> the row where the clock jumped back (n: none).
+ * state: clock, ahead run, late, ahead, behind run. Times are changed in place to the
+ * times the windows count them at, up to (not including) that row. */
 static PyObject *w_clock(PyObject *self, PyObject *args) {
     PyObject *o_t, *o_st;
     double lag, ahead_max;
     long jump;
     if (!PyArg_ParseTuple(args, "OOddl", &o_t, &o_st, &lag, &ahead_max, &jump)) return NULL;
     Buf b[2];
-    if (take(o_t, &b[0], 8, 0, 1, 0, "times") < 0 || take(o_st, &b[1], 8, 4, 1, 0, "state") < 0) {
+    if (take(o_t, &b[0], 8, 0, 1, 0, "times") < 0 || take(o_st, &b[1], 8, 5, 1, 0, "state") < 0) {
         release(b, 2);
         return NULL;
     }
     double *t = b[0].view.buf, *st = b[1].view.buf;
-    Py_ssize_t n = b[0].view.len / 8;
-    double clock = st[0], run = st[1], late = st[2], ahead = st[3];
-    for (Py_ssize_t i = 0; i < n; i++) {
+    Py_ssize_t n = b[0].view.len / 8, i = 0;
+    double clock = st[0], run = st[1], late = st[2], ahead = st[3], behind = st[4];
+    for (; i < n; i++) {
         double ti = t[i];
         if (clock == -INFINITY) clock = ti;
         if (ti > clock + ahead_max) {
-            ahead += 1;
-            run += 1;
+            ahead += 1; run += 1; behind = 0;
             if (run >= (double)jump) { clock = ti; run = 0; }
             else t[i] = clock;
             continue;
         }
-        run = 0;
+        if (ti < clock - ahead_max) {
+            late += 1; behind += 1; run = 0;
+            if (behind >= (double)jump) { clock = ti; behind = 0; break; }   /* the clock comes back: stop here */
+            t[i] = clock - lag;
+            continue;
+        }
+        run = 0; behind = 0;
         if (ti < clock - lag) { late += 1; t[i] = clock - lag; }
         else if (ti > clock) clock = ti;
     }
-    st[0] = clock; st[1] = run; st[2] = late; st[3] = ahead;
+    st[0] = clock; st[1] = run; st[2] = late; st[3] = ahead; st[4] = behind;
     release(b, 2);
-    Py_RETURN_NONE;
+    return PyLong_FromSsize_t(i);
 }
 
 /* ---------------------------------------------------------- time windows */
@@ -102,12 +110,12 @@ enum { K_COUNT = 0, K_SUM = 1, K_MEAN = 2, K_STD = 3, K_RATE = 4 };
 /* Move slot s's ring to sub-window b; returns the sub-window the row counts in. */
 static int64_t advance(int64_t *newest, double *acc, int k, int fresh, int64_t b) {
     int64_t nw = *newest;
-    if (fresh || nw == EMPTY || b - nw >= B) {
+    if (fresh || nw == EMPTY || (b > nw && (uint64_t)b - (uint64_t)nw >= B)) {   /* no signed overflow */
         memset(acc, 0, sizeof(double) * B * k);
         *newest = b;
         return b;
     }
-    if (b > nw) {
+    if (b > nw) {   /* b - nw < B here: at most B - 1 sub-windows expire */
         for (int64_t j = nw + 1; j <= b; j++) memset(acc + ring_pos(j) * k, 0, sizeof(double) * k);
         *newest = b;
         return b;
@@ -122,6 +130,7 @@ static PyObject *w_buckets(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "idOOOOOOOO", &kind, &width, &o_slots, &o_fresh, &o_t, &o_x, &o_cond, &o_newest,
                           &o_acc, &o_out))
         return NULL;
+    if (kind < K_COUNT || kind > K_RATE) { PyErr_SetString(PyExc_ValueError, "buckets: unknown kind"); return NULL; }
     int k = kind == K_COUNT ? 1 : kind == K_RATE ? 2 : 3;
     Buf b[8] = {0};
     if (take(o_slots, &b[0], 8, 0, 0, 0, "slots") < 0) { release(b, 8); return NULL; }
@@ -250,7 +259,7 @@ static PyObject *w_since_previous(PyObject *self, PyObject *args) {
         if (prev == prev) {
             double d = ti - prev;
             out[i] = d > 0.0 ? d : 0.0;
-            last[s] = prev > ti ? prev : ti;
+            last[s] = ti > prev ? ti : prev;          /* max(prev, ti): prev when equal, as Python */
         } else {
             out[i] = NAN;
             last[s] = ti;
@@ -289,7 +298,7 @@ static PyObject *w_damped(PyObject *self, PyObject *args) {
         if (tl == tl) {
             double dt = ti - tl, f = pow(2.0, -decay * (dt > 0.0 ? dt : 0.0));
             w *= f; ls *= f; ss *= f;
-            tl = tl > ti ? tl : ti;
+            tl = ti > tl ? ti : tl;                   /* max(tl, ti): tl when equal, as Python */
         } else {
             tl = ti;
         }
@@ -344,6 +353,7 @@ static PyObject *w_distinct(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "dnOOOOOOOOOOOOO", &width, &start, &o_slots, &o_fresh, &o_t, &o_h, &o_has, &o_newest,
                           &o_hashes, &o_seen, &o_sketch, &o_pool, &o_free, &o_free_n, &o_out))
         return NULL;
+    if (start < 0) { PyErr_SetString(PyExc_ValueError, "distinct: start < 0"); return NULL; }
     Buf b[13] = {0};
     if (take(o_slots, &b[0], 8, 0, 0, 0, "slots") < 0) { release(b, 13); return NULL; }
     Py_ssize_t n = b[0].view.len / 8;
@@ -381,14 +391,22 @@ static PyObject *w_distinct(PyObject *self, PyObject *args) {
         int64_t *seen = seen_all + s * E;
         uint64_t *hashes = hash_all + s * E;
         int64_t k = sketch[s], at;
+        if (k >= P || k < -1 || free_n[0] < 0 || free_n[0] > P) {
+            PyErr_SetString(PyExc_ValueError, "distinct: sketch pool state out of range");
+            release(b, 13);
+            return NULL;
+        }
         /* advance (idempotent: a row resumed after the pool grew redoes it unchanged) */
-        if (fresh[i] || nw == EMPTY || bk - nw >= B) {
+        if (fresh[i] || nw == EMPTY || (bk > nw && (uint64_t)bk - (uint64_t)nw >= B)) {
             for (int j = 0; j < E; j++) seen[j] = EMPTY;
-            if (k >= 0) { freel[free_n[0]++] = k; sketch[s] = k = -1; }
+            if (k >= 0) {
+                if (free_n[0] >= P) { PyErr_SetString(PyExc_ValueError, "distinct: free stack full"); release(b, 13); return NULL; }
+                freel[free_n[0]++] = k; sketch[s] = k = -1;
+            }
             newest[s] = at = bk;
         } else if (bk > nw) {
             if (k >= 0)
-                for (int64_t j = nw + 1; j <= bk; j++) memset(pool + (k * B + ring_pos(j)) * M, 0, M);
+                for (int64_t j = nw + 1; j <= bk && j <= nw + B; j++) memset(pool + (k * B + ring_pos(j)) * M, 0, M);
             newest[s] = at = bk;
         } else {
             at = bk > nw - B + 1 ? bk : nw - B + 1;
@@ -418,6 +436,7 @@ static PyObject *w_distinct(PyObject *self, PyObject *args) {
             } else {
                 if (free_n[0] == 0) break;   /* Python grows the pool, then calls again from row i */
                 k = freel[--free_n[0]];
+                if (k < 0 || k >= P) { PyErr_SetString(PyExc_ValueError, "distinct: free sketch out of range"); release(b, 13); return NULL; }
                 sketch[s] = k;
                 memset(pool + k * B * M, 0, B * M);
                 for (int j = 0; j < E; j++) hll_add(pool + (k * B + ring_pos(seen[j])) * M, hashes[j]);
@@ -603,13 +622,9 @@ static int value_fp(PyObject *v, uint64_t *a, uint64_t *b) {
     if (PyLong_CheckExact(v)) {
         int overflow = 0;
         long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
-        if (overflow || (x == -1 && PyErr_Occurred())) {
+        if (overflow || (x == -1 && PyErr_Occurred())) {   /* beyond int64: Python makes it a string key */
             PyErr_Clear();
-            Py_hash_t h = PyObject_Hash(v);
-            if (h == -1) { PyErr_Clear(); return 0; }
-            *a = mix64((uint64_t)h) ^ 0x42494700ull;
-            *b = mix64((uint64_t)h + 0x9e3779b97f4a7c15ull);
-            return 1;
+            return 0;
         }
         *a = mix64((uint64_t)x ^ 0x494e540000000000ull);
         *b = mix64((uint64_t)x + 0x632be59bd9b4e019ull);
@@ -749,6 +764,7 @@ static PyObject *KeyTable_assign(KeyTable *t, PyObject *args) {
         return NULL;
     int ncols = (int)PyList_GET_SIZE(cols);
     if (ncols < 1 || ncols > 4) { PyErr_SetString(PyExc_ValueError, "assign: 1 to 4 key columns"); return NULL; }
+    if (start < 0) { PyErr_SetString(PyExc_ValueError, "assign: start < 0"); return NULL; }
     PyObject *col[4];
     Py_ssize_t n = -1;
     for (int c = 0; c < ncols; c++) {

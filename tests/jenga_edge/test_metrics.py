@@ -353,6 +353,7 @@ AGENT_METRICS = {
     "jenga_window_evictions_total": ("counter", ()),
     "jenga_window_late_total": ("counter", ()),
     "jenga_window_ahead_total": ("counter", ()),
+    "jenga_window_resets_total": ("counter", ()),
     "jenga_events_dropped_total": ("counter", ("source",)),
     "jenga_alerts_total": ("counter", ("task", "priority")),
     "jenga_actions_total": ("counter", ("type", "result")),

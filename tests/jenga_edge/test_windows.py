@@ -353,3 +353,36 @@ def test_snapshot_files_are_written_whole_and_a_bad_one_leaves_the_windows_empty
     assert "none yet" in window_snapshots.restore(engine(ALL), str(tmp_path / "missing.snap"))
     other = engine({"c": {"kind": "count", "key": ["k"], "window_s": 5}})
     assert "other window definitions" in window_snapshots.restore(other, str(path))
+
+
+@pytest.mark.parametrize("mode", ["c", "python"])
+def test_a_burst_of_far_future_times_cannot_blind_the_windows_for_good(monkeypatch, mode):
+    from jenga_edge.contract import window_state
+
+    if mode == "python":
+        monkeypatch.setattr(window_state, "_native", None)
+    elif window_state._native is None:
+        pytest.skip("jenga_edge.native._windows is not built")
+    eng = engine({"c": {"kind": "count", "key": ["k"], "window_s": 60}})
+    t0 = 1_700_000_000.0
+    burst = [{"t": t0 + 3e9, "k": "a"}] * 8  # a burst far ahead: the clock jumps there
+    normal = [{"t": t0 + 60.0 * i, "k": "a"} for i in range(1, 13)]
+    out = run(eng, [{"t": t0, "k": "a"}, *burst, *normal], cuts=[3, 10])
+    assert eng.resets == 1 and eng.clock == t0 + 60.0 * 12  # eight events far behind: the clock came back
+    assert out["c"][-4:].tolist() == [1.0, 1.0, 1.0, 1.0]  # windows expire again, one event a minute
+
+
+def test_the_decoder_rejects_times_beyond_the_year_5000():
+    schema = eve_schema()
+    dec = EventDecoder(schema)
+    flow = {
+        "event_type": "flow",
+        "src_ip": "10.0.0.1",
+        "dest_ip": "10.0.0.2",
+        "dest_port": 22,
+        "proto": "TCP",
+        "flow": {"start": 1e300, "bytes_toserver": 10, "pkts_toclient": 0},
+    }
+    batch = dec.decode([json.dumps(flow).encode()])
+    assert [(r.reason, r.field) for r in batch.rejects] == [("bad_timestamp", "flow.start")]
+    assert dec.windows is not None and dec.windows.live_keys == 0
