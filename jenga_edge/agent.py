@@ -154,9 +154,17 @@ class Agent:
         self.pipe = build_pipeline(cfg, config_path or "config", self._action_done)
         ensure_firewalls(self.pipe, config_path or "config")
         self.cfg = cfg
-        if cfg.event.snapshot and self.pipe.decoder.windows is not None:
-            self.log(window_snapshots.restore(self.pipe.decoder.windows, cfg.event.snapshot))
         self._window_seen = {"evicted": 0, "late": 0, "ahead": 0, "resets": 0}
+        engine = self.pipe.decoder.windows
+        if cfg.event.snapshot and engine is not None:
+            self.log(window_snapshots.restore(engine, cfg.event.snapshot))
+            # the restored totals are the previous run's: this run's metrics count from here
+            self._window_seen = {
+                "evicted": engine.evicted,
+                "late": engine.late,
+                "ahead": engine.ahead,
+                "resets": engine.resets,
+            }
         self.metrics.set_bundle(self.pipe.bundle.bundle_id, self.pipe.bundle.manifest.source_model.sha256)
         self.sinks = build_sinks(cfg.sinks)
         self.dead_letter = JsonlSink(cfg.dead_letter)

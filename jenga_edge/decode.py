@@ -373,7 +373,7 @@ class EventDecoder:
             col[np.abs(col) > _F32_MAX] = np.nan
             batch.num[:, j] = col
         for name in self._window_keys:
-            batch.keys[name] = [None if v != v else v for v in out[name].tolist()]
+            batch.keys[name] = [v if math.isfinite(v) else None for v in out[name].tolist()]
         return batch
 
     # ---------------------------------------------------------- tier 1 (C)
@@ -485,7 +485,7 @@ class EventDecoder:
         for name in self._derived_keys:
             j = next((j for j, f in enumerate(self.schema.numeric) if f.name == name), None)
             values = num[:, j] if j is not None else derive.compute(self.model.derive[name], lambda n: num[:, cols[n]])
-            keys[name] = [None if v != v else v for v in values.tolist()]
+            keys[name] = [v if math.isfinite(v) else None for v in values.tolist()]
 
     def _check_missing(
         self,

@@ -163,7 +163,7 @@ class Rule:
             self.condition.fields
             | ({self.cfg.key} if self.cfg.key else set())
             | ({self.cfg.target} if self.cfg.target else set())
-            | set(re.findall(r"%([A-Za-z_][A-Za-z0-9_]*)", self.cfg.output))
+            | set(re.findall(r"%([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)", self.cfg.output))
         )
 
     def candidates(self, batch: DecodedBatch, scores: Scores) -> npt.NDArray[np.intp]:
@@ -290,7 +290,9 @@ def _network(text: str, where: str) -> ipaddress.IPv4Network | ipaddress.IPv6Net
 
 def render_output(template: str, values: dict[str, Any]) -> str:
     """Falco-style output: %name is replaced by the alert's value for name (<name?> when the event has none)."""
-    return re.sub(r"%([A-Za-z_][A-Za-z0-9_]*)", lambda m: _field(values, m.group(1)), template)
+    return re.sub(
+        r"%([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)", lambda m: _field(values, m.group(1)), template
+    )
 
 
 def _field(values: dict[str, Any], name: str) -> str:
@@ -299,7 +301,9 @@ def _field(values: dict[str, Any], name: str) -> str:
 
 
 def _fmt(v: Any) -> str:
-    return f"{v:.3f}" if isinstance(v, float) else str(v)
+    if isinstance(v, float):
+        return str(int(v)) if v.is_integer() and abs(v) < 1e15 else f"{v:.3f}"  # a count of 7.0 reads "7"
+    return str(v)
 
 
 def default_rules(tasks: dict[str, TaskEntry]) -> list[RuleConfig]:

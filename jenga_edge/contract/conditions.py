@@ -47,7 +47,8 @@ def condition_mask(name: str, spec: Any, values: list[Any]) -> npt.NDArray[np.bo
                 uniq = set(values)
             except TypeError:  # an unhashable value (an object read through a list path)
                 uniq = None
-            if uniq is not None and not any(type(v) is bool for v in uniq):  # True == 1 as a dict key
+            # True == 1 (and False == 0) as set members: with a 0 or 1 about, look for booleans in the values
+            if uniq is not None and not ((0 in uniq or 1 in uniq) and any(type(v) is bool for v in values)):
                 table = {
                     v: (v is not None and category_key(v) in keys) == positive or (v is None and not positive)
                     for v in uniq

@@ -26,7 +26,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from .conditions import check_condition
+from .conditions import COMBINATORS, check_condition
 from .errors import ConfigError
 from .typed import Config, Invalid, doc
 from .values import category_key
@@ -184,8 +184,12 @@ class EventModel(Config, kw_only=True):
                 except ValueError as exc:
                     raise Invalid(f"derive.{name}", f"input {i}: {exc}") from None
         for name, spec in self.where.items():
-            if name in self.derive:
-                raise Invalid(f"where.{name}", "filters on read fields only, not derived ones")
+            if name in self.derive or name in self.windows:
+                raise Invalid(f"where.{name}", "filters on read fields only, not derived or window ones")
+            if name in COMBINATORS:
+                raise Invalid(
+                    f"where.{name}", "any/all/not/macro are for rules; a filter is fields and their conditions"
+                )
             try:
                 check_condition(spec, f"where.{name}")
             except ConfigError as exc:  # "where.x.in: expected a list, ...": key, then message

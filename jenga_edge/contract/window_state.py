@@ -802,7 +802,7 @@ class WindowEngine:
             uniq = set(values)
         except TypeError:  # an unhashable value (an object read through a list path)
             return [None if v is None else value_hash(v) for v in values]
-        if any(type(v) is bool for v in uniq):  # True == 1 as a dict key: the slow, exact way, no memo
+        if (0 in uniq or 1 in uniq) and any(type(v) is bool for v in values):  # True == 1 in a set: exact way
             return [None if v is None else value_hash(v) for v in values]
         for v in uniq:
             if v is not None and v not in memo:

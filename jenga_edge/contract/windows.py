@@ -24,7 +24,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from .conditions import check_condition
+from .conditions import COMBINATORS, check_condition
 from .errors import ConfigError
 from .typed import Config, Invalid, doc
 
@@ -110,6 +110,10 @@ class Rate(_Window, kw_only=True, tag="rate"):
 
     def __post_init__(self) -> None:
         for name, spec in self.condition.items():
+            if name in COMBINATORS:
+                raise Invalid(
+                    f"condition.{name}", "any/all/not/macro are for rules; a rate counts fields and their conditions"
+                )
             try:
                 check_condition(spec, f"condition.{name}")
             except ConfigError as exc:

@@ -60,9 +60,12 @@ def _opt(value: Any, kind: type) -> Any:
     if value is None or isinstance(value, bool):
         return None
     try:
-        return kind(value)
-    except (TypeError, ValueError):
+        out = kind(value)
+    except (TypeError, ValueError, OverflowError):
         return None
+    if kind is int and not -(1 << 63) <= out < (1 << 63):  # SQLite's INTEGER: an event's 2**70 would fail the batch
+        return None
+    return out
 
 
 class SqliteSink(FileSink):
