@@ -97,6 +97,7 @@ def check_lines(
     normalize: dict[str, Normalizer] | None = None,
     time: str | None = None,
     windows: dict[str, Window] | None = None,
+    limits: dict[str, Any] | None = None,
 ) -> list[EventResult]:
     """`mapping`, `where` and `normalize` (an agent config's event section) let an
     analyst check raw records such as Suricata eve.json the way the agent would
@@ -108,7 +109,14 @@ def check_lines(
     names = pick_tasks(bundle, first, tasks)
     scorer = Scorer(bundle, names)
     decoder = EventDecoder(
-        scorer.schema, mapping, min_present=min_present, where=where, normalize=normalize, time=time, windows=windows
+        scorer.schema,
+        mapping,
+        min_present=min_present,
+        where=where,
+        normalize=normalize,
+        time=time,
+        windows=windows,
+        limits=limits,
     )
     batch = decoder.decode(lines)  # window features run over the lines in file order
     results: dict[int, EventResult] = {
@@ -135,7 +143,7 @@ def check_lines(
         if explain:
             _explain(scorer, batch.num[row], batch.cat[row], verdicts, explain)
         results[i] = EventResult(i + 1, True, verdicts)
-    if decoder.windows is not None and len(lines) == 1 and batch.index:
+    if scorer.schema.events is not None and scorer.schema.events.windows and len(lines) == 1 and batch.index:
         results[batch.index[0]].note = "window features saw a first-seen key (one event has no history; check a file)"
     return [results[i] for i in sorted(results)]
 

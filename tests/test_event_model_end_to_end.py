@@ -116,3 +116,7 @@ def test_the_bundle_carries_the_event_model_to_check(eve_run):
     scored = [r for r in results if r.ok]
     assert len(filtered) + len(scored) == len(lines) and scored and filtered and kinds > {"flow"}
     assert exit_code([*filtered, *[r for r in scored if not r.tasks[0].threat]]) == 0  # filtered is not an error
+    assert all(r.note is None for r in results)  # a file: the windows ran over it in order
+    flow = next(line for line in lines if b'"event_type":"flow"' in line)
+    (one,) = check_lines(bundle, [flow], explain=0)
+    assert one.ok and "first-seen key" in (one.note or "")  # one event: the model's windows saw no history

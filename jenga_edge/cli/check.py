@@ -67,7 +67,17 @@ def check(
     b = verify_bundle(bundle)
     wanted = [t for t in (tasks or "").split(",") if t] or None
     results = check_lines(
-        b, lines, wanted, explain, ev.mapping or None, ev.min_present, ev.where, ev.normalize, ev.time, ev.windows
+        b,
+        lines,
+        wanted,
+        explain,
+        ev.mapping or None,
+        ev.min_present,
+        ev.where,
+        ev.normalize,
+        ev.time,
+        ev.windows,
+        ev.limits,
     )
     if as_json:
         for r in results:
