@@ -463,6 +463,10 @@ def test_firmware_profiles_validate_against_a_real_bundle(network_bundle, name):
     )
     assert res.exit_code == 0, res.output
     assert "verified" in res.stdout
+    if name == "soc_sensor_suricata":  # validate shows how events are read
+        assert "events, as this agent reads them:" in res.stdout
+        assert "scored: event_type: flow" in res.stdout and "protocol <- proto (strip, lower)" in res.stdout
+        assert "bytes_sent <- flow.bytes_toserver" in res.stdout
 
 
 @pytest.mark.parametrize(
