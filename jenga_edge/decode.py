@@ -97,7 +97,7 @@ def _reader(
             attrs = tree.resolve(st)
             getters[n] = _getter(attrs)
             if len(attrs) == 1:
-                top[n] = str(attrs[0])
+                top[n] = attrs[0]
     return struct, getters, top
 
 
@@ -115,21 +115,12 @@ class _Tree:
     def __init__(self) -> None:
         self.children: dict[str, _Tree] = {}
         self.leaves: dict[str, Any] = {}
-        self.lists: set[str] = set()
         self.attrs: dict[str, str] = {}  # JSON key -> attribute, after build()
 
     def add(self, steps: Sequence[Step], tp: Any) -> None:
-        key, rest = str(steps[0]), list(steps[1:])
-        listed = bool(rest) and type(rest[0]) is int
-        if listed:
-            rest = rest[1:]
-        known = key in self.children or key in self.leaves
-        if known and (key in self.lists) != listed:
-            raise ConfigError(f"event paths disagree on whether {key!r} holds a list")
+        key, rest = str(steps[0]), steps[1:]
         if (rest and key in self.leaves) or (not rest and key in self.children):
             raise ConfigError(f"event paths read {key!r} both as a value and as an object")
-        if listed:
-            self.lists.add(key)
         if rest:
             self.children.setdefault(key, _Tree()).add(rest, tp)
         else:
@@ -139,24 +130,21 @@ class _Tree:
         """The Struct type; `attrs` then names each JSON key's attribute."""
         fields, rename = [], {}
         for i, (key, sub) in enumerate(sorted(self.children.items())):
-            attr, sub_type = f"c{i}", sub.build(f"{name}_{i}")
-            fields.append((attr, (list[sub_type] if key in self.lists else sub_type) | None, None))  # type: ignore[valid-type]
+            attr = f"c{i}"
+            fields.append((attr, sub.build(f"{name}_{i}") | None, None))
             rename[attr], self.attrs[key] = key, attr
         for i, (key, tp) in enumerate(sorted(self.leaves.items())):
             attr = f"v{i}"
-            fields.append((attr, list[tp] | None if key in self.lists else tp, None))  # type: ignore[valid-type]
+            fields.append((attr, tp, None))
             rename[attr], self.attrs[key] = key, attr
         return msgspec.defstruct(name, fields, rename=rename, omit_defaults=True)
 
-    def resolve(self, steps: Sequence[Step]) -> tuple[Step, ...]:
-        """The attribute names (and list indices) that lead to `steps`' value."""
-        out: list[Step] = []
+    def resolve(self, steps: Sequence[Step]) -> tuple[str, ...]:
+        """The attribute names that lead to `steps`' value."""
+        out: list[str] = []
         node: _Tree | None = self
         for step in steps:
             assert node is not None
-            if type(step) is int:
-                out.append(step)
-                continue
             out.append(node.attrs[str(step)])
             node = node.children.get(str(step))
         return tuple(out)
@@ -280,7 +268,7 @@ class EventDecoder:
     def _filter_decoder(self) -> msgspec.json.Decoder[Any]:
         """Reads only the `where` fields, untyped (as the trainer's get_path reads them):
         whether a record that fails the full decode would have been filtered anyway."""
-        steps = {name: (*parse_path(self.model.path(name)), 0)[:-1] for name in self.model.where}
+        steps = {name: parse_path(self.model.path(name)) for name in self.model.where}
         struct, self._where_get, _ = _reader(steps, "Where", Any, raw=True)
         decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(struct, strict=False)
         return decoder
@@ -869,15 +857,14 @@ def _time_value(value: Any, name: str) -> float:
     return t
 
 
-def _getter(steps: tuple[Step, ...]) -> Callable[[Any], Any]:
-    """The value at `steps` (attribute names) of a decoded event; None where an
-    intermediate object is missing."""
-    if len(steps) == 1:
-        return operator.attrgetter(str(steps[0]))
+def _getter(attrs: tuple[str, ...]) -> Callable[[Any], Any]:
+    """The value at `attrs` of a decoded event; None where an intermediate object is missing."""
+    if len(attrs) == 1:
+        return operator.attrgetter(attrs[0])
 
     def get(e: Any) -> Any:
-        for step in steps:
-            e = (e[step] if step < len(e) else None) if type(step) is int else getattr(e, str(step))
+        for attr in attrs:
+            e = getattr(e, attr)
             if e is None:
                 return None
         return e

@@ -453,75 +453,6 @@ static PyObject *w_distinct(PyObject *self, PyObject *args) {
 
 /* ------------------------------------------------------------------ keys */
 
-/* Rows from `start`: each key's slot (a new key takes the top of the free stack,
- * and is entered in `index` and `keylist`), touch and assignment id; stops at a new
- * key when no slot is free and returns its row (n: all done). Python then grows the
- * arrays or evicts, which refills the stack, and calls again from that row. */
-static PyObject *w_assign(PyObject *self, PyObject *args) {
-    PyObject *keys, *index, *o_touch, *o_owner, *o_slots, *o_fresh, *o_inc, *keylist, *o_free, *o_free_n, *o_incarn;
-    long long seq;
-    Py_ssize_t start;
-    if (!PyArg_ParseTuple(args, "O!O!OOLnOOOO!OOO", &PyList_Type, &keys, &PyDict_Type, &index, &o_touch, &o_owner,
-                          &seq, &start, &o_slots, &o_fresh, &o_inc, &PyList_Type, &keylist, &o_free, &o_free_n,
-                          &o_incarn))
-        return NULL;
-    Py_ssize_t n = PyList_GET_SIZE(keys);
-    Buf b[8] = {0};
-    if (take(o_touch, &b[0], 8, 0, 1, 0, "touch") < 0 || take(o_slots, &b[2], 8, n, 1, 0, "slots") < 0
-        || take(o_fresh, &b[3], 1, n, 1, 0, "fresh") < 0 || take(o_inc, &b[4], 8, n, 1, 0, "inc") < 0
-        || take(o_free_n, &b[6], 8, 1, 1, 0, "free_n") < 0 || take(o_incarn, &b[7], 8, 1, 1, 0, "incarnations") < 0) {
-        release(b, 8);
-        return NULL;
-    }
-    Py_ssize_t cap = b[0].view.len / 8;
-    if (take(o_owner, &b[1], 8, cap, 1, 0, "owner") < 0 || take(o_free, &b[5], 8, 0, 1, 0, "free") < 0
-        || PyList_GET_SIZE(keylist) != cap) {
-        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "assign: keylist must be as long as the arrays");
-        release(b, 8);
-        return NULL;
-    }
-    int64_t *touch = b[0].view.buf, *owner = b[1].view.buf, *slots = b[2].view.buf, *inc = b[4].view.buf;
-    int64_t *freel = b[5].view.buf, *free_n = b[6].view.buf, *incarn = b[7].view.buf;
-    Py_ssize_t free_cap = b[5].view.len / 8;
-    uint8_t *fresh = b[3].view.buf;
-    Py_ssize_t i = start;
-    for (; i < n; i++) {
-        PyObject *key = PyList_GET_ITEM(keys, i);
-        PyObject *v = PyDict_GetItemWithError(index, key);   /* borrowed */
-        long long s;
-        if (v) {
-            s = PyLong_AsLongLong(v);
-            fresh[i] = 0;
-        } else {
-            if (PyErr_Occurred()) goto fail;
-            if (free_n[0] <= 0 || free_n[0] > free_cap) break;          /* Python grows or evicts */
-            s = freel[free_n[0] - 1];
-            if (s < 0 || s >= cap) { PyErr_SetString(PyExc_ValueError, "assign: free slot out of range"); goto fail; }
-            PyObject *slot = PyLong_FromLongLong(s);
-            if (!slot || PyDict_SetItem(index, key, slot) < 0) { Py_XDECREF(slot); goto fail; }
-            Py_DECREF(slot);
-            Py_INCREF(key);
-            PyList_SetItem(keylist, s, key);                           /* steals key, drops the old None */
-            free_n[0] -= 1;
-            incarn[0] += 1;
-            owner[s] = incarn[0];
-            fresh[i] = 1;
-        }
-        if (s < 0 || s >= cap) {
-            if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "assign: slot out of range");
-            goto fail;
-        }
-        slots[i] = s;
-        touch[s] = seq + i;
-        inc[i] = owner[s];
-    }
-    release(b, 8);
-    return PyLong_FromSsize_t(i);
-fail:
-    release(b, 8);
-    return NULL;
-}
-
 /* --------------------------------------------------------- value hashes */
 
 /* window_state.value_hash in C for the usual values: mix64(FNV-1a 64 of the UTF-8 of
@@ -751,9 +682,11 @@ static PyObject *KeyTable_rebuild(KeyTable *t, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-/* assign(cols, index, touch, owner, seq, start, slots, fresh, inc, keylist, free, free_n, incarnations)
- * as w_assign, over column lists instead of key objects: -> the row where it stopped (n: done),
- * or -(row + 1) when that row holds a value that is neither a str nor an int. */
+/* assign(cols, index, touch, owner, seq, start, slots, fresh, inc, keylist, free, free_n, incarnations):
+ * each row's slot from its key's columns; a new key takes the top of the free stack and is
+ * entered in `keylist` (and `index`, unless None). Returns the row where it stopped: n when
+ * done, a row whose new key found no free slot (Python grows or evicts, then calls again
+ * from there), or -(row + 1) for a row holding a value that is neither a str nor an int. */
 static PyObject *KeyTable_assign(KeyTable *t, PyObject *args) {
     PyObject *cols, *index, *o_touch, *o_owner, *o_slots, *o_fresh, *o_inc, *keylist, *o_free, *o_free_n, *o_incarn;
     long long seq;
@@ -900,9 +833,6 @@ static PyTypeObject KeyTableType = {
 static PyMethodDef methods[] = {
     {"value_hashes", w_value_hashes, METH_VARARGS,
      "value_hashes(values, out, has): value_hash of ints and ASCII strings (has 1), None (has 0), others (has 2)"},
-    {"assign", w_assign, METH_VARARGS,
-     "assign(keys, index, touch, owner, seq, start, slots, fresh, inc, keylist, free, free_n, incarnations)\n"
-     "-> the first row whose new key found no free slot, or n"},
     {"clock", w_clock, METH_VARARGS, "clock(times, state[4], lag, ahead_max, jump): event times in place"},
     {"buckets", w_buckets, METH_VARARGS, "buckets(kind, width, slots, fresh, t, x, cond, newest, acc, out)"},
     {"count_last", w_count_last, METH_VARARGS, "count_last(slots, fresh, inc, count, owner, ring, pos, out)"},

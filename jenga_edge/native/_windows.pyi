@@ -2,18 +2,6 @@
 
 from typing import Any
 
-def assign(
-    keys: list[Any],
-    index: dict[Any, int],
-    touch: Any,
-    owner: Any,
-    seq: int,
-    start: int,
-    slots: Any,
-    fresh: Any,
-    inc: Any,
-    /,
-) -> int: ...
 def clock(times: Any, state: Any, lag: float, ahead_max: float, jump: int, /) -> None: ...
 def buckets(
     kind: int, width: float, slots: Any, fresh: Any, t: Any, x: Any, cond: Any, newest: Any, acc: Any, out: Any, /
