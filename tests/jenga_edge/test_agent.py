@@ -143,6 +143,21 @@ def wait_until(pred, timeout=20.0):
     return False
 
 
+def run_to_eof(cfg: Path, stdin: Path) -> dict:
+    """`jenga-edge run` with a file on stdin, to its end: the summary line it exits with (status 0)."""
+    with open(stdin, "rb") as fh:
+        proc = subprocess.run(
+            [sys.executable, "-m", "jenga_edge.cli", "run", "--config", str(cfg)],
+            stdin=fh,
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=60,
+        )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stderr.strip().splitlines()[-1])
+
+
 def check_accounting(summary: dict, tmp: Path) -> None:
     assert summary["received"] == summary["scored"] + summary["filtered"] + summary["rejected"]
     assert len(read_jsonl(tmp / "dead.jsonl")) == summary["rejected"]
@@ -344,17 +359,7 @@ def test_stdin_to_eof_exits_by_itself_and_counts_everything(network_bundle, tmp_
     stdin = tmp_path / "in.jsonl"
     stdin.write_bytes(b"\n".join(events(500) + MALFORMED + UNSEEN) + b"\n")
     cfg = write_config(tmp_path, network_bundle[0], [{"type": "stdin"}])
-    with open(stdin, "rb") as fh:
-        proc = subprocess.run(
-            [sys.executable, "-m", "jenga_edge.cli", "run", "--config", str(cfg)],
-            stdin=fh,
-            capture_output=True,
-            text=True,
-            cwd=REPO,
-            timeout=60,
-        )
-    assert proc.returncode == 0, proc.stderr
-    summary = json.loads(proc.stderr.strip().splitlines()[-1])
+    summary = run_to_eof(cfg, stdin)
     assert summary["received"] == 500 + len(MALFORMED) + len(UNSEEN)
     assert summary["rejected"] == len(MALFORMED)
     check_accounting(summary, tmp_path)
@@ -375,17 +380,7 @@ def test_real_eve_json_every_record_is_scored_filtered_or_rejected(network_bundl
     stdin = tmp_path / "eve.json"
     stdin.write_bytes(raw)
     cfg = write_config(tmp_path, network_bundle[0], [{"type": "stdin"}], event=soc["event"])
-    with open(stdin, "rb") as fh:
-        proc = subprocess.run(
-            [sys.executable, "-m", "jenga_edge.cli", "run", "--config", str(cfg)],
-            stdin=fh,
-            capture_output=True,
-            text=True,
-            cwd=REPO,
-            timeout=60,
-        )
-    assert proc.returncode == 0, proc.stderr
-    summary = json.loads(proc.stderr.strip().splitlines()[-1])
+    summary = run_to_eof(cfg, stdin)
     flows = sum(r["event_type"] == "flow" for r in records)
     assert summary["received"] == len(records)
     assert summary["filtered"] == len(records) - flows and summary["rejected"] == 1
