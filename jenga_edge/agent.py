@@ -157,7 +157,9 @@ class Agent:
         self._window_seen = {"evicted": 0, "late": 0, "ahead": 0, "resets": 0}
         engine = self.pipe.decoder.windows
         if cfg.event.snapshot and engine is not None:
-            self.log(window_snapshots.restore(engine, cfg.event.snapshot))
+            result, line = window_snapshots.restore(engine, cfg.event.snapshot)
+            self.metrics.window_snapshots.inc(result=result)
+            self.log(line)
             # the restored totals are the previous run's: this run's metrics count from here
             self._window_seen = {
                 "evicted": engine.evicted,
@@ -262,7 +264,9 @@ class Agent:
         self._sync_drops()
         windows = self.pipe.decoder.windows
         if self.cfg.event.snapshot and windows is not None:
-            self.log(window_snapshots.save(windows, self.cfg.event.snapshot))
+            result, line = window_snapshots.save(windows, self.cfg.event.snapshot)
+            self.metrics.window_snapshots.inc(result=result)
+            self.log(line)
         for step in [
             lambda: close_actions(self.pipe.actions),
             *(s.close for s in [*self.sinks.values(), self.dead_letter]),

@@ -17,8 +17,8 @@ from .contract.window_state import WindowEngine
 from .sinks.fsync import fsync_dir
 
 
-def save(engine: WindowEngine, path: str) -> str:
-    """Write the snapshot; returns the log line."""
+def save(engine: WindowEngine, path: str) -> tuple[str, str]:
+    """Write the snapshot; returns (result for the metric: saved | failed, the log line)."""
     p = Path(path)
     tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
     try:
@@ -32,21 +32,22 @@ def save(engine: WindowEngine, path: str) -> str:
     except Exception as exc:  # noqa: BLE001 - a snapshot must never stop the shutdown
         tmp.unlink(missing_ok=True)
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else f"{type(exc).__name__}: {exc}"
-        return f"window snapshot NOT saved to {path}: {reason}"
-    return f"window snapshot saved to {path}: {engine.live_keys} keys, {size} bytes"
+        return "failed", f"window snapshot NOT saved to {path}: {reason}"
+    return "saved", f"window snapshot saved to {path}: {engine.live_keys} keys, {size} bytes"
 
 
-def restore(engine: WindowEngine, path: str) -> str:
-    """Load the snapshot if there is one of these windows; returns the log line."""
+def restore(engine: WindowEngine, path: str) -> tuple[str, str]:
+    """Load the snapshot if there is one of these windows; returns (result for the metric:
+    restored | none | unreadable | refused, the log line)."""
     fresh = WindowEngine(engine.model)  # read into a spare: a refused snapshot leaves the engine empty
     try:
         with open(path, "rb") as fh:
             fresh.read_snapshot(fh, path)
     except FileNotFoundError:
-        return f"window snapshot {path}: none yet, windows start empty"
+        return "none", f"window snapshot {path}: none yet, windows start empty"
     except OSError as exc:
-        return f"window snapshot {path} unreadable ({exc.strerror or exc}): windows start empty"
+        return "unreadable", f"window snapshot {path} unreadable ({exc.strerror or exc}): windows start empty"
     except (BundleError, ValueError, KeyError, TypeError, IndexError) as exc:  # refused, or malformed inside
-        return f"window snapshot refused: {exc}: windows start empty"
+        return "refused", f"window snapshot refused: {exc}: windows start empty"
     engine.carry_from(fresh)
-    return f"window snapshot {path} restored: {engine.live_keys} keys"
+    return "restored", f"window snapshot {path} restored: {engine.live_keys} keys"

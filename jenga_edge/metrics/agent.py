@@ -41,6 +41,12 @@ class AgentMetrics:
         self.window_late = r.counter(
             "jenga_window_late_total", "Events later than lag_s behind the window clock (counted at clock - lag_s)."
         )
+        self.window_snapshots = r.counter(
+            "jenga_window_snapshots_total",
+            "Window snapshots, by result: restored, none, unreadable, refused (at start); saved, failed (at stop).",
+            ("result",),
+            label_check=chk,
+        )
         self.window_resets = r.counter(
             "jenga_window_resets_total",
             "Window state emptied: the clock came back after a burst of events far ahead (wild timestamps).",

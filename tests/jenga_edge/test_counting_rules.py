@@ -225,3 +225,25 @@ def test_the_agent_bounds_its_own_windows_but_not_the_bundles():
     with pytest.raises(ConfigError, match=r"event\.max_keys: the bundle's windows run with max_keys 100000"):
         EventDecoder(with_windows, windows=mine, limits={"max_keys": 32})
     assert EventDecoder(with_windows, windows=mine, limits={"max_keys": 100_000}).model.max_keys == 100_000
+
+
+def test_snapshot_outcomes_are_counted_as_well_as_logged(network_bundle, tmp_path):
+    from jenga_edge.agent import Agent
+
+    soc = yaml.safe_load((REPO / "firmware_configs/soc_sensor_suricata.yaml").read_text())
+    snap = tmp_path / "w.snap"
+    snap.write_bytes(b"not a snapshot")
+    raw = {
+        "agent": {"bundle": str(network_bundle[0]), "tasks": ["threat"]},
+        "sources": [{"type": "stdin"}],
+        "event": {**soc["event"], "snapshot": str(snap)},
+        "dead_letter": {"path": str(tmp_path / "dead.jsonl")},
+        "metrics": {"stats_interval_s": 0},
+    }
+    logs: list[str] = []
+    agent = Agent(agent_config_from_dict(raw), log=logs.append)
+    assert agent.metrics.window_snapshots.labelled() == {"refused": 1}
+    assert any("window snapshot refused" in line for line in logs)
+    agent._shutdown()
+    assert agent.metrics.window_snapshots.labelled() == {"refused": 1, "saved": 1}
+    assert any("window snapshot saved" in line for line in logs)

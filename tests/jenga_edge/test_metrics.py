@@ -354,6 +354,7 @@ AGENT_METRICS = {
     "jenga_window_late_total": ("counter", ()),
     "jenga_window_ahead_total": ("counter", ()),
     "jenga_window_resets_total": ("counter", ()),
+    "jenga_window_snapshots_total": ("counter", ("result",)),
     "jenga_events_dropped_total": ("counter", ("source",)),
     "jenga_alerts_total": ("counter", ("task", "priority")),
     "jenga_actions_total": ("counter", ("type", "result")),

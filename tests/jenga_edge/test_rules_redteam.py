@@ -266,7 +266,7 @@ def test_bug_a_restored_snapshot_counts_the_previous_runs_late_events_again(netw
     first.process(Batch(lines, None, [("t", len(lines))]))
     late = first.metrics.window_late.total()
     assert late > 0
-    assert "saved" in window_snapshots.save(first.pipe.decoder.windows, str(snap))
+    assert "saved" in window_snapshots.save(first.pipe.decoder.windows, str(snap))[1]
     logs: list[str] = []
     second = Agent(load_agent_config(cfg), str(cfg), log=logs.append)
     assert any("restored" in line for line in logs)

@@ -342,17 +342,21 @@ def test_snapshot_files_are_written_whole_and_a_bad_one_leaves_the_windows_empty
     eng = engine(ALL)
     run(eng, stream(500))
     path = tmp_path / "w.snap"
-    assert "saved" in window_snapshots.save(eng, str(path))
+    assert window_snapshots.save(eng, str(path))[0] == "saved"
     assert not list(tmp_path.glob(".w.snap.tmp-*"))  # written to a temporary file, then renamed
     fresh = engine(ALL)
-    assert "restored" in window_snapshots.restore(fresh, str(path)) and fresh.live_keys == eng.live_keys
+    result, line = window_snapshots.restore(fresh, str(path))
+    assert result == "restored" and "restored" in line and fresh.live_keys == eng.live_keys
     (tmp_path / "cut.snap").write_bytes(path.read_bytes()[:-100])
     cut = engine(ALL)
-    line = window_snapshots.restore(cut, str(tmp_path / "cut.snap"))
-    assert "refused" in line and "checksum" in line and cut.live_keys == 0
-    assert "none yet" in window_snapshots.restore(engine(ALL), str(tmp_path / "missing.snap"))
+    result, line = window_snapshots.restore(cut, str(tmp_path / "cut.snap"))
+    assert result == "refused" and "refused" in line and "checksum" in line and cut.live_keys == 0
+    assert window_snapshots.restore(engine(ALL), str(tmp_path / "missing.snap")) == (
+        "none",
+        f"window snapshot {tmp_path / 'missing.snap'}: none yet, windows start empty",
+    )
     other = engine({"c": {"kind": "count", "key": ["k"], "window_s": 5}})
-    assert "other window definitions" in window_snapshots.restore(other, str(path))
+    assert "other window definitions" in window_snapshots.restore(other, str(path))[1]
 
 
 @pytest.mark.parametrize("mode", ["c", "python"])

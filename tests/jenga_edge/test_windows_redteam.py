@@ -184,8 +184,8 @@ def test_bug_a_big_integer_key_makes_the_snapshot_save_raise(tmp_path):
     eng = engine(COUNT)
     feed(eng, [1.0, 2.0], [2**64 + 1, int(1e300)])
     path = tmp_path / "w.snap"
-    line = window_snapshots.save(eng, str(path))  # must return its log line, never raise
-    assert isinstance(line, str)
+    result, line = window_snapshots.save(eng, str(path))  # must return its log line, never raise
+    assert isinstance(line, str) and result in ("saved", "failed")
     assert not list(tmp_path.glob(".w.snap.tmp-*"))
 
 
@@ -243,7 +243,7 @@ def test_bug_a_crafted_snapshot_with_a_sketch_index_out_of_range_crashes_the_pro
         f"""
         from jenga_edge import window_snapshots
         e = engine({DISTINCT!r}, max_keys=64)
-        print(window_snapshots.restore(e, {str(path)!r}))
+        print(window_snapshots.restore(e, {str(path)!r})[1])
         feed(e, [2.0], ["wide"], [1])
         print("survived")
         """,
@@ -267,7 +267,7 @@ def test_bug_a_crafted_inconsistent_snapshot_is_restored_instead_of_refused(mode
     path = tmp_path / "w.snap"
     path.write_bytes(_crafted(COUNT, mutate, max_keys=16))
     eng = engine(COUNT, max_keys=16)
-    line = window_snapshots.restore(eng, str(path))
+    _, line = window_snapshots.restore(eng, str(path))
     if "refused" in line:
         return
     feed(eng, [2.0] * 20, [f"n{i}" for i in range(20)])  # must not raise
@@ -282,7 +282,7 @@ def test_a_snapshot_of_other_arrays_or_a_cut_one_is_refused(tmp_path):
         p = tmp_path / name
         p.write_bytes(data)
         eng = engine(COUNT, max_keys=16)
-        assert "refused" in window_snapshots.restore(eng, str(p)), name
+        assert "refused" in window_snapshots.restore(eng, str(p))[1], name
         assert eng.live_keys == 0
 
 
