@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -162,3 +163,27 @@ def test_a_live_action_whose_tool_is_missing_is_refused_before_it_runs(tmp_path)
 def test_a_family_that_cannot_filter_by_address_is_refused():
     with pytest.raises(ValueError, match="family: expected one of inet, ip, ip6"):
         Config(family="bridge")
+
+
+@needs_netns
+def test_a_block_lifts_by_itself_when_the_set_elements_timeout_ends(namespaces, tmp_path):
+    """The attacker is cut off, then gets through again once the element's timeout (2 s) has passed."""
+    gw, peer, wrapper = namespaces
+    ensured = FirewallAction(Config(dry_run=False, nft_path=str(wrapper), ensure=True, timeout_s=2))
+    assert all(o["result"] == "ok" for o in ensured.init())
+    listener = _listen(gw)
+    try:
+        assert _connects(peer)
+        out = ensured.run({"src_ip": PEER})
+        assert out["result"] == "ok" and out["reason"] == f"blocked {PEER} for 2s", out
+        blocked_at = time.monotonic()
+        assert not _connects(peer), "the block did not stop peer's connection"
+        deadline = blocked_at + 10
+        while not _connects(peer):
+            assert time.monotonic() < deadline, "the block was still in force 10 s after a 2 s timeout"
+            time.sleep(0.3)
+        assert time.monotonic() - blocked_at >= 1.5  # lifted by the timeout, not at once
+        assert PEER not in _sh("ip", "netns", "exec", gw, "nft", "list", "set", "inet", "jenga", "blocklist").stdout
+    finally:
+        listener.kill()
+        listener.wait(5)

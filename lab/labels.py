@@ -1,0 +1,130 @@
+"""Label Suricata records from the ground truth: which step's addresses, at what time.
+
+A step's ground truth names its addresses (the host's, plus any it forged), the
+destination ports of its behaviour and the wall-clock span it ran. A record
+belongs to the step one of whose addresses is its src_ip or dest_ip and whose
+span holds the record's start (`flow.start` for flow records, `timestamp` for
+the others), widened by SLACK_BEFORE / SLACK_AFTER seconds: packets of a step
+arrive just after its process started, and the last ones (a reply, a RST) just
+after it ended. Attackers and benign hosts never share an address, and one
+attacker runs one tool at a time (the scenario checks both), so at most one
+attack step can match; a benign host's overlapping behaviours are told apart by
+destination port. A record no step explains is labelled `unknown` and counted.
+
+Each record gains a `lab` object:
+
+    "lab": {"label": "attack", "attack": 1, "tool": "nmap", "step": "syn-scan", "attacker": "10.77.0.66"}
+
+(`attack` is 0 for benign, null for unknown; `attacker` is the matching address of an attack step).
+"""
+
+from __future__ import annotations
+
+import collections
+import gzip
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+SLACK_BEFORE = 1.0
+SLACK_AFTER = 5.0
+FLOW_TYPES = ("flow", "netflow")
+
+
+@dataclass(frozen=True)
+class TruthStep:
+    name: str
+    tool: str
+    role: str  # attack | benign
+    addresses: tuple[str, ...]
+    ports: tuple[tuple[int, int], ...]  # destination port ranges of a benign behaviour; () = any
+    start: float
+    end: float
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> TruthStep:
+        ports = tuple((int(a), int(b)) for a, b in d["ports"])
+        return cls(d["name"], d["tool"], d["role"], tuple(d["addresses"]), ports, float(d["start"]), float(d["end"]))
+
+    def holds(self, t: float) -> bool:
+        return self.start - SLACK_BEFORE <= t <= self.end + SLACK_AFTER
+
+    def serves(self, port: int | None) -> bool:
+        return not self.ports or (port is not None and any(a <= port <= b for a, b in self.ports))
+
+
+def record_time(rec: dict[str, Any]) -> float | None:
+    text = rec.get("flow", {}).get("start") if rec.get("event_type") in FLOW_TYPES else None
+    text = text or rec.get("timestamp")
+    if not isinstance(text, str):
+        return None
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
+    except ValueError:
+        return None
+
+
+def match(rec: dict[str, Any], truth: list[TruthStep]) -> tuple[TruthStep, str] | None:
+    """The step that made `rec`, with the address of it seen in the record, or None."""
+    t = record_time(rec)
+    if t is None:
+        return None
+    src, dst = rec.get("src_ip"), rec.get("dest_ip")
+    found = [(s, str(src if src in s.addresses else dst)) for s in truth if src in s.addresses or dst in s.addresses]
+    found = [(s, a) for s, a in found if s.holds(t)]
+    if len(found) > 1:
+        port = rec.get("dest_port") if src in found[0][0].addresses else rec.get("src_port")
+        by_port = [(s, a) for s, a in found if s.serves(port if isinstance(port, int) else None)]
+        found = by_port or found
+        # Still several (behaviours of one host on one port): the one whose span holds t most centrally.
+        found.sort(key=lambda sa: -min(t - sa[0].start, sa[0].end - t))
+    return found[0] if found else None
+
+
+def lab_field(rec: dict[str, Any], truth: list[TruthStep]) -> dict[str, Any]:
+    m = match(rec, truth)
+    if m is None:
+        return {"label": "unknown", "attack": None, "tool": None, "step": None, "attacker": None}
+    step, addr = m
+    attack = step.role == "attack"
+    return {"label": step.role, "attack": int(attack), "tool": step.tool, "step": step.name,
+            "attacker": addr if attack else None}  # fmt: skip
+
+
+def label_records(records: Iterable[dict[str, Any]], truth: list[TruthStep]) -> Iterator[dict[str, Any]]:
+    for rec in records:
+        rec["lab"] = lab_field(rec, truth)
+        yield rec
+
+
+def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                yield json.loads(line)
+
+
+def load_truth(path: Path) -> list[TruthStep]:
+    return [TruthStep.from_json(s) for s in json.loads(path.read_text())["steps"]]
+
+
+def label_file(eve: Path, truth: list[TruthStep], out: Path) -> dict[str, Any]:
+    """Write `eve` labelled to `out` (gzip, deterministic bytes); return the counts."""
+    counts: collections.Counter[str] = collections.Counter()
+    flows: collections.Counter[str] = collections.Counter()
+    by_type: collections.Counter[str] = collections.Counter()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0, compresslevel=9) as gz:
+        for rec in label_records(read_jsonl(eve), truth):
+            key = rec["lab"]["tool"] or "unknown"
+            counts[f"{rec['lab']['label']}:{key}"] += 1
+            by_type[rec.get("event_type", "?")] += 1
+            if rec.get("event_type") == "flow":
+                flows[f"{rec['lab']['label']}:{key}"] += 1
+            gz.write((json.dumps(rec, separators=(",", ":")) + "\n").encode())
+    return {"records": dict(sorted(counts.items())), "flows": dict(sorted(flows.items())),
+            "event_types": dict(sorted(by_type.items()))}  # fmt: skip
