@@ -60,6 +60,16 @@ def label(eve: Path, truth: Path, out: Path) -> None:
 
 
 @main.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def reprocess(run_dir: Path) -> None:
+    """Run Suricata and the labeller again on RUN_DIR's capture (after a config change)."""
+    from .runner import reprocess as do_reprocess
+
+    manifest = do_reprocess(run_dir.resolve())
+    click.echo(json.dumps(manifest["counts"]["flows"], indent=1))
+
+
+@main.command()
 @click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("-o", "--out", type=click.Path(path_type=Path), default=Path("lab/corpus"), show_default=True)
 def publish(runs: tuple[Path, ...], out: Path) -> None:

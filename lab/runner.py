@@ -175,8 +175,7 @@ class Run:
         (self.out / "truth.json").write_text(
             json.dumps({"scenario": self.scenario.name, "steps": self.truth}, indent=1)
         )
-        eve = suricata.run_offline(self.out / "capture.pcap", self.out / "suricata")
-        counts = labels.label_file(eve, labels.load_truth(self.out / "truth.json"), self.out / "labelled.jsonl.gz")
+        counts = process_capture(self.out)
         manifest = self.manifest(started, counts, problems)
         (self.out / "manifest.json").write_text(json.dumps(manifest, indent=1))
         if problems:
@@ -194,10 +193,34 @@ class Run:
             "scenario_sha256": sha256(sc_file) if sc_file else None,
             "started": started, "traffic_s": round(time.time() - started, 1),
             "tools": tool_versions(self.scenario.binaries()), "suricata": suricata.version(),
+            "suricata_config_sha256": sha256(suricata.CONFIG),
             "kernel": platform.release(), "python": sys.version.split()[0],
             "host_unchanged": not problems, "problems": problems, "failed_steps": self.failed,
             "counts": counts, "sha256": {f: sha256(self.out / f) for f in files if (self.out / f).exists()},
         }  # fmt: skip
+
+
+def process_capture(out: Path) -> dict[str, Any]:
+    """Suricata on OUT/capture.pcap, then the labels from OUT/truth.json; returns the counts."""
+    eve = suricata.run_offline(out / "capture.pcap", out / "suricata")
+    return labels.label_file(eve, labels.load_truth(out / "truth.json"), out / "labelled.jsonl.gz")
+
+
+def reprocess(out: Path) -> dict[str, Any]:
+    """A finished run through the current Suricata config and labeller again (the traffic is not rerun):
+    the old suricata/ moves aside, the manifest's counts, hashes and Suricata fields are rewritten."""
+    manifest = json.loads((out / "manifest.json").read_text())
+    old = out / "suricata"
+    if old.exists():
+        aside = out / f"suricata.{int(time.time())}"
+        old.rename(aside)
+    manifest["counts"] = process_capture(out)
+    manifest["suricata"], manifest["suricata_config_sha256"] = suricata.version(), sha256(suricata.CONFIG)
+    files = ["capture.pcap", "suricata/eve.json", "labelled.jsonl.gz", "truth.json"]
+    manifest["sha256"] = {f: sha256(out / f) for f in files if (out / f).exists()}
+    manifest["reprocessed"] = time.time()
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    return manifest
 
 
 def sha256(path: Path) -> str:

@@ -64,10 +64,10 @@ def prepare(
     fitting, so retraining on new data keeps the inputs the model learned on."""
     sources, tasks = {}, []
     for name, scfg in cfg.sources.items():
-        rows = read_rows(cfg.source_path(name), scfg.format, scfg.columns, scfg.limit, scfg.events, scfg.features)
         my_tasks = [t for t in cfg.tasks if t.source == name]
         if not my_tasks:
             continue
+        rows = read_source(cfg, name)
         reserved = {t.label.column for t in my_tasks} | {t.group_column for t in my_tasks if t.group_column}
         _check_label_columns(rows, my_tasks, name)
         train_idx, val_idx = split_indices(len(rows), cfg.training.validation_fraction, cfg.training.seed)
@@ -94,6 +94,17 @@ def prepare(
         tasks += [_task_data(t, rows, train_idx, val_idx) for t in my_tasks]
     position = {t.name: i for i, t in enumerate(cfg.tasks)}
     return sources, sorted(tasks, key=lambda t: position[t.name])
+
+
+def read_source(cfg: ExperimentConfig, name: str) -> list[dict]:
+    """Rows of source `name`. With an event model, a task's label and group columns may be
+    paths into the record (`lab.label`), read like the features."""
+    scfg = cfg.sources[name]
+    names = list(scfg.features or [])
+    for t in cfg.tasks:
+        if t.source == name:
+            names += [c for c in (t.label.column, t.group_column) if c and c not in names]
+    return read_rows(cfg.source_path(name), scfg.format, scfg.columns, scfg.limit, scfg.events, names)
 
 
 def _check_label_columns(rows: list[dict], tasks: list[TaskConfig], source: str) -> None:

@@ -23,8 +23,7 @@ from jenga_edge.contract.tasks import task_kind
 
 from . import metrics as M
 from .config import ExperimentConfig
-from .dataset import Holdout
-from .readers import read_rows
+from .dataset import Holdout, read_source
 from .task_kinds import fit_label_map
 
 
@@ -37,8 +36,7 @@ def attack_groups(cfg: ExperimentConfig, task_name: str) -> tuple[str, list[str]
         raise ConfigError(
             f"--task {task_name!r}: the unseen-attack protocol needs a binary task (anomaly_detection), not {task.type}"
         )
-    src = cfg.sources[task.source]
-    rows = read_rows(cfg.source_path(task.source), src.format, src.columns, src.limit, src.events)
+    rows = read_source(cfg, task.source)
     labels = fit_label_map(task, [r.get(task.label.column) for r in rows])
     column = task.group_column or task.label.column
     groups: dict[str, int] = {}

@@ -36,7 +36,9 @@ def read_for_model(loaded: checkpoint.LoadedModel, data_path: str, fmt: str = "a
             models.append(schema.events)
     if len(models) > 1:
         raise DataError(f"{data_path}: the model's sources read events differently; give each its own data file")
-    return read_rows(data_path, fmt, events=models[0] if models else None)
+    # Label columns may be paths into the record (`lab.label`): read them as the features are.
+    labels = [t["label"]["column"] for t in loaded.meta["config"]["tasks"]]
+    return read_rows(data_path, fmt, events=models[0] if models else None, names=labels)
 
 
 def evaluate_file(model_dir: str, data_path: str, fmt: str = "auto") -> dict[str, dict]:

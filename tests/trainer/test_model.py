@@ -115,3 +115,23 @@ def test_adapters_per_source_share_one_trunk():
     ra = m("a", features=batch())["scores"]
     rb = m("b", features={"numeric": torch.rand(3, 1), "categorical": torch.zeros(3, 0, dtype=torch.long)})["scores"]
     assert ra.shape == (5,) and rb.shape == (3,)
+
+
+def test_novelty_calibration_keeps_bins_wide_enough_for_float32_parity():
+    """Many normal rows with one reconstruction error (identical flows) used to give
+    bins 1e-9 wide: a 1e-7 relative rounding difference then moved the score by up
+    to a whole step. Bins are now at least MIN_LOG_WIDTH wide."""
+    from trainer.model import MIN_LOG_WIDTH, NoveltyHead
+
+    head = NoveltyHead(4, 3, ModelConfig(hidden_sizes=[8]))
+    errors = torch.cat([torch.full((900,), 0.25), torch.linspace(0.01, 3.0, 100)])
+    head.calibrate(errors)
+    assert float(head.cal_width.min()) >= MIN_LOG_WIDTH - 1e-9
+    probe = torch.tensor([0.25, 0.2500001, 1.0, 1.0000001], dtype=torch.float32)
+    s = head.score(probe)
+    assert abs(float(s[0] - s[1])) < 1e-5 and abs(float(s[2] - s[3])) < 1e-5
+    assert (
+        float(head.score(torch.tensor([0.001])))
+        < float(head.score(torch.tensor([0.25])))
+        < float(head.score(torch.tensor([5.0])))
+    )
