@@ -147,12 +147,13 @@ def main() -> None:
     ap.add_argument("--train", type=Path, default=CORPUS / "corpus-s7" / "labelled.jsonl.gz")
     ap.add_argument("--eval", type=Path, default=CORPUS / "corpus-s8" / "labelled.jsonl.gz")
     ap.add_argument("--seeds", type=int, nargs="+", default=[1])
-    ap.add_argument("--tools", nargs="*", default=None, help="held-out tools (default: every attack tool)")
+    ap.add_argument("--tools", nargs="*", default=None,
+                    help="held-out tools (default: every attack tool; none given: the full model only)")  # fmt: skip
     ap.add_argument("-o", "--out", type=Path, default=REPO / "build" / "bench" / "soc_eval.json")
     a = ap.parse_args()
     lines = read_lines(a.eval)
     recs = [json.loads(x) for x in lines]
-    tools = a.tools or sorted({r["lab"]["tool"] for r in recs if r.get("event_type") == "flow"
+    tools = a.tools if a.tools is not None else sorted({r["lab"]["tool"] for r in recs if r.get("event_type") == "flow"
                                and r["lab"]["label"] == "attack"})  # fmt: skip
     result: dict[str, Any] = {"train": str(a.train), "eval": str(a.eval), "config": str(a.config), "seeds": a.seeds,
                               "folds": {}, "full": {}, "captures": {}}  # fmt: skip

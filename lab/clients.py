@@ -123,13 +123,16 @@ def dns(a: dict[str, Any], site: dict[str, Any], rng: random.Random, clock: Cloc
 # ---------------------------------------------------------------------------- ssh
 
 
-SSH_OPTS = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "BatchMode=yes",
-            "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10"]  # fmt: skip
+# No user ssh config, no known_hosts, no shell history on the victim (it shares the host's disk).
+SSH_OPTS = ["-F", "/dev/null", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+            "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10",
+            "-o", "SetEnv=HISTFILE=/dev/null"]  # fmt: skip
 
 
 def ssh_session(a: dict[str, Any], site: dict[str, Any], rng: random.Random, clock: Clock) -> None:
-    """An interactive session: commands typed a key at a time, with pauses to read the output."""
-    argv = ["ssh", "-tt", "-i", site["client_key"], *SSH_OPTS, f"root@{a['target']}"]
+    """An interactive session: commands typed a key at a time, with pauses to read the output.
+    No terminal is allocated (-T): a pty would make sshd record the login in the host's utmp."""
+    argv = ["ssh", "-T", "-i", site["client_key"], *SSH_OPTS, f"root@{a['target']}"]
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     assert proc.stdin is not None
     try:
@@ -153,11 +156,10 @@ def scp_copy(a: dict[str, Any], site: dict[str, Any], rng: random.Random, clock:
     files = site["ftp_files"]
     local = site["uploads"] + f"/../ftp{rng.choice(files)}"
     remote = f"root@{a['target']}:{site['uploads']}/up{rng.randint(0, 9)}.dat"
-    pair = [local, remote] if rng.random() < 0.5 else [remote, f"/tmp/lab-scp-{rng.getrandbits(32):08x}.dat"]
+    copy = "scp-download.dat"  # in the step's own folder (the client's working directory)
+    pair = [local, remote] if rng.random() < 0.5 else [remote, copy]
     proc = subprocess.run(["scp", "-q", "-i", site["client_key"], *SSH_OPTS, *pair], timeout=max(1.0, clock.left()),
                           check=False, capture_output=True)  # fmt: skip
-    if pair[1].startswith("/tmp/lab-scp-"):
-        subprocess.run(["rm", "-f", pair[1]], check=False)
     if proc.returncode:
         print(f"scp: {proc.stderr.decode(errors='replace')[:200]}", file=sys.stderr)
 
@@ -181,7 +183,7 @@ def ftp(a: dict[str, Any], site: dict[str, Any], rng: random.Random, clock: Cloc
             urls = [f"ftp://{a['target']}{rng.choice(site['ftp_dirs'])}/"]
         else:
             urls = [f"ftp://{a['target']}{f}" for f in rng.sample(site["ftp_files"], rng.randint(1, 3))]
-        argv = ["curl", "-s", "--max-time", str(int(max(1, min(60, clock.left())))), "--ftp-pasv"]
+        argv = ["curl", "-s", "--noproxy", "*", "--max-time", str(int(max(1, min(60, clock.left())))), "--ftp-pasv"]
         for u in urls:
             argv += ["-o", "/dev/null", u]
         subprocess.run(argv, check=False, timeout=max(1.0, clock.left() + 5))
@@ -210,6 +212,70 @@ def machine(a: dict[str, Any], site: dict[str, Any], rng: random.Random, clock: 
             return
 
 
+# ---------------------------------------------------------------------------- chatter
+
+# LAN background a sensor sees everywhere and most of it unanswered: service discovery
+# (mDNS, LLMNR, SSDP, NetBIOS name queries) and clients trying a service that is not
+# there (printers, a proxy). Without it, "a flow nobody answered" would mean "attack".
+DISCOVERY = {
+    "mdns": ("224.0.0.251", 5353), "llmnr": ("224.0.0.252", 5355), "ssdp": ("239.255.255.250", 1900),
+}  # fmt: skip
+MISSING_SERVICES = (631, 9100, 8080, 3128)
+
+
+def mdns_query(name: str, rng: random.Random) -> bytes:
+    return dns_query(name, 12 if name.startswith("_") else 1, rng)
+
+
+def netbios_query(name: str, rng: random.Random) -> bytes:
+    """A NetBIOS name query (RFC 1002): the name in first-level encoding, broadcast."""
+    padded = name.upper()[:15].ljust(15) + "\0"
+    encoded = "".join(chr(0x41 + (ord(c) >> 4)) + chr(0x41 + (ord(c) & 0xF)) for c in padded)
+    head = struct.pack(">HHHHHH", rng.getrandbits(16), 0x0110, 1, 0, 0, 0)
+    return head + bytes([32]) + encoded.encode() + b"\0" + struct.pack(">HH", 0x20, 1)
+
+
+def announce(kind: str, a: dict[str, Any], rng: random.Random) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(1)
+        if kind == "netbios":
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+            s.sendto(netbios_query(rng.choice(["fileserver", "printer", "nas", "wpad"]), rng), (a["broadcast"], 137))
+            return
+        # No multicast route in the lab: the interface is named by its address instead.
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(a["address"]))
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
+        group = DISCOVERY[kind]
+        if kind == "ssdp":
+            msg = (b"M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nMAN: \"ssdp:discover\"\r\nMX: 2\r\n"
+                   b"ST: ssdp:all\r\n\r\n")  # fmt: skip
+        elif kind == "mdns":
+            msg = mdns_query(rng.choice(["_services._dns-sd._udp.local", "_ipp._tcp.local", "_googlecast._tcp.local",
+                                         f"host{rng.randint(1, 40)}.local"]), rng)  # fmt: skip
+        else:
+            msg = dns_query(rng.choice(["wpad", "fileserver", f"pc{rng.randint(1, 99)}"]), 1, rng)
+        s.sendto(msg, group)
+
+
+def knock(a: dict[str, Any], rng: random.Random) -> None:
+    """A client trying a service the server does not run: the SYN is answered by a RST."""
+    try:
+        socket.create_connection((a["target"], rng.choice(MISSING_SERVICES)), timeout=2).close()
+    except OSError:
+        pass
+
+
+def chatter(a: dict[str, Any], site: dict[str, Any], rng: random.Random, clock: Clock) -> None:
+    for _ in range(MAX_ACTIONS):
+        what = rng.choices(["mdns", "llmnr", "ssdp", "netbios", "knock"], weights=[35, 20, 15, 20, 10])[0]
+        try:
+            knock(a, rng) if what == "knock" else announce(what, a, rng)
+        except OSError as exc:
+            print(f"chatter {what}: {exc}", file=sys.stderr)
+        if not clock.sleep(think(rng, a["per_minute"])):
+            return
+
+
 # ---------------------------------------------------------------------------- iodine (attack)
 
 
@@ -218,20 +284,22 @@ def tunnel_up() -> bool:
     return "inet " in out.stdout
 
 
-def iodine(a: dict[str, Any], site: dict[str, Any], rng: random.Random, clock: Clock) -> None:
-    t = site["tunnel"]
+def tunnel_session(a: dict[str, Any], t: dict[str, Any], clock: Clock, seconds: float) -> None:
+    """One tunnel: up, pings and a download through it, then idle (polling) until `seconds` have passed."""
+    end = min(clock.deadline, time.monotonic() + seconds)
     proc = subprocess.Popen(["iodine", "-f", "-r", "-P", t["password"], a["target"], t["domain"]])
     try:
         while not tunnel_up():
             if proc.poll() is not None or not clock.sleep(0.5):
                 raise SystemExit(f"iodine: the tunnel did not come up (exit {proc.poll()})")
+        left = lambda: max(1.0, end - time.monotonic())  # noqa: E731
         if a["pings"]:
             subprocess.run(["ping", "-q", "-c", str(a["pings"]), "-i", "0.2", "-W", "2", t["server"]],
-                           check=False, timeout=max(1.0, clock.left()))  # fmt: skip
+                           check=False, timeout=left())  # fmt: skip
         url = f"http://{t['server']}{a['download']}"
-        subprocess.run(["curl", "-s", "-o", "/dev/null", "--max-time", str(int(max(1, clock.left() - 2))), url],
-                       check=False, timeout=max(1.0, clock.left()))  # fmt: skip
-        clock.sleep(clock.left() - 1)  # the tunnel stays up, polling, as a real one does
+        subprocess.run(["curl", "-s", "--noproxy", "*", "-o", "/dev/null", "--max-time", str(int(left())), url],
+                       check=False, timeout=left() + 1)  # fmt: skip
+        clock.sleep(end - time.monotonic())  # the tunnel stays up, polling, as a real one does
     except subprocess.TimeoutExpired:
         pass
     finally:
@@ -240,10 +308,20 @@ def iodine(a: dict[str, Any], site: dict[str, Any], rng: random.Random, clock: C
             proc.wait(timeout=3)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()
+
+
+def iodine(a: dict[str, Any], site: dict[str, Any], rng: random.Random, clock: Clock) -> None:
+    sessions = int(a.get("sessions", 1))
+    for n in range(sessions):
+        tunnel_session(a, site["tunnel"], clock, clock.left() / (sessions - n) - 0.5)
+        if clock.left() <= 1:
+            return
+        clock.sleep(rng.uniform(0.5, 2.0))  # reconnects, from a new source port
 
 
 BEHAVIOURS: dict[str, Callable[[dict[str, Any], dict[str, Any], random.Random, Clock], None]] = {
-    "web": web, "dns": dns, "ssh": ssh, "ftp": ftp, "machine": machine, "iodine": iodine,
+    "web": web, "dns": dns, "ssh": ssh, "ftp": ftp, "machine": machine, "chatter": chatter, "iodine": iodine,
 }  # fmt: skip
 
 

@@ -36,6 +36,9 @@ def publish(runs: list[Path], corpus: Path) -> list[str]:
         for name in KEPT:
             shutil.copyfile(run / name, dest / name)
         lines.append(f"{dest}: {labelled.stat().st_size:,} bytes of labelled records")
+        unknown = sum(n for k, n in manifest["counts"]["records"].items() if k.startswith("unknown:"))
+        if unknown:
+            lines.append(f"{dest}: warning: {unknown:,} records no step explains (label unknown); see labels.py")
     index = write_index(corpus)
     lines.append(f"{corpus}/index.json: {len(index)} runs")
     return lines

@@ -9,13 +9,17 @@ arrive just after its process started, and the last ones (a reply, a RST) just
 after it ended. Attackers and benign hosts never share an address, and one
 attacker runs one tool at a time (the scenario checks both), so at most one
 attack step can match; a benign host's overlapping behaviours are told apart by
-destination port. A record no step explains is labelled `unknown` and counted.
+port. A record no step explains is labelled `unknown` and counted.
 
 Each record gains a `lab` object:
 
     "lab": {"label": "attack", "attack": 1, "tool": "nmap", "step": "syn-scan", "attacker": "10.77.0.66"}
 
 (`attack` is 0 for benign, null for unknown; `attacker` is the matching address of an attack step).
+A benign record must also match its behaviour's ports; when two behaviours of one host
+share the port (a machine's and a person's DNS lookups), `tool` and `step` name both,
+"dns|machine". Two attack steps never match one record (the scenario keeps one host's
+attacks SLACK_BEFORE + SLACK_AFTER apart); if they did, the record would be unknown.
 """
 
 from __future__ import annotations
@@ -67,31 +71,39 @@ def record_time(rec: dict[str, Any]) -> float | None:
         return None
 
 
-def match(rec: dict[str, Any], truth: list[TruthStep]) -> tuple[TruthStep, str] | None:
-    """The step that made `rec`, with the address of it seen in the record, or None."""
+def match(rec: dict[str, Any], truth: list[TruthStep]) -> tuple[list[TruthStep], str] | None:
+    """The steps that can have made `rec` (one, or several benign behaviours of one host on
+    one port), with the address of theirs the record shows; None when no step, or more
+    than one attack step, explains it."""
     t = record_time(rec)
     if t is None:
         return None
     src, dst = rec.get("src_ip"), rec.get("dest_ip")
-    found = [(s, str(src if src in s.addresses else dst)) for s in truth if src in s.addresses or dst in s.addresses]
-    found = [(s, a) for s, a in found if s.holds(t)]
-    if len(found) > 1:
-        port = rec.get("dest_port") if src in found[0][0].addresses else rec.get("src_port")
-        by_port = [(s, a) for s, a in found if s.serves(port if isinstance(port, int) else None)]
-        found = by_port or found
-        # Still several (behaviours of one host on one port): the one whose span holds t most centrally.
-        found.sort(key=lambda sa: -min(t - sa[0].start, sa[0].end - t))
-    return found[0] if found else None
+    found = [s for s in truth if (src in s.addresses or dst in s.addresses) and s.holds(t)]
+    attacks = [s for s in found if s.role == "attack"]
+    if attacks:
+        if len(attacks) > 1:
+            return None  # two attacks at once on one address: not certain, so not labelled
+        s = attacks[0]
+        return [s], str(src if src in s.addresses else dst)
+    if not found:
+        return None
+    addr = src if src in found[0].addresses else dst
+    port = rec.get("dest_port") if addr == src else rec.get("src_port")
+    served = [s for s in found if s.serves(port if isinstance(port, int) else None)]
+    return (served, str(addr)) if served else None
 
 
 def lab_field(rec: dict[str, Any], truth: list[TruthStep]) -> dict[str, Any]:
     m = match(rec, truth)
     if m is None:
         return {"label": "unknown", "attack": None, "tool": None, "step": None, "attacker": None}
-    step, addr = m
-    attack = step.role == "attack"
-    return {"label": step.role, "attack": int(attack), "tool": step.tool, "step": step.name,
-            "attacker": addr if attack else None}  # fmt: skip
+    steps, addr = m
+    attack = steps[0].role == "attack"
+    # Benign behaviours of one host sharing a port (a machine's lookups, a person's lookups):
+    # the label is certain, the behaviour is one of them, named "a|b".
+    return {"label": steps[0].role, "attack": int(attack), "tool": "|".join(sorted({s.tool for s in steps})),
+            "step": "|".join(sorted(s.name for s in steps)), "attacker": addr if attack else None}  # fmt: skip
 
 
 def label_records(records: Iterable[dict[str, Any]], truth: list[TruthStep]) -> Iterator[dict[str, Any]]:

@@ -46,7 +46,8 @@ class Processes:
         self.env = env
         self.running: list[Proc] = []
 
-    def start(self, label: str, argv: list[str], netns: str | None = None, cwd: Path | None = None) -> Proc:
+    def start(self, label: str, argv: list[str], netns: str | None, cwd: Path | None = None) -> Proc:
+        """`argv` in namespace `netns` (None: on the host, said explicitly: the lab never does)."""
         self.logs.mkdir(parents=True, exist_ok=True)
         log = self.logs / f"{label}.log"
         with log.open("ab") as out:

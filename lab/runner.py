@@ -45,7 +45,9 @@ def missing_tools(scenario: Scenario) -> list[str]:
 
 APT = (
     "apt-get install -y nmap masscan hping3 hydra slowhttptest iodine dnsmasq-base openssh-server openssh-client "
-    "vsftpd nginx-light curl iputils-ping tcpdump iproute2 && apt-get install -y -t bookworm-backports suricata"
+    "vsftpd nginx-light curl iputils-ping tcpdump iproute2; for Suricata 7, add bookworm-backports "
+    "(deb http://deb.debian.org/debian bookworm-backports main), apt-get update, "
+    "apt-get install -y -t bookworm-backports suricata (lab/README.md)"
 )
 
 
@@ -81,7 +83,9 @@ class Run:
     def __init__(self, scenario: Scenario, out: Path, scenario_path: Path | None = None):
         self.scenario, self.out, self.scenario_path = scenario, out.resolve(), scenario_path
         self.topo = Topology(scenario)
-        env = {**os.environ, "PYTHONPATH": str(REPO), "TZ": "UTC"}
+        # No proxy settings: a host's http_proxy would send the clients' curl/HTTP past the lab.
+        env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+        env.update(PYTHONPATH=str(REPO), TZ="UTC")
         self.procs = Processes(out / "logs", env=env)
         self.truth: list[dict[str, Any]] = []
         self.failed: list[str] = []
@@ -117,14 +121,7 @@ class Run:
         t0 = time.monotonic()
         while pending or running:
             now = time.monotonic() - t0
-            while pending and pending[0][1].at <= now:
-                i, step = pending.pop(0)
-                host = topo.hosts[step.host]
-                ctx = StepContext(host.address, host.mac, victim.address, victim.mac, sc.step_seed(i),
-                                  self.out / "work" / "steps" / step.name, site)  # fmt: skip
-                ctx.dir.mkdir(parents=True, exist_ok=True)
-                argv = step.command(ctx)
-                running.append((i, step, self.procs.start(f"step-{step.name}", argv, host.netns, cwd=ctx.dir)))
+            # Steps past their end are stopped before any new one starts: one host's attacks never overlap.
             for entry in list(running):
                 i, step, proc = entry
                 over = now >= step.at + step.duration or now >= sc.duration_s + HARD_EXTRA_S
@@ -133,6 +130,16 @@ class Run:
                 rc = self.procs.stop(proc) if proc.poll() is None else proc.poll()
                 running.remove(entry)
                 self._record(i, step, proc, rc)
+            now = time.monotonic() - t0
+            while pending and pending[0][1].at <= now:
+                i, step = pending.pop(0)
+                host = topo.hosts[step.host]
+                ctx = StepContext(host.address, host.mac, victim.address, victim.mac, sc.step_seed(i),
+                                  self.out / "work" / "steps" / step.name, site,
+                                  broadcast=str(topo.net.broadcast_address))  # fmt: skip
+                ctx.dir.mkdir(parents=True, exist_ok=True)
+                argv = step.command(ctx)
+                running.append((i, step, self.procs.start(f"step-{step.name}", argv, host.netns, cwd=ctx.dir)))
             time.sleep(0.1)
 
     def _record(self, i: int, step: Step, proc: Proc, rc: int | None) -> None:
@@ -165,10 +172,17 @@ class Run:
             self.topo.build()
             self.traffic()
         finally:
-            self.procs.stop_all()
-            problems = self.topo.teardown()
-            for s, h in old.items():
-                signal.signal(s, h)
+            # Cleanup runs to the end: a second signal now would leak namespaces and daemons.
+            for s in (signal.SIGINT, *old):
+                signal.signal(s, signal.SIG_IGN)
+            try:
+                self.procs.stop_all()
+            finally:
+                problems = self.topo.teardown()
+                self._remove_privsep()
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+                for s, h in old.items():
+                    signal.signal(s, h)
         after = safety.host_state(self.topo.prefix)
         problems += safety.differences(before, after)
         self.truth.sort(key=lambda t: t["start"])
@@ -183,6 +197,14 @@ class Run:
         if self.failed:
             raise LabError(f"{len(self.failed)} step(s) failed: {'; '.join(self.failed)}")
         return manifest
+
+    def _remove_privsep(self) -> None:
+        """/run/sshd, if this run made it (services.py) and it is still empty."""
+        if (self.out / "work" / "victim" / "made-run-sshd").exists():
+            try:
+                services.PRIVSEP.rmdir()
+            except OSError:
+                pass
 
     def manifest(self, started: float, counts: dict[str, Any], problems: list[str]) -> dict[str, Any]:
         files = ["capture.pcap", "suricata/eve.json", "labelled.jsonl.gz", "truth.json"]

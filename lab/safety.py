@@ -13,6 +13,7 @@ import hashlib
 import ipaddress
 import json
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Iterable
@@ -21,6 +22,7 @@ from typing import Any
 from .errors import LabError
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+LAB_NETNS = re.compile(r"^jl[0-9a-f]{4}-")  # every lab run's namespaces (topology.py)
 
 
 def _run(argv: list[str]) -> str:
@@ -79,7 +81,10 @@ def host_state(own_prefix: str) -> dict[str, Any]:
             for a in lk.get("addr_info", [])
         ),
         "routes": sorted(_run(["ip", "route", "show", "table", "all"]).splitlines()),
-        "netns": sorted(n for n in netns_names() if not n.startswith(own_prefix)),
+        "routes6": sorted(_run(["ip", "-6", "route", "show", "table", "all"]).splitlines()),
+        # Another lab run's namespaces may come and go meanwhile; this run's own are checked apart.
+        "netns": sorted(n for n in netns_names() if not LAB_NETNS.match(n)),
+        "own_netns_left": sorted(n for n in netns_names() if n.startswith(own_prefix)),
     }
     if shutil.which("nft"):
         ruleset = subprocess.run(["nft", "list", "ruleset"], capture_output=True, timeout=30, check=False)

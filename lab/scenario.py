@@ -29,8 +29,13 @@ from jenga_edge.contract.typed import Config, Invalid, convert, doc, load_yaml
 
 from . import addresses
 from .errors import LabError
+from .labels import SLACK_AFTER, SLACK_BEFORE
 from .tools import AnyStep, Step
 from .tools.base import NAME
+
+BRIDGE = "br"  # the namespace of the lab's bridge is jl<id>-br
+# Between two attacks of one host: the labeller's slack on both sides, so no record can match both.
+GAP_S = SLACK_BEFORE + SLACK_AFTER
 
 SERVICES = ("http", "ssh", "ftp", "dns", "dns_tunnel")
 Service = Literal["http", "ssh", "ftp", "dns", "dns_tunnel"]
@@ -47,11 +52,15 @@ class Host(Config, kw_only=True):
             raise Invalid("services", "only the victim runs services")
         if len(set(self.services)) != len(self.services):
             raise Invalid("services", "a service is named twice")
+        if "dns_tunnel" in self.services and "dns" not in self.services:
+            raise Invalid("services", "dns_tunnel needs dns (dnsmasq hands the tunnel's queries to iodined)")
 
 
 class Scenario(Config, kw_only=True):
     name: Annotated[str, doc("name of the scenario (outputs are named after it)", pattern=NAME)]
-    seed: Annotated[int, doc("seed of every random choice; a step's own seed defaults to this plus its index")] = 0
+    seed: Annotated[
+        int, doc("seed of every random choice; a step's own seed defaults to 1000 x this + its index", ge=0)
+    ] = 0
     subnet: Annotated[str, doc("the lab's private IPv4 subnet; must not overlap the host's")] = "10.77.0.0/24"
     duration_s: Annotated[float, doc("hard bound on the traffic phase, seconds", gt=0, le=7200)]
     hosts: dict[Annotated[str, doc("host name", pattern=HOST_NAME)], Host]
@@ -70,6 +79,8 @@ class Scenario(Config, kw_only=True):
     def _check_hosts(self, net: ipaddress.IPv4Network) -> None:
         seen: dict[ipaddress.IPv4Address, str] = {}
         for name, host in self.hosts.items():
+            if name == BRIDGE:
+                raise Invalid(f"hosts.{name}", f"{BRIDGE!r} is the bridge's namespace: name the host otherwise")
             try:
                 addr = addresses.host_in(net, host.address)
             except ValueError as exc:
@@ -109,6 +120,8 @@ class Scenario(Config, kw_only=True):
             for j, spoof in enumerate(step.spoofed()):
                 try:
                     addr = addresses.spoofable(net, spoof)
+                    if addr in (net.network_address, net.broadcast_address):
+                        raise ValueError(f"{addr} is the lab subnet's network or broadcast address")
                 except ValueError as exc:
                     raise Invalid(f"{where}.spoof", str(exc)) from None
                 if str(addr) in {h.address for h in self.hosts.values()}:
@@ -123,9 +136,9 @@ class Scenario(Config, kw_only=True):
         for runs in by_host.values():
             runs.sort(key=lambda r: r[1].at)
             for (_, a), (j, b) in itertools.pairwise(runs):
-                if b.at < a.at + a.duration:
-                    raise Invalid(f"steps[{j}].at", f"{b.name!r} starts before {a.name!r} on host {a.host!r} "
-                                  "has ended: one attack at a time per host keeps labels unambiguous")  # fmt: skip
+                if b.at < a.at + a.duration + GAP_S:
+                    raise Invalid(f"steps[{j}].at", f"{b.name!r} starts less than {GAP_S:g} s after {a.name!r} on host "
+                                  f"{a.host!r} ends: one attack at a time per host keeps labels certain")  # fmt: skip
 
     # ------------------------------------------------------------------ views
 

@@ -1,7 +1,9 @@
 """The victim's real services, each configured to live in the lab's work folder.
 
-http: nginx; ssh: OpenSSH's sshd (key login for the benign users, password
-guesses refused); ftp: vsftpd (anonymous downloads, passive ports PASV);
+http: nginx; ssh: OpenSSH's sshd (key login as root for the benign users; every
+password guess refused: no password login for root, no other user allowed);
+ftp: vsftpd (anonymous only: downloads, passive ports PASV; a login name other
+than anonymous is refused, so no host account is ever tried);
 dns: dnsmasq, authoritative for lab.example; dns_tunnel: iodined behind
 dnsmasq for t.lab.example. Every daemon runs in the foreground so the lab holds
 its PID. The site (pages, objects, files, names) is generated from the seed and
@@ -14,11 +16,13 @@ import json
 import random
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import LabError
+from .isolate import LOGIN_RECORDS
 
 SERVICE_BINARIES: dict[str, tuple[str, ...]] = {
     "http": ("nginx",),
@@ -29,6 +33,7 @@ SERVICE_BINARIES: dict[str, tuple[str, ...]] = {
 }
 PORTS = {"http": ("tcp", 80), "ssh": ("tcp", 22), "ftp": ("tcp", 21), "dns": ("udp", 53)}
 PASV = (40000, 40199)
+PRIVSEP = Path("/run/sshd")
 ZONE = "lab.example"
 TUNNEL_DOMAIN = f"t.{ZONE}"
 TUNNEL_SERVER = "172.31.77.1"
@@ -119,14 +124,19 @@ def _sshd(work: Path, site: Path, address: str, services: Sequence[str]) -> list
             subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(path)],
                            check=True, timeout=30)  # fmt: skip
     (work / "authorized_keys").write_text((site / "client_key.pub").read_text())
-    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation directory
+    if not PRIVSEP.exists():  # sshd's privilege separation directory; removed at the end (runner)
+        PRIVSEP.mkdir(mode=0o755)
+        (work / "made-run-sshd").touch()
     conf = work / "sshd_config"
     conf.write_text(f"""Port 22
 ListenAddress {address}
+AllowUsers root
+AcceptEnv HISTFILE
 HostKey {key}
 PidFile {work}/sshd.pid
 AuthorizedKeysFile {work}/authorized_keys
 PermitRootLogin prohibit-password
+PrintLastLog no
 PasswordAuthentication yes
 KbdInteractiveAuthentication no
 UsePAM no
@@ -135,7 +145,12 @@ MaxStartups 200:30:400
 LogLevel INFO
 Subsystem sftp internal-sftp
 """)
-    return [which("sshd") or "/usr/sbin/sshd", "-D", "-e", "-f", str(conf)]
+    # Every password guess fails: root may log in by key only, and no other user may log in
+    # at all (AllowUsers), so a host account's password is never tried for real. Login
+    # records go to the lab's own files (lab/isolate.py), never the host's.
+    binds = [a for path in LOGIN_RECORDS for a in ("--bind", f"{work}/{Path(path).name}:{path}")]
+    return [sys.executable, "-m", "lab.isolate", *binds, "--",
+            which("sshd") or "/usr/sbin/sshd", "-D", "-e", "-f", str(conf)]  # fmt: skip
 
 
 def _vsftpd(work: Path, site: Path, address: str, services: Sequence[str]) -> list[str]:
@@ -149,7 +164,7 @@ background=NO
 anonymous_enable=YES
 no_anon_password=YES
 anon_root={site}/ftp
-local_enable=YES
+local_enable=NO
 write_enable=NO
 pasv_enable=YES
 pasv_min_port={PASV[0]}
@@ -192,8 +207,9 @@ ORDER = ("dns_tunnel", "dns", "http", "ssh", "ftp")
 
 def ready_check(svc: str, address: str) -> list[str] | None:
     """argv run in the victim's namespace that exits 0 once `svc` answers, or None (no check)."""
-    if svc not in PORTS:
-        return ["ip", "addr", "show", "dns0"]
+    if svc not in PORTS:  # the tunnel: up once dns0 has its address (nginx listens on it)
+        return ["python3", "-c", "import subprocess,sys;o=subprocess.run(['ip','-4','-o','addr','show','dev','dns0'],"
+                "capture_output=True,text=True).stdout;sys.exit(0 if ' inet ' in o else 1)"]  # fmt: skip
     proto, port = PORTS[svc]
     code = (
         f"import socket;s=socket.create_connection(({address!r},{port}),1)"

@@ -18,12 +18,13 @@ import signal
 import subprocess
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from . import addresses
 from .errors import LabError
-from .scenario import Scenario
+from .scenario import BRIDGE, Scenario
 
-BRIDGE = "br"
+NETNS_DIR = "/run/netns"  # where `ip netns add` keeps its namespaces
 
 
 @dataclass(frozen=True)
@@ -83,8 +84,8 @@ class Topology:
         self._check_routes()
 
     def _add_netns(self, netns: str) -> None:
+        self.created.append(netns)  # first: a signal right after the add must not leak it
         self._ip("netns", "add", netns)
-        self.created.append(netns)
         self._sysctl(netns, "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
 
     def _check_routes(self) -> None:
@@ -98,29 +99,47 @@ class Topology:
 
     # ------------------------------------------------------------------ teardown
 
-    def pids(self) -> list[int]:
-        found: list[int] = []
+    def pids(self) -> list[tuple[str, int]]:
+        found: list[tuple[str, int]] = []
         for netns in self.created:
+            if not Path(NETNS_DIR, netns).exists():
+                continue
             out = subprocess.run(["ip", "netns", "pids", netns], capture_output=True, text=True, timeout=30,
                                  check=False)  # fmt: skip
-            found += [int(p) for p in out.stdout.split() if p.isdigit()]
+            found += [(netns, int(p)) for p in out.stdout.split() if p.isdigit()]
         return found
+
+    @staticmethod
+    def _signal_in(netns: str, pid: int, sig: int) -> None:
+        """Signal `pid` only if it is still a process inside `netns`: through a pidfd, so a
+        PID reused by another process after the check is never signalled."""
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            return
+        try:
+            if os.stat(f"/proc/{pid}/ns/net").st_ino != os.stat(Path(NETNS_DIR, netns)).st_ino:
+                return
+            signal.pidfd_send_signal(fd, sig)
+        except (ProcessLookupError, FileNotFoundError):
+            pass
+        finally:
+            os.close(fd)
 
     def teardown(self) -> list[str]:
         """End what still runs in the lab's namespaces, delete them; return what went wrong."""
         problems: list[str] = []
         for sig in (signal.SIGTERM, signal.SIGKILL):
             left = self.pids()
-            for pid in left:
-                try:
-                    os.kill(pid, sig)
-                except ProcessLookupError:
-                    pass
+            for netns, pid in left:
+                self._signal_in(netns, pid, sig)
             if left:
                 time.sleep(1.0)
         if self.pids():
             problems.append(f"processes still in the lab's namespaces: {self.pids()}")
         for netns in reversed(self.created):
+            if not Path(NETNS_DIR, netns).exists():
+                continue  # never made (a failed add) or already gone
             out = subprocess.run(["ip", "netns", "del", netns], capture_output=True, text=True, timeout=30, check=False)
             if out.returncode != 0:
                 problems.append(f"ip netns del {netns}: {out.stderr.strip()[:200]}")

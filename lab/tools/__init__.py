@@ -8,7 +8,7 @@ from . import benign, hping3, hydra, iodine, masscan, nmap, slowloris
 from .base import Step, StepContext
 
 STEPS: tuple[type[Step], ...] = (
-    benign.Web, benign.Dns, benign.Ssh, benign.Ftp, benign.Machine,
+    benign.Web, benign.Dns, benign.Ssh, benign.Ftp, benign.Machine, benign.Chatter,
     nmap.Step, masscan.Step, hping3.Step, hydra.Step, slowloris.Step, iodine.Step,
 )  # fmt: skip
 

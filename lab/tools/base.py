@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 
-from jenga_edge.contract.typed import Config, doc
+from jenga_edge.contract.typed import Config, Invalid, doc
 
 NAME = r"^[a-z][a-z0-9_-]{0,31}$"
 Role = Literal["attack", "benign"]
@@ -30,6 +30,7 @@ class StepContext:
     seed: int
     dir: Path  # the step's own folder (word lists, output)
     site: Path  # the victim's shared files (site map, client key)
+    broadcast: str = "255.255.255.255"  # the lab subnet's broadcast address
     python: tuple[str, ...] = field(default=(sys.executable, "-m", "lab.clients"))
 
 
@@ -47,7 +48,7 @@ class Step(Config, tag_field="tool", kw_only=True):
     host: Annotated[str, doc("the host (a key of `hosts`) the tool runs on", pattern=NAME)]
     at: Annotated[float, doc("start, seconds after traffic begins", ge=0, le=86400)] = 0.0
     duration: Annotated[float, doc("the step is stopped after this many seconds", gt=0, le=3600)]
-    seed: int | None = None
+    seed: Annotated[int, doc("seed of the step's random choices (default: from the scenario's)", ge=0)] | None = None
 
     @property
     def tool(self) -> str:
@@ -82,3 +83,13 @@ class BenignStep(Step, kw_only=True):
 
 
 PORTS = r"^[0-9]{1,5}(-[0-9]{1,5})?(,[0-9]{1,5}(-[0-9]{1,5})?)*$"
+USER = r"^[a-z_][a-z0-9_-]{0,31}$"
+
+
+def check_ports(spec: str) -> None:
+    """A port list (`PORTS`) whose ports lie in 1..65535 and whose ranges run upwards."""
+    for part in spec.split(","):
+        lo, _, hi = part.partition("-")
+        a, b = int(lo), int(hi or lo)
+        if not 1 <= a <= b <= 65535:
+            raise Invalid("ports", f"{part!r}: expected ports 1-65535, a range low-high")

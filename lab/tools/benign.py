@@ -64,3 +64,15 @@ class Machine(BenignStep, tag="machine", kw_only=True):
 
     def command(self, ctx: StepContext) -> list[str]:
         return self.client(ctx, period=self.period_s)
+
+
+class Chatter(BenignStep, tag="chatter", kw_only=True):
+    """LAN background, mostly unanswered: mDNS, LLMNR and SSDP queries to their multicast groups,
+    NetBIOS name queries to the broadcast address, and connections to services the server
+    does not run (refused)."""
+
+    service_ports: ClassVar[tuple[int, ...]] = (5353, 5355, 1900, 137, 631, 9100, 8080, 3128)
+    events_per_minute: Annotated[float, doc("mean announcements and attempts per minute", gt=0, le=600)] = 6
+
+    def command(self, ctx: StepContext) -> list[str]:
+        return self.client(ctx, per_minute=self.events_per_minute, address=ctx.address, broadcast=ctx.broadcast)

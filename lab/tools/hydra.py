@@ -9,7 +9,7 @@ import msgspec
 
 from jenga_edge.contract.typed import doc
 
-from .base import AttackStep, StepContext
+from .base import USER, AttackStep, StepContext
 
 # Common choices on public password lists; the step draws mutations of them.
 WORDS = [
@@ -40,9 +40,9 @@ class Step(AttackStep, tag="hydra", kw_only=True):
     binaries: ClassVar[tuple[str, ...]] = ("hydra",)
 
     target_service: Literal["ssh", "ftp"] = "ssh"
-    users: Annotated[list[str], doc("login names tried", min_length=1, max_length=50)] = msgspec.field(
-        default_factory=lambda: ["admin", "root", "test", "oracle", "user", "ubuntu"]
-    )
+    users: Annotated[
+        list[Annotated[str, msgspec.Meta(pattern=USER)]], doc("login names tried", min_length=1, max_length=50)
+    ] = msgspec.field(default_factory=lambda: ["admin", "root", "test", "oracle", "user", "ubuntu"])
     passwords: Annotated[int, doc("passwords tried per login", ge=1, le=5000)] = 200
     tasks: Annotated[int, doc("parallel connections (-t)", ge=1, le=16)] = 4
 

@@ -6,7 +6,7 @@ from typing import Annotated, ClassVar
 
 from jenga_edge.contract.typed import doc
 
-from .base import PORTS, AttackStep, StepContext
+from .base import PORTS, AttackStep, StepContext, check_ports
 
 
 class Step(AttackStep, tag="masscan", kw_only=True):
@@ -14,6 +14,9 @@ class Step(AttackStep, tag="masscan", kw_only=True):
 
     ports: Annotated[str, doc("port list, e.g. 1-2000", pattern=PORTS)] = "1-2000"
     rate: Annotated[float, doc("packets per second (--rate)", ge=1, le=5000)] = 500
+
+    def __post_init__(self) -> None:
+        check_ports(self.ports)
 
     def command(self, ctx: StepContext) -> list[str]:
         # masscan writes frames itself: it needs the interface, its own and the next hop's MAC

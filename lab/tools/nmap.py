@@ -6,7 +6,7 @@ from typing import Annotated, ClassVar, Literal
 
 from jenga_edge.contract.typed import doc
 
-from .base import PORTS, AttackStep, StepContext
+from .base import PORTS, AttackStep, StepContext, check_ports
 
 FLAGS = {"syn": ["-sS"], "connect": ["-sT"], "udp": ["-sU"], "version": ["-sV", "--version-intensity", "2"]}
 
@@ -17,6 +17,9 @@ class Step(AttackStep, tag="nmap", kw_only=True):
     scan: Literal["syn", "connect", "udp", "version"] = "syn"
     ports: Annotated[str, doc("nmap port list, e.g. 1-1024 or 21,22,80", pattern=PORTS)] = "1-1024"
     rate: Annotated[float, doc("most packets per second (--max-rate)", ge=1, le=5000)] = 300
+
+    def __post_init__(self) -> None:
+        check_ports(self.ports)
 
     def command(self, ctx: StepContext) -> list[str]:
         return [

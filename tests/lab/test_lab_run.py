@@ -35,7 +35,7 @@ SMALL = {
         {"name": "browse", "tool": "web", "host": "office", "duration": 25, "pages_per_minute": 30},
         {"name": "lookups", "tool": "dns", "host": "office", "duration": 25, "lookups_per_minute": 60},
         {"name": "scan", "tool": "nmap", "host": "bad", "at": 3, "duration": 10, "ports": "1-200", "rate": 100},
-        {"name": "flood", "tool": "hping3", "host": "bad", "at": 15, "duration": 8, "count": 150, "rate": 100,
+        {"name": "flood", "tool": "hping3", "host": "bad", "at": 19, "duration": 8, "count": 150, "rate": 100,
          "spoof": "198.51.100.3"},
     ],
 }  # fmt: skip

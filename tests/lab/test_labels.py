@@ -34,6 +34,7 @@ def flow(src: str, dst: str, t: float, dport: int = 80, sport: int = 40000, even
 TRUTH = [
     TruthStep("browse", "web", "benign", (OFFICE,), ((80, 80),), T0, T0 + 100),
     TruthStep("lookups", "dns", "benign", (OFFICE,), ((53, 53),), T0, T0 + 100),
+    TruthStep("updates", "machine", "benign", (OFFICE,), ((80, 80), (53, 53)), T0 + 200, T0 + 300),
     TruthStep("ftp", "ftp", "benign", (OFFICE,), ((21, 21), (40000, 40199)), T0 + 10, T0 + 100),
     TruthStep("scan", "nmap", "attack", (BAD,), (), T0 + 10, T0 + 20),
     TruthStep("flood", "hping3", "attack", (BAD, "203.0.113.7"), (), T0 + 30, T0 + 40),
@@ -76,6 +77,24 @@ def test_a_benign_hosts_overlapping_behaviours_are_told_apart_by_port(dport, too
     got = lab_of(flow(OFFICE, VICTIM, T0 + 50, dport=dport))
     assert got == {"label": "benign", "attack": 0, "tool": tool, "step": {"web": "browse", "dns": "lookups",
                    "ftp": "ftp"}[tool], "attacker": None}  # fmt: skip
+
+
+def test_behaviours_sharing_a_port_are_both_named_and_the_label_stays_certain():
+    got = lab_of(flow(OFFICE, VICTIM, T0 + 250, dport=53))
+    assert got["label"] == "benign" and got["tool"] == "machine" and got["step"] == "updates"
+    both = [*TRUTH, TruthStep("lookups2", "dns", "benign", (OFFICE,), ((53, 53),), T0 + 200, T0 + 300)]
+    got = labels.lab_field(flow(OFFICE, VICTIM, T0 + 250, dport=53), both)
+    assert got == {"label": "benign", "attack": 0, "tool": "dns|machine", "step": "lookups2|updates", "attacker": None}
+
+
+def test_a_benign_flow_to_a_port_no_behaviour_uses_is_unknown():
+    assert lab_of(flow(OFFICE, VICTIM, T0 + 50, dport=9999))["label"] == "unknown"
+
+
+def test_two_attack_steps_that_both_match_leave_the_record_unknown():
+    both = [*TRUTH, TruthStep("scan2", "masscan", "attack", (BAD,), (), T0 + 18, T0 + 28)]
+    assert labels.lab_field(flow(BAD, VICTIM, T0 + 19), both)["label"] == "unknown"
+    assert labels.lab_field(flow(BAD, VICTIM, T0 + 27), both)["tool"] == "masscan"
 
 
 def test_app_layer_records_are_timed_by_their_timestamp():

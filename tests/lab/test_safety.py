@@ -73,7 +73,7 @@ def test_stop_ends_the_process_and_the_children_it_started(tmp_path):
     procs = Processes(tmp_path / "logs")
     code = ("import subprocess,sys,time\n"
             "c=subprocess.Popen(['sleep','30']);print(c.pid,flush=True);time.sleep(30)")  # fmt: skip
-    proc = procs.start("sleeper", [sys.executable, "-c", code])
+    proc = procs.start("sleeper", [sys.executable, "-c", code], None)
     deadline = time.monotonic() + 10
     while not proc.log.read_text().strip() and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -89,7 +89,7 @@ def test_stop_ends_the_process_and_the_children_it_started(tmp_path):
 
 def test_a_process_that_ended_by_itself_is_not_signalled(tmp_path):
     procs = Processes(tmp_path / "logs")
-    proc = procs.start("quick", [sys.executable, "-c", "print('hi')"])
+    proc = procs.start("quick", [sys.executable, "-c", "print('hi')"], None)
     proc.popen.wait(10)
     assert procs.stop(proc) == 0 and not proc.stopped_by_lab
     assert proc.log.read_text() == "hi\n"

@@ -25,7 +25,7 @@ BASE = {
     "steps": [
         {"name": "browse", "tool": "web", "host": "office", "duration": 90},
         {"name": "scan", "tool": "nmap", "host": "bad", "at": 10, "duration": 20},
-        {"name": "guess", "tool": "hydra", "host": "bad", "at": 30, "duration": 20},
+        {"name": "guess", "tool": "hydra", "host": "bad", "at": 36, "duration": 20},
     ],
 }
 
@@ -82,7 +82,15 @@ def test_a_valid_scenario_gives_typed_steps_and_seeds():
         ),
         ("steps.0.host", "bad", "steps[0].host: web is a benign tool: it runs on a benign host"),
         ("steps.1.host", "nobody", "steps[1].host: no host 'nobody'"),
-        ("steps.2.at", 25, "steps[2].at: 'guess' starts before 'scan' on host 'bad' has ended"),
+        ("steps.2.at", 25, "steps[2].at: 'guess' starts less than 6 s after 'scan' on host 'bad' ends"),
+        ("steps.2.at", 35.9, "steps[2].at: 'guess' starts less than 6 s after 'scan'"),
+        ("steps.2.users", ["admin\nroot"], "steps[2].users[0]:"),
+        ("steps.2.users", [""], "steps[2].users[0]:"),
+        ("steps.1.ports", "99999", "steps[1].ports: '99999': expected ports 1-65535"),
+        ("steps.1.ports", "100-10", "steps[1].ports: '100-10': expected ports 1-65535, a range low-high"),
+        ("steps.1.seed", -1, "steps[1].seed: expected a value >= 0"),
+        ("seed", -1, "seed: expected a value >= 0"),
+        ("hosts.victim.services", ["http", "dns_tunnel"], "hosts.victim.services: dns_tunnel needs dns"),
         ("steps.2.target_service", "ftp", "steps[2].tool: hydra needs the victim's 'ftp' service"),
         ("steps.0.duration", 105, "steps[0].duration: the step ends at 105 s, after duration_s (100)"),
         ("steps.2.name", "scan", "steps[2].name: 'scan' names two steps"),
@@ -105,6 +113,20 @@ def test_a_bad_scenario_names_the_key_and_what_was_expected(path, value, expecte
     assert expected in error_of(with_change(path, value))
 
 
+def test_the_bridges_namespace_name_is_not_a_host_name():
+    data = copy.deepcopy(BASE)
+    data["hosts"]["br"] = {"role": "benign", "address": "10.77.0.30"}
+    assert "hosts.br: 'br' is the bridge's namespace" in error_of(data)
+
+
+@pytest.mark.parametrize("path", ["/../../etc/passwd", "@10.77.0.21:22/x", "pkg/x", "/a b"])
+def test_the_tunnels_download_is_a_path_of_the_site(path):
+    data = copy.deepcopy(BASE)
+    data["hosts"]["victim"]["services"] = ["http", "dns", "dns_tunnel"]
+    data["steps"][2] = {"name": "tun", "tool": "iodine", "host": "bad", "at": 40, "duration": 20, "download": path}
+    assert "steps[2].download" in error_of(data)
+
+
 def test_a_host_name_that_would_not_fit_an_interface_name_is_refused():
     data = copy.deepcopy(BASE)
     data["hosts"]["averyveryverylongname"] = {"role": "benign", "address": "10.77.0.30"}
@@ -114,7 +136,7 @@ def test_a_host_name_that_would_not_fit_an_interface_name_is_refused():
 @pytest.mark.parametrize(
     ("spoof", "ok"),
     [("203.0.113.7", True), ("198.51.100.1", True), ("10.77.0.200", True), ("8.8.8.8", False),
-     ("10.77.0.21", False), ("192.168.1.1", False)],
+     ("10.77.0.21", False), ("192.168.1.1", False), ("10.77.0.0", False), ("10.77.0.255", False)],
 )  # fmt: skip
 def test_spoofed_sources_come_only_from_the_lab_or_documentation_ranges(spoof, ok):
     data = with_change("steps.1", {"name": "flood", "tool": "hping3", "host": "bad", "at": 10, "duration": 5,

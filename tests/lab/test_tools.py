@@ -81,7 +81,8 @@ def test_benign_behaviours_run_the_lab_client_bounded_by_the_duration(tool, key,
 
 
 def test_the_registry_names_each_tool_once():
-    assert sorted(BY_TOOL) == sorted({"web", "dns", "ssh", "ftp", "machine", "nmap", "masscan", "hping3", "hydra",
-                                      "slowloris", "iodine"})  # fmt: skip
+    benign = {"web", "dns", "ssh", "ftp", "machine", "chatter"}
+    attack = {"nmap", "masscan", "hping3", "hydra", "slowloris", "iodine"}
+    assert sorted(BY_TOOL) == sorted(benign | attack)
     for name, cls in BY_TOOL.items():
         assert cls.role in ("attack", "benign"), name
