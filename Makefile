@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.jenga-installed
 DEMO := build/demo
 
-.PHONY: setup demo test lint docs data clean
+.PHONY: setup demo test lint docs data clean soc-bundle soc-demo lab-corpus
 
 setup: $(STAMP)
 
@@ -47,6 +47,25 @@ demo: data
 	@echo "=== 5. an analyst checks one suspicious flow (exit 1 = threat) ==="
 	$(BIN)/jenga-edge check --bundle $(DEMO)/bundle '{"packet_size": 60, "port": 8081, "protocol": "tcp", "duration": 0.01, "request_count": 1, "bytes_sent": 40, "bytes_received": 0}'; \
 	  echo "(jenga-edge check exit status $$?: 0 clean, 1 threat found, 2 bad input)"
+
+# The SOC sensor's model, trained on the traffic lab's corpus (lab/corpus/), as a bundle.
+SOC := build/soc
+soc-bundle: setup
+	$(BIN)/jenga-train --config examples/configs/suricata_flows.yaml --output-dir $(SOC)
+	$(BIN)/jenga-export --model $(SOC)/best_model -o $(SOC)/bundle
+
+# Suricata on a real capture (or its committed eve.json), then the agent: alerts name the attacker.
+soc-demo: soc-bundle
+	examples/soc_demo.sh $(BIN)
+
+# The lab corpus again (root, the lab's tools; ~25 min): two seeds at once, then published.
+lab-corpus: setup
+	$(BIN)/python -m lab check lab/scenarios/corpus.yaml
+	rm -rf build/lab/corpus-s7 build/lab/corpus-s8
+	$(BIN)/python -m lab run lab/scenarios/corpus.yaml --seed 7 -o build/lab/corpus-s7 & first=$$!; \
+	  sleep 3; $(BIN)/python -m lab run lab/scenarios/corpus.yaml --seed 8 -o build/lab/corpus-s8; rc=$$?; \
+	  wait $$first && [ $$rc -eq 0 ]
+	$(BIN)/python -m lab publish build/lab/corpus-s7 build/lab/corpus-s8
 
 test: lint
 	$(BIN)/python -m pytest -q

@@ -20,7 +20,9 @@ Reported, next to issue 10's targets:
 - benign flows flagged per 10k benign flows of the evaluation stream, every flagged flow
   counted as an alert (no per-host cooldown: the strict count; target <= 1);
 - the full model on the shared captures (tests/fixtures/suricata, not made in the lab):
-  flows, flows flagged, whether the attacker was named; alerts on the benign captures.
+  flows and flows flagged, then the agent itself with firmware_configs/soc_sensor_suricata.yaml
+  (both heads and the counting rules, cooldowns included): its alerts per rule, and whether
+  one names the attacker; on the benign captures, every alert is a false one.
 
 Training data: the lab corpus run given by --train; evaluation stream: --eval (another
 seed of the same scenario: nothing in it was trained on). Prints tables and writes
@@ -55,6 +57,7 @@ from trainer.dataset import Holdout  # noqa: E402
 from trainer.run import run_experiment  # noqa: E402
 
 CONFIG = REPO / "examples" / "configs" / "suricata_flows.yaml"
+PROFILE = REPO / "firmware_configs" / "soc_sensor_suricata.yaml"
 CORPUS = REPO / "lab" / "corpus"
 CAPTURES = REPO / "tests" / "fixtures" / "suricata"
 LABELS_CSV = REPO.parent / "shared" / "datasets" / "pcaps" / "labels.csv"
@@ -121,6 +124,24 @@ def lab_metrics(recs: list[dict[str, Any]], positions: np.ndarray, flagged: np.n
     return out
 
 
+def agent_alerts(bundle: Path, raw: bytes, tmp: Path) -> list[dict[str, Any]]:
+    """`jenga-edge run` with firmware_configs/soc_sensor_suricata.yaml (its rules: the model's
+    two heads and the counting rules, cooldowns included) on `raw`; the alerts it wrote."""
+    import subprocess
+
+    import yaml
+
+    soc = yaml.safe_load(PROFILE.read_text())
+    cfg = {**soc, "agent": {**soc["agent"], "bundle": str(bundle)}, "sources": [{"type": "stdin"}],
+           "event": {**soc["event"], "snapshot": ""}, "sinks": {"jsonl": {"path": str(tmp / "alerts.jsonl")}},
+           "dead_letter": {"path": str(tmp / "dead.jsonl")}, "metrics": {"stats_interval_s": 0}}  # fmt: skip
+    (tmp / "agent.yaml").write_text(yaml.safe_dump(cfg))
+    subprocess.run([sys.executable, "-m", "jenga_edge.cli", "run", "--config", str(tmp / "agent.yaml")], input=raw,
+                   capture_output=True, check=True, cwd=REPO, timeout=600)  # fmt: skip
+    path = tmp / "alerts.jsonl"
+    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+
+
 def capture_metrics(bundle: Path) -> dict[str, Any]:
     labels = {}
     if LABELS_CSV.exists():
@@ -136,8 +157,18 @@ def capture_metrics(bundle: Path) -> dict[str, Any]:
         named = None
         if attacker and not attacker.startswith("*"):
             named = any(f and r["src_ip"] == attacker for r, f in zip(recs, flagged.tolist()))
+        with tempfile.TemporaryDirectory() as tmp:
+            alerts = agent_alerts(bundle, b"\n".join(lines) + b"\n", Path(tmp))
+        by_rule: dict[str, int] = {}
+        for alert in alerts:
+            by_rule[alert["rule"]] = by_rule.get(alert["rule"], 0) + 1
+        alert_named = None
+        if attacker and not attacker.startswith("*"):
+            alert_named = any((x.get("target") or {}).get("value") == attacker or x.get("src_ip") == attacker
+                              for x in alerts)  # fmt: skip
         out[stem] = {"attack": stem.startswith("attack"), "flows": len(recs), "flagged": int(flagged.sum()),
-                     "attacker": attacker or None, "attacker_named": named}  # fmt: skip
+                     "attacker": attacker or None, "attacker_named": named, "alerts": by_rule,
+                     "alert_names_attacker": alert_named}  # fmt: skip
     return out
 
 
@@ -214,12 +245,15 @@ def report(r: dict[str, Any]) -> None:
             print(f"  {tool:<12} flagged {_fmt([m['tools'][tool]['flagged_share'] for m in full], True)}")
     caps = list(r["captures"].values())
     if caps:
-        print(f"\nShared captures (full model): {'capture':<34} {'flows':>6} {'flagged':>8} attacker named")
+        print("\nShared captures (full model; the agent with firmware_configs/soc_sensor_suricata.yaml)")
+        print(f"  {'capture':<34} {'flows':>6} {'flows flagged':>14} {'alerts (first seed)':<44} attacker named")
         for stem in caps[0]:
             c = caps[0][stem]
             flagged = _fmt([x[stem]["flagged"] for x in caps])
-            named = [x[stem]["attacker_named"] for x in caps]
-            print(f"  {stem:<60} {c['flows']:>6} {flagged:>8} {named if c['attack'] else '(benign)'}")
+            alerts = ", ".join(f"{k} {v}" for k, v in sorted(c["alerts"].items())) or "none"
+            named = [x[stem]["alert_names_attacker"] for x in caps]
+            print(f"  {stem:<34} {c['flows']:>6} {flagged:>14} {alerts:<44} "
+                  f"{named if c['attack'] else '(benign)'}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -61,11 +61,12 @@ def label(eve: Path, truth: Path, out: Path) -> None:
 
 @main.command()
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-def reprocess(run_dir: Path) -> None:
+@click.option("--labels-only", is_flag=True, help="keep Suricata's eve.json; label it again")
+def reprocess(run_dir: Path, labels_only: bool) -> None:
     """Run Suricata and the labeller again on RUN_DIR's capture (after a config change)."""
     from .runner import reprocess as do_reprocess
 
-    manifest = do_reprocess(run_dir.resolve())
+    manifest = do_reprocess(run_dir.resolve(), suricata_again=not labels_only)
     click.echo(json.dumps(manifest["counts"]["flows"], indent=1))
 
 

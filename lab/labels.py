@@ -9,7 +9,8 @@ arrive just after its process started, and the last ones (a reply, a RST) just
 after it ended. Attackers and benign hosts never share an address, and one
 attacker runs one tool at a time (the scenario checks both), so at most one
 attack step can match; a benign host's overlapping behaviours are told apart by
-port. A record no step explains is labelled `unknown` and counted.
+port. A record no step explains is labelled `unknown` and counted. A record of a flow
+that has a flow record (http, dns, ftp, ssh, anomaly) takes that flow's label.
 
 Each record gains a `lab` object:
 
@@ -107,8 +108,21 @@ def lab_field(rec: dict[str, Any], truth: list[TruthStep]) -> dict[str, Any]:
 
 
 def label_records(records: Iterable[dict[str, Any]], truth: list[TruthStep]) -> Iterator[dict[str, Any]]:
-    for rec in records:
-        rec["lab"] = lab_field(rec, truth)
+    """Flow records by address and time; every other record of a flow (http, dns, ssh...)
+    takes its flow record's label through `flow_id`: an app-layer record is written when
+    its transaction completes, which for a held connection (slowloris) can be long after
+    the step ended. Records without a flow record fall back to their own timestamp."""
+    recs = list(records)
+    by_flow: dict[Any, dict[str, Any]] = {}
+    for rec in recs:
+        if rec.get("event_type") == "flow":
+            rec["lab"] = lab_field(rec, truth)
+            if rec.get("flow_id") is not None:
+                by_flow[rec["flow_id"]] = rec["lab"]
+    for rec in recs:
+        if rec.get("event_type") != "flow":
+            known = by_flow.get(rec.get("flow_id"))
+            rec["lab"] = dict(known) if known is not None else lab_field(rec, truth)
         yield rec
 
 

@@ -222,21 +222,22 @@ class Run:
         }  # fmt: skip
 
 
-def process_capture(out: Path) -> dict[str, Any]:
-    """Suricata on OUT/capture.pcap, then the labels from OUT/truth.json; returns the counts."""
-    eve = suricata.run_offline(out / "capture.pcap", out / "suricata")
+def process_capture(out: Path, suricata_again: bool = True) -> dict[str, Any]:
+    """Suricata on OUT/capture.pcap (or its eve.json as it is), then the labels from
+    OUT/truth.json; returns the counts."""
+    eve = suricata.run_offline(out / "capture.pcap", out / "suricata") if suricata_again else out / "suricata/eve.json"
     return labels.label_file(eve, labels.load_truth(out / "truth.json"), out / "labelled.jsonl.gz")
 
 
-def reprocess(out: Path) -> dict[str, Any]:
+def reprocess(out: Path, suricata_again: bool = True) -> dict[str, Any]:
     """A finished run through the current Suricata config and labeller again (the traffic is not rerun):
     the old suricata/ moves aside, the manifest's counts, hashes and Suricata fields are rewritten."""
     manifest = json.loads((out / "manifest.json").read_text())
     old = out / "suricata"
-    if old.exists():
+    if old.exists() and suricata_again:
         aside = out / f"suricata.{int(time.time())}"
         old.rename(aside)
-    manifest["counts"] = process_capture(out)
+    manifest["counts"] = process_capture(out, suricata_again)
     manifest["suricata"], manifest["suricata_config_sha256"] = suricata.version(), sha256(suricata.CONFIG)
     files = ["capture.pcap", "suricata/eve.json", "labelled.jsonl.gz", "truth.json"]
     manifest["sha256"] = {f: sha256(out / f) for f in files if (out / f).exists()}

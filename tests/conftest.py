@@ -8,6 +8,7 @@ loop, `make test` runs everything.
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 
 import pytest
@@ -95,7 +96,28 @@ def network_bundle(tmp_path_factory, trained_network):
     return out, manifest
 
 
-TRAINED_FIXTURES = {"trained_network", "network_bundle"}
+@pytest.fixture(scope="session")
+def soc_bundle(tmp_path_factory):
+    """The SOC sensor's model (examples/configs/suricata_flows.yaml) trained briefly on the
+    committed lab corpus and exported: the bundle firmware_configs/soc_sensor_suricata.yaml
+    is written for."""
+    from export.bundle_writer import ExportOptions, export_bundle
+    from trainer.config import load_config
+    from trainer.run import run_experiment
+
+    repo = Path(__file__).resolve().parents[1]
+    cfg = load_config(
+        repo / "examples" / "configs" / "suricata_flows.yaml",
+        [f"sources.eve.path={repo / 'lab' / 'corpus' / 'corpus-s7' / 'labelled.jsonl.gz'}", "training.epochs=3",
+         "training.progress=false"],
+    )  # fmt: skip
+    out = tmp_path_factory.mktemp("soc")
+    run = run_experiment(cfg, out / "run", out=open(os.devnull, "w"))  # noqa: SIM115
+    export_bundle(run.model_dir, out / "bundle", ExportOptions(), log=lambda s: None)
+    return out / "bundle"
+
+
+TRAINED_FIXTURES = {"trained_network", "network_bundle", "soc_bundle"}
 
 
 def pytest_collection_modifyitems(items):

@@ -370,7 +370,7 @@ def test_real_eve_json_every_record_is_scored_filtered_or_rejected(network_bundl
     run from a shell: read = scored + filtered + rejected, filtered in metrics and summary."""
     import gzip
 
-    soc = yaml.safe_load((REPO / "firmware_configs/soc_sensor_suricata.yaml").read_text())
+    soc = yaml.safe_load((REPO / "firmware_configs/suricata_flat_model.yaml").read_text())
     raw = b""
     for name in ("benign_http-dns_wikipedia", "attack_bruteforce_ftp"):
         with gzip.open(REPO / f"tests/fixtures/suricata/{name}.eve.json.gz") as fh:
@@ -450,7 +450,7 @@ def _metric(port: int, name: str) -> float:
     )
 
 
-@pytest.mark.parametrize("name", ["arm_gateway_1core", "x86_branch_firewall", "soc_sensor_suricata"])
+@pytest.mark.parametrize("name", ["arm_gateway_1core", "x86_branch_firewall", "suricata_flat_model"])
 def test_firmware_profiles_validate_against_a_real_bundle(network_bundle, name):
     res = CliRunner().invoke(
         edge_cli,
@@ -458,7 +458,7 @@ def test_firmware_profiles_validate_against_a_real_bundle(network_bundle, name):
     )
     assert res.exit_code == 0, res.output
     assert "verified" in res.stdout
-    if name == "soc_sensor_suricata":  # validate shows how events are read
+    if name == "suricata_flat_model":  # validate shows how events are read
         assert "events, as this agent reads them:" in res.stdout
         assert "scored: event_type: flow" in res.stdout and "protocol <- proto (strip, lower)" in res.stdout
         assert "bytes_sent <- flow.bytes_toserver" in res.stdout

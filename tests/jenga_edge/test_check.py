@@ -294,7 +294,7 @@ EVE = {
 
 
 def test_check_with_an_agent_config_mapping_scores_eve_records(network_bundle):
-    soc = str(REPO / "firmware_configs/soc_sensor_suricata.yaml")
+    soc = str(REPO / "firmware_configs/suricata_flat_model.yaml")
     r = cli("--bundle", str(network_bundle[0]), json.dumps(EVE), "--json", "--config", soc)
     assert r.exit_code in (0, 1), r.output
     out = json.loads(r.stdout)
@@ -331,7 +331,7 @@ def test_the_soc_profile_scores_only_the_flow_records_of_real_eve_json(network_b
     eve = tmp_path / "eve.json"
     with gzip.open(REPO / "tests/fixtures/suricata/benign_http-dns_wikipedia.eve.json.gz") as fh:
         eve.write_bytes(fh.read())
-    soc = str(REPO / "firmware_configs/soc_sensor_suricata.yaml")
+    soc = str(REPO / "firmware_configs/suricata_flat_model.yaml")
     r = cli("--bundle", str(network_bundle[0]), "-f", str(eve), "--json", "--config", soc)
     assert r.exit_code in (0, 1), r.output  # filtered records do not make it 2
     results = [json.loads(line) for line in r.stdout.splitlines()]
@@ -344,7 +344,7 @@ def test_the_soc_profile_scores_only_the_flow_records_of_real_eve_json(network_b
 
 
 def test_the_soc_profile_reads_tcp_and_TCP_alike(network_bundle):
-    soc = str(REPO / "firmware_configs/soc_sensor_suricata.yaml")
+    soc = str(REPO / "firmware_configs/suricata_flat_model.yaml")
     outs = []
     for proto in ("TCP", "tcp", " Tcp"):
         r = cli("--bundle", str(network_bundle[0]), json.dumps({**EVE, "proto": proto}), "--json", "--config", soc)

@@ -45,10 +45,11 @@ def from_dict_error(**sections) -> str:
 # --- the shipped appliance profiles ------------------------------------------------------------------
 
 
-def test_there_are_three_profiles():
+def test_there_are_four_profiles():
     assert [p.name for p in PROFILES] == [
         "arm_gateway_1core.yaml",
         "soc_sensor_suricata.yaml",
+        "suricata_flat_model.yaml",
         "x86_branch_firewall.yaml",
     ]
 
@@ -82,7 +83,7 @@ def test_profile_details():
     assert list(arm.actions) == ["firewall"] and list(arm.sinks) == ["jsonl", "syslog"]
     assert arm.rate_limit.max_actions == 10 and arm.rate_limit.per_seconds == 60.0
 
-    soc = load_agent_config(REPO / "firmware_configs/soc_sensor_suricata.yaml")
+    soc = load_agent_config(REPO / "firmware_configs/suricata_flat_model.yaml")
     assert soc.agent.tasks == ["threat", "attack_type"]
     assert soc.event.mapping["bytes_sent"] == "flow.bytes_toserver"
     by_name = {r.rule: r for r in soc.rules}
@@ -548,7 +549,7 @@ def test_a_null_entry_is_off(tmp_path):
 
 
 def test_set_null_turns_a_profiles_sink_or_action_off():
-    soc = REPO / "firmware_configs" / "soc_sensor_suricata.yaml"
+    soc = REPO / "firmware_configs" / "suricata_flat_model.yaml"
     assert "syslog" in load_agent_config(soc).sinks
     assert list(load_agent_config(soc, ["sinks.syslog=null"]).sinks) == ["jsonl"]
     x86 = REPO / "firmware_configs" / "x86_branch_firewall.yaml"

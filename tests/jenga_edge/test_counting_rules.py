@@ -83,7 +83,7 @@ def test_malformed_conditions_name_the_key(raw, text):
 
 
 def run_profile(bundle: Path, tmp: Path, eve: bytes, **event) -> tuple[list[dict], dict, list[str]]:
-    soc = yaml.safe_load((REPO / "firmware_configs/soc_sensor_suricata.yaml").read_text())
+    soc = yaml.safe_load((REPO / "firmware_configs/suricata_flat_model.yaml").read_text())
     cfg = {
         "agent": {"id": "soc", "bundle": str(bundle), "tasks": ["threat"]},
         "sources": [{"type": "stdin"}],
@@ -164,7 +164,7 @@ def test_check_runs_the_profiles_windows_over_a_file(network_bundle, tmp_path):
 
     from jenga_edge.cli import main as edge_cli
 
-    soc = str(REPO / "firmware_configs/soc_sensor_suricata.yaml")
+    soc = str(REPO / "firmware_configs/suricata_flat_model.yaml")
     flow = next(line for line in eve("attack_scan_nmap-subnet-80-443").splitlines() if b'"event_type":"flow"' in line)
     one = CliRunner().invoke(
         edge_cli, ["check", "--bundle", str(network_bundle[0]), "--config", soc, "--json", flow.decode()]
@@ -183,7 +183,7 @@ def test_check_runs_the_profiles_windows_over_a_file(network_bundle, tmp_path):
 def test_a_reload_keeps_window_state_only_when_the_windows_are_unchanged(network_bundle, tmp_path):
     from jenga_edge.agent import _carry_state, build_pipeline
 
-    soc = yaml.safe_load((REPO / "firmware_configs/soc_sensor_suricata.yaml").read_text())
+    soc = yaml.safe_load((REPO / "firmware_configs/suricata_flat_model.yaml").read_text())
     raw = {
         "agent": {"bundle": str(network_bundle[0]), "tasks": ["threat"]},
         "sources": [{"type": "stdin"}],
@@ -230,7 +230,7 @@ def test_the_agent_bounds_its_own_windows_but_not_the_bundles():
 def test_snapshot_outcomes_are_counted_as_well_as_logged(network_bundle, tmp_path):
     from jenga_edge.agent import Agent
 
-    soc = yaml.safe_load((REPO / "firmware_configs/soc_sensor_suricata.yaml").read_text())
+    soc = yaml.safe_load((REPO / "firmware_configs/suricata_flat_model.yaml").read_text())
     snap = tmp_path / "w.snap"
     snap.write_bytes(b"not a snapshot")
     raw = {

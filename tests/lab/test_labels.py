@@ -141,6 +141,16 @@ def test_label_file_counts_and_writes_identical_bytes_each_time(tmp_path):
     assert {k: v for k, v in out[0].items() if k != "lab"} == recs[0]  # the record itself is untouched
 
 
+def test_app_layer_records_take_their_flow_records_label_by_flow_id(tmp_path):
+    """An http record written long after the step ended (a held connection) is its flow's."""
+    fl = {**flow(BAD, VICTIM, T0 + 12), "flow_id": 42}
+    late = {**flow(BAD, VICTIM, T0 + 500, event_type="http"), "flow_id": 42}
+    orphan = {**flow(BAD, VICTIM, T0 + 500, event_type="http"), "flow_id": 43}
+    out = list(labels.label_records([late, fl, orphan], TRUTH))
+    assert out[0]["lab"] == out[1]["lab"] and out[0]["lab"]["tool"] == "nmap"
+    assert out[2]["lab"]["label"] == "unknown"
+
+
 def test_the_label_command_prints_the_flow_counts(tmp_path):
     eve = tmp_path / "eve.json"
     eve.write_text(json.dumps(flow(BAD, VICTIM, T0 + 12)) + "\n")

@@ -1,0 +1,110 @@
+"""The committed lab corpus: intact, labelled as its manifest says, as big as promised, and
+read alike by the trainer and the agent (runs everywhere: no root, no tools)."""
+
+from __future__ import annotations
+
+import collections
+import gzip
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from jenga_edge.contract.schema import FeatureSchema
+from jenga_edge.decode import EventDecoder
+from lab import corpus, scenario
+from lab.runner import HARD_EXTRA_S
+from trainer.config import load_config
+from trainer.dataset import prepare
+
+REPO = Path(__file__).resolve().parents[2]
+CORPUS = REPO / "lab" / "corpus"
+RUNS = corpus.runs(CORPUS)
+ATTACK_TOOLS = {"nmap", "masscan", "hping3", "hydra", "slowloris", "iodine"}
+BENIGN = {"web", "dns", "ssh", "ftp", "machine", "chatter"}
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def records(run: Path) -> list[dict]:
+    with gzip.open(run / "labelled.jsonl.gz", "rt", encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh]
+
+
+def test_the_corpus_has_two_seeds_of_the_committed_scenario_and_stays_small():
+    assert [r.name for r in RUNS] == ["corpus-s7", "corpus-s8"]
+    total = sum(p.stat().st_size for p in CORPUS.rglob("*") if p.is_file())
+    assert total < 10 * 2**20, f"{total:,} bytes: the issue allows about 10 MB"
+    committed = sha256(REPO / "lab" / "scenarios" / "corpus.yaml")
+    for run in RUNS:
+        m = json.loads((run / "manifest.json").read_text())
+        assert m["scenario_sha256"] == committed, f"{run.name} was made from another corpus.yaml"
+        assert m["host_unchanged"] and m["failed_steps"] == [] and m["problems"] == []
+        assert m["published"]["labelled_sha256"] == sha256(run / "labelled.jsonl.gz")
+        assert set(m["published"]["left_out"]) <= {"iodine"}  # only the tunnel's query records are capped
+        assert m["sha256"]["truth.json"] == sha256(run / "truth.json")
+        assert m["suricata"].startswith("This is Suricata version 7.")
+
+
+@pytest.mark.parametrize("run", RUNS, ids=lambda r: r.name)
+def test_labels_and_counts_are_what_the_manifest_says(run):
+    m = json.loads((run / "manifest.json").read_text())
+    recs = records(run)
+    flows = collections.Counter(
+        f"{r['lab']['label']}:{r['lab']['tool'] or 'unknown'}" for r in recs if r["event_type"] == "flow"
+    )
+    assert dict(flows) == m["counts"]["flows"]  # every flow record is committed
+    others = collections.Counter(r["lab"]["step"] for r in recs if r["event_type"] != "flow")
+    assert max(others.values()) <= m["published"]["cap_app_records_per_step"]
+    assert not any(k.startswith("unknown") for k in flows), flows
+    tools = collections.Counter()
+    for key, n in flows.items():
+        label, tool = key.split(":")
+        for t in tool.split("|"):
+            tools[(label, t)] += n
+    for tool in ATTACK_TOOLS - {"iodine"}:
+        # hydra: 125 SSH + 48 FTP flows a run (the FTP server refuses non-anonymous logins at USER)
+        assert tools[("attack", tool)] >= 150, (tool, tools)
+    assert tools[("attack", "iodine")] >= 5  # one flow per tunnel session; its thousands of queries are dns records
+    for behaviour in BENIGN:
+        assert tools[("benign", behaviour)] >= 100, (behaviour, tools)
+    attackers = {r["lab"]["attacker"] for r in recs if r["lab"]["label"] == "attack"}
+    assert {"10.77.0.66", "10.77.0.67", "10.77.0.68", "10.77.0.69", "203.0.113.7", "10.77.0.200"} <= attackers
+
+
+@pytest.mark.parametrize("run", RUNS, ids=lambda r: r.name)
+def test_truth_holds_every_step_of_the_scenario_within_its_bounds(run):
+    sc = scenario.load(REPO / "lab" / "scenarios" / "corpus.yaml")
+    truth = {s["name"]: s for s in json.loads((run / "truth.json").read_text())["steps"]}
+    assert set(truth) == {s.name for s in sc.steps}
+    for step in sc.steps:
+        t = truth[step.name]
+        assert t["tool"] == step.tool and t["role"] == step.role
+        assert 0 < t["end"] - t["start"] <= step.duration + HARD_EXTRA_S, step.name  # stops are sequential
+
+
+def test_the_trainer_and_the_agent_read_the_corpus_alike():
+    """The SOC config's event model on the committed corpus: the trainer's arrays (windows
+    run in event-time order) equal the agent decoder's on the same records in that order."""
+    cfg = load_config(REPO / "examples" / "configs" / "suricata_flows.yaml",
+                      [f"sources.eve.path={RUNS[0] / 'labelled.jsonl.gz'}"])  # fmt: skip
+    sources, tasks = prepare(cfg)
+    data = sources["eve"]
+    schema: FeatureSchema = data.schema
+    assert schema.events is not None and "lab" not in " ".join(schema.names)
+    with gzip.open(RUNS[0] / "labelled.jsonl.gz", "rb") as fh:
+        raw = [line.rstrip(b"\n") for line in fh]
+    recs = [json.loads(line) for line in raw]
+    flows = [i for i, r in enumerate(recs) if r["event_type"] == "flow"]
+    order = sorted(flows, key=lambda i: recs[i]["timestamp"])  # event time: the windows' clock
+    batch = EventDecoder(schema).decode([raw[i] for i in order])
+    assert not batch.rejects and len(batch) == len(flows) == len(data.num)
+    back = np.argsort([order[j] for j in batch.index])
+    np.testing.assert_allclose(batch.num[back], data.num, rtol=1e-6)
+    np.testing.assert_array_equal(batch.cat[back], data.cat)
+    y = {t.name: t.y for t in tasks}["threat"]
+    assert y.sum() == sum(recs[i]["lab"]["label"] == "attack" for i in flows)

@@ -1,0 +1,82 @@
+"""firmware_configs/soc_sensor_suricata.yaml with the bundle it is written for (the SOC model,
+trained on the lab corpus), on the shared real captures' Suricata output, through the agent
+as run from a shell: every record accounted for, the attackers named, the counting rules
+quiet on benign traffic. What the model itself catches is measured in bench/soc_eval.py."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from jenga_edge.cli import main as edge_cli
+
+REPO = Path(__file__).resolve().parents[1]
+PROFILE = REPO / "firmware_configs" / "soc_sensor_suricata.yaml"
+FIXTURES = REPO / "tests" / "fixtures" / "suricata"
+ATTACKERS = {
+    "attack_scan_nmap-subnet-80-443": "192.168.1.71",
+    "attack_bruteforce_ssh": "192.168.56.1",
+    "attack_bruteforce_ftp": "192.168.56.1",
+}
+
+
+def eve(name: str) -> bytes:
+    with gzip.open(FIXTURES / f"{name}.eve.json.gz") as fh:
+        return fh.read()
+
+
+def run_profile(bundle: Path, tmp: Path, raw: bytes) -> tuple[list[dict], dict]:
+    soc = yaml.safe_load(PROFILE.read_text())
+    cfg = {
+        **soc,
+        "agent": {**soc["agent"], "bundle": str(bundle)},
+        "sources": [{"type": "stdin"}],
+        "event": {**soc["event"], "snapshot": ""},
+        "sinks": {"jsonl": {"path": str(tmp / "alerts.jsonl")}},
+        "dead_letter": {"path": str(tmp / "dead.jsonl")},
+        "metrics": {"stats_interval_s": 0},
+    }
+    path = tmp / "agent.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    proc = subprocess.run([sys.executable, "-m", "jenga_edge.cli", "run", "--config", str(path)], input=raw,
+                          capture_output=True, cwd=REPO, timeout=120)  # fmt: skip
+    err = proc.stderr.decode().strip().splitlines()
+    assert proc.returncode == 0, err[-5:]
+    alerts_file = tmp / "alerts.jsonl"
+    alerts = [json.loads(x) for x in alerts_file.read_text().splitlines()] if alerts_file.exists() else []
+    return alerts, json.loads(err[-1])
+
+
+def test_the_profile_validates_against_its_bundle(soc_bundle):
+    res = CliRunner().invoke(edge_cli, ["validate", "--config", str(PROFILE), "--bundle", str(soc_bundle)])
+    assert res.exit_code == 0, res.output
+    assert "verified" in res.stdout and "scored: event_type: flow" in res.stdout
+    assert "bytes_toserver <- flow.bytes_toserver" in res.stdout  # the bundle's own paths: nothing mapped here
+
+
+@pytest.mark.parametrize("name", sorted(ATTACKERS))
+def test_the_attacker_of_each_real_capture_is_named(soc_bundle, tmp_path, name):
+    raw = eve(name)
+    alerts, summary = run_profile(soc_bundle, tmp_path, raw)
+    records = [json.loads(line) for line in raw.splitlines()]
+    flows = sum(r["event_type"] == "flow" for r in records)
+    assert summary["received"] == len(records) and summary["filtered"] == len(records) - flows
+    assert summary["scored"] + summary["rejected"] == flows and summary["dropped"] == 0
+    named = {a["target"]["value"] for a in alerts if a.get("target")}
+    assert ATTACKERS[name] in named, [a["output"] for a in alerts]
+    counting = [a for a in alerts if a["rule"] in ("port_scan", "brute_force")]
+    assert counting and {a["src_ip"] for a in counting} == {ATTACKERS[name]}
+
+
+@pytest.mark.parametrize("name", ["benign_http-dns_wikipedia", "benign_http_bro-org", "benign_quic_firefox-google"])
+def test_the_counting_rules_stay_quiet_on_benign_captures(soc_bundle, tmp_path, name):
+    alerts, summary = run_profile(soc_bundle, tmp_path, eve(name))
+    assert summary["rejected"] == 0
+    assert not [a for a in alerts if a["rule"] in ("port_scan", "brute_force")]
