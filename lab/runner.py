@@ -262,8 +262,13 @@ def tool_versions(binaries: list[str]) -> dict[str, str]:
         if path is None:
             continue
         real = os.path.realpath(path)
-        owner = subprocess.run(["dpkg", "-S", real], capture_output=True, text=True, check=False, timeout=30)
-        pkg = owner.stdout.split(":")[0].strip() if owner.returncode == 0 else ""
+        pkg = ""
+        # dpkg knows a file by the path its package installed (usrmerge: /bin/ip is /usr/bin/ip).
+        for candidate in dict.fromkeys([real, path, f"/bin/{b}", f"/sbin/{b}", f"/usr/sbin/{b}"]):
+            owner = subprocess.run(["dpkg", "-S", candidate], capture_output=True, text=True, check=False, timeout=30)
+            if owner.returncode == 0:
+                pkg = owner.stdout.split(":")[0].strip()
+                break
         if not pkg:
             out[b] = real
             continue
