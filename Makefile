@@ -52,7 +52,7 @@ demo: data
 SOC := build/soc
 soc-bundle: setup
 	$(BIN)/jenga-train --config examples/configs/suricata_flows.yaml --output-dir $(SOC)
-	$(BIN)/jenga-export --model $(SOC)/best_model -o $(SOC)/bundle
+	$(BIN)/jenga-export --model $(SOC)/best_model -o $(SOC)/bundle --force
 
 # Suricata on a real capture (or its committed eve.json), then the agent: alerts name the attacker.
 soc-demo: soc-bundle

@@ -17,8 +17,10 @@ Reported, next to issue 10's targets:
   event-time delay from the tool's first flow (flow.start) to the first flagged flow
   naming that address as src_ip (target: within 10 s), and the delay to when Suricata
   wrote that record (its `timestamp`: what the agent waits for);
-- benign flows flagged per 10k benign flows of the evaluation stream, every flagged flow
-  counted as an alert (no per-host cooldown: the strict count; target <= 1);
+- benign flows flagged per 10k benign flows of the evaluation stream (every flagged flow
+  counted, no cooldown), and the agent's own false alerts (firmware_configs/
+  soc_sensor_suricata.yaml, its cooldowns and counting rules, on the whole stream: alerts
+  naming no attacker) per 10k benign flows (target <= 1);
 - the full model on the shared captures (tests/fixtures/suricata, not made in the lab):
   flows and flows flagged, then the agent itself with firmware_configs/soc_sensor_suricata.yaml
   (both heads and the counting rules, cooldowns included): its alerts per rule, and whether
@@ -98,6 +100,19 @@ def train_and_export(cfg_path: Path, train: Path, seed: int, held: str | None, w
     run = run_experiment(cfg, work / "run", holdout=holdout, out=open("/dev/null", "w"))  # noqa: SIM115
     export_bundle(run.model_dir, work / "bundle", ExportOptions(), log=lambda s: None)
     return work / "bundle"
+
+
+def false_alerts(bundle: Path, lines: list[bytes], recs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The agent with the SOC profile on the evaluation stream: alerts that name no attacker
+    (src_ip, or the target, is not an address of any attack step) are false alerts."""
+    attackers = {r["lab"]["attacker"] for r in recs if r["lab"]["label"] == "attack"}
+    with tempfile.TemporaryDirectory() as tmp:
+        alerts = agent_alerts(bundle, b"\n".join(lines) + b"\n", Path(tmp))
+    false = [a for a in alerts if ((a.get("target") or {}).get("value") or a.get("src_ip")) not in attackers]
+    by_rule: dict[str, int] = {}
+    for a in false:
+        by_rule[a["rule"]] = by_rule.get(a["rule"], 0) + 1
+    return {"alerts": len(alerts), "false_alerts": len(false), "false_by_rule": by_rule}
 
 
 def lab_metrics(recs: list[dict[str, Any]], positions: np.ndarray, flagged: np.ndarray, held: str | None) -> dict:
@@ -181,7 +196,11 @@ def main() -> None:
     ap.add_argument("--tools", nargs="*", default=None,
                     help="held-out tools (default: every attack tool; none given: the full model only)")  # fmt: skip
     ap.add_argument("-o", "--out", type=Path, default=REPO / "build" / "bench" / "soc_eval.json")
+    ap.add_argument("--report", type=Path, default=None, help="print the tables of a JSON this wrote; train nothing")
     a = ap.parse_args()
+    if a.report:
+        report(json.loads(a.report.read_text()))
+        return
     lines = read_lines(a.eval)
     recs = [json.loads(x) for x in lines]
     tools = a.tools if a.tools is not None else sorted({r["lab"]["tool"] for r in recs if r.get("event_type") == "flow"
@@ -196,6 +215,8 @@ def main() -> None:
                 bundle = train_and_export(a.config, a.train.resolve(), seed, held, work)
                 positions, flagged = flag_stream(bundle, lines)
                 m = lab_metrics(recs, positions, flagged, held)
+                m["agent"] = false_alerts(bundle, lines, recs)
+                m["agent"]["false_per_10k"] = 1e4 * m["agent"]["false_alerts"] / max(1, m["benign_flows"])
                 m["seconds"] = round(time.perf_counter() - t0, 1)
                 if held:
                     result["folds"].setdefault(held, {})[seed] = m
@@ -226,7 +247,7 @@ def report(r: dict[str, Any]) -> None:
     print(f"\nLeave one tool out (train {Path(r['train']).parent.name}, evaluate {Path(r['eval']).parent.name}, "
           f"seeds {r['seeds']})")  # fmt: skip
     print(f"{'held-out tool':<14} {'flows':>6} {'flagged':>14} {'first alert (event s)':>22} {'logged (s)':>11} "
-          f"{'benign /10k':>12}")  # fmt: skip
+          f"{'benign flagged /10k':>20} {'false alerts /10k':>18}")  # fmt: skip
     for tool, by_seed in sorted(r["folds"].items()):
         runs = list(by_seed.values())
         delays = [max((a["delay_s"] if a["delay_s"] is not None else float("inf")) for a in m["tools"][tool]
@@ -235,11 +256,15 @@ def report(r: dict[str, Any]) -> None:
                       [tool]["attackers"].values()) for m in runs]  # fmt: skip
         print(f"{tool:<14} {runs[0]['tools'][tool]['flows']:>6} "
               f"{_fmt([m['tools'][tool]['flagged_share'] for m in runs], True):>14} "
-              f"{_fmt(delays):>22} {_fmt(logged):>11} {_fmt([m['false_per_10k'] for m in runs]):>12}")  # fmt: skip
+              f"{_fmt(delays):>22} {_fmt(logged):>11} {_fmt([m['false_per_10k'] for m in runs]):>20} "
+              f"{_fmt([m['agent']['false_per_10k'] for m in runs]):>18}")  # fmt: skip
     full = list(r["full"].values())
     if full:
         print(
-            f"\nFull model on the evaluation stream: benign flagged per 10k {_fmt([m['false_per_10k'] for m in full])}"
+            "\nFull model on the evaluation stream: benign flows flagged per 10k "
+            f"{_fmt([m['false_per_10k'] for m in full])}"
+            f"; the agent's false alerts per 10k benign flows {_fmt([m['agent']['false_per_10k'] for m in full])} "
+            f"(first seed: {full[0]['agent']['false_by_rule']} of {full[0]['agent']['alerts']} alerts)"
         )
         for tool in sorted(full[0]["tools"]):
             print(f"  {tool:<12} flagged {_fmt([m['tools'][tool]['flagged_share'] for m in full], True)}")

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bin=${1:-.venv/bin}
 capture=attack_scan_nmap-subnet-80-443
-pcap=../shared/datasets/pcaps/$capture.pcap
+pcap=${PCAP:-../shared/datasets/pcaps/$capture.pcap}   # PCAP=/nonexistent: use the committed eve.json
 out=build/soc
 rm -rf "$out/suricata" "$out/alerts.jsonl" "$out/alerts.db" "$out/dead_letter.jsonl"
 if command -v suricata >/dev/null 2>&1 && [[ -f $pcap ]]; then

@@ -80,3 +80,21 @@ def test_the_counting_rules_stay_quiet_on_benign_captures(soc_bundle, tmp_path, 
     alerts, summary = run_profile(soc_bundle, tmp_path, eve(name))
     assert summary["rejected"] == 0
     assert not [a for a in alerts if a["rule"] in ("port_scan", "brute_force")]
+
+
+def test_the_soc_demos_agent_names_the_scanner_and_would_block_it(soc_bundle, tmp_path):
+    """examples/agent_soc_demo.yaml (make soc-demo) on the nmap capture's committed eve.json."""
+    sets = [f"agent.bundle={soc_bundle}", f"sinks.jsonl.path={tmp_path / 'a.jsonl'}",
+            f"sinks.sqlite.path={tmp_path / 'a.db'}", f"dead_letter.path={tmp_path / 'dead.jsonl'}"]  # fmt: skip
+    argv = [sys.executable, "-m", "jenga_edge.cli", "run", "--config", str(REPO / "examples" / "agent_soc_demo.yaml")]
+    for s in sets:
+        argv += ["--set", s]
+    proc = subprocess.run(argv, input=eve("attack_scan_nmap-subnet-80-443"), capture_output=True, cwd=REPO,
+                          timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr.decode()[-500:]
+    alerts = [json.loads(x) for x in (tmp_path / "a.jsonl").read_text().splitlines()]
+    scans = [a for a in alerts if a["rule"] == "port_scan"]
+    assert scans and scans[0]["target"]["value"] == "192.168.1.71"
+    block = scans[0]["actions"][0]
+    assert block["dry_run"] and block["argv"][:6] == ["nft", "add", "element", "inet", "jenga", "blocklist"]
+    assert "192.168.1.71" in block["argv"][6]
