@@ -120,6 +120,7 @@ def _carry_state(old: Pipeline, new: Pipeline) -> None:
     for rule in new.rules.rules:
         if rule.cfg.rule in previous:
             rule._last = previous[rule.cfg.rule]._last
+            rule._recent = previous[rule.cfg.rule]._recent
     if old.cfg.rate_limit == new.cfg.rate_limit:
         new.limiter = old.limiter
     old_w, new_w = old.decoder.windows, new.decoder.windows
@@ -186,6 +187,8 @@ class Agent:
         self.span: list[float | None] = [None, None]  # perf_counter: first batch start, last batch end
         self.busy_s = 0.0
         self.counts = {"received": 0, "scored": 0, "filtered": 0, "rejected": 0, "alerts": 0}
+        self._over_budget_pending: dict[str, int] = {}  # left out since the rule's last log line
+        self._over_budget_logged: dict[str, float] = {}
         self.reloads = {"ok": 0, "failed": 0}
         self._drops_seen: dict[int, int] = {}
         self._waiting_since: dict[int, float] = {}  # source index -> monotonic time first seen waiting
@@ -262,6 +265,9 @@ class Agent:
                 break
             self.process_safely(lines)  # anything accepted is still scored or dead-lettered
         self._sync_drops()
+        for rule, n in self._over_budget_pending.items():  # what the once-a-minute log has not said yet
+            self.log(f"rule {rule}: {n} alert(s) over its max_alerts_per_min, counted, not raised")
+        self._over_budget_pending.clear()
         windows = self.pipe.decoder.windows
         if self.cfg.event.snapshot and windows is not None:
             result, line = window_snapshots.save(windows, self.cfg.event.snapshot)
@@ -478,6 +484,7 @@ class Agent:
             m.rejected.inc(n, reason=reason)
         for (task, priority), n in Counter((a["task"] or "-", a["priority"]) for a in alerts).items():
             m.alerts.inc(n, task=task, priority=priority)
+        self._count_over_budget()
         if batch.filtered:
             m.filtered.inc(len(batch.filtered))
         if self.pipe.decoder.windows is not None:
@@ -491,6 +498,19 @@ class Agent:
         self.counts["alerts"] += len(alerts)
         if self.first_scored_wall is None and len(batch):
             self.first_scored_wall = time.time()
+
+    def _count_over_budget(self) -> None:
+        """Alerts a rule's budget left out: counted always, logged once a minute per rule."""
+        now = time.monotonic()
+        for rule, n in self.pipe.rules.take_over_budget().items():
+            self.metrics.alerts_over_budget.inc(n, rule=rule)
+            self._over_budget_pending[rule] = self._over_budget_pending.get(rule, 0) + n
+        for rule, n in list(self._over_budget_pending.items()):
+            if now - self._over_budget_logged.get(rule, -1e9) >= 60.0:
+                self.log(f"rule {rule}: {n} alert(s) over its max_alerts_per_min, counted, not raised "
+                         "(jenga_alerts_over_budget_total)")  # fmt: skip
+                self._over_budget_logged[rule] = now
+                del self._over_budget_pending[rule]
 
     def _sync_windows(self, engine: WindowEngine) -> None:
         m, seen = self.metrics, self._window_seen

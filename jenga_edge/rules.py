@@ -23,7 +23,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
 Scalar = str | int | float | bool
 COOLDOWN_KEYS_MAX = 100_000
+BUDGET_WINDOW_S = 60.0
 
 
 class SeverityBand(Config, kw_only=True):
@@ -80,6 +81,14 @@ class RuleConfig(Config, kw_only=True):
     severity: Annotated[list[SeverityBand], doc("priorities by score, over `priority`")] = []
     key: Annotated[str | None, doc("the event field that identifies who alerts (for cooldown and actions)")] = None
     cooldown_s: Annotated[float, doc("after an alert, the same key is quiet this long (0: every event)", ge=0.0)] = 0.0
+    max_alerts_per_min: Annotated[
+        Annotated[int, msgspec.Meta(ge=1)] | None,
+        doc(
+            "at most this many alerts from the rule in any 60 s (after cooldowns): a flood from forged "
+            "sources has a new key per event; the rest are counted in jenga_alerts_over_budget_total "
+            "and logged, never raised"
+        ),
+    ] = None
     target: Annotated[
         str | None,
         doc(
@@ -127,6 +136,20 @@ class Rule:
         self.condition = Condition(cfg.condition, macros or {}, f"{where}.condition")
         self.bands = sorted(cfg.severity, key=lambda b: -b.min_score)
         self._last: OrderedDict[str, float] = OrderedDict()
+        self._recent: deque[float] = deque()  # times of this rule's alerts in the last 60 s (max_alerts_per_min)
+
+    def within_budget(self, rows: npt.NDArray[np.intp], now: float) -> npt.NDArray[np.intp]:
+        """The first rows that fit max_alerts_per_min, each remembered; the others are over budget."""
+        budget = self.cfg.max_alerts_per_min
+        if budget is None:
+            return rows
+        recent = self._recent
+        while recent and now - recent[0] >= BUDGET_WINDOW_S:
+            recent.popleft()
+        room = max(0, budget - len(recent))
+        kept = rows[:room]
+        recent.extend([now] * len(kept))
+        return kept
 
     @staticmethod
     def _threshold(cfg: RuleConfig, task: TaskEntry, where: str) -> float:
@@ -239,6 +262,7 @@ class RuleEngine:
         self.allow = [_network(a, f"allowlist[{i}]") for i, a in enumerate(allowlist)]
         self.clock = clock
         self.suppressed = 0
+        self.over_budget: Counter[str] = Counter()  # by rule, since the agent last took them (take_over_budget)
 
     @property
     def fields(self) -> set[str]:
@@ -258,6 +282,13 @@ class RuleEngine:
                 allowed = rule.cooled_rows(batch.keys[rule.cfg.key], rows, now)
                 self.suppressed += len(rows) - len(allowed)
                 rows = allowed
+            if rule.cfg.max_alerts_per_min is not None:
+                kept = rule.within_budget(rows, now)
+                if len(kept) < len(rows):
+                    self.over_budget[rule.cfg.rule] += len(rows) - len(kept)
+                rows = kept
+                if not len(rows):
+                    continue
             if rule.task is None:
                 hits.extend(Hit(rule, r, None, rule.cfg.priority, None) for r in rows.tolist())
                 continue
@@ -270,6 +301,12 @@ class RuleEngine:
                 map(Hit, [rule] * len(rows), rows.tolist(), row_scores.tolist(), rule.priorities(row_scores), labels)
             )
         return hits
+
+    def take_over_budget(self) -> dict[str, int]:
+        """Alerts left out by max_alerts_per_min since the last call, by rule (then reset)."""
+        out = dict(self.over_budget)
+        self.over_budget.clear()
+        return out
 
     def allowlisted(self, value: Any) -> bool:
         try:

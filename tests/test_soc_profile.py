@@ -32,7 +32,7 @@ def eve(name: str) -> bytes:
         return fh.read()
 
 
-def run_profile(bundle: Path, tmp: Path, raw: bytes) -> tuple[list[dict], dict]:
+def run_profile(bundle: Path, tmp: Path, raw: bytes, log: list[str] | None = None) -> tuple[list[dict], dict]:
     soc = yaml.safe_load(PROFILE.read_text())
     cfg = {
         **soc,
@@ -49,6 +49,8 @@ def run_profile(bundle: Path, tmp: Path, raw: bytes) -> tuple[list[dict], dict]:
                           capture_output=True, cwd=REPO, timeout=120)  # fmt: skip
     err = proc.stderr.decode().strip().splitlines()
     assert proc.returncode == 0, err[-5:]
+    if log is not None:
+        log.extend(err)
     alerts_file = tmp / "alerts.jsonl"
     alerts = [json.loads(x) for x in alerts_file.read_text().splitlines()] if alerts_file.exists() else []
     return alerts, json.loads(err[-1])
@@ -80,6 +82,21 @@ def test_the_counting_rules_stay_quiet_on_benign_captures(soc_bundle, tmp_path, 
     alerts, summary = run_profile(soc_bundle, tmp_path, eve(name))
     assert summary["rejected"] == 0
     assert not [a for a in alerts if a["rule"] in ("port_scan", "brute_force")]
+
+
+def test_a_flood_from_forged_sources_stays_within_the_rules_alert_budget(soc_bundle, tmp_path):
+    """13,853 flows from random forged sources: a new key each, so cooldowns cannot help;
+    max_alerts_per_min caps the model's rules, and what it leaves out is said."""
+    log: list[str] = []
+    raw = eve("attack_dos_tcp-synflood-spoofed")
+    alerts, summary = run_profile(soc_bundle, tmp_path, raw, log)
+    assert summary["dropped"] == 0
+    by_rule = {r: sum(a["rule"] == r for a in alerts) for r in ("flow_threat", "flow_novelty")}
+    assert 0 < by_rule["flow_threat"] <= 60 and by_rule["flow_novelty"] <= 60, by_rule
+    over = [line for line in log if "over its max_alerts_per_min, counted, not raised" in line]
+    assert any(line.startswith("rule flow_threat: ") for line in over), log[-5:]
+    left_out = sum(int(line.split(": ")[1].split()[0]) for line in over if line.startswith("rule flow_threat: "))
+    assert by_rule["flow_threat"] + left_out > 10_000  # every flagged flow is either raised or counted
 
 
 def test_the_soc_demos_agent_names_the_scanner_and_would_block_it(soc_bundle, tmp_path):

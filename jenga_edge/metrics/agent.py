@@ -63,6 +63,12 @@ class AgentMetrics:
         self.alerts = r.counter(
             "jenga_alerts_total", "Alerts raised, by task and priority.", ("task", "priority"), label_check=chk
         )
+        self.alerts_over_budget = r.counter(
+            "jenga_alerts_over_budget_total",
+            "Alerts a rule's max_alerts_per_min left out (counted, logged, never raised), by rule.",
+            ("rule",),
+            label_check=chk,
+        )
         self.actions = r.counter(
             "jenga_actions_total", "Response actions taken, by type and result.", ("type", "result"), label_check=chk
         )

@@ -247,3 +247,22 @@ def test_snapshot_outcomes_are_counted_as_well_as_logged(network_bundle, tmp_pat
     agent._shutdown()
     assert agent.metrics.window_snapshots.labelled() == {"refused": 1, "saved": 1}
     assert any("window snapshot saved" in line for line in logs)
+
+
+def test_a_rules_alert_budget_keeps_the_first_alerts_of_each_minute():
+    import numpy as np
+
+    from jenga_edge.rules import Rule, RuleConfig
+
+    cfg = RuleConfig(rule="r", condition={"x": 1}, max_alerts_per_min=3)
+    rule = Rule(cfg, None, "rules[0]")
+    rows = np.arange(5, dtype=np.intp)
+    assert rule.within_budget(rows, 100.0).tolist() == [0, 1, 2]
+    assert rule.within_budget(rows, 130.0).tolist() == []  # still within the minute
+    assert rule.within_budget(rows, 160.0).tolist() == [0, 1, 2]  # the first three have aged out
+    unlimited = Rule(RuleConfig(rule="u", condition={"x": 1}), None, "rules[1]")
+    assert unlimited.within_budget(rows, 0.0).tolist() == [0, 1, 2, 3, 4]
+    from jenga_edge.contract.typed import convert
+
+    with pytest.raises(ConfigError, match=r"agent\.yaml: max_alerts_per_min: expected a value >= 1, got 0"):
+        convert(RuleConfig, {"rule": "bad", "condition": {"x": 1}, "max_alerts_per_min": 0}, "agent.yaml")

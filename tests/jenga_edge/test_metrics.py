@@ -357,6 +357,7 @@ AGENT_METRICS = {
     "jenga_window_snapshots_total": ("counter", ("result",)),
     "jenga_events_dropped_total": ("counter", ("source",)),
     "jenga_alerts_total": ("counter", ("task", "priority")),
+    "jenga_alerts_over_budget_total": ("counter", ("rule",)),
     "jenga_actions_total": ("counter", ("type", "result")),
     "jenga_sink_alerts_lost_total": ("counter", ("sink",)),
     "jenga_action_failures_total": ("counter", ("action",)),
