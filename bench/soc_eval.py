@@ -41,7 +41,6 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +51,7 @@ sys.path.insert(0, str(REPO))
 
 from export.bundle_writer import ExportOptions, export_bundle  # noqa: E402
 from jenga_edge.bundle import verify_bundle  # noqa: E402
+from jenga_edge.contract.values import parse_time  # noqa: E402
 from jenga_edge.decode import EventDecoder  # noqa: E402
 from jenga_edge.score import Scorer  # noqa: E402
 from trainer.config import load_config  # noqa: E402
@@ -67,7 +67,10 @@ BATCH = 1024
 
 
 def when(text: str) -> float:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
+    t = parse_time(text)
+    if t is None:
+        raise ValueError(f"{text!r} is not an ISO 8601 time")
+    return t
 
 
 def read_lines(path: Path) -> list[bytes]:

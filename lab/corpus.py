@@ -18,8 +18,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from jenga_edge.contract.digest import sha256_file as sha256
+
 from .errors import LabError
-from .runner import sha256
+from .labels import gzip_writer
 
 TABLE_START, TABLE_END = "<!-- counts:start -->", "<!-- counts:end -->"
 
@@ -34,8 +36,7 @@ def trim(src: Path, dest: Path, cap: int) -> dict[str, int]:
     other records per step, the first in Suricata's order; returns what was left out per step."""
     kept: collections.Counter[str] = collections.Counter()
     dropped: collections.Counter[str] = collections.Counter()
-    with gzip.open(src, "rb") as fh, open(dest, "wb") as raw, \
-            gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0, compresslevel=9) as out:  # fmt: skip
+    with gzip.open(src, "rb") as fh, gzip_writer(dest) as out:
         for line in fh:
             rec = json.loads(line)
             step = rec["lab"]["step"] or "unknown"

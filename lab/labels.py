@@ -26,13 +26,15 @@ attacks SLACK_BEFORE + SLACK_AFTER apart); if they did, the record would be unkn
 from __future__ import annotations
 
 import collections
+import contextlib
 import gzip
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from jenga_edge.contract.values import parse_time
 
 SLACK_BEFORE = 1.0
 SLACK_AFTER = 5.0
@@ -64,12 +66,7 @@ class TruthStep:
 def record_time(rec: dict[str, Any]) -> float | None:
     text = rec.get("flow", {}).get("start") if rec.get("event_type") in FLOW_TYPES else None
     text = text or rec.get("timestamp")
-    if not isinstance(text, str):
-        return None
-    try:
-        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
-    except ValueError:
-        return None
+    return parse_time(text) if isinstance(text, str) else None
 
 
 def match(rec: dict[str, Any], truth: list[TruthStep]) -> tuple[list[TruthStep], str] | None:
@@ -138,13 +135,20 @@ def load_truth(path: Path) -> list[TruthStep]:
     return [TruthStep.from_json(s) for s in json.loads(path.read_text())["steps"]]
 
 
+@contextlib.contextmanager
+def gzip_writer(path: Path) -> Iterator[gzip.GzipFile]:
+    """A gzip file whose bytes depend on its content alone (no name, no time in the header)."""
+    with open(path, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0, compresslevel=9) as gz:
+        yield gz
+
+
 def label_file(eve: Path, truth: list[TruthStep], out: Path) -> dict[str, Any]:
     """Write `eve` labelled to `out` (gzip, deterministic bytes); return the counts."""
     counts: collections.Counter[str] = collections.Counter()
     flows: collections.Counter[str] = collections.Counter()
     by_type: collections.Counter[str] = collections.Counter()
     out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0, compresslevel=9) as gz:
+    with gzip_writer(out) as gz:
         for rec in label_records(read_jsonl(eve), truth):
             key = rec["lab"]["tool"] or "unknown"
             counts[f"{rec['lab']['label']}:{key}"] += 1

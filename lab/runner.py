@@ -11,7 +11,6 @@ Outputs in OUT:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -22,6 +21,8 @@ import time
 from pathlib import Path
 from types import FrameType
 from typing import Any
+
+from jenga_edge.contract.digest import sha256_file as sha256
 
 from . import labels, safety, services, suricata
 from .addresses import DOC_RANGES, network
@@ -207,7 +208,6 @@ class Run:
                 pass
 
     def manifest(self, started: float, counts: dict[str, Any], problems: list[str]) -> dict[str, Any]:
-        files = ["capture.pcap", "suricata/eve.json", "labelled.jsonl.gz", "truth.json"]
         sc_file = self.scenario_path
         return {
             "scenario": self.scenario.name, "seed": self.scenario.seed,
@@ -218,8 +218,15 @@ class Run:
             "suricata_config_sha256": sha256(suricata.CONFIG),
             "kernel": platform.release(), "python": sys.version.split()[0],
             "host_unchanged": not problems, "problems": problems, "failed_steps": self.failed,
-            "counts": counts, "sha256": {f: sha256(self.out / f) for f in files if (self.out / f).exists()},
+            "counts": counts, "sha256": output_hashes(self.out),
         }  # fmt: skip
+
+
+OUTPUTS = ("capture.pcap", "suricata/eve.json", "labelled.jsonl.gz", "truth.json")  # hashed in the manifest
+
+
+def output_hashes(out: Path) -> dict[str, str]:
+    return {f: sha256(out / f) for f in OUTPUTS if (out / f).exists()}
 
 
 def process_capture(out: Path, suricata_again: bool = True) -> dict[str, Any]:
@@ -239,19 +246,10 @@ def reprocess(out: Path, suricata_again: bool = True) -> dict[str, Any]:
         old.rename(aside)
     manifest["counts"] = process_capture(out, suricata_again)
     manifest["suricata"], manifest["suricata_config_sha256"] = suricata.version(), sha256(suricata.CONFIG)
-    files = ["capture.pcap", "suricata/eve.json", "labelled.jsonl.gz", "truth.json"]
-    manifest["sha256"] = {f: sha256(out / f) for f in files if (out / f).exists()}
+    manifest["sha256"] = output_hashes(out)
     manifest["reprocessed"] = time.time()
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return manifest
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def tool_versions(binaries: list[str]) -> dict[str, str]:

@@ -74,7 +74,6 @@ def host_state(own_prefix: str) -> dict[str, Any]:
     links = json.loads(_run(["ip", "-j", "link", "show"]) or "[]")
     state: dict[str, Any] = {
         "links": sorted((lk["ifname"], lk.get("address", ""), "UP" in lk.get("flags", [])) for lk in links),
-        "addresses": _run(["ip", "-j", "addr", "show"]).count('"local"'),
         "addr_text": sorted(
             f"{lk['ifname']} {a['local']}/{a['prefixlen']}"
             for lk in json.loads(_run(["ip", "-j", "addr"]) or "[]")

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import collections
 import gzip
-import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from jenga_edge.contract.digest import sha256_file as sha256
 from jenga_edge.contract.schema import FeatureSchema
 from jenga_edge.decode import EventDecoder
 from lab import corpus, scenario
@@ -24,10 +24,6 @@ CORPUS = REPO / "lab" / "corpus"
 RUNS = corpus.runs(CORPUS)
 ATTACK_TOOLS = {"nmap", "masscan", "hping3", "hydra", "slowloris", "iodine"}
 BENIGN = {"web", "dns", "ssh", "ftp", "machine", "chatter"}
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def records(run: Path) -> list[dict]:
