@@ -265,9 +265,7 @@ class Agent:
                 break
             self.process_safely(lines)  # anything accepted is still scored or dead-lettered
         self._sync_drops()
-        for rule, n in self._over_budget_pending.items():  # what the once-a-minute log has not said yet
-            self.log(f"rule {rule}: {n} alert(s) over its max_alerts_per_min, counted, not raised")
-        self._over_budget_pending.clear()
+        self._count_over_budget(flush=True)  # what the once-a-minute log has not said yet
         windows = self.pipe.decoder.windows
         if self.cfg.event.snapshot and windows is not None:
             result, line = window_snapshots.save(windows, self.cfg.event.snapshot)
@@ -499,14 +497,15 @@ class Agent:
         if self.first_scored_wall is None and len(batch):
             self.first_scored_wall = time.time()
 
-    def _count_over_budget(self) -> None:
-        """Alerts a rule's budget left out: counted always, logged once a minute per rule."""
+    def _count_over_budget(self, flush: bool = False) -> None:
+        """Alerts a rule's budget left out: counted always, logged once a minute per rule
+        (`flush`: now, whatever the minute)."""
         now = time.monotonic()
         for rule, n in self.pipe.rules.take_over_budget().items():
             self.metrics.alerts_over_budget.inc(n, rule=rule)
             self._over_budget_pending[rule] = self._over_budget_pending.get(rule, 0) + n
         for rule, n in list(self._over_budget_pending.items()):
-            if now - self._over_budget_logged.get(rule, -1e9) >= 60.0:
+            if flush or now - self._over_budget_logged.get(rule, -1e9) >= 60.0:
                 self.log(f"rule {rule}: {n} alert(s) over its max_alerts_per_min, counted, not raised "
                          "(jenga_alerts_over_budget_total)")  # fmt: skip
                 self._over_budget_logged[rule] = now
