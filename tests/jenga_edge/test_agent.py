@@ -143,7 +143,7 @@ def wait_until(pred, timeout=20.0):
     return False
 
 
-def run_to_eof(cfg: Path, stdin: Path) -> dict:
+def run_to_eof(cfg: Path, stdin: Path, timeout: float = 60) -> dict:
     """`jenga-edge run` with a file on stdin, to its end: the summary line it exits with (status 0)."""
     with open(stdin, "rb") as fh:
         proc = subprocess.run(
@@ -152,7 +152,7 @@ def run_to_eof(cfg: Path, stdin: Path) -> dict:
             capture_output=True,
             text=True,
             cwd=REPO,
-            timeout=60,
+            timeout=timeout,
         )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stderr.strip().splitlines()[-1])
@@ -518,18 +518,9 @@ def test_webhook_runs_off_the_scoring_thread_and_delivers_every_alert(network_bu
         rate_limit={"max_actions": 100000, "per_seconds": 1},
     )
     try:
-        with open(stdin, "rb") as fh:
-            proc = subprocess.run(
-                [sys.executable, "-m", "jenga_edge.cli", "run", "--config", str(cfg)],
-                stdin=fh,
-                capture_output=True,
-                text=True,
-                cwd=REPO,
-                timeout=120,
-            )
+        run_to_eof(cfg, stdin, timeout=120)
     finally:
         server.shutdown()
-    assert proc.returncode == 0, proc.stderr
     alerts = read_jsonl(tmp_path / "alerts.jsonl")
     assert alerts and all(a["actions"][0]["result"] == "queued" for a in alerts)
     assert sorted(g["score"] for g in got) == sorted(a["score"] for a in alerts)

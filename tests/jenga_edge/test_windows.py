@@ -274,17 +274,22 @@ def test_decoder_windows_equal_the_trainers_on_real_suricata_output():
     assert max(num[scanner, names.index("hosts_60s")]) == 7  # the nmap scan reached 7 hosts within 2.4 s
 
 
-def test_an_event_without_its_time_or_key_is_rejected_and_changes_nothing():
-    schema = eve_schema()
-    dec = EventDecoder(schema, key_fields=["flows_60s"])
-    flow = {
+def ssh_flow(start: object) -> dict:
+    """One eve.json flow record to port 22 starting at `start`."""
+    return {
         "event_type": "flow",
         "src_ip": "10.0.0.1",
         "dest_ip": "10.0.0.2",
         "dest_port": 22,
         "proto": "TCP",
-        "flow": {"start": "2020-01-01T00:00:00Z", "bytes_toserver": 10, "pkts_toclient": 0},
+        "flow": {"start": start, "bytes_toserver": 10, "pkts_toclient": 0},
     }
+
+
+def test_an_event_without_its_time_or_key_is_rejected_and_changes_nothing():
+    schema = eve_schema()
+    dec = EventDecoder(schema, key_fields=["flows_60s"])
+    flow = ssh_flow("2020-01-01T00:00:00Z")
     no_key = {**flow, "src_ip": None}
     no_time = {**flow, "flow": {"bytes_toserver": 10}}
     batch = dec.decode([json.dumps(x).encode() for x in (flow, no_key, no_time, flow)])
@@ -379,14 +384,7 @@ def test_a_burst_of_far_future_times_cannot_blind_the_windows_for_good(monkeypat
 def test_the_decoder_rejects_times_beyond_the_year_5000():
     schema = eve_schema()
     dec = EventDecoder(schema)
-    flow = {
-        "event_type": "flow",
-        "src_ip": "10.0.0.1",
-        "dest_ip": "10.0.0.2",
-        "dest_port": 22,
-        "proto": "TCP",
-        "flow": {"start": 1e300, "bytes_toserver": 10, "pkts_toclient": 0},
-    }
+    flow = ssh_flow(1e300)
     batch = dec.decode([json.dumps(flow).encode()])
     assert [(r.reason, r.field) for r in batch.rejects] == [("bad_timestamp", "flow.start")]
     assert dec.windows is not None and dec.windows.live_keys == 0
