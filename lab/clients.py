@@ -32,6 +32,12 @@ SSH_COMMANDS = ["uptime", "ls -la /tmp", "df -h", "uname -a", "cat /etc/os-relea
                 "free -m", "date", "id", "ls /usr/share/doc | head -30", "echo done"]  # fmt: skip
 
 
+def said(proc: subprocess.CompletedProcess[Any]) -> None:
+    """A helper program that failed is said in the step's log (its traffic may be missing)."""
+    if proc.returncode:
+        print(f"{proc.args[0]} exited {proc.returncode}: {' '.join(map(str, proc.args))[:200]}", file=sys.stderr)
+
+
 class Clock:
     def __init__(self, duration: float):
         self.deadline = time.monotonic() + duration
@@ -186,7 +192,7 @@ def ftp(a: dict[str, Any], site: dict[str, Any], rng: random.Random, clock: Cloc
         argv = ["curl", "-s", "--noproxy", "*", "--max-time", str(int(max(1, min(60, clock.left())))), "--ftp-pasv"]
         for u in urls:
             argv += ["-o", "/dev/null", u]
-        subprocess.run(argv, check=False, timeout=max(1.0, clock.left() + 5))
+        said(subprocess.run(argv, check=False, timeout=max(1.0, clock.left() + 5)))
         if not clock.sleep(think(rng, a["per_minute"])):
             return
 
@@ -294,11 +300,11 @@ def tunnel_session(a: dict[str, Any], t: dict[str, Any], clock: Clock, seconds: 
                 raise SystemExit(f"iodine: the tunnel did not come up (exit {proc.poll()})")
         left = lambda: max(1.0, end - time.monotonic())  # noqa: E731
         if a["pings"]:
-            subprocess.run(["ping", "-q", "-c", str(a["pings"]), "-i", "0.2", "-W", "2", t["server"]],
-                           check=False, timeout=left())  # fmt: skip
+            said(subprocess.run(["ping", "-q", "-c", str(a["pings"]), "-i", "0.2", "-W", "2", t["server"]],
+                                check=False, timeout=left()))  # fmt: skip
         url = f"http://{t['server']}{a['download']}"
-        subprocess.run(["curl", "-s", "--noproxy", "*", "-o", "/dev/null", "--max-time", str(int(left())), url],
-                       check=False, timeout=left() + 1)  # fmt: skip
+        said(subprocess.run(["curl", "-s", "--noproxy", "*", "-o", "/dev/null", "--max-time", str(int(left())), url],
+                            check=False, timeout=left() + 1))  # fmt: skip
         clock.sleep(end - time.monotonic())  # the tunnel stays up, polling, as a real one does
     except subprocess.TimeoutExpired:
         pass
