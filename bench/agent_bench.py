@@ -28,7 +28,8 @@ What is measured (every agent run is `python -m jenga_edge.cli run` unless said)
              offers events at a steady rate, the bench runs the agent's
              take -> process loop; latency = completion - enqueue
 6. breakdown per-stage time of Agent.process on 256-event batches, cProfile top
-             entries, and the stdin source's framing + queue cost per line
+             entries, the stdin source's framing + queue cost per line, and the
+             share of events each decoder tier took (the C tier, msgspec)
 7. torch     the same events through json.loads + schema.vectorize + the torch
              model (1 thread, pinned), in a subprocess (its RSS too)
 8. reload    20 SIGHUP reloads of a running agent (file source): VmRSS after
@@ -954,7 +955,7 @@ def bench_latency(
     cpu = time.process_time() - cpu0
     load.__exit__(None, None, None)
     agent.dead_letter.close()
-    for s in agent.sinks:
+    for s in agent.sinks.values():
         s.close()
     lat = (comp[:done] - enq[:done]) * 1e3
     arr = (comp[:done] - sched[:done]) * 1e3
@@ -1103,6 +1104,8 @@ def bench_breakdown(args, work: Path, bundle: str, rule_task: str, pool: list[by
         res["ort_graphs_error"] = f"{type(exc).__name__}: {exc}"
     # the whole of Agent.process, as the agent calls it, on distinct lines, no source thread
     whole = []
+    tiers = agent.pipe.decoder.tier_lines
+    tiers.update(dict.fromkeys(tiers, 0))
     cpu0 = time.process_time()
     with CoreLoad(args.cpu) as load:
         for g in groups:
@@ -1111,6 +1114,8 @@ def bench_breakdown(args, work: Path, bundle: str, rule_task: str, pool: list[by
             whole.append(pc() - t0)
     cpu = time.process_time() - cpu0
     res.update(load.as_dict())
+    # which decoder tier took the events: the C tier, or msgspec for the lines it left
+    res["decoder_tier_share"] = {k: round(v / max(1, sum(tiers.values())), 4) for k, v in tiers.items()}
     res.update(
         {
             "process_median_us_per_event": round(statistics.median(whole) / 256 * 1e6, 3),
@@ -1143,7 +1148,7 @@ def bench_breakdown(args, work: Path, bundle: str, rule_task: str, pool: list[by
     # the stdin source's share: framing + queue, per line (its reader thread shares the core and the GIL)
     res["source_us_per_line"] = source_costs(pool)
     agent.dead_letter.close()
-    for s in agent.sinks:
+    for s in agent.sinks.values():
         s.close()
     _say(
         f"[breakdown] Agent.process {res['process_median_us_per_event']} us/event "
@@ -1492,6 +1497,9 @@ def build_table(r: dict) -> list[dict]:
     bd = r.get("breakdown")
     if bd:
         add("Agent.process in-process (batch 256, no source thread), events/s", bd["process_total_events_per_s"])
+        tiers = bd.get("decoder_tier_share")
+        if tiers:
+            add("  share of events decoded by the C tier / msgspec", f"{tiers['c']:.1%} / {tiers['msgspec']:.1%}")
         if bd.get("stages"):
             st = bd["stages"]
             top = sorted(st.items(), key=lambda kv: -kv[1]["us_per_event"])[:4]

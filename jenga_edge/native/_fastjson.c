@@ -4,7 +4,9 @@
  * objects) and writes them straight into numpy buffers the caller allocated:
  * no Python object per field. It is deliberately conservative: a line is
  * accepted only when it is well-formed JSON and every field it reads is a
- * plain case (a number, null, true/false, a vocabulary string). Anything else
+ * plain case (a number, null, true/false, a vocabulary string; a number or
+ * true/false given for a categorical column is looked up by the key tier 2 gives
+ * it: 8081 and 8081.0 as "8081"). Anything else
  * (bad JSON, numeric strings, escapes in a read string, \u escapes anywhere,
  * duplicate keys, deep nesting, out-of-range numbers, unseen non-ASCII
  * categories) marks the line FALLBACK and the Python decoder, msgspec, takes
@@ -408,6 +410,36 @@ static int category_index(const Plan *plan, int col, const char *s, Py_ssize_t n
     return OK;
 }
 
+/* A number, true or false for a categorical column: looked up by the key tier 2's
+ * category_key (contract/values.py) gives the value msgspec decodes it to: an integer's
+ * digits (-0 is the integer 0: "0"), an integral float as an integer (8081.0 and 8.081e3:
+ * "8081"; -0.0: "0"), another float as repr() spells it (PyOS_double_to_string 'r' is
+ * float.__repr__), "true" / "false". FALLBACK where that is not sure here: integers of
+ * more than 18 digits, integral floats beyond int64, numbers out of range (a reject). */
+static int number_category(const Plan *plan, int col, char type, const char *s, const char *e, int is_int,
+                           int digits, int64_t *out) {
+    char buf[24];
+    double v;
+    if (type == 't') return category_index(plan, col, "true", 4, 1, out);
+    if (type == 'f') return category_index(plan, col, "false", 5, 1, out);
+    if (is_int) {
+        if (digits > 18) return FALLBACK;
+        if (e - s == 2 && s[0] == '-' && s[1] == '0') return category_index(plan, col, "0", 1, 1, out);
+        return category_index(plan, col, s, e - s, 1, out);   /* JSON has no leading zeros: str(int) */
+    }
+    if (!float_value(s, e, &v) || !isfinite(v)) return FALLBACK;
+    if (v == floor(v)) {
+        if (fabs(v) >= 0x1p63) return FALLBACK;
+        int n = snprintf(buf, sizeof buf, "%lld", (long long)v);   /* exact: |v| < 2^63 is an int64 */
+        return category_index(plan, col, buf, n, 1, out);
+    }
+    char *r = PyOS_double_to_string(v, 'r', 0, Py_DTSF_ADD_DOT_0, NULL);
+    if (!r) { PyErr_Clear(); return FALLBACK; }
+    int st = category_index(plan, col, r, (Py_ssize_t)strlen(r), 1, out);
+    PyMem_Free(r);
+    return st;
+}
+
 /* Days from 1970-01-01 to y-m-d (proleptic Gregorian; Hinnant's days_from_civil). */
 static int64_t days_from_civil(int64_t y, int64_t m, int64_t d) {
     y -= m <= 2;
@@ -521,7 +553,12 @@ static const char *read_leaf(Line *ln, const Entry *e, const char *p, const char
                 break;
             case T_CAT:
                 if (type == 'n') break;                                  /* missing: stays -1 */
-                if (type != 's' || !plain) return NULL;
+                if (type != 's') {                                       /* 8081, 8081.0, true: tier 2's key */
+                    if (number_category(ln->plan, idx, type, start, stop, is_int, digits, &ln->cat[idx]) != OK)
+                        return NULL;
+                    break;
+                }
+                if (!plain) return NULL;
                 if (category_index(ln->plan, idx, start + 1, stop - start - 2, ascii, &ln->cat[idx]) != OK)
                     return NULL;
                 break;

@@ -120,6 +120,19 @@ def test_22_22point0_and_string_22_are_the_same_category():
     assert_same_arrays(batch, SCHEMA, rows)
 
 
+def test_the_decoder_counts_the_lines_each_tier_decodes():
+    # The C tier (when built) takes plain events, ports given as numbers included; a numeric
+    # string, bad JSON and an oversize line go to msgspec. Every line is counted once.
+    dec = EventDecoder(SCHEMA)
+    plain = lines_of([{"request_count": 1, "port": p, "protocol": "tcp"} for p in (22, 8081, 443.0, "80")])
+    odd = [b'{"request_count": "7"}', b"not json", b'{"request_count": 2}']
+    dec.decode(plain + odd, [False] * 6 + [True])
+    dec.decode([])
+    dec.decode(plain[:1])
+    c = 5 if dec._plan is not None else 0  # JENGA_EDGE_PURE=1 or no C compiler: msgspec alone
+    assert dec.tier_lines == {"c": c, "msgspec": 8 - c}
+
+
 def test_boolean_feature_accepts_true_false_and_0_1():
     rows = [{"request_count": 1, "syn": v} for v in (True, False, 1, 0, "true", "false", "TRUE", "1", "0")]
     batch = EventDecoder(SCHEMA).decode(lines_of(rows))

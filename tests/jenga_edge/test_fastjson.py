@@ -9,6 +9,7 @@ reject's index, reason, field and message.
 from __future__ import annotations
 
 import json
+import math
 import random
 import shutil
 import warnings
@@ -18,6 +19,7 @@ import pytest
 
 from jenga_edge import decode as decode_mod
 from jenga_edge import native
+from jenga_edge.contract.events import Normalizer
 from jenga_edge.contract.schema import OOV_TOKEN, Feature, FeatureSchema
 from jenga_edge.decode import EventDecoder
 
@@ -70,15 +72,15 @@ def base_event(rng: random.Random) -> dict:
     }
 
 
-def both(lines: list[bytes], oversize=()):
-    dec = decoder()
+def both(lines: list[bytes], oversize=(), dec: EventDecoder | None = None):
+    dec = dec or decoder()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         return dec.decode(lines, oversize), dec._decode_slow(lines, oversize)
 
 
-def assert_same(lines: list[bytes], oversize=()) -> None:
-    fast, slow = both(lines, oversize)
+def assert_same(lines: list[bytes], oversize=(), dec: EventDecoder | None = None) -> None:
+    fast, slow = both(lines, oversize, dec)
     assert fast.index == slow.index
     assert [(r.index, r.reason, r.field, r.message) for r in fast.rejects] == [
         (r.index, r.reason, r.field, r.message) for r in slow.rejects
@@ -92,13 +94,13 @@ def assert_same(lines: list[bytes], oversize=()) -> None:
         assert got == want and [type(v) for v in got] == [type(v) for v in want], k
 
 
-def tier1_status(lines: list[bytes]) -> np.ndarray:
-    dec, n = decoder(), len(lines)
+def tier1_status(lines: list[bytes], dec: EventDecoder | None = None) -> np.ndarray:
+    dec, n = dec or decoder(), len(lines)
     status = np.empty(n, dtype=np.uint8)
     dec._plan.decode(
         lines,
-        np.empty((n, len(SCHEMA.numeric))),
-        np.empty((n, len(SCHEMA.categorical)), np.int64),
+        np.empty((n, len(dec.schema.numeric))),
+        np.empty((n, len(dec.schema.categorical)), np.int64),
         [[None] * n for _ in dec._key_order],
         status,
     )
@@ -424,3 +426,161 @@ def test_plan_refuses_bad_specs_and_buffers():
         plan.decode(
             (b'{"a":1}\n', np.array([[0, 70]])), np.empty((1, 1)), np.empty((1, 0), np.int64), [], np.empty(1, np.uint8)
         )
+
+
+# --- numbers and true/false given for a categorical feature -------------------------------------
+# Tier 2 looks them up by category_key (8081 and 8081.0 -> "8081", -0.0 -> "0", 0.5 -> "0.5",
+# True -> "true"); tier 1 must take them, with the same index, or the C tier sits idle on
+# events that write ports as numbers (the network demo's: issue 11). Each test also checks
+# which lines tier 1 took: tier 2 alone would give the same values.
+
+CATEGORIES = (OOV_TOKEN, "0", "22", "-22", "1000", "8081", "22.5", "-1.5", "1e-07", "5e-324", "true", "false")
+CODES = FeatureSchema(
+    (
+        Feature("n", "numeric"),
+        Feature("code", "categorical", categories=(*CATEGORIES, "123456789012345678", "9200000000000000000")),
+        Feature("port", "categorical", categories=(OOV_TOKEN, "443", "http-alt", "yes"), allow_missing=False),
+    )
+)
+
+
+def code_decoders() -> list[EventDecoder]:
+    """Plain; and with key fields on the same paths, min_present and a normalizer whose map
+    takes numbers and booleans (by their category key) and maps to a padded target."""
+    norm = Normalizer(lower=True, map={"8081": "http-alt", "true": "yes", "1": " 443 "})
+    return [
+        EventDecoder(CODES),
+        EventDecoder(CODES, key_fields=["code", "port"], min_present=2, normalize={"port": norm, "code": norm}),
+    ]
+
+
+# value -> does tier 1 take it (False: tier 2 decides, as for any unsure line)
+CODE_VALUES = {
+    **dict.fromkeys(
+        ["22", "-22", "0", "-0", "0.0", "-0.0", "22.0", "2.2e1", "220E-1", "1000", "1e3", "1E+3", "10e2", "8081"],
+        True,
+    ),
+    **dict.fromkeys(["8081.0", "22.5", "2.25e1", "-1.5", "-15e-1", "1e-7", "1E-07", "0.1", "3.14159", "5e-324"], True),
+    **dict.fromkeys(["1e-400", "-1e-400", "9007199254740993.0", "123456789012345678", "-123456789012345678"], True),
+    **dict.fromkeys(
+        ["9.2e18", "1e18", "true", "false", "null", '"22"', '"0022"', '"8081"', '"TRUE"', '"1"', "7", "-7", "1"], True
+    ),
+    # integers beyond 18 digits, integral floats beyond int64, out of range (a reject), odd strings
+    **dict.fromkeys(["1234567890123456789", "-12345678901234567890123", "1e19", "1e23", "-1e300"], False),
+    **dict.fromkeys(["1e400", "-1e400", '" 22 "', '"\\u0032\\u0032"', "[22]", "{}"], False),
+}
+
+
+def code_line(code: str, port: str = "443") -> bytes:
+    return b'{"n":1,"code":%s,"port":%s}' % (code.encode(), port.encode())
+
+
+@pytest.mark.parametrize("value", list(CODE_VALUES))
+def test_a_number_for_a_categorical_takes_tier1_with_tier2s_index(value):
+    rng = random.Random(len(value))
+    good = [code_line(rng.choice(["22", '"22"', "0"])) for _ in range(4)]
+    for dec in code_decoders():
+        for lines in ([code_line(value)], [code_line("8081", value)], [*good[:2], code_line(value), *good[2:]]):
+            assert_same(lines, dec=dec)
+        want = CODE_VALUES[value]
+        assert tier1_status([code_line(value), code_line("1", value)], dec).tolist() == [not want] * 2, value
+
+
+def test_numbers_for_a_categorical_find_the_category_tier2_finds():
+    dec = code_decoders()[1]
+    texts = ["22", "-0.0", "22.0", "2.2e1", "22.5", "-15e-1", "1e-7", "5e-324", "9.2e18", "true", "8081", "1"]
+    lines = [code_line(t, t) for t in texts]
+    assert not tier1_status(lines, dec).any()
+    fast, slow = both(lines, dec=dec)
+    index = {c: i for i, c in enumerate(CODES.categorical[0].categories)}
+    want = ["22", "0", "22", "22", "22.5", "-1.5", "1e-07", "5e-324", "9200000000000000000"]
+    assert fast.cat[:-3, 0].tolist() == [index[w] for w in want]
+    # true, 8081 and 1 are mapped (to yes, http-alt, " 443 "): none is in code's vocabulary
+    assert fast.cat[-3:, 0].tolist() == [0, 0, 0]
+    # port: 8081 -> http-alt and true -> yes by the map, 1 -> " 443 " stripped as tier 2 strips it
+    assert fast.cat[:, 1].tolist()[-3:] == [3, 2, 1]
+    np.testing.assert_array_equal(fast.cat, slow.cat)
+
+
+def random_number_text(rng: random.Random) -> tuple[str, bool]:
+    """A JSON number (or literal, or string) for a categorical, and whether tier 1 may take it."""
+    kind = rng.randrange(6)
+    sign = rng.choice(["", "-"])
+    if kind == 0:  # integers, now and then beyond 18 digits
+        digits = rng.choice([1, 2, 3, 4, 5, 9, 15, 17, 18, 19, 20, 25])
+        text = sign + str(rng.randrange(10 ** (digits - 1) if digits > 1 else 0, 10**digits))
+        return text, digits <= 18
+    if kind == 1:  # integral values written as floats: 22.0, 2.2e1, 22000e-3
+        mant = rng.randrange(1, 10 ** rng.randrange(1, 20))  # (0000e-3 is not JSON)
+        text = sign + rng.choice(
+            [f"{mant}.0", f"{mant}.000", f"{mant}e0", f"{mant}000e-3", f"{mant}E+{rng.randrange(25)}"]
+        )
+    elif kind == 2:  # fractions, with and without exponents, tiny and huge
+        mant = str(rng.randrange(1, 10 ** rng.randrange(1, 18)))
+        frac = str(rng.randrange(10 ** rng.randrange(1, 18))).zfill(rng.randrange(1, 18))
+        exp = rng.choice(["", "", f"e{rng.randrange(-340, 320)}", f"E-{rng.randrange(30)}", f"e+{rng.randrange(30)}"])
+        text = f"{sign}{mant}.{frac}{exp}"
+    elif kind == 3:  # the vocabulary's own, as numbers
+        text = rng.choice(["22", "-22", "0", "-0", "1000", "1e3", "8081", "22.5", "-1.5", "1e-7", "5e-324", "8081.0"])
+    elif kind == 4:
+        text = rng.choice(["true", "false", "null"])
+        return text, True
+    else:  # strings of digits: tier 1 took them before
+        return json.dumps(rng.choice(["22", "0022", "8081", "1e3", "-0", "22.0", "1"])), True
+    v = float(text)
+    return text, math.isfinite(v) and (not v.is_integer() or abs(v) < 2.0**63)
+
+
+def test_random_numbers_for_categoricals_agree_with_tier2():
+    rng = random.Random(20261201)
+    for dec in code_decoders():
+        texts = [(random_number_text(rng), random_number_text(rng)) for _ in range(3000)]
+        lines = [code_line(a, b) for (a, _), (b, _) in texts]
+        want = np.array([ta and tb for (_, ta), (_, tb) in texts])
+        np.testing.assert_array_equal(tier1_status(lines, dec) == 0, want)
+        for start in range(0, len(lines), 256):
+            assert_same(lines[start : start + 256], dec=dec)
+        assert want.mean() > 0.8
+        dec.tier_lines = {"c": 0, "msgspec": 0}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            dec.decode(lines)
+        assert dec.tier_lines == {"c": int(want.sum()), "msgspec": int((~want).sum())}
+
+
+def test_network_demo_events_take_tier1():
+    # The demo's schema (examples/configs/network_multitask.yaml): port is categorical with a
+    # vocabulary of strings, and the generator writes it as a number.
+    schema = FeatureSchema(
+        (
+            Feature("packet_size", "numeric", "standard"),
+            Feature("port", "categorical", categories=(OOV_TOKEN, "0", "123", "22", "443", "53", "80", "8080")),
+            Feature("protocol", "categorical", categories=(OOV_TOKEN, "icmp", "tcp", "udp")),
+            Feature("duration", "numeric", "log1p"),
+            Feature("request_count", "numeric"),
+            Feature("bytes_sent", "numeric", "log1p"),
+            Feature("bytes_received", "numeric", "log1p"),
+        )
+    )
+    dec = EventDecoder(
+        schema, {"dest_ip": "dst_ip", "dest_port": "port"}, ["src_ip", "dest_ip", "dest_port", "protocol"]
+    )
+    rng = random.Random(9)
+    events = [
+        {
+            "packet_size": rng.randrange(40, 1501),
+            "port": rng.choice([0, 22, 53, 80, 443, 8080, 8081, 3389]),
+            "protocol": rng.choice(["tcp", "udp", "icmp"]),
+            "duration": round(rng.expovariate(0.5), 4),
+            "request_count": rng.randrange(1, 50),
+            "bytes_sent": rng.randrange(10**6),
+            "bytes_received": rng.randrange(10**6),
+            "src_ip": f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}",
+            "dst_ip": f"192.0.2.{rng.randrange(1, 255)}",
+            "label": "normal",
+        }
+        for _ in range(500)
+    ]
+    lines = [json.dumps(e).encode() for e in events]
+    assert_same(lines, dec=dec)  # decode() counts its tiers; _decode_slow, the reference, does not
+    assert dec.tier_lines == {"c": 500, "msgspec": 0}
