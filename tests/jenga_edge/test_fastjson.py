@@ -64,7 +64,7 @@ def base_event(rng: random.Random) -> dict:
             "meta": {"proto": rng.choice(["tcp", "udp", "icmp", "ünï"]), "ttl": 64},
         },
         "syn": rng.choice([True, False, 0, 1]),
-        "service": rng.choice(["http", "ssh", "dns", "22"]),
+        "service": rng.choice(["http", "ssh", "dns", "22", 22, 22.0, 8080, 0.5, True]),  # numbers: by category key
         "rate": rng.choice([0.25, 1e-3, 12.5, -3.75, 1.5e10, 0, 7]),
         "alert": {"signature": "ET SCAN", "severity": 2},
         "payload": "x" * rng.randrange(0, 300) + 'é\\"\\n',
