@@ -60,10 +60,10 @@ def _json_escape(m: re.Match[str]) -> str:
     return f"\\u{ord(m.group()):04x}"
 
 
-# The UTF-8 lead bytes of those characters (DEL; C1 and the rest of U+0080-U+00BF; U+061C;
-# U+2000-U+207F): JSON text holding none of them is returned as it is, after a few
-# memchr-fast byte searches instead of a scan per character.
-_JSON_SUSPECT = (b"\x7f", b"\xc2", b"\xd8\x9c", b"\xe2\x80", b"\xe2\x81")
+# The UTF-8 lead bytes of those characters (DEL; C1 in U+0080-U+00BF; U+061C in
+# U+0600-U+063F; the rest in U+2000-U+2FFF): JSON text holding none of them is returned as
+# it is, after a few memchr searches instead of a scan per character.
+_JSON_SUSPECT = (b"\x7f", b"\xc2", b"\xd8", b"\xe2")
 
 
 def json_text_safe(data: bytes) -> str:
@@ -72,7 +72,7 @@ def json_text_safe(data: bytes) -> str:
     means the same character). C0 controls are escaped by every JSON encoder already."""
     text = data.decode("utf-8")
     if data.isascii():  # the common case: only DEL can be there
-        return text.replace("\x7f", "\\u007f") if b"\x7f" in data else text
-    if not any(s in data for s in _JSON_SUSPECT):
+        return text if data.find(b"\x7f") < 0 else text.replace("\x7f", "\\u007f")
+    if all(data.find(s) < 0 for s in _JSON_SUSPECT):
         return text
     return _UNSAFE_IN_JSON.sub(_json_escape, text)

@@ -158,7 +158,7 @@ def syslog_parts(
 
 
 def _sd(params: list[str]) -> str:
-    return f"[{SD_ID}{''.join(' ' + p for p in params)}]"
+    return "[" + " ".join([SD_ID, *params]) + "]"
 
 
 def syslog_message(alert: dict[str, Any], facility: int, default_severity: int = 4, hostname: str | None = None) -> str:
