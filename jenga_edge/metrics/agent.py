@@ -80,7 +80,7 @@ class AgentMetrics:
         )
         self.sink_truncated = r.counter(
             "jenga_sink_truncated_total",
-            "Alerts a sink delivered cut to its size limit (syslog max_message_bytes), by sink.",
+            "Alerts a sink cut to its size limit before sending (syslog max_message_bytes), by sink.",
             ("sink",),
             label_check=chk,
         )

@@ -214,7 +214,7 @@ class SyslogSink:
     trouble: ``errors`` counts failures, ``dropped`` the alerts they lost,
     ``last_error`` says what went wrong; a TCP connection is re-made on the
     next batch. ``truncated`` counts messages cut to ``max_message_bytes``
-    (delivered, not lost), ``last_truncated`` says the latest."""
+    before sending (cut, not lost), ``last_truncated`` says the latest."""
 
     def __init__(self, config: Config):
         self.config = config
