@@ -27,6 +27,7 @@ from .actions.rate_limit import RateLimiter
 from .bundle import Bundle, verify_bundle
 from .config import RESERVED_ACTION, AgentConfig, load_agent_config
 from .contract.errors import ActionError, ConfigError, JengaError
+from .contract.text import escape_text
 from .contract.window_state import WindowEngine
 from .decode import DecodedBatch, EventDecoder, Reject
 from .event_queue import Batch, EventQueue
@@ -35,7 +36,7 @@ from .metrics.agent import AgentMetrics
 from .metrics.server import MetricsServer
 from .rules import Hit, RuleEngine, default_rules, render_output
 from .score import Scorer
-from .sinks import build_sinks
+from .sinks import Sink, build_sinks
 from .sinks.jsonl import JsonlSink
 from .sources import SourceContext, build_source
 from .timestamps import iso_utc
@@ -148,10 +149,12 @@ class Agent:
         overrides: list[str] | tuple[str, ...] = (),
         log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
     ):
-        self.config_path, self.overrides, self.log = config_path, overrides, log
+        self.config_path, self.overrides = config_path, overrides
+        # Log lines quote what peers and events sent (errors, reasons): escaped, one line each.
+        self.log: Callable[[str], None] = lambda s: log(escape_text(s))
         self.started = time.monotonic()
         self.metrics = AgentMetrics()
-        self.failures = FailureLog(log)
+        self.failures = FailureLog(log)  # escapes its own lines
         self.pipe = build_pipeline(cfg, config_path or "config", self._action_done)
         ensure_firewalls(self.pipe, config_path or "config")
         self.cfg = cfg
@@ -191,6 +194,7 @@ class Agent:
         self._over_budget_logged: dict[str, float] = {}
         self.reloads = {"ok": 0, "failed": 0}
         self._drops_seen: dict[int, int] = {}
+        self._truncated_seen: dict[str, int] = {}  # sink name -> its `truncated` already counted
         self._waiting_since: dict[int, float] = {}  # source index -> monotonic time first seen waiting
 
     # ------------------------------------------------------------ lifecycle
@@ -314,9 +318,21 @@ class Agent:
         """Hand the batch's alerts to every sink; what a sink could not deliver is counted and logged."""
         for name, sink in self.sinks.items():
             lost = sink.write_batch(alerts)
+            self._count_truncated(name, sink)
             if lost:
                 self.metrics.sink_lost.inc(lost, sink=name)
                 self.failures.warn(f"sink:{name}", f"sink {name}: {lost} alert(s) not delivered: {sink.last_error}")
+
+    def _count_truncated(self, name: str, sink: Sink) -> None:
+        """A sink that cuts oversize alerts to its limit (syslog) counts them in `truncated`:
+        mirrored in the metric and logged (rate-limited), as they arrive altered."""
+        truncated = getattr(sink, "truncated", 0)
+        delta = truncated - self._truncated_seen.get(name, 0)
+        if delta > 0:
+            self._truncated_seen[name] = truncated
+            self.metrics.sink_truncated.inc(delta, sink=name)
+            why = getattr(sink, "last_truncated", None)
+            self.failures.warn(f"sink:{name}:truncated", f"sink {name}: {delta} alert(s) truncated: {why}")
 
     def _action_done(self, name: str, outcome: dict[str, Any]) -> None:
         """A failed action is counted per action and logged; called from webhook workers too."""

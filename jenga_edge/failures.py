@@ -9,8 +9,9 @@ says how many there were, so a dead collector at 10k alerts/s costs one log
 line a minute, not 10k.
 
 Log text can carry what a peer sent (an error message, a path), so it is
-escaped before it reaches a terminal or a log file: control characters,
-including newlines and ANSI escape sequences, are written as backslash escapes.
+escaped before it reaches a terminal or a log file (`contract.text.terminal_safe`:
+control characters, newlines and ANSI escape sequences included, are written as
+backslash escapes).
 """
 
 from __future__ import annotations
@@ -19,14 +20,9 @@ import threading
 import time
 from collections.abc import Callable
 
-_SAFE = {i: f"\\x{i:02x}" for i in [*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0)]}
-_SAFE.update({0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r", 0x5C: "\\\\"})
+from .contract.text import terminal_safe
 
-
-def terminal_safe(text: str, limit: int = 500) -> str:
-    """`text` with control characters escaped, cut at `limit` characters."""
-    out = text.translate(_SAFE)
-    return out if len(out) <= limit else out[: limit - 3] + "..."
+__all__ = ["FailureLog", "terminal_safe"]
 
 
 class FailureLog:

@@ -35,6 +35,7 @@ from .contract.bundle_format import TaskEntry
 from .contract.conditions import Condition, check_macros
 from .contract.errors import ConfigError
 from .contract.schema import category_key
+from .contract.text import escape_text
 from .contract.typed import Config, Invalid, doc
 from .decode import DecodedBatch
 from .priorities import Priority
@@ -333,8 +334,9 @@ def render_output(template: str, values: dict[str, Any]) -> str:
 
 
 def _field(values: dict[str, Any], name: str) -> str:
+    # The value is the event's: escaped, so the output stays one line that drives no terminal.
     value = values.get(name)
-    return f"<{name}?>" if value is None else _fmt(value)
+    return f"<{name}?>" if value is None else escape_text(_fmt(value))
 
 
 def _fmt(v: Any) -> str:

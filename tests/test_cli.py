@@ -107,3 +107,14 @@ def test_help_of_the_training_commands_needs_no_torch():
     code = BLOCK_TORCH + "from export.cli import main\nmain(['--help'], prog_name='jenga-export')\n"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert proc.returncode == 0 and "--model" in proc.stdout
+
+
+def test_an_error_quoting_a_hostile_name_is_one_line(tmp_path):
+    """An error message quotes what it refused (here a config key holding a newline and an
+    ANSI escape): the `error:` line escapes it, so it stays one line and drives no terminal."""
+    cfg = tmp_path / "agent.yaml"
+    cfg.write_text('agent: {bundle: /nonexistent}\nsources: [{type: stdin}]\n"evil\\e[2J\\nforged": 1\n')
+    result = CliRunner().invoke(edge_cli, ["validate", "--config", str(cfg), "--no-bundle"])
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and "\x1b" not in result.stderr
+    assert result.stderr.startswith("error: ") and "evil\\x1b[2J\\nforged" in result.stderr

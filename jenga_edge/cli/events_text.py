@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ..contract.events import Duration, EventModel, Ratio, Sum
-from ..failures import terminal_safe
+from ..contract.text import terminal_safe
 
 
 def describe(model: EventModel, names: Iterable[str]) -> list[str]:

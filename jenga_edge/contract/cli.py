@@ -1,8 +1,8 @@
 """What the three commands (jenga-train, jenga-export, jenga-edge) share.
 
-Our own errors become one line on stderr (`error: <what was wrong>`) and the
-error's exit code (2: bad usage, config, data or bundle; 1: a failed check);
-a command that needs an optional dependency which is not installed says which
+Our own errors become one line on stderr (`error: <what was wrong>`, control
+characters escaped) and the error's exit code (2: bad usage, config, data or
+bundle; 1: a failed check); a command that needs an optional dependency which is not installed says which
 extra to install instead of printing a traceback.
 """
 
@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import click
 
 from .errors import JengaError
+from .text import escape_text
 
 # Modules of the optional extras, and the extra that brings each.
 EXTRAS = {"torch": "train", "onnx": "train", "onnxscript": "train"}
@@ -25,7 +26,9 @@ def _run(ctx: click.Context, call: Callable[[], Any]) -> Any:
     try:
         return call()
     except JengaError as exc:
-        click.echo(f"error: {exc}", err=True)
+        # One line, whatever the message quotes (a key of the config, a name from a bundle):
+        # control characters escaped; backslashes kept, as repr() already doubled them.
+        click.echo(f"error: {escape_text(str(exc), backslash=False)}", err=True)
         ctx.exit(exc.exit_code)
     except ModuleNotFoundError as exc:
         root = (exc.name or "").split(".")[0]

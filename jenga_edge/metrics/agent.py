@@ -78,6 +78,12 @@ class AgentMetrics:
             ("sink",),
             label_check=chk,
         )
+        self.sink_truncated = r.counter(
+            "jenga_sink_truncated_total",
+            "Alerts a sink cut to its size limit before sending (syslog max_message_bytes), by sink.",
+            ("sink",),
+            label_check=chk,
+        )
         self.action_failures = r.counter(
             "jenga_action_failures_total",
             "Actions that failed (including a webhook's final result on its worker), by action.",
@@ -147,6 +153,8 @@ class AgentMetrics:
             "actions_by_result": by_result,
             "sink_lost": self.sink_lost.total(),
             "sink_lost_by_sink": self.sink_lost.labelled(),
+            "sink_truncated": self.sink_truncated.total(),
+            "sink_truncated_by_sink": self.sink_truncated.labelled(),
             "action_failures": self.action_failures.total(),
             "action_failures_by_action": self.action_failures.labelled(),
             "sources_waiting": sum(self.sources_waiting.series().values()),
@@ -166,11 +174,13 @@ class AgentMetrics:
         rejected = _with_parts(f"rejected={_num(s['rejected'])}", s["rejected_by_reason"])
         failures = [
             _with_parts(f"sink_lost={_num(s['sink_lost'])}", s["sink_lost_by_sink"]),
+            _with_parts(f"sink_truncated={_num(s['sink_truncated'])}", s["sink_truncated_by_sink"]),
             _with_parts(f"action_failed={_num(s['action_failures'])}", s["action_failures_by_action"]),
             f"sources_waiting={_num(s['sources_waiting'])}",
         ]
         # Failures are shown only once there is one: the common line stays short.
-        shown = [f for f, v in zip(failures, (s["sink_lost"], s["action_failures"], s["sources_waiting"])) if v]
+        counts = (s["sink_lost"], s["sink_truncated"], s["action_failures"], s["sources_waiting"])
+        shown = [f for f, v in zip(failures, counts) if v]
         return " ".join(
             [
                 f"received={_num(s['received'])}",

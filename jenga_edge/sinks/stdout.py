@@ -1,6 +1,11 @@
 """`type: stdout`: one line per alert on standard output, as JSON or as a short text line.
 
-`format_text` is also what `jenga-edge alerts` prints.
+`format_text` is also what `jenga-edge alerts` prints. Its values come from
+events an attacker may write (an address, a timestamp), so each is escaped
+(`contract.text.escape_text`, and a space inside a value as ``\\x20``): one alert
+is one line of space-separated fields, and nothing in it drives a terminal. The
+JSON format is escaped by JSON itself; `json_text_safe` also writes the few
+characters JSON lets through raw (DEL, C1, bidi and line separators) as ``\\uXXXX``.
 """
 
 from __future__ import annotations
@@ -9,9 +14,10 @@ import sys
 from datetime import datetime, timezone
 from typing import IO, Annotated, Any, Literal
 
+from ..contract.text import escape_text, json_text_safe
 from ..contract.typed import doc
 from ..timestamps import parse_time
-from .base import SinkConfig, SinkContext, dumps
+from .base import SinkConfig, SinkContext, dumps, encode
 
 
 class Config(SinkConfig, tag="stdout", kw_only=True):
@@ -22,33 +28,39 @@ class Config(SinkConfig, tag="stdout", kw_only=True):
     )
 
 
+def _value(value: Any) -> str:
+    """One field of a text line: escaped, and a space written ``\\x20`` so that a
+    value cannot pass for more fields."""
+    return escape_text(str(value)).replace(" ", "\\x20")
+
+
 def _short_time(ts: Any) -> str:
     """`2026-11-25T17:00:00.123Z` -> `2026-11-25T17:00:00Z` (whole seconds, UTC)."""
     t = parse_time(ts)
     if t is None:
-        return str(ts) if ts not in (None, "") else "-"
+        return _value(ts) if ts not in (None, "") else "-"
     return datetime.fromtimestamp(int(t // 1), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _num(value: Any) -> str:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return f"{value:.3f}"
-    return str(value)
+    return _value(value)
 
 
 def _action_text(action: Any) -> str:
     if not isinstance(action, dict):
-        return str(action)
+        return _value(action)
     name = next((action[k] for k in ("type", "name", "action", "kind") if action.get(k)), None)
     state = next((action[k] for k in ("status", "result", "outcome", "mode") if action.get(k)), None)
     if state is None and action.get("dry_run") is True:
         state = "dry_run"
-    parts = [str(p) for p in (name, state) if p is not None]
-    return ":".join(parts) if parts else dumps(action)
+    parts = [_value(p) for p in (name, state) if p is not None]
+    return ":".join(parts) if parts else _value(dumps(action))
 
 
 def _host_port(host: str, port: Any) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return f"[{host}]:{_value(port)}" if ":" in host else f"{host}:{_value(port)}"
 
 
 def format_text(alert: dict[str, Any]) -> str:
@@ -56,21 +68,21 @@ def format_text(alert: dict[str, Any]) -> str:
     score=0.970>=0.800 src=203.0.113.7 dst=10.0.0.5:22 action=firewall:dry_run``."""
     out = [
         _short_time(alert.get("timestamp")),
-        str(alert.get("priority") or "-").upper(),
-        str(alert.get("rule") or "-"),
-        str(alert.get("task") or "-"),
+        _value(str(alert.get("priority") or "-").upper()),
+        _value(alert.get("rule") or "-"),
+        _value(alert.get("task") or "-"),
     ]
     score = alert.get("score")
     if score is not None:
         threshold = alert.get("threshold")
         out.append(f"score={_num(score)}" + (f">={_num(threshold)}" if threshold is not None else ""))
     if alert.get("src_ip"):
-        src = str(alert["src_ip"])
+        src = _value(alert["src_ip"])
         if alert.get("src_port") is not None:
             src = _host_port(src, alert["src_port"])
         out.append(f"src={src}")
     if alert.get("dest_ip"):
-        dst = str(alert["dest_ip"])
+        dst = _value(alert["dest_ip"])
         if alert.get("dest_port") is not None:
             dst = _host_port(dst, alert["dest_port"])
         out.append(f"dst={dst}")
@@ -79,6 +91,10 @@ def format_text(alert: dict[str, Any]) -> str:
         items = actions if isinstance(actions, list) else [actions]
         out.append("action=" + ",".join(_action_text(a) for a in items))
     return " ".join(out)
+
+
+def _json_line(alert: dict[str, Any]) -> str:
+    return json_text_safe(encode(alert))
 
 
 class StdoutSink:
@@ -94,7 +110,7 @@ class StdoutSink:
     def write_batch(self, alerts: list[dict[str, Any]]) -> int:
         if not alerts:
             return 0
-        render = format_text if self.config.format == "text" else dumps
+        render = format_text if self.config.format == "text" else _json_line
         text = "".join(render(a) + "\n" for a in alerts)
         stream = self._stream if self._stream is not None else sys.stdout
         try:

@@ -1,4 +1,20 @@
-"""`type: syslog`: each alert as one RFC 5424 message, to a SIEM or the local syslog daemon."""
+"""`type: syslog`: each alert as one RFC 5424 message, to a SIEM or the local syslog daemon.
+
+What an event put in an alert cannot break a message: HOSTNAME and MSGID keep only
+printable US-ASCII (at most 255 and 32 characters); a structured-data PARAM-VALUE
+has every control, separator or bidi character written as a visible escape
+(`contract.text.escape_text`: a LF becomes the two characters ``\\n``, a NUL ``\\x00``),
+then ``"``, ``\\`` and ``]`` escaped with a backslash (RFC 5424 section 6.3.3), so a
+collector decodes ``\\n`` where the value held a LF; the MSG is ASCII JSON. So a
+message holds no raw LF, CR or NUL, whatever the framing (octet counting over TCP,
+one datagram each over UDP and unix, or a relay's LF-terminated lines).
+
+A message longer than ``max_message_bytes`` is cut, not lost (`fit_message`):
+header and structured data are kept and the MSG is cut at a UTF-8 character
+boundary, ending in ``...[truncated N bytes]``; only if header and structured data
+alone leave no room are SD params dropped from the end, and the MSG then says
+which. The sink counts each cut message in ``truncated``.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +27,9 @@ from datetime import datetime, timezone
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
+import msgspec
+
+from ..contract.text import escape_text
 from ..contract.typed import Invalid, doc
 from ..priorities import FACILITIES, SEVERITIES, Facility, Priority, severity_of
 from ..timestamps import now_iso, parse_time
@@ -19,6 +38,11 @@ from .base import SinkConfig, SinkContext
 SD_ID = "jenga@32473"
 APP_NAME = "jenga-edge"
 _SD_PARAMS = ("task", "score", "threshold", "src_ip", "dest_ip", "dest_port")
+# RFC 5426 section 3.2: every receiver should take 2048-octet datagrams (more is
+# fragmented and often dropped); rsyslog's default maxMessageSize is 8192.
+DEFAULT_MAX_BYTES = {"udp": 2048, "tcp": 8192, "unix": 8192}
+MIN_MAX_BYTES = 480  # RFC 5426: what every IPv4 receiver must take; a header and an empty SD fit
+UDP_MAX_PAYLOAD = 65507  # IPv4: 65535 less the IP and UDP headers
 _RFC5424_TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 
 
@@ -37,12 +61,29 @@ class Config(SinkConfig, tag="syslog", kw_only=True):
         str | None, doc("HOSTNAME of every message (default: the alert's agent.hostname, else this machine's name)")
     ] = None
     timeout_s: Annotated[float, doc("connect and send timeout", ge=0.01, le=60.0)] = 2.0
+    max_message_bytes: Annotated[
+        Annotated[int, msgspec.Meta(ge=MIN_MAX_BYTES, le=1 << 20)] | None,
+        doc(
+            "the longest message sent; a longer one keeps its header and structured data and has "
+            "its MSG cut, ending in '...[truncated N bytes]' (null: 2048 over udp, as RFC 5426 "
+            "asks every receiver to take; 8192 over tcp and unix)"
+        ),
+    ] = None
 
     def __post_init__(self) -> None:
         try:
-            _parse_target(self.target)
+            scheme, _ = _parse_target(self.target)
         except ValueError as exc:
             raise Invalid("target", str(exc)) from None
+        if scheme == "udp" and (self.max_message_bytes or 0) > UDP_MAX_PAYLOAD:
+            raise Invalid(
+                "max_message_bytes",
+                f"{self.max_message_bytes} is more than a UDP datagram holds, expected at most {UDP_MAX_PAYLOAD}",
+            )
+
+    def max_bytes(self) -> int:
+        """max_message_bytes, or the transport's default."""
+        return self.max_message_bytes or DEFAULT_MAX_BYTES[_parse_target(self.target)[0]]
 
 
 def _parse_target(target: str) -> tuple[str, Any]:
@@ -77,8 +118,11 @@ def _header_field(value: Any, max_len: int) -> str:
 
 
 def _sd_escape(value: Any) -> str:
-    """RFC 5424 PARAM-VALUE escaping: backslash, double quote and ']'."""
-    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("]", "\\]")
+    """RFC 5424 PARAM-VALUE escaping: backslash, double quote and ']' (section 6.3.3), after
+    control, separator and bidi characters became visible escapes (a LF the two characters
+    backslash and n, whose backslash is then escaped like any other)."""
+    text = escape_text(str(value), backslash=False)
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("]", "\\]")
 
 
 def _syslog_timestamp(ts: Any) -> str:
@@ -93,28 +137,84 @@ def _syslog_timestamp(ts: Any) -> str:
     return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def syslog_message(alert: dict[str, Any], facility: int, default_severity: int = 4, hostname: str | None = None) -> str:
-    """``<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID [SD] MSG`` for one alert."""
+def syslog_parts(
+    alert: dict[str, Any], facility: int, default_severity: int = 4, hostname: str | None = None
+) -> tuple[str, list[str], str]:
+    """The header ``<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID``, the SD params
+    (``name="value"``) and the MSG of one alert's message."""
     severity = severity_of(alert.get("priority"), default_severity)
     pri = facility * 8 + severity
     if hostname is None:
         agent = alert.get("agent")
         hostname = agent.get("hostname") if isinstance(agent, dict) else None
     host = _header_field(hostname or socket.gethostname(), 255)
-    params = " ".join(f'{k}="{_sd_escape(alert[k])}"' for k in _SD_PARAMS if alert.get(k) is not None)
-    sd = f"[{SD_ID}{' ' + params if params else ''}]"
+    params = [f'{k}="{_sd_escape(alert[k])}"' for k in _SD_PARAMS if alert.get(k) is not None]
     msg = json.dumps(alert, separators=(",", ":"), default=str)  # ASCII: no BOM needed
-    return (
+    header = (
         f"<{pri}>1 {_syslog_timestamp(alert.get('timestamp'))} {host} {APP_NAME} "
-        f"{os.getpid()} {_header_field(alert.get('rule'), 32)} {sd} {msg}"
+        f"{os.getpid()} {_header_field(alert.get('rule'), 32)}"
     )
+    return header, params, msg
+
+
+def _sd(params: list[str]) -> str:
+    return "[" + " ".join([SD_ID, *params]) + "]"
+
+
+def syslog_message(alert: dict[str, Any], facility: int, default_severity: int = 4, hostname: str | None = None) -> str:
+    """``<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID [SD] MSG`` for one alert."""
+    header, params, msg = syslog_parts(alert, facility, default_severity, hostname)
+    return f"{header} {_sd(params)} {msg}"
+
+
+def _char_start(data: bytes, i: int) -> int:
+    """The largest j <= i where a UTF-8 character starts (or the end): data[:j] cuts no character."""
+    while 0 < i < len(data) and data[i] & 0xC0 == 0x80:
+        i -= 1
+    return i
+
+
+def _cut(body: bytes, room: int) -> bytes | None:
+    """body cut to `room` bytes at a character boundary, ending in the marker; None if
+    not even the marker fits. The marker is sized for the most bytes that could be cut,
+    so the real one (no more digits) always fits."""
+    keep = room - len(f"...[truncated {len(body)} bytes]")
+    if keep < 0:
+        return None
+    keep = _char_start(body, keep)
+    return body[:keep] + f"...[truncated {len(body) - keep} bytes]".encode("ascii")
+
+
+def fit_message(header: str, params: list[str], msg: str, max_bytes: int) -> tuple[bytes, bool]:
+    """The message as UTF-8 within `max_bytes`, and whether it was cut: the MSG first (see
+    the module docstring); if header and SD leave no room for the marker, SD params are
+    dropped from the end and the MSG names them. ValueError if even the header does not fit."""
+    sd = _sd(params)
+    whole = f"{header} {sd} {msg}".encode()
+    if len(whole) <= max_bytes:
+        return whole, False
+    body = msg.encode("utf-8")
+    head = f"{header} {sd} ".encode()
+    cut = _cut(body, max_bytes - len(head))
+    if cut is not None:
+        return head + cut, True
+    kept = list(params)
+    while kept:
+        kept.pop()
+        names = ",".join(p.split("=", 1)[0] for p in params[len(kept) :])
+        note = f"...[truncated {len(body)} bytes; SD params dropped: {names}]".encode("ascii")
+        head = f"{header} {_sd(kept)} ".encode()
+        if len(head) + len(note) <= max_bytes:
+            return head + note, True
+    raise ValueError(f"a message header of {len(head)} bytes leaves no room within max_message_bytes {max_bytes}")
 
 
 class SyslogSink:
     """Sends each alert as one RFC 5424 message. Never raises on network
     trouble: ``errors`` counts failures, ``dropped`` the alerts they lost,
     ``last_error`` says what went wrong; a TCP connection is re-made on the
-    next batch."""
+    next batch. ``truncated`` counts messages cut to ``max_message_bytes``
+    before sending (cut, not lost), ``last_truncated`` says the latest."""
 
     def __init__(self, config: Config):
         self.config = config
@@ -124,7 +224,10 @@ class SyslogSink:
         self.errors = 0
         self.dropped = 0
         self.sent = 0
+        self.truncated = 0
         self.last_error: str | None = None
+        self.last_truncated: str | None = None
+        self.max_bytes = config.max_bytes()
         self._sock: socket.socket | None = None
         self._addr: Any = None  # resolved datagram destination
 
@@ -136,9 +239,7 @@ class SyslogSink:
         messages = []
         for a in alerts:
             try:
-                messages.append(
-                    syslog_message(a, self.facility, self.default_severity, self.config.hostname).encode("utf-8")
-                )
+                messages.append(self._encode(a))
             except Exception as exc:  # noqa: BLE001 - a malformed alert must not stop the others
                 self._fail(exc, 1)
         if self.transport == "tcp":
@@ -151,6 +252,15 @@ class SyslogSink:
         self._drop_socket()
 
     # -- internals
+    def _encode(self, alert: dict[str, Any]) -> bytes:
+        header, params, msg = syslog_parts(alert, self.facility, self.default_severity, self.config.hostname)
+        data, cut = fit_message(header, params, msg, self.max_bytes)
+        if cut:
+            self.truncated += 1
+            full = len(f"{header} {_sd(params)} {msg}".encode())  # only for the log line: rare
+            self.last_truncated = f"a message of {full} bytes cut to {len(data)} (max_message_bytes {self.max_bytes})"
+        return data
+
     def _fail(self, exc: BaseException, lost: int) -> None:
         self.errors += 1
         self.dropped += lost

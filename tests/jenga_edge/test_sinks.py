@@ -391,7 +391,7 @@ def test_stdout_broken_stream_counts_errors():
 
 HEADER_RE = re.compile(
     r"^<(?P<pri>\d{1,3})>1 (?P<ts>\S+) (?P<host>\S+) (?P<app>\S+) (?P<procid>\S+) (?P<msgid>\S+) "
-    r"(?P<sd>\[jenga@32473(?: [a-z_]+=\"(?:[^\"\\\]]|\\[\"\\\]])*\")*\]) (?P<msg>\{.*\})$",
+    r"(?P<sd>\[jenga@32473(?: [a-z_]+=\"(?:[^\"\\\]]|\\[\"\\\]])*\")*\]) (?P<msg>\{.*)$",
     re.S,
 )
 
@@ -616,6 +616,130 @@ def test_syslog_unix_missing_socket_counts_errors(tmp_path):
     sink.write_batch([make_alert(0), make_alert(1)])
     assert sink.errors == 2 and sink.dropped == 2
     sink.close()
+
+
+def udp_receiver() -> tuple[socket.socket, int]:
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", 0))
+    rx.settimeout(2)
+    return rx, rx.getsockname()[1]
+
+
+def test_syslog_sd_values_carry_no_raw_control_characters():
+    """RFC 5424 6.3.3: '"', '\\' and ']' escaped with a backslash; LF, CR, NUL, ESC and
+    the like written as visible escapes, so no framing or terminal sees them raw."""
+    rx, port = udp_receiver()
+    hostile = 'a\nb\rc\x00d]e"f\\g\x1b[2J\u2028'
+    try:
+        sink = SyslogSink(syslog.Config(target=f"udp://127.0.0.1:{port}"))
+        sink.write_batch([make_alert(0, task=hostile, src_ip="6.6.6.6\n<13>1 forged", rule="r\nx")])
+        data = rx.recv(65535)
+        sink.close()
+    finally:
+        rx.close()
+    assert all(b >= 0x20 and b != 0x7F for b in data), data
+    parsed = parse_syslog(data)
+    # a collector decodes the visible escapes; a backslash of the value stays one backslash
+    assert parsed["params"]["task"] == 'a\\nb\\rc\\x00d]e"f\\g\\x1b[2J\\u2028'
+    assert 'task="a\\\\nb\\\\rc\\\\x00d\\]e\\"f\\\\g\\\\x1b[2J\\\\u2028"' in parsed["sd"]  # on the wire
+    assert parsed["params"]["src_ip"] == "6.6.6.6\\n<13>1 forged"
+    assert parsed["msgid"] == "rx"
+    assert json.loads(parsed["msg"])["task"] == hostile
+
+
+def test_syslog_names_are_rfc5424_sd_names():
+    for name in [syslog.SD_ID, *syslog._SD_PARAMS]:  # the fixed names the sink writes
+        assert 1 <= len(name) <= 32 and name.isascii() and name.isprintable()
+        assert not set(name) & set('= ]"')
+    assert len(syslog.APP_NAME) <= 48
+
+
+def test_syslog_oversize_udp_alert_arrives_truncated_and_counted():
+    """An alert over the datagram limit was lost (EMSGSIZE); now it is cut to
+    max_message_bytes (2048 over udp by default), header and structured data kept."""
+    rx, port = udp_receiver()
+    big = make_alert(1, fields={"n": 1, "blob": "x" * 70_000})
+    try:
+        sink = SyslogSink(syslog.Config(target=f"udp://127.0.0.1:{port}"))
+        lost = sink.write_batch([make_alert(0), big, make_alert(2)])
+        got = [rx.recv(65535) for _ in range(3)]
+        sink.close()
+    finally:
+        rx.close()
+    assert lost == 0 and sink.dropped == 0 and sink.sent == 3 and sink.truncated == 1
+    assert sink.last_truncated is not None and "cut to 2048 (max_message_bytes 2048)" in sink.last_truncated
+    first, cut, third = (parse_syslog(d) for d in got)
+    assert json.loads(first["msg"]) == make_alert(0) and json.loads(third["msg"]) == make_alert(2)
+    assert len(got[1]) == 2048
+    assert cut["params"] == first["params"] and cut["msgid"] == "ssh_block"
+    full = json.dumps(big, separators=(",", ":"))
+    kept, marker = cut["msg"].split("...[truncated ")
+    assert full.startswith(kept) and marker == f"{len(full) - len(kept)} bytes]"
+
+
+def test_syslog_oversize_over_tcp_is_cut_to_its_own_default():
+    srv, port = tcp_listener()
+    try:
+        sink = SyslogSink(syslog.Config(target=f"tcp://127.0.0.1:{port}"))
+        sink.write_batch([make_alert(0, fields={"blob": "y" * 20_000}), make_alert(1)])
+        conn, _ = srv.accept()
+        sink.close()
+        frames = read_octet_frames(recv_all(conn))
+        conn.close()
+    finally:
+        srv.close()
+    assert len(frames[0]) == 8192 and sink.truncated == 1 and sink.sent == 2
+    assert parse_syslog(frames[0])["msg"].endswith(" bytes]")
+    assert json.loads(parse_syslog(frames[1])["msg"])["fields"]["n"] == 1
+
+
+def test_fit_message_cuts_at_a_character_and_drops_sd_params_last():
+    header = "<130>1 2026-11-25T17:00:00Z h jenga-edge 1 r"
+    data, cut = syslog.fit_message(header, ['task="t"'], "é" * 1000, 600)
+    assert cut and len(data) <= 600
+    msg = data.decode("utf-8").split("] ", 1)[1]  # raises if a character was split
+    kept, rest = msg.split("...[truncated ")
+    assert set(kept) == {"é"} and rest == f"{2000 - 2 * len(kept)} bytes]"
+    params = ['task="t"', 'src_ip="' + "z" * 1000 + '"', 'dest_ip="1"']
+    data, cut = syslog.fit_message(header, params, "{}", 600)
+    assert (
+        cut
+        and data.decode()
+        == f'{header} [jenga@32473 task="t"] ...[truncated 2 bytes; SD params dropped: src_ip,dest_ip]'
+    )
+    assert syslog.fit_message(header, params[:1], "{}", 600) == (
+        f'{header} [jenga@32473 task="t"] {{}}'.encode(),
+        False,
+    )
+
+
+def test_syslog_over_the_limit_of_its_socket_is_counted_lost(tmp_path):
+    path = tmp_path / "log.sock"
+    if len(str(path)) > 100:
+        pytest.skip("tmp path too long for a unix socket")
+    rx = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    rx.bind(str(path))
+    try:
+        sink = SyslogSink(syslog.Config(target=f"unix://{path}", max_message_bytes=1 << 20))
+        lost = sink.write_batch([make_alert(0, fields={"blob": "x" * 900_000})])
+        sink.close()
+    finally:
+        rx.close()
+    assert lost == 1 and sink.dropped == 1 and "Message too long" in (sink.last_error or "")
+
+
+def test_syslog_max_message_bytes_config():
+    assert syslog.Config(target="udp://h:514").max_bytes() == 2048
+    assert syslog.Config(target="tcp://h:514").max_bytes() == 8192
+    assert syslog.Config(target="unix:///dev/log").max_bytes() == 8192
+    assert syslog.Config(target="udp://h:514", max_message_bytes=9000).max_bytes() == 9000
+    with pytest.raises(ConfigError) as err:
+        sinks_config({"syslog": {"target": "udp://h:514", "max_message_bytes": 70_000}})
+    assert str(err.value) == (
+        "sinks: syslog.max_message_bytes: 70000 is more than a UDP datagram holds, expected at most 65507"
+    )
+    with pytest.raises(ConfigError, match=r"^sinks: syslog\.max_message_bytes: .*>= 480"):
+        sinks_config({"syslog": {"target": "tcp://h:514", "max_message_bytes": 100}})
 
 
 EXPECTED_TARGET = "expected udp://HOST:PORT, tcp://HOST:PORT or unix:///PATH"
