@@ -7,7 +7,7 @@ Medians of --runs processes. A candidate that is not installed is reported as
 such; to compare one without installing it in the venv, put it in a folder
 (`pip install --target DIR cryptography`) and pass --path cryptography=DIR.
 
-    python bench/signing_bench.py --path cryptography=/tmp/c --path pynacl=/tmp/n --json out.json
+    python bench/signing_bench.py --path cryptography=/tmp/c --runs 15
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--path", action="append", default=[], metavar="LIB=DIR", help="where a candidate is installed")
     ap.add_argument("--runs", type=int, default=9, help="processes per candidate (medians)")
-    ap.add_argument("--json", help="write the results here")
+    ap.add_argument("--json", default="build/bench/signing_bench.json", help="write the results here")
     args = ap.parse_args()
     paths = dict(p.split("=", 1) for p in args.path)
     results = [measure(lib, paths.get(lib), args.runs) for lib in KEYS]
@@ -89,6 +89,7 @@ def main() -> None:
         else:
             print(f"{r['library']:>12}: not installed")
     if args.json:
+        os.makedirs(os.path.dirname(args.json) or ".", exist_ok=True)
         with open(args.json, "w") as fh:
             json.dump(results, fh, indent=2)
 

@@ -43,7 +43,8 @@ class Bundle:
     tasks: dict[str, TaskEntry]
     merged: tuple[MergedEntry, ...]
     graphs: dict[str, bytes] = field(default_factory=dict, repr=False)  # file -> the verified bytes
-    signer: str | None = None  # the trusted key that signed it (None: unsigned, or no trust store)
+    signer: str | None = None  # the trusted key that signed it (None: unsigned, or not checked)
+    checked: bool = False  # whether a trust store with keys looked at its signature
 
     @property
     def bundle_id(self) -> str:
@@ -65,7 +66,9 @@ class Bundle:
 
     @property
     def trust_note(self) -> str:
-        return f"signed by key {self.signer}" if self.signer else "unsigned"
+        if self.signer:
+            return f"signed by key {self.signer}"
+        return "unsigned" if self.checked else "signature not checked: no trusted keys"
 
 
 def version_tuple(text: str) -> tuple[int, ...]:
@@ -102,7 +105,8 @@ def verify_bundle(path: str | Path, trust: TrustStore | None = None) -> Bundle:
                 graphs[name] = _read_graph(fd, d, name, digest, size)
     finally:
         os.close(fd)
-    return Bundle(d, manifest, tasks, tuple(manifest.merged), graphs, signer)
+    checked = trust is not None and bool(trust.keys)
+    return Bundle(d, manifest, tasks, tuple(manifest.merged), graphs, signer, checked)
 
 
 def _open_dir(d: Path) -> int:

@@ -57,21 +57,20 @@ class TrustStore:
 
     keys: dict[str, bytes]
     require_signature: bool = False
+    names: tuple[str, str] = ("agent.trust.keys", "agent.trust.require_signature")  # for messages
 
     @classmethod
-    def load(cls, cfg: TrustConfig, where: str = "agent.trust") -> TrustStore:
+    def load(cls, cfg: TrustConfig, names: tuple[str, str] | None = None) -> TrustStore:
         """Read every key; an unreadable or malformed one is a ConfigError naming its key path."""
+        names = names or cls.names
         keys: dict[str, bytes] = {}
         for i, entry in enumerate(cfg.keys):
-            raw = (
-                inline_public_key(entry)
-                if entry.startswith("ed25519:")
-                else _read_key_file(entry, f"{where}.keys[{i}]")
-            )
+            where = f"{names[0]}[{i}]"
+            raw = inline_public_key(entry) if entry.startswith("ed25519:") else _read_key_file(entry, where)
             if raw is None:
-                raise ConfigError(f"{where}.keys[{i}]: an inline key is 'ed25519:' and the base64 of 32 bytes")
+                raise ConfigError(f"{where}: an inline key is 'ed25519:' and the base64 of 32 bytes")
             keys[key_id(raw)] = raw
-        return cls(keys, cfg.require_signature)
+        return cls(keys, cfg.require_signature, names)
 
 
 def _read_key_file(path: str, where: str) -> bytes:
@@ -97,7 +96,7 @@ def check_signature(store: TrustStore | None, bundle_id: str, sig: Signature | N
     if sig is None:
         if store.require_signature:
             raise BundleError(
-                f"{where}: the bundle is not signed (no {SIGNATURE}) and agent.trust.require_signature is set; "
+                f"{where}: the bundle is not signed (no {SIGNATURE}) and {store.names[1]} is set; "
                 "sign it with `jenga-export sign`"
             )
         return None
@@ -109,7 +108,7 @@ def check_signature(store: TrustStore | None, bundle_id: str, sig: Signature | N
     public = store.keys.get(sig.key_id)
     if public is None:
         raise BundleError(
-            f"{where}/{SIGNATURE}: signed by key {sig.key_id}, which agent.trust.keys does not list "
+            f"{where}/{SIGNATURE}: signed by key {sig.key_id}, which {store.names[0]} does not list "
             f"(trusted: {', '.join(sorted(store.keys))}); refusing it"
         )
     if not _verify(public, signed_message(bundle_id), signature_bytes(sig)):
@@ -146,4 +145,5 @@ def store_from_options(keys: tuple[str, ...] | list[str], require_signature: boo
     bad = [k for k in keys if k.startswith("ed25519:") and inline_public_key(k) is None]
     if bad:
         raise ConfigError(f"--trust-key {bad[0]}: an inline key is 'ed25519:' and the base64 of 32 bytes")
-    return TrustStore.load(TrustConfig(keys=list(keys), require_signature=require_signature), "--trust-key")
+    cfg = TrustConfig(keys=list(keys), require_signature=require_signature)
+    return TrustStore.load(cfg, ("--trust-key", "--require-signature"))

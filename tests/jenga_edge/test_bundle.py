@@ -506,9 +506,10 @@ def test_inspect_checks_the_signature_with_trust_keys(bundle_copy, keys):
 
     (k1, pub1, id1), (_, pub2, _) = keys
     res = edge("inspect", "--bundle", str(bundle_copy), "--trust-key", str(pub1), "--require-signature")
-    assert res.exit_code == 2 and "not signed" in res.output
+    assert res.exit_code == 2 and "not signed (no signature.json) and --require-signature is set" in res.output
+    assert "signature not checked: no trusted keys" in edge("inspect", "--bundle", str(bundle_copy)).output
     sign_bundle(bundle_copy, k1)
     res = edge("inspect", "--bundle", str(bundle_copy), "--trust-key", str(pub1), "--require-signature")
     assert res.exit_code == 0 and f"signed by key {id1}" in res.output
     res = edge("inspect", "--bundle", str(bundle_copy), "--trust-key", str(pub2))
-    assert res.exit_code == 2 and "does not list" in res.output
+    assert res.exit_code == 2 and f"signed by key {id1}, which --trust-key does not list" in res.output
