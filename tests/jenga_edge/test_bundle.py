@@ -513,3 +513,8 @@ def test_inspect_checks_the_signature_with_trust_keys(bundle_copy, keys):
     assert res.exit_code == 0 and f"signed by key {id1}" in res.output
     res = edge("inspect", "--bundle", str(bundle_copy), "--trust-key", str(pub2))
     assert res.exit_code == 2 and f"signed by key {id1}, which --trust-key does not list" in res.output
+    event = '{"packet_size": 60, "port": 8081, "protocol": "tcp", "bytes_sent": 40}'
+    res = edge("check", "--bundle", str(bundle_copy), "--trust-key", str(pub2), event)
+    assert res.exit_code == 2 and "does not list" in res.output
+    res = edge("check", "--bundle", str(bundle_copy), "--trust-key", str(pub1), "--require-signature", event)
+    assert res.exit_code in (0, 1), res.output  # signed by a trusted key: scored
