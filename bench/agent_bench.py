@@ -1084,10 +1084,12 @@ def bench_breakdown(args, work: Path, bundle: str, rule_task: str, pool: list[by
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = opts.inter_op_num_threads = 1
         graphs = {}
-        bundle_obj = agent.pipe.bundle
+        from jenga_edge.bundle import verify_bundle
+
+        bundle_obj = verify_bundle(agent.pipe.bundle.path)  # the agent's copy released its graphs' bytes
         files = [e.file for e in bundle_obj.tasks.values()] + [m.file for m in bundle_obj.merged]
         for f in files:
-            sess = ort.InferenceSession(str(bundle_obj.file(f)), opts, providers=["CPUExecutionProvider"])
+            sess = ort.InferenceSession(bundle_obj.graph(f), opts, providers=["CPUExecutionProvider"])
             out = {}
             for bs in (256, 1):
                 feed = {"numeric": b0.num[:bs], "categorical": b0.cat[:bs]}

@@ -7,8 +7,6 @@ failed export never leaves a half bundle where an agent could pick it up.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
 import time
@@ -35,6 +33,7 @@ from jenga_edge.contract.bundle_format import (
     TaskEntry,
     TensorSpec,
     encode_manifest,
+    seal,
 )
 from jenga_edge.contract.digest import sha256_file
 from jenga_edge.contract.errors import BundleError, ConfigError, DataError, JengaError
@@ -48,7 +47,7 @@ from .onnx_export import example_inputs, export_graph, opset_of, set_metadata
 from .opsets import DEFAULT_OPSET, ORT_MIN_FOR_OPSET, SUPPORTED_OPSETS
 from .parity import compare, edge_cases
 
-AGENT_MIN_VERSION = "0.2.0"  # the first agent that reads bundle format 2
+AGENT_MIN_VERSION = "0.2.0"  # the agent version; format_version (3) is what an older agent refuses
 PARITY_ROWS = 5000
 
 
@@ -135,12 +134,10 @@ def _build(
         _export_merged(model, loaded, src, group, tmp, cases[src], opts, version, log)
         for src, group in _groups(model, tasks).items()
     ]
-    bundled: list[TaskEntry | MergedEntry] = [*entries, *merged]
-    files = sorted((e.file, e.sha256) for e in bundled)
-    return Manifest(
+    manifest = Manifest(
         format=BUNDLE_FORMAT,
         format_version=BUNDLE_FORMAT_VERSION,
-        bundle_id=hashlib.sha256(json.dumps(files).encode()).hexdigest()[:16],
+        bundle_id="",  # sealed below: the digest of everything else
         created=created,
         project_name=loaded.meta["project_name"],
         producer=Producer(
@@ -164,6 +161,7 @@ def _build(
         tasks=entries,
         merged=merged,
     )
+    return seal(manifest)
 
 
 def _export_task(

@@ -40,6 +40,7 @@ from .sinks import Sink, build_sinks
 from .sinks.jsonl import JsonlSink
 from .sources import SourceContext, build_source
 from .timestamps import iso_utc
+from .trust import TrustStore
 
 DEAD_LETTER_LINE_MAX = 4096
 IDLE_POLL_S = 0.1
@@ -58,7 +59,7 @@ class Pipeline:
     rules: RuleEngine
     actions: dict[str, Action]
     limiter: RateLimiter
-    model_refs: dict[str, dict[str, str]]  # task -> {"bundle_id", "sha256"}, shared by every alert of the task
+    model_refs: dict[str, dict[str, str]]  # task -> {"bundle_id", "file", "sha256"} of the graph that scores it
 
 
 def build_pipeline(
@@ -69,7 +70,7 @@ def build_pipeline(
     """Verify the bundle and build everything that scores and acts. `source` (the config
     file) prefixes the errors only the bundle can reveal (a rule's task, its labels);
     `on_result` gets the final outcome of actions that run on a worker (webhooks)."""
-    bundle = verify_bundle(cfg.agent.bundle)
+    bundle = verify_bundle(cfg.agent.bundle, TrustStore.load(cfg.agent.trust))
     try:
         where = "agent.tasks" if cfg.agent.tasks else "rules[].task"
         scorer = Scorer(bundle, cfg.agent.tasks or _rule_tasks(cfg, bundle), cfg.runtime, where)
@@ -94,7 +95,8 @@ def build_pipeline(
         raise ActionError(f"{source}: {exc}") from None
     actions = build_actions(cfg.actions, on_result)
     limiter = RateLimiter(cfg.rate_limit.max_actions, cfg.rate_limit.per_seconds)
-    refs = {t: {"bundle_id": bundle.bundle_id, "sha256": bundle.tasks[t].sha256} for t in scorer.tasks}
+    bundle.release_graphs()  # the sessions are built: the verified bytes are no longer needed
+    refs = {t: {"bundle_id": bundle.bundle_id, **scorer.graph_refs[t]} for t in scorer.tasks}  # the graph that scores
     return Pipeline(cfg, bundle, scorer, decoder, rules, actions, limiter, refs)
 
 
@@ -216,7 +218,7 @@ class Agent:
             self.server.start()
         self.metrics.set_up(True)
         self.log(
-            f"jenga-edge {__version__}: bundle {self.pipe.bundle.bundle_id}, tasks "
+            f"jenga-edge {__version__}: bundle {self.pipe.bundle.bundle_id} ({self.pipe.bundle.trust_note}), tasks "
             f"{', '.join(self.pipe.scorer.tasks)}{' (merged graph)' if self.pipe.scorer.merged else ''}, "
             f"sources {', '.join(s.origin for s in self.sources)}"
         )
@@ -373,7 +375,9 @@ class Agent:
         self.metrics.reloads.inc(result="ok")
         self.reloads["ok"] += 1
         self.metrics.set_bundle(pipe.bundle.bundle_id, pipe.bundle.manifest.source_model.sha256)
-        self.log(f"reloaded: bundle {pipe.bundle.bundle_id}, tasks {', '.join(pipe.scorer.tasks)}")
+        self.log(
+            f"reloaded: bundle {pipe.bundle.bundle_id} ({pipe.bundle.trust_note}), tasks {', '.join(pipe.scorer.tasks)}"
+        )
 
     # -------------------------------------------------------------- scoring
     def process_safely(self, lines: Batch) -> None:

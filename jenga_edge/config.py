@@ -41,6 +41,7 @@ from .score import RuntimeConfig
 from .sinks.base import SinkConfig
 from .sinks.jsonl import Config as JsonlConfig
 from .sources.base import SourceConfig
+from .trust import TrustConfig, TrustStore, resolve_keys
 
 RESERVED_ACTION = "alert"  # in a rule's actions: raise the alert (and nothing else)
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -54,6 +55,9 @@ class AgentSection(Config, kw_only=True):
     tasks: Annotated[
         list[str] | None, doc("the bundle tasks to score (default: those the rules use; all, without rules)")
     ] = None
+    trust: Annotated[TrustConfig, doc("bundle signatures: the trusted keys, and whether one must sign")] = (
+        msgspec.field(default_factory=TrustConfig)
+    )
 
 
 class BatchingConfig(Config, kw_only=True):
@@ -240,6 +244,10 @@ def agent_config_from_dict(raw: dict[str, Any], source: str = "config", base: Pa
     if base is not None:
         _resolve_paths(cfg, base)
     _one_writer_per_file(cfg, source)
+    try:
+        TrustStore.load(cfg.agent.trust)  # an unreadable key is said now, not at the first reload
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
     return cfg
 
 
@@ -262,6 +270,7 @@ def _resolve(base: Path, p: str) -> str:
 def _resolve_paths(cfg: AgentConfig, base: Path) -> None:
     """Relative paths in any section resolve against the config file's directory."""
     cfg.agent.bundle = _resolve(base, cfg.agent.bundle)
+    resolve_keys(cfg.agent.trust, str(base))
     cfg.dead_letter.path = _resolve(base, cfg.dead_letter.path)
     cfg.event.snapshot = _resolve(base, cfg.event.snapshot)
     for section in [*cfg.sources, *cfg.sinks.values(), *cfg.actions.values()]:

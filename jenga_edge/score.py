@@ -1,9 +1,12 @@
 """onnxruntime sessions for a verified bundle, and micro-batch scoring.
 
-Sessions are created only from a Bundle returned by verify_bundle, so no graph
-reaches onnxruntime before its sha256 has been checked. When a merged graph
-covers every task the agent runs, it is used instead of the per-task graphs:
-the adapter and trunk then run once per event.
+Sessions are created only from a Bundle returned by verify_bundle, from the
+very bytes whose sha256 it checked (never by path), so no graph reaches
+onnxruntime unverified. Each session's inputs and outputs are then checked
+against the manifest (names, dtypes, the schema's widths), and one all-zero
+event is scored, before the agent starts or a reload swaps models. When a
+merged graph covers every task the agent runs, it is used instead of the
+per-task graphs: the adapter and trunk then run once per event.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import numpy as np
 import onnxruntime as ort
 
 from .bundle import Bundle
-from .contract.bundle_format import MergedEntry, TaskEntry
+from .contract.bundle_format import MergedEntry, TaskEntry, TensorSpec
 from .contract.errors import BundleError, ConfigError
 from .contract.schema import FeatureSchema
 from .contract.tasks import read_outputs
@@ -91,27 +94,23 @@ class Scorer:
         opts.inter_op_num_threads = cfg.inter_op_threads
         opts.graph_optimization_level = _LEVELS[cfg.graph_optimization]
         merged = self._merged_for(self.tasks) if cfg.use_merged_graph else None
+        inputs = self.entries[0].inputs  # one schema: every graph of these tasks takes the same inputs
         # Per session: the output names to fetch, and (task, role) for each.
         self.plan: list[tuple[ort.InferenceSession, list[str], list[tuple[str, str]]]] = []
-        try:
-            if merged is not None:
-                outs = [(t, o) for t in self.tasks for o in merged.outputs[t]]
-                self.plan.append(
-                    (self._session(merged.file, opts), [o.name for _, o in outs], [(t, str(o.role)) for t, o in outs])
-                )
-            else:
-                for e in self.entries:
-                    self.plan.append(
-                        (
-                            self._session(e.file, opts),
-                            [o.name for o in e.outputs],
-                            [(e.name, str(o.role)) for o in e.outputs],
-                        )
-                    )
-        except Exception as exc:  # noqa: BLE001 - onnxruntime raises several unrelated types for a bad graph
-            raise BundleError(
-                f"onnxruntime could not load the bundle's graphs: {type(exc).__name__}: {str(exc)[:300]}"
-            ) from None
+        # Per task: the graph that scores it, as alerts cite it.
+        self.graph_refs: dict[str, dict[str, str]] = {}
+        if merged is not None:
+            session = self._session(merged.file, opts)
+            check_graph_io(session, merged.file, inputs, [o for t in merged.tasks for o in merged.outputs[t]])
+            outs = [(t, o) for t in self.tasks for o in merged.outputs[t]]
+            self.plan.append((session, [o.name for _, o in outs], [(t, str(o.role)) for t, o in outs]))
+            self.graph_refs = {t: {"file": merged.file, "sha256": merged.sha256} for t in self.tasks}
+        else:
+            for e in self.entries:
+                session = self._session(e.file, opts)
+                check_graph_io(session, e.file, e.inputs, e.outputs)
+                self.plan.append((session, [o.name for o in e.outputs], [(e.name, str(o.role)) for o in e.outputs]))
+                self.graph_refs[e.name] = {"file": e.file, "sha256": e.sha256}
         self.merged = merged is not None
         self._trial()
 
@@ -142,7 +141,15 @@ class Scorer:
         return None
 
     def _session(self, file: str, opts: ort.SessionOptions) -> ort.InferenceSession:
-        return ort.InferenceSession(str(self.bundle.file(file)), opts, providers=["CPUExecutionProvider"])
+        """A session from the graph's verified bytes: the file is not opened again."""
+        try:
+            return ort.InferenceSession(self.bundle.graph(file), opts, providers=["CPUExecutionProvider"])
+        except BundleError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises several unrelated types for a bad graph
+            raise BundleError(
+                f"onnxruntime could not load the bundle's graph {file}: {type(exc).__name__}: {str(exc)[:300]}"
+            ) from None
 
     def score(self, num: npt.NDArray[np.float32], cat: npt.NDArray[np.int64]) -> Scores:
         """Each task's score (and label, for kinds that name a class), read by output role."""
@@ -163,6 +170,59 @@ class Scorer:
             if lab is not None:
                 label[task] = lab
         return Scores(score, label)
+
+
+_ORT_TYPES = {"tensor(float)": "float32", "tensor(int64)": "int64", "tensor(double)": "float64"}
+
+
+def check_graph_io(
+    session: ort.InferenceSession, file: str, inputs: Sequence[TensorSpec], outputs: Sequence[TensorSpec]
+) -> None:
+    """The graph must take exactly the manifest's inputs (names, dtypes, a free batch axis, the
+    schema's widths) and give its outputs: another model's graph whose sha256 was written into
+    the manifest loads fine and then fails every batch (or scores the wrong features)."""
+    got_in = {i.name: i for i in session.get_inputs()}
+    if set(got_in) != {i.name for i in inputs}:
+        raise BundleError(
+            f"{file}: the graph's inputs are {', '.join(sorted(got_in)) or 'none'}; "
+            f"the manifest says {', '.join(i.name for i in inputs)}"
+        )
+    for spec in inputs:
+        _check_tensor(file, "input", got_in[spec.name], spec, require_shape=True)
+    got_out = {o.name: o for o in session.get_outputs()}
+    missing = [o.name for o in outputs if o.name not in got_out]
+    extra = sorted(set(got_out) - {o.name for o in outputs})
+    if missing or extra:
+        raise BundleError(
+            f"{file}: output {(missing or extra)[0]!r} is "
+            + ("in the manifest but not in the graph" if missing else "in the graph but not in the manifest")
+        )
+    for spec in outputs:
+        _check_tensor(file, "output", got_out[spec.name], spec, require_shape=False)
+
+
+def _check_tensor(file: str, what: str, node: Any, spec: TensorSpec, require_shape: bool) -> None:
+    dtype = _ORT_TYPES.get(node.type, node.type)
+    if dtype != spec.dtype:
+        raise BundleError(f"{file}: {what} {spec.name!r} is {dtype}; the manifest says {spec.dtype}")
+    shape = node.shape
+    if not shape and not require_shape:
+        return  # an output of unknown shape: the trial score checks what it gives
+    if shape is None or not _shape_fits(list(shape), spec.shape):
+        raise BundleError(
+            f"{file}: {what} {spec.name!r} has shape {_show(shape)}; the manifest says {_show(spec.shape)}"
+        )
+
+
+def _shape_fits(got: list[Any], want: list[Any]) -> bool:
+    """Same rank; the batch axis free (not a fixed size); every fixed width equal."""
+    if len(got) != len(want) or isinstance(got[0], int):
+        return False
+    return all(not isinstance(w, int) or g == w for g, w in zip(got[1:], want[1:]))
+
+
+def _show(shape: Any) -> str:
+    return "[" + ", ".join(str(d) for d in shape) + "]" if shape is not None else "unknown"
 
 
 def _labelled(entry: TaskEntry) -> bool:

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from ..contract.cli import bundle_option
+from ..contract.cli import bundle_option, trust_options
 from ..contract.errors import ConfigError
 
 
@@ -30,6 +30,7 @@ from ..contract.errors import ConfigError
     help="Top contributing fields to show for a threat (0: off).",
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per event.")
+@trust_options()
 @click.pass_context
 def check(
     ctx: click.Context,
@@ -40,6 +41,8 @@ def check(
     tasks: str | None,
     explain: int,
     as_json: bool,
+    trust_keys: tuple[str, ...],
+    require_signature: bool,
 ) -> None:
     """Check events: EVENT as a JSON argument, - for stdin, or -f FILE.jsonl.
 
@@ -51,20 +54,23 @@ def check(
     """
     from ..bundle import verify_bundle
     from ..check import check_lines, exit_code, render
+    from ..trust import TrustStore, store_from_options
 
     lines = _input(event, path)
     from ..config import EventConfig
 
     ev = EventConfig()
+    trust = store_from_options(trust_keys, require_signature)
     if config_path:
         from ..config import load_agent_config
 
         cfg = load_agent_config(config_path)
         ev = cfg.event
         bundle = bundle or cfg.agent.bundle
+        trust = trust or TrustStore.load(cfg.agent.trust)  # the command line's keys, else the agent's
     if not bundle:
         raise click.UsageError("give --bundle DIR (or --config FILE whose agent.bundle names one)")
-    b = verify_bundle(bundle)
+    b = verify_bundle(bundle, trust)
     wanted = [t for t in (tasks or "").split(",") if t] or None
     results = check_lines(
         b,

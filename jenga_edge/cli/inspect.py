@@ -7,19 +7,21 @@ from typing import Any
 import click
 
 from ..bundle import Bundle
-from ..contract.cli import bundle_option
+from ..contract.cli import bundle_option, trust_options
 from .events_text import describe
 
 
 @click.command()
 @bundle_option("The bundle directory.", required=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the verified manifest as JSON.")
-def inspect(bundle: str, as_json: bool) -> None:
-    """Verify a bundle (every sha256) and print what it holds."""
+@trust_options()
+def inspect(bundle: str, as_json: bool, trust_keys: tuple[str, ...], require_signature: bool) -> None:
+    """Verify a bundle (its bundle_id, every sha256, its signature with --trust-key) and print what it holds."""
     from ..bundle import verify_bundle
     from ..contract.bundle_format import encode_manifest
+    from ..trust import store_from_options
 
-    b = verify_bundle(bundle)
+    b = verify_bundle(bundle, store_from_options(trust_keys, require_signature))
     if as_json:
         click.echo(encode_manifest(b.manifest).decode("utf-8"), nl=False)
     else:
@@ -40,7 +42,7 @@ def render(b: Bundle) -> str:
     m = b.manifest
     prod, req = m.producer, m.requires
     out = [
-        f"bundle {m.bundle_id}  (format {m.format} v{m.format_version}, verified: all sha256 match)",
+        f"bundle {m.bundle_id}  (format {m.format} v{m.format_version}, verified: all sha256 match, {b.trust_note})",
         f"  project {m.project_name}, created {m.created}, by {prod.name} "
         f"{prod.version} (torch {prod.torch}, opset {prod.opset})",
         f"  needs jenga-edge >= {req.agent_min_version}, onnxruntime >= {req.onnxruntime_min_version}",

@@ -57,7 +57,7 @@ def validate(config_path: str, bundle: str | None, overrides: tuple[str, ...], n
 
     pipe = build_pipeline(cfg, config_path)
     click.echo(
-        f"{config_path}: ok — bundle {pipe.bundle.bundle_id} verified, tasks "
+        f"{config_path}: ok — bundle {pipe.bundle.bundle_id} verified ({pipe.bundle.trust_note}), tasks "
         f"{', '.join(pipe.scorer.tasks)}{' (merged graph)' if pipe.scorer.merged else ''}, "
         f"{len(pipe.rules.rules)} rule(s), {len(cfg.sources)} source(s), {len(cfg.sinks)} sink(s), "
         f"{len(cfg.actions)} action(s)"

@@ -4,14 +4,19 @@
       manifest.json           what is in the bundle and the sha256 of every graph
       <task>.onnx             one graph per task
       merged-<source>.onnx    optional: all tasks of one schema in one graph
+      signature.json          optional: an Ed25519 signature of the bundle_id (contract/signature.py)
 
 The manifest is these Structs, encoded as JSON: jenga-export builds them,
 the agent decodes manifest.json into them, unknown keys refused, so the two
 sides cannot drift apart silently. docs/bundle-format.md describes every field.
 
-Version 2 (jenga 0.2): every graph output carries its `role` (see
-contract/tasks.py), and a merged graph lists its outputs per task the same
-way. Version 1 bundles (jenga 0.1) are refused with a message to re-export.
+Version 3: `bundle_id` is the sha256 of the canonical manifest (every key
+but `bundle_id` itself: thresholds, labels, schemas, graph sha256s), so an
+edited manifest no longer matches its id and is refused; a signature over the
+id covers the whole bundle. Version 2 (jenga 0.2): every graph output carries
+its `role` (see contract/tasks.py), and a merged graph lists its outputs per
+task the same way. Version 1 and 2 bundles are refused with a message to
+re-export.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import Any
 
 import msgspec
 
+from .digest import sha256
 from .errors import BundleError, SchemaError
 from .schema import FeatureSchema
 from .tasks import Role, TaskKind, task_kind
@@ -27,7 +33,7 @@ from .typed import Invalid, convert
 
 MANIFEST = "manifest.json"
 BUNDLE_FORMAT = "jenga.bundle"
-BUNDLE_FORMAT_VERSION = 2
+BUNDLE_FORMAT_VERSION = 3
 
 
 class _Struct(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -75,7 +81,25 @@ class TaskEntry(_Struct, kw_only=True):
             raise Invalid("type", str(exc)) from None
         if self.schema.sha256 != self.schema_sha256:
             raise Invalid("schema_sha256", "does not match the schema")
+        check_inputs(self.inputs, self.schema)
         check_outputs(self.outputs, self.kind, "outputs")
+
+
+def check_inputs(inputs: list[TensorSpec], schema: FeatureSchema) -> None:
+    """A task's inputs are the schema's two: `numeric` float32 and `categorical` int64, a
+    batch axis and one column per feature, in schema order (what the agent feeds)."""
+    want = {"numeric": ("float32", schema.numeric), "categorical": ("int64", schema.categorical)}
+    if sorted(i.name for i in inputs) != sorted(want):
+        raise Invalid("inputs", f"names {', '.join(i.name for i in inputs) or 'none'}, expected numeric, categorical")
+    for k, spec in enumerate(inputs):
+        dtype, features = want[spec.name]
+        names = [f.name for f in features]
+        if spec.dtype != dtype or len(spec.shape) != 2 or spec.shape[1] != len(names) or spec.features != names:
+            raise Invalid(
+                f"inputs[{k}]",
+                f"{spec.name} {spec.dtype} {spec.shape} {spec.features} is not the schema's: "
+                f"{dtype} ['batch', {len(names)}] {names}",
+            )
 
 
 def check_outputs(outputs: list[TensorSpec], kind: TaskKind, key: str) -> None:
@@ -146,6 +170,26 @@ class Manifest(_Struct, kw_only=True):
                 check_outputs(m.outputs[t], tasks[t].kind, f"merged[{i}].outputs.{t}")
 
 
+def canonical_manifest(manifest: Manifest) -> bytes:
+    """The bytes `bundle_id` is the sha256 of: the manifest as decoded, without `bundle_id`,
+    as compact JSON (UTF-8, keys sorted at every level, numbers in their shortest exact
+    form). Computed from the Structs the agent acts on, not from the file's bytes, so
+    whitespace and key order do not matter but every value does."""
+    data = msgspec.to_builtins(manifest)
+    del data["bundle_id"]
+    return msgspec.json.encode(data, order="sorted")
+
+
+def manifest_digest(manifest: Manifest) -> str:
+    """The bundle_id a manifest must carry: the hex sha256 of its canonical form."""
+    return sha256(canonical_manifest(manifest)).hexdigest()
+
+
+def seal(manifest: Manifest) -> Manifest:
+    """The manifest with its bundle_id computed (what jenga-export writes)."""
+    return msgspec.structs.replace(manifest, bundle_id=manifest_digest(manifest))
+
+
 def encode_manifest(manifest: Manifest) -> bytes:
     """manifest.json's bytes (indented, a trailing newline)."""
     raw = msgspec.json.encode(manifest)
@@ -164,11 +208,31 @@ def decode_manifest(data: bytes, where: str) -> Manifest:
     version = head.get("format_version")
     if version != BUNDLE_FORMAT_VERSION:
         hint = (
-            "it was written by jenga-export 0.1; re-export the model with this version"
-            if version == 1
-            else "use a jenga-edge that reads it, or re-export"
+            _OLD_VERSIONS.get(version, "use a jenga-edge that reads it, or re-export")
+            if isinstance(version, int)
+            else "re-export"
         )
         raise BundleError(
             f"{where}: format_version {version!r} is not supported (this agent reads {BUNDLE_FORMAT_VERSION}); {hint}"
         )
-    return convert(Manifest, head, where, error=BundleError)
+    manifest = convert(Manifest, head, where, error=BundleError)
+    check_bundle_id(manifest, where)
+    return manifest
+
+
+_OLD_VERSIONS = {
+    1: "it was written by jenga-export 0.1; re-export the model with this version",
+    2: "it was written by jenga-export 0.2, whose bundle_id covers no threshold, label or schema; "
+    "re-export the model with this version",
+}
+
+
+def check_bundle_id(manifest: Manifest, where: str) -> None:
+    """The recorded bundle_id must be the digest of the manifest: any edit (a threshold,
+    a label, a graph's sha256) changes the digest, so it no longer matches."""
+    actual = manifest_digest(manifest)
+    if manifest.bundle_id != actual:
+        raise BundleError(
+            f"{where}: bundle_id {manifest.bundle_id[:16]!r}… does not match the manifest's content "
+            f"(sha256 {actual[:16]}…): the manifest was edited after export; refusing it"
+        )

@@ -17,7 +17,7 @@ from .errors import JengaError
 from .text import escape_text
 
 # Modules of the optional extras, and the extra that brings each.
-EXTRAS = {"torch": "train", "onnx": "train", "onnxscript": "train"}
+EXTRAS = {"torch": "train", "onnx": "train", "onnxscript": "train", "nacl": "signing"}
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -78,11 +78,11 @@ def set_option(example: str = "batching.max_batch=64", indexed: str = "sources[0
     )
 
 
-def model_option() -> Callable[[F], F]:
+def model_option(required: bool = True) -> Callable[[F], F]:
     return click.option(
         "--model",
         "model_dir",
-        required=True,
+        required=required,
         type=click.Path(file_okay=False),
         help="The best_model/ directory jenga-train wrote.",
     )
@@ -90,6 +90,27 @@ def model_option() -> Callable[[F], F]:
 
 def bundle_option(help: str, required: bool = False) -> Callable[[F], F]:
     return click.option("--bundle", required=required, type=click.Path(file_okay=False), help=help)
+
+
+def trust_options() -> Callable[[F], F]:
+    """--trust-key (repeatable) and --require-signature: a trust store given on the command line
+    (the agent's is agent.trust in its config)."""
+    keys = click.option(
+        "--trust-key",
+        "trust_keys",
+        multiple=True,
+        metavar="KEY",
+        help="A trusted Ed25519 public key: a PEM file or 'ed25519:<base64>' (repeatable); the bundle's "
+        "signature, if any, must verify with one.",
+    )
+    require = click.option(
+        "--require-signature", is_flag=True, help="Refuse a bundle not signed by one of the --trust-key keys."
+    )
+
+    def both(f: F) -> F:
+        return keys(require(f))
+
+    return both
 
 
 def data_options(help: str) -> Callable[[F], F]:

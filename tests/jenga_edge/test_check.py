@@ -23,6 +23,7 @@ from jenga_edge.check import (
     render,
 )
 from jenga_edge.cli import main as edge_cli
+from jenga_edge.contract.bundle_format import TensorSpec
 from jenga_edge.contract.errors import ConfigError
 from jenga_edge.contract.schema import OOV_TOKEN, Feature, FeatureSchema
 from jenga_edge.score import Scorer
@@ -209,7 +210,15 @@ def test_pick_tasks_by_the_events_fields(bundle):
         (Feature("amount", "numeric"), Feature("merchant", "categorical", categories=(OOV_TOKEN, "fuel")))
     )
     fraud = msgspec.structs.replace(
-        bundle.tasks["threat"], name="fraud", source="card", schema=other, schema_sha256=other.sha256
+        bundle.tasks["threat"],
+        name="fraud",
+        source="card",
+        schema=other,
+        schema_sha256=other.sha256,
+        inputs=[
+            TensorSpec(name="numeric", dtype="float32", shape=["batch", 1], features=["amount"]),
+            TensorSpec(name="categorical", dtype="int64", shape=["batch", 1], features=["merchant"]),
+        ],
     )
     two = Bundle(bundle.path, bundle.manifest, {**bundle.tasks, "fraud": fraud}, bundle.merged)
     assert pick_tasks(two, ["amount", "merchant", "src_ip"], None) == ["fraud"]

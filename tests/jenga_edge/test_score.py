@@ -11,6 +11,7 @@ import pytest
 from onnx.helper import make_node as onnx_node
 
 from jenga_edge.bundle import Bundle, verify_bundle
+from jenga_edge.contract.bundle_format import TensorSpec
 from jenga_edge.contract.errors import BundleError, ConfigError
 from jenga_edge.contract.schema import OOV_TOKEN, Feature, FeatureSchema
 from jenga_edge.decode import EventDecoder
@@ -82,7 +83,7 @@ def test_multiclass_score_is_max_probability_and_label_is_argmax(bundle, scorer,
     num, cat = events
     got = scorer.score(num, cat)
     entry = bundle.tasks["attack_type"]
-    sess = ort.InferenceSession(str(bundle.file(entry.file)), providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(bundle.graph(entry.file), providers=["CPUExecutionProvider"])
     names = [o.name for o in entry.outputs]
     probs = dict(zip(names, sess.run(names, {"numeric": num, "categorical": cat})))["probabilities"]
     assert probs.shape == (len(num), len(entry.labels))
@@ -135,9 +136,18 @@ def fake_two_schema_bundle(bundle: Bundle) -> Bundle:
         (Feature("amount", "numeric"), Feature("merchant", "categorical", categories=(OOV_TOKEN, "fuel")))
     )
     fraud = msgspec.structs.replace(
-        bundle.tasks["threat"], name="fraud", source="card", schema=other, schema_sha256=other.sha256, file="fraud.onnx"
+        bundle.tasks["threat"],
+        name="fraud",
+        source="card",
+        schema=other,
+        schema_sha256=other.sha256,
+        file="fraud.onnx",
+        inputs=[
+            TensorSpec(name="numeric", dtype="float32", shape=["batch", 1], features=["amount"]),
+            TensorSpec(name="categorical", dtype="int64", shape=["batch", 1], features=["merchant"]),
+        ],
     )
-    return Bundle(bundle.path, bundle.manifest, {**bundle.tasks, "fraud": fraud}, bundle.merged)
+    return Bundle(bundle.path, bundle.manifest, {**bundle.tasks, "fraud": fraud}, bundle.merged, bundle.graphs)
 
 
 def test_tasks_from_two_schemas_are_a_config_error(bundle):
@@ -163,9 +173,8 @@ def test_session_options_are_honoured(bundle):
 
 
 def test_an_unloadable_graph_is_a_bundle_error(bundle, tmp_path):
-    (tmp_path / "threat.onnx").write_bytes(b"not an onnx graph")
-    fake = Bundle(tmp_path, bundle.manifest, {"threat": bundle.tasks["threat"]}, ())
-    with pytest.raises(BundleError, match="onnxruntime could not load"):
+    fake = Bundle(tmp_path, bundle.manifest, {"threat": bundle.tasks["threat"]}, (), {"threat.onnx": b"not a graph"})
+    with pytest.raises(BundleError, match=r"onnxruntime could not load the bundle's graph threat\.onnx"):
         Scorer(fake)
 
 
@@ -195,18 +204,29 @@ def _bundle_with_threat_graph(bundle: Bundle, tmp_path, node) -> Bundle:
             helper.make_tensor_value_info("categorical", TensorProto.INT64, ["batch", n_cat]),
         ],
         [helper.make_tensor_value_info("score", TensorProto.FLOAT, None)],
-        [helper.make_tensor("shape", TensorProto.INT64, [3], [2, 3, 5])],
+        [
+            helper.make_tensor("shape", TensorProto.INT64, [3], [2, 3, 5]),
+            helper.make_tensor("flat", TensorProto.INT64, [1], [-1]),
+            helper.make_tensor("seven", TensorProto.INT64, [], [7]),
+        ],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     onnx.save(model, str(d / entry.file))
-    return Bundle(d, bundle.manifest, bundle.tasks, bundle.merged)
+    return Bundle(d, bundle.manifest, bundle.tasks, bundle.merged, {entry.file: (d / entry.file).read_bytes()})
 
 
 @pytest.mark.parametrize(
     "node,text",
     [
-        ([onnx_node("Identity", ["numeric"], ["score"])], "cannot score one event: threat: not one value per event"),
-        ([onnx_node("Reshape", ["numeric", "shape"], ["score"])], r"cannot score one event: .*Reshape"),
+        # what the graph says it gives does not fit the manifest: refused before anything runs
+        ([onnx_node("Identity", ["numeric"], ["score"])], r"output 'score' has shape \[batch, 5\]; the manifest says"),
+        ([onnx_node("Reshape", ["numeric", "shape"], ["score"])], r"output 'score' has shape \[2, 3, 5\]"),
+        # it fits on paper, but the trial event shows otherwise
+        (
+            [onnx_node("Reshape", ["numeric", "flat"], ["score"])],
+            "cannot score one event: threat: not one value per event",
+        ),
+        ([onnx_node("Gather", ["numeric", "seven"], ["score"], axis=1)], r"cannot score one event: .*Gather"),
     ],
 )
 def test_graphs_that_load_but_cannot_score_are_refused_before_the_agent_starts(bundle, tmp_path, node, text):
