@@ -52,6 +52,9 @@ class LineSplitter:
         self.max_line_bytes = check_max_line_bytes(max_line_bytes)
         self._buf = bytearray()
         self._discarding = False  # inside an oversize line already emitted
+        # Bytes searched or copied so far: a measure of framing work that stays
+        # within a small multiple of the bytes fed, however the input is cut.
+        self.work = 0
 
     @property
     def pending(self) -> int:
@@ -66,20 +69,37 @@ class LineSplitter:
 
     def feed(self, chunk: bytes) -> Chunk | Framed:
         """The lines `chunk` completes: one `Chunk` when every one is within the
-        limit (the usual case), else `Framed` lines and flags."""
+        limit (the usual case), else `Framed` lines and flags.
+
+        Only `chunk` is searched, and a partial line grows in place, so a line
+        that arrives a byte at a time costs O(its length), not O(length**2):
+        the pending bytes are copied once, when their newline arrives."""
         if _frame is None or self._discarding:
             return self._feed_lines(chunk)
-        data = bytes(self._buf) + chunk if self._buf else chunk
-        cut = data.rfind(b"\n")
-        tail = data[cut + 1 :] if cut >= 0 else data
-        if len(tail) > self.max_line_bytes:
+        cut = chunk.rfind(b"\n")
+        self.work += len(chunk)
+        if cut < 0:
+            return self._hold(chunk)
+        if len(chunk) - cut - 1 > self.max_line_bytes:
             return self._feed_lines(chunk)
-        complete = data if cut == len(data) - 1 else data[: cut + 1]
+        if self._buf:
+            complete = b"".join((self._buf, memoryview(chunk)[: cut + 1]))
+            self.work += len(complete)
+        else:
+            complete = chunk if cut == len(chunk) - 1 else chunk[: cut + 1]
         count, longest = _frame(complete)
         if longest > self.max_line_bytes:
             return self._feed_lines(chunk)
-        self._buf = bytearray(tail)
+        self._buf = bytearray(memoryview(chunk)[cut + 1 :])
         return Chunk(complete, count)
+
+    def _hold(self, chunk: bytes) -> Framed:
+        """`chunk` holds no newline: it extends the partial line (or makes it oversize)."""
+        if len(self._buf) + len(chunk) > self.max_line_bytes + 1:  # +1: room for a '\r\n' ending's '\r'
+            return _unpair(self._feed_slowly(chunk))
+        self._buf += chunk
+        self.work += len(chunk)
+        return [], None
 
     def flush(self) -> Framed:
         """End the stream: the buffered partial line, if any."""
@@ -94,7 +114,11 @@ class LineSplitter:
         # Fast path: no line in this chunk is anywhere near the limit, so one
         # C-level split does the framing (3x cheaper per line than the loop below).
         if not self._discarding:
-            data = bytes(self._buf) + chunk if self._buf else chunk
+            if chunk.find(b"\n") < 0:
+                self.work += len(chunk)
+                return self._hold(chunk)
+            data = b"".join((self._buf, chunk)) if self._buf else chunk
+            self.work += 2 * len(data)  # searched, then split
             parts = data.split(b"\n")
             tail = parts.pop()
             if len(tail) <= self.max_line_bytes and (not parts or max(map(len, parts)) <= self.max_line_bytes):
