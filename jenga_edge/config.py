@@ -40,7 +40,7 @@ from .rules import RuleConfig
 from .score import RuntimeConfig
 from .sinks.base import SinkConfig
 from .sinks.jsonl import Config as JsonlConfig
-from .sources.base import SourceConfig
+from .sources.base import DRAIN_S, SourceConfig
 
 RESERVED_ACTION = "alert"  # in a rule's actions: raise the alert (and nothing else)
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -71,6 +71,15 @@ class BatchingConfig(Config, kw_only=True):
     max_line_bytes: Annotated[
         int, doc("a longer line is rejected (reason oversize), never split", ge=MIN_LINE_BYTES, le=MAX_LINE_BYTES)
     ] = 65536
+    drain_s: Annotated[
+        float,
+        doc(
+            "at SIGTERM, how long sources keep handing over what they already hold (partial lines, each "
+            "connection's kernel receive buffer) to be scored; what is left then is counted as dropped, reason stop",
+            ge=0.0,
+            le=600.0,
+        ),
+    ] = DRAIN_S
 
 
 class EventConfig(Config, kw_only=True):

@@ -4,10 +4,16 @@ connection limit. Real loopback sockets; every wait is bounded."""
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
+
 import pytest
 
-from jenga_edge.event_queue import Chunk
+from jenga_edge.event_queue import Chunk, EventQueue
 from jenga_edge.framing import LineSplitter
+from jenga_edge.sources import stream, tcp
+from jenga_edge.sources.tcp import TcpSource
 
 
 def _lines(framed) -> list[bytes]:
@@ -40,3 +46,108 @@ def test_a_partial_oversize_line_fed_in_small_reads_is_cut_once():
     assert out == [(b"z" * 64, True)] and sp.pending == 0
     assert _lines(sp.feed(b"zz\nok\n")) == [b"ok"]
     assert sp.work <= 4 * 702
+
+
+# --- connection limit and idle timeout -------------------------------------------------
+
+
+def wait_for(pred, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.01)
+    return pred()
+
+
+@pytest.fixture
+def listener():
+    """A started TCP source with a queue; stopped and joined after the test."""
+    started: list[TcpSource] = []
+
+    def make(**cfg) -> tuple[TcpSource, EventQueue]:
+        q = EventQueue(10_000)
+        src = TcpSource(tcp.Config(port=0, **cfg), q, 4096)
+        src.start()
+        started.append(src)
+        return src, q
+
+    yield make
+    for src in started:
+        src.stop()
+        src.abandon()
+        src.join(2)
+
+
+def test_idle_connections_no_longer_lock_legitimate_clients_out(listener, monkeypatch):
+    # The issue: 64 idle connections (the default max_connections) locked every
+    # legitimate client out, with nothing logged. Now a new client takes the slot
+    # of the connection idle longest; that one is closed and counted.
+    monkeypatch.setattr(stream, "EVICT_IDLE_S", 0.2)
+    src, q = listener()
+    idle = [socket.create_connection(src.address, timeout=5) for _ in range(64)]
+    try:
+        assert wait_for(lambda: src.open_connections == 64)
+        time.sleep(0.3)
+        for i in range(3):  # each stays open: each needs a slot
+            idle.append(socket.create_connection(src.address, timeout=5))
+            idle[-1].sendall(b'{"legit":%d}\n' % i)
+            assert wait_for(lambda i=i: q.depth() == i + 1)
+        assert [line for line in q.take(10, 0.0).data] == [b'{"legit":0}', b'{"legit":1}', b'{"legit":2}']
+        assert src.evicted == 3 and src.rejected == 0
+        assert wait_for(lambda: src.open_connections <= 64)
+    finally:
+        for c in idle:
+            c.close()
+
+
+def test_a_full_listener_refuses_when_no_connection_is_idle_enough(listener):
+    src, _q = listener(max_connections=2)
+    with socket.create_connection(src.address, timeout=5), socket.create_connection(src.address, timeout=5):
+        assert wait_for(lambda: src.open_connections == 2)
+        with socket.create_connection(src.address, timeout=5) as third:
+            try:
+                assert third.recv(1) == b""  # accepted and closed at once: the peer knows right away
+            except ConnectionResetError:
+                pass
+        assert src.rejected == 1 and src.evicted == 0
+
+
+def test_an_idle_connection_is_closed_after_idle_timeout_and_its_partial_line_kept(listener):
+    src, q = listener(idle_timeout_s=0.3)
+    with socket.create_connection(src.address, timeout=5) as c:
+        c.sendall(b'{"a":1}\n{"cut')
+        assert c.recv(1) == b""  # closed by the listener, within the bound of the socket timeout
+    assert wait_for(lambda: src.idle_closed == 1 and src.open_connections == 0)
+    assert list(q.take(10, 0.0).data) == [b'{"a":1}', b'{"cut']  # the partial line is not lost
+
+
+def test_the_agent_counts_and_logs_what_peers_do_to_its_listeners(network_bundle, tmp_path):
+    from jenga_edge.agent import Agent
+    from jenga_edge.config import load_agent_config
+
+    from .test_agent import free_port, write_config
+
+    port = free_port()
+    src_cfg = {"type": "tcp", "host": "127.0.0.1", "port": port, "max_connections": 1, "idle_timeout_s": 0.3}
+    logs: list[str] = []
+    agent = Agent(load_agent_config(write_config(tmp_path, network_bundle[0], [src_cfg])), log=logs.append)
+    out: dict = {}
+    runner = threading.Thread(target=lambda: out.update(agent.run()), daemon=True)
+    runner.start()
+    try:
+        assert wait_for(lambda: agent.sources[0].running)
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as first:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as second:
+                try:
+                    assert second.recv(1) == b""  # refused: the first is not idle long enough to make room
+                except ConnectionResetError:
+                    pass
+            assert first.recv(1) == b""  # then closed for idling
+        assert wait_for(lambda: sum("idle_timeout_s" in line for line in logs) == 1)
+    finally:
+        agent.stop()
+        runner.join(15)
+    events = out["metrics"]["connections_by_event"]
+    assert events == {"accepted": 1, "rejected": 1, "idle_closed": 1}
+    assert sum("refused a connection" in line for line in logs) == 1
