@@ -67,7 +67,14 @@ class BatchingConfig(Config, kw_only=True):
     queue_size: Annotated[int, doc("events read but not yet scored, at most (sources block, UDP drops)", ge=1)] = 8192
     # 1 MiB holds ~1,000 1-KB events, several ms of a busy stream; bigger boxes that
     # must ride out bursts raise it (see firmware_configs/).
-    queue_bytes: Annotated[int, doc("bytes of queued lines, at most (0: no bound)", ge=0)] = 1024 * 1024
+    queue_bytes: Annotated[
+        int,
+        doc(
+            "bytes of queued lines and of the partial lines sources hold, at most (0: no bound); a "
+            "stream may hold its share of it, and one stream alone one line of max_line_bytes",
+            ge=0,
+        ),
+    ] = 1024 * 1024
     max_line_bytes: Annotated[
         int, doc("a longer line is rejected (reason oversize), never split", ge=MIN_LINE_BYTES, le=MAX_LINE_BYTES)
     ] = 65536

@@ -27,6 +27,7 @@ _frame = _native.frame if _native is not None else None  # C: count a buffer's l
 MIN_LINE_BYTES = 64
 MAX_LINE_BYTES = 16 * 1024 * 1024
 DEFAULT_MAX_LINE_BYTES = 1024 * 1024
+CUT_KEEP = 4096  # what a cut line keeps: as much as its dead letter shows
 
 # Lines and their oversize flags (None when no line is oversize).
 Framed = tuple[list[bytes], list[bool] | None]
@@ -55,6 +56,7 @@ class LineSplitter:
         # Bytes searched or copied so far: a measure of framing work that stays
         # within a small multiple of the bytes fed, however the input is cut.
         self.work = 0
+        self.reserved = 0  # bytes of `pending` its owner has counted against the queue's budget
 
     @property
     def pending(self) -> int:
@@ -100,6 +102,17 @@ class LineSplitter:
         self._buf += chunk
         self.work += len(chunk)
         return [], None
+
+    def cut(self) -> Framed:
+        """Give the partial line up now (no memory to hold it): it comes back as one
+        oversize line of its first CUT_KEEP bytes, and its remainder, up to the
+        next newline, is skipped."""
+        if not self._buf:
+            return [], None
+        line = bytes(self._buf[:CUT_KEEP])
+        self._buf = bytearray()
+        self._discarding = True
+        return [line], [True]
 
     def flush(self) -> Framed:
         """End the stream: the buffered partial line, if any."""

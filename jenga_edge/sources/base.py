@@ -36,7 +36,7 @@ from typing import IO, Annotated
 
 from ..contract.typed import Invalid, doc
 from ..event_queue import Chunk, EventQueue
-from ..framing import Framed, check_max_line_bytes
+from ..framing import Framed, LineSplitter, check_max_line_bytes
 from ..kinds import TaggedConfig
 
 log = logging.getLogger("jenga_edge.sources")
@@ -84,6 +84,7 @@ class Source:
         self.max_line_bytes = check_max_line_bytes(max_line_bytes)
         self.lines = 0
         self.oversize = 0
+        self.cut = 0  # partial lines cut (as oversize) because others' partial lines held the byte budget
         self.drops = {"queue_full": 0, "stop": 0}  # lines not enqueued, by reason (UDP adds "kernel")
         self.drain_s = DRAIN_S  # build_source sets batching.drain_s
         self.eof = False  # an input that ends (stdin) sets it after its last line is queued
@@ -187,6 +188,35 @@ class Source:
             self._run()
         except Exception:
             log.exception("%s: source thread failed", self.origin)
+
+    def _feed(self, splitter: LineSplitter, data: bytes) -> None:
+        """Frame `data` and hand its lines over (blocking). The partial line the
+        splitter keeps counts against the queue's byte budget (queue_bytes, see
+        EventQueue.reserve): while queued lines fill it, this waits (the source
+        stops reading); a line past its stream's share of it is cut: handed over
+        as an oversize line (rejected, reason oversize) and its remainder
+        skipped, so peers holding lines open cannot hold memory."""
+        framed = splitter.feed(data)
+        grow = splitter.pending - splitter.reserved
+        if grow > 0 and not self.queue.reserve(grow, splitter.reserved, self._abandon):
+            self._emit(framed)
+            framed = splitter.cut()
+            with self._counter_lock:
+                self.cut += 1
+            grow = -splitter.reserved
+        if grow < 0:
+            self.queue.release(-grow, splitter.pending)
+        splitter.reserved += grow
+        self._emit(framed)
+
+    def _finish(self, splitter: LineSplitter) -> None:
+        """End a stream: its partial line, if any, is handed over as a line."""
+        self._unreserve(splitter)
+        self._emit(splitter.flush())
+
+    def _unreserve(self, splitter: LineSplitter) -> None:
+        self.queue.release(splitter.reserved, 0)
+        splitter.reserved = 0
 
     def _emit(self, framed: Chunk | Framed, block: bool = True) -> None:
         """Hand a read's lines to the queue as one block (blocking while it is

@@ -187,14 +187,15 @@ class StreamListener(Source):
                 # Blocks while the queue is full: we stop reading, the kernel
                 # buffers fill and TCP flow control stalls the sender.
                 c.busy = True
-                self._emit(splitter.feed(data))
+                self._feed(splitter, data)
                 c.last, c.busy = time.monotonic(), False
             else:
                 self._drain(conn, splitter)
-            self._emit(splitter.flush())
+            self._finish(splitter)
         except Exception:  # noqa: BLE001
             log.exception("%s: connection handler failed", self.origin)
         finally:
+            self._unreserve(splitter)  # after a failure too: the budget is shared
             conn.close()
             with self._conns_lock:
                 self._conns.pop(conn, None)
@@ -213,7 +214,7 @@ class StreamListener(Source):
             if not data:
                 return
             held -= len(data)
-            self._emit(splitter.feed(data))
+            self._feed(splitter, data)
 
 
 def _held_bytes(conn: socket.socket) -> int:
