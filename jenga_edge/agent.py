@@ -5,8 +5,10 @@ Threads: each source reads in its own thread into one bounded queue; the main
 thread does all scoring, rule evaluation, actions and sink writes, so no lock
 guards the pipeline. Signals only set flags that the loop reads between
 batches: SIGHUP reloads (config + bundle, verified before the swap; on any
-failure the old pipeline keeps serving); SIGTERM/SIGINT stop the sources, score
-everything already accepted, flush the sinks and exit 0.
+failure the old pipeline keeps serving); SIGTERM/SIGINT stop the sources, which
+hand over what they already hold (kernel buffers included) within
+batching.drain_s while the loop keeps scoring, then score everything accepted,
+flush the sinks and exit 0.
 """
 
 from __future__ import annotations

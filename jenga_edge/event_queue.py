@@ -293,7 +293,7 @@ class EventQueue:
                 if self._partial + n > self.max_bytes:
                     break  # within its share: the streams past theirs are cut when they grow
                 if self._closed or (stop is not None and stop.is_set()):
-                    return False
+                    break  # shutting down: the line is handed over (or counted) right after
                 self._not_empty.notify()  # the consumer must drain now, not at its deadline
                 self._not_full.wait(_POLL_S)
             self._partial += n

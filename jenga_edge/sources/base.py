@@ -84,7 +84,7 @@ class Source:
         self.max_line_bytes = check_max_line_bytes(max_line_bytes)
         self.lines = 0
         self.oversize = 0
-        self.cut = 0  # partial lines cut (as oversize) because others' partial lines held the byte budget
+        self.cut = 0  # partial lines cut (as oversize): past their stream's share of the byte budget
         self.drops = {"queue_full": 0, "stop": 0}  # lines not enqueued, by reason (UDP adds "kernel")
         self.drain_s = DRAIN_S  # build_source sets batching.drain_s
         self.eof = False  # an input that ends (stdin) sets it after its last line is queued

@@ -168,9 +168,16 @@ def test_partial_line_budget_rules():
     assert q.partial_bytes == 400
     # Queued lines fill the budget: D waits for the consumer (back-pressure), not refused.
     assert q.put_lines([b"x" * 700], "t") == 1
-    assert not q.reserve(200, 0, stop=_set())
-    threading.Timer(0.1, lambda: q.take(10, 0.0)).start()
-    assert q.reserve(200, 0) and q.partial_bytes == 600
+    got: list[bool] = []
+    waiter = threading.Thread(target=lambda: got.append(q.reserve(200, 0)), daemon=True)
+    waiter.start()
+    waiter.join(0.1)
+    assert waiter.is_alive()  # waiting for the consumer
+    q.take(10, 0.0)
+    waiter.join(2)
+    assert got == [True] and q.partial_bytes == 600
+    assert q.put_lines([b"x" * 700], "t") == 1
+    assert q.reserve(100, 200, stop=_set())  # stopping: no wait, and no line cut for it
     alone = EventQueue(1000, max_bytes=1000)
     assert alone.reserve(5000, 0)  # a stream alone holds one line up to its own cap
 
