@@ -101,7 +101,8 @@ def test_idle_connections_no_longer_lock_legitimate_clients_out(listener, monkey
             c.close()
 
 
-def test_a_full_listener_refuses_when_no_connection_is_idle_enough(listener):
+def test_a_full_listener_refuses_when_no_connection_is_idle_enough(listener, monkeypatch):
+    monkeypatch.setattr(stream, "EVICT_IDLE_S", 60.0)  # however slow this machine is
     src, _q = listener(max_connections=2)
     with socket.create_connection(src.address, timeout=5), socket.create_connection(src.address, timeout=5):
         assert wait_for(lambda: src.open_connections == 2)
@@ -122,12 +123,13 @@ def test_an_idle_connection_is_closed_after_idle_timeout_and_its_partial_line_ke
     assert list(q.take(10, 0.0).data) == [b'{"a":1}', b'{"cut']  # the partial line is not lost
 
 
-def test_the_agent_counts_and_logs_what_peers_do_to_its_listeners(network_bundle, tmp_path):
+def test_the_agent_counts_and_logs_what_peers_do_to_its_listeners(network_bundle, tmp_path, monkeypatch):
     from jenga_edge.agent import Agent
     from jenga_edge.config import load_agent_config
 
     from .test_agent import free_port, write_config
 
+    monkeypatch.setattr(stream, "EVICT_IDLE_S", 60.0)  # the second connection is refused, not let in
     port = free_port()
     src_cfg = {"type": "tcp", "host": "127.0.0.1", "port": port, "max_connections": 1, "idle_timeout_s": 0.3}
     logs: list[str] = []
