@@ -5,8 +5,10 @@ Threads: each source reads in its own thread into one bounded queue; the main
 thread does all scoring, rule evaluation, actions and sink writes, so no lock
 guards the pipeline. Signals only set flags that the loop reads between
 batches: SIGHUP reloads (config + bundle, verified before the swap; on any
-failure the old pipeline keeps serving); SIGTERM/SIGINT stop the sources, score
-everything already accepted, flush the sinks and exit 0.
+failure the old pipeline keeps serving); SIGTERM/SIGINT stop the sources, which
+hand over what they already hold (kernel buffers included) within
+batching.drain_s while the loop keeps scoring, then score everything accepted,
+flush the sinks and exit 0.
 """
 
 from __future__ import annotations
@@ -42,6 +44,11 @@ from .sources import SourceContext, build_source
 from .timestamps import iso_utc
 from .trust import TrustStore
 
+_EVENT_LOG = {
+    "rejected": "refused a connection: max_connections open, none idle to make room for it",
+    "evicted": "closed the connection idle longest to admit a new one (max_connections open)",
+    "idle_closed": "closed a connection idle past idle_timeout_s",
+}
 DEAD_LETTER_LINE_MAX = 4096
 IDLE_POLL_S = 0.1
 WAIT_GRACE_S = 2.0  # a source waiting longer is reported (a log rotation's gap is shorter)
@@ -177,7 +184,7 @@ class Agent:
         self.sinks = build_sinks(cfg.sinks)
         self.dead_letter = JsonlSink(cfg.dead_letter)
         self.queue = EventQueue(cfg.batching.queue_size, cfg.batching.queue_bytes)
-        context = SourceContext(self.queue, cfg.batching.max_line_bytes)
+        context = SourceContext(self.queue, cfg.batching.max_line_bytes, drain_s=cfg.batching.drain_s)
         self.sources = [build_source(s, context) for s in cfg.sources]
         self._source_kind: dict[str, str] = {}  # origin -> kind, for metric labels
         self.server = (
@@ -195,8 +202,9 @@ class Agent:
         self._over_budget_pending: dict[str, int] = {}  # left out since the rule's last log line
         self._over_budget_logged: dict[str, float] = {}
         self.reloads = {"ok": 0, "failed": 0}
-        self._drops_seen: dict[int, int] = {}
+        self._drops_seen: dict[tuple[int, str], int] = {}  # (source index, reason or connection event) -> count
         self._truncated_seen: dict[str, int] = {}  # sink name -> its `truncated` already counted
+        self._drain_until: float | None = None  # set at stop: the agent waits this long for sources to drain
         self._waiting_since: dict[int, float] = {}  # source index -> monotonic time first seen waiting
 
     # ------------------------------------------------------------ lifecycle
@@ -235,7 +243,10 @@ class Agent:
         while True:
             if self._reload_requested:
                 self._reload()
-            if self._stopping:
+            if self._stopping and self._drain_until is None:
+                # Sources stop reading new input and hand over what they hold (drain_s);
+                # the loop keeps scoring until they are done.
+                self._drain_until = time.monotonic() + self.cfg.batching.drain_s + 2.0
                 for s in self.sources:
                     s.stop()
             if self.queue.depth() == 0:
@@ -245,7 +256,7 @@ class Agent:
             lines = self.queue.take(b.max_batch, b.max_wait_ms / 1000.0)
             if lines:
                 self.process_safely(lines)
-            elif (self._stopping or self._sources_done()) and self.queue.depth() == 0:
+            elif (self._drained() or self._sources_done()) and self.queue.depth() == 0:
                 return
             self._sync_drops()
             if time.monotonic() >= next_wait_check:  # a few times a second, not once per batch
@@ -258,11 +269,18 @@ class Agent:
     def _sources_done(self) -> bool:
         return all(s.eof for s in self.sources)
 
+    def _drained(self) -> bool:
+        """Stopping, and every source has handed over what it held (or the drain took too long)."""
+        if self._drain_until is None:
+            return False
+        return not any(s.running for s in self.sources) or time.monotonic() >= self._drain_until
+
     def _shutdown(self) -> None:
         # Stop and join the sources first: a source may still hand over a line it
         # had in hand (or a final partial line) after stop(). Then drain.
         for s in self.sources:
             s.stop()
+            s.abandon()  # the loop waited for the drain; nothing blocks any more
         for s in self.sources:
             s.join(2.0)
         while True:
@@ -271,6 +289,7 @@ class Agent:
                 break
             self.process_safely(lines)  # anything accepted is still scored or dead-lettered
         self._sync_drops()
+        self._log_stop_drops()
         self._count_over_budget(flush=True)  # what the once-a-minute log has not said yet
         windows = self.pipe.decoder.windows
         if self.cfg.event.snapshot and windows is not None:
@@ -290,13 +309,33 @@ class Agent:
         self.metrics.set_up(False)
 
     def _sync_drops(self) -> None:
-        """Sources count drops (UDP on a full queue) themselves; mirror the new ones."""
+        """Sources count drops (by reason) and listener connection events themselves;
+        mirror the new ones, and log what a peer did to a listener (rate-limited)."""
         for i, s in enumerate(self.sources):
-            dropped = s.dropped
-            delta = dropped - self._drops_seen.get(i, 0)
-            if delta > 0:
-                self.metrics.dropped.inc(delta, source=s.kind)
-                self._drops_seen[i] = dropped
+            for reason, n in list(s.drops.items()):
+                delta = n - self._drops_seen.get((i, reason), 0)
+                if delta > 0:
+                    self.metrics.dropped.inc(delta, source=s.kind, reason=reason)
+                    self._drops_seen[(i, reason)] = n
+                    if reason == "kernel":
+                        self.failures.warn(f"kernel:{s.origin}", f"{s.origin}: {n} datagram(s) dropped by the "
+                                           "kernel so far: receive buffer full (raise recv_buffer_bytes)")  # fmt: skip
+            for event, n in s.connection_counts().items():
+                delta = n - self._drops_seen.get((i, event), 0)
+                if delta > 0:
+                    self._drops_seen[(i, event)] = n
+                    self.metrics.connections.inc(delta, source=s.kind, event=event)
+                    if event in _EVENT_LOG:
+                        self.failures.warn(f"{event}:{s.origin}", f"{s.origin}: {_EVENT_LOG[event]} ({n} so far)")
+
+    def _log_stop_drops(self) -> None:
+        """What the stop could not hand over in time is said once, at exit."""
+        for s in self.sources:
+            n = s.drops.get("stop", 0)
+            if n:
+                self.log(f"stop: {s.origin}: {n} line(s) read or held at SIGTERM were not scored within "
+                         f"batching.drain_s={self.cfg.batching.drain_s:g}; counted as dropped "
+                         '(jenga_events_dropped_total{reason="stop"})')  # fmt: skip
 
     def _sync_waiting(self) -> None:
         """Report sources that cannot read their input (a followed file missing) once it
@@ -566,7 +605,8 @@ class Agent:
             "filtered": self.counts["filtered"],
             "rejected": self.counts["rejected"],
             "alerts": self.counts["alerts"],
-            "dropped": sum(s.dropped for s in self.sources),
+            "dropped": sum(sum(s.drops.values()) for s in self.sources),
+            "dropped_by_reason": dict(sum((Counter(s.drops) for s in self.sources), Counter())),
             "reloads": dict(self.reloads),
             "metrics": snap,
             "bundle_id": self.pipe.bundle.bundle_id,

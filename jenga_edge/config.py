@@ -40,7 +40,7 @@ from .rules import RuleConfig
 from .score import RuntimeConfig
 from .sinks.base import SinkConfig
 from .sinks.jsonl import Config as JsonlConfig
-from .sources.base import SourceConfig
+from .sources.base import DRAIN_S, SourceConfig
 from .trust import TrustConfig, TrustStore, resolve_keys
 
 RESERVED_ACTION = "alert"  # in a rule's actions: raise the alert (and nothing else)
@@ -71,10 +71,26 @@ class BatchingConfig(Config, kw_only=True):
     queue_size: Annotated[int, doc("events read but not yet scored, at most (sources block, UDP drops)", ge=1)] = 8192
     # 1 MiB holds ~1,000 1-KB events, several ms of a busy stream; bigger boxes that
     # must ride out bursts raise it (see firmware_configs/).
-    queue_bytes: Annotated[int, doc("bytes of queued lines, at most (0: no bound)", ge=0)] = 1024 * 1024
+    queue_bytes: Annotated[
+        int,
+        doc(
+            "bytes of queued lines and of the partial lines sources hold, at most (0: no bound); a "
+            "stream may hold its share of it, and one stream alone one line of max_line_bytes",
+            ge=0,
+        ),
+    ] = 1024 * 1024
     max_line_bytes: Annotated[
         int, doc("a longer line is rejected (reason oversize), never split", ge=MIN_LINE_BYTES, le=MAX_LINE_BYTES)
     ] = 65536
+    drain_s: Annotated[
+        float,
+        doc(
+            "at SIGTERM, how long sources keep handing over what they already hold (partial lines, each "
+            "connection's kernel receive buffer) to be scored; what is left then is counted as dropped, reason stop",
+            ge=0.0,
+            le=600.0,
+        ),
+    ] = DRAIN_S
 
 
 class EventConfig(Config, kw_only=True):

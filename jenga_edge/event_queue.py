@@ -205,6 +205,11 @@ class EventQueue:
         # bound). A single line bigger than the bound is still let into an empty queue.
         self.max_bytes = max_bytes
         self._bytes = 0
+        # Partial lines the sources hold (waiting for their newline) count against
+        # max_bytes too (`reserve`): a peer holding lines open must not hold memory.
+        self._partial = 0
+        self._holders = 0  # streams holding a partial line
+        self.partial_peak = 0  # the most partial-line bytes held at once
         self._count = 0
         self._blocks: collections.deque[_Block] = collections.deque()
         self._lock = threading.Lock()
@@ -264,6 +269,51 @@ class EventQueue:
                 self._append(_Block(time.monotonic(), None, None, origin, head.buf, head.count), len(head.buf))
                 done += head.count
         return done
+
+    def reserve(self, n: int, held: int, stop: threading.Event | None = None) -> bool:
+        """A stream's partial line grows by `n` bytes (it holds `held` already):
+        count them against max_bytes, with the queued lines.
+
+        While the queued lines are what leaves no room, wait for the consumer
+        (the source stops reading: back-pressure). Partial lines are another
+        matter: a peer can hold one open as long as it likes, so waiting for
+        them could last forever. Each stream holding one may hold its fair share
+        (max_bytes / streams holding one) whatever the others hold, and a stream
+        alone may hold one line up to its own cap (max_line_bytes), as one line
+        is let into an empty queue. A stream past its share is refused (False):
+        its owner cuts the line (rejected as oversize), so the stream holding
+        the most pays, not the next one to need a few bytes."""
+        with self._lock:
+            holders = self._holders + (held == 0)
+            while self.max_bytes and self._bytes + self._partial + n > self.max_bytes:
+                if held + n > self.max_bytes // holders:
+                    if holders > 1:
+                        return False
+                    break  # alone: its own cap bounds it
+                if self._partial + n > self.max_bytes:
+                    break  # within its share: the streams past theirs are cut when they grow
+                if self._closed or (stop is not None and stop.is_set()):
+                    break  # shutting down: the line is handed over (or counted) right after
+                self._not_empty.notify()  # the consumer must drain now, not at its deadline
+                self._not_full.wait(_POLL_S)
+            self._partial += n
+            self._holders += held == 0
+            self.partial_peak = max(self.partial_peak, self._partial)
+            return True
+
+    def release(self, n: int, left: int) -> None:
+        """A stream's partial line shrank by `n` bytes (completed, cut, or its
+        stream ended), leaving it `left` bytes."""
+        if n:
+            with self._lock:
+                self._partial -= n
+                self._holders -= left == 0
+                self._not_full.notify_all()
+
+    @property
+    def partial_bytes(self) -> int:
+        """Bytes of partial lines the sources hold now."""
+        return self._partial
 
     def _wait_for_room(self, block: bool, stop: threading.Event | None, deadline: float | None) -> bool:
         """With the lock held: wait while the queue is full. False if the

@@ -27,6 +27,7 @@ _frame = _native.frame if _native is not None else None  # C: count a buffer's l
 MIN_LINE_BYTES = 64
 MAX_LINE_BYTES = 16 * 1024 * 1024
 DEFAULT_MAX_LINE_BYTES = 1024 * 1024
+CUT_KEEP = 4096  # what a cut line keeps: as much as its dead letter shows
 
 # Lines and their oversize flags (None when no line is oversize).
 Framed = tuple[list[bytes], list[bool] | None]
@@ -52,6 +53,10 @@ class LineSplitter:
         self.max_line_bytes = check_max_line_bytes(max_line_bytes)
         self._buf = bytearray()
         self._discarding = False  # inside an oversize line already emitted
+        # Bytes searched or copied so far: a measure of framing work that stays
+        # within a small multiple of the bytes fed, however the input is cut.
+        self.work = 0
+        self.reserved = 0  # bytes of `pending` its owner has counted against the queue's budget
 
     @property
     def pending(self) -> int:
@@ -66,20 +71,48 @@ class LineSplitter:
 
     def feed(self, chunk: bytes) -> Chunk | Framed:
         """The lines `chunk` completes: one `Chunk` when every one is within the
-        limit (the usual case), else `Framed` lines and flags."""
+        limit (the usual case), else `Framed` lines and flags.
+
+        Only `chunk` is searched, and a partial line grows in place, so a line
+        that arrives a byte at a time costs O(its length), not O(length**2):
+        the pending bytes are copied once, when their newline arrives."""
         if _frame is None or self._discarding:
             return self._feed_lines(chunk)
-        data = bytes(self._buf) + chunk if self._buf else chunk
-        cut = data.rfind(b"\n")
-        tail = data[cut + 1 :] if cut >= 0 else data
-        if len(tail) > self.max_line_bytes:
+        cut = chunk.rfind(b"\n")
+        self.work += len(chunk)
+        if cut < 0:
+            return self._hold(chunk)
+        if len(chunk) - cut - 1 > self.max_line_bytes:
             return self._feed_lines(chunk)
-        complete = data if cut == len(data) - 1 else data[: cut + 1]
+        if self._buf:
+            complete = b"".join((self._buf, memoryview(chunk)[: cut + 1]))
+            self.work += len(complete)
+        else:
+            complete = chunk if cut == len(chunk) - 1 else chunk[: cut + 1]
         count, longest = _frame(complete)
         if longest > self.max_line_bytes:
             return self._feed_lines(chunk)
-        self._buf = bytearray(tail)
+        self._buf = bytearray(memoryview(chunk)[cut + 1 :])
         return Chunk(complete, count)
+
+    def _hold(self, chunk: bytes) -> Framed:
+        """`chunk` holds no newline: it extends the partial line (or makes it oversize)."""
+        if len(self._buf) + len(chunk) > self.max_line_bytes + 1:  # +1: room for a '\r\n' ending's '\r'
+            return _unpair(self._feed_slowly(chunk))
+        self._buf += chunk
+        self.work += len(chunk)
+        return [], None
+
+    def cut(self) -> Framed:
+        """Give the partial line up now (no memory to hold it): it comes back as one
+        oversize line of its first CUT_KEEP bytes, and its remainder, up to the
+        next newline, is skipped."""
+        if not self._buf:
+            return [], None
+        line = bytes(self._buf[:CUT_KEEP])
+        self._buf = bytearray()
+        self._discarding = True
+        return [line], [True]
 
     def flush(self) -> Framed:
         """End the stream: the buffered partial line, if any."""
@@ -94,7 +127,11 @@ class LineSplitter:
         # Fast path: no line in this chunk is anywhere near the limit, so one
         # C-level split does the framing (3x cheaper per line than the loop below).
         if not self._discarding:
-            data = bytes(self._buf) + chunk if self._buf else chunk
+            if chunk.find(b"\n") < 0:
+                self.work += len(chunk)
+                return self._hold(chunk)
+            data = b"".join((self._buf, chunk)) if self._buf else chunk
+            self.work += 2 * len(data)  # searched, then split
             parts = data.split(b"\n")
             tail = parts.pop()
             if len(tail) <= self.max_line_bytes and (not parts or max(map(len, parts)) <= self.max_line_bytes):

@@ -56,8 +56,16 @@ class AgentMetrics:
         )
         self.dropped = r.counter(
             "jenga_events_dropped_total",
-            "Events dropped because the queue was full, by source.",
-            ("source",),
+            "Events dropped, by source and reason: queue_full (UDP), stop (read or held by the kernel at "
+            "SIGTERM, not queued by batching.drain_s), kernel (UDP datagrams the kernel dropped: receive buffer full).",
+            ("source", "reason"),
+            label_check=chk,
+        )
+        self.connections = r.counter(
+            "jenga_connections_total",
+            "Listener connections, by source and event: accepted, rejected (max_connections open, closed at once), "
+            "evicted (the one idle longest, closed to admit a new one), idle_closed (idle_timeout_s).",
+            ("source", "event"),
             label_check=chk,
         )
         self.alerts = r.counter(
@@ -144,7 +152,9 @@ class AgentMetrics:
             "rejected": self.rejected.total(),
             "rejected_by_reason": self.rejected.labelled(),
             "dropped": self.dropped.total(),
-            "dropped_by_source": self.dropped.labelled(),
+            "dropped_by_source": _by(self.dropped.series(), 0),
+            "dropped_by_reason": _by(self.dropped.series(), 1),
+            "connections_by_event": _by(self.connections.series(), 1),
             "alerts": sum(alerts.values()),
             "alerts_by_task_priority": {f"{t}/{p}": v for (t, p), v in sorted(alerts.items())},
             "alerts_by_priority": by_priority,
@@ -187,7 +197,7 @@ class AgentMetrics:
                 f"scored={_num(s['scored'])}",
                 *([f"filtered={_num(s['filtered'])}"] if s["filtered"] else []),
                 rejected,
-                f"dropped={_num(s['dropped'])}",
+                _with_parts(f"dropped={_num(s['dropped'])}", s["dropped_by_reason"]),
                 f"alerts={_num(s['alerts'])}",
                 f"actions={_num(s['actions'])}",
                 f"queue={_num(s['queue_depth'])}",
@@ -196,6 +206,14 @@ class AgentMetrics:
                 *shown,
             ]
         )
+
+
+def _by(series: dict[tuple[str, ...], float], i: int) -> dict[str, float]:
+    """A two-label counter's totals by its i-th label."""
+    out: dict[str, float] = {}
+    for labels, v in series.items():
+        out[labels[i]] = out.get(labels[i], 0) + v
+    return out
 
 
 def _with_parts(text: str, parts: dict[str, float]) -> str:

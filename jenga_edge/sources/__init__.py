@@ -16,7 +16,9 @@ KINDS: Kinds[Source] = Kinds("source", [stdin, file, tcp, udp, unix])
 
 def build_source(config: SourceConfig, context: SourceContext) -> Source:
     """The source `config` describes, not yet started."""
-    return KINDS.build(config, context)
+    source = KINDS.build(config, context)
+    source.drain_s = context.drain_s
+    return source
 
 
 __all__ = ["KINDS", "Source", "SourceConfig", "SourceContext", "build_source"]

@@ -9,9 +9,18 @@ full queue drops the datagram's lines and counts them in `dropped`.
 
 Counters (read them any time; they only grow): ``lines`` handed off
 (enqueued or dropped), ``oversize`` (of those, how many were oversize) and
-``dropped`` (of those, how many were not enqueued: UDP on a full queue, or
-any source stopped while the queue was full). So ``lines == enqueued +
-dropped`` for every source.
+``dropped`` (of those, how many were not enqueued), split by reason in
+``drops``: ``queue_full`` (UDP on a full queue) and ``stop`` (read before the
+drain deadline but not queued by then). So ``lines == enqueued + dropped`` for
+every source. UDP adds ``drops["kernel"]``: datagrams the kernel dropped
+before the source could read them (never read, so not in ``lines``).
+
+Stop drains (`stop`): a source stops reading new input, then hands over what
+it already holds (a listener: every open connection's partial line and its
+kernel receive buffer, as it stood when the connection saw the stop) while the
+agent keeps scoring, for at most `drain_s` seconds (`batching.drain_s`). At
+that deadline (`abandon`) nothing blocks any more: what does not fit in the
+queue is counted in ``drops["stop"]``, never lost silently.
 
 Listeners bind to loopback unless another address is configured explicitly.
 """
@@ -27,13 +36,14 @@ from typing import IO, Annotated
 
 from ..contract.typed import Invalid, doc
 from ..event_queue import Chunk, EventQueue
-from ..framing import Framed, check_max_line_bytes
+from ..framing import Framed, LineSplitter, check_max_line_bytes
 from ..kinds import TaggedConfig
 
 log = logging.getLogger("jenga_edge.sources")
 
 READ_CHUNK = 64 * 1024
 POLL_S = 0.2  # how often blocked loops look at their stop flag
+DRAIN_S = 5.0  # at stop, how long a source keeps handing over what it holds (batching.drain_s)
 
 
 class SourceConfig(TaggedConfig, kw_only=True):
@@ -60,6 +70,7 @@ class SourceContext:
     queue: EventQueue
     max_line_bytes: int
     stdin: IO[bytes] | None = None  # replaces sys.stdin.buffer (tests, embedding)
+    drain_s: float = DRAIN_S
 
 
 class Source:
@@ -73,14 +84,23 @@ class Source:
         self.max_line_bytes = check_max_line_bytes(max_line_bytes)
         self.lines = 0
         self.oversize = 0
-        self.dropped = 0
+        self.cut = 0  # partial lines cut (as oversize): past their stream's share of the byte budget
+        self.drops = {"queue_full": 0, "stop": 0}  # lines not enqueued, by reason (UDP adds "kernel")
+        self.drain_s = DRAIN_S  # build_source sets batching.drain_s
         self.eof = False  # an input that ends (stdin) sets it after its last line is queued
         # Why the source cannot read its input now (a followed file is missing), or None.
         # The agent polls it: counted in jenga_sources_waiting and logged, never silent.
         self.waiting: str | None = None
         self._stop = threading.Event()
+        self._abandon = threading.Event()  # the drain deadline passed: give up blocked hand-overs
+        self._abandon_timer: threading.Timer | None = None
         self._counter_lock = threading.Lock()
         self._thread: threading.Thread | None = None
+
+    @property
+    def dropped(self) -> int:
+        """Lines read but not enqueued (``lines == enqueued + dropped``)."""
+        return self.drops["queue_full"] + self.drops["stop"]
 
     @property
     def kind(self) -> str:
@@ -101,8 +121,13 @@ class Source:
             "lines": self.lines,
             "oversize": self.oversize,
             "dropped": self.dropped,
+            "drops": dict(self.drops),
             "eof": self.eof,
         }
+
+    def connection_counts(self) -> dict[str, int]:
+        """A listener's connection events so far (accepted, rejected, evicted, idle_closed)."""
+        return {}
 
     def start(self) -> None:
         if self._thread is not None:
@@ -114,16 +139,34 @@ class Source:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop reading/accepting promptly; idempotent. Lines that cannot be
-        queued any more (queue full) are counted in `dropped`."""
+        """Stop reading new input and accepting connections promptly, then drain
+        what is held for at most `drain_s` (then `abandon`); idempotent."""
         if self._stop.is_set():
             return
         self._stop.set()
+        if self.drain_s > 0:
+            self._abandon_timer = threading.Timer(self.drain_s, self.abandon)
+            self._abandon_timer.daemon = True
+            self._abandon_timer.start()
+        else:
+            self._abandon.set()
         self._wake()
+        self.queue.interrupt()
+
+    def abandon(self) -> None:
+        """The drain deadline: hand-overs stop waiting for room in the queue;
+        what does not fit is counted in ``drops["stop"]``."""
+        self._abandon.set()
         self.queue.interrupt()
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the source's threads; True if they all finished."""
+        done = self._join_threads(timeout)
+        if done and self._abandon_timer is not None:
+            self._abandon_timer.cancel()  # drained before the deadline
+        return done
+
+    def _join_threads(self, timeout: float | None) -> bool:
         if self._thread is not None:
             self._thread.join(timeout)
             return not self._thread.is_alive()
@@ -146,23 +189,56 @@ class Source:
         except Exception:
             log.exception("%s: source thread failed", self.origin)
 
+    def _feed(self, splitter: LineSplitter, data: bytes) -> None:
+        """Frame `data` and hand its lines over (blocking). The partial line the
+        splitter keeps counts against the queue's byte budget (queue_bytes, see
+        EventQueue.reserve): while queued lines fill it, this waits (the source
+        stops reading); a line past its stream's share of it is cut: handed over
+        as an oversize line (rejected, reason oversize) and its remainder
+        skipped, so peers holding lines open cannot hold memory."""
+        framed = splitter.feed(data)
+        grow = splitter.pending - splitter.reserved
+        if grow > 0 and not self.queue.reserve(grow, splitter.reserved, self._abandon):
+            self._emit(framed)
+            framed = splitter.cut()
+            with self._counter_lock:
+                self.cut += 1
+            grow = -splitter.reserved
+        if grow < 0:
+            self.queue.release(-grow, splitter.pending)
+        splitter.reserved += grow
+        self._emit(framed)
+
+    def _finish(self, splitter: LineSplitter) -> None:
+        """End a stream: its partial line, if any, is handed over as a line."""
+        self._unreserve(splitter)
+        self._emit(splitter.flush())
+
+    def _unreserve(self, splitter: LineSplitter) -> None:
+        self.queue.release(splitter.reserved, 0)
+        splitter.reserved = 0
+
     def _emit(self, framed: Chunk | Framed, block: bool = True) -> None:
         """Hand a read's lines to the queue as one block (blocking while it is
-        full, unless `block` is False: then what does not fit is dropped)."""
+        full, until the drain deadline once stopped; unless `block` is False:
+        then what does not fit is dropped, reason queue_full)."""
+        reason = "stop" if block else "queue_full"
         if isinstance(framed, Chunk):
-            ok = self.queue.put_chunk(framed, self.origin, block=block, stop=self._stop)
+            if not framed.count:
+                return
+            ok = self.queue.put_chunk(framed, self.origin, block=block, stop=self._abandon)
             with self._counter_lock:
                 self.lines += framed.count
-                self.dropped += framed.count - ok
+                self.drops[reason] += framed.count - ok
             return
         data, oversize = framed
         if not data:
             return
-        ok = self.queue.put_lines(data, self.origin, oversize, block=block, stop=self._stop)
+        ok = self.queue.put_lines(data, self.origin, oversize, block=block, stop=self._abandon)
         with self._counter_lock:
             self.lines += len(data)
             self.oversize += sum(oversize) if oversize is not None else 0
-            self.dropped += len(data) - ok
+            self.drops[reason] += len(data) - ok
 
 
 def check_host(host: str) -> str:

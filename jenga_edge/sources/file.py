@@ -130,11 +130,11 @@ class FileSource(Source):
                 return got
             got = True
             f.pos += len(data)
-            self._emit(f.splitter.feed(data))
+            self._feed(f.splitter, data)
         return got
 
     def _close(self, f: _Follow) -> None:
-        self._emit(f.splitter.flush())
+        self._finish(f.splitter)
         try:
             f.fh.close()
         except OSError:
@@ -159,7 +159,7 @@ class FileSource(Source):
             return
         if size < f.pos:
             self.truncations += 1
-            self._emit(f.splitter.flush())
+            self._finish(f.splitter)
             f.fh.seek(0)
             f.pos = 0
 

@@ -58,8 +58,8 @@ class StdinSource(Source):
             if not data:
                 at_eof = True
                 break
-            self._emit(splitter.feed(data))
-        self._emit(splitter.flush())
+            self._feed(splitter, data)
+        self._finish(splitter)
         if at_eof:
             self.eof = True
 

@@ -9,13 +9,14 @@ from ..contract.errors import ConfigError
 from ..contract.typed import doc
 from ..event_queue import EventQueue
 from .base import AddressConfig, SourceContext, family, hostport
-from .stream import StreamListener
+from .stream import IDLE_TIMEOUT_DOC, MAX_CONNECTIONS_DOC, StreamListener
 
 
 class Config(AddressConfig, tag="tcp", kw_only=True):
     """A TCP listener; each connection sends newline-delimited JSON."""
 
-    max_connections: Annotated[int, doc("open connections at most; more are refused", ge=1, le=65536)] = 64
+    max_connections: Annotated[int, doc(MAX_CONNECTIONS_DOC, ge=1, le=65536)] = 64
+    idle_timeout_s: Annotated[float, doc(IDLE_TIMEOUT_DOC, ge=0.0, le=86400.0)] = 300.0
 
 
 class TcpSource(StreamListener):
@@ -24,7 +25,7 @@ class TcpSource(StreamListener):
     config: Config
 
     def __init__(self, config: Config, queue: EventQueue, max_line_bytes: int):
-        super().__init__(config, queue, max_line_bytes, config.max_connections)
+        super().__init__(config, queue, max_line_bytes, config.max_connections, config.idle_timeout_s)
         self.address: tuple[str, int] | None = None
 
     @property

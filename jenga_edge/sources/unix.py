@@ -11,7 +11,7 @@ from ..contract.errors import ConfigError
 from ..contract.typed import Invalid, doc
 from ..event_queue import EventQueue
 from .base import SourceConfig, SourceContext
-from .stream import StreamListener
+from .stream import IDLE_TIMEOUT_DOC, MAX_CONNECTIONS_DOC, StreamListener
 
 _UNIX_PATH_MAX = 107  # sun_path is 108 bytes including the terminating NUL
 
@@ -23,7 +23,8 @@ class Config(SourceConfig, tag="unix", kw_only=True):
     mode: Annotated[
         int, doc("permissions of the socket file, in octal with a leading 0 as YAML 1.1 reads it: 0660", ge=0, le=0o777)
     ] = 0o660
-    max_connections: Annotated[int, doc("open connections at most; more are refused", ge=1, le=65536)] = 64
+    max_connections: Annotated[int, doc(MAX_CONNECTIONS_DOC, ge=1, le=65536)] = 64
+    idle_timeout_s: Annotated[float, doc(IDLE_TIMEOUT_DOC, ge=0.0, le=86400.0)] = 300.0
 
     def __post_init__(self) -> None:
         size = len(os.fsencode(self.path))
@@ -40,7 +41,7 @@ class UnixSource(StreamListener):
     config: Config
 
     def __init__(self, config: Config, queue: EventQueue, max_line_bytes: int):
-        super().__init__(config, queue, max_line_bytes, config.max_connections)
+        super().__init__(config, queue, max_line_bytes, config.max_connections, config.idle_timeout_s)
         self.path = config.path
         self._ident: tuple[int, int] | None = None
 

@@ -62,6 +62,7 @@ def stopper():
     yield started.append
     for src in started:
         src.stop()
+        src.abandon()  # no drain: nobody consumes once a test is over
         src.join(2)
 
 
@@ -331,7 +332,10 @@ def test_config_defaults_to_loopback_and_validates():
         (dict(type="pipe"), "type: expected one of 'stdin', 'file', 'tcp', 'udp', 'unix', got str 'pipe'"),
         (dict(port=1), "type: missing required key, expected one of 'stdin', 'file', 'tcp', 'udp', 'unix'"),
         # A key another kind reads is not one of this kind's keys.
-        (dict(type="tcp", port=1, path="/x"), "path: unknown key; expected one of: host, port, max_connections"),
+        (
+            dict(type="tcp", port=1, path="/x"),
+            "path: unknown key; expected one of: host, port, max_connections, idle_timeout_s",
+        ),
         (
             dict(type="file", path="x", port=1),
             "port: unknown key; expected one of: path, start_at, poll_interval_s, rotate_wait_s",
@@ -841,9 +845,10 @@ def test_stop_is_prompt_and_idempotent(kind, tmp_path, stopper):
             src.start()
 
 
-def test_stop_releases_a_source_blocked_on_a_full_queue(stopper):
+def test_stop_releases_a_source_blocked_on_a_full_queue_at_the_drain_deadline(stopper):
     q = EventQueue(1)
     src = StdinSource(stdin.Config(), q, MAX, io.BytesIO(b"a\nb\nc\n"))
+    src.drain_s = 0.0  # no drain: nobody consumes here
     stopper(src)
     src.start()
     assert wait_for(lambda: q.depth() == 1)
@@ -853,6 +858,7 @@ def test_stop_releases_a_source_blocked_on_a_full_queue(stopper):
     src.stop()
     assert src.join(2) and time.monotonic() - t0 < 1.0
     assert src.lines == 3 and src.dropped == 2  # every line read is accounted for
+    assert src.drops == {"queue_full": 0, "stop": 2}
     assert src.eof is False
 
 
