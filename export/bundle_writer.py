@@ -33,6 +33,7 @@ from jenga_edge.contract.bundle_format import (
     TaskEntry,
     TensorSpec,
     encode_manifest,
+    input_specs,
     seal,
 )
 from jenga_edge.contract.digest import sha256_file
@@ -210,7 +211,7 @@ def _export_task(
         sha256=sha256_file(path),
         opset=opset_of(onx),
         size_bytes=path.stat().st_size,
-        inputs=_input_specs(schema),
+        inputs=input_specs(schema),
         outputs=_output_specs(model, name),
         labels=labels,
         threshold=meta["threshold"],
@@ -360,23 +361,6 @@ def _synthetic_rows(schema: FeatureSchema, n: int = 2000) -> list[dict]:
                 row[f.name] = float(f.impute + rng.normal() * spread)
         rows.append(row)
     return rows
-
-
-def _input_specs(schema: FeatureSchema) -> list[TensorSpec]:
-    return [
-        TensorSpec(
-            name="numeric",
-            dtype="float32",
-            shape=["batch", len(schema.numeric)],
-            features=[f.name for f in schema.numeric],
-        ),
-        TensorSpec(
-            name="categorical",
-            dtype="int64",
-            shape=["batch", len(schema.categorical)],
-            features=[f.name for f in schema.categorical],
-        ),
-    ]
 
 
 def _output_specs(model, task: str, prefix: str = "") -> list[TensorSpec]:

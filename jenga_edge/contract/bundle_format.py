@@ -85,6 +85,17 @@ class TaskEntry(_Struct, kw_only=True):
         check_outputs(self.outputs, self.kind, "outputs")
 
 
+def input_specs(schema: FeatureSchema) -> list[TensorSpec]:
+    """The two inputs every graph of a schema takes (what the agent feeds; check_inputs' rule)."""
+    return [
+        TensorSpec(name=name, dtype=dtype, shape=["batch", len(feats)], features=[f.name for f in feats])
+        for name, dtype, feats in (
+            ("numeric", "float32", schema.numeric),
+            ("categorical", "int64", schema.categorical),
+        )
+    ]
+
+
 def check_inputs(inputs: list[TensorSpec], schema: FeatureSchema) -> None:
     """A task's inputs are the schema's two: `numeric` float32 and `categorical` int64, a
     batch axis and one column per feature, in schema order (what the agent feeds)."""

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from jenga_edge import rules as rules_mod
-from jenga_edge.contract.bundle_format import TaskEntry, TensorSpec
+from jenga_edge.contract.bundle_format import TaskEntry, TensorSpec, input_specs
 from jenga_edge.contract.errors import ConfigError
 from jenga_edge.contract.schema import OOV_TOKEN, Feature, FeatureSchema
 from jenga_edge.contract.tasks import task_kind
@@ -32,7 +32,7 @@ def task(name="threat", type="anomaly_detection", threshold=0.8, labels=("normal
         sha256="0" * 64,
         opset=18,
         size_bytes=0,
-        inputs=[],
+        inputs=input_specs(SCHEMA),
         outputs=outputs,
         labels=list(labels),
         threshold=threshold,
