@@ -21,7 +21,7 @@ import re
 import socket
 import typing
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, Literal, cast
 
 import msgspec
 
@@ -31,7 +31,7 @@ from .actions.rate_limit import RateLimitConfig
 from .contract.conditions import Condition, check_macros
 from .contract.errors import ConfigError
 from .contract.events import EventModel, Normalizer
-from .contract.typed import Config, apply_overrides, convert, doc, load_yaml
+from .contract.typed import Config, Invalid, apply_overrides, convert, doc, load_yaml
 from .contract.windows import Window
 from .framing import MAX_LINE_BYTES, MIN_LINE_BYTES
 from .kinds import default_types
@@ -152,6 +152,29 @@ class EventConfig(Config, kw_only=True):
         return {"lag_s": self.lag_s, "max_keys": self.max_keys}
 
 
+class SinkFailureConfig(Config, kw_only=True):
+    """What the agent does when a file sink (jsonl, sqlite) or the dead-letter file cannot
+    be written (a full disk, an I/O error): never nothing. The loss is always counted
+    (jenga_sink_alerts_lost_total, jenga_dead_letters_lost_total) and logged."""
+
+    policy: Annotated[
+        Literal["stop", "spool"],
+        doc(
+            "stop: stop reading, score what was accepted, exit non-zero naming the sink and the error "
+            "(/healthz fails meanwhile); spool: keep what could not be written in spool_path and go on "
+            "(stop when the spool cannot take it either)"
+        ),
+    ] = "stop"
+    spool_path: Annotated[
+        str, doc("the spool file (JSON lines; relative: to this file); required by policy spool, on another disk")
+    ] = ""
+    max_spool_bytes: Annotated[int, doc("the spool's bound: past it, the agent stops", ge=1024)] = 64 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        if self.policy == "spool" and not self.spool_path:
+            raise Invalid("spool_path", "policy spool needs a spool file, ideally on another disk")
+
+
 class AgentConfig(Config, kw_only=True):
     """An agent config file."""
 
@@ -186,6 +209,9 @@ class AgentConfig(Config, kw_only=True):
     dead_letter: Annotated[JsonlConfig, doc("where rejected events go, with their reason")] = msgspec.field(
         default_factory=lambda: JsonlConfig(path="dead_letter.jsonl")
     )
+    on_sink_failure: Annotated[
+        SinkFailureConfig, doc("when a file sink or the dead-letter file cannot be written: stop or spool")
+    ] = msgspec.field(default_factory=SinkFailureConfig)
     metrics: Annotated[MetricsConfig, doc("the Prometheus endpoint and the stats line")] = msgspec.field(
         default_factory=MetricsConfig
     )
@@ -264,6 +290,7 @@ def _resolve_paths(cfg: AgentConfig, base: Path) -> None:
     cfg.agent.bundle = _resolve(base, cfg.agent.bundle)
     cfg.dead_letter.path = _resolve(base, cfg.dead_letter.path)
     cfg.event.snapshot = _resolve(base, cfg.event.snapshot)
+    cfg.on_sink_failure.spool_path = _resolve(base, cfg.on_sink_failure.spool_path)
     for section in [*cfg.sources, *cfg.sinks.values(), *cfg.actions.values()]:
         for key in section.paths:
             setattr(section, key, _resolve(base, getattr(section, key)))
@@ -273,6 +300,11 @@ def _one_writer_per_file(cfg: AgentConfig, source: str) -> None:
     """Two sinks, spools or the dead-letter file writing one file would interleave and
     overwrite each other's lines (two webhooks would even send each other's alerts)."""
     seen: dict[str, str] = {os.path.abspath(cfg.dead_letter.path): "dead_letter.path"}
+    spool = cfg.on_sink_failure.spool_path
+    if spool:
+        if os.path.abspath(spool) in seen:
+            raise ConfigError(f"{source}: on_sink_failure.spool_path: {spool} is also the dead-letter file")
+        seen[os.path.abspath(spool)] = "on_sink_failure.spool_path"
     for section, entries in (("sinks", cfg.sinks), ("actions", cfg.actions)):
         for name, entry in entries.items():
             for key, path in entry.written_files(name).items():
