@@ -81,21 +81,28 @@ class JsonlSink(FileSink):
         blob = ENCODER.encode_lines(alerts)
         limit = self.config.max_bytes
         if not limit or self._size + len(blob) <= limit:
-            self._size = append(self._fh.fileno(), blob, self._size, str(self.path))  # one write per batch
+            self._append(blob)  # one write per batch
         else:
             for i, alert in enumerate(alerts):
                 line = encode(alert) + b"\n"
                 if self._size > 0 and self._size + len(line) > limit:
                     self._rotate()
-                    assert self._fh is not None
                 try:
-                    self._size = append(self._fh.fileno(), line, self._size, str(self.path))
+                    self._append(line)
                 except LineWriteError as exc:
-                    raise LineWriteError(str(exc), i, len(alerts) - i) from None
+                    raise LineWriteError(str(exc), i, len(alerts) - i, exc.size) from None
         if self.config.fsync:
             if self._syncer is None:
                 self._syncer = make_syncer(str(self.path))
             self._syncer.request(self._fh.fileno())
+
+    def _append(self, blob: bytes) -> None:
+        assert self._fh is not None
+        try:
+            self._size = append(self._fh.fileno(), blob, self._size, str(self.path))
+        except LineWriteError as exc:
+            self._size = exc.size  # cut back to its last whole line: the next batch goes on from there
+            raise
 
     def write_outcomes(self, records: list[dict[str, Any]]) -> None:
         """Action outcomes, appended like alerts (each carries the `alert_id` it completes)."""

@@ -19,9 +19,10 @@ from .base import ENCODER
 class LineWriteError(DataError):
     """Records could not be appended; the file was cut back to its last whole line."""
 
-    def __init__(self, message: str, kept: int, lost: int):
+    def __init__(self, message: str, kept: int, lost: int, size: int):
         super().__init__(message)
         self.kept, self.lost = kept, lost
+        self.size = size  # the file's size now, after the cut
 
 
 def append(fd: int, blob: bytes, start: int, where: str) -> int:
@@ -39,13 +40,15 @@ def append(fd: int, blob: bytes, start: int, where: str) -> int:
         good = blob.rfind(b"\n", 0, done) + 1  # the end of the last whole line written
         kept = blob.count(b"\n", 0, good)
         why = exc.strerror or str(exc)
+        size = start + good
         try:
-            os.ftruncate(fd, start + good)
-            cut = f"truncated back to {start + good} bytes"
+            os.ftruncate(fd, size)
+            cut = f"truncated back to {size} bytes"
         except OSError as trunc_exc:
+            size = start + done
             cut = f"and truncating back failed too ({trunc_exc.strerror}): the last line may be torn"
         lost = blob.count(b"\n") - kept
-        raise LineWriteError(f"{where}: write failed: {why}; {cut}, {lost} record(s) lost", kept, lost) from None
+        raise LineWriteError(f"{where}: write failed: {why}; {cut}, {lost} record(s) lost", kept, lost, size) from None
     return start + len(blob)
 
 
@@ -74,6 +77,11 @@ class LineSpool:
                 raise OSError(0, f"spool full ({self.max_bytes} bytes)")
             self._size = append(self._fd, blob, self._size, self.path)
             os.fsync(self._fd)
+        except LineWriteError as exc:
+            self._size = exc.size
+            self.refused += len(records)
+            self.last_error = str(exc)
+            return False
         except (OSError, DataError) as exc:
             self.refused += len(records)
             self.last_error = f"{self.path}: {getattr(exc, 'strerror', None) or exc}"
