@@ -490,7 +490,7 @@ class Agent:
                 lost = sink.take_lost()
                 if lost:
                     self.metrics.sink_lost.inc(lost, sink=name)
-                    self.log(f"sink {name}: {lost} alert(s) not delivered at stop: {sink.last_error}")
+                    self.failures.warn(f"sink:{name}", f"sink {name}: {lost} alert(s) not delivered: {sink.last_error}")
 
     def _reload(self) -> None:
         self._reload_requested = False

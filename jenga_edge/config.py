@@ -327,6 +327,15 @@ def _cross_check(cfg: AgentConfig, source: str) -> None:
         for name in names:
             if not _NAME.fullmatch(name):
                 raise ConfigError(f"{source}: {section}: {name!r}: a name is 1-64 letters, digits, '_' or '-'")
+    # The durable record is written on the scoring thread, before any action runs (agent.py).
+    if cfg.dead_letter.queue is not None:
+        raise ConfigError(f"{source}: dead_letter.queue: the dead-letter file is written before actions run; remove it")
+    for name, sink in cfg.sinks.items():
+        if sink.kind in ("jsonl", "sqlite") and sink.queue is not None:
+            raise ConfigError(
+                f"{source}: sinks.{name}.queue: a {sink.kind} sink is the durable record, written before "
+                "actions run; remove queue"
+            )
     if RESERVED_ACTION in cfg.actions:
         raise ConfigError(
             f"{source}: actions.{RESERVED_ACTION}: the name is reserved (a rule's `alert` "

@@ -303,3 +303,22 @@ def test_a_hung_command_and_a_deaf_collector_never_stall_scoring(network_bundle,
     assert hang.counts["queued"] == dropped + hang.counts["done"] + hang.counts["failed"] + hang.busy
     results = [r for r in read_jsonl(tmp_path / "alerts.jsonl") if r["event_type"] == "action_result"]
     assert sum(r["action"]["result"] == "dropped" for r in results) == dropped
+
+
+def test_failure_policies_are_checked_when_the_config_loads():
+    from jenga_edge.config import agent_config_from_dict
+    from jenga_edge.contract.errors import ConfigError
+
+    base = {"agent": {"bundle": "/x"}, "sources": [{"type": "stdin"}]}
+    assert agent_config_from_dict(base).on_sink_failure.policy == "stop"  # the default: never silent
+    bad = [
+        ({"on_sink_failure": {"policy": "spool"}}, "on_sink_failure.spool_path: policy spool needs a spool file"),
+        ({"on_sink_failure": {"policy": "ignore"}}, "on_sink_failure.policy: expected one of 'stop', 'spool'"),
+        ({"dead_letter": {"path": "d.jsonl", "queue": {}}}, "dead_letter.queue: the dead-letter file is written"),
+        ({"sinks": {"a": {"type": "jsonl", "path": "a.jsonl", "queue": {}}}}, "sinks.a.queue: a jsonl sink is the"),
+        ({"actions": {"x": {"type": "exec", "argv": ["/bin/x"], "queue": {"when_full": "later"}}}}, "when_full"),
+    ]
+    for extra, expected in bad:
+        with pytest.raises(ConfigError) as err:
+            agent_config_from_dict({**base, **extra})
+        assert expected in str(err.value), str(err.value)
