@@ -954,7 +954,7 @@ def bench_latency(
     cpu = time.process_time() - cpu0
     load.__exit__(None, None, None)
     agent.dead_letter.close()
-    for s in agent.sinks:
+    for s in agent.sinks.values():
         s.close()
     lat = (comp[:done] - enq[:done]) * 1e3
     arr = (comp[:done] - sched[:done]) * 1e3
@@ -1143,7 +1143,7 @@ def bench_breakdown(args, work: Path, bundle: str, rule_task: str, pool: list[by
     # the stdin source's share: framing + queue, per line (its reader thread shares the core and the GIL)
     res["source_us_per_line"] = source_costs(pool)
     agent.dead_letter.close()
-    for s in agent.sinks:
+    for s in agent.sinks.values():
         s.close()
     _say(
         f"[breakdown] Agent.process {res['process_median_us_per_event']} us/event "

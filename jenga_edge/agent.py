@@ -18,8 +18,9 @@ Durability order, per batch:
    and a sequence number). Allowlist and rate-limit checks run here, on the
    scoring thread; a dry-run action (which runs nothing) records its argv here.
 2. the alerts go to every sink. File sinks (jsonl, sqlite) write and fsync (the
-   fsync overlaps the next batch, sinks/fsync.py); a write that fails is cut back
-   to its last whole line (sinks/lines.py) and the loss is known.
+   fsync overlaps the next batch, sinks/fsync.py, except in a batch with a live
+   action, which waits for it); a write that fails is cut back to its last whole
+   line (sinks/lines.py) and the loss is known.
 3. rejected events go to the dead-letter file.
 4. only then do actions run, and only for alerts a file sink (or the
    `on_sink_failure` spool) recorded: an alert no record holds gets no action
@@ -460,6 +461,8 @@ class Agent:
 
     def _run_actions(self, pending: list[tuple[int, str, dict[str, Any]]], recorded: int) -> None:
         """Queue the blocking actions of alerts a durable record holds (index < recorded)."""
+        if pending and recorded and not self._synced():
+            recorded = 0
         for index, name, alert in pending:
             action = self.pipe.actions[name]
             if index < recorded:
@@ -468,6 +471,22 @@ class Agent:
             # No record holds this alert: acting on it would leave a block nobody can explain.
             self.metrics.actions.inc(type=action.type, result="skipped")
             self.failures.warn(f"action:{name}", f"action {name} not run: its alert could not be recorded")
+
+    def _synced(self) -> bool:
+        """Wait for the file sinks' fsync of this batch: only a batch with a live action pays
+        it (the others' fsync overlaps the next batch). False if it failed: the record may
+        not be on disk, so nothing acts on it."""
+        ok = True
+        for name, sink in self.sinks.items():
+            wait = getattr(sink, "sync_wait", None)
+            if wait is None:
+                continue
+            try:
+                wait()
+            except Exception as exc:  # noqa: BLE001 - an fsync error is a sink failure
+                self._sink_failed(name, exc, [])
+                ok = False
+        return ok
 
     def _sync_outputs(self) -> None:
         """Mirror the output stages' counters (queued, done, failed, dropped, spooled) and depths."""

@@ -322,3 +322,17 @@ def test_failure_policies_are_checked_when_the_config_loads():
         with pytest.raises(ConfigError) as err:
             agent_config_from_dict({**base, **extra})
         assert expected in str(err.value), str(err.value)
+
+
+def test_the_alert_store_shows_an_actions_final_outcome(tmp_path):
+    from jenga_edge.sinks.sqlite import Config as SqliteConfig
+    from jenga_edge.sinks.sqlite import SqliteSink, query_alerts
+
+    store = SqliteSink(SqliteConfig(path=str(tmp_path / "a.db")))
+    queued = {"type": "exec", "name": "q", "result": "queued"}
+    store.write_batch([{"alert_id": "r-1", "rule": "r", "actions": [queued]}, {"alert_id": "r-2", "actions": []}])
+    final = {"type": "exec", "name": "q", "result": "ok", "reason": "q succeeded", "exit_status": 0}
+    store.write_outcomes([{"event_type": "action_result", "alert_id": "r-1", "action": final}])
+    store.close()
+    got = {a["alert_id"]: a["actions"] for a in query_alerts(tmp_path / "a.db")}
+    assert got == {"r-1": [final], "r-2": []}
