@@ -14,6 +14,8 @@ import subprocess
 import sys
 import tempfile
 import threading
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -175,13 +177,22 @@ def test_a_full_sqlite_store_is_a_sink_failure_not_rejected_events(network_bundl
             "jsonl": {"path": str(tmp_path / "alerts.jsonl")},
             "store": {"type": "sqlite", "path": str(tmp_path / "a.db")},
         },
+        metrics={"enabled": True, "host": "127.0.0.1", "port": 0, "stats_interval_s": 0},
     )
+    healthz = agent.server.start().url + "/healthz"
+    assert urllib.request.urlopen(healthz, timeout=5).status == 200
     db = agent.sinks["store"]._db
     pages = db.execute("PRAGMA page_count").fetchone()[0]
     db.execute(f"PRAGMA max_page_count = {pages}")  # SQLite's own "database or disk is full"
     ev = events(200)
     for i in range(0, 200, 50):
         agent.process_safely(batch(ev[i : i + 50]))
+    try:
+        with pytest.raises(urllib.error.HTTPError) as unhealthy:
+            urllib.request.urlopen(healthz, timeout=5)
+        assert unhealthy.value.code == 503  # from the first failure on, while the agent drains
+    finally:
+        agent.server.stop()
     s = agent.summary()
     agent.dead_letter.close()
     for sink in agent.sinks.values():
