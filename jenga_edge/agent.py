@@ -1,30 +1,62 @@
 """The agent: sources -> queue -> micro-batches -> decode -> score -> rules ->
-actions -> sinks, with every event accounted for.
+sinks -> actions, with every event accounted for.
 
 Threads: each source reads in its own thread into one bounded queue; the main
-thread does all scoring, rule evaluation, actions and sink writes, so no lock
-guards the pipeline. Signals only set flags that the loop reads between
-batches: SIGHUP reloads (config + bundle, verified before the swap; on any
-failure the old pipeline keeps serving); SIGTERM/SIGINT stop the sources, which
+thread does all scoring, rule evaluation and file-sink writes, so no lock
+guards the pipeline. Whatever can block (a syslog collector, a webhook, a live
+exec, nft or ipset command) runs behind the asynchronous output stage
+(output_stage.py): a bounded queue and a worker each, with a policy when full,
+so a dead receiver or a hung command never stalls scoring. Signals only set
+flags that the loop reads between batches: SIGHUP reloads (config + bundle,
+verified before the swap; on any failure the old pipeline keeps serving);
+SIGTERM/SIGINT stop the sources, which
 hand over what they already hold (kernel buffers included) within
 batching.drain_s while the loop keeps scoring, then score everything accepted,
 flush the sinks and exit 0.
+
+Durability order, per batch:
+
+1. decode, score, rules; every alert gets a stable ``alert_id`` (this run's id
+   and a sequence number). Allowlist and rate-limit checks run here, on the
+   scoring thread; a dry-run action (which runs nothing) records its argv here.
+2. the alerts go to every sink. File sinks (jsonl, sqlite) write and fsync (the
+   fsync overlaps the next batch, sinks/fsync.py, except in a batch with a live
+   action, which waits for it); a write that fails is cut back to its last whole
+   line (sinks/lines.py) and the loss is known.
+3. rejected events go to the dead-letter file.
+4. only then do actions run, and only for alerts a file sink (or the
+   `on_sink_failure` spool) recorded: an alert no record holds gets no action
+   (outcome ``skipped``, counted). With no file sink configured, actions run
+   after the sinks were written. A blocking action is queued (``queued`` in the
+   alert) and its final outcome is recorded afterwards as an ``action_result``
+   record keyed by ``alert_id`` (a JSONL line; a row of sqlite's
+   ``action_results``, merged back by `jenga-edge alerts`).
+
+A sink failure is not an event rejection: the batch's events were scored and
+are counted as such; the sink's lost alerts are counted per sink
+(jenga_sink_alerts_lost_total). When a file sink or the dead-letter file cannot
+be written, `on_sink_failure` decides: ``stop`` (default: stop reading, score
+what was accepted, exit non-zero naming the sink and the error; /healthz fails
+from the first failure) or ``spool`` (keep the records in a bounded spool file
+and go on; stop when the spool cannot take them either). Never silent.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import sys
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from . import __version__, window_snapshots
-from .actions import Action, build_actions, close_actions, firewall
+from .actions import Action, BackgroundAction, build_actions, close_actions, firewall, unwrap
+from .actions.background import OnResult
 from .actions.rate_limit import RateLimiter
 from .bundle import Bundle, verify_bundle
 from .config import RESERVED_ACTION, AgentConfig, load_agent_config
@@ -36,10 +68,13 @@ from .event_queue import Batch, EventQueue
 from .failures import FailureLog
 from .metrics.agent import AgentMetrics
 from .metrics.server import MetricsServer
+from .output_stage import OutputStage
 from .rules import Hit, RuleEngine, default_rules, render_output
 from .score import Scorer
-from .sinks import Sink, build_sinks
+from .sinks import QueuedSink, Sink, build_sinks
+from .sinks.base import FileSink
 from .sinks.jsonl import JsonlSink
+from .sinks.lines import LineSpool
 from .sources import SourceContext, build_source
 from .timestamps import iso_utc
 from .trust import TrustStore
@@ -72,11 +107,12 @@ class Pipeline:
 def build_pipeline(
     cfg: AgentConfig,
     source: str = "config",
-    on_result: Callable[[str, dict[str, Any]], None] | None = None,
+    on_result: OnResult | None = None,
 ) -> Pipeline:
     """Verify the bundle and build everything that scores and acts. `source` (the config
     file) prefixes the errors only the bundle can reveal (a rule's task, its labels);
-    `on_result` gets the final outcome of actions that run on a worker (webhooks)."""
+    `on_result(name, alert, outcome)` gets the final outcome of actions that run on a
+    worker (webhooks, live exec and firewall commands)."""
     bundle = verify_bundle(cfg.agent.bundle, TrustStore.load(cfg.agent.trust))
     try:
         where = "agent.tasks" if cfg.agent.tasks else "rules[].task"
@@ -112,15 +148,16 @@ def ensure_firewalls(pipe: Pipeline, source: str) -> None:
     the pipeline serves; on failure the pipeline's workers are stopped and the error raised."""
     try:
         for name, action in pipe.actions.items():
-            if isinstance(action, firewall.FirewallAction):
-                firewall.ensure(name, action)
+            inner = unwrap(action)
+            if isinstance(inner, firewall.FirewallAction):
+                firewall.ensure(name, inner)
     except ActionError as exc:
         close_actions(pipe.actions)
         raise ActionError(f"{source}: {exc}") from None
 
 
 # Sections a reload does not rebuild: they hold open sockets, files and threads.
-RESTART_ONLY = ("sources", "batching", "sinks", "dead_letter", "metrics")
+RESTART_ONLY = ("sources", "batching", "sinks", "dead_letter", "on_sink_failure", "metrics")
 
 
 def _carry_state(old: Pipeline, new: Pipeline) -> None:
@@ -164,7 +201,11 @@ class Agent:
         self.started = time.monotonic()
         self.metrics = AgentMetrics()
         self.failures = FailureLog(log)  # escapes its own lines
-        self.pipe = build_pipeline(cfg, config_path or "config", self._action_done)
+        self._results: deque[tuple[str, dict[str, Any], dict[str, Any]]] = deque()  # from action workers
+        self.run_id = os.urandom(4).hex()  # alert ids: unique per run, ordered within it
+        self._alert_seq = 0
+        self.fatal: str | None = None  # why the agent stops (on_sink_failure: stop)
+        self.pipe = build_pipeline(cfg, config_path or "config", self._action_result)
         ensure_firewalls(self.pipe, config_path or "config")
         self.cfg = cfg
         self._window_seen = {"evicted": 0, "late": 0, "ahead": 0, "resets": 0}
@@ -183,12 +224,16 @@ class Agent:
         self.metrics.set_bundle(self.pipe.bundle.bundle_id, self.pipe.bundle.manifest.source_model.sha256)
         self.sinks = build_sinks(cfg.sinks)
         self.dead_letter = JsonlSink(cfg.dead_letter)
+        fail = cfg.on_sink_failure
+        self.spool = LineSpool(fail.spool_path, fail.max_spool_bytes) if fail.policy == "spool" else None
+        self._file_sinks = any(isinstance(s, FileSink) for s in self.sinks.values())
+        self._outputs_seen: dict[tuple[str, str], int] = {}
         self.queue = EventQueue(cfg.batching.queue_size, cfg.batching.queue_bytes)
         context = SourceContext(self.queue, cfg.batching.max_line_bytes, drain_s=cfg.batching.drain_s)
         self.sources = [build_source(s, context) for s in cfg.sources]
         self._source_kind: dict[str, str] = {}  # origin -> kind, for metric labels
         self.server = (
-            MetricsServer(self.metrics.registry, cfg.metrics.host, cfg.metrics.port, healthy=lambda: not self._stopping)
+            MetricsServer(self.metrics.registry, cfg.metrics.host, cfg.metrics.port, healthy=self.healthy)
             if cfg.metrics.enabled
             else None
         )
@@ -215,6 +260,10 @@ class Agent:
 
     def stop(self) -> None:
         self._stopping = True
+
+    def healthy(self) -> bool:
+        """/healthz: false while stopping, and from a fatal sink failure on."""
+        return not self._stopping and self.fatal is None
 
     def request_reload(self) -> None:
         self._reload_requested = True
@@ -256,11 +305,13 @@ class Agent:
             lines = self.queue.take(b.max_batch, b.max_wait_ms / 1000.0)
             if lines:
                 self.process_safely(lines)
-            elif (self._drained() or self._sources_done()) and self.queue.depth() == 0:
+            self._record_outcomes()  # what action workers finished meanwhile
+            if not lines and (self._drained() or self._sources_done()) and self.queue.depth() == 0:
                 return
             self._sync_drops()
             if time.monotonic() >= next_wait_check:  # a few times a second, not once per batch
                 self._sync_waiting()
+                self._sync_outputs()
                 next_wait_check = time.monotonic() + WAIT_CHECK_S
             if time.monotonic() >= next_stats:
                 self.log(self.metrics.stats_line())
@@ -298,12 +349,18 @@ class Agent:
             self.log(line)
         for step in [
             lambda: close_actions(self.pipe.actions),
+            self._record_outcomes,  # what the action workers finished, before the sinks close
             *(s.close for s in [*self.sinks.values(), self.dead_letter]),
+            self._count_queued_losses,
+            *([self.spool.close] if self.spool is not None else []),
         ]:
             try:
                 step()
             except Exception as exc:  # noqa: BLE001 - one failing sink must not skip the others
                 self.log(f"shutdown: {type(exc).__name__}: {exc}")
+        self._sync_outputs()
+        if self.fatal is not None:
+            self.log(f"stopped: {self.fatal}")
         if self.server:
             self.server.stop()
         self.metrics.set_up(False)
@@ -355,18 +412,62 @@ class Agent:
         for kind in {s.kind for s in self.sources}:
             self.metrics.sources_waiting.set(waiting[kind], source=kind)
 
-    def _deliver(self, alerts: list[dict[str, Any]]) -> None:
-        """Hand the batch's alerts to every sink; what a sink could not deliver is counted and logged."""
+    def _deliver(self, alerts: list[dict[str, Any]]) -> int:
+        """Hand the batch's alerts to every sink; what a sink could not deliver is counted and
+        logged. Returns how many of the alerts (from the first on) a durable record holds: a
+        file sink wrote them, or the on_sink_failure spool took them (all, without file sinks)."""
+        if not alerts:
+            return 0
+        recorded = 0 if self._file_sinks else len(alerts)
         for name, sink in self.sinks.items():
-            lost = sink.write_batch(alerts)
-            self._count_truncated(name, sink)
+            try:
+                lost, kept = sink.write_batch(alerts), len(alerts)
+            except Exception as exc:  # noqa: BLE001 - a sink failure loses alerts, never events
+                kept = getattr(exc, "kept", 0)  # whole lines written before a write failed
+                rest = alerts[kept:]
+                spooled = self._sink_failed(name, exc, rest)
+                lost, kept = (0, len(alerts)) if spooled else (len(rest), kept)
+                error: str | None = f"{type(exc).__name__}: {exc}"
+            else:
+                error = sink.last_error
             if lost:
                 self.metrics.sink_lost.inc(lost, sink=name)
-                self.failures.warn(f"sink:{name}", f"sink {name}: {lost} alert(s) not delivered: {sink.last_error}")
+                self.failures.warn(f"sink:{name}", f"sink {name}: {lost} alert(s) not delivered: {error}")
+            if isinstance(sink, FileSink):
+                recorded = max(recorded, kept)
+        return recorded
+
+    def _write_dead(self, records: list[dict[str, Any]]) -> None:
+        """Dead letters; what the file cannot take goes to the spool or is counted as lost."""
+        if not records:
+            return
+        try:
+            self.dead_letter.write_batch(records)
+        except Exception as exc:  # noqa: BLE001 - the events stay rejected; their records are what is lost
+            rest = records[getattr(exc, "kept", 0) :]
+            if not self._sink_failed("dead_letter", exc, rest):
+                self.metrics.dead_letters_lost.inc(len(rest))
+                self.failures.warn("sink:dead_letter", f"dead_letter: {len(rest)} record(s) lost: {exc}")
+
+    def _sink_failed(self, name: str, exc: Exception, records: list[dict[str, Any]]) -> bool:
+        """A file sink or the dead-letter file failed: spool its records (True), or stop (False)."""
+        error = f"{type(exc).__name__}: {exc}"
+        if self.spool is not None:
+            if self.spool.add([{"sink": name, "error": error, "record": r} for r in records]):
+                self.metrics.sink_spooled.inc(len(records), sink=name)
+                self.failures.warn(f"spool:{name}", f"{name}: {error}; {len(records)} record(s) spooled")
+                return True
+            error += f"; and the spool failed: {self.spool.last_error}"
+        if self.fatal is None:
+            self.fatal = f"{'sink ' if name != 'dead_letter' else ''}{name} cannot be written: {error}"
+            self.log(f"{self.fatal}; stopping (on_sink_failure: {self.cfg.on_sink_failure.policy})")
+        self.stop()
+        return False
 
     def _count_truncated(self, name: str, sink: Sink) -> None:
-        """A sink that cuts oversize alerts to its limit (syslog) counts them in `truncated`:
-        mirrored in the metric and logged (rate-limited), as they arrive altered."""
+        """A sink that cuts oversize alerts to its limit (syslog) counts them in `truncated`
+        (on its output stage's worker): mirrored in the metric and logged (rate-limited), as
+        they arrive altered. Read a few times a second and at stop (_sync_outputs)."""
         truncated = getattr(sink, "truncated", 0)
         delta = truncated - self._truncated_seen.get(name, 0)
         if delta > 0:
@@ -376,16 +477,104 @@ class Agent:
             self.failures.warn(f"sink:{name}:truncated", f"sink {name}: {delta} alert(s) truncated: {why}")
 
     def _action_done(self, name: str, outcome: dict[str, Any]) -> None:
-        """A failed action is counted per action and logged; called from webhook workers too."""
+        """A failed action is counted per action and logged."""
         if outcome.get("result") == "failed":
             self.metrics.action_failures.inc(action=name)
             self.failures.warn(f"action:{name}", f"action {name} failed: {outcome.get('reason')}")
+
+    def _action_result(self, name: str, alert: Any, outcome: dict[str, Any]) -> None:
+        """From an action's worker thread: the scoring thread records it (sinks are not shared)."""
+        self._results.append((name, alert, outcome))
+
+    def _record_outcomes(self) -> None:
+        """Record the final outcomes of queued actions as `action_result` records keyed by
+        alert_id, in the sinks that keep them (jsonl, sqlite); count and log them."""
+        if not self._results:
+            return
+        now, records = iso_utc(time.time()), []
+        while self._results:
+            name, alert, outcome = self._results.popleft()
+            outcome["name"] = name
+            self.metrics.actions.inc(type=str(outcome.get("type")), result=outcome.get("result", "unknown"))
+            self._action_done(name, outcome)
+            records.append(
+                {
+                    "timestamp": now,
+                    "event_type": "action_result",
+                    "alert_id": alert.get("alert_id"),
+                    "rule": alert.get("rule"),
+                    "action": outcome,
+                }
+            )
+        for name, sink in self.sinks.items():
+            write = getattr(sink, "write_outcomes", None)
+            if write is None:
+                continue
+            try:
+                write(records)
+            except Exception as exc:  # noqa: BLE001 - counted and handled like an alert write
+                if not self._sink_failed(name, exc, records):
+                    self.metrics.sink_lost.inc(len(records), sink=name)
+
+    def _run_actions(self, pending: list[tuple[int, str, dict[str, Any]]], recorded: int) -> None:
+        """Queue the blocking actions of alerts a durable record holds (index < recorded)."""
+        if pending and recorded and not self._synced():
+            recorded = 0
+        for index, name, alert in pending:
+            action = self.pipe.actions[name]
+            if index < recorded:
+                action.run(alert)  # queued (or spooled, dropped by its queue's policy): the outcome follows
+                continue
+            # No record holds this alert: acting on it would leave a block nobody can explain.
+            self.metrics.actions.inc(type=action.type, result="skipped")
+            self.failures.warn(f"action:{name}", f"action {name} not run: its alert could not be recorded")
+
+    def _synced(self) -> bool:
+        """Wait for the file sinks' fsync of this batch: only a batch with a live action pays
+        it (the others' fsync overlaps the next batch). False if it failed: the record may
+        not be on disk, so nothing acts on it."""
+        ok = True
+        for name, sink in self.sinks.items():
+            wait = getattr(sink, "sync_wait", None)
+            if wait is None:
+                continue
+            try:
+                wait()
+            except Exception as exc:  # noqa: BLE001 - an fsync error is a sink failure
+                self._sink_failed(name, exc, [])
+                ok = False
+        return ok
+
+    def _sync_outputs(self) -> None:
+        """Mirror the output stages' counters (queued, done, failed, dropped, spooled) and depths."""
+        stages: list[OutputStage[Any]] = [s.stage for s in self.sinks.values() if isinstance(s, QueuedSink)]
+        stages += [a.stage for a in self.pipe.actions.values() if isinstance(a, BackgroundAction)]
+        m = self.metrics
+        for stage in stages:
+            for state, now in list(stage.counts.items()):
+                key = (stage.name, state)
+                seen = self._outputs_seen.get(key, 0)
+                if now > seen:
+                    m.output_items.inc(now - seen, stage=stage.name, state=state)
+                self._outputs_seen[key] = now  # a reloaded action's stage counts from 0 again
+            m.output_depth.set(stage.depth(), stage=stage.name)
+        for name, sink in self.sinks.items():
+            self._count_truncated(name, sink.inner if isinstance(sink, QueuedSink) else sink)
+
+    def _count_queued_losses(self) -> None:
+        """At shutdown: what a queued sink lost after its last write_batch."""
+        for name, sink in self.sinks.items():
+            if isinstance(sink, QueuedSink):
+                lost = sink.take_lost()
+                if lost:
+                    self.metrics.sink_lost.inc(lost, sink=name)
+                    self.failures.warn(f"sink:{name}", f"sink {name}: {lost} alert(s) not delivered: {sink.last_error}")
 
     def _reload(self) -> None:
         self._reload_requested = False
         try:
             cfg = load_agent_config(self.config_path, self.overrides) if self.config_path else self.cfg
-            pipe = build_pipeline(cfg, self.config_path or "config", self._action_done)
+            pipe = build_pipeline(cfg, self.config_path or "config", self._action_result)
             ensure_firewalls(pipe, self.config_path or "config")
         except JengaError as exc:
             self.metrics.reloads.inc(result="failed")
@@ -420,9 +609,10 @@ class Agent:
 
     # -------------------------------------------------------------- scoring
     def process_safely(self, lines: Batch) -> None:
-        """process(), but a batch that fails (a sink error, an onnxruntime
-        error) is still accounted for: each of its events is rejected with
-        reason `processing_error`, and the agent keeps running."""
+        """process(), but a batch that fails to score (an onnxruntime error) is
+        still accounted for: each of its events is rejected with reason
+        `processing_error`, and the agent keeps running. (A sink failure is not
+        one: process() handles it, see _deliver.)"""
         try:
             self.process(lines)
         except Exception as exc:  # noqa: BLE001 - nothing may take the loop down
@@ -430,10 +620,7 @@ class Agent:
             self.log(f"batch of {len(lines)} failed, dead-lettered: {reason}")
             now = iso_utc(time.time())
             rejects = [Reject(i, "processing_error", None, reason) for i in range(len(lines))]
-            try:
-                self.dead_letter.write_batch([self._dead(r, lines, now) for r in rejects])
-            except Exception as dl_exc:  # noqa: BLE001
-                self.log(f"dead-letter write failed too: {type(dl_exc).__name__}: {dl_exc}")
+            self._write_dead([self._dead(r, lines, now) for r in rejects])
             self._count_received(lines)
             self.metrics.rejected.inc(len(lines), reason="processing_error")
             self.counts["received"] += len(lines)
@@ -449,18 +636,30 @@ class Agent:
         scores = pipe.scorer.score(batch.num, batch.cat)
         hits = pipe.rules.evaluate(batch, scores)
         now = iso_utc(time.time())  # one timestamp per batch: strftime per alert was a hot spot
-        alerts = [self._alert(h, batch, lines, now) for h in hits]
-        self._deliver(alerts)
-        self.dead_letter.write_batch([self._dead(r, lines, now) for r in batch.rejects])
+        pending: list[tuple[int, str, dict[str, Any]]] = []  # blocking actions, run once recorded
+        alerts = [self._alert(h, batch, lines, now, i, pending) for i, h in enumerate(hits)]
+        recorded = self._deliver(alerts)  # the durable record first ...
+        self._write_dead([self._dead(r, lines, now) for r in batch.rejects])
+        self._run_actions(pending, recorded)  # ... then the actions (module docstring)
         t1 = time.perf_counter()
         self._account(lines, batch, alerts, t1 - t0)
         self.span[1], self.busy_s = t1, self.busy_s + (t1 - t0)
         return alerts
 
-    def _alert(self, hit: Hit, batch: DecodedBatch, lines: Batch, now: str) -> dict[str, Any]:
+    def _alert(
+        self,
+        hit: Hit,
+        batch: DecodedBatch,
+        lines: Batch,
+        now: str,
+        index: int,
+        pending: list[tuple[int, str, dict[str, Any]]],
+    ) -> dict[str, Any]:
         pipe, rule = self.pipe, hit.rule
         row = hit.row
+        self._alert_seq += 1
         alert: dict[str, Any] = {
+            "alert_id": f"{self.run_id}-{self._alert_seq}",
             "timestamp": now,
             "event_type": "alert",
             "agent": self.agent_info,
@@ -490,12 +689,17 @@ class Agent:
         acts = [a for a in rule.cfg.actions if a != RESERVED_ACTION]
         if acts:
             target = keys[rule.cfg.key][row] if rule.cfg.key else alert.get("src_ip")
-            alert["actions"] = [self._act(name, alert, target) for name in acts]
+            alert["actions"] = [self._act(name, alert, target, index, pending) for name in acts]
         else:
             alert["actions"] = []
         return alert
 
-    def _act(self, name: str, alert: dict[str, Any], key: Any) -> dict[str, Any]:
+    def _act(
+        self, name: str, alert: dict[str, Any], key: Any, index: int, pending: list[tuple[int, str, dict[str, Any]]]
+    ) -> dict[str, Any]:
+        """The checks (allowlist, rate limit) run here, on the scoring thread; an action that
+        can block is only planned (outcome `queued`, run once its alert is recorded); a dry
+        run, which runs nothing, records its outcome now."""
         pipe = self.pipe
         action = pipe.actions[name]
         # The allowlist protects what the action would touch (the firewall's
@@ -505,6 +709,9 @@ class Agent:
             outcome = {"type": action.type, "result": "skipped", "reason": "allowlisted"}
         elif not pipe.limiter.allow():
             outcome = {"type": action.type, "result": "skipped", "reason": "rate_limited"}
+        elif isinstance(action, BackgroundAction):
+            pending.append((index, name, alert))
+            return {"type": action.type, "target": action.target, "result": "queued", "name": name}
         else:
             try:
                 outcome = action.run(alert)
@@ -614,6 +821,10 @@ class Agent:
             "busy_s": round(self.busy_s, 6),
             "span_s": round(end - start, 6) if start is not None and end is not None else 0.0,
             "first_scored_wall": self.first_scored_wall,
+            "sink_lost": snap["sink_lost"],
+            "dead_letters_lost": snap["dead_letters_lost"],
+            "sink_spooled": snap["sink_spooled"],
+            "fatal": self.fatal,
         }
 
 

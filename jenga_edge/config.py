@@ -21,7 +21,7 @@ import re
 import socket
 import typing
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, Literal, cast
 
 import msgspec
 
@@ -31,7 +31,7 @@ from .actions.rate_limit import RateLimitConfig
 from .contract.conditions import Condition, check_macros
 from .contract.errors import ConfigError
 from .contract.events import EventModel, Normalizer
-from .contract.typed import Config, apply_overrides, convert, doc, load_yaml
+from .contract.typed import Config, Invalid, apply_overrides, convert, doc, load_yaml
 from .contract.windows import Window
 from .framing import MAX_LINE_BYTES, MIN_LINE_BYTES
 from .kinds import default_types
@@ -172,6 +172,29 @@ class EventConfig(Config, kw_only=True):
         return {"lag_s": self.lag_s, "max_keys": self.max_keys}
 
 
+class SinkFailureConfig(Config, kw_only=True):
+    """What the agent does when a file sink (jsonl, sqlite) or the dead-letter file cannot
+    be written (a full disk, an I/O error): never nothing. The loss is always counted
+    (jenga_sink_alerts_lost_total, jenga_dead_letters_lost_total) and logged."""
+
+    policy: Annotated[
+        Literal["stop", "spool"],
+        doc(
+            "stop: stop reading, score what was accepted, exit non-zero naming the sink and the error "
+            "(/healthz fails meanwhile); spool: keep what could not be written in spool_path and go on "
+            "(stop when the spool cannot take it either)"
+        ),
+    ] = "stop"
+    spool_path: Annotated[
+        str, doc("the spool file (JSON lines; relative: to this file); required by policy spool, on another disk")
+    ] = ""
+    max_spool_bytes: Annotated[int, doc("the spool's bound: past it, the agent stops", ge=1024)] = 64 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        if self.policy == "spool" and not self.spool_path:
+            raise Invalid("spool_path", "policy spool needs a spool file, ideally on another disk")
+
+
 class AgentConfig(Config, kw_only=True):
     """An agent config file."""
 
@@ -206,6 +229,9 @@ class AgentConfig(Config, kw_only=True):
     dead_letter: Annotated[JsonlConfig, doc("where rejected events go, with their reason")] = msgspec.field(
         default_factory=lambda: JsonlConfig(path="dead_letter.jsonl")
     )
+    on_sink_failure: Annotated[
+        SinkFailureConfig, doc("when a file sink or the dead-letter file cannot be written: stop or spool")
+    ] = msgspec.field(default_factory=SinkFailureConfig)
     metrics: Annotated[MetricsConfig, doc("the Prometheus endpoint and the stats line")] = msgspec.field(
         default_factory=MetricsConfig
     )
@@ -289,6 +315,7 @@ def _resolve_paths(cfg: AgentConfig, base: Path) -> None:
     resolve_keys(cfg.agent.trust, str(base))
     cfg.dead_letter.path = _resolve(base, cfg.dead_letter.path)
     cfg.event.snapshot = _resolve(base, cfg.event.snapshot)
+    cfg.on_sink_failure.spool_path = _resolve(base, cfg.on_sink_failure.spool_path)
     for section in [*cfg.sources, *cfg.sinks.values(), *cfg.actions.values()]:
         for key in section.paths:
             setattr(section, key, _resolve(base, getattr(section, key)))
@@ -298,6 +325,11 @@ def _one_writer_per_file(cfg: AgentConfig, source: str) -> None:
     """Two sinks, spools or the dead-letter file writing one file would interleave and
     overwrite each other's lines (two webhooks would even send each other's alerts)."""
     seen: dict[str, str] = {os.path.abspath(cfg.dead_letter.path): "dead_letter.path"}
+    spool = cfg.on_sink_failure.spool_path
+    if spool:
+        if os.path.abspath(spool) in seen:
+            raise ConfigError(f"{source}: on_sink_failure.spool_path: {spool} is also the dead-letter file")
+        seen[os.path.abspath(spool)] = "on_sink_failure.spool_path"
     for section, entries in (("sinks", cfg.sinks), ("actions", cfg.actions)):
         for name, entry in entries.items():
             for key, path in entry.written_files(name).items():
@@ -320,6 +352,15 @@ def _cross_check(cfg: AgentConfig, source: str) -> None:
         for name in names:
             if not _NAME.fullmatch(name):
                 raise ConfigError(f"{source}: {section}: {name!r}: a name is 1-64 letters, digits, '_' or '-'")
+    # The durable record is written on the scoring thread, before any action runs (agent.py).
+    if cfg.dead_letter.queue is not None:
+        raise ConfigError(f"{source}: dead_letter.queue: the dead-letter file is written before actions run; remove it")
+    for name, sink in cfg.sinks.items():
+        if sink.kind in ("jsonl", "sqlite") and sink.queue is not None:
+            raise ConfigError(
+                f"{source}: sinks.{name}.queue: a {sink.kind} sink is the durable record, written before "
+                "actions run; remove queue"
+            )
     if RESERVED_ACTION in cfg.actions:
         raise ConfigError(
             f"{source}: actions.{RESERVED_ACTION}: the name is reserved (a rule's `alert` "

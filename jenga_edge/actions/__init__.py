@@ -12,34 +12,40 @@ argv they would run until an operator turns that off.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from ..kinds import Kinds
 from . import exec, firewall, webhook
-from .background import BackgroundAction
+from .background import BackgroundAction, OnResult
 from .base import Action, ActionConfig, ActionContext
 
 KINDS: Kinds[Action] = Kinds("action", [firewall, exec, webhook])
 
 
-def build_actions(
-    configs: dict[str, ActionConfig], on_result: Callable[[str, dict[str, Any]], None] | None = None
-) -> dict[str, Action]:
-    """The configured actions by name; a slow one (a webhook) runs on its own worker thread,
-    which hands each final outcome to `on_result(name, outcome)`."""
+def build_actions(configs: dict[str, ActionConfig], on_result: OnResult | None = None) -> dict[str, Action]:
+    """The configured actions by name; one that can block (a webhook, a live exec or
+    firewall) runs behind its output queue and worker (background.py), which hands each
+    final outcome to `on_result(name, alert, outcome)`."""
     actions: dict[str, Action] = {}
-    for name, cfg in configs.items():
-        action = KINDS.build(cfg, ActionContext(name=name))
-        actions[name] = BackgroundAction(name, action, on_result=on_result) if action.slow else action
+    try:
+        for name, cfg in configs.items():
+            action = KINDS.build(cfg, ActionContext(name=name))
+            actions[name] = BackgroundAction(name, action, cfg.queue, on_result) if action.slow else action
+    except BaseException:
+        close_actions(actions, 0.0)
+        raise
     return actions
 
 
-def close_actions(actions: dict[str, Action]) -> None:
-    """Let background workers finish (or spool) what they hold."""
+def unwrap(action: Action) -> Action:
+    """The action itself, whether or not it runs behind an output queue."""
+    return action.action if isinstance(action, BackgroundAction) else action
+
+
+def close_actions(actions: dict[str, Action], deadline_s: float | None = None) -> None:
+    """Let background workers finish (or spool, or drop, each with its outcome) what they
+    hold, within each queue's drain_s (or `deadline_s`)."""
     for action in actions.values():
         if isinstance(action, BackgroundAction):
-            action.close()
+            action.close(deadline_s)
 
 
-__all__ = ["KINDS", "Action", "ActionConfig", "build_actions", "close_actions"]
+__all__ = ["KINDS", "Action", "ActionConfig", "BackgroundAction", "build_actions", "close_actions", "unwrap"]

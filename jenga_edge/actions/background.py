@@ -1,25 +1,30 @@
-"""Run slow actions (those with `slow = True`: webhooks) off the scoring thread.
+"""Actions that can block (a webhook, a live exec, nft or ipset command) run behind the
+asynchronous output stage (jenga_edge/output_stage.py), never on the scoring thread.
 
-A webhook that times out and retries would otherwise hold every event behind
-it for tens of seconds. The scoring thread hands the alert to a worker and
-records "queued"; the worker delivers it. An action that can spool (`spool`,
-`spooled`, `retry_spool`: the webhook) keeps on disk what it cannot deliver
-and sends it again when a delivery succeeds. On shutdown the worker finishes
-the queue within a deadline and spools the rest, so an alert handed over is
-never dropped silently.
+The scoring thread checks the allowlist and the rate limit (cheap), then hands
+the alert to this action's queue and records ``queued`` in the alert; the
+worker runs the action and hands the final outcome to `on_result(name, alert,
+outcome)`, which the agent records as an ``action_result`` keyed by the
+alert's ``alert_id``. A hung command or a dead receiver holds this worker only.
+
+When the queue is full (``queue.when_full``): ``spool`` (the webhook's
+default: its own spool file, sent again after the next successful delivery),
+``drop_oldest`` (exec and firewall: the oldest waiting alert gets outcome
+``dropped``), or ``block``. On shutdown the worker finishes what waits within
+``queue.drain_s``; the rest is spooled or dropped, and each gets its outcome,
+so an alert handed over is never dropped silently.
 """
 
 from __future__ import annotations
 
-import copy
 import json
-import queue
-import threading
-import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, cast
 
+from ..output_stage import OutputStage, QueueConfig, WhenFull
 from .base import Action
+
+OnResult = Callable[[str, Mapping[str, Any], dict[str, Any]], None]
 
 
 class Spooling(Protocol):
@@ -31,7 +36,7 @@ class Spooling(Protocol):
 
 
 class BackgroundAction:
-    """An Action whose `run` only queues the alert for a worker thread."""
+    """An Action whose `run` only queues the alert for the worker."""
 
     slow = False  # what the agent calls returns at once
 
@@ -39,44 +44,59 @@ class BackgroundAction:
         self,
         name: str,
         action: Action,
-        maxsize: int = 10_000,
-        on_result: Callable[[str, dict[str, Any]], None] | None = None,
+        config: QueueConfig | None = None,
+        on_result: OnResult | None = None,
     ):
+        config = config or QueueConfig()
         self.name, self.action = name, action
-        self.on_result = on_result or (lambda name, outcome: None)
-        self.q: queue.Queue[dict[str, Any] | None] = queue.Queue(maxsize)
+        self.on_result: OnResult = on_result or (lambda name, alert, outcome: None)
         self.delivered = self.failed = 0
         self.type: str = action.type
         self.target: str = action.target
-        self._thread = threading.Thread(target=self._work, name=f"action-{name}", daemon=True)
-        self._thread.start()
+        self.drain_s = config.drain_s
+        can_spool = callable(getattr(action, "spool", None))
+        when_full: WhenFull = config.when_full or ("spool" if can_spool else "drop_oldest")
+        if when_full == "spool" and not can_spool:
+            from ..contract.errors import ConfigError
+
+            raise ConfigError(f"actions.{name}.queue.when_full: spool needs an action that spools (webhook)")
+        self.stage: OutputStage[dict[str, Any]] = OutputStage(
+            f"action:{name}",
+            self._work,
+            config.size,
+            when_full,
+            spill=self._spill if can_spool else None,
+            on_dropped=self._dropped,
+        )
 
     def addresses(self, alert: Mapping[str, Any]) -> list[Any]:
         return list(self.action.addresses(alert))
 
     def run(self, alert: Mapping[str, Any]) -> dict[str, Any]:
-        try:
-            self.q.put_nowait(copy.deepcopy(dict(alert)))
-        except queue.Full:
-            return self._spool_now(alert, "background queue full")
-        return {"type": self.type, "target": self.target, "result": "queued"}
+        """Queue the alert; the outcome now says queued (or spooled, dropped by the queue's policy)."""
+        state = self.stage.put(dict(alert))
+        return {"type": self.type, "target": self.target, "result": state}
 
-    def _work(self) -> None:
-        while True:
-            alert = self.q.get()
-            if alert is None:
-                return
-            try:
-                outcome = self.action.run(alert)
-            except Exception as exc:  # noqa: BLE001 - the worker must outlive one bad delivery
-                outcome = self._spool_now(alert, f"{type(exc).__name__}: {exc}")
-            if outcome.get("result") == "ok":
-                self.delivered += 1
-                if getattr(self.action, "spooled", lambda: 0)():  # then it is Spooling
-                    cast(Spooling, self.action).retry_spool()  # the receiver is back: send what waited
-            else:
-                self.failed += 1
-            self.on_result(self.name, outcome)
+    def _work(self, alert: dict[str, Any]) -> None:
+        try:
+            outcome = self.action.run(alert)
+        except Exception as exc:  # noqa: BLE001 - the worker must outlive one bad delivery
+            outcome = self._spool_now(alert, f"{type(exc).__name__}: {exc}")
+        if outcome.get("result") == "ok":
+            self.delivered += 1
+            if getattr(self.action, "spooled", lambda: 0)():  # then it is Spooling
+                cast(Spooling, self.action).retry_spool()  # the receiver is back: send what waited
+        else:
+            self.failed += 1
+        self.on_result(self.name, alert, outcome)
+
+    def _spill(self, alert: dict[str, Any], why: str) -> bool:
+        outcome = self._spool_now(alert, why)
+        self.on_result(self.name, alert, outcome)
+        return bool(outcome["result"] == "spooled")
+
+    def _dropped(self, alert: dict[str, Any], why: str) -> None:
+        self.on_result(self.name, alert, {"type": self.type, "target": self.target, "result": "dropped", "reason": why})
 
     def _spool_now(self, alert: Mapping[str, Any], why: str) -> dict[str, Any]:
         spool: Callable[[bytes], tuple[bool, str]] | None = getattr(self.action, "spool", None)
@@ -90,17 +110,5 @@ class BackgroundAction:
             "reason": f"{why}; {reason}",
         }
 
-    def close(self, deadline_s: float = 5.0) -> None:
-        end = time.monotonic() + deadline_s
-        try:
-            self.q.put(None, timeout=deadline_s)
-        except queue.Full:
-            pass  # the worker is stuck on a slow receiver: spool what waits below
-        self._thread.join(max(0.0, end - time.monotonic()))
-        while self._thread.is_alive():  # past the deadline: spool what is left
-            try:
-                alert = self.q.get_nowait()
-            except queue.Empty:
-                break
-            if alert is not None:
-                self._spool_now(alert, "shutdown")
+    def close(self, deadline_s: float | None = None) -> None:
+        self.stage.close(self.drain_s if deadline_s is None else deadline_s)

@@ -8,7 +8,9 @@ score, threshold, src_ip, dest_ip, dest_port, fields) and returns an
      "argv": ["nft", "add", "element", ...], "result": "dry_run", "reason": "..."}
 
 ``result`` is one of ``ok``, ``failed``, ``skipped``, ``dry_run``, ``spooled``
-(and ``queued`` for a slow action handed to its background worker). An action
+(and ``queued`` for a slow action handed to its background worker, ``dropped``
+when its queue's policy discarded it; the final outcome follows as an
+``action_result`` record keyed by the alert's ``alert_id``). An action
 never raises because of what an alert holds: a bad value is a ``skipped``
 outcome with the reason. Bad *settings* are refused when the config loads.
 
@@ -26,21 +28,29 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
-from ..contract.typed import Invalid
+from ..contract.typed import Invalid, doc
 from ..kinds import TaggedConfig
+from ..output_stage import QueueConfig
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 IDENT = re.compile(r"[A-Za-z0-9_-]{1,32}")
 MAX_REASON = 200
 
-RESULTS = ("ok", "failed", "skipped", "dry_run", "spooled", "queued")
+RESULTS = ("ok", "failed", "skipped", "dry_run", "spooled", "queued", "dropped")
 
 
 class ActionConfig(TaggedConfig, kw_only=True):
     """Base of every action kind's Config."""
+
+    queue: Annotated[
+        QueueConfig | None,
+        doc(
+            "the output queue a blocking action (a webhook; a live exec or firewall) runs behind (default: size 10000)"
+        ),
+    ] = None
 
 
 @dataclass
@@ -64,7 +74,8 @@ class Action(Protocol):
 
     @property
     def slow(self) -> bool:
-        """May block for seconds (network): run off the scoring thread."""
+        """May block (a network send, a command that runs): run behind the output stage,
+        off the scoring thread. A dry run runs nothing and stays inline."""
 
     def run(self, alert: Mapping[str, Any]) -> dict[str, Any]:
         """Act on one alert; return its outcome. Raises only on a bug."""

@@ -118,7 +118,11 @@ class ExecAction:
     """Run the configured program with the alert's validated values."""
 
     type = "exec"
-    slow = False
+
+    @property
+    def slow(self) -> bool:
+        """A live command can hang: it runs behind the output stage; a dry run runs nothing."""
+        return not self.config.dry_run
 
     def __init__(self, config: Config):
         self.config = config

@@ -118,7 +118,11 @@ class FirewallAction:
     """Add the alert's address to a blocklist set, with a timeout."""
 
     type = "firewall"
-    slow = False
+
+    @property
+    def slow(self) -> bool:
+        """A live command can hang: it runs behind the output stage; a dry run runs nothing."""
+        return not self.config.dry_run
 
     def __init__(self, config: Config | None = None):
         self.config = config or Config()

@@ -7,6 +7,7 @@ import os
 import click
 
 from ..contract.cli import bundle_option, config_option, set_option
+from ..contract.errors import SinkFailure
 
 CONFIG_HELP = "Agent config file (see firmware_configs/ and docs/config-reference.md)."
 BUNDLE_HELP = "Use this bundle directory instead of the config's agent.bundle."
@@ -27,7 +28,9 @@ def run(config_path: str, bundle: str | None, overrides: tuple[str, ...]) -> Non
     SIGHUP reloads the config and bundle (verified first; on failure the old
     one keeps serving). SIGTERM/SIGINT drain accepted events, flush the sinks,
     print a summary line on stderr and exit 0. With a stdin source the agent
-    exits at the end of its input.
+    exits at the end of its input. When a file sink or the dead-letter file
+    cannot be written and on_sink_failure is stop, it stops, prints the summary
+    and one error line naming the sink, and exits 2.
     """
     from ..agent import Agent, summary_line
     from ..config import load_agent_config
@@ -38,6 +41,8 @@ def run(config_path: str, bundle: str | None, overrides: tuple[str, ...]) -> Non
     agent.install_signal_handlers()
     summary = agent.run()
     click.echo(summary_line(summary), err=True)
+    if agent.fatal is not None:  # on_sink_failure: stop; the summary above says what was lost
+        raise SinkFailure(agent.fatal)
 
 
 @click.command()

@@ -32,6 +32,11 @@ class ActionError(JengaError):
     """An action cannot be set up on this machine (its tool is missing, its firewall init failed)."""
 
 
+class SinkFailure(JengaError):
+    """An alert sink or the dead-letter file could not be written, and the agent's
+    `on_sink_failure` policy says stop (or its spool failed too)."""
+
+
 class EventError(JengaError):
     """One event cannot be scored; `field` names the offending field if any."""
 

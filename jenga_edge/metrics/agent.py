@@ -92,6 +92,26 @@ class AgentMetrics:
             ("sink",),
             label_check=chk,
         )
+        self.dead_letters_lost = r.counter(
+            "jenga_dead_letters_lost_total",
+            "Rejected events whose dead-letter record could not be written (nor spooled).",
+        )
+        self.sink_spooled = r.counter(
+            "jenga_sink_failure_spooled_total",
+            "Records a failed file sink or dead-letter file could not take, kept in on_sink_failure's spool, by sink.",
+            ("sink",),
+            label_check=chk,
+        )
+        self.output_items = r.counter(
+            "jenga_output_items_total",
+            "Items through an output queue (a blocking sink's batches, a blocking action's alerts), by stage "
+            "and state: queued, done, failed, dropped (by policy or at stop), spooled.",
+            ("stage", "state"),
+            label_check=chk,
+        )
+        self.output_depth = r.gauge(
+            "jenga_output_queue_depth", "Items waiting in an output queue, by stage.", ("stage",), label_check=chk
+        )
         self.action_failures = r.counter(
             "jenga_action_failures_total",
             "Actions that failed (including a webhook's final result on its worker), by action.",
@@ -165,6 +185,9 @@ class AgentMetrics:
             "sink_lost_by_sink": self.sink_lost.labelled(),
             "sink_truncated": self.sink_truncated.total(),
             "sink_truncated_by_sink": self.sink_truncated.labelled(),
+            "dead_letters_lost": self.dead_letters_lost.total(),
+            "sink_spooled": self.sink_spooled.total(),
+            "output_items": {f"{st}/{state}": v for (st, state), v in sorted(self.output_items.series().items())},
             "action_failures": self.action_failures.total(),
             "action_failures_by_action": self.action_failures.labelled(),
             "sources_waiting": sum(self.sources_waiting.series().values()),
@@ -185,12 +208,21 @@ class AgentMetrics:
         failures = [
             _with_parts(f"sink_lost={_num(s['sink_lost'])}", s["sink_lost_by_sink"]),
             _with_parts(f"sink_truncated={_num(s['sink_truncated'])}", s["sink_truncated_by_sink"]),
+            f"dead_letters_lost={_num(s['dead_letters_lost'])}",
+            f"sink_spooled={_num(s['sink_spooled'])}",
             _with_parts(f"action_failed={_num(s['action_failures'])}", s["action_failures_by_action"]),
             f"sources_waiting={_num(s['sources_waiting'])}",
         ]
         # Failures are shown only once there is one: the common line stays short.
-        counts = (s["sink_lost"], s["sink_truncated"], s["action_failures"], s["sources_waiting"])
-        shown = [f for f, v in zip(failures, counts) if v]
+        values = (
+            s["sink_lost"],
+            s["sink_truncated"],
+            s["dead_letters_lost"],
+            s["sink_spooled"],
+            s["action_failures"],
+            s["sources_waiting"],
+        )
+        shown = [f for f, v in zip(failures, values) if v]
         return " ".join(
             [
                 f"received={_num(s['received'])}",

@@ -10,6 +10,7 @@ from ..contract.errors import ConfigError, DataError
 from ..contract.typed import Invalid, doc
 from .base import ENCODER, FileSink, SinkConfig, SinkContext, encode
 from .fsync import Syncer, fsync_dir, make_syncer
+from .lines import LineWriteError, append
 
 
 class Config(SinkConfig, tag="jsonl", kw_only=True):
@@ -35,7 +36,12 @@ class Config(SinkConfig, tag="jsonl", kw_only=True):
 
 class JsonlSink(FileSink):
     """Appends one compact JSON object per line; also the dead-letter writer
-    (records ``{"timestamp", "source", "reason", "field", "message", "line"}``)."""
+    (records ``{"timestamp", "source", "reason", "field", "message", "line"}``).
+
+    Writes go straight to the descriptor (no Python buffer) through `lines.append`:
+    a failed or short write is cut back to the last whole line and raised as
+    LineWriteError with the records kept and lost. Action outcomes are appended as
+    ``{"event_type": "action_result", "alert_id", ...}`` lines (`write_outcomes`)."""
 
     def __init__(self, config: Config):
         self.config = config
@@ -55,7 +61,7 @@ class JsonlSink(FileSink):
     def _open(self) -> None:
         created = not self.path.exists()
         try:
-            self._fh = open(self.path, "ab")  # noqa: SIM115 - held open across batches, closed in close()
+            self._fh = open(self.path, "ab", buffering=0)  # noqa: SIM115 - held open across batches, closed in close()
         except OSError as exc:
             raise ConfigError(f"jsonl path {self.path}: cannot open for append: {exc.strerror}") from None
         self._size = os.fstat(self._fh.fileno()).st_size
@@ -75,21 +81,32 @@ class JsonlSink(FileSink):
         blob = ENCODER.encode_lines(alerts)
         limit = self.config.max_bytes
         if not limit or self._size + len(blob) <= limit:
-            self._fh.write(blob)  # one write per batch
-            self._size += len(blob)
+            self._append(blob)  # one write per batch
         else:
-            for alert in alerts:
+            for i, alert in enumerate(alerts):
                 line = encode(alert) + b"\n"
                 if self._size > 0 and self._size + len(line) > limit:
                     self._rotate()
-                    assert self._fh is not None
-                self._fh.write(line)
-                self._size += len(line)
-        self._fh.flush()
+                try:
+                    self._append(line)
+                except LineWriteError as exc:
+                    raise LineWriteError(str(exc), i, len(alerts) - i, exc.size) from None
         if self.config.fsync:
             if self._syncer is None:
                 self._syncer = make_syncer(str(self.path))
             self._syncer.request(self._fh.fileno())
+
+    def _append(self, blob: bytes) -> None:
+        assert self._fh is not None
+        try:
+            self._size = append(self._fh.fileno(), blob, self._size, str(self.path))
+        except LineWriteError as exc:
+            self._size = exc.size  # cut back to its last whole line: the next batch goes on from there
+            raise
+
+    def write_outcomes(self, records: list[dict[str, Any]]) -> None:
+        """Action outcomes, appended like alerts (each carries the `alert_id` it completes)."""
+        self._write(records)
 
     def sync_wait(self) -> None:
         """Block until every batch written so far is on disk (fsync done)."""
@@ -98,7 +115,6 @@ class JsonlSink(FileSink):
 
     def _sync(self) -> None:
         assert self._fh is not None
-        self._fh.flush()
         if self.config.fsync:
             self.sync_wait()  # the syncer must not hold our descriptor while we use it
             os.fsync(self._fh.fileno())

@@ -53,6 +53,12 @@ CREATE TABLE IF NOT EXISTS alerts (
     json      TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS alerts_ts ON alerts (ts);
+CREATE TABLE IF NOT EXISTS action_results (
+    alert_id  TEXT NOT NULL,
+    ts        REAL NOT NULL,
+    json      TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS action_results_alert ON action_results (alert_id);
 """
 
 
@@ -69,7 +75,9 @@ def _opt(value: Any, kind: type) -> Any:
 
 
 class SqliteSink(FileSink):
-    """Stores alerts in SQLite (WAL mode, one transaction per batch)."""
+    """Stores alerts in SQLite (WAL mode, one transaction per batch). An action's outcome,
+    known after the alert was stored, goes to table `action_results` keyed by the alert's
+    `alert_id`; `query_alerts` puts it back in the alert's `actions`."""
 
     def __init__(self, config: Config):
         import sqlite3
@@ -131,6 +139,29 @@ class SqliteSink(FileSink):
                 db.execute("ROLLBACK")
             raise
         self._rows = rows_now
+
+    def write_outcomes(self, records: list[dict[str, Any]]) -> None:
+        if not records:
+            return
+        if self._db is None:
+            raise ValueError(f"{self.path}: write to a closed SqliteSink")
+        now = time.time()
+        rows = [(str(r.get("alert_id")), now, dumps(r)) for r in records]
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany("INSERT INTO action_results (alert_id, ts, json) VALUES (?, ?, ?)", rows)
+            if self.config.max_rows is not None:  # bounded like the alerts they complete
+                db.execute(
+                    "DELETE FROM action_results WHERE rowid IN (SELECT rowid FROM action_results"
+                    " ORDER BY rowid DESC LIMIT -1 OFFSET ?)",
+                    (self.config.max_rows,),
+                )
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         if self._db is not None:
@@ -198,8 +229,32 @@ def query_alerts(
     except sqlite3.Error as exc:
         raise DataError(f"{p}: cannot open the alert store: {exc}") from None
     try:
-        return [json.loads(r[0]) for r in db.execute(sql, args)]
+        alerts = [json.loads(r[0]) for r in db.execute(sql, args)]
+        return _with_outcomes(db, alerts)
     except sqlite3.Error as exc:
         raise DataError(f"{p}: cannot read alerts: {exc}") from None
     finally:
         db.close()
+
+
+def _with_outcomes(db: sqlite3.Connection, alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each alert's actions with the outcomes recorded after it was stored (by action name)."""
+    has = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'action_results'").fetchone()
+    ids = [a["alert_id"] for a in alerts if isinstance(a, dict) and a.get("alert_id")]
+    if not has or not ids:
+        return alerts
+    done: dict[str, dict[str, Any]] = {}
+    for i in range(0, len(ids), 500):  # SQLite's bound on parameters
+        chunk = ids[i : i + 500]
+        sql = f"SELECT json FROM action_results WHERE alert_id IN ({', '.join('?' * len(chunk))}) ORDER BY rowid"
+        for (text,) in db.execute(sql, chunk):
+            rec = json.loads(text)
+            action = rec.get("action") or {}
+            done[f"{rec.get('alert_id')}/{action.get('name')}"] = action
+    for a in alerts:
+        acts = a.get("actions") if isinstance(a, dict) else None
+        if isinstance(acts, list):
+            a["actions"] = [
+                done.get(f"{a.get('alert_id')}/{x.get('name')}", x) if isinstance(x, dict) else x for x in acts
+            ]
+    return alerts

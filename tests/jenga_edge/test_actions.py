@@ -878,12 +878,17 @@ def test_rate_limiter_validation_and_config():
 
 def test_action_kinds_are_registered():
     assert KINDS.names == ("firewall", "exec", "webhook")
-    assert (FirewallAction.slow, ExecAction.slow, WebhookAction.slow, BackgroundAction.slow) == (
-        False,
+    # A live command can hang: exec and firewall run behind the output stage unless dry-run.
+    dry, live = FirewallConfig(), FirewallConfig(dry_run=False)
+    assert (FirewallAction(dry).slow, FirewallAction(live).slow) == (False, True)
+    assert (
+        ExecAction(ExecConfig(argv=["/bin/x"])).slow,
+        ExecAction(ExecConfig(argv=["/bin/x"], dry_run=False)).slow,
+    ) == (
         False,
         True,
-        False,
     )
+    assert (WebhookAction.slow, BackgroundAction.slow) == (True, False)
 
 
 def test_build_actions_from_agent_config(tmp_path):
@@ -940,7 +945,9 @@ def test_build_actions_from_objects_and_errors():
         == f"cfg: actions.q.argv[1]: unknown placeholder {{nope}} in '{{nope}}'; {ALLOWED}"
     )
     msg = config_error(load_actions, {"block": {"type": "firewall", "tabel": "x"}})
-    assert msg.startswith("cfg: actions.block.tabel: unknown key (did you mean 'table'?); expected one of: backend, ")
+    assert msg.startswith(
+        "cfg: actions.block.tabel: unknown key (did you mean 'table'?); expected one of: queue, backend, "
+    )
     assert "ip_field" in msg and "allowlist" in msg
 
 
@@ -1040,7 +1047,7 @@ def stub_agent(actions, limiter=None, allowlist=()):
 
 def act_all(agent, a):
     """What the agent does for a rule that names every configured action."""
-    a["actions"] = [agent._act(name, a, a.get("src_ip")) for name in agent.pipe.actions]
+    a["actions"] = [agent._act(name, a, a.get("src_ip"), 0, []) for name in agent.pipe.actions]
     return a["actions"]
 
 

@@ -457,10 +457,10 @@ def test_unknown_keys_list_the_kinds_own_keys():
     )
     assert from_dict_error(sinks={"archive": {"type": "jsonl", "path": "/x", "max_byte": 1}}) == (
         "cfg: sinks.archive.max_byte: unknown key (did you mean 'max_bytes'?); "
-        "expected one of: path, max_bytes, backups, fsync"
+        "expected one of: queue, path, max_bytes, backups, fsync"
     )
     assert from_dict_error(actions={"fw": {"type": "firewall", "tabel": "x"}}) == (
-        "cfg: actions.fw.tabel: unknown key (did you mean 'table'?); expected one of: backend, family, table, "
+        "cfg: actions.fw.tabel: unknown key (did you mean 'table'?); expected one of: queue, backend, family, table, "
         "set, set6, ipset, ipset6, ip_field, timeout_s, dry_run, ensure, nft_path, ipset_path, command_timeout_s, "
         "allowlist"
     )

@@ -345,6 +345,10 @@ def test_render_while_incrementing():
 # --------------------------------------------------------------- agent metrics
 
 AGENT_METRICS = {
+    "jenga_dead_letters_lost_total": ("counter", ()),
+    "jenga_sink_failure_spooled_total": ("counter", ("sink",)),
+    "jenga_output_items_total": ("counter", ("stage", "state")),
+    "jenga_output_queue_depth": ("gauge", ("stage",)),
     "jenga_events_received_total": ("counter", ("source",)),
     "jenga_events_scored_total": ("counter", ("task",)),
     "jenga_events_rejected_total": ("counter", ("reason",)),
