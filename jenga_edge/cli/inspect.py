@@ -8,6 +8,7 @@ import click
 
 from ..bundle import Bundle
 from ..contract.cli import bundle_option, trust_options
+from ..contract.text import escape_text
 from .events_text import describe
 
 
@@ -29,7 +30,9 @@ def inspect(bundle: str, as_json: bool, trust_keys: tuple[str, ...], require_sig
 
 
 def table(rows: list[tuple[Any, ...]], indent: str = "  ") -> str:
-    rows = [tuple("" if c is None else str(c) for c in r) for r in rows]
+    # Cells come from the manifest, which anyone can write (a bundle_id is only a hash):
+    # escaped, so a name cannot add a line or drive the terminal.
+    rows = [tuple("" if c is None else escape_text(str(c)) for c in r) for r in rows]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join(indent + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
 
@@ -41,12 +44,13 @@ def _num(v: Any, fmt: str = ".4f") -> str:
 def render(b: Bundle) -> str:
     m = b.manifest
     prod, req = m.producer, m.requires
+    e = escape_text
     out = [
         f"bundle {m.bundle_id}  (format {m.format} v{m.format_version}, verified: all sha256 match, {b.trust_note})",
-        f"  project {m.project_name}, created {m.created}, by {prod.name} "
-        f"{prod.version} (torch {prod.torch}, opset {prod.opset})",
-        f"  needs jenga-edge >= {req.agent_min_version}, onnxruntime >= {req.onnxruntime_min_version}",
-        f"  source model sha256 {m.source_model.sha256[:16]}…",
+        f"  project {e(m.project_name)}, created {e(m.created)}, by {e(prod.name)} "
+        f"{e(prod.version)} (torch {e(prod.torch)}, opset {prod.opset})",
+        f"  needs jenga-edge >= {e(req.agent_min_version)}, onnxruntime >= {e(req.onnxruntime_min_version)}",
+        f"  source model sha256 {e(m.source_model.sha256[:16])}…",
         "",
         "tasks:",
     ]
@@ -87,7 +91,7 @@ def render(b: Bundle) -> str:
         seen.add(t.source)
         out += [
             "",
-            f"schema of source {t.source!r} (sha256 {t.schema.sha256[:12]}…, "
+            f"schema of source {e(repr(t.source))} (sha256 {t.schema.sha256[:12]}…, "
             f"{len(t.schema.numeric)} numeric, {len(t.schema.categorical)} categorical):",
         ]
         srows: list[tuple[object, ...]] = [("#", "feature", "kind", "encoding", "categories", "default", "missing")]
@@ -107,6 +111,6 @@ def render(b: Bundle) -> str:
             )
         out.append(table(srows))
         if t.schema.events is not None:
-            out += ["", f"event model of source {t.source!r}:"]
+            out += ["", f"event model of source {e(repr(t.source))}:"]
             out += [f"  {line}" for line in describe(t.schema.events, t.schema.names)]
     return "\n".join(out)

@@ -59,11 +59,12 @@ def validate(config_path: str, bundle: str | None, overrides: tuple[str, ...], n
         click.echo(f"{config_path}: config ok ({len(cfg.sources)} source(s), {len(cfg.rules)} rule(s))")
         return
     from ..agent import build_pipeline
+    from ..contract.text import escape_text
 
     pipe = build_pipeline(cfg, config_path)
     click.echo(
         f"{config_path}: ok — bundle {pipe.bundle.bundle_id} verified ({pipe.bundle.trust_note}), tasks "
-        f"{', '.join(pipe.scorer.tasks)}{' (merged graph)' if pipe.scorer.merged else ''}, "
+        f"{escape_text(', '.join(pipe.scorer.tasks))}{' (merged graph)' if pipe.scorer.merged else ''}, "
         f"{len(pipe.rules.rules)} rule(s), {len(cfg.sources)} source(s), {len(cfg.sinks)} sink(s), "
         f"{len(cfg.actions)} action(s)"
     )

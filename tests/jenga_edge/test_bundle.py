@@ -197,6 +197,24 @@ def test_inspect_prints_tasks_schema_and_hashes(bundle_copy):
     assert js == json.loads((bundle_copy / MANIFEST).read_text())
 
 
+def test_inspect_escapes_what_the_manifest_says(bundle_copy):
+    """Anyone can write a manifest and recompute its bundle_id: its text reaches the terminal
+    escaped (no raw ESC, no extra line), in the header and in the tables."""
+    hostile = "p\x1b[2J\nFORGED line\u202e"
+
+    def change(m):
+        m["project_name"] = hostile
+        m["tasks"][0]["labels"] = ["normal\x1b[31m", "threat\r\nFORGED"]
+
+    edit_manifest(bundle_copy, change)
+    plain = edge("inspect", "--bundle", str(bundle_copy))
+    assert plain.exit_code == 0, plain.output
+    assert "\x1b" not in plain.output and "\r" not in plain.output and "\u202e" not in plain.output
+    assert not any(line.startswith("FORGED") for line in plain.output.splitlines())
+    assert "project p\\x1b[2J\\nFORGED line\\u202e," in plain.output
+    assert "normal\\x1b[31m,threat\\r\\nFORGED" in plain.output
+
+
 def test_inspect_refuses_a_tampered_bundle(bundle_copy):
     raw = bytearray((bundle_copy / "threat.onnx").read_bytes())
     raw[-1] ^= 0xFF
