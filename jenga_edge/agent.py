@@ -746,8 +746,9 @@ class Agent:
             reasons[r.reason] = reasons.get(r.reason, 0) + 1
         for reason, n in reasons.items():
             m.rejected.inc(n, reason=reason)
-        for (task, priority), n in Counter((a["task"] or "-", a["priority"]) for a in alerts).items():
-            m.alerts.inc(n, task=task, priority=priority)
+        if alerts:
+            for (task, priority), n in Counter((a["task"] or "-", a["priority"]) for a in alerts).items():
+                m.alerts.inc(n, task=task, priority=priority)
         self._count_over_budget()
         if batch.filtered:
             m.filtered.inc(len(batch.filtered))
@@ -801,7 +802,9 @@ class Agent:
     def _kind_of(self, origin: str) -> str:
         """A source's kind by its origin (a listener's bound address is known once it runs)."""
         self._source_kind = {s.origin: s.kind for s in self.sources}
-        return self._source_kind.get(origin, "other")
+        # an origin no source has (events handed to process() directly) stays "other":
+        # remembered, so such batches do not rebuild the map each time
+        return self._source_kind.setdefault(origin, "other")
 
     def summary(self) -> dict[str, Any]:
         snap = self.metrics.snapshot()

@@ -192,6 +192,11 @@ class EventDecoder:
         self._window_keys = [k for k in self.key_names if k in model.windows]
         self._norm = {k: n for k, n in model.normalize.items() if k in self.key_names}
         self._input_col, self._aux = self._inputs(schema, model)
+        # per batch, only what the schema uses is visited (a batch of one pays each loop)
+        self._derived_cols = [(j, derived[f.name]) for j, f in enumerate(schema.numeric) if f.name in derived]
+        self._derived_key_cols = {
+            name: next((j for j, f in enumerate(schema.numeric) if f.name == name), None) for name in self._derived_keys
+        }
         # A key field may share a path with a feature (dest_port -> port): one
         # leaf, read raw; the feature's checks happen in the column code.
         reads = {**self.paths, **self.key_paths, **{name: model.path(name) for name, _ in self._aux}}
@@ -410,16 +415,21 @@ class EventDecoder:
         n, schema = len(lines), self.schema
         num = np.empty((n, len(schema.numeric) + len(self._aux)), dtype=np.float64)
         cat = np.empty((n, len(schema.categorical)), dtype=np.int64)
-        key_values: list[list[Any]] = [[] for _ in self._key_order]
         status = np.empty(n, dtype=np.uint8)
-        accepted, r0 = 0, 0
-        for seg in lines.segments if isinstance(lines, Lines) else [lines]:
-            r1 = r0 + (len(seg) if isinstance(seg, list) else len(seg[1]))
-            part = [[None] * (r1 - r0) for _ in self._key_order]
-            accepted += plan.decode(seg, num[r0:r1], cat[r0:r1], part, status[r0:r1])
-            for col, values in zip(key_values, part):
-                col.extend(values)
-            r0 = r1
+        segments = lines.segments if isinstance(lines, Lines) else [lines]
+        if len(segments) == 1:  # the common case: the plan fills the key columns in place
+            key_values: list[list[Any]] = [[None] * n for _ in self._key_order]
+            accepted = plan.decode(segments[0], num, cat, key_values, status)
+        else:
+            key_values = [[] for _ in self._key_order]
+            accepted, r0 = 0, 0
+            for seg in segments:
+                r1 = r0 + (len(seg) if isinstance(seg, list) else len(seg[1]))
+                part = [[None] * (r1 - r0) for _ in self._key_order]
+                accepted += plan.decode(seg, num[r0:r1], cat[r0:r1], part, status[r0:r1])
+                for col, values in zip(key_values, part):
+                    col.extend(values)
+                r0 = r1
         slow = status != 0
         if any(oversize):
             slow |= np.asarray(oversize, dtype=bool)
@@ -470,16 +480,13 @@ class EventDecoder:
     def _derive(self, num: npt.NDArray[np.float64]) -> None:
         """Derived features into their columns (NaN where an input is missing)."""
         cols = self._input_col
-        for j, f in enumerate(self.schema.numeric):
-            spec = self.model.derive.get(f.name)
-            if spec is not None:
-                num[:, j] = derive.compute(spec, lambda name: num[:, cols[name]])
+        for j, spec in self._derived_cols:
+            num[:, j] = derive.compute(spec, lambda name: num[:, cols[name]])
 
     def _derived_key_values(self, num: npt.NDArray[np.float64], keys: dict[str, list[Any]]) -> None:
         """Derived fields that rules or alerts read: a float, or None where missing."""
         cols = self._input_col
-        for name in self._derived_keys:
-            j = next((j for j, f in enumerate(self.schema.numeric) if f.name == name), None)
+        for name, j in self._derived_key_cols.items():
             values = num[:, j] if j is not None else derive.compute(self.model.derive[name], lambda n: num[:, cols[n]])
             keys[name] = [v if math.isfinite(v) else None for v in values.tolist()]
 
@@ -499,8 +506,11 @@ class EventDecoder:
                     name = self.schema.numeric[required[j]].name
                     ok[r] = False
                     rejects.append(Reject(int(r), "missing_field", name, f"field {name!r} is missing"))
+        absent = cat < 0
+        if not absent.any():  # the common case: one check for all columns
+            return
         for j, f in enumerate(self.schema.categorical):
-            missing = cat[:, j] < 0
+            missing = absent[:, j]
             if missing.any():
                 cat[missing, j] = OOV_INDEX
                 if not f.allow_missing:
@@ -523,9 +533,15 @@ class EventDecoder:
         rejects: list[Reject],
     ) -> None:
         """Reject rows with fewer than `min_present` of the schema's fields, naming what is missing."""
-        num_present = num_present & self._counted  # window features are computed, not brought
-        count = num_present.sum(axis=1) + cat_present.sum(axis=1)
+        if self._window_cols:
+            num_present = num_present & self._counted  # window features are computed, not brought
         total = len(self.schema.features) - len(self._window_cols)
+        # The common case in a few operations: if the whole batch lacks no more fields than one
+        # row may, no row can (a batch of one is exact). Only then count per row.
+        lacking = len(ok) * total - np.count_nonzero(num_present) - np.count_nonzero(cat_present)
+        if lacking <= total - self.min_present:
+            return
+        count = num_present.sum(axis=1) + cat_present.sum(axis=1)
         for r in np.flatnonzero((count < self.min_present) & ok):
             ok[r] = False
             absent = {f.name for f, p, c in zip(self.schema.numeric, num_present[r], self._counted) if c and not p}

@@ -10,9 +10,17 @@ from .contract.values import parse_time
 __all__ = ["iso_utc", "now_iso", "parse_time"]
 
 
+_last_second: tuple[int, str] = (-(2**63), "")  # the last whole second formatted, and its text
+
+
 def iso_utc(t: float) -> str:
-    """Epoch seconds as `2026-11-25T17:00:00.123Z`."""
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
+    """Epoch seconds as `2026-11-25T17:00:00.123Z`. The agent stamps every batch: the
+    date part is formatted once per second (strftime was most of a small batch's stamp)."""
+    global _last_second
+    second, cached = int(t // 1), _last_second  # one read: another thread may replace it
+    if cached[0] != second:
+        cached = _last_second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    return f"{cached[1]}.{int(t % 1 * 1000):03d}Z"
 
 
 def now_iso() -> str:

@@ -454,7 +454,9 @@ def _metric(port: int, name: str) -> float:
     )
 
 
-@pytest.mark.parametrize("name", ["arm_gateway_1core", "x86_branch_firewall", "suricata_flat_model"])
+@pytest.mark.parametrize(
+    "name", ["arm_gateway_1core", "x86_branch_firewall", "suricata_flat_model", "inline_low_latency"]
+)
 def test_firmware_profiles_validate_against_a_real_bundle(network_bundle, name):
     res = CliRunner().invoke(
         edge_cli,

@@ -582,6 +582,19 @@ def test_both_decoding_tiers_reject_the_same_sparse_events():
     assert Counter(r.reason for r in fast.rejects)["too_sparse"] > 20
 
 
+def test_one_sparse_event_among_complete_ones_is_still_rejected():
+    """The decoder skips the per-row count when the whole batch lacks no more fields than one
+    row may; one sparse row among complete ones must still be found, at any position."""
+    dec = EventDecoder(make_schema(strict_field=False), min_present=3)
+    rng = random.Random(3)
+    for pos in (0, 17, 49):
+        rows = [random_valid_row(rng) for _ in range(50)]
+        rows[pos] = {"request_count": 4}
+        for got in (dec.decode(lines_of(rows)), dec._decode_slow(lines_of(rows))):
+            assert [(r.index, r.reason) for r in got.rejects] == [(pos, "too_sparse")]
+            assert len(got.index) == 49
+
+
 def test_min_present_zero_imputes_an_empty_event_as_before():
     batch = EventDecoder(make_schema(strict_field=False), min_present=0).decode([b"{}"])
     assert batch.index == [0] and batch.rejects == []
