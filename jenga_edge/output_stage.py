@@ -112,6 +112,8 @@ class OutputStage(Generic[T]):
                 if self.when_full == "block":
                     while len(self._items) >= self.size and not self._closing and self._thread.is_alive():
                         self._cond.wait(0.5)
+                    if self._closing:  # closed while it waited: nothing would take it any more
+                        return self._drop(item, "stage closed")
                 elif self.when_full == "drop_oldest":
                     dropped = self._items.popleft()
                     self.counts["dropped"] += 1

@@ -69,6 +69,23 @@ def test_the_worker_starts_nothing_once_close_gave_up():
     assert stage.counts["done"] + stage.counts["in_flight"] == 1 and stage.counts["dropped"] == 2
 
 
+def test_a_put_blocked_on_a_full_queue_is_dropped_when_the_stage_closes():
+    gate, got = threading.Event(), []
+    stage = OutputStage("t", lambda i: gate.wait(10), 1, "block", on_dropped=lambda i, w: got.append((i, w)))
+    stage.put(0)
+    assert wait_until(lambda: stage.busy, 5)
+    stage.put(1)  # waits in the queue
+    blocked: list[str] = []
+    putter = threading.Thread(target=lambda: blocked.append(stage.put(2)), daemon=True)
+    putter.start()
+    assert not wait_until(lambda: blocked, 0.2)  # the queue is full: put waits for room
+    stage.close(0.0)
+    putter.join(5)
+    gate.set()
+    assert blocked == ["dropped"] and (2, "stage closed") in got  # before: "queued", left in no one's hands
+    assert stage.depth() == 0
+
+
 class _Hook:
     """A webhook-like action whose delivery waits on a gate and whose spool is full."""
 
