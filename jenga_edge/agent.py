@@ -26,11 +26,14 @@ Durability order, per batch:
 3. rejected events go to the dead-letter file.
 4. only then do actions run, and only for alerts a file sink (or the
    `on_sink_failure` spool) recorded: an alert no record holds gets no action
-   (outcome ``skipped``, counted). With no file sink configured, actions run
-   after the sinks were written. A blocking action is queued (``queued`` in the
-   alert) and its final outcome is recorded afterwards as an ``action_result``
-   record keyed by ``alert_id`` (a JSONL line; a row of sqlite's
-   ``action_results``, merged back by `jenga-edge alerts`).
+   (outcome ``skipped``, counted). With no file sink configured, nothing durable
+   holds an alert: actions run once the batch was handed to every sink, which
+   for a queued sink (syslog) means queued, not yet delivered. A blocking action
+   is queued (``queued`` in the alert) and its final outcome is recorded
+   afterwards as an ``action_result`` record keyed by ``alert_id`` (a JSONL
+   line; a row of sqlite's ``action_results``, merged back by `jenga-edge
+   alerts`); a command still running when the stop's drain_s runs out is
+   recorded as ``in_flight_at_stop``.
 
 A sink failure is not an event rejection: the batch's events were scored and
 are counted as such; the sink's lost alerts are counted per sink
@@ -48,6 +51,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable
@@ -202,6 +206,9 @@ class Agent:
         self.metrics = AgentMetrics()
         self.failures = FailureLog(log)  # escapes its own lines
         self._results: deque[tuple[str, dict[str, Any], dict[str, Any]]] = deque()  # from action workers
+        self._results_lock = threading.Lock()
+        self._results_closed = False  # the sinks are closed: a late outcome is logged, not recorded
+        self._retired: list[tuple[threading.Thread, list[OutputStage[Any]]]] = []  # reloaded actions draining
         self.run_id = os.urandom(4).hex()  # alert ids: unique per run, ordered within it
         self._alert_seq = 0
         self.fatal: str | None = None  # why the agent stops (on_sink_failure: stop)
@@ -227,7 +234,7 @@ class Agent:
         fail = cfg.on_sink_failure
         self.spool = LineSpool(fail.spool_path, fail.max_spool_bytes) if fail.policy == "spool" else None
         self._file_sinks = any(isinstance(s, FileSink) for s in self.sinks.values())
-        self._outputs_seen: dict[tuple[str, str], int] = {}
+        self._outputs_seen: dict[tuple[int, str], int] = {}  # (id of the stage, state) -> count mirrored
         self.queue = EventQueue(cfg.batching.queue_size, cfg.batching.queue_bytes)
         context = SourceContext(self.queue, cfg.batching.max_line_bytes, drain_s=cfg.batching.drain_s)
         self.sources = [build_source(s, context) for s in cfg.sources]
@@ -348,11 +355,13 @@ class Agent:
             self.metrics.window_snapshots.inc(result=result)
             self.log(line)
         for step in [
-            lambda: close_actions(self.pipe.actions),
+            lambda: close_actions(self.pipe.actions),  # each outcome (in_flight_at_stop too) before it returns
+            self._join_retired,  # the stages a reload handed to a closer thread
             self._record_outcomes,  # what the action workers finished, before the sinks close
             *(s.close for s in [*self.sinks.values(), self.dead_letter]),
             self._count_queued_losses,
             *([self.spool.close] if self.spool is not None else []),
+            self._close_results,  # an outcome that still comes is logged
         ]:
             try:
                 step()
@@ -483,8 +492,24 @@ class Agent:
             self.failures.warn(f"action:{name}", f"action {name} failed: {outcome.get('reason')}")
 
     def _action_result(self, name: str, alert: Any, outcome: dict[str, Any]) -> None:
-        """From an action's worker thread: the scoring thread records it (sinks are not shared)."""
-        self._results.append((name, alert, outcome))
+        """From an action's worker thread: the scoring thread records it (sinks are not shared).
+        Once the sinks are closed (a command that outlived the stop's drain_s), it is logged."""
+        with self._results_lock:
+            if not self._results_closed:
+                self._results.append((name, alert, outcome))
+                return
+        self._log_late(name, alert, outcome)
+
+    def _log_late(self, name: str, alert: Any, outcome: dict[str, Any]) -> None:
+        self.log(f"action {name} for alert {alert.get('alert_id')} finished after its record was closed: "
+                 f"{outcome.get('result')} ({outcome.get('reason')}); not recorded")  # fmt: skip
+
+    def _close_results(self) -> None:
+        """At stop, after the sinks closed: from now on an outcome is logged (none is lost silently)."""
+        with self._results_lock:
+            self._results_closed = True
+        while self._results:
+            self._log_late(*self._results.popleft())
 
     def _record_outcomes(self) -> None:
         """Record the final outcomes of queued actions as `action_result` records keyed by
@@ -495,8 +520,12 @@ class Agent:
         while self._results:
             name, alert, outcome = self._results.popleft()
             outcome["name"] = name
-            self.metrics.actions.inc(type=str(outcome.get("type")), result=outcome.get("result", "unknown"))
-            self._action_done(name, outcome)
+            if outcome.get("late"):  # the real end of an in_flight_at_stop, already counted as that
+                self.log(f"action {name} for alert {alert.get('alert_id')} finished after the stop gave up "
+                         f"on it: {outcome.get('result')} ({outcome.get('reason')})")  # fmt: skip
+            else:
+                self.metrics.actions.inc(type=str(outcome.get("type")), result=outcome.get("result", "unknown"))
+                self._action_done(name, outcome)
             records.append(
                 {
                     "timestamp": now,
@@ -512,13 +541,16 @@ class Agent:
                 continue
             try:
                 write(records)
-            except Exception as exc:  # noqa: BLE001 - counted and handled like an alert write
-                if not self._sink_failed(name, exc, records):
-                    self.metrics.sink_lost.inc(len(records), sink=name)
+            except Exception as exc:  # noqa: BLE001 - handled like an alert write, counted apart
+                rest = records[getattr(exc, "kept", 0) :]  # whole lines written before the failure stay
+                if not self._sink_failed(name, exc, rest):
+                    self.metrics.action_results_lost.inc(len(rest), sink=name)
+                    self.failures.warn(f"sink:{name}", f"sink {name}: {len(rest)} action result(s) lost: {exc}")
 
-    def _run_actions(self, pending: list[tuple[int, str, dict[str, Any]]], recorded: int) -> None:
-        """Queue the blocking actions of alerts a durable record holds (index < recorded)."""
-        if pending and recorded and not self._synced():
+    def _run_actions(self, pending: list[tuple[int, str, dict[str, Any]]], held: list[dict[str, Any]]) -> None:
+        """Queue the blocking actions of alerts a durable record holds (`held`, the batch's first ones)."""
+        recorded = len(held)
+        if pending and recorded and not self._synced(held):
             recorded = 0
         for index, name, alert in pending:
             action = self.pipe.actions[name]
@@ -529,10 +561,14 @@ class Agent:
             self.metrics.actions.inc(type=action.type, result="skipped")
             self.failures.warn(f"action:{name}", f"action {name} not run: its alert could not be recorded")
 
-    def _synced(self) -> bool:
+    def _synced(self, held: list[dict[str, Any]]) -> bool:
         """Wait for the file sinks' fsync of this batch: only a batch with a live action pays
-        it (the others' fsync overlaps the next batch). False if it failed: the record may
-        not be on disk, so nothing acts on it."""
+        it (the others' fsync overlaps the next batch). A failed fsync is a sink failure for
+        the `held` alerts (this batch's, written but maybe not on disk): spooled under
+        on_sink_failure: spool (then the spool holds them: True), else counted lost for the
+        sink (False: nothing acts on them; policy stop stops the agent). An earlier batch
+        covered by the same fsync (group commit) is not known here any more; its loss
+        shows as this error only."""
         ok = True
         for name, sink in self.sinks.items():
             wait = getattr(sink, "sync_wait", None)
@@ -541,23 +577,49 @@ class Agent:
             try:
                 wait()
             except Exception as exc:  # noqa: BLE001 - an fsync error is a sink failure
-                self._sink_failed(name, exc, [])
-                ok = False
+                if not self._sink_failed(name, exc, held):
+                    self.metrics.sink_lost.inc(len(held), sink=name)
+                    self.failures.warn(f"sink:{name}", f"sink {name}: {len(held)} alert(s) may not be on disk: {exc}")
+                    ok = False
         return ok
 
+    def _retire_actions(self, actions: dict[str, Action]) -> None:
+        """A reload's old action queues drain on a closer thread, each within its drain_s, never
+        on the scoring thread; their outcomes still reach _results, their counts _sync_outputs."""
+        stages = [a.stage for a in actions.values() if isinstance(a, BackgroundAction)]
+        if not stages:
+            return
+        closer = threading.Thread(target=close_actions, args=(actions,), name="output:reload-closer", daemon=True)
+        closer.start()
+        self._retired.append((closer, stages))
+
+    def _join_retired(self) -> None:
+        for closer, _stages in self._retired:
+            closer.join()  # bounded: each stage's close returns at its drain_s
+        self._sync_outputs()
+
     def _sync_outputs(self) -> None:
-        """Mirror the output stages' counters (queued, done, failed, dropped, spooled) and depths."""
+        """Mirror the output stages' counters (queued, done, failed, dropped, spooled, in_flight)
+        and depths; a reload's old stages until their closer is done (keyed per stage object:
+        the new stage of an action counts from 0 under the same name)."""
         stages: list[OutputStage[Any]] = [s.stage for s in self.sinks.values() if isinstance(s, QueuedSink)]
         stages += [a.stage for a in self.pipe.actions.values() if isinstance(a, BackgroundAction)]
+        finished = [r for r in self._retired if not r[0].is_alive()]  # before reading: their last counts
         m = self.metrics
-        for stage in stages:
+        for stage in stages + [st for _, old in self._retired for st in old]:
             for state, now in list(stage.counts.items()):
-                key = (stage.name, state)
+                key = (id(stage), state)
                 seen = self._outputs_seen.get(key, 0)
                 if now > seen:
                     m.output_items.inc(now - seen, stage=stage.name, state=state)
-                self._outputs_seen[key] = now  # a reloaded action's stage counts from 0 again
+                    self._outputs_seen[key] = now
+        for stage in stages:
             m.output_depth.set(stage.depth(), stage=stage.name)
+        for closer, old in finished:
+            self._retired.remove((closer, old))
+            for stage in old:
+                for state in stage.counts:
+                    self._outputs_seen.pop((id(stage), state), None)
         for name, sink in self.sinks.items():
             self._count_truncated(name, sink.inner if isinstance(sink, QueuedSink) else sink)
 
@@ -599,7 +661,7 @@ class Agent:
             for name in fixed:
                 setattr(cfg, name, getattr(self.cfg, name))
         self.pipe, self.cfg = pipe, cfg
-        close_actions(old.actions)
+        self._retire_actions(old.actions)
         self.metrics.reloads.inc(result="ok")
         self.reloads["ok"] += 1
         self.metrics.set_bundle(pipe.bundle.bundle_id, pipe.bundle.manifest.source_model.sha256)
@@ -640,7 +702,7 @@ class Agent:
         alerts = [self._alert(h, batch, lines, now, i, pending) for i, h in enumerate(hits)]
         recorded = self._deliver(alerts)  # the durable record first ...
         self._write_dead([self._dead(r, lines, now) for r in batch.rejects])
-        self._run_actions(pending, recorded)  # ... then the actions (module docstring)
+        self._run_actions(pending, alerts[:recorded])  # ... then the actions (module docstring)
         t1 = time.perf_counter()
         self._account(lines, batch, alerts, t1 - t0)
         self.span[1], self.busy_s = t1, self.busy_s + (t1 - t0)

@@ -319,6 +319,10 @@ def _resolve_paths(cfg: AgentConfig, base: Path) -> None:
     for section in [*cfg.sources, *cfg.sinks.values(), *cfg.actions.values()]:
         for key in section.paths:
             setattr(section, key, _resolve(base, getattr(section, key)))
+    queued: list[SinkConfig | ActionConfig] = [*cfg.sinks.values(), *cfg.actions.values()]
+    for entry in queued:  # an output stage's spool file
+        if entry.queue is not None:
+            entry.queue.spool_path = _resolve(base, entry.queue.spool_path)
 
 
 def _one_writer_per_file(cfg: AgentConfig, source: str) -> None:
@@ -330,15 +334,19 @@ def _one_writer_per_file(cfg: AgentConfig, source: str) -> None:
         if os.path.abspath(spool) in seen:
             raise ConfigError(f"{source}: on_sink_failure.spool_path: {spool} is also the dead-letter file")
         seen[os.path.abspath(spool)] = "on_sink_failure.spool_path"
-    for section, entries in (("sinks", cfg.sinks), ("actions", cfg.actions)):
-        for name, entry in entries.items():
-            for key, path in entry.written_files(name).items():
-                where, real = f"{section}.{name}.{key}", os.path.abspath(path)
-                if real in seen:
-                    raise ConfigError(
-                        f"{source}: {where}: {path} is also written by {seen[real]}; give each its own file"
-                    )
-                seen[real] = where
+    named: list[tuple[str, str, SinkConfig | ActionConfig]] = [
+        *(("sinks", name, e) for name, e in cfg.sinks.items()),
+        *(("actions", name, e) for name, e in cfg.actions.items()),
+    ]
+    for section, name, entry in named:
+        files = entry.written_files(name)
+        if entry.queue is not None and entry.queue.spool_path:  # the output stage's spool
+            files["queue.spool_path"] = entry.queue.spool_path
+        for key, path in files.items():
+            where, real = f"{section}.{name}.{key}", os.path.abspath(path)
+            if real in seen:
+                raise ConfigError(f"{source}: {where}: {path} is also written by {seen[real]}; give each its own file")
+            seen[real] = where
 
 
 def _cross_check(cfg: AgentConfig, source: str) -> None:

@@ -14,9 +14,18 @@ scoring loop. What happens when the queue is full is the stage's policy
 
 Every item ends in exactly one counter: ``done`` (the worker ran it),
 ``failed`` (the worker raised), ``dropped`` (by policy, or left at shutdown),
-``spooled``. ``queued`` counts what was accepted into the queue. The agent
-mirrors them into ``jenga_output_items_total{stage,state}``, and `on_dropped`
-lets the owner record the fate of a discarded item (an action's outcome).
+``spooled``, or ``in_flight`` (the worker was still running it when `close`'s
+deadline passed). ``queued`` counts what was accepted into the queue. The agent
+mirrors them into ``jenga_output_items_total{stage,state}``, and `on_dropped` /
+`on_in_flight` let the owner record the fate of such an item (an action's
+outcome) before `close` returns.
+
+At stop the worker takes no item once `close`'s deadline has passed, nor after
+`close` gave up on it (both checked under the lock), so nothing starts after the
+owner treated the stage as closed. An item still running then gets its outcome
+from `close` (``in_flight``); `work` hands its own outcome over through
+`settle`, which refuses once `close` did, so no item gets two. Such an item
+that finishes later is counted in `late` (the owner logs its real outcome).
 """
 
 from __future__ import annotations
@@ -30,7 +39,7 @@ from typing import Annotated, Generic, Literal, TypeVar
 from .contract.typed import Config, doc
 
 WhenFull = Literal["block", "drop_oldest", "spool"]
-STATES = ("queued", "done", "failed", "dropped", "spooled")
+STATES = ("queued", "done", "failed", "dropped", "spooled", "in_flight")
 
 T = TypeVar("T")
 
@@ -65,19 +74,28 @@ class OutputStage(Generic[T]):
         work: Callable[[T], None],
         size: int,
         when_full: WhenFull,
-        spill: Callable[[T, str], bool] | None = None,
+        spill: Callable[[T, str], str | None] | None = None,
         on_dropped: Callable[[T, str], None] | None = None,
+        on_in_flight: Callable[[T, str], None] | None = None,
     ):
+        """`spill(item, why)` returns None once the item is spooled, else why it could not be."""
         if when_full == "spool" and spill is None:
             raise ValueError(f"{name}: when_full spool needs a spool")
         self.name, self.when_full, self.size = name, when_full, size
         self._work, self._spill = work, spill
         self._on_dropped = on_dropped or (lambda item, why: None)
+        self._on_in_flight = on_in_flight or (lambda item, why: None)
         self._items: deque[T] = deque()
         self._cond = threading.Condition()
         self._closing = False
+        self._deadline = float("inf")  # set by close: the worker starts no item past it
+        self._abandoned = False  # close gave up waiting: the worker takes nothing more
         self.busy = False  # the worker is running an item now
+        self._current: T | None = None
+        self._settled = False  # the running item's outcome was handed over (settle)
+        self._in_flight_reported = False  # close gave the running item its outcome
         self.counts = dict.fromkeys(STATES, 0)
+        self.late = 0  # items reported in_flight at stop that finished afterwards
         self._thread = threading.Thread(target=self._run, name=f"output:{name}", daemon=True)
         self._thread.start()
 
@@ -94,6 +112,8 @@ class OutputStage(Generic[T]):
                 if self.when_full == "block":
                     while len(self._items) >= self.size and not self._closing and self._thread.is_alive():
                         self._cond.wait(0.5)
+                    if self._closing:  # closed while it waited: nothing would take it any more
+                        return self._drop(item, "stage closed")
                 elif self.when_full == "drop_oldest":
                     dropped = self._items.popleft()
                     self.counts["dropped"] += 1
@@ -109,28 +129,39 @@ class OutputStage(Generic[T]):
     def _spill_or_drop(self, item: T, why: str) -> str:
         assert self._spill is not None
         try:
-            ok = self._spill(item, why)
-        except Exception:  # noqa: BLE001 - a failing spool drops the item, counted
-            ok = False
-        if ok:
+            error = self._spill(item, why)
+        except Exception as exc:  # noqa: BLE001 - a failing spool drops the item, counted
+            error = f"{type(exc).__name__}: {exc}"
+        if error is None:
             self.counts["spooled"] += 1
             return "spooled"
-        return self._drop(item, f"{why}; spool failed")
+        return self._drop(item, f"{why}; spool failed: {error}")  # its one outcome
 
     def _drop(self, item: T, why: str) -> str:
         self.counts["dropped"] += 1
         self._on_dropped(item, why)
         return "dropped"
 
+    def settle(self, report: Callable[[], None]) -> bool:
+        """From `work`, once its item's outcome is known: run `report` (hand the outcome
+        over; keep it short, it runs under the stage's lock) unless `close` already gave
+        the item its in_flight outcome. Returns False then: the outcome is late."""
+        with self._cond:
+            if self._in_flight_reported:
+                return False
+            report()
+            self._settled = True
+            return True
+
     def _run(self) -> None:
         while True:
             with self._cond:
                 while not self._items and not self._closing:
                     self._cond.wait()
-                if not self._items:
-                    return
+                if not self._items or self._abandoned or time.monotonic() >= self._deadline:
+                    return  # close spools or drops what is left
                 item = self._items.popleft()
-                self.busy = True
+                self.busy, self._current, self._settled = True, item, False
                 self._cond.notify_all()  # room for a blocked put
             try:
                 self._work(item)
@@ -138,21 +169,36 @@ class OutputStage(Generic[T]):
             except Exception:  # noqa: BLE001 - the worker outlives one bad item; `work` reports its own errors
                 state = "failed"
             with self._cond:
-                self.counts[state] += 1
-                self.busy = False
+                self.busy, self._current = False, None
                 self._cond.notify_all()
+                if self._in_flight_reported:  # close counted it in_flight and gave up on the stage
+                    self.late += 1
+                    return
+                self.counts[state] += 1
 
     def close(self, deadline_s: float) -> int:
         """Let the worker finish what waits within `deadline_s`; what is left then is
-        spooled (policy spool) or dropped, counted. Returns how many were left."""
+        spooled (policy spool) or dropped, and an item still running is counted
+        ``in_flight``, each with its outcome before this returns. Returns how many
+        were left waiting."""
         end = time.monotonic() + deadline_s
         with self._cond:
             self._closing = True
+            self._deadline = min(self._deadline, end)
             self._cond.notify_all()
         self._thread.join(max(0.0, end - time.monotonic()))
+        running: list[T] = []
         with self._cond:
+            self._abandoned = True  # before the queue is emptied: the worker takes nothing more
             left = list(self._items)
             self._items.clear()
+            if self.busy and not self._settled and not self._in_flight_reported:
+                assert self._current is not None
+                running.append(self._current)
+                self._in_flight_reported = True
+                self.counts["in_flight"] += 1
+        for item in running:
+            self._on_in_flight(item, f"still running when its queue closed (its drain_s of {deadline_s:g}s ran out)")
         for item in left:
             if self._spill is not None:
                 self._spill_or_drop(item, "shutdown")

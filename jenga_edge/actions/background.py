@@ -10,9 +10,13 @@ alert's ``alert_id``. A hung command or a dead receiver holds this worker only.
 When the queue is full (``queue.when_full``): ``spool`` (the webhook's
 default: its own spool file, sent again after the next successful delivery),
 ``drop_oldest`` (exec and firewall: the oldest waiting alert gets outcome
-``dropped``), or ``block``. On shutdown the worker finishes what waits within
-``queue.drain_s``; the rest is spooled or dropped, and each gets its outcome,
-so an alert handed over is never dropped silently.
+``dropped``; a spool that fails too: ``dropped`` with the spool's error, the
+item's one outcome), or ``block``. On shutdown the worker finishes what waits
+within ``queue.drain_s``; the rest is spooled or dropped, and a command still
+running then gets outcome ``in_flight_at_stop``: each gets exactly one outcome
+before `close` returns, so an alert handed over is never dropped silently. If
+that command finishes afterwards, its real outcome follows, marked ``late``
+(the agent records it while its sinks are open, else logs it).
 """
 
 from __future__ import annotations
@@ -67,6 +71,7 @@ class BackgroundAction:
             when_full,
             spill=self._spill if can_spool else None,
             on_dropped=self._dropped,
+            on_in_flight=self._in_flight,
         )
 
     def addresses(self, alert: Mapping[str, Any]) -> list[Any]:
@@ -88,15 +93,24 @@ class BackgroundAction:
                 cast(Spooling, self.action).retry_spool()  # the receiver is back: send what waited
         else:
             self.failed += 1
-        self.on_result(self.name, alert, outcome)
+        if not self.stage.settle(lambda: self.on_result(self.name, alert, outcome)):
+            self.on_result(self.name, alert, {**outcome, "late": True})  # after its in_flight_at_stop
 
-    def _spill(self, alert: dict[str, Any], why: str) -> bool:
+    def _spill(self, alert: dict[str, Any], why: str) -> str | None:
+        """The queue is full (or the stage closing): spool the alert. On failure the stage
+        drops it, and that `dropped` (with this error) is the alert's one outcome."""
         outcome = self._spool_now(alert, why)
+        if outcome["result"] != "spooled":
+            return str(outcome.get("reason"))
         self.on_result(self.name, alert, outcome)
-        return bool(outcome["result"] == "spooled")
+        return None
 
     def _dropped(self, alert: dict[str, Any], why: str) -> None:
         self.on_result(self.name, alert, {"type": self.type, "target": self.target, "result": "dropped", "reason": why})
+
+    def _in_flight(self, alert: dict[str, Any], why: str) -> None:
+        outcome = {"type": self.type, "target": self.target, "result": "in_flight_at_stop", "reason": why}
+        self.on_result(self.name, alert, outcome)
 
     def _spool_now(self, alert: Mapping[str, Any], why: str) -> dict[str, Any]:
         spool: Callable[[bytes], tuple[bool, str]] | None = getattr(self.action, "spool", None)

@@ -39,7 +39,7 @@ IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IDENT = re.compile(r"[A-Za-z0-9_-]{1,32}")
 MAX_REASON = 200
 
-RESULTS = ("ok", "failed", "skipped", "dry_run", "spooled", "queued", "dropped")
+RESULTS = ("ok", "failed", "skipped", "dry_run", "spooled", "queued", "dropped", "in_flight_at_stop")
 
 
 class ActionConfig(TaggedConfig, kw_only=True):

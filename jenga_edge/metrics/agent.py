@@ -86,6 +86,12 @@ class AgentMetrics:
             ("sink",),
             label_check=chk,
         )
+        self.action_results_lost = r.counter(
+            "jenga_action_results_lost_total",
+            "Action outcome records (action_result) a file sink could not write nor spool, by sink.",
+            ("sink",),
+            label_check=chk,
+        )
         self.sink_truncated = r.counter(
             "jenga_sink_truncated_total",
             "Alerts a sink cut to its size limit before sending (syslog max_message_bytes), by sink.",
@@ -105,7 +111,8 @@ class AgentMetrics:
         self.output_items = r.counter(
             "jenga_output_items_total",
             "Items through an output queue (a blocking sink's batches, a blocking action's alerts), by stage "
-            "and state: queued, done, failed, dropped (by policy or at stop), spooled.",
+            "and state: queued, done, failed, dropped (by policy or at stop), spooled, in_flight (still running "
+            "when the stop's drain_s ran out).",
             ("stage", "state"),
             label_check=chk,
         )

@@ -5,7 +5,10 @@ A collector that accepts and never reads, or a TCP connect that waits out its
 timeout, then holds this sink's worker and nothing else. What the worker could
 not deliver, and what the queue's policy dropped, is reported by the next
 `write_batch` (and by `take_lost` at shutdown), so the agent counts it in
-``jenga_sink_alerts_lost_total{sink}`` as for any sink.
+``jenga_sink_alerts_lost_total{sink}`` as for any sink: alerts the inner sink
+reported lost, a batch whose write raised, a batch dropped by the queue's
+policy, and a batch still being sent when the stop's drain_s ran out (its
+delivery is not confirmed, so it counts as lost).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ class QueuedSink:
             when_full,
             spill=self._spill if self._spool is not None else None,
             on_dropped=self._dropped,
+            on_in_flight=self._dropped,
         )
 
     def write_batch(self, alerts: list[dict[str, Any]]) -> int:
@@ -54,13 +58,21 @@ class QueuedSink:
         return lost
 
     def _deliver(self, alerts: list[dict[str, Any]]) -> None:
-        lost = self.inner.write_batch(alerts)
-        if lost:
-            self._count(lost, self.inner.last_error)
+        failed: Exception | None = None
+        try:
+            lost, why = self.inner.write_batch(alerts), self.inner.last_error
+        except Exception as exc:  # noqa: BLE001 - counted lost here, `failed` in the stage (re-raised)
+            failed, lost, why = exc, len(alerts), f"{type(exc).__name__}: {exc}"
+        # Not counted if close already counted this batch lost (still sending at stop).
+        self.stage.settle(lambda: self._count(lost, why) if lost else None)
+        if failed is not None:
+            raise failed
 
-    def _spill(self, alerts: list[dict[str, Any]], why: str) -> bool:
+    def _spill(self, alerts: list[dict[str, Any]], why: str) -> str | None:
         assert self._spool is not None
-        return self._spool.add([{"sink": self.name, "why": why, "alert": a} for a in alerts])
+        if self._spool.add([{"sink": self.name, "why": why, "alert": a} for a in alerts]):
+            return None
+        return self._spool.last_error or "spool failed"
 
     def _dropped(self, alerts: list[dict[str, Any]], why: str) -> None:
         self._count(len(alerts), f"dropped: {why}")

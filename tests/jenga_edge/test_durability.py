@@ -311,9 +311,11 @@ def test_a_hung_command_and_a_deaf_collector_never_stall_scoring(network_bundle,
             stage.close(0.0)  # the hung command is killed by its own timeout
     agent._record_outcomes()
     dropped = hang.counts["dropped"]  # what waited behind the hung command at stop: counted, never silent
-    assert hang.counts["queued"] == dropped + hang.counts["done"] + hang.counts["failed"] + hang.busy
+    assert hang.counts["in_flight"] == 1  # the hung command: its own outcome, counted
+    assert hang.counts["queued"] == dropped + hang.counts["done"] + hang.counts["failed"] + 1
     results = [r for r in read_jsonl(tmp_path / "alerts.jsonl") if r["event_type"] == "action_result"]
     assert sum(r["action"]["result"] == "dropped" for r in results) == dropped
+    assert sum(r["action"]["result"] == "in_flight_at_stop" for r in results) == 1
 
 
 def test_failure_policies_are_checked_when_the_config_loads():

@@ -365,6 +365,7 @@ AGENT_METRICS = {
     "jenga_alerts_over_budget_total": ("counter", ("rule",)),
     "jenga_actions_total": ("counter", ("type", "result")),
     "jenga_sink_alerts_lost_total": ("counter", ("sink",)),
+    "jenga_action_results_lost_total": ("counter", ("sink",)),
     "jenga_sink_truncated_total": ("counter", ("sink",)),
     "jenga_action_failures_total": ("counter", ("action",)),
     "jenga_sources_waiting": ("gauge", ("source",)),
