@@ -61,6 +61,7 @@ from typing import Any
 from . import __version__, window_snapshots
 from .actions import Action, BackgroundAction, build_actions, close_actions, firewall, unwrap
 from .actions.background import OnResult
+from .actions.base import end_running_commands
 from .actions.rate_limit import RateLimiter
 from .bundle import Bundle, verify_bundle
 from .config import RESERVED_ACTION, AgentConfig, load_agent_config
@@ -357,6 +358,7 @@ class Agent:
         for step in [
             lambda: close_actions(self.pipe.actions),  # each outcome (in_flight_at_stop too) before it returns
             self._join_retired,  # the stages a reload handed to a closer thread
+            self._end_running_commands,  # none outlives the agent
             self._record_outcomes,  # what the action workers finished, before the sinks close
             *(s.close for s in [*self.sinks.values(), self.dead_letter]),
             self._count_queued_losses,
@@ -373,6 +375,17 @@ class Agent:
         if self.server:
             self.server.stop()
         self.metrics.set_up(False)
+
+    def _end_running_commands(self) -> None:
+        """Commands still running after the action queues' drain are ended (by the PID the agent
+        started them with) and said; their outcome was recorded as in_flight_at_stop."""
+        pids = end_running_commands()
+        if pids:
+            time.sleep(0.05)  # let their workers report the end while the sinks are open
+            self.log(
+                f"stop: ended {len(pids)} action command(s) still running at the drain deadline "
+                f"(pid {', '.join(map(str, pids))})"
+            )
 
     def _sync_drops(self) -> None:
         """Sources count drops (by reason) and listener connection events themselves;

@@ -26,6 +26,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Protocol
@@ -141,25 +142,63 @@ def first_line(data: bytes | str | None) -> str:
     return ""
 
 
+# Commands running now (on action workers): the agent ends those still running when it
+# stops, so none outlives it (a child left to init would act after the agent said it stopped).
+_running: dict[int, Any] = {}  # pid -> Popen
+_ended_at_stop: set[int] = set()
+_running_lock = threading.Lock()
+
+
 def run_command(argv: list[str], timeout_s: float, tool: str) -> tuple[str, str, int | None]:
     """Run argv without a shell; return (result, reason, exit status)."""
     import subprocess  # here, not at import: only agents that act pay for it
 
     try:
-        proc = subprocess.run(argv, shell=False, timeout=timeout_s, capture_output=True, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            argv, shell=False, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
     except FileNotFoundError:
         return "failed", f"{tool} not found: {argv[0]}", None
     except PermissionError:
         return "failed", f"{tool} not executable: {argv[0]}", None
-    except subprocess.TimeoutExpired:
-        return "failed", f"{tool} timed out after {timeout_s:g}s", None
     except OSError as exc:
         return "failed", f"{tool} could not start: {exc}", None
+    with _running_lock:
+        _running[proc.pid] = proc
+    try:
+        try:
+            out, err = proc.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            return "failed", f"{tool} timed out after {timeout_s:g}s", None
+    finally:
+        with _running_lock:
+            _running.pop(proc.pid, None)
+            ended = proc.pid in _ended_at_stop
+            _ended_at_stop.discard(proc.pid)
+    if ended:
+        return "failed", f"{tool} was still running when the agent stopped: ended (pid {proc.pid})", None
     if proc.returncode != 0:
-        detail = first_line(proc.stderr) or first_line(proc.stdout)
+        detail = first_line(err) or first_line(out)
         reason = f"{tool} exited with status {proc.returncode}"
         return "failed", f"{reason}: {detail}" if detail else reason, proc.returncode
     return "ok", f"{tool} succeeded", 0
+
+
+def end_running_commands() -> list[int]:
+    """At stop, after the action queues' drain: kill the commands this agent started that are
+    still running (by the PID it holds), and return their PIDs. Each one's worker then
+    reports it failed, 'ended' (its in_flight_at_stop outcome is already recorded)."""
+    with _running_lock:
+        procs = list(_running.values())
+        _ended_at_stop.update(p.pid for p in procs)
+    for p in procs:
+        try:
+            p.kill()  # our own child, not yet reaped: its PID cannot be anyone else's
+        except OSError:
+            pass
+    return [p.pid for p in procs]
 
 
 def check_program(key: str, path: str, absolute: bool) -> None:

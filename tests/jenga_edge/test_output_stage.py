@@ -213,12 +213,22 @@ def test_a_command_running_at_stop_has_an_action_result(network_bundle, tmp_path
     assert wait_until(lambda: stage.busy, 10)
     agent._shutdown()
     results = _results(tmp_path / "alerts.jsonl")
-    got = sorted(r["action"]["result"] for r in results)
+    got = sorted(r["action"]["result"] for r in results if not r["action"].get("late"))
     assert got == ["dropped", "dropped", "in_flight_at_stop"]  # before: the running one had no record
     assert len({r["alert_id"] for r in results}) == 3
     assert agent.metrics.output_items.value(stage="action:mark", state="in_flight") == 1
-    gate.touch()  # the command ends now, after the sinks closed: logged, never silently lost
-    assert wait_until(lambda: any("finished after its record was closed" in x for x in agent.logged), 10)
+    # the command does not outlive the agent (before: left running, its parent init): ended by
+    # its PID, said, and its end recorded late or logged, never silently lost
+    ended = [x for x in agent.logged if "still running at the drain deadline" in x]
+    assert len(ended) == 1
+    pid = int(ended[0].rsplit("pid ", 1)[1].rstrip(")"))
+    assert not Path(f"/proc/{pid}").exists()
+    late = [r for r in results if r["action"].get("late")]
+    assert (
+        [r["action"]["result"] for r in late] == ["failed"]
+        and "ended" in late[0]["action"]["reason"]
+        or any("finished after its record was closed" in x for x in agent.logged)
+    )
 
 
 def test_a_reload_drains_the_old_actions_off_the_scoring_thread(network_bundle, tmp_path):
