@@ -379,7 +379,9 @@ class Agent:
     def _end_running_commands(self) -> None:
         """Commands still running after the action queues' drain are ended (by the PID the agent
         started them with) and said; their outcome was recorded as in_flight_at_stop."""
-        pids = end_running_commands()
+        stages = [a.stage for a in self.pipe.actions.values() if isinstance(a, BackgroundAction)]
+        stages += [st for _, old in self._retired for st in old]
+        pids = end_running_commands({st.worker for st in stages if st.worker is not None})
         if pids:
             time.sleep(0.05)  # let their workers report the end while the sinks are open
             self.log(

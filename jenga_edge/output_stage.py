@@ -102,6 +102,11 @@ class OutputStage(Generic[T]):
     def depth(self) -> int:
         return len(self._items)
 
+    @property
+    def worker(self) -> int | None:
+        """The worker thread's ident (what it runs, e.g. an action's command, is this stage's)."""
+        return self._thread.ident
+
     def put(self, item: T) -> str:
         """Queue `item` (or apply the policy); returns its state now: queued, spooled or dropped."""
         dropped: T | None = None

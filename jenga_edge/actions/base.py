@@ -144,7 +144,7 @@ def first_line(data: bytes | str | None) -> str:
 
 # Commands running now (on action workers): the agent ends those still running when it
 # stops, so none outlives it (a child left to init would act after the agent said it stopped).
-_running: dict[int, Any] = {}  # pid -> Popen
+_running: dict[int, tuple[Any, int]] = {}  # pid -> (Popen, the thread running it)
 _ended_at_stop: set[int] = set()
 _running_lock = threading.Lock()
 
@@ -164,7 +164,7 @@ def run_command(argv: list[str], timeout_s: float, tool: str) -> tuple[str, str,
     except OSError as exc:
         return "failed", f"{tool} could not start: {exc}", None
     with _running_lock:
-        _running[proc.pid] = proc
+        _running[proc.pid] = (proc, threading.get_ident())
     try:
         try:
             out, err = proc.communicate(timeout=timeout_s)
@@ -186,12 +186,12 @@ def run_command(argv: list[str], timeout_s: float, tool: str) -> tuple[str, str,
     return "ok", f"{tool} succeeded", 0
 
 
-def end_running_commands() -> list[int]:
-    """At stop, after the action queues' drain: kill the commands this agent started that are
-    still running (by the PID it holds), and return their PIDs. Each one's worker then
-    reports it failed, 'ended' (its in_flight_at_stop outcome is already recorded)."""
+def end_running_commands(threads: set[int]) -> list[int]:
+    """At stop, after the action queues' drain: kill the commands that `threads` (the agent's
+    action workers) started and that still run, by the PID held, and return their PIDs. Each
+    one's worker then reports it failed, 'ended' (its in_flight_at_stop outcome is recorded)."""
     with _running_lock:
-        procs = list(_running.values())
+        procs = [p for p, thread in _running.values() if thread in threads]
         _ended_at_stop.update(p.pid for p in procs)
     for p in procs:
         try:

@@ -122,14 +122,20 @@ def no_subprocess(monkeypatch):
 
 @pytest.fixture
 def recording_subprocess(monkeypatch):
-    """subprocess.run that records calls and reports success."""
+    """subprocess.Popen that records calls and reports success."""
     calls = []
 
-    def fake_run(argv, **kwargs):
-        calls.append((argv, kwargs))
-        return subprocess.CompletedProcess(argv, 0, b"", b"")
+    class FakePopen:
+        pid, returncode = 999_999_999, 0
 
-    monkeypatch.setattr(subprocess, "run", fake_run)
+        def __init__(self, argv, **kwargs):
+            calls.append((argv, kwargs))
+
+        def communicate(self, timeout=None):
+            calls[-1][1]["timeout"] = timeout
+            return b"", b""
+
+    monkeypatch.setattr(subprocess, "Popen", FakePopen)
     return calls
 
 
@@ -338,7 +344,7 @@ def test_real_run_calls_subprocess_without_shell(recording_subprocess):
     assert argv == out["argv"]
     assert kwargs["shell"] is False
     assert kwargs["timeout"] == 2.5
-    assert kwargs["capture_output"] is True
+    assert kwargs["stdout"] == kwargs["stderr"] == subprocess.PIPE and kwargs["stdin"] == subprocess.DEVNULL
 
 
 # --- firewall: real execution with a fake nft -------------------------------------------------

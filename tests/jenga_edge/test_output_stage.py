@@ -224,10 +224,8 @@ def test_a_command_running_at_stop_has_an_action_result(network_bundle, tmp_path
     pid = int(ended[0].rsplit("pid ", 1)[1].rstrip(")"))
     assert not Path(f"/proc/{pid}").exists()
     late = [r for r in results if r["action"].get("late")]
-    assert (
-        [r["action"]["result"] for r in late] == ["failed"]
-        and "ended" in late[0]["action"]["reason"]
-        or any("finished after its record was closed" in x for x in agent.logged)
+    assert ([r["action"]["result"] for r in late] == ["failed"] and "ended" in late[0]["action"]["reason"]) or any(
+        "finished after its record was closed" in x for x in agent.logged
     )
 
 
