@@ -189,14 +189,17 @@ class Source:
         except Exception:
             log.exception("%s: source thread failed", self.origin)
 
-    def _feed(self, splitter: LineSplitter, data: bytes) -> None:
-        """Frame `data` and hand its lines over (blocking). The partial line the
+    def _feed(self, splitter: LineSplitter, data: bytes) -> int:
+        """Frame `data` and hand its lines over (blocking); returns how many
+        complete lines within the limit it held (a listener's measure of
+        activity: bytes that complete no line are not). The partial line the
         splitter keeps counts against the queue's byte budget (queue_bytes, see
         EventQueue.reserve): while queued lines fill it, this waits (the source
         stops reading); a line past its stream's share of it is cut: handed over
         as an oversize line (rejected, reason oversize) and its remainder
         skipped, so peers holding lines open cannot hold memory."""
         framed = splitter.feed(data)
+        complete = _complete(framed)
         grow = splitter.pending - splitter.reserved
         if grow > 0 and not self.queue.reserve(grow, splitter.reserved, self._abandon):
             self._emit(framed)
@@ -208,6 +211,7 @@ class Source:
             self.queue.release(-grow, splitter.pending)
         splitter.reserved += grow
         self._emit(framed)
+        return complete
 
     def _finish(self, splitter: LineSplitter) -> None:
         """End a stream: its partial line, if any, is handed over as a line."""
@@ -239,6 +243,14 @@ class Source:
             self.lines += len(data)
             self.oversize += sum(oversize) if oversize is not None else 0
             self.drops[reason] += len(data) - ok
+
+
+def _complete(framed: Chunk | Framed) -> int:
+    """Lines in `framed` that ended with a newline within the limit (not cut, not oversize)."""
+    if isinstance(framed, Chunk):
+        return framed.count
+    data, oversize = framed
+    return len(data) - (sum(oversize) if oversize is not None else 0)
 
 
 def check_host(host: str) -> str:
