@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import IO, Annotated
 
 from ..contract.typed import Invalid, doc
-from ..event_queue import Chunk, EventQueue
+from ..event_queue import OVERSIZE, Chunk, EventQueue
 from ..framing import Framed, LineSplitter, check_max_line_bytes
 from ..kinds import TaggedConfig
 
@@ -213,10 +213,11 @@ class Source:
         self._emit(framed)
         return complete
 
-    def _finish(self, splitter: LineSplitter) -> None:
-        """End a stream: its partial line, if any, is handed over as a line."""
+    def _finish(self, splitter: LineSplitter, cut_off: bool = False) -> None:
+        """End a stream: its partial line, if any, is handed over as a line
+        (flagged PARTIAL if `cut_off`: we ended the stream, not its writer)."""
         self._unreserve(splitter)
-        self._emit(splitter.flush())
+        self._emit(splitter.flush(cut_off))
 
     def _unreserve(self, splitter: LineSplitter) -> None:
         self.queue.release(splitter.reserved, 0)
@@ -241,7 +242,7 @@ class Source:
         ok = self.queue.put_lines(data, self.origin, oversize, block=block, stop=self._abandon)
         with self._counter_lock:
             self.lines += len(data)
-            self.oversize += sum(oversize) if oversize is not None else 0
+            self.oversize += oversize.count(OVERSIZE) if oversize is not None else 0
             self.drops[reason] += len(data) - ok
 
 
@@ -250,7 +251,7 @@ def _complete(framed: Chunk | Framed) -> int:
     if isinstance(framed, Chunk):
         return framed.count
     data, oversize = framed
-    return len(data) - (sum(oversize) if oversize is not None else 0)
+    return len(data) - (sum(map(bool, oversize)) if oversize is not None else 0)
 
 
 def check_host(host: str) -> str:

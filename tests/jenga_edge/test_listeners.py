@@ -4,6 +4,7 @@ connection limit. Real loopback sockets; every wait is bounded."""
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -245,6 +246,35 @@ def msgspec_convert(raw: dict):
     return msgspec.convert(raw, tcp.Config)
 
 
+def test_a_tail_cut_off_at_stop_is_rejected_as_partial_line_not_bad_json(listener):
+    # The red-team: at SIGTERM each connection's tail (the peer had not sent the rest)
+    # was dead-lettered as bad_json. It is flagged PARTIAL; a tail that is a whole
+    # event without its newline still decodes; a peer that ends its own stream mid-line
+    # sent a bad line (bad_json, as before).
+    from jenga_edge.decode import EventDecoder
+
+    from .test_decode import GOOD, SCHEMA
+
+    src, q = listener()
+    with (
+        socket.create_connection(src.address, timeout=5) as cut,
+        socket.create_connection(src.address, timeout=5) as whole,
+        socket.create_connection(src.address, timeout=5) as ended,
+    ):
+        cut.sendall(GOOD + b'\n{"request_count": 5, "po')
+        whole.sendall(GOOD)
+        ended.sendall(b'{"request_count": 7')
+        ended.shutdown(socket.SHUT_WR)
+        assert wait_for(lambda: q.depth() == 2)  # cut's first line, and ended's own tail
+        src.stop()
+        assert src.join(5)
+    batch = q.take(10, 0.0)
+    decoded = EventDecoder(SCHEMA).decode(batch.data, batch.oversize_flags())
+    by_line = {batch.data[r.index]: r.reason for r in decoded.rejects}
+    assert by_line == {b'{"request_count": 5, "po': "partial_line", b'{"request_count": 7': "bad_json"}
+    assert len(decoded.index) == 2 and len(batch) == 4  # GOOD twice: complete, and whole at stop
+
+
 def test_the_agent_counts_and_logs_what_peers_do_to_its_listeners(network_bundle, tmp_path, monkeypatch):
     from jenga_edge.agent import Agent
     from jenga_edge.config import load_agent_config
@@ -263,6 +293,7 @@ def test_the_agent_counts_and_logs_what_peers_do_to_its_listeners(network_bundle
     try:
         assert wait_for(lambda: agent.sources[0].running)
         with socket.create_connection(("127.0.0.1", port), timeout=5) as first:
+            first.sendall(b'{"request_count": 5, "po')  # cut off when it is closed for idling
             with socket.create_connection(("127.0.0.1", port), timeout=5) as second:
                 try:
                     assert second.recv(1) == b""  # refused: the first is not idle long enough to make room
@@ -275,6 +306,8 @@ def test_the_agent_counts_and_logs_what_peers_do_to_its_listeners(network_bundle
         runner.join(15)
     events = out["metrics"]["connections_by_event"]
     assert events == {"accepted": 1, "peer_limit": 1, "idle_closed": 1}
+    dead = [json.loads(line) for line in (tmp_path / "dead.jsonl").read_text().splitlines()]
+    assert [(d["reason"], d["line"]) for d in dead] == [("partial_line", '{"request_count": 5, "po')]
     assert sum("refused a connection: its address holds max_connections_per_peer" in line for line in logs) == 1
 
 
