@@ -47,8 +47,8 @@ _POLL_S = 0.2  # how often blocked producers look at their stop flag
 
 
 # A line's flag beside its bytes (0: a plain line): OVERSIZE, cut at max_line_bytes
-# (rejected, reason oversize); PARTIAL, the last bytes of a connection the listener ended
-# mid-line (stop, eviction, idle timeout): rejected as partial_line unless they decode.
+# (rejected, reason oversize); PARTIAL, the last bytes of a listener's connection that
+# ended mid-line (either side closed it): rejected as partial_line unless they decode.
 OVERSIZE, PARTIAL = 1, 2
 
 

@@ -116,7 +116,7 @@ class LineSplitter:
 
     def flush(self, cut_off: bool = False) -> Framed:
         """End the stream: the buffered partial line, if any; flagged PARTIAL if
-        `cut_off` (the reader, not the writer, ended the stream mid-line)."""
+        `cut_off` (the stream ended mid-line: its rest will never come)."""
         out: list[tuple[bytes, int]] = []
         if not self._discarding:
             self._finish(out, PARTIAL if cut_off else 0)

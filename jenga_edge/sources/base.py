@@ -215,7 +215,8 @@ class Source:
 
     def _finish(self, splitter: LineSplitter, cut_off: bool = False) -> None:
         """End a stream: its partial line, if any, is handed over as a line
-        (flagged PARTIAL if `cut_off`: we ended the stream, not its writer)."""
+        (flagged PARTIAL if `cut_off`: its newline never came, and it is no
+        event unless it decodes whole; a listener's connections)."""
         self._unreserve(splitter)
         self._emit(splitter.flush(cut_off))
 

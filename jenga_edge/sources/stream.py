@@ -21,8 +21,9 @@ What a peer cannot do to a listener:
   each connection hands over its partial line and what its kernel receive
   buffer held when it saw the stop, within the drain deadline (base.py).
   A connection the listener ends (stop, eviction, idle timeout) hands over
-  what it held the same way; its partial line is flagged PARTIAL (the decoder
-  rejects it as ``partial_line``, not ``bad_json``, unless it is a whole event).
+  what it held the same way. However a connection ends, its last bytes
+  without a newline are flagged PARTIAL: the decoder rejects them as
+  ``partial_line``, not ``bad_json``, unless they are a whole event.
 """
 
 from __future__ import annotations
@@ -203,10 +204,10 @@ class StreamListener(Source):
         splitter = LineSplitter(self.max_line_bytes)
         try:
             conn.settimeout(POLL_S)
-            cut_off = self._read(c, splitter)
-            if cut_off:
+            if self._read(c, splitter):
                 self._drain(conn, splitter)
-            self._finish(splitter, cut_off)
+            # A tail without its newline: cut off by us, or the peer stopped mid-line.
+            self._finish(splitter, cut_off=True)
         except Exception:  # noqa: BLE001
             log.exception("%s: connection handler failed", self.origin)
         finally:
