@@ -86,8 +86,10 @@ from .trust import TrustStore
 
 _EVENT_LOG = {
     "rejected": "refused a connection: max_connections open, none idle to make room for it",
-    "evicted": "closed the connection idle longest to admit a new one (max_connections open)",
+    "evicted": "closed the connection idle longest to admit a new one (max_connections or its address's "
+    "max_connections_per_peer open)",
     "idle_closed": "closed a connection idle past idle_timeout_s",
+    "peer_limit": "refused a connection: its address holds max_connections_per_peer, none idle to make room",
 }
 DEAD_LETTER_LINE_MAX = 4096
 IDLE_POLL_S = 0.1

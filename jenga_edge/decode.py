@@ -40,7 +40,7 @@ from .contract.typed import Invalid
 from .contract.values import parse_time
 from .contract.window_state import MAX_EVENT_TIME, WindowEngine
 from .contract.windows import Window
-from .event_queue import Lines
+from .event_queue import OVERSIZE, PARTIAL, Lines
 from .native import fastjson as _fastjson  # None: tier 2 alone
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ _F32_MAX = float(np.finfo(np.float32).max)
 @dataclass
 class Reject:
     index: int  # position in the batch
-    reason: str  # bad_json | not_object | wrong_type | missing_field | non_finite | oversize
+    reason: str  # bad_json | not_object | wrong_type | missing_field | non_finite | oversize | partial_line
     field: str | None
     message: str
 
@@ -283,7 +283,7 @@ class EventDecoder:
         return decoder
 
     # ------------------------------------------------------------------ API
-    def decode(self, lines: Sequence[bytes], oversize: Sequence[bool] = ()) -> DecodedBatch:
+    def decode(self, lines: Sequence[bytes], oversize: Sequence[int] = ()) -> DecodedBatch:
         """`lines`: a list of bytes, or the queue's `Lines` (whose buffer
         segments tier 1 reads in place)."""
         plan = self._plan
@@ -294,11 +294,11 @@ class EventDecoder:
             self._decode_fast(plan, lines if type(lines) is list or isinstance(lines, Lines) else list(lines), oversize)
         )
 
-    def _decode_slow(self, lines: Sequence[bytes], oversize: Sequence[bool] = ()) -> DecodedBatch:
+    def _decode_slow(self, lines: Sequence[bytes], oversize: Sequence[int] = ()) -> DecodedBatch:
         """Tier 2 alone (the reference tier 1 is tested against)."""
         return self._finish(self._slow_columns(lines, oversize))
 
-    def _slow_columns(self, lines: Sequence[bytes], oversize: Sequence[bool] = ()) -> DecodedBatch:
+    def _slow_columns(self, lines: Sequence[bytes], oversize: Sequence[int] = ()) -> DecodedBatch:
         rejects: list[Reject] = []
         filtered: list[int] = []
         events, index = self._parse(lines, oversize, rejects, filtered)
@@ -411,7 +411,7 @@ class EventDecoder:
         norm = self.model.normalize.get(name)
         return norm is not None and norm.lower
 
-    def _decode_fast(self, plan: Plan, lines: list[bytes] | Lines, oversize: Sequence[bool]) -> DecodedBatch:
+    def _decode_fast(self, plan: Plan, lines: list[bytes] | Lines, oversize: Sequence[int]) -> DecodedBatch:
         n, schema = len(lines), self.schema
         num = np.empty((n, len(schema.numeric) + len(self._aux)), dtype=np.float64)
         cat = np.empty((n, len(schema.categorical)), dtype=np.int64)
@@ -560,7 +560,7 @@ class EventDecoder:
     def _merge_slow(
         self,
         lines: list[bytes] | Lines,
-        oversize: Sequence[bool],
+        oversize: Sequence[int],
         rows: npt.NDArray[np.intp],
         num: npt.NDArray[np.float64],
         cat: npt.NDArray[np.int64],
@@ -571,7 +571,7 @@ class EventDecoder:
     ) -> None:
         """Lines tier 1 left alone go through tier 2; its rows, rejects and
         filtered lines are put back at their places in the batch."""
-        sub = self._slow_columns([lines[r] for r in rows], [bool(oversize[r]) for r in rows] if any(oversize) else ())
+        sub = self._slow_columns([lines[r] for r in rows], [int(oversize[r]) for r in rows] if any(oversize) else ())
         ok[rows] = False
         at = rows[sub.index] if sub.index else np.empty(0, dtype=np.intp)
         ok[at] = True
@@ -587,7 +587,7 @@ class EventDecoder:
 
     # ---------------------------------------------------------------- parse
     def _parse(
-        self, lines: Sequence[bytes], oversize: Sequence[bool], rejects: list[Reject], filtered: list[int]
+        self, lines: Sequence[bytes], oversize: Sequence[int], rejects: list[Reject], filtered: list[int]
     ) -> tuple[list[Any], list[int]]:
         # Each line is decoded on its own. (Joining a batch into one JSON array
         # is a little faster but lets crafted lines splice into each other and
@@ -601,7 +601,7 @@ class EventDecoder:
         events: list[Any] = []  # decoded Structs
         index: list[int] = []
         for i, line in enumerate(lines):
-            if oversize and oversize[i]:
+            if oversize and oversize[i] == OVERSIZE:
                 rejects.append(Reject(i, "oversize", None, f"line longer than the limit ({len(line)}+ bytes)"))
                 continue
             try:
@@ -613,7 +613,10 @@ class EventDecoder:
                 else:
                     rejects.append(self._validation_reject(i, str(exc)))
             except msgspec.DecodeError as exc:
-                rejects.append(Reject(i, "bad_json", None, f"invalid JSON: {exc}"))
+                if oversize and oversize[i] == PARTIAL:  # not bad JSON: the rest of it never came
+                    rejects.append(Reject(i, "partial_line", None, f"connection ended mid-line, no newline: {exc}"))
+                else:
+                    rejects.append(Reject(i, "bad_json", None, f"invalid JSON: {exc}"))
             except RecursionError:
                 rejects.append(Reject(i, "bad_json", None, "invalid JSON: nested too deeply"))
             except ValueError as exc:  # UnicodeDecodeError in a string the event's fields use

@@ -46,6 +46,12 @@ _spans = _native.spans if _native is not None else _spans_py  # framing of a buf
 _POLL_S = 0.2  # how often blocked producers look at their stop flag
 
 
+# A line's flag beside its bytes (0: a plain line): OVERSIZE, cut at max_line_bytes
+# (rejected, reason oversize); PARTIAL, the last bytes of a listener's connection that
+# ended mid-line (either side closed it): rejected as partial_line unless they decode.
+OVERSIZE, PARTIAL = 1, 2
+
+
 class Line(NamedTuple):
     """One framed event: its bytes (no newline), where it came from, and
     whether it was cut at max_line_bytes (the agent rejects those)."""
@@ -138,7 +144,7 @@ class Batch:
     def __init__(
         self,
         data: list[bytes] | Lines,
-        oversize: list[bool] | None = None,
+        oversize: list[int] | None = None,
         origins: list[tuple[str, int]] | None = None,
     ):
         self.data = data if isinstance(data, Lines) else Lines([list(data)])
@@ -152,7 +158,7 @@ class Batch:
         return bool(self.data)
 
     def __getitem__(self, i: int) -> Line:
-        return Line(self.data[i], self.origin_of(i), bool(self.oversize and self.oversize[i]))
+        return Line(self.data[i], self.origin_of(i), bool(self.oversize and self.oversize[i] == OVERSIZE))
 
     def origin_of(self, i: int) -> str:
         for origin, count in self.origins:
@@ -161,7 +167,7 @@ class Batch:
             i -= count
         raise IndexError(i)
 
-    def oversize_flags(self) -> list[bool]:
+    def oversize_flags(self) -> list[int]:
         return self.oversize if self.oversize is not None else []
 
 
@@ -176,7 +182,7 @@ class _Block:
         self,
         t: float,
         data: list[bytes] | None,
-        oversize: list[bool] | None,
+        oversize: list[int] | None,
         origin: str,
         buf: bytes | None = None,
         count: int = 0,
@@ -227,7 +233,7 @@ class EventQueue:
         self,
         data: list[bytes],
         origin: str,
-        oversize: list[bool] | None = None,
+        oversize: list[int] | None = None,
         *,
         block: bool = True,
         stop: threading.Event | None = None,
@@ -352,7 +358,7 @@ class EventQueue:
             raise ValueError(f"max_items must be >= 1, got {max_items}")
         segments: list[Segment] = []
         taken_total = 0
-        flags: list[bool] = []
+        flags: list[int] = []
         any_oversize = False
         origins: list[tuple[str, int]] = []
         with self._lock:

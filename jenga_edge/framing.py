@@ -19,7 +19,7 @@ line) when none is over the limit, else as `Framed` lines with their flags.
 from __future__ import annotations
 
 from .contract.errors import ConfigError
-from .event_queue import Chunk
+from .event_queue import PARTIAL, Chunk
 from .native import fastjson as _native
 
 _frame = _native.frame if _native is not None else None  # C: count a buffer's lines, find the longest
@@ -29,8 +29,8 @@ MAX_LINE_BYTES = 16 * 1024 * 1024
 DEFAULT_MAX_LINE_BYTES = 1024 * 1024
 CUT_KEEP = 4096  # what a cut line keeps: as much as its dead letter shows
 
-# Lines and their oversize flags (None when no line is oversize).
-Framed = tuple[list[bytes], list[bool] | None]
+# Lines and their flags, OVERSIZE or PARTIAL (event_queue.py; None when no line has one).
+Framed = tuple[list[bytes], list[int] | None]
 
 
 def check_max_line_bytes(value: object, where: str = "max_line_bytes") -> int:
@@ -114,11 +114,12 @@ class LineSplitter:
         self._discarding = True
         return [line], [True]
 
-    def flush(self) -> Framed:
-        """End the stream: the buffered partial line, if any."""
-        out: list[tuple[bytes, bool]] = []
+    def flush(self, cut_off: bool = False) -> Framed:
+        """End the stream: the buffered partial line, if any; flagged PARTIAL if
+        `cut_off` (the stream ended mid-line: its rest will never come)."""
+        out: list[tuple[bytes, int]] = []
         if not self._discarding:
-            self._finish(out)
+            self._finish(out, PARTIAL if cut_off else 0)
         self._discarding = False
         self._buf.clear()
         return _unpair(out)
@@ -141,8 +142,8 @@ class LineSplitter:
                 return list(filter(None, parts)), None
         return _unpair(self._feed_slowly(chunk))
 
-    def _feed_slowly(self, chunk: bytes) -> list[tuple[bytes, bool]]:
-        out: list[tuple[bytes, bool]] = []
+    def _feed_slowly(self, chunk: bytes) -> list[tuple[bytes, int]]:
+        out: list[tuple[bytes, int]] = []
         limit = self.max_line_bytes + 1  # room for the '\r' of a '\r\n' ending
         pos, n = 0, len(chunk)
         while pos < n:
@@ -163,17 +164,17 @@ class LineSplitter:
             pos = nl + 1
         return out
 
-    def _finish(self, out: list[tuple[bytes, bool]]) -> None:
+    def _finish(self, out: list[tuple[bytes, int]], flag: int = 0) -> None:
         buf = self._buf
         if buf.endswith(b"\r"):
             del buf[-1]
         if len(buf) > self.max_line_bytes:
             out.append((bytes(buf[: self.max_line_bytes]), True))
         elif buf:
-            out.append((bytes(buf), False))
+            out.append((bytes(buf), flag))
         buf.clear()
 
 
-def _unpair(pairs: list[tuple[bytes, bool]]) -> Framed:
+def _unpair(pairs: list[tuple[bytes, int]]) -> Framed:
     flags = [o for _, o in pairs]
     return [d for d, _ in pairs], (flags if any(flags) else None)

@@ -64,7 +64,8 @@ class AgentMetrics:
         self.connections = r.counter(
             "jenga_connections_total",
             "Listener connections, by source and event: accepted, rejected (max_connections open, closed at once), "
-            "evicted (the one idle longest, closed to admit a new one), idle_closed (idle_timeout_s).",
+            "evicted (the one idle longest, closed to admit a new one), idle_closed (idle_timeout_s), "
+            "peer_limit (its address held max_connections_per_peer, closed at once).",
             ("source", "event"),
             label_check=chk,
         )

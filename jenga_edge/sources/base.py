@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import IO, Annotated
 
 from ..contract.typed import Invalid, doc
-from ..event_queue import Chunk, EventQueue
+from ..event_queue import OVERSIZE, Chunk, EventQueue
 from ..framing import Framed, LineSplitter, check_max_line_bytes
 from ..kinds import TaggedConfig
 
@@ -189,14 +189,17 @@ class Source:
         except Exception:
             log.exception("%s: source thread failed", self.origin)
 
-    def _feed(self, splitter: LineSplitter, data: bytes) -> None:
-        """Frame `data` and hand its lines over (blocking). The partial line the
+    def _feed(self, splitter: LineSplitter, data: bytes) -> int:
+        """Frame `data` and hand its lines over (blocking); returns how many
+        complete lines within the limit it held (a listener's measure of
+        activity: bytes that complete no line are not). The partial line the
         splitter keeps counts against the queue's byte budget (queue_bytes, see
         EventQueue.reserve): while queued lines fill it, this waits (the source
         stops reading); a line past its stream's share of it is cut: handed over
         as an oversize line (rejected, reason oversize) and its remainder
         skipped, so peers holding lines open cannot hold memory."""
         framed = splitter.feed(data)
+        complete = _complete(framed)
         grow = splitter.pending - splitter.reserved
         if grow > 0 and not self.queue.reserve(grow, splitter.reserved, self._abandon):
             self._emit(framed)
@@ -208,11 +211,14 @@ class Source:
             self.queue.release(-grow, splitter.pending)
         splitter.reserved += grow
         self._emit(framed)
+        return complete
 
-    def _finish(self, splitter: LineSplitter) -> None:
-        """End a stream: its partial line, if any, is handed over as a line."""
+    def _finish(self, splitter: LineSplitter, cut_off: bool = False) -> None:
+        """End a stream: its partial line, if any, is handed over as a line
+        (flagged PARTIAL if `cut_off`: its newline never came, and it is no
+        event unless it decodes whole; a listener's connections)."""
         self._unreserve(splitter)
-        self._emit(splitter.flush())
+        self._emit(splitter.flush(cut_off))
 
     def _unreserve(self, splitter: LineSplitter) -> None:
         self.queue.release(splitter.reserved, 0)
@@ -237,8 +243,16 @@ class Source:
         ok = self.queue.put_lines(data, self.origin, oversize, block=block, stop=self._abandon)
         with self._counter_lock:
             self.lines += len(data)
-            self.oversize += sum(oversize) if oversize is not None else 0
+            self.oversize += oversize.count(OVERSIZE) if oversize is not None else 0
             self.drops[reason] += len(data) - ok
+
+
+def _complete(framed: Chunk | Framed) -> int:
+    """Lines in `framed` that ended with a newline within the limit (not cut, not oversize)."""
+    if isinstance(framed, Chunk):
+        return framed.count
+    data, oversize = framed
+    return len(data) - (sum(map(bool, oversize)) if oversize is not None else 0)
 
 
 def check_host(host: str) -> str:

@@ -11,12 +11,21 @@ from ..event_queue import EventQueue
 from .base import AddressConfig, SourceContext, family, hostport
 from .stream import IDLE_TIMEOUT_DOC, MAX_CONNECTIONS_DOC, StreamListener
 
+MAX_PER_PEER_DOC = (
+    "open connections at most from one IP address (0: no cap); beyond it a new one replaces that "
+    "address's connection idle longest (no complete line for 1 s or more) or is closed at once. "
+    "Every local client is 127.0.0.1: raise it if more local clients hold connections"
+)
+
 
 class Config(AddressConfig, tag="tcp", kw_only=True):
     """A TCP listener; each connection sends newline-delimited JSON."""
 
     max_connections: Annotated[int, doc(MAX_CONNECTIONS_DOC, ge=1, le=65536)] = 64
     idle_timeout_s: Annotated[float, doc(IDLE_TIMEOUT_DOC, ge=0.0, le=86400.0)] = 300.0
+    # 16: a quarter of the default 64 slots, so one address needs company to fill the
+    # listener, and still room for several shippers behind one NAT or on one host.
+    max_connections_per_peer: Annotated[int, doc(MAX_PER_PEER_DOC, ge=0, le=65536)] = 16
 
 
 class TcpSource(StreamListener):
@@ -25,13 +34,23 @@ class TcpSource(StreamListener):
     config: Config
 
     def __init__(self, config: Config, queue: EventQueue, max_line_bytes: int):
-        super().__init__(config, queue, max_line_bytes, config.max_connections, config.idle_timeout_s)
+        super().__init__(
+            config,
+            queue,
+            max_line_bytes,
+            config.max_connections,
+            config.idle_timeout_s,
+            config.max_connections_per_peer,
+        )
         self.address: tuple[str, int] | None = None
 
     @property
     def origin(self) -> str:
         host, port = self.address or (self.config.host, self.config.port)
         return f"tcp:{hostport(host, port)}"
+
+    def _peer_key(self, peer: object) -> str | None:
+        return str(peer[0]) if isinstance(peer, tuple) and peer else None
 
     def _open(self) -> None:
         sock = socket.socket(family(self.config.host), socket.SOCK_STREAM)

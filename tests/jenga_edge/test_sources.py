@@ -334,7 +334,7 @@ def test_config_defaults_to_loopback_and_validates():
         # A key another kind reads is not one of this kind's keys.
         (
             dict(type="tcp", port=1, path="/x"),
-            "path: unknown key; expected one of: host, port, max_connections, idle_timeout_s",
+            "path: unknown key; expected one of: host, port, max_connections, idle_timeout_s, max_connections_per_peer",
         ),
         (
             dict(type="file", path="x", port=1),
