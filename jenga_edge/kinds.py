@@ -19,6 +19,7 @@ registered kind is validated, documented and built like the others.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar, Generic, Protocol, TypeVar, Union
 
@@ -41,6 +42,20 @@ class TaggedConfig(Config, tag_field="type", kw_only=True):
     @property
     def kind(self) -> str:
         return str(self.__struct_config__.tag)
+
+
+def _check_shared_fields(cfg: type[TaggedConfig], what: str) -> None:
+    """A kind may not redefine a setting every kind of its stage shares (a sink's or action's
+    `queue`): the agent reads it with the shared meaning."""
+    own = set(inspect.get_annotations(cfg))
+    for base in cfg.__mro__[1:]:
+        if isinstance(base, type) and issubclass(base, TaggedConfig) and base is not TaggedConfig:
+            clash = sorted(own & set(inspect.get_annotations(base)))
+            if clash:
+                raise TypeError(
+                    f"{cfg.__name__}: {', '.join(clash)} is a setting every {what} kind has "
+                    f"({base.__name__}); give yours another name"
+                )
 
 
 class KindModule(Protocol[T]):
@@ -71,6 +86,7 @@ class Kinds(Generic[T]):
         name = cfg.__struct_config__.tag
         if not isinstance(name, str) or not name:
             raise TypeError(f"{cfg.__name__}: give it a tag, e.g. class Config(..., tag='mykind')")
+        _check_shared_fields(cfg, self.what)
         if name in self._by_name and self._by_name[name] is not module:
             raise ValueError(f"a {self.what} kind named {name!r} is already registered")
         self._by_name[name] = module

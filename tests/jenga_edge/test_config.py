@@ -451,7 +451,7 @@ def test_an_unknown_sink_or_action_type():
 def test_unknown_keys_list_the_kinds_own_keys():
     assert from_dict_error(sources=[{"type": "tcp", "port": 5514, "hots": "127.0.0.1"}]) == (
         "cfg: sources[0].hots: unknown key (did you mean 'host'?); "
-        "expected one of: host, port, max_connections, idle_timeout_s"
+        "expected one of: host, port, max_connections, idle_timeout_s, max_connections_per_peer"
     )
     assert from_dict_error(sources=[{"type": "file", "path": "/x", "port": 1}]) == (
         "cfg: sources[0].port: unknown key; expected one of: path, start_at, poll_interval_s, rotate_wait_s"

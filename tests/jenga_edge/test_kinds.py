@@ -79,18 +79,18 @@ memory = types.SimpleNamespace(Config=MemoryConfig, build=_build_sink)
 class TicketConfig(ActionConfig, kw_only=True, tag="ticket"):
     """Opens a ticket in a (pretend) tracker for the alert's source."""
 
-    queue: Annotated[str, doc("the tracker's queue")]
+    project: Annotated[str, doc("the tracker's project")]
 
     def __post_init__(self) -> None:
-        if not self.queue.isidentifier():
-            raise Invalid("queue", f"expected a queue name, got {self.queue!r}")
+        if not self.project.isidentifier():
+            raise Invalid("project", f"expected a project name, got {self.project!r}")
 
 
 class TicketAction:
     type, slow = "ticket", False
 
     def __init__(self, config: TicketConfig):
-        self.config, self.target, self.opened = config, f"tracker:{config.queue}", []
+        self.config, self.target, self.opened = config, f"tracker:{config.project}", []
 
     def addresses(self, alert: Mapping[str, Any]) -> list[Any]:
         return [alert.get("src_ip")]
@@ -127,7 +127,7 @@ def _config(bundle: str, lines: list[str], **extra: Any) -> dict[str, Any]:
                 "actions": ["alert", "open"],
             }
         ],
-        "actions": {"open": {"type": "ticket", "queue": "soc"}},
+        "actions": {"open": {"type": "ticket", "project": "soc"}},
         "rate_limit": {"max_actions": 1000, "per_seconds": 1},
         "sinks": {"memory": {}, "archive": {"type": "memory", "keep": 3}},
         "dead_letter": {"path": "dead.jsonl"},
@@ -143,8 +143,8 @@ def test_toy_kinds_are_validated_like_the_built_in_ones(toy_kinds):
     assert isinstance(config_type()(agent=cfg.agent, sources=cfg.sources), type(cfg))
     with pytest.raises(ConfigError, match=r"^cfg: sinks\.archive\.keep: expected a value >= 1, got 0$"):
         agent_config_from_dict(_config("/b", ["{}"], sinks={"archive": {"type": "memory", "keep": 0}}), "cfg")
-    with pytest.raises(ConfigError, match=r"^cfg: actions\.open\.queue: expected a queue name, got 'no such'$"):
-        agent_config_from_dict(_config("/b", ["{}"], actions={"open": {"type": "ticket", "queue": "no such"}}), "cfg")
+    with pytest.raises(ConfigError, match=r"^cfg: actions\.open\.project: expected a project name, got 'no such'$"):
+        agent_config_from_dict(_config("/b", ["{}"], actions={"open": {"type": "ticket", "project": "no such"}}), "cfg")
     with pytest.raises(ConfigError, match=r"^cfg: sources\[0\]\.lines: expected a non-empty value$"):
         agent_config_from_dict({**_config("/b", ["{}"]), "sources": [{"type": "replay", "lines": []}]}, "cfg")
 
@@ -171,3 +171,15 @@ def test_the_agent_runs_toy_kinds_end_to_end(toy_kinds, network_bundle, tmp_path
     snap = agent.metrics.snapshot()
     assert snap["received_by_source"] == {"replay": 201}
     assert snap["actions_by_type_result"] == {"ticket/ok": len(outcomes)}
+
+
+def test_a_kind_may_not_redefine_a_setting_every_kind_shares():
+    """`queue` is every sink's and action's output-queue setting: a kind that named its own
+    field `queue` would be read as one (the agent crashed on 'str' has no 'spool_path')."""
+
+    class Clashing(ActionConfig, kw_only=True, tag="clashing"):
+        queue: Annotated[str, doc("the tracker's queue")]
+
+    module = types.SimpleNamespace(Config=Clashing, build=lambda config, context: None)
+    with pytest.raises(TypeError, match=r"^Clashing: queue is a setting every action kind has \(ActionConfig\)"):
+        Kinds("action", [module])
