@@ -944,6 +944,15 @@ def bench_latency(
         fed[0] = k
 
     th = threading.Thread(target=feeder, daemon=True)
+    gcs = [0]  # full collections during the run: a p99 suspect that measured 0 here
+
+    def count_gc(phase: str, info: dict) -> None:
+        if phase == "start" and info["generation"] == 2:
+            gcs[0] += 1
+
+    import gc
+
+    gc.callbacks.append(count_gc)
     cpu0 = time.process_time()
     load = CoreLoad(args.cpu).__enter__()
     th.start()
@@ -964,6 +973,7 @@ def bench_latency(
         if time.perf_counter() > hard:
             break
     end = time.perf_counter()
+    gc.callbacks.remove(count_gc)
     stop.set()
     th.join(2.0)
     cpu = time.process_time() - cpu0
@@ -996,6 +1006,7 @@ def bench_latency(
         "from_schedule_p99_ms": round(float(np.percentile(arr, 99)), 3) if done else None,
         "cpu_util": round(cpu / (end - start), 3),
         "alerts": agent.counts["alerts"],
+        "gen2_collections": gcs[0],
         **load.as_dict(),
     }
     _say(
