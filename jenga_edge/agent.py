@@ -630,6 +630,12 @@ class Agent:
                 if now > seen:
                     m.output_items.inc(now - seen, stage=stage.name, state=state)
                     self._outputs_seen[key] = now
+                    if state == "dropped":  # by the queue's when_full policy, or at stop: said
+                        self.failures.warn(
+                            f"output:{stage.name}:dropped",
+                            f"{stage.name}: {now - seen} item(s) dropped by its output queue "
+                            "(full, or left at stop; jenga_output_items_total)",
+                        )
         for stage in stages:
             m.output_depth.set(stage.depth(), stage=stage.name)
         for closer, old in finished:
@@ -684,6 +690,7 @@ class Agent:
         self.metrics.set_bundle(pipe.bundle.bundle_id, pipe.bundle.manifest.source_model.sha256)
         self.log(
             f"reloaded: bundle {pipe.bundle.bundle_id} ({pipe.bundle.trust_note}), tasks {', '.join(pipe.scorer.tasks)}"
+            f"{' (merged graph)' if pipe.scorer.merged else ''}"
         )
 
     # -------------------------------------------------------------- scoring
@@ -904,6 +911,7 @@ class Agent:
             "span_s": round(end - start, 6) if start is not None and end is not None else 0.0,
             "first_scored_wall": self.first_scored_wall,
             "sink_lost": snap["sink_lost"],
+            "sink_truncated": snap["sink_truncated"],
             "dead_letters_lost": snap["dead_letters_lost"],
             "sink_spooled": snap["sink_spooled"],
             "fatal": self.fatal,

@@ -317,3 +317,33 @@ def test_a_queue_spool_path_resolves_and_may_not_be_another_file(tmp_path):
         with pytest.raises(ConfigError) as err:
             agent_config_from_dict(raw(other), base=tmp_path)
         assert f"sinks.siem.queue.spool_path: {tmp_path / other} is also written by {by}" in str(err.value)
+
+
+def test_actions_a_full_queue_drops_are_logged_not_only_counted(network_bundle, tmp_path):
+    """drop_oldest is a policy, not a silence: the drops are said on stderr (rate-limited) as
+    well as counted (before: only in jenga_output_items_total and the outcome records)."""
+    gate = tmp_path / "gate"
+    agent = _agent(
+        tmp_path,
+        network_bundle[0],
+        acts=["alert", "mark"],
+        actions={
+            "mark": {
+                "type": "exec",
+                "argv": ["/bin/sh", "-c", f"while [ ! -e {gate} ]; do sleep 0.02; done"],
+                "timeout_s": 20,
+                "dry_run": False,
+                "queue": {"size": 1, "when_full": "drop_oldest", "drain_s": 0.2},
+            }
+        },
+        rate_limit={"max_actions": 100000, "per_seconds": 1},
+    )
+    agent.process_safely(batch(events(5)))
+    assert agent.counts["alerts"] == 5
+    agent._sync_outputs()
+    dropped = agent.metrics.output_items.value(stage="action:mark", state="dropped")
+    assert dropped >= 3  # one running, one waiting, the rest dropped
+    said = [x for x in agent.logged if "dropped by its output queue" in x]
+    assert said and said[0].startswith(f"action:mark: {int(dropped)} item(s) dropped")
+    gate.touch()
+    agent._shutdown()
