@@ -223,6 +223,21 @@ class TrainingConfig(Config, kw_only=True):
     grad_clip: Annotated[float, doc("clip the gradient norm to this (0: off)", ge=0.0)] = 1.0
     seed: Annotated[int, doc("seeds the split, the initialisation and the batches")] = 42
     validation_fraction: Annotated[float, doc("share of rows held out for validation", ge=0.01, le=0.9)] = 0.2
+    split: Annotated[
+        Literal["random", "time", "group"],
+        doc(
+            "how validation rows are chosen: random (seeded shuffle); time: the latest rows by "
+            "split_column; group: whole groups of split_column's values, so no group is on both sides"
+        ),
+    ] = "random"
+    split_column: Annotated[
+        str | None,
+        doc("time: a timestamp column (numbers or ISO-8601 text); group: the grouping column. Not a feature"),
+    ] = None
+    min_validation_positives: Annotated[
+        int,
+        doc("warn when a binary task's validation rows hold fewer positives than this (one that needs them)", ge=0),
+    ] = 10
     early_stopping: Annotated[EarlyStopping, doc("best-epoch selection")] = msgspec.field(default_factory=EarlyStopping)
     device: Annotated[Literal["auto", "cpu", "cuda"], doc("auto: cuda when torch sees a GPU")] = "auto"
     precision: Annotated[Literal["auto", "fp32", "bf16"], doc("auto: bf16 autocast on CUDA, fp32 on CPU")] = "auto"
@@ -309,10 +324,18 @@ def _cross_check(cfg: ExperimentConfig, source: str, check_files: bool) -> None:
                 f"{task.mode} mode is not for {task.type} tasks (it has: {', '.join(task_kind(task.type).modes)})",
             )
         _check_label(task, where, source)
+    _check_split(cfg.training, source)
     if check_files:
         for name in cfg.sources:
             if not cfg.source_path(name).is_file():
                 _fail(source, f"sources.{name}.path", f"data file not found: {cfg.source_path(name)}")
+
+
+def _check_split(tcfg: TrainingConfig, source: str) -> None:
+    if tcfg.split != "random" and not tcfg.split_column:
+        _fail(source, "training.split_column", f"split: {tcfg.split} needs the column it splits by")
+    if tcfg.split == "random" and tcfg.split_column:
+        _fail(source, "training.split_column", "is only for split: time or split: group (split is random)")
 
 
 def _check_label(task: TaskConfig, where: str, source: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
@@ -69,8 +70,10 @@ def prepare(
             continue
         rows = read_source(cfg, name)
         reserved = {t.label.column for t in my_tasks} | {t.group_column for t in my_tasks if t.group_column}
+        if cfg.training.split_column:
+            reserved.add(cfg.training.split_column)
         _check_label_columns(rows, my_tasks, name)
-        train_idx, val_idx = split_indices(len(rows), cfg.training.validation_fraction, cfg.training.seed)
+        train_idx, val_idx = split_source(cfg, name, rows)
         held_idx = test_idx = np.empty(0, dtype=np.int64)
         if holdout and holdout.source == name:
             held = np.array([category_key(r.get(holdout.column)) in holdout.values for r in rows])
@@ -104,6 +107,8 @@ def read_source(cfg: ExperimentConfig, name: str) -> list[dict]:
     for t in cfg.tasks:
         if t.source == name:
             names += [c for c in (t.label.column, t.group_column) if c and c not in names]
+    if cfg.training.split_column and cfg.training.split_column not in names:
+        names.append(cfg.training.split_column)
     return read_rows(cfg.source_path(name), scfg.format, scfg.columns, scfg.limit, scfg.events, names)
 
 
@@ -123,6 +128,69 @@ def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, n
     if n - n_val < 1:
         raise DataError(f"only {n} rows: too few to hold out a validation split")
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+def split_source(cfg: ExperimentConfig, name: str, rows: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) row indices of one source, by training.split."""
+    t = cfg.training
+    if t.split == "random" or not t.split_column:
+        return split_indices(len(rows), t.validation_fraction, t.seed)
+    if t.split_column not in rows[0]:
+        raise DataError(
+            f"training.split_column: {t.split_column!r} is not a column of source {name!r} "
+            f"(columns: {', '.join(rows[0])})"
+        )
+    where = f"source {name!r}, training.split_column {t.split_column!r}"
+    if t.split == "time":
+        return time_split(timestamps(rows, t.split_column, where), t.validation_fraction)
+    keys = np.array([category_key(r.get(t.split_column)) for r in rows], dtype=object)
+    return group_split(keys, t.validation_fraction, t.seed, where)
+
+
+def timestamps(rows: list[dict], column: str, where: str) -> np.ndarray:
+    """Seconds (or any ordered number) per row: numbers as they are, text as ISO-8601."""
+    out = np.empty(len(rows), dtype=np.float64)
+    for i, r in enumerate(rows):
+        v = r.get(column)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and v == v:
+            out[i] = v
+            continue
+        try:
+            ts = datetime.fromisoformat(str(v).strip()) if isinstance(v, str) else None
+        except ValueError:
+            ts = None
+        if ts is None:
+            raise DataError(f"{where}: row {i}: expected a number or an ISO-8601 timestamp, got {v!r}")
+        # A naive timestamp is read as UTC, so mixed naive/aware text still orders.
+        out[i] = (ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)).timestamp()
+    return out
+
+
+def time_split(times: np.ndarray, val_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """The latest rows validate: a model is judged on the future of what it learned from."""
+    n = times.size
+    n_val = max(1, round(n * val_fraction))
+    if n - n_val < 1:
+        raise DataError(f"only {n} rows: too few to hold out a validation split")
+    order = np.argsort(times, kind="stable")
+    return np.sort(order[: n - n_val]), np.sort(order[n - n_val :])
+
+
+def group_split(keys: np.ndarray, val_fraction: float, seed: int, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """Whole groups validate (seeded order) until they hold about val_fraction of the rows,
+    so no group (a host, a user, a capture) is seen on both sides."""
+    uniq, inverse, counts = np.unique(keys.astype(str), return_inverse=True, return_counts=True)
+    if uniq.size < 2:
+        raise DataError(f"{where}: split: group needs at least two groups, found {uniq.size}")
+    target = max(1, round(keys.size * val_fraction))
+    in_val = np.zeros(uniq.size, dtype=bool)
+    taken = 0
+    for g in np.random.default_rng(seed).permutation(uniq.size):
+        if taken >= target or in_val.sum() == uniq.size - 1:  # one group at least stays to train on
+            break
+        in_val[g], taken = True, taken + int(counts[g])
+    val = in_val[inverse]
+    return np.flatnonzero(~val), np.flatnonzero(val)
 
 
 def _task_data(task: TaskConfig, rows: list[dict], train_idx: np.ndarray, val_idx: np.ndarray) -> TaskData:

@@ -35,10 +35,12 @@ __all__ = [
     "pr_auc",
     "roc_auc",
     "summarize",
+    "threshold_fallback",
 ]
 
-# Returned by choose_threshold when one class is missing: no threshold can be
-# tuned from such data, and 0.5 is the natural cut for probability outputs.
+# Returned by choose_threshold when the rule cannot be met from the data (max_f1
+# without positives or negatives, target_fpr without negatives). It is never
+# silent: threshold_fallback says why, and the trainer warns and records it.
 FALLBACK_THRESHOLD = 0.5
 
 
@@ -293,15 +295,19 @@ def choose_threshold(y_true: Any, scores: Any, rule: str | dict[str, float]) -> 
         exceeds the budget, the threshold is just above the highest score
         (nothing is flagged), which is the only way to honour the budget.
 
-    If y_true lacks positives or negatives there is nothing to trade off, so
-    FALLBACK_THRESHOLD (0.5) is returned. O(n log n).
+    target_fpr needs only negatives (normal rows): with no positives at all it
+    is still the (1 - x) quantile of the negatives' scores, so normal-only
+    novelty training gets a real threshold. When the rule cannot be met
+    (max_f1 without positives or negatives, target_fpr without negatives),
+    FALLBACK_THRESHOLD (0.5) is returned and threshold_fallback() says why;
+    callers must surface that. O(n log n).
     """
     kind, target = _parse_rule(rule)  # reject bad rules even on degenerate data
     y, s = _binary_inputs(y_true, scores)
+    if threshold_fallback(y, rule) is not None:
+        return FALLBACK_THRESHOLD
     thresholds, tps, fps = _descending_counts(y, s)
     n_pos, n_neg = int(tps[-1]), int(fps[-1])
-    if n_pos == 0 or n_neg == 0:
-        return FALLBACK_THRESHOLD
 
     if kind == "max_f1":
         f1 = 2 * tps / (n_pos + tps + fps)  # 2TP / (2TP + FP + FN)
@@ -315,6 +321,24 @@ def choose_threshold(y_true: Any, scores: Any, rule: str | dict[str, float]) -> 
     if last_ok < 0:
         return float(np.nextafter(thresholds[0], np.inf))
     return float(thresholds[last_ok])
+
+
+def threshold_fallback(y_true: Any, rule: str | dict[str, float]) -> str | None:
+    """Why choose_threshold cannot apply `rule` to these labels, or None when it can."""
+    kind, _ = _parse_rule(rule)
+    y = np.asarray(y_true).astype(bool)
+    n_pos = int(np.count_nonzero(y))
+    n_neg = int(y.size - n_pos)
+    if n_neg == 0:
+        return (
+            f"no normal (negative) rows among {y.size} validation rows: the threshold fell back to {FALLBACK_THRESHOLD}"
+        )
+    if kind == "max_f1" and n_pos == 0:
+        return (
+            f"max_f1 needs positive validation rows and there are none: the threshold fell back to "
+            f"{FALLBACK_THRESHOLD}; use threshold_rule: {{target_fpr: F}}, which needs only normal rows"
+        )
+    return None
 
 
 # --------------------------------------------------------------------------

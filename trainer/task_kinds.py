@@ -92,9 +92,15 @@ class Binary(TrainerKind):
     def metrics(
         self, y: np.ndarray, scores: np.ndarray, n_classes: int, threshold: float | None = None, rule: Any = None
     ) -> dict[str, Any]:
+        fallback = None
         if threshold is None:
-            threshold = M.choose_threshold(y, scores, rule if rule is not None else "max_f1")
-        return M.binary_metrics(y, scores, threshold)
+            rule = rule if rule is not None else "max_f1"
+            threshold = M.choose_threshold(y, scores, rule)
+            fallback = M.threshold_fallback(y, rule)
+        out = M.binary_metrics(y, scores, threshold)
+        if fallback is not None:
+            out["threshold_fallback"] = fallback  # the trainer warns; the manifest keeps it
+        return out
 
     def graph_outputs(self, scores: torch.Tensor) -> list[torch.Tensor]:
         return [scores]

@@ -96,6 +96,9 @@ class Trainer:
         self.metrics_path, self.out = metrics_path, out
         self.gen = torch.Generator(device=self.device).manual_seed(self.tcfg.seed)
         self.step = 0
+        self.warnings: list[str] = []  # said on `out` and kept in the summary (and the model's manifest)
+        self._recon: dict[str, float] = {}  # novelty tasks: mean reconstruction error of normal validation rows
+        self._check_positives()
 
     # -------------------------------------------------------------- setup
     def _class_weights(self, t: TaskData) -> torch.Tensor | None:
@@ -130,6 +133,37 @@ class Trainer:
         # reduce-overhead captures CUDA graphs; shapes must stay static, so partial
         # batches are dropped (see _batches) and each task compiles once.
         return torch.compile(self.model, mode="reduce-overhead", dynamic=False)
+
+    def _check_positives(self) -> None:
+        """Say when a binary task's validation rows hold too few positives for what it needs:
+        a supervised head's PR-AUC and early stopping, or a max_f1 threshold. A novelty task
+        with a target_fpr rule needs none (its threshold comes from normal rows)."""
+        least = self.tcfg.min_validation_positives
+        for name, t in self.tasks.items():
+            if not t.binary:
+                continue
+            n_pos = int(np.count_nonzero(t.y[t.val_idx] == 1))
+            if t.cfg.mode == "novelty" and n_pos == 0:
+                self._print(
+                    f"{name}: no positives in validation: early stopping uses the reconstruction loss"
+                    + ("" if isinstance(t.cfg.threshold_rule, str) else ", the threshold the normal rows' quantile")
+                )
+            needs = t.cfg.mode == "supervised" or t.cfg.threshold_rule == "max_f1"
+            if needs and n_pos < least:
+                self.warn(
+                    f"task {name!r}: validation holds {n_pos} positive row(s), fewer than "
+                    f"training.min_validation_positives ({least}); its PR-AUC, threshold and early stopping "
+                    "rest on too few (more labelled attacks, a larger validation_fraction"
+                    + (", or threshold_rule: {target_fpr: F}" if t.cfg.mode == "novelty" else "")
+                    + ")"
+                )
+
+    def warn(self, text: str) -> None:
+        if text in self.warnings:
+            return
+        self.warnings.append(text)
+        if self.out is not None:
+            print(f"warning: {text}", file=self.out, flush=True)
 
     # --------------------------------------------------------------- loop
     def steps_per_epoch(self) -> int:
@@ -166,6 +200,12 @@ class Trainer:
             history.append(logs)
             self._log(logs)
             self.callbacks.fire("on_epoch_end", self, epoch, logs)
+            if not math.isfinite(selection) and not math.isfinite(best):
+                # No task has a defined validation metric: there is nothing to select on, so
+                # the latest weights are kept and patience is not spent.
+                self.warn("no validation metric is defined (NaN for every task): the last epoch is kept")
+                best, best_epoch, best_state = selection, epoch, None
+                continue
             if selection >= best:
                 # A tie keeps the later, longer-trained weights; only a real gain resets patience.
                 bad = 0 if selection > best + es.min_delta else bad + 1
@@ -179,10 +219,15 @@ class Trainer:
         if best_state is not None:
             self.model.load_state_dict(best_state)
         final, _ = self.evaluate(fire=True)
+        for name, m in final.items():
+            if "threshold_fallback" in m:
+                self.warn(f"task {name!r}: {m['threshold_fallback']}")
         result = TrainResult(
             history, best_epoch, best, final, {n: m["threshold"] for n, m in final.items() if "threshold" in m}
         )
         result.summary = self.callbacks.summary()
+        if self.warnings:
+            result.summary["warnings"] = list(self.warnings)
         self.callbacks.fire("on_train_end", self, result.summary)
         return result
 
@@ -262,7 +307,7 @@ class Trainer:
         for name, task in self.tasks.items():
             m = self.evaluate_task(name, task.val_idx, fire=fire)
             results[name] = m
-            picks.append(m[selection_metric(task, self.tcfg.early_stopping.metric)])
+            picks.append(self.selection_value(name, m)[1])
         if fire:
             self.callbacks.fire("on_evaluate", self, results)
         picks = [p for p in picks if not math.isnan(p)]
@@ -286,7 +331,19 @@ class Trainer:
             "evaluate",
             self.sources[src].ids,
         )
-        return task_metrics(task, task.y[rows], out["scores"], threshold)
+        m = task_metrics(task, task.y[rows], out["scores"], threshold)
+        if name in self._recon:
+            m["reconstruction_loss"] = self._recon[name]
+        return m
+
+    def selection_value(self, name: str, m: dict) -> tuple[str, float]:
+        """(metric, value) that ranks this task's epochs. A novelty task whose validation has
+        no positives (PR-AUC is NaN) is ranked by its normal rows' reconstruction loss, negated."""
+        metric = selection_metric(self.tasks[name], self.tcfg.early_stopping.metric)
+        value = m[metric]
+        if math.isnan(value) and "reconstruction_loss" in m:
+            return "reconstruction_loss", -m["reconstruction_loss"]
+        return metric, value
 
     def _calibrate(self, name: str) -> None:
         """Novelty scores: the CDF of normal validation rows' reconstruction errors."""
@@ -302,6 +359,7 @@ class Trainer:
             self.tcfg.eval_batch_size,
         )
         self.model.novelty_head(name).calibrate(torch.as_tensor(out["errors"], device=self.device))
+        self._recon[name] = float(np.mean(out["errors"]))
 
     # ------------------------------------------------------------ output
     def _log(self, logs: dict) -> None:
@@ -309,11 +367,7 @@ class Trainer:
             with open(self.metrics_path, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(logs) + "\n")
         if self.tcfg.progress:
-            parts = [
-                f"{n} {k}={v[k]:.4f}"
-                for n, v in logs["val"].items()
-                for k in (selection_metric(self.tasks[n], self.tcfg.early_stopping.metric),)
-            ]
+            parts = [f"{n} {k}={v[k]:.4f}" for n, v in logs["val"].items() for k in (self.selection_value(n, v)[0],)]
             loss = np.mean(list(logs["train_loss"].values()))
             self._print(
                 f"epoch {logs['epoch']:>3}/{self.tcfg.epochs}  loss {loss:.4f}  "

@@ -21,6 +21,7 @@ from trainer.metrics import (
     pr_auc,
     roc_auc,
     summarize,
+    threshold_fallback,
 )
 
 SEEDS = range(12)
@@ -333,11 +334,25 @@ def test_target_fpr_keeps_tied_scores_together():
     assert t > 0.9 and binary_metrics([0, 1, 0], [0.9, 0.5, 0.1], t)["fpr"] == 0.0
 
 
-def test_single_class_falls_back():
+def test_single_class_falls_back_and_says_why():
+    assert choose_threshold([0, 0, 0], [0.1, 0.2, 0.3], "max_f1") == FALLBACK_THRESHOLD
+    assert "target_fpr" in threshold_fallback([0, 0, 0], "max_f1")
     for rule in ("max_f1", {"target_fpr": 0.01}):
-        assert choose_threshold([0, 0, 0], [0.1, 0.2, 0.3], rule) == FALLBACK_THRESHOLD
         assert choose_threshold([1, 1], [0.1, 0.2], rule) == FALLBACK_THRESHOLD
+        assert "no normal" in threshold_fallback([1, 1], rule)
+    assert threshold_fallback([0, 1], "max_f1") is None
     assert FALLBACK_THRESHOLD == 0.5
+
+
+def test_target_fpr_needs_only_normal_rows():
+    # Normal-only validation (novelty training on normal data): the threshold is the
+    # quantile of the normal scores that leaves at most target_fpr of them above it.
+    scores = np.linspace(0.0, 1.0, 101)
+    y = np.zeros(101, dtype=int)
+    t = choose_threshold(y, scores, {"target_fpr": 0.02})
+    assert t == pytest.approx(0.99)
+    assert np.mean(scores >= t) <= 0.02 < np.mean(scores >= scores[scores < t].max())
+    assert threshold_fallback(y, {"target_fpr": 0.02}) is None
 
 
 @pytest.mark.parametrize(
