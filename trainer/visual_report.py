@@ -66,7 +66,7 @@ def write_report(
             for s in sections
         ],
     }
-    (out / "report.json").write_text(json.dumps(report, indent=2, default=_json_default))
+    (out / "report.json").write_text(json.dumps(_null_nan(report), indent=2, default=_json_default, allow_nan=False))
     (out / "report.html").write_text(_html(report, sections, out), encoding="utf-8")
     return report
 
@@ -195,6 +195,17 @@ def _fold_row(i: int, f: dict) -> dict[str, Any]:
 def _add(sec: Section, out: Path, file: str, fig: Any, caption: str) -> None:
     F.save_png(fig, out / file)
     sec.figures.append((file, caption))
+
+
+def _null_nan(v: Any) -> Any:
+    """An undefined number (an AUC without both classes) as null: report.json stays strict JSON."""
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    if isinstance(v, dict):
+        return {k: _null_nan(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_null_nan(x) for x in v]
+    return v
 
 
 def _json_default(v: Any) -> Any:

@@ -173,3 +173,19 @@ def test_a_missing_holdout_file_is_one_line(tmp_path, trained_network, data_dir)
          "-o", str(tmp_path / "rep"), "--holdout", str(tmp_path / "nope.json")],
     )  # fmt: skip
     assert res.exit_code == 2 and res.stderr.startswith("error: --holdout") and res.stderr.count("\n") == 1
+
+
+def test_normal_rows_only_get_no_curves_and_strict_json(tmp_path, trained_network, data_dir):
+    """Rows of one class (a normal-only capture): no ROC or PR curve, the page says why,
+    the undefined AUCs are null in report.json and n/a on the page."""
+    rows = [json.loads(x) for x in (data_dir / "network_test.jsonl").read_text().splitlines()]
+    data = tmp_path / "normal.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows if r["label"] != "malicious"))
+    res = invoke("report", "--model", trained_network.model_dir, "--data", data, "-o", tmp_path / "rep")
+    assert res.exit_code == 0, res.output
+    names = {p.name for p in (tmp_path / "rep").glob("threat-*.png")}
+    assert names == {"threat-scores.png", "threat-threshold.png"}
+    numbers = json.loads((tmp_path / "rep" / "report.json").read_text())["sections"][0]["numbers"]
+    assert numbers["roc_auc"] is None and numbers["recall_at_1pct_fpr"] is None and numbers["positives"] == 0
+    page = (tmp_path / "rep" / "report.html").read_text()
+    assert "<td>roc_auc</td><td>n/a</td>" in page and "only one class" in page
