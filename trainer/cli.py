@@ -1,4 +1,4 @@
-"""jenga-train: train, evaluate, predict, hold out attack types, generate data.
+"""jenga-train: train, evaluate, predict, report, hold out attack types, generate data.
 
 Exit codes: 0 success, 2 bad usage/config/data (one line on stderr), 1 other failure.
 """
@@ -115,6 +115,32 @@ def holdout(config_path: str, task_name: str, folds: int, overrides: tuple[str, 
     out.write_text(json.dumps(report, indent=2))
     print_holdout(report)
     click.echo(f"written: {out}")
+
+
+@main.command()
+@model_option()
+@data_options("Labelled JSON, JSON Lines or CSV rows, best ones the model never trained on.")
+@click.option(
+    "-o",
+    "--output",
+    "output_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Write the PNGs, report.json and report.html (self-contained) into this directory.",
+)
+@click.option(
+    "--holdout",
+    "holdout_path",
+    type=click.Path(dir_okay=False),
+    help="A holdout.json of `jenga-train holdout` to draw per fold (default: the one next to the model, if any).",
+)
+def report(model_dir: str, data_path: str, fmt: str, output_dir: str, holdout_path: str | None) -> None:
+    """Pictures of a saved model on labelled data: ROC/PR curves, score histograms, recall per type, ..."""
+    from .visual_report import write_report
+
+    result = write_report(model_dir, data_path, fmt, output_dir, holdout_path)
+    n = sum(len(s["figures"]) for s in result["sections"])
+    click.echo(f"written: {Path(output_dir) / 'report.html'} ({n} figures, numbers in report.json)")
 
 
 @main.command()

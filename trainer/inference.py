@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -36,32 +37,52 @@ def read_for_model(loaded: checkpoint.LoadedModel, data_path: str, fmt: str = "a
             models.append(schema.events)
     if len(models) > 1:
         raise DataError(f"{data_path}: the model's sources read events differently; give each its own data file")
-    # Label columns may be paths into the record (`lab.label`): read them as the features are.
-    labels = [t["label"]["column"] for t in loaded.meta["config"]["tasks"]]
+    # Label and group columns may be paths into the record (`lab.label`, `lab.tool`):
+    # read them as the features are.
+    tasks = loaded.meta["config"]["tasks"]
+    labels = [t["label"]["column"] for t in tasks] + [t["group_column"] for t in tasks if t.get("group_column")]
     return read_rows(data_path, fmt, events=models[0] if models else None, names=labels)
 
 
-def evaluate_file(model_dir: str, data_path: str, fmt: str = "auto") -> dict[str, dict]:
-    loaded = checkpoint.load(model_dir)
-    rows = read_for_model(loaded, data_path, fmt)
+@dataclass
+class LabelledScores:
+    """One task's labels and the model's own scores on the labelled rows of a file."""
+
+    task: dict  # the task's entry in model.json (type, threshold, labels, ...)
+    y: np.ndarray  # encoded labels of the kept rows
+    scores: np.ndarray  # P(threat) per row, or class probabilities per row
+    rows: np.ndarray  # the kept rows' indices into the file's rows
+
+
+def labelled_scores(loaded: checkpoint.LoadedModel, rows: list[dict], data_path: str) -> dict[str, LabelledScores]:
+    """Per task whose source and label column the rows have: its labels and scores."""
     cols = {t["name"]: t for t in loaded.meta["config"]["tasks"]}
     needed = [t for t in loaded.meta["tasks"] if _source_fits(loaded, t["source"], rows)]
     if not needed:
         raise DataError(f"{data_path}: its columns fit none of the model's sources")
     arrays = _tensors(loaded, rows, data_path)
-    results = {}
+    out = {}
     for t in needed:
         column = cols[t["name"]]["label"]["column"]
         if column not in rows[0]:
             continue
         y = loaded.labels[t["name"]].encode([r.get(column) for r in rows], column)
-        keep = torch.as_tensor(np.flatnonzero(y != DROP))
+        keep = np.flatnonzero(y != DROP)
         num, cat = arrays[t["source"]]
-        scores = score_rows(loaded.model, t["name"], num, cat, keep)["scores"]
-        n_classes = len(loaded.labels[t["name"]].classes)
-        results[t["name"]] = trainer_kind(t["type"]).metrics(y[keep.numpy()], scores, n_classes, t["threshold"])
-    if not results:
+        scores = score_rows(loaded.model, t["name"], num, cat, torch.as_tensor(keep))["scores"]
+        out[t["name"]] = LabelledScores(t, y[keep], scores, keep)
+    if not out:
         raise DataError(f"{data_path}: no task's label column is present; evaluate needs labelled rows")
+    return out
+
+
+def evaluate_file(model_dir: str, data_path: str, fmt: str = "auto") -> dict[str, dict]:
+    loaded = checkpoint.load(model_dir)
+    rows = read_for_model(loaded, data_path, fmt)
+    results = {}
+    for name, ls in labelled_scores(loaded, rows, data_path).items():
+        n_classes = len(loaded.labels[name].classes)
+        results[name] = trainer_kind(ls.task["type"]).metrics(ls.y, ls.scores, n_classes, ls.task["threshold"])
     return results
 
 

@@ -33,7 +33,11 @@ __all__ = [
     "choose_threshold",
     "multiclass_metrics",
     "pr_auc",
+    "pr_curve",
+    "rates_at",
+    "recall_at_fpr",
     "roc_auc",
+    "roc_curve",
     "summarize",
     "threshold_fallback",
 ]
@@ -194,10 +198,67 @@ def binary_metrics(y_true: Any, scores: Any, threshold: float) -> dict[str, Any]
         "roc_auc": roc_auc(y, s),
         "pr_auc": pr_auc(y, s),
         "fpr": _safe_ratio(fp, fp + tn),
+        # The numbers a SOC budgets by: how much is caught at 1 % and 5 % false alarms.
+        "recall_at_1pct_fpr": recall_at_fpr(y, s, 0.01),
+        "recall_at_5pct_fpr": recall_at_fpr(y, s, 0.05),
         "threshold": t,
         "support": int(y.size),
         "positives": tp + fn,
     }
+
+
+# --------------------------------------------------------------------------
+# Curves (what `jenga-train report` draws)
+# --------------------------------------------------------------------------
+
+
+def roc_curve(y_true: Any, scores: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(fpr, tpr, thresholds): one point per distinct score, highest threshold first,
+    after (0, 0) at threshold +inf; point k is what ``score >= thresholds[k]`` flags.
+    sklearn's ``roc_curve(drop_intermediate=False)``. Needs both classes.
+    """
+    y, s = _binary_inputs(y_true, scores)
+    thresholds, tps, fps = _descending_counts(y, s)
+    n_pos, n_neg = int(tps[-1]), int(fps[-1])
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError("roc_curve needs positives and negatives in y_true")
+    return np.r_[0.0, fps / n_neg], np.r_[0.0, tps / n_pos], np.r_[np.inf, thresholds]
+
+
+def pr_curve(y_true: Any, scores: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(precision, recall, thresholds): one point per distinct score, highest threshold
+    first (recall rising). The area under its steps is ``pr_auc``. Needs positives."""
+    y, s = _binary_inputs(y_true, scores)
+    thresholds, tps, fps = _descending_counts(y, s)
+    if tps[-1] == 0:
+        raise ValueError("pr_curve needs positives in y_true")
+    return tps / (tps + fps), tps / tps[-1], thresholds
+
+
+def recall_at_fpr(y_true: Any, scores: Any, max_fpr: float) -> float:
+    """The best recall of any threshold whose false-positive rate is <= max_fpr (the
+    threshold choose_threshold's {target_fpr: max_fpr} picks); NaN without both classes."""
+    y, s = _binary_inputs(y_true, scores)
+    _, tps, fps = _descending_counts(y, s)
+    n_pos, n_neg = int(tps[-1]), int(fps[-1])
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    ok = int(np.searchsorted(fps / n_neg, max_fpr, side="right"))  # fps only grows
+    return float(tps[ok - 1] / n_pos) if ok else 0.0
+
+
+def rates_at(y_true: Any, scores: Any, thresholds: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(fpr, recall) at each given threshold (``score >= t`` flags); 0.0 for a class
+    that is absent, as binary_metrics reports it."""
+    y, s = _binary_inputs(y_true, scores)
+    t = _as_1d_float("thresholds", thresholds)
+
+    def flagged_share(values: np.ndarray) -> np.ndarray:
+        if values.size == 0:
+            return np.zeros(t.size)
+        return 1.0 - np.searchsorted(np.sort(values), t, side="left") / values.size
+
+    return flagged_share(s[~y]), flagged_share(s[y])
 
 
 # --------------------------------------------------------------------------

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import click
 
-BINARY_KEYS = ("accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "threshold")
+BINARY_KEYS = (
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "roc_auc",
+    "pr_auc",
+    "recall_at_1pct_fpr",
+    "recall_at_5pct_fpr",
+    "threshold",
+)
 MULTI_KEYS = ("accuracy", "macro_f1")
 
 

@@ -17,7 +17,7 @@ from .errors import JengaError
 from .text import escape_text
 
 # Modules of the optional extras, and the extra that brings each.
-EXTRAS = {"torch": "train", "onnx": "train", "onnxscript": "train", "nacl": "signing"}
+EXTRAS = {"torch": "train", "onnx": "train", "onnxscript": "train", "matplotlib": "train", "nacl": "signing"}
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -160,6 +160,8 @@ def test_binary_metrics_hand_example():
     assert r["positives"] == 4
     assert r["roc_auc"] == pytest.approx(ref_roc_auc(y, s))
     assert r["pr_auc"] == pytest.approx(ref_ap(y, s))
+    # Only 0.9 (a threat) scores above every normal row: a quarter caught within 1 % or 5 % FPR.
+    assert r["recall_at_1pct_fpr"] == r["recall_at_5pct_fpr"] == 0.25
     assert set(r) == {
         "accuracy",
         "precision",
@@ -168,6 +170,8 @@ def test_binary_metrics_hand_example():
         "roc_auc",
         "pr_auc",
         "fpr",
+        "recall_at_1pct_fpr",
+        "recall_at_5pct_fpr",
         "threshold",
         "support",
         "positives",
