@@ -19,8 +19,8 @@ time per event, one thread, on rows already encoded as each model's input
 (ours: torch eager, not onnxruntime), in a batch of all test rows and one event
 at a time (median). Prints mean ± std over seeds; writes JSON.
 
-    python bench/detection_compare.py --quick     # 1 seed, fewer rows: ~2-3 min on 2 cores
-    python bench/detection_compare.py             # 3 seeds: ~8-10 min on 2 cores
+    python bench/detection_compare.py --quick     # 1 seed, fewer rows: ~1 min on 2 cores
+    python bench/detection_compare.py             # 3 seeds: ~9 min on 2 busy cores
 """
 
 from __future__ import annotations
@@ -377,8 +377,8 @@ def _result(ds: Dataset, seed: int, model: str, kind: str, y: np.ndarray, fit_s:
 
 _WITH_STD = {"roc_auc", "pr_auc", "recall_at_1pct_fpr", "recall_at_5pct_fpr"}
 COLUMNS = [
-    ("roc_auc", "ROC-AUC", 3),
-    ("pr_auc", "PR-AUC", 3),
+    ("roc_auc", "ROC-AUC", 4),
+    ("pr_auc", "PR-AUC", 4),
     ("recall_at_1pct_fpr", "recall@1%FPR", 3),
     ("recall_at_5pct_fpr", "recall@5%FPR", 3),
     ("fit_s", "fit s", 1),

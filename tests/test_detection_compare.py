@@ -74,4 +74,4 @@ def test_summary_is_mean_and_std_over_seeds():
     ]
     (s,) = dc.summarise(rows)
     assert s["seeds"] == 2 and s["roc_auc"] == 2.0 and s["roc_auc_std"] == pytest.approx(np.sqrt(2))
-    assert "| d | supervised | m | 2.000 ± 1.414 |" in dc.markdown([s])
+    assert "| d | supervised | m | 2.0000 ± 1.4142 |" in dc.markdown([s])
