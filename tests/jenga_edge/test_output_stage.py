@@ -181,6 +181,15 @@ def test_a_queued_sink_counts_a_batch_still_sending_at_stop_as_lost_once():
 # --- the agent ---------------------------------------------------------------------------------
 
 
+@pytest.fixture
+def gate(tmp_path: Path):
+    """The file a gated command waits for: touched at teardown too, so a failing test
+    leaves no command running (a test's agent may never reach its shutdown)."""
+    path = tmp_path / "gate"
+    yield path
+    path.touch()
+
+
 def _gated_agent(tmp_path: Path, bundle: Path, gate: Path, drain_s: float, **extra):
     return _agent(
         tmp_path,
@@ -204,8 +213,7 @@ def _results(path: Path) -> list[dict]:
     return [r for r in read_jsonl(path) if r["event_type"] == "action_result"]
 
 
-def test_a_command_running_at_stop_has_an_action_result(network_bundle, tmp_path):
-    gate = tmp_path / "gate"
+def test_a_command_running_at_stop_has_an_action_result(network_bundle, tmp_path, gate):
     agent = _gated_agent(tmp_path, network_bundle[0], gate, 0.2)
     agent.process_safely(batch(events(3)))
     assert agent.counts["alerts"] == 3
@@ -229,8 +237,7 @@ def test_a_command_running_at_stop_has_an_action_result(network_bundle, tmp_path
     )
 
 
-def test_a_reload_drains_the_old_actions_off_the_scoring_thread(network_bundle, tmp_path):
-    gate = tmp_path / "gate"
+def test_a_reload_drains_the_old_actions_off_the_scoring_thread(network_bundle, tmp_path, gate):
     agent = _gated_agent(tmp_path, network_bundle[0], gate, 10.0)
     ev = events(6)
     agent.process_safely(batch(ev[:3]))
@@ -252,12 +259,11 @@ def test_a_reload_drains_the_old_actions_off_the_scoring_thread(network_bundle, 
 
 
 @pytest.mark.parametrize("policy", ["spool", "stop"])
-def test_a_failed_fsync_before_a_live_action_is_spooled_or_counted(network_bundle, tmp_path, policy):
+def test_a_failed_fsync_before_a_live_action_is_spooled_or_counted(network_bundle, tmp_path, gate, policy):
     from jenga_edge.contract.errors import DataError
 
     spool = tmp_path / "spool" / "failed.jsonl"
     fail = {"policy": "spool", "spool_path": str(spool)} if policy == "spool" else {"policy": "stop"}
-    gate = tmp_path / "gate"
     gate.touch()
     agent = _gated_agent(tmp_path, network_bundle[0], gate, 5.0, on_sink_failure=fail)
 
@@ -319,10 +325,9 @@ def test_a_queue_spool_path_resolves_and_may_not_be_another_file(tmp_path):
         assert f"sinks.siem.queue.spool_path: {tmp_path / other} is also written by {by}" in str(err.value)
 
 
-def test_actions_a_full_queue_drops_are_logged_not_only_counted(network_bundle, tmp_path):
+def test_actions_a_full_queue_drops_are_logged_not_only_counted(network_bundle, tmp_path, gate):
     """drop_oldest is a policy, not a silence: the drops are said on stderr (rate-limited) as
     well as counted (before: only in jenga_output_items_total and the outcome records)."""
-    gate = tmp_path / "gate"
     agent = _agent(
         tmp_path,
         network_bundle[0],
