@@ -16,6 +16,8 @@ from jenga_edge.framing import LineSplitter
 from jenga_edge.sources import stream, tcp
 from jenga_edge.sources.tcp import TcpSource
 
+from .test_sources import wait_for
+
 
 def _lines(framed) -> list[bytes]:
     if isinstance(framed, Chunk):
@@ -50,15 +52,6 @@ def test_a_partial_oversize_line_fed_in_small_reads_is_cut_once():
 
 
 # --- connection limit and idle timeout -------------------------------------------------
-
-
-def wait_for(pred, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.01)
-    return pred()
 
 
 @pytest.fixture

@@ -190,7 +190,7 @@ def gate(tmp_path: Path):
     path.touch()
 
 
-def _gated_agent(tmp_path: Path, bundle: Path, gate: Path, drain_s: float, **extra):
+def _gated_agent(tmp_path: Path, bundle: Path, gate: Path, drain_s: float, queue: dict | None = None, **extra):
     return _agent(
         tmp_path,
         bundle,
@@ -201,7 +201,7 @@ def _gated_agent(tmp_path: Path, bundle: Path, gate: Path, drain_s: float, **ext
                 "argv": ["/bin/sh", "-c", f"while [ ! -e {gate} ]; do sleep 0.02; done"],
                 "timeout_s": 20,
                 "dry_run": False,
-                "queue": {"drain_s": drain_s},
+                "queue": {"drain_s": drain_s, **(queue or {})},
             }
         },
         rate_limit={"max_actions": 100000, "per_seconds": 1},
@@ -328,21 +328,7 @@ def test_a_queue_spool_path_resolves_and_may_not_be_another_file(tmp_path):
 def test_actions_a_full_queue_drops_are_logged_not_only_counted(network_bundle, tmp_path, gate):
     """drop_oldest is a policy, not a silence: the drops are said on stderr (rate-limited) as
     well as counted (before: only in jenga_output_items_total and the outcome records)."""
-    agent = _agent(
-        tmp_path,
-        network_bundle[0],
-        acts=["alert", "mark"],
-        actions={
-            "mark": {
-                "type": "exec",
-                "argv": ["/bin/sh", "-c", f"while [ ! -e {gate} ]; do sleep 0.02; done"],
-                "timeout_s": 20,
-                "dry_run": False,
-                "queue": {"size": 1, "when_full": "drop_oldest", "drain_s": 0.2},
-            }
-        },
-        rate_limit={"max_actions": 100000, "per_seconds": 1},
-    )
+    agent = _gated_agent(tmp_path, network_bundle[0], gate, 0.2, queue={"size": 1, "when_full": "drop_oldest"})
     agent.process_safely(batch(events(5)))
     assert agent.counts["alerts"] == 5
     agent._sync_outputs()

@@ -23,15 +23,7 @@ from jenga_edge.sources.udp import UdpSource
 from jenga_edge.sources.unix import UnixSource
 
 from .test_agent import check_accounting, events, free_port, write_config
-
-
-def wait_for(pred, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.01)
-    return pred()
+from .test_sources import wait_for
 
 
 def unacknowledged(s: socket.socket) -> int:

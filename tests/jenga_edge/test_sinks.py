@@ -10,6 +10,7 @@ import socket
 import sqlite3
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 
@@ -517,18 +518,26 @@ def tcp_listener() -> tuple[socket.socket, int]:
     return srv, srv.getsockname()[1]
 
 
-def test_syslog_over_tcp_octet_counting():
+def syslog_tcp_frames(batches: list[list[dict]], **cfg) -> tuple[SyslogSink, list[bytes]]:
+    """A syslog sink to a TCP collector on loopback: its octet-counted frames, once closed."""
     srv, port = tcp_listener()
     try:
-        sink = SyslogSink(syslog.Config(target=f"tcp://127.0.0.1:{port}", facility="security"))
-        sink.write_batch([make_alert(0), make_alert(1, priority="informational")])
-        sink.write_batch([make_alert(2)])
+        sink = SyslogSink(syslog.Config(target=f"tcp://127.0.0.1:{port}", **cfg))
+        for b in batches:
+            sink.write_batch(b)
         conn, _ = srv.accept()
         sink.close()
         frames = read_octet_frames(recv_all(conn))
         conn.close()
     finally:
         srv.close()
+    return sink, frames
+
+
+def test_syslog_over_tcp_octet_counting():
+    sink, frames = syslog_tcp_frames(
+        [[make_alert(0), make_alert(1, priority="informational")], [make_alert(2)]], facility="security"
+    )
     assert sink.errors == 0
     parsed = [parse_syslog(f) for f in frames]
     assert [p["pri"] for p in parsed] == [str(4 * 8 + 2), str(4 * 8 + 6), str(4 * 8 + 2)]
@@ -593,13 +602,19 @@ def test_syslog_tcp_refused_counts_errors_then_recovers():
     assert json.loads(parse_syslog(frames[0])["msg"])["fields"]["n"] == 3
 
 
-def test_syslog_unix_datagram(tmp_path):
+def unix_receiver(tmp_path: Path) -> tuple[socket.socket, Path]:
+    """A bound unix datagram socket (a local syslog's /dev/log) and its path."""
     path = tmp_path / "log.sock"
     if len(str(path)) > 100:
         pytest.skip("tmp path too long for a unix socket")
     rx = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     rx.bind(str(path))
     rx.settimeout(2)
+    return rx, path
+
+
+def test_syslog_unix_datagram(tmp_path):
+    rx, path = unix_receiver(tmp_path)
     try:
         sink = SyslogSink(syslog.Config(target=f"unix://{path}", facility="authpriv"))
         sink.write_batch([make_alert(0, priority="alert")])
@@ -678,16 +693,7 @@ def test_syslog_oversize_udp_alert_arrives_truncated_and_counted():
 
 
 def test_syslog_oversize_over_tcp_is_cut_to_its_own_default():
-    srv, port = tcp_listener()
-    try:
-        sink = SyslogSink(syslog.Config(target=f"tcp://127.0.0.1:{port}"))
-        sink.write_batch([make_alert(0, fields={"blob": "y" * 20_000}), make_alert(1)])
-        conn, _ = srv.accept()
-        sink.close()
-        frames = read_octet_frames(recv_all(conn))
-        conn.close()
-    finally:
-        srv.close()
+    sink, frames = syslog_tcp_frames([[make_alert(0, fields={"blob": "y" * 20_000}), make_alert(1)]])
     assert len(frames[0]) == 8192 and sink.truncated == 1 and sink.sent == 2
     assert parse_syslog(frames[0])["msg"].endswith(" bytes]")
     assert json.loads(parse_syslog(frames[1])["msg"])["fields"]["n"] == 1
@@ -714,11 +720,7 @@ def test_fit_message_cuts_at_a_character_and_drops_sd_params_last():
 
 
 def test_syslog_over_the_limit_of_its_socket_is_counted_lost(tmp_path):
-    path = tmp_path / "log.sock"
-    if len(str(path)) > 100:
-        pytest.skip("tmp path too long for a unix socket")
-    rx = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    rx.bind(str(path))
+    rx, path = unix_receiver(tmp_path)
     try:
         sink = SyslogSink(syslog.Config(target=f"unix://{path}", max_message_bytes=1 << 20))
         lost = sink.write_batch([make_alert(0, fields={"blob": "x" * 900_000})])
