@@ -90,8 +90,7 @@ class OutputStage(Generic[T]):
         self._closing = False
         self._deadline = float("inf")  # set by close: the worker starts no item past it
         self._abandoned = False  # close gave up waiting: the worker takes nothing more
-        self.busy = False  # the worker is running an item now
-        self._current: T | None = None
+        self._current: T | None = None  # the item the worker is running (items are never None)
         self._settled = False  # the running item's outcome was handed over (settle)
         self._in_flight_reported = False  # close gave the running item its outcome
         self.counts = dict.fromkeys(STATES, 0)
@@ -101,6 +100,11 @@ class OutputStage(Generic[T]):
 
     def depth(self) -> int:
         return len(self._items)
+
+    @property
+    def busy(self) -> bool:
+        """The worker is running an item now."""
+        return self._current is not None
 
     @property
     def worker(self) -> int | None:
@@ -166,7 +170,7 @@ class OutputStage(Generic[T]):
                 if not self._items or self._abandoned or time.monotonic() >= self._deadline:
                     return  # close spools or drops what is left
                 item = self._items.popleft()
-                self.busy, self._current, self._settled = True, item, False
+                self._current, self._settled = item, False
                 self._cond.notify_all()  # room for a blocked put
             try:
                 self._work(item)
@@ -174,7 +178,7 @@ class OutputStage(Generic[T]):
             except Exception:  # noqa: BLE001 - the worker outlives one bad item; `work` reports its own errors
                 state = "failed"
             with self._cond:
-                self.busy, self._current = False, None
+                self._current = None
                 self._cond.notify_all()
                 if self._in_flight_reported:  # close counted it in_flight and gave up on the stage
                     self.late += 1
@@ -197,8 +201,7 @@ class OutputStage(Generic[T]):
             self._abandoned = True  # before the queue is emptied: the worker takes nothing more
             left = list(self._items)
             self._items.clear()
-            if self.busy and not self._settled and not self._in_flight_reported:
-                assert self._current is not None
+            if self._current is not None and not self._settled and not self._in_flight_reported:
                 running.append(self._current)
                 self._in_flight_reported = True
                 self.counts["in_flight"] += 1
