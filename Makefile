@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml setup.py jenga_edge/native/_fastjson.c jenga_edge/nativ
 	  echo "keeping installed torch $$($(BIN)/python -c 'import torch; print(torch.__version__)')"; \
 	elif nvidia-smi -L >/dev/null 2>&1; then echo "GPU found: installing a CUDA torch"; $(BIN)/pip install torch; \
 	else echo "no GPU: installing the CPU build torch==2.13.0"; $(BIN)/pip install "torch==2.13.0"; fi
-	$(BIN)/pip install -e ".[train,dev]"
+	$(BIN)/pip install -e ".[train,dev,trees]"
 	touch $@
 
 data: setup

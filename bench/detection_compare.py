@@ -315,7 +315,8 @@ def run_peers(ds: Dataset, tr: np.ndarray, te: np.ndarray, seed: int) -> list[di
     return results
 
 
-def run_ours(ds: Dataset, tr: np.ndarray, te: np.ndarray, seed: int, tmp: Path) -> list[dict]:
+def run_ours(ds: Dataset, tr: np.ndarray, te: np.ndarray, seed: int, tmp: Path, learner: str = "network") -> list[dict]:
+    """learner lightgbm: the supervised task with `learner: lightgbm` (trainer/trees.py), alone."""
     import torch
 
     from trainer import checkpoint
@@ -331,6 +332,8 @@ def run_ours(ds: Dataset, tr: np.ndarray, te: np.ndarray, seed: int, tmp: Path) 
     src.pop("columns", None)  # the rows are JSON objects now
     src.update(path=str(train_file), format="jsonl")
     raw["training"].update(seed=seed, progress=False)
+    if learner != "network":
+        raw["tasks"] = [dict(t, learner=learner) for t in raw["tasks"] if t["name"] == ds.supervised_task]
     cfg = config_from_dict(raw)
     t0 = time.perf_counter()
     run = run_experiment(cfg, tmp / f"run-{seed}", out=None)
@@ -344,14 +347,14 @@ def run_ours(ds: Dataset, tr: np.ndarray, te: np.ndarray, seed: int, tmp: Path) 
     torch.set_num_threads(1)
     try:
         for task, kind in ((ds.supervised_task, "supervised"), (ds.novelty_task, "novelty")):
-            if task is None:
+            if task is None or task not in {t["name"] for t in loaded.meta["tasks"]}:
                 continue
 
             def score(n: torch.Tensor, c: torch.Tensor, task: str = task) -> np.ndarray:
-                return score_rows(loaded.model, task, n, c)["scores"]
+                return score_rows(loaded.model, task, n, c, trees=loaded.trees)["scores"]
 
             timed = time_scoring(score, (num, cat), single)
-            name = f"ours: {Path(ds.config).name} task {task!r}"
+            name = f"ours: {Path(ds.config).name} task {task!r}" + (f" (learner: {learner})" * (learner != "network"))
             results.append(_result(ds, seed, name, kind, ds.y[te], fit_s, timed))
     finally:
         torch.set_num_threads(threads)

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import onnx
@@ -39,6 +39,7 @@ from jenga_edge.contract.bundle_format import (
 from jenga_edge.contract.digest import sha256_file
 from jenga_edge.contract.errors import BundleError, ConfigError, DataError, JengaError
 from jenga_edge.contract.schema import FeatureSchema
+from jenga_edge.contract.tasks import task_kind
 from trainer import checkpoint
 from trainer.dataset import split_indices, vectorize_rows
 from trainer.readers import read_rows
@@ -47,8 +48,9 @@ from .graphs import MergedGraph, TaskGraph, output_names
 from .onnx_export import example_inputs, export_graph, opset_of, set_metadata
 from .opsets import DEFAULT_OPSET, ORT_MIN_FOR_OPSET, SUPPORTED_OPSETS
 from .parity import compare, edge_cases
+from .tree_onnx import ORT_MIN_FOR_ML_OPSET, BoosterReference, booster_graph
 
-AGENT_MIN_VERSION = "0.2.0"  # the agent version; format_version (3) is what an older agent refuses
+AGENT_MIN_VERSION = "0.2.0"  # the agent version; format_version (4) is what an older agent refuses
 PARITY_ROWS = 5000
 
 
@@ -128,7 +130,8 @@ def _build(
         src = meta["source"]
         if src not in cases:
             cases[src], parity_source[src] = _parity_cases(loaded, src, opts.data, log)
-        entry = _export_task(model, loaded, meta, tmp, cases[src], opts, version, log)
+        export = _export_tree_task if name in loaded.trees else _export_task
+        entry = export(model, loaded, meta, tmp, cases[src], opts, version, log)
         entry.parity["rows"] = parity_source[src]
         entries.append(entry)
     merged = [
@@ -157,7 +160,9 @@ def _build(
             best_epoch=loaded.meta.get("best_epoch"),
         ),
         requires=Requires(
-            agent_min_version=AGENT_MIN_VERSION, onnxruntime_min_version=ORT_MIN_FOR_OPSET[opts.opset], opset=opts.opset
+            agent_min_version=AGENT_MIN_VERSION,
+            onnxruntime_min_version=_ort_min(opts.opset, any(t in loaded.trees for t in tasks)),
+            opset=opts.opset,
         ),
         tasks=entries,
         merged=merged,
@@ -175,6 +180,35 @@ def _export_task(
     graph = TaskGraph(model, name)
     onx = export_graph(graph, example_inputs(len(schema.numeric), len(schema.categorical)), outputs, path, opts.opset)
     parity = _check_parity(graph, path, outputs, cases, opts.atol, name)
+    return _finish_task(onx, path, loaded, meta, parity, _output_specs(model, name), version, log)
+
+
+def _export_tree_task(
+    model, loaded, meta: dict, tmp: Path, cases: dict, opts: ExportOptions, version: int, log
+) -> TaskEntry:
+    """A tree-model task: its booster as an ONNX-ML TreeEnsemble graph, checked against the
+    booster's own predict (torch is no reference for a tree)."""
+    name, src = meta["name"], meta["source"]
+    schema, tree = loaded.schemas[src], loaded.trees[name]
+    kind = task_kind(meta["type"])
+    path = tmp / f"{name}.onnx"
+    onx = booster_graph(
+        tree.booster.dump_model(), meta["type"], len(schema.numeric), len(schema.categorical), opts.opset, name
+    )
+    onnx.save(onx, str(path))
+    parity = _check_parity(BoosterReference(tree), path, kind.output_names(), cases, opts.atol, name)
+    specs = [TensorSpec(**cast(dict[str, Any], o)) for o in kind.output_specs(tree.n_classes)]
+    entry = _finish_task(onx, path, loaded, meta, parity, specs, version, log)
+    entry.learner = "lightgbm"
+    return entry
+
+
+def _finish_task(
+    onx, path: Path, loaded, meta: dict, parity: dict, outputs: list[TensorSpec], version: int, log
+) -> TaskEntry:
+    """Metadata into the graph, the graph written, and its manifest entry."""
+    name, src = meta["name"], meta["source"]
+    schema = loaded.schemas[src]
     labels = list(loaded.labels[name].classes)
     props = {
         "jenga.task": name,
@@ -200,7 +234,7 @@ def _export_task(
     onnx.save(onx, str(path))
     log(
         f"  {name}: {path.name} {path.stat().st_size / 1024:.1f} KiB, max abs diff "
-        + ", ".join(f"{o} {parity[o]:.2e}" for o in outputs)
+        + ", ".join(f"{o.name} {parity[o.name]:.2e}" for o in outputs)
     )
     return TaskEntry(
         name=name,
@@ -212,7 +246,7 @@ def _export_task(
         opset=opset_of(onx),
         size_bytes=path.stat().st_size,
         inputs=input_specs(schema),
-        outputs=_output_specs(model, name),
+        outputs=outputs,
         labels=labels,
         threshold=meta["threshold"],
         metrics=_plain_metrics(meta["metrics"]),
@@ -224,7 +258,7 @@ def _export_task(
 
 def _groups(model, tasks: list[str]) -> dict[str, list[str]]:
     by_source: dict[str, list[str]] = {}
-    for t in tasks:
+    for t in (t for t in tasks if t in model.specs):  # a tree-model task has a graph of its own only
         by_source.setdefault(model.specs[t].source, []).append(t)
     return {s: ts for s, ts in by_source.items() if len(ts) >= 2}
 
@@ -366,6 +400,14 @@ def _synthetic_rows(schema: FeatureSchema, n: int = 2000) -> list[dict]:
 def _output_specs(model, task: str, prefix: str = "") -> list[TensorSpec]:
     spec = model.specs[task]
     return [TensorSpec(**o) for o in spec.kind.contract.output_specs(spec.n_classes, prefix)]
+
+
+def _ort_min(opset: int, trees: bool) -> str:
+    """The onnxruntime a bundle needs: its opset's, and TreeEnsemble's when a task is a tree model."""
+    need = ORT_MIN_FOR_OPSET[opset]
+    if trees and tuple(map(int, ORT_MIN_FOR_ML_OPSET.split("."))) > tuple(map(int, need.split("."))):
+        return ORT_MIN_FOR_ML_OPSET
+    return need
 
 
 def _plain_metrics(metrics: dict) -> dict:

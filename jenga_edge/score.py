@@ -5,8 +5,9 @@ very bytes whose sha256 it checked (never by path), so no graph reaches
 onnxruntime unverified. Each session's inputs and outputs are then checked
 against the manifest (names, dtypes, the schema's widths), and one all-zero
 event is scored, before the agent starts or a reload swaps models. When a
-merged graph covers every task the agent runs, it is used instead of the
-per-task graphs: the adapter and trunk then run once per event.
+merged graph covers two or more of the tasks the agent runs, it scores them
+(the adapter and trunk run once per event) and the others, such as a
+tree-model task, run their own graphs.
 """
 
 from __future__ import annotations
@@ -102,11 +103,12 @@ class Scorer:
         if merged is not None:
             session = self._session(merged.file, opts)
             check_graph_io(session, merged.file, inputs, [o for t in merged.tasks for o in merged.outputs[t]])
-            outs = [(t, o) for t in self.tasks for o in merged.outputs[t]]
+            outs = [(t, o) for t in self.tasks if t in merged.tasks for o in merged.outputs[t]]
             self.plan.append((session, [o.name for _, o in outs], [(t, str(o.role)) for t, o in outs]))
-            self.graph_refs = {t: {"file": merged.file, "sha256": merged.sha256} for t in self.tasks}
-        else:
-            for e in self.entries:
+            self.graph_refs = {t: {"file": merged.file, "sha256": merged.sha256} for t, _ in outs}
+        # Tasks the merged graph does not cover (a tree-model task has a graph of its own) run theirs.
+        for e in self.entries:
+            if e.name not in self.graph_refs:
                 session = self._session(e.file, opts)
                 check_graph_io(session, e.file, e.inputs, e.outputs)
                 self.plan.append((session, [o.name for o in e.outputs], [(e.name, str(o.role)) for o in e.outputs]))
@@ -132,13 +134,10 @@ class Scorer:
             raise BundleError(f"the bundle's graphs cannot score one event: {', '.join(bad)}: not one value per event")
 
     def _merged_for(self, tasks: list[str]) -> MergedEntry | None:
-        """A merged graph pays off from two tasks on: for one, its own graph is cheaper."""
-        if len(tasks) < 2:
-            return None
-        for m in self.bundle.merged:
-            if set(tasks) <= set(m.tasks):
-                return m
-        return None
+        """A merged graph pays off from two of the tasks on: for one, its own graph is cheaper.
+        The one covering the most of them is used; the others run their own graphs."""
+        best = max(self.bundle.merged, key=lambda m: len(set(tasks) & set(m.tasks)), default=None)
+        return best if best is not None and len(set(tasks) & set(best.tasks)) >= 2 else None
 
     def _session(self, file: str, opts: ort.SessionOptions) -> ort.InferenceSession:
         """A session from the graph's verified bytes: the file is not opened again."""

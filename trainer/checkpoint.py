@@ -5,6 +5,10 @@ best_model/
                 per-task type/mode/source/labels/threshold/validation metrics,
                 weights file name and sha256
   weights.pt    the state_dict, loadable with torch.load(weights_only=True)
+  <task>.lightgbm.txt
+                a tree-model task's booster (LightGBM's text format), named with
+                its sha256 in the task's `learner` entry; such a task has no head
+                in weights.pt
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +30,7 @@ from jenga_edge.contract.typed import convert
 from .config import ExperimentConfig, ModelConfig, config_as_yaml_dict
 from .labels import LabelMap
 from .model import MultiTaskModel, TaskSpec
+from .trees import TreeModel
 
 FORMAT = "jenga.best_model"
 FORMAT_VERSION = 2  # 2: jenga 0.2 (numeric encodings as one module each)
@@ -38,6 +43,7 @@ class LoadedModel:
     meta: dict
     schemas: dict[str, FeatureSchema]
     labels: dict[str, LabelMap]
+    trees: dict[str, TreeModel] = field(default_factory=dict)  # tree-model tasks (learner: lightgbm)
 
     def task(self, name: str) -> dict:
         for t in self.meta["tasks"]:
@@ -46,12 +52,21 @@ class LoadedModel:
         raise BundleError(f"unknown task {name!r}; the model has: {', '.join(t['name'] for t in self.meta['tasks'])}")
 
 
-def save(out_dir: Path, model: MultiTaskModel, cfg: ExperimentConfig, sources: dict, tasks: list, result: Any) -> Path:
-    """Write best_model/ atomically enough: weights first, then the metadata naming them."""
+def save(
+    out_dir: Path,
+    model: MultiTaskModel,
+    cfg: ExperimentConfig,
+    sources: dict,
+    tasks: list,
+    result: Any,
+    trees: dict[str, TreeModel] | None = None,
+) -> Path:
+    """Write best_model/ atomically enough: weights and boosters first, then the metadata naming them."""
     out_dir.mkdir(parents=True, exist_ok=True)
     weights = out_dir / WEIGHTS_FILE
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     torch.save(state, weights)
+    learners = {name: _save_tree(out_dir, name, tree) for name, tree in (trees or {}).items()}
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -72,6 +87,7 @@ def save(out_dir: Path, model: MultiTaskModel, cfg: ExperimentConfig, sources: d
                 "labels": t.labels.to_json(),
                 "threshold": result.thresholds.get(t.name),
                 "metrics": result.metrics.get(t.name, {}),
+                **({"learner": learners[t.name]} if t.name in learners else {}),
             }
             for t in tasks
         ],
@@ -87,6 +103,30 @@ def save(out_dir: Path, model: MultiTaskModel, cfg: ExperimentConfig, sources: d
         os.fsync(fh.fileno())
     os.replace(tmp, out_dir / META_FILE)
     return out_dir
+
+
+def _save_tree(out_dir: Path, name: str, tree: TreeModel) -> dict:
+    path = out_dir / f"{name}.lightgbm.txt"
+    path.write_text(tree.to_string(), encoding="utf-8")
+    return {"kind": "lightgbm", "file": path.name, "sha256": sha256_file(path), "best_iteration": tree.best_iteration}
+
+
+def _load_tree(d: Path, meta_path: Path, task: dict, n_classes: int) -> TreeModel:
+    entry = task["learner"]
+    name = entry["file"]
+    if (
+        entry.get("kind") != "lightgbm"
+        or not isinstance(name, str)
+        or Path(name).name != name
+        or name in ("", ".", "..")
+    ):
+        raise BundleError(
+            f"{meta_path}: task {task['name']!r}: learner must name a lightgbm booster file, got {entry!r}"
+        )
+    path = d / name
+    if not path.is_file() or sha256_file(path) != entry["sha256"]:
+        raise BundleError(f"{path}: missing or its sha256 does not match {META_FILE}")
+    return TreeModel.from_string(path.read_text(encoding="utf-8"), n_classes)
 
 
 def _jsonable(value: Any) -> Any:
@@ -134,7 +174,13 @@ def load(model_dir: str | Path, device: str = "cpu") -> LoadedModel:
         specs = [
             TaskSpec(t["name"], t["type"], t["mode"], t["source"], len(labels[t["name"]].classes))
             for t in meta["tasks"]
+            if "learner" not in t
         ]
+        trees = {
+            t["name"]: _load_tree(d, meta_path, t, len(labels[t["name"]].classes))
+            for t in meta["tasks"]
+            if "learner" in t
+        }
         model = MultiTaskModel(schemas, specs, model_config(meta))
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise BundleError(f"{meta_path}: malformed ({type(exc).__name__}: {exc})") from None
@@ -147,7 +193,7 @@ def load(model_dir: str | Path, device: str = "cpu") -> LoadedModel:
             f"(saved by another version of the trainer?): {str(exc).splitlines()[0]}"
         ) from None
     model.to(device).eval()
-    return LoadedModel(model, meta, schemas, labels)
+    return LoadedModel(model, meta, schemas, labels, trees)
 
 
 def model_config(meta: dict) -> ModelConfig:

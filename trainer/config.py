@@ -136,6 +136,36 @@ class TargetFpr(Config, kw_only=True):
 ThresholdRule = Literal["max_f1"] | TargetFpr
 
 
+class LightGBMLearner(Config, kw_only=True):
+    """A gradient-boosted tree model (LightGBM, the `[trees]` extra) in place of the task's head.
+
+    It learns from the raw vectorized rows (numeric with NaN, categorical vocabulary indices as
+    LightGBM categories), stops early on the validation split and is exported as an ONNX-ML
+    TreeEnsemble graph (export/tree_onnx.py). It does not use the shared trunk."""
+
+    kind: Annotated[Literal["lightgbm"], doc("the library: lightgbm")]
+    n_estimators: Annotated[int, doc("the most boosting rounds (early stopping may end sooner)", ge=1)] = 1000
+    learning_rate: Annotated[float, doc("shrinkage per round", gt=0.0)] = 0.05
+    num_leaves: Annotated[int, doc("leaves per tree", ge=2, le=131072)] = 31
+    max_depth: Annotated[int, doc("depth limit of a tree (-1: none)", ge=-1)] = -1
+    min_child_samples: Annotated[int, doc("fewest training rows in a leaf", ge=1)] = 20
+    subsample: Annotated[float, doc("share of rows each round samples (bagging; 1: all)", gt=0.0, le=1.0)] = 1.0
+    colsample: Annotated[float, doc("share of features each tree samples (1: all)", gt=0.0, le=1.0)] = 1.0
+    reg_lambda: Annotated[float, doc("L2 regularization of leaf values", ge=0.0)] = 0.0
+    early_stopping_rounds: Annotated[
+        int,
+        doc(
+            "stop after this many rounds without a gain on the validation split (metric: "
+            "training.early_stopping.metric: pr_auc or roc_auc, else the log loss)",
+            ge=1,
+        ),
+    ] = 50
+    num_threads: Annotated[int, doc("LightGBM threads (0: its default, one per core)", ge=0)] = 0
+
+
+Learner = Literal["network", "lightgbm"] | LightGBMLearner
+
+
 class TaskConfig(Config, kw_only=True):
     """One task: a head on the shared trunk."""
 
@@ -157,6 +187,19 @@ class TaskConfig(Config, kw_only=True):
     group_column: Annotated[
         str | None, doc("raw attack type per row, for `jenga-train holdout` (default: the label column)")
     ] = None
+    learner: Annotated[
+        Learner,
+        doc(
+            "network: a head on the shared trunk; lightgbm or {kind: lightgbm, ...}: a tree model of "
+            "its own (supervised tasks; needs the [trees] extra)"
+        ),
+    ] = "network"
+
+    def tree_learner(self) -> LightGBMLearner | None:
+        """The tree model's settings, or None for a network head."""
+        if isinstance(self.learner, LightGBMLearner):
+            return self.learner
+        return LightGBMLearner(kind="lightgbm") if self.learner == "lightgbm" else None
 
 
 class ModelConfig(Config, kw_only=True):
@@ -322,6 +365,12 @@ def _cross_check(cfg: ExperimentConfig, source: str, check_files: bool) -> None:
                 source,
                 f"{where}.mode",
                 f"{task.mode} mode is not for {task.type} tasks (it has: {', '.join(task_kind(task.type).modes)})",
+            )
+        if task.learner != "network" and task.mode == "novelty":
+            _fail(
+                source,
+                f"{where}.learner",
+                "a tree model needs labels: novelty tasks use the network (learner: network)",
             )
         _check_label(task, where, source)
     _check_split(cfg.training, source)

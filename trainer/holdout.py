@@ -123,5 +123,11 @@ def _scores(trainer, task_name: str, rows: np.ndarray) -> np.ndarray:
     task = trainer.tasks[task_name]
     idx = torch.as_tensor(rows, device=trainer.device)
     return score_rows(
-        trainer.model, task_name, trainer.num[task.source], trainer.cat[task.source], idx, trainer.tcfg.eval_batch_size
+        trainer.model,
+        task_name,
+        trainer.num[task.source],
+        trainer.cat[task.source],
+        idx,
+        trainer.tcfg.eval_batch_size,
+        trees=trainer.trees,
     )["scores"]

@@ -69,7 +69,7 @@ def labelled_scores(loaded: checkpoint.LoadedModel, rows: list[dict], data_path:
         y = loaded.labels[t["name"]].encode([r.get(column) for r in rows], column)
         keep = np.flatnonzero(y != DROP)
         num, cat = arrays[t["source"]]
-        scores = score_rows(loaded.model, t["name"], num, cat, torch.as_tensor(keep))["scores"]
+        scores = score_rows(loaded.model, t["name"], num, cat, torch.as_tensor(keep), trees=loaded.trees)["scores"]
         out[t["name"]] = LabelledScores(t, y[keep], scores, keep)
     if not out:
         raise DataError(f"{data_path}: no task's label column is present; evaluate needs labelled rows")
@@ -107,7 +107,9 @@ def predict_file(
     for t in tasks:
         num, cat = arrays[t["source"]]
         cbs.fire("on_predict", loaded.model, t["name"], len(rows))
-        per_task[t["name"]] = score_rows(loaded.model, t["name"], num, cat, callbacks=cbs, phase="predict")["scores"]
+        per_task[t["name"]] = score_rows(
+            loaded.model, t["name"], num, cat, callbacks=cbs, phase="predict", trees=loaded.trees
+        )["scores"]
     with _open_out(output) as fh:
         for i in range(len(rows)):
             fh.write(json.dumps(_row_result(i, loaded, tasks, per_task)) + "\n")

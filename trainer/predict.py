@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
+from jenga_edge.contract.tasks import ANOMALY_DETECTION, CLASSIFICATION
+
 from .callbacks import BatchInfo, CallbackList
 from .model import MultiTaskModel
+
+if TYPE_CHECKING:
+    from .trees import TreeModel
 
 
 @torch.no_grad()
@@ -23,8 +28,12 @@ def score_rows(
     callbacks: CallbackList | None = None,
     phase: str = "evaluate",
     row_ids: Sequence[Any] | None = None,
+    trees: Mapping[str, TreeModel] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Scores (and novelty reconstruction errors) for rows `idx` of a source."""
+    """Scores (and novelty reconstruction errors) for rows `idx` of a source; a task
+    in `trees` is scored by its tree model instead of the network."""
+    if trees and task in trees:
+        return _score_tree(trees[task], task, num, cat, idx, batch_size, callbacks, phase, row_ids)
     was_training = model.training
     model.eval()
     spec = model.specs[task]
@@ -46,6 +55,31 @@ def score_rows(
     if errors:
         result["errors"] = np.concatenate(errors)
     return result
+
+
+def _score_tree(
+    tree: TreeModel,
+    task: str,
+    num: torch.Tensor,
+    cat: torch.Tensor,
+    idx: torch.Tensor | None,
+    batch_size: int,
+    callbacks: CallbackList | None,
+    phase: str,
+    row_ids: Sequence[Any] | None,
+) -> dict[str, np.ndarray]:
+    rows = np.arange(num.shape[0]) if idx is None else idx.cpu().numpy()
+    num_np, cat_np = num.cpu().numpy(), cat.cpu().numpy()
+    task_type = (ANOMALY_DETECTION if tree.n_classes == 2 else CLASSIFICATION).name
+    scores = []
+    for start in range(0, rows.size, batch_size):
+        b = rows[start : start + batch_size]
+        s = tree.predict(num_np[b], cat_np[b])
+        scores.append(s)
+        if callbacks is not None and callbacks.callbacks:
+            ids = b.tolist() if row_ids is None else [row_ids[i] for i in b]
+            callbacks.fire("on_batch_end", tree, BatchInfo(phase, task, task_type, s, ids))
+    return {"scores": np.concatenate(scores) if scores else tree.predict(num_np[:0], cat_np[:0])}
 
 
 def _ids(row_ids: Sequence[Any] | None, b: torch.Tensor) -> list:

@@ -57,7 +57,7 @@ def run_experiment(
     seconds = time.perf_counter() - t0
     model_dir = out_dir / "best_model"
     if save:
-        checkpoint.save(model_dir, trainer.model, cfg, sources, tasks, result)
+        checkpoint.save(model_dir, trainer.model, cfg, sources, tasks, result, trainer.trees)
         summary = {
             "seconds": round(seconds, 2),
             "best_epoch": result.best_epoch,
@@ -78,6 +78,8 @@ def _load_initial(cfg: ExperimentConfig):
 
 def _check_compatible(cfg: ExperimentConfig, loaded, tasks: list) -> None:
     for t in tasks:
+        if t.cfg.tree_learner() is not None:
+            continue  # a tree model is fitted afresh: nothing of it is continued
         spec = loaded.model.specs.get(t.name)
         if spec is None or spec.n_classes != len(t.labels.classes) or spec.source != t.source:
             raise ConfigError(

@@ -30,6 +30,7 @@ from .dataset import SourceData, TaskData
 from .model import MultiTaskModel, TaskSpec
 from .predict import score_rows
 from .task_kinds import TrainerKind, trainer_kind
+from .trees import TreeModel
 
 
 def resolve_device(name: str) -> torch.device:
@@ -44,7 +45,12 @@ def resolve_device(name: str) -> torch.device:
 
 
 def task_specs(tasks: Sequence[TaskData]) -> list[TaskSpec]:
-    return [TaskSpec(t.name, t.cfg.type, t.cfg.mode, t.source, len(t.labels.classes)) for t in tasks]
+    """The network's heads: every task but those with a tree model of their own."""
+    return [
+        TaskSpec(t.name, t.cfg.type, t.cfg.mode, t.source, len(t.labels.classes))
+        for t in tasks
+        if t.cfg.tree_learner() is None
+    ]
 
 
 def threshold_rule(task: TaskData) -> Any:
@@ -85,10 +91,13 @@ class Trainer:
         self.sources = sources
         self.num = {n: torch.as_tensor(s.num, device=self.device) for n, s in sources.items()}
         self.cat = {n: torch.as_tensor(s.cat, device=self.device) for n, s in sources.items()}
-        self.y = {t.name: torch.as_tensor(t.y, device=self.device) for t in tasks}
-        self.train_idx = {t.name: torch.as_tensor(t.train_idx, device=self.device) for t in tasks}
-        self.val_idx = {t.name: torch.as_tensor(t.val_idx, device=self.device) for t in tasks}
-        self.class_weights = {t.name: self._class_weights(t) for t in tasks}
+        # Tree-model tasks are fitted once, before the epochs (_fit_trees); the loop trains the rest.
+        self.trees: dict[str, TreeModel] = {}
+        net = [t for t in tasks if t.name in self.model.specs]
+        self.y = {t.name: torch.as_tensor(t.y, device=self.device) for t in net}
+        self.train_idx = {t.name: torch.as_tensor(t.train_idx, device=self.device) for t in net}
+        self.val_idx = {t.name: torch.as_tensor(t.val_idx, device=self.device) for t in net}
+        self.class_weights = {t.name: self._class_weights(t) for t in net}
         self.callbacks = CallbackList(callbacks)
         self.optimizer = self._optimizer()
         self.autocast = self._autocast()
@@ -182,7 +191,8 @@ class Trainer:
         total = self.tcfg.epochs * self.steps_per_epoch()
         history, best, best_epoch, best_state, bad = [], -math.inf, 0, None, 0
         self.callbacks.fire("on_train_start", self)
-        for epoch in range(1, self.tcfg.epochs + 1):
+        self._fit_trees()
+        for epoch in range(1, (self.tcfg.epochs if self.train_idx else 0) + 1):
             self.callbacks.fire("on_epoch_start", self, epoch)
             t0 = time.perf_counter()
             losses, seen = self._run_epoch(total)
@@ -231,10 +241,34 @@ class Trainer:
         self.callbacks.fire("on_train_end", self, result.summary)
         return result
 
+    def _fit_trees(self) -> None:
+        """Each tree-model task: boosted on its training rows, stopped early on its validation rows."""
+        from . import trees
+
+        for name, task in self.tasks.items():
+            learner = task.cfg.tree_learner()
+            if learner is None:
+                continue
+            src = self.sources[task.source]
+            n_classes = len(task.labels.classes)
+            self.trees[name] = tree = trees.fit(
+                learner,
+                src.num,
+                src.cat,
+                task.y,
+                task.train_idx,
+                task.val_idx,
+                n_classes,
+                trees.class_weights(task.y[task.train_idx], n_classes, task.cfg.class_weighting),
+                selection_metric(task, self.tcfg.early_stopping.metric),
+                self.tcfg.seed,
+            )
+            self._print(f"{name}: lightgbm, {tree.best_iteration} rounds kept ({tree.fit_seconds:.1f} s)")
+
     def _run_epoch(self, total_steps: int) -> tuple[dict[str, float], int]:
         self.model.train()
-        queues = {n: self._batches(n) for n in self.tasks}
-        sums: dict[str, list[torch.Tensor]] = {n: [] for n in self.tasks}
+        queues = {n: self._batches(n) for n in self.train_idx}
+        sums: dict[str, list[torch.Tensor]] = {n: [] for n in self.train_idx}
         seen = 0
         for name in self._schedule():
             idx = next(queues[name], None)
@@ -251,7 +285,7 @@ class Trainer:
         return {n: float(torch.stack(v).mean()) for n, v in sums.items() if v}, seen
 
     def _schedule(self) -> list[str]:
-        names = list(self.tasks)
+        names = list(self.train_idx)
         steps = self.steps_per_epoch()
         if self.tcfg.task_sampling == "round_robin":
             return [names[i % len(names)] for i in range(steps)]
@@ -307,7 +341,8 @@ class Trainer:
         for name, task in self.tasks.items():
             m = self.evaluate_task(name, task.val_idx, fire=fire)
             results[name] = m
-            picks.append(self.selection_value(name, m)[1])
+            if name not in self.trees:  # a tree model was chosen already; epochs pick the network's weights
+                picks.append(self.selection_value(name, m)[1])
         if fire:
             self.callbacks.fire("on_evaluate", self, results)
         picks = [p for p in picks if not math.isnan(p)]
@@ -330,6 +365,7 @@ class Trainer:
             cbs,
             "evaluate",
             self.sources[src].ids,
+            trees=self.trees,
         )
         m = task_metrics(task, task.y[rows], out["scores"], threshold)
         if name in self._recon:

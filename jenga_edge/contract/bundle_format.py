@@ -10,6 +10,9 @@ The manifest is these Structs, encoded as JSON: jenga-export builds them,
 the agent decodes manifest.json into them, unknown keys refused, so the two
 sides cannot drift apart silently. docs/bundle-format.md describes every field.
 
+Version 4: a task names its `learner` (network, or lightgbm: an ONNX-ML
+TreeEnsemble graph, export/tree_onnx.py); version 3 bundles are refused with a
+message to re-export (their id does not cover the new key).
 Version 3: `bundle_id` is the sha256 of the canonical manifest (every key
 but `bundle_id` itself: thresholds, labels, schemas, graph sha256s), so an
 edited manifest no longer matches its id and is refused; a signature over the
@@ -33,7 +36,8 @@ from .typed import Invalid, convert
 
 MANIFEST = "manifest.json"
 BUNDLE_FORMAT = "jenga.bundle"
-BUNDLE_FORMAT_VERSION = 3
+BUNDLE_FORMAT_VERSION = 4
+LEARNERS = ("network", "lightgbm")
 
 
 class _Struct(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -69,6 +73,9 @@ class TaskEntry(_Struct, kw_only=True):
     schema_sha256: str
     metrics: dict[str, Any] = {}
     parity: dict[str, Any] = {}
+    # What computes the outputs: a head on the shared trunk (network) or a tree ensemble
+    # (lightgbm, an ai.onnx.ml TreeEnsemble graph). The agent scores both alike.
+    learner: str = "network"
 
     @property
     def kind(self) -> TaskKind:
@@ -79,6 +86,8 @@ class TaskEntry(_Struct, kw_only=True):
             task_kind(self.type)  # an unknown kind is refused at decode
         except SchemaError as exc:
             raise Invalid("type", str(exc)) from None
+        if self.learner not in LEARNERS:
+            raise Invalid("learner", f"{self.learner!r}: expected one of {', '.join(LEARNERS)}")
         if self.schema.sha256 != self.schema_sha256:
             raise Invalid("schema_sha256", "does not match the schema")
         check_inputs(self.inputs, self.schema)
@@ -235,6 +244,7 @@ _OLD_VERSIONS = {
     1: "it was written by jenga-export 0.1; re-export the model with this version",
     2: "it was written by jenga-export 0.2, whose bundle_id covers no threshold, label or schema; "
     "re-export the model with this version",
+    3: "it was written before tasks named their learner; re-export the model with this version",
 }
 
 

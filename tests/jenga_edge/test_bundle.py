@@ -75,6 +75,12 @@ def test_a_swapped_schema_is_caught(bundle_copy):
         verify_bundle(bundle_copy)
 
 
+def test_an_unknown_learner_is_refused(bundle_copy):
+    edit_manifest(bundle_copy, lambda m: m["tasks"][0].update(learner="xgboost"))
+    with pytest.raises(BundleError, match=r"tasks\[0\]\.learner: 'xgboost': expected one of network, lightgbm"):
+        verify_bundle(bundle_copy)
+
+
 def test_file_names_cannot_escape_the_bundle(bundle_copy):
     def change(m):
         m["tasks"][0]["file"] = "../threat.onnx"
@@ -99,6 +105,10 @@ def test_file_names_cannot_escape_the_bundle(bundle_copy):
             lambda m: m.update(format_version=2),
             "format_version 2 is not supported .*written by jenga-export 0.2, whose bundle_id covers no threshold.*"
             "re-export",
+        ),
+        (
+            lambda m: m.update(format_version=3),
+            "format_version 3 is not supported .*before tasks named their learner; re-export",
         ),
         (lambda m: m.update(format="other"), "expected 'jenga.bundle'"),
         (lambda m: m["requires"].update(agent_min_version="9.0.0"), "needs jenga-edge >= 9.0.0"),
@@ -169,7 +179,8 @@ def test_the_manifest_round_trips_through_its_structs(bundle_copy):
     data = (bundle_copy / MANIFEST).read_bytes()
     manifest = decode_manifest(data, "m")
     assert encode_manifest(manifest) == data  # what export wrote is what the agent reads
-    assert manifest.format_version == BUNDLE_FORMAT_VERSION == 3
+    assert manifest.format_version == BUNDLE_FORMAT_VERSION == 4
+    assert {t.learner for t in manifest.tasks} == {"network"}
     assert [o.role for o in manifest.tasks[1].outputs] == ["probabilities", "label"]
 
 

@@ -1,0 +1,115 @@
+"""Tree-model tasks (`learner: lightgbm`, trainer/trees.py): config, training, best_model/."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from jenga_edge.contract.errors import BundleError, ConfigError
+from trainer import checkpoint
+from trainer import metrics as M
+from trainer.config import config_from_dict
+from trainer.inference import evaluate_file
+
+from ..conftest import base_config, net_source, network_tasks
+from .test_config import BASE, load_err, raw
+
+FAST_TREES = {"kind": "lightgbm", "n_estimators": 60, "num_threads": 1, "early_stopping_rounds": 10}
+
+
+def with_learner(i: int, **task) -> dict:
+    data = raw()
+    data["tasks"][i].update(task)
+    return data
+
+
+@pytest.mark.parametrize(
+    ("task", "where", "message"),
+    [
+        ({"learner": "xgboost"}, "tasks[0].learner", "xgboost"),
+        ({"learner": {"kind": "lightgbm", "num_leaves": 1}}, "tasks[0].learner.num_leaves", ">= 2"),
+        ({"learner": {"kind": "lightgbm", "n_estimatorz": 5}}, "tasks[0].learner", "n_estimatorz"),
+        ({"learner": "lightgbm", "mode": "novelty"}, "tasks[0].learner", "a tree model needs labels"),
+    ],
+)
+def test_a_bad_learner_names_its_key_path(task, where, message):
+    err = load_err(with_learner(0, **task))
+    assert f"exp.yaml: {where}" in err and message in err
+
+
+def test_the_learner_shorthand_and_the_default():
+    cfg = config_from_dict(with_learner(1, learner="lightgbm"), check_files=False)
+    assert cfg.tasks[0].tree_learner() is None  # the network head, as before
+    learner = cfg.tasks[1].tree_learner()
+    assert learner is not None and learner.kind == "lightgbm" and learner.num_leaves == 31
+    assert BASE["tasks"][0].get("learner") is None
+
+
+def test_without_lightgbm_the_error_names_the_extra(monkeypatch):
+    from trainer import trees
+
+    monkeypatch.setitem(sys.modules, "lightgbm", None)  # import lightgbm now raises ImportError
+    with pytest.raises(ConfigError, match=r"lightgbm is not installed; pip install 'jenga-ai-edge\[trees\]'"):
+        trees.lightgbm()
+
+
+def tree_tasks() -> list[dict]:
+    threat, attack = network_tasks()
+    return [
+        dict(threat, name="threat_tree", learner=FAST_TREES, threshold_rule={"target_fpr": 0.02}),
+        dict(attack, learner=FAST_TREES),
+        threat,
+    ]
+
+
+@pytest.fixture(scope="module")
+def tree_run(tmp_path_factory, data_dir):
+    from trainer.run import run_experiment
+
+    out = tmp_path_factory.mktemp("trees")
+    cfg = config_from_dict(
+        base_config({"net": net_source(data_dir / "network.jsonl")}, tree_tasks(), out, epochs=2, seed=3)
+    )
+    return run_experiment(cfg, out, out=None)
+
+
+@pytest.mark.slow
+def test_tree_tasks_train_beside_a_network_task_and_round_trip(tree_run):
+    trainer = tree_run.trainer
+    assert set(trainer.trees) == {"threat_tree", "attack_type"} and set(trainer.model.heads) == {"threat"}
+    loaded = checkpoint.load(tree_run.model_dir)
+    meta = json.loads((tree_run.model_dir / checkpoint.META_FILE).read_text())
+    entry = next(t for t in meta["tasks"] if t["name"] == "threat_tree")
+    assert entry["learner"]["kind"] == "lightgbm" and (tree_run.model_dir / entry["learner"]["file"]).is_file()
+    src = trainer.sources["net"]
+    for name in ("threat_tree", "attack_type"):
+        np.testing.assert_array_equal(
+            loaded.trees[name].predict(src.num, src.cat), trainer.trees[name].predict(src.num, src.cat)
+        )
+    # The threshold rule is applied to the tree's validation scores as for a network task.
+    task = trainer.tasks["threat_tree"]
+    val_scores = trainer.trees["threat_tree"].predict(src.num[task.val_idx], src.cat[task.val_idx])
+    want = M.choose_threshold(task.y[task.val_idx], val_scores, {"target_fpr": 0.02})
+    assert tree_run.result.thresholds["threat_tree"] == pytest.approx(want)
+
+
+@pytest.mark.slow
+def test_evaluate_scores_a_tree_task_from_best_model(tree_run, data_dir):
+    results = evaluate_file(str(tree_run.model_dir), str(data_dir / "network_test.jsonl"))
+    assert results["threat_tree"]["roc_auc"] > 0.9 and results["attack_type"]["macro_f1"] > 0.5
+    assert "threat" in results
+
+
+@pytest.mark.slow
+def test_a_changed_booster_file_is_refused(tree_run, tmp_path):
+    import shutil
+
+    d = tmp_path / "best_model"
+    shutil.copytree(tree_run.model_dir, d)
+    path = d / "threat_tree.lightgbm.txt"
+    path.write_text(path.read_text().replace("learning_rate", "learning_rate "))
+    with pytest.raises(BundleError, match=r"threat_tree.lightgbm.txt: missing or its sha256 does not match"):
+        checkpoint.load(d)
