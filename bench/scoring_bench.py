@@ -3,7 +3,9 @@
 For each task graph (and each merged graph): median time to score one event
 (batch 1) and a batch of 1,000 events, on the same rows, in the same process.
 onnxruntime runs with 1 intra-op thread (the gateway default) and torch with 1
-thread, so the comparison is per core. Prints a table and writes JSON.
+thread, so the comparison is per core. A tree-model task (learner: lightgbm) has no
+torch module: its reference column is the booster's own predict. Prints a table and
+writes JSON.
 
     python bench/scoring_bench.py --model runs/nsl_kdd/best_model --bundle build/bundle
 """
@@ -21,6 +23,7 @@ import onnxruntime as ort
 import torch
 
 from export.graphs import MergedGraph, TaskGraph
+from export.tree_onnx import BoosterReference
 from jenga_edge.bundle import verify_bundle
 from trainer import checkpoint
 
@@ -50,7 +53,7 @@ def rows(schema, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return num, cat.astype(np.int64)
 
 
-def measure(module: torch.nn.Module, sess: ort.InferenceSession, num: np.ndarray, cat: np.ndarray, repeat: int) -> dict:
+def measure(module, sess: ort.InferenceSession, num: np.ndarray, cat: np.ndarray, repeat: int) -> dict:
     out = {}
     for label, n in (("single", 1), ("batch_1000", 1000)):
         nb, cb = num[:n], cat[:n]
@@ -73,16 +76,26 @@ def main() -> None:
     loaded = checkpoint.load(args.model)
     bundle = verify_bundle(args.bundle)
     results = []
-    graphs = [(t.name, TaskGraph(loaded.model, t.name), t.file, t.source) for t in bundle.tasks.values()]
+    graphs = [
+        (
+            f"{t.name} ({t.learner})",
+            BoosterReference(loaded.trees[t.name])
+            if t.name in loaded.trees
+            else TaskGraph(loaded.model, t.name).eval(),
+            t.file,
+            t.source,
+        )
+        for t in bundle.tasks.values()
+    ]
     graphs += [
-        (f"merged:{','.join(m.tasks)}", MergedGraph(loaded.model, list(m.tasks)), m.file, m.source)
+        (f"merged:{','.join(m.tasks)}", MergedGraph(loaded.model, list(m.tasks)).eval(), m.file, m.source)
         for m in bundle.merged
     ]
     for name, module, file, source in graphs:
         num, cat = rows(loaded.schemas[source], 1000)
-        r = measure(module.eval(), session(args.bundle / file), num, cat, args.repeat)
+        r = measure(module, session(args.bundle / file), num, cat, args.repeat)
         results.append({"graph": name, "file": file, "size_kib": (args.bundle / file).stat().st_size / 1024, **r})
-    print(f"{'graph':<34}{'KiB':>7}{'torch 1 ev µs':>15}{'ORT 1 ev µs':>13}{'torch 1000 µs':>15}{'ORT 1000 µs':>13}")
+    print(f"{'graph':<34}{'KiB':>7}{'ref 1 ev µs':>15}{'ORT 1 ev µs':>13}{'ref 1000 µs':>15}{'ORT 1000 µs':>13}")
     for r in results:
         print(
             f"{r['graph']:<34}{r['size_kib']:>7.0f}{r['single']['torch_us']:>15.1f}{r['single']['ort_us']:>13.1f}"
