@@ -113,3 +113,22 @@ def test_a_changed_booster_file_is_refused(tree_run, tmp_path):
     path.write_text(path.read_text().replace("learning_rate", "learning_rate "))
     with pytest.raises(BundleError, match=r"threat_tree.lightgbm.txt: missing or its sha256 does not match"):
         checkpoint.load(d)
+
+
+def test_lightgbm_is_imported_only_by_a_task_that_uses_it():
+    import subprocess
+    from pathlib import Path
+
+    code = (
+        "import sys\n"
+        "import trainer.run, trainer.inference, trainer.holdout, export.bundle_writer, jenga_edge.agent\n"
+        "assert 'lightgbm' not in sys.modules, 'imported at start'\n"
+        "from trainer import trees\n"
+        "trees.lightgbm()\n"
+        "assert 'lightgbm' in sys.modules\n"
+        "print('ok')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[2], timeout=120
+    )
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
