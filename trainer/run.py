@@ -78,9 +78,14 @@ def _load_initial(cfg: ExperimentConfig):
 
 def _check_compatible(cfg: ExperimentConfig, loaded, tasks: list) -> None:
     for t in tasks:
-        if t.cfg.tree_learner() is not None:
-            continue  # a tree model is fitted afresh: nothing of it is continued
         spec = loaded.model.specs.get(t.name)
+        if t.cfg.tree_learner() is not None:
+            if spec is not None:  # its head would be trained and saved beside the tree
+                raise ConfigError(
+                    f"training.init_from: task {t.name!r} is a network head in {cfg.training.init_from}; "
+                    "a tree model cannot continue it (train from scratch, or keep learner: network)"
+                )
+            continue  # a tree model is fitted afresh: nothing of it is continued
         if spec is None or spec.n_classes != len(t.labels.classes) or spec.source != t.source:
             raise ConfigError(
                 f"training.init_from: task {t.name!r} does not match the saved model "

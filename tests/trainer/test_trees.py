@@ -132,3 +132,27 @@ def test_lightgbm_is_imported_only_by_a_task_that_uses_it():
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[2], timeout=120
     )
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_init_from_refits_the_trees_and_refuses_a_head_turned_tree(tree_run, data_dir, tmp_path):
+    from trainer.run import run_experiment
+
+    def cfg(tasks):
+        return config_from_dict(
+            base_config(
+                {"net": net_source(data_dir / "network.jsonl")},
+                tasks,
+                tmp_path,
+                epochs=1,
+                init_from=str(tree_run.model_dir),
+            )
+        )
+
+    again = run_experiment(cfg(tree_tasks()), tmp_path / "again", out=None)
+    assert set(again.trainer.trees) == {"threat_tree", "attack_type"}
+    checkpoint.load(again.model_dir)  # the continued network and the refitted trees load together
+    turned = tree_tasks()
+    turned[2]["learner"] = FAST_TREES
+    with pytest.raises(ConfigError, match=r"task 'threat' is a network head in .*a tree model cannot continue it"):
+        run_experiment(cfg(turned), tmp_path / "turned", out=None)
