@@ -58,6 +58,9 @@ class Encoding:
     """One numeric encoding. `fit` returns the Feature fields it sets."""
 
     name: ClassVar[str]
+    # Learned weights: its module has `fixed_view(x)`, one fixed column per feature, that
+    # novelty autoencoders reconstruct instead (a learned target could shrink to nothing).
+    learned: ClassVar[bool] = False
 
     def fit(self, x: np.ndarray, bins: int) -> dict[str, Any]:
         raise NotImplementedError
@@ -213,6 +216,10 @@ class _Periodic(nn.Module):
         """Quantile rank in [0, 1] per feature, centred to unit variance: [batch, n]."""
         return (self.bins(x) @ self.average - 0.5) * math.sqrt(12.0)
 
+    def fixed_view(self, x: torch.Tensor) -> torch.Tensor:
+        """What a novelty head reconstructs: the rank, which no weight can move."""
+        return self.rank(x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = self.rank(x)
         v = 2 * math.pi * z.unsqueeze(2) * self.frequencies  # [batch, n, k]
@@ -227,6 +234,7 @@ class Periodic(Encoding):
     (PLR, Gorishniy et al., 2022). A (nearly) constant column falls back to `standard`."""
 
     name = "periodic"
+    learned = True
 
     def fit(self, x: np.ndarray, bins: int) -> dict[str, Any]:
         edges = quantile_edges(x, PERIODIC_QUANTILE_BINS)

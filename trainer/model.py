@@ -66,6 +66,10 @@ class FeatureEncoder(nn.Module):
             if name in groups
         )
         self.numeric_width = sum(ENCODINGS[f.encoding].width(f, periodic) for f in num)
+        # A learned encoding's fixed view (reconstruction_target) is one column per feature.
+        self.fixed_numeric_width = sum(
+            1 if ENCODINGS[f.encoding].learned else ENCODINGS[f.encoding].width(f, periodic) for f in num
+        )
         vocab = [len(f.categories) for f in schema.categorical]
         offsets = [sum(vocab[:i]) for i in range(len(vocab))]
         self.register_buffer("cat_offsets", torch.tensor(offsets, dtype=torch.long))
@@ -91,8 +95,12 @@ class FeatureEncoder(nn.Module):
     def reconstruction_target(self, num: torch.Tensor, cat: torch.Tensor) -> torch.Tensor:
         """A fixed (not learned) view of the input for novelty autoencoders: the
         scaled numerics plus a one-hot of each category. Learned embeddings would
-        let the autoencoder shrink them to zero and call everything normal."""
-        parts = [self.numeric_part(num)]
+        let the autoencoder shrink them to zero and call everything normal; so
+        would learned numeric encodings (`periodic`): they give their fixed input
+        instead (`fixed_view`, the quantile rank)."""
+        x = torch.where(torch.isnan(num), self.impute, num)
+        fixed = [getattr(part, "fixed_view", part)(x) for part in self.numeric_parts]
+        parts = [torch.cat(fixed, dim=1) if fixed else num.new_zeros((num.shape[0], 0))]
         if self.vocab_total:
             # Each feature's one-hot lives in its own offset range: summing over
             # features gives one multi-hot vector of the combined vocabulary.
@@ -102,7 +110,7 @@ class FeatureEncoder(nn.Module):
 
     @property
     def target_dim(self) -> int:
-        return self.numeric_width + self.vocab_total
+        return self.fixed_numeric_width + self.vocab_total
 
 
 def mlp(sizes: list[int], cfg: ModelConfig, final_plain: bool = False) -> nn.Sequential:

@@ -175,3 +175,20 @@ def test_ensemble_members_differ_and_the_score_is_the_mean_of_their_probabilitie
     target = model.adapters["s"].encoder.reconstruction_target(b["numeric"], b["categorical"])
     errors = (model.heads["odd"](h.mean(dim=1)) - target).pow(2).mean(dim=1)
     torch.testing.assert_close(odd["errors"], errors)
+
+
+def test_a_novelty_head_reconstructs_the_fixed_rank_of_a_periodic_feature_not_its_learned_encoding():
+    feats = (
+        Feature("a", "numeric", "periodic", edges=(0.0, 1.0, 4.0, 10.0)),
+        Feature("b", "numeric", "standard", mean=1.0, std=2.0),
+    )
+    enc = FeatureEncoder(FeatureSchema(feats), embedding_dim=0)
+    num, cat = torch.tensor([[0.5, 3.0], [7.0, -1.0]]), torch.zeros((2, 0), dtype=torch.long)
+    target = enc.reconstruction_target(num, cat)
+    assert target.shape == (2, enc.target_dim) == (2, 2)
+    periodic = enc.numeric_parts[1]  # registry order: standard, then periodic
+    with torch.no_grad():
+        periodic.weight.zero_()
+        periodic.frequencies.mul_(3.0)
+    assert torch.equal(enc.reconstruction_target(num, cat), target)  # no learned weight moves it
+    torch.testing.assert_close(target[:, 1], periodic.rank(num[:, :1]).squeeze(1))
