@@ -21,6 +21,7 @@ at a time (median). Prints mean ± std over seeds; writes JSON.
 
     python bench/detection_compare.py --quick     # 1 seed, fewer rows: ~1 min on 2 cores
     python bench/detection_compare.py             # 3 seeds: ~9 min on 2 busy cores
+    python bench/detection_compare.py --quick --no-peers --ours-set model.ensemble=4
 """
 
 from __future__ import annotations
@@ -315,10 +316,19 @@ def run_peers(ds: Dataset, tr: np.ndarray, te: np.ndarray, seed: int) -> list[di
     return results
 
 
-def run_ours(ds: Dataset, tr: np.ndarray, te: np.ndarray, seed: int, tmp: Path, learner: str = "network") -> list[dict]:
+def run_ours(
+    ds: Dataset,
+    tr: np.ndarray,
+    te: np.ndarray,
+    seed: int,
+    tmp: Path,
+    learner: str = "network",
+    overrides: tuple[str, ...] = (),
+) -> list[dict]:
     """learner lightgbm: the supervised task with `learner: lightgbm` (trainer/trees.py), alone."""
     import torch
 
+    from jenga_edge.contract.typed import apply_overrides
     from trainer import checkpoint
     from trainer.config import config_from_dict
     from trainer.dataset import vectorize_rows
@@ -334,7 +344,8 @@ def run_ours(ds: Dataset, tr: np.ndarray, te: np.ndarray, seed: int, tmp: Path, 
     raw["training"].update(seed=seed, progress=False)
     if learner != "network":
         raw["tasks"] = [dict(t, learner=learner) for t in raw["tasks"] if t["name"] == ds.supervised_task]
-    cfg = config_from_dict(raw)
+    # --ours-set: the same overrides as jenga-train --set (a variant of the shipped config)
+    cfg = config_from_dict(apply_overrides(raw, list(overrides)))
     t0 = time.perf_counter()
     run = run_experiment(cfg, tmp / f"run-{seed}", out=None)
     fit_s = time.perf_counter() - t0
@@ -355,6 +366,7 @@ def run_ours(ds: Dataset, tr: np.ndarray, te: np.ndarray, seed: int, tmp: Path, 
 
             timed = time_scoring(score, (num, cat), single)
             name = f"ours: {Path(ds.config).name} task {task!r}" + (f" (learner: {learner})" * (learner != "network"))
+            name += "".join(f" {o}" for o in overrides)
             results.append(_result(ds, seed, name, kind, ds.y[te], fit_s, timed))
     finally:
         torch.set_num_threads(threads)
@@ -424,6 +436,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=None, help="seeds per dataset (default 3; 1 with --quick)")
     ap.add_argument("--datasets", default="nsl-kdd,fraud", help="comma-separated: nsl-kdd, fraud")
     ap.add_argument("--test-fraction", type=float, default=0.2)
+    ap.add_argument(
+        "--ours-set", action="append", default=[], metavar="KEY=VALUE", help="override our config (repeatable)"
+    )
+    ap.add_argument("--no-peers", action="store_true", help="only our model (comparing variants of it)")
     ap.add_argument("--out", type=Path, default=REPO / "build/bench/detection_compare.json")
     args = ap.parse_args(argv)
     try:
@@ -445,14 +461,21 @@ def main(argv: list[str] | None = None) -> int:
             for seed in range(seeds):
                 tr, te = stratified_split(ds.y, args.test_fraction, seed)
                 print(f"{ds.name}: seed {seed}: {len(tr):,} train / {len(te):,} test rows", file=sys.stderr)
-                results += run_ours(ds, tr, te, seed, Path(tmp))
-                results += run_peers(ds, tr, te, seed)
+                results += run_ours(ds, tr, te, seed, Path(tmp), overrides=tuple(args.ours_set))
+                if not args.no_peers:
+                    results += run_peers(ds, tr, te, seed)
     summary = summarise(results)
     print(markdown(summary))
     wall = time.perf_counter() - t_start
     print(f"\n{seeds} seed(s), {wall:.0f} s wall", file=sys.stderr)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"quick": args.quick, "seeds": seeds, "test_fraction": args.test_fraction, "wall_s": wall}
+    meta = {
+        "ours_set": args.ours_set,
+        "quick": args.quick,
+        "seeds": seeds,
+        "test_fraction": args.test_fraction,
+        "wall_s": wall,
+    }
     args.out.write_text(json.dumps({"meta": meta, "summary": summary, "results": results}, indent=2))
     print(f"wrote {args.out}", file=sys.stderr)
     return 0

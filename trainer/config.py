@@ -202,6 +202,16 @@ class TaskConfig(Config, kw_only=True):
         return LightGBMLearner(kind="lightgbm") if self.learner == "lightgbm" else None
 
 
+class PeriodicConfig(Config, kw_only=True):
+    """Sizes of the `periodic` numeric encoding (trainer/encodings.py)."""
+
+    frequencies: Annotated[int, doc("learned frequencies per feature (2 x this cos/sin values)", ge=1, le=128)] = 16
+    width: Annotated[int, doc("columns per feature after its linear layer and ReLU", ge=1, le=128)] = 16
+    sigma: Annotated[
+        float, doc("the frequencies start as N(0, sigma^2), on the unit-variance quantile rank", gt=0.0)
+    ] = 1.0
+
+
 class ModelConfig(Config, kw_only=True):
     """Per-source adapters -> one shared trunk -> one head per task."""
 
@@ -218,6 +228,20 @@ class ModelConfig(Config, kw_only=True):
     ] = None
     decoder_sizes: Annotated[list[int], doc("hidden widths of novelty autoencoder heads")] = msgspec.field(
         default_factory=lambda: [64]
+    )
+    ensemble: Annotated[
+        int,
+        doc(
+            "k > 1: TabM-mini ensemble, k members sharing every weight but a per-member scale of the "
+            "encoded input and their own heads; trained on the mean of their losses, scored by the mean "
+            "of their probabilities, in one graph. Novelty heads read the members' mean representation. "
+            "1: one plain network",
+            ge=1,
+            le=64,
+        ),
+    ] = 1
+    periodic: Annotated[PeriodicConfig, doc("the `periodic` numeric encoding's sizes")] = msgspec.field(
+        default_factory=PeriodicConfig
     )
 
 
@@ -374,6 +398,9 @@ def _cross_check(cfg: ExperimentConfig, source: str, check_files: bool) -> None:
             )
         _check_label(task, where, source)
     _check_split(cfg.training, source)
+    if cfg.model.ensemble > 1 and cfg.model.normalization == "batch":
+        # BatchNorm1d over [batch, k, width] would normalise over members, not features.
+        _fail(source, "model.ensemble", "an ensemble (k > 1) needs normalization: layer or none, not batch")
     if check_files:
         for name in cfg.sources:
             if not cfg.source_path(name).is_file():

@@ -10,6 +10,12 @@ Adding an encoding: a class here and a line in ENCODINGS, and its name in the
 schema's ENCODING_NAMES (a bundle must say which encodings it uses; the agent
 checks the name). tests/trainer/test_encodings.py holds the two lists equal.
 
+`periodic` has learned parameters (Gorishniy et al. 2022, PLR): its fit is the
+quantile edges (as piecewise_linear's), its module turns each value into its
+quantile rank, then cos/sin of learned frequencies, then a per-feature linear
+layer and ReLU. Its sizes come from the model config (`model.periodic`,
+`PeriodicOptions` here), not from the schema: the graph carries the weights.
+
 `auto` is not an encoding but a choice made per column: log1p for a
 non-negative heavy-tailed column, standard otherwise (measured in
 bench/encoding_compare.py).
@@ -17,7 +23,9 @@ bench/encoding_compare.py).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -32,19 +40,36 @@ Z_LIMIT = 100.0  # standardized values are clipped so one absurd event cannot ov
 HEAVY_TAIL_RATIO = 20.0
 
 
+# Quantile edges fitted for a periodic column: its quantile rank needs a finer grid than
+# piecewise_linear's bins (each edge is one float in the schema; ties merge them).
+PERIODIC_QUANTILE_BINS = 64
+
+
+@dataclass(frozen=True)
+class PeriodicOptions:
+    """Sizes of the `periodic` encoding (the model config's `model.periodic`)."""
+
+    frequencies: int = 16  # k: learned frequencies per feature (2k cos/sin values)
+    width: int = 16  # d: columns per feature after the linear layer
+    sigma: float = 1.0  # frequencies start as N(0, sigma^2)
+
+
 class Encoding:
     """One numeric encoding. `fit` returns the Feature fields it sets."""
 
     name: ClassVar[str]
+    # Learned weights: its module has `fixed_view(x)`, one fixed column per feature, that
+    # novelty autoencoders reconstruct instead (a learned target could shrink to nothing).
+    learned: ClassVar[bool] = False
 
     def fit(self, x: np.ndarray, bins: int) -> dict[str, Any]:
         raise NotImplementedError
 
-    def width(self, feature: Feature) -> int:
+    def width(self, feature: Feature, options: PeriodicOptions | None = None) -> int:
         """Columns of the encoded vector one feature takes."""
         return 1
 
-    def module(self, cols: list[int], features: list[Feature]) -> nn.Module:
+    def module(self, cols: list[int], features: list[Feature], options: PeriodicOptions | None = None) -> nn.Module:
         """(imputed raw numeric [batch, n]) -> this encoding's columns [batch, sum of widths]."""
         raise NotImplementedError
 
@@ -85,7 +110,7 @@ class Standard(Encoding):
     def _torch(x: torch.Tensor) -> torch.Tensor:
         return x
 
-    def module(self, cols: list[int], features: list[Feature]) -> nn.Module:
+    def module(self, cols: list[int], features: list[Feature], options: PeriodicOptions | None = None) -> nn.Module:
         return _Scaled(cols, features, self._torch)
 
 
@@ -151,15 +176,81 @@ class PiecewiseLinear(Encoding):
             return {"encoding": Standard.name, **Standard().fit(x, bins)}
         return {"edges": edges}
 
-    def width(self, feature: Feature) -> int:
+    def width(self, feature: Feature, options: PeriodicOptions | None = None) -> int:
         return len(feature.edges) - 1
 
-    def module(self, cols: list[int], features: list[Feature]) -> nn.Module:
+    def module(self, cols: list[int], features: list[Feature], options: PeriodicOptions | None = None) -> nn.Module:
         return _PiecewiseLinear(cols, features)
 
 
+class _Periodic(nn.Module):
+    """Quantile rank -> [cos, sin](2 pi f z) -> per-feature linear -> ReLU (PLR).
+
+    The rank (the mean fill of a feature's quantile bins, as piecewise_linear
+    computes them) is centred and scaled to unit variance: the paper feeds
+    quantile-transformed values, and a rank is immune to heavy tails and absurd
+    values. Each feature has its own frequencies and linear layer, applied as
+    one batched MatMul over features ([n, batch, 2k] @ [n, 2k, d])."""
+
+    bins: _PiecewiseLinear
+    average: torch.Tensor  # buffer
+
+    def __init__(self, cols: list[int], features: list[Feature], options: PeriodicOptions):
+        super().__init__()
+        n, k, d = len(cols), options.frequencies, options.width
+        self.bins = _PiecewiseLinear(cols, features)
+        # Mean fill of each feature's bins: a [n_bins, n] averaging matrix (a MatMul in the graph).
+        counts = [len(f.edges) - 1 for f in features]
+        avg = torch.zeros(sum(counts), n)
+        start = 0
+        for j, c in enumerate(counts):
+            avg[start : start + c, j] = 1.0 / c
+            start += c
+        self.register_buffer("average", avg)
+        self.frequencies = nn.Parameter(torch.randn(n, k) * options.sigma)
+        bound = 1.0 / math.sqrt(2 * k)  # nn.Linear's initialisation, per feature
+        self.weight = nn.Parameter(torch.empty(n, 2 * k, d).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(n, 1, d).uniform_(-bound, bound))
+
+    def rank(self, x: torch.Tensor) -> torch.Tensor:
+        """Quantile rank in [0, 1] per feature, centred to unit variance: [batch, n]."""
+        return (self.bins(x) @ self.average - 0.5) * math.sqrt(12.0)
+
+    def fixed_view(self, x: torch.Tensor) -> torch.Tensor:
+        """What a novelty head reconstructs: the rank, which no weight can move."""
+        return self.rank(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.rank(x)
+        v = 2 * math.pi * z.unsqueeze(2) * self.frequencies  # [batch, n, k]
+        p = torch.cat([torch.cos(v), torch.sin(v)], dim=2).transpose(0, 1)  # [n, batch, 2k]
+        out = torch.relu(p @ self.weight + self.bias)  # [n, batch, d]
+        return out.transpose(0, 1).reshape(x.shape[0], -1)
+
+
+class Periodic(Encoding):
+    """`periodic`: learned periodic features of the value's quantile rank, then a
+    per-feature linear layer and ReLU, `model.periodic.width` columns per feature
+    (PLR, Gorishniy et al., 2022). A (nearly) constant column falls back to `standard`."""
+
+    name = "periodic"
+    learned = True
+
+    def fit(self, x: np.ndarray, bins: int) -> dict[str, Any]:
+        edges = quantile_edges(x, PERIODIC_QUANTILE_BINS)
+        if edges is None:
+            return {"encoding": Standard.name, **Standard().fit(x, bins)}
+        return {"edges": edges}
+
+    def width(self, feature: Feature, options: PeriodicOptions | None = None) -> int:
+        return (options or PeriodicOptions()).width
+
+    def module(self, cols: list[int], features: list[Feature], options: PeriodicOptions | None = None) -> nn.Module:
+        return _Periodic(cols, features, options or PeriodicOptions())
+
+
 # Registry order is the order of the encoded vector's parts.
-ENCODINGS: dict[str, Encoding] = {e.name: e for e in (Standard(), Log1p(), Raw(), PiecewiseLinear())}
+ENCODINGS: dict[str, Encoding] = {e.name: e for e in (Standard(), Log1p(), Raw(), PiecewiseLinear(), Periodic())}
 
 
 def choose_auto(x: np.ndarray) -> str:

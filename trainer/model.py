@@ -3,6 +3,15 @@
 Each source's FeatureEncoder applies the fitted schema inside the network
 (imputation, log1p, standard scaling, piecewise-linear bins, embeddings), so
 the exported graph takes the raw vectorized event and nothing is done twice.
+
+`model.ensemble: k > 1` makes it a TabM-mini ensemble (Gorishniy et al. 2024):
+each source's encoded vector is multiplied by k per-member scales (started at
+random signs, so members differ from the first step), every layer after it is
+shared and runs on [batch, k, width], and each supervised task has k heads.
+The loss is the mean of the members' losses; the score is the mean of their
+probabilities. A novelty head decodes the members' mean representation: its
+score is a reconstruction error, which one decoder of one representation
+keeps calibrated (k decoders would need k calibrations).
 """
 
 from __future__ import annotations
@@ -17,7 +26,7 @@ from torch import nn
 from jenga_edge.contract.schema import FeatureSchema
 
 from .config import ModelConfig
-from .encodings import ENCODINGS
+from .encodings import ENCODINGS, PeriodicOptions
 from .task_kinds import TrainerKind, trainer_kind
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh}
@@ -43,7 +52,7 @@ class FeatureEncoder(nn.Module):
     impute: torch.Tensor
     cat_offsets: torch.Tensor
 
-    def __init__(self, schema: FeatureSchema, embedding_dim: int):
+    def __init__(self, schema: FeatureSchema, embedding_dim: int, periodic: PeriodicOptions | None = None):
         super().__init__()
         num = schema.numeric
         self.n_numeric, self.n_categorical = len(num), len(schema.categorical)
@@ -52,11 +61,15 @@ class FeatureEncoder(nn.Module):
         for j, f in enumerate(num):
             groups.setdefault(f.encoding, []).append(j)
         self.numeric_parts = nn.ModuleList(
-            enc.module(groups[name], [num[j] for j in groups[name]])
+            enc.module(groups[name], [num[j] for j in groups[name]], periodic)
             for name, enc in ENCODINGS.items()
             if name in groups
         )
-        self.numeric_width = sum(ENCODINGS[f.encoding].width(f) for f in num)
+        self.numeric_width = sum(ENCODINGS[f.encoding].width(f, periodic) for f in num)
+        # A learned encoding's fixed view (reconstruction_target) is one column per feature.
+        self.fixed_numeric_width = sum(
+            1 if ENCODINGS[f.encoding].learned else ENCODINGS[f.encoding].width(f, periodic) for f in num
+        )
         vocab = [len(f.categories) for f in schema.categorical]
         offsets = [sum(vocab[:i]) for i in range(len(vocab))]
         self.register_buffer("cat_offsets", torch.tensor(offsets, dtype=torch.long))
@@ -82,8 +95,12 @@ class FeatureEncoder(nn.Module):
     def reconstruction_target(self, num: torch.Tensor, cat: torch.Tensor) -> torch.Tensor:
         """A fixed (not learned) view of the input for novelty autoencoders: the
         scaled numerics plus a one-hot of each category. Learned embeddings would
-        let the autoencoder shrink them to zero and call everything normal."""
-        parts = [self.numeric_part(num)]
+        let the autoencoder shrink them to zero and call everything normal; so
+        would learned numeric encodings (`periodic`): they give their fixed input
+        instead (`fixed_view`, the quantile rank)."""
+        x = torch.where(torch.isnan(num), self.impute, num)
+        fixed = [getattr(part, "fixed_view", part)(x) for part in self.numeric_parts]
+        parts = [torch.cat(fixed, dim=1) if fixed else num.new_zeros((num.shape[0], 0))]
         if self.vocab_total:
             # Each feature's one-hot lives in its own offset range: summing over
             # features gives one multi-hot vector of the combined vocabulary.
@@ -93,7 +110,7 @@ class FeatureEncoder(nn.Module):
 
     @property
     def target_dim(self) -> int:
-        return self.numeric_width + self.vocab_total
+        return self.fixed_numeric_width + self.vocab_total
 
 
 def mlp(sizes: list[int], cfg: ModelConfig, final_plain: bool = False) -> nn.Sequential:
@@ -112,16 +129,50 @@ def mlp(sizes: list[int], cfg: ModelConfig, final_plain: bool = False) -> nn.Seq
     return nn.Sequential(*layers)
 
 
+def periodic_options(cfg: ModelConfig) -> PeriodicOptions:
+    p = cfg.periodic
+    return PeriodicOptions(frequencies=p.frequencies, width=p.width, sigma=p.sigma)
+
+
 class Adapter(nn.Module):
-    """Per-source front end, so sources with different schemas share one trunk."""
+    """Per-source front end, so sources with different schemas share one trunk.
+
+    With an ensemble (k > 1) it also holds the members' multiplicative adapters:
+    [batch, D] encoded -> [batch, k, D], the only weights the members do not share
+    besides their heads."""
+
+    member_scale: torch.Tensor | None
 
     def __init__(self, schema: FeatureSchema, cfg: ModelConfig, width: int, embedding_dim: int):
         super().__init__()
-        self.encoder = FeatureEncoder(schema, embedding_dim)
+        self.encoder = FeatureEncoder(schema, embedding_dim, periodic_options(cfg))
         self.project = nn.Sequential(nn.Linear(self.encoder.out_dim, width), ACTIVATIONS[cfg.activation]())
+        # Created only for k > 1, after the other weights: a k = 1 model draws the same
+        # random numbers as before ensembles existed, so it is the same model bit for bit.
+        self.member_scale = None
+        if cfg.ensemble > 1:
+            signs = torch.randint(0, 2, (cfg.ensemble, self.encoder.out_dim)).float() * 2 - 1
+            self.member_scale = nn.Parameter(signs)  # TabM-mini: random +-1 signs
 
     def forward(self, num: torch.Tensor, cat: torch.Tensor) -> torch.Tensor:
-        return self.project(self.encoder(num, cat))
+        x = self.encoder(num, cat)
+        if self.member_scale is not None:
+            x = x.unsqueeze(1) * self.member_scale
+        return self.project(x)
+
+
+class EnsembleLinear(nn.Module):
+    """k independent linear heads over [batch, k, in] -> [batch, k, out] (one batched MatMul)."""
+
+    def __init__(self, in_dim: int, out_features: int, k: int):
+        super().__init__()
+        self.out_features = out_features  # as nn.Linear's, read by trainer/predict.py
+        bound = 1.0 / in_dim**0.5  # nn.Linear's initialisation, per member
+        self.weight = nn.Parameter(torch.empty(k, in_dim, out_features).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(k, out_features).uniform_(-bound, bound))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return (h.transpose(0, 1) @ self.weight).transpose(0, 1) + self.bias
 
 
 class SequentialBackbone(nn.Module):
@@ -209,7 +260,16 @@ class MultiTaskModel(nn.Module):
     def _head(self, t: TaskSpec) -> nn.Module:
         if t.mode == "novelty":
             return NoveltyHead(self.trunk.out_dim, self._adapter(t.source).encoder.target_dim, self.cfg)
-        return t.kind.head(self.trunk.out_dim, t.n_classes)
+        head = t.kind.head(self.trunk.out_dim, t.n_classes)
+        if self.ensemble > 1:
+            assert isinstance(head, nn.Linear)  # each kind's head is one linear layer
+            return EnsembleLinear(head.in_features, head.out_features, self.ensemble)
+        return head
+
+    @property
+    def ensemble(self) -> int:
+        """Members per prediction (model.ensemble); the loss sees k logits per row."""
+        return self.cfg.ensemble
 
     def _adapter(self, source: str) -> Adapter:
         # nn.ModuleDict is untyped (its items are nn.Module); this one holds Adapters only.
@@ -260,12 +320,27 @@ class MultiTaskModel(nn.Module):
 
     def head_outputs(self, task: str, h: torch.Tensor, num: torch.Tensor, cat: torch.Tensor) -> dict[str, torch.Tensor]:
         spec, head = self.specs[task], self.heads[task]
+        if h.dim() == 3 and spec.mode == "novelty":
+            h = h.mean(dim=1)  # [batch, k, width]: one representation, one calibrated decoder
         if spec.mode == "novelty":
             novelty = self.novelty_head(task)
             target = self._adapter(spec.source).encoder.reconstruction_target(num, cat)
             errors = (novelty(h).float() - target.float()).pow(2).mean(dim=1)
             return {"errors": errors, "scores": novelty.score(errors)}
+        if h.dim() == 3:
+            return self._ensemble_outputs(spec, head(h).float())
         return spec.kind.scores(head(h).float())
+
+    @staticmethod
+    def _ensemble_outputs(spec: TaskSpec, member_logits: torch.Tensor) -> dict[str, torch.Tensor]:
+        """[batch, k, out] -> `logits` of every member, flattened row-major to [batch * k, ...]
+        (the trainer repeats each label k times), and `scores` the mean of the members'
+        probabilities."""
+        k, width = member_logits.shape[1], member_logits.shape[2]
+        out = spec.kind.scores(member_logits.reshape(-1, width))
+        scores = out["scores"]
+        out["scores"] = scores.reshape(-1, k, *scores.shape[1:]).mean(dim=1)
+        return out
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -332,6 +332,8 @@ class Trainer:
     def _loss(self, task: TaskData, out: dict, y: torch.Tensor) -> torch.Tensor:
         if task.cfg.mode == "novelty":
             return out["loss"]
+        # An ensemble's logits are k per row (row-major): the mean of the members' losses.
+        y = y.repeat_interleave(self.model.ensemble) if self.model.ensemble > 1 else y
         return kind_of(task).loss(out["logits"], y, self.class_weights[task.name])
 
     # ---------------------------------------------------------- evaluation

@@ -41,7 +41,7 @@ OOV_INDEX = 0
 OOV_TOKEN = "<unk>"
 
 Kind = Literal["numeric", "boolean", "categorical"]
-Encoding = Literal["standard", "log1p", "piecewise_linear", "none"]
+Encoding = Literal["standard", "log1p", "piecewise_linear", "none", "periodic"]
 # Fitted and computed by trainer/encodings.py (one class each); named here because a
 # bundle's schema says which encoding each feature uses and the agent checks the name.
 ENCODING_NAMES: tuple[str, ...] = get_args(Encoding)
@@ -95,10 +95,11 @@ class Feature(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             return
         if not (math.isfinite(self.impute) and math.isfinite(self.mean) and self.std > 0):
             raise SchemaError(f"{where}: impute/mean must be finite and std > 0")
-        if self.encoding == "piecewise_linear" and (
+        # periodic (agents after 0.2.0) encodes the quantile rank over the same kind of edges.
+        if self.encoding in ("piecewise_linear", "periodic") and (
             len(self.edges) < 2 or any(b <= a for a, b in itertools.pairwise(self.edges))
         ):
-            raise SchemaError(f"{where}: piecewise_linear needs >= 2 strictly increasing edges")
+            raise SchemaError(f"{where}: {self.encoding} needs >= 2 strictly increasing edges")
 
 
 class FeatureSchema(msgspec.Struct, dict=True, forbid_unknown_fields=True):

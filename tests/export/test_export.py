@@ -13,7 +13,7 @@ from export.bundle_writer import ExportOptions, ParityError, export_bundle
 from export.cli import main as export_cli
 from jenga_edge.bundle import verify_bundle
 from jenga_edge.contract.errors import BundleError, ConfigError
-from tests.conftest import base_config
+from tests.conftest import base_config, net_source, network_tasks
 from trainer import checkpoint
 from trainer.config import config_from_dict
 from trainer.run import run_experiment
@@ -270,3 +270,38 @@ def test_parity_rows_missing_a_few_features_are_named(trained_network, data_dir,
     )
     assert proc.returncode == 0, proc.stderr
     assert "no row has duration: the parity check scores them as missing" in proc.stderr
+
+
+def test_a_periodic_ensemble_with_a_novelty_head_exports_in_one_graph_with_parity(data_dir, tmp_path):
+    """`periodic` and `model.ensemble: 3` train, pass the parity gate, and the agent loads
+    the bundle; the members differ, and the graph's score is their mean. (Multiclass
+    ensembles: tests/trainer/test_model.py; each exported graph here costs seconds.)"""
+    tasks = [
+        *network_tasks(multitask=False),
+        {
+            "name": "odd",
+            "type": "anomaly_detection",
+            "mode": "novelty",
+            "source": "net",
+            "label": {"column": "label", "positive_labels": ["malicious"]},
+        },
+    ]
+    source = {**net_source(data_dir / "network.jsonl"), "encoding": "periodic", "limit": 800}
+    raw = base_config({"net": source}, tasks, tmp_path, epochs=1)
+    raw["model"].update(ensemble=3, periodic={"frequencies": 4, "width": 4})
+    run = run_experiment(config_from_dict(raw), tmp_path / "run", out=None)
+    manifest = export_bundle(run.model_dir, tmp_path / "bundle", ExportOptions(), log=lambda s: None)
+    assert {f.encoding for f in manifest.tasks[0].schema.features if f.kind == "numeric"} == {"periodic"}
+    for t in manifest.tasks:
+        assert max(v for case in t.parity["cases"].values() for v in case.values()) <= 1e-5, t.name
+    assert set(verify_bundle(tmp_path / "bundle").tasks) == {"threat", "odd"}
+    model = checkpoint.load(run.model_dir).model
+    src = run.trainer.sources["net"]
+    num, cat = torch.as_tensor(src.num[:64]), torch.as_tensor(src.cat[:64])
+    with torch.no_grad():
+        member = torch.sigmoid(model.heads["threat"](model.shared("net", num, cat))).squeeze(2)
+    assert member.shape == (64, 3) and (member[:, 0] - member[:, 1]).abs().max() > 1e-3
+    got = session(tmp_path / "bundle" / "threat.onnx").run(
+        ["score"], {"numeric": num.numpy(), "categorical": cat.numpy()}
+    )
+    assert np.abs(got[0] - member.mean(dim=1).numpy()).max() <= 1e-5

@@ -94,10 +94,16 @@ def test_numeric_params_must_be_finite(kw):
         Feature("x", "numeric", "standard", **kw).check()
 
 
+@pytest.mark.parametrize("encoding", ["piecewise_linear", "periodic"])
 @pytest.mark.parametrize("edges", [(), (1.0,), (0.0, 0.0, 1.0), (0.0, 2.0, 1.0)])
-def test_piecewise_edges_strictly_increasing(edges):
-    with pytest.raises(SchemaError, match="piecewise_linear needs >= 2 strictly increasing edges"):
-        Feature("x", "numeric", "piecewise_linear", edges=edges).check()
+def test_piecewise_edges_strictly_increasing(edges, encoding):
+    with pytest.raises(SchemaError, match=f"{encoding} needs >= 2 strictly increasing edges"):
+        Feature("x", "numeric", encoding, edges=edges).check()
+
+
+def test_a_periodic_feature_from_a_bundle_loads():
+    data = {"name": "x", "kind": "numeric", "encoding": "periodic", "edges": [0.0, 1.0, 5.0]}
+    assert Feature.from_json(data).edges == (0.0, 1.0, 5.0)
 
 
 # --- FeatureSchema ----------------------------------------------------------------------

@@ -266,6 +266,18 @@ def test_hidden_sizes_item_type():
     assert "model.hidden_sizes[1]: expected an integer, got str '32'" in msg
 
 
+def test_ensemble_and_periodic_errors_name_their_key_paths():
+    assert "model.ensemble: expected a value >= 1, got 0" in load_err(raw(model={"ensemble": 0}))
+    msg = load_err(raw(model={"ensemble": 4, "normalization": "batch"}))
+    assert "model.ensemble: an ensemble (k > 1) needs normalization: layer or none, not batch" in msg
+    msg = load_err(raw(model={"periodic": {"frequencies": 0}}))
+    assert "model.periodic.frequencies: expected a value >= 1, got 0" in msg
+    assert "model.periodic.sigma: expected a value > 0.0, got 0" in load_err(raw(model={"periodic": {"sigma": 0}}))
+    data = raw()
+    data["sources"]["net"]["encoding"] = "periodc"
+    assert "did you mean 'periodic'?" in load_err(data)
+
+
 def test_kinds_value_literal_suggests():
     data = raw()
     data["sources"]["net"]["kinds"] = {"port": "category"}

@@ -11,7 +11,9 @@ import torch
 from jenga_edge.contract.schema import ENCODING_NAMES, Feature, FeatureSchema
 from trainer.encodings import (
     ENCODINGS,
+    PERIODIC_QUANTILE_BINS,
     Z_LIMIT,
+    PeriodicOptions,
     choose_auto,
     is_heavy_tailed,
     quantile_edges,
@@ -28,11 +30,19 @@ def _feature(name: str, x: np.ndarray, bins: int = 4) -> Feature:
     return Feature("x", "numeric", impute=float(np.median(x)), **{"encoding": name, **ENCODINGS[name].fit(x, bins)})
 
 
-def _reference(f: Feature, x: np.ndarray) -> np.ndarray:
+def _reference(f: Feature, x: np.ndarray, module: torch.nn.Module) -> np.ndarray:
     """What the encoding computes, written out in numpy: the graph must agree."""
+    e = np.asarray(f.edges)
     if f.encoding == "piecewise_linear":
-        e = np.asarray(f.edges)
         return np.clip((x[:, None] - e[:-1]) / (e[1:] - e[:-1]), 0.0, 1.0)
+    if f.encoding == "periodic":  # its learned weights are the module's own
+        rank = np.clip((x[:, None] - e[:-1]) / (e[1:] - e[:-1]), 0.0, 1.0).mean(axis=1)
+        z = (rank - 0.5) * math.sqrt(12.0)
+        freq = module.frequencies.detach().numpy()[0]
+        v = 2 * math.pi * z[:, None] * freq
+        p = np.concatenate([np.cos(v), np.sin(v)], axis=1)
+        w, b = module.weight.detach().numpy()[0], module.bias.detach().numpy()[0]
+        return np.maximum(p @ w + b, 0.0)
     t = signed_log1p(x) if f.encoding == "log1p" else x
     return np.clip((t - f.mean) / f.std, -Z_LIMIT, Z_LIMIT)[:, None]
 
@@ -44,9 +54,9 @@ def test_each_module_computes_what_its_fit_describes(name):
     f = _feature(name, x)
     enc = ENCODINGS[name]
     module = enc.module([0], [f])
-    got = module(torch.tensor(x, dtype=torch.float32)[:, None]).numpy()
+    got = module(torch.tensor(x, dtype=torch.float32)[:, None]).detach().numpy()
     assert got.shape == (len(x), enc.width(f))
-    np.testing.assert_allclose(got, _reference(f, x), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(got, _reference(f, x, module), rtol=1e-4, atol=1e-4)
 
 
 def test_standard_and_log1p_fit_their_own_statistics():
@@ -64,6 +74,32 @@ def test_a_constant_column_gets_std_one_not_zero():
 def test_piecewise_linear_on_a_constant_column_falls_back_to_standard():
     params = ENCODINGS["piecewise_linear"].fit(np.full(10, 3.0), 8)
     assert params["encoding"] == "standard" and params["std"] == 1.0
+
+
+def test_periodic_fits_fine_quantile_edges_and_falls_back_on_a_constant_column():
+    x = np.random.default_rng(1).lognormal(3.0, 2.0, 2000)
+    assert len(ENCODINGS["periodic"].fit(x, 4)["edges"]) == PERIODIC_QUANTILE_BINS + 1
+    params = ENCODINGS["periodic"].fit(np.full(10, 3.0), 8)
+    assert params["encoding"] == "standard" and params["std"] == 1.0
+
+
+def test_periodic_gives_each_feature_its_own_weights_and_width():
+    rng = np.random.default_rng(2)
+    x = np.stack([rng.normal(0, 1, 300), rng.lognormal(5, 3, 300)], axis=1)
+    feats = [_feature("periodic", x[:, j]) for j in range(2)]
+    opts = PeriodicOptions(frequencies=3, width=5, sigma=0.5)
+    module = ENCODINGS["periodic"].module([0, 1], feats, opts)
+    assert module.frequencies.shape == (2, 3) and module.weight.shape == (2, 6, 5)
+    assert ENCODINGS["periodic"].width(feats[0], opts) == 5
+    out = module(torch.tensor(x, dtype=torch.float32))
+    assert out.shape == (300, 10) and bool((out >= 0).all())
+    # Feature 1's block depends on feature 1 only: a heavy tail cannot reach feature 0's columns.
+    y = x.copy()
+    y[:, 1] = 1e30
+    out2 = module(torch.tensor(y, dtype=torch.float32))
+    assert torch.equal(out[:, :5], out2[:, :5]) and torch.isfinite(out2).all()
+    z = module.rank(torch.tensor(x, dtype=torch.float32))
+    assert float(z.min()) >= -math.sqrt(3) - 1e-5 and float(z.max()) <= math.sqrt(3) + 1e-5
 
 
 def test_feature_encoder_puts_each_encoding_in_registry_order():

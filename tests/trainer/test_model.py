@@ -135,3 +135,60 @@ def test_novelty_calibration_keeps_bins_wide_enough_for_float32_parity():
         < float(head.score(torch.tensor([0.25])))
         < float(head.score(torch.tensor([5.0])))
     )
+
+
+def _model(ensemble: int, seed: int = 0) -> MultiTaskModel:
+    torch.manual_seed(seed)
+    specs = [
+        TaskSpec("threat", "anomaly_detection", "supervised", "s", 2),
+        TaskSpec("kind", "classification", "supervised", "s", 4),
+        TaskSpec("odd", "anomaly_detection", "novelty", "s", 2),
+    ]
+    return MultiTaskModel({"s": schema()}, specs, ModelConfig(hidden_sizes=[16, 8], ensemble=ensemble)).eval()
+
+
+def test_an_ensemble_of_one_is_the_plain_network():
+    model, b = _model(1), batch()
+    assert not any("member_scale" in n for n, _ in model.named_parameters())
+    assert isinstance(model.heads["threat"], torch.nn.Linear)
+    adapter = model.adapters["s"]
+    h = model.trunk(adapter.project(adapter.encoder(b["numeric"], b["categorical"])))
+    expected = torch.sigmoid(model.heads["threat"](h)).squeeze(1)
+    assert torch.equal(model("threat", features=b)["scores"], expected)
+
+
+def test_ensemble_members_differ_and_the_score_is_the_mean_of_their_probabilities():
+    model, b = _model(4), batch()
+    h = model.shared("s", b["numeric"], b["categorical"])
+    assert h.shape == (5, 4, 8)
+    member = torch.softmax(model.heads["kind"](h), dim=2)  # [batch, k, classes]
+    assert member.shape == (5, 4, 4)
+    assert (member[:, 0] - member[:, 1]).abs().max() > 1e-4  # members are not copies
+    out = model("kind", features=b)
+    torch.testing.assert_close(out["scores"], member.mean(dim=1))
+    assert out["logits"].shape == (20, 4)  # every member's logits, for the loss
+    threat = model("threat", features=b)
+    assert threat["scores"].shape == (5,) and threat["logits"].shape == (20,)
+    # The novelty head decodes the members' mean representation.
+    odd = model("odd", features=b)
+    assert odd["scores"].shape == (5,)
+    target = model.adapters["s"].encoder.reconstruction_target(b["numeric"], b["categorical"])
+    errors = (model.heads["odd"](h.mean(dim=1)) - target).pow(2).mean(dim=1)
+    torch.testing.assert_close(odd["errors"], errors)
+
+
+def test_a_novelty_head_reconstructs_the_fixed_rank_of_a_periodic_feature_not_its_learned_encoding():
+    feats = (
+        Feature("a", "numeric", "periodic", edges=(0.0, 1.0, 4.0, 10.0)),
+        Feature("b", "numeric", "standard", mean=1.0, std=2.0),
+    )
+    enc = FeatureEncoder(FeatureSchema(feats), embedding_dim=0)
+    num, cat = torch.tensor([[0.5, 3.0], [7.0, -1.0]]), torch.zeros((2, 0), dtype=torch.long)
+    target = enc.reconstruction_target(num, cat)
+    assert target.shape == (2, enc.target_dim) == (2, 2)
+    periodic = enc.numeric_parts[1]  # registry order: standard, then periodic
+    with torch.no_grad():
+        periodic.weight.zero_()
+        periodic.frequencies.mul_(3.0)
+    assert torch.equal(enc.reconstruction_target(num, cat), target)  # no learned weight moves it
+    torch.testing.assert_close(target[:, 1], periodic.rank(num[:, :1]).squeeze(1))
