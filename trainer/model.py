@@ -8,6 +8,7 @@ the exported graph takes the raw vectorized event and nothing is done twice.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -22,7 +23,9 @@ from .task_kinds import TrainerKind, trainer_kind
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh}
 LOG_EPS = 1e-12
-MIN_LOG_WIDTH = 0.1  # log-error units: a CDF step spans at least 10 % of error (see NoveltyHead.calibrate)
+MIN_LOG_WIDTH = 0.1  # log-error units: a CDF step spans at least 10 % of error (see cdf_bins)
+FUSED_BINS = 128  # calibration bins of a fused task: a 1-3 % FPR threshold lies in its top few
+P_FLOOR = 1e-4  # the smallest p-value a fused task's member gives
 
 
 def auto_embedding_dim(schema: FeatureSchema) -> int:
@@ -153,27 +156,99 @@ class NoveltyHead(nn.Module):
         return self.decoder(h)
 
     def calibrate(self, errors: torch.Tensor) -> None:
-        """Fit the CDF on normal rows' errors; one extra bin above the largest
-        keeps scores of unusually bad rows ordered instead of all equal to 1."""
-        z = torch.log(errors.double().clamp_min(LOG_EPS))
-        bins = self.cal_left.numel() - 1
-        # q on the same device as the errors: on CUDA a CPU q would be a device mismatch.
-        edges = torch.quantile(z, torch.linspace(0, 1, bins + 1, dtype=torch.float64, device=z.device))
-        edges = torch.cummax(edges, 0).values
-        span = (edges[-1] - edges[0]).clamp_min(1e-6)
-        edges = torch.cat([edges, edges[-1:] + span])
-        # A bin at least MIN_LOG_WIDTH wide: when many normal rows share one error (identical
-        # flows), their quantile edges coincide and a bin 1e-9 wide turns float32 rounding
-        # between torch and onnxruntime into a score difference (export's parity check
-        # caught 6.6e-4). k stacked bins of width w move the score by k/bins x rel_err / w:
-        # with w = 0.1 and every bin stacked, 1e-6 of relative error stays under 1e-5.
-        width = (edges[1:] - edges[:-1]).clamp_min(MIN_LOG_WIDTH)
-        self.cal_left.copy_(edges[:-1].float())
-        self.cal_width.copy_(width.float())
+        """Fit the CDF on normal rows' log errors (see cdf_bins)."""
+        left, width = cdf_bins(torch.log(errors.double().clamp_min(LOG_EPS)), self.cal_left.numel() - 1)
+        self.cal_left.copy_(left)
+        self.cal_width.copy_(width)
 
     def score(self, errors: torch.Tensor) -> torch.Tensor:
-        z = torch.log(errors.clamp_min(LOG_EPS)).unsqueeze(1)
-        return ((z - self.cal_left) / self.cal_width).clamp(0.0, 1.0).mean(dim=1)
+        return cdf_value(torch.log(errors.clamp_min(LOG_EPS)), self.cal_left, self.cal_width)
+
+
+def cdf_bins(z: torch.Tensor, bins: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A smoothed empirical CDF of normal rows' values z: (left edges, widths) of `bins`
+    quantile bins plus one extra bin above the largest, which keeps the scores of
+    unusually high rows ordered instead of all equal to 1. float32, for the buffers."""
+    z = z.double()
+    # q on the same device as z: on CUDA a CPU q would be a device mismatch.
+    edges = torch.quantile(z, torch.linspace(0, 1, bins + 1, dtype=torch.float64, device=z.device))
+    edges = torch.cummax(edges, 0).values
+    span = (edges[-1] - edges[0]).clamp_min(1e-6)
+    edges = torch.cat([edges, edges[-1:] + span])
+    # A bin at least MIN_LOG_WIDTH wide: when many normal rows share one error (identical
+    # flows), their quantile edges coincide and a bin 1e-9 wide turns float32 rounding
+    # between torch and onnxruntime into a score difference (export's parity check
+    # caught 6.6e-4). k stacked bins of width w move the score by k/bins x rel_err / w:
+    # with w = 0.1 and every bin stacked, 1e-6 of relative error stays under 1e-5.
+    width = (edges[1:] - edges[:-1]).clamp_min(MIN_LOG_WIDTH)
+    return edges[:-1].float(), width.float()
+
+
+def cdf_value(z: torch.Tensor, left: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
+    """The piecewise-linear CDF of cdf_bins at z ([...] with left/width [..., bins + 1])."""
+    return ((z.unsqueeze(-1) - left) / width).clamp(0.0, 1.0).mean(dim=-1)
+
+
+def cdf_tail(z: torch.Tensor, left: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
+    """1 - cdf_value, computed as the upper tail itself: a small p-value keeps its
+    relative precision in float32 instead of cancelling against 1."""
+    return ((left + width - z.unsqueeze(-1)) / width).clamp(0.0, 1.0).mean(dim=-1)
+
+
+class FusedHead(nn.Module):
+    """One score from several binary heads of a source (no parameters, no loss).
+
+    Each member's statistic (a supervised head's logit, a novelty head's log
+    reconstruction error) becomes a p-value against normal validation rows
+    (cdf_tail); the p-values combine by `combination` into one statistic, and
+    that statistic's CDF on the same normal rows is the score: about uniform on
+    normal rows, so a target_fpr threshold sits near 1 - target_fpr.
+    """
+
+    member_left: torch.Tensor  # buffers (register_buffer)
+    member_width: torch.Tensor
+    cal_left: torch.Tensor
+    cal_width: torch.Tensor
+
+    def __init__(self, members: int, combination: str, calibration_bins: int = FUSED_BINS):
+        super().__init__()
+        self.combination = combination
+        self.register_buffer("member_left", torch.zeros(members, calibration_bins + 1))
+        self.register_buffer("member_width", torch.ones(members, calibration_bins + 1))
+        self.register_buffer("cal_left", torch.zeros(calibration_bins + 1))
+        self.register_buffer("cal_width", torch.ones(calibration_bins + 1))
+
+    def p_values(self, z: torch.Tensor) -> torch.Tensor:
+        """[batch, members] statistics -> p-values in [P_FLOOR, 1 - P_FLOOR]: a row beyond
+        every normal one gets P_FLOOR, not 0 (log 0 and tan(pi/2) are infinite)."""
+        return cdf_tail(z, self.member_left, self.member_width).clamp(P_FLOOR, 1.0 - P_FLOOR)
+
+    def statistic(self, z: torch.Tensor) -> torch.Tensor:
+        """The combined statistic, larger = less normal (any monotone form will do: the
+        score is its calibrated CDF)."""
+        p = self.p_values(z)
+        if self.combination == "fisher":
+            return -torch.log(p).sum(dim=1)
+        if self.combination == "min_p":
+            return -torch.log(p.min(dim=1).values)
+        # Cauchy combination (Liu & Xie 2020): robust to dependent members; asinh keeps
+        # its heavy tail on a log-like scale for the calibration bins.
+        return torch.asinh(torch.tan((0.5 - p) * math.pi).mean(dim=1))
+
+    def calibrate(self, z: torch.Tensor, combined: torch.Tensor | None = None) -> None:
+        """Fit each member's CDF on normal rows' statistics z [rows, members], then the
+        combined statistic's CDF on `combined` (other normal rows) or on z itself."""
+        bins = self.cal_left.numel() - 1
+        for i in range(z.shape[1]):
+            left, width = cdf_bins(z[:, i], bins)
+            self.member_left[i].copy_(left)
+            self.member_width[i].copy_(width)
+        left, width = cdf_bins(self.statistic((z if combined is None else combined).float()), bins)
+        self.cal_left.copy_(left)
+        self.cal_width.copy_(width)
+
+    def score(self, z: torch.Tensor) -> torch.Tensor:
+        return cdf_value(self.statistic(z), self.cal_left, self.cal_width)
 
 
 @dataclass(frozen=True)
@@ -182,9 +257,11 @@ class TaskSpec:
 
     name: str
     type: str  # a task kind (trainer/task_kinds.py)
-    mode: str  # supervised | novelty
+    mode: str  # supervised | novelty | fused
     source: str
     n_classes: int
+    members: tuple[str, ...] = ()  # fused: the tasks it combines
+    combination: str = "fisher"  # fused: how their p-values combine
 
     @property
     def kind(self) -> TrainerKind:
@@ -209,6 +286,8 @@ class MultiTaskModel(nn.Module):
     def _head(self, t: TaskSpec) -> nn.Module:
         if t.mode == "novelty":
             return NoveltyHead(self.trunk.out_dim, self._adapter(t.source).encoder.target_dim, self.cfg)
+        if t.mode == "fused":
+            return FusedHead(len(t.members), t.combination)
         return t.kind.head(self.trunk.out_dim, t.n_classes)
 
     def _adapter(self, source: str) -> Adapter:
@@ -218,6 +297,10 @@ class MultiTaskModel(nn.Module):
     def novelty_head(self, task: str) -> NoveltyHead:
         # _head builds a NoveltyHead for every novelty task (ModuleDict items are typed nn.Module).
         return cast(NoveltyHead, self.heads[task])
+
+    def fused_head(self, task: str) -> FusedHead:
+        # _head builds a FusedHead for every fused task.
+        return cast(FusedHead, self.heads[task])
 
     def forward(
         self,
@@ -260,12 +343,23 @@ class MultiTaskModel(nn.Module):
 
     def head_outputs(self, task: str, h: torch.Tensor, num: torch.Tensor, cat: torch.Tensor) -> dict[str, torch.Tensor]:
         spec, head = self.specs[task], self.heads[task]
+        if spec.mode == "fused":
+            # The members' heads on the same trunk output: the trunk still runs once.
+            z = torch.stack([self.member_statistic(m, h, num, cat) for m in spec.members], dim=1)
+            return {"members": z, "scores": self.fused_head(task).score(z)}
         if spec.mode == "novelty":
             novelty = self.novelty_head(task)
             target = self._adapter(spec.source).encoder.reconstruction_target(num, cat)
             errors = (novelty(h).float() - target.float()).pow(2).mean(dim=1)
             return {"errors": errors, "scores": novelty.score(errors)}
         return spec.kind.scores(head(h).float())
+
+    def member_statistic(self, task: str, h: torch.Tensor, num: torch.Tensor, cat: torch.Tensor) -> torch.Tensor:
+        """What a fused task reads of a member: a supervised logit or a novelty head's log
+        error, both unbounded, so the normal rows' tail keeps its resolution (a sigmoid
+        score saturates at 1.0 in float32)."""
+        out = self.head_outputs(task, h, num, cat)
+        return out["logits"] if "errors" not in out else torch.log(out["errors"].clamp_min(LOG_EPS))
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from jenga_edge.contract.errors import ConfigError
+from jenga_edge.contract.errors import ConfigError, DataError
 
 from .callbacks import BatchInfo, Callback, CallbackList
 from .config import ExperimentConfig
@@ -44,7 +44,18 @@ def resolve_device(name: str) -> torch.device:
 
 
 def task_specs(tasks: Sequence[TaskData]) -> list[TaskSpec]:
-    return [TaskSpec(t.name, t.cfg.type, t.cfg.mode, t.source, len(t.labels.classes)) for t in tasks]
+    return [
+        TaskSpec(
+            t.name,
+            t.cfg.type,
+            t.cfg.mode,
+            t.source,
+            len(t.labels.classes),
+            tuple(t.cfg.combine or ()),
+            t.cfg.combination,
+        )
+        for t in tasks
+    ]
 
 
 def threshold_rule(task: TaskData) -> Any:
@@ -86,7 +97,10 @@ class Trainer:
         self.num = {n: torch.as_tensor(s.num, device=self.device) for n, s in sources.items()}
         self.cat = {n: torch.as_tensor(s.cat, device=self.device) for n, s in sources.items()}
         self.y = {t.name: torch.as_tensor(t.y, device=self.device) for t in tasks}
-        self.train_idx = {t.name: torch.as_tensor(t.train_idx, device=self.device) for t in tasks}
+        # A fused task has no head of its own to train: it scores with its members' heads.
+        self.train_idx = {
+            t.name: torch.as_tensor(t.train_idx, device=self.device) for t in tasks if t.cfg.mode != "fused"
+        }
         self.val_idx = {t.name: torch.as_tensor(t.val_idx, device=self.device) for t in tasks}
         self.class_weights = {t.name: self._class_weights(t) for t in tasks}
         self.callbacks = CallbackList(callbacks)
@@ -102,7 +116,7 @@ class Trainer:
 
     # -------------------------------------------------------------- setup
     def _class_weights(self, t: TaskData) -> torch.Tensor | None:
-        if t.cfg.class_weighting == "none" or t.cfg.mode == "novelty":
+        if t.cfg.class_weighting == "none" or t.cfg.mode != "supervised":
             return None
         counts = np.bincount(t.y[t.train_idx], minlength=len(t.labels.classes)).astype(np.float64)
         w = np.where(counts > 0, counts.sum() / (len(counts) * np.maximum(counts, 1)), 0.0)
@@ -233,8 +247,8 @@ class Trainer:
 
     def _run_epoch(self, total_steps: int) -> tuple[dict[str, float], int]:
         self.model.train()
-        queues = {n: self._batches(n) for n in self.tasks}
-        sums: dict[str, list[torch.Tensor]] = {n: [] for n in self.tasks}
+        queues = {n: self._batches(n) for n in self.train_idx}
+        sums: dict[str, list[torch.Tensor]] = {n: [] for n in self.train_idx}
         seen = 0
         for name in self._schedule():
             idx = next(queues[name], None)
@@ -251,7 +265,7 @@ class Trainer:
         return {n: float(torch.stack(v).mean()) for n, v in sums.items() if v}, seen
 
     def _schedule(self) -> list[str]:
-        names = list(self.tasks)
+        names = list(self.train_idx)
         steps = self.steps_per_epoch()
         if self.tcfg.task_sampling == "round_robin":
             return [names[i % len(names)] for i in range(steps)]
@@ -307,7 +321,8 @@ class Trainer:
         for name, task in self.tasks.items():
             m = self.evaluate_task(name, task.val_idx, fire=fire)
             results[name] = m
-            picks.append(self.selection_value(name, m)[1])
+            if task.cfg.mode != "fused":  # derived from its members: they pick the epoch
+                picks.append(self.selection_value(name, m)[1])
         if fire:
             self.callbacks.fire("on_evaluate", self, results)
         picks = [p for p in picks if not math.isnan(p)]
@@ -320,6 +335,8 @@ class Trainer:
         cbs = self.callbacks if fire else None
         if task.cfg.mode == "novelty":
             self._calibrate(name)
+        if task.cfg.mode == "fused":
+            self._calibrate_fused(name)
         out = score_rows(
             self.model,
             name,
@@ -360,6 +377,18 @@ class Trainer:
         )
         self.model.novelty_head(name).calibrate(torch.as_tensor(out["errors"], device=self.device))
         self._recon[name] = float(np.mean(out["errors"]))
+
+    def _calibrate_fused(self, name: str) -> None:
+        """Fused scores: each member's p-value, then the combined statistic, against the
+        normal validation rows."""
+        task = self.tasks[name]
+        normal = task.val_idx[task.y[task.val_idx] == 0]
+        if normal.size == 0:
+            raise DataError(f"task {name!r}: mode fused needs normal validation rows to calibrate against")
+        src = task.source
+        idx = torch.as_tensor(normal, device=self.device)
+        z = score_rows(self.model, name, self.num[src], self.cat[src], idx, self.tcfg.eval_batch_size)["members"]
+        self.model.fused_head(name).calibrate(torch.as_tensor(z, device=self.device))
 
     # ------------------------------------------------------------ output
     def _log(self, logs: dict) -> None:
