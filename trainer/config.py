@@ -144,10 +144,11 @@ class TaskConfig(Config, kw_only=True):
     source: Annotated[str, doc("the source (key of `sources`) the task reads")]
     label: Annotated[LabelConfig, doc("the target")]
     mode: Annotated[
-        Literal["supervised", "novelty", "fused"],
+        Literal["supervised", "novelty", "distance", "fused"],
         doc(
-            "novelty: an autoencoder learned from normal rows only; fused: one calibrated score from "
-            "the tasks in `combine` (anomaly_detection only)"
+            "novelty: an autoencoder learned from normal rows only; distance: the Mahalanobis distance "
+            "of the shared trunk's output from normal training rows (no head to train); fused: one "
+            "calibrated score from the tasks in `combine` (anomaly_detection only)"
         ),
     ] = "supervised"
     combine: Annotated[
@@ -355,8 +356,17 @@ def _check_split(tcfg: TrainingConfig, source: str) -> None:
 
 def _check_fused(cfg: ExperimentConfig, i: int, source: str) -> None:
     """A fused task combines binary tasks of its own source that have heads (not fused
-    themselves); it has no head and no loss of its own."""
+    themselves); it has no head and no loss of its own. Neither has a distance task, so
+    their source needs a task that trains the trunk."""
     task, where = cfg.tasks[i], f"tasks[{i}]"
+    trained = [t for t in cfg.tasks if t.source == task.source and t.mode in ("supervised", "novelty")]
+    if task.mode in ("distance", "fused") and not trained:
+        _fail(
+            source,
+            f"{where}.mode",
+            f"mode: {task.mode} trains nothing itself; source {task.source!r} needs a supervised or novelty task "
+            "to train the shared trunk",
+        )
     if task.mode != "fused":
         if task.combine is not None:
             _fail(source, f"{where}.combine", f"is only for mode: fused (this task is {task.mode})")

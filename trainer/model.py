@@ -195,6 +195,49 @@ def cdf_tail(z: torch.Tensor, left: torch.Tensor, width: torch.Tensor) -> torch.
     return ((left + width - z.unsqueeze(-1)) / width).clamp(0.0, 1.0).mean(dim=-1)
 
 
+class DistanceHead(nn.Module):
+    """Mahalanobis distance of the shared trunk's output from the normal training rows
+    (no parameters, no loss): rows unlike any normal one, of an attack type no label
+    named, land far from them in the space the supervised heads shaped. Its score is
+    the squared distance's CDF on normal validation rows, on log distance, like a
+    novelty head's error."""
+
+    mean: torch.Tensor  # buffers (register_buffer)
+    whiten: torch.Tensor
+    cal_left: torch.Tensor
+    cal_width: torch.Tensor
+
+    def __init__(self, in_dim: int, calibration_bins: int = 64):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(in_dim))
+        self.register_buffer("whiten", torch.eye(in_dim))
+        self.register_buffer("cal_left", torch.zeros(calibration_bins + 1))
+        self.register_buffer("cal_width", torch.ones(calibration_bins + 1))
+
+    def fit(self, h: torch.Tensor) -> None:
+        """Mean and whitening of normal training rows' trunk outputs h [rows, d]: W with
+        W W^T = (cov + ridge I)^-1, so |(h - mean) W|^2 is the Mahalanobis distance. The
+        ridge (1e-3 of the mean variance) keeps a collapsed direction from dividing by 0."""
+        x = h.double()
+        mean = x.mean(dim=0)
+        cov = torch.cov((x - mean).T).reshape(x.shape[1], x.shape[1])
+        ridge = 1e-3 * cov.diagonal().mean().clamp_min(1e-12)
+        precision = torch.linalg.inv(cov + ridge * torch.eye(x.shape[1], dtype=x.dtype, device=x.device))
+        self.mean.copy_(mean.float())
+        self.whiten.copy_(torch.linalg.cholesky(precision).float())
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return ((h.float() - self.mean) @ self.whiten).pow(2).sum(dim=1)
+
+    def calibrate(self, distances: torch.Tensor) -> None:
+        left, width = cdf_bins(torch.log(distances.double().clamp_min(LOG_EPS)), self.cal_left.numel() - 1)
+        self.cal_left.copy_(left)
+        self.cal_width.copy_(width)
+
+    def score(self, distances: torch.Tensor) -> torch.Tensor:
+        return cdf_value(torch.log(distances.clamp_min(LOG_EPS)), self.cal_left, self.cal_width)
+
+
 class FusedHead(nn.Module):
     """One score from several binary heads of a source (no parameters, no loss).
 
@@ -257,7 +300,7 @@ class TaskSpec:
 
     name: str
     type: str  # a task kind (trainer/task_kinds.py)
-    mode: str  # supervised | novelty | fused
+    mode: str  # supervised | novelty | distance | fused
     source: str
     n_classes: int
     members: tuple[str, ...] = ()  # fused: the tasks it combines
@@ -288,6 +331,8 @@ class MultiTaskModel(nn.Module):
             return NoveltyHead(self.trunk.out_dim, self._adapter(t.source).encoder.target_dim, self.cfg)
         if t.mode == "fused":
             return FusedHead(len(t.members), t.combination)
+        if t.mode == "distance":
+            return DistanceHead(self.trunk.out_dim)
         return t.kind.head(self.trunk.out_dim, t.n_classes)
 
     def _adapter(self, source: str) -> Adapter:
@@ -297,6 +342,10 @@ class MultiTaskModel(nn.Module):
     def novelty_head(self, task: str) -> NoveltyHead:
         # _head builds a NoveltyHead for every novelty task (ModuleDict items are typed nn.Module).
         return cast(NoveltyHead, self.heads[task])
+
+    def distance_head(self, task: str) -> DistanceHead:
+        # _head builds a DistanceHead for every distance task.
+        return cast(DistanceHead, self.heads[task])
 
     def fused_head(self, task: str) -> FusedHead:
         # _head builds a FusedHead for every fused task.
@@ -347,6 +396,10 @@ class MultiTaskModel(nn.Module):
             # The members' heads on the same trunk output: the trunk still runs once.
             z = torch.stack([self.member_statistic(m, h, num, cat) for m in spec.members], dim=1)
             return {"members": z, "scores": self.fused_head(task).score(z)}
+        if spec.mode == "distance":
+            # "errors", as a novelty head's: a fused task reads both as a log distance.
+            distances = self.distance_head(task)(h)
+            return {"errors": distances, "scores": self.distance_head(task).score(distances)}
         if spec.mode == "novelty":
             novelty = self.novelty_head(task)
             target = self._adapter(spec.source).encoder.reconstruction_target(num, cat)
@@ -355,8 +408,8 @@ class MultiTaskModel(nn.Module):
         return spec.kind.scores(head(h).float())
 
     def member_statistic(self, task: str, h: torch.Tensor, num: torch.Tensor, cat: torch.Tensor) -> torch.Tensor:
-        """What a fused task reads of a member: a supervised logit or a novelty head's log
-        error, both unbounded, so the normal rows' tail keeps its resolution (a sigmoid
+        """What a fused task reads of a member: a supervised logit, or a novelty head's log
+        error or a distance head's log distance, all unbounded, so the normal rows' tail keeps its resolution (a sigmoid
         score saturates at 1.0 in float32)."""
         out = self.head_outputs(task, h, num, cat)
         return out["logits"] if "errors" not in out else torch.log(out["errors"].clamp_min(LOG_EPS))

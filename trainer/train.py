@@ -43,6 +43,9 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+UNTRAINED = ("fused", "distance")  # modes with no parameters and no loss
+
+
 def task_specs(tasks: Sequence[TaskData]) -> list[TaskSpec]:
     return [
         TaskSpec(
@@ -97,9 +100,9 @@ class Trainer:
         self.num = {n: torch.as_tensor(s.num, device=self.device) for n, s in sources.items()}
         self.cat = {n: torch.as_tensor(s.cat, device=self.device) for n, s in sources.items()}
         self.y = {t.name: torch.as_tensor(t.y, device=self.device) for t in tasks}
-        # A fused task has no head of its own to train: it scores with its members' heads.
+        # Fused and distance tasks have nothing to train: they score with other heads or the trunk.
         self.train_idx = {
-            t.name: torch.as_tensor(t.train_idx, device=self.device) for t in tasks if t.cfg.mode != "fused"
+            t.name: torch.as_tensor(t.train_idx, device=self.device) for t in tasks if t.cfg.mode not in UNTRAINED
         }
         self.val_idx = {t.name: torch.as_tensor(t.val_idx, device=self.device) for t in tasks}
         self.class_weights = {t.name: self._class_weights(t) for t in tasks}
@@ -157,7 +160,7 @@ class Trainer:
             if not t.binary:
                 continue
             n_pos = int(np.count_nonzero(t.y[t.val_idx] == 1))
-            if t.cfg.mode == "novelty" and n_pos == 0:
+            if t.cfg.mode in ("novelty", "distance") and n_pos == 0:
                 self._print(
                     f"{name}: no positives in validation: early stopping uses the reconstruction loss"
                     + ("" if isinstance(t.cfg.threshold_rule, str) else ", the threshold the normal rows' quantile")
@@ -321,7 +324,7 @@ class Trainer:
         for name, task in self.tasks.items():
             m = self.evaluate_task(name, task.val_idx, fire=fire)
             results[name] = m
-            if task.cfg.mode != "fused":  # derived from its members: they pick the epoch
+            if task.cfg.mode not in UNTRAINED:  # derived from the trained heads: they pick the epoch
                 picks.append(self.selection_value(name, m)[1])
         if fire:
             self.callbacks.fire("on_evaluate", self, results)
@@ -337,6 +340,8 @@ class Trainer:
             self._calibrate(name)
         if task.cfg.mode == "fused":
             self._calibrate_fused(name)
+        if task.cfg.mode == "distance":
+            self._fit_distance(name)
         out = score_rows(
             self.model,
             name,
@@ -377,6 +382,26 @@ class Trainer:
         )
         self.model.novelty_head(name).calibrate(torch.as_tensor(out["errors"], device=self.device))
         self._recon[name] = float(np.mean(out["errors"]))
+
+    @torch.no_grad()
+    def _fit_distance(self, name: str) -> None:
+        """Distance scores: the normal training rows' trunk outputs give the mean and
+        covariance, the normal validation rows' distances the calibration."""
+        task = self.tasks[name]
+        src, head = task.source, self.model.distance_head(name)
+        was_training = self.model.training
+        self.model.eval()
+        train = task.train_idx[task.y[task.train_idx] == 0]
+        bs = self.tcfg.eval_batch_size
+        h = [
+            self.model.shared(src, self.num[src][b], self.cat[src][b]).float()
+            for b in torch.as_tensor(train, device=self.device).split(bs)
+        ]
+        head.fit(torch.cat(h))
+        self.model.train(was_training)
+        normal = torch.as_tensor(task.val_idx[task.y[task.val_idx] == 0], device=self.device)
+        out = score_rows(self.model, name, self.num[src], self.cat[src], normal, bs)
+        head.calibrate(torch.as_tensor(out["errors"], device=self.device))
 
     def _calibrate_fused(self, name: str) -> None:
         """Fused scores: each member's p-value, then the combined statistic, against the

@@ -55,7 +55,7 @@ class TaskEntry(_Struct, kw_only=True):
 
     name: str
     type: str  # a task kind (contract/tasks.py)
-    mode: str  # supervised | novelty | fused
+    mode: str  # supervised | novelty | distance | fused
     source: str
     file: str
     sha256: str

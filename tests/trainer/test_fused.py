@@ -23,7 +23,7 @@ from tests.conftest import base_config, net_source
 from tests.jenga_edge.test_agent import malicious_events, read_jsonl, run_to_eof, write_config
 from trainer.config import config_from_dict
 from trainer.inference import evaluate_file
-from trainer.model import P_FLOOR, FusedHead
+from trainer.model import P_FLOOR, DistanceHead, FusedHead
 from trainer.predict import score_rows
 from trainer.run import run_experiment
 from trainer.synthetic import generate, write
@@ -36,11 +36,12 @@ def tasks(**fused) -> list[dict]:
         {"name": "threat", "type": "anomaly_detection", "source": "net", "label": LABEL},
         {"name": "odd", "type": "anomaly_detection", "mode": "novelty", "source": "net", "label": LABEL},
         {"name": "kind", "type": "classification", "source": "net", "label": {"column": "attack_type"}},
+        {"name": "far", "type": "anomaly_detection", "mode": "distance", "source": "net", "label": LABEL},
         {
             "name": "detector",
             "type": "anomaly_detection",
             "mode": "fused",
-            "combine": ["threat", "odd"],
+            "combine": ["threat", "odd", "far"],
             "source": "net",
             "label": LABEL,
             "threshold_rule": {"target_fpr": 0.05},
@@ -60,15 +61,15 @@ def raw_config(tmp_path: Path, task_list: list[dict], data: Path | None = None, 
 @pytest.mark.parametrize(
     ("fused", "extra_task", "message"),
     [
-        ({"combine": ["threat", "nope"]}, None, "tasks[3].combine[1]: unknown task 'nope'"),
-        ({"combine": ["threat", "kind"]}, None, "tasks[3].combine[1]: task 'kind' is classification"),
-        ({"combine": ["threat", "threat"]}, None, "tasks[3].combine[1]: task 'threat' is named twice"),
-        ({"combine": ["threat"]}, None, "tasks[3].combine: mode: fused needs at least two member tasks"),
-        ({"combine": None}, None, "tasks[3].combine: mode: fused needs at least two"),
+        ({"combine": ["threat", "nope"]}, None, "tasks[4].combine[1]: unknown task 'nope'"),
+        ({"combine": ["threat", "kind"]}, None, "tasks[4].combine[1]: task 'kind' is classification"),
+        ({"combine": ["threat", "threat"]}, None, "tasks[4].combine[1]: task 'threat' is named twice"),
+        ({"combine": ["threat"]}, None, "tasks[4].combine: mode: fused needs at least two member tasks"),
+        ({"combine": None}, None, "tasks[4].combine: mode: fused needs at least two"),
         (
             {"combine": ["threat", "elsewhere"]},
             {"name": "elsewhere", "type": "anomaly_detection", "source": "other", "label": LABEL},
-            "tasks[3].combine[1]: task 'elsewhere' reads source 'other', this task reads 'net'",
+            "tasks[4].combine[1]: task 'elsewhere' reads source 'other', this task reads 'net'",
         ),
         (
             {"combine": ["threat", "inner"]},
@@ -80,7 +81,7 @@ def raw_config(tmp_path: Path, task_list: list[dict], data: Path | None = None, 
                 "source": "net",
                 "label": LABEL,
             },
-            "tasks[3].combine[1]: task 'inner' is fused itself",
+            "tasks[4].combine[1]: task 'inner' is fused itself",
         ),
     ],
 )
@@ -89,6 +90,15 @@ def test_fused_members_are_cross_checked_with_key_paths(tmp_path, fused, extra_t
     with pytest.raises(ConfigError) as exc:
         config_from_dict(raw_config(tmp_path, task_list), check_files=False)
     assert message in str(exc.value)
+
+
+def test_distance_and_fused_tasks_need_a_task_that_trains_the_trunk(tmp_path):
+    task_list = [t for t in tasks(combine=["far", "far2"]) if t["name"] in ("far", "detector")]
+    task_list.insert(1, {**task_list[0], "name": "far2"})
+    with pytest.raises(
+        ConfigError, match=r"tasks\[0\]\.mode: mode: distance trains nothing itself; source 'net' needs"
+    ):
+        config_from_dict(raw_config(tmp_path, task_list), check_files=False)
 
 
 def test_combine_is_only_for_a_fused_task(tmp_path):
@@ -143,6 +153,22 @@ def test_calibration_on_other_rows_calibrates_the_combined_statistic_there():
     assert float(head.score(members).median()) < 0.4
 
 
+def test_distance_head_is_the_mahalanobis_distance_from_the_normal_rows():
+    rng = np.random.default_rng(5)
+    h = rng.multivariate_normal([1.0, -2.0, 0.5], [[2.0, 0.8, 0.0], [0.8, 1.0, 0.3], [0.0, 0.3, 0.5]], size=3000)
+    head = DistanceHead(3)
+    head.fit(torch.as_tensor(h, dtype=torch.float32))
+    x = rng.normal(size=(50, 3))
+    mean, cov = h.mean(axis=0), np.cov(h, rowvar=False)
+    cov += 1e-3 * np.trace(cov) / 3 * np.eye(3)
+    want = np.einsum("ij,jk,ik->i", x - mean, np.linalg.inv(cov), x - mean)
+    got = head(torch.as_tensor(x, dtype=torch.float32)).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-4)
+    head.calibrate(head(torch.as_tensor(h[:1500], dtype=torch.float32)))
+    s = head.score(head(torch.as_tensor(h[1500:], dtype=torch.float32))).numpy()  # fresh normal rows: ~uniform
+    assert abs(np.mean(s >= 0.9) - 0.1) < 0.03 and abs(np.mean(s >= 0.5) - 0.5) < 0.05
+
+
 # -------------------------------------------------------- a trained model
 
 
@@ -162,7 +188,9 @@ def test_fused_threshold_holds_the_target_fpr_on_normal_rows(fused_run):
     d, run = fused_run
     tr = run.trainer
     task = tr.tasks["detector"]
-    assert "detector" not in run.result.history[0]["train_loss"]  # no head, no loss, no steps of its own
+    trained = run.result.history[0]["train_loss"]
+    assert "detector" not in trained and "far" not in trained  # no head to train, no loss, no steps of their own
+    assert "far" in run.result.thresholds and tr.model.fused_head("detector").member_left.shape[0] == 3
     t = run.result.thresholds["detector"]
     m = run.result.metrics["detector"]
     assert "threshold_fallback" not in m and m["fpr"] <= 0.05
