@@ -171,11 +171,7 @@ def load(model_dir: str | Path, device: str = "cpu") -> LoadedModel:
             raise BundleError(f"{weights}: missing or its sha256 does not match {META_FILE}")
         schemas = {n: FeatureSchema.from_json(s) for n, s in meta["schemas"].items()}
         labels = {t["name"]: LabelMap.from_json(t["labels"]) for t in meta["tasks"]}
-        specs = [
-            TaskSpec(t["name"], t["type"], t["mode"], t["source"], len(labels[t["name"]].classes))
-            for t in meta["tasks"]
-            if "learner" not in t
-        ]
+        specs = [_task_spec(t, labels, meta) for t in meta["tasks"] if "learner" not in t]
         trees = {
             t["name"]: _load_tree(d, meta_path, t, len(labels[t["name"]].classes))
             for t in meta["tasks"]
@@ -194,6 +190,21 @@ def load(model_dir: str | Path, device: str = "cpu") -> LoadedModel:
         ) from None
     model.to(device).eval()
     return LoadedModel(model, meta, schemas, labels, trees)
+
+
+def _task_spec(t: dict, labels: dict[str, LabelMap], meta: dict) -> TaskSpec:
+    """A task's spec; a fused task's members and combination are in the resolved config."""
+    cfg: dict = next((c for c in meta["config"]["tasks"] if c["name"] == t["name"]), {})
+    members = tuple(cfg.get("combine") or ())
+    return TaskSpec(
+        t["name"],
+        t["type"],
+        t["mode"],
+        t["source"],
+        len(labels[t["name"]].classes),
+        members,
+        cfg.get("combination", "fisher"),
+    )
 
 
 def model_config(meta: dict) -> ModelConfig:

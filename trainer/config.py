@@ -174,9 +174,24 @@ class TaskConfig(Config, kw_only=True):
     source: Annotated[str, doc("the source (key of `sources`) the task reads")]
     label: Annotated[LabelConfig, doc("the target")]
     mode: Annotated[
-        Literal["supervised", "novelty"],
-        doc("novelty: an autoencoder learned from normal rows only (anomaly_detection only)"),
+        Literal["supervised", "novelty", "distance", "fused"],
+        doc(
+            "novelty: an autoencoder learned from normal rows only; distance: the Mahalanobis distance "
+            "of the shared trunk's output from normal training rows (no head to train); fused: one "
+            "calibrated score from the tasks in `combine` (anomaly_detection only)"
+        ),
     ] = "supervised"
+    combine: Annotated[
+        list[str] | None,
+        doc(
+            "fused: the binary tasks of the same source it combines (e.g. [attack, novelty]); each "
+            "member's score becomes a p-value against normal validation rows"
+        ),
+    ] = None
+    combination: Annotated[
+        Literal["fisher", "cauchy", "min_p"],
+        doc("fused: how the members' p-values combine: Fisher's -2 sum log p, the Cauchy combination, or min-p"),
+    ] = "fisher"
     loss_weight: Annotated[float, doc("weight of this task's loss in the shared trunk", ge=0.0)] = 1.0
     class_weighting: Annotated[Literal["balanced", "none"], doc("balanced: classes weighted by inverse frequency")] = (
         "balanced"
@@ -390,13 +405,14 @@ def _cross_check(cfg: ExperimentConfig, source: str, check_files: bool) -> None:
                 f"{where}.mode",
                 f"{task.mode} mode is not for {task.type} tasks (it has: {', '.join(task_kind(task.type).modes)})",
             )
-        if task.learner != "network" and task.mode == "novelty":
+        if task.learner != "network" and task.mode != "supervised":
             _fail(
                 source,
                 f"{where}.learner",
-                "a tree model needs labels: novelty tasks use the network (learner: network)",
+                f"a tree model is for supervised tasks; mode: {task.mode} uses the network (learner: network)",
             )
         _check_label(task, where, source)
+        _check_fused(cfg, i, source)
     _check_split(cfg.training, source)
     if cfg.model.ensemble > 1 and cfg.model.normalization == "batch":
         # BatchNorm1d over [batch, k, width] would normalise over members, not features.
@@ -412,6 +428,48 @@ def _check_split(tcfg: TrainingConfig, source: str) -> None:
         _fail(source, "training.split_column", f"split: {tcfg.split} needs the column it splits by")
     if tcfg.split == "random" and tcfg.split_column:
         _fail(source, "training.split_column", "is only for split: time or split: group (split is random)")
+
+
+def _check_fused(cfg: ExperimentConfig, i: int, source: str) -> None:
+    """A fused task combines binary tasks of its own source that have heads (not fused
+    themselves); it has no head and no loss of its own. Neither has a distance task, so
+    their source needs a task that trains the trunk."""
+    task, where = cfg.tasks[i], f"tasks[{i}]"
+    trained = [
+        t
+        for t in cfg.tasks
+        if t.source == task.source and t.mode in ("supervised", "novelty") and t.tree_learner() is None
+    ]
+    if task.mode in ("distance", "fused") and not trained:
+        _fail(
+            source,
+            f"{where}.mode",
+            f"mode: {task.mode} trains nothing itself; source {task.source!r} needs a supervised or novelty task "
+            "to train the shared trunk",
+        )
+    if task.mode != "fused":
+        if task.combine is not None:
+            _fail(source, f"{where}.combine", f"is only for mode: fused (this task is {task.mode})")
+        return
+    if not task.combine or len(task.combine) < 2:
+        _fail(source, f"{where}.combine", "mode: fused needs at least two member tasks to combine")
+    assert task.combine is not None  # for the checker: _fail raised otherwise
+    by_name = {t.name: t for t in cfg.tasks}
+    for j, member in enumerate(task.combine):
+        at = f"{where}.combine[{j}]"
+        other = by_name.get(member)
+        if other is None:
+            _fail(source, at, f"unknown task {member!r}; expected one of: {', '.join(by_name)}")
+        elif member in task.combine[:j]:
+            _fail(source, at, f"task {member!r} is named twice")
+        elif other.mode == "fused":
+            _fail(source, at, f"task {member!r} is fused itself; combine tasks that have a head")
+        elif other.tree_learner() is not None:
+            _fail(source, at, f"task {member!r} is a tree model; a fused task combines heads of the network")
+        elif not task_kind(other.type).binary:
+            _fail(source, at, f"task {member!r} is {other.type}; a fused task combines binary tasks")
+        elif other.source != task.source:
+            _fail(source, at, f"task {member!r} reads source {other.source!r}, this task reads {task.source!r}")
 
 
 def _check_label(task: TaskConfig, where: str, source: str) -> None:

@@ -103,7 +103,7 @@ def _fold_metrics(run, task_name: str, held: list[str]) -> dict:
     scores = _scores(trainer, task_name, rows)
     held_scores, normal_scores = scores[normal.size :], scores[: normal.size]
     per_type = {g: float(np.mean(held_scores[task.groups[src.held_idx] == g] >= threshold)) for g in held}
-    return {
+    out = {
         "held_out": held,
         "n_unseen": int(src.held_idx.size),
         "threshold": threshold,
@@ -112,6 +112,20 @@ def _fold_metrics(run, task_name: str, held: list[str]) -> dict:
         "unseen_roc_auc": M.roc_auc(y, scores),
         "unseen_pr_auc": M.pr_auc(y, scores),
         "recall_by_type": per_type,
+    }
+    if task.cfg.combine:
+        # A fused task's members on the same rows, each at its own threshold: what fusing gained.
+        out["members"] = {m: _member_metrics(run, m, normal, src.held_idx) for m in task.cfg.combine}
+    return out
+
+
+def _member_metrics(run, name: str, normal: np.ndarray, held: np.ndarray) -> dict:
+    threshold = run.result.thresholds[name]
+    scores = _scores(run.trainer, name, np.concatenate([normal, held]))
+    return {
+        "threshold": threshold,
+        "unseen_recall": float(np.mean(scores[normal.size :] >= threshold)),
+        "normal_fpr": float(np.mean(scores[: normal.size] >= threshold)),
     }
 
 

@@ -17,6 +17,7 @@ keeps calibrated (k decoders would need k calibrations).
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -31,7 +32,9 @@ from .task_kinds import TrainerKind, trainer_kind
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh}
 LOG_EPS = 1e-12
-MIN_LOG_WIDTH = 0.1  # log-error units: a CDF step spans at least 10 % of error (see NoveltyHead.calibrate)
+MIN_LOG_WIDTH = 0.1  # log-error units: a CDF step spans at least 10 % of error (see cdf_bins)
+FUSED_BINS = 128  # calibration bins of a fused task: a 1-3 % FPR threshold lies in its top few
+P_FLOOR = 1e-4  # the smallest p-value a fused task's member gives
 
 
 def auto_embedding_dim(schema: FeatureSchema) -> int:
@@ -204,27 +207,142 @@ class NoveltyHead(nn.Module):
         return self.decoder(h)
 
     def calibrate(self, errors: torch.Tensor) -> None:
-        """Fit the CDF on normal rows' errors; one extra bin above the largest
-        keeps scores of unusually bad rows ordered instead of all equal to 1."""
-        z = torch.log(errors.double().clamp_min(LOG_EPS))
-        bins = self.cal_left.numel() - 1
-        # q on the same device as the errors: on CUDA a CPU q would be a device mismatch.
-        edges = torch.quantile(z, torch.linspace(0, 1, bins + 1, dtype=torch.float64, device=z.device))
-        edges = torch.cummax(edges, 0).values
-        span = (edges[-1] - edges[0]).clamp_min(1e-6)
-        edges = torch.cat([edges, edges[-1:] + span])
-        # A bin at least MIN_LOG_WIDTH wide: when many normal rows share one error (identical
-        # flows), their quantile edges coincide and a bin 1e-9 wide turns float32 rounding
-        # between torch and onnxruntime into a score difference (export's parity check
-        # caught 6.6e-4). k stacked bins of width w move the score by k/bins x rel_err / w:
-        # with w = 0.1 and every bin stacked, 1e-6 of relative error stays under 1e-5.
-        width = (edges[1:] - edges[:-1]).clamp_min(MIN_LOG_WIDTH)
-        self.cal_left.copy_(edges[:-1].float())
-        self.cal_width.copy_(width.float())
+        """Fit the CDF on normal rows' log errors (see cdf_bins)."""
+        left, width = cdf_bins(torch.log(errors.double().clamp_min(LOG_EPS)), self.cal_left.numel() - 1)
+        self.cal_left.copy_(left)
+        self.cal_width.copy_(width)
 
     def score(self, errors: torch.Tensor) -> torch.Tensor:
-        z = torch.log(errors.clamp_min(LOG_EPS)).unsqueeze(1)
-        return ((z - self.cal_left) / self.cal_width).clamp(0.0, 1.0).mean(dim=1)
+        return cdf_value(torch.log(errors.clamp_min(LOG_EPS)), self.cal_left, self.cal_width)
+
+
+def cdf_bins(z: torch.Tensor, bins: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A smoothed empirical CDF of normal rows' values z: (left edges, widths) of `bins`
+    quantile bins plus one extra bin above the largest, which keeps the scores of
+    unusually high rows ordered instead of all equal to 1. float32, for the buffers."""
+    z = z.double()
+    # q on the same device as z: on CUDA a CPU q would be a device mismatch.
+    edges = torch.quantile(z, torch.linspace(0, 1, bins + 1, dtype=torch.float64, device=z.device))
+    edges = torch.cummax(edges, 0).values
+    span = (edges[-1] - edges[0]).clamp_min(1e-6)
+    edges = torch.cat([edges, edges[-1:] + span])
+    # A bin at least MIN_LOG_WIDTH wide: when many normal rows share one error (identical
+    # flows), their quantile edges coincide and a bin 1e-9 wide turns float32 rounding
+    # between torch and onnxruntime into a score difference (export's parity check
+    # caught 6.6e-4). k stacked bins of width w move the score by k/bins x rel_err / w:
+    # with w = 0.1 and every bin stacked, 1e-6 of relative error stays under 1e-5.
+    width = (edges[1:] - edges[:-1]).clamp_min(MIN_LOG_WIDTH)
+    return edges[:-1].float(), width.float()
+
+
+def cdf_value(z: torch.Tensor, left: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
+    """The piecewise-linear CDF of cdf_bins at z ([...] with left/width [..., bins + 1])."""
+    return ((z.unsqueeze(-1) - left) / width).clamp(0.0, 1.0).mean(dim=-1)
+
+
+def cdf_tail(z: torch.Tensor, left: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
+    """1 - cdf_value, computed as the upper tail itself: a small p-value keeps its
+    relative precision in float32 instead of cancelling against 1."""
+    return ((left + width - z.unsqueeze(-1)) / width).clamp(0.0, 1.0).mean(dim=-1)
+
+
+class DistanceHead(nn.Module):
+    """Mahalanobis distance of the shared trunk's output from the normal training rows
+    (no parameters, no loss): rows unlike any normal one, of an attack type no label
+    named, land far from them in the space the supervised heads shaped. Its score is
+    the squared distance's CDF on normal validation rows, on log distance, like a
+    novelty head's error."""
+
+    mean: torch.Tensor  # buffers (register_buffer)
+    whiten: torch.Tensor
+    cal_left: torch.Tensor
+    cal_width: torch.Tensor
+
+    def __init__(self, in_dim: int, calibration_bins: int = 64):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(in_dim))
+        self.register_buffer("whiten", torch.eye(in_dim))
+        self.register_buffer("cal_left", torch.zeros(calibration_bins + 1))
+        self.register_buffer("cal_width", torch.ones(calibration_bins + 1))
+
+    def fit(self, h: torch.Tensor) -> None:
+        """Mean and whitening of normal training rows' trunk outputs h [rows, d]: W with
+        W W^T = (cov + ridge I)^-1, so |(h - mean) W|^2 is the Mahalanobis distance. The
+        ridge (1e-3 of the mean variance) keeps a collapsed direction from dividing by 0."""
+        x = h.double()
+        mean = x.mean(dim=0)
+        cov = torch.cov((x - mean).T).reshape(x.shape[1], x.shape[1])
+        ridge = 1e-3 * cov.diagonal().mean().clamp_min(1e-12)
+        precision = torch.linalg.inv(cov + ridge * torch.eye(x.shape[1], dtype=x.dtype, device=x.device))
+        self.mean.copy_(mean.float())
+        self.whiten.copy_(torch.linalg.cholesky(precision).float())
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return ((h.float() - self.mean) @ self.whiten).pow(2).sum(dim=1)
+
+    def calibrate(self, distances: torch.Tensor) -> None:
+        left, width = cdf_bins(torch.log(distances.double().clamp_min(LOG_EPS)), self.cal_left.numel() - 1)
+        self.cal_left.copy_(left)
+        self.cal_width.copy_(width)
+
+    def score(self, distances: torch.Tensor) -> torch.Tensor:
+        return cdf_value(torch.log(distances.clamp_min(LOG_EPS)), self.cal_left, self.cal_width)
+
+
+class FusedHead(nn.Module):
+    """One score from several binary heads of a source (no parameters, no loss).
+
+    Each member's statistic (a supervised head's logit, a novelty head's log
+    reconstruction error) becomes a p-value against normal validation rows
+    (cdf_tail); the p-values combine by `combination` into one statistic, and
+    that statistic's CDF on the same normal rows is the score: about uniform on
+    normal rows, so a target_fpr threshold sits near 1 - target_fpr.
+    """
+
+    member_left: torch.Tensor  # buffers (register_buffer)
+    member_width: torch.Tensor
+    cal_left: torch.Tensor
+    cal_width: torch.Tensor
+
+    def __init__(self, members: int, combination: str, calibration_bins: int = FUSED_BINS):
+        super().__init__()
+        self.combination = combination
+        self.register_buffer("member_left", torch.zeros(members, calibration_bins + 1))
+        self.register_buffer("member_width", torch.ones(members, calibration_bins + 1))
+        self.register_buffer("cal_left", torch.zeros(calibration_bins + 1))
+        self.register_buffer("cal_width", torch.ones(calibration_bins + 1))
+
+    def p_values(self, z: torch.Tensor) -> torch.Tensor:
+        """[batch, members] statistics -> p-values in [P_FLOOR, 1 - P_FLOOR]: a row beyond
+        every normal one gets P_FLOOR, not 0 (log 0 and tan(pi/2) are infinite)."""
+        return cdf_tail(z, self.member_left, self.member_width).clamp(P_FLOOR, 1.0 - P_FLOOR)
+
+    def statistic(self, z: torch.Tensor) -> torch.Tensor:
+        """The combined statistic, larger = less normal (any monotone form will do: the
+        score is its calibrated CDF)."""
+        p = self.p_values(z)
+        if self.combination == "fisher":
+            return -torch.log(p).sum(dim=1)
+        if self.combination == "min_p":
+            return -torch.log(p.min(dim=1).values)
+        # Cauchy combination (Liu & Xie 2020): robust to dependent members; asinh keeps
+        # its heavy tail on a log-like scale for the calibration bins.
+        return torch.asinh(torch.tan((0.5 - p) * math.pi).mean(dim=1))
+
+    def calibrate(self, z: torch.Tensor, combined: torch.Tensor | None = None) -> None:
+        """Fit each member's CDF on normal rows' statistics z [rows, members], then the
+        combined statistic's CDF on `combined` (other normal rows) or on z itself."""
+        bins = self.cal_left.numel() - 1
+        for i in range(z.shape[1]):
+            left, width = cdf_bins(z[:, i], bins)
+            self.member_left[i].copy_(left)
+            self.member_width[i].copy_(width)
+        left, width = cdf_bins(self.statistic((z if combined is None else combined).float()), bins)
+        self.cal_left.copy_(left)
+        self.cal_width.copy_(width)
+
+    def score(self, z: torch.Tensor) -> torch.Tensor:
+        return cdf_value(self.statistic(z), self.cal_left, self.cal_width)
 
 
 @dataclass(frozen=True)
@@ -233,9 +351,11 @@ class TaskSpec:
 
     name: str
     type: str  # a task kind (trainer/task_kinds.py)
-    mode: str  # supervised | novelty
+    mode: str  # supervised | novelty | distance | fused
     source: str
     n_classes: int
+    members: tuple[str, ...] = ()  # fused: the tasks it combines
+    combination: str = "fisher"  # fused: how their p-values combine
 
     @property
     def kind(self) -> TrainerKind:
@@ -260,6 +380,10 @@ class MultiTaskModel(nn.Module):
     def _head(self, t: TaskSpec) -> nn.Module:
         if t.mode == "novelty":
             return NoveltyHead(self.trunk.out_dim, self._adapter(t.source).encoder.target_dim, self.cfg)
+        if t.mode == "fused":
+            return FusedHead(len(t.members), t.combination)
+        if t.mode == "distance":
+            return DistanceHead(self.trunk.out_dim)
         head = t.kind.head(self.trunk.out_dim, t.n_classes)
         if self.ensemble > 1:
             assert isinstance(head, nn.Linear)  # each kind's head is one linear layer
@@ -278,6 +402,14 @@ class MultiTaskModel(nn.Module):
     def novelty_head(self, task: str) -> NoveltyHead:
         # _head builds a NoveltyHead for every novelty task (ModuleDict items are typed nn.Module).
         return cast(NoveltyHead, self.heads[task])
+
+    def distance_head(self, task: str) -> DistanceHead:
+        # _head builds a DistanceHead for every distance task.
+        return cast(DistanceHead, self.heads[task])
+
+    def fused_head(self, task: str) -> FusedHead:
+        # _head builds a FusedHead for every fused task.
+        return cast(FusedHead, self.heads[task])
 
     def forward(
         self,
@@ -320,8 +452,16 @@ class MultiTaskModel(nn.Module):
 
     def head_outputs(self, task: str, h: torch.Tensor, num: torch.Tensor, cat: torch.Tensor) -> dict[str, torch.Tensor]:
         spec, head = self.specs[task], self.heads[task]
-        if h.dim() == 3 and spec.mode == "novelty":
-            h = h.mean(dim=1)  # [batch, k, width]: one representation, one calibrated decoder
+        if spec.mode == "fused":
+            # The members' heads on the same trunk output: the trunk still runs once.
+            z = torch.stack([self.member_statistic(m, h, num, cat) for m in spec.members], dim=1)
+            return {"members": z, "scores": self.fused_head(task).score(z)}
+        if h.dim() == 3 and spec.mode in ("novelty", "distance"):
+            h = h.mean(dim=1)  # [batch, k, width]: one representation, one calibrated decoder or distance
+        if spec.mode == "distance":
+            # "errors", as a novelty head's: a fused task reads both as a log distance.
+            distances = self.distance_head(task)(h)
+            return {"errors": distances, "scores": self.distance_head(task).score(distances)}
         if spec.mode == "novelty":
             novelty = self.novelty_head(task)
             target = self._adapter(spec.source).encoder.reconstruction_target(num, cat)
@@ -341,6 +481,17 @@ class MultiTaskModel(nn.Module):
         scores = out["scores"]
         out["scores"] = scores.reshape(-1, k, *scores.shape[1:]).mean(dim=1)
         return out
+
+    def member_statistic(self, task: str, h: torch.Tensor, num: torch.Tensor, cat: torch.Tensor) -> torch.Tensor:
+        """What a fused task reads of a member: a supervised logit, or a novelty head's log
+        error or a distance head's log distance, all unbounded, so the normal rows' tail keeps its resolution (a sigmoid
+        score saturates at 1.0 in float32)."""
+        out = self.head_outputs(task, h, num, cat)
+        if "errors" in out:
+            return torch.log(out["errors"].clamp_min(LOG_EPS))
+        if h.dim() == 3:  # an ensemble: the members' logits [batch * k] -> their mean per row
+            return out["logits"].reshape(h.shape[0], -1).mean(dim=1)
+        return out["logits"]
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -30,7 +30,8 @@ def score_rows(
     row_ids: Sequence[Any] | None = None,
     trees: Mapping[str, TreeModel] | None = None,
 ) -> dict[str, np.ndarray]:
-    """Scores (and novelty reconstruction errors) for rows `idx` of a source; a task
+    """Scores for rows `idx` of a source, and what a head gives besides: a novelty head's
+    reconstruction `errors`, a fused task's `members` statistics [rows, members]. A task
     in `trees` is scored by its tree model instead of the network."""
     if trees and task in trees:
         return _score_tree(trees[task], task, num, cat, idx, batch_size, callbacks, phase, row_ids)
@@ -38,22 +39,23 @@ def score_rows(
     model.eval()
     spec = model.specs[task]
     idx = torch.arange(num.shape[0], device=num.device) if idx is None else idx
-    scores, errors = [], []
+    scores: list[np.ndarray] = []
+    extra: dict[str, list[np.ndarray]] = {}
     for start in range(0, idx.numel(), batch_size):
         b = idx[start : start + batch_size]
         out = model(task, features={"numeric": num.index_select(0, b), "categorical": cat.index_select(0, b)})
         s = out["scores"].float().cpu().numpy()
         scores.append(s)
-        if "errors" in out:
-            errors.append(out["errors"].float().cpu().numpy())
+        for key in ("errors", "members"):
+            if key in out:
+                extra.setdefault(key, []).append(out[key].float().cpu().numpy())
         if callbacks is not None and callbacks.callbacks:
             ids = _ids(row_ids, b)
             callbacks.fire("on_batch_end", model, BatchInfo(phase, task, spec.type, s, ids))
     model.train(was_training)
     width = () if spec.binary else (model.heads[task].out_features,)
     result = {"scores": np.concatenate(scores) if scores else np.empty((0, *width), np.float32)}
-    if errors:
-        result["errors"] = np.concatenate(errors)
+    result.update({key: np.concatenate(parts) for key, parts in extra.items()})
     return result
 
 

@@ -45,5 +45,7 @@ def print_holdout(report: dict) -> None:
             f"recall {f['unseen_recall']:.3f}  roc_auc {f['unseen_roc_auc']:.3f}  "
             f"fpr {f['normal_fpr']:.4f}"
         )
+        for name, m in f.get("members", {}).items():  # a fused task's members, each at its own threshold
+            click.echo(f"          member {name}: recall {m['unseen_recall']:.3f}  fpr {m['normal_fpr']:.4f}")
     for key, s in report["summary"].items():
         click.echo(f"  {key:<15} mean {s['mean']:.4f}  std {s['std']:.4f}  min {s['min']:.4f}  max {s['max']:.4f}")

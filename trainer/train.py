@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from jenga_edge.contract.errors import ConfigError
+from jenga_edge.contract.errors import ConfigError, DataError
 
 from .callbacks import BatchInfo, Callback, CallbackList
 from .config import ExperimentConfig
@@ -44,10 +44,21 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+UNTRAINED = ("fused", "distance")  # modes with no parameters and no loss
+
+
 def task_specs(tasks: Sequence[TaskData]) -> list[TaskSpec]:
     """The network's heads: every task but those with a tree model of their own."""
     return [
-        TaskSpec(t.name, t.cfg.type, t.cfg.mode, t.source, len(t.labels.classes))
+        TaskSpec(
+            t.name,
+            t.cfg.type,
+            t.cfg.mode,
+            t.source,
+            len(t.labels.classes),
+            tuple(t.cfg.combine or ()),
+            t.cfg.combination,
+        )
         for t in tasks
         if t.cfg.tree_learner() is None
     ]
@@ -95,7 +106,10 @@ class Trainer:
         self.trees: dict[str, TreeModel] = {}
         net = [t for t in tasks if t.name in self.model.specs]
         self.y = {t.name: torch.as_tensor(t.y, device=self.device) for t in net}
-        self.train_idx = {t.name: torch.as_tensor(t.train_idx, device=self.device) for t in net}
+        # Fused and distance tasks have nothing to train: they score with other heads or the trunk.
+        self.train_idx = {
+            t.name: torch.as_tensor(t.train_idx, device=self.device) for t in net if t.cfg.mode not in UNTRAINED
+        }
         self.val_idx = {t.name: torch.as_tensor(t.val_idx, device=self.device) for t in net}
         self.class_weights = {t.name: self._class_weights(t) for t in net}
         self.callbacks = CallbackList(callbacks)
@@ -111,7 +125,7 @@ class Trainer:
 
     # -------------------------------------------------------------- setup
     def _class_weights(self, t: TaskData) -> torch.Tensor | None:
-        if t.cfg.class_weighting == "none" or t.cfg.mode == "novelty":
+        if t.cfg.class_weighting == "none" or t.cfg.mode != "supervised":
             return None
         counts = np.bincount(t.y[t.train_idx], minlength=len(t.labels.classes)).astype(np.float64)
         w = np.where(counts > 0, counts.sum() / (len(counts) * np.maximum(counts, 1)), 0.0)
@@ -152,7 +166,7 @@ class Trainer:
             if not t.binary:
                 continue
             n_pos = int(np.count_nonzero(t.y[t.val_idx] == 1))
-            if t.cfg.mode == "novelty" and n_pos == 0:
+            if t.cfg.mode in ("novelty", "distance") and n_pos == 0:
                 self._print(
                     f"{name}: no positives in validation: early stopping uses the reconstruction loss"
                     + ("" if isinstance(t.cfg.threshold_rule, str) else ", the threshold the normal rows' quantile")
@@ -343,7 +357,8 @@ class Trainer:
         for name, task in self.tasks.items():
             m = self.evaluate_task(name, task.val_idx, fire=fire)
             results[name] = m
-            if name not in self.trees:  # a tree model was chosen already; epochs pick the network's weights
+            # Trees were chosen already; fused and distance derive from the trained heads.
+            if name not in self.trees and task.cfg.mode not in UNTRAINED:
                 picks.append(self.selection_value(name, m)[1])
         if fire:
             self.callbacks.fire("on_evaluate", self, results)
@@ -357,6 +372,10 @@ class Trainer:
         cbs = self.callbacks if fire else None
         if task.cfg.mode == "novelty":
             self._calibrate(name)
+        if task.cfg.mode == "fused":
+            self._calibrate_fused(name)
+        if task.cfg.mode == "distance":
+            self._fit_distance(name)
         out = score_rows(
             self.model,
             name,
@@ -398,6 +417,39 @@ class Trainer:
         )
         self.model.novelty_head(name).calibrate(torch.as_tensor(out["errors"], device=self.device))
         self._recon[name] = float(np.mean(out["errors"]))
+
+    @torch.no_grad()
+    def _fit_distance(self, name: str) -> None:
+        """Distance scores: the normal training rows' trunk outputs give the mean and
+        covariance, the normal validation rows' distances the calibration."""
+        task = self.tasks[name]
+        src, head = task.source, self.model.distance_head(name)
+        was_training = self.model.training
+        self.model.eval()
+        train = task.train_idx[task.y[task.train_idx] == 0]
+        bs = self.tcfg.eval_batch_size
+        h = [
+            self.model.shared(src, self.num[src][b], self.cat[src][b]).float()
+            for b in torch.as_tensor(train, device=self.device).split(bs)
+        ]
+        x = torch.cat(h)
+        head.fit(x.mean(dim=1) if x.dim() == 3 else x)  # an ensemble's members: their mean, as scored
+        self.model.train(was_training)
+        normal = torch.as_tensor(task.val_idx[task.y[task.val_idx] == 0], device=self.device)
+        out = score_rows(self.model, name, self.num[src], self.cat[src], normal, bs)
+        head.calibrate(torch.as_tensor(out["errors"], device=self.device))
+
+    def _calibrate_fused(self, name: str) -> None:
+        """Fused scores: each member's p-value, then the combined statistic, against the
+        normal validation rows."""
+        task = self.tasks[name]
+        normal = task.val_idx[task.y[task.val_idx] == 0]
+        if normal.size == 0:
+            raise DataError(f"task {name!r}: mode fused needs normal validation rows to calibrate against")
+        src = task.source
+        idx = torch.as_tensor(normal, device=self.device)
+        z = score_rows(self.model, name, self.num[src], self.cat[src], idx, self.tcfg.eval_batch_size)["members"]
+        self.model.fused_head(name).calibrate(torch.as_tensor(z, device=self.device))
 
     # ------------------------------------------------------------ output
     def _log(self, logs: dict) -> None:

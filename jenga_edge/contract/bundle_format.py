@@ -59,7 +59,7 @@ class TaskEntry(_Struct, kw_only=True):
 
     name: str
     type: str  # a task kind (contract/tasks.py)
-    mode: str  # supervised | novelty
+    mode: str  # supervised | novelty | distance | fused
     source: str
     file: str
     sha256: str

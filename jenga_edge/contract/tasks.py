@@ -73,9 +73,10 @@ class TaskKind:
 
 ANOMALY_DETECTION = TaskKind(
     "anomaly_detection",
-    "binary: is this event a threat? (supervised, or novelty: learned from normal rows only)",
+    "binary: is this event a threat? (supervised; novelty: learned from normal rows only; distance: "
+    "from normal rows in the trunk's space; fused: one calibrated score from other binary tasks of the source)",
     binary=True,
-    modes=("supervised", "novelty"),
+    modes=("supervised", "novelty", "distance", "fused"),
     outputs=(Output("score", "float32"),),
 )
 

@@ -128,6 +128,7 @@ def test_nsl_kdd_example_threshold_rules():
     assert rules["attack"] == "max_f1"
     assert isinstance(rules["novelty"], TargetFpr) and 0.0 < rules["novelty"].target_fpr < 1.0
     assert cfg.tasks[2].label.mapping["neptune"] == "DoS"
+    assert cfg.tasks[4].combine == ["attack", "distance"] and rules["detector"] == TargetFpr(target_fpr=0.03)
 
 
 def test_config_as_yaml_dict_round_trips():

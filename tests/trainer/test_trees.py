@@ -32,7 +32,7 @@ def with_learner(i: int, **task) -> dict:
         ({"learner": "xgboost"}, "tasks[0].learner", "xgboost"),
         ({"learner": {"kind": "lightgbm", "num_leaves": 1}}, "tasks[0].learner.num_leaves", ">= 2"),
         ({"learner": {"kind": "lightgbm", "n_estimatorz": 5}}, "tasks[0].learner", "n_estimatorz"),
-        ({"learner": "lightgbm", "mode": "novelty"}, "tasks[0].learner", "a tree model needs labels"),
+        ({"learner": "lightgbm", "mode": "novelty"}, "tasks[0].learner", "a tree model is for supervised tasks"),
     ],
 )
 def test_a_bad_learner_names_its_key_path(task, where, message):
