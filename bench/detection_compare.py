@@ -64,6 +64,7 @@ NAB_SERIES = (  # each has a labelled anomaly window in its earlier 60 % and its
     "ec2_request_latency_system_failure",
 )
 NAB_TEST_FRACTION = 0.4
+LOOSE_ATOL = 1e-3  # jenga-export --atol for timing when the default parity gate refuses
 FPRS = (0.01, 0.05)
 SINGLE_CALLS = 200  # one-event scoring calls timed per model (median)
 
@@ -531,9 +532,17 @@ def edge_scorers(model_dir: Path, tasks: list[str], bundle: Path) -> dict[str, C
     included), run by onnxruntime with one thread, as the agent does."""
     import onnxruntime as ort
 
-    from export.bundle_writer import ExportOptions, export_bundle
+    from export.bundle_writer import ExportOptions, ParityError, export_bundle
 
-    manifest = export_bundle(model_dir, bundle, ExportOptions(tasks=tasks, force=True), log=lambda _: None)
+    try:
+        manifest = export_bundle(model_dir, bundle, ExportOptions(tasks=tasks, force=True), log=lambda _: None)
+    except ParityError as exc:
+        # Timing needs a graph, not the gate: reconstruction errors of raw-scale readings
+        # (NAB temperatures) miss the default 1e-5 by a hair. Said on stderr; the scores
+        # in the table are torch's either way.
+        print(f"export: {exc}; exported again with --atol {LOOSE_ATOL:g} for timing only", file=sys.stderr)
+        opts = ExportOptions(tasks=tasks, force=True, atol=LOOSE_ATOL)
+        manifest = export_bundle(model_dir, bundle, opts, log=lambda _: None)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = opts.inter_op_num_threads = 1
     out = {}
@@ -659,6 +668,10 @@ def main(argv: list[str] | None = None) -> int:
         help="1 seed, the first 8,000 NSL-KDD rows, 2 holdout folds, 6,000 fraud rows, one short NAB series",
     )
     ap.add_argument("--seeds", type=int, default=None, help="seeds per dataset (default 3; 1 with --quick)")
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds run from this one (split a long run in parts)")
+    ap.add_argument(
+        "--merge", type=Path, nargs="+", metavar="JSON", help="no run: the tables of earlier runs' JSON files, together"
+    )
     ap.add_argument(
         "--datasets",
         default="nsl-kdd,nsl-kdd-holdout,nab,fraud,dga",
@@ -690,11 +703,13 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     seeds = args.seeds or (1 if args.quick else 3)
+    if args.merge:
+        return merge(args.merge, args.out)
     t_start = time.perf_counter()
     results: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="jenga-compare-") as tmp:
         for ds in load_datasets(wanted, args, Path(tmp)):
-            for seed in range(seeds):
+            for seed in range(args.first_seed, args.first_seed + seeds):
                 for tr, te, extra in splits(ds, seed, args.test_fraction):
                     where = f", fold {extra['fold']} (holding out {', '.join(extra['held_out'])})" if extra else ""
                     print(f"{ds.name}: seed {seed}{where}: {len(tr):,} train / {len(te):,} test rows", file=sys.stderr)
@@ -703,28 +718,50 @@ def main(argv: list[str] | None = None) -> int:
                     results += run_ours(ds, tr, te, seed, Path(tmp), extra, edge=edge)
                     results += run_peers(ds, tr, te, seed, extra)
     wall = time.perf_counter() - t_start
+    meta = {
+        "quick": args.quick,
+        "seeds": list(range(args.first_seed, args.first_seed + seeds)),
+        "test_fraction": args.test_fraction,
+        "nab_test_fraction": NAB_TEST_FRACTION,
+        "wall_s": wall,
+        "pending": [PENDING[d] for d in wanted if d in PENDING],
+    }
+    report(results, meta, args.out)
+    return 0
+
+
+def report(results: list[dict], meta: dict, out: Path) -> None:
+    """Print the tables and the run time; write the JSON."""
     summary, folds = summarise(results), fold_summary(results)
     print(LEGEND + "\n")
     print(markdown(summary))
     if folds:
         print("\nUnseen attack types, per fold (mean over seeds):\n")
         print(fold_markdown(folds))
-    pending = [PENDING[d] for d in wanted if d in PENDING]
-    for line in pending:
+    for line in meta["pending"]:
         print(f"\n{line}")
-    print(f"\n{seeds} seed(s), run time {wall:.0f} s ({wall / 60:.1f} min)")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    meta = {
-        "quick": args.quick,
-        "seeds": seeds,
-        "test_fraction": args.test_fraction,
-        "nab_test_fraction": NAB_TEST_FRACTION,
-        "wall_s": wall,
-        "pending": pending,
-    }
-    args.out.write_text(json.dumps({"meta": meta, "summary": summary, "folds": folds, "results": results}, indent=2))
-    print(f"wrote {args.out}", file=sys.stderr)
+    wall = meta["wall_s"]
+    print(f"\nseeds {meta['seeds']}, run time {wall:.0f} s ({wall / 60:.1f} min)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"meta": meta, "summary": summary, "folds": folds, "results": results}, indent=2))
+    print(f"wrote {out}", file=sys.stderr)
+
+
+def merge(paths: list[Path], out: Path) -> int:
+    """One report from runs made in parts (other datasets, other seeds): their results
+    together, run times added."""
+    runs = [json.loads(p.read_text()) for p in paths]
+    results = [r for run in runs for r in run["results"]]
+    seeds = sorted({s for run in runs for s in _seed_list(run["meta"]["seeds"])})
+    pending = list(dict.fromkeys(line for run in runs for line in run["meta"].get("pending", [])))
+    meta = {"merged": [str(p) for p in paths], "seeds": seeds, "pending": pending}
+    meta["wall_s"] = sum(run["meta"]["wall_s"] for run in runs)
+    report(results, meta, out)
     return 0
+
+
+def _seed_list(seeds: int | list[int]) -> list[int]:
+    return list(range(seeds)) if isinstance(seeds, int) else seeds  # an int: runs from before --first-seed
 
 
 def load_datasets(wanted: list[str], args: argparse.Namespace, tmp: Path) -> list[Dataset]:

@@ -193,3 +193,31 @@ def test_a_fraud_table_of_your_own_gets_the_fraud_configs_label_column(tmp_path)
     assert ds.config.name == "fraud.yaml" and ds.supervised_task == "fraud" and "33.33% fraud" in ds.name
     with pytest.raises(SystemExit, match="no column 'label'"):
         dc.fraud_table(table, "label", None)
+
+
+def test_summary_leaves_untimed_runs_out_of_the_timing_mean():
+    # holdout folds after the first export no bundle: their onnxruntime µs are NaN, not zero
+    base = {"dataset": "d", "kind": "novelty", "model": "ours", **dict.fromkeys([c[0] for c in dc.COLUMNS], 1.0)}
+    rows = [
+        {**base, "seed": 0, "fold": 1, "score_us_batch": 4.0},
+        {**base, "seed": 0, "fold": 2, "score_us_batch": np.nan},
+    ]
+    (s,) = dc.summarise(rows)
+    assert s["score_us_batch"] == 4.0 and s["runs"] == 2 and s["seeds"] == 1
+
+
+def test_merge_reports_runs_made_in_parts_as_one(tmp_path, capsys):
+    # a long run split by --first-seed: seed 0 in one file, seeds 1-2 in another
+    metrics = dict.fromkeys([c[0] for c in dc.COLUMNS], 0.5)
+    row = {"dataset": "d", "kind": "supervised", "model": "m", **metrics}
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text(json.dumps({"meta": {"seeds": [0], "wall_s": 60.0}, "results": [{**row, "seed": 0}]}))
+    runs = [{**row, "seed": s, "roc_auc": 1.0} for s in (1, 2)]
+    b.write_text(json.dumps({"meta": {"seeds": [1, 2], "wall_s": 120.0, "pending": ["later"]}, "results": runs}))
+    out = tmp_path / "m.json"
+    assert dc.main(["--merge", str(a), str(b), "--out", str(out)]) == 0
+    merged = json.loads(out.read_text())
+    (s,) = merged["summary"]
+    assert s["seeds"] == 3 and s["roc_auc"] == pytest.approx(2.5 / 3)
+    assert merged["meta"]["seeds"] == [0, 1, 2] and merged["meta"]["wall_s"] == 180.0
+    assert "run time 180 s" in capsys.readouterr().out
