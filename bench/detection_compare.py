@@ -362,10 +362,10 @@ def nab(series: str, tmp: Path) -> Dataset | None:
     config = REPO / "examples/configs/nab_machine_temperature.yaml"
     cfg = experiment_config(config, "nab", write(records, tmp / f"nab-{series}.jsonl"))
     rows = read_source(cfg, "nab")
-    if len(rows) != len(records):  # the event model dropped a reading: rows and records no longer pair up
-        print(
-            f"NAB {series}: {len(records) - len(rows)} readings dropped by the event model, left out", file=sys.stderr
-        )
+    # Row i must be reading i: our trainer reads records[train], the peers and tests rows[...].
+    pairs = zip(rows, records)
+    if len(rows) != len(records) or any((a["timestamp"], a["value"]) != (b["timestamp"], b["value"]) for a, b in pairs):
+        print(f"NAB {series}: the event model dropped or reordered readings, left out", file=sys.stderr)
         return None
     y = np.array([r["label"] == "anomaly" for r in rows], dtype=np.int64)
     name = f"NAB {series} (time split: earlier {1 - NAB_TEST_FRACTION:.0%} trains, later {NAB_TEST_FRACTION:.0%} tests)"
