@@ -42,6 +42,7 @@ std over seeds (and folds); writes JSON.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.util
 import json
 import statistics
@@ -479,7 +480,7 @@ def run_ours(
     tmp: Path,
     extra: dict | None = None,
     edge: bool = True,
-    learner: str = "network",
+    learner: str | dict = "network",
     overrides: tuple[str, ...] = (),
 ) -> list[dict]:
     """Train the shipped config on the training rows; score the test rows with the trainer's
@@ -495,6 +496,8 @@ def run_ours(
     from trainer.synthetic import write
 
     tag = f"{seed}-{extra['fold']}" if extra else str(seed)
+    if learner != "network" or overrides:  # variants of one seed train into directories of their own
+        tag += "-" + hashlib.sha256(json.dumps([learner, overrides]).encode()).hexdigest()[:8]
     train_file = write([(ds.records or ds.rows)[i] for i in tr], tmp / f"train-{tag}.jsonl")
     if learner != "network":
         overrides = (*overrides, *_learner_overrides(ds, learner))
@@ -541,7 +544,7 @@ def run_ours(
     return results
 
 
-def _learner_overrides(ds: Dataset, learner: str) -> tuple[str, ...]:
+def _learner_overrides(ds: Dataset, learner: str | dict) -> tuple[str, ...]:
     """Only the supervised task, with a tree learner: `tasks=[...]` as a --set would give it."""
     raw = yaml.safe_load(ds.config.read_text())
     task = next(t for t in raw["tasks"] if t["name"] == ds.supervised_task)

@@ -27,6 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, default=3, help="seeds per dataset")
     ap.add_argument("--datasets", default="nsl-kdd,fraud", help="comma-separated: nsl-kdd, fraud")
+    ap.add_argument(
+        "--refit",
+        action="store_true",
+        help="also ours with learner.refit (boosted again on training + validation rows after early stopping)",
+    )
     ap.add_argument("--out", type=Path, default=dc.REPO / "build/bench/trees_compare.json")
     args = ap.parse_args(argv)
     wanted = {d.strip() for d in args.datasets.split(",")}
@@ -37,7 +42,10 @@ def main(argv: list[str] | None = None) -> int:
             for seed in range(args.seeds):
                 tr, te = dc.stratified_split(ds.y, 0.2, seed)
                 print(f"{ds.name}: seed {seed}", file=sys.stderr)
-                results += dc.run_ours(ds, tr, te, seed, Path(tmp), learner="lightgbm")
+                results += dc.run_ours(ds, tr, te, seed, Path(tmp), edge=False, learner="lightgbm")
+                if args.refit:
+                    refit = {"kind": "lightgbm", "refit": True}
+                    results += dc.run_ours(ds, tr, te, seed, Path(tmp), edge=False, learner=refit)
                 results += [r for r in dc.run_peers(ds, tr, te, seed) if r["model"] == "LightGBM"]
     summary = dc.summarise(results)
     print(dc.markdown(summary))

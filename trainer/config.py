@@ -161,6 +161,14 @@ class LightGBMLearner(Config, kw_only=True):
         ),
     ] = 50
     num_threads: Annotated[int, doc("LightGBM threads (0: its default, one per core)", ge=0)] = 0
+    refit: Annotated[
+        bool,
+        doc(
+            "after early stopping, boost again on the training and validation rows together, for the kept "
+            "rounds scaled by the rows added; the threshold and the reported metrics stay those of the "
+            "early-stopped model on the validation rows it never saw"
+        ),
+    ] = False
 
 
 Learner = Literal["network", "lightgbm"] | LightGBMLearner

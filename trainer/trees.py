@@ -132,6 +132,33 @@ def fit(
     return TreeModel(kept, n_classes, best, time.perf_counter() - t0)
 
 
+def refit(
+    learner: LightGBMLearner,
+    tree: TreeModel,
+    num: np.ndarray,
+    cat: np.ndarray,
+    y: np.ndarray,
+    rows: np.ndarray,
+    n_train: int,
+    weights: np.ndarray | None,
+    selection: str,
+    seed: int,
+) -> TreeModel:
+    """The same booster settings on `rows` (training and validation together), for the
+    early-stopped rounds scaled by how many more rows it sees (more data supports more
+    rounds at the same shrinkage): no validation rows are left to stop on."""
+    lgb = lightgbm()
+    t0 = time.perf_counter()
+    x = features(num, cat)
+    cats = list(range(num.shape[1], x.shape[1]))
+    rounds = max(1, round(tree.best_iteration * len(rows) / max(n_train, 1)))
+    row_w = weights[y[rows]] if weights is not None else None
+    data = lgb.Dataset(x[rows], y[rows], weight=row_w, categorical_feature=cats, params={"verbose": -1})
+    booster = lgb.train(params(learner, tree.n_classes, selection, seed), data, num_boost_round=rounds)
+    kept = lgb.Booster(model_str=booster.model_to_string())
+    return TreeModel(kept, tree.n_classes, rounds, time.perf_counter() - t0)
+
+
 def class_weights(y: np.ndarray, n_classes: int, weighting: str) -> np.ndarray | None:
     """Inverse class frequency (balanced), as the network's loss weighs classes."""
     if weighting == "none":

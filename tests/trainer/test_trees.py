@@ -156,3 +156,45 @@ def test_init_from_refits_the_trees_and_refuses_a_head_turned_tree(tree_run, dat
     turned[2]["learner"] = FAST_TREES
     with pytest.raises(ConfigError, match=r"task 'threat' is a network head in .*a tree model cannot continue it"):
         run_experiment(cfg(turned), tmp_path / "turned", out=None)
+
+
+@pytest.mark.slow
+def test_refit_boosts_again_on_training_and_validation_rows_keeping_the_early_stopped_threshold(tmp_path, data_dir):
+    from trainer import trees
+    from trainer.run import run_experiment
+
+    threat, _ = network_tasks()
+    learner = dict(FAST_TREES, n_estimators=200, refit=True)
+    task = dict(threat, name="threat_tree", learner=learner, threshold_rule={"target_fpr": 0.02})
+    cfg = config_from_dict(
+        base_config({"net": net_source(data_dir / "network.jsonl")}, [task, threat], tmp_path, epochs=1)
+    )
+    run = run_experiment(cfg, tmp_path, out=None)
+    tr, t = run.trainer, run.trainer.tasks["threat_tree"]
+    src = tr.sources["net"]
+    m = run.result.metrics["threat_tree"]
+    n_rows = len(t.train_idx) + len(t.val_idx)
+    assert m["refit_rows"] == n_rows and tr.trees["threat_tree"].best_iteration == m["refit_rounds"]
+    # The early-stopped booster (same seed and rows) gives the threshold; the refit one is what is saved.
+    stopped = trees.fit(
+        cfg.tasks[0].tree_learner(),
+        src.num,
+        src.cat,
+        t.y,
+        t.train_idx,
+        t.val_idx,
+        2,
+        trees.class_weights(t.y[t.train_idx], 2, "balanced"),
+        "pr_auc",
+        cfg.training.seed,
+    )
+    val = stopped.predict(src.num[t.val_idx], src.cat[t.val_idx])
+    assert run.result.thresholds["threat_tree"] == pytest.approx(
+        M.choose_threshold(t.y[t.val_idx], val, {"target_fpr": 0.02})
+    )
+    assert m["refit_rounds"] == max(1, round(stopped.best_iteration * n_rows / len(t.train_idx)))
+    loaded = checkpoint.load(run.model_dir)
+    np.testing.assert_array_equal(
+        loaded.trees["threat_tree"].predict(src.num, src.cat), tr.trees["threat_tree"].predict(src.num, src.cat)
+    )
+    assert not np.array_equal(loaded.trees["threat_tree"].predict(src.num, src.cat), stopped.predict(src.num, src.cat))
