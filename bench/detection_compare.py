@@ -719,6 +719,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-peers", action="store_true", help="only our model (comparing variants of it)")
     ap.add_argument("--out", type=Path, default=REPO / "build/bench/detection_compare.json")
     args = ap.parse_args(argv)
+    if args.merge:  # tables of earlier runs: no model is fitted, so no peer library is needed
+        return merge(args.merge, args.out)
     try:
         import sklearn  # noqa: F401
     except ImportError:
@@ -735,8 +737,6 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     seeds = args.seeds or (1 if args.quick else 3)
-    if args.merge:
-        return merge(args.merge, args.out)
     t_start = time.perf_counter()
     results: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="jenga-compare-") as tmp:
