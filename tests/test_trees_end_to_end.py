@@ -80,3 +80,20 @@ def test_a_rule_on_the_tree_task_alerts_and_check_flags_a_threat(tree_bundle, da
         capture_output=True, text=True, cwd=REPO, timeout=60,
     )  # fmt: skip
     assert proc.returncode == 1 and "threat_tree" in proc.stdout, proc.stderr  # 1: a threat was found
+
+
+@pytest.mark.slow
+def test_inspect_names_each_tasks_learner(tree_bundle):
+    _, bundle_dir = tree_bundle
+    proc = subprocess.run(
+        [sys.executable, "-m", "jenga_edge.cli", "inspect", "--bundle", str(bundle_dir)],
+        capture_output=True, text=True, cwd=REPO, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.split()[:4] == ["task", "type", "mode", "learner"])
+    rows = [line.split() for line in lines[start + 1 :]]
+    rows = rows[: rows.index([])] if [] in rows else rows  # the tasks table ends at a blank line
+    col = lines[start].split().index("learner")
+    learners = {r[0]: r[col] for r in rows}
+    assert learners == {"threat_tree": "lightgbm", "threat": "network", "attack_type": "network"}, proc.stdout

@@ -54,7 +54,7 @@ def render(b: Bundle) -> str:
         "",
         "tasks:",
     ]
-    rows = [("task", "type", "mode", "source", "file", "sha256", "threshold", "labels", "parity")]
+    rows = [("task", "type", "mode", "learner", "source", "file", "sha256", "threshold", "labels", "parity")]
     for t in b.tasks.values():
         worst = max((v for v in t.parity.values() if isinstance(v, (int, float))), default=None)
         rows.append(
@@ -62,6 +62,7 @@ def render(b: Bundle) -> str:
                 t.name,
                 t.type,
                 t.mode,
+                t.learner,
                 t.source,
                 t.file,
                 t.sha256[:12] + "…",
