@@ -190,30 +190,38 @@ class SequentialBackbone(nn.Module):
         return self.net(h)
 
 
-class NoveltyHead(nn.Module):
-    """Autoencoder head; its score is the reconstruction error, calibrated on
-    normal validation rows into [0, 1] by their empirical CDF (on log error)."""
+class LogCdfHead(nn.Module):
+    """A head whose score is a positive value (an error, a distance) calibrated on normal
+    validation rows into [0, 1] by their empirical CDF on the log scale (see cdf_bins)."""
 
     cal_left: torch.Tensor  # buffers (register_buffer)
     cal_width: torch.Tensor
 
-    def __init__(self, in_dim: int, target_dim: int, cfg: ModelConfig, calibration_bins: int = 64):
+    def __init__(self, calibration_bins: int = 64):
         super().__init__()
-        self.decoder = mlp([in_dim, *cfg.decoder_sizes, target_dim], cfg, final_plain=True)
         self.register_buffer("cal_left", torch.zeros(calibration_bins + 1))
         self.register_buffer("cal_width", torch.ones(calibration_bins + 1))
 
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return self.decoder(h)
-
-    def calibrate(self, errors: torch.Tensor) -> None:
-        """Fit the CDF on normal rows' log errors (see cdf_bins)."""
-        left, width = cdf_bins(torch.log(errors.double().clamp_min(LOG_EPS)), self.cal_left.numel() - 1)
+    def calibrate(self, values: torch.Tensor) -> None:
+        """Fit the CDF on normal rows' log values."""
+        left, width = cdf_bins(torch.log(values.double().clamp_min(LOG_EPS)), self.cal_left.numel() - 1)
         self.cal_left.copy_(left)
         self.cal_width.copy_(width)
 
-    def score(self, errors: torch.Tensor) -> torch.Tensor:
-        return cdf_value(torch.log(errors.clamp_min(LOG_EPS)), self.cal_left, self.cal_width)
+    def score(self, values: torch.Tensor) -> torch.Tensor:
+        return cdf_value(torch.log(values.clamp_min(LOG_EPS)), self.cal_left, self.cal_width)
+
+
+class NoveltyHead(LogCdfHead):
+    """Autoencoder head; its score is the reconstruction error, calibrated on
+    normal validation rows into [0, 1] by their empirical CDF (on log error)."""
+
+    def __init__(self, in_dim: int, target_dim: int, cfg: ModelConfig, calibration_bins: int = 64):
+        super().__init__(calibration_bins)
+        self.decoder = mlp([in_dim, *cfg.decoder_sizes, target_dim], cfg, final_plain=True)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.decoder(h)
 
 
 def cdf_bins(z: torch.Tensor, bins: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -246,7 +254,7 @@ def cdf_tail(z: torch.Tensor, left: torch.Tensor, width: torch.Tensor) -> torch.
     return ((left + width - z.unsqueeze(-1)) / width).clamp(0.0, 1.0).mean(dim=-1)
 
 
-class DistanceHead(nn.Module):
+class DistanceHead(LogCdfHead):
     """Mahalanobis distance of the shared trunk's output from the normal training rows
     (no parameters, no loss): rows unlike any normal one, of an attack type no label
     named, land far from them in the space the supervised heads shaped. Its score is
@@ -255,15 +263,11 @@ class DistanceHead(nn.Module):
 
     mean: torch.Tensor  # buffers (register_buffer)
     whiten: torch.Tensor
-    cal_left: torch.Tensor
-    cal_width: torch.Tensor
 
     def __init__(self, in_dim: int, calibration_bins: int = 64):
-        super().__init__()
+        super().__init__(calibration_bins)
         self.register_buffer("mean", torch.zeros(in_dim))
         self.register_buffer("whiten", torch.eye(in_dim))
-        self.register_buffer("cal_left", torch.zeros(calibration_bins + 1))
-        self.register_buffer("cal_width", torch.ones(calibration_bins + 1))
 
     def fit(self, h: torch.Tensor) -> None:
         """Mean and whitening of normal training rows' trunk outputs h [rows, d]: W with
@@ -279,14 +283,6 @@ class DistanceHead(nn.Module):
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return ((h.float() - self.mean) @ self.whiten).pow(2).sum(dim=1)
-
-    def calibrate(self, distances: torch.Tensor) -> None:
-        left, width = cdf_bins(torch.log(distances.double().clamp_min(LOG_EPS)), self.cal_left.numel() - 1)
-        self.cal_left.copy_(left)
-        self.cal_width.copy_(width)
-
-    def score(self, distances: torch.Tensor) -> torch.Tensor:
-        return cdf_value(torch.log(distances.clamp_min(LOG_EPS)), self.cal_left, self.cal_width)
 
 
 class FusedHead(nn.Module):
