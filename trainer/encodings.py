@@ -171,10 +171,7 @@ class PiecewiseLinear(Encoding):
     name = "piecewise_linear"
 
     def fit(self, x: np.ndarray, bins: int) -> dict[str, Any]:
-        edges = quantile_edges(x, bins)
-        if edges is None:
-            return {"encoding": Standard.name, **Standard().fit(x, bins)}
-        return {"edges": edges}
+        return _edges_or_standard(x, bins, bins)
 
     def width(self, feature: Feature, options: PeriodicOptions | None = None) -> int:
         return len(feature.edges) - 1
@@ -237,10 +234,7 @@ class Periodic(Encoding):
     learned = True
 
     def fit(self, x: np.ndarray, bins: int) -> dict[str, Any]:
-        edges = quantile_edges(x, PERIODIC_QUANTILE_BINS)
-        if edges is None:
-            return {"encoding": Standard.name, **Standard().fit(x, bins)}
-        return {"edges": edges}
+        return _edges_or_standard(x, PERIODIC_QUANTILE_BINS, bins)
 
     def width(self, feature: Feature, options: PeriodicOptions | None = None) -> int:
         return (options or PeriodicOptions()).width
@@ -268,6 +262,15 @@ def is_heavy_tailed(x: np.ndarray) -> bool:
         return False
     q50, q99 = np.quantile(x, [0.5, 0.99])
     return bool(q99 > HEAVY_TAIL_RATIO * (q50 + 1.0))
+
+
+def _edges_or_standard(x: np.ndarray, n_edges_bins: int, bins: int) -> dict[str, Any]:
+    """Quantile edges of `n_edges_bins` bins, or, for a (nearly) constant column with no
+    bins to fill, the `standard` encoding's fit instead."""
+    edges = quantile_edges(x, n_edges_bins)
+    if edges is None:
+        return {"encoding": Standard.name, **Standard().fit(x, bins)}
+    return {"edges": edges}
 
 
 def quantile_edges(x: np.ndarray, bins: int) -> tuple[float, ...] | None:
