@@ -63,10 +63,11 @@ def without_tld(name: str) -> str:
 
 
 def family_folds(families: list[str | None], k: int, seed: int) -> list[list[str]]:
-    """DGA families split into k folds (seeded); benign rows (None) belong to none."""
-    names = sorted({f for f in families if f is not None})
-    order = np.random.default_rng(seed).permutation(len(names))
-    return [sorted(names[i] for i in order[j::k]) for j in range(min(k, len(names)))]
+    """DGA families split into k folds (seeded) as `jenga-train holdout` splits attack
+    types (trainer/holdout.py's make_folds); benign rows (None) belong to none."""
+    from trainer.holdout import make_folds
+
+    return make_folds(sorted({f for f in families if f is not None}), k, seed)
 
 
 def baseline_fit_score(train: list[str], y: np.ndarray, test: list[str]) -> tuple[np.ndarray, float]:
