@@ -110,3 +110,10 @@ def fit_multiclass_labels(task: TaskConfig, keys: list[str]) -> LabelMap:
     if len(classes) < 2:
         raise DataError(f"task {task.name!r}: a classification task needs at least two classes, found {classes}")
     return LabelMap(tuple(classes), lookup, False, lab.unmapped)
+
+
+def balanced_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
+    """Inverse class frequency per class (0 for a class with no rows): the `balanced`
+    class_weighting of the network's loss and of tree tasks alike."""
+    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
+    return np.where(counts > 0, counts.sum() / (n_classes * np.maximum(counts, 1)), 0.0)

@@ -27,6 +27,7 @@ from jenga_edge.contract.errors import ConfigError, DataError
 from .callbacks import BatchInfo, Callback, CallbackList
 from .config import ExperimentConfig
 from .dataset import SourceData, TaskData
+from .labels import balanced_weights
 from .model import MultiTaskModel, TaskSpec
 from .predict import score_rows
 from .task_kinds import TrainerKind, trainer_kind
@@ -127,8 +128,7 @@ class Trainer:
     def _class_weights(self, t: TaskData) -> torch.Tensor | None:
         if t.cfg.class_weighting == "none" or t.cfg.mode != "supervised":
             return None
-        counts = np.bincount(t.y[t.train_idx], minlength=len(t.labels.classes)).astype(np.float64)
-        w = np.where(counts > 0, counts.sum() / (len(counts) * np.maximum(counts, 1)), 0.0)
+        w = balanced_weights(t.y[t.train_idx], len(t.labels.classes))
         return torch.as_tensor(w, dtype=torch.float32, device=self.device)
 
     def _optimizer(self) -> torch.optim.Optimizer:

@@ -20,6 +20,7 @@ import numpy as np
 from jenga_edge.contract.errors import ConfigError
 
 from .config import LightGBMLearner
+from .labels import balanced_weights
 
 # LightGBM's own early-stopping metric for our selection metric (binary tasks);
 # others stop on the log loss of the task's objective.
@@ -112,12 +113,8 @@ def fit(
     lgb = lightgbm()
     t0 = time.perf_counter()
     x = features(num, cat)
-    cats = list(range(num.shape[1], x.shape[1]))
-    row_w = weights[y[train_idx]] if weights is not None else None
-    train = lgb.Dataset(
-        x[train_idx], y[train_idx], weight=row_w, categorical_feature=cats, free_raw_data=False, params={"verbose": -1}
-    )
-    val = lgb.Dataset(x[val_idx], y[val_idx], reference=train, categorical_feature=cats)
+    train = _dataset(lgb, x, num.shape[1], y, train_idx, weights, free_raw_data=False)
+    val = lgb.Dataset(x[val_idx], y[val_idx], reference=train, categorical_feature=_categorical(x, num.shape[1]))
     booster = lgb.train(
         params(learner, n_classes, selection, seed),
         train,
@@ -149,19 +146,28 @@ def refit(
     rounds at the same shrinkage): no validation rows are left to stop on."""
     lgb = lightgbm()
     t0 = time.perf_counter()
-    x = features(num, cat)
-    cats = list(range(num.shape[1], x.shape[1]))
     rounds = max(1, round(tree.best_iteration * len(rows) / max(n_train, 1)))
-    row_w = weights[y[rows]] if weights is not None else None
-    data = lgb.Dataset(x[rows], y[rows], weight=row_w, categorical_feature=cats, params={"verbose": -1})
+    data = _dataset(lgb, features(num, cat), num.shape[1], y, rows, weights)
     booster = lgb.train(params(learner, tree.n_classes, selection, seed), data, num_boost_round=rounds)
     kept = lgb.Booster(model_str=booster.model_to_string())
     return TreeModel(kept, tree.n_classes, rounds, time.perf_counter() - t0)
 
 
+def _categorical(x: np.ndarray, n_numeric: int) -> list[int]:
+    """The booster's categorical columns: every one after the numeric ones."""
+    return list(range(n_numeric, x.shape[1]))
+
+
+def _dataset(
+    lgb: Any, x: np.ndarray, n_numeric: int, y: np.ndarray, rows: np.ndarray, weights: np.ndarray | None, **kw: Any
+) -> Any:
+    """A LightGBM training set of `rows`, each weighted by its class (`weights` per class)."""
+    row_w = weights[y[rows]] if weights is not None else None
+    return lgb.Dataset(
+        x[rows], y[rows], weight=row_w, categorical_feature=_categorical(x, n_numeric), params={"verbose": -1}, **kw
+    )
+
+
 def class_weights(y: np.ndarray, n_classes: int, weighting: str) -> np.ndarray | None:
     """Inverse class frequency (balanced), as the network's loss weighs classes."""
-    if weighting == "none":
-        return None
-    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
-    return np.where(counts > 0, counts.sum() / (n_classes * np.maximum(counts, 1)), 0.0)
+    return None if weighting == "none" else balanced_weights(y, n_classes)
