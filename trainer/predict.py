@@ -50,7 +50,7 @@ def score_rows(
             if key in out:
                 extra.setdefault(key, []).append(out[key].float().cpu().numpy())
         if callbacks is not None and callbacks.callbacks:
-            ids = _ids(row_ids, b)
+            ids = _ids(row_ids, b.cpu().numpy())
             callbacks.fire("on_batch_end", model, BatchInfo(phase, task, spec.type, s, ids))
     model.train(was_training)
     width = () if spec.binary else (model.heads[task].out_features,)
@@ -79,11 +79,11 @@ def _score_tree(
         s = tree.predict(num_np[b], cat_np[b])
         scores.append(s)
         if callbacks is not None and callbacks.callbacks:
-            ids = b.tolist() if row_ids is None else [row_ids[i] for i in b]
+            ids = _ids(row_ids, b)
             callbacks.fire("on_batch_end", tree, BatchInfo(phase, task, task_type, s, ids))
     return {"scores": np.concatenate(scores) if scores else tree.predict(num_np[:0], cat_np[:0])}
 
 
-def _ids(row_ids: Sequence[Any] | None, b: torch.Tensor) -> list:
-    pos = b.cpu().numpy()
+def _ids(row_ids: Sequence[Any] | None, pos: np.ndarray) -> list:
+    """The ids of the rows at positions `pos` (their positions when the rows have none)."""
     return pos.tolist() if row_ids is None else [row_ids[i] for i in pos]
