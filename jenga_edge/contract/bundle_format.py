@@ -10,6 +10,12 @@ The manifest is these Structs, encoded as JSON: jenga-export builds them,
 the agent decodes manifest.json into them, unknown keys refused, so the two
 sides cannot drift apart silently. docs/bundle-format.md describes every field.
 
+Version 5: a schema may hold text features (schema version 3); their graphs take two
+more inputs, `text_bytes` uint8 [batch, t, L] and `text_lengths` int64 [batch, t]
+(contract/schema.py, contract/text_input.py); L, the `bytes` axis, is free up to the
+schema's text_width, so the agent passes only as many as a batch's longest text.
+Version 4 bundles still load: they
+hold no text.
 Version 4: a task names its `learner` (network, or lightgbm: an ONNX-ML
 TreeEnsemble graph, export/tree_onnx.py); version 3 bundles are refused with a
 message to re-export (their id does not cover the new key).
@@ -36,7 +42,8 @@ from .typed import Invalid, convert
 
 MANIFEST = "manifest.json"
 BUNDLE_FORMAT = "jenga.bundle"
-BUNDLE_FORMAT_VERSION = 4
+BUNDLE_FORMAT_VERSION = 5
+READABLE_VERSIONS = (4, 5)  # 4: no text features (checked at decode)
 LEARNERS = ("network", "lightgbm")
 
 
@@ -95,30 +102,38 @@ class TaskEntry(_Struct, kw_only=True):
 
 
 def input_specs(schema: FeatureSchema) -> list[TensorSpec]:
-    """The two inputs every graph of a schema takes (what the agent feeds; check_inputs' rule)."""
-    return [
+    """The inputs every graph of a schema takes, in this order (what the agent feeds;
+    check_inputs' rule): `numeric` and `categorical` always, `text_bytes` and
+    `text_lengths` when the schema has text features."""
+    text = [f.name for f in schema.text]
+    specs = [
         TensorSpec(name=name, dtype=dtype, shape=["batch", len(feats)], features=[f.name for f in feats])
         for name, dtype, feats in (
             ("numeric", "float32", schema.numeric),
             ("categorical", "int64", schema.categorical),
         )
     ]
+    if text:
+        specs += [
+            TensorSpec(name="text_bytes", dtype="uint8", shape=["batch", len(text), "bytes"], features=text),
+            TensorSpec(name="text_lengths", dtype="int64", shape=["batch", len(text)], features=text),
+        ]
+    return specs
 
 
 def check_inputs(inputs: list[TensorSpec], schema: FeatureSchema) -> None:
-    """A task's inputs are the schema's two: `numeric` float32 and `categorical` int64, a
-    batch axis and one column per feature, in schema order (what the agent feeds)."""
-    want = {"numeric": ("float32", schema.numeric), "categorical": ("int64", schema.categorical)}
+    """A task's inputs are exactly input_specs(schema): names, dtypes, a batch axis, one
+    column per feature in schema order, and the text width (what the agent feeds)."""
+    want = {s.name: s for s in input_specs(schema)}
     if sorted(i.name for i in inputs) != sorted(want):
-        raise Invalid("inputs", f"names {', '.join(i.name for i in inputs) or 'none'}, expected numeric, categorical")
+        raise Invalid("inputs", f"names {', '.join(i.name for i in inputs) or 'none'}, expected {', '.join(want)}")
     for k, spec in enumerate(inputs):
-        dtype, features = want[spec.name]
-        names = [f.name for f in features]
-        if spec.dtype != dtype or len(spec.shape) != 2 or spec.shape[1] != len(names) or spec.features != names:
+        w = want[spec.name]
+        if (spec.dtype, spec.shape, spec.features) != (w.dtype, w.shape, w.features):
             raise Invalid(
                 f"inputs[{k}]",
                 f"{spec.name} {spec.dtype} {spec.shape} {spec.features} is not the schema's: "
-                f"{dtype} ['batch', {len(names)}] {names}",
+                f"{w.dtype} {w.shape} {w.features}",
             )
 
 
@@ -180,6 +195,8 @@ class Manifest(_Struct, kw_only=True):
     merged: list[MergedEntry] = []
 
     def __post_init__(self) -> None:
+        if self.format_version < 5 and any(t.schema.text for t in self.tasks):
+            raise Invalid("format_version", f"{self.format_version} bundles hold no text features; this one does")
         tasks = {t.name: t for t in self.tasks}
         if len(tasks) < len(self.tasks):
             raise Invalid("tasks", "a task name is listed twice")
@@ -226,15 +243,14 @@ def decode_manifest(data: bytes, where: str) -> Manifest:
         found = head.get("format") if isinstance(head, dict) else type(head).__name__
         raise BundleError(f"{where}: format is {found!r}, expected {BUNDLE_FORMAT!r}")
     version = head.get("format_version")
-    if version != BUNDLE_FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         hint = (
             _OLD_VERSIONS.get(version, "use a jenga-edge that reads it, or re-export")
             if isinstance(version, int)
             else "re-export"
         )
-        raise BundleError(
-            f"{where}: format_version {version!r} is not supported (this agent reads {BUNDLE_FORMAT_VERSION}); {hint}"
-        )
+        reads = ", ".join(map(str, READABLE_VERSIONS))
+        raise BundleError(f"{where}: format_version {version!r} is not supported (this agent reads {reads}); {hint}")
     manifest = convert(Manifest, head, where, error=BundleError)
     check_bundle_id(manifest, where)
     return manifest

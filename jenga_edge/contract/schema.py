@@ -7,7 +7,15 @@ module turns it into arrays:
 * ``numeric``     float32 [batch, n] — numeric and boolean features in schema
                   order, NaN where a value is missing (the graph imputes it);
 * ``categorical`` int64 [batch, m] — vocabulary indices, 0 for a value never
-                  seen in training or a missing one (the out-of-vocabulary bucket).
+                  seen in training or a missing one (the out-of-vocabulary bucket);
+* ``text_bytes``  uint8 [batch, t, L] and ``text_lengths`` int64 [batch, t] — only
+                  for a schema with text features (version 3): each text value as
+                  its normalized, truncated UTF-8 bytes (contract/text_input.py),
+                  zero-padded to L; the graph turns them into byte ids and a mask
+                  itself. L is a free axis: at most the longest `max_bytes` of the
+                  schema's text features (text_width), at least the longest length
+                  in the batch (positions past a text's length are masked, so the
+                  agent trims a batch to its longest text; the scores are the same).
 
 Scaling, imputation and embeddings all happen inside the graph, so the schema
 records their fitted parameters but the edge never applies them itself.
@@ -27,6 +35,7 @@ import numpy as np
 from .digest import sha256
 from .errors import EventError, SchemaError
 from .events import EventModel
+from .text_input import encode_text
 from .typed import convert
 from .values import category_key as category_key
 from .values import to_boolean as to_boolean
@@ -36,11 +45,15 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
 SCHEMA_VERSION = 2  # 2: may carry the event model (`events`); version 1 schemas still load
-SCHEMA_VERSIONS = (1, 2)
+TEXT_SCHEMA_VERSION = 3  # 3: may hold text features (a schema without them is still written as 2)
+SCHEMA_VERSIONS = (1, 2, 3)
+MAX_TEXT_BYTES = 1024
 OOV_INDEX = 0
 OOV_TOKEN = "<unk>"
 
-Kind = Literal["numeric", "boolean", "categorical"]
+Kind = Literal["numeric", "boolean", "categorical", "text"]
+TextNormalize = Literal["none", "dns"]
+Truncate = Literal["head", "tail"]
 Encoding = Literal["standard", "log1p", "piecewise_linear", "none", "periodic"]
 # Fitted and computed by trainer/encodings.py (one class each); named here because a
 # bundle's schema says which encoding each feature uses and the agent checks the name.
@@ -65,15 +78,33 @@ class Feature(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     edges: tuple[float, ...] = ()
     categories: tuple[str, ...] = ()
     allow_missing: bool = True
+    # Text only (contract/text_input.py): bytes kept, how the value is normalized (default
+    # none), which end is kept (default head). UNSET is never encoded, so a schema without
+    # text features encodes, and hashes, as it did before version 3.
+    max_bytes: int | msgspec.UnsetType = msgspec.UNSET
+    normalize: TextNormalize | msgspec.UnsetType = msgspec.UNSET
+    truncate: Truncate | msgspec.UnsetType = msgspec.UNSET
 
     @property
     def is_numeric(self) -> bool:
         return self.kind in ("numeric", "boolean")
 
+    @property
+    def is_text(self) -> bool:
+        return self.kind == "text"
+
+    @property
+    def text_limit(self) -> int:
+        """max_bytes as an int (0 where unset: not a text feature)."""
+        return self.max_bytes if isinstance(self.max_bytes, int) else 0
+
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = msgspec.structs.asdict(self)
         data["edges"] = list(self.edges)
         data["categories"] = list(self.categories)
+        for key in _TEXT_ONLY:
+            if data[key] is msgspec.UNSET:
+                del data[key]
         return data
 
     @classmethod
@@ -85,8 +116,13 @@ class Feature(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     def check(self) -> None:
         where = f"feature {self.name!r}"
-        if self.kind not in ("numeric", "boolean", "categorical"):
+        if self.kind not in get_args(Kind):
             raise SchemaError(f"{where}: unknown kind {self.kind!r}")
+        if self.is_text:
+            self._check_text(where)
+            return
+        if any(getattr(self, key) is not msgspec.UNSET for key in _TEXT_ONLY):
+            raise SchemaError(f"{where}: max_bytes, normalize and truncate are for text features only")
         if self.encoding not in ENCODING_NAMES:
             raise SchemaError(f"{where}: unknown encoding {self.encoding!r} (known: {', '.join(ENCODING_NAMES)})")
         if self.kind == "categorical":
@@ -100,6 +136,22 @@ class Feature(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             len(self.edges) < 2 or any(b <= a for a, b in itertools.pairwise(self.edges))
         ):
             raise SchemaError(f"{where}: {self.encoding} needs >= 2 strictly increasing edges")
+
+    def _check_text(self, where: str) -> None:
+        if not 1 <= self.text_limit <= MAX_TEXT_BYTES:
+            got = "none" if self.max_bytes is msgspec.UNSET else self.max_bytes
+            raise SchemaError(f"{where}: a text feature needs max_bytes from 1 to {MAX_TEXT_BYTES}, got {got}")
+        if self.encoding != "none" or self.edges or self.categories:
+            raise SchemaError(f"{where}: a text feature has no encoding, edges or categories (the graph embeds bytes)")
+        if self.normalize is not msgspec.UNSET and self.normalize not in get_args(TextNormalize):
+            raise SchemaError(
+                f"{where}: normalize {self.normalize!r}: expected one of {', '.join(get_args(TextNormalize))}"
+            )
+        if self.truncate is not msgspec.UNSET and self.truncate not in get_args(Truncate):
+            raise SchemaError(f"{where}: truncate {self.truncate!r}: expected head or tail")
+
+
+_TEXT_ONLY = ("max_bytes", "normalize", "truncate")
 
 
 class FeatureSchema(msgspec.Struct, dict=True, forbid_unknown_fields=True):
@@ -135,11 +187,16 @@ class FeatureSchema(msgspec.Struct, dict=True, forbid_unknown_fields=True):
             raise SchemaError(f"duplicate feature names in schema: {', '.join(dupes)}")
         for f in self.features:
             f.check()
+        if any(f.is_text for f in self.features) and self.version < TEXT_SCHEMA_VERSION:
+            raise SchemaError(
+                f"text features need feature schema version {TEXT_SCHEMA_VERSION}, this one is {self.version}"
+            )
         self._index = {
             f.name: {c: i for i, c in enumerate(f.categories)} for f in self.features if f.kind == "categorical"
         }
         self._numeric = tuple(f for f in self.features if f.is_numeric)
         self._categorical = tuple(f for f in self.features if f.kind == "categorical")
+        self._text = tuple(f for f in self.features if f.is_text)
 
     @property
     def numeric(self) -> tuple[Feature, ...]:
@@ -148,6 +205,15 @@ class FeatureSchema(msgspec.Struct, dict=True, forbid_unknown_fields=True):
     @property
     def categorical(self) -> tuple[Feature, ...]:
         return self._categorical
+
+    @property
+    def text(self) -> tuple[Feature, ...]:
+        return self._text
+
+    @property
+    def text_width(self) -> int:
+        """L of the text_bytes input: the longest max_bytes of the text features (0: none)."""
+        return max((f.text_limit for f in self._text), default=0)
 
     @property
     def names(self) -> list[str]:
@@ -209,6 +275,32 @@ class FeatureSchema(msgspec.Struct, dict=True, forbid_unknown_fields=True):
                 exc.row = r
                 raise
         return num, cat
+
+    def vectorize_text(
+        self, rows: Sequence[Mapping[str, Any]], strict: bool = True
+    ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+        """Raw rows -> the graph's (text_bytes, text_lengths) inputs (contract/text_input.py).
+
+        strict=True: a missing text the schema does not allow raises EventError; a value
+        that is not a string raises in both modes (a number is not a name)."""
+        feats = self._text
+        data = np.zeros((len(rows), len(feats), self.text_width), dtype=np.uint8)
+        lengths = np.zeros((len(rows), len(feats)), dtype=np.int64)
+        for r, row in enumerate(rows):
+            for j, f in enumerate(feats):
+                value = row.get(f.name)
+                if value is None and strict and not f.allow_missing:
+                    exc = EventError("missing_field", f"field {f.name!r} is missing", f.name)
+                    exc.row = r
+                    raise exc
+                try:
+                    raw = encode_text(value, f)
+                except EventError as exc:
+                    exc.row = r
+                    raise
+                data[r, j, : len(raw)] = np.frombuffer(raw, dtype=np.uint8)
+                lengths[r, j] = len(raw)
+        return data, lengths
 
     def _number(self, f: Feature, value: Any, strict: bool) -> float:
         if isinstance(value, float) and not math.isfinite(value):

@@ -148,12 +148,16 @@ def test_file_names_cannot_escape_the_bundle(bundle_copy):
         (lambda m: m.update(signature="x"), r"signature: unknown key"),
         (lambda m: m["tasks"][0]["schema"].update(_index={}), r"tasks\[0\]\.schema\._index: unknown key"),
         (
-            lambda m: m["tasks"][0]["schema"]["features"][0].update(kind="text"),
-            r"tasks\[0\]\.schema\.features\[0\]\.kind: expected one of 'numeric', 'boolean', 'categorical'",
+            lambda m: m["tasks"][0]["schema"]["features"][0].update(kind="audio"),
+            r"tasks\[0\]\.schema\.features\[0\]\.kind: expected one of 'numeric', 'boolean', 'categorical', 'text'",
         ),
         (
-            lambda m: m["tasks"][0]["schema"].update(version=3),
-            r"tasks\[0\]\.schema: feature schema version 3 is not",
+            lambda m: m["tasks"][0]["schema"]["features"][0].update(kind="text"),
+            r"tasks\[0\]\.schema: feature 'packet_size': a text feature needs max_bytes from 1 to 1024, got none",
+        ),
+        (
+            lambda m: m["tasks"][0]["schema"].update(version=4),
+            r"tasks\[0\]\.schema: feature schema version 4 is not",
         ),  # what an agent does not understand, it refuses
         (
             lambda m: m["merged"][0]["outputs"].pop("threat"),
@@ -179,7 +183,7 @@ def test_the_manifest_round_trips_through_its_structs(bundle_copy):
     data = (bundle_copy / MANIFEST).read_bytes()
     manifest = decode_manifest(data, "m")
     assert encode_manifest(manifest) == data  # what export wrote is what the agent reads
-    assert manifest.format_version == BUNDLE_FORMAT_VERSION == 4
+    assert manifest.format_version == BUNDLE_FORMAT_VERSION == 5
     assert {t.learner for t in manifest.tasks} == {"network"}
     assert [o.role for o in manifest.tasks[1].outputs] == ["probabilities", "label"]
 

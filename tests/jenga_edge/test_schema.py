@@ -75,9 +75,10 @@ def test_feature_from_json_missing_kind():
 
 def test_feature_unknown_kind():
     with pytest.raises(
-        SchemaError, match=r"feature 'x': kind: expected one of 'numeric', 'boolean', 'categorical', got str 'text'"
+        SchemaError,
+        match=r"feature 'x': kind: expected one of 'numeric', 'boolean', 'categorical', 'text', got str 'audio'",
     ):
-        Feature.from_json({"name": "x", "kind": "text"})
+        Feature.from_json({"name": "x", "kind": "audio"})
 
 
 @pytest.mark.parametrize("cats", [(), ("a", "b"), ("a", OOV_TOKEN)])
@@ -192,11 +193,11 @@ def test_schema_checks_every_feature():
 
 def test_unsupported_version():
     data = make_schema().to_json()
-    data["version"] = 3
+    data["version"] = 4
     with pytest.raises(
         SchemaError,
-        match="feature schema version 3 is not supported "
-        r"\(this build reads versions 1, 2\)",
+        match="feature schema version 4 is not supported "
+        r"\(this build reads versions 1, 2, 3\)",
     ):
         FeatureSchema.from_json(data)
 
