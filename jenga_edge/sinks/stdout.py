@@ -1,5 +1,9 @@
 """`type: stdout`: one line per alert on standard output, as JSON or as a short text line.
 
+`format: json` (or `native`) writes the alert itself; `ecs` and `ocsf` write it converted
+(`formats/`), also one compact JSON object per line; `text` is the human line, whatever else a
+SIEM takes (the standard formats have no text form).
+
 `format_text` is also what `jenga-edge alerts` prints. Its values come from
 events an attacker may write (an address, a timestamp), so each is escaped
 (`contract.text.escape_text`, and a space inside a value as ``\\x20``): one alert

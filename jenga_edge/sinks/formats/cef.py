@@ -51,9 +51,13 @@ def extension_escape(value: Any) -> str:
     """An extension value: ``\\`` and ``=`` escaped, each LF and CR written ``\\n`` / ``\\r`` (a
     parser gets them back exactly); any other control character becomes a visible escape whose
     backslash is escaped in turn, so a parser gets the text ``\\x00`` back, never the raw byte."""
+    if isinstance(value, (int, float)):
+        return str(value)  # nothing to escape in a number
     text = str(value)
     if text.isprintable():  # the common case
-        return text.replace("\\", "\\\\").replace("=", "\\=")
+        if "\\" in text or "=" in text:
+            return text.replace("\\", "\\\\").replace("=", "\\=")
+        return text
     out, pos = [], 0
     for m in _NEWLINE.finditer(text):
         out += [_cef_text(text[pos : m.start()]), "\\n" if m.group() == "\n" else "\\r"]
@@ -77,9 +81,8 @@ def _custom(ext: list[tuple[str, Any]], key: str, value: Any) -> None:
         ext += [(key, value), (key + "Label", _LABELS[key])]
 
 
-def extension(alert: dict[str, Any]) -> list[tuple[str, Any]]:
-    """The extension's (key, value) pairs, in order."""
-    ref = common.model_ref(alert)
+def extension(alert: dict[str, Any], ref: dict[str, Any], msg: str) -> list[tuple[str, Any]]:
+    """The extension's (key, value) pairs, in order (`ref`: the alert's model_ref, `msg` its summary)."""
     ext: list[tuple[str, Any]] = []
     ms = common.epoch_ms(alert)
     if ms is not None:
@@ -99,7 +102,7 @@ def extension(alert: dict[str, Any]) -> list[tuple[str, Any]]:
     acts = common.action_summaries(alert)
     if acts:
         ext.append(("act", ",".join(acts)))
-    ext.append(("msg", common.summary(alert)))
+    ext.append(("msg", msg))
     if "task" in ref:
         ext.append(("cat", ref["task"]))
     agent = common.agent(alert)
@@ -127,7 +130,8 @@ def convert(alert: dict[str, Any]) -> str:
     agent = common.agent(alert)
     rule = common.text(alert.get("rule")) or "alert"
     severity = common.CEF_SEVERITY.get(common.priority(alert), DEFAULT_SEVERITY)
-    name = common.text(alert.get("output")) or common.summary(alert)
+    ref = common.model_ref(alert)
+    name = common.summary(alert, ref)
     header = [
         "CEF:0",
         header_escape(common.VENDOR),
@@ -137,5 +141,5 @@ def convert(alert: dict[str, Any]) -> str:
         header_escape(name),
         str(severity),
     ]
-    ext = " ".join(f"{k}={extension_escape(v)}" for k, v in extension(alert))
+    ext = " ".join(f"{k}={extension_escape(v)}" for k, v in extension(alert, ref, name))
     return "|".join(header) + "|" + ext

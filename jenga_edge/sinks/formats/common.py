@@ -93,17 +93,35 @@ def text(value: Any) -> str | None:
 
 
 def epoch_ms(alert: dict[str, Any]) -> int | None:
-    t = parse_time(alert.get("timestamp"))
+    """The alert's timestamp in epoch milliseconds; None if it has no readable one."""
+    ts = alert.get("timestamp")
+    return _epoch_ms(ts) if isinstance(ts, str) else None
+
+
+@lru_cache(maxsize=64)  # a batch's alerts share one timestamp
+def _epoch_ms(ts: str) -> int | None:
+    t = parse_time(ts)
     return round(t * 1000) if t is not None else None
 
 
 def attack_ids(tags: Any) -> tuple[list[str], list[str], list[str]]:
     """(technique ids, sub-technique ids, tactic ids) named in the rule's tags, e.g. T1046,
     T1059.001 (whose technique T1059 is listed too), TA0007; each once, in tag order."""
+    if not isinstance(tags, list) or not tags:
+        return [], [], []
+    try:
+        found = _attack_ids(tuple(tags))
+    except TypeError:  # an unhashable tag: not an id
+        found = _attack_ids(tuple(t for t in tags if isinstance(t, str)))
+    return list(found[0]), list(found[1]), list(found[2])
+
+
+@lru_cache(maxsize=256)  # a rule's tags are the same on each of its alerts
+def _attack_ids(tags: tuple[Any, ...]) -> tuple[list[str], list[str], list[str]]:
     techniques: list[str] = []
     subs: list[str] = []
     tactics: list[str] = []
-    for tag in tags if isinstance(tags, list) else []:
+    for tag in tags:
         if not isinstance(tag, str):
             continue
         t = tag.strip().upper()
@@ -149,17 +167,19 @@ def model_ref(alert: dict[str, Any]) -> dict[str, Any]:
     """What scored the alert: bundle id, task, graph file and sha256, score, threshold, and the
     predicted label of a classification task; keys without a value are left out."""
     model = alert.get("model")
-    model = model if isinstance(model, dict) else {}
-    ref = {
-        "bundle_id": text(model.get("bundle_id")),
-        "task": text(alert.get("task")),
-        "graph_file": text(model.get("file")),
-        "graph_sha256": text(model.get("sha256")),
-        "score": number(alert.get("score")),
-        "threshold": number(alert.get("threshold")),
-        "label": text(alert.get("label")),
-    }
-    return {k: v for k, v in ref.items() if v is not None}
+    ref: dict[str, Any] = {}
+    if isinstance(model, dict):
+        for key, name in (("bundle_id", "bundle_id"), ("file", "graph_file"), ("sha256", "graph_sha256")):
+            value = model.get(key)
+            if value is not None and value != "" and not isinstance(value, (dict, list)):
+                ref[name] = str(value)
+    for key in ("task", "score", "threshold", "label"):
+        value = alert.get(key)
+        value = number(value) if key in ("score", "threshold") else text(value)
+        if value is not None:
+            ref[key] = value
+    order = ("bundle_id", "task", "graph_file", "graph_sha256", "score", "threshold", "label")
+    return {k: ref[k] for k in order if k in ref}
 
 
 def agent(alert: dict[str, Any]) -> dict[str, str]:
@@ -182,13 +202,12 @@ def action_summaries(alert: dict[str, Any]) -> list[str]:
     return out
 
 
-def summary(alert: dict[str, Any]) -> str:
-    """The alert's one-line message: the rule's `output` line, else rule, task and score."""
+def summary(alert: dict[str, Any], ref: dict[str, Any]) -> str:
+    """The alert's one-line message: the rule's `output` line, else rule, task and score (`ref`: its model_ref)."""
     output = text(alert.get("output"))
     if output:
         return output
     parts = [text(alert.get("rule")) or "alert"]
-    ref = model_ref(alert)
     if "task" in ref:
         parts.append(ref["task"])
     if "score" in ref:

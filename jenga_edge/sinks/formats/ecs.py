@@ -98,7 +98,7 @@ def convert(alert: dict[str, Any]) -> dict[str, Any]:
     # @timestamp is required: an alert without a readable time gets the conversion's
     doc: dict[str, Any] = {"@timestamp": ts if ts and common.epoch_ms(alert) is not None else now_iso()}
     doc["ecs"] = {"version": ECS_VERSION}
-    doc["message"] = common.summary(alert)
+    doc["message"] = common.summary(alert, ref)
     doc["event"] = _event(alert, bool(src or dst or transport), ref)
     rule = common.text(alert.get("rule"))
     if rule:

@@ -68,12 +68,12 @@ def _attacks(tags: Any) -> list[dict[str, Any]]:
     return attacks
 
 
-def _finding_info(alert: dict[str, Any], ref: dict[str, Any], ms: int | None) -> dict[str, Any]:
+def _finding_info(alert: dict[str, Any], ref: dict[str, Any], ms: int | None, desc: str) -> dict[str, Any]:
     info: dict[str, Any] = {
         "uid": common.text(alert.get("alert_id")) or "",
         "title": common.text(alert.get("rule")) or "alert",
     }
-    info["desc"] = common.summary(alert)
+    info["desc"] = desc
     if ms is not None:
         info["created_time"] = ms
     if "task" in ref:
@@ -122,6 +122,7 @@ def convert(alert: dict[str, Any]) -> dict[str, Any]:
     """The OCSF Detection Finding of one alert."""
     ref = common.model_ref(alert)
     ms = common.epoch_ms(alert)
+    message = common.summary(alert, ref)
     severity_id, severity = common.OCSF_SEVERITY.get(common.priority(alert), (0, "Unknown"))
     agent = common.agent(alert)
     product: dict[str, Any] = {"name": common.PRODUCT, "vendor_name": common.VENDOR}
@@ -142,8 +143,8 @@ def convert(alert: dict[str, Any]) -> dict[str, Any]:
         "is_alert": True,
         "status_id": 1,
         "status": "New",
-        "message": common.summary(alert),
-        "finding_info": _finding_info(alert, ref, ms),
+        "message": message,
+        "finding_info": _finding_info(alert, ref, ms, message),
         "metadata": metadata,
     }
     if "score" in ref:
