@@ -29,7 +29,7 @@ def _endpoint(alert: dict[str, Any], ip_key: str, port_key: str) -> dict[str, An
     out: dict[str, Any] = {}
     if value is not None:
         out["address"] = value
-        if version:
+        if version and "%" not in value:  # Elasticsearch's ip type takes no IPv6 zone (fe80::1%eth0)
             out["ip"] = value
     p = common.port(alert.get(port_key))
     if p is not None:
