@@ -663,3 +663,51 @@ def test_no_alert_value_breaks_a_converter_or_its_schema():
 def test_converters_are_loaded_only_when_asked_for():
     assert converter("native") is None
     assert converter("ecs") is ecs.convert and converter("cef") is cef.convert
+
+
+def test_the_agent_writes_each_format_of_its_real_alerts(network_bundle, tmp_path):
+    """`jenga-edge run` end to end: the same alerts in native, ECS and OCSF files, and as CEF over
+    syslog; every converted one valid, one per native alert, the model reference the bundle's."""
+    from tests.jenga_edge.test_agent import events, run_to_eof, write_config
+
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", 0))
+    rx.settimeout(2)
+    sinks = {
+        "jsonl": {"path": str(tmp_path / "alerts.jsonl")},
+        "ecs": {"type": "jsonl", "path": str(tmp_path / "ecs.jsonl"), "format": "ecs"},
+        "ocsf": {"type": "jsonl", "path": str(tmp_path / "ocsf.jsonl"), "format": "ocsf"},
+        "siem": {"type": "syslog", "target": f"udp://127.0.0.1:{rx.getsockname()[1]}", "format": "cef"},
+    }
+    rules = [{"rule": "threat", "task": "threat", "priority": "error", "tags": ["T1046"], "actions": ["alert"]}]
+    stdin = tmp_path / "in.jsonl"
+    stdin.write_bytes(b"\n".join(events(300)) + b"\n")
+    try:
+        cfg = write_config(tmp_path, network_bundle[0], [{"type": "stdin"}], sinks=sinks, rules=rules)
+        summary = run_to_eof(cfg, stdin)
+        native = [json.loads(x) for x in (tmp_path / "alerts.jsonl").read_text().splitlines()]
+        cefs = [parse_syslog(rx.recv(65535))["msg"] for _ in native]
+    finally:
+        rx.close()
+    assert summary["alerts"] == len(native) > 0
+    docs = [json.loads(x) for x in (tmp_path / "ecs.jsonl").read_text().splitlines()]
+    findings = [json.loads(x) for x in (tmp_path / "ocsf.jsonl").read_text().splitlines()]
+    assert (
+        [d["event"]["id"] for d in docs]
+        == [f["finding_info"]["uid"] for f in findings]
+        == [a["alert_id"] for a in native]
+    )
+    for alert, doc, finding, line in zip(native, docs, findings, cefs, strict=True):
+        assert ecs_problems(doc) == [] and ocsf_problems(finding, OCSF_DEF["class"]) == []
+        assert doc["threat"]["technique"]["id"] == ["T1046"]
+        assert (
+            doc["Jenga"]["model"]["graph_sha256"]
+            == finding["finding_info"]["analytic"]["uid"]
+            == alert["model"]["sha256"]
+        )
+        header, ext = parse_cef(line)
+        assert (
+            header[4] == "threat"
+            and ext["externalId"] == alert["alert_id"]
+            and ext["cs1"] == alert["model"]["bundle_id"]
+        )
