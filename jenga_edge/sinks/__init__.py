@@ -1,5 +1,8 @@
 """Where alerts go: one module per kind (jsonl, stdout, syslog, sqlite).
 
+`formats/` turns an alert into ECS, OCSF or CEF for the sinks that have a `format:` (jsonl,
+stdout, syslog); the default, native, writes it as it is.
+
 Each kind has its `Config` (`type: <kind>` in the agent config's `sinks:`
 mapping, where the name may stand for the type) and `build`; base.py has the
 `Sink` protocol. A new kind is a module here and its name in the list below

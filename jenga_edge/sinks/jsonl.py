@@ -9,6 +9,7 @@ from typing import IO, Annotated, Any
 from ..contract.errors import ConfigError, DataError
 from ..contract.typed import Invalid, doc
 from .base import ENCODER, FileSink, SinkConfig, SinkContext, encode
+from .formats import JsonFormat, converter
 from .fsync import Syncer, fsync_dir, make_syncer
 from .lines import LineWriteError, append
 
@@ -28,6 +29,13 @@ class Config(SinkConfig, tag="jsonl", kw_only=True):
     max_bytes: Annotated[int, doc("rotate before the file passes this size (0: never rotate)", ge=0)] = 64 * 1024 * 1024
     backups: Annotated[int, doc("rotated files kept: PATH.1 ... PATH.N", ge=1, le=1000)] = 5
     fsync: Annotated[bool, doc("flush and fsync once per batch (and around each rotation)")] = True
+    format: Annotated[
+        JsonFormat,
+        doc(
+            "native: the alert as the agent writes it; ecs: Elastic Common Schema 8.x; "
+            "ocsf: an OCSF 1.x Detection Finding (action outcomes stay native)"
+        ),
+    ] = "native"
 
     def __post_init__(self) -> None:
         if not self.path:
@@ -56,6 +64,7 @@ class JsonlSink(FileSink):
         self._fh: IO[bytes] | None = None
         self._syncer: Syncer | None = None
         self._size = 0
+        self._convert = converter(config.format)  # None: native, written as it is
         self._open()
 
     def _open(self) -> None:
@@ -67,6 +76,11 @@ class JsonlSink(FileSink):
         self._size = os.fstat(self._fh.fileno()).st_size
         if created and self.config.fsync:
             fsync_dir(self.path.parent)
+
+    def write_batch(self, alerts: list[dict[str, Any]]) -> int:
+        if self._convert is not None:  # alerts only: action outcomes stay native (write_outcomes)
+            alerts = [self._convert(a) for a in alerts]
+        return super().write_batch(alerts)
 
     def _write(self, alerts: list[dict[str, Any]]) -> None:
         if not alerts:

@@ -1,5 +1,9 @@
 """`type: stdout`: one line per alert on standard output, as JSON or as a short text line.
 
+`format: json` (or `native`) writes the alert itself; `ecs` and `ocsf` write it converted
+(`formats/`), also one compact JSON object per line; `text` is the human line, whatever else a
+SIEM takes (the standard formats have no text form).
+
 `format_text` is also what `jenga-edge alerts` prints. Its values come from
 events an attacker may write (an address, a timestamp), so each is escaped
 (`contract.text.escape_text`, and a space inside a value as ``\\x20``): one alert
@@ -18,14 +22,19 @@ from ..contract.text import escape_text, json_text_safe
 from ..contract.typed import doc
 from ..timestamps import parse_time
 from .base import SinkConfig, SinkContext, dumps, encode
+from .formats import converter
 
 
 class Config(SinkConfig, tag="stdout", kw_only=True):
     """Alerts on standard output (a shell, or a service manager's journal)."""
 
-    format: Annotated[Literal["json", "text"], doc("json: one compact object per line; text: a short human line")] = (
-        "json"
-    )
+    format: Annotated[
+        Literal["json", "text", "native", "ecs", "ocsf"],
+        doc(
+            "json (or native): the alert as one compact JSON object per line; ecs, ocsf: the alert mapped "
+            "to ECS 8.x or an OCSF 1.x Detection Finding, one JSON object per line; text: a short human line"
+        ),
+    ] = "json"
 
 
 def _value(value: Any) -> str:
@@ -104,14 +113,20 @@ class StdoutSink:
     def __init__(self, config: Config | None = None, stream: IO[str] | None = None):
         self.config = config or Config()
         self._stream = stream  # None: whatever sys.stdout is at write time
+        fmt = self.config.format
+        self._convert = converter(fmt) if fmt in ("ecs", "ocsf") else None
         self.errors = 0
         self.last_error: str | None = None
 
     def write_batch(self, alerts: list[dict[str, Any]]) -> int:
         if not alerts:
             return 0
-        render = format_text if self.config.format == "text" else _json_line
-        text = "".join(render(a) + "\n" for a in alerts)
+        if self._convert is not None:
+            convert = self._convert
+            text = "".join(_json_line(convert(a)) + "\n" for a in alerts)
+        else:
+            render = format_text if self.config.format == "text" else _json_line
+            text = "".join(render(a) + "\n" for a in alerts)
         stream = self._stream if self._stream is not None else sys.stdout
         try:
             stream.write(text)

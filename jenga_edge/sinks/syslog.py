@@ -23,6 +23,7 @@ import os
 import re
 import select
 import socket
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -34,6 +35,7 @@ from ..contract.typed import Invalid, doc
 from ..priorities import FACILITIES, SEVERITIES, Facility, Priority, severity_of
 from ..timestamps import now_iso, parse_time
 from .base import SinkConfig, SinkContext
+from .formats import JSON_FORMATS, SyslogFormat, converter
 
 SD_ID = "jenga@32473"
 APP_NAME = "jenga-edge"
@@ -61,6 +63,13 @@ class Config(SinkConfig, tag="syslog", kw_only=True):
         str | None, doc("HOSTNAME of every message (default: the alert's agent.hostname, else this machine's name)")
     ] = None
     timeout_s: Annotated[float, doc("connect and send timeout", ge=0.01, le=60.0)] = 2.0
+    format: Annotated[
+        SyslogFormat,
+        doc(
+            "the MSG: native (the alert as JSON), ecs (ECS 8.x JSON), ocsf (an OCSF 1.x Detection Finding "
+            "as JSON) or cef (one ArcSight CEF line); the RFC 5424 header and structured data stay"
+        ),
+    ] = "native"
     max_message_bytes: Annotated[
         Annotated[int, msgspec.Meta(ge=MIN_MAX_BYTES, le=1 << 20)] | None,
         doc(
@@ -137,11 +146,29 @@ def _syslog_timestamp(ts: Any) -> str:
     return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _json_msg(alert: Any) -> str:
+    return json.dumps(alert, separators=(",", ":"), default=str)  # ASCII: no BOM needed
+
+
+def renderer(fmt: str) -> Callable[[dict[str, Any]], str]:
+    """The MSG of one alert in format `fmt` (see formats/): JSON for native, ecs and ocsf, a CEF line for cef."""
+    convert = converter(fmt)
+    if convert is None:
+        return _json_msg
+    if fmt in JSON_FORMATS:
+        return lambda alert: _json_msg(convert(alert))
+    return convert
+
+
 def syslog_parts(
-    alert: dict[str, Any], facility: int, default_severity: int = 4, hostname: str | None = None
+    alert: dict[str, Any],
+    facility: int,
+    default_severity: int = 4,
+    hostname: str | None = None,
+    render: Callable[[dict[str, Any]], str] = _json_msg,
 ) -> tuple[str, list[str], str]:
     """The header ``<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID``, the SD params
-    (``name="value"``) and the MSG of one alert's message."""
+    (``name="value"``) and the MSG (`render`: the alert as JSON unless told) of one alert's message."""
     severity = severity_of(alert.get("priority"), default_severity)
     pri = facility * 8 + severity
     if hostname is None:
@@ -149,7 +176,7 @@ def syslog_parts(
         hostname = agent.get("hostname") if isinstance(agent, dict) else None
     host = _header_field(hostname or socket.gethostname(), 255)
     params = [f'{k}="{_sd_escape(alert[k])}"' for k in _SD_PARAMS if alert.get(k) is not None]
-    msg = json.dumps(alert, separators=(",", ":"), default=str)  # ASCII: no BOM needed
+    msg = render(alert)
     header = (
         f"<{pri}>1 {_syslog_timestamp(alert.get('timestamp'))} {host} {APP_NAME} "
         f"{os.getpid()} {_header_field(alert.get('rule'), 32)}"
@@ -182,6 +209,8 @@ def _cut(body: bytes, room: int) -> bytes | None:
     if keep < 0:
         return None
     keep = _char_start(body, keep)
+    if (keep - len(body[:keep].rstrip(b"\\"))) % 2:  # never end in half an escape (CEF, JSON): a lone backslash
+        keep -= 1
     return body[:keep] + f"...[truncated {len(body) - keep} bytes]".encode("ascii")
 
 
@@ -228,6 +257,7 @@ class SyslogSink:
         self.last_error: str | None = None
         self.last_truncated: str | None = None
         self.max_bytes = config.max_bytes()
+        self._render = renderer(config.format)
         self._sock: socket.socket | None = None
         self._addr: Any = None  # resolved datagram destination
 
@@ -253,7 +283,9 @@ class SyslogSink:
 
     # -- internals
     def _encode(self, alert: dict[str, Any]) -> bytes:
-        header, params, msg = syslog_parts(alert, self.facility, self.default_severity, self.config.hostname)
+        header, params, msg = syslog_parts(
+            alert, self.facility, self.default_severity, self.config.hostname, self._render
+        )
         data, cut = fit_message(header, params, msg, self.max_bytes)
         if cut:
             self.truncated += 1

@@ -458,7 +458,7 @@ def test_unknown_keys_list_the_kinds_own_keys():
     )
     assert from_dict_error(sinks={"archive": {"type": "jsonl", "path": "/x", "max_byte": 1}}) == (
         "cfg: sinks.archive.max_byte: unknown key (did you mean 'max_bytes'?); "
-        "expected one of: queue, path, max_bytes, backups, fsync"
+        "expected one of: queue, path, max_bytes, backups, fsync, format"
     )
     assert from_dict_error(actions={"fw": {"type": "firewall", "tabel": "x"}}) == (
         "cfg: actions.fw.tabel: unknown key (did you mean 'table'?); expected one of: queue, backend, family, table, "

@@ -952,7 +952,10 @@ def test_sink_config_bounds_and_keys():
         sinks_config({"jsonl": {"path": "x", "backups": 0}})
     with pytest.raises(ConfigError, match=r"^sinks: sqlite\.max_row: unknown key \(did you mean 'max_rows'\?\)"):
         sinks_config({"sqlite": {"path": "x", "max_row": 5}})
-    with pytest.raises(ConfigError, match=r"^sinks: stdout\.format: expected one of 'json', 'text', got str 'xml'$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^sinks: stdout\.format: expected one of 'json', 'text', 'native', 'ecs', 'ocsf', got str 'xml'$",
+    ):
         sinks_config({"stdout": {"format": "xml"}})
 
 
