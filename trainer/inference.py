@@ -14,7 +14,7 @@ from jenga_edge.contract.errors import DataError
 
 from . import checkpoint
 from .callbacks import CallbackList, JsonlAlertHandler, RecordingHandler, SecuritySentinelCallback
-from .dataset import vectorize_rows
+from .dataset import vectorize_rows, vectorize_text_rows
 from .labels import DROP
 from .predict import score_rows
 from .readers import read_rows
@@ -22,10 +22,13 @@ from .task_kinds import trainer_kind
 
 
 def _tensors(loaded: checkpoint.LoadedModel, rows: list[dict], where: str = "data") -> dict[str, tuple]:
+    """Per source: (numeric, categorical, text) tensors, text None or (text_bytes, text_lengths)."""
     out = {}
     for name, schema in loaded.schemas.items():
         num, cat = vectorize_rows(schema, rows, where)
-        out[name] = (torch.as_tensor(num), torch.as_tensor(cat))
+        text = vectorize_text_rows(schema, rows, where)
+        pair = None if text is None else (torch.as_tensor(text[0]), torch.as_tensor(text[1]))
+        out[name] = (torch.as_tensor(num), torch.as_tensor(cat), pair)
     return out
 
 
@@ -68,8 +71,10 @@ def labelled_scores(loaded: checkpoint.LoadedModel, rows: list[dict], data_path:
             continue
         y = loaded.labels[t["name"]].encode([r.get(column) for r in rows], column)
         keep = np.flatnonzero(y != DROP)
-        num, cat = arrays[t["source"]]
-        scores = score_rows(loaded.model, t["name"], num, cat, torch.as_tensor(keep), trees=loaded.trees)["scores"]
+        num, cat, text = arrays[t["source"]]
+        scores = score_rows(loaded.model, t["name"], num, cat, torch.as_tensor(keep), trees=loaded.trees, text=text)[
+            "scores"
+        ]
         out[t["name"]] = LabelledScores(t, y[keep], scores, keep)
     if not out:
         raise DataError(f"{data_path}: no task's label column is present; evaluate needs labelled rows")
@@ -105,10 +110,10 @@ def predict_file(
     arrays = _tensors(loaded, rows, data_path)
     per_task = {}
     for t in tasks:
-        num, cat = arrays[t["source"]]
+        num, cat, text = arrays[t["source"]]
         cbs.fire("on_predict", loaded.model, t["name"], len(rows))
         per_task[t["name"]] = score_rows(
-            loaded.model, t["name"], num, cat, callbacks=cbs, phase="predict", trees=loaded.trees
+            loaded.model, t["name"], num, cat, callbacks=cbs, phase="predict", trees=loaded.trees, text=text
         )["scores"]
     with _open_out(output) as fh:
         for i in range(len(rows)):
