@@ -3,7 +3,7 @@
 DGA names come from two made-up families (random consonants and digits; hex runs),
 benign names from dictionary-ish syllables, so a byte model separates them in a
 couple of epochs. Each row also has a numeric column (`qlen`, the query's length
-plus noise) for the mixed text + tabular tests."""
+plus noise) and a second text column (`sni`) for the mixed text + tabular tests."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def names(n: int, seed: int = 0) -> list[dict]:
             domain, label = _dga(rng, family), "dga"
         else:
             domain, label, family = _benign(rng), "benign", None
-        row = {"domain": domain, "label": label, "qlen": len(domain) + rng.gauss(0, 2)}
+        row = {"domain": domain, "label": label, "qlen": len(domain) + rng.gauss(0, 2), "sni": "tls." + domain}
         if family is not None:
             row["family"] = family
         rows.append(row)

@@ -497,6 +497,7 @@ def _cross_check(cfg: ExperimentConfig, source: str, check_files: bool) -> None:
         _check_text_task(cfg, i, source)
     for name, scfg in cfg.sources.items():
         _check_text_columns(scfg, f"sources.{name}", source)
+        _check_transformer_widths(cfg.model.text, scfg, f"sources.{name}", source)
     _check_text_model(cfg.model.text, source)
     _check_split(cfg.training, source)
     if cfg.model.ensemble > 1 and cfg.model.normalization == "batch":
@@ -545,6 +546,20 @@ def _check_text_task(cfg: ExperimentConfig, i: int, source: str) -> None:
             f"{where}.mode",
             f"novelty is not supported on source {task.source!r}, which has text columns ({', '.join(text)}); "
             "use supervised, distance or fused",
+        )
+
+
+def _check_transformer_widths(tcfg: TextModelConfig, scfg: SourceConfig, where: str, source: str) -> None:
+    """The transformer's learned positions are max_bytes long per feature, while a batch's bytes
+    axis is as wide as the source's widest text (text_width): its text columns must share one
+    max_bytes (until TextEncoder cuts each feature's ids to its own limit)."""
+    limits = {(scfg.text.get(col) or TextColumn()).max_bytes for col in text_columns(scfg)}
+    if tcfg.backbone == "transformer" and len(limits) > 1:
+        _fail(
+            source,
+            f"{where}.text",
+            f"backbone transformer needs one max_bytes for all text columns of a source, got "
+            f"{', '.join(map(str, sorted(limits)))} (or use backbone: cnn)",
         )
 
 

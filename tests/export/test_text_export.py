@@ -49,7 +49,12 @@ def tasks() -> list[dict]:
 def sources(path: Path) -> dict:
     return {
         "dns": {"path": str(path), "features": ["domain"], "kinds": {"domain": "text"}, "text": TEXT},
-        "mix": {"path": str(path), "features": ["domain", "qlen"], "kinds": {"domain": "text"}, "text": TEXT},
+        "mix": {
+            "path": str(path),
+            "features": ["domain", "sni", "qlen"],
+            "kinds": {"domain": "text", "sni": "text"},
+            "text": {**TEXT, "sni": {"max_bytes": 16}},  # two text features of different widths
+        },
         "flows": {"path": str(path), "features": ["qlen"]},
     }
 
@@ -100,7 +105,13 @@ def test_text_bundle_verifies_with_text_inputs_from_input_specs(text_bundle):
         ("text_lengths", "int64", ["batch", 1]),
     ]
     assert [i.name for i in flows.inputs] == ["numeric", "categorical"]
-    assert by_name["dga_mix"].inputs[0].shape == ["batch", 1]
+    assert [i.shape for i in by_name["dga_mix"].inputs] == [
+        ["batch", 1],
+        ["batch", 0],
+        ["batch", 2, "bytes"],
+        ["batch", 2],
+    ]
+    assert by_name["dga_mix"].schema.text_width == 24
     assert [m.file for m in manifest.merged] == ["merged-dns.onnx"]
     graph = session(text_bundle / "bundle" / "dga.onnx")
     assert [(i.name, i.shape) for i in graph.get_inputs()][2:] == [
@@ -117,7 +128,7 @@ def test_the_graphs_learn_and_score_names_on_text_bytes(text_bundle):
     assert scores.shape == (3,) and scores[0] > scores[1] and scores[2] > scores[1]
     assert dga.metrics["roc_auc"] > 0.9
     mix = next(t for t in manifest.tasks if t.name == "dga_mix")
-    mixed = [{**r, "qlen": float(len(r["domain"]))} for r in rows]
+    mixed = [{**r, "qlen": float(len(r["domain"])), "sni": "TLS." + r["domain"]} for r in rows]
     (mscores,) = session(text_bundle / "bundle" / "dga_mix.onnx").run(["score"], feed(mix.schema, mixed))
     assert mscores.shape == (3,)
 

@@ -636,3 +636,13 @@ def test_text_backbone_options_are_checked_against_the_backbone():
     assert "model.text.d_model: 30 must be a multiple of heads (4)" in msg
     assert "model.text.backbone: expected one of 'cnn', 'transformer'" in load_err(with_text_model(backbone="rnn"))
     assert "model.trunk: expected one of 'shared', 'per_source'" in load_err(raw(model={"trunk": "each"}))
+
+
+def test_transformer_text_columns_of_a_source_share_one_max_bytes():
+    data = text_raw(
+        kinds={"domain": "text", "sni": "text"}, text={"domain": {"max_bytes": 16}, "sni": {"max_bytes": 64}}
+    )
+    config_from_dict(data, check_files=False)  # the CNN pools any width
+    data["model"] = {"text": {"backbone": "transformer"}}
+    msg = load_err(data)
+    assert "sources.net.text: backbone transformer needs one max_bytes for all text columns of a source" in msg
