@@ -22,13 +22,20 @@ from .task_kinds import trainer_kind
 
 
 def _tensors(loaded: checkpoint.LoadedModel, rows: list[dict], where: str = "data") -> dict[str, tuple]:
-    """Per source: (numeric, categorical, text) tensors, text None or (text_bytes, text_lengths)."""
     out = {}
     for name, schema in loaded.schemas.items():
         num, cat = vectorize_rows(schema, rows, where)
+        out[name] = (torch.as_tensor(num), torch.as_tensor(cat))
+    return out
+
+
+def _text_tensors(loaded: checkpoint.LoadedModel, rows: list[dict], where: str = "data") -> dict[str, tuple]:
+    """(text_bytes, text_lengths) per source whose schema has text features."""
+    out = {}
+    for name, schema in loaded.schemas.items():
         text = vectorize_text_rows(schema, rows, where)
-        pair = None if text is None else (torch.as_tensor(text[0]), torch.as_tensor(text[1]))
-        out[name] = (torch.as_tensor(num), torch.as_tensor(cat), pair)
+        if text is not None:
+            out[name] = (torch.as_tensor(text[0]), torch.as_tensor(text[1]))
     return out
 
 
@@ -63,7 +70,7 @@ def labelled_scores(loaded: checkpoint.LoadedModel, rows: list[dict], data_path:
     needed = [t for t in loaded.meta["tasks"] if _source_fits(loaded, t["source"], rows)]
     if not needed:
         raise DataError(f"{data_path}: its columns fit none of the model's sources")
-    arrays = _tensors(loaded, rows, data_path)
+    arrays, texts = _tensors(loaded, rows, data_path), _text_tensors(loaded, rows, data_path)
     out = {}
     for t in needed:
         column = cols[t["name"]]["label"]["column"]
@@ -71,10 +78,10 @@ def labelled_scores(loaded: checkpoint.LoadedModel, rows: list[dict], data_path:
             continue
         y = loaded.labels[t["name"]].encode([r.get(column) for r in rows], column)
         keep = np.flatnonzero(y != DROP)
-        num, cat, text = arrays[t["source"]]
-        scores = score_rows(loaded.model, t["name"], num, cat, torch.as_tensor(keep), trees=loaded.trees, text=text)[
-            "scores"
-        ]
+        num, cat = arrays[t["source"]]
+        rows_kept = torch.as_tensor(keep)
+        text = texts.get(t["source"])
+        scores = score_rows(loaded.model, t["name"], num, cat, rows_kept, trees=loaded.trees, text=text)["scores"]
         out[t["name"]] = LabelledScores(t, y[keep], scores, keep)
     if not out:
         raise DataError(f"{data_path}: no task's label column is present; evaluate needs labelled rows")
@@ -107,10 +114,11 @@ def predict_file(
     handler = JsonlAlertHandler(alerts_path) if alerts_path else RecordingHandler()
     sentinel = SecuritySentinelCallback(threshold, action_target, handler, phases=("predict",))
     cbs = CallbackList([sentinel])
-    arrays = _tensors(loaded, rows, data_path)
+    arrays, texts = _tensors(loaded, rows, data_path), _text_tensors(loaded, rows, data_path)
     per_task = {}
     for t in tasks:
-        num, cat, text = arrays[t["source"]]
+        num, cat = arrays[t["source"]]
+        text = texts.get(t["source"])
         cbs.fire("on_predict", loaded.model, t["name"], len(rows))
         per_task[t["name"]] = score_rows(
             loaded.model, t["name"], num, cat, callbacks=cbs, phase="predict", trees=loaded.trees, text=text

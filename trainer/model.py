@@ -62,25 +62,31 @@ class UnsupportedInput(JengaError):
 SUPPORTED_INPUTS = "`features` (tabular: numeric, categorical) and `input_ids`/`attention_mask` (text)"
 
 
-def text_batch(text_bytes: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def text_batch(text_bytes: torch.Tensor, lengths: torch.Tensor, trim: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """A batch's stored text (uint8 [B, t, W], int64 [B, t]) -> (input_ids, attention_mask),
     trimmed to the batch's longest text: masked positions change no score (the agent trims
     the same way), and DNS names are mostly far shorter than max_bytes. At least one
-    position stays, so an all-empty batch still has a bytes axis."""
-    width = max(1, int(lengths.max())) if lengths.numel() else 1
-    return text_ids(text_bytes[..., :width], lengths)
+    position stays, so an all-empty batch still has a bytes axis. trim=False keeps W (a
+    compiled model wants one shape)."""
+    if trim:
+        width = max(1, int(lengths.max())) if lengths.numel() else 1
+        text_bytes = text_bytes[..., :width]
+    return text_ids(text_bytes, lengths)
 
 
 def batch_inputs(
-    num: torch.Tensor, cat: torch.Tensor, text: tuple[torch.Tensor, torch.Tensor] | None, rows: torch.Tensor
+    num: torch.Tensor,
+    cat: torch.Tensor,
+    text: tuple[torch.Tensor, torch.Tensor] | None,
+    rows: torch.Tensor,
+    trim: bool = True,
 ) -> dict[str, Any]:
     """The forward's keyword inputs for `rows` of a source's stored arrays: `features`, and
     `input_ids`/`attention_mask` for a source with text (converted here, per batch)."""
     out: dict[str, Any] = {"features": {"numeric": num.index_select(0, rows), "categorical": cat.index_select(0, rows)}}
     if text is not None:
-        out["input_ids"], out["attention_mask"] = text_batch(
-            text[0].index_select(0, rows), text[1].index_select(0, rows)
-        )
+        data, lengths = text[0].index_select(0, rows), text[1].index_select(0, rows)
+        out["input_ids"], out["attention_mask"] = text_batch(data, lengths, trim)
     return out
 
 

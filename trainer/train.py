@@ -359,7 +359,9 @@ class Trainer:
         task = self.tasks[name]
         src = task.source
         y = self.y[name].index_select(0, idx)
-        inputs = batch_inputs(self.num[src], self.cat[src], self.text.get(src), idx)
+        # A compiled model captures one shape: the bytes axis stays text_width wide.
+        trim = self.tcfg.compile == "none"
+        inputs = batch_inputs(self.num[src], self.cat[src], self.text.get(src), idx, trim)
         with self.autocast():
             out = self.forward(name, labels=y, **inputs)
         loss = self._loss(task, out, y) * task.cfg.loss_weight
