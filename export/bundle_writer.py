@@ -41,13 +41,13 @@ from jenga_edge.contract.errors import BundleError, ConfigError, DataError, Jeng
 from jenga_edge.contract.schema import FeatureSchema
 from jenga_edge.contract.tasks import task_kind
 from trainer import checkpoint
-from trainer.dataset import split_indices, vectorize_rows
+from trainer.dataset import split_indices, vectorize_rows, vectorize_text_rows
 from trainer.readers import read_rows
 
 from .graphs import MergedGraph, TaskGraph, output_names
-from .onnx_export import example_inputs, export_graph, opset_of, set_metadata
+from .onnx_export import export_graph, opset_of, set_metadata
 from .opsets import DEFAULT_OPSET, ORT_MIN_FOR_OPSET, SUPPORTED_OPSETS
-from .parity import compare, edge_cases
+from .parity import compare, edge_cases, trim_invariance
 from .tree_onnx import ORT_MIN_FOR_ML_OPSET, BoosterReference, booster_graph
 
 AGENT_MIN_VERSION = "0.2.0"  # the agent version; format_version (4) is what an older agent refuses
@@ -178,7 +178,7 @@ def _export_task(
     outputs = output_names(model, name)
     path = tmp / f"{name}.onnx"
     graph = TaskGraph(model, name)
-    onx = export_graph(graph, example_inputs(len(schema.numeric), len(schema.categorical)), outputs, path, opts.opset)
+    onx = export_graph(graph, schema, outputs, path, opts.opset)
     parity = _check_parity(graph, path, outputs, cases, opts.atol, name)
     return _finish_task(onx, path, loaded, meta, parity, _output_specs(model, name), version, log)
 
@@ -228,8 +228,8 @@ def _finish_task(
         producer_version=jenga_edge.__version__,
         model_version=version,
         doc=f"JengaAI Edge: task {name!r} ({meta['type']}, {meta['mode']}) of project "
-        f"{loaded.meta['project_name']!r}; inputs numeric float32 [batch, {len(schema.numeric)}], "
-        f"categorical int64 [batch, {len(schema.categorical)}]",
+        f"{loaded.meta['project_name']!r}; inputs "
+        + ", ".join(f"{i.name} {i.dtype} {i.shape}" for i in input_specs(schema)),
     )
     onnx.save(onx, str(path))
     log(
@@ -270,7 +270,7 @@ def _export_merged(
     graph = MergedGraph(model, tasks)
     outputs = graph.output_names()
     path = tmp / f"merged-{src}.onnx"
-    onx = export_graph(graph, example_inputs(len(schema.numeric), len(schema.categorical)), outputs, path, opts.opset)
+    onx = export_graph(graph, schema, outputs, path, opts.opset)
     parity = _check_parity(graph, path, outputs, cases, opts.atol, f"merged-{src}")
     vs_tasks = _merged_vs_task_graphs(path, tmp, tasks, outputs, cases)
     if max(vs_tasks.values()) > opts.atol:
@@ -309,8 +309,9 @@ def _merged_vs_task_graphs(path: Path, tmp: Path, tasks: list[str], outputs: lis
     merged = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     singles = {t: ort.InferenceSession(str(tmp / f"{t}.onnx"), providers=["CPUExecutionProvider"]) for t in tasks}
     worst = {o: 0.0 for o in outputs}
-    for num, cat in cases.values():
-        feed = {"numeric": num, "categorical": cat}
+    inputs = [i.name for i in merged.get_inputs()]
+    for arrays in cases.values():
+        feed = dict(zip(inputs, arrays))
         got = dict(zip(outputs, merged.run(outputs, feed)))
         for t, sess in singles.items():
             names = [o.name for o in sess.get_outputs()]
@@ -331,14 +332,29 @@ def _check_parity(graph, path: Path, outputs: list[str], cases: dict, atol: floa
             + ", ".join(f"{o} {v:.3e}" for o, v in bad.items())
             + f" > --atol {atol:g} (cases: {', '.join(worst_case)})"
         )
+    if any(len(c) > 2 for c in cases.values()):
+        _check_trimming(session, outputs, cases, atol, what, parity)
     return parity
+
+
+def _check_trimming(session, outputs: list[str], cases: dict, atol: float, what: str, parity: dict) -> None:
+    """The agent trims the bytes axis to a batch's longest text: the scores must not move."""
+    trim = trim_invariance(session, outputs, cases)
+    parity["trimmed_vs_padded"] = trim
+    bad = {o: v for o, v in trim.items() if not v <= atol}
+    if bad:
+        raise ParityError(
+            f"{what}: trimming text_bytes to the longest text changes "
+            + ", ".join(f"{o} by {v:.3e}" for o, v in bad.items())
+            + f" > --atol {atol:g}"
+        )
 
 
 def _parity_cases(loaded, src: str, data: str | None, log: Callable[[str], None]) -> tuple[dict, str]:
     schema: FeatureSchema = loaded.schemas[src]
     rows, where = _parity_rows(loaded, src, data, log)
     num, cat = vectorize_rows(schema, rows, where)
-    return edge_cases(schema, num, cat), where
+    return edge_cases(schema, num, cat, text=vectorize_text_rows(schema, rows, where)), where
 
 
 def _check_parity_columns(
@@ -384,7 +400,10 @@ def _synthetic_rows(schema: FeatureSchema, n: int = 2000) -> list[dict]:
     for _ in range(n):
         row: dict[str, Any] = {}
         for f in schema.features:
-            if f.kind == "categorical":
+            if f.is_text:
+                size = int(rng.integers(0, f.text_limit + 1))
+                row[f.name] = "".join(chr(c) for c in rng.integers(97, 123, size))
+            elif f.kind == "categorical":
                 row[f.name] = f.categories[rng.integers(1, len(f.categories))] if len(f.categories) > 1 else None
             elif f.kind == "boolean":
                 row[f.name] = bool(rng.integers(0, 2))

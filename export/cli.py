@@ -89,12 +89,13 @@ def print_summary(manifest: Manifest) -> None:
         outs = " ".join(o.name for o in t.outputs)
         worst = max(v for k, v in t.parity.items() if isinstance(v, float))
         rows.append((t.name, ins, outs, f"{t.size_bytes / 1024:.1f} KiB", f"{worst:.2e}"))
+    inputs = {t.source: " ".join(i.name for i in t.inputs) for t in manifest.tasks}
     for m in manifest.merged:
         worst = max(v for k, v in m.parity.items() if isinstance(v, float))
         rows.append(
             (
                 f"[merged {m.source}]",
-                "numeric categorical",
+                inputs[m.source],
                 f"{len(m.tasks)} tasks",
                 f"{m.size_bytes / 1024:.1f} KiB",
                 f"{worst:.2e}",

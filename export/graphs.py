@@ -1,8 +1,13 @@
 """Torch modules that are exactly what each ONNX graph computes.
 
-Every graph takes the two schema inputs (either may be zero-width):
-  numeric      float32 [batch, n]   NaN = missing (imputed inside)
-  categorical  int64   [batch, m]   vocabulary indices, 0 = out of vocabulary
+Every graph takes the schema's inputs (contract/bundle_format.py input_specs, in
+that order; numeric and categorical may be zero-width):
+  numeric       float32 [batch, n]         NaN = missing (imputed inside)
+  categorical   int64   [batch, m]         vocabulary indices, 0 = out of vocabulary
+  text_bytes    uint8   [batch, t, bytes]  only for a schema with text features:
+  text_lengths  int64   [batch, t]         each text's bytes (contract/text_input.py)
+The graph turns the text inputs into byte ids and a mask itself (text_ids, the
+same function the trainer's batches use), so there is no tokenizer outside it.
 Outputs are the task kind's (jenga_edge/contract/tasks.py), named by their
 role: binary tasks `score` [batch]; multiclass `probabilities` [batch, C] and
 `label` int64 [batch]. The merged graph prefixes each with `<task>.`.
@@ -10,12 +15,22 @@ role: binary tasks `score` [batch]; multiclass `probabilities` [batch, C] and
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
+from jenga_edge.contract.bundle_format import input_specs
+from jenga_edge.contract.schema import FeatureSchema
 from trainer.model import MultiTaskModel
+from trainer.text_backbones import text_ids
 
-INPUT_NAMES = ("numeric", "categorical")
+INPUT_NAMES = ("numeric", "categorical")  # the tabular inputs (a tree graph's, which reads no text)
+
+
+def input_names(schema: FeatureSchema) -> list[str]:
+    """The graph's input names, in the order the agent feeds them."""
+    return [s.name for s in input_specs(schema)]
 
 
 def output_names(model: MultiTaskModel, task: str, prefix: str = "") -> list[str]:
@@ -27,13 +42,28 @@ def _outputs(model: MultiTaskModel, task: str, scores: torch.Tensor) -> list[tor
     return model.specs[task].kind.graph_outputs(scores)
 
 
+def _text(text_bytes: torch.Tensor | None, text_lengths: torch.Tensor | None) -> dict[str, Any]:
+    """input_ids/attention_mask from the text inputs, in the graph (empty without text)."""
+    if text_bytes is None or text_lengths is None:
+        return {}
+    ids, mask = text_ids(text_bytes, text_lengths)
+    return {"input_ids": ids, "attention_mask": mask}
+
+
 class TaskGraph(nn.Module):
     def __init__(self, model: MultiTaskModel, task: str):
         super().__init__()
         self.model, self.task = model, task
 
-    def forward(self, numeric: torch.Tensor, categorical: torch.Tensor):
-        scores = self.model(self.task, features={"numeric": numeric, "categorical": categorical})["scores"]
+    def forward(
+        self,
+        numeric: torch.Tensor,
+        categorical: torch.Tensor,
+        text_bytes: torch.Tensor | None = None,
+        text_lengths: torch.Tensor | None = None,
+    ):
+        features = {"numeric": numeric, "categorical": categorical}
+        scores = self.model(self.task, features=features, **_text(text_bytes, text_lengths))["scores"]
         out = _outputs(self.model, self.task, scores)
         return out[0] if len(out) == 1 else tuple(out)
 
@@ -46,8 +76,14 @@ class MergedGraph(nn.Module):
         self.model, self.tasks = model, list(tasks)
         self.source = model.specs[tasks[0]].source
 
-    def forward(self, numeric: torch.Tensor, categorical: torch.Tensor):
-        h = self.model.shared(self.source, numeric, categorical)
+    def forward(
+        self,
+        numeric: torch.Tensor,
+        categorical: torch.Tensor,
+        text_bytes: torch.Tensor | None = None,
+        text_lengths: torch.Tensor | None = None,
+    ):
+        h = self.model.shared(self.source, numeric, categorical, **_text(text_bytes, text_lengths))
         outs: list[torch.Tensor] = []
         for task in self.tasks:
             outs += _outputs(self.model, task, self.model.head_outputs(task, h, numeric, categorical)["scores"])

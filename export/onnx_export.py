@@ -22,13 +22,15 @@ import logging
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import onnx
 import torch
 
 from jenga_edge.contract.errors import JengaError
+from jenga_edge.contract.schema import FeatureSchema
 
-from .graphs import INPUT_NAMES
+from .graphs import input_names
 
 EXAMPLE_BATCH = 4  # not 0 or 1: torch.export would specialize the batch axis
 
@@ -39,19 +41,39 @@ class ExportError(JengaError):
     exit_code = 1
 
 
-def example_inputs(n_numeric: int, n_categorical: int) -> tuple[torch.Tensor, torch.Tensor]:
-    return (
-        torch.zeros(EXAMPLE_BATCH, n_numeric, dtype=torch.float32),
-        torch.zeros(EXAMPLE_BATCH, n_categorical, dtype=torch.int64),
+def example_inputs(schema: FeatureSchema) -> tuple[torch.Tensor, ...]:
+    """One tensor per graph input (input_names order). The example text is as wide as the
+    schema allows but holds shorter texts, so no length is baked in."""
+    inputs: tuple[torch.Tensor, ...] = (
+        torch.zeros(EXAMPLE_BATCH, len(schema.numeric), dtype=torch.float32),
+        torch.zeros(EXAMPLE_BATCH, len(schema.categorical), dtype=torch.int64),
     )
+    if schema.text:
+        t, width = len(schema.text), schema.text_width
+        lengths = torch.arange(EXAMPLE_BATCH * t, dtype=torch.int64).reshape(EXAMPLE_BATCH, t) % (width + 1)
+        inputs += (torch.full((EXAMPLE_BATCH, t, width), 97, dtype=torch.uint8), lengths)
+    return inputs
+
+
+def dynamic_shapes(schema: FeatureSchema) -> tuple[dict[int, Any], ...]:
+    """A symbolic batch axis on every input; for text, a symbolic `bytes` axis up to the
+    schema's text_width, so the agent may trim a batch to its longest text."""
+    batch = torch.export.Dim("batch", min=1)
+    shapes: tuple[dict[int, Any], ...] = ({0: batch}, {0: batch})
+    if schema.text:
+        # torch.export specializes an axis whose example is 1, hence a fixed axis for width 1.
+        width = schema.text_width
+        text_axis = {2: torch.export.Dim("bytes", min=1, max=width)} if width > 1 else {}
+        shapes += ({0: batch, **text_axis}, {0: batch})
+    return shapes
 
 
 def export_graph(
-    module: torch.nn.Module, inputs: tuple[torch.Tensor, torch.Tensor], outputs: Sequence[str], path: Path, opset: int
+    module: torch.nn.Module, schema: FeatureSchema, outputs: Sequence[str], path: Path, opset: int
 ) -> onnx.ModelProto:
-    """Export with a symbolic batch axis, run the full checker, return the model."""
-    batch = torch.export.Dim("batch", min=1)
-    shapes = {"numeric": {0: batch}, "categorical": {0: batch}}
+    """Export with symbolic batch (and text bytes) axes, run the full checker, return the model."""
+    inputs = example_inputs(schema)
+    shapes = dynamic_shapes(schema)
     module.eval()
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), _quiet("torch.onnx", "onnxscript"):
@@ -60,7 +82,7 @@ def export_graph(
                 module,
                 inputs,
                 str(path),
-                input_names=list(INPUT_NAMES),
+                input_names=input_names(schema),
                 output_names=list(outputs),
                 dynamic_shapes=shapes,
                 opset_version=opset,

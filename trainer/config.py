@@ -24,6 +24,7 @@ import msgspec
 
 from jenga_edge.contract.errors import ConfigError
 from jenga_edge.contract.events import EventModel
+from jenga_edge.contract.schema import MAX_TEXT_BYTES
 from jenga_edge.contract.tasks import TASK_KIND_NAMES, task_kind
 from jenga_edge.contract.typed import Config, apply_overrides, convert, doc, load_yaml
 
@@ -36,7 +37,7 @@ TASK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _ENCODING_CHOICES = (*ENCODINGS, "auto")
 NumericEncoding = Literal[_ENCODING_CHOICES]  # type: ignore[valid-type]
 TaskType = Literal[TASK_KIND_NAMES]  # type: ignore[valid-type]
-ColumnKind = Literal["numeric", "boolean", "categorical"]
+ColumnKind = Literal["numeric", "boolean", "categorical", "text"]
 Scalar = str | int | float | bool
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 
@@ -60,8 +61,32 @@ class MissingPolicy(Config, kw_only=True):
     ] = True
 
 
+class TextColumn(Config, kw_only=True):
+    """How a `kind: text` column becomes bytes (jenga_edge/contract/text_input.py: the one rule the
+    trainer and the agent share)."""
+
+    max_bytes: Annotated[
+        int, doc("UTF-8 bytes kept per value; a longer value is cut (never rejected)", ge=1, le=MAX_TEXT_BYTES)
+    ] = 64
+    normalize: Annotated[
+        Literal["none", "dns"],
+        doc("dns: ASCII letters lower-cased and trailing dots stripped, as resolvers compare names; none: as is"),
+    ] = "none"
+    truncate: Annotated[
+        Literal["head", "tail"],
+        doc("which end a cut keeps: head (the start) or tail (the end: a DNS name's registered domain and TLD)"),
+    ] = "head"
+    allow_missing: Annotated[
+        bool | None,
+        doc(
+            "whether the agent may score an event without this field (as empty text); "
+            "default: missing.allow_missing_at_edge"
+        ),
+    ] = None
+
+
 class SourceConfig(Config, kw_only=True):
-    """One tabular data source: where its rows are and how its features are fitted."""
+    """One data source: where its rows are and how its features are fitted (tabular, text or both)."""
 
     path: Annotated[str, doc("JSON array, JSON Lines or CSV file, relative to the config file")]
     format: Annotated[
@@ -76,7 +101,14 @@ class SourceConfig(Config, kw_only=True):
     ignore: Annotated[list[str], doc("columns that are never features (addresses, free text)")] = []
     id_column: Annotated[str | None, doc("column whose value identifies a row in alerts (default: its number)")] = None
     kinds: Annotated[
-        dict[str, ColumnKind], doc("override the inferred kind of a column: numeric, boolean or categorical")
+        dict[str, ColumnKind],
+        doc(
+            "override the inferred kind of a column: numeric, boolean or categorical; text (never inferred): "
+            "its UTF-8 bytes, read by the model's text backbone (settings in `text`)"
+        ),
+    ] = {}
+    text: Annotated[
+        dict[str, TextColumn], doc("settings per `kind: text` column (default: max_bytes 64, normalize none, head)")
     ] = {}
     encoding: Annotated[
         NumericEncoding,
@@ -235,10 +267,51 @@ class PeriodicConfig(Config, kw_only=True):
     ] = 1.0
 
 
-class ModelConfig(Config, kw_only=True):
-    """Per-source adapters -> one shared trunk -> one head per task."""
+# Each option is passed to the backbone only when set, so an unset one keeps the default of
+# trainer/text_backbones.py (tuned there, not repeated here).
+CNN_OPTIONS = ("embedding_dim", "channels", "widths")
+TRANSFORMER_OPTIONS = ("d_model", "heads", "layers", "ff")
 
-    backbone_type: Annotated[Literal["sequential"], doc("the shared trunk: an MLP")] = "sequential"
+
+class TextModelConfig(Config, kw_only=True):
+    """The byte-level backbone of every text feature (trainer/text_backbones.py). Unset sizes keep
+    the backbone's defaults."""
+
+    backbone: Annotated[
+        Literal["cnn", "transformer"],
+        doc("cnn: byte embeddings, convolutions of several widths, max-pooled; transformer: a tiny one, mean-pooled"),
+    ] = "cnn"
+    embedding_dim: Annotated[PositiveInt | None, doc("cnn: byte embedding width")] = None
+    channels: Annotated[PositiveInt | None, doc("cnn: filters per convolution width")] = None
+    widths: Annotated[
+        Annotated[list[Annotated[int, msgspec.Meta(ge=1, le=32)]], msgspec.Meta(min_length=1)] | None,
+        doc("cnn: convolution widths (byte n-gram lengths)"),
+    ] = None
+    d_model: Annotated[PositiveInt | None, doc("transformer: model width (a multiple of heads)")] = None
+    heads: Annotated[PositiveInt | None, doc("transformer: attention heads")] = None
+    layers: Annotated[PositiveInt | None, doc("transformer: attention blocks")] = None
+    ff: Annotated[PositiveInt | None, doc("transformer: feed-forward width")] = None
+
+    def options(self) -> dict[str, Any]:
+        """The backbone's keyword arguments: the options that are set."""
+        names = CNN_OPTIONS if self.backbone == "cnn" else TRANSFORMER_OPTIONS
+        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+
+
+class ModelConfig(Config, kw_only=True):
+    """Per-source adapters (tabular encoder and/or text backbone) -> a trunk -> one head per task."""
+
+    backbone_type: Annotated[Literal["sequential"], doc("the trunk: an MLP")] = "sequential"
+    trunk: Annotated[
+        Literal["shared", "per_source"],
+        doc(
+            "shared: every source's adapter feeds one trunk; per_source: each source has a trunk of its own "
+            "(its tasks still share it), e.g. a text source and a tabular source side by side"
+        ),
+    ] = "shared"
+    text: Annotated[TextModelConfig, doc("the text backbone, for sources with `kind: text` columns")] = msgspec.field(
+        default_factory=TextModelConfig
+    )
     hidden_sizes: Annotated[list[PositiveInt], doc("widths of the trunk's layers", min_length=1)] = msgspec.field(
         default_factory=lambda: [128, 64]
     )
@@ -348,7 +421,7 @@ class ExperimentConfig(Config, kw_only=True):
     """An experiment file."""
 
     project_name: Annotated[str, doc("names the run, the model and the bundle")]
-    sources: Annotated[dict[str, SourceConfig], doc("named tabular sources")]
+    sources: Annotated[dict[str, SourceConfig], doc("named data sources (tabular, text or both)")]
     tasks: Annotated[list[TaskConfig], doc("the tasks, each a head on the shared trunk", min_length=1)]
     model: Annotated[ModelConfig, doc("the network")] = msgspec.field(default_factory=ModelConfig)
     training: Annotated[TrainingConfig, doc("the training loop")] = msgspec.field(default_factory=TrainingConfig)
@@ -421,6 +494,11 @@ def _cross_check(cfg: ExperimentConfig, source: str, check_files: bool) -> None:
             )
         _check_label(task, where, source)
         _check_fused(cfg, i, source)
+        _check_text_task(cfg, i, source)
+    for name, scfg in cfg.sources.items():
+        _check_text_columns(scfg, f"sources.{name}", source)
+        _check_transformer_widths(cfg.model.text, scfg, f"sources.{name}", source)
+    _check_text_model(cfg.model.text, source)
     _check_split(cfg.training, source)
     if cfg.model.ensemble > 1 and cfg.model.normalization == "batch":
         # BatchNorm1d over [batch, k, width] would normalise over members, not features.
@@ -429,6 +507,69 @@ def _cross_check(cfg: ExperimentConfig, source: str, check_files: bool) -> None:
         for name in cfg.sources:
             if not cfg.source_path(name).is_file():
                 _fail(source, f"sources.{name}.path", f"data file not found: {cfg.source_path(name)}")
+
+
+def text_columns(scfg: SourceConfig) -> list[str]:
+    """The source's `kind: text` columns (text is never inferred)."""
+    return [col for col, kind in scfg.kinds.items() if kind == "text"]
+
+
+def _check_text_columns(scfg: SourceConfig, where: str, source: str) -> None:
+    """`text` settings belong to `kind: text` columns only: one elsewhere is a typo."""
+    text = text_columns(scfg)
+    for col in scfg.text:
+        if col not in text:
+            _fail(source, f"{where}.text.{col}", f"is not a text column; declare it with kinds: {{{col}: text}}")
+    for col in text:
+        if col in scfg.encodings:
+            _fail(source, f"{where}.encodings.{col}", "a text column has no numeric encoding (the graph embeds bytes)")
+
+
+def _check_text_task(cfg: ExperimentConfig, i: int, source: str) -> None:
+    """A tree model reads numbers and categories, and a novelty autoencoder rebuilds its fixed
+    input view: neither is defined on bytes, so both are refused on a source with text."""
+    task, where = cfg.tasks[i], f"tasks[{i}]"
+    scfg = cfg.sources.get(task.source)
+    text = text_columns(scfg) if scfg is not None else []
+    if not text:
+        return
+    if task.tree_learner() is not None:
+        _fail(
+            source,
+            f"{where}.learner",
+            f"source {task.source!r} has text columns ({', '.join(text)}); a tree model reads numbers and "
+            "categories only: use learner: network",
+        )
+    if task.mode == "novelty":
+        _fail(
+            source,
+            f"{where}.mode",
+            f"novelty is not supported on source {task.source!r}, which has text columns ({', '.join(text)}); "
+            "use supervised, distance or fused",
+        )
+
+
+def _check_transformer_widths(tcfg: TextModelConfig, scfg: SourceConfig, where: str, source: str) -> None:
+    """The transformer's learned positions are max_bytes long per feature, while a batch's bytes
+    axis is as wide as the source's widest text (text_width): its text columns must share one
+    max_bytes (until TextEncoder cuts each feature's ids to its own limit)."""
+    limits = {(scfg.text.get(col) or TextColumn()).max_bytes for col in text_columns(scfg)}
+    if tcfg.backbone == "transformer" and len(limits) > 1:
+        _fail(
+            source,
+            f"{where}.text",
+            f"backbone transformer needs one max_bytes for all text columns of a source, got "
+            f"{', '.join(map(str, sorted(limits)))} (or use backbone: cnn)",
+        )
+
+
+def _check_text_model(tcfg: TextModelConfig, source: str) -> None:
+    other = TRANSFORMER_OPTIONS if tcfg.backbone == "cnn" else CNN_OPTIONS
+    for name in other:
+        if getattr(tcfg, name) is not None:
+            _fail(source, f"model.text.{name}", f"is not an option of backbone {tcfg.backbone}")
+    if tcfg.d_model is not None and tcfg.heads is not None and tcfg.d_model % tcfg.heads:
+        _fail(source, "model.text.d_model", f"{tcfg.d_model} must be a multiple of heads ({tcfg.heads})")
 
 
 def _check_split(tcfg: TrainingConfig, source: str) -> None:

@@ -29,6 +29,10 @@ class SourceData:
     val_idx: np.ndarray
     held_idx: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
     test_idx: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    # Text features only (else None): the graph's own inputs, uint8 [rows, t, text_width] and
+    # int64 [rows, t]; kept as bytes (200k names x 64 bytes is 12.8 MB) and turned into
+    # input_ids/attention_mask one batch at a time.
+    text: tuple[np.ndarray, np.ndarray] | None = None
 
 
 @dataclass
@@ -90,10 +94,11 @@ def prepare(
         else:
             schema = fit_schema([rows[i] for i in train_idx], columns, scfg)
             if scfg.events is not None:
-                schema = FeatureSchema(schema.features, events=scfg.events)
+                schema = FeatureSchema(schema.features, version=schema.version, events=scfg.events)
         num, cat = vectorize_rows(schema, rows, str(cfg.source_path(name)))
+        text = vectorize_text_rows(schema, rows, str(cfg.source_path(name)))
         ids = [r.get(scfg.id_column, i) if scfg.id_column else i for i, r in enumerate(rows)]
-        sources[name] = SourceData(name, schema, num, cat, ids, train_idx, val_idx, held_idx, test_idx)
+        sources[name] = SourceData(name, schema, num, cat, ids, train_idx, val_idx, held_idx, test_idx, text)
         tasks += [_task_data(t, rows, train_idx, val_idx) for t in my_tasks]
     position = {t.name: i for i, t in enumerate(cfg.tasks)}
     return sources, sorted(tasks, key=lambda t: position[t.name])
@@ -213,5 +218,16 @@ def vectorize_rows(schema: FeatureSchema, rows: list[dict], where: str) -> tuple
     """The trainer's (lenient) vectorizing, with a row number in any error."""
     try:
         return schema.vectorize(rows, strict=False)
+    except EventError as exc:
+        raise DataError(f"{where}: row {exc.row}: {exc}") from None
+
+
+def vectorize_text_rows(schema: FeatureSchema, rows: list[dict], where: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """The text inputs (text_bytes, text_lengths) by the contract's one rule, or None
+    for a schema without text features."""
+    if not schema.text:
+        return None
+    try:
+        return schema.vectorize_text(rows, strict=False)
     except EventError as exc:
         raise DataError(f"{where}: row {exc.row}: {exc}") from None

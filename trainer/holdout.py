@@ -144,4 +144,5 @@ def _scores(trainer, task_name: str, rows: np.ndarray) -> np.ndarray:
         idx,
         trainer.tcfg.eval_batch_size,
         trees=trainer.trees,
+        text=trainer.text.get(task.source),
     )["scores"]

@@ -14,7 +14,7 @@ from jenga_edge.contract.errors import DataError
 
 from . import checkpoint
 from .callbacks import CallbackList, JsonlAlertHandler, RecordingHandler, SecuritySentinelCallback
-from .dataset import vectorize_rows
+from .dataset import vectorize_rows, vectorize_text_rows
 from .labels import DROP
 from .predict import score_rows
 from .readers import read_rows
@@ -26,6 +26,16 @@ def _tensors(loaded: checkpoint.LoadedModel, rows: list[dict], where: str = "dat
     for name, schema in loaded.schemas.items():
         num, cat = vectorize_rows(schema, rows, where)
         out[name] = (torch.as_tensor(num), torch.as_tensor(cat))
+    return out
+
+
+def _text_tensors(loaded: checkpoint.LoadedModel, rows: list[dict], where: str = "data") -> dict[str, tuple]:
+    """(text_bytes, text_lengths) per source whose schema has text features."""
+    out = {}
+    for name, schema in loaded.schemas.items():
+        text = vectorize_text_rows(schema, rows, where)
+        if text is not None:
+            out[name] = (torch.as_tensor(text[0]), torch.as_tensor(text[1]))
     return out
 
 
@@ -60,7 +70,7 @@ def labelled_scores(loaded: checkpoint.LoadedModel, rows: list[dict], data_path:
     needed = [t for t in loaded.meta["tasks"] if _source_fits(loaded, t["source"], rows)]
     if not needed:
         raise DataError(f"{data_path}: its columns fit none of the model's sources")
-    arrays = _tensors(loaded, rows, data_path)
+    arrays, texts = _tensors(loaded, rows, data_path), _text_tensors(loaded, rows, data_path)
     out = {}
     for t in needed:
         column = cols[t["name"]]["label"]["column"]
@@ -69,7 +79,9 @@ def labelled_scores(loaded: checkpoint.LoadedModel, rows: list[dict], data_path:
         y = loaded.labels[t["name"]].encode([r.get(column) for r in rows], column)
         keep = np.flatnonzero(y != DROP)
         num, cat = arrays[t["source"]]
-        scores = score_rows(loaded.model, t["name"], num, cat, torch.as_tensor(keep), trees=loaded.trees)["scores"]
+        rows_kept = torch.as_tensor(keep)
+        text = texts.get(t["source"])
+        scores = score_rows(loaded.model, t["name"], num, cat, rows_kept, trees=loaded.trees, text=text)["scores"]
         out[t["name"]] = LabelledScores(t, y[keep], scores, keep)
     if not out:
         raise DataError(f"{data_path}: no task's label column is present; evaluate needs labelled rows")
@@ -102,13 +114,14 @@ def predict_file(
     handler = JsonlAlertHandler(alerts_path) if alerts_path else RecordingHandler()
     sentinel = SecuritySentinelCallback(threshold, action_target, handler, phases=("predict",))
     cbs = CallbackList([sentinel])
-    arrays = _tensors(loaded, rows, data_path)
+    arrays, texts = _tensors(loaded, rows, data_path), _text_tensors(loaded, rows, data_path)
     per_task = {}
     for t in tasks:
         num, cat = arrays[t["source"]]
+        text = texts.get(t["source"])
         cbs.fire("on_predict", loaded.model, t["name"], len(rows))
         per_task[t["name"]] = score_rows(
-            loaded.model, t["name"], num, cat, callbacks=cbs, phase="predict", trees=loaded.trees
+            loaded.model, t["name"], num, cat, callbacks=cbs, phase="predict", trees=loaded.trees, text=text
         )["scores"]
     with _open_out(output) as fh:
         for i in range(len(rows)):

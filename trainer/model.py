@@ -1,8 +1,24 @@
-"""Multitask model: per-source adapters -> one shared trunk -> one head per task.
+"""Multitask model: per-source adapters -> a trunk -> one head per task.
 
 Each source's FeatureEncoder applies the fitted schema inside the network
 (imputation, log1p, standard scaling, piecewise-linear bins, embeddings), so
 the exported graph takes the raw vectorized event and nothing is done twice.
+
+Inputs (the polymorphic forward): a batch holds tabular `features` (numeric,
+categorical), text `input_ids`/`attention_mask` (trainer/text_backbones.py's
+text_ids of the schema's text_bytes/text_lengths), or both. A source whose
+schema has text features gets a TextEncoder in its adapter; its vector is
+concatenated with the tabular encoder's before the adapter's projection, so
+a source may mix a domain name with numeric columns. `input_features` (audio)
+is refused with UnsupportedInput.
+
+Trunks (`model.trunk`): `shared` (the default, the model as it always was,
+bit for bit) runs every source's adapter into one trunk; `per_source` gives
+each source a trunk of its own (`trunk` is then a ModuleDict keyed by source),
+so a text source and a tabular source learn apart while each source's tasks
+(DGA vs benign and the DGA family, say) still share theirs. Everything that
+treats "the trunk" as a group of weights (the optimizer's trunk group, nested
+learning, trunk_parameter_names) reads `model.trunk` either way.
 
 `model.ensemble: k > 1` makes it a TabM-mini ensemble (Gorishniy et al. 2024):
 each source's encoded vector is multiplied by k per-member scales (started at
@@ -24,17 +40,54 @@ from typing import Any, cast
 import torch
 from torch import nn
 
+from jenga_edge.contract.errors import JengaError
 from jenga_edge.contract.schema import FeatureSchema
 
 from .config import ModelConfig
 from .encodings import ENCODINGS, PeriodicOptions
 from .task_kinds import TrainerKind, trainer_kind
+from .text_backbones import PAD_ID, TextEncoder, text_ids
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU, "tanh": nn.Tanh}
 LOG_EPS = 1e-12
 MIN_LOG_WIDTH = 0.1  # log-error units: a CDF step spans at least 10 % of error (see cdf_bins)
 FUSED_BINS = 128  # calibration bins of a fused task: a 1-3 % FPR threshold lies in its top few
 P_FLOOR = 1e-4  # the smallest p-value a fused task's member gives
+
+
+class UnsupportedInput(JengaError):
+    """A batch holds an input this model has no backbone for (audio), or lacks one it needs."""
+
+
+SUPPORTED_INPUTS = "`features` (tabular: numeric, categorical) and `input_ids`/`attention_mask` (text)"
+
+
+def text_batch(text_bytes: torch.Tensor, lengths: torch.Tensor, trim: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch's stored text (uint8 [B, t, W], int64 [B, t]) -> (input_ids, attention_mask),
+    trimmed to the batch's longest text: masked positions change no score (the agent trims
+    the same way), and DNS names are mostly far shorter than max_bytes. At least one
+    position stays, so an all-empty batch still has a bytes axis. trim=False keeps W (a
+    compiled model wants one shape)."""
+    if trim:
+        width = max(1, int(lengths.max())) if lengths.numel() else 1
+        text_bytes = text_bytes[..., :width]
+    return text_ids(text_bytes, lengths)
+
+
+def batch_inputs(
+    num: torch.Tensor,
+    cat: torch.Tensor,
+    text: tuple[torch.Tensor, torch.Tensor] | None,
+    rows: torch.Tensor,
+    trim: bool = True,
+) -> dict[str, Any]:
+    """The forward's keyword inputs for `rows` of a source's stored arrays: `features`, and
+    `input_ids`/`attention_mask` for a source with text (converted here, per batch)."""
+    out: dict[str, Any] = {"features": {"numeric": num.index_select(0, rows), "categorical": cat.index_select(0, rows)}}
+    if text is not None:
+        data, lengths = text[0].index_select(0, rows), text[1].index_select(0, rows)
+        out["input_ids"], out["attention_mask"] = text_batch(data, lengths, trim)
+    return out
 
 
 def auto_embedding_dim(schema: FeatureSchema) -> int:
@@ -140,25 +193,48 @@ def periodic_options(cfg: ModelConfig) -> PeriodicOptions:
 class Adapter(nn.Module):
     """Per-source front end, so sources with different schemas share one trunk.
 
+    A schema with text features adds a TextEncoder (one byte backbone per text
+    feature); its vector joins the tabular encoder's before the projection.
     With an ensemble (k > 1) it also holds the members' multiplicative adapters:
     [batch, D] encoded -> [batch, k, D], the only weights the members do not share
     besides their heads."""
 
     member_scale: torch.Tensor | None
+    text: TextEncoder | None
 
     def __init__(self, schema: FeatureSchema, cfg: ModelConfig, width: int, embedding_dim: int):
         super().__init__()
         self.encoder = FeatureEncoder(schema, embedding_dim, periodic_options(cfg))
-        self.project = nn.Sequential(nn.Linear(self.encoder.out_dim, width), ACTIVATIONS[cfg.activation]())
+        # Built only for a schema with text: one without draws the same random numbers
+        # as before text existed, so it is the same model bit for bit.
+        self.text = None
+        if schema.text:
+            limits = [f.text_limit for f in schema.text]
+            self.text = TextEncoder(limits, cfg.text.backbone, **cfg.text.options())
+        in_dim = self.encoder.out_dim + (self.text.out_dim if self.text is not None else 0)
+        self.project = nn.Sequential(nn.Linear(in_dim, width), ACTIVATIONS[cfg.activation]())
         # Created only for k > 1, after the other weights: a k = 1 model draws the same
         # random numbers as before ensembles existed, so it is the same model bit for bit.
         self.member_scale = None
         if cfg.ensemble > 1:
-            signs = torch.randint(0, 2, (cfg.ensemble, self.encoder.out_dim)).float() * 2 - 1
+            signs = torch.randint(0, 2, (cfg.ensemble, in_dim)).float() * 2 - 1
             self.member_scale = nn.Parameter(signs)  # TabM-mini: random +-1 signs
 
-    def forward(self, num: torch.Tensor, cat: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        num: torch.Tensor,
+        cat: torch.Tensor,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         x = self.encoder(num, cat)
+        if self.text is not None:
+            if input_ids is None:
+                raise UnsupportedInput("this source has text features: its batches need input_ids (and attention_mask)")
+            mask = attention_mask if attention_mask is not None else input_ids != PAD_ID
+            x = torch.cat([x, self.text(input_ids, mask).to(x.dtype)], dim=1)
+        elif input_ids is not None:
+            raise UnsupportedInput("input_ids given for a source without text features (it reads `features` only)")
         if self.member_scale is not None:
             x = x.unsqueeze(1) * self.member_scale
         return self.project(x)
@@ -363,6 +439,8 @@ class TaskSpec:
 
 
 class MultiTaskModel(nn.Module):
+    trunk: nn.Module  # SequentialBackbone (model.trunk: shared) or ModuleDict of them (per_source)
+
     def __init__(self, schemas: dict[str, FeatureSchema], tasks: list[TaskSpec], cfg: ModelConfig):
         super().__init__()
         self.cfg, self.specs = cfg, {t.name: t for t in tasks}
@@ -370,17 +448,21 @@ class MultiTaskModel(nn.Module):
         self.adapters = nn.ModuleDict(
             {name: Adapter(s, cfg, width, cfg.embedding_dim or auto_embedding_dim(s)) for name, s in schemas.items()}
         )
-        self.trunk = SequentialBackbone(width, cfg)
+        if cfg.trunk == "per_source":
+            self.trunk = nn.ModuleDict({name: SequentialBackbone(width, cfg) for name in schemas})
+        else:
+            self.trunk = SequentialBackbone(width, cfg)
+        self.trunk_dim = cfg.hidden_sizes[-1]
         self.heads = nn.ModuleDict({t.name: self._head(t) for t in tasks})
 
     def _head(self, t: TaskSpec) -> nn.Module:
         if t.mode == "novelty":
-            return NoveltyHead(self.trunk.out_dim, self._adapter(t.source).encoder.target_dim, self.cfg)
+            return NoveltyHead(self.trunk_dim, self._adapter(t.source).encoder.target_dim, self.cfg)
         if t.mode == "fused":
             return FusedHead(len(t.members), t.combination)
         if t.mode == "distance":
-            return DistanceHead(self.trunk.out_dim)
-        head = t.kind.head(self.trunk.out_dim, t.n_classes)
+            return DistanceHead(self.trunk_dim)
+        head = t.kind.head(self.trunk_dim, t.n_classes)
         if self.ensemble > 1:
             assert isinstance(head, nn.Linear)  # each kind's head is one linear layer
             return EnsembleLinear(head.in_features, head.out_features, self.ensemble)
@@ -414,37 +496,51 @@ class MultiTaskModel(nn.Module):
         features: dict[str, torch.Tensor] | None = None,
         input_ids: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
+        input_features: torch.Tensor | None = None,
         **batch: Any,
     ) -> dict[str, torch.Tensor]:
-        """Dispatch on what the batch holds: tabular `features` now; `input_ids` /
-        `attention_mask` are reserved for text backbones."""
-        if features is not None:
-            return self._tabular(task, features["numeric"], features["categorical"], labels)
-        if input_ids is not None or attention_mask is not None:
-            raise NotImplementedError(
-                "input_ids/attention_mask need a text backbone; "
-                "this model has backbone_type 'sequential' (tabular features)"
+        """Dispatch on what the batch holds: tabular `features`, text `input_ids` /
+        `attention_mask` (byte ids and mask, trainer/text_backbones.py), or both, as the
+        task's source schema has them. `input_features` (audio) has no backbone here."""
+        if input_features is not None:
+            raise UnsupportedInput(f"input_features (audio) is not supported; this model reads {SUPPORTED_INPUTS}")
+        if features is None and input_ids is None:
+            got = sorted(["labels"] * (labels is not None) + list(batch))
+            raise ValueError(
+                f"batch for task {task!r} has none of the known input keys "
+                f"(features, input_ids, attention_mask); got keys: {got}"
             )
-        got = sorted(["labels"] * (labels is not None) + list(batch))
-        raise ValueError(
-            f"batch for task {task!r} has none of the known input keys "
-            f"(features, input_ids, attention_mask); got keys: {got}"
-        )
-
-    def _tabular(
-        self, task: str, num: torch.Tensor, cat: torch.Tensor, labels: torch.Tensor | None
-    ) -> dict[str, torch.Tensor]:
         spec = self.specs.get(task)
         if spec is None:
             raise KeyError(f"unknown task {task!r}; this model has: {', '.join(self.specs)}")
-        out = self.head_outputs(task, self.shared(spec.source, num, cat), num, cat)
+        if features is None:  # a text-only batch: the tabular inputs are zero columns wide
+            assert input_ids is not None  # checked above
+            encoder = self._adapter(spec.source).encoder
+            if encoder.n_numeric or encoder.n_categorical:
+                raise UnsupportedInput(
+                    f"source {spec.source!r} has tabular features: a batch for task {task!r} needs `features`"
+                )
+            num = torch.zeros((input_ids.shape[0], 0), dtype=torch.float32, device=input_ids.device)
+            cat = torch.zeros((input_ids.shape[0], 0), dtype=torch.int64, device=input_ids.device)
+        else:
+            num, cat = features["numeric"], features["categorical"]
+        h = self.shared(spec.source, num, cat, input_ids, attention_mask)
+        out = self.head_outputs(task, h, num, cat)
         if labels is not None and spec.mode == "novelty":
             out["loss"] = out["errors"].mean()
         return out
 
-    def shared(self, source: str, num: torch.Tensor, cat: torch.Tensor) -> torch.Tensor:
-        """The source's adapter, then the trunk: computed once for all its tasks."""
-        return self.trunk(self.adapters[source](num, cat))
+    def shared(
+        self,
+        source: str,
+        num: torch.Tensor,
+        cat: torch.Tensor,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The source's adapter, then its trunk: computed once for all its tasks."""
+        trunk = self.trunk[source] if isinstance(self.trunk, nn.ModuleDict) else self.trunk
+        return trunk(self.adapters[source](num, cat, input_ids, attention_mask))
 
     def head_outputs(self, task: str, h: torch.Tensor, num: torch.Tensor, cat: torch.Tensor) -> dict[str, torch.Tensor]:
         spec, head = self.specs[task], self.heads[task]

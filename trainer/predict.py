@@ -11,7 +11,7 @@ import torch
 from jenga_edge.contract.tasks import ANOMALY_DETECTION, CLASSIFICATION
 
 from .callbacks import BatchInfo, CallbackList
-from .model import MultiTaskModel
+from .model import MultiTaskModel, batch_inputs
 
 if TYPE_CHECKING:
     from .trees import TreeModel
@@ -29,10 +29,12 @@ def score_rows(
     phase: str = "evaluate",
     row_ids: Sequence[Any] | None = None,
     trees: Mapping[str, TreeModel] | None = None,
+    text: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> dict[str, np.ndarray]:
     """Scores for rows `idx` of a source, and what a head gives besides: a novelty head's
     reconstruction `errors`, a fused task's `members` statistics [rows, members]. A task
-    in `trees` is scored by its tree model instead of the network."""
+    in `trees` is scored by its tree model instead of the network. `text`: the source's
+    (text_bytes, text_lengths) when its schema has text features."""
     if trees and task in trees:
         return _score_tree(trees[task], task, num, cat, idx, batch_size, callbacks, phase, row_ids)
     was_training = model.training
@@ -43,7 +45,7 @@ def score_rows(
     extra: dict[str, list[np.ndarray]] = {}
     for start in range(0, idx.numel(), batch_size):
         b = idx[start : start + batch_size]
-        out = model(task, features={"numeric": num.index_select(0, b), "categorical": cat.index_select(0, b)})
+        out = model(task, **batch_inputs(num, cat, text, b))
         s = out["scores"].float().cpu().numpy()
         scores.append(s)
         for key in ("errors", "members"):

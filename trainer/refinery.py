@@ -14,9 +14,19 @@ from typing import Any
 import numpy as np
 
 from jenga_edge.contract.errors import DataError, EventError
-from jenga_edge.contract.schema import OOV_TOKEN, Feature, FeatureSchema, Kind, category_key, to_boolean, to_number
+from jenga_edge.contract.schema import (
+    OOV_TOKEN,
+    SCHEMA_VERSION,
+    TEXT_SCHEMA_VERSION,
+    Feature,
+    FeatureSchema,
+    Kind,
+    category_key,
+    to_boolean,
+    to_number,
+)
 
-from .config import SourceConfig
+from .config import SourceConfig, TextColumn
 from .encodings import ENCODINGS, choose_auto
 
 
@@ -58,7 +68,7 @@ def infer_kind(values: Sequence[Any]) -> Kind:
 
 def check_column_options(columns: list[str], cfg: SourceConfig, where: str) -> None:
     """kinds/encodings naming no feature column are typos, not silent no-ops."""
-    for option in ("kinds", "encodings"):
+    for option in ("kinds", "encodings", "text"):
         for col in getattr(cfg, option):
             if col not in columns:
                 close = difflib.get_close_matches(col, columns, n=1)
@@ -73,12 +83,26 @@ def fit_schema(train_rows: Sequence[dict], columns: list[str], cfg: SourceConfig
     for col in columns:
         values = [row.get(col) for row in train_rows]
         kind = cfg.kinds.get(col) or infer_kind(values)
-        if kind == "categorical":
+        if kind == "text":
+            features.append(_text_feature(col, cfg))
+        elif kind == "categorical":
             features.append(_fit_categorical(col, values, cfg))
         else:
             encoding = cfg.encodings.get(col, cfg.encoding)
             features.append(_fit_numeric(col, kind, values, cfg, encoding))
-    return FeatureSchema(tuple(features))
+    return FeatureSchema(tuple(features), version=schema_version(features))
+
+
+def schema_version(features: Sequence[Feature]) -> int:
+    """Version 3 only for a schema with text: one without stays a version 2 schema, byte for byte."""
+    return TEXT_SCHEMA_VERSION if any(f.is_text for f in features) else SCHEMA_VERSION
+
+
+def _text_feature(col: str, cfg: SourceConfig) -> Feature:
+    """A text column fits nothing: its settings are the config's (the graph embeds its bytes)."""
+    t = cfg.text.get(col) or TextColumn()
+    allow = cfg.missing.allow_missing_at_edge if t.allow_missing is None else t.allow_missing
+    return Feature(col, "text", allow_missing=allow, max_bytes=t.max_bytes, normalize=t.normalize, truncate=t.truncate)
 
 
 def _numbers(col: str, kind: Kind, values: Sequence[Any]) -> np.ndarray:

@@ -28,7 +28,7 @@ from .callbacks import BatchInfo, Callback, CallbackList
 from .config import ExperimentConfig
 from .dataset import SourceData, TaskData
 from .labels import balanced_weights
-from .model import MultiTaskModel, TaskSpec
+from .model import MultiTaskModel, TaskSpec, batch_inputs
 from .predict import score_rows
 from .task_kinds import TrainerKind, trainer_kind
 from .trees import TreeModel
@@ -103,6 +103,12 @@ class Trainer:
         self.sources = sources
         self.num = {n: torch.as_tensor(s.num, device=self.device) for n, s in sources.items()}
         self.cat = {n: torch.as_tensor(s.cat, device=self.device) for n, s in sources.items()}
+        # Text stays uint8 on the device; batch_inputs turns each batch into input_ids.
+        self.text = {
+            n: (torch.as_tensor(s.text[0], device=self.device), torch.as_tensor(s.text[1], device=self.device))
+            for n, s in sources.items()
+            if s.text is not None
+        }
         # Tree-model tasks are fitted once, before the epochs (_fit_trees); the loop trains the rest.
         self.trees: dict[str, TreeModel] = {}
         net = [t for t in tasks if t.name in self.model.specs]
@@ -353,9 +359,11 @@ class Trainer:
         task = self.tasks[name]
         src = task.source
         y = self.y[name].index_select(0, idx)
-        feats = {"numeric": self.num[src].index_select(0, idx), "categorical": self.cat[src].index_select(0, idx)}
+        # A compiled model captures one shape: the bytes axis stays text_width wide.
+        trim = self.tcfg.compile == "none"
+        inputs = batch_inputs(self.num[src], self.cat[src], self.text.get(src), idx, trim)
         with self.autocast():
-            out = self.forward(name, labels=y, features=feats)
+            out = self.forward(name, labels=y, **inputs)
         loss = self._loss(task, out, y) * task.cfg.loss_weight
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -417,6 +425,7 @@ class Trainer:
             "evaluate",
             self.sources[src].ids,
             trees=self.trees,
+            text=self.text.get(src),
         )
         m = task_metrics(task, task.y[rows], out["scores"], threshold)
         if name in self._recon:
@@ -444,6 +453,7 @@ class Trainer:
             self.cat[src],
             torch.as_tensor(normal, device=self.device),
             self.tcfg.eval_batch_size,
+            text=self.text.get(src),
         )
         self.model.novelty_head(name).calibrate(torch.as_tensor(out["errors"], device=self.device))
         self._recon[name] = float(np.mean(out["errors"]))
@@ -458,15 +468,17 @@ class Trainer:
         self.model.eval()
         train = task.train_idx[task.y[task.train_idx] == 0]
         bs = self.tcfg.eval_batch_size
-        h = [
-            self.model.shared(src, self.num[src][b], self.cat[src][b]).float()
-            for b in torch.as_tensor(train, device=self.device).split(bs)
-        ]
+        text = self.text.get(src)
+        h = []
+        for b in torch.as_tensor(train, device=self.device).split(bs):
+            inputs = batch_inputs(self.num[src], self.cat[src], text, b)
+            feats = inputs.pop("features")
+            h.append(self.model.shared(src, feats["numeric"], feats["categorical"], **inputs).float())
         x = torch.cat(h)
         head.fit(x.mean(dim=1) if x.dim() == 3 else x)  # an ensemble's members: their mean, as scored
         self.model.train(was_training)
         normal = torch.as_tensor(task.val_idx[task.y[task.val_idx] == 0], device=self.device)
-        out = score_rows(self.model, name, self.num[src], self.cat[src], normal, bs)
+        out = score_rows(self.model, name, self.num[src], self.cat[src], normal, bs, text=text)
         head.calibrate(torch.as_tensor(out["errors"], device=self.device))
 
     def _calibrate_fused(self, name: str) -> None:
@@ -478,7 +490,9 @@ class Trainer:
             raise DataError(f"task {name!r}: mode fused needs normal validation rows to calibrate against")
         src = task.source
         idx = torch.as_tensor(normal, device=self.device)
-        z = score_rows(self.model, name, self.num[src], self.cat[src], idx, self.tcfg.eval_batch_size)["members"]
+        z = score_rows(
+            self.model, name, self.num[src], self.cat[src], idx, self.tcfg.eval_batch_size, text=self.text.get(src)
+        )["members"]
         self.model.fused_head(name).calibrate(torch.as_tensor(z, device=self.device))
 
     # ------------------------------------------------------------ output

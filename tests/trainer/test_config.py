@@ -580,3 +580,69 @@ def test_task_names_must_be_safe_file_and_output_names(tmp_path, name):
     }
     with pytest.raises(ConfigError, match=r"tasks\[0\]\.name: .*expected letters, digits"):
         config_from_dict(raw)
+
+
+# --- text columns -----------------------------------------------------------------------
+
+
+def text_raw(**source) -> dict:
+    data = raw()
+    data["sources"]["net"].update({"kinds": {"domain": "text"}, **source})
+    return data
+
+
+def test_text_column_settings_are_typed_and_default():
+    data = text_raw(text={"domain": {"max_bytes": 64, "normalize": "dns", "truncate": "tail"}})
+    cfg = config_from_dict(data, check_files=False)
+    t = cfg.sources["net"].text["domain"]
+    assert (t.max_bytes, t.normalize, t.truncate, t.allow_missing) == (64, "dns", "tail", None)
+    assert cfg.model.text.backbone == "cnn" and cfg.model.text.options() == {}
+    assert cfg.model.trunk == "shared"
+
+
+def test_bad_text_settings_name_their_key_paths():
+    msg = load_err(text_raw(text={"domain": {"max_bytes": 0}}))
+    assert "sources.net.text.domain.max_bytes: expected a value >= 1, got 0" in msg
+    assert "max_bytes: expected a value <= 1024" in load_err(text_raw(text={"domain": {"max_bytes": 5000}}))
+    assert "sources.net.text.domain.normalize" in load_err(text_raw(text={"domain": {"normalize": "lower"}}))
+    msg = load_err(text_raw(text={"domian": {"max_bytes": 8}}))
+    assert "sources.net.text.domian: is not a text column; declare it with kinds: {domian: text}" in msg
+
+
+def test_text_source_refuses_tree_models_and_novelty():
+    data = text_raw()
+    data["tasks"][0]["learner"] = "lightgbm"
+    msg = load_err(data)
+    assert "tasks[0].learner: source 'net' has text columns (domain); a tree model reads numbers" in msg
+    data = text_raw()
+    data["tasks"][0]["mode"] = "novelty"
+    assert "tasks[0].mode: novelty is not supported on source 'net', which has text columns" in load_err(data)
+
+
+def with_text_model(**text) -> dict:
+    data = text_raw()
+    data["model"] = {"text": text}
+    return data
+
+
+def test_text_backbone_options_are_checked_against_the_backbone():
+    cfg = config_from_dict(with_text_model(backbone="transformer", d_model=32, heads=4), check_files=False)
+    assert cfg.model.text.options() == {"d_model": 32, "heads": 4}
+    cnn = config_from_dict(with_text_model(channels=48, widths=[2, 3]), check_files=False)
+    assert cnn.model.text.options() == {"channels": 48, "widths": [2, 3]}
+    msg = load_err(with_text_model(backbone="cnn", d_model=32))
+    assert "model.text.d_model: is not an option of backbone cnn" in msg
+    msg = load_err(with_text_model(backbone="transformer", d_model=30, heads=4))
+    assert "model.text.d_model: 30 must be a multiple of heads (4)" in msg
+    assert "model.text.backbone: expected one of 'cnn', 'transformer'" in load_err(with_text_model(backbone="rnn"))
+    assert "model.trunk: expected one of 'shared', 'per_source'" in load_err(raw(model={"trunk": "each"}))
+
+
+def test_transformer_text_columns_of_a_source_share_one_max_bytes():
+    data = text_raw(
+        kinds={"domain": "text", "sni": "text"}, text={"domain": {"max_bytes": 16}, "sni": {"max_bytes": 64}}
+    )
+    config_from_dict(data, check_files=False)  # the CNN pools any width
+    data["model"] = {"text": {"backbone": "transformer"}}
+    msg = load_err(data)
+    assert "sources.net.text: backbone transformer needs one max_bytes for all text columns of a source" in msg

@@ -6,7 +6,7 @@ import torch
 
 from jenga_edge.contract.schema import OOV_TOKEN, Feature, FeatureSchema
 from trainer.config import ModelConfig
-from trainer.model import FeatureEncoder, MultiTaskModel, NoveltyHead, TaskSpec
+from trainer.model import FeatureEncoder, MultiTaskModel, NoveltyHead, TaskSpec, UnsupportedInput, text_batch
 
 
 def schema() -> FeatureSchema:
@@ -79,9 +79,19 @@ def test_batch_without_known_keys_lists_what_it_got():
     assert "['labels', 'pixels', 'tokens']" in msg
 
 
-def test_text_inputs_are_reserved_for_text_backbones():
-    with pytest.raises(NotImplementedError, match="text backbone"):
-        make_model()("threat", input_ids=torch.zeros(2, 4, dtype=torch.long))
+def test_text_inputs_on_a_tabular_source_are_refused_by_name():
+    with pytest.raises(UnsupportedInput, match="needs `features`"):
+        make_model()("threat", input_ids=torch.zeros(2, 1, 4, dtype=torch.long))
+    with pytest.raises(UnsupportedInput, match="without text features"):
+        make_model()("threat", features=batch(), input_ids=torch.zeros(5, 1, 4, dtype=torch.long))
+
+
+def test_audio_input_features_is_one_clear_error_naming_what_is_supported():
+    with pytest.raises(UnsupportedInput) as err:
+        make_model()("threat", input_features=torch.zeros(2, 80, 100))
+    msg = str(err.value)
+    assert "\n" not in msg and "input_features (audio) is not supported" in msg
+    assert "`features`" in msg and "`input_ids`/`attention_mask`" in msg
 
 
 def test_unknown_task_is_named():
@@ -192,3 +202,74 @@ def test_a_novelty_head_reconstructs_the_fixed_rank_of_a_periodic_feature_not_it
         periodic.frequencies.mul_(3.0)
     assert torch.equal(enc.reconstruction_target(num, cat), target)  # no learned weight moves it
     torch.testing.assert_close(target[:, 1], periodic.rank(num[:, :1]).squeeze(1))
+
+
+def text_feature(name: str = "domain", max_bytes: int = 16) -> Feature:
+    return Feature(name, "text", max_bytes=max_bytes, normalize="dns", truncate="tail")
+
+
+def text_model(cfg: ModelConfig | None = None) -> MultiTaskModel:
+    """Source `dns` (text only), `mix` (a domain and a number), `net` (tabular only)."""
+    schemas = {
+        "dns": FeatureSchema((text_feature(),), version=3),
+        "mix": FeatureSchema((text_feature(), Feature("qlen", "numeric", "standard")), version=3),
+        "net": FeatureSchema((Feature("x", "numeric", "standard"),)),
+    }
+    specs = [
+        TaskSpec("dga", "anomaly_detection", "supervised", "dns", 2),
+        TaskSpec("family", "classification", "supervised", "dns", 3),
+        TaskSpec("mixed", "anomaly_detection", "supervised", "mix", 2),
+        TaskSpec("flows", "anomaly_detection", "supervised", "net", 2),
+    ]
+    return MultiTaskModel(schemas, specs, cfg or ModelConfig(hidden_sizes=[8], dropout=0.0)).eval()
+
+
+def text_of(*names: str, width: int = 16) -> dict:
+    data = np.zeros((len(names), 1, width), dtype=np.uint8)
+    lengths = np.zeros((len(names), 1), dtype=np.int64)
+    for i, n in enumerate(names):
+        raw = n.encode()[-width:]
+        data[i, 0, : len(raw)] = np.frombuffer(raw, dtype=np.uint8)
+        lengths[i, 0] = len(raw)
+    ids, mask = text_batch(torch.as_tensor(data), torch.as_tensor(lengths))
+    return {"input_ids": ids, "attention_mask": mask}
+
+
+def test_forward_dispatches_text_tabular_or_both():
+    m = text_model()
+    names = text_of("xjw8f2kq.com", "example.org", "")
+    assert m("dga", **names)["scores"].shape == (3,)
+    assert m("family", **names)["scores"].shape == (3, 3)
+    tab = {"numeric": torch.tensor([[1.0], [2.0], [float("nan")]]), "categorical": torch.zeros(3, 0, dtype=torch.long)}
+    both = m("mixed", features=tab, **names)["scores"]
+    assert both.shape == (3,)
+    # The text and the number both reach the score: changing either moves it.
+    other_num = m("mixed", features={**tab, "numeric": tab["numeric"] + 5}, **names)["scores"]
+    other_text = m("mixed", features=tab, **text_of("a.com", "b.com", "c.com"))["scores"]
+    assert not torch.allclose(both, other_num) and not torch.allclose(both, other_text)
+    assert m("flows", features=tab)["scores"].shape == (3,)
+    with pytest.raises(UnsupportedInput, match="need input_ids"):
+        m("mixed", features=tab)
+
+
+def test_text_batch_trims_to_the_longest_text_and_scores_do_not_move():
+    m = text_model()
+    short = text_of("abc.com", "x.io")
+    assert short["input_ids"].shape == (2, 1, 7)
+    padded = {k: torch.nn.functional.pad(v, (0, 9)) for k, v in short.items()}
+    assert torch.allclose(m("dga", **short)["scores"], m("dga", **padded)["scores"], atol=1e-6)
+    assert text_of("", "")["input_ids"].shape == (2, 1, 1)  # an all-empty batch keeps one position
+
+
+def test_per_source_trunks_keep_sources_apart_and_shared_is_the_default():
+    shared = text_model()
+    assert type(shared.trunk).__name__ == "SequentialBackbone"
+    assert any(k.startswith("trunk.net.") for k in shared.state_dict())  # the layout saved models have
+    per = text_model(ModelConfig(hidden_sizes=[8], dropout=0.0, trunk="per_source"))
+    assert set(per.trunk) == {"dns", "mix", "net"}  # type: ignore[arg-type]
+    names = text_of("abc.com")
+    with torch.no_grad():
+        before = per("dga", **names)["scores"].clone()
+        for p in per.trunk["net"].parameters():  # type: ignore[index]
+            p.add_(1.0)
+    assert torch.equal(per("dga", **names)["scores"], before)  # another source's trunk: no effect
