@@ -15,11 +15,19 @@ regression (scikit-learn, the `[bench]` extra), trained on
 Each with the full name and with its last label (the TLD) removed, since some
 DGAs are told apart by their TLD alone (the dataset's README). Metrics:
 ROC-AUC, PR-AUC, recall at 1 % and 5 % FPR (threshold from the benign test
-names), fit time. Our byte-level text model joins the table when the text
-path exists; until then its row says it is pending.
+names), fit time.
 
-    python bench/dga_compare.py --quick      # 20k training names, 2 folds: ~1 min
+Ours, in the same run and on the same rows: `examples/configs/dga.yaml` (or
+--ours-config) trained with the trainer, exported with jenga-export (parity gate
+included), and scored from the bundle by the agent's own Scorer (jenga_edge/score.py:
+verified graphs, one onnxruntime thread, batches trimmed to their longest name),
+on names vectorized by the schema's text rule. The unseen-family folds train on
+the full names only (the protocol that matters); test_seen with and without the
+TLD. The JSON also has the graph's size and its names/s in 1024-name batches.
+
+    python bench/dga_compare.py --quick      # 20k training names, 2 folds: a few minutes
     python bench/dga_compare.py              # all 198,796 names, 4 folds
+    python bench/dga_compare.py --no-ours    # the baseline alone
 """
 
 from __future__ import annotations
@@ -39,7 +47,9 @@ from detection_compare import detection_metrics  # the sibling script: the same 
 
 REPO = Path(__file__).resolve().parents[1]
 DGA = REPO.parent / "shared/datasets/dga"
-PENDING = "ours (byte-level text model in the bundle): pending issue 13's text path; no row yet"
+OURS_CONFIG = REPO / "examples/configs/dga.yaml"
+BASELINE = "char 1-3-gram TF-IDF + logistic regression"
+TIMING_BATCH = 1024
 
 
 def read_names(path: Path, limit: int | None = None) -> tuple[list[str], np.ndarray, list[str | None]]:
@@ -83,6 +93,53 @@ def baseline_fit_score(train: list[str], y: np.ndarray, test: list[str]) -> tupl
     return model.predict_proba(vec.transform(test))[:, 1], fit_s
 
 
+def ours_fit_score(
+    args: argparse.Namespace, rows: list[dict], test: list[str], tag: str
+) -> tuple[np.ndarray, float, dict]:
+    """Train the text model on `rows` ({domain, label, family}), export it, score `test`
+    with the agent's Scorer: (P(dga), fit seconds incl. export, graph facts)."""
+    import torch
+
+    from detection_compare import experiment_config
+    from export.bundle_writer import ExportOptions, export_bundle
+    from trainer.run import run_experiment
+    from trainer.synthetic import write
+
+    if args.torch_threads:
+        torch.set_num_threads(args.torch_threads)
+    data = write(rows, args.tmp / f"train-{tag}.jsonl")
+    cfg = experiment_config(args.ours_config, "dns", data, args.seed, tuple(args.ours_set))
+    t0 = time.perf_counter()
+    run = run_experiment(cfg, args.tmp / f"run-{tag}", out=None)
+    bundle = args.tmp / f"bundle-{tag}"
+    manifest = export_bundle(run.model_dir, bundle, ExportOptions(tasks=["dga"], force=True), log=lambda _: None)
+    fit_s = time.perf_counter() - t0
+    scores, facts = edge_scores(bundle, test)
+    facts.update(graph_bytes=manifest.tasks[0].size_bytes, parity=manifest.tasks[0].parity)
+    return scores, fit_s, facts
+
+
+def edge_scores(bundle: Path, names: list[str]) -> tuple[np.ndarray, dict]:
+    """P(dga) of `names` as the agent computes it, and the scorer's names/s (1,024-name
+    batches, vectorizing excluded: the agent's decoder does that part)."""
+    from jenga_edge.bundle import verify_bundle
+    from jenga_edge.score import Scorer
+
+    scorer = Scorer(verify_bundle(bundle), ["dga"])
+    schema = scorer.schema
+    rows = [{"domain": n} for n in names]
+    num, cat = schema.vectorize(rows)
+    text = schema.vectorize_text(rows)
+    out = np.empty(len(names), dtype=np.float32)
+    busy = 0.0
+    for i in range(0, len(names), TIMING_BATCH):
+        part = slice(i, i + TIMING_BATCH)
+        t0 = time.perf_counter()
+        out[part] = scorer.score(num[part], cat[part], (text[0][part], text[1][part])).score["dga"]
+        busy += time.perf_counter() - t0
+    return out, {"scorer_names_per_s": len(names) / busy if busy else float("nan")}
+
+
 def unseen_splits(
     families: list[str | None], k: int, seed: int, benign_test: float = 0.2
 ) -> list[tuple[np.ndarray, np.ndarray, list[str]]]:
@@ -105,31 +162,66 @@ def run(args: argparse.Namespace) -> dict:
     names, y, families = read_names(args.data / "train.jsonl", limit)
     tnames, ty, _ = read_names(args.data / "test_seen.jsonl", 5_000 if args.quick else None)
     rows: list[dict] = []
+    models = ["baseline"] * args.baseline + ["ours"] * args.ours
     for tld in (True, False):
         view = (lambda n: n) if tld else without_tld
-        scores, fit_s = baseline_fit_score([view(n) for n in names], y, [view(n) for n in tnames])
-        rows.append(
-            {"protocol": "seen families (test_seen)", "tld": tld, "fit_s": fit_s, **detection_metrics(ty, scores)}
-        )
+        train, test = [view(n) for n in names], [view(n) for n in tnames]
+        for model in models:
+            scores, fit_s, facts = fit_score(args, model, train, y, families, test, f"seen-{tld}")
+            m = detection_metrics(ty, scores)
+            rows.append({"protocol": "seen families (test_seen)", "model": model, "tld": tld, "fit_s": fit_s, **m, **facts})
+        if not tld and args.ours:  # ours: unseen families on the full names (what an edge sees)
+            models = ["baseline"] * args.baseline
         for fold, (tr, te, held) in enumerate(unseen_splits(families, args.folds, args.seed), 1):
-            scores, fit_s = baseline_fit_score([view(names[i]) for i in tr], y[tr], [view(names[i]) for i in te])
-            m = detection_metrics(y[te], scores)
-            rows.append(
-                {"protocol": "unseen families", "fold": fold, "held_out": held, "tld": tld, "fit_s": fit_s, **m}
-            )
+            for model in models:
+                fit = [train[i] for i in tr]
+                scores, fit_s, facts = fit_score(
+                    args, model, fit, y[tr], [families[i] for i in tr], [train[i] for i in te], f"fold{fold}-{tld}"
+                )
+                m = detection_metrics(y[te], scores)
+                rows.append(
+                    {
+                        "protocol": "unseen families",
+                        "model": model,
+                        "fold": fold,
+                        "held_out": held,
+                        "tld": tld,
+                        "fit_s": fit_s,
+                        **m,
+                        **facts,
+                    }
+                )
             print(f"fold {fold} ({'with' if tld else 'without'} TLD): {len(held)} families held out", file=sys.stderr)
     return {"rows": rows, "train_rows": len(names), "test_seen_rows": len(tnames)}
+
+
+def fit_score(
+    args: argparse.Namespace,
+    model: str,
+    train: list[str],
+    y: np.ndarray,
+    families: list[str | None],
+    test: list[str],
+    tag: str,
+) -> tuple[np.ndarray, float, dict]:
+    if model == "baseline":
+        scores, fit_s = baseline_fit_score(train, y, test)
+        return scores, fit_s, {}
+    rows = [
+        {"domain": n, "label": "dga" if t else "benign", "family": f} for n, t, f in zip(train, y.tolist(), families)
+    ]
+    return ours_fit_score(args, rows, test, tag)
 
 
 COLUMNS = ("roc_auc", "pr_auc", "recall_at_1pct_fpr", "recall_at_5pct_fpr")
 
 
 def summary(rows: list[dict]) -> list[dict]:
-    """Mean ± std over folds per (protocol, tld)."""
+    """Mean ± std over folds per (protocol, model, tld)."""
     out = []
-    for key in dict.fromkeys((r["protocol"], r["tld"]) for r in rows):
-        group = [r for r in rows if (r["protocol"], r["tld"]) == key]
-        line = {"protocol": key[0], "tld": key[1], "n": len(group)}
+    for key in dict.fromkeys((r["protocol"], r.get("model", "baseline"), r["tld"]) for r in rows):
+        group = [r for r in rows if (r["protocol"], r.get("model", "baseline"), r["tld"]) == key]
+        line = {"protocol": key[0], "model": key[1], "tld": key[2], "n": len(group)}
         for c in COLUMNS:
             vals = [r[c] for r in group if not np.isnan(r[c])]
             line[c] = statistics.fmean(vals) if vals else float("nan")
@@ -145,7 +237,22 @@ def markdown(lines: list[dict]) -> str:
         cells = " | ".join(f"{s[c]:.4f} ± {s[c + '_std']:.4f}" for c in COLUMNS)
         tld = "with" if s["tld"] else "without"
         name = s["protocol"] + (f" ({s['n']} folds)" if s["n"] > 1 else "")
-        out.append(f"| {name} | {tld} | char 1-3-gram TF-IDF + logistic regression | {cells} |")
+        model = BASELINE if s.get("model", "baseline") == "baseline" else f"ours ({OURS_NAME})"
+        out.append(f"| {name} | {tld} | {model} | {cells} |")
+    return "\n".join(out)
+
+
+OURS_NAME = "byte CNN in the bundle, scored by the agent's Scorer"
+
+
+def fold_markdown(rows: list[dict]) -> str:
+    """Recall at 1 % FPR per unseen-family fold, baseline next to ours."""
+    folds = sorted({r["fold"] for r in rows if r["protocol"] == "unseen families" and r["tld"]})
+    out = ["| fold | held-out families | baseline recall@1%FPR | ours recall@1%FPR |", "|---:|---:|---:|---:|"]
+    for k in folds:
+        got = {r.get("model", "baseline"): r for r in rows if r.get("fold") == k and r["tld"]}
+        cells = [f"{got[m]['recall_at_1pct_fpr']:.3f}" if m in got else "-" for m in ("baseline", "ours")]
+        out.append(f"| {k} | {len(next(iter(got.values()))['held_out'])} | {cells[0]} | {cells[1]} |")
     return "\n".join(out)
 
 
@@ -156,12 +263,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--folds", type=int, default=None, help="unseen-family folds (default 4; 2 with --quick)")
     ap.add_argument("--seed", type=int, default=0, help="seeds the family folds and the benign test rows")
     ap.add_argument("--out", type=Path, default=REPO / "build/bench/dga_compare.json")
+    ap.add_argument("--no-ours", dest="ours", action="store_false", help="the baseline alone")
+    ap.add_argument("--no-baseline", dest="baseline", action="store_false", help="our model alone")
+    ap.add_argument("--ours-config", type=Path, default=OURS_CONFIG, help="our experiment (source `dns`, task `dga`)")
+    ap.add_argument("--ours-set", action="append", default=[], metavar="KEY=VALUE", help="as jenga-train --set")
+    ap.add_argument("--torch-threads", type=int, default=0, help="torch threads while training (0: torch's default)")
+    ap.add_argument("--tmp", type=Path, default=REPO / "build/bench/dga_compare", help="runs and bundles go here")
     args = ap.parse_args(argv)
     args.folds = args.folds or (2 if args.quick else 4)
     try:
-        import sklearn  # noqa: F401
+        if args.baseline:
+            import sklearn  # noqa: F401
     except ImportError:
-        print("dga_compare: needs the bench extra: pip install '.[bench]'", file=sys.stderr)
+        print("dga_compare: the baseline needs the bench extra: pip install '.[bench]' (or --no-baseline)", file=sys.stderr)
         return 2
     if not (args.data / "train.jsonl").is_file():
         print(f"dga_compare: {args.data / 'train.jsonl'}: not found (--data names the dataset folder)", file=sys.stderr)
@@ -170,9 +284,11 @@ def main(argv: list[str] | None = None) -> int:
     result = run(args)
     result["wall_s"] = time.perf_counter() - t0
     result["summary"] = summary(result["rows"])
-    result["pending"] = PENDING
     print(markdown(result["summary"]))
-    print(f"\n{PENDING}")
+    print("\nrecall at 1 % FPR per unseen-family fold (full names):\n" + fold_markdown(result["rows"]))
+    for r in result["rows"]:
+        if r.get("model") == "ours" and r["protocol"].startswith("seen") and r["tld"]:
+            print(f"\nours: graph {r['graph_bytes']:,} bytes, scorer {r['scorer_names_per_s']:,.0f} names/s (one thread)")
     print(f"\n{result['train_rows']:,} training names, run time {result['wall_s']:.0f} s")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))

@@ -50,8 +50,7 @@ def test_unseen_splits_hold_each_fold_family_and_a_benign_share_out_of_training(
         assert benign_test == held_benign  # the same benign test names in every fold
 
 
-def test_a_quick_run_writes_the_table_and_the_pending_row(tmp_path, capsys):
-    pytest.importorskip("sklearn")
+def write_data(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     letters = np.array(list("abcdefghijklmnopqrstuvwxyz0123456789"))
 
@@ -69,10 +68,15 @@ def test_a_quick_run_writes_the_table_and_the_pending_row(tmp_path, capsys):
 
     for name, data in (("train.jsonl", rows(300, 40)), ("test_seen.jsonl", rows(100, 10))):
         (tmp_path / name).write_text("".join(json.dumps(r) + "\n" for r in data))
+
+
+def test_a_quick_baseline_run_writes_the_table(tmp_path, capsys):
+    pytest.importorskip("sklearn")
+    write_data(tmp_path)
     out = tmp_path / "out.json"
-    assert dga.main(["--data", str(tmp_path), "--folds", "3", "--out", str(out)]) == 0
+    assert dga.main(["--data", str(tmp_path), "--folds", "3", "--out", str(out), "--no-ours"]) == 0
     text = capsys.readouterr().out
-    assert "unseen families (3 folds)" in text and dga.PENDING in text
+    assert "unseen families (3 folds)" in text and dga.BASELINE in text
     result = json.loads(out.read_text())
     assert {(s["protocol"], s["tld"]) for s in result["summary"]} == {
         ("seen families (test_seen)", True),
@@ -82,6 +86,28 @@ def test_a_quick_run_writes_the_table_and_the_pending_row(tmp_path, capsys):
     }
     # random names against a handful of words: the baseline separates them on every view
     assert all(s["roc_auc"] > 0.9 for s in result["summary"])
+
+
+@pytest.mark.slow
+def test_ours_is_trained_exported_and_scored_by_the_agent(tmp_path, capsys):
+    """Our row: the trainer on the fold's rows, jenga-export, the agent's Scorer (no sklearn)."""
+    write_data(tmp_path)
+    out = tmp_path / "out.json"
+    argv = ["--data", str(tmp_path), "--folds", "2", "--out", str(out), "--no-baseline", "--tmp", str(tmp_path / "w")]
+    argv += ["--ours-set", "training.epochs=2", "--ours-set", "model.hidden_sizes=[16]", "--torch-threads", "1"]
+    assert dga.main(argv) == 0
+    result = json.loads(out.read_text())
+    got = {(s["protocol"], s["model"], s["tld"]): s for s in result["summary"]}
+    # ours: test_seen with and without the TLD, unseen families on the full names only
+    assert set(got) == {
+        ("seen families (test_seen)", "ours", True),
+        ("seen families (test_seen)", "ours", False),
+        ("unseen families", "ours", True),
+    }
+    assert got[("seen families (test_seen)", "ours", True)]["roc_auc"] > 0.9
+    seen = next(r for r in result["rows"] if r["model"] == "ours" and r["tld"])
+    assert seen["graph_bytes"] > 0 and seen["scorer_names_per_s"] > 0
+    assert "ours recall@1%FPR" in capsys.readouterr().out
 
 
 def test_a_missing_dataset_is_one_line_and_status_2(tmp_path, capsys):
