@@ -81,6 +81,7 @@ from .sinks.base import FileSink
 from .sinks.jsonl import JsonlSink
 from .sinks.lines import LineSpool
 from .sources import SourceContext, build_source
+from .systemd import Notifier
 from .timestamps import iso_utc
 from .trust import TrustStore
 
@@ -201,13 +202,17 @@ class Agent:
         config_path: str | None = None,
         overrides: list[str] | tuple[str, ...] = (),
         log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
+        service: Notifier | None = None,  # systemd's notify socket (systemd.py); None: not a service
     ):
         self.config_path, self.overrides = config_path, overrides
         # Log lines quote what peers and events sent (errors, reasons): escaped, one line each.
         self.log: Callable[[str], None] = lambda s: log(escape_text(s))
+        self.log_error: Callable[[str], None] = lambda s: getattr(log, "error", log)(escape_text(s))  # journal <3>
         self.started = time.monotonic()
         self.metrics = AgentMetrics()
-        self.failures = FailureLog(log)  # escapes its own lines
+        self.failures = FailureLog(getattr(log, "warning", log))  # escapes its own lines; a journal's <4>
+        self.service = service or Notifier()
+        self.service.attach(self.metrics.systemd_notify_failures.inc, self.failures.warn)
         self._results: deque[tuple[str, dict[str, Any], dict[str, Any]]] = deque()  # from action workers
         self._results_lock = threading.Lock()
         self._results_closed = False  # the sinks are closed: a late outcome is logged, not recorded
@@ -270,10 +275,19 @@ class Agent:
 
     def stop(self) -> None:
         self._stopping = True
+        self.service.stopping()
 
     def healthy(self) -> bool:
         """/healthz: false while stopping, and from a fatal sink failure on."""
         return not self._stopping and self.fatal is None
+
+    def _status_line(self, what: str = "serving") -> str:
+        """systemd's STATUS=: what the agent serves and its counts so far."""
+        c, origins = self.counts, " ".join(s.origin for s in self.sources)
+        return (
+            f"{what} bundle {self.pipe.bundle.bundle_id}, sources {origins}; received {c['received']}, "
+            f"scored {c['scored']}, alerts {c['alerts']}, rejected {c['rejected']}"
+        )
 
     def request_reload(self) -> None:
         self._reload_requested = True
@@ -289,6 +303,7 @@ class Agent:
             f"{', '.join(self.pipe.scorer.tasks)}{' (merged graph)' if self.pipe.scorer.merged else ''}, "
             f"sources {', '.join(s.origin for s in self.sources)}"
         )
+        self.service.ready(self._status_line("serving"))  # the pipeline is built, sinks and sources open
         try:
             self._loop()
         finally:
@@ -300,8 +315,11 @@ class Agent:
         next_stats = time.monotonic() + (self.cfg.metrics.stats_interval_s or float("inf"))
         next_wait_check = 0.0
         while True:
+            self.service.alive(self._status_line)  # the watchdog's ping: only while the loop turns
             if self._reload_requested:
+                self.service.reloading()
                 self._reload()
+                self.service.ready(self._status_line("serving"))
             if self._stopping and self._drain_until is None:
                 # Sources stop reading new input and hand over what they hold (drain_s);
                 # the loop keeps scoring until they are done.
@@ -339,6 +357,7 @@ class Agent:
     def _shutdown(self) -> None:
         # Stop and join the sources first: a source may still hand over a line it
         # had in hand (or a final partial line) after stop(). Then drain.
+        self.service.stopping()  # also at the end of a stdin source (stop() sends it at a signal)
         for s in self.sources:
             s.stop()
             s.abandon()  # the loop waited for the drain; nothing blocks any more
@@ -373,7 +392,7 @@ class Agent:
                 self.log(f"shutdown: {type(exc).__name__}: {exc}")
         self._sync_outputs()
         if self.fatal is not None:
-            self.log(f"stopped: {self.fatal}")
+            self.log_error(f"stopped: {self.fatal}")
         if self.server:
             self.server.stop()
         self.metrics.set_up(False)
@@ -664,12 +683,14 @@ class Agent:
         except JengaError as exc:
             self.metrics.reloads.inc(result="failed")
             self.reloads["failed"] += 1
-            self.log(f"reload failed, still serving bundle {self.pipe.bundle.bundle_id}: {exc}")
+            self.log_error(f"reload failed, still serving bundle {self.pipe.bundle.bundle_id}: {exc}")
             return
         except Exception as exc:  # noqa: BLE001 - a reload must never take the serving pipeline down
             self.metrics.reloads.inc(result="failed")
             self.reloads["failed"] += 1
-            self.log(f"reload failed, still serving bundle {self.pipe.bundle.bundle_id}: {type(exc).__name__}: {exc}")
+            self.log_error(
+                f"reload failed, still serving bundle {self.pipe.bundle.bundle_id}: {type(exc).__name__}: {exc}"
+            )
             return
         old = self.pipe
         _carry_state(old, pipe)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import sys
 
 import click
 
 from ..contract.cli import bundle_option, config_option, set_option
 from ..contract.errors import SinkFailure
+from ..systemd import JournalLog, Notifier, PrefixedStream
 
 CONFIG_HELP = "Agent config file (see firmware_configs/ and docs/config-reference.md)."
 BUNDLE_HELP = "Use this bundle directory instead of the config's agent.bundle."
@@ -16,6 +18,16 @@ BUNDLE_HELP = "Use this bundle directory instead of the config's agent.bundle."
 def _overrides(overrides: tuple[str, ...], bundle: str | None) -> tuple[str, ...]:
     # --bundle is a path typed in a shell: relative to the working directory.
     return (*overrides, *([f"agent.bundle={os.path.abspath(bundle)}"] if bundle else []))
+
+
+def _service() -> tuple[JournalLog, Notifier]:
+    """Under systemd: the notify socket (taken out of the environment, so that commands the
+    agent starts do not inherit it) and, when stderr is the journal, priority-prefixed lines
+    (also for what others write to stderr). Elsewhere: plain lines, and no notifications."""
+    log = JournalLog(sys.stderr)
+    if log.journal:
+        sys.stderr = PrefixedStream(sys.stderr)
+    return log, Notifier.from_environ()
 
 
 @click.command()
@@ -30,17 +42,20 @@ def run(config_path: str, bundle: str | None, overrides: tuple[str, ...]) -> Non
     print a summary line on stderr and exit 0. With a stdin source the agent
     exits at the end of its input. When a file sink or the dead-letter file
     cannot be written and on_sink_failure is stop, it stops, prints the summary
-    and one error line naming the sink, and exits 2.
+    and one error line naming the sink, and exits 2. Under systemd (Type=notify)
+    it reports READY, STATUS, RELOADING, STOPPING and watchdog pings, and
+    journal lines carry their priority (docs/systemd.md).
     """
     from ..agent import Agent, summary_line
     from ..config import load_agent_config
 
+    log, service = _service()
     overrides = _overrides(overrides, bundle)
     cfg = load_agent_config(config_path, overrides)
-    agent = Agent(cfg, config_path, overrides)
+    agent = Agent(cfg, config_path, overrides, log=log, service=service)
     agent.install_signal_handlers()
     summary = agent.run()
-    click.echo(summary_line(summary), err=True)
+    log(summary_line(summary))
     if agent.fatal is not None:  # on_sink_failure: stop; the summary above says what was lost
         raise SinkFailure(agent.fatal)
 

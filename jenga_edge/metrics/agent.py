@@ -133,6 +133,10 @@ class AgentMetrics:
             label_check=chk,
         )
         self.reloads = r.counter("jenga_reloads_total", "Bundle reloads, by result.", ("result",), label_check=chk)
+        self.systemd_notify_failures = r.counter(
+            "jenga_systemd_notify_failures_total",
+            "sd_notify messages (READY, WATCHDOG, STATUS ...) that could not be sent to $NOTIFY_SOCKET.",
+        )
         self.batch_seconds = r.histogram(
             "jenga_batch_seconds",
             "Wall time to score one batch, seconds.",

@@ -101,7 +101,7 @@ def test_profile_details():
     assert fw.rules[1].condition == {"dest_port": {"not_in": [22, 3389, 445]}}
     assert fw.actions["webhook"].kind == "webhook" and fw.sinks["sqlite"].path == "/var/lib/jenga/alerts.db"
     assert list(fw.actions) == ["firewall", "webhook"] and list(fw.sinks) == ["jsonl", "sqlite"]
-    assert fw.actions["webhook"].spool_dir == "/var/spool/jenga-edge"
+    assert fw.actions["webhook"].spool_dir == "/var/lib/jenga/webhook-spool"  # writable under the systemd unit
     assert fw.rate_limit.max_actions == 30 and fw.rate_limit.per_seconds == 60.0
 
 

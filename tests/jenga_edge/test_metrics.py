@@ -370,6 +370,7 @@ AGENT_METRICS = {
     "jenga_action_failures_total": ("counter", ("action",)),
     "jenga_sources_waiting": ("gauge", ("source",)),
     "jenga_reloads_total": ("counter", ("result",)),
+    "jenga_systemd_notify_failures_total": ("counter", ()),
     "jenga_batch_seconds": ("histogram", ()),
     "jenga_queue_depth": ("gauge", ()),
     "jenga_bundle_info": ("gauge", ("bundle_id", "sha256")),
