@@ -99,8 +99,8 @@ def ours_fit_score(
     """Train the text model on `rows` ({domain, label, family}), export it, score `test`
     with the agent's Scorer: (P(dga), fit seconds incl. export, graph facts)."""
     import torch
-
     from detection_compare import experiment_config
+
     from export.bundle_writer import ExportOptions, export_bundle
     from trainer.run import run_experiment
     from trainer.synthetic import write
@@ -169,7 +169,9 @@ def run(args: argparse.Namespace) -> dict:
         for model in models:
             scores, fit_s, facts = fit_score(args, model, train, y, families, test, f"seen-{tld}")
             m = detection_metrics(ty, scores)
-            rows.append({"protocol": "seen families (test_seen)", "model": model, "tld": tld, "fit_s": fit_s, **m, **facts})
+            rows.append(
+                {"protocol": "seen families (test_seen)", "model": model, "tld": tld, "fit_s": fit_s, **m, **facts}
+            )
         if not tld and args.ours:  # ours: unseen families on the full names (what an edge sees)
             models = ["baseline"] * args.baseline
         for fold, (tr, te, held) in enumerate(unseen_splits(families, args.folds, args.seed), 1):
@@ -275,7 +277,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.baseline:
             import sklearn  # noqa: F401
     except ImportError:
-        print("dga_compare: the baseline needs the bench extra: pip install '.[bench]' (or --no-baseline)", file=sys.stderr)
+        print(
+            "dga_compare: the baseline needs the bench extra: pip install '.[bench]' (or --no-baseline)",
+            file=sys.stderr,
+        )
         return 2
     if not (args.data / "train.jsonl").is_file():
         print(f"dga_compare: {args.data / 'train.jsonl'}: not found (--data names the dataset folder)", file=sys.stderr)
@@ -288,7 +293,9 @@ def main(argv: list[str] | None = None) -> int:
     print("\nrecall at 1 % FPR per unseen-family fold (full names):\n" + fold_markdown(result["rows"]))
     for r in result["rows"]:
         if r.get("model") == "ours" and r["protocol"].startswith("seen") and r["tld"]:
-            print(f"\nours: graph {r['graph_bytes']:,} bytes, scorer {r['scorer_names_per_s']:,.0f} names/s (one thread)")
+            print(
+                f"\nours: graph {r['graph_bytes']:,} bytes, scorer {r['scorer_names_per_s']:,.0f} names/s (one thread)"
+            )
     print(f"\n{result['train_rows']:,} training names, run time {result['wall_s']:.0f} s")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
