@@ -36,6 +36,7 @@ from .contract.errors import ConfigError, EventError
 from .contract.events import TIME_INPUTS, EventModel, Normalizer, Step, parse_path
 from .contract.records import get_path
 from .contract.schema import OOV_INDEX, Feature, FeatureSchema, category_key, to_boolean, to_number
+from .contract.text_input import encode_text
 from .contract.typed import Invalid
 from .contract.values import parse_time
 from .contract.window_state import MAX_EVENT_TIME, WindowEngine
@@ -68,6 +69,10 @@ class DecodedBatch:
     keys: dict[str, list[Any]]  # key/condition fields of accepted events, by name
     rejects: list[Reject] = field(default_factory=list)
     filtered: list[int] = field(default_factory=list)  # batch positions the `where` filter dropped
+    # Text features (schema kind text): each value's bytes (contract/text_input.encode_text),
+    # zero-padded to the schema's text_width, and its length; [accepted, 0, 0] without text.
+    text: npt.NDArray[np.uint8] = field(default_factory=lambda: np.zeros((0, 0, 0), np.uint8))
+    text_len: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros((0, 0), np.int64))
 
     def __len__(self) -> int:
         return len(self.index)
@@ -226,6 +231,7 @@ class EventDecoder:
                 "numeric": "a number (or a numeric string)",
                 "boolean": "true or false",
                 "categorical": "a string or number",
+                "text": "a string (text feature)",
             }[f.kind]
             for f in schema.features
         }
@@ -361,6 +367,8 @@ class EventDecoder:
                 {k: [col[r] for r in rows] for k, col in batch.keys.items()},
                 sorted(batch.rejects + rejects, key=lambda r: r.index),
                 batch.filtered,
+                batch.text[keep],
+                batch.text_len[keep],
             )
             if not len(batch):
                 return batch
@@ -380,6 +388,8 @@ class EventDecoder:
         column (numeric, boolean, categorical, time) or key field a value fills."""
         if any(type(st) is int for steps in self._steps.values() for st in steps):
             return None  # list elements: tier 2 reads them
+        if any(f.name in self.model.normalize for f in self.schema.text):
+            return None  # a normalizer before encode_text: Python's string rules, tier 2 alone
         spec: dict[bytes, Any] = {}
         self._key_order = [k for k in self.key_names if k in self._get]
         targets: dict[str, list[tuple[int, int]]] = {}
@@ -388,6 +398,8 @@ class EventDecoder:
                 targets.setdefault(self.paths[f.name], []).append((_BOOL if f.kind == "boolean" else _NUM, j))
         for j, f in enumerate(self.schema.categorical):
             targets.setdefault(self.paths[f.name], []).append((_CAT, j))
+        for j, f in enumerate(self.schema.text):
+            targets.setdefault(self.paths[f.name], []).append((_TEXT, j))
         for j, k in enumerate(self._key_order):
             targets.setdefault(self.paths.get(k) or self.key_paths[k], []).append((_KEY, j))
         for name, is_time in self._aux:
@@ -403,7 +415,17 @@ class EventDecoder:
             )
             lower = tuple(self._lower(f.name) for f in self.schema.categorical)
             width = len(self.schema.numeric) + len(self._aux)
-            return plan(spec, width, len(self.schema.categorical), len(self._key_order), vocabs, lower)
+            text = tuple((f.text_limit, f.normalize == "dns", f.truncate == "tail") for f in self.schema.text)
+            return plan(
+                spec,
+                width,
+                len(self.schema.categorical),
+                len(self._key_order),
+                vocabs,
+                lower,
+                text,
+                self.schema.text_width,
+            )
         except (TypeError, ValueError, AttributeError):  # a path both a leaf and an object: tier 2 only
             return None
 
@@ -416,17 +438,24 @@ class EventDecoder:
         num = np.empty((n, len(schema.numeric) + len(self._aux)), dtype=np.float64)
         cat = np.empty((n, len(schema.categorical)), dtype=np.int64)
         status = np.empty(n, dtype=np.uint8)
+        text = np.zeros((n, len(schema.text), schema.text_width), dtype=np.uint8)
+        text_len = np.empty((n, len(schema.text)), dtype=np.int64)
+        has_text = bool(schema.text)
         segments = lines.segments if isinstance(lines, Lines) else [lines]
         if len(segments) == 1:  # the common case: the plan fills the key columns in place
             key_values: list[list[Any]] = [[None] * n for _ in self._key_order]
-            accepted = plan.decode(segments[0], num, cat, key_values, status)
+            if has_text:
+                accepted = plan.decode(segments[0], num, cat, key_values, status, text, text_len)
+            else:
+                accepted = plan.decode(segments[0], num, cat, key_values, status)
         else:
             key_values = [[] for _ in self._key_order]
             accepted, r0 = 0, 0
             for seg in segments:
                 r1 = r0 + (len(seg) if isinstance(seg, list) else len(seg[1]))
                 part = [[None] * (r1 - r0) for _ in self._key_order]
-                accepted += plan.decode(seg, num[r0:r1], cat[r0:r1], part, status[r0:r1])
+                tail = (text[r0:r1], text_len[r0:r1]) if has_text else ()
+                accepted += plan.decode(seg, num[r0:r1], cat[r0:r1], part, status[r0:r1], *tail)
                 for col, values in zip(key_values, part):
                     col.extend(values)
                 r0 = r1
@@ -442,21 +471,43 @@ class EventDecoder:
         filtered = self._filter(keys, ok, list(range(n)))
         if accepted:
             self._derive(num)
-            cat_present = cat >= 0 if self.min_present else None  # before missing becomes OOV
+            # present before missing becomes OOV / length 0; text columns after the categorical ones
+            cat_present = np.concatenate([cat >= 0, text_len >= 0], axis=1) if self.min_present else None
             self._check_missing(num, cat, ok, rejects)  # first, as tier 2 reports a required field first
+            if has_text:
+                self._check_missing_text(text_len, ok, rejects)
             if cat_present is not None:
                 self._check_sparse(~np.isnan(num[:, : len(schema.numeric)]), cat_present, ok, list(range(n)), rejects)
+        if has_text:
+            text_len[text_len < 0] = 0
         self._derived_key_values(num, keys)
         if slow.any():
-            self._merge_slow(lines, oversize, np.flatnonzero(slow), num, cat, keys, ok, rejects, filtered)
+            self._merge_slow(
+                lines, oversize, np.flatnonzero(slow), num, cat, keys, ok, rejects, filtered, (text, text_len)
+            )
         keep = np.flatnonzero(ok)
         if len(keep) < n:
             num, cat = num[keep], cat[keep]
+            if has_text:
+                text, text_len = text[keep], text_len[keep]
+            else:  # zero-size blocks: a view of the right row count is enough
+                text, text_len = text[: len(keep)], text_len[: len(keep)]
             rows = keep.tolist()
             keys = {k: [col[r] for r in rows] for k, col in keys.items()}
         rejects.sort(key=lambda r: r.index)
         filtered.sort()
-        return DecodedBatch(num, cat, keep.tolist(), keys, rejects, filtered)
+        return DecodedBatch(num, cat, keep.tolist(), keys, rejects, filtered, text, text_len)
+
+    def _check_missing_text(
+        self, text_len: npt.NDArray[np.int64], ok: npt.NDArray[np.bool_], rejects: list[Reject]
+    ) -> None:
+        """Tier-1 rows: a text feature the schema requires is missing (after numeric and categorical, as tier 2)."""
+        for j, f in enumerate(self.schema.text):
+            if not f.allow_missing:
+                rows = np.flatnonzero((text_len[:, j] < 0) & ok)
+                self._reject_rows(
+                    rows, "missing_field", f.name, f"field {f.name!r} is missing", ok, list(range(len(ok))), rejects
+                )
 
     # ------------------------------------------------------ the event model
     def _normalized(self, keys: dict[str, list[Any]]) -> dict[str, list[Any]]:
@@ -545,7 +596,8 @@ class EventDecoder:
         for r in np.flatnonzero((count < self.min_present) & ok):
             ok[r] = False
             absent = {f.name for f, p, c in zip(self.schema.numeric, num_present[r], self._counted) if c and not p}
-            absent |= {f.name for f, p in zip(self.schema.categorical, cat_present[r]) if not p}
+            others = (*self.schema.categorical, *self.schema.text)  # cat_present's columns, text last
+            absent |= {f.name for f, p in zip(others, cat_present[r]) if not p}
             missing = [f.name for f in self.schema.features if f.name in absent]  # in schema order
             shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
             rejects.append(
@@ -568,6 +620,7 @@ class EventDecoder:
         ok: npt.NDArray[np.bool_],
         rejects: list[Reject],
         filtered: list[int],
+        text: tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]],
     ) -> None:
         """Lines tier 1 left alone go through tier 2; its rows, rejects and
         filtered lines are put back at their places in the batch."""
@@ -577,6 +630,7 @@ class EventDecoder:
         ok[at] = True
         num[at, : sub.num.shape[1]] = sub.num
         cat[at] = sub.cat
+        text[0][at], text[1][at] = sub.text, sub.text_len
         for k, col in keys.items():
             values = sub.keys.get(k)
             if values is not None:
@@ -681,16 +735,54 @@ class EventDecoder:
             if self.min_present:
                 cat_present[:, j] = [v is not None for v in values]
             cat[:, j] = self._categorical_column(f, values, ok, index, rejects)
+        text, text_len = self._text_block(events, ok, index, rejects)
         if self.min_present:
-            self._check_sparse(~np.isnan(num[:, :n_num]), cat_present, ok, index, rejects)
+            present = np.concatenate([cat_present, text_len >= 0], axis=1)
+            self._check_sparse(~np.isnan(num[:, :n_num]), present, ok, index, rejects)
+        text_len[text_len < 0] = 0
         self._derived_key_values(num, keys)
         if not ok.all():
             keep = np.flatnonzero(ok)
-            num, cat = num[keep], cat[keep]
+            num, cat, text, text_len = num[keep], cat[keep], text[keep], text_len[keep]
             keys = {k: [v[i] for i in keep] for k, v in keys.items()}
             index = [index[i] for i in keep]
         rejects.sort(key=lambda r: r.index)
-        return DecodedBatch(num, cat, index, keys, rejects, filtered)
+        return DecodedBatch(num, cat, index, keys, rejects, filtered, text, text_len)
+
+    def _text_block(
+        self, events: list[Any], ok: npt.NDArray[np.bool_], index: list[int], rejects: list[Reject]
+    ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+        """Text features: each value's bytes by encode_text (the trainer's rule), zero-padded
+        to text_width, and its length; -1 marks a missing value (min_present counts it
+        absent; the caller turns it into 0). A value that is not a string is a reject."""
+        feats, width, n = self.schema.text, self.schema.text_width, len(events)
+        data = np.zeros((n, len(feats), width), dtype=np.uint8)
+        lengths = np.full((n, len(feats)), -1, dtype=np.int64)
+        for j, f in enumerate(feats):
+            get, norm = self._get[f.name], self.model.normalize.get(f.name)
+            raws: list[bytes] = []
+            for r, e in enumerate(events):
+                value = get(e)
+                if norm is not None:
+                    value = norm.apply(value)
+                raw = b""
+                if value is None:
+                    if not f.allow_missing and ok[r]:
+                        self._reject_rows(
+                            np.array([r]), "missing_field", f.name, f"field {f.name!r} is missing", ok, index, rejects
+                        )
+                else:
+                    try:
+                        raw = encode_text(value, f)
+                        lengths[r, j] = len(raw)
+                    except EventError as exc:
+                        if ok[r]:
+                            self._reject_rows(np.array([r]), exc.reason, f.name, str(exc), ok, index, rejects)
+                raws.append(raw)
+            if n:  # one copy per column: padded values joined, viewed as [n, width]
+                block = b"".join(raw.ljust(width, b"\0") for raw in raws)
+                data[:, j, :] = np.frombuffer(block, dtype=np.uint8).reshape(n, width)
+        return data, lengths
 
     def _aux_block(
         self,
@@ -854,7 +946,7 @@ class EventDecoder:
             rejects.append(Reject(index[r], reason, name, message))
 
 
-_NUM, _BOOL, _CAT, _KEY, _TIME = 0, 1, 2, 3, 4  # target kinds of the C plan (_fastjson.c)
+_NUM, _BOOL, _CAT, _KEY, _TIME, _TEXT = 0, 1, 2, 3, 4, 5  # target kinds of the C plan (_fastjson.c)
 
 
 def _zero_one(values: npt.NDArray[np.float64]) -> bool:

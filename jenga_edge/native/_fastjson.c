@@ -10,7 +10,15 @@
  * (bad JSON, numeric strings, escapes in a read string, \u escapes anywhere,
  * duplicate keys, deep nesting, out-of-range numbers, unseen non-ASCII
  * categories) marks the line FALLBACK and the Python decoder, msgspec, takes
- * it and gives the precise reason. So this code never has to produce a reject
+ * it and gives the precise reason.
+ *
+ * Text features (T_TEXT) copy a string's bytes into the row's slot of the text
+ * block, applying contract/text_input.encode_text's rules (normalize dns: ASCII
+ * lower-case and trailing dots stripped; cut to max_bytes at the head or the tail)
+ * and write its length (-1: absent). Only strings without escapes are read here,
+ * their UTF-8 checked as msgspec checks it; an escaped string (\n, \u0000, ...)
+ * and any value that is not a string or null (a number: tier 2's wrong_type) go
+ * to tier 2, so C never has to unescape. So this code never has to produce a reject
  * message, and it may only accept what msgspec accepts, with the same values:
  * tests/jenga_edge/test_fastjson.py checks that difference by difference.
  *
@@ -28,7 +36,7 @@
 #define NUMBER_MAX 64
 #define LOWER_MAX 256
 
-enum { T_NUM = 0, T_BOOL = 1, T_CAT = 2, T_KEY = 3, T_TIME = 4 };
+enum { T_NUM = 0, T_BOOL = 1, T_CAT = 2, T_KEY = 3, T_TIME = 4, T_TEXT = 5 };
 enum { OK = 0, FALLBACK = 1 };
 
 typedef struct Node Node;
@@ -59,6 +67,10 @@ typedef struct {
     Py_ssize_t n_num, n_cat, n_key;
     Node **vocabs;               /* per categorical column: category bytes -> index (in index[0]) */
     unsigned char *lower;        /* per categorical column: lower-case ASCII before the lookup */
+    Py_ssize_t n_text, text_width;
+    int *text_max;               /* per text column: max_bytes */
+    unsigned char *text_dns;     /* per text column: normalize dns */
+    unsigned char *text_tail;    /* per text column: truncate tail (keep the last max_bytes) */
 } Plan;
 
 /* Per-line working state. */
@@ -69,6 +81,8 @@ typedef struct {
     int64_t *cat;
     PyObject **keys;             /* new references, handed to the caller's lists on OK */
     unsigned char *seen;
+    unsigned char *text;         /* [n_text, text_width] of this row */
+    int64_t *text_len;           /* [n_text], -1 = absent */
 } Line;
 
 /* Keys are short and few: hash the length and up to 8 bytes at each end
@@ -154,7 +168,7 @@ static Node *node_build(PyObject *spec, int *nslots, int depth, const Py_ssize_t
             for (int t = 0; t < e->ntargets; t++) {
                 PyObject *pair = PyTuple_GET_ITEM(v, t);
                 if (!PyArg_ParseTuple(pair, "ii", &e->kind[t], &e->index[t])) goto fail;
-                if (e->kind[t] < T_NUM || e->kind[t] > T_TIME || e->index[t] < 0
+                if (e->kind[t] < T_NUM || e->kind[t] > T_TEXT || e->index[t] < 0
                     || (limits && e->index[t] >= limits[e->kind[t]])) {
                     PyErr_SetString(PyExc_ValueError, "plan spec: a target's kind or index is out of range");
                     goto fail;
@@ -506,6 +520,40 @@ static int iso_time(const char *s, Py_ssize_t n, double *out) {
     return OK;
 }
 
+/* A string's bytes into text column col, as encode_text gives them: normalize dns
+ * lower-cases A-Z and strips trailing dots (lower-casing never makes a dot, so the
+ * order does not matter), then a text longer than max_bytes keeps its head or tail. */
+static void write_text(Line *ln, int col, const char *s, Py_ssize_t n) {
+    const Plan *pl = ln->plan;
+    unsigned char *dst = ln->text + (Py_ssize_t)col * pl->text_width;
+    Py_ssize_t max = pl->text_max[col];
+    int dns = pl->text_dns[col];
+    if (dns)
+        while (n > 0 && s[n - 1] == '.') n--;
+    if (n > max) {
+        if (pl->text_tail[col]) s += n - max;
+        n = max;
+    }
+    if (dns) {
+        for (Py_ssize_t i = 0; i < n; i++) {
+            unsigned char c = (unsigned char)s[i];
+            dst[i] = (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
+        }
+    } else {
+        memcpy(dst, s, n);
+    }
+    memset(dst + n, 0, pl->text_width - n);
+    ln->text_len[col] = n;
+}
+
+/* Non-ASCII bytes in a string: valid UTF-8 as msgspec (and Python's strict codec) sees it? */
+static int utf8_ok(const char *s, Py_ssize_t n) {
+    PyObject *str = PyUnicode_DecodeUTF8(s, n, "strict");
+    if (!str) { PyErr_Clear(); return 0; }
+    Py_DECREF(str);
+    return 1;
+}
+
 /* Store one leaf value into its targets. p at the value; returns the end or NULL (FALLBACK). */
 static const char *read_leaf(Line *ln, const Entry *e, const char *p, const char *end) {
     const char *start = p, *stop;
@@ -550,6 +598,12 @@ static const char *read_leaf(Line *ln, const Entry *e, const char *p, const char
                     return NULL;                                          /* epoch seconds, or FALLBACK */
                 }
                 ln->num[idx] = v;
+                break;
+            case T_TEXT:
+                if (type == 'n') break;                                  /* missing: stays -1 */
+                if (type != 's' || !plain) return NULL;                  /* tier 2: wrong_type, or unescape */
+                if (!ascii && !utf8_ok(start + 1, stop - start - 2)) return NULL;   /* msgspec's bad_json */
+                write_text(ln, idx, start + 1, stop - start - 2);
                 break;
             case T_CAT:
                 if (type == 'n') break;                                  /* missing: stays -1 */
@@ -635,10 +689,15 @@ static int get_buffer(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize, Py_ss
 }
 
 static PyObject *Plan_decode(Plan *self, PyObject *args) {
-    PyObject *lines, *o_num, *o_cat, *keys, *o_status, *chunk = NULL;
-    if (!PyArg_ParseTuple(args, "OOOO!O", &lines, &o_num, &o_cat, &PyList_Type, &keys, &o_status))
+    PyObject *lines, *o_num, *o_cat, *keys, *o_status, *chunk = NULL, *o_text = NULL, *o_tlen = NULL;
+    if (!PyArg_ParseTuple(args, "OOOO!O|OO", &lines, &o_num, &o_cat, &PyList_Type, &keys, &o_status, &o_text,
+                          &o_tlen))
         return NULL;
-    Py_buffer b_num = {0}, b_cat = {0}, b_status = {0}, b_spans = {0};
+    if (self->root && (self->n_text > 0) != (o_tlen != NULL)) {
+        PyErr_SetString(PyExc_ValueError, "decode: text and text_len are given exactly when the plan has text columns");
+        return NULL;
+    }
+    Py_buffer b_num = {0}, b_cat = {0}, b_status = {0}, b_spans = {0}, b_text = {0}, b_tlen = {0};
     const int64_t *spans = NULL;
     Py_ssize_t n;
     if (!self->root) {
@@ -688,15 +747,24 @@ static PyObject *Plan_decode(Plan *self, PyObject *args) {
     if (get_buffer(o_num, &b_num, 8, n * self->n_num, "d", "num") < 0) goto done;
     if (get_buffer(o_cat, &b_cat, 8, n * self->n_cat, "lq", "cat") < 0) goto done;
     if (get_buffer(o_status, &b_status, 1, n, "B", "status") < 0) goto done;
+    if (o_tlen) {
+        if (get_buffer(o_text, &b_text, 1, n * self->n_text * self->text_width, "B", "text") < 0) goto done;
+        if (get_buffer(o_tlen, &b_tlen, 8, n * self->n_text, "lq", "text_len") < 0) goto done;
+    }
     seen = PyMem_Malloc(self->nslots ? self->nslots : 1);
     kv = PyMem_Calloc(self->n_key ? self->n_key : 1, sizeof(PyObject *));
     if (!seen || !kv) { PyErr_NoMemory(); goto done; }
     Py_ssize_t ok = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         Line ln = {self, NULL, (double *)b_num.buf + i * self->n_num, (int64_t *)b_cat.buf + i * self->n_cat,
-                   kv, seen};
+                   kv, seen, NULL, NULL};
         for (Py_ssize_t j = 0; j < self->n_num; j++) ln.num[j] = NAN;
         for (Py_ssize_t j = 0; j < self->n_cat; j++) ln.cat[j] = -1;
+        if (self->n_text) {
+            ln.text = (unsigned char *)b_text.buf + i * self->n_text * self->text_width;
+            ln.text_len = (int64_t *)b_tlen.buf + i * self->n_text;
+            for (Py_ssize_t j = 0; j < self->n_text; j++) ln.text_len[j] = -1;
+        }
         unsigned char st = FALLBACK;
         if (chunk) {
             ln.base = PyBytes_AS_STRING(chunk) + spans[2 * i];
@@ -724,6 +792,8 @@ done:
     if (b_cat.obj) PyBuffer_Release(&b_cat);
     if (b_status.obj) PyBuffer_Release(&b_status);
     if (b_spans.obj) PyBuffer_Release(&b_spans);
+    if (b_text.obj) PyBuffer_Release(&b_text);
+    if (b_tlen.obj) PyBuffer_Release(&b_tlen);
     return result;
 }
 
@@ -783,13 +853,41 @@ static PyMethodDef module_methods[] = {
      "[start, stop) pairs in out [k, 2]; end is the byte after the k-th line's newline."},
     {NULL, NULL, 0, NULL}};
 
-static int Plan_init(Plan *self, PyObject *args, PyObject *kwds) {
-    PyObject *spec, *vocabs, *lower = NULL;
-    Py_ssize_t n_num, n_cat, n_key;
-    static char *kwlist[] = {"spec", "n_num", "n_cat", "n_key", "vocabs", "lower", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OnnnO!|O!", kwlist, &spec, &n_num, &n_cat, &n_key,
-                                     &PyTuple_Type, &vocabs, &PyTuple_Type, &lower))
+/* text: per text column (max_bytes, normalize dns, truncate tail); each max_bytes in 1..text_width. */
+static int init_text(Plan *self, PyObject *text, Py_ssize_t width) {
+    Py_ssize_t n = text ? PyTuple_GET_SIZE(text) : 0;
+    if (self->root || width < 0 || (n > 0) != (width > 0)) {
+        PyErr_SetString(PyExc_ValueError, "Plan: text columns need a text_width >= 1 (and none without them)");
         return -1;
+    }
+    PyMem_Free(self->text_max); PyMem_Free(self->text_dns); PyMem_Free(self->text_tail);
+    self->text_max = PyMem_Calloc(n ? n : 1, sizeof(int));
+    self->text_dns = PyMem_Calloc(n ? n : 1, 1);
+    self->text_tail = PyMem_Calloc(n ? n : 1, 1);
+    if (!self->text_max || !self->text_dns || !self->text_tail) { PyErr_NoMemory(); return -1; }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int max, dns, tail;
+        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(text, i), "ipp", &max, &dns, &tail)) return -1;
+        if (max < 1 || max > width) {
+            PyErr_SetString(PyExc_ValueError, "Plan: a text column's max_bytes must be 1 to text_width");
+            return -1;
+        }
+        self->text_max[i] = max; self->text_dns[i] = (unsigned char)dns; self->text_tail[i] = (unsigned char)tail;
+    }
+    self->n_text = n;
+    self->text_width = width;
+    return 0;
+}
+
+static int Plan_init(Plan *self, PyObject *args, PyObject *kwds) {
+    PyObject *spec, *vocabs, *lower = NULL, *text = NULL;
+    Py_ssize_t n_num, n_cat, n_key, text_width = 0;
+    static char *kwlist[] = {"spec", "n_num", "n_cat", "n_key", "vocabs", "lower", "text", "text_width", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OnnnO!|O!O!n", kwlist, &spec, &n_num, &n_cat, &n_key,
+                                     &PyTuple_Type, &vocabs, &PyTuple_Type, &lower, &PyTuple_Type, &text,
+                                     &text_width))
+        return -1;
+    if (init_text(self, text, text_width) < 0) return -1;
     if (n_num < 0 || n_cat < 0 || n_key < 0 || PyTuple_GET_SIZE(vocabs) != n_cat || self->root
         || (lower && PyTuple_GET_SIZE(lower) != n_cat)) {
         PyErr_SetString(PyExc_ValueError, "Plan: sizes must be >= 0, one vocabulary (and lower flag) per "
@@ -815,7 +913,8 @@ static int Plan_init(Plan *self, PyObject *args, PyObject *kwds) {
             return -1;
         }
     }
-    const Py_ssize_t limits[] = {n_num, n_num, n_cat, n_key, n_num};   /* T_NUM, T_BOOL, T_CAT, T_KEY, T_TIME */
+    /* T_NUM, T_BOOL, T_CAT, T_KEY, T_TIME, T_TEXT */
+    const Py_ssize_t limits[] = {n_num, n_num, n_cat, n_key, n_num, self->n_text};
     Node *root = node_build(spec, &nslots, 0, limits);
     if (!root) {
         for (Py_ssize_t j = 0; j < n_cat; j++) node_free(tables[j]);
@@ -835,15 +934,19 @@ static void Plan_dealloc(Plan *self) {
         for (Py_ssize_t j = 0; j < self->n_cat; j++) node_free(self->vocabs[j]);
     PyMem_Free(self->vocabs);
     PyMem_Free(self->lower);
+    PyMem_Free(self->text_max);
+    PyMem_Free(self->text_dns);
+    PyMem_Free(self->text_tail);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 static PyMethodDef Plan_methods[] = {
     {"decode", (PyCFunction)Plan_decode, METH_VARARGS,
-     "decode(lines, num, cat, keys, status) -> lines accepted.\n"
+     "decode(lines, num, cat, keys, status[, text, text_len]) -> lines accepted.\n"
      "Writes rows into float64 num [n, n_num] (NaN = missing), int64 cat [n, n_cat] (-1 = missing),\n"
      "keys (one list of n items per key field: the value msgspec would give; left as is when absent) and\n"
-     "uint8 status [n] (0 accepted, 1 leave the line to the Python decoder)."},
+     "uint8 status [n] (0 accepted, 1 leave the line to the Python decoder); with text columns, uint8\n"
+     "text [n, n_text, text_width] (each value's bytes, zero-padded) and int64 text_len [n, n_text] (-1 = absent)."},
     {NULL, NULL, 0, NULL}};
 
 static PyTypeObject PlanType = {
@@ -851,8 +954,9 @@ static PyTypeObject PlanType = {
     .tp_name = "jenga_edge._fastjson.Plan",
     .tp_basicsize = sizeof(Plan),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Plan(spec, n_num, n_cat, n_key, vocabs, lower=()): a compiled field-extraction plan for one\n"
-              "schema; lower[i]: lower-case ASCII values of categorical column i before the lookup.",
+    .tp_doc = "Plan(spec, n_num, n_cat, n_key, vocabs, lower=(), text=(), text_width=0): a compiled\n"
+              "field-extraction plan for one schema; lower[i]: lower-case ASCII values of categorical column i\n"
+              "before the lookup; text[j]: (max_bytes, normalize dns, truncate tail) of text column j.",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)Plan_init,
     .tp_dealloc = (destructor)Plan_dealloc,
