@@ -91,7 +91,7 @@ def check_lines(
     lines: list[bytes],
     tasks: Sequence[str] | None = None,
     explain: int = 3,
-    mapping: dict[str, str] | None = None,
+    mapping: dict[str, str | list[str]] | None = None,
     min_present: int = 1,
     where: dict[str, Any] | None = None,
     normalize: dict[str, Normalizer] | None = None,

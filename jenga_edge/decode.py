@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -89,8 +89,14 @@ def _reader(
     list element is decoded untyped and walked as the trainer walks records
     (contract/records.py get_path): a list of odd elements or a missing element is
     then a missing value, never a reject for an element no feature reads. `raw`:
-    every path so (the `where` fields' second look)."""
-    untyped = {str(st[0]) for st in paths.values() if raw or any(type(p) is int for p in st)}
+    every path so (the `where` fields' second look). So is a name read from the first
+    of several paths (its `|alt` names): a path after the one that holds the value
+    is never looked at, so it cannot reject the event."""
+    untyped = {
+        str(st[0])
+        for n, st in paths.items()
+        if raw or any(type(p) is int for p in st) or _ALT in n or f"{n}{_ALT}1" in paths
+    }
     tree = _Tree()
     for st in paths.values():
         tree.add(st[:1] if str(st[0]) in untyped else st, Any if str(st[0]) in untyped else leaf)
@@ -106,6 +112,47 @@ def _reader(
             if len(attrs) == 1:
                 top[n] = attrs[0]
     return struct, getters, top
+
+
+_ALT = "|alt"  # "name|alt1": the second path a name may be read from (a mapping to a list of paths)
+
+
+def _alternative_steps(model: EventModel, reads: dict[str, str]) -> dict[str, tuple[Step, ...]]:
+    """Each name's path as steps, plus, for a name mapped to a list of paths, its
+    other paths under hidden names (`name|alt1`, ...), read like any other path."""
+    out = {name: parse_path(path) for name, path in reads.items()}
+    for name in reads:
+        for i, path in enumerate(model.paths(name)[1:], 1):
+            out[f"{name}{_ALT}{i}"] = parse_path(path)
+    return out
+
+
+def _first_present(get: dict[str, Callable[[Any], Any]], top: dict[str, str], names: Iterable[str]) -> None:
+    """A name with other paths reads the first that holds a value (not missing, not null),
+    as contract/records.py reads it for the trainer."""
+    for name in names:
+        alts = [get[n] for n in _alt_names(get, name)]
+        if not alts:
+            continue
+        getters = [get[name], *alts]
+
+        def first(e: Any, getters: list[Callable[[Any], Any]] = getters) -> Any:
+            for g in getters:
+                value = g(e)
+                if value is not None:
+                    return value
+            return None
+
+        get[name] = first
+        top.pop(name, None)  # not a single attribute any more
+
+
+def _alt_names(get: dict[str, Any], name: str) -> list[str]:
+    out, i = [], 1
+    while f"{name}{_ALT}{i}" in get:
+        out.append(f"{name}{_ALT}{i}")
+        i += 1
+    return out
 
 
 def _untyped_getter(attr: str, rest: tuple[Step, ...]) -> Callable[[Any], Any]:
@@ -165,7 +212,7 @@ class EventDecoder:
     def __init__(
         self,
         schema: FeatureSchema,
-        mapping: dict[str, str] | None = None,
+        mapping: dict[str, str | list[str]] | None = None,
         key_fields: Sequence[str] = (),
         min_present: int = 0,
         where: dict[str, Any] | None = None,
@@ -205,8 +252,9 @@ class EventDecoder:
         # A key field may share a path with a feature (dest_port -> port): one
         # leaf, read raw; the feature's checks happen in the column code.
         reads = {**self.paths, **self.key_paths, **{name: model.path(name) for name, _ in self._aux}}
-        self._steps = {name: parse_path(path) for name, path in reads.items()}
+        self._steps = _alternative_steps(model, reads)
         self.struct, self._get, self._top = _reader(self._steps, "Event", Scalar)
+        _first_present(self._get, self._top, reads)
         self._one: msgspec.json.Decoder[Any] = msgspec.json.Decoder(self.struct, strict=False)
         self._where_one = self._filter_decoder() if model.where else None
         self._read_numeric = [f for f in schema.numeric if f.name not in computed]
@@ -283,8 +331,9 @@ class EventDecoder:
     def _filter_decoder(self) -> msgspec.json.Decoder[Any]:
         """Reads only the `where` fields, untyped (as the trainer's get_path reads them):
         whether a record that fails the full decode would have been filtered anyway."""
-        steps = {name: parse_path(self.model.path(name)) for name in self.model.where}
-        struct, self._where_get, _ = _reader(steps, "Where", Any, raw=True)
+        steps = _alternative_steps(self.model, {name: self.model.path(name) for name in self.model.where})
+        struct, self._where_get, top = _reader(steps, "Where", Any, raw=True)
+        _first_present(self._where_get, top, self.model.where)
         decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(struct, strict=False)
         return decoder
 
@@ -388,6 +437,8 @@ class EventDecoder:
         column (numeric, boolean, categorical, time) or key field a value fills."""
         if any(type(st) is int for steps in self._steps.values() for st in steps):
             return None  # list elements: tier 2 reads them
+        if any(_ALT in name for name in self._steps):
+            return None  # a name read from the first of several paths: tier 2 reads it
         if any(f.name in self.model.normalize for f in self.schema.text):
             return None  # a normalizer before encode_text: Python's string rules, tier 2 alone
         spec: dict[bytes, Any] = {}
@@ -697,8 +748,9 @@ class EventDecoder:
             steps = parse_path(path)
         except ValueError:
             steps = ()
-        name = next((n for n, st in self._steps.items() if st == steps), path)
+        name = next((n for n, st in self._steps.items() if st == steps), path).split(_ALT)[0]
         inner = next((n for n, st in self._steps.items() if len(st) > len(steps) and st[: len(steps)] == steps), None)
+        inner = inner.split(_ALT)[0] if inner is not None else None
         if inner is not None and name == path:  # an object on the way to a field holds something else
             got = where[0].rsplit("got ", 1)[-1].strip("`") if "got " in where[0] else "?"
             return Reject(

@@ -28,18 +28,30 @@ In this order:
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .errors import EventError
 
-if TYPE_CHECKING:
-    from .schema import Feature
+
+class TextFeature(Protocol):
+    """What encode_text reads of a schema Feature (a Protocol, not an import of
+    schema.py, which imports this module: no import circle)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def normalize(self) -> Any: ...
+    @property
+    def truncate(self) -> Any: ...
+    @property
+    def text_limit(self) -> int: ...
+
 
 _SURROGATES = re.compile("[\ud800-\udfff]")
 _UPPER = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"abcdefghijklmnopqrstuvwxyz")
 
 
-def encode_text(value: Any, feature: Feature) -> bytes:
+def encode_text(value: Any, feature: TextFeature) -> bytes:
     """The bytes of `value` for text feature `feature` (see the module's rules)."""
     if value is None:
         return b""

@@ -52,14 +52,14 @@ def dns_schema(events: EventModel | None = None, max_bytes: int = 64) -> Feature
     )
 
 
-def byte_stats_graph() -> onnx.ModelProto:
-    """score = sigmoid(0.8 * digits + 0.08 * length - 3 + 0.1 * rrtype + 0.001 * qlen (0 if missing))."""
+def byte_stats_graph(bytes_axis: str | int = "bytes") -> onnx.ModelProto:
+    """score = sigmoid(0.8 * digits + 0.05 * length - 3 + 0.1 * rrtype + 0.001 * qlen (0 if missing))."""
     f = TensorProto.FLOAT
     const = [
         helper.make_tensor("c48", TensorProto.UINT8, [], [48]),
         helper.make_tensor("c57", TensorProto.UINT8, [], [57]),
         helper.make_tensor("w_digit", f, [], [0.8]),
-        helper.make_tensor("w_len", f, [], [0.08]),
+        helper.make_tensor("w_len", f, [], [0.05]),
         helper.make_tensor("w_cat", f, [], [0.1]),
         helper.make_tensor("w_num", f, [], [0.001]),
         helper.make_tensor("bias", f, [], [-3.0]),
@@ -94,7 +94,7 @@ def byte_stats_graph() -> onnx.ModelProto:
         [
             helper.make_tensor_value_info("numeric", f, ["batch", 1]),
             helper.make_tensor_value_info("categorical", TensorProto.INT64, ["batch", 1]),
-            helper.make_tensor_value_info("text_bytes", TensorProto.UINT8, ["batch", 1, "bytes"]),
+            helper.make_tensor_value_info("text_bytes", TensorProto.UINT8, ["batch", 1, bytes_axis]),
             helper.make_tensor_value_info("text_lengths", TensorProto.INT64, ["batch", 1]),
         ],
         [helper.make_tensor_value_info("score", f, ["batch"])],
