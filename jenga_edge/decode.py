@@ -489,9 +489,10 @@ class EventDecoder:
         num = np.empty((n, len(schema.numeric) + len(self._aux)), dtype=np.float64)
         cat = np.empty((n, len(schema.categorical)), dtype=np.int64)
         status = np.empty(n, dtype=np.uint8)
-        text = np.zeros((n, len(schema.text), schema.text_width), dtype=np.uint8)
-        text_len = np.empty((n, len(schema.text)), dtype=np.int64)
         has_text = bool(schema.text)
+        # zeroed: a slot C leaves alone (a missing text) is padding; without text, [n, 0, 0] costs nothing
+        text = (np.zeros if has_text else np.empty)((n, len(schema.text), schema.text_width), dtype=np.uint8)
+        text_len = np.empty((n, len(schema.text)), dtype=np.int64)
         segments = lines.segments if isinstance(lines, Lines) else [lines]
         if len(segments) == 1:  # the common case: the plan fills the key columns in place
             key_values: list[list[Any]] = [[None] * n for _ in self._key_order]
