@@ -18,7 +18,19 @@
  * and write its length (-1: absent). Only strings without escapes are read here,
  * their UTF-8 checked as msgspec checks it; an escaped string (\n, \u0000, ...)
  * and any value that is not a string or null (a number: tier 2's wrong_type) go
- * to tier 2, so C never has to unescape. So this code never has to produce a reject
+ * to tier 2, so C never has to unescape.
+ *
+ * List elements and first-present paths (contract/events.py): a spec value that
+ * is a list [ {b"0": spec} ] reads elements of a JSON array by index (an element
+ * of another type, or a missing one, is a missing value, as records.get_path
+ * reads it; a value that is not an array goes to tier 2). A target may belong
+ * to a group, the paths one name is read from, with its path's priority: a
+ * non-null value is written only if no earlier path of its group has written
+ * one (a later-priority value seen first is overwritten), a null never counts.
+ * Tier 2 decodes the whole value of such a path's top-level key (untyped), so
+ * the plan marks those keys `strict`: everything under them is checked as
+ * msgspec checks a decoded value (UTF-8 of every non-ASCII string and key,
+ * floats in range), skipped or read. So this code never has to produce a reject
  * message, and it may only accept what msgspec accepts, with the same values:
  * tests/jenga_edge/test_fastjson.py checks that difference by difference.
  *
@@ -47,10 +59,14 @@ typedef struct {
     uint32_t hash;
     uint64_t a, b;               /* key_words() of the key */
     Node *child;                 /* interior: an object of more paths */
+    Node *list;                  /* interior: an array; its entries' keys are element indices ("0", "2") */
     int ntargets;                /* leaf: where its value goes */
     int kind[MAX_TARGETS];
     int index[MAX_TARGETS];
+    int group[MAX_TARGETS];      /* -1, or the first-present group of its name */
+    int prio[MAX_TARGETS];       /* its path's place in the group (0 first) */
     int slot;                    /* for duplicate detection */
+    int strict;                  /* top level: tier 2 decodes its whole value (see above) */
 } Entry;
 
 struct Node {
@@ -68,6 +84,7 @@ typedef struct {
     Node **vocabs;               /* per categorical column: category bytes -> index (in index[0]) */
     unsigned char *lower;        /* per categorical column: lower-case ASCII before the lookup */
     Py_ssize_t n_text, text_width;
+    Py_ssize_t n_groups;         /* names read from the first present of several paths */
     int *text_max;               /* per text column: max_bytes */
     unsigned char *text_dns;     /* per text column: normalize dns */
     unsigned char *text_tail;    /* per text column: truncate tail (keep the last max_bytes) */
@@ -83,6 +100,8 @@ typedef struct {
     unsigned char *seen;
     unsigned char *text;         /* [n_text, text_width] of this row */
     int64_t *text_len;           /* [n_text], -1 = absent */
+    unsigned char *best;         /* [n_groups]: priority of the value written (255 none) */
+    int strict;                  /* inside a strict top-level key's value */
 } Line;
 
 /* Keys are short and few: hash the length and up to 8 bytes at each end
@@ -126,13 +145,14 @@ static void node_free(Node *node) {
     for (Py_ssize_t i = 0; i < node->nentries; i++) {
         PyMem_Free(node->entries[i].key);
         node_free(node->entries[i].child);
+        node_free(node->entries[i].list);
     }
     PyMem_Free(node->entries);
     PyMem_Free(node->table);
     PyMem_Free(node);
 }
 
-/* spec: dict bytes -> (dict spec) | tuple of (kind, index) pairs */
+/* spec: dict bytes -> (dict spec) | [dict spec of element indices] | tuple of (kind, index[, group, prio]) */
 /* limits: per target kind, the size of what its index points into (NULL: unchecked, for vocabularies) */
 static Node *node_build(PyObject *spec, int *nslots, int depth, const Py_ssize_t *limits) {
     if (!PyDict_Check(spec) || depth > MAX_DEPTH) {
@@ -163,19 +183,26 @@ static Node *node_build(PyObject *spec, int *nslots, int depth, const Py_ssize_t
         e->slot = (*nslots)++;
         if (PyDict_Check(v)) {
             if (!(e->child = node_build(v, nslots, depth + 1, limits))) goto fail;
+        } else if (PyList_Check(v) && PyList_GET_SIZE(v) == 1 && PyDict_Check(PyList_GET_ITEM(v, 0)) && limits) {
+            if (!(e->list = node_build(PyList_GET_ITEM(v, 0), nslots, depth + 1, limits))) goto fail;
         } else if (PyTuple_Check(v) && PyTuple_GET_SIZE(v) >= 1 && PyTuple_GET_SIZE(v) <= MAX_TARGETS) {
             e->ntargets = (int)PyTuple_GET_SIZE(v);
             for (int t = 0; t < e->ntargets; t++) {
                 PyObject *pair = PyTuple_GET_ITEM(v, t);
-                if (!PyArg_ParseTuple(pair, "ii", &e->kind[t], &e->index[t])) goto fail;
+                e->group[t] = -1;
+                e->prio[t] = 0;
+                if (!PyArg_ParseTuple(pair, "ii|ii", &e->kind[t], &e->index[t], &e->group[t], &e->prio[t])) goto fail;
                 if (e->kind[t] < T_NUM || e->kind[t] > T_TEXT || e->index[t] < 0
-                    || (limits && e->index[t] >= limits[e->kind[t]])) {
+                    || (limits && e->index[t] >= limits[e->kind[t]])
+                    || e->group[t] < -1 || (limits && e->group[t] >= limits[T_TEXT + 1])
+                    || e->prio[t] < 0 || e->prio[t] > 254) {
                     PyErr_SetString(PyExc_ValueError, "plan spec: a target's kind or index is out of range");
                     goto fail;
                 }
             }
         } else {
-            PyErr_SetString(PyExc_TypeError, "plan spec: a value must be a dict or a tuple of 1-4 (kind, index) pairs");
+            PyErr_SetString(PyExc_TypeError, "plan spec: a value must be a dict, a list of one dict, or a tuple of "
+                                             "1-4 (kind, index[, group, prio]) targets");
             goto fail;
         }
         uint32_t h = e->hash & node->mask;
@@ -341,21 +368,38 @@ static int number_value(const char *s, const char *e, int is_int, int digits, do
     return OK;
 }
 
-static const char *skip_value(const char *p, const char *end, int depth);
+static const char *skip_value(const char *p, const char *end, int depth, int strict);
+static int utf8_ok(const char *s, Py_ssize_t n);
 
-static const char *skip_container(const char *p, const char *end, int depth, char close) {
+/* strict: a string as msgspec decodes one (valid UTF-8), a float token in range. */
+static const char *strict_string(const char *p, const char *end) {
+    int plain, ascii;
+    const char *stop = scan_string(p, end, &plain, &ascii);
+    return (stop && (ascii || utf8_ok(p + 1, stop - p - 2))) ? stop : NULL;
+}
+
+static const char *strict_number(const char *p, const char *end) {
+    int is_int, digits;
+    double v;
+    const char *stop = scan_number(p, end, &is_int, &digits);
+    if (!stop || is_int) return stop;              /* integers of any size: a Python int */
+    return (float_value(p, stop, &v) && isfinite(v)) ? stop : NULL;
+}
+
+static const char *skip_container(const char *p, const char *end, int depth, char close, int strict) {
     if (depth > MAX_DEPTH) return NULL;
     p = skip_ws(p + 1, end);
     if (p < end && *p == close) return p + 1;
     for (;;) {
         if (close == '}') {
             int plain, ascii;
-            if (p >= end || *p != '"' || !(p = scan_string(p, end, &plain, &ascii))) return NULL;
+            if (p >= end || *p != '"') return NULL;
+            if (!(p = strict ? strict_string(p, end) : scan_string(p, end, &plain, &ascii))) return NULL;
             p = skip_ws(p, end);
             if (p >= end || *p != ':') return NULL;
             p = skip_ws(p + 1, end);
         }
-        if (!(p = skip_value(p, end, depth + 1))) return NULL;
+        if (!(p = skip_value(p, end, depth + 1, strict))) return NULL;
         p = skip_ws(p, end);
         if (p >= end) return NULL;
         if (*p == close) return p + 1;
@@ -364,17 +408,17 @@ static const char *skip_container(const char *p, const char *end, int depth, cha
     }
 }
 
-static const char *skip_value(const char *p, const char *end, int depth) {
+static const char *skip_value(const char *p, const char *end, int depth, int strict) {
     if (p >= end) return NULL;
     int plain, ascii, is_int, digits;
     switch (*p) {
-        case '"': return scan_string(p, end, &plain, &ascii);
-        case '{': return skip_container(p, end, depth, '}');
-        case '[': return skip_container(p, end, depth, ']');
+        case '"': return strict ? strict_string(p, end) : scan_string(p, end, &plain, &ascii);
+        case '{': return skip_container(p, end, depth, '}', strict);
+        case '[': return skip_container(p, end, depth, ']', strict);
         case 't': return (end - p >= 4 && memcmp(p, "true", 4) == 0) ? p + 4 : NULL;
         case 'f': return (end - p >= 5 && memcmp(p, "false", 5) == 0) ? p + 5 : NULL;
         case 'n': return (end - p >= 4 && memcmp(p, "null", 4) == 0) ? p + 4 : NULL;
-        default: return scan_number(p, end, &is_int, &digits);
+        default: return strict ? strict_number(p, end) : scan_number(p, end, &is_int, &digits);
     }
 }
 
@@ -568,9 +612,15 @@ static const char *read_leaf(Line *ln, const Entry *e, const char *p, const char
         default: type = '0'; stop = scan_number(p, end, &is_int, &digits); break;
     }
     if (!stop) return NULL;
+    if (ln->strict && !skip_value(start, stop, 0, 1)) return NULL;   /* what tier 2 decodes, even if unused */
+    int wrote[MAX_TARGETS] = {0};
     for (int t = 0; t < e->ntargets; t++) {
-        int idx = e->index[t];
+        int idx = e->index[t], g = e->group[t];
         double v;
+        if (g >= 0) {   /* a null never counts; an earlier path's value wins */
+            if (type == 'n' || e->prio[t] >= ln->best[g]) continue;
+            wrote[t] = 1;
+        }
         switch (e->kind[t]) {
             case T_KEY: {
                 PyObject *obj = key_value(type, start, stop, plain, is_int, digits);
@@ -618,7 +668,39 @@ static const char *read_leaf(Line *ln, const Entry *e, const char *p, const char
                 break;
         }
     }
+    for (int t = 0; t < e->ntargets; t++)   /* after all targets: a key and a feature of one name share a group */
+        if (wrote[t]) ln->best[e->group[t]] = (unsigned char)e->prio[t];
     return stop;
+}
+
+static const char *read_object(Line *ln, const Node *node, const char *p, const char *end, int depth);
+
+/* An array whose elements some paths read (node: element index -> entry). An element
+ * that is not what its path expects (not an object on the way, null) is a missing
+ * value, as get_path reads it; one of the wrong type for a leaf goes to tier 2. */
+static const char *read_array(Line *ln, const Node *node, const char *p, const char *end, int depth) {
+    if (depth > MAX_DEPTH) return NULL;
+    p = skip_ws(p + 1, end);
+    if (p < end && *p == ']') return p + 1;
+    for (int i = 0;; i++) {
+        char key[12];
+        int klen = i < 256 ? snprintf(key, sizeof key, "%d", i) : 0;
+        const Entry *e = klen ? node_find(node, key, klen) : NULL;
+        if (p >= end) return NULL;
+        if (e && e->ntargets) {
+            p = read_leaf(ln, e, p, end);
+        } else if (e && e->child && *p == '{') {
+            p = read_object(ln, e->child, p, end, depth + 1);
+        } else {
+            p = skip_value(p, end, depth + 1, ln->strict);
+        }
+        if (!p) return NULL;
+        p = skip_ws(p, end);
+        if (p >= end) return NULL;
+        if (*p == ']') return p + 1;
+        if (*p != ',') return NULL;
+        p = skip_ws(p + 1, end);
+    }
 }
 
 static const char *read_object(Line *ln, const Node *node, const char *p, const char *end, int depth) {
@@ -630,6 +712,7 @@ static const char *read_object(Line *ln, const Node *node, const char *p, const 
         const char *k = p;
         if (p >= end || *p != '"' || !(p = scan_string(p, end, &plain, &ascii))) return NULL;
         if (!plain) return NULL;      /* an escaped key may spell a field we read: msgspec decides */
+        if (ln->strict && !ascii && !utf8_ok(k + 1, p - k - 2)) return NULL;
         const Entry *e = node_find(node, k + 1, p - k - 2);
         p = skip_ws(p, end);
         if (p >= end || *p != ':') return NULL;
@@ -638,15 +721,21 @@ static const char *read_object(Line *ln, const Node *node, const char *p, const 
         if (e) {
             if (ln->seen[e->slot]) return NULL;   /* a duplicate key: msgspec's last-wins rules */
             ln->seen[e->slot] = 1;
+            if (e->strict) ln->strict = 1;        /* a top-level key tier 2 decodes whole */
             if (e->child) {
                 if (*p == '{') p = read_object(ln, e->child, p, end, depth + 1);
                 else if (end - p >= 4 && memcmp(p, "null", 4) == 0) p += 4;
                 else return NULL;
+            } else if (e->list) {
+                if (*p == '[') p = read_array(ln, e->list, p, end, depth + 1);
+                else if (end - p >= 4 && memcmp(p, "null", 4) == 0) p += 4;
+                else return NULL;   /* not an array: tier 2 (a missing value there) */
             } else {
                 p = read_leaf(ln, e, p, end);
             }
+            if (e->strict) ln->strict = 0;
         } else {
-            p = skip_value(p, end, depth + 1);
+            p = skip_value(p, end, depth + 1, ln->strict);
         }
         if (!p) return NULL;
         p = skip_ws(p, end);
@@ -731,7 +820,7 @@ static PyObject *Plan_decode(Plan *self, PyObject *args) {
         return NULL;
     }
     PyObject *result = NULL;
-    unsigned char *seen = NULL;
+    unsigned char *seen = NULL, *best = NULL;
     PyObject **kv = NULL;
     if (PyList_GET_SIZE(keys) != self->n_key) {
         PyErr_SetString(PyExc_ValueError, "keys: expected one list per key field");
@@ -752,12 +841,14 @@ static PyObject *Plan_decode(Plan *self, PyObject *args) {
         if (get_buffer(o_tlen, &b_tlen, 8, n * self->n_text, "lq", "text_len") < 0) goto done;
     }
     seen = PyMem_Malloc(self->nslots ? self->nslots : 1);
+    best = PyMem_Malloc(self->n_groups ? self->n_groups : 1);
     kv = PyMem_Calloc(self->n_key ? self->n_key : 1, sizeof(PyObject *));
-    if (!seen || !kv) { PyErr_NoMemory(); goto done; }
+    if (!seen || !kv || !best) { PyErr_NoMemory(); goto done; }
     Py_ssize_t ok = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         Line ln = {self, NULL, (double *)b_num.buf + i * self->n_num, (int64_t *)b_cat.buf + i * self->n_cat,
-                   kv, seen, NULL, NULL};
+                   kv, seen, NULL, NULL, best, 0};
+        if (self->n_groups) memset(best, 255, self->n_groups);
         for (Py_ssize_t j = 0; j < self->n_num; j++) ln.num[j] = NAN;
         for (Py_ssize_t j = 0; j < self->n_cat; j++) ln.cat[j] = -1;
         if (self->n_text) {
@@ -787,6 +878,7 @@ static PyObject *Plan_decode(Plan *self, PyObject *args) {
     result = PyLong_FromSsize_t(ok);
 done:
     PyMem_Free(seen);
+    PyMem_Free(best);
     PyMem_Free(kv);
     if (b_num.obj) PyBuffer_Release(&b_num);
     if (b_cat.obj) PyBuffer_Release(&b_cat);
@@ -880,13 +972,18 @@ static int init_text(Plan *self, PyObject *text, Py_ssize_t width) {
 }
 
 static int Plan_init(Plan *self, PyObject *args, PyObject *kwds) {
-    PyObject *spec, *vocabs, *lower = NULL, *text = NULL;
-    Py_ssize_t n_num, n_cat, n_key, text_width = 0;
-    static char *kwlist[] = {"spec", "n_num", "n_cat", "n_key", "vocabs", "lower", "text", "text_width", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OnnnO!|O!O!n", kwlist, &spec, &n_num, &n_cat, &n_key,
+    PyObject *spec, *vocabs, *lower = NULL, *text = NULL, *strict = NULL;
+    Py_ssize_t n_num, n_cat, n_key, text_width = 0, n_groups = 0;
+    static char *kwlist[] = {"spec", "n_num", "n_cat", "n_key", "vocabs", "lower", "text", "text_width", "n_groups",
+                             "strict", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OnnnO!|O!O!nnO!", kwlist, &spec, &n_num, &n_cat, &n_key,
                                      &PyTuple_Type, &vocabs, &PyTuple_Type, &lower, &PyTuple_Type, &text,
-                                     &text_width))
+                                     &text_width, &n_groups, &PyTuple_Type, &strict))
         return -1;
+    if (n_groups < 0 || n_groups > 4096) {
+        PyErr_SetString(PyExc_ValueError, "Plan: n_groups must be 0 to 4096");
+        return -1;
+    }
     if (init_text(self, text, text_width) < 0) return -1;
     if (n_num < 0 || n_cat < 0 || n_key < 0 || PyTuple_GET_SIZE(vocabs) != n_cat || self->root
         || (lower && PyTuple_GET_SIZE(lower) != n_cat)) {
@@ -913,18 +1010,30 @@ static int Plan_init(Plan *self, PyObject *args, PyObject *kwds) {
             return -1;
         }
     }
-    /* T_NUM, T_BOOL, T_CAT, T_KEY, T_TIME, T_TEXT */
-    const Py_ssize_t limits[] = {n_num, n_num, n_cat, n_key, n_num, self->n_text};
+    /* T_NUM, T_BOOL, T_CAT, T_KEY, T_TIME, T_TEXT, then the number of groups */
+    const Py_ssize_t limits[] = {n_num, n_num, n_cat, n_key, n_num, self->n_text, n_groups};
     Node *root = node_build(spec, &nslots, 0, limits);
     if (!root) {
         for (Py_ssize_t j = 0; j < n_cat; j++) node_free(tables[j]);
         PyMem_Free(tables);
         return -1;
     }
+    for (Py_ssize_t i = 0; strict && i < PyTuple_GET_SIZE(strict); i++) {
+        PyObject *key = PyTuple_GET_ITEM(strict, i);
+        const Entry *hit = PyBytes_Check(key) ? node_find(root, PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key)) : NULL;
+        if (!hit) {
+            PyErr_SetString(PyExc_ValueError, "Plan: a strict key must be a top-level key of the spec");
+            node_free(root);
+            for (Py_ssize_t j = 0; j < n_cat; j++) node_free(tables[j]);
+            PyMem_Free(tables);
+            return -1;
+        }
+        ((Entry *)hit)->strict = 1;
+    }
     self->vocabs = tables;
     self->root = root;
     self->nslots = nslots;
-    self->n_num = n_num; self->n_cat = n_cat; self->n_key = n_key;
+    self->n_num = n_num; self->n_cat = n_cat; self->n_key = n_key; self->n_groups = n_groups;
     return 0;
 }
 

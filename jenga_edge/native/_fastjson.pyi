@@ -9,9 +9,12 @@ import numpy.typing as npt
 # 0 numeric, 1 boolean, 2 categorical, 3 key field, 4 time (an ISO 8601 string or epoch
 # seconds, into a numeric column), 5 text (a string's bytes, encode_text's rules)
 # (decode.py's _NUM, _BOOL, _CAT, _KEY, _TIME, _TEXT).
-_Targets: TypeAlias = tuple[tuple[int, int], ...]
-# JSON key (bytes) -> a nested object's spec, or a leaf.
-_Spec: TypeAlias = dict[bytes, "_Spec | _Targets"]
+# A target may add (group, priority): the name it fills is read from the first present of
+# several paths (group: that name, priority: the path's place, 0 first).
+_Targets: TypeAlias = tuple[tuple[int, ...], ...]
+# JSON key (bytes) -> a nested object's spec, [a spec of element indices (b"0")] for a
+# list, or a leaf.
+_Spec: TypeAlias = dict[bytes, "_Spec | list[_Spec] | _Targets"]
 
 def frame(buf: bytes, /) -> tuple[int, int]:
     """(lines, longest): the non-empty newline-terminated lines in buf (one trailing
@@ -37,11 +40,16 @@ class Plan:
         lower: tuple[bool, ...] = (),
         text: tuple[tuple[int, bool, bool], ...] = (),
         text_width: int = 0,
+        n_groups: int = 0,
+        strict: tuple[bytes, ...] = (),
     ) -> None:
         """`vocabs`: per categorical column, {category bytes: ((2, index),)};
         `lower`: per categorical column, lower-case ASCII values before the lookup;
         `text`: per text column, (max_bytes, normalize dns, truncate tail), each
-        max_bytes at most `text_width`, the text block's last axis."""
+        max_bytes at most `text_width`, the text block's last axis; `n_groups`: the
+        first-present groups targets may name; `strict`: top-level keys whose whole
+        value is checked as msgspec decodes it (UTF-8 of every string and key, floats
+        in range), read or not."""
 
     def decode(
         self,

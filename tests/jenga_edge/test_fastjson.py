@@ -762,3 +762,160 @@ def test_plan_checks_text_columns():
     text, lengths = np.full((1, 1, 8), 7, np.uint8), np.empty((1, 1), np.int64)
     plan.decode([b'{"d":"Ab.CDEF.."}'], np.empty((1, 0)), np.empty((1, 0), np.int64), [], status, text, lengths)
     assert status.tolist() == [0] and lengths.tolist() == [[4]] and bytes(text[0, 0]) == b"cdef\0\0\0\0"
+
+
+# --- list elements and first-present paths (Suricata 7 | 8 DNS records) in C ----------------------
+
+DNS_MAPPING = {
+    "domain": ["dns.rrname", "dns.queries[].rrname"],
+    "rrtype": ["dns.rrtype", "dns.queries[].rrtype"],
+    "qlen": ["dns.qlen", "dns.answers[1].ttl"],
+}
+
+
+def dns_decoder(where: bool = True) -> EventDecoder:
+    schema = FeatureSchema(
+        (
+            Feature("qlen", "numeric"),
+            Feature("rrtype", "categorical", categories=(OOV_TOKEN, "A", "AAAA")),
+            Feature("domain", "text", max_bytes=16, normalize="dns", truncate="tail", allow_missing=False),
+        ),
+        version=3,
+    )
+    return EventDecoder(
+        schema,
+        DNS_MAPPING,
+        key_fields=["src_ip", "domain"],
+        where={"dns.type": ["query", "request"]} if where else None,
+    )
+
+
+def dns_record(rng: random.Random) -> dict:
+    def name():
+        return rng.choice(["a.example", "WWW.B.COM.", "", "x" * 30, "é.fr", None, 7, {"o": 1}, ["l"], "c\nd"])
+
+    dns: dict = {"type": rng.choice(["query", "request", "answer", "response", None, 3])}
+    if rng.random() < 0.6:
+        dns["rrname"] = name()
+    if rng.random() < 0.3:
+        dns["rrtype"] = rng.choice(["A", "AAAA", "TXT", None, 28])
+    if rng.random() < 0.6:
+        dns["queries"] = rng.choice(
+            [
+                [{"rrname": name(), "rrtype": rng.choice(["A", "AAAA", None])}],
+                [{"rrname": name()}, {"rrname": name()}],
+                [],
+                [None, {"rrname": "second.example"}],
+                ["x", {"rrname": "b.example"}],
+                [[{"rrname": "nested"}]],
+                "not a list",
+                None,
+                {"rrname": "an object"},
+            ]
+        )
+    if rng.random() < 0.3:
+        dns["answers"] = rng.choice(
+            [[{"ttl": 1}, {"ttl": rng.choice([60, 1.5, None, "7", True])}], [{"ttl": 1}], [5, 6]]
+        )
+    if rng.random() < 0.2:
+        dns["qlen"] = rng.choice([3, None, "4"])
+    rec = {"src_ip": f"10.0.0.{rng.randrange(256)}", "event_type": "dns", "dns": dns}
+    if rng.random() < 0.05:
+        rec["dns"] = rng.choice([None, "x", 5, []])
+    return rec
+
+
+def test_suricata_7_and_8_dns_records_take_tier1():
+    v7 = b'{"src_ip":"10.0.0.1","dns":{"version":2,"type":"query","id":1,"rrname":"WWW.Example.COM.","rrtype":"A"}}'
+    v8 = (
+        b'{"src_ip":"10.0.0.2","dns":{"version":3,"type":"request","id":2,"rd":true,'
+        b'"queries":[{"rrname":"xjw8f2kq1093.com","rrtype":"AAAA"},{"rrname":"b.example","rrtype":"A"}]}}'
+    )
+    both_paths = b'{"src_ip":"10.0.0.3","dns":{"type":"query","queries":[{"rrname":"second"}],"rrname":"first"}}'
+    answer = (
+        b'{"src_ip":"10.0.0.4","dns":{"type":"response","queries":[{"rrname":"a.b"}],"answers":[{"ttl":1},{"ttl":60}]}}'
+    )
+    lines = [v7, v8, both_paths, answer]
+    dec = dns_decoder()
+    assert not tier1_status(lines, dec).any(), "plain Suricata records must not fall back"
+    fast, _ = both(lines, dec=dec)
+    assert fast.keys["domain"] == ["WWW.Example.COM.", "xjw8f2kq1093.com", "first"] and fast.filtered == [3]
+    assert fast.cat[:, 0].tolist() == [1, 2, 0] and fast.text_len[:, 0].tolist() == [15, 16, 5]
+    assert_same(lines, dec=dec)
+
+
+def test_random_dns_records_agree_with_tier2():
+    rng = random.Random(31)
+    lines = [json.dumps(dns_record(rng), ensure_ascii=rng.random() < 0.5).encode() for _ in range(2500)]
+    for where in (True, False):
+        dec = dns_decoder(where)
+        for start in range(0, len(lines), 250):
+            assert_same(lines[start : start + 250], dec=dec)
+    fast, _ = both(lines, dec=dns_decoder(False))
+    took = len(lines) - int(tier1_status(lines, dns_decoder(False)).sum())
+    assert took > 1000 and len(fast) > 500  # tier 1 reads most of them; many are rejected (no name)
+
+
+def test_fuzzed_dns_records_agree_with_tier2():
+    rng = random.Random(32)
+    base = [json.dumps(dns_record(rng)).encode() for _ in range(40)]
+    lines = [m for line in base for m in mutations(line, rng, 25)]
+    dec = dns_decoder()
+    for start in range(0, len(lines), 250):
+        assert_same(lines[start : start + 250], dec=dec)
+
+
+def test_plan_checks_groups_and_lists():
+    from jenga_edge.native._fastjson import Plan
+
+    with pytest.raises(ValueError, match="out of range"):
+        Plan({b"a": ((0, 0, 1, 0),)}, 1, 0, 0, (), (), (), 0, 1)  # group 1 of 1
+    with pytest.raises(ValueError, match="out of range"):
+        Plan({b"a": ((0, 0, 0, 255),)}, 1, 0, 0, (), (), (), 0, 1)
+    with pytest.raises(TypeError, match="list of one dict"):
+        Plan({b"a": [{b"0": ((0, 0),)}, {}]}, 1, 0, 0, ())
+    plan = Plan({b"a": ((0, 0, 0, 1),), b"b": [{b"1": ((0, 0, 0, 0),)}]}, 1, 0, 0, (), (), (), 0, 1)
+    num, status = np.empty((3, 1)), np.empty(3, np.uint8)
+    lines = [b'{"a":1,"b":[5,2]}', b'{"b":[5,null],"a":1}', b'{"b":[5,"x"],"a":1}']
+    plan.decode(lines, num, np.empty((3, 0), np.int64), [], status)
+    assert status.tolist() == [0, 0, 1] and num[:2, 0].tolist() == [2.0, 1.0]  # b[1] first; a null never counts
+
+
+DNS_EDGE = [
+    b'{"dns":{"type":"query","rrname":"a.b","extra":"\xff"}}',  # tier 2 decodes all of dns: bad_json
+    b'{"dns":{"type":"query","rrname":"a.b","\xff":1}}',
+    b'{"dns":{"type":"query","rrname":"a.b","extra":"\xc3\xa9"}}',
+    b'{"dns":{"type":"query","rrname":"a.b","extra":1e400}}',  # out of range in a decoded value
+    b'{"dns":{"type":"query","rrname":"a.b","extra":[1,{"x":-1e999}]}}',
+    b'{"dns":{"type":"query","rrname":"a.b","extra":123456789012345678901234567890}}',
+    b'{"dns":{"type":"query","rrname":"a.b","extra":1e-400}}',
+    b'{"dns":{"type":"query","rrname":"a.b","extra":"\\ud800"}}',
+    b'{"dns":{"type":"query","rrname":"a.b","extra":"\\u00e9"}}',
+    b'{"dns":{"type":"query","rrname":"a.b"},"other":1e400,"more":"\xff"}',  # outside dns: never decoded
+    b'{"dns":{"type":"query","rrname":"a.b","queries":[{"rrname":"\xff"}]}}',  # the later path, invalid
+    b'{"dns":{"type":"query","rrname":"a.b","queries":[{"rrname":1e400}]}}',
+    b'{"dns":{"type":"query","queries":[{"rrname":"a.b"}],"rrname":null}}',
+    b'{"dns":{"type":"query","queries":[{"rrname":"a.b"}],"rrname":5}}',  # the first path: a number
+    b'{"dns":{"type":"query","queries":[{"rrname":"a.b"}],"rrname":{"x":1}}}',
+    b'{"dns":{"type":"query","queries":[{"rrname":"a.b"},{"rrname":"c.d"}],"answers":[{"ttl":1},{"ttl":7}]}}',
+    b'{"dns":{"type":"query","queries":[{"rrname":"a.b"}],"answers":[{"ttl":1},{"ttl":"7"}]}}',
+    b'{"dns":{"type":"query","queries":[{"rrname":"a.b"}],"answers":[{"ttl":1},{"ttl":{}}]}}',
+    b'{"dns":{"type":"query","queries":[{"rrname":"a.b"}],"answers":[{"ttl":1},7]}}',
+    b'{"dns":{"type":"query","queries":[{"rrname":"a.b","rrname":"x.y"}]}}',  # duplicate inside an element
+    b'{"dns":{"type":"query","queries":{"rrname":"a.b"}}}',
+    b'{"dns":{"type":"query","queries":[]}}',
+    b'{"dns":{"type":"query","queries":[[{"rrname":"a.b"}]]}}',
+    b'{"dns":{"type":"query","queries":[' + b"[" * 40 + b"]" * 40 + b',{"rrname":"a.b"}]}}',
+    b'{"dns":{"type":"answer","rrname":"a.b"}}',  # filtered
+    b'{"dns":{"type":"query","rrname":"a.b"},"dns":{"type":"query","rrname":"c.d"}}',  # duplicate top key
+    b'{"dns":null}',
+    b'{"dns":[]}',
+]
+
+
+@pytest.mark.parametrize("line", DNS_EDGE, ids=[repr(e[:60]) for e in DNS_EDGE])
+def test_dns_edge_cases_agree_with_tier2(line):
+    good = [b'{"src_ip":"1.2.3.4","dns":{"type":"query","rrname":"ok%d.example"}}' % i for i in range(4)]
+    for where in (True, False):
+        assert_same([line], dec=dns_decoder(where))
+        assert_same([*good[:2], line, *good[2:], line], dec=dns_decoder(where))
