@@ -613,13 +613,13 @@ static const char *read_leaf(Line *ln, const Entry *e, const char *p, const char
     }
     if (!stop) return NULL;
     if (ln->strict && !skip_value(start, stop, 0, 1)) return NULL;   /* what tier 2 decodes, even if unused */
-    int wrote[MAX_TARGETS] = {0};
+    unsigned wrote = 0;   /* targets of a group written: one bit each */
     for (int t = 0; t < e->ntargets; t++) {
         int idx = e->index[t], g = e->group[t];
         double v;
         if (g >= 0) {   /* a null never counts; an earlier path's value wins */
             if (type == 'n' || e->prio[t] >= ln->best[g]) continue;
-            wrote[t] = 1;
+            wrote |= 1u << t;
         }
         switch (e->kind[t]) {
             case T_KEY: {
@@ -668,8 +668,8 @@ static const char *read_leaf(Line *ln, const Entry *e, const char *p, const char
                 break;
         }
     }
-    for (int t = 0; t < e->ntargets; t++)   /* after all targets: a key and a feature of one name share a group */
-        if (wrote[t]) ln->best[e->group[t]] = (unsigned char)e->prio[t];
+    for (int t = 0; wrote && t < e->ntargets; t++)   /* after all targets: a key and a feature of one name share a group */
+        if (wrote & (1u << t)) ln->best[e->group[t]] = (unsigned char)e->prio[t];
     return stop;
 }
 
