@@ -240,3 +240,11 @@ def test_the_dns_profile_validates_against_a_text_bundle(bundle_dir):
     assert res.exit_code == 0, res.output
     assert "domain <- dns.rrname | dns.queries[].rrname" in res.stdout
     assert "scored: event_type: dns, dns.type: ['query', 'request']" in res.stdout
+
+
+def test_inspect_shows_a_text_feature(bundle_dir):
+    res = CliRunner().invoke(edge_cli, ["inspect", "--bundle", str(bundle_dir)])
+    assert res.exit_code == 0, res.output
+    assert "1 numeric, 1 categorical, 1 text)" in res.stdout
+    row = next(line for line in res.stdout.splitlines() if " domain " in line)
+    assert row.split()[2:7] == ["text", "bytes", "<=", "64,", "dns,"] and row.split()[-1] == "reject"
