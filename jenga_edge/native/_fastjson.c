@@ -43,6 +43,16 @@
 #include <stdint.h>
 #include <string.h>
 
+#if defined(__GNUC__)
+#define COLD __attribute__((noinline, cold))   /* off the numbers' hot path: keeps read_leaf small */
+#define HOT_INLINE inline __attribute__((always_inline))
+#define RARELY(x) __builtin_expect(!!(x), 0)
+#else
+#define RARELY(x) (x)
+#define COLD
+#define HOT_INLINE inline
+#endif
+
 #define MAX_DEPTH 32
 #define MAX_TARGETS 4
 #define NUMBER_MAX 64
@@ -59,14 +69,16 @@ typedef struct {
     uint32_t hash;
     uint64_t a, b;               /* key_words() of the key */
     Node *child;                 /* interior: an object of more paths */
-    Node *list;                  /* interior: an array; its entries' keys are element indices ("0", "2") */
     int ntargets;                /* leaf: where its value goes */
     int kind[MAX_TARGETS];
     int index[MAX_TARGETS];
+    int slot;                    /* for duplicate detection */
+    int grouped;                 /* some target has a group (the rest of the entry is read only then) */
+    int strict;                  /* top level: tier 2 decodes its whole value (see above) */
+    int rare;                    /* grouped, strict or a list: read by read_entry_rare, off the hot path */
+    Node *list;                  /* interior: an array; its entries' keys are element indices ("0", "2") */
     int group[MAX_TARGETS];      /* -1, or the first-present group of its name */
     int prio[MAX_TARGETS];       /* its path's place in the group (0 first) */
-    int slot;                    /* for duplicate detection */
-    int strict;                  /* top level: tier 2 decodes its whole value (see above) */
 } Entry;
 
 struct Node {
@@ -185,6 +197,7 @@ static Node *node_build(PyObject *spec, int *nslots, int depth, const Py_ssize_t
             if (!(e->child = node_build(v, nslots, depth + 1, limits))) goto fail;
         } else if (PyList_Check(v) && PyList_GET_SIZE(v) == 1 && PyDict_Check(PyList_GET_ITEM(v, 0)) && limits) {
             if (!(e->list = node_build(PyList_GET_ITEM(v, 0), nslots, depth + 1, limits))) goto fail;
+            e->rare = 1;
         } else if (PyTuple_Check(v) && PyTuple_GET_SIZE(v) >= 1 && PyTuple_GET_SIZE(v) <= MAX_TARGETS) {
             e->ntargets = (int)PyTuple_GET_SIZE(v);
             for (int t = 0; t < e->ntargets; t++) {
@@ -192,6 +205,8 @@ static Node *node_build(PyObject *spec, int *nslots, int depth, const Py_ssize_t
                 e->group[t] = -1;
                 e->prio[t] = 0;
                 if (!PyArg_ParseTuple(pair, "ii|ii", &e->kind[t], &e->index[t], &e->group[t], &e->prio[t])) goto fail;
+                e->grouped |= e->group[t] >= 0;
+                e->rare |= e->group[t] >= 0;
                 if (e->kind[t] < T_NUM || e->kind[t] > T_TEXT || e->index[t] < 0
                     || (limits && e->index[t] >= limits[e->kind[t]])
                     || e->group[t] < -1 || (limits && e->group[t] >= limits[T_TEXT + 1])
@@ -372,13 +387,13 @@ static const char *skip_value(const char *p, const char *end, int depth, int str
 static int utf8_ok(const char *s, Py_ssize_t n);
 
 /* strict: a string as msgspec decodes one (valid UTF-8), a float token in range. */
-static const char *strict_string(const char *p, const char *end) {
+static COLD const char *strict_string(const char *p, const char *end) {
     int plain, ascii;
     const char *stop = scan_string(p, end, &plain, &ascii);
     return (stop && (ascii || utf8_ok(p + 1, stop - p - 2))) ? stop : NULL;
 }
 
-static const char *strict_number(const char *p, const char *end) {
+static COLD const char *strict_number(const char *p, const char *end) {
     int is_int, digits;
     double v;
     const char *stop = scan_number(p, end, &is_int, &digits);
@@ -567,7 +582,7 @@ static int iso_time(const char *s, Py_ssize_t n, double *out) {
 /* A string's bytes into text column col, as encode_text gives them: normalize dns
  * lower-cases A-Z and strips trailing dots (lower-casing never makes a dot, so the
  * order does not matter), then a text longer than max_bytes keeps its head or tail. */
-static void write_text(Line *ln, int col, const char *s, Py_ssize_t n) {
+static COLD void write_text(Line *ln, int col, const char *s, Py_ssize_t n) {
     const Plan *pl = ln->plan;
     unsigned char *dst = ln->text + (Py_ssize_t)col * pl->text_width;
     Py_ssize_t max = pl->text_max[col];
@@ -591,7 +606,7 @@ static void write_text(Line *ln, int col, const char *s, Py_ssize_t n) {
 }
 
 /* Non-ASCII bytes in a string: valid UTF-8 as msgspec (and Python's strict codec) sees it? */
-static int utf8_ok(const char *s, Py_ssize_t n) {
+static COLD int utf8_ok(const char *s, Py_ssize_t n) {
     PyObject *str = PyUnicode_DecodeUTF8(s, n, "strict");
     if (!str) { PyErr_Clear(); return 0; }
     Py_DECREF(str);
@@ -599,7 +614,8 @@ static int utf8_ok(const char *s, Py_ssize_t n) {
 }
 
 /* Store one leaf value into its targets. p at the value; returns the end or NULL (FALLBACK). */
-static const char *read_leaf(Line *ln, const Entry *e, const char *p, const char *end) {
+/* rare: a constant where inlined; 0 (the hot path: no group, not in a strict value) drops those checks. */
+static HOT_INLINE const char *read_leaf(Line *ln, const Entry *e, const char *p, const char *end, int rare) {
     const char *start = p, *stop;
     int plain = 1, ascii = 1, is_int = 0, digits = 0;
     char type;
@@ -612,13 +628,13 @@ static const char *read_leaf(Line *ln, const Entry *e, const char *p, const char
         default: type = '0'; stop = scan_number(p, end, &is_int, &digits); break;
     }
     if (!stop) return NULL;
-    if (ln->strict && !skip_value(start, stop, 0, 1)) return NULL;   /* what tier 2 decodes, even if unused */
+    if (rare && ln->strict && !skip_value(start, stop, 0, 1)) return NULL;   /* what tier 2 decodes, even if unused */
     unsigned wrote = 0;   /* targets of a group written: one bit each */
     for (int t = 0; t < e->ntargets; t++) {
-        int idx = e->index[t], g = e->group[t];
+        int idx = e->index[t];
         double v;
-        if (g >= 0) {   /* a null never counts; an earlier path's value wins */
-            if (type == 'n' || e->prio[t] >= ln->best[g]) continue;
+        if (rare && e->grouped && e->group[t] >= 0) {   /* a null never counts; an earlier path's value wins */
+            if (type == 'n' || e->prio[t] >= ln->best[e->group[t]]) continue;
             wrote |= 1u << t;
         }
         switch (e->kind[t]) {
@@ -668,7 +684,7 @@ static const char *read_leaf(Line *ln, const Entry *e, const char *p, const char
                 break;
         }
     }
-    for (int t = 0; wrote && t < e->ntargets; t++)   /* after all targets: a key and a feature of one name share a group */
+    for (int t = 0; rare && wrote && t < e->ntargets; t++)   /* after all targets: a key and a feature of one name share a group */
         if (wrote & (1u << t)) ln->best[e->group[t]] = (unsigned char)e->prio[t];
     return stop;
 }
@@ -688,7 +704,7 @@ static const char *read_array(Line *ln, const Node *node, const char *p, const c
         const Entry *e = klen ? node_find(node, key, klen) : NULL;
         if (p >= end) return NULL;
         if (e && e->ntargets) {
-            p = read_leaf(ln, e, p, end);
+            p = read_leaf(ln, e, p, end, 1);
         } else if (e && e->child && *p == '{') {
             p = read_object(ln, e->child, p, end, depth + 1);
         } else {
@@ -703,6 +719,25 @@ static const char *read_array(Line *ln, const Node *node, const char *p, const c
     }
 }
 
+/* An entry that is grouped, strict or a list, or any entry inside a strict value. */
+static COLD const char *read_entry_rare(Line *ln, const Entry *e, const char *p, const char *end, int depth) {
+    int top = e->strict;
+    if (top) ln->strict = 1;                      /* a top-level key tier 2 decodes whole */
+    if (e->child) {
+        if (*p == '{') p = read_object(ln, e->child, p, end, depth + 1);
+        else if (end - p >= 4 && memcmp(p, "null", 4) == 0) p += 4;
+        else p = NULL;
+    } else if (e->list) {
+        if (*p == '[') p = read_array(ln, e->list, p, end, depth + 1);
+        else if (end - p >= 4 && memcmp(p, "null", 4) == 0) p += 4;
+        else p = NULL;                            /* not an array: tier 2 (a missing value there) */
+    } else {
+        p = read_leaf(ln, e, p, end, 1);
+    }
+    if (top) ln->strict = 0;
+    return p;
+}
+
 static const char *read_object(Line *ln, const Node *node, const char *p, const char *end, int depth) {
     if (depth > MAX_DEPTH) return NULL;
     p = skip_ws(p + 1, end);
@@ -712,7 +747,7 @@ static const char *read_object(Line *ln, const Node *node, const char *p, const 
         const char *k = p;
         if (p >= end || *p != '"' || !(p = scan_string(p, end, &plain, &ascii))) return NULL;
         if (!plain) return NULL;      /* an escaped key may spell a field we read: msgspec decides */
-        if (ln->strict && !ascii && !utf8_ok(k + 1, p - k - 2)) return NULL;
+        if (RARELY(ln->strict) && !ascii && !utf8_ok(k + 1, p - k - 2)) return NULL;
         const Entry *e = node_find(node, k + 1, p - k - 2);
         p = skip_ws(p, end);
         if (p >= end || *p != ':') return NULL;
@@ -721,19 +756,15 @@ static const char *read_object(Line *ln, const Node *node, const char *p, const 
         if (e) {
             if (ln->seen[e->slot]) return NULL;   /* a duplicate key: msgspec's last-wins rules */
             ln->seen[e->slot] = 1;
-            if (e->strict) ln->strict = 1;        /* a top-level key tier 2 decodes whole */
-            if (e->child) {
+            if (RARELY(e->rare | ln->strict)) {
+                p = read_entry_rare(ln, e, p, end, depth);
+            } else if (e->child) {
                 if (*p == '{') p = read_object(ln, e->child, p, end, depth + 1);
                 else if (end - p >= 4 && memcmp(p, "null", 4) == 0) p += 4;
                 else return NULL;
-            } else if (e->list) {
-                if (*p == '[') p = read_array(ln, e->list, p, end, depth + 1);
-                else if (end - p >= 4 && memcmp(p, "null", 4) == 0) p += 4;
-                else return NULL;   /* not an array: tier 2 (a missing value there) */
             } else {
-                p = read_leaf(ln, e, p, end);
+                p = read_leaf(ln, e, p, end, 0);
             }
-            if (e->strict) ln->strict = 0;
         } else {
             p = skip_value(p, end, depth + 1, ln->strict);
         }
@@ -1028,7 +1059,7 @@ static int Plan_init(Plan *self, PyObject *args, PyObject *kwds) {
             PyMem_Free(tables);
             return -1;
         }
-        ((Entry *)hit)->strict = 1;
+        ((Entry *)hit)->strict = ((Entry *)hit)->rare = 1;
     }
     self->vocabs = tables;
     self->root = root;
