@@ -319,6 +319,8 @@ class EventDecoder:
         }
         self._expected.update({n: "a time (ISO 8601 or epoch seconds)" if t else "a number" for n, t in self._aux})
 
+        self._has_text = bool(schema.text)
+        self._no_text = (np.empty((1 << 30, 0, 0), np.uint8), np.empty((1 << 30, 0), np.int64))  # 0 bytes
         self._plan = self._build_plan(_fastjson.Plan) if _fastjson is not None else None
         # Lines each tier decoded (oversize ones count as tier 2's): the benchmark reports the shares.
         self.tier_lines = {"c": 0, "msgspec": 0}
@@ -525,10 +527,12 @@ class EventDecoder:
         num = np.empty((n, len(schema.numeric) + len(self._aux)), dtype=np.float64)
         cat = np.empty((n, len(schema.categorical)), dtype=np.int64)
         status = np.empty(n, dtype=np.uint8)
-        has_text = bool(schema.text)
-        # zeroed: a slot C leaves alone (a missing text) is padding; without text, [n, 0, 0] costs nothing
-        text = (np.zeros if has_text else np.empty)((n, len(schema.text), schema.text_width), dtype=np.uint8)
-        text_len = np.empty((n, len(schema.text)), dtype=np.int64)
+        has_text = self._has_text
+        if has_text:  # zeroed: a slot C leaves alone (a missing text) is padding
+            text = np.zeros((n, len(schema.text), schema.text_width), dtype=np.uint8)
+            text_len = np.empty((n, len(schema.text)), dtype=np.int64)
+        else:  # zero-size views of n rows: no allocation per batch
+            text, text_len = self._no_text[0][:n], self._no_text[1][:n]
         segments = lines.segments if isinstance(lines, Lines) else [lines]
         if len(segments) == 1:  # the common case: the plan fills the key columns in place
             key_values: list[list[Any]] = [[None] * n for _ in self._key_order]
