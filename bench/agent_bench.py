@@ -1044,7 +1044,7 @@ def _stage_times(agent, groups: list) -> tuple[dict, int]:
         t0 = pc()
         batch = pipe.decoder.decode(g.data, g.oversize_flags())
         t1 = pc()
-        scores = pipe.scorer.score(batch.num, batch.cat)
+        scores = pipe.scorer.score(batch.num, batch.cat, batch.text, batch.text_len)
         t2 = pc()
         hits = pipe.rules.evaluate(batch, scores)
         t3 = pc()
@@ -1110,6 +1110,7 @@ def bench_breakdown(args, work: Path, bundle: str, rule_task: str, pool: list[by
         opts.intra_op_num_threads = opts.inter_op_num_threads = 1
         graphs = {}
         from jenga_edge.bundle import verify_bundle
+        from jenga_edge.score import trim_text
 
         bundle_obj = verify_bundle(agent.pipe.bundle.path)  # the agent's copy released its graphs' bytes
         files = [e.file for e in bundle_obj.tasks.values()] + [m.file for m in bundle_obj.merged]
@@ -1118,6 +1119,8 @@ def bench_breakdown(args, work: Path, bundle: str, rule_task: str, pool: list[by
             out = {}
             for bs in (256, 1):
                 feed = {"numeric": b0.num[:bs], "categorical": b0.cat[:bs]}
+                if bundle_obj.tasks[next(iter(bundle_obj.tasks))].schema.text:
+                    feed["text_bytes"], feed["text_lengths"] = trim_text(b0.text[:bs], b0.text_len[:bs])
                 sess.run(None, feed)
                 ts = []
                 for _ in range(60 if bs == 256 else 300):

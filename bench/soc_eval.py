@@ -87,7 +87,7 @@ def flag_stream(bundle_dir: Path, lines: list[bytes]) -> tuple[np.ndarray, np.nd
     positions, flagged = [], []
     for start in range(0, len(lines), BATCH):
         batch = decoder.decode(lines[start : start + BATCH])
-        scores = scorer.score(batch.num, batch.cat)
+        scores = scorer.score(batch.num, batch.cat, batch.text, batch.text_len)
         hit = np.zeros(len(batch), dtype=bool)
         for t in tasks:
             thr = bundle.tasks[t].threshold

@@ -740,7 +740,7 @@ class Agent:
             self.span[0] = t0
         pipe = self.pipe
         batch = pipe.decoder.decode(lines.data, lines.oversize_flags())
-        scores = pipe.scorer.score(batch.num, batch.cat)
+        scores = pipe.scorer.score(batch.num, batch.cat, batch.text, batch.text_len)
         hits = pipe.rules.evaluate(batch, scores)
         now = iso_utc(time.time())  # one timestamp per batch: strftime per alert was a hot spot
         pending: list[tuple[int, str, dict[str, Any]]] = []  # blocking actions, run once recorded

@@ -91,7 +91,7 @@ def check_lines(
     lines: list[bytes],
     tasks: Sequence[str] | None = None,
     explain: int = 3,
-    mapping: dict[str, str] | None = None,
+    mapping: dict[str, str | list[str]] | None = None,
     min_present: int = 1,
     where: dict[str, Any] | None = None,
     normalize: dict[str, Normalizer] | None = None,
@@ -128,7 +128,7 @@ def check_lines(
         results[i] = EventResult(
             i + 1, False, reason=FILTERED, message=f"not a record this model scores (where {conditions})"
         )
-    scores = scorer.score(batch.num, batch.cat)
+    scores = scorer.score(batch.num, batch.cat, batch.text, batch.text_len)
     for row, i in enumerate(batch.index):
         verdicts = []
         for t in names:
@@ -141,7 +141,7 @@ def check_lines(
                 thr = entry.threshold if entry.threshold is not None else 0.5
                 verdicts.append(TaskVerdict(t, s, thr, "threat" if s >= thr else "normal", s >= thr))
         if explain:
-            _explain(scorer, batch.num[row], batch.cat[row], verdicts, explain)
+            _explain(scorer, (batch.num[row], batch.cat[row], batch.text[row], batch.text_len[row]), verdicts, explain)
         results[i] = EventResult(i + 1, True, verdicts)
     if scorer.schema.events is not None and scorer.schema.events.windows and len(lines) == 1 and batch.index:
         results[batch.index[0]].note = "window features saw a first-seen key (one event has no history; check a file)"
@@ -161,19 +161,24 @@ def _first_keys(lines: list[bytes]) -> list[str]:
     return []
 
 
-def _explain(
-    scorer: Scorer, num: npt.NDArray[np.float32], cat: npt.NDArray[np.int64], verdicts: list[TaskVerdict], top: int
-) -> None:
+def _explain(scorer: Scorer, row: tuple[npt.NDArray[Any], ...], verdicts: list[TaskVerdict], top: int) -> None:
     """Occlusion: how much each field's value raises the score compared with the
-    same event with that field missing. One batch of n+m rows per event: cheap."""
+    same event with that field missing (a text: empty). One batch of n+m+t rows
+    per event: cheap. `row`: the event's numeric, categorical, text and text_len."""
     schema = scorer.schema
-    n, m = len(num), len(cat)
-    nums = np.repeat(num[None, :], n + m, axis=0)
-    cats = np.repeat(cat[None, :], n + m, axis=0)
+    num, cat, text, text_len = row
+    n, m, t = len(num), len(cat), len(text_len)
+    k = n + m + t
+    nums = np.repeat(num[None, :], k, axis=0)
+    cats = np.repeat(cat[None, :], k, axis=0)
+    texts = np.repeat(text[None], k, axis=0)
+    lens = np.repeat(text_len[None, :], k, axis=0)
     nums[np.arange(n), np.arange(n)] = np.nan
     cats[n + np.arange(m), np.arange(m)] = OOV_INDEX
-    occluded = scorer.score(nums, cats)
-    names = [f.name for f in schema.numeric] + [f.name for f in schema.categorical]
+    texts[n + m + np.arange(t), np.arange(t)] = 0
+    lens[n + m + np.arange(t), np.arange(t)] = 0
+    occluded = scorer.score(nums, cats, texts, lens)
+    names = [f.name for f in (*schema.numeric, *schema.categorical, *schema.text)]
     for v in verdicts:
         if not scorer.bundle.tasks[v.task].kind.binary:
             continue

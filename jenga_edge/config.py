@@ -97,10 +97,11 @@ class EventConfig(Config, kw_only=True):
     """How an event's fields are found."""
 
     mapping: Annotated[
-        dict[str, str],
+        dict[str, str | list[str]],
         doc(
             "schema feature or key field -> dotted path in the event, e.g. bytes_sent: flow.bytes_toserver "
-            "(on top of the bundle's event model; `x[]` is the first element of list x)"
+            "(on top of the bundle's event model; `x[]` is the first element of list x; a list of paths: the "
+            "first that holds a value, e.g. domain: [dns.rrname, dns.queries[].rrname])"
         ),
     ] = {}
     where: Annotated[

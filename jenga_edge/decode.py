@@ -7,8 +7,10 @@ The hot path of the agent, in two tiers:
    sure of: well-formed JSON whose read fields are plain numbers, null,
    true/false or vocabulary strings (a number or true/false given for a
    categorical feature is looked up by its category_key, as in tier 2:
-   "port": 8081 finds "8081"). On 1 KB, 41-feature events it takes 1.2-1.3 us
-   per event where tier 2 took 5.0 (parse 2.4, columns 2.6).
+   "port": 8081 finds "8081"), or unescaped strings for text features; it
+   reads list elements and names mapped to several paths (first present
+   wins). On 1 KB, 41-feature events it takes 1.2-1.3 us per event where
+   tier 2 took 5.0 (parse 2.4, columns 2.6).
 2. Every other line (and every line when the extension is not built) goes
    through one msgspec decoder per schema and field mapping, which decodes the
    event into a typed struct; columns are built with numpy, and each reject
@@ -21,9 +23,10 @@ splice into its neighbours.
 
 from __future__ import annotations
 
+import itertools
 import math
 import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +39,7 @@ from .contract.errors import ConfigError, EventError
 from .contract.events import TIME_INPUTS, EventModel, Normalizer, Step, parse_path
 from .contract.records import get_path
 from .contract.schema import OOV_INDEX, Feature, FeatureSchema, category_key, to_boolean, to_number
+from .contract.text_input import encode_text
 from .contract.typed import Invalid
 from .contract.values import parse_time
 from .contract.window_state import MAX_EVENT_TIME, WindowEngine
@@ -68,6 +72,10 @@ class DecodedBatch:
     keys: dict[str, list[Any]]  # key/condition fields of accepted events, by name
     rejects: list[Reject] = field(default_factory=list)
     filtered: list[int] = field(default_factory=list)  # batch positions the `where` filter dropped
+    # Text features (schema kind text): each value's bytes (contract/text_input.encode_text),
+    # zero-padded to the schema's text_width, and its length; [accepted, 0, 0] without text.
+    text: npt.NDArray[np.uint8] = field(default_factory=lambda: np.zeros((0, 0, 0), np.uint8))
+    text_len: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros((0, 0), np.int64))
 
     def __len__(self) -> int:
         return len(self.index)
@@ -84,8 +92,10 @@ def _reader(
     list element is decoded untyped and walked as the trainer walks records
     (contract/records.py get_path): a list of odd elements or a missing element is
     then a missing value, never a reject for an element no feature reads. `raw`:
-    every path so (the `where` fields' second look)."""
-    untyped = {str(st[0]) for st in paths.values() if raw or any(type(p) is int for p in st)}
+    every path so (the `where` fields' second look). So is a name read from the first
+    of several paths (its `|alt` names): a path after the one that holds the value
+    is never looked at, so it cannot reject the event."""
+    untyped = {str(st[0]) for st in paths.values()} if raw else {k.decode() for k in _untyped_keys(paths)}
     tree = _Tree()
     for st in paths.values():
         tree.add(st[:1] if str(st[0]) in untyped else st, Any if str(st[0]) in untyped else leaf)
@@ -101,6 +111,82 @@ def _reader(
             if len(attrs) == 1:
                 top[n] = attrs[0]
     return struct, getters, top
+
+
+def _untyped_keys(paths: dict[str, tuple[Step, ...]]) -> tuple[bytes, ...]:
+    """Top-level keys tier 2 decodes whole, untyped: those under which a path reads a list
+    element, or a name (or one of its other paths) is read from the first present of
+    several. The C plan checks everything under them as msgspec decodes it (strict)."""
+    keys = {
+        str(st[0]) for n, st in paths.items() if any(type(p) is int for p in st) or _ALT in n or f"{n}{_ALT}1" in paths
+    }
+    return tuple(sorted(k.encode() for k in keys))
+
+
+def _plan_spec(targets: dict[tuple[Step, ...], list[tuple[int, ...]]]) -> dict[bytes, Any]:
+    """Paths -> the C plan's nested spec: a key's dict, a list element as [{b"<index>": ...}],
+    a leaf's tuple of targets. A path read both as a value and as an object (or list) is
+    a TypeError: tier 2 alone then."""
+    spec: dict[bytes, Any] = {}
+    for steps, leaf in targets.items():
+        node: dict[bytes, Any] = spec
+        for step, nxt in itertools.pairwise(steps):
+            key = str(step).encode()
+            if type(nxt) is int:
+                holder = node.setdefault(key, [{}])
+                if type(holder) is not list:
+                    raise TypeError(f"{key!r}: read as a list and as something else")
+                node = holder[0]
+            else:
+                node = node.setdefault(key, {})
+                if type(node) is not dict:
+                    raise TypeError(f"{key!r}: read as an object and as something else")
+        last = str(steps[-1]).encode()
+        if last in node:
+            raise TypeError(f"{last!r}: read as a value and as an object")
+        node[last] = tuple(leaf)
+    return spec
+
+
+_ALT = "|alt"  # "name|alt1": the second path a name may be read from (a mapping to a list of paths)
+
+
+def _alternative_steps(model: EventModel, reads: dict[str, str]) -> dict[str, tuple[Step, ...]]:
+    """Each name's path as steps, plus, for a name mapped to a list of paths, its
+    other paths under hidden names (`name|alt1`, ...), read like any other path."""
+    out = {name: parse_path(path) for name, path in reads.items()}
+    for name in reads:
+        for i, path in enumerate(model.paths(name)[1:], 1):
+            out[f"{name}{_ALT}{i}"] = parse_path(path)
+    return out
+
+
+def _first_present(get: dict[str, Callable[[Any], Any]], top: dict[str, str], names: Iterable[str]) -> None:
+    """A name with other paths reads the first that holds a value (not missing, not null),
+    as contract/records.py reads it for the trainer."""
+    for name in names:
+        alts = [get[n] for n in _alt_names(get, name)]
+        if not alts:
+            continue
+        getters = [get[name], *alts]
+
+        def first(e: Any, getters: list[Callable[[Any], Any]] = getters) -> Any:
+            for g in getters:
+                value = g(e)
+                if value is not None:
+                    return value
+            return None
+
+        get[name] = first
+        top.pop(name, None)  # not a single attribute any more
+
+
+def _alt_names(get: dict[str, Any], name: str) -> list[str]:
+    out, i = [], 1
+    while f"{name}{_ALT}{i}" in get:
+        out.append(f"{name}{_ALT}{i}")
+        i += 1
+    return out
 
 
 def _untyped_getter(attr: str, rest: tuple[Step, ...]) -> Callable[[Any], Any]:
@@ -160,7 +246,7 @@ class EventDecoder:
     def __init__(
         self,
         schema: FeatureSchema,
-        mapping: dict[str, str] | None = None,
+        mapping: dict[str, str | list[str]] | None = None,
         key_fields: Sequence[str] = (),
         min_present: int = 0,
         where: dict[str, Any] | None = None,
@@ -200,8 +286,9 @@ class EventDecoder:
         # A key field may share a path with a feature (dest_port -> port): one
         # leaf, read raw; the feature's checks happen in the column code.
         reads = {**self.paths, **self.key_paths, **{name: model.path(name) for name, _ in self._aux}}
-        self._steps = {name: parse_path(path) for name, path in reads.items()}
+        self._steps = _alternative_steps(model, reads)
         self.struct, self._get, self._top = _reader(self._steps, "Event", Scalar)
+        _first_present(self._get, self._top, reads)
         self._one: msgspec.json.Decoder[Any] = msgspec.json.Decoder(self.struct, strict=False)
         self._where_one = self._filter_decoder() if model.where else None
         self._read_numeric = [f for f in schema.numeric if f.name not in computed]
@@ -226,11 +313,14 @@ class EventDecoder:
                 "numeric": "a number (or a numeric string)",
                 "boolean": "true or false",
                 "categorical": "a string or number",
+                "text": "a string (text feature)",
             }[f.kind]
             for f in schema.features
         }
         self._expected.update({n: "a time (ISO 8601 or epoch seconds)" if t else "a number" for n, t in self._aux})
 
+        self._has_text = bool(schema.text)
+        self._no_text = (np.empty((1 << 30, 0, 0), np.uint8), np.empty((1 << 30, 0), np.int64))  # 0 bytes
         self._plan = self._build_plan(_fastjson.Plan) if _fastjson is not None else None
         # Lines each tier decoded (oversize ones count as tier 2's): the benchmark reports the shares.
         self.tier_lines = {"c": 0, "msgspec": 0}
@@ -277,8 +367,9 @@ class EventDecoder:
     def _filter_decoder(self) -> msgspec.json.Decoder[Any]:
         """Reads only the `where` fields, untyped (as the trainer's get_path reads them):
         whether a record that fails the full decode would have been filtered anyway."""
-        steps = {name: parse_path(self.model.path(name)) for name in self.model.where}
-        struct, self._where_get, _ = _reader(steps, "Where", Any, raw=True)
+        steps = _alternative_steps(self.model, {name: self.model.path(name) for name in self.model.where})
+        struct, self._where_get, top = _reader(steps, "Where", Any, raw=True)
+        _first_present(self._where_get, top, self.model.where)
         decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(struct, strict=False)
         return decoder
 
@@ -361,6 +452,8 @@ class EventDecoder:
                 {k: [col[r] for r in rows] for k, col in batch.keys.items()},
                 sorted(batch.rejects + rejects, key=lambda r: r.index),
                 batch.filtered,
+                batch.text[keep],
+                batch.text_len[keep],
             )
             if not len(batch):
                 return batch
@@ -376,34 +469,52 @@ class EventDecoder:
 
     # ---------------------------------------------------------- tier 1 (C)
     def _build_plan(self, plan: type[Plan]) -> Plan | None:
-        """The C extractor's plan: a tree of JSON keys whose leaves say which
-        column (numeric, boolean, categorical, time) or key field a value fills."""
-        if any(type(st) is int for steps in self._steps.values() for st in steps):
-            return None  # list elements: tier 2 reads them
-        spec: dict[bytes, Any] = {}
+        """The C extractor's plan: a tree of JSON keys (and list elements) whose leaves
+        say which column (numeric, boolean, categorical, time, text) or key field a
+        value fills; a name read from the first present of several paths has a group,
+        and each of its paths its priority."""
+        if any(f.name in self.model.normalize for f in self.schema.text):
+            return None  # a normalizer before encode_text: Python's string rules, tier 2 alone
         self._key_order = [k for k in self.key_names if k in self._get]
-        targets: dict[str, list[tuple[int, int]]] = {}
-        for j, f in enumerate(self.schema.numeric):
-            if f.name in self.paths:
-                targets.setdefault(self.paths[f.name], []).append((_BOOL if f.kind == "boolean" else _NUM, j))
-        for j, f in enumerate(self.schema.categorical):
-            targets.setdefault(self.paths[f.name], []).append((_CAT, j))
-        for j, k in enumerate(self._key_order):
-            targets.setdefault(self.paths.get(k) or self.key_paths[k], []).append((_KEY, j))
-        for name, is_time in self._aux:
-            targets.setdefault(self.model.path(name), []).append((_TIME if is_time else _NUM, self._input_col[name]))
+        reads: list[tuple[str, tuple[int, int]]] = [
+            (f.name, (_BOOL if f.kind == "boolean" else _NUM, j))
+            for j, f in enumerate(self.schema.numeric)
+            if f.name in self.paths
+        ]
+        reads += [(f.name, (_CAT, j)) for j, f in enumerate(self.schema.categorical)]
+        reads += [(f.name, (_TEXT, j)) for j, f in enumerate(self.schema.text)]
+        reads += [(k, (_KEY, j)) for j, k in enumerate(self._key_order)]
+        reads += [(name, (_TIME if is_time else _NUM, self._input_col[name])) for name, is_time in self._aux]
+        groups: dict[str, int] = {}
+        targets: dict[tuple[Step, ...], list[tuple[int, ...]]] = {}
+        for name, target in reads:
+            paths = self.model.paths(name)
+            if len(paths) > 1:
+                g = groups.setdefault(name, len(groups))
+                for prio, path in enumerate(paths):
+                    targets.setdefault(parse_path(path), []).append((*target, g, prio))
+            else:
+                targets.setdefault(parse_path(paths[0]), []).append(target)
         try:
-            for path, leaf in targets.items():
-                node, parts = spec, path.split(".")
-                for part in parts[:-1]:
-                    node = node.setdefault(part.encode(), {})
-                node[parts[-1].encode()] = tuple(leaf)
-            vocabs: tuple[dict[bytes, tuple[tuple[int, int], ...]], ...] = tuple(
+            spec = _plan_spec(targets)
+            vocabs: tuple[dict[bytes, tuple[tuple[int, ...], ...]], ...] = tuple(
                 {c.encode(): ((_CAT, i),) for c, i in self._c_vocabulary(f).items()} for f in self.schema.categorical
             )
             lower = tuple(self._lower(f.name) for f in self.schema.categorical)
             width = len(self.schema.numeric) + len(self._aux)
-            return plan(spec, width, len(self.schema.categorical), len(self._key_order), vocabs, lower)
+            text = tuple((f.text_limit, f.normalize == "dns", f.truncate == "tail") for f in self.schema.text)
+            return plan(
+                spec,
+                width,
+                len(self.schema.categorical),
+                len(self._key_order),
+                vocabs,
+                lower,
+                text,
+                self.schema.text_width,
+                len(groups),
+                _untyped_keys(self._steps),
+            )
         except (TypeError, ValueError, AttributeError):  # a path both a leaf and an object: tier 2 only
             return None
 
@@ -416,17 +527,27 @@ class EventDecoder:
         num = np.empty((n, len(schema.numeric) + len(self._aux)), dtype=np.float64)
         cat = np.empty((n, len(schema.categorical)), dtype=np.int64)
         status = np.empty(n, dtype=np.uint8)
+        has_text = self._has_text
+        if has_text:  # zeroed: a slot C leaves alone (a missing text) is padding
+            text = np.zeros((n, len(schema.text), schema.text_width), dtype=np.uint8)
+            text_len = np.empty((n, len(schema.text)), dtype=np.int64)
+        else:  # zero-size views of n rows: no allocation per batch
+            text, text_len = self._no_text[0][:n], self._no_text[1][:n]
         segments = lines.segments if isinstance(lines, Lines) else [lines]
         if len(segments) == 1:  # the common case: the plan fills the key columns in place
             key_values: list[list[Any]] = [[None] * n for _ in self._key_order]
-            accepted = plan.decode(segments[0], num, cat, key_values, status)
+            if has_text:
+                accepted = plan.decode(segments[0], num, cat, key_values, status, text, text_len)
+            else:
+                accepted = plan.decode(segments[0], num, cat, key_values, status)
         else:
             key_values = [[] for _ in self._key_order]
             accepted, r0 = 0, 0
             for seg in segments:
                 r1 = r0 + (len(seg) if isinstance(seg, list) else len(seg[1]))
                 part = [[None] * (r1 - r0) for _ in self._key_order]
-                accepted += plan.decode(seg, num[r0:r1], cat[r0:r1], part, status[r0:r1])
+                tail = (text[r0:r1], text_len[r0:r1]) if has_text else ()
+                accepted += plan.decode(seg, num[r0:r1], cat[r0:r1], part, status[r0:r1], *tail)
                 for col, values in zip(key_values, part):
                     col.extend(values)
                 r0 = r1
@@ -442,21 +563,43 @@ class EventDecoder:
         filtered = self._filter(keys, ok, list(range(n)))
         if accepted:
             self._derive(num)
-            cat_present = cat >= 0 if self.min_present else None  # before missing becomes OOV
+            # present before missing becomes OOV / length 0; text columns after the categorical ones
+            cat_present = np.concatenate([cat >= 0, text_len >= 0], axis=1) if self.min_present else None
             self._check_missing(num, cat, ok, rejects)  # first, as tier 2 reports a required field first
+            if has_text:
+                self._check_missing_text(text_len, ok, rejects)
             if cat_present is not None:
                 self._check_sparse(~np.isnan(num[:, : len(schema.numeric)]), cat_present, ok, list(range(n)), rejects)
+        if has_text:
+            text_len[text_len < 0] = 0
         self._derived_key_values(num, keys)
         if slow.any():
-            self._merge_slow(lines, oversize, np.flatnonzero(slow), num, cat, keys, ok, rejects, filtered)
+            self._merge_slow(
+                lines, oversize, np.flatnonzero(slow), num, cat, keys, ok, rejects, filtered, (text, text_len)
+            )
         keep = np.flatnonzero(ok)
         if len(keep) < n:
             num, cat = num[keep], cat[keep]
+            if has_text:
+                text, text_len = text[keep], text_len[keep]
+            else:  # zero-size blocks: a view of the right row count is enough
+                text, text_len = text[: len(keep)], text_len[: len(keep)]
             rows = keep.tolist()
             keys = {k: [col[r] for r in rows] for k, col in keys.items()}
         rejects.sort(key=lambda r: r.index)
         filtered.sort()
-        return DecodedBatch(num, cat, keep.tolist(), keys, rejects, filtered)
+        return DecodedBatch(num, cat, keep.tolist(), keys, rejects, filtered, text, text_len)
+
+    def _check_missing_text(
+        self, text_len: npt.NDArray[np.int64], ok: npt.NDArray[np.bool_], rejects: list[Reject]
+    ) -> None:
+        """Tier-1 rows: a text feature the schema requires is missing (after numeric and categorical, as tier 2)."""
+        for j, f in enumerate(self.schema.text):
+            if not f.allow_missing:
+                rows = np.flatnonzero((text_len[:, j] < 0) & ok)
+                self._reject_rows(
+                    rows, "missing_field", f.name, f"field {f.name!r} is missing", ok, list(range(len(ok))), rejects
+                )
 
     # ------------------------------------------------------ the event model
     def _normalized(self, keys: dict[str, list[Any]]) -> dict[str, list[Any]]:
@@ -545,7 +688,8 @@ class EventDecoder:
         for r in np.flatnonzero((count < self.min_present) & ok):
             ok[r] = False
             absent = {f.name for f, p, c in zip(self.schema.numeric, num_present[r], self._counted) if c and not p}
-            absent |= {f.name for f, p in zip(self.schema.categorical, cat_present[r]) if not p}
+            others = (*self.schema.categorical, *self.schema.text)  # cat_present's columns, text last
+            absent |= {f.name for f, p in zip(others, cat_present[r]) if not p}
             missing = [f.name for f in self.schema.features if f.name in absent]  # in schema order
             shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
             rejects.append(
@@ -568,6 +712,7 @@ class EventDecoder:
         ok: npt.NDArray[np.bool_],
         rejects: list[Reject],
         filtered: list[int],
+        text: tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]],
     ) -> None:
         """Lines tier 1 left alone go through tier 2; its rows, rejects and
         filtered lines are put back at their places in the batch."""
@@ -577,6 +722,7 @@ class EventDecoder:
         ok[at] = True
         num[at, : sub.num.shape[1]] = sub.num
         cat[at] = sub.cat
+        text[0][at], text[1][at] = sub.text, sub.text_len
         for k, col in keys.items():
             values = sub.keys.get(k)
             if values is not None:
@@ -643,8 +789,9 @@ class EventDecoder:
             steps = parse_path(path)
         except ValueError:
             steps = ()
-        name = next((n for n, st in self._steps.items() if st == steps), path)
+        name = next((n for n, st in self._steps.items() if st == steps), path).split(_ALT)[0]
         inner = next((n for n, st in self._steps.items() if len(st) > len(steps) and st[: len(steps)] == steps), None)
+        inner = inner.split(_ALT)[0] if inner is not None else None
         if inner is not None and name == path:  # an object on the way to a field holds something else
             got = where[0].rsplit("got ", 1)[-1].strip("`") if "got " in where[0] else "?"
             return Reject(
@@ -681,16 +828,54 @@ class EventDecoder:
             if self.min_present:
                 cat_present[:, j] = [v is not None for v in values]
             cat[:, j] = self._categorical_column(f, values, ok, index, rejects)
+        text, text_len = self._text_block(events, ok, index, rejects)
         if self.min_present:
-            self._check_sparse(~np.isnan(num[:, :n_num]), cat_present, ok, index, rejects)
+            present = np.concatenate([cat_present, text_len >= 0], axis=1)
+            self._check_sparse(~np.isnan(num[:, :n_num]), present, ok, index, rejects)
+        text_len[text_len < 0] = 0
         self._derived_key_values(num, keys)
         if not ok.all():
             keep = np.flatnonzero(ok)
-            num, cat = num[keep], cat[keep]
+            num, cat, text, text_len = num[keep], cat[keep], text[keep], text_len[keep]
             keys = {k: [v[i] for i in keep] for k, v in keys.items()}
             index = [index[i] for i in keep]
         rejects.sort(key=lambda r: r.index)
-        return DecodedBatch(num, cat, index, keys, rejects, filtered)
+        return DecodedBatch(num, cat, index, keys, rejects, filtered, text, text_len)
+
+    def _text_block(
+        self, events: list[Any], ok: npt.NDArray[np.bool_], index: list[int], rejects: list[Reject]
+    ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+        """Text features: each value's bytes by encode_text (the trainer's rule), zero-padded
+        to text_width, and its length; -1 marks a missing value (min_present counts it
+        absent; the caller turns it into 0). A value that is not a string is a reject."""
+        feats, width, n = self.schema.text, self.schema.text_width, len(events)
+        data = np.zeros((n, len(feats), width), dtype=np.uint8)
+        lengths = np.full((n, len(feats)), -1, dtype=np.int64)
+        for j, f in enumerate(feats):
+            get, norm = self._get[f.name], self.model.normalize.get(f.name)
+            raws: list[bytes] = []
+            for r, e in enumerate(events):
+                value = get(e)
+                if norm is not None:
+                    value = norm.apply(value)
+                raw = b""
+                if value is None:
+                    if not f.allow_missing and ok[r]:
+                        self._reject_rows(
+                            np.array([r]), "missing_field", f.name, f"field {f.name!r} is missing", ok, index, rejects
+                        )
+                else:
+                    try:
+                        raw = encode_text(value, f)
+                        lengths[r, j] = len(raw)
+                    except EventError as exc:
+                        if ok[r]:
+                            self._reject_rows(np.array([r]), exc.reason, f.name, str(exc), ok, index, rejects)
+                raws.append(raw)
+            if n:  # one copy per column: padded values joined, viewed as [n, width]
+                block = b"".join(raw.ljust(width, b"\0") for raw in raws)
+                data[:, j, :] = np.frombuffer(block, dtype=np.uint8).reshape(n, width)
+        return data, lengths
 
     def _aux_block(
         self,
@@ -854,7 +1039,7 @@ class EventDecoder:
             rejects.append(Reject(index[r], reason, name, message))
 
 
-_NUM, _BOOL, _CAT, _KEY, _TIME = 0, 1, 2, 3, 4  # target kinds of the C plan (_fastjson.c)
+_NUM, _BOOL, _CAT, _KEY, _TIME, _TEXT = 0, 1, 2, 3, 4, 5  # target kinds of the C plan (_fastjson.c)
 
 
 def _zero_one(values: npt.NDArray[np.float64]) -> bool:

@@ -8,6 +8,11 @@ event is scored, before the agent starts or a reload swaps models. When a
 merged graph covers two or more of the tasks the agent runs, it scores them
 (the adapter and trunk run once per event) and the others, such as a
 tree-model task, run their own graphs.
+
+A schema with text features adds `text_bytes` and `text_lengths` to the feed (the
+trial event holds an empty text), the bytes axis trimmed to the batch's longest
+text: the graph masks past each length, so the scores are those of the full width,
+at a fraction of the work for short names.
 """
 
 from __future__ import annotations
@@ -122,8 +127,10 @@ class Scorer:
         here rather than failing every batch later."""
         num = np.zeros((1, len(self.schema.numeric)), np.float32)
         cat = np.zeros((1, len(self.schema.categorical)), np.int64)
+        t = len(self.schema.text)
+        text, text_len = np.zeros((1, t, self.schema.text_width), np.uint8), np.zeros((1, t), np.int64)
         try:
-            scores = self.score(num, cat)
+            scores = self.score(num, cat, text, text_len)
             bad = [t for t in self.tasks if np.shape(scores.score[t]) != (1,)]
             bad += [t for t, lab in scores.label.items() if np.shape(lab) != (1,)]
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises several unrelated types for a bad graph
@@ -150,14 +157,27 @@ class Scorer:
                 f"onnxruntime could not load the bundle's graph {file}: {type(exc).__name__}: {str(exc)[:300]}"
             ) from None
 
-    def score(self, num: npt.NDArray[np.float32], cat: npt.NDArray[np.int64]) -> Scores:
-        """Each task's score (and label, for kinds that name a class), read by output role."""
+    def score(
+        self,
+        num: npt.NDArray[np.float32],
+        cat: npt.NDArray[np.int64],
+        text: npt.NDArray[np.uint8] | None = None,
+        text_len: npt.NDArray[np.int64] | None = None,
+    ) -> Scores:
+        """Each task's score (and label, for kinds that name a class), read by output role.
+        `text`, `text_len`: the text block (DecodedBatch.text, .text_len), for a schema
+        with text features."""
         if len(num) == 0:
             return Scores(
                 {t: np.empty(0, np.float32) for t in self.tasks},
                 {e.name: np.empty(0, np.int64) for e in self.entries if _labelled(e)},
             )
-        feed = {"numeric": num, "categorical": cat}
+        feed: dict[str, npt.NDArray[Any]] = {"numeric": num, "categorical": cat}
+        if self.schema.text:
+            if text is None or text_len is None:
+                text_names = ", ".join(f.name for f in self.schema.text)
+                raise ValueError(f"the schema has text features ({text_names}): score() needs text and text_len")
+            feed["text_bytes"], feed["text_lengths"] = trim_text(text, text_len)
         by_task: dict[str, dict[str, npt.NDArray[Any]]] = {t: {} for t in self.tasks}
         for session, names, outs in self.plan:
             for (task, role), value in zip(outs, session.run(names, feed)):
@@ -171,7 +191,24 @@ class Scorer:
         return Scores(score, label)
 
 
-_ORT_TYPES = {"tensor(float)": "float32", "tensor(int64)": "int64", "tensor(double)": "float64"}
+def trim_text(
+    text: npt.NDArray[np.uint8], text_len: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
+    """The bytes axis cut to the batch's longest text (at least 1: a graph cannot take an
+    empty axis), contiguous as onnxruntime wants it; bytes past a length are padding the
+    graph masks, so the scores do not change (contract/schema.py)."""
+    width = max(1, int(text_len.max(initial=0)))
+    if width < text.shape[2]:
+        text = np.ascontiguousarray(text[:, :, :width])
+    return text, text_len
+
+
+_ORT_TYPES = {
+    "tensor(float)": "float32",
+    "tensor(int64)": "int64",
+    "tensor(double)": "float64",
+    "tensor(uint8)": "uint8",
+}
 
 
 def check_graph_io(
@@ -214,10 +251,13 @@ def _check_tensor(file: str, what: str, node: Any, spec: TensorSpec, require_sha
 
 
 def _shape_fits(got: list[Any], want: list[Any]) -> bool:
-    """Same rank; the batch axis free (not a fixed size); every fixed width equal."""
+    """Same rank; the batch axis and a text `bytes` axis free (not a fixed size: the agent
+    trims it per batch); every fixed width equal."""
     if len(got) != len(want) or isinstance(got[0], int):
         return False
-    return all(not isinstance(w, int) or g == w for g, w in zip(got[1:], want[1:]))
+    return all(
+        g == w if isinstance(w, int) else not (w == "bytes" and isinstance(g, int)) for g, w in zip(got[1:], want[1:])
+    )
 
 
 def _show(shape: Any) -> str:

@@ -18,7 +18,7 @@ def describe(model: EventModel, names: Iterable[str]) -> list[str]:
         if spec is not None:
             out.append(f"{name} = {_derived(spec)}")
             continue
-        line = f"{name} <- {model.path(name)}"
+        line = f"{name} <- {' | '.join(model.paths(name))}"
         norm = model.normalize.get(name)
         if norm is not None:
             steps = [s for s, on in (("strip", norm.strip), ("lower", norm.lower)) if on]

@@ -8,6 +8,7 @@ import click
 
 from ..bundle import Bundle
 from ..contract.cli import bundle_option, trust_options
+from ..contract.schema import Feature
 from ..contract.text import escape_text
 from .events_text import describe
 
@@ -93,18 +94,20 @@ def render(b: Bundle) -> str:
         out += [
             "",
             f"schema of source {e(repr(t.source))} (sha256 {t.schema.sha256[:12]}…, "
-            f"{len(t.schema.numeric)} numeric, {len(t.schema.categorical)} categorical):",
+            f"{len(t.schema.numeric)} numeric, {len(t.schema.categorical)} categorical"
+            + (f", {len(t.schema.text)} text" if t.schema.text else "")
+            + "):",
         ]
         srows: list[tuple[object, ...]] = [("#", "feature", "kind", "encoding", "categories", "default", "missing")]
         for i, f in enumerate(t.schema.features):
             cats = str(len(f.categories) - 1) if f.kind == "categorical" else ""
-            default = "<unk>" if f.kind == "categorical" else _num(f.impute, "g")
+            default = "<unk>" if f.kind == "categorical" else '""' if f.is_text else _num(f.impute, "g")
             srows.append(
                 (
                     i,
                     f.name,
                     f.kind,
-                    f.encoding if f.kind != "categorical" else "embedding",
+                    _encoding(f),
                     cats,
                     default,
                     "impute" if f.allow_missing else "reject",
@@ -115,3 +118,10 @@ def render(b: Bundle) -> str:
             out += ["", f"event model of source {e(repr(t.source))}:"]
             out += [f"  {line}" for line in describe(t.schema.events, t.schema.names)]
     return "\n".join(out)
+
+
+def _encoding(f: Feature) -> str:
+    """How the graph takes a feature: its numeric encoding, an embedding, or a text's bytes."""
+    if f.is_text:  # e.g. "bytes <= 64, dns, tail"
+        return f"bytes <= {f.text_limit}, {f.normalize or 'none'}, {f.truncate or 'head'}"
+    return f.encoding if f.kind != "categorical" else "embedding"

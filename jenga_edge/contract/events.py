@@ -9,6 +9,7 @@ read its data (an agent config may only add a mapping on top)::
       mapping:                                     # name -> dotted path
         bytes_toserver: flow.bytes_toserver
         qname: dns.queries[].rrname                # [] = the list's first element, [2] = its third
+        rrname: [dns.rrname, dns.queries[].rrname] # the first path that holds a value (Suricata 7 | 8)
       normalize:
         proto: {lower: true, map: {ipv6-icmp: icmp}}
       derive:
@@ -16,7 +17,9 @@ read its data (an agent config may only add a mapping on top)::
         bytes_per_packet: {kind: ratio, num: [bytes_toserver, bytes_toclient], den: [pkts_toserver, pkts_toclient]}
 
 A name (a feature, a derived input, a `where` field, a rule's field) is read
-from `mapping[name]` if mapped, else from the path the name spells.
+from `mapping[name]` if mapped, else from the path the name spells. A mapping to a
+list of paths reads the first that holds a value (not missing, not null): one
+model for two versions of a sensor's records.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from .windows import Window
 _STEP = re.compile(r"([^.\[\]]+)(?:\[(\d*)\])?")
 MAX_PATH_DEPTH = 16
 MAX_INDEX = 255
+MAX_ALTERNATIVES = 4  # paths one name may be read from, first present wins
 
 Step = str | int  # a key of an object, or an index into a list
 
@@ -135,7 +139,11 @@ class EventModel(Config, kw_only=True):
         ),
     ] = {}
     mapping: Annotated[
-        dict[str, str], doc("name -> dotted path into the record; `x[]` is the first element of list x")
+        dict[str, str | list[str]],
+        doc(
+            "name -> dotted path into the record; `x[]` is the first element of list x; a list of paths: "
+            "the first that holds a value (e.g. [dns.rrname, dns.queries[].rrname])"
+        ),
     ] = {}
     normalize: Annotated[dict[str, Normalizer], doc("name -> what its string values go through")] = {}
     derive: Annotated[
@@ -168,10 +176,15 @@ class EventModel(Config, kw_only=True):
 
     def __post_init__(self) -> None:
         for name, path in self.mapping.items():
-            try:
-                parse_path(path)
-            except ValueError as exc:
-                raise Invalid(f"mapping.{name}", str(exc)) from None
+            if isinstance(path, list) and not 1 <= len(path) <= MAX_ALTERNATIVES:
+                raise Invalid(f"mapping.{name}", f"a list of 1 to {MAX_ALTERNATIVES} paths, got {len(path)}")
+            if isinstance(path, list) and len(set(path)) < len(path):
+                raise Invalid(f"mapping.{name}", "a path is listed twice")
+            for p in self.paths(name):
+                try:
+                    parse_path(p)
+                except ValueError as exc:
+                    raise Invalid(f"mapping.{name}", str(exc)) from None
         for name in self.derive:
             if name in self.mapping:
                 raise Invalid(f"derive.{name}", "is also in mapping: a derived field is computed, not read")
@@ -227,8 +240,8 @@ class EventModel(Config, kw_only=True):
         names = {*self.mapping, *self.where, *self.numeric_inputs, *self.time_inputs}
         names |= {f for w in self.windows.values() for f in (*w.key, *w.fields)}
         seen: dict[tuple[Step, ...], str] = {}  # a path prefix -> "value" | "object" | "list"
-        for name in sorted(names):
-            steps = parse_path(self.path(name))
+        for name, path in sorted((n, p) for n in names for p in self.paths(n)):
+            steps = parse_path(path)
             for i in range(len(steps)):
                 prefix, nxt = steps[: i + 1], steps[i + 1] if i + 1 < len(steps) else None
                 if type(steps[i]) is int:
@@ -262,11 +275,17 @@ class EventModel(Config, kw_only=True):
                     raise Invalid(f"windows.{name}", str(exc)) from None
 
     def path(self, name: str) -> str:
-        return self.mapping.get(name, name)
+        """The (first) path `name` is read from."""
+        return self.paths(name)[0]
+
+    def paths(self, name: str) -> tuple[str, ...]:
+        """Every path `name` is read from, in order: the first that holds a value wins."""
+        path = self.mapping.get(name, name)
+        return tuple(path) if isinstance(path, list) else (path,)
 
     def overlay(
         self,
-        mapping: dict[str, str] | None = None,
+        mapping: dict[str, str | list[str]] | None = None,
         where: dict[str, Any] | None = None,
         normalize: dict[str, Normalizer] | None = None,
         time: str | None = None,

@@ -58,7 +58,7 @@ class RecordReader:
         feature spelled as its path, flow.state), read as the agent reads them."""
         self.model = model
         self._names = [n for n in names if n not in model.derive and n not in model.windows]
-        self._paths = {n: parse_path(p) for n, p in model.mapping.items()}
+        self._paths = {n: tuple(parse_path(p) for p in model.paths(n)) for n in model.mapping}
         self._time_inputs = {i for d in model.derive.values() if isinstance(d, TIME_INPUTS) for i in d.inputs}
         self._num_inputs = {i for d in model.derive.values() if not isinstance(d, TIME_INPUTS) for i in d.inputs}
         self._engine_spec = WindowEngine(model) if model.windows else None  # what windows read
@@ -68,8 +68,11 @@ class RecordReader:
 
     def value(self, record: Mapping[str, Any], name: str) -> Any:
         """`name`'s value in `record`, normalized."""
-        steps = self._paths.get(name) or parse_path(name)
-        value = get_path(record, steps)
+        value = None
+        for steps in self._paths.get(name) or (parse_path(name),):  # the first path holding a value
+            value = get_path(record, steps)
+            if value is not None:
+                break
         norm = self.model.normalize.get(name)
         return norm.apply(value) if norm is not None else value
 

@@ -10,7 +10,27 @@
  * (bad JSON, numeric strings, escapes in a read string, \u escapes anywhere,
  * duplicate keys, deep nesting, out-of-range numbers, unseen non-ASCII
  * categories) marks the line FALLBACK and the Python decoder, msgspec, takes
- * it and gives the precise reason. So this code never has to produce a reject
+ * it and gives the precise reason.
+ *
+ * Text features (T_TEXT) copy a string's bytes into the row's slot of the text
+ * block, applying contract/text_input.encode_text's rules (normalize dns: ASCII
+ * lower-case and trailing dots stripped; cut to max_bytes at the head or the tail)
+ * and write its length (-1: absent). Only strings without escapes are read here,
+ * their UTF-8 checked as msgspec checks it; an escaped string (\n, \u0000, ...)
+ * and any value that is not a string or null (a number: tier 2's wrong_type) go
+ * to tier 2, so C never has to unescape.
+ *
+ * List elements and first-present paths (contract/events.py): a spec value that
+ * is a list [ {b"0": spec} ] reads elements of a JSON array by index (an element
+ * of another type, or a missing one, is a missing value, as records.get_path
+ * reads it; a value that is not an array goes to tier 2). A target may belong
+ * to a group, the paths one name is read from, with its path's priority: a
+ * non-null value is written only if no earlier path of its group has written
+ * one (a later-priority value seen first is overwritten), a null never counts.
+ * Tier 2 decodes the whole value of such a path's top-level key (untyped), so
+ * the plan marks those keys `strict`: everything under them is checked as
+ * msgspec checks a decoded value (UTF-8 of every non-ASCII string and key,
+ * floats in range), skipped or read. So this code never has to produce a reject
  * message, and it may only accept what msgspec accepts, with the same values:
  * tests/jenga_edge/test_fastjson.py checks that difference by difference.
  *
@@ -23,12 +43,22 @@
 #include <stdint.h>
 #include <string.h>
 
+#if defined(__GNUC__)
+#define COLD __attribute__((noinline, cold))   /* off the numbers' hot path: keeps read_leaf small */
+#define HOT_INLINE inline __attribute__((always_inline))
+#define RARELY(x) __builtin_expect(!!(x), 0)
+#else
+#define RARELY(x) (x)
+#define COLD
+#define HOT_INLINE inline
+#endif
+
 #define MAX_DEPTH 32
 #define MAX_TARGETS 4
 #define NUMBER_MAX 64
 #define LOWER_MAX 256
 
-enum { T_NUM = 0, T_BOOL = 1, T_CAT = 2, T_KEY = 3, T_TIME = 4 };
+enum { T_NUM = 0, T_BOOL = 1, T_CAT = 2, T_KEY = 3, T_TIME = 4, T_TEXT = 5 };
 enum { OK = 0, FALLBACK = 1 };
 
 typedef struct Node Node;
@@ -43,6 +73,12 @@ typedef struct {
     int kind[MAX_TARGETS];
     int index[MAX_TARGETS];
     int slot;                    /* for duplicate detection */
+    int grouped;                 /* some target has a group (the rest of the entry is read only then) */
+    int strict;                  /* top level: tier 2 decodes its whole value (see above) */
+    int rare;                    /* grouped, strict or a list: read by read_entry_rare, off the hot path */
+    Node *list;                  /* interior: an array; its entries' keys are element indices ("0", "2") */
+    int group[MAX_TARGETS];      /* -1, or the first-present group of its name */
+    int prio[MAX_TARGETS];       /* its path's place in the group (0 first) */
 } Entry;
 
 struct Node {
@@ -59,6 +95,11 @@ typedef struct {
     Py_ssize_t n_num, n_cat, n_key;
     Node **vocabs;               /* per categorical column: category bytes -> index (in index[0]) */
     unsigned char *lower;        /* per categorical column: lower-case ASCII before the lookup */
+    Py_ssize_t n_text, text_width;
+    Py_ssize_t n_groups;         /* names read from the first present of several paths */
+    int *text_max;               /* per text column: max_bytes */
+    unsigned char *text_dns;     /* per text column: normalize dns */
+    unsigned char *text_tail;    /* per text column: truncate tail (keep the last max_bytes) */
 } Plan;
 
 /* Per-line working state. */
@@ -69,6 +110,10 @@ typedef struct {
     int64_t *cat;
     PyObject **keys;             /* new references, handed to the caller's lists on OK */
     unsigned char *seen;
+    unsigned char *text;         /* [n_text, text_width] of this row */
+    int64_t *text_len;           /* [n_text], -1 = absent */
+    unsigned char *best;         /* [n_groups]: priority of the value written (255 none) */
+    int strict;                  /* inside a strict top-level key's value */
 } Line;
 
 /* Keys are short and few: hash the length and up to 8 bytes at each end
@@ -112,13 +157,14 @@ static void node_free(Node *node) {
     for (Py_ssize_t i = 0; i < node->nentries; i++) {
         PyMem_Free(node->entries[i].key);
         node_free(node->entries[i].child);
+        node_free(node->entries[i].list);
     }
     PyMem_Free(node->entries);
     PyMem_Free(node->table);
     PyMem_Free(node);
 }
 
-/* spec: dict bytes -> (dict spec) | tuple of (kind, index) pairs */
+/* spec: dict bytes -> (dict spec) | [dict spec of element indices] | tuple of (kind, index[, group, prio]) */
 /* limits: per target kind, the size of what its index points into (NULL: unchecked, for vocabularies) */
 static Node *node_build(PyObject *spec, int *nslots, int depth, const Py_ssize_t *limits) {
     if (!PyDict_Check(spec) || depth > MAX_DEPTH) {
@@ -149,19 +195,29 @@ static Node *node_build(PyObject *spec, int *nslots, int depth, const Py_ssize_t
         e->slot = (*nslots)++;
         if (PyDict_Check(v)) {
             if (!(e->child = node_build(v, nslots, depth + 1, limits))) goto fail;
+        } else if (PyList_Check(v) && PyList_GET_SIZE(v) == 1 && PyDict_Check(PyList_GET_ITEM(v, 0)) && limits) {
+            if (!(e->list = node_build(PyList_GET_ITEM(v, 0), nslots, depth + 1, limits))) goto fail;
+            e->rare = 1;
         } else if (PyTuple_Check(v) && PyTuple_GET_SIZE(v) >= 1 && PyTuple_GET_SIZE(v) <= MAX_TARGETS) {
             e->ntargets = (int)PyTuple_GET_SIZE(v);
             for (int t = 0; t < e->ntargets; t++) {
                 PyObject *pair = PyTuple_GET_ITEM(v, t);
-                if (!PyArg_ParseTuple(pair, "ii", &e->kind[t], &e->index[t])) goto fail;
-                if (e->kind[t] < T_NUM || e->kind[t] > T_TIME || e->index[t] < 0
-                    || (limits && e->index[t] >= limits[e->kind[t]])) {
+                e->group[t] = -1;
+                e->prio[t] = 0;
+                if (!PyArg_ParseTuple(pair, "ii|ii", &e->kind[t], &e->index[t], &e->group[t], &e->prio[t])) goto fail;
+                e->grouped |= e->group[t] >= 0;
+                e->rare |= e->group[t] >= 0;
+                if (e->kind[t] < T_NUM || e->kind[t] > T_TEXT || e->index[t] < 0
+                    || (limits && e->index[t] >= limits[e->kind[t]])
+                    || e->group[t] < -1 || (limits && e->group[t] >= limits[T_TEXT + 1])
+                    || e->prio[t] < 0 || e->prio[t] > 254) {
                     PyErr_SetString(PyExc_ValueError, "plan spec: a target's kind or index is out of range");
                     goto fail;
                 }
             }
         } else {
-            PyErr_SetString(PyExc_TypeError, "plan spec: a value must be a dict or a tuple of 1-4 (kind, index) pairs");
+            PyErr_SetString(PyExc_TypeError, "plan spec: a value must be a dict, a list of one dict, or a tuple of "
+                                             "1-4 (kind, index[, group, prio]) targets");
             goto fail;
         }
         uint32_t h = e->hash & node->mask;
@@ -327,21 +383,38 @@ static int number_value(const char *s, const char *e, int is_int, int digits, do
     return OK;
 }
 
-static const char *skip_value(const char *p, const char *end, int depth);
+static const char *skip_value(const char *p, const char *end, int depth, int strict);
+static int utf8_ok(const char *s, Py_ssize_t n);
 
-static const char *skip_container(const char *p, const char *end, int depth, char close) {
+/* strict: a string as msgspec decodes one (valid UTF-8), a float token in range. */
+static COLD const char *strict_string(const char *p, const char *end) {
+    int plain, ascii;
+    const char *stop = scan_string(p, end, &plain, &ascii);
+    return (stop && (ascii || utf8_ok(p + 1, stop - p - 2))) ? stop : NULL;
+}
+
+static COLD const char *strict_number(const char *p, const char *end) {
+    int is_int, digits;
+    double v;
+    const char *stop = scan_number(p, end, &is_int, &digits);
+    if (!stop || is_int) return stop;              /* integers of any size: a Python int */
+    return (float_value(p, stop, &v) && isfinite(v)) ? stop : NULL;
+}
+
+static const char *skip_container(const char *p, const char *end, int depth, char close, int strict) {
     if (depth > MAX_DEPTH) return NULL;
     p = skip_ws(p + 1, end);
     if (p < end && *p == close) return p + 1;
     for (;;) {
         if (close == '}') {
             int plain, ascii;
-            if (p >= end || *p != '"' || !(p = scan_string(p, end, &plain, &ascii))) return NULL;
+            if (p >= end || *p != '"') return NULL;
+            if (!(p = strict ? strict_string(p, end) : scan_string(p, end, &plain, &ascii))) return NULL;
             p = skip_ws(p, end);
             if (p >= end || *p != ':') return NULL;
             p = skip_ws(p + 1, end);
         }
-        if (!(p = skip_value(p, end, depth + 1))) return NULL;
+        if (!(p = skip_value(p, end, depth + 1, strict))) return NULL;
         p = skip_ws(p, end);
         if (p >= end) return NULL;
         if (*p == close) return p + 1;
@@ -350,17 +423,17 @@ static const char *skip_container(const char *p, const char *end, int depth, cha
     }
 }
 
-static const char *skip_value(const char *p, const char *end, int depth) {
+static const char *skip_value(const char *p, const char *end, int depth, int strict) {
     if (p >= end) return NULL;
     int plain, ascii, is_int, digits;
     switch (*p) {
-        case '"': return scan_string(p, end, &plain, &ascii);
-        case '{': return skip_container(p, end, depth, '}');
-        case '[': return skip_container(p, end, depth, ']');
+        case '"': return strict ? strict_string(p, end) : scan_string(p, end, &plain, &ascii);
+        case '{': return skip_container(p, end, depth, '}', strict);
+        case '[': return skip_container(p, end, depth, ']', strict);
         case 't': return (end - p >= 4 && memcmp(p, "true", 4) == 0) ? p + 4 : NULL;
         case 'f': return (end - p >= 5 && memcmp(p, "false", 5) == 0) ? p + 5 : NULL;
         case 'n': return (end - p >= 4 && memcmp(p, "null", 4) == 0) ? p + 4 : NULL;
-        default: return scan_number(p, end, &is_int, &digits);
+        default: return strict ? strict_number(p, end) : scan_number(p, end, &is_int, &digits);
     }
 }
 
@@ -506,8 +579,43 @@ static int iso_time(const char *s, Py_ssize_t n, double *out) {
     return OK;
 }
 
+/* A string's bytes into text column col, as encode_text gives them: normalize dns
+ * lower-cases A-Z and strips trailing dots (lower-casing never makes a dot, so the
+ * order does not matter), then a text longer than max_bytes keeps its head or tail. */
+static COLD void write_text(Line *ln, int col, const char *s, Py_ssize_t n) {
+    const Plan *pl = ln->plan;
+    unsigned char *dst = ln->text + (Py_ssize_t)col * pl->text_width;
+    Py_ssize_t max = pl->text_max[col];
+    int dns = pl->text_dns[col];
+    if (dns)
+        while (n > 0 && s[n - 1] == '.') n--;
+    if (n > max) {
+        if (pl->text_tail[col]) s += n - max;
+        n = max;
+    }
+    if (dns) {
+        for (Py_ssize_t i = 0; i < n; i++) {
+            unsigned char c = (unsigned char)s[i];
+            dst[i] = (c >= 'A' && c <= 'Z') ? (unsigned char)(c + 32) : c;
+        }
+    } else {
+        memcpy(dst, s, n);
+    }
+    memset(dst + n, 0, pl->text_width - n);
+    ln->text_len[col] = n;
+}
+
+/* Non-ASCII bytes in a string: valid UTF-8 as msgspec (and Python's strict codec) sees it? */
+static COLD int utf8_ok(const char *s, Py_ssize_t n) {
+    PyObject *str = PyUnicode_DecodeUTF8(s, n, "strict");
+    if (!str) { PyErr_Clear(); return 0; }
+    Py_DECREF(str);
+    return 1;
+}
+
 /* Store one leaf value into its targets. p at the value; returns the end or NULL (FALLBACK). */
-static const char *read_leaf(Line *ln, const Entry *e, const char *p, const char *end) {
+/* rare: a constant where inlined; 0 (the hot path: no group, not in a strict value) drops those checks. */
+static HOT_INLINE const char *read_leaf(Line *ln, const Entry *e, const char *p, const char *end, int rare) {
     const char *start = p, *stop;
     int plain = 1, ascii = 1, is_int = 0, digits = 0;
     char type;
@@ -520,9 +628,15 @@ static const char *read_leaf(Line *ln, const Entry *e, const char *p, const char
         default: type = '0'; stop = scan_number(p, end, &is_int, &digits); break;
     }
     if (!stop) return NULL;
+    if (rare && ln->strict && !skip_value(start, stop, 0, 1)) return NULL;   /* what tier 2 decodes, even if unused */
+    unsigned wrote = 0;   /* targets of a group written: one bit each */
     for (int t = 0; t < e->ntargets; t++) {
         int idx = e->index[t];
         double v;
+        if (rare && e->grouped && e->group[t] >= 0) {   /* a null never counts; an earlier path's value wins */
+            if (type == 'n' || e->prio[t] >= ln->best[e->group[t]]) continue;
+            wrote |= 1u << t;
+        }
         switch (e->kind[t]) {
             case T_KEY: {
                 PyObject *obj = key_value(type, start, stop, plain, is_int, digits);
@@ -551,6 +665,12 @@ static const char *read_leaf(Line *ln, const Entry *e, const char *p, const char
                 }
                 ln->num[idx] = v;
                 break;
+            case T_TEXT:
+                if (type == 'n') break;                                  /* missing: stays -1 */
+                if (type != 's' || !plain) return NULL;                  /* tier 2: wrong_type, or unescape */
+                if (!ascii && !utf8_ok(start + 1, stop - start - 2)) return NULL;   /* msgspec's bad_json */
+                write_text(ln, idx, start + 1, stop - start - 2);
+                break;
             case T_CAT:
                 if (type == 'n') break;                                  /* missing: stays -1 */
                 if (type != 's') {                                       /* 8081, 8081.0, true: tier 2's key */
@@ -564,7 +684,58 @@ static const char *read_leaf(Line *ln, const Entry *e, const char *p, const char
                 break;
         }
     }
+    for (int t = 0; rare && wrote && t < e->ntargets; t++)   /* after all targets: a key and a feature of one name share a group */
+        if (wrote & (1u << t)) ln->best[e->group[t]] = (unsigned char)e->prio[t];
     return stop;
+}
+
+static const char *read_object(Line *ln, const Node *node, const char *p, const char *end, int depth);
+
+/* An array whose elements some paths read (node: element index -> entry). An element
+ * that is not what its path expects (not an object on the way, null) is a missing
+ * value, as get_path reads it; one of the wrong type for a leaf goes to tier 2. */
+static const char *read_array(Line *ln, const Node *node, const char *p, const char *end, int depth) {
+    if (depth > MAX_DEPTH) return NULL;
+    p = skip_ws(p + 1, end);
+    if (p < end && *p == ']') return p + 1;
+    for (int i = 0;; i++) {
+        char key[12];
+        int klen = i < 256 ? snprintf(key, sizeof key, "%d", i) : 0;
+        const Entry *e = klen ? node_find(node, key, klen) : NULL;
+        if (p >= end) return NULL;
+        if (e && e->ntargets) {
+            p = read_leaf(ln, e, p, end, 1);
+        } else if (e && e->child && *p == '{') {
+            p = read_object(ln, e->child, p, end, depth + 1);
+        } else {
+            p = skip_value(p, end, depth + 1, ln->strict);
+        }
+        if (!p) return NULL;
+        p = skip_ws(p, end);
+        if (p >= end) return NULL;
+        if (*p == ']') return p + 1;
+        if (*p != ',') return NULL;
+        p = skip_ws(p + 1, end);
+    }
+}
+
+/* An entry that is grouped, strict or a list, or any entry inside a strict value. */
+static COLD const char *read_entry_rare(Line *ln, const Entry *e, const char *p, const char *end, int depth) {
+    int top = e->strict;
+    if (top) ln->strict = 1;                      /* a top-level key tier 2 decodes whole */
+    if (e->child) {
+        if (*p == '{') p = read_object(ln, e->child, p, end, depth + 1);
+        else if (end - p >= 4 && memcmp(p, "null", 4) == 0) p += 4;
+        else p = NULL;
+    } else if (e->list) {
+        if (*p == '[') p = read_array(ln, e->list, p, end, depth + 1);
+        else if (end - p >= 4 && memcmp(p, "null", 4) == 0) p += 4;
+        else p = NULL;                            /* not an array: tier 2 (a missing value there) */
+    } else {
+        p = read_leaf(ln, e, p, end, 1);
+    }
+    if (top) ln->strict = 0;
+    return p;
 }
 
 static const char *read_object(Line *ln, const Node *node, const char *p, const char *end, int depth) {
@@ -576,6 +747,7 @@ static const char *read_object(Line *ln, const Node *node, const char *p, const 
         const char *k = p;
         if (p >= end || *p != '"' || !(p = scan_string(p, end, &plain, &ascii))) return NULL;
         if (!plain) return NULL;      /* an escaped key may spell a field we read: msgspec decides */
+        if (RARELY(ln->strict) && !ascii && !utf8_ok(k + 1, p - k - 2)) return NULL;
         const Entry *e = node_find(node, k + 1, p - k - 2);
         p = skip_ws(p, end);
         if (p >= end || *p != ':') return NULL;
@@ -584,15 +756,17 @@ static const char *read_object(Line *ln, const Node *node, const char *p, const 
         if (e) {
             if (ln->seen[e->slot]) return NULL;   /* a duplicate key: msgspec's last-wins rules */
             ln->seen[e->slot] = 1;
-            if (e->child) {
+            if (RARELY(e->rare | ln->strict)) {
+                p = read_entry_rare(ln, e, p, end, depth);
+            } else if (e->child) {
                 if (*p == '{') p = read_object(ln, e->child, p, end, depth + 1);
                 else if (end - p >= 4 && memcmp(p, "null", 4) == 0) p += 4;
                 else return NULL;
             } else {
-                p = read_leaf(ln, e, p, end);
+                p = read_leaf(ln, e, p, end, 0);
             }
         } else {
-            p = skip_value(p, end, depth + 1);
+            p = skip_value(p, end, depth + 1, ln->strict);
         }
         if (!p) return NULL;
         p = skip_ws(p, end);
@@ -635,10 +809,15 @@ static int get_buffer(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize, Py_ss
 }
 
 static PyObject *Plan_decode(Plan *self, PyObject *args) {
-    PyObject *lines, *o_num, *o_cat, *keys, *o_status, *chunk = NULL;
-    if (!PyArg_ParseTuple(args, "OOOO!O", &lines, &o_num, &o_cat, &PyList_Type, &keys, &o_status))
+    PyObject *lines, *o_num, *o_cat, *keys, *o_status, *chunk = NULL, *o_text = NULL, *o_tlen = NULL;
+    if (!PyArg_ParseTuple(args, "OOOO!O|OO", &lines, &o_num, &o_cat, &PyList_Type, &keys, &o_status, &o_text,
+                          &o_tlen))
         return NULL;
-    Py_buffer b_num = {0}, b_cat = {0}, b_status = {0}, b_spans = {0};
+    if (self->root && (self->n_text > 0) != (o_tlen != NULL)) {
+        PyErr_SetString(PyExc_ValueError, "decode: text and text_len are given exactly when the plan has text columns");
+        return NULL;
+    }
+    Py_buffer b_num = {0}, b_cat = {0}, b_status = {0}, b_spans = {0}, b_text = {0}, b_tlen = {0};
     const int64_t *spans = NULL;
     Py_ssize_t n;
     if (!self->root) {
@@ -672,7 +851,7 @@ static PyObject *Plan_decode(Plan *self, PyObject *args) {
         return NULL;
     }
     PyObject *result = NULL;
-    unsigned char *seen = NULL;
+    unsigned char *seen = NULL, *best = NULL;
     PyObject **kv = NULL;
     if (PyList_GET_SIZE(keys) != self->n_key) {
         PyErr_SetString(PyExc_ValueError, "keys: expected one list per key field");
@@ -688,15 +867,26 @@ static PyObject *Plan_decode(Plan *self, PyObject *args) {
     if (get_buffer(o_num, &b_num, 8, n * self->n_num, "d", "num") < 0) goto done;
     if (get_buffer(o_cat, &b_cat, 8, n * self->n_cat, "lq", "cat") < 0) goto done;
     if (get_buffer(o_status, &b_status, 1, n, "B", "status") < 0) goto done;
+    if (o_tlen) {
+        if (get_buffer(o_text, &b_text, 1, n * self->n_text * self->text_width, "B", "text") < 0) goto done;
+        if (get_buffer(o_tlen, &b_tlen, 8, n * self->n_text, "lq", "text_len") < 0) goto done;
+    }
     seen = PyMem_Malloc(self->nslots ? self->nslots : 1);
+    best = PyMem_Malloc(self->n_groups ? self->n_groups : 1);
     kv = PyMem_Calloc(self->n_key ? self->n_key : 1, sizeof(PyObject *));
-    if (!seen || !kv) { PyErr_NoMemory(); goto done; }
+    if (!seen || !kv || !best) { PyErr_NoMemory(); goto done; }
     Py_ssize_t ok = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         Line ln = {self, NULL, (double *)b_num.buf + i * self->n_num, (int64_t *)b_cat.buf + i * self->n_cat,
-                   kv, seen};
+                   kv, seen, NULL, NULL, best, 0};
+        if (self->n_groups) memset(best, 255, self->n_groups);
         for (Py_ssize_t j = 0; j < self->n_num; j++) ln.num[j] = NAN;
         for (Py_ssize_t j = 0; j < self->n_cat; j++) ln.cat[j] = -1;
+        if (self->n_text) {
+            ln.text = (unsigned char *)b_text.buf + i * self->n_text * self->text_width;
+            ln.text_len = (int64_t *)b_tlen.buf + i * self->n_text;
+            for (Py_ssize_t j = 0; j < self->n_text; j++) ln.text_len[j] = -1;
+        }
         unsigned char st = FALLBACK;
         if (chunk) {
             ln.base = PyBytes_AS_STRING(chunk) + spans[2 * i];
@@ -719,11 +909,14 @@ static PyObject *Plan_decode(Plan *self, PyObject *args) {
     result = PyLong_FromSsize_t(ok);
 done:
     PyMem_Free(seen);
+    PyMem_Free(best);
     PyMem_Free(kv);
     if (b_num.obj) PyBuffer_Release(&b_num);
     if (b_cat.obj) PyBuffer_Release(&b_cat);
     if (b_status.obj) PyBuffer_Release(&b_status);
     if (b_spans.obj) PyBuffer_Release(&b_spans);
+    if (b_text.obj) PyBuffer_Release(&b_text);
+    if (b_tlen.obj) PyBuffer_Release(&b_tlen);
     return result;
 }
 
@@ -783,13 +976,46 @@ static PyMethodDef module_methods[] = {
      "[start, stop) pairs in out [k, 2]; end is the byte after the k-th line's newline."},
     {NULL, NULL, 0, NULL}};
 
-static int Plan_init(Plan *self, PyObject *args, PyObject *kwds) {
-    PyObject *spec, *vocabs, *lower = NULL;
-    Py_ssize_t n_num, n_cat, n_key;
-    static char *kwlist[] = {"spec", "n_num", "n_cat", "n_key", "vocabs", "lower", NULL};
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OnnnO!|O!", kwlist, &spec, &n_num, &n_cat, &n_key,
-                                     &PyTuple_Type, &vocabs, &PyTuple_Type, &lower))
+/* text: per text column (max_bytes, normalize dns, truncate tail); each max_bytes in 1..text_width. */
+static int init_text(Plan *self, PyObject *text, Py_ssize_t width) {
+    Py_ssize_t n = text ? PyTuple_GET_SIZE(text) : 0;
+    if (self->root || width < 0 || (n > 0) != (width > 0)) {
+        PyErr_SetString(PyExc_ValueError, "Plan: text columns need a text_width >= 1 (and none without them)");
         return -1;
+    }
+    PyMem_Free(self->text_max); PyMem_Free(self->text_dns); PyMem_Free(self->text_tail);
+    self->text_max = PyMem_Calloc(n ? n : 1, sizeof(int));
+    self->text_dns = PyMem_Calloc(n ? n : 1, 1);
+    self->text_tail = PyMem_Calloc(n ? n : 1, 1);
+    if (!self->text_max || !self->text_dns || !self->text_tail) { PyErr_NoMemory(); return -1; }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int max, dns, tail;
+        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(text, i), "ipp", &max, &dns, &tail)) return -1;
+        if (max < 1 || max > width) {
+            PyErr_SetString(PyExc_ValueError, "Plan: a text column's max_bytes must be 1 to text_width");
+            return -1;
+        }
+        self->text_max[i] = max; self->text_dns[i] = (unsigned char)dns; self->text_tail[i] = (unsigned char)tail;
+    }
+    self->n_text = n;
+    self->text_width = width;
+    return 0;
+}
+
+static int Plan_init(Plan *self, PyObject *args, PyObject *kwds) {
+    PyObject *spec, *vocabs, *lower = NULL, *text = NULL, *strict = NULL;
+    Py_ssize_t n_num, n_cat, n_key, text_width = 0, n_groups = 0;
+    static char *kwlist[] = {"spec", "n_num", "n_cat", "n_key", "vocabs", "lower", "text", "text_width", "n_groups",
+                             "strict", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OnnnO!|O!O!nnO!", kwlist, &spec, &n_num, &n_cat, &n_key,
+                                     &PyTuple_Type, &vocabs, &PyTuple_Type, &lower, &PyTuple_Type, &text,
+                                     &text_width, &n_groups, &PyTuple_Type, &strict))
+        return -1;
+    if (n_groups < 0 || n_groups > 4096) {
+        PyErr_SetString(PyExc_ValueError, "Plan: n_groups must be 0 to 4096");
+        return -1;
+    }
+    if (init_text(self, text, text_width) < 0) return -1;
     if (n_num < 0 || n_cat < 0 || n_key < 0 || PyTuple_GET_SIZE(vocabs) != n_cat || self->root
         || (lower && PyTuple_GET_SIZE(lower) != n_cat)) {
         PyErr_SetString(PyExc_ValueError, "Plan: sizes must be >= 0, one vocabulary (and lower flag) per "
@@ -815,17 +1041,30 @@ static int Plan_init(Plan *self, PyObject *args, PyObject *kwds) {
             return -1;
         }
     }
-    const Py_ssize_t limits[] = {n_num, n_num, n_cat, n_key, n_num};   /* T_NUM, T_BOOL, T_CAT, T_KEY, T_TIME */
+    /* T_NUM, T_BOOL, T_CAT, T_KEY, T_TIME, T_TEXT, then the number of groups */
+    const Py_ssize_t limits[] = {n_num, n_num, n_cat, n_key, n_num, self->n_text, n_groups};
     Node *root = node_build(spec, &nslots, 0, limits);
     if (!root) {
         for (Py_ssize_t j = 0; j < n_cat; j++) node_free(tables[j]);
         PyMem_Free(tables);
         return -1;
     }
+    for (Py_ssize_t i = 0; strict && i < PyTuple_GET_SIZE(strict); i++) {
+        PyObject *key = PyTuple_GET_ITEM(strict, i);
+        const Entry *hit = PyBytes_Check(key) ? node_find(root, PyBytes_AS_STRING(key), PyBytes_GET_SIZE(key)) : NULL;
+        if (!hit) {
+            PyErr_SetString(PyExc_ValueError, "Plan: a strict key must be a top-level key of the spec");
+            node_free(root);
+            for (Py_ssize_t j = 0; j < n_cat; j++) node_free(tables[j]);
+            PyMem_Free(tables);
+            return -1;
+        }
+        ((Entry *)hit)->strict = ((Entry *)hit)->rare = 1;
+    }
     self->vocabs = tables;
     self->root = root;
     self->nslots = nslots;
-    self->n_num = n_num; self->n_cat = n_cat; self->n_key = n_key;
+    self->n_num = n_num; self->n_cat = n_cat; self->n_key = n_key; self->n_groups = n_groups;
     return 0;
 }
 
@@ -835,15 +1074,19 @@ static void Plan_dealloc(Plan *self) {
         for (Py_ssize_t j = 0; j < self->n_cat; j++) node_free(self->vocabs[j]);
     PyMem_Free(self->vocabs);
     PyMem_Free(self->lower);
+    PyMem_Free(self->text_max);
+    PyMem_Free(self->text_dns);
+    PyMem_Free(self->text_tail);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 static PyMethodDef Plan_methods[] = {
     {"decode", (PyCFunction)Plan_decode, METH_VARARGS,
-     "decode(lines, num, cat, keys, status) -> lines accepted.\n"
+     "decode(lines, num, cat, keys, status[, text, text_len]) -> lines accepted.\n"
      "Writes rows into float64 num [n, n_num] (NaN = missing), int64 cat [n, n_cat] (-1 = missing),\n"
      "keys (one list of n items per key field: the value msgspec would give; left as is when absent) and\n"
-     "uint8 status [n] (0 accepted, 1 leave the line to the Python decoder)."},
+     "uint8 status [n] (0 accepted, 1 leave the line to the Python decoder); with text columns, uint8\n"
+     "text [n, n_text, text_width] (each value's bytes, zero-padded) and int64 text_len [n, n_text] (-1 = absent)."},
     {NULL, NULL, 0, NULL}};
 
 static PyTypeObject PlanType = {
@@ -851,8 +1094,9 @@ static PyTypeObject PlanType = {
     .tp_name = "jenga_edge._fastjson.Plan",
     .tp_basicsize = sizeof(Plan),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Plan(spec, n_num, n_cat, n_key, vocabs, lower=()): a compiled field-extraction plan for one\n"
-              "schema; lower[i]: lower-case ASCII values of categorical column i before the lookup.",
+    .tp_doc = "Plan(spec, n_num, n_cat, n_key, vocabs, lower=(), text=(), text_width=0): a compiled\n"
+              "field-extraction plan for one schema; lower[i]: lower-case ASCII values of categorical column i\n"
+              "before the lookup; text[j]: (max_bytes, normalize dns, truncate tail) of text column j.",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)Plan_init,
     .tp_dealloc = (destructor)Plan_dealloc,

@@ -545,7 +545,7 @@ def test_a_failing_batch_is_dead_lettered_and_the_agent_keeps_going(network_bund
     agent = Agent(load_agent_config(cfg), log=lambda s: None)
     good = events(20)
     real_score = agent.pipe.scorer.score
-    agent.pipe.scorer.score = lambda num, cat: (_ for _ in ()).throw(RuntimeError("onnxruntime exploded"))
+    agent.pipe.scorer.score = lambda *feed: (_ for _ in ()).throw(RuntimeError("onnxruntime exploded"))
     agent.process_safely(batch(good[:10]))
     agent.pipe.scorer.score = real_score
     agent.process_safely(batch(good[10:]))

@@ -45,10 +45,11 @@ def from_dict_error(**sections) -> str:
 # --- the shipped appliance profiles ------------------------------------------------------------------
 
 
-def test_there_are_five_profiles():
+def test_there_are_six_profiles():
     assert [p.name for p in PROFILES] == [
         "arm_gateway_1core.yaml",
         "inline_low_latency.yaml",
+        "soc_sensor_dns.yaml",
         "soc_sensor_suricata.yaml",
         "suricata_flat_model.yaml",
         "x86_branch_firewall.yaml",

@@ -126,6 +126,12 @@ def test_paths_parse_keys_and_list_elements():
         ({"where": {"event_type": {"like": "fl%"}}}, r"where\.event_type: unknown operator 'like'"),
         ({"where": {"event_type": {"in": "flow"}}}, r"where\.event_type\.in: expected a list"),
         ({"normalize": {"proto": {"upper": True}}}, r"normalize\.proto\.upper: unknown key"),
+        ({"mapping": {"x": []}}, r"mapping\.x: a list of 1 to 4 paths, got 0"),
+        ({"mapping": {"x": ["a", "b", "c", "d", "e"]}}, r"mapping\.x: a list of 1 to 4 paths, got 5"),
+        ({"mapping": {"x": ["a.b", "a.b"]}}, r"mapping\.x: a path is listed twice"),
+        ({"mapping": {"x": ["a.b", "a..b"]}}, r"mapping\.x: 'a..b': '' is not a key"),
+        ({"mapping": {"x": ["a.b", "a.b.c"]}}, r"mapping\.x: reads 'a\.b' as an object, another path as a value"),
+        ({"mapping": {"x": 5}}, r"mapping\.x: expected a string or a list of a string, got int 5"),
     ],
 )
 def test_a_malformed_model_names_the_key(changes, message):
@@ -284,6 +290,37 @@ def test_a_list_element_path_reads_the_first_or_nth_element():
     assert [(r.index, r.reason, r.field) for r in fast.rejects] == [(4, "wrong_type", "qname")]
     rows = RecordReader(s.events).read([rec, *odd]).rows
     assert [r["qname"] for r in rows] == ["b.example", None, None, "a.example"]
+
+
+def test_a_list_of_paths_reads_the_first_that_holds_a_value_in_both_tiers_and_the_trainer():
+    """Suricata 7 writes a DNS name at dns.rrname, Suricata 8 at dns.queries[].rrname: one
+    mapping reads both, first present (not missing, not null) wins, as records.py reads it."""
+    qname = ["dns.rrname", "dns.queries[].rrname"]
+    s = FeatureSchema(
+        (Feature("qname", "categorical", categories=(OOV_TOKEN, "a.example", "b.example")), Feature("ttl", "numeric")),
+        events=convert(EventModel, {"mapping": {"qname": qname, "ttl": ["ttl", "dns.ttl"]}}, error=SchemaError),
+    )
+    recs = [
+        {"dns": {"rrname": "a.example"}, "ttl": 5},
+        {"dns": {"queries": [{"rrname": "b.example"}], "ttl": 7}},
+        {"dns": {"rrname": None, "queries": [{"rrname": "a.example"}]}, "ttl": None},
+        {"dns": {"rrname": "b.example", "queries": "not a list"}},
+        {"dns": {"queries": []}},
+        {"dns": "x"},
+    ]
+    dec = EventDecoder(s, key_fields=["qname"])
+    assert (dec._plan is None) == (fastjson is None)  # the C tier reads them too (first present, list elements)
+    fast, slow = both_tiers(dec, lines(recs))
+    assert_same(fast, slow)
+    assert fast.rejects == [] and fast.keys["qname"] == ["a.example", "b.example", "a.example", "b.example", None, None]
+    assert fast.num[:4, 0].tolist()[:2] == [5.0, 7.0] and np.isnan(fast.num[2:, 0]).all()
+    rows = RecordReader(s.events).read(recs).rows
+    assert [r["qname"] for r in rows] == fast.keys["qname"]
+    assert [r["ttl"] for r in rows] == [5, 7, None, None, None, None]
+    # the second path's wrong type is a reject only where it is the one read
+    bad = [{"dns": {"rrname": "a.example", "queries": [{"rrname": 5}]}}, {"dns": {"queries": [{"rrname": {"o": 1}}]}}]
+    batch = dec.decode(lines(bad))
+    assert [(r.index, r.reason, r.field) for r in batch.rejects] == [(1, "wrong_type", "qname")]
 
 
 # --- the decoder and records.py read the same ---------------------------------------------

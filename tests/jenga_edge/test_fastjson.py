@@ -88,6 +88,9 @@ def assert_same(lines: list[bytes], oversize=(), dec: EventDecoder | None = None
     assert fast.num.dtype == slow.num.dtype == np.float32
     np.testing.assert_array_equal(fast.num.view(np.uint32), slow.num.view(np.uint32))  # bits: -0.0, NaN
     np.testing.assert_array_equal(fast.cat, slow.cat)
+    assert fast.text.dtype == slow.text.dtype == np.uint8 and fast.text.shape == slow.text.shape
+    np.testing.assert_array_equal(fast.text, slow.text)
+    np.testing.assert_array_equal(fast.text_len, slow.text_len)
     assert set(fast.keys) == set(slow.keys)
     for k in fast.keys:
         got, want = list(fast.keys[k]), list(slow.keys[k])
@@ -103,6 +106,14 @@ def tier1_status(lines: list[bytes], dec: EventDecoder | None = None) -> np.ndar
         np.empty((n, len(dec.schema.categorical)), np.int64),
         [[None] * n for _ in dec._key_order],
         status,
+        *(
+            (
+                np.empty((n, len(dec.schema.text), dec.schema.text_width), np.uint8),
+                np.empty((n, len(dec.schema.text)), np.int64),
+            )
+            if dec.schema.text
+            else ()
+        ),
     )
     return status
 
@@ -584,3 +595,327 @@ def test_network_demo_events_take_tier1():
     lines = [json.dumps(e).encode() for e in events]
     assert_same(lines, dec=dec)  # decode() counts its tiers; _decode_slow, the reference, does not
     assert dec.tier_lines == {"c": 500, "msgspec": 0}
+
+
+# --- text features: a string's bytes, encode_text's rules, in C ----------------------------------
+
+TEXT_SCHEMA = FeatureSchema(
+    (
+        Feature("qlen", "numeric"),
+        Feature("rrtype", "categorical", categories=(OOV_TOKEN, "A", "AAAA")),
+        Feature("domain", "text", max_bytes=12, normalize="dns", truncate="tail", allow_missing=False),
+        Feature("agent", "text", max_bytes=5),  # head, no normalization, may be missing
+    ),
+    version=3,
+)
+TEXT_MAPPING = {"domain": "dns.rrname", "rrtype": "dns.rrtype"}
+
+
+def text_decoder(min_present: int = 0) -> EventDecoder:
+    return EventDecoder(TEXT_SCHEMA, TEXT_MAPPING, key_fields=["src_ip", "domain"], min_present=min_present)
+
+
+def text_line(domain: bytes, agent: bytes | None = None) -> bytes:
+    tail = b',"agent":' + agent if agent is not None else b""
+    return b'{"src_ip":"10.0.0.1","dns":{"rrname":%s,"rrtype":"A"},"qlen":3%s}' % (domain, tail)
+
+
+TEXT_EDGE = [
+    b'""',
+    b'"abcdefghijkl"',  # exactly max_bytes
+    b'"abcdefghijklm"',  # one more: tail keeps the last 12
+    b'"WWW.Example.COM."',  # upper case, trailing dot
+    b'"example.com..."',
+    b'"...."',  # only dots: empty
+    b'"."',
+    b'"a.b.c.d.e.f.g.h.i.j"',
+    b'"xn--bcher-kva.example"',
+    b'"\xc3\xa9t\xc3\xa9.fr"',
+    b'"caf\xc3\xa9-bar-b\xc3\xbcro.de"',
+    b'"\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xe2\x82\xac\xc3\xa9"',  # the tail cut splits a euro sign
+    b'"\xf0\x9f\x98\x80abcdefghijk"',
+    b'"\xff\xfe.com"',  # invalid UTF-8: bad_json
+    b'"\xed\xa0\x80.com"',  # an encoded surrogate
+    b'"\xc0\x80"',  # overlong
+    b'"a\\nb"',  # escapes: tier 2 unescapes
+    b'"\\u0000abc"',
+    b'"\\u0041BC.COM."',
+    b'"\\ud800x"',  # a lone surrogate: msgspec refuses it
+    b'"tab\there"',  # a raw control character: bad JSON
+    b"null",
+    b"5",
+    b"1.5",
+    b"true",
+    b"false",
+    b"[]",
+    b'["a.com"]',
+    b'{"name":"a.com"}',
+    b'"' + b"A" * 5000 + b'.COM."',  # huge
+    b'"' + b"\xc3\xa9" * 3000 + b'"',
+]
+
+
+@pytest.mark.parametrize("domain", TEXT_EDGE, ids=[repr(e[:30]) for e in TEXT_EDGE])
+def test_text_edge_cases_agree_with_tier2(domain):
+    good = [text_line(b'"Good-%d.Example.ORG."' % i, b'"curl/8.0"') for i in range(4)]
+    # agent: absent, a head cut, a head cut splitting a euro sign, null, a number, an escape
+    for agent in (None, b'"Mozilla/5.0"', b'"abc\xe2\x82\xac"', b"null", b"7", b'"\\u00e9t\xc3\xa9"'):
+        line = text_line(domain, agent)
+        assert_same([line], dec=text_decoder())
+        assert_same([*good[:2], line, *good[2:], line], dec=text_decoder())
+        assert_same([*good[:2], line, *good[2:], line], dec=text_decoder(min_present=4))
+
+
+def test_plain_text_takes_tier1_with_encode_texts_bytes():
+    from jenga_edge.contract.text_input import encode_text
+
+    lines = [
+        text_line(d, b'"Mozilla/5.0 (X11)"') for d in (b'"WWW.Example.COM."', b'""', b'"xjw8f2kq1093.example.com"')
+    ]
+    dec = text_decoder()
+    assert not tier1_status(lines, dec).any(), "plain strings must not fall back"
+    fast, _ = both(lines, dec=dec)
+    domain, agent = TEXT_SCHEMA.text
+    for row, name in enumerate(["WWW.Example.COM.", "", "xjw8f2kq1093.example.com"]):
+        for j, (f, value) in enumerate(((domain, name), (agent, "Mozilla/5.0 (X11)"))):
+            want = encode_text(value, f)
+            assert fast.text_len[row, j] == len(want)
+            assert bytes(fast.text[row, j, : len(want)]) == want and not fast.text[row, j, len(want) :].any()
+    assert fast.keys["domain"] == ["WWW.Example.COM.", "", "xjw8f2kq1093.example.com"]  # alerts show the raw name
+    assert fast.text.shape == (3, 2, 12) and fast.text_len.tolist() == [[12, 5], [0, 5], [12, 5]]
+    assert_same(lines, dec=dec)
+
+
+def test_non_strings_for_a_text_feature_are_tier2_rejects_naming_the_field():
+    lines = [text_line(v) for v in (b"5", b"true", b'{"a":1}', b"[1]")] + [b'{"src_ip":"10.0.0.1","qlen":1}']
+    dec = text_decoder()
+    assert tier1_status(lines[:4], dec).all()
+    fast, _ = both(lines, dec=dec)
+    assert [(r.reason, r.field) for r in fast.rejects] == [("wrong_type", "domain")] * 4 + [("missing_field", "domain")]
+    assert "expected a string (text feature)" in fast.rejects[0].message
+    assert_same(lines, dec=dec)
+
+
+def test_random_strings_agree_with_tier2():
+    rng = random.Random(13)
+    pieces = ["a", "Z", ".", "-", "0", "9", "é", "€", "😀", "\\n", "\\u0041", "\\\\", '\\"', " ", "\x7f", "xn--"]
+    lines = []
+    for _ in range(1500):
+        name = "".join(rng.choice(pieces) for _ in range(rng.randrange(0, 20)))
+        raw = ('"' + name + '"').encode()
+        if rng.random() < 0.05:  # a stray invalid byte
+            i = rng.randrange(1, len(raw))
+            raw = raw[:i] + bytes([rng.choice([0x80, 0xC3, 0xFF])]) + raw[i:]
+        lines.append(text_line(raw, rng.choice([None, b'"ua"', b'"' + name.encode() + b'"'])))
+    for start in range(0, len(lines), 256):
+        assert_same(lines[start : start + 256], dec=text_decoder())
+        assert_same(lines[start : start + 256], dec=text_decoder(min_present=4))
+    fast, _ = both(lines, dec=text_decoder())
+    assert len(fast) > 1000
+
+
+def test_text_fuzzed_lines_and_buffer_reads_agree_with_tier2():
+    from jenga_edge.event_queue import Lines, _spans
+
+    rng = random.Random(7)
+    base = [text_line(b'"Host-%d.Example.COM."' % i, b'"agent/1.0"') for i in range(20)]
+    lines = [m for line in base for m in mutations(line, rng, 30)]
+    for start in range(0, len(lines), 200):
+        assert_same(lines[start : start + 200], dec=text_decoder())
+    good = [ln for ln in lines if b"\n" not in ln and ln.strip(b" \t\r")][:300]
+    head, middle, tail = good[:7], good[7:-9], good[-9:]  # the segments of a batch, as the queue gives them
+    buf = b"".join(ln + b"\n" for ln in middle)
+    spans = np.empty((len(middle), 2), dtype=np.int64)
+    _spans(buf, 0, len(middle), spans)
+    dec = text_decoder()
+    a, b = dec.decode(Lines([head, (buf, spans), tail])), dec.decode(good)
+    np.testing.assert_array_equal(a.text, b.text)
+    np.testing.assert_array_equal(a.text_len, b.text_len)
+    assert a.index == b.index
+
+
+def test_a_normalizer_on_a_text_feature_leaves_decoding_to_tier2():
+    dec = EventDecoder(TEXT_SCHEMA, TEXT_MAPPING, normalize={"domain": Normalizer(lower=True)})
+    assert dec._plan is None
+    batch = dec.decode([text_line(b'"  WWW.A.COM "')])
+    assert bytes(batch.text[0, 0, : batch.text_len[0, 0]]) == b"www.a.com"
+
+
+def test_plan_checks_text_columns():
+    from jenga_edge.native._fastjson import Plan
+
+    with pytest.raises(ValueError, match="text_width"):
+        Plan({b"d": ((5, 0),)}, 0, 0, 0, (), (), ((4, False, False),), 0)
+    with pytest.raises(ValueError, match="max_bytes"):
+        Plan({b"d": ((5, 0),)}, 0, 0, 0, (), (), ((9, False, False),), 8)
+    with pytest.raises(ValueError, match="out of range"):
+        Plan({b"d": ((5, 1),)}, 0, 0, 0, (), (), ((4, False, False),), 8)
+    plan = Plan({b"d": ((5, 0),)}, 0, 0, 0, (), (), ((4, True, True),), 8)
+    status = np.empty(1, np.uint8)
+    with pytest.raises(ValueError, match="text and text_len"):
+        plan.decode([b'{"d":"x"}'], np.empty((1, 0)), np.empty((1, 0), np.int64), [], status)
+    with pytest.raises(ValueError, match="text"):
+        plan.decode(
+            [b'{"d":"x"}'], np.empty((1, 0)), np.empty((1, 0), np.int64), [], status, np.empty((1, 1, 4), np.uint8),
+            np.empty((1, 1), np.int64),
+        )  # fmt: skip
+    text, lengths = np.full((1, 1, 8), 7, np.uint8), np.empty((1, 1), np.int64)
+    plan.decode([b'{"d":"Ab.CDEF.."}'], np.empty((1, 0)), np.empty((1, 0), np.int64), [], status, text, lengths)
+    assert status.tolist() == [0] and lengths.tolist() == [[4]] and bytes(text[0, 0]) == b"cdef\0\0\0\0"
+
+
+# --- list elements and first-present paths (Suricata 7 | 8 DNS records) in C ----------------------
+
+DNS_MAPPING = {
+    "domain": ["dns.rrname", "dns.queries[].rrname"],
+    "rrtype": ["dns.rrtype", "dns.queries[].rrtype"],
+    "qlen": ["dns.qlen", "dns.answers[1].ttl"],
+}
+
+
+def dns_decoder(where: bool = True) -> EventDecoder:
+    schema = FeatureSchema(
+        (
+            Feature("qlen", "numeric"),
+            Feature("rrtype", "categorical", categories=(OOV_TOKEN, "A", "AAAA")),
+            Feature("domain", "text", max_bytes=16, normalize="dns", truncate="tail", allow_missing=False),
+        ),
+        version=3,
+    )
+    return EventDecoder(
+        schema,
+        DNS_MAPPING,
+        key_fields=["src_ip", "domain"],
+        where={"dns.type": ["query", "request"]} if where else None,
+    )
+
+
+def dns_record(rng: random.Random) -> dict:
+    def name():
+        return rng.choice(["a.example", "WWW.B.COM.", "", "x" * 30, "é.fr", None, 7, {"o": 1}, ["l"], "c\nd"])
+
+    dns: dict = {"type": rng.choice(["query", "request", "answer", "response", None, 3])}
+    if rng.random() < 0.6:
+        dns["rrname"] = name()
+    if rng.random() < 0.3:
+        dns["rrtype"] = rng.choice(["A", "AAAA", "TXT", None, 28])
+    if rng.random() < 0.6:
+        dns["queries"] = rng.choice(
+            [
+                [{"rrname": name(), "rrtype": rng.choice(["A", "AAAA", None])}],
+                [{"rrname": name()}, {"rrname": name()}],
+                [],
+                [None, {"rrname": "second.example"}],
+                ["x", {"rrname": "b.example"}],
+                [[{"rrname": "nested"}]],
+                "not a list",
+                None,
+                {"rrname": "an object"},
+            ]
+        )
+    if rng.random() < 0.3:
+        dns["answers"] = rng.choice(
+            [[{"ttl": 1}, {"ttl": rng.choice([60, 1.5, None, "7", True])}], [{"ttl": 1}], [5, 6]]
+        )
+    if rng.random() < 0.2:
+        dns["qlen"] = rng.choice([3, None, "4"])
+    rec = {"src_ip": f"10.0.0.{rng.randrange(256)}", "event_type": "dns", "dns": dns}
+    if rng.random() < 0.05:
+        rec["dns"] = rng.choice([None, "x", 5, []])
+    return rec
+
+
+def test_suricata_7_and_8_dns_records_take_tier1():
+    v7 = b'{"src_ip":"10.0.0.1","dns":{"version":2,"type":"query","id":1,"rrname":"WWW.Example.COM.","rrtype":"A"}}'
+    v8 = (
+        b'{"src_ip":"10.0.0.2","dns":{"version":3,"type":"request","id":2,"rd":true,'
+        b'"queries":[{"rrname":"xjw8f2kq1093.com","rrtype":"AAAA"},{"rrname":"b.example","rrtype":"A"}]}}'
+    )
+    both_paths = b'{"src_ip":"10.0.0.3","dns":{"type":"query","queries":[{"rrname":"second"}],"rrname":"first"}}'
+    answer = (
+        b'{"src_ip":"10.0.0.4","dns":{"type":"response","queries":[{"rrname":"a.b"}],"answers":[{"ttl":1},{"ttl":60}]}}'
+    )
+    lines = [v7, v8, both_paths, answer]
+    dec = dns_decoder()
+    assert not tier1_status(lines, dec).any(), "plain Suricata records must not fall back"
+    fast, _ = both(lines, dec=dec)
+    assert fast.keys["domain"] == ["WWW.Example.COM.", "xjw8f2kq1093.com", "first"] and fast.filtered == [3]
+    assert fast.cat[:, 0].tolist() == [1, 2, 0] and fast.text_len[:, 0].tolist() == [15, 16, 5]
+    assert_same(lines, dec=dec)
+
+
+def test_random_dns_records_agree_with_tier2():
+    rng = random.Random(31)
+    lines = [json.dumps(dns_record(rng), ensure_ascii=rng.random() < 0.5).encode() for _ in range(2500)]
+    for where in (True, False):
+        dec = dns_decoder(where)
+        for start in range(0, len(lines), 250):
+            assert_same(lines[start : start + 250], dec=dec)
+    fast, _ = both(lines, dec=dns_decoder(False))
+    took = len(lines) - int(tier1_status(lines, dns_decoder(False)).sum())
+    assert took > 1000 and len(fast) > 500  # tier 1 reads most of them; many are rejected (no name)
+
+
+def test_fuzzed_dns_records_agree_with_tier2():
+    rng = random.Random(32)
+    base = [json.dumps(dns_record(rng)).encode() for _ in range(40)]
+    lines = [m for line in base for m in mutations(line, rng, 25)]
+    dec = dns_decoder()
+    for start in range(0, len(lines), 250):
+        assert_same(lines[start : start + 250], dec=dec)
+
+
+def test_plan_checks_groups_and_lists():
+    from jenga_edge.native._fastjson import Plan
+
+    with pytest.raises(ValueError, match="out of range"):
+        Plan({b"a": ((0, 0, 1, 0),)}, 1, 0, 0, (), (), (), 0, 1)  # group 1 of 1
+    with pytest.raises(ValueError, match="out of range"):
+        Plan({b"a": ((0, 0, 0, 255),)}, 1, 0, 0, (), (), (), 0, 1)
+    with pytest.raises(TypeError, match="list of one dict"):
+        Plan({b"a": [{b"0": ((0, 0),)}, {}]}, 1, 0, 0, ())
+    plan = Plan({b"a": ((0, 0, 0, 1),), b"b": [{b"1": ((0, 0, 0, 0),)}]}, 1, 0, 0, (), (), (), 0, 1)
+    num, status = np.empty((3, 1)), np.empty(3, np.uint8)
+    lines = [b'{"a":1,"b":[5,2]}', b'{"b":[5,null],"a":1}', b'{"b":[5,"x"],"a":1}']
+    plan.decode(lines, num, np.empty((3, 0), np.int64), [], status)
+    assert status.tolist() == [0, 0, 1] and num[:2, 0].tolist() == [2.0, 1.0]  # b[1] first; a null never counts
+
+
+DNS_EDGE = [
+    b'{"dns":{"type":"query","rrname":"a.b","extra":"\xff"}}',  # tier 2 decodes all of dns: bad_json
+    b'{"dns":{"type":"query","rrname":"a.b","\xff":1}}',
+    b'{"dns":{"type":"query","rrname":"a.b","extra":"\xc3\xa9"}}',
+    b'{"dns":{"type":"query","rrname":"a.b","extra":1e400}}',  # out of range in a decoded value
+    b'{"dns":{"type":"query","rrname":"a.b","extra":[1,{"x":-1e999}]}}',
+    b'{"dns":{"type":"query","rrname":"a.b","extra":123456789012345678901234567890}}',
+    b'{"dns":{"type":"query","rrname":"a.b","extra":1e-400}}',
+    b'{"dns":{"type":"query","rrname":"a.b","extra":"\\ud800"}}',
+    b'{"dns":{"type":"query","rrname":"a.b","extra":"\\u00e9"}}',
+    b'{"dns":{"type":"query","rrname":"a.b"},"other":1e400,"more":"\xff"}',  # outside dns: never decoded
+    b'{"dns":{"type":"query","rrname":"a.b","queries":[{"rrname":"\xff"}]}}',  # the later path, invalid
+    b'{"dns":{"type":"query","rrname":"a.b","queries":[{"rrname":1e400}]}}',
+    b'{"dns":{"type":"query","queries":[{"rrname":"a.b"}],"rrname":null}}',
+    b'{"dns":{"type":"query","queries":[{"rrname":"a.b"}],"rrname":5}}',  # the first path: a number
+    b'{"dns":{"type":"query","queries":[{"rrname":"a.b"}],"rrname":{"x":1}}}',
+    b'{"dns":{"type":"query","queries":[{"rrname":"a.b"},{"rrname":"c.d"}],"answers":[{"ttl":1},{"ttl":7}]}}',
+    b'{"dns":{"type":"query","queries":[{"rrname":"a.b"}],"answers":[{"ttl":1},{"ttl":"7"}]}}',
+    b'{"dns":{"type":"query","queries":[{"rrname":"a.b"}],"answers":[{"ttl":1},{"ttl":{}}]}}',
+    b'{"dns":{"type":"query","queries":[{"rrname":"a.b"}],"answers":[{"ttl":1},7]}}',
+    b'{"dns":{"type":"query","queries":[{"rrname":"a.b","rrname":"x.y"}]}}',  # duplicate inside an element
+    b'{"dns":{"type":"query","queries":{"rrname":"a.b"}}}',
+    b'{"dns":{"type":"query","queries":[]}}',
+    b'{"dns":{"type":"query","queries":[[{"rrname":"a.b"}]]}}',
+    b'{"dns":{"type":"query","queries":[' + b"[" * 40 + b"]" * 40 + b',{"rrname":"a.b"}]}}',
+    b'{"dns":{"type":"answer","rrname":"a.b"}}',  # filtered
+    b'{"dns":{"type":"query","rrname":"a.b"},"dns":{"type":"query","rrname":"c.d"}}',  # duplicate top key
+    b'{"dns":null}',
+    b'{"dns":[]}',
+]
+
+
+@pytest.mark.parametrize("line", DNS_EDGE, ids=[repr(e[:60]) for e in DNS_EDGE])
+def test_dns_edge_cases_agree_with_tier2(line):
+    good = [b'{"src_ip":"1.2.3.4","dns":{"type":"query","rrname":"ok%d.example"}}' % i for i in range(4)]
+    for where in (True, False):
+        assert_same([line], dec=dns_decoder(where))
+        assert_same([*good[:2], line, *good[2:], line], dec=dns_decoder(where))
