@@ -135,7 +135,7 @@ def edge_scores(bundle: Path, names: list[str]) -> tuple[np.ndarray, dict]:
     for i in range(0, len(names), TIMING_BATCH):
         part = slice(i, i + TIMING_BATCH)
         t0 = time.perf_counter()
-        out[part] = scorer.score(num[part], cat[part], (text[0][part], text[1][part])).score["dga"]
+        out[part] = scorer.score(num[part], cat[part], text[0][part], text[1][part]).score["dga"]
         busy += time.perf_counter() - t0
     return out, {"scorer_names_per_s": len(names) / busy if busy else float("nan")}
 

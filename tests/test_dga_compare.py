@@ -59,7 +59,7 @@ def write_data(tmp_path: Path) -> None:
             {"domain": f"{w}.com", "label": "benign", "family": None}
             for w in rng.choice(["shop", "news", "mail", "bank", "cloud", "photo"], n_benign)
         ]
-        for fam in ("f1", "f2", "f3"):
+        for fam in ("f1", "f2", "f3", "f4", "f5"):
             out += [
                 {"domain": "".join(rng.choice(letters, 12)) + ".net", "label": "dga", "family": fam}
                 for _ in range(n_per_family)
