@@ -105,6 +105,15 @@ def test_the_sentinel_writes_its_alerts_file_on_rank_0_only(tmp_path):
     assert isinstance(from_config(cfg, write_files=False)[0].handler, RecordingHandler)
 
 
+def test_holdout_under_torchrun_is_refused(monkeypatch):
+    from trainer.holdout import run_holdout
+
+    for name, value in TORCHRUN.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match="holdout under torchrun"):
+        run_holdout(base_config({}, [], Path("unused")), "threat")  # refused before the config is read
+
+
 # ---------------------------------------------------------------- a real run
 
 
