@@ -109,6 +109,9 @@ def _make_contexts(prog: str, cli: click.Command, args: list[str]) -> None:
 
 def check_command(w: list[str]) -> None:
     prog, args = w[0], w[1:]
+    if prog == "torchrun" and "-m" in args:  # the launcher's own options, then the module's command
+        at = args.index("-m")
+        prog, args = args[at + 1], args[at + 2 :]
     if prog in ("python", "python3") and args[:1] == ["-m"]:
         prog, args = args[1], args[2:]
     elif prog in ("python", "python3") and args and args[0].endswith(".py"):
@@ -150,6 +153,8 @@ def test_the_command_check_can_fail():
         check_command(["jenga-export", "--model", "M", "-o", "B", "--opset", "7"])
     with pytest.raises(AssertionError):
         check_command(["make", "deploy"])
+    with pytest.raises(click.ClickException):  # under torchrun: the module's command is checked
+        check_command(["torchrun", "--nproc_per_node", "2", "-m", "trainer", "train", "--epochs", "3"])
 
 
 AGENT_KEYS = {f.encode_name for f in msgspec.structs.fields(AgentConfig)}

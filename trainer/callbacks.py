@@ -213,12 +213,14 @@ class NestedLearningCallback(Callback):
         }
 
 
-def from_config(cfg: Any) -> list[Callback]:
-    """Callbacks named in training.callbacks."""
+def from_config(cfg: Any, write_files: bool = True) -> list[Callback]:
+    """Callbacks named in training.callbacks. write_files False (torchrun's ranks > 0): the
+    sentinel keeps its alerts in memory, rank 0 writes the alerts file."""
     cbs: list[Callback] = []
     if cfg.sentinel is not None:
         s = cfg.sentinel
-        handler: Callable = JsonlAlertHandler(s.alerts_file) if s.alerts_file else RecordingHandler()
+        to_file = s.alerts_file and write_files
+        handler: Callable = JsonlAlertHandler(s.alerts_file) if to_file else RecordingHandler()
         cbs.append(SecuritySentinelCallback(s.threshold, s.action_target, handler, s.phases))
     if cfg.nested_learning is not None:
         n = cfg.nested_learning

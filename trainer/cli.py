@@ -44,7 +44,8 @@ def train(config_path: str, overrides: tuple[str, ...], output_dir: str | None) 
 
     cfg = load_config(config_path, overrides)
     run = run_experiment(cfg, Path(output_dir) if output_dir else None, out=sys.stderr)
-    print_training_summary(run)
+    if run.main:  # under torchrun, rank 0 speaks for the run
+        print_training_summary(run)
 
 
 @main.command()

@@ -61,8 +61,14 @@ def make_folds(groups: list[str], k: int, seed: int) -> list[list[str]]:
 def run_holdout(
     cfg: ExperimentConfig, task_name: str, folds: int = 4, output_dir: Path | None = None, out=sys.stderr
 ) -> dict:
+    from .distributed import from_env
     from .run import run_experiment  # late import: run pulls in the training loop
 
+    if from_env().active:
+        raise ConfigError(
+            "holdout under torchrun: not supported (every rank would score and write each fold); "
+            "run `jenga-train holdout` as one process"
+        )
     if cfg.training.init_from:
         raise ConfigError(
             "holdout trains a fresh model per fold; a model continued from "

@@ -11,12 +11,12 @@ from pathlib import Path
 
 from jenga_edge.contract.errors import ConfigError
 
-from . import checkpoint
+from . import checkpoint, distributed
 from .callbacks import Callback, from_config
 from .config import ExperimentConfig
 from .dataset import Holdout, prepare
 from .model import count_parameters
-from .train import Trainer, TrainResult
+from .train import Trainer, TrainResult, resolve_device
 
 
 @dataclass
@@ -25,6 +25,7 @@ class RunOutput:
     model_dir: Path
     trainer: Trainer
     seconds: float
+    main: bool = True  # False on torchrun's ranks > 0: they wrote nothing and print nothing
 
 
 def run_experiment(
@@ -35,23 +36,43 @@ def run_experiment(
     save: bool = True,
     out=sys.stderr,
 ) -> RunOutput:
-    out_dir = Path(output_dir or cfg.output_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Train one experiment. Under torchrun (RANK/WORLD_SIZE in the environment) every rank
+    calls this; they train one model with DDP and rank 0 alone writes and prints."""
+    d = distributed.from_env()
+    device = distributed.rank_device(resolve_device(cfg.training.device), d)
+    with distributed.session(device, d):
+        return _run(cfg, Path(output_dir or cfg.output_dir), callbacks, holdout, save and d.main, out, d)
+
+
+def _run(
+    cfg: ExperimentConfig,
+    out_dir: Path,
+    callbacks: Sequence[Callback],
+    holdout: Holdout | None,
+    save: bool,
+    out,
+    d: distributed.Dist,
+) -> RunOutput:
+    out = out if d.main else None
+    if d.main:
+        out_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     loaded = _load_initial(cfg)
     sources, tasks = prepare(cfg, holdout, loaded.schemas if loaded else None)
     if loaded:
         _check_compatible(cfg, loaded, tasks)
     model = loaded.model if loaded else None
-    metrics_path = out_dir / "metrics.jsonl"
-    metrics_path.unlink(missing_ok=True)
-    cbs = [*from_config(cfg.training.callbacks), *callbacks]
-    trainer = Trainer(cfg, sources, tasks, cbs, model=model, metrics_path=metrics_path, out=out)
+    metrics_path = out_dir / "metrics.jsonl" if d.main else None
+    if metrics_path is not None:
+        metrics_path.unlink(missing_ok=True)
+    cbs = [*from_config(cfg.training.callbacks, write_files=d.main), *callbacks]
+    trainer = Trainer(cfg, sources, tasks, cbs, model=model, metrics_path=metrics_path, out=out, dist=d)
+    ranks = f", {d.world_size} processes (DDP, {distributed.backend_for(trainer.device)})" if d.active else ""
     _say(
         out,
         cfg,
         f"{cfg.project_name}: {len(tasks)} task(s), {len(sources)} source(s), "
-        f"{count_parameters(trainer.model):,} parameters, device {trainer.device}",
+        f"{count_parameters(trainer.model):,} parameters, device {trainer.device}{ranks}",
     )
     result = trainer.fit()
     seconds = time.perf_counter() - t0
@@ -66,7 +87,7 @@ def run_experiment(
             **result.summary,
         }
         (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
-    return RunOutput(result, model_dir, trainer, seconds)
+    return RunOutput(result, model_dir, trainer, seconds, d.main)
 
 
 def _load_initial(cfg: ExperimentConfig):

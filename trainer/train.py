@@ -24,6 +24,7 @@ import torch
 
 from jenga_edge.contract.errors import ConfigError, DataError
 
+from . import distributed
 from .callbacks import BatchInfo, Callback, CallbackList
 from .config import ExperimentConfig
 from .dataset import SourceData, TaskData
@@ -94,12 +95,21 @@ class Trainer:
         model: MultiTaskModel | None = None,
         metrics_path: Path | None = None,
         out=sys.stderr,
+        dist: distributed.Dist = distributed.SINGLE,
     ):
         self.cfg, self.tcfg, self.tasks = cfg, cfg.training, {t.name: t for t in tasks}
+        # Under torchrun (dist.active): rank 0 alone prints, writes and evaluates (distributed.py).
+        self.dist = dist
+        self.batch_size = distributed.per_rank_batch(self.tcfg.batch_size, dist)
+        self.metrics_path: Path | None = metrics_path if dist.main else None
+        self.out = out if dist.main else None
+        self.warnings: list[str] = []  # said on `out` and kept in the summary (and the model's manifest)
         torch.manual_seed(self.tcfg.seed)
-        self.device = resolve_device(self.tcfg.device)
+        self.device = distributed.rank_device(resolve_device(self.tcfg.device), dist)
         self.model = model or MultiTaskModel({n: s.schema for n, s in sources.items()}, task_specs(tasks), cfg.model)
         self.model.to(self.device)
+        if dist.active:
+            self._prepare_ddp()
         self.sources = sources
         self.num = {n: torch.as_tensor(s.num, device=self.device) for n, s in sources.items()}
         self.cat = {n: torch.as_tensor(s.cat, device=self.device) for n, s in sources.items()}
@@ -123,14 +133,24 @@ class Trainer:
         self.optimizer = self._optimizer()
         self.autocast = self._autocast()
         self.forward = self._compiled_forward()
-        self.metrics_path, self.out = metrics_path, out
+        # Every rank draws the same permutations from this generator; distributed.shard splits them.
         self.gen = torch.Generator(device=self.device).manual_seed(self.tcfg.seed)
         self.step = 0
-        self.warnings: list[str] = []  # said on `out` and kept in the summary (and the model's manifest)
         self._recon: dict[str, float] = {}  # novelty tasks: mean reconstruction error of normal validation rows
         self._check_positives()
 
     # -------------------------------------------------------------- setup
+    def _prepare_ddp(self) -> None:
+        self.model, synced = distributed.sync_batch_norm(self.model, self.device)
+        if not synced and self.cfg.model.normalization == "batch":
+            self.warn(
+                "model.normalization batch under DDP on CPU: each rank normalizes with its own batch's "
+                "statistics (SyncBatchNorm needs GPUs); layer normalization matches a single process"
+            )
+        # Dropout masks differ per rank (each rank's rows are different rows); the data order
+        # comes from self.gen, seeded alike on every rank.
+        torch.manual_seed(self.tcfg.seed + self.dist.rank)
+
     def _class_weights(self, t: TaskData) -> torch.Tensor | None:
         if t.cfg.class_weighting == "none" or t.cfg.mode != "supervised":
             return None
@@ -157,11 +177,14 @@ class Trainer:
         return lambda: torch.autocast(self.device.type, dtype=torch.bfloat16)
 
     def _compiled_forward(self):
+        # Training steps go through DDP's wrapper (it all-reduces the gradients); scoring,
+        # calibration and saving use the bare model.
+        step_model = distributed.wrap(self.model, self.device, self.dist) if self.dist.active else self.model
         if self.tcfg.compile == "none":
-            return self.model
+            return step_model
         # reduce-overhead captures CUDA graphs; shapes must stay static, so partial
         # batches are dropped (see _batches) and each task compiles once.
-        return torch.compile(self.model, mode="reduce-overhead", dynamic=False)
+        return torch.compile(step_model, mode="reduce-overhead", dynamic=False)
 
     def _check_positives(self) -> None:
         """Say when a binary task's validation rows hold too few positives for what it needs:
@@ -196,6 +219,7 @@ class Trainer:
 
     # --------------------------------------------------------------- loop
     def steps_per_epoch(self) -> int:
+        # The global batch: a rank's shard in per-rank batches takes as many steps (distributed.shard).
         bs = self.tcfg.batch_size
         return sum(max(1, math.ceil(i.numel() / bs)) for i in self.train_idx.values())
 
@@ -217,7 +241,8 @@ class Trainer:
             t0 = time.perf_counter()
             losses, seen = self._run_epoch(total)
             train_s = time.perf_counter() - t0
-            val, selection = self.evaluate()
+            # Rank 0 evaluates and every rank takes its numbers: one best-epoch decision.
+            val, selection = distributed.on_main(self.evaluate, self.dist)
             logs = {
                 "epoch": epoch,
                 "train_loss": losses,
@@ -248,24 +273,34 @@ class Trainer:
                 break
         if best_state is not None:
             self.model.load_state_dict(best_state)
-        final, _ = self.evaluate(fire=True)
-        self._refit_trees(final)
-        for name, m in final.items():
-            if "threshold_fallback" in m:
-                self.warn(f"task {name!r}: {m['threshold_fallback']}")
+        final = distributed.on_main(self._final_metrics, self.dist)
         result = TrainResult(
             history, best_epoch, best, final, {n: m["threshold"] for n, m in final.items() if "threshold" in m}
         )
         result.summary = self.callbacks.summary()
+        if self.dist.active:
+            result.summary["distributed"] = distributed.describe(self.dist, self.device, self.tcfg.batch_size)
         if self.warnings:
             result.summary["warnings"] = list(self.warnings)
         self.callbacks.fire("on_train_end", self, result.summary)
         return result
 
+    def _final_metrics(self) -> dict[str, dict]:
+        """The kept weights' validation metrics, thresholds and calibrations (rank 0 under DDP)."""
+        final, _ = self.evaluate(fire=True)
+        self._refit_trees(final)
+        for name, m in final.items():
+            if "threshold_fallback" in m:
+                self.warn(f"task {name!r}: {m['threshold_fallback']}")
+        return final
+
     def _fit_trees(self) -> None:
-        """Each tree-model task: boosted on its training rows, stopped early on its validation rows."""
+        """Each tree-model task: boosted on its training rows, stopped early on its validation rows.
+        Under DDP rank 0 alone fits them: no other rank scores a tree task or saves it."""
         from . import trees
 
+        if not self.dist.main:
+            return
         for name, task in self.tasks.items():
             learner = task.cfg.tree_learner()
             if learner is None:
@@ -292,7 +327,7 @@ class Trainer:
         rows it never saw; the refit's rounds are recorded beside them."""
         from . import trees
 
-        for name, tree in list(self.trees.items()):
+        for name, tree in list(self.trees.items()):  # empty but on rank 0
             task = self.tasks[name]
             learner = task.cfg.tree_learner()
             if learner is None or not learner.refit:
@@ -331,8 +366,12 @@ class Trainer:
             seen += idx.numel()
             self.step += 1
         # Losses stay on the device until the epoch ends: a .item() per step would
-        # stall the GPU on every batch.
-        return {n: float(torch.stack(v).mean()) for n, v in sums.items() if v}, seen
+        # stall the GPU on every batch. Under DDP: the mean over ranks, and every rank's rows.
+        names = [n for n, v in sums.items() if v]
+        if not names:
+            return {}, seen
+        means = distributed.mean_over_ranks(torch.stack([torch.stack(sums[n]).mean() for n in names]), self.dist)
+        return {n: float(m) for n, m in zip(names, means, strict=True)}, seen * self.dist.world_size
 
     def _schedule(self) -> list[str]:
         names = list(self.train_idx)
@@ -350,8 +389,8 @@ class Trainer:
 
     def _batches(self, name: str):
         idx = self.train_idx[name]
-        perm = idx[torch.randperm(idx.numel(), device=self.device, generator=self.gen)]
-        bs = self.tcfg.batch_size
+        perm = distributed.shard(idx[torch.randperm(idx.numel(), device=self.device, generator=self.gen)], self.dist)
+        bs = self.batch_size
         stop = perm.numel() - perm.numel() % bs if self.tcfg.compile != "none" and perm.numel() >= bs else perm.numel()
         return (perm[i : i + bs] for i in range(0, stop, bs))
 
@@ -386,7 +425,13 @@ class Trainer:
             return out["loss"]
         # An ensemble's logits are k per row (row-major): the mean of the members' losses.
         y = y.repeat_interleave(self.model.ensemble) if self.model.ensemble > 1 else y
-        return kind_of(task).loss(out["logits"], y, self.class_weights[task.name])
+        weights = self.class_weights[task.name]
+        loss = kind_of(task).loss(out["logits"], y, weights)
+        if self.dist.active and weights is not None and not task.binary:
+            # cross_entropy's weighted mean divides by this rank's weight sum; the single
+            # process divides by the global batch's: rescale so DDP's mean over ranks is that.
+            loss = loss * distributed.weight_share(weights.index_select(0, y).sum(), self.dist)
+        return loss
 
     # ---------------------------------------------------------- evaluation
     def evaluate(self, fire: bool = False) -> tuple[dict[str, dict], float]:
