@@ -38,22 +38,125 @@ def text_ids(text_bytes: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Ten
 
 
 class ByteCNN(nn.Module):
-    """Embeddings -> parallel Conv1d of `widths` ('same' length) -> ReLU -> masked max pool."""
+    """Byte n-gram detectors (a convolution over one-hot bytes) -> ReLU -> masked max pool
+    (and, with ``pool: maxmean``, the masked mean too).
+
+    A convolution of width w over byte embeddings is linear in the w bytes of its window,
+    so it is a sum of w table look-ups: ``h[t] = b + sum_j T_j[id[t + j - left]]``, each
+    ``T_j`` a [257, channels] table (``T_j = E @ W_j`` when ``embedding_dim`` is given: a
+    byte embedding shared by the window's positions, the usual Embedding + Conv1d; without
+    it each position has its own free table). Look-ups and adds instead of a Conv: no
+    im2col, no transposes, channels last; ~2x the speed of Embedding + Conv1d in onnxruntime.
+
+    Padding costs nothing: the window's anchor table maps the padding id to a large
+    negative constant, so a position past the text's end never wins the max and is 0
+    after the ReLU (the mean's sum), and a neighbour that is padding adds 0 (a 'same'
+    convolution's zero padding). A text therefore scores the same in a batch padded to
+    max_bytes as in one trimmed to its longest text; an empty text pools to zeros.
+    """
 
     def __init__(
-        self, max_bytes: int, embedding_dim: int = 16, channels: int = 32, widths: Sequence[int] = (2, 3, 4, 5)
+        self,
+        max_bytes: int,
+        channels: int = 32,
+        widths: Sequence[int] = (3,),
+        embedding_dim: int | None = 16,
+        pool: str = "max",
     ):
         super().__init__()
-        self.embedding = nn.Embedding(VOCAB, embedding_dim, padding_idx=PAD_ID)
-        self.convs = nn.ModuleList(nn.Conv1d(embedding_dim, channels, w, padding="same") for w in widths)
-        self.out_dim = channels * len(widths)
+        if pool not in ("max", "maxmean"):
+            raise ValueError(f"model.text.pool {pool!r}: expected max or maxmean")
+        self.widths = tuple(int(w) for w in widths)
+        self.channels = channels
+        rows = VOCAB if embedding_dim is None else int(embedding_dim)
+        # One [rows, channels] weight per window position, for each width; biases per width.
+        self.weights = nn.ParameterList(
+            nn.Parameter(torch.randn(w, rows, channels) * (1.0 / math.sqrt(w * rows if embedding_dim else w)))
+            for w in self.widths
+        )
+        self.biases = nn.ParameterList(nn.Parameter(torch.zeros(channels)) for _ in self.widths)
+        self.embedding = None if embedding_dim is None else nn.Embedding(VOCAB, int(embedding_dim), padding_idx=PAD_ID)
+        self.pool = pool
+        self.out_dim = channels * len(self.widths) * (2 if pool == "maxmean" else 1)
+
+    def _tables(self, k: int) -> list[torch.Tensor]:
+        """Width k's per-position [257, channels] tables, padding rows set (see the class)."""
+        w = self.widths[k]
+        left = (w - 1) // 2
+        out = []
+        for j in range(w):
+            t = self.weights[k][j] if self.embedding is None else self.embedding.weight @ self.weights[k][j]
+            if j == left:
+                t = t + self.biases[k]
+            pad = torch.full_like(t[:1], -1e4 if j == left else 0.0)
+            out.append(torch.cat([pad, t[1:]], dim=0))
+        return out
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        x = self.embedding(ids).transpose(1, 2)  # [B, E, L]
-        keep = mask.unsqueeze(1)  # [B, 1, L]
-        # ReLU outputs are >= 0, so zeroing the padded positions leaves the max of the
-        # text's own positions, and an empty text pools to zeros (never -inf).
-        pooled = [(torch.relu(conv(x)) * keep).amax(dim=2) for conv in self.convs]
+        n = ids.shape[1]
+        pooled_max, pooled_mean = [], []
+        count = mask.sum(dim=1, keepdim=True).clamp(min=1).to(torch.float32)
+        for k, w in enumerate(self.widths):
+            left = (w - 1) // 2
+            padded = nn.functional.pad(ids, (left, w - 1 - left))  # id 0: padding
+            h = None
+            for j, table in enumerate(self._tables(k)):
+                part = nn.functional.embedding(padded[:, j : j + n], table)
+                h = part if h is None else h + part
+            assert h is not None
+            pooled_max.append(torch.relu(h.amax(dim=1)))  # relu(max) == max(relu)
+            if self.pool == "maxmean":
+                pooled_mean.append(torch.relu(h).sum(dim=1) / count)
+        return torch.cat(pooled_max + pooled_mean, dim=1)
+
+
+class ByteNgrams(nn.Module):
+    """Hashed byte n-gram embedding bag, computed in the graph: each position's n-gram
+    (centred on it; the text's edges read padding, so its first and last n-grams are
+    edge markers) is hashed into one of ``buckets`` rows of a [buckets, channels] table
+    per n; the rows are summed over the ``ngrams`` sizes, ReLU, then max- (and with
+    ``pool: maxmean`` mean-) pooled over the text. One look-up per position and n: the
+    cheapest backbone here, but its table is the model's size (buckets * channels * 4 bytes).
+
+    A position past the text's end looks up row 0, a constant far below any value, so it
+    never wins the max and adds 0 to the mean's sum: the same score padded or trimmed.
+    """
+
+    def __init__(
+        self, max_bytes: int, channels: int = 32, ngrams: Sequence[int] = (3,), buckets: int = 4093, pool: str = "maxmean"
+    ):
+        super().__init__()
+        if pool not in ("max", "maxmean"):
+            raise ValueError(f"model.text.pool {pool!r}: expected max or maxmean")
+        self.ngrams = tuple(int(n) for n in ngrams)
+        self.buckets = int(buckets)
+        self.tables = nn.ParameterList(
+            nn.Parameter(torch.randn(self.buckets - 1, channels) * 0.1) for _ in self.ngrams
+        )
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.pool = pool
+        self.out_dim = channels * (2 if pool == "maxmean" else 1)
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        n_pos = ids.shape[1]
+        keep = mask.to(torch.int64)
+        h = None
+        for n, table in zip(self.ngrams, self.tables, strict=True):
+            left = (n - 1) // 2
+            padded = nn.functional.pad(ids, (left, n - 1 - left))
+            code = padded[:, 0:n_pos]
+            for j in range(1, n):
+                code = code * VOCAB + padded[:, j : j + n_pos]
+            # Rows 1..buckets-1 hold the n-grams; row 0 is the padding constant.
+            idx = (code % (self.buckets - 1) + 1) * keep
+            full = torch.cat([torch.full_like(table[:1], -1e4), table + self.bias], dim=0)
+            part = nn.functional.embedding(idx, full)
+            h = part if h is None else h + part
+        assert h is not None
+        pooled = [torch.relu(h.amax(dim=1))]
+        if self.pool == "maxmean":
+            count = mask.sum(dim=1, keepdim=True).clamp(min=1).to(h.dtype)
+            pooled.append(torch.relu(h).sum(dim=1) / count)
         return torch.cat(pooled, dim=1)
 
 
@@ -102,7 +205,7 @@ class _Block(nn.Module):
         return x + self.ff(self.norm2(x))
 
 
-BACKBONES: dict[str, type[nn.Module]] = {"cnn": ByteCNN, "transformer": ByteTransformer}
+BACKBONES: dict[str, type[nn.Module]] = {"cnn": ByteCNN, "ngram": ByteNgrams, "transformer": ByteTransformer}
 
 
 class TextEncoder(nn.Module):
