@@ -20,10 +20,10 @@ batches of training names trimmed to their longest name; the graph's size in byt
 the model size. The same run checks that a name scores the same padded to max_bytes
 as trimmed.
 
-    python bench/dga_study.py --speed-only                      # ORT speed and size per candidate
-    python bench/dga_study.py --candidates cnn32,cnn64 --folds 2 --train-rows 60000 --epochs 3
-    python bench/dga_study.py --candidates cnn32 --tld both     # all 4 folds, with and without TLD
-    python bench/dga_study.py --candidates cnn32 --final        # + test_seen.jsonl, once
+    python bench/dga_study.py --speed-only --candidates c32,recommended,transformer
+    python bench/dga_study.py --candidates c32-mm,c32x2-mm --folds 2 --train-rows 60000 --epochs 8
+    python bench/dga_study.py --candidates recommended --tld both --baseline     # 4 folds, all rows
+    python bench/dga_study.py --candidates recommended --tld both --final --folds 0   # test_seen, once
 """
 
 from __future__ import annotations
@@ -344,7 +344,9 @@ def table(results: list[dict]) -> str:
     ]
     for r in results:
         if not r["folds"]:
-            sp = r["speed"]
+            sp = r.get("speed")
+            if not sp:
+                continue
             out.append(f"| {r['candidate']} | - | 0 | - | - | - | {sp['names_per_s']:,.0f} | {sp['graph_bytes']:,} |")
             continue
         rec = summarize([f["recall_at_1pct_fpr"] for f in r["folds"]])
@@ -398,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
         tx, tl = encode_names(timing, recipe.max_bytes)
         speed = speed_and_size(build(recipe, 1).eval(), tx, tl, recipe.max_bytes)
         print(f"{c}: {speed}", file=sys.stderr, flush=True)
-        if args.speed_only:
+        if args.speed_only or not args.folds:
             results.append({"candidate": c, "tld": True, "folds": [], "speed": speed})
             continue
         views = {"tld": encode_names(names, recipe.max_bytes)}
@@ -406,11 +408,11 @@ def main(argv: list[str] | None = None) -> int:
             views["notld"] = encode_names([without_tld(n) for n in names], recipe.max_bytes)
         data = {**views, "y": y, "fam": fam}
         splits = fold_data(names, y, families, args)
-        for tld in {"with": [True], "without": [False], "both": [True, False]}[args.tld]:
+        for tld in {"with": [True], "without": [False], "both": [True, False]}[args.tld] if splits else []:
             r = run_candidate(c, recipe, data, splits, args, tld)
             r["speed"] = speed
             results.append(r)
-    if args.baseline and not args.speed_only:
+    if args.baseline and not args.speed_only and args.folds:
         splits = fold_data(names, y, families, args)
         for tld in {"with": [True], "without": [False], "both": [True, False]}[args.tld]:
             results.append(baseline_rows(names, y, splits, tld))
