@@ -61,7 +61,7 @@ class ByteCNN(nn.Module):
         max_bytes: int,
         channels: int = 32,
         widths: Sequence[int] = (3,),
-        embedding_dim: int | None = 16,
+        embedding_dim: int | None = 32,
         pool: str = "maxmean",
     ):
         super().__init__()
