@@ -1,0 +1,50 @@
+"""bench/dga_study.py's pure helpers: the byte rule of its names (the schema's text rule,
+truncate: tail), batches trimmed to their longest name, the trainer's learning-rate
+schedule and the dense family indices of a fold's training rows. (No training here.)"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+_BENCH = Path(__file__).resolve().parents[1] / "bench"
+sys.path.insert(0, str(_BENCH))  # dga_study imports its siblings dga_compare, detection_compare
+_spec = importlib.util.spec_from_file_location("dga_study", _BENCH / "dga_study.py")
+assert _spec and _spec.loader
+study = importlib.util.module_from_spec(_spec)
+sys.modules["dga_study"] = study  # its dataclasses look their module up there
+_spec.loader.exec_module(study)
+
+
+def test_encode_names_pads_with_zeros_and_keeps_the_tail_of_a_long_name():
+    x, lengths = study.encode_names(["ab.com", "", "xyz.münchen.de"], 8)
+    assert x.dtype == np.uint8 and x.shape == (3, 8)
+    assert lengths.tolist() == [6, 0, 8]
+    assert bytes(x[0, :6]) == b"ab.com" and not x[0, 6:].any()
+    assert not x[1].any()
+    assert bytes(x[2]) == "xyz.münchen.de".encode()[-8:]  # the TLD's side, a byte cut
+
+
+def test_trimmed_batches_cover_every_row_once_at_their_longest_length():
+    lengths = np.array([3, 9, 1, 0, 0, 4, 2])
+    plan = study.trimmed_batches(lengths, 3)
+    assert plan == [(0, 3, 9), (3, 6, 4), (6, 7, 2)]
+    assert study.trimmed_batches(np.array([0, 0]), 4) == [(0, 2, 1)]  # never a 0-byte axis
+
+
+def test_lr_at_warms_up_linearly_then_decays_to_zero():
+    total = 100
+    assert study.lr_at(0, total, 1.0) == pytest.approx(1 / 5)
+    assert study.lr_at(4, total, 1.0) == pytest.approx(1.0)
+    assert study.lr_at(5, total, 1.0) == pytest.approx(1.0)
+    assert study.lr_at(total, total, 1.0) == pytest.approx(0.0)
+    mid = study.lr_at(5 + 95 // 2, total, 1.0)
+    assert 0.45 < mid < 0.55
+
+
+def test_remap_makes_family_indices_dense_and_keeps_benign():
+    assert study.remap(np.array([-1, 7, 3, 7, -1, 12])).tolist() == [-1, 1, 0, 1, -1, 2]
