@@ -269,7 +269,7 @@ class PeriodicConfig(Config, kw_only=True):
 
 # Each option is passed to the backbone only when set, so an unset one keeps the default of
 # trainer/text_backbones.py (tuned there, not repeated here).
-CNN_OPTIONS = ("embedding_dim", "channels", "widths")
+CNN_OPTIONS = ("embedding_dim", "channels", "widths", "pool")
 TRANSFORMER_OPTIONS = ("d_model", "heads", "layers", "ff")
 
 
@@ -279,13 +279,17 @@ class TextModelConfig(Config, kw_only=True):
 
     backbone: Annotated[
         Literal["cnn", "transformer"],
-        doc("cnn: byte embeddings, convolutions of several widths, max-pooled; transformer: a tiny one, mean-pooled"),
+        doc("cnn: byte embeddings, n-gram convolutions, max/mean-pooled; transformer: a tiny one, mean-pooled"),
     ] = "cnn"
     embedding_dim: Annotated[PositiveInt | None, doc("cnn: byte embedding width")] = None
     channels: Annotated[PositiveInt | None, doc("cnn: filters per convolution width")] = None
     widths: Annotated[
         Annotated[list[Annotated[int, msgspec.Meta(ge=1, le=32)]], msgspec.Meta(min_length=1)] | None,
         doc("cnn: convolution widths (byte n-gram lengths)"),
+    ] = None
+    pool: Annotated[
+        Literal["max", "maxmean"] | None,
+        doc("cnn: max-pool the detectors over the text, or max and mean (default; better on unseen DGA families)"),
     ] = None
     d_model: Annotated[PositiveInt | None, doc("transformer: model width (a multiple of heads)")] = None
     heads: Annotated[PositiveInt | None, doc("transformer: attention heads")] = None
