@@ -90,7 +90,9 @@ def test_a_quick_baseline_run_writes_the_table(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_ours_is_trained_exported_and_scored_by_the_agent(tmp_path, capsys):
-    """Our row: the trainer on the fold's rows, jenga-export, the agent's Scorer (no sklearn)."""
+    """Our row: the trainer on the fold's rows, jenga-export, the agent's Scorer. (The table's
+    metrics are detection_compare's, from scikit-learn, the `bench` extra.)"""
+    pytest.importorskip("sklearn")
     write_data(tmp_path)
     out = tmp_path / "out.json"
     argv = ["--data", str(tmp_path), "--folds", "2", "--out", str(out), "--no-baseline", "--tmp", str(tmp_path / "w")]
