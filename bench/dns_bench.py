@@ -17,7 +17,8 @@ map nothing (the C tier reads them). The rule is the profile's (one alert per
 host per 5 minutes) into a JSON Lines sink.
 
 1. e2e       `python -m jenga_edge.cli run` on stdin, pinned to one core (--cpu),
-             OMP_NUM_THREADS=1, max_batch 1024: names/s = scored / span_s (and /
+             OMP_NUM_THREADS=1, max_batch --max-batch (default 128, the DNS profile's):
+             names/s = scored / span_s (and /
              busy_s), peak RSS from wait4 (a small launcher forks the agents, see
              agent_bench.py), start-up = spawn -> first scored event
 2. latency   in-process, flat lines offered at a steady rate (--rate) by a feeder
@@ -47,6 +48,9 @@ REPO = ab.REPO
 NAMES = REPO / ".." / "shared" / "datasets" / "dga" / "test_seen.jsonl"
 PROFILE = REPO / "firmware_configs" / "soc_sensor_dns.yaml"
 SHAPES = ("flat", "suricata7", "suricata8")
+# The agent's max_batch (--max-batch). The CNN's intermediates are [batch, bytes, channels]
+# floats: 1,024-name batches took the agent's peak RSS from ~70 to ~133 MB; 128 cost ~5 MB.
+MAX_BATCH = [128]
 
 
 def load_names(path: Path, n: int, seed: int = 3) -> list[str]:
@@ -121,7 +125,7 @@ def agent_config(path: Path, bundle: str, work: Path, task: str, feature: str, s
         "description": f"dns_bench {shape}",
         "agent": {"id": "bench", "bundle": bundle, "tasks": [task]},
         "runtime": {"intra_op_threads": 1, "inter_op_threads": 1},
-        "batching": {"max_batch": 1024, "max_wait_ms": 5, **batching},
+        "batching": {"max_batch": MAX_BATCH[0], "max_wait_ms": 5, **batching},
         "sources": [{"type": "stdin"}],
         "event": event,
         "rules": [rule],
@@ -185,7 +189,8 @@ def bench_latency(args, work: Path, cfg: Path, pool: list[bytes]) -> dict:
     from jenga_edge.event_queue import Batch
 
     agent = Agent(load_agent_config(cfg), str(cfg), log=lambda s: None)
-    agent.process(Batch(pool[:1024], None, [("bench", 1024)]))  # warm-up: onnxruntime allocates its arenas
+    warm = MAX_BATCH[0]
+    agent.process(Batch(pool[:warm], None, [("bench", warm)]))  # warm-up: onnxruntime allocates its arenas
     q, rate = agent.queue, args.rate
     n = int(rate * args.seconds)
     enq, comp = np.zeros(n), np.zeros(n)
@@ -209,7 +214,7 @@ def bench_latency(args, work: Path, cfg: Path, pool: list[bytes]) -> dict:
     while done < n and time.perf_counter() < hard:
         if q.depth() == 0:
             q.wait_nonempty(0.1)
-        got = q.take(1024, 0.005)
+        got = q.take(MAX_BATCH[0], 0.005)
         if got:
             agent.process(got)
             comp[done : done + len(got)] = time.perf_counter()
@@ -244,8 +249,10 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=20_000.0, help="names/s offered in the latency run")
     ap.add_argument("--seconds", type=float, default=None, help="latency run length (default 10, quick 3)")
     ap.add_argument("--cpu", type=int, default=0, help="the core agents are pinned to")
+    ap.add_argument("--max-batch", type=int, default=128, help="the agent's batching.max_batch")
     ap.add_argument("--out", type=Path, default=Path("build/bench/dns_bench.json"))
     args = ap.parse_args()
+    MAX_BATCH[0] = args.max_batch
     args.repeat = args.repeat or (1 if args.quick else 3)
     args.seconds = args.seconds or (3.0 if args.quick else 10.0)
     n = args.events or (50_000 if args.quick else 200_000)
