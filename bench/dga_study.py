@@ -46,6 +46,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from detection_compare import detection_metrics
 from dga_compare import baseline_fit_score, read_names, unseen_splits, without_tld
 
+from jenga_edge.contract.schema import Feature
+from jenga_edge.contract.text_input import encode_text
+
 REPO = Path(__file__).resolve().parents[1]
 DGA = REPO.parent / "shared/datasets/dga"
 
@@ -97,12 +100,14 @@ CANDIDATES: dict[str, Recipe] = {
 
 
 def encode_names(names: list[str], max_bytes: int) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 [N, max_bytes] zero-padded bytes and int64 [N] lengths; a longer name keeps
-    its last max_bytes bytes (truncate: tail, the TLD's side), as the schema's text rule."""
+    """uint8 [N, max_bytes] zero-padded bytes and int64 [N] lengths, by the schema's text
+    rule (contract/text_input.py) for examples/configs/dga.yaml's `domain`: normalize dns,
+    truncate tail (a longer name keeps its last max_bytes bytes, the TLD's side)."""
+    feature = Feature("domain", "text", max_bytes=max_bytes, normalize="dns", truncate="tail")
     out = np.zeros((len(names), max_bytes), dtype=np.uint8)
     lengths = np.zeros(len(names), dtype=np.int64)
     for i, name in enumerate(names):
-        raw = name.encode("utf-8")[-max_bytes:]
+        raw = encode_text(name, feature)
         out[i, : len(raw)] = np.frombuffer(raw, dtype=np.uint8)
         lengths[i] = len(raw)
     return out, lengths
@@ -117,12 +122,10 @@ def trimmed_batches(lengths: np.ndarray, batch: int) -> list[tuple[int, int, int
 
 
 def lr_at(step: int, total: int, peak: float, warmup_fraction: float = 0.05) -> float:
-    """The trainer's schedule: linear warm-up, then cosine decay to 0."""
-    warmup = int(warmup_fraction * total)
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return peak * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    """The trainer's schedule (trainer/train.py lr_at) at its default 5 % warm-up."""
+    from trainer.train import lr_at as trainer_lr_at
+
+    return trainer_lr_at(step, total, peak, warmup_fraction)
 
 
 def summarize(values: list[float]) -> dict[str, float]:

@@ -85,6 +85,16 @@ class TrainResult:
     summary: dict = field(default_factory=dict)
 
 
+def lr_at(step: int, total: int, peak: float, warmup_fraction: float) -> float:
+    """The learning rate at `step` of `total`: linear warm-up over warmup_fraction of the
+    steps, then cosine decay to 0 (bench/dga_study.py trains with it too)."""
+    warmup = int(warmup_fraction * total)
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return peak * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
 class Trainer:
     def __init__(
         self,
@@ -224,11 +234,7 @@ class Trainer:
         return sum(max(1, math.ceil(i.numel() / bs)) for i in self.train_idx.values())
 
     def lr_at(self, step: int, total: int) -> float:
-        warmup = int(self.tcfg.warmup_fraction * total)
-        if step < warmup:
-            return self.tcfg.learning_rate * (step + 1) / warmup
-        progress = (step - warmup) / max(1, total - warmup)
-        return self.tcfg.learning_rate * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+        return lr_at(step, total, self.tcfg.learning_rate, self.tcfg.warmup_fraction)
 
     def fit(self) -> TrainResult:
         es = self.tcfg.early_stopping
