@@ -24,7 +24,7 @@ import msgspec
 
 from jenga_edge.contract.errors import ConfigError
 from jenga_edge.contract.events import EventModel
-from jenga_edge.contract.schema import MAX_TEXT_BYTES
+from jenga_edge.contract.schema import MAX_TEXT_BYTES, TextNormalize, Truncate
 from jenga_edge.contract.tasks import TASK_KIND_NAMES, task_kind
 from jenga_edge.contract.typed import Config, apply_overrides, convert, doc, load_yaml
 
@@ -69,11 +69,11 @@ class TextColumn(Config, kw_only=True):
         int, doc("UTF-8 bytes kept per value; a longer value is cut (never rejected)", ge=1, le=MAX_TEXT_BYTES)
     ] = 64
     normalize: Annotated[
-        Literal["none", "dns"],
+        TextNormalize,
         doc("dns: ASCII letters lower-cased and trailing dots stripped, as resolvers compare names; none: as is"),
     ] = "none"
     truncate: Annotated[
-        Literal["head", "tail"],
+        Truncate,
         doc("which end a cut keeps: head (the start) or tail (the end: a DNS name's registered domain and TLD)"),
     ] = "head"
     allow_missing: Annotated[
