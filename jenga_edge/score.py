@@ -12,17 +12,32 @@ tree-model task, run their own graphs.
 A schema with text features adds `text_bytes` and `text_lengths` to the feed (the
 trial event holds an empty text), the bytes axis trimmed to the batch's longest
 text: the graph masks past each length, so the scores are those of the full width,
-at a fraction of the work for short names.
+at a fraction of the work for short names. Such a batch is scored in slices of
+`runtime.text_run_events` events (32), each trimmed to its own longest text: the text
+graph's intermediates are [events, bytes, channels] floats, so the slice bounds what
+onnxruntime's arena holds (128-name batches in one run took the DNS agent's peak RSS
+about 4 MB higher; bench/README.md has the measurements).
+
+Session options: one thread each way, sequential, the CPU arena on, and onnxruntime's
+memory pattern off: it plans and caches one block per input shape, which pays for fixed
+shapes, while the agent's batch sizes and trimmed widths vary from batch to batch.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+# onnxruntime (1.29 on, Linux too) uploads usage telemetry and keeps a device id and an
+# offline event cache under ~/.cache/Microsoft unless this is set before it is imported:
+# the agent makes no connection its config does not name (and saves 2.4 MB of RSS and a
+# thread). A value the operator set is kept.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
 import numpy as np
-import onnxruntime as ort
+import onnxruntime as ort  # after the setting above
 
 from .bundle import Bundle
 from .contract.bundle_format import MergedEntry, TaskEntry, TensorSpec
@@ -54,6 +69,24 @@ class RuntimeConfig(Config, kw_only=True):
     use_merged_graph: Annotated[
         bool, doc("score all tasks of one schema with the bundle's merged graph (the trunk runs once)")
     ] = True
+    memory_pattern: Annotated[
+        bool,
+        doc(
+            "onnxruntime's memory pattern (one planned block per input shape, cached per shape): "
+            "it pays for fixed shapes; the agent's batch sizes and trimmed text widths vary"
+        ),
+    ] = False
+    cpu_arena: Annotated[bool, doc("onnxruntime's CPU memory arena (off: each run's tensors come from malloc)")] = True
+    text_run_events: Annotated[
+        int,
+        doc(
+            "a schema with text features: events per onnxruntime run at most (a micro-batch is scored in "
+            "slices, each trimmed to its own longest text; the text graph's intermediates grow with the "
+            "slice); 0: the whole micro-batch",
+            ge=0,
+            le=65536,
+        ),
+    ] = 32
 
 
 @dataclass
@@ -99,6 +132,10 @@ class Scorer:
         opts.intra_op_num_threads = cfg.intra_op_threads
         opts.inter_op_num_threads = cfg.inter_op_threads
         opts.graph_optimization_level = _LEVELS[cfg.graph_optimization]
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL  # one inter-op thread: no pool either way
+        opts.enable_mem_pattern = cfg.memory_pattern
+        opts.enable_cpu_mem_arena = cfg.cpu_arena
+        self.text_run_events = cfg.text_run_events if self.schema.text else 0
         merged = self._merged_for(self.tasks) if cfg.use_merged_graph else None
         inputs = self.entries[0].inputs  # one schema: every graph of these tasks takes the same inputs
         # Per session: the output names to fetch, and (task, role) for each.
@@ -172,16 +209,19 @@ class Scorer:
                 {t: np.empty(0, np.float32) for t in self.tasks},
                 {e.name: np.empty(0, np.int64) for e in self.entries if _labelled(e)},
             )
-        feed: dict[str, npt.NDArray[Any]] = {"numeric": num, "categorical": cat}
-        if self.schema.text:
-            if text is None or text_len is None:
-                text_names = ", ".join(f.name for f in self.schema.text)
-                raise ValueError(f"the schema has text features ({text_names}): score() needs text and text_len")
-            feed["text_bytes"], feed["text_lengths"] = trim_text(text, text_len)
-        by_task: dict[str, dict[str, npt.NDArray[Any]]] = {t: {} for t in self.tasks}
-        for session, names, outs in self.plan:
-            for (task, role), value in zip(outs, session.run(names, feed)):
-                by_task[task][role] = value
+        if self.schema.text and (text is None or text_len is None):
+            text_names = ", ".join(f.name for f in self.schema.text)
+            raise ValueError(f"the schema has text features ({text_names}): score() needs text and text_len")
+        # Text graphs run in slices (the module docstring says why).
+        step = self.text_run_events or len(num)
+        if len(num) <= step:
+            by_task = self._run(num, cat, text, text_len)
+        else:
+            parts = [
+                self._run(num[i : i + step], cat[i : i + step], *_rows(text, text_len, i, step))
+                for i in range(0, len(num), step)
+            ]
+            by_task = {t: {r: np.concatenate([p[t][r] for p in parts]) for r in parts[0][t]} for t in parts[0]}
         score: dict[str, npt.NDArray[np.float32]] = {}
         label: dict[str, npt.NDArray[np.int64]] = {}
         for task, outputs in by_task.items():
@@ -189,6 +229,31 @@ class Scorer:
             if lab is not None:
                 label[task] = lab
         return Scores(score, label)
+
+    def _run(
+        self,
+        num: npt.NDArray[np.float32],
+        cat: npt.NDArray[np.int64],
+        text: npt.NDArray[np.uint8] | None,
+        text_len: npt.NDArray[np.int64] | None,
+    ) -> dict[str, dict[str, npt.NDArray[Any]]]:
+        """Every session of the plan on one feed: per task, its outputs by role."""
+        feed: dict[str, npt.NDArray[Any]] = {"numeric": num, "categorical": cat}
+        if text is not None and text_len is not None and self.schema.text:
+            feed["text_bytes"], feed["text_lengths"] = trim_text(text, text_len)
+        by_task: dict[str, dict[str, npt.NDArray[Any]]] = {t: {} for t in self.tasks}
+        for session, names, outs in self.plan:
+            for (task, role), value in zip(outs, session.run(names, feed)):
+                by_task[task][role] = value
+        return by_task
+
+
+def _rows(
+    text: npt.NDArray[np.uint8] | None, text_len: npt.NDArray[np.int64] | None, start: int, n: int
+) -> tuple[npt.NDArray[np.uint8] | None, npt.NDArray[np.int64] | None]:
+    if text is None or text_len is None:
+        return None, None
+    return text[start : start + n], text_len[start : start + n]
 
 
 def trim_text(

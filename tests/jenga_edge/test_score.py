@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import msgspec
 import numpy as np
@@ -164,12 +167,26 @@ def test_session_options_are_honoured(bundle):
     opts = s.plan[0][0].get_session_options()
     assert opts.intra_op_num_threads == 1 and opts.inter_op_num_threads == 1
     assert opts.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    s2 = Scorer(bundle, cfg=RuntimeConfig(intra_op_threads=2, graph_optimization="disable", use_merged_graph=False))
+    assert opts.execution_mode == ort.ExecutionMode.ORT_SEQUENTIAL
+    # the memory pattern is off by default (the agent's shapes vary), the arena on
+    assert not opts.enable_mem_pattern and opts.enable_cpu_mem_arena
+    s2 = Scorer(
+        bundle,
+        cfg=RuntimeConfig(
+            intra_op_threads=2,
+            graph_optimization="disable",
+            use_merged_graph=False,
+            memory_pattern=True,
+            cpu_arena=False,
+        ),
+    )
     for sess, _, _ in s2.plan:
         o = sess.get_session_options()
         assert o.intra_op_num_threads == 2
         assert o.graph_optimization_level == ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        assert o.enable_mem_pattern and not o.enable_cpu_mem_arena
         assert sess.get_providers() == ["CPUExecutionProvider"]
+    assert s2.text_run_events == 0  # no text features: a batch is never sliced
 
 
 def test_an_unloadable_graph_is_a_bundle_error(bundle, tmp_path):
@@ -233,3 +250,16 @@ def test_graphs_that_load_but_cannot_score_are_refused_before_the_agent_starts(b
     bad = _bundle_with_threat_graph(bundle, tmp_path, node)
     with pytest.raises(BundleError, match=text):
         Scorer(bad, ["threat"], RuntimeConfig(use_merged_graph=False))
+
+
+def test_onnxruntime_telemetry_is_off_unless_the_operator_set_it(tmp_path):
+    # onnxruntime >= 1.29 uploads usage telemetry and writes a device id and an event cache
+    # under ~/.cache/Microsoft unless ORT_DISABLE_TELEMETRY is set before it is imported.
+    env = {k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY"}
+    code = "import os, jenga_edge.score; print(os.environ['ORT_DISABLE_TELEMETRY'])"
+    for home, given, want in ((tmp_path / "a", None, "1"), (tmp_path / "b", "0", "0")):
+        home.mkdir()
+        run_env = {**env, "HOME": str(home), **({"ORT_DISABLE_TELEMETRY": given} if given else {})}
+        out = subprocess.run([sys.executable, "-c", code], env=run_env, capture_output=True, text=True, timeout=60)
+        assert out.stdout.strip() == want, out.stderr
+    assert not (tmp_path / "a" / ".cache").exists()
