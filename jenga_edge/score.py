@@ -12,11 +12,12 @@ tree-model task, run their own graphs.
 A schema with text features adds `text_bytes` and `text_lengths` to the feed (the
 trial event holds an empty text), the bytes axis trimmed to the batch's longest
 text: the graph masks past each length, so the scores are those of the full width,
-at a fraction of the work for short names. Such a batch is scored in slices of
-`runtime.text_run_events` events (32), each trimmed to its own longest text: the text
-graph's intermediates are [events, bytes, channels] floats, so the slice bounds what
-onnxruntime's arena holds (128-name batches in one run took the DNS agent's peak RSS
-about 4 MB higher; bench/README.md has the measurements).
+at a fraction of the work for short names. Such a batch is scored in runs of
+`runtime.text_run_events` events (48), taken in order of text length and each trimmed
+to its own longest text: the text graph's intermediates are [events, bytes, channels]
+floats, so the run size bounds what onnxruntime's arena holds (128-name runs held the
+DNS agent's peak RSS 4-5 MB higher), and runs of like lengths pad far less than the
+batch trimmed to its one longest name, which pays for the extra runs (bench/README.md).
 
 Session options: one thread each way, sequential, the CPU arena on, and onnxruntime's
 memory pattern off: it plans and caches one block per input shape, which pays for fixed
@@ -81,12 +82,12 @@ class RuntimeConfig(Config, kw_only=True):
         int,
         doc(
             "a schema with text features: events per onnxruntime run at most (a micro-batch is scored in "
-            "slices, each trimmed to its own longest text; the text graph's intermediates grow with the "
-            "slice); 0: the whole micro-batch",
+            "runs of like text lengths, each trimmed to its own longest text; the text graph's "
+            "intermediates, and so the agent's memory, grow with the run); 0: the whole micro-batch",
             ge=0,
             le=65536,
         ),
-    ] = 32
+    ] = 48
 
 
 @dataclass
@@ -214,14 +215,10 @@ class Scorer:
             raise ValueError(f"the schema has text features ({text_names}): score() needs text and text_len")
         # Text graphs run in slices (the module docstring says why).
         step = self.text_run_events or len(num)
-        if len(num) <= step:
+        if len(num) <= step or text is None or text_len is None:
             by_task = self._run(num, cat, text, text_len)
         else:
-            parts = [
-                self._run(num[i : i + step], cat[i : i + step], *_rows(text, text_len, i, step))
-                for i in range(0, len(num), step)
-            ]
-            by_task = {t: {r: np.concatenate([p[t][r] for p in parts]) for r in parts[0][t]} for t in parts[0]}
+            by_task = self._run_sliced(num, cat, text, text_len, step)
         score: dict[str, npt.NDArray[np.float32]] = {}
         label: dict[str, npt.NDArray[np.int64]] = {}
         for task, outputs in by_task.items():
@@ -229,6 +226,32 @@ class Scorer:
             if lab is not None:
                 label[task] = lab
         return Scores(score, label)
+
+    def _run_sliced(
+        self,
+        num: npt.NDArray[np.float32],
+        cat: npt.NDArray[np.int64],
+        text: npt.NDArray[np.uint8],
+        text_len: npt.NDArray[np.int64],
+        step: int,
+    ) -> dict[str, dict[str, npt.NDArray[Any]]]:
+        """Runs of `step` events taken in order of text length, so that each run is trimmed
+        close to its own names (a batch's one long name no longer widens every short one);
+        the outputs are put back in the batch's order."""
+        order = np.argsort(text_len.max(axis=1), kind="stable")
+        parts = []
+        for i in range(0, len(num), step):
+            rows = order[i : i + step]
+            parts.append(self._run(num[rows], cat[rows], text[rows], text_len[rows]))
+        by_task: dict[str, dict[str, npt.NDArray[Any]]] = {}
+        for task, outputs in parts[0].items():
+            by_task[task] = {}
+            for role in outputs:
+                joined = np.concatenate([p[task][role] for p in parts])
+                back = np.empty_like(joined)
+                back[order] = joined
+                by_task[task][role] = back
+        return by_task
 
     def _run(
         self,
@@ -246,14 +269,6 @@ class Scorer:
             for (task, role), value in zip(outs, session.run(names, feed)):
                 by_task[task][role] = value
         return by_task
-
-
-def _rows(
-    text: npt.NDArray[np.uint8] | None, text_len: npt.NDArray[np.int64] | None, start: int, n: int
-) -> tuple[npt.NDArray[np.uint8] | None, npt.NDArray[np.int64] | None]:
-    if text is None or text_len is None:
-        return None, None
-    return text[start : start + n], text_len[start : start + n]
 
 
 def trim_text(

@@ -124,24 +124,26 @@ def test_the_trimmed_bytes_axis_scores_as_the_full_width(bundle_dir, scorer):
         scorer.score(batch.num, batch.cat)
 
 
-def test_a_text_batch_is_scored_in_slices_each_trimmed_to_its_longest(bundle_dir, scorer):
+def test_a_text_batch_is_scored_in_slices_by_length_each_trimmed_to_its_longest(bundle_dir, scorer):
     batch = EventDecoder(scorer.schema).decode(flat(NAMES * 3))  # 27 events
     sliced = Scorer(verify_bundle(bundle_dir), cfg=RuntimeConfig(text_run_events=4))
-    assert scorer.text_run_events == 32  # the default
+    assert scorer.text_run_events == 48  # the default
     session = sliced.plan[0][0]
     fed: list[tuple[int, ...]] = []
     run = session.run
     session.run = lambda names, feed: fed.append(feed["text_bytes"].shape) or run(names, feed)  # type: ignore[method-assign]
     got = sliced.score(batch.num, batch.cat, batch.text, batch.text_len).score["dga"]
-    # 7 runs of at most 4 events, each as wide as its own longest name, not the batch's (64)
+    # 7 runs of at most 4 events taken shortest first, each as wide as its own longest name
+    lengths = sorted(int(n) for n in batch.text_len[:, 0])
     assert [n for n, _, _ in fed] == [4, 4, 4, 4, 4, 4, 3]
-    assert [w for _, _, w in fed] == [int(batch.text_len[i : i + 4].max()) for i in range(0, 27, 4)]
-    assert min(w for _, _, w in fed) == 16 < int(batch.text_len.max()) == 64
+    assert [w for _, _, w in fed] == [max(1, max(lengths[i : i + 4])) for i in range(0, 27, 4)]
+    assert fed[0][2] == 1 < fed[3][2] < int(batch.text_len.max()) == 64
+    # the scores come back in the batch's order
     whole = Scorer(verify_bundle(bundle_dir), cfg=RuntimeConfig(text_run_events=0))
     np.testing.assert_allclose(
         got, whole.score(batch.num, batch.cat, batch.text, batch.text_len).score["dga"], rtol=1e-6
     )
-    assert got.shape == (27,) and got[8] > 0.5 > got[2]
+    assert got.shape == (27,) and got[8] > 0.5 > got[2] and got[17] > 0.5 > got[11]
 
 
 def test_graph_io_wants_a_uint8_text_input_with_a_free_bytes_axis(scorer):
