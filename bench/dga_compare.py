@@ -160,13 +160,15 @@ def unseen_splits(
 def run(args: argparse.Namespace) -> dict:
     limit = 20_000 if args.quick else None
     names, y, families = read_names(args.data / "train.jsonl", limit)
-    tnames, ty, _ = read_names(args.data / "test_seen.jsonl", 5_000 if args.quick else None)
+    # Tuning runs (--unseen-only) never open test_seen.jsonl.
+    seen_limit = 5_000 if args.quick else None
+    tnames, ty, _ = read_names(args.data / "test_seen.jsonl", seen_limit) if not args.unseen_only else ([], y[:0], [])
     rows: list[dict] = []
     models = ["baseline"] * args.baseline + ["ours"] * args.ours
     for tld in (True, False):
         view = (lambda n: n) if tld else without_tld
         train, test = [view(n) for n in names], [view(n) for n in tnames]
-        for model in models:
+        for model in models if not args.unseen_only else []:
             scores, fit_s, facts = fit_score(args, model, train, y, families, test, f"seen-{tld}")
             m = detection_metrics(ty, scores)
             rows.append(
@@ -269,6 +271,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-baseline", dest="baseline", action="store_false", help="our model alone")
     ap.add_argument("--ours-config", type=Path, default=OURS_CONFIG, help="our experiment (source `dns`, task `dga`)")
     ap.add_argument("--ours-set", action="append", default=[], metavar="KEY=VALUE", help="as jenga-train --set")
+    ap.add_argument(
+        "--unseen-only",
+        action="store_true",
+        help="only the unseen-family folds (for tuning: test_seen.jsonl is neither trained for nor scored)",
+    )
     ap.add_argument("--torch-threads", type=int, default=0, help="torch threads while training (0: torch's default)")
     ap.add_argument("--tmp", type=Path, default=REPO / "build/bench/dga_compare", help="runs and bundles go here")
     args = ap.parse_args(argv)

@@ -67,6 +67,10 @@ class Recipe:
     dropout: float = 0.1
     family_head: float = 0.0  # weight of the DGA-family loss (0: no family head)
     max_bytes: int = 64
+    label_smoothing: float = 0.0  # binary targets pulled toward 0.5 by this much
+    ensemble: int = 1  # k > 1: TabM-mini members (model.ensemble): per-member signs, k heads, mean of probabilities
+    balanced: bool = True  # balanced class weights (the trainer's class_weighting default)
+    tld_swap: float = 0.0  # per training row and step, the chance its TLD is replaced by a benign one
 
 
 CANDIDATES: dict[str, Recipe] = {
@@ -93,6 +97,45 @@ CANDIDATES: dict[str, Recipe] = {
     "c32-fam": Recipe(options={"channels": 32, "embedding_dim": 16, "widths": (3,), "pool": "max"}, family_head=0.3),
     "c32-h128": Recipe(options={"channels": 32, "embedding_dim": 16, "widths": (3,), "pool": "max"}, hidden=(128, 64)),
     "transformer": Recipe(backbone="transformer", options={"d_model": 32, "heads": 2, "layers": 2, "ff": 64}),
+    # Issue 13's second round (2026-12-02): wider and multi-width CNNs, a deeper trunk, longer training.
+    "c48-mm": Recipe(options={"channels": 48, "widths": (3,), "pool": "maxmean", "embedding_dim": 32}, epochs=6),
+    "c64-mm": Recipe(options={"channels": 64, "widths": (3,), "pool": "maxmean", "embedding_dim": 32}, epochs=6),
+    "c16x4-mm": Recipe(
+        options={"channels": 16, "widths": (2, 3, 4, 5), "pool": "maxmean", "embedding_dim": 32}, epochs=6
+    ),
+    "c24x3-mm": Recipe(options={"channels": 24, "widths": (2, 3, 4), "pool": "maxmean", "embedding_dim": 32}, epochs=6),
+    "c32x4-mm": Recipe(
+        options={"channels": 32, "widths": (2, 3, 4, 5), "pool": "maxmean", "embedding_dim": 32}, epochs=6
+    ),
+    "c64x4-mm": Recipe(
+        options={"channels": 64, "widths": (2, 3, 4, 5), "pool": "maxmean", "embedding_dim": 32}, epochs=6
+    ),
+    "c32-w5-mm": Recipe(options={"channels": 32, "widths": (5,), "pool": "maxmean", "embedding_dim": 32}, epochs=6),
+    "rec-e64": Recipe(options={"channels": 32, "widths": (3,), "pool": "maxmean", "embedding_dim": 64}, epochs=6),
+    "rec-h128": Recipe(
+        options={"channels": 32, "widths": (3,), "pool": "maxmean", "embedding_dim": 32}, hidden=(128, 64), epochs=6
+    ),
+    "rec-ep12": Recipe(options={"channels": 32, "widths": (3,), "pool": "maxmean", "embedding_dim": 32}, epochs=12),
+    "rec-do3": Recipe(
+        options={"channels": 32, "widths": (3,), "pool": "maxmean", "embedding_dim": 32}, dropout=0.3, epochs=6
+    ),
+    "rec-ls": Recipe(
+        options={"channels": 32, "widths": (3,), "pool": "maxmean", "embedding_dim": 32}, label_smoothing=0.1, epochs=6
+    ),
+    "rec-k4": Recipe(
+        options={"channels": 32, "widths": (3,), "pool": "maxmean", "embedding_dim": 32}, ensemble=4, epochs=6
+    ),
+    "rec-unbal": Recipe(
+        options={"channels": 32, "widths": (3,), "pool": "maxmean", "embedding_dim": 32}, balanced=False, epochs=6
+    ),
+    "rec-swap3": Recipe(
+        options={"channels": 32, "widths": (3,), "pool": "maxmean", "embedding_dim": 32}, tld_swap=0.3, epochs=6
+    ),
+    "rec-swap6": Recipe(
+        options={"channels": 32, "widths": (3,), "pool": "maxmean", "embedding_dim": 32}, tld_swap=0.6, epochs=6
+    ),
+    "c32-free-mm": Recipe(options={"channels": 32, "widths": (3,), "pool": "maxmean", "embedding_dim": None}, epochs=6),
+    "transformer-d16": Recipe(backbone="transformer", options={"d_model": 16, "heads": 2, "layers": 1, "ff": 32}),
 }
 
 
@@ -111,6 +154,15 @@ def encode_names(names: list[str], max_bytes: int) -> tuple[np.ndarray, np.ndarr
         out[i, : len(raw)] = np.frombuffer(raw, dtype=np.uint8)
         lengths[i] = len(raw)
     return out, lengths
+
+
+def swap_tlds(names: list[str], y: np.ndarray, seed: int) -> list[str]:
+    """Each name with its TLD replaced by one drawn from the benign names' TLDs (their
+    frequencies), so a swapped row's TLD says nothing about its label (recipe.tld_swap)."""
+    rng = np.random.default_rng(seed)
+    tlds = [n.rstrip(".").rpartition(".")[2] for n, t in zip(names, y.tolist()) if t == 0]
+    drawn = rng.choice(np.asarray(tlds, dtype=object), len(names)) if tlds else ["com"] * len(names)
+    return [f"{without_tld(n)}.{t}" for n, t in zip(names, drawn)]
 
 
 def trimmed_batches(lengths: np.ndarray, batch: int) -> list[tuple[int, int, int]]:
@@ -151,22 +203,45 @@ def build(recipe: Recipe, n_families: int):
                 layers += [nn.Linear(width, h), nn.LayerNorm(h), nn.ReLU(), nn.Dropout(recipe.dropout)]
                 width = h
             self.trunk = nn.Sequential(*layers)
-            self.head = nn.Linear(width, 1)
+            k = recipe.ensemble
+            self.head = nn.Linear(width, k)  # one logit per member (k = 1: the plain head)
             self.family = nn.Linear(width, n_families) if recipe.family_head > 0 else None
+            # TabM-mini (trainer/model.py's model.ensemble): random +-1 scales of the encoded
+            # vector per member; the trunk is shared and member j reads its own head's logit j.
+            signs = torch.randint(0, 2, (k, self.encoder.out_dim)).float() * 2 - 1 if k > 1 else None
+            self.member_scale = nn.Parameter(signs) if signs is not None else None
 
         def features(self, text_bytes: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+            """[B, width], or [B, k, width] for an ensemble."""
             ids, mask = text_ids(text_bytes, lengths)
-            return self.trunk(self.encoder(ids, mask))
+            x = self.encoder(ids, mask)
+            if self.member_scale is not None:
+                x = x.unsqueeze(1) * self.member_scale
+            return self.trunk(x)
+
+        def logits(self, h: torch.Tensor) -> torch.Tensor:
+            """[B, k] member logits (k = 1 for a plain network)."""
+            out = self.head(h)
+            return out.diagonal(dim1=1, dim2=2) if h.dim() == 3 else out
 
         def forward(self, text_bytes: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-            """The exported graph: the DGA score in [0, 1]."""
-            return torch.sigmoid(self.head(self.features(text_bytes, lengths)).squeeze(1))
+            """The exported graph: the DGA score in [0, 1] (an ensemble's: the members' mean)."""
+            return torch.sigmoid(self.logits(self.features(text_bytes, lengths))).mean(dim=1)
 
     return Net()
 
 
-def train(recipe: Recipe, x: np.ndarray, lengths: np.ndarray, y: np.ndarray, fam: np.ndarray, seed: int):
-    """A fitted network (eval mode). `fam`: family index per row, -1 for benign."""
+def train(
+    recipe: Recipe,
+    x: np.ndarray,
+    lengths: np.ndarray,
+    y: np.ndarray,
+    fam: np.ndarray,
+    seed: int,
+    swapped: tuple[np.ndarray, np.ndarray] | None = None,
+):
+    """A fitted network (eval mode). `fam`: family index per row, -1 for benign; `swapped`:
+    the rows' bytes and lengths with their TLD replaced (recipe.tld_swap), if it is used."""
     import torch
 
     torch.manual_seed(seed)
@@ -180,7 +255,10 @@ def train(recipe: Recipe, x: np.ndarray, lengths: np.ndarray, y: np.ndarray, fam
     )
     counts = np.bincount(y, minlength=2).astype(np.float64)
     class_w = torch.tensor(counts.sum() / (2 * np.maximum(counts, 1)), dtype=torch.float32)
+    if not recipe.balanced:
+        class_w = torch.ones(2)
     xt, lt = torch.from_numpy(x), torch.from_numpy(lengths)
+    sx, sl = (torch.from_numpy(swapped[0]), torch.from_numpy(swapped[1])) if swapped is not None else (xt, lt)
     yt, ft = torch.from_numpy(y.astype(np.float32)), torch.from_numpy(fam)
     steps = math.ceil(len(y) / recipe.batch_size)
     total, step = recipe.epochs * steps, 0
@@ -189,15 +267,24 @@ def train(recipe: Recipe, x: np.ndarray, lengths: np.ndarray, y: np.ndarray, fam
         order = torch.from_numpy(rng.permutation(len(y)))
         for s in range(steps):
             idx = order[s * recipe.batch_size : (s + 1) * recipe.batch_size]
-            li = lt[idx]
-            xb = xt[idx, : int(li.max().clamp(min=1))].unsqueeze(1)
+            xb, li = xt[idx], lt[idx]
+            if recipe.tld_swap > 0:
+                swap = torch.from_numpy(rng.random(len(idx)) < recipe.tld_swap)
+                xb = torch.where(swap[:, None], sx[idx], xb)
+                li = torch.where(swap, sl[idx], li)
+            xb = xb[:, : int(li.max().clamp(min=1))].unsqueeze(1)
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, total, recipe.lr)
             h = net.features(xb, li.unsqueeze(1))
-            logit = net.head(h).squeeze(1)
+            logit = net.logits(h)  # [B, k]
             yb = yt[idx]
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(logit, yb, weight=class_w[yb.long()])
+            target = yb * (1 - recipe.label_smoothing) + 0.5 * recipe.label_smoothing
+            k = logit.shape[1]
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(
+                logit, target[:, None].expand(-1, k), weight=class_w[yb.long()][:, None].expand(-1, k)
+            )
             if net.family is not None:
+                h = h.mean(dim=1) if h.dim() == 3 else h
                 fb = ft[idx]
                 dga = fb >= 0
                 if bool(dga.any()):
@@ -300,7 +387,13 @@ def run_candidate(name: str, recipe: Recipe, data: dict, splits, args, tld: bool
     for k, (tr, te, held) in enumerate(splits, 1):
         t0 = time.perf_counter()
         fam_tr = remap(fam[tr])
-        net = train(recipe, x[tr], lengths[tr], y[tr], fam_tr, args.seed + k)
+        swapped = None
+        if recipe.tld_swap > 0:
+            view = (lambda n: n) if tld else without_tld
+            swapped = encode_names(
+                swap_tlds([view(data["names"][i]) for i in tr], y[tr], args.seed + k), recipe.max_bytes
+            )
+        net = train(recipe, x[tr], lengths[tr], y[tr], fam_tr, args.seed + k, swapped)
         fit_s = time.perf_counter() - t0
         m = detection_metrics(y[te], score(net, x[te], lengths[te]))
         rows.append({"fold": k, "held_out": held, "fit_s": fit_s, **m})
@@ -337,7 +430,10 @@ def final_test(recipe: Recipe, names, y, fam, tnames, ty, args, tld: bool) -> di
     view = (lambda n: n) if tld else without_tld
     x, lengths = encode_names([view(n) for n in names], recipe.max_bytes)
     tx, tl = encode_names([view(n) for n in tnames], recipe.max_bytes)
-    net = train(recipe, x, lengths, y, remap(fam), args.seed)
+    swapped = None
+    if recipe.tld_swap > 0:
+        swapped = encode_names(swap_tlds([view(n) for n in names], y, args.seed), recipe.max_bytes)
+    net = train(recipe, x, lengths, y, remap(fam), args.seed, swapped)
     m = detection_metrics(ty, score(net, tx, tl))
     base, _ = baseline_fit_score([view(n) for n in names], y, [view(n) for n in tnames])
     return {"tld": tld, "model": m, "baseline": detection_metrics(ty, base)}
@@ -413,7 +509,7 @@ def main(argv: list[str] | None = None) -> int:
         views = {"tld": encode_names(names, recipe.max_bytes)}
         if args.tld != "with":
             views["notld"] = encode_names([without_tld(n) for n in names], recipe.max_bytes)
-        data = {**views, "y": y, "fam": fam}
+        data = {**views, "y": y, "fam": fam, "names": names}
         splits = fold_data(names, y, families, args)
         for tld in {"with": [True], "without": [False], "both": [True, False]}[args.tld] if splits else []:
             r = run_candidate(c, recipe, data, splits, args, tld)

@@ -88,6 +88,21 @@ def test_a_quick_baseline_run_writes_the_table(tmp_path, capsys):
     assert all(s["roc_auc"] > 0.9 for s in result["summary"])
 
 
+def test_unseen_only_scores_the_family_folds_without_opening_test_seen(tmp_path):
+    pytest.importorskip("sklearn")
+    write_data(tmp_path)
+    (tmp_path / "test_seen.jsonl").unlink()  # a tuning run must not need it
+    out = tmp_path / "out.json"
+    argv = ["--data", str(tmp_path), "--folds", "2", "--out", str(out), "--no-ours", "--unseen-only"]
+    assert dga.main(argv) == 0
+    result = json.loads(out.read_text())
+    assert {(s["protocol"], s["tld"]) for s in result["summary"]} == {
+        ("unseen families", True),
+        ("unseen families", False),
+    }
+    assert result["test_seen_rows"] == 0
+
+
 @pytest.mark.slow
 def test_ours_is_trained_exported_and_scored_by_the_agent(tmp_path, capsys):
     """Our row: the trainer on the fold's rows, jenga-export, the agent's Scorer. (The table's

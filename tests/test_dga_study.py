@@ -48,3 +48,24 @@ def test_lr_at_warms_up_linearly_then_decays_to_zero():
 
 def test_remap_makes_family_indices_dense_and_keeps_benign():
     assert study.remap(np.array([-1, 7, 3, 7, -1, 12])).tolist() == [-1, 1, 0, 1, -1, 2]
+
+
+def test_swap_tlds_draws_each_new_tld_from_the_benign_names_only():
+    names = ["abc.com", "xyz.bazar", "a.b.org", "nodot", "q.ru"]
+    y = np.array([0, 1, 0, 1, 0])
+    out = study.swap_tlds(names, y, seed=3)
+    assert [n.rpartition(".")[0] for n in out] == ["abc", "xyz", "a.b", "nodot", "q"]
+    assert {n.rpartition(".")[2] for n in out} <= {"com", "org", "ru"}  # never a DGA row's TLD
+    assert study.swap_tlds(names, y, seed=3) == out  # seeded
+
+
+def test_an_ensemble_recipe_scores_the_mean_of_its_members_probabilities():
+    torch = pytest.importorskip("torch")
+    recipe = study.Recipe(options={"channels": 4, "widths": (3,), "embedding_dim": 4}, hidden=(8,), ensemble=3)
+    net = study.build(recipe, 1).eval()
+    x, lengths = study.encode_names(["ab.com", "xkqzv.ru"], 16)
+    xb, lb = torch.from_numpy(x).unsqueeze(1), torch.from_numpy(lengths).unsqueeze(1)
+    with torch.no_grad():
+        members = torch.sigmoid(net.logits(net.features(xb, lb)))
+        assert members.shape == (2, 3)
+        assert torch.allclose(net(xb, lb), members.mean(dim=1))
