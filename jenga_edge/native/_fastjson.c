@@ -731,6 +731,16 @@ static HOT_INLINE const char *read_leaf(Line *ln, const Entry *e, const char *p,
         case 'f': type = 'f'; stop = (end - p >= 5 && memcmp(p, "false", 5) == 0) ? p + 5 : NULL; break;
         case 'n': type = 'n'; stop = (end - p >= 4 && memcmp(p, "null", 4) == 0) ? p + 4 : NULL; break;
         case '{': case '[': return NULL;       /* msgspec: wrong_type */
+        case '0':                                 /* 0 and 0.0 before a comma or brace: the most common values */
+            type = '0';
+            if (end - p >= 2 && (p[1] == ',' || p[1] == '}')) {
+                stop = p + 1; is_int = 1; digits = 1; nv = 0.0; have = 1;
+            } else if (end - p >= 4 && p[1] == '.' && p[2] == '0' && (p[3] == ',' || p[3] == '}')) {
+                stop = p + 3; is_int = 0; digits = 1; nv = 0.0; have = 1;
+            } else {
+                stop = scan_number_value(p, end, &is_int, &digits, &nv, &have);
+            }
+            break;
         default: type = '0'; stop = scan_number_value(p, end, &is_int, &digits, &nv, &have); break;
     }
     if (!stop) return NULL;

@@ -339,6 +339,7 @@ NUMBER_EDGES = [
     "1234567890123456.0", "12345678901234.5", "0.000000000000001", "0.0000000000000000000000001",
     "0.1000000000000000", "1.000000000000001", "10.00000000000000e-5", "3.4028234663852886e38", "3.5e38",
     "-3.4e38", "1e38", "9.999999999999999e37", "4.9e-324", "1e-400", "1.5E+3", "2.5e+0", "25e-1", "100e-2",
+    "0.00", "0.0e1", "0.05", "00", "0.", "0.0.0", "0 ", "0.0 ", "-0 ", "01",
 ]  # fmt: skip
 
 
@@ -350,6 +351,7 @@ def test_number_edge_cases_read_as_tier2_reads_them(number):
     line = b'{"flow":{"pkts":%s,"bytes_toserver":%s},"service":"ssh","rate":%s,"syn":%s}' % ((number.encode(),) * 4)
     assert_same([line])
     assert_same([b'{"flow":{"pkts":1},"service":"ssh","rate":%s}' % number.encode()])
+    assert_same([b'{"rate":%s' % number.encode()])  # the line ends with the number: bad JSON
 
 
 def test_lines_read_in_place_from_a_buffer_decode_like_a_list():
