@@ -42,8 +42,6 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 BATCH = 256
-# The stages of Agent.process in order; a stage run does every stage up to and including it.
-STAGES = ("source", "decode", "score", "rules", "alerts", "deliver", "dead_letter", "account")
 
 
 def _load(name: str) -> Any:
@@ -92,7 +90,6 @@ def run_stage(config: Path, events: Path, batches: int, stage: str) -> None:
     or through its stages up to `stage` (the same calls process() makes)."""
     from jenga_edge.agent import Agent
     from jenga_edge.config import load_agent_config
-    from jenga_edge.timestamps import iso_utc
 
     agent = Agent(load_agent_config(config), str(config), log=lambda s: None)
     warm = batches_from(events, BATCH)
@@ -107,31 +104,100 @@ def run_stage(config: Path, events: Path, batches: int, stage: str) -> None:
         for g in groups:
             agent.process(g)
         return
-    upto = STAGES.index(stage)
-    pipe = agent.pipe
+    if stage == "traced":
+        run_traced(agent, groups)
+        return
+    raise SystemExit(f"unknown stage {stage!r}")
+
+
+# Each stage runs under a C function of its own that nothing in the agent calls (an itertools
+# iterator, functools.reduce, operator.call): callgrind's inclusive count of that function
+# is the stage, all of it, in one run.
+TRAMPOLINES = {
+    "decode": "starmap_next",
+    "score": "takewhile_next",
+    "rules": "dropwhile_next",
+    "alerts": "filterfalse_next",
+    "deliver": "functools_reduce",
+    "dead_letter": "accumulate_next",
+    "account": "_operator_call",
+}
+# C functions inside the stages, counted inclusively too: where the stages' time goes.
+PARTS = {
+    "decode: the C tier (Plan.decode)": "Plan_decode",
+    "alerts and dead letters as JSON (msgspec)": "json_encode_dict",
+}
+
+
+def _via(kind: str, f: Any) -> Any:
+    """f() called from the C function TRAMPOLINES names for `kind`."""
+    import functools
+    import itertools
+    import operator
+
+    out: list[Any] = []
+    if kind == "decode":
+        return next(itertools.starmap(f, ((),)))
+    if kind == "score":
+        next(itertools.takewhile(lambda _: out.append(f()) or True, (0,)))
+    elif kind == "rules":
+        next(itertools.dropwhile(lambda _: out.append(f()) and False, (0,)))
+    elif kind == "alerts":
+        next(itertools.filterfalse(lambda _: out.append(f()), (0,)))
+    elif kind == "deliver":
+        functools.reduce(lambda a, b: out.append(f()), (0, 0))
+    elif kind == "dead_letter":
+        it = itertools.accumulate((0, 0), lambda a, b: out.append(f()))
+        next(it), next(it)
+    else:
+        return operator.call(f)
+    return out[0]
+
+
+def run_traced(agent: Any, groups: list[Any]) -> None:
+    """Agent.process's steps, each under its trampoline."""
     for lines in groups:
-        batch = pipe.decoder.decode(lines.data, lines.oversize_flags())
-        if upto < 2:
-            continue
-        scores = pipe.scorer.score(batch.num, batch.cat, batch.text, batch.text_len)
-        if upto < 3:
-            continue
-        hits = pipe.rules.evaluate(batch, scores)
-        if upto < 4:
-            continue
-        now = iso_utc(time.time())
-        pending: list[Any] = []
-        alerts = [agent._alert(h, batch, lines, now, i, pending) for i, h in enumerate(hits)]
-        if upto < 5:
-            continue
-        recorded = agent._deliver(alerts)
-        if upto < 6:
-            continue
+        _traced_batch(agent, lines)
+
+
+def _traced_batch(agent: Any, lines: Any) -> None:
+    from jenga_edge.timestamps import iso_utc
+
+    pipe, t0 = agent.pipe, time.perf_counter()
+    batch = _via("decode", lambda: pipe.decoder.decode(lines.data, lines.oversize_flags()))
+    scores = _via("score", lambda: pipe.scorer.score(batch.num, batch.cat, batch.text, batch.text_len))
+    hits = _via("rules", lambda: pipe.rules.evaluate(batch, scores))
+    now = iso_utc(time.time())
+    pending: list[Any] = []
+    if hasattr(agent, "_alerts"):  # alerts built per batch
+        alerts = _via("alerts", lambda: agent._alerts(hits, batch, lines, now, pending))
+    else:
+        alerts = _via("alerts", lambda: [agent._alert(h, batch, lines, now, i, pending) for i, h in enumerate(hits)])
+    recorded = _via("deliver", lambda: agent._deliver(alerts))
+
+    def dead() -> int:
         agent._write_dead([agent._dead(r, lines, now) for r in batch.rejects])
         agent._run_actions(pending, alerts[:recorded])
-        if upto < 7:
-            continue
-        agent._account(lines, batch, alerts, 0.001)
+        return 0
+
+    _via("dead_letter", dead)
+    _via("account", lambda: agent._account(lines, batch, alerts, time.perf_counter() - t0))
+
+
+def inclusive(out: Path, names: list[str]) -> dict[str, int]:
+    """Inclusive instructions of C functions, from a callgrind file."""
+    text = subprocess.run(
+        ["callgrind_annotate", "--auto=no", "--inclusive=yes", "--threshold=100", str(out)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    got: dict[str, int] = {}
+    for line in text.splitlines():
+        m = re.match(r"\s*([\d,]+)\s+\(.*?\)\s+\S*?:(\w+)(?:'\d+)?\s", line)
+        if m and m.group(2) in names and m.group(2) not in got:
+            got[m.group(2)] = int(m.group(1).replace(",", ""))
+    return got
 
 
 # ------------------------------------------------------------------ driver
@@ -258,7 +324,7 @@ def main() -> None:
         n_long, extra = args.long * BATCH, (args.long - args.short) * BATCH
         res: dict[str, Any] = {"windows": args.windows, "batches": [args.short, args.long]}
         runs = [("none", 0), ("source", args.long), ("process", args.short), ("process", args.long)]
-        runs += [(st, args.long) for st in STAGES[1:]] if args.stages else []
+        runs += [("traced", args.long)] if args.stages else []
         counts: dict[str, int] = {}
         for stage, n in runs:
             counts[f"{stage}.{n}"] = callgrind(config, events, n, stage, work, args.reuse)
@@ -269,13 +335,11 @@ def main() -> None:
         res["source_per_event"] = round(source)
         res["process_per_event"] = round(whole - source)
         if args.stages:
-            per, prev = {}, counts[f"source.{args.long}"]
-            for stage in STAGES[1:]:
-                cur = counts[f"{stage}.{args.long}"]
-                per[stage] = round((cur - prev) / n_long)
-                prev = cur
-            res["stages_per_event"] = per
-            res["stages_sum"] = sum(per.values())
+            # the warm-up batch ran through Agent.process: only the traced batches are counted
+            got = inclusive(work / f"cg.traced.{args.long}.out", [*TRAMPOLINES.values(), *PARTS.values()])
+            res["stages_per_event"] = {k: round(got.get(fn, 0) / n_long) for k, fn in TRAMPOLINES.items()}
+            res["stages_sum"] = sum(res["stages_per_event"].values())
+            res["parts_per_event"] = {k: round(got.get(fn, 0) / n_long) for k, fn in PARTS.items()}
         res["counts"] = counts
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(res, indent=2))
