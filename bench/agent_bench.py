@@ -1060,7 +1060,7 @@ def _stage_times(agent, groups: list) -> tuple[dict, int]:
         hits = pipe.rules.evaluate(batch, scores)
         t3 = pc()
         now = iso(time.time())
-        alerts = [agent._alert(h, batch, g, now) for h in hits]
+        alerts = agent._alerts(hits, batch, g, now, [])
         t4 = pc()
         sink.write_batch(alerts)
         t5 = pc()

@@ -81,11 +81,29 @@ typedef struct {
     int prio[MAX_TARGETS];       /* its path's place in the group (0 first) */
 } Entry;
 
+/* The key last seen at one position of an object (its n-th key). Events of one
+ * sensor come with their keys in one order, so the key at a position is usually
+ * the one seen there before: a match of its raw bytes (and the closing quote)
+ * settles the key without scanning it or hashing it. Only plain ASCII keys (no
+ * escape, no control byte: what scan_string passes as plain) are remembered, so
+ * a match is exactly the string scan_string would have read, and node_find would
+ * give the same entry (NULL for a key the plan does not read). */
+#define PRED_MAX 64              /* positions of an object remembered */
+#define PRED_KEY 64              /* bytes of a remembered key, its closing quote included */
+typedef struct {
+    const Entry *e;              /* the key's entry, or NULL: a key the plan does not read */
+    int nw;                      /* words to compare; 0: nothing remembered */
+    Py_ssize_t len;              /* the key's length */
+    uint64_t w[PRED_KEY / 8];    /* its bytes and the closing quote, zero-padded */
+    uint64_t last;               /* mask of the last word's bytes that count */
+} Pred;
+
 struct Node {
     Py_ssize_t nentries;
     Entry *entries;
     int32_t *table;              /* open addressing over entries, -1 = empty */
     uint32_t mask;
+    Pred *pred;                  /* [PRED_MAX]; NULL in a vocabulary */
 };
 
 typedef struct {
@@ -161,6 +179,7 @@ static void node_free(Node *node) {
     }
     PyMem_Free(node->entries);
     PyMem_Free(node->table);
+    PyMem_Free(node->pred);
     PyMem_Free(node);
 }
 
@@ -178,7 +197,8 @@ static Node *node_build(PyObject *spec, int *nslots, int depth, const Py_ssize_t
     while (size < 2 * (uint32_t)n + 2) size <<= 1;
     node->entries = PyMem_Calloc(n ? n : 1, sizeof(Entry));
     node->table = PyMem_Malloc(size * sizeof(int32_t));
-    if (!node->entries || !node->table) { node_free(node); return (Node *)PyErr_NoMemory(); }
+    if (limits) node->pred = PyMem_Calloc(PRED_MAX, sizeof(Pred));   /* objects of events, not vocabularies */
+    if (!node->entries || !node->table || (limits && !node->pred)) { node_free(node); return (Node *)PyErr_NoMemory(); }
     memset(node->table, 0xff, size * sizeof(int32_t));
     node->mask = size - 1;
     PyObject *k, *v;
@@ -247,6 +267,33 @@ static const Entry *node_find(const Node *node, const char *key, Py_ssize_t len)
     }
 }
 
+/* q: the byte after a key's opening quote. Whether the key (and its closing quote)
+ * is the one remembered in g, compared a word at a time. */
+static inline int pred_match(const Pred *g, const char *q, const char *end) {
+    int nw = g->nw;
+    if (!nw || end - q < (Py_ssize_t)nw * 8) return 0;   /* also nothing remembered: nw 0 */
+    uint64_t diff = (load8(q + 8 * (nw - 1)) ^ g->w[nw - 1]) & g->last;
+    for (int i = 0; i < nw - 1; i++) diff |= load8(q + 8 * i) ^ g->w[i];
+    return diff == 0;
+}
+
+/* Remember a plain ASCII key (len bytes at key) and its entry at one position. */
+static void pred_set(Pred *g, const Entry *e, const char *key, Py_ssize_t len) {
+    unsigned char buf[PRED_KEY], mask[8];
+    if (len + 1 > PRED_KEY) { g->nw = 0; return; }
+    memset(buf, 0, sizeof buf);
+    memcpy(buf, key, len);
+    buf[len] = '"';
+    int nw = (int)((len + 8) / 8), tail = (int)(len + 1 - (Py_ssize_t)(nw - 1) * 8);
+    memset(mask, 0, sizeof mask);
+    memset(mask, 0xff, tail);
+    memcpy(g->w, buf, (size_t)nw * 8);
+    memcpy(&g->last, mask, 8);
+    g->e = e;
+    g->len = len;
+    g->nw = nw;
+}
+
 /* ------------------------------------------------------------ the parser */
 
 static inline const char *skip_ws(const char *p, const char *end) {
@@ -313,6 +360,64 @@ static const char *scan_number(const char *p, const char *end, int *is_int, int 
         while (p < end && *p >= '0' && *p <= '9') p++;
         if (p == d) return NULL;
     }
+    return p;
+}
+
+/* scan_number, reading the value on the way where Clinger's fast path (below) or an
+ * integer of at most 15 digits gives it: *have is then 1 and *out is exactly what
+ * number_value() gives for a value it accepts (the read numbers' usual case: the token is
+ * walked once instead of twice). Otherwise *have is 0 and number_value() decides. */
+static HOT_INLINE const char *scan_number_value(const char *p, const char *end, int *is_int, int *digits,
+                                                double *out, int *have) {
+    static const double pow10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+                                   1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    const char *s = p;
+    int neg = 0, sig = 0, frac = 0, exp = 0;
+    uint64_t m = 0;
+    *is_int = 1;
+    *have = 0;
+    if (p < end && *p == '-') { neg = 1; p++; }
+    if (p >= end) return NULL;
+    if (*p == '0') p++;                          /* a leading zero is not significant (clinger) */
+    else if (*p >= '1' && *p <= '9') {
+        for (; p < end && *p >= '0' && *p <= '9'; p++, sig++)
+            if (sig < 19) m = m * 10 + (uint64_t)(*p - '0');
+    } else return NULL;
+    *digits = (int)(p - s) - neg;
+    if (p < end && *p == '.') {
+        *is_int = 0; p++;
+        const char *d = p;
+        for (; p < end && *p >= '0' && *p <= '9'; p++, frac++) {
+            if (m == 0 && *p == '0') continue;   /* zeros before the first significant digit */
+            if (++sig < 19) m = m * 10 + (uint64_t)(*p - '0');
+        }
+        if (p == d) return NULL;
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        int eneg = 0;
+        *is_int = 0; p++;
+        if (p < end && (*p == '+' || *p == '-')) eneg = (*p++ == '-');
+        const char *d = p;
+        for (; p < end && *p >= '0' && *p <= '9'; p++)
+            if (exp < 100000) exp = exp * 10 + (*p - '0');
+        if (p == d) return NULL;
+        if (eneg) exp = -exp;
+    }
+    if (*is_int) {
+        if (*digits > 15) return p;              /* big integers: number_value's FALLBACK */
+        *out = (double)(neg ? -(int64_t)m : (int64_t)m);   /* -0 is the integer 0 */
+        *have = 1;
+        return p;
+    }
+    if (sig > 15) return p;
+    exp -= frac;
+    double v = (double)m;
+    if (m == 0) v = 0.0;
+    else if (exp >= 0 && exp <= 22) v *= pow10[exp];
+    else if (exp < 0 && exp >= -22) v /= pow10[-exp];
+    else return p;
+    *out = neg ? -v : v;                         /* |v| < 1e38: finite, within float32's range */
+    *have = 1;
     return p;
 }
 
@@ -617,7 +722,8 @@ static COLD int utf8_ok(const char *s, Py_ssize_t n) {
 /* rare: a constant where inlined; 0 (the hot path: no group, not in a strict value) drops those checks. */
 static HOT_INLINE const char *read_leaf(Line *ln, const Entry *e, const char *p, const char *end, int rare) {
     const char *start = p, *stop;
-    int plain = 1, ascii = 1, is_int = 0, digits = 0;
+    int plain = 1, ascii = 1, is_int = 0, digits = 0, have = 0;
+    double nv = 0.0;                             /* a number's value, when have */
     char type;
     switch (*p) {
         case '"': type = 's'; stop = scan_string(p, end, &plain, &ascii); break;
@@ -625,7 +731,17 @@ static HOT_INLINE const char *read_leaf(Line *ln, const Entry *e, const char *p,
         case 'f': type = 'f'; stop = (end - p >= 5 && memcmp(p, "false", 5) == 0) ? p + 5 : NULL; break;
         case 'n': type = 'n'; stop = (end - p >= 4 && memcmp(p, "null", 4) == 0) ? p + 4 : NULL; break;
         case '{': case '[': return NULL;       /* msgspec: wrong_type */
-        default: type = '0'; stop = scan_number(p, end, &is_int, &digits); break;
+        case '0':                                 /* 0 and 0.0 before a comma or brace: the most common values */
+            type = '0';
+            if (end - p >= 2 && (p[1] == ',' || p[1] == '}')) {
+                stop = p + 1; is_int = 1; digits = 1; nv = 0.0; have = 1;
+            } else if (end - p >= 4 && p[1] == '.' && p[2] == '0' && (p[3] == ',' || p[3] == '}')) {
+                stop = p + 3; is_int = 0; digits = 1; nv = 0.0; have = 1;
+            } else {
+                stop = scan_number_value(p, end, &is_int, &digits, &nv, &have);
+            }
+            break;
+        default: type = '0'; stop = scan_number_value(p, end, &is_int, &digits, &nv, &have); break;
     }
     if (!stop) return NULL;
     if (rare && ln->strict && !skip_value(start, stop, 0, 1)) return NULL;   /* what tier 2 decodes, even if unused */
@@ -646,13 +762,17 @@ static HOT_INLINE const char *read_leaf(Line *ln, const Entry *e, const char *p,
             }
             case T_NUM:
                 if (type == 'n') break;                                  /* missing: stays NaN */
-                if (type != '0' || number_value(start, stop, is_int, digits, &v) != OK) return NULL;
+                if (type != '0') return NULL;
+                if (have) v = nv;
+                else if (number_value(start, stop, is_int, digits, &v) != OK) return NULL;
                 ln->num[idx] = v;
                 break;
             case T_BOOL:
                 if (type == 'n') break;
                 if (type == 't' || type == 'f') { ln->num[idx] = type == 't' ? 1.0 : 0.0; break; }
-                if (type != '0' || number_value(start, stop, is_int, digits, &v) != OK) return NULL;
+                if (type != '0') return NULL;
+                if (have) v = nv;
+                else if (number_value(start, stop, is_int, digits, &v) != OK) return NULL;
                 if (v != 0.0 && v != 1.0) return NULL;
                 ln->num[idx] = v;
                 break;
@@ -660,8 +780,12 @@ static HOT_INLINE const char *read_leaf(Line *ln, const Entry *e, const char *p,
                 if (type == 'n') break;                                  /* missing: stays NaN */
                 if (type == 's') {
                     if (!plain || !ascii || iso_time(start + 1, stop - start - 2, &v) != OK) return NULL;
-                } else if (type != '0' || number_value(start, stop, is_int, digits, &v) != OK) {
-                    return NULL;                                          /* epoch seconds, or FALLBACK */
+                } else if (type != '0') {
+                    return NULL;
+                } else if (have) {
+                    v = nv;                                               /* epoch seconds */
+                } else if (number_value(start, stop, is_int, digits, &v) != OK) {
+                    return NULL;                                          /* FALLBACK */
                 }
                 ln->num[idx] = v;
                 break;
@@ -742,13 +866,22 @@ static const char *read_object(Line *ln, const Node *node, const char *p, const 
     if (depth > MAX_DEPTH) return NULL;
     p = skip_ws(p + 1, end);
     if (p < end && *p == '}') return p + 1;
-    for (;;) {
+    for (int i = 0;; i++) {
         int plain, ascii;
         const char *k = p;
-        if (p >= end || *p != '"' || !(p = scan_string(p, end, &plain, &ascii))) return NULL;
-        if (!plain) return NULL;      /* an escaped key may spell a field we read: msgspec decides */
-        if (RARELY(ln->strict) && !ascii && !utf8_ok(k + 1, p - k - 2)) return NULL;
-        const Entry *e = node_find(node, k + 1, p - k - 2);
+        const Entry *e;
+        Pred *g = (node->pred && i < PRED_MAX) ? &node->pred[i] : NULL;
+        if (p >= end || *p != '"') return NULL;
+        if (g && pred_match(g, p + 1, end)) {   /* the key seen at this position before */
+            e = g->e;
+            p += g->len + 2;
+        } else {
+            if (!(p = scan_string(p, end, &plain, &ascii))) return NULL;
+            if (!plain) return NULL;      /* an escaped key may spell a field we read: msgspec decides */
+            if (RARELY(ln->strict) && !ascii && !utf8_ok(k + 1, p - k - 2)) return NULL;
+            e = node_find(node, k + 1, p - k - 2);
+            if (g && ascii) pred_set(g, e, k + 1, p - k - 2);
+        }
         p = skip_ws(p, end);
         if (p >= end || *p != ':') return NULL;
         p = skip_ws(p + 1, end);

@@ -617,6 +617,111 @@ def test_a_rules_target_names_the_address_its_firewall_action_blocks(network_bun
     assert results == {("r", "skipped"), ("default", "dry_run")}
 
 
+def _alert_one_by_one(agent, hit, batch, lines, now, index, pending):
+    """Agent._alert as it was before alerts were built per batch: the reference."""
+    from jenga_edge.config import RESERVED_ACTION
+    from jenga_edge.rules import render_output
+
+    pipe, rule = agent.pipe, hit.rule
+    row = hit.row
+    agent._alert_seq += 1
+    alert = {
+        "alert_id": f"{agent.run_id}-{agent._alert_seq}",
+        "timestamp": now,
+        "event_type": "alert",
+        "agent": agent.agent_info,
+        "rule": rule.cfg.rule,
+        "priority": hit.priority,
+        "task": rule.task.name if rule.task else None,
+        "score": round(hit.score, 6) if hit.score is not None else None,
+        "threshold": rule.threshold,
+        "model": pipe.model_refs[rule.task.name] if rule.task else None,
+        "source": lines.origin_of(batch.index[row]),
+    }
+    if hit.label is not None:
+        alert["label"] = hit.label
+    keys = batch.keys
+    for k in pipe.cfg.event.keys:
+        v = keys[k][row] if k in keys else None
+        if v is not None:
+            alert[k] = v
+    alert["fields"] = {k: keys[k][row] if k in keys else None for k in pipe.cfg.event.fields}
+    if rule.cfg.output:
+        values = {k: v[row] for k, v in keys.items()}
+        alert["output"] = render_output(rule.cfg.output, {**values, **alert})
+    if rule.cfg.tags:
+        alert["tags"] = rule.cfg.tags
+    if rule.cfg.target:
+        alert["target"] = {"field": rule.cfg.target, "value": keys[rule.cfg.target][row]}
+    acts = [a for a in rule.cfg.actions if a != RESERVED_ACTION]
+    if acts:
+        target = keys[rule.cfg.key][row] if rule.cfg.key else alert.get("src_ip")
+        alert["actions"] = [agent._act(name, alert, target, index, pending) for name in acts]
+    else:
+        alert["actions"] = []
+    return alert
+
+
+def test_alerts_built_per_batch_are_the_alerts_built_one_by_one(network_bundle, tmp_path):
+    # Alerts are built per batch (each rule's constants and the key columns looked up once):
+    # every alert must be the one the per-hit code built, key order and JSON bytes included,
+    # with the actions' outcomes and the queued actions in the same order.
+    import msgspec
+
+    from jenga_edge.agent import Agent
+    from jenga_edge.config import load_agent_config
+
+    labels = next(t for t in network_bundle[1].tasks if t.name == "attack_type").labels
+    cfg = write_config(
+        tmp_path,
+        network_bundle[0],
+        [{"type": "stdin"}],
+        event={"keys": ["src_ip", "dest_ip", "dest_port", "no_such_key"], "fields": ["protocol", "nope"]},
+        rules=[
+            {
+                "rule": "threat",
+                "task": "threat",
+                "threshold": 0.0,
+                "severity": [{"min_score": 0.9, "priority": "critical"}],
+                "output": "%src_ip -> %dest_ip:%dest_port scored %score (%nope)",
+                "tags": ["T1046"],
+                "target": "dest_ip",
+                "key": "src_ip",
+                "actions": ["alert", "firewall", "hook"],
+            },
+            {"rule": "kind", "task": "attack_type", "labels": list(labels), "actions": ["alert"]},
+            {"rule": "web", "condition": {"dest_port": [80, 443]}, "actions": ["alert", "hook"]},
+        ],
+        actions={"firewall": {"dry_run": True}, "hook": {"type": "exec", "argv": ["/bin/true"], "dry_run": True}},
+        allowlist=["10.0.0.0/8"],
+        rate_limit={"max_actions": 150, "per_seconds": 3600},
+    )
+    new, old = (Agent(load_agent_config(cfg), log=lambda s: None) for _ in range(2))
+    old.run_id = new.run_id
+    ev = events(120, seed=11) + malicious_events(200, "10.1.2.3", seed=12)
+    lines = Batch(ev, None, [("first", 50), ("second", len(ev) - 50)])
+    now = "2026-12-02T07:00:00.000Z"
+    built, pending = [], []
+    for agent in (new, old):
+        pipe = agent.pipe
+        b = pipe.decoder.decode(lines.data)
+        hits = pipe.rules.evaluate(b, pipe.scorer.score(b.num, b.cat, b.text, b.text_len))
+        queued: list = []
+        if agent is new:
+            built.append(agent._alerts(hits, b, lines, now, queued))
+        else:
+            built.append([_alert_one_by_one(agent, h, b, lines, now, i, queued) for i, h in enumerate(hits)])
+        pending.append(queued)
+    assert len(built[0]) > 300 and {a["rule"] for a in built[0]} == {"threat", "kind", "web"}
+    assert {a["source"] for a in built[0]} == {"first", "second"}
+    assert built[0] == built[1]
+    assert [list(a) for a in built[0]] == [list(a) for a in built[1]]
+    assert msgspec.json.encode(built[0]) == msgspec.json.encode(built[1])
+    assert [(i, n, a["alert_id"]) for i, n, a in pending[0]] == [(i, n, a["alert_id"]) for i, n, a in pending[1]]
+    outcomes = {o["result"] for a in built[0] for o in a["actions"]}
+    assert {"dry_run", "skipped"} <= outcomes
+
+
 def test_reload_keeps_cooldowns_and_reports_restart_only_changes(network_bundle, tmp_path):
     from jenga_edge.agent import Agent
     from jenga_edge.config import load_agent_config

@@ -333,6 +333,27 @@ def test_numbers_agree_with_tier2_bit_for_bit():
     assert len(fast) > 2500
 
 
+NUMBER_EDGES = [
+    "0", "-0", "0.0", "-0.0", "0e0", "-0e-0", "0e400", "-0e99999999", "0.000e5", "7", "-7", "1e22", "1e23",
+    "1e-22", "1e-23", "123456789012345", "1234567890123456", "-999999999999999", "123456789012345.0",
+    "1234567890123456.0", "12345678901234.5", "0.000000000000001", "0.0000000000000000000000001",
+    "0.1000000000000000", "1.000000000000001", "10.00000000000000e-5", "3.4028234663852886e38", "3.5e38",
+    "-3.4e38", "1e38", "9.999999999999999e37", "4.9e-324", "1e-400", "1.5E+3", "2.5e+0", "25e-1", "100e-2",
+    "0.00", "0.0e1", "0.05", "00", "0.", "0.0.0", "0 ", "0.0 ", "-0 ", "01",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("number", NUMBER_EDGES)
+def test_number_edge_cases_read_as_tier2_reads_them(number):
+    # Tier 1 reads a number's value while it scans the token (Clinger's fast path, or an
+    # integer of at most 15 digits) and leaves the rest to the correctly rounded parser:
+    # the same bits as tier 2 either way, or tier 2's reject.
+    line = b'{"flow":{"pkts":%s,"bytes_toserver":%s},"service":"ssh","rate":%s,"syn":%s}' % ((number.encode(),) * 4)
+    assert_same([line])
+    assert_same([b'{"flow":{"pkts":1},"service":"ssh","rate":%s}' % number.encode()])
+    assert_same([b'{"rate":%s' % number.encode()])  # the line ends with the number: bad JSON
+
+
 def test_lines_read_in_place_from_a_buffer_decode_like_a_list():
     from jenga_edge.event_queue import Lines, _spans
 
@@ -378,6 +399,63 @@ def test_long_and_near_miss_keys():
     np.testing.assert_array_equal(fast.num, slow.num)
     assert fast.num[:, 0].tolist() == [1.5] * 6 and fast.num[:, 1].tolist() == [2.5] * 6
     assert [(r.index, r.reason, r.field) for r in fast.rejects] == [(i, "missing_field", name) for i in range(6, 11)]
+
+
+def test_keys_remembered_by_position_never_stand_for_another_key():
+    # Tier 1 remembers the key it met at each position of an object and takes a line's
+    # key as that one when its raw bytes (and closing quote) match. Lines that keep the
+    # shape, then break it at one position in every way a remembered key can be near
+    # another one, must each decode as tier 2 decodes them, within a batch and across
+    # batches (the memory outlives a batch).
+    name = "dst_host_srv_diff_host_rate"
+    schema = FeatureSchema(
+        (
+            Feature(name, "numeric"),
+            Feature("pkts", "numeric", allow_missing=False),
+            Feature("proto", "categorical", categories=(OOV_TOKEN, "tcp", "udp")),
+            Feature("x" * 62, "numeric"),
+        )
+    )
+    dec = EventDecoder(schema, {"pkts": "flow.pkts"}, key_fields=["src_ip"])
+    shape = b'{"%s":%s,"flow":{"pkts":%s},"proto":"tcp","src_ip":"10.0.0.%d","%s":3}'
+
+    def line(first: bytes = name.encode(), i: int = 1, pkts: bytes = b"7", long: bytes = b"x" * 62) -> bytes:
+        return shape % (first, b"1.5", pkts, i, long)
+
+    breaks = [
+        line(name[:-1].encode() + b"E"),  # the last byte differs
+        line(b"D" + name[1:].encode()),  # the first
+        line(name[:12].encode() + b"X" + name[13:].encode()),  # a middle word
+        line(name.encode() + b"_"),  # one byte longer: the remembered quote is not there
+        line(name[:-1].encode()),  # one shorter
+        line(name[:-1].encode() + b'\\"e'),  # an escaped quote where the last byte was
+        line(name[:-1].encode() + b"\\u0065"),  # the same key spelled with an escape: tier 2's
+        line(b"unknown_key"),  # a key the plan does not read, remembered next
+        line(b"unknown_key"),
+        line(),  # back to the shape
+        line(long=b"x" * 61 + b"y"),  # a remembered key of 62 bytes (63 with its quote), one byte off
+        line(long=b"x" * 63),  # 64 with its quote: too long to remember
+        line(long=b"x" * 63),
+        line(pkts=b"null"),
+        b'{"%s":1.5,"%s":2.5,"flow":{"pkts":1},"proto":"tcp"}' % (name.encode(), name.encode()),  # duplicate
+        b'{"flow":{"pkts":1},"%s":1.5}' % name.encode(),  # positions swapped
+        b'{"%s":1.5,"flow":{"pkts":1}}' % name.encode(),  # the shape, cut short
+        b'{"%s":1.5,"fl' % name.encode(),  # cut inside a remembered key
+        b'{"%s"' % name.encode(),  # a remembered key at the very end of the line
+        b'{"\xc3\xa9":1,"flow":{"pkts":1}}',  # non-ASCII keys are never remembered
+        b'{"\xc3\xa9":1,"flow":{"pkts":1}}',
+    ]
+    same = [line(i=i) for i in range(20)]
+    assert not tier1_status(same, dec).any()
+    for b in breaks:
+        assert_same([*same[:3], b, *same[3:6], b, *same[6:9]], dec=dec)
+        assert_same([b], dec=dec)
+    assert_same(same + breaks + same, dec=dec)
+    rng = random.Random(7)
+    lines = same + breaks
+    for _ in range(30):  # shapes in random order, one batch after another
+        rng.shuffle(lines)
+        assert_same(lines[:17], dec=dec)
 
 
 def test_key_field_numbers_are_the_floats_and_ints_msgspec_gives():
