@@ -14,7 +14,7 @@ as the same batch padded to text_width (the agent trims).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import onnxruntime as ort
@@ -146,10 +146,18 @@ def compare(
     outputs: Sequence[str],
     cases: dict[str, Case],
     batch: int = 4096,
+    tolerance: Callable[[list[np.ndarray]], dict[str, torch.Tensor]] | None = None,
 ) -> dict:
-    """{output: max abs diff over all cases, 'cases': {case: {output: diff}}}."""
+    """{output: max abs diff over all cases, 'cases': {case: {output: diff}}}.
+
+    `tolerance` (a batch's arrays -> {output: per-row tolerance}) names outputs judged
+    row by row instead of by one atol: 'excess' then holds, per output and case, the
+    largest diff minus its row's tolerance (<= 0 passes), and 'tolerance' the largest
+    tolerance used."""
     names = [i.name for i in session.get_inputs()]
     per_case: dict[str, dict[str, float]] = {}
+    excess: dict[str, dict[str, float]] = {}
+    allowed: dict[str, float] = {}
     for case, arrays in cases.items():
         arrays = arrays[: len(names)]
         diffs = {o: 0.0 for o in outputs}
@@ -159,11 +167,28 @@ def compare(
                 ref = module(*(torch.from_numpy(a) for a in part))
             ref = ref if isinstance(ref, tuple) else (ref,)
             got = session.run(list(outputs), dict(zip(names, part)))
+            tol = tolerance(part) if tolerance and len(part[0]) else {}
             for name, r, g in zip(outputs, ref, got):
                 diffs[name] = max(diffs[name], _max_abs(r.numpy(), g))
+                if name in tol:
+                    t = tol[name].numpy()
+                    over = excess.setdefault(name, {})
+                    over[case] = max(over.get(case, -np.inf), _max_excess(r.numpy(), g, t))
+                    allowed[name] = max(allowed.get(name, 0.0), float(np.nanmax(t)))
         per_case[case] = diffs
     worst = {o: max(c[o] for c in per_case.values()) for o in outputs}
-    return {**worst, "cases": per_case}
+    extra = {"excess": excess, "tolerance": allowed} if excess else {}
+    return {**worst, "cases": per_case, **extra}
+
+
+def _max_excess(a: np.ndarray, b: np.ndarray, tol: np.ndarray) -> float:
+    """The largest |a - b| - tol, row by row (equal NaNs agree; a NaN diff or tolerance fails)."""
+    if a.shape != b.shape or tol.shape != a.shape:
+        return float("inf")
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    d = np.abs(a - b)
+    d[np.isnan(a) & np.isnan(b)] = 0.0
+    return float(np.nan_to_num(d - np.nan_to_num(tol, nan=0.0), nan=np.inf).max()) if d.size else -np.inf
 
 
 def _max_abs(a: np.ndarray, b: np.ndarray) -> float:
