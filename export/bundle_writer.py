@@ -327,32 +327,28 @@ def _check_parity(graph, path: Path, outputs: list[str], cases: dict, atol: floa
     member statistics (graphs.fused_tolerances; the parity report's 'tolerance')."""
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     parity = compare(graph, session, outputs, cases, tolerance=lambda part: fused_tolerances(graph, part, atol))
-    excess = parity.get("excess", {})
+    ratio = parity.get("ratio", {})
     bad = {o: parity[o] for o in outputs if not _within(parity, o, atol)}
     if bad:
         worst_case = {
             c: d
             for c, d in parity["cases"].items()
-            if any((excess[o][c] > 0) if o in excess else not d[o] <= atol for o in bad)
+            if any((ratio[o].get(c, 0.0) > 1) if o in ratio else not d[o] <= atol for o in bad)
         }
         raise ParityError(
             f"{what}: onnxruntime differs from torch by "
             + ", ".join(f"{o} {v:.3e}" for o, v in bad.items())
             + f" > --atol {atol:g}"
-            + "".join(
-                f" ({o}: by {max(excess[o].values()):.3e} more than its calibrated tolerance)"
-                for o in bad
-                if o in excess
-            )
+            + "".join(f" ({o}: {max(ratio[o].values()):.2f} x its calibrated tolerance)" for o in bad if o in ratio)
             + f" (cases: {', '.join(worst_case)})"
         )
-    if excess:
+    if ratio:
         # The report keeps numbers only at the top level (the manifest's worst diff).
         parity["tolerance"] = {
-            o: {"max": v, "max_diff_minus_tolerance": max(excess[o].values()), "basis": TOLERANCE_BASIS}
+            o: {"max": v, "max_diff_over_tolerance": max(ratio[o].values()), "basis": TOLERANCE_BASIS}
             for o, v in parity["tolerance"].items()
         }
-        del parity["excess"]
+        del parity["ratio"]
     if any(len(c) > 2 for c in cases.values()):
         _check_trimming(session, outputs, cases, atol, what, parity)
     return parity
@@ -364,9 +360,9 @@ TOLERANCE_BASIS = (
 
 
 def _within(parity: dict, output: str, atol: float) -> bool:
-    excess = parity.get("excess", {})
-    if output in excess:
-        return max(excess[output].values()) <= 0
+    ratio = parity.get("ratio", {})
+    if output in ratio:
+        return max(ratio[output].values()) <= 1
     return parity[output] <= atol
 
 

@@ -66,7 +66,7 @@ def test_float32_rounding_through_a_steep_calibration_passes_the_gate(steep):
     parity = _check_parity(graph, path, ["score"], cases, 1e-5, "detector")
     tolerance = parity["tolerance"]["score"]
     assert parity["score"] > 1e-5  # the rounding the old gate refused ...
-    assert tolerance["max_diff_minus_tolerance"] <= 0  # ... is within what an atol-sized member error moves
+    assert tolerance["max_diff_over_tolerance"] <= 1  # ... is within what an atol-sized member error moves
     assert tolerance["max"] < 1e-2 and "member statistic" in tolerance["basis"]
 
 
@@ -76,7 +76,7 @@ def test_a_fused_graph_with_another_calibration_still_fails(steep):
     saved = head.cal_left.clone()
     try:
         head.cal_left += 1e-3  # torch now scores a calibration the graph does not hold
-        with pytest.raises(ParityError, match="more than its calibrated tolerance"):
+        with pytest.raises(ParityError, match="x its calibrated tolerance"):
             _check_parity(graph, path, ["score"], cases, 1e-5, "detector")
     finally:
         head.cal_left.copy_(saved)
