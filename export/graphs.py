@@ -91,3 +91,44 @@ class MergedGraph(nn.Module):
 
     def output_names(self) -> list[str]:
         return [n for t in self.tasks for n in output_names(self.model, t, prefix=f"{t}.")]
+
+
+def fused_tolerances(graph: nn.Module, arrays: list[Any], atol: float) -> dict[str, torch.Tensor]:
+    """The parity tolerance of each fused task's outputs in `graph`, per row of `arrays`.
+
+    A fused score is a CDF of a CDF: each member statistic z (a logit, a log distance)
+    goes through its member's piecewise-linear tail, -log p, and the calibration CDF.
+    Where normal rows crowd, those segments are steep, so the float32 difference between
+    torch's and onnxruntime's trunk (a few 1e-6 of z, inherent to two GEMM kernels) comes
+    out of the score multiplied by those slopes and 1/p (x2.4 on agent_bench's 2-epoch
+    NSL-KDD export, far more where every bin stacks at its minimum width; computing the
+    calibration in float64 would not help: the members already differ). The score agrees as well
+    as its input allows when it lies within what torch's own score moves if every member
+    statistic moves by atol (relative to its size, at least atol): atol plus that move.
+    The score is monotone in each member, so z +- e bound it. Other outputs: none here
+    (the caller keeps atol)."""
+    model = getattr(graph, "model", None)
+    if not isinstance(model, MultiTaskModel):
+        return {}
+    merged = not isinstance(graph, TaskGraph)  # a MergedGraph names its outputs "<task>.<output>"
+    tasks: list[str] = list(getattr(graph, "tasks", [])) if merged else [str(graph.task)]
+    fused = [t for t in tasks if model.specs[t].mode == "fused"]
+    if not fused:
+        return {}
+    numeric, categorical, *text = (torch.from_numpy(a) for a in arrays)
+    with torch.no_grad():
+        return _fused_tolerances(model, fused, merged, numeric, categorical, text, atol)
+
+
+def _fused_tolerances(model, fused, merged, numeric, categorical, text, atol) -> dict[str, torch.Tensor]:
+    h = model.shared(model.specs[fused[0]].source, numeric, categorical, **(_text(*text) if text else {}))
+    out: dict[str, torch.Tensor] = {}
+    for task in fused:
+        z = model.head_outputs(task, h, numeric, categorical)["members"].double()
+        head, e = model.fused_head(task), atol * z.abs().clamp_min(1.0)
+        score = head.score(z)
+        move = torch.maximum(head.score(z + e) - score, score - head.score(z - e)).abs()
+        move = torch.nan_to_num(move, nan=0.0)  # an infinite z (inf - inf): no more than atol
+        for name in output_names(model, task, prefix=f"{task}." if merged else ""):
+            out[name] = atol + move
+    return out

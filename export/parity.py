@@ -14,7 +14,7 @@ as the same batch padded to text_width (the agent trims).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import onnxruntime as ort
@@ -146,10 +146,18 @@ def compare(
     outputs: Sequence[str],
     cases: dict[str, Case],
     batch: int = 4096,
+    tolerance: Callable[[list[np.ndarray]], dict[str, torch.Tensor]] | None = None,
 ) -> dict:
-    """{output: max abs diff over all cases, 'cases': {case: {output: diff}}}."""
+    """{output: max abs diff over all cases, 'cases': {case: {output: diff}}}.
+
+    `tolerance` (a batch's arrays -> {output: per-row tolerance}) names outputs judged
+    row by row instead of by one atol: 'ratio' then holds, per output and case, the
+    largest diff over its row's tolerance (<= 1 passes), and 'tolerance' the largest
+    tolerance used."""
     names = [i.name for i in session.get_inputs()]
     per_case: dict[str, dict[str, float]] = {}
+    ratios: dict[str, dict[str, float]] = {}
+    allowed: dict[str, float] = {}
     for case, arrays in cases.items():
         arrays = arrays[: len(names)]
         diffs = {o: 0.0 for o in outputs}
@@ -159,11 +167,32 @@ def compare(
                 ref = module(*(torch.from_numpy(a) for a in part))
             ref = ref if isinstance(ref, tuple) else (ref,)
             got = session.run(list(outputs), dict(zip(names, part)))
+            tol = tolerance(part) if tolerance and len(part[0]) else {}
             for name, r, g in zip(outputs, ref, got):
                 diffs[name] = max(diffs[name], _max_abs(r.numpy(), g))
+                if name in tol:
+                    t = tol[name].numpy()
+                    seen = ratios.setdefault(name, {})
+                    seen[case] = max(seen.get(case, 0.0), _max_ratio(r.numpy(), g, t))
+                    allowed[name] = max(allowed.get(name, 0.0), float(np.nanmax(t)))
         per_case[case] = diffs
     worst = {o: max(c[o] for c in per_case.values()) for o in outputs}
-    return {**worst, "cases": per_case}
+    extra = {"ratio": ratios, "tolerance": allowed} if ratios else {}
+    return {**worst, "cases": per_case, **extra}
+
+
+def _max_ratio(a: np.ndarray, b: np.ndarray, tol: np.ndarray) -> float:
+    """The largest |a - b| / tol, row by row (equal NaNs agree, a NaN diff fails, a NaN or
+    zero tolerance allows no difference)."""
+    if a.shape != b.shape or tol.shape != a.shape:
+        return float("inf")
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    d = np.abs(a - b)
+    d[np.isnan(a) & np.isnan(b)] = 0.0
+    t = np.nan_to_num(tol.astype(np.float64), nan=0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(d == 0, 0.0, d / t)
+    return float(np.nan_to_num(ratio, nan=np.inf).max()) if d.size else 0.0
 
 
 def _max_abs(a: np.ndarray, b: np.ndarray) -> float:
