@@ -1082,3 +1082,21 @@ def _getter(attrs: tuple[str, ...]) -> Callable[[Any], Any]:
         return e
 
     return get
+
+
+def field_reader(model: EventModel, name: str) -> Callable[[bytes], Any]:
+    """One field of an event, read from its line as EventDecoder reads a key field (its
+    path, or the first of its paths that holds a value; typed as a scalar) and
+    normalized as the decoder normalizes it, without decoding the rest of the event:
+    what routes an event to the worker that holds its key's state (sharding.py). Raises
+    msgspec.DecodeError (ValidationError too) or ValueError where the decoder would
+    reject the line for that field."""
+    steps = _alternative_steps(model, {name: model.path(name)})
+    struct, get, top = _reader(steps, "Key", Scalar)
+    _first_present(get, top, [name])
+    one: Callable[[bytes], Any] = msgspec.json.Decoder(struct, strict=False).decode
+    getter, norm = get[name], model.normalize.get(name)
+    if norm is None:
+        return lambda line: getter(one(line))
+    apply = norm.apply
+    return lambda line: apply(getter(one(line)))
