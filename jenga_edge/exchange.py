@@ -127,24 +127,23 @@ class Link(Source):
             self._abandon.set()
 
     def _run(self) -> None:
+        # The receiving side only: the peer's end says nothing about what this worker
+        # still has to send it (the scoring thread closes the sending side).
         self.sock.settimeout(POLL_S)
-        try:
-            while not self._abandon.is_set():
-                try:
-                    data = self.sock.recv(READ_CHUNK * 4)
-                except TimeoutError:
-                    continue
-                except OSError:
-                    data = b""
-                if not data:
-                    self._end()
-                    self.eof = True
-                    return
-                self._buf += data
-                self._deliver()
-            self._give_up()
-        finally:
-            self.close_sending()
+        while not self._abandon.is_set():
+            try:
+                data = self.sock.recv(READ_CHUNK * 4)
+            except TimeoutError:
+                continue
+            except OSError:
+                data = b""
+            if not data:
+                self._end()
+                self.eof = True
+                return
+            self._buf += data
+            self._deliver()
+        self._give_up()
 
     def _deliver(self) -> None:
         buf, at = self._buf, 0
