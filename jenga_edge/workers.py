@@ -51,20 +51,20 @@ import selectors
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
+
 from .actions import webhook
 from .actions.base import ActionConfig
-from .agent import Agent, Pipeline
 from .config import AgentConfig
-from .contract.errors import ConfigError, JengaError
-from .event_queue import OVERSIZE, PARTIAL, Batch, EventQueue
-from .exchange import Link, MergedQueue, is_inbox_batch, message
-from .sharding import LOCAL, ShardReader, check_computed, check_windows, keyed_state, shard_key
+from .contract.errors import JengaError
+from .sharding import check_windows, keyed_state, shard_key
 from .sinks.base import SinkConfig
 from .systemd import Notifier
 
@@ -125,187 +125,6 @@ def check_config(cfg: AgentConfig) -> str | None:
     return shard_key(keyed_state(cfg.event.windows, cfg.rules), cfg.agent.shard_key)
 
 
-def pipeline_shard_key(cfg: AgentConfig, pipe: Pipeline) -> str | None:
-    """The shard key for the pipeline's windows (the bundle's too) and rules."""
-    model = pipe.decoder.model
-    bundle_windows = {k: w for k, w in model.windows.items() if k not in cfg.event.windows}
-    agent_windows = {k: w for k, w in model.windows.items() if k in cfg.event.windows}
-    check_windows(agent_windows)
-    check_windows(bundle_windows, "bundle windows")
-    state = keyed_state(agent_windows, cfg.rules) + keyed_state(bundle_windows, [], "bundle windows")
-    key = shard_key(state, cfg.agent.shard_key)
-    if key is not None:
-        check_computed(key, model)
-    return key
-
-
-# ------------------------------------------------------------------ the worker
-class WorkerAgent(Agent):
-    """An Agent that is worker `index` of `workers`: it routes what its sources read to
-    the key's owner and scores what its peers route to it (module docstring)."""
-
-    reuse_port = True
-
-    def __init__(
-        self,
-        cfg: AgentConfig,
-        index: int,
-        workers: int,
-        peers: dict[int, socket.socket],
-        config_path: str | None = None,
-        overrides: list[str] | tuple[str, ...] = (),
-        log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
-        service: Notifier | None = None,
-    ):
-        self.index, self.workers = index, workers
-        self.creates_firewalls = index == 0
-        self.shard: str | None = None
-        self._shard_checked = False
-        super().__init__(worker_config(cfg, index, workers), config_path, overrides, log=log, service=service)
-        self._fixed = (cfg.agent.workers, cfg.agent.shard_key)
-        b = self.cfg.batching
-        self.inbox = EventQueue(b.queue_size, b.queue_bytes)
-        self.links = {p: Link(p, s, self.inbox, b.max_line_bytes) for p, s in sorted(peers.items())}
-        for link in self.links.values():
-            link.drain_s = b.drain_s
-        self.outside = list(self.sources)
-        self.source_queue = self.queue
-        self.sources += list(self.links.values())
-        self.queue = MergedQueue(self.source_queue, self.inbox, self._end_forwarding_when_done)  # type: ignore[assignment]
-        self.router = ShardReader(self.pipe.decoder.model, self.shard, workers) if self.shard else None
-        self.forwarded = self.metrics.registry.counter(
-            "jenga_events_forwarded_total",
-            "Events read here and sent to the worker that owns their key (or their share), by that worker.",
-            ("worker",),
-        )
-        self.counts.update(forwarded=0, exchanged=0)
-        self._spread_kind: dict[str, bool] = {}  # origin -> read by one worker only (spread without keys)
-        self._next = 0
-        self._forwarding_done = False
-        snapshot = self.cfg.event.snapshot
-        if snapshot and not os.path.exists(snapshot) and os.path.exists(cfg.event.snapshot):
-            self.log(f"window snapshot {cfg.event.snapshot} is a single worker's: not loaded by {workers} workers "
-                     "(keys are sharded by worker); windows start empty")  # fmt: skip
-
-    def check_pipeline(self, pipe: Pipeline) -> None:
-        """The shard key is fixed for the run: a reload that would change it is refused."""
-        key = pipeline_shard_key(self.cfg if self._shard_checked else pipe.cfg, pipe)
-        if self._shard_checked and key != self.shard:
-            raise ConfigError(
-                f"the shard key would change from {self.shard!r} to {key!r}: that takes effect on restart"
-            )
-        self.shard, self._shard_checked = key, True
-
-    def load_config(self) -> AgentConfig:
-        cfg = super().load_config()
-        if (cfg.agent.workers, cfg.agent.shard_key) != self._fixed:
-            self.log("reload: changes to agent.workers or agent.shard_key take effect on restart")
-            cfg.agent.workers, cfg.agent.shard_key = self._fixed
-        return worker_config(cfg, self.index, self.workers)
-
-    def run(self) -> dict[str, Any]:
-        if self.server is not None:
-            self.server.start()  # the port first: the supervisor scrapes it (Agent.run's start is a no-op then)
-            self.service.send(f"{METRICS_FIELD}={self.server.port}")
-        return super().run()
-
-    # --------------------------------------------------------------- routing
-    def process_safely(self, lines: Batch) -> None:
-        if is_inbox_batch(lines):
-            self.counts["exchanged"] += len(lines)
-            super().process_safely(lines)
-            return
-        kept = self._route(lines)
-        if kept:
-            super().process_safely(kept)
-
-    def _route(self, batch: Batch) -> Batch:
-        """Send the lines other workers own to them; the rest (this worker's) as a batch."""
-        owners = self.router.owners(batch.data) if self.router is not None else self._spread(batch)
-        if owners is None:
-            return batch
-        me = self.index
-        flags = batch.oversize
-        origins = [o for o, c in batch.origins for _ in range(c)]
-        out: dict[tuple[int, str, bool], list[bytes]] = {}
-        keep: list[bytes] = []
-        keep_flags: list[int] = []
-        keep_origins: list[tuple[str, int]] = []
-        for i, line in enumerate(batch.data):
-            owner, flag = owners[i], (flags[i] if flags is not None else 0)
-            if owner in (LOCAL, me) or flag == OVERSIZE:
-                keep.append(line)
-                keep_flags.append(flag)
-                if keep_origins and keep_origins[-1][0] == origins[i]:
-                    keep_origins[-1] = (origins[i], keep_origins[-1][1] + 1)
-                else:
-                    keep_origins.append((origins[i], 1))
-            else:
-                out.setdefault((owner, origins[i], flag == PARTIAL), []).append(line)
-        if not out:
-            return batch
-        for (owner, origin, partial), lines in out.items():
-            self._forward(owner, origin, partial, lines)
-        return Batch(keep, keep_flags, keep_origins) if keep else Batch([])
-
-    def _spread(self, batch: Batch) -> list[int] | None:
-        """Without keyed state: the lines of a source one worker reads alone go to the
-        workers in turn, a batch's run at a time; listener lines stay (None: all stay)."""
-        owners: list[int] = []
-        moved = False
-        for origin, count in batch.origins:
-            single = self._spread_kind.get(origin)
-            if single is None:
-                kinds = {s.origin: s.kind for s in self.outside}
-                single = self._spread_kind[origin] = kinds.get(origin, "tcp") not in SHARED_KINDS
-            if single:
-                target, self._next = self._next, (self._next + 1) % self.workers
-                moved = moved or target != self.index
-                owners += [target] * count
-            else:
-                owners += [LOCAL] * count
-        return owners if moved else None
-
-    def _forward(self, owner: int, origin: str, partial: bool, lines: list[bytes]) -> None:
-        n = len(lines)
-        self.counts["received"] += n
-        self.counts["forwarded"] += n
-        self.forwarded.inc(n, worker=str(owner))
-        link = self.links[owner]
-        if not link.send(message(lines, origin, partial), n, self._serve_inbox):
-            self.failures.warn(
-                f"exchange:{owner}",
-                f"exchange: {n} line(s) for worker {owner} not delivered (gone, or took nothing for "
-                'a while); counted as dropped (jenga_events_dropped_total{reason="exchange"})',
-            )
-
-    def _serve_inbox(self) -> None:
-        """While a send waits for room: score one batch of what peers sent (never sent on),
-        so a peer waiting to send to us can go on."""
-        lines = self.inbox.take(self.cfg.batching.max_batch, 0.0)
-        if lines:
-            self.counts["exchanged"] += len(lines)
-            super().process_safely(lines)
-
-    def _end_forwarding_when_done(self) -> None:
-        """Once this worker's own sources have ended and its queue is empty it will send
-        nothing more: its peers' inboxes read the end (their stop waits for it)."""
-        if self._forwarding_done or self.source_queue.depth():
-            return
-        if any(s.running for s in self.outside):
-            return
-        self._forwarding_done = True
-        for link in self.links.values():
-            link.close_sending()
-
-    def summary(self) -> dict[str, Any]:
-        out = super().summary()
-        out.update(worker=self.index, pid=os.getpid(), forwarded=self.counts["forwarded"])
-        out["exchanged"] = self.counts["exchanged"]
-        out["shard_key"] = self.shard
-        return out
-
-
 # ------------------------------------------------------------------ the supervisor
 class WorkerFailure(JengaError):
     """A worker died (a signal, a crash; exit code 1) or reported an error at start (a
@@ -328,28 +147,13 @@ def worker_files(cfg: AgentConfig) -> list[str]:
     return out
 
 
-class _WorkerLog:
-    """A worker's log: its lines start with its index; warning and error keep their level."""
-
-    def __init__(self, log: Callable[[str], None], index: int):
-        self._log, self._prefix = log, f"[w{index}] "
-
-    def __call__(self, line: str) -> None:
-        self._log(self._prefix + line)
-
-    def warning(self, line: str) -> None:
-        getattr(self._log, "warning", self._log)(self._prefix + line)
-
-    def error(self, line: str) -> None:
-        getattr(self._log, "error", self._log)(self._prefix + line)
-
-
 class _Worker:
     """The supervisor's view of one worker."""
 
     def __init__(self, index: int, notify: socket.socket, notify_path: str):
         self.index, self.notify, self.notify_path = index, notify, notify_path
         self.pid = 0
+        self.proc: subprocess.Popen[bytes] | None = None
         self.summary_r = self.summary_w = -1
         self.received = bytearray()
         self.status: int | None = None  # os.waitpid's, once it exited
@@ -400,8 +204,10 @@ class Supervisor:
 
     # ------------------------------------------------------------ start
     def start(self) -> None:
-        """Fork the workers: sockets, pipes and the mesh first, signals blocked meanwhile
-        (a worker installs its handlers, then takes them)."""
+        """Start the workers: their notify sockets, summary pipes and the mesh first; each
+        worker is a new interpreter (`python -m jenga_edge.worker_agent SPEC`) handed its
+        ends of the sockets and pipe by descriptor (spawned, not forked: the supervisor
+        already has threads, numpy's and onnxruntime's, which a fork would not carry)."""
         self._dir = tempfile.mkdtemp(prefix="jenga-edge-workers-")
         for k in range(self.n):
             path = os.path.join(self._dir, f"w{k}.sock")
@@ -413,65 +219,45 @@ class Supervisor:
         for i in range(self.n):
             for j in range(i + 1, self.n):
                 mesh[i][j], mesh[j][i] = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        config = os.path.join(self._dir, "config.json")
+        with open(config, "wb") as fh:  # the config as checked here, paths resolved (the directory is 0700)
+            fh.write(msgspec.json.encode(self.cfg))
         firewall_first = any(getattr(a, "ensure", False) for a in self.cfg.actions.values())
-        signals = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
         try:
             for w in self.workers:
                 if w.index == 1 and firewall_first:
                     self._wait_ready(self.workers[0])  # worker 0 creates the firewall sets alone
-                w.summary_r, w.summary_w = os.pipe()
-                pid = os.fork()
-                if pid == 0:
-                    self._child(w, mesh, old)  # never returns
-                w.pid = pid
-                os.close(w.summary_w)
-                os.set_blocking(w.summary_r, False)
+                self._spawn(w, mesh[w.index], config)
         finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old)
             for socks in mesh.values():
                 for s in socks.values():
                     s.close()
         how = f"shard key {self.shard}" if self.shard else "events shared out by listener and batch"
         self.log(f"jenga-edge: {self.n} workers (pid {', '.join(str(w.pid) for w in self.workers)}), {how}")
 
-    def _child(self, w: _Worker, mesh: dict[int, dict[int, socket.socket]], mask: Any) -> None:
-        code, report = 1, dict[str, Any]()
+    def _spawn(self, w: _Worker, peers: dict[int, socket.socket], config: str) -> None:
+        r, wr = os.pipe()
+        spec = {
+            "index": w.index,
+            "workers": self.n,
+            "config": config,
+            "config_path": self.config_path,
+            "overrides": list(self.overrides),
+            "peers": {str(p): s.fileno() for p, s in peers.items()},
+            "summary_fd": wr,
+            "notify": w.notify_path,
+            "watchdog_s": self.service.watchdog_s / 2 if self.service.watchdog_s else None,
+            "supervisor": os.getpid(),
+        }
+        fds = [wr, *(s.fileno() for s in peers.values())]
         try:
-            _parent_death_signal()
-            for other in self.workers:
-                other.notify.close()
-                if other is not w and other.summary_r >= 0:
-                    os.close(other.summary_r)
-            os.close(w.summary_r)
-            for k, socks in mesh.items():
-                if k != w.index:
-                    for s in socks.values():
-                        s.close()
-            wd = self.service.watchdog_s
-            notifier = Notifier(w.notify_path, wd / 2 if wd else None)
-            agent = WorkerAgent(self.cfg, w.index, self.n, mesh[w.index], self.config_path, self.overrides,
-                                log=_WorkerLog(self.log, w.index), service=notifier)  # fmt: skip
-            agent.install_signal_handlers()
-            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-            summary = agent.run()
-            report = {"summary": {k: v for k, v in summary.items() if k != "metrics"}}
-            code = 2 if agent.fatal is not None else 0
-        except JengaError as exc:
-            report, code = {"error": str(exc), "exit_code": exc.exit_code}, exc.exit_code
-        except BaseException as exc:  # noqa: BLE001 - a worker reports and exits, whatever happened
-            import traceback
-
-            traceback.print_exc()
-            report = {"error": f"worker {w.index}: {type(exc).__name__}: {exc}", "exit_code": 1}
-        try:
-            data = json.dumps(report, default=str).encode()
-            view = memoryview(data)
-            while view:
-                view = view[os.write(w.summary_w, view) :]
-            sys.stderr.flush()
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "jenga_edge.worker_agent", json.dumps(spec)], pass_fds=fds, close_fds=True
+            )
         finally:
-            os._exit(code)
+            os.close(wr)
+        w.proc, w.pid, w.summary_r = proc, proc.pid, r
+        os.set_blocking(r, False)
 
     def _wait_ready(self, w: _Worker, timeout: float = 300.0) -> None:
         deadline = time.monotonic() + timeout
@@ -486,7 +272,11 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGHUP, lambda *_: setattr(self, "_reload", True))
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self._close()
+            raise
         if self.cfg.metrics.enabled:
             self._serve_metrics()
         sel = selectors.DefaultSelector()
@@ -553,6 +343,8 @@ class Supervisor:
             if pid == 0:
                 return False
             w.status = status
+            if w.proc is not None:
+                w.proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
         return True
 
     def _exited(self, w: _Worker) -> None:
@@ -566,6 +358,9 @@ class Supervisor:
             return
         if "error" in report and self.error is None:
             self.error = (str(report["error"]), int(report.get("exit_code", 2)))
+        signalled = os.WTERMSIG(w.status) if os.WIFSIGNALED(w.status) else None
+        if self._stop_sent and signalled in (signal.SIGTERM, signal.SIGINT):
+            return  # our stop reached it before it had taken over its signals: nothing was lost
         if not ("error" in report or "summary" in report):
             self.failure = self.failure or f"worker {w.index} (pid {w.pid}) {_describe(w.status)}"
             self.log(f"jenga-edge: worker {w.index} (pid {w.pid}) {_describe(w.status)}; stopping the other workers")
@@ -655,9 +450,10 @@ class Supervisor:
 
     def _close(self) -> None:
         for w in self.workers:
-            if w.alive:
+            if w.alive and w.pid:
                 os.kill(w.pid, signal.SIGKILL)
                 os.waitpid(w.pid, 0)
+                w.status = -1
             w.notify.close()
             if w.summary_r >= 0:
                 os.close(w.summary_r)
@@ -725,6 +521,10 @@ SUMMED = ("received", "scored", "filtered", "rejected", "alerts", "dropped", "fo
           "sink_lost", "sink_truncated", "dead_letters_lost", "sink_spooled")  # fmt: skip
 
 
+PER_WORKER = ("worker", "pid", "received", "scored", "rejected", "forwarded", "exchanged", "dropped",
+              "busy_s", "span_s", "first_scored_wall")  # fmt: skip
+
+
 def combine(summaries: list[dict[str, Any]]) -> dict[str, Any]:
     """The workers' summaries as one: counts summed; `received` counts each event read from
     outside once (what a worker received from a peer is that peer's event, forwarded). So
@@ -744,10 +544,7 @@ def combine(summaries: list[dict[str, Any]]) -> dict[str, Any]:
     firsts = [s["first_scored_wall"] for s in summaries if s.get("first_scored_wall")]
     out["first_scored_wall"] = min(firsts) if firsts else None
     out["fatal"] = next((s["fatal"] for s in summaries if s.get("fatal")), None)
-    out["per_worker"] = [
-        {k: s.get(k) for k in ("worker", "pid", "received", "scored", "rejected", "forwarded", "exchanged", "dropped")}
-        for s in summaries
-    ]
+    out["per_worker"] = [{k: s.get(k) for k in PER_WORKER} for s in summaries]
     return out
 
 
@@ -760,14 +557,8 @@ def _describe(status: int | None) -> str:
     return f"exited with status {os.WEXITSTATUS(status)}"
 
 
-def _parent_death_signal() -> None:
-    """Linux: a worker gets SIGTERM if the supervisor dies (killed with SIGKILL), never orphaned."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+def summary_line(summary: dict[str, Any]) -> str:
+    return json.dumps(summary)  # the workers' metrics snapshots never reach it
 
 
 def run_workers(

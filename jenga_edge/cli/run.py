@@ -66,15 +66,16 @@ def run(config_path: str, bundle: str | None, overrides: tuple[str, ...], worker
     supervisor runs N scoring processes and prints one combined summary; a worker
     that dies stops the others and the command exits 1.
     """
-    from ..agent import Agent, summary_line
     from ..config import load_agent_config
 
     log, service = _service()
     overrides = _with_workers(_overrides(overrides, bundle), workers)
     cfg = load_agent_config(config_path, overrides)
-    if cfg.agent.workers > 1:
+    if cfg.agent.workers > 1:  # the supervisor never imports onnxruntime: its workers do
         _run_workers(cfg, config_path, overrides, log, service)
         return
+    from ..agent import Agent, summary_line
+
     agent = Agent(cfg, config_path, overrides, log=log, service=service)
     agent.install_signal_handlers()
     summary = agent.run()
@@ -84,8 +85,7 @@ def run(config_path: str, bundle: str | None, overrides: tuple[str, ...], worker
 
 
 def _run_workers(cfg: Any, config_path: str, overrides: tuple[str, ...], log: JournalLog, service: Notifier) -> None:
-    from ..agent import summary_line
-    from ..workers import WorkerFailure, run_workers
+    from ..workers import WorkerFailure, run_workers, summary_line
 
     summary, sup = run_workers(cfg, config_path, overrides, log, service)
     if sup.error is not None and not summary["per_worker"]:  # failed at start: the error alone, as one agent
@@ -132,7 +132,7 @@ def validate(
     from .events_text import describe
 
     if cfg.agent.workers > 1:
-        from ..workers import pipeline_shard_key
+        from ..worker_agent import pipeline_shard_key
 
         _echo_workers(cfg, pipeline_shard_key(cfg, pipe))
     dec = pipe.decoder

@@ -379,6 +379,7 @@ def test_a_worker_killed_stops_the_supervisor_and_its_peer(bundle, tmp_path):
         os.kill(pids[0], 0)  # the other worker ended too (and was reaped)
 
 
+@pytest.mark.slow
 def test_workers_out_of_range_is_one_line(tmp_path, bundle):
     cfg = agent_yaml(tmp_path, bundle, [{"type": "stdin"}])
     out = subprocess.run([sys.executable, "-m", "jenga_edge.cli", "validate", "--config", str(cfg), "--workers", "0"],
