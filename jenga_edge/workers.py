@@ -198,6 +198,7 @@ class Supervisor:
         self._stop_sent = False
         self._stop_deadline: float | None = None
         self._ready_sent = False
+        self._served = False  # every worker was ready once
         self._next_status = 0.0
         self._dir = ""
         self.server: Any = None
@@ -397,11 +398,11 @@ class Supervisor:
     def _notify_upstream(self) -> None:
         """READY once all are, WATCHDOG when every worker pinged since the last one, STATUS sums."""
         svc = self.service
+        if not self._ready_sent and all(w.ready for w in self.workers):
+            self._ready_sent = self._served = True
+            svc.ready(self._status_line())  # a no-op outside systemd
         if not svc.enabled:
             return
-        if not self._ready_sent and all(w.ready for w in self.workers):
-            self._ready_sent = True
-            svc.ready(self._status_line())
         if any(w.stopping for w in self.workers) and not self._stop_sent:
             svc.stopping()  # a worker stops by itself (stdin's end): said once
         if svc.watchdog_s is not None and self._ready_sent and all(w.pinged or not w.alive for w in self.workers):
@@ -426,8 +427,8 @@ class Supervisor:
 
     def healthy(self) -> bool:
         """/healthz: every worker alive, ready and healthy by its own /healthz."""
-        if self._stop_sent or not all(w.alive and w.ready for w in self.workers):
-            return False
+        if self._stop_sent or not self._served or not all(w.alive for w in self.workers):
+            return False  # (a reload keeps it healthy, as one agent's: the old pipeline serves meanwhile)
         return all(_get(w.metrics_port, "/healthz")[0] == 200 for w in self.workers if w.metrics_port)
 
     # ------------------------------------------------------------ the end

@@ -27,7 +27,8 @@ from jenga_edge.contract.events import EventModel, Normalizer
 from jenga_edge.decode import EventDecoder, field_reader
 from jenga_edge.metrics.aggregate import merge
 from jenga_edge.sharding import LOCAL, ShardReader, stable_hash
-from jenga_edge.workers import check_config, combine, worker_config, worker_path
+from jenga_edge.systemd import Notifier
+from jenga_edge.workers import Supervisor, _Worker, check_config, combine, worker_config, worker_path
 
 from .text_bundle import dns_schema, write_text_bundle
 
@@ -165,6 +166,42 @@ def test_the_combined_summary_counts_each_event_read_once():
     b = {"received": 6, "scored": 5, "forwarded": 0, "exchanged": 6, "dropped": 1, "dropped_by_reason": {"exchange": 1}}
     out = combine([a, b])
     assert out["received"] == 10 == out["scored"] + out["dropped_by_reason"]["exchange"]
+
+
+def test_the_supervisor_says_ready_once_all_are_and_pings_only_when_all_pinged(tmp_path):
+    fake = FakeNotify(tmp_path)
+    sup = Supervisor(load(config(workers=2)), service=Notifier(fake.path, watchdog_s=1.0))
+    sup.workers = [_Worker(k, socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM), "") for k in range(2)]
+    for w in sup.workers:
+        w.pid = os.getpid()  # alive: no status yet
+    sup._on_notify(
+        sup.workers[0], "READY=1\nSTATUS=serving bundle b, sources tcp; received 5, scored 4, alerts 1, rejected 1"
+    )
+    sup._notify_upstream()
+    assert not sup.healthy()  # worker 1 is not ready yet
+    sup._on_notify(
+        sup.workers[1], "READY=1\nSTATUS=serving bundle b, sources tcp; received 7, scored 7, alerts 0, rejected 0"
+    )
+    sup._notify_upstream()
+    ready = fake.wait_for("READY", timeout=2)
+    assert ready["STATUS"] == "serving with 2 workers; received 12, scored 11, alerts 1, rejected 1"
+    assert sup.healthy()
+    sup._on_notify(sup.workers[0], "WATCHDOG=1")
+    sup._notify_upstream()
+    sup._on_notify(sup.workers[0], "WATCHDOG=1")  # worker 1 is stuck: no ping goes up
+    sup._notify_upstream()
+    with pytest.raises(AssertionError):
+        fake.wait_for("WATCHDOG", timeout=0.3)
+    sup._on_notify(sup.workers[1], "WATCHDOG=1")
+    sup._notify_upstream()
+    assert fake.wait_for("WATCHDOG", timeout=2)["WATCHDOG"] == "1"
+    for w in sup.workers:
+        w.notify.close()
+    fake.sock.close()
+    quiet = Supervisor(load(config(workers=2)))  # not under systemd: /healthz still follows the workers
+    quiet.workers = sup.workers
+    quiet._notify_upstream()
+    assert quiet.healthy()
 
 
 # ------------------------------------------------------------------ the real supervisor
