@@ -7,6 +7,7 @@ file the supervisor checked, its socket and pipe descriptors, its notify socket)
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import signal
@@ -25,7 +26,7 @@ from .event_queue import OVERSIZE, PARTIAL, Batch, EventQueue
 from .exchange import Link, MergedQueue, is_inbox_batch, message
 from .sharding import LOCAL, ShardReader, check_computed, check_windows, keyed_state, shard_key
 from .systemd import JournalLog, Notifier, PrefixedStream
-from .workers import METRICS_FIELD, SHARED_KINDS, worker_config
+from .workers import METRICS_FIELD, SHARED_KINDS, worker_config, worker_path
 
 
 def pipeline_shard_key(cfg: AgentConfig, pipe: Pipeline) -> str | None:
@@ -85,10 +86,19 @@ class WorkerAgent(Agent):
         self._spread_kind: dict[str, bool] = {}  # origin -> read by one worker only (spread without keys)
         self._next = 0
         self._forwarding_done = False
-        snapshot = self.cfg.event.snapshot
-        if snapshot and not os.path.exists(snapshot) and os.path.exists(cfg.event.snapshot):
-            self.log(f"window snapshot {cfg.event.snapshot} is a single worker's: not loaded by {workers} workers "
-                     "(keys are sharded by worker); windows start empty")  # fmt: skip
+        self._say_other_snapshots(cfg.event.snapshot)
+
+    def _say_other_snapshots(self, configured: str) -> None:
+        """A snapshot of another worker count (or of one agent) is not loaded: its keys were
+        sharded differently. Said, when there is one and none of this count."""
+        own = self.cfg.event.snapshot
+        if not own or os.path.exists(own):
+            return
+        pattern = worker_path(glob.escape(configured), self.index, f"w{self.index}of*")
+        others = [configured] if os.path.exists(configured) else sorted(glob.glob(pattern))
+        if others:
+            self.log(f"window snapshot {others[0]} was taken with another worker count: not loaded by "
+                     f"{self.workers} workers (keys are sharded by worker count); windows start empty")  # fmt: skip
 
     def check_pipeline(self, pipe: Pipeline) -> None:
         """The shard key is fixed for the run: a reload that would change it is refused."""
