@@ -22,17 +22,15 @@ with its reason, or scores it without touching keyed state.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
-
-import msgspec
 
 from .contract.errors import ConfigError
 from .contract.events import EventModel
 from .contract.values import category_key
 from .contract.windows import Count, Window
-from .decode import field_reader
+from .decode import UNREADABLE, field_column
 from .rules import RuleConfig
 
 LOCAL = -1  # an event scored where it was read
@@ -118,31 +116,15 @@ class ShardReader:
 
     def __init__(self, model: EventModel, name: str, workers: int):
         self.name, self.workers = name, workers
-        self._read: Callable[[bytes], Any] = field_reader(model, name)
+        self._column = field_column(model, name)
 
-    def owner(self, line: bytes) -> int:
-        """The worker that holds `line`'s key state; LOCAL when its shard value cannot be read."""
-        try:
-            value = self._read(line)
-        except (msgspec.DecodeError, ValueError, RecursionError, TypeError):
-            return LOCAL
-        if value is None or isinstance(value, (dict, list)):
-            return LOCAL
-        return stable_hash(value) % self.workers
-
-    def owners(self, lines: Iterable[bytes]) -> list[int]:
-        read, workers, local = self._read, self.workers, LOCAL
-        out: list[int] = []
-        append = out.append
-        crc, key = zlib.crc32, category_key
-        for line in lines:  # the per-event cost of routing: one small typed decode and a CRC
-            try:
-                value = read(line)
-            except (msgspec.DecodeError, ValueError, RecursionError, TypeError):
-                append(local)
-                continue
-            if value is None or isinstance(value, (dict, list)):
-                append(local)
-            else:
-                append(crc(key(value).encode("utf-8", "surrogatepass")) % workers)
-        return out
+    def owners(self, lines: Sequence[bytes]) -> list[int]:
+        """Each line's owner (a list, or the queue's Lines); LOCAL where its shard value
+        cannot be read (the decoder rejects the line there) or is missing."""
+        workers, local, crc, key = self.workers, LOCAL, zlib.crc32, category_key
+        return [
+            local
+            if value is None or value is UNREADABLE or isinstance(value, (dict, list))
+            else crc(key(value).encode("utf-8", "surrogatepass")) % workers
+            for value in self._column(lines)
+        ]

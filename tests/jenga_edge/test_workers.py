@@ -24,7 +24,8 @@ import yaml
 from jenga_edge.config import agent_config_from_dict
 from jenga_edge.contract.errors import ConfigError
 from jenga_edge.contract.events import EventModel, Normalizer
-from jenga_edge.decode import EventDecoder, field_reader
+from jenga_edge.decode import EventDecoder, field_column, field_reader
+from jenga_edge.event_queue import Chunk, EventQueue
 from jenga_edge.metrics.aggregate import merge
 from jenga_edge.sharding import LOCAL, ShardReader, stable_hash
 from jenga_edge.systemd import Notifier
@@ -116,11 +117,16 @@ def test_the_routed_value_is_the_one_the_decoder_sees():
         b'{"src_ip": 22, "domain": "a.com"}',
         b'{"domain": "a.com"}',
     ]
+    lines.append(b'{"src_ip": "10.0.0.\\u0031", "domain": "a.com"}')  # an escape: the C tier leaves it to msgspec
     decoded = decoder.decode(lines).keys["src_ip"]
     assert [read(line) for line in lines] == decoded
-    assert decoded[0] == "127.0.0.1" and decoded[4] is None
+    assert decoded[0] == "127.0.0.1" and decoded[4] is None and decoded[5] == "10.0.0.1"
+    queue = EventQueue(100)
+    queue.put_chunk(Chunk(b"\n".join(lines) + b"\n", len(lines)), "test")
+    buffered = queue.take(100, 0).data  # the queue's Lines: a buffer and spans, read in place
+    assert field_column(decoder.model, "src_ip")(buffered) == decoded == field_column(decoder.model, "src_ip")(lines)
     shard = ShardReader(decoder.model, "src_ip", 4)
-    assert shard.owners(lines)[:4] == [stable_hash(v) % 4 for v in decoded[:4]]
+    assert shard.owners(buffered) == [stable_hash(v) % 4 if v is not None else LOCAL for v in decoded]
     assert shard.owners([b"{not json", lines[4], b'{"src_ip": {"a": 1}}']) == [LOCAL] * 3  # stays, rejected there
 
 
