@@ -392,6 +392,34 @@ def test_two_workers_on_one_tcp_port_keep_each_keys_windows_whole(bundle, tmp_pa
 
 
 @pytest.mark.slow
+def test_two_workers_share_a_udp_port_and_route_by_key(bundle, tmp_path):
+    port = free_port()
+    cfg = agent_yaml(tmp_path, bundle, [{"type": "udp", "port": port}])
+    proc = Proc(cfg, "--workers", "2")
+    lines = event_lines(1200, keys=30)
+    try:
+        proc.wait_for("tasks dga", count=2)
+        senders = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(16)]
+        for i, line in enumerate(lines):  # 16 source ports: the kernel spreads them over both sockets
+            senders[i % 16].sendto(line, ("127.0.0.1", port))
+            if i % 100 == 99:
+                time.sleep(0.01)  # no burst past the receive buffers
+        for s in senders:
+            s.close()
+        deadline = time.monotonic() + 60
+        while len(alerts(tmp_path)) < len(lines) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.proc.send_signal(signal.SIGTERM)
+        rc, summary = proc.finish()
+    finally:
+        proc.kill()
+    assert rc == 0 and summary["received"] == len(lines) == summary["scored"], summary
+    assert counts_by_key(alerts(tmp_path)) == {f"10.1.{k}.7": [float(i) for i in range(1, 41)] for k in range(30)}
+    # both sockets got datagrams (all 16 source ports hashed to one socket: 1 in 32768)
+    assert all(w["received"] - w["exchanged"] > 0 for w in summary["per_worker"])
+
+
+@pytest.mark.slow
 def test_a_stdin_source_is_shared_out_and_ends_both_workers(bundle, tmp_path):
     cfg = agent_yaml(tmp_path, bundle, [{"type": "stdin"}], windows=False)
     lines = [*event_lines(2000, keys=5), b"{broken"]
