@@ -196,7 +196,7 @@ def _rule_tasks(cfg: AgentConfig, bundle: Bundle) -> list[str] | None:
 
 
 class Agent:
-    # Set by a worker of several (workers.py): listeners share their port (SO_REUSEPORT);
+    # Set by a worker of several (worker_agent.py): listeners share their port (SO_REUSEPORT);
     # only the first worker creates firewall sets (ensure), so that workers never race.
     reuse_port = False
     creates_firewalls = True
@@ -302,7 +302,7 @@ class Agent:
         self._reload_requested = True
 
     def load_config(self) -> AgentConfig:
-        """The config a reload reads (a worker adapts it: workers.py)."""
+        """The config a reload reads (a worker adapts it: worker_agent.py)."""
         assert self.config_path is not None
         return load_agent_config(self.config_path, self.overrides)
 
