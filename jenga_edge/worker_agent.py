@@ -15,18 +15,22 @@ import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
+import numpy as np
 
 from .agent import Agent, Pipeline
 from .config import AgentConfig, config_type
 from .contract.errors import ConfigError, JengaError
-from .event_queue import OVERSIZE, PARTIAL, Batch, EventQueue
+from .event_queue import OVERSIZE, PARTIAL, Batch, EventQueue, Lines, Segment
 from .exchange import Link, MergedQueue, is_inbox_batch, message
 from .sharding import LOCAL, ShardReader, check_computed, check_windows, keyed_state, shard_key
 from .systemd import JournalLog, Notifier, PrefixedStream
 from .workers import METRICS_FIELD, SHARED_KINDS, worker_config, worker_path
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 
 def pipeline_shard_key(cfg: AgentConfig, pipe: Pipeline) -> str | None:
@@ -137,15 +141,32 @@ class WorkerAgent(Agent):
         owners = self.router.owners(batch.data) if self.router is not None else self._spread(batch)
         if owners is None:
             return batch
-        me = self.index
-        flags = batch.oversize
+        if batch.oversize is not None:  # flagged lines (rare): line by line
+            return self._route_flagged(batch, owners)
+        own = np.asarray(owners, dtype=np.int64)
+        local = (own == LOCAL) | (own == self.index)
+        if local.all():
+            return batch
+        # per line: the index of its origin in batch.origins
+        which = np.repeat(np.arange(len(batch.origins)), [c for _, c in batch.origins])
+        for owner in np.unique(own[~local]).tolist():
+            for k in np.unique(which[own == owner]).tolist():
+                lines = _take(batch.data, (own == owner) & (which == k))
+                self._forward(owner, batch.origins[k][0], False, lines)
+        return _subset(batch, local, which)
+
+    def _route_flagged(self, batch: Batch, owners: list[int]) -> Batch:
+        """_route for a batch with oversize or partial lines: an oversize line stays (it is
+        rejected here as anywhere), a partial one travels as such."""
+        me, flags = self.index, batch.oversize
+        assert flags is not None
         origins = [o for o, c in batch.origins for _ in range(c)]
         out: dict[tuple[int, str, bool], list[bytes]] = {}
         keep: list[bytes] = []
         keep_flags: list[int] = []
         keep_origins: list[tuple[str, int]] = []
         for i, line in enumerate(batch.data):
-            owner, flag = owners[i], (flags[i] if flags is not None else 0)
+            owner, flag = owners[i], flags[i]
             if owner in (LOCAL, me) or flag == OVERSIZE:
                 keep.append(line)
                 keep_flags.append(flag)
@@ -155,8 +176,6 @@ class WorkerAgent(Agent):
                     keep_origins.append((origins[i], 1))
             else:
                 out.setdefault((owner, origins[i], flag == PARTIAL), []).append(line)
-        if not out:
-            return batch
         for (owner, origin, partial), lines in out.items():
             self._forward(owner, origin, partial, lines)
         return Batch(keep, keep_flags, keep_origins) if keep else Batch([])
@@ -217,6 +236,42 @@ class WorkerAgent(Agent):
         out["exchanged"] = self.counts["exchanged"]
         out["shard_key"] = self.shard
         return out
+
+
+def _take(lines: Lines, mask: npt.NDArray[np.bool_]) -> list[bytes]:
+    """The lines where `mask` holds, as bytes (what a message carries)."""
+    out: list[bytes] = []
+    r0 = 0
+    for seg in lines.segments:
+        n = len(seg) if isinstance(seg, list) else len(seg[1])
+        rows = np.flatnonzero(mask[r0 : r0 + n])
+        if isinstance(seg, list):
+            out += [seg[i] for i in rows.tolist()]
+        else:
+            buf = seg[0]
+            out += [buf[a:b] for a, b in seg[1][rows].tolist()]
+        r0 += n
+    return out
+
+
+def _subset(batch: Batch, keep: npt.NDArray[np.bool_], which: npt.NDArray[np.int64]) -> Batch:
+    """The lines of `batch` where `keep` holds, without copying them: a buffer segment keeps
+    its buffer and the kept lines' spans (the decoder's C tier reads them in place)."""
+    segments: list[Segment] = []
+    r0 = 0
+    for seg in batch.data.segments:
+        n = len(seg) if isinstance(seg, list) else len(seg[1])
+        rows = np.flatnonzero(keep[r0 : r0 + n])
+        if len(rows):
+            segments.append([seg[i] for i in rows.tolist()] if isinstance(seg, list) else (seg[0], seg[1][rows]))
+        r0 += n
+    kept = which[keep]
+    if not len(kept):
+        return Batch([])
+    starts = np.flatnonzero(np.diff(kept, prepend=-1))  # runs of one origin
+    counts = np.diff(np.append(starts, len(kept)))
+    origins = [(batch.origins[k][0], int(c)) for k, c in zip(kept[starts].tolist(), counts.tolist(), strict=True)]
+    return Batch(Lines(segments), None, origins)
 
 
 class _WorkerLog:
