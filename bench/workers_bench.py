@@ -17,6 +17,7 @@ ready); the sender's CPU. Then, in this process, the routing step's cost per eve
 
     python bench/workers_bench.py --quick        # 60k events, 1 run each
     python bench/workers_bench.py                # 200k events, median of 3
+    python bench/workers_bench.py --bundle DIR   # an existing bundle (agent_bench's 41 features)
 
 Timings are printed and written (--out JSON), never asserted. On a shared machine
 check the load first (`uptime`): the numbers are only as quiet as the cores.
@@ -221,20 +222,26 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="60k events, one run each")
     ap.add_argument("--events", type=int, help="events per run (default 200k, quick 60k)")
     ap.add_argument("--repeat", type=int, help="runs per setting, the median is reported (default 3, quick 1)")
+    ap.add_argument(
+        "--bundle", help="an existing bundle of agent_bench's kind (default: build or reuse build/bench/agent)"
+    )
     ap.add_argument("--out", type=Path, default=REPO / "build" / "bench" / "workers_bench.json")
     args = ap.parse_args()
     n = args.events or (60_000 if args.quick else 200_000)
     repeat = args.repeat or (1 if args.quick else 3)
     work = Path(tempfile.mkdtemp(prefix="workers-bench-"))
-    ab.start_launcher()
-    try:
-        built = ab.build_bundle(
-            SimpleNamespace(hidden=None, build_dir=str(REPO / "build" / "bench"), bundle=None, model=None,
-                            dataset="auto", reuse=True),
-            work,
-        )  # fmt: skip
-    finally:
-        ab.stop_launcher()
+    if args.bundle:
+        built = {"bundle_dir": str(Path(args.bundle).resolve()), "dataset": "given"}
+    else:
+        ab.start_launcher()
+        try:
+            built = ab.build_bundle(
+                SimpleNamespace(hidden=None, build_dir=str(REPO / "build" / "bench"), bundle=None, model=None,
+                                dataset="auto", reuse=True),
+                work,
+            )  # fmt: skip
+        finally:
+            ab.stop_launcher()
     from jenga_edge.bundle import verify_bundle
 
     bundle = built["bundle_dir"]
