@@ -258,7 +258,8 @@ def event_lines(n: int, keys: int) -> list[bytes]:
 def alerts(tmp: Path) -> list[dict]:
     out = []
     for p in sorted(tmp.glob("alerts*.jsonl")):
-        out += [json.loads(x) for x in p.read_text().splitlines()]
+        # whole lines only: polled while the workers write, a file may end mid-line
+        out += [json.loads(x) for x in p.read_text().split("\n")[:-1]]
     return out
 
 
