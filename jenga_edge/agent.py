@@ -196,6 +196,11 @@ def _rule_tasks(cfg: AgentConfig, bundle: Bundle) -> list[str] | None:
 
 
 class Agent:
+    # Set by a worker of several (worker_agent.py): listeners share their port (SO_REUSEPORT);
+    # only the first worker creates firewall sets (ensure), so that workers never race.
+    reuse_port = False
+    creates_firewalls = True
+
     def __init__(
         self,
         cfg: AgentConfig,
@@ -221,7 +226,9 @@ class Agent:
         self._alert_seq = 0
         self.fatal: str | None = None  # why the agent stops (on_sink_failure: stop)
         self.pipe = build_pipeline(cfg, config_path or "config", self._action_result)
-        ensure_firewalls(self.pipe, config_path or "config")
+        self.check_pipeline(self.pipe)
+        if self.creates_firewalls:
+            ensure_firewalls(self.pipe, config_path or "config")
         self.cfg = cfg
         self._window_seen = {"evicted": 0, "late": 0, "ahead": 0, "resets": 0}
         engine = self.pipe.decoder.windows
@@ -244,7 +251,9 @@ class Agent:
         self._file_sinks = any(isinstance(s, FileSink) for s in self.sinks.values())
         self._outputs_seen: dict[tuple[int, str], int] = {}  # (id of the stage, state) -> count mirrored
         self.queue = EventQueue(cfg.batching.queue_size, cfg.batching.queue_bytes)
-        context = SourceContext(self.queue, cfg.batching.max_line_bytes, drain_s=cfg.batching.drain_s)
+        context = SourceContext(
+            self.queue, cfg.batching.max_line_bytes, drain_s=cfg.batching.drain_s, reuse_port=self.reuse_port
+        )
         self.sources = [build_source(s, context) for s in cfg.sources]
         self._source_kind: dict[str, str] = {}  # origin -> kind, for metric labels
         self.server = (
@@ -291,6 +300,14 @@ class Agent:
 
     def request_reload(self) -> None:
         self._reload_requested = True
+
+    def load_config(self) -> AgentConfig:
+        """The config a reload reads (a worker adapts it: worker_agent.py)."""
+        assert self.config_path is not None
+        return load_agent_config(self.config_path, self.overrides)
+
+    def check_pipeline(self, pipe: Pipeline) -> None:
+        """A new pipeline's last check before it serves (a worker's: its shard key); raise to refuse it."""
 
     def run(self) -> dict[str, Any]:
         for s in self.sources:
@@ -677,9 +694,11 @@ class Agent:
     def _reload(self) -> None:
         self._reload_requested = False
         try:
-            cfg = load_agent_config(self.config_path, self.overrides) if self.config_path else self.cfg
+            cfg = self.load_config() if self.config_path else self.cfg
             pipe = build_pipeline(cfg, self.config_path or "config", self._action_result)
-            ensure_firewalls(pipe, self.config_path or "config")
+            self.check_pipeline(pipe)
+            if self.creates_firewalls:
+                ensure_firewalls(pipe, self.config_path or "config")
         except JengaError as exc:
             self.metrics.reloads.inc(result="failed")
             self.reloads["failed"] += 1
@@ -954,9 +973,12 @@ class Agent:
     def _kind_of(self, origin: str) -> str:
         """A source's kind by its origin (a listener's bound address is known once it runs)."""
         self._source_kind = {s.origin: s.kind for s in self.sources}
-        # an origin no source has (events handed to process() directly) stays "other":
+        # an origin no source has (events handed to process() directly) stays "other", unless
+        # it starts with a source's kind (lines another worker routed here: "exchange:w1:...");
         # remembered, so such batches do not rebuild the map each time
-        return self._source_kind.setdefault(origin, "other")
+        prefix = origin.split(":", 1)[0]
+        kind = prefix if prefix in {s.kind for s in self.sources} else "other"
+        return self._source_kind.setdefault(origin, kind)
 
     def summary(self) -> dict[str, Any]:
         snap = self.metrics.snapshot()

@@ -58,6 +58,23 @@ class AgentSection(Config, kw_only=True):
     trust: Annotated[TrustConfig, doc("bundle signatures: the trusted keys, and whether one must sign")] = (
         msgspec.field(default_factory=TrustConfig)
     )
+    workers: Annotated[
+        int,
+        doc(
+            "scoring processes (one per core); above 1, TCP/UDP listeners share their port (SO_REUSEPORT) and "
+            "keyed state (windows, cooldowns) is sharded by shard_key (docs/agent.md, Scale-out); --workers "
+            "overrides it; a change takes effect on restart",
+            ge=1,
+            le=256,
+        ),
+    ] = 1
+    shard_key: Annotated[
+        str | None,
+        doc(
+            "with workers > 1: the field whose value picks the worker an event is scored in; it must be in "
+            "every window's key and every cooldown rule's key (default: the field they all share)"
+        ),
+    ] = None
 
 
 class BatchingConfig(Config, kw_only=True):

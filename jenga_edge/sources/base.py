@@ -71,6 +71,7 @@ class SourceContext:
     max_line_bytes: int
     stdin: IO[bytes] | None = None  # replaces sys.stdin.buffer (tests, embedding)
     drain_s: float = DRAIN_S
+    reuse_port: bool = False  # one of several workers: TCP/UDP listeners share the port (SO_REUSEPORT)
 
 
 class Source:

@@ -33,7 +33,8 @@ class TcpSource(StreamListener):
 
     config: Config
 
-    def __init__(self, config: Config, queue: EventQueue, max_line_bytes: int):
+    def __init__(self, config: Config, queue: EventQueue, max_line_bytes: int, reuse_port: bool = False):
+        self.reuse_port = reuse_port
         super().__init__(
             config,
             queue,
@@ -56,6 +57,8 @@ class TcpSource(StreamListener):
         sock = socket.socket(family(self.config.host), socket.SOCK_STREAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if self.reuse_port:  # the kernel spreads connections over the workers
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             sock.bind((self.config.host, self.config.port))
             self._listen(sock)
         except OSError as exc:
@@ -68,4 +71,4 @@ class TcpSource(StreamListener):
 
 
 def build(config: Config, context: SourceContext) -> TcpSource:
-    return TcpSource(config, context.queue, context.max_line_bytes)
+    return TcpSource(config, context.queue, context.max_line_bytes, context.reuse_port)

@@ -45,8 +45,9 @@ class Config(AddressConfig, tag="udp", kw_only=True):
 class UdpSource(Source):
     config: Config
 
-    def __init__(self, config: Config, queue: EventQueue, max_line_bytes: int):
+    def __init__(self, config: Config, queue: EventQueue, max_line_bytes: int, reuse_port: bool = False):
         super().__init__(config, queue, max_line_bytes)
+        self.reuse_port = reuse_port
         self.address: tuple[str, int] | None = None
         self.datagrams = 0
         self.recv_buffer_bytes = 0  # what the kernel granted
@@ -66,6 +67,8 @@ class UdpSource(Source):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.config.recv_buffer_bytes)
             except OSError as exc:
                 log.warning("udp source: cannot set SO_RCVBUF=%d (%s)", self.config.recv_buffer_bytes, exc)
+            if self.reuse_port:  # the kernel spreads datagrams over the workers (by source address)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             sock.bind((self.config.host, self.config.port))
         except OSError as exc:
             sock.close()
@@ -179,4 +182,4 @@ def _readable(sock: socket.socket, timeout: float) -> bool:
 
 
 def build(config: Config, context: SourceContext) -> UdpSource:
-    return UdpSource(config, context.queue, context.max_line_bytes)
+    return UdpSource(config, context.queue, context.max_line_bytes, context.reuse_port)
