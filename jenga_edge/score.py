@@ -38,7 +38,6 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 import numpy as np
-import onnxruntime as ort  # after the setting above
 
 from .bundle import Bundle
 from .contract.bundle_format import MergedEntry, TaskEntry, TensorSpec
@@ -49,13 +48,23 @@ from .contract.typed import Config, doc
 
 if TYPE_CHECKING:
     import numpy.typing as npt
+    import onnxruntime as ort
 
 _LEVELS = {
-    "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    "disable": "ORT_DISABLE_ALL",
+    "basic": "ORT_ENABLE_BASIC",
+    "extended": "ORT_ENABLE_EXTENDED",
+    "all": "ORT_ENABLE_ALL",
 }
+
+
+def _ort() -> Any:
+    """onnxruntime, imported when the first session is built, not with this module: the
+    config (RuntimeConfig) is loaded by processes that never score, such as the --workers
+    supervisor and `validate --no-bundle`, and the import costs ~20 MB of RSS."""
+    import onnxruntime
+
+    return onnxruntime
 
 
 class RuntimeConfig(Config, kw_only=True):
@@ -129,11 +138,12 @@ class Scorer:
         self.bundle, self.entries = bundle, select_tasks(bundle, tasks, where)
         self.schema: FeatureSchema = self.entries[0].schema
         self.tasks = [e.name for e in self.entries]
-        opts = ort.SessionOptions()
+        rt = _ort()
+        opts = rt.SessionOptions()
         opts.intra_op_num_threads = cfg.intra_op_threads
         opts.inter_op_num_threads = cfg.inter_op_threads
-        opts.graph_optimization_level = _LEVELS[cfg.graph_optimization]
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL  # one inter-op thread: no pool either way
+        opts.graph_optimization_level = getattr(rt.GraphOptimizationLevel, _LEVELS[cfg.graph_optimization])
+        opts.execution_mode = rt.ExecutionMode.ORT_SEQUENTIAL  # one inter-op thread: no pool either way
         opts.enable_mem_pattern = cfg.memory_pattern
         opts.enable_cpu_mem_arena = cfg.cpu_arena
         self.text_run_events = cfg.text_run_events if self.schema.text else 0
@@ -187,7 +197,7 @@ class Scorer:
     def _session(self, file: str, opts: ort.SessionOptions) -> ort.InferenceSession:
         """A session from the graph's verified bytes: the file is not opened again."""
         try:
-            return ort.InferenceSession(self.bundle.graph(file), opts, providers=["CPUExecutionProvider"])
+            return _ort().InferenceSession(self.bundle.graph(file), opts, providers=["CPUExecutionProvider"])
         except BundleError:
             raise
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises several unrelated types for a bad graph

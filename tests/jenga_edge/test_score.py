@@ -256,7 +256,7 @@ def test_onnxruntime_telemetry_is_off_unless_the_operator_set_it(tmp_path):
     # onnxruntime >= 1.29 uploads usage telemetry and writes a device id and an event cache
     # under ~/.cache/Microsoft unless ORT_DISABLE_TELEMETRY is set before it is imported.
     env = {k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY"}
-    code = "import os, jenga_edge.score; print(os.environ['ORT_DISABLE_TELEMETRY'])"
+    code = "import os, jenga_edge.score as s; s._ort(); print(os.environ['ORT_DISABLE_TELEMETRY'])"
     for home, given, want in ((tmp_path / "a", None, "1"), (tmp_path / "b", "0", "0")):
         home.mkdir()
         run_env = {**env, "HOME": str(home), **({"ORT_DISABLE_TELEMETRY": given} if given else {})}
