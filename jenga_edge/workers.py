@@ -63,9 +63,10 @@ import msgspec
 from .actions import webhook
 from .actions.base import ActionConfig
 from .config import AgentConfig
-from .contract.errors import JengaError
+from .contract.errors import ConfigError, JengaError
 from .sharding import check_windows, keyed_state, shard_key
 from .sinks.base import SinkConfig
+from .sources.base import AddressConfig
 from .systemd import Notifier
 
 SHARED_KINDS = ("tcp", "udp")  # read by every worker (SO_REUSEPORT); the others by worker 0
@@ -115,12 +116,24 @@ def worker_config(cfg: AgentConfig, k: int, n: int) -> AgentConfig:
     return cfg
 
 
+def check_ports(cfg: AgentConfig) -> None:
+    """Every worker binds a listener's port (SO_REUSEPORT); port 0 would give each worker a
+    port of its own, which no sender could find."""
+    for i, src in enumerate(cfg.sources):
+        if isinstance(src, AddressConfig) and src.port == 0:
+            raise ConfigError(
+                f"sources[{i}].port: a fixed port is needed with agent.workers > 1 (every worker binds it; "
+                "port 0 would give each worker a different one)"
+            )
+
+
 def check_config(cfg: AgentConfig) -> str | None:
     """What the config alone says about sharding (the bundle's windows are checked by
     each worker as it builds its pipeline): the shard key its own windows and rules
     share (None: none needed). ConfigError names the key path."""
     if cfg.agent.workers == 1:
         return None
+    check_ports(cfg)
     check_windows(cfg.event.windows)
     return shard_key(keyed_state(cfg.event.windows, cfg.rules), cfg.agent.shard_key)
 

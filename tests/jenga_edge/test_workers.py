@@ -85,6 +85,15 @@ def test_among_last_is_refused_with_workers():
     assert check_config(load({**raw, "agent": {"bundle": "b"}})) is None
 
 
+def test_a_listener_on_port_0_is_refused_with_workers():
+    # Each worker binds the port with SO_REUSEPORT: port 0 would give each its own port.
+    raw = config({"sources": [{"type": "stdin"}, {"type": "udp", "port": 0}]}, workers=2)
+    with pytest.raises(ConfigError, match=r"sources\[1\]\.port: a fixed port is needed"):
+        check_config(load(raw))
+    assert check_config(load(config({"sources": [{"type": "udp", "port": 5140}]}, workers=2))) is None
+    assert check_config(load({**raw, "agent": {"bundle": "b"}})) is None
+
+
 @pytest.mark.parametrize("n", [0, 257])
 def test_workers_is_bounded(n):
     with pytest.raises(ConfigError, match=r"agent\.workers"):
