@@ -27,7 +27,6 @@ from __future__ import annotations
 import select
 import socket
 import struct
-import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -116,15 +115,8 @@ class Link(Source):
     def stop(self) -> None:
         """A stop does not end the inbox: the peer's end does (it sends all it forwards
         first), or the drain deadline (`abandon`)."""
-        if self._stop.is_set():
-            return
-        self._stop.set()
-        if self.drain_s > 0:
-            self._abandon_timer = threading.Timer(self.drain_s, self.abandon)
-            self._abandon_timer.daemon = True
-            self._abandon_timer.start()
-        else:
-            self._abandon.set()
+        if not self._stop.is_set():
+            self._begin_drain()
 
     def _run(self) -> None:
         # The receiving side only: the peer's end says nothing about what this worker

@@ -144,6 +144,13 @@ class Source:
         what is held for at most `drain_s` (then `abandon`); idempotent."""
         if self._stop.is_set():
             return
+        self._begin_drain()
+        self._wake()
+        self.queue.interrupt()
+
+    def _begin_drain(self) -> None:
+        """Mark the source stopped and arm the drain deadline: `abandon` after drain_s
+        (at once when it is 0)."""
         self._stop.set()
         if self.drain_s > 0:
             self._abandon_timer = threading.Timer(self.drain_s, self.abandon)
@@ -151,8 +158,6 @@ class Source:
             self._abandon_timer.start()
         else:
             self._abandon.set()
-        self._wake()
-        self.queue.interrupt()
 
     def abandon(self) -> None:
         """The drain deadline: hand-overs stop waiting for room in the queue;
