@@ -54,6 +54,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -64,6 +65,7 @@ from .actions import webhook
 from .actions.base import ActionConfig
 from .config import AgentConfig
 from .contract.errors import ConfigError, JengaError
+from .failures import FailureLog
 from .sharding import check_windows, keyed_state, shard_key
 from .sinks.base import SinkConfig
 from .sources.base import AddressConfig
@@ -493,9 +495,12 @@ class _Scraper:
 
     def __init__(self, sup: Supervisor):
         self.sup = sup
+        self.failures = [0] * sup.n  # scrapes each worker did not answer (served by several threads)
+        self._lock = threading.Lock()
+        self._warn = FailureLog(sup.log).warn
 
     def render(self) -> str:
-        from .metrics.aggregate import merge
+        from .metrics.aggregate import SCRAPE_TIMEOUT_S, merge
 
         texts: dict[int, str] = {}
         for w in self.sup.workers:
@@ -503,11 +508,23 @@ class _Scraper:
                 status, body = _get(w.metrics_port, "/metrics")
                 if status == 200:
                     texts[w.index] = body
+                    continue
+                with self._lock:
+                    self.failures[w.index] += 1
+                self._warn(
+                    f"scrape:{w.index}",
+                    f"metrics: worker {w.index} did not answer /metrics within {SCRAPE_TIMEOUT_S:g} s "
+                    f"(status {status or 'none'}); its series are left out of this scrape "
+                    "(jenga_worker_scrape_failures_total)",
+                )
         own = [
             "# HELP jenga_workers Worker processes configured, and how many answered this scrape.",
             "# TYPE jenga_workers gauge",
             f'jenga_workers{{state="configured"}} {self.sup.n}',
             f'jenga_workers{{state="scraped"}} {len(texts)}',
+            "# HELP jenga_worker_scrape_failures_total Scrapes a worker did not answer in time (left out).",
+            "# TYPE jenga_worker_scrape_failures_total counter",
+            *(f'jenga_worker_scrape_failures_total{{worker="{k}"}} {n}' for k, n in enumerate(self.failures)),
         ]
         return merge(texts, own)
 

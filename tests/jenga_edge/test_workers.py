@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 import urllib.request
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from jenga_edge.event_queue import Chunk, EventQueue
 from jenga_edge.metrics.aggregate import merge
 from jenga_edge.sharding import LOCAL, ShardReader, stable_hash
 from jenga_edge.systemd import Notifier
-from jenga_edge.workers import Supervisor, _Worker, check_config, combine, worker_config, worker_path
+from jenga_edge.workers import Supervisor, _Scraper, _Worker, check_config, combine, worker_config, worker_path
 
 from .text_bundle import dns_schema, write_text_bundle
 
@@ -174,6 +175,21 @@ def test_metrics_are_merged_with_a_worker_label():
     i = lines.index('a_total{worker="0",source="tcp"} 3')
     assert lines[i + 1] == 'a_total{worker="1",source="tcp"} 4'  # a family's samples together
     assert 'up{worker="1"} 1' in lines
+
+
+def test_a_worker_that_does_not_answer_a_scrape_is_counted_and_logged():
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there: the scrape fails at once
+    said: list[str] = []
+    workers = [types.SimpleNamespace(index=k, metrics_port=port, alive=True) for k in range(2)]
+    scraper = _Scraper(types.SimpleNamespace(n=2, workers=workers, log=said.append))  # type: ignore[arg-type]
+    scraper.render()
+    lines = scraper.render().splitlines()
+    assert 'jenga_worker_scrape_failures_total{worker="1"} 2' in lines
+    assert 'jenga_workers{state="scraped"} 0' in lines
+    assert len(said) == 2 and "worker 0 did not answer /metrics" in said[0]  # once per worker, rate-limited
 
 
 def test_the_combined_summary_counts_each_event_read_once():
