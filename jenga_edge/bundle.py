@@ -22,7 +22,7 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import __version__
+from . import __version__, ort_loader
 from .contract.bundle_format import MANIFEST, Manifest, MergedEntry, TaskEntry, decode_manifest
 from .contract.digest import sha256
 from .contract.errors import BundleError
@@ -194,7 +194,7 @@ def _check_requirements(manifest: Manifest, d: Path) -> None:
         raise BundleError(f"{d}: bundle needs jenga-edge >= {need}, this agent is {__version__}")
     need_ort = manifest.requires.onnxruntime_min_version
     try:
-        import onnxruntime  # already loaded by any agent; importlib.metadata would cost ~4 MB
+        onnxruntime = ort_loader.load()  # the module's own version: importlib.metadata would cost ~4 MB
     except ImportError:
         raise BundleError("onnxruntime is not installed; pip install onnxruntime") from None
     have = onnxruntime.__version__

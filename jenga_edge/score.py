@@ -26,19 +26,13 @@ shapes, while the agent's batch sizes and trimmed widths vary from batch to batc
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-# onnxruntime (1.29 on, Linux too) uploads usage telemetry and keeps a device id and an
-# offline event cache under ~/.cache/Microsoft unless this is set before it is imported:
-# the agent makes no connection its config does not name (and saves 2.4 MB of RSS and a
-# thread). A value the operator set is kept.
-os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
-
 import numpy as np
 
+from . import ort_loader
 from .bundle import Bundle
 from .contract.bundle_format import MergedEntry, TaskEntry, TensorSpec
 from .contract.errors import BundleError, ConfigError
@@ -56,15 +50,6 @@ _LEVELS = {
     "extended": "ORT_ENABLE_EXTENDED",
     "all": "ORT_ENABLE_ALL",
 }
-
-
-def _ort() -> Any:
-    """onnxruntime, imported when the first session is built, not with this module: the
-    config (RuntimeConfig) is loaded by processes that never score, such as the --workers
-    supervisor and `validate --no-bundle`, and the import costs ~20 MB of RSS."""
-    import onnxruntime
-
-    return onnxruntime
 
 
 class RuntimeConfig(Config, kw_only=True):
@@ -138,7 +123,7 @@ class Scorer:
         self.bundle, self.entries = bundle, select_tasks(bundle, tasks, where)
         self.schema: FeatureSchema = self.entries[0].schema
         self.tasks = [e.name for e in self.entries]
-        rt = _ort()
+        rt = ort_loader.load()  # not at import: ort_loader.py says why
         opts = rt.SessionOptions()
         opts.intra_op_num_threads = cfg.intra_op_threads
         opts.inter_op_num_threads = cfg.inter_op_threads
@@ -197,7 +182,7 @@ class Scorer:
     def _session(self, file: str, opts: ort.SessionOptions) -> ort.InferenceSession:
         """A session from the graph's verified bytes: the file is not opened again."""
         try:
-            return _ort().InferenceSession(self.bundle.graph(file), opts, providers=["CPUExecutionProvider"])
+            return ort_loader.load().InferenceSession(self.bundle.graph(file), opts, providers=["CPUExecutionProvider"])
         except BundleError:
             raise
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises several unrelated types for a bad graph

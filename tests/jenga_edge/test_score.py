@@ -256,10 +256,40 @@ def test_onnxruntime_telemetry_is_off_unless_the_operator_set_it(tmp_path):
     # onnxruntime >= 1.29 uploads usage telemetry and writes a device id and an event cache
     # under ~/.cache/Microsoft unless ORT_DISABLE_TELEMETRY is set before it is imported.
     env = {k: v for k, v in os.environ.items() if k != "ORT_DISABLE_TELEMETRY"}
-    code = "import os, jenga_edge.score as s; s._ort(); print(os.environ['ORT_DISABLE_TELEMETRY'])"
+    code = "import os, jenga_edge.ort_loader as o; o.load(); print(os.environ['ORT_DISABLE_TELEMETRY'])"
     for home, given, want in ((tmp_path / "a", None, "1"), (tmp_path / "b", "0", "0")):
         home.mkdir()
         run_env = {**env, "HOME": str(home), **({"ORT_DISABLE_TELEMETRY": given} if given else {})}
         out = subprocess.run([sys.executable, "-c", code], env=run_env, capture_output=True, text=True, timeout=60)
         assert out.stdout.strip() == want, out.stderr
     assert not (tmp_path / "a" / ".cache").exists()
+
+
+def test_onnxruntime_is_imported_only_through_the_loader():
+    # The telemetry setting holds only if every import goes through ort_loader.load()
+    # (an `if TYPE_CHECKING:` block imports nothing at run time).
+    from pathlib import Path
+
+    import jenga_edge
+
+    root = Path(jenga_edge.__file__).parent
+    found = [str(p.relative_to(root)) for p in root.rglob("*.py") if p.name != "ort_loader.py" and _imports_ort(p)]
+    assert found == []
+
+
+def _imports_ort(path):
+    import ast
+
+    def walk(node):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and ast.unparse(child.test) == "TYPE_CHECKING":
+                continue
+            if isinstance(child, ast.Import) and any(a.name.split(".")[0] == "onnxruntime" for a in child.names):
+                return True
+            if isinstance(child, ast.ImportFrom) and (child.module or "").split(".")[0] == "onnxruntime":
+                return True
+            if walk(child):
+                return True
+        return False
+
+    return walk(ast.parse(path.read_text()))
