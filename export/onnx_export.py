@@ -19,8 +19,9 @@ import contextlib
 import io
 import json
 import logging
+import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,12 @@ def export_graph(
     shapes = dynamic_shapes(schema)
     module.eval()
     try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), _quiet("torch.onnx", "onnxscript"):
+        with (
+            warnings.catch_warnings(),
+            contextlib.redirect_stdout(io.StringIO()),
+            _quiet("torch.onnx", "onnxscript"),
+            fusable_gelu(module),
+        ):
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 module,
@@ -105,6 +111,36 @@ def export_graph(
     except onnx.checker.ValidationError as exc:
         raise ExportError(f"{path.name}: onnx.checker rejected the graph: {str(exc)[:300]}") from None
     return model
+
+
+class ErfGelu(torch.nn.Module):
+    """nn.GELU (exact, erf) written as x * (1 + erf(x / sqrt 2)) * 0.5: the order of
+    the products onnxruntime's GeluFusion recognises, so the graph runs one Gelu
+    kernel instead of Div, Erf, Add and two Muls. torch's own decomposition multiplies
+    by 0.5 first, which no fusion pattern matches (4 GELUs of the NSL-KDD merged graph:
+    0.18 us per event at batch 256). Equal to nn.GELU within float rounding."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * (1.0 + torch.erf(x / math.sqrt(2.0))) * 0.5
+
+
+@contextlib.contextmanager
+def fusable_gelu(module: torch.nn.Module) -> Iterator[None]:
+    """Every exact nn.GELU inside `module` is an ErfGelu while it is exported, then
+    itself again (parity compares the graph with the trained modules)."""
+    swapped = [
+        (parent, name, child)
+        for parent in module.modules()
+        for name, child in parent.named_children()
+        if isinstance(child, torch.nn.GELU) and child.approximate == "none"
+    ]
+    for parent, name, _ in swapped:
+        setattr(parent, name, ErfGelu())
+    try:
+        yield
+    finally:
+        for parent, name, child in swapped:
+            setattr(parent, name, child)
 
 
 def set_metadata(

@@ -78,6 +78,22 @@ def test_parity_figures_are_within_tolerance_for_every_case(network_bundle):
         assert t.parity["rows"].startswith("validation split of")
 
 
+def test_graphs_take_onnxruntimes_fast_kernels(network_bundle, tmp_path):
+    """Each GELU is one fused Gelu kernel once onnxruntime optimizes the graph (torch's
+    own decomposition matches no fusion pattern), and no Gather copies single elements
+    along the numeric columns (axis 1): both cost the agent time per event."""
+    out, _ = network_bundle
+    for name in ["threat.onnx", "merged-net.onnx"]:
+        graph = onnx.load(str(out / name)).graph
+        axis1 = [n.name for n in graph.node if n.op_type == "Gather" and any(a.i == 1 for a in n.attribute)]
+        assert axis1 == [], name
+        opts = ort.SessionOptions()
+        opts.optimized_model_filepath = str(tmp_path / f"opt-{name}")
+        ort.InferenceSession(str(out / name), opts, providers=["CPUExecutionProvider"])
+        ops = [n.op_type for n in onnx.load(opts.optimized_model_filepath).graph.node]
+        assert "Erf" not in ops and ops.count("Gelu") == 3, (name, ops)
+
+
 def test_metadata_round_trips_through_onnxruntime(network_bundle):
     out, manifest = network_bundle
     t = manifest.tasks[0]

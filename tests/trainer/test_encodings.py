@@ -15,8 +15,10 @@ from trainer.encodings import (
     Z_LIMIT,
     PeriodicOptions,
     choose_auto,
+    column_span,
     is_heavy_tailed,
     quantile_edges,
+    select_columns,
     signed_log1p,
 )
 from trainer.model import FeatureEncoder
@@ -139,3 +141,30 @@ def test_signed_log1p_keeps_sign():
 def test_quantile_edges():
     assert quantile_edges(np.array([5.0, 5.0]), 4) is None
     assert quantile_edges(np.arange(9.0), 4) == (0.0, 2.0, 4.0, 6.0, 8.0)
+
+
+@pytest.mark.parametrize("cols", [[0, 1, 2, 3, 4], [1, 2, 3], [4], [0, 2, 4], [3, 1], [2, 2, 0]])
+def test_select_columns_is_x_at_those_columns_whichever_way_it_is_computed(cols):
+    x = torch.tensor(
+        [[1.0, math.inf, -2.5, 0.0, 7.0], [math.nan, -math.inf, 3.0, 1e30, -0.0], [5.0, 6.0, 7.0, 8.0, 9.0]]
+    )
+    span = column_span(cols)
+    assert (span is not None) == (cols in ([0, 1, 2, 3, 4], [1, 2, 3], [4]))
+    got = select_columns(x, torch.tensor(cols), span)
+    torch.testing.assert_close(got, x[:, cols], equal_nan=True, rtol=0, atol=0)
+
+
+def test_the_categorical_reconstruction_target_is_one_hot_per_feature():
+    features = (
+        Feature("n", "numeric", "standard", mean=0.0, std=1.0),
+        Feature("p", "categorical", "none", categories=("<unk>", "tcp", "udp")),
+        Feature("s", "categorical", "none", categories=("<unk>", "dns", "http", "ssh")),
+    )
+    enc = FeatureEncoder(FeatureSchema(features), embedding_dim=2)
+    cat = torch.tensor([[1, 3], [0, 0], [2, 1]])
+    target = enc.reconstruction_target(torch.tensor([[0.5], [1.0], [-1.0]]), cat)
+    assert enc.target_dim == target.shape[1] == 1 + 3 + 4
+    expected = torch.zeros(3, 7)
+    for row, (a, b) in enumerate(cat.tolist()):
+        expected[row, a] = expected[row, 3 + b] = 1.0
+    torch.testing.assert_close(target[:, 1:], expected, rtol=0, atol=0)
