@@ -447,6 +447,35 @@ def test_two_workers_share_a_udp_port_and_route_by_key(bundle, tmp_path):
 
 
 @pytest.mark.slow
+def test_a_reload_that_would_change_the_shard_key_is_refused_and_keys_stay_whole(bundle, tmp_path):
+    port = free_port()
+    cfg = agent_yaml(tmp_path, bundle, [{"type": "tcp", "port": port}])
+    proc = Proc(cfg, "--workers", "2")
+    lines = event_lines(600, keys=20)
+    try:
+        proc.wait_for("tasks dga", count=2)
+        raw = yaml.safe_load(cfg.read_text())
+        raw["event"]["windows"]["n_ip"]["key"] = ["qlen"]  # would route by qlen: src_ip's counts would split
+        cfg.write_text(yaml.safe_dump(raw))
+        proc.proc.send_signal(signal.SIGHUP)  # the supervisor forwards it to both workers
+        proc.wait_for("the shard key would change from", count=2)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+            c.sendall(b"".join(x + b"\n" for x in lines))
+        deadline = time.monotonic() + 60
+        while len(alerts(tmp_path)) < len(lines) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.proc.send_signal(signal.SIGTERM)
+        rc, summary = proc.finish()
+    finally:
+        proc.kill()
+    assert rc == 0 and summary["scored"] == len(lines), summary
+    refused = [ln for ln in proc.lines if "reload failed" in ln]
+    assert len(refused) == 2 and all("takes effect on restart" in ln for ln in refused)
+    # still windows keyed by src_ip, each key's in one worker: 30 events per address, counted 1..30
+    assert counts_by_key(alerts(tmp_path)) == {f"10.1.{k}.7": [float(i) for i in range(1, 31)] for k in range(20)}
+
+
+@pytest.mark.slow
 def test_a_stdin_source_is_shared_out_and_ends_both_workers(bundle, tmp_path):
     cfg = agent_yaml(tmp_path, bundle, [{"type": "stdin"}], windows=False)
     lines = [*event_lines(2000, keys=5), b"{broken"]
