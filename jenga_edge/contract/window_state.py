@@ -971,6 +971,13 @@ class WindowEngine:
         return True
 
 
+def has_none(values: Sequence[Any]) -> bool:
+    """Whether a value is None (a key column's missing values), by identity, in C when built."""
+    if _native is not None and type(values) is list:
+        return bool(_native.has_none(values))
+    return None in values
+
+
 def _key_column(values: Sequence[Any]) -> list[Any]:
     if all(type(v) is str for v in values):
         return list(values)  # the usual case: no conversion

@@ -657,12 +657,21 @@ static int iso_time(const char *s, Py_ssize_t n, double *out) {
         const char *f = ++p;
         while (p < end && *p >= '0' && *p <= '9') p++;
         if (p == f || p - f > NUMBER_MAX - 3) return FALLBACK;
-        char buf[NUMBER_MAX];
-        buf[0] = '0'; buf[1] = '.';
-        memcpy(buf + 2, f, p - f);
-        buf[2 + (p - f)] = '\0';
-        frac = PyOS_string_to_double(buf, NULL, NULL);    /* float("0." + frac), as parse_time adds it */
-        if (frac == -1.0 && PyErr_Occurred()) { PyErr_Clear(); return FALLBACK; }
+        if (p - f <= 15) {
+            /* float("0." + frac), exactly: digits < 10^15 < 2^53 and 10^d (d <= 22) are exact doubles,
+             * so one IEEE division is the correctly rounded quotient, which float() also returns */
+            static const double p10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+            uint64_t m = 0;
+            for (const char *q = f; q < p; q++) m = m * 10 + (uint64_t)(*q - '0');
+            frac = (double)m / p10[p - f];
+        } else {
+            char buf[NUMBER_MAX];
+            buf[0] = '0'; buf[1] = '.';
+            memcpy(buf + 2, f, p - f);
+            buf[2 + (p - f)] = '\0';
+            frac = PyOS_string_to_double(buf, NULL, NULL);    /* float("0." + frac), as parse_time adds it */
+            if (frac == -1.0 && PyErr_Occurred()) { PyErr_Clear(); return FALLBACK; }
+        }
     }
     int64_t offset = 0;
     if (p < end && (*p == 'Z' || *p == 'z')) {

@@ -29,6 +29,7 @@ def distinct(
     out: Any,
     /,
 ) -> int: ...
+def has_none(values: list[Any], /) -> bool: ...
 
 class KeyTable:
     """Live keys by fingerprint -> slot, for one key space."""
