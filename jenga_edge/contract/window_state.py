@@ -675,6 +675,7 @@ class WindowEngine:
             space.states.append(st)
             self.states[name] = st
         self._hash_memo: dict[Any, int] = {}
+        self._cond_memo: dict[tuple[str, str], dict[Any, bool]] = {}  # rate conditions: value -> verdict
 
     @property
     def fields(self) -> list[str]:
@@ -743,9 +744,31 @@ class WindowEngine:
             elif isinstance(w, Rate):
                 extra = np.ones(n, dtype=bool)
                 for f, spec in w.condition.items():
-                    extra &= condition_mask(f, spec, list(values[f]))
+                    extra &= self._condition(name, f, spec, values[f])
             out[name] = self.states[name].update(s, fresh, inc, t, x, extra)
         return out
+
+    def _condition(self, name: str, field: str, spec: Any, values: Sequence[Any]) -> npt.NDArray[np.bool_]:
+        """A rate window's condition on one field as a mask. In C, each row's verdict is looked
+        up in a memo of the verdicts of the values seen (None, str and int values: one
+        condition_mask call per new value, not a Python pass per batch); else condition_mask."""
+        col = values if type(values) is list else list(values)
+        if _native is None:
+            return condition_mask(field, spec, col)
+        memo = self._cond_memo.setdefault((name, field), {})
+        if len(memo) > _HASH_MEMO:
+            memo.clear()
+        out = np.empty(len(col), dtype=np.uint8)
+        i = 0
+        while True:
+            i = _native.memo_mask(col, memo, out, i)
+            if i >= len(col):
+                return out.view(np.bool_)
+            if i < 0:  # a value of another type (a float, a boolean, a list): the column as it was
+                return condition_mask(field, spec, col)
+            seen = dict.fromkeys(v for v in col[i:] if v is None or type(v) is str or type(v) is int)
+            new = [v for v in seen if v not in memo]
+            memo.update(zip(new, condition_mask(field, spec, new).tolist()))
 
     def _event_times(self, times: F64) -> tuple[F64, int]:
         """The times the windows count each row at, and the row where the clock jumped

@@ -541,6 +541,34 @@ static PyObject *w_value_hashes(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* memo_mask(values, memo, out, start) -> n when done, else the row to resume from after
+ * Python adds that row's value to memo, or -(row + 1) at a value that is neither None, a
+ * str nor an int (Python then computes the column itself). out[i] = memo[values[i]] is True:
+ * a condition's verdict per distinct value, looked up at C speed (True is never a key or
+ * looked up, so it cannot take 1's verdict). */
+static PyObject *w_memo_mask(PyObject *self, PyObject *args) {
+    PyObject *values, *memo, *o_out;
+    Py_ssize_t start;
+    if (!PyArg_ParseTuple(args, "O!O!On", &PyList_Type, &values, &PyDict_Type, &memo, &o_out, &start)) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(values), i = start < 0 ? 0 : start;
+    Buf b[1] = {0};
+    if (take(o_out, &b[0], 1, n, 1, 0, "out") < 0) { release(b, 1); return NULL; }
+    uint8_t *out = b[0].view.buf;
+    for (; i < n; i++) {
+        PyObject *v = PyList_GET_ITEM(values, i);
+        if (v != Py_None && !PyUnicode_CheckExact(v) && !PyLong_CheckExact(v)) { release(b, 1); return PyLong_FromSsize_t(-(i + 1)); }
+        PyObject *r = PyDict_GetItemWithError(memo, v);   /* borrowed */
+        if (!r) {
+            release(b, 1);
+            if (PyErr_Occurred()) return NULL;
+            return PyLong_FromSsize_t(i);
+        }
+        out[i] = r == Py_True;
+    }
+    release(b, 1);
+    return PyLong_FromSsize_t(n);
+}
+
 /* has_none(list) -> whether an item is None (by identity: `None in list` compares each
  * item with None through ==, about 60 instructions an item for a str). */
 static PyObject *w_has_none(PyObject *self, PyObject *values) {
@@ -876,6 +904,8 @@ static PyTypeObject KeyTableType = {
 };
 
 static PyMethodDef methods[] = {
+    {"memo_mask", w_memo_mask, METH_VARARGS,
+     "memo_mask(values, memo, out, start) -> n, the row whose value memo lacks, or -(row + 1) at another type"},
     {"has_none", w_has_none, METH_O, "has_none(list) -> whether an item is None"},
     {"value_hashes", w_value_hashes, METH_VARARGS,
      "value_hashes(values, out, has): value_hash of ints and ASCII strings (has 1), None (has 0), others (has 2)"},

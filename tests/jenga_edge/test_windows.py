@@ -528,3 +528,41 @@ def test_state_arrays_grow_in_place_and_the_values_stay_those_of_copies(monkeypa
     for name in ALL:
         np.testing.assert_array_equal(got[name], want[name], err_msg=name)
     assert in_place.snapshot() == copied.snapshot()
+
+
+def test_rate_conditions_from_the_memo_of_verdicts_are_condition_masks(monkeypatch):
+    """In C a rate window looks each row's verdict up in a memo of the values seen (None,
+    str, int); other values (floats, booleans) take condition_mask's own path. Either way
+    the rates are the pure path's, True never takes 1's verdict, and a full memo restarts."""
+    from jenga_edge.contract import window_state
+    from jenga_edge.native import windows as native
+
+    if native is None:
+        pytest.skip("jenga_edge.native._windows is not built")
+    monkeypatch.setattr(window_state, "_HASH_MEMO", 40)  # the memo is cleared when it outgrows this
+    windows = {
+        "eq": {"kind": "rate", "key": ["k"], "window_s": 8, "condition": {"v": 1}},
+        "in": {"kind": "rate", "key": ["k"], "window_s": 8, "condition": {"v": [22, "ssh", "true"]}},
+        "ne": {"kind": "rate", "key": ["k"], "window_s": 8, "condition": {"v": {"not_in": [22, 0]}}},
+        "gte": {"kind": "rate", "key": ["k"], "window_s": 8, "condition": {"v": {"gte": 20}}},
+    }
+    rng = random.Random(21)
+    pool = [None, 1, 22, "22", " 22 ", "ssh", "SSH", 0, "0", "true", *range(30, 130)]
+    events = stream(3000, keys=30, seed=8)
+    for i, e in enumerate(events):
+        e["v"] = rng.choice(pool)
+        if 1000 <= i < 1100:  # floats and booleans in a stretch of batches: condition_mask itself
+            e["v"] = rng.choice([True, False, 1, 22.0, 1.0, 0])
+    cuts = sorted(rng.sample(range(1, 3000), 50))
+    in_c = run(engine(windows), events, cuts)
+    monkeypatch.setattr(window_state, "_native", None)
+    in_python = run(engine(windows), events, cuts)
+    for name in windows:
+        np.testing.assert_array_equal(in_c[name], in_python[name], err_msg=name)
+    monkeypatch.undo()
+    eng = engine(windows)
+    run(eng, [{"t": 1.0, "k": "a", "v": 1}, {"t": 2.0, "k": "a", "v": 1}])
+    run(eng, [{"t": 3.0, "k": "a", "v": True}])  # true is the category "true", not 1
+    assert eng._cond_memo[("eq", "v")] == {1: True}
+    out = run(eng, [{"t": 3.5, "k": "b", "v": True}, {"t": 4.0, "k": "b", "v": 1}])
+    assert out["eq"].tolist() == [0.0, 0.5] and out["in"].tolist() == [1.0, 0.5]
