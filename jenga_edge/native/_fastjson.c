@@ -626,7 +626,7 @@ static int64_t days_from_civil(int64_t y, int64_t m, int64_t d) {
     return era * 146097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719468;
 }
 
-static inline int digits_at(const char *s, int n, int *out) {
+static HOT_INLINE int digits_at(const char *s, int n, int *out) {
     int v = 0;
     for (int i = 0; i < n; i++) {
         if (s[i] < '0' || s[i] > '9') return 0;
