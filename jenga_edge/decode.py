@@ -42,7 +42,7 @@ from .contract.schema import OOV_INDEX, Feature, FeatureSchema, category_key, to
 from .contract.text_input import encode_text
 from .contract.typed import Invalid
 from .contract.values import parse_time
-from .contract.window_state import MAX_EVENT_TIME, WindowEngine
+from .contract.window_state import MAX_EVENT_TIME, WindowEngine, has_none
 from .contract.windows import Window
 from .event_queue import OVERSIZE, PARTIAL, Lines
 from .native import fastjson as _fastjson  # None: tier 2 alone
@@ -436,7 +436,7 @@ class EventDecoder:
             rejects,
         )
         for f in dict.fromkeys(k for w in model.windows.values() for k in w.key):
-            if None not in batch.keys[f]:  # the usual case, at C speed
+            if not has_none(batch.keys[f]):  # the usual case, at C speed
                 continue
             rows = np.flatnonzero(ok & np.array([v is None for v in batch.keys[f]], dtype=bool))
             self._reject_rows(

@@ -205,8 +205,8 @@ class KeySpace:
     def _grow(self, need: int) -> None:
         cap = len(self.touch)
         new = min(self.max_keys, max(1024, cap * 2, need))
-        self.touch = np.concatenate([self.touch, np.zeros(new - cap, dtype=np.int64)])
-        self.owner = np.concatenate([self.owner, np.zeros(new - cap, dtype=np.int64)])
+        self.touch = grow_rows(self.touch, new)
+        self.owner = grow_rows(self.owner, new)
         self.keys.extend([None] * (new - cap))
         k = int(self.free_n[0])
         free = np.zeros(new, dtype=np.int64)
@@ -247,10 +247,7 @@ class _State:
 
     def resize(self, cap: int) -> None:
         for name in self.arrays:
-            arr = getattr(self, name)
-            grown = np.zeros((cap, *arr.shape[1:]), dtype=arr.dtype)  # zeros: a snapshot holds no stray bytes
-            grown[: len(arr)] = arr
-            setattr(self, name, grown)
+            setattr(self, name, grow_rows(getattr(self, name), cap))
 
     def update(self, slots: I64, fresh: npt.NDArray[np.bool_], inc: I64, t: F64, x: F64 | None, extra: Any) -> F64:
         raise NotImplementedError
@@ -454,7 +451,7 @@ class _Distinct(_Buckets):
     def _grow_pool(self) -> None:
         n = len(self.pool)
         add = max(16, n)
-        self.pool = np.concatenate([self.pool, np.zeros((add, BUCKETS, SKETCH_REGISTERS), np.uint8)])
+        self.pool = grow_rows(self.pool, n + add)
         free = np.zeros(n + add, dtype=np.int64)
         k = int(self.free_n[0])
         free[:k] = self.free[:k]
@@ -678,6 +675,7 @@ class WindowEngine:
             space.states.append(st)
             self.states[name] = st
         self._hash_memo: dict[Any, int] = {}
+        self._cond_memo: dict[tuple[str, str], dict[Any, bool]] = {}  # rate conditions: value -> verdict
 
     @property
     def fields(self) -> list[str]:
@@ -746,9 +744,31 @@ class WindowEngine:
             elif isinstance(w, Rate):
                 extra = np.ones(n, dtype=bool)
                 for f, spec in w.condition.items():
-                    extra &= condition_mask(f, spec, list(values[f]))
+                    extra &= self._condition(name, f, spec, values[f])
             out[name] = self.states[name].update(s, fresh, inc, t, x, extra)
         return out
+
+    def _condition(self, name: str, field: str, spec: Any, values: Sequence[Any]) -> npt.NDArray[np.bool_]:
+        """A rate window's condition on one field as a mask. In C, each row's verdict is looked
+        up in a memo of the verdicts of the values seen (None, str and int values: one
+        condition_mask call per new value, not a Python pass per batch); else condition_mask."""
+        col = values if type(values) is list else list(values)
+        if _native is None:
+            return condition_mask(field, spec, col)
+        memo = self._cond_memo.setdefault((name, field), {})
+        if len(memo) > _HASH_MEMO:
+            memo.clear()
+        out = np.empty(len(col), dtype=np.uint8)
+        i = 0
+        while True:
+            i = _native.memo_mask(col, memo, out, i)
+            if i >= len(col):
+                return out.view(np.bool_)
+            if i < 0:  # a value of another type (a float, a boolean, a list): the column as it was
+                return condition_mask(field, spec, col)
+            seen = dict.fromkeys(v for v in col[i:] if v is None or type(v) is str or type(v) is int)
+            new = [v for v in seen if v not in memo]
+            memo.update(zip(new, condition_mask(field, spec, new).tolist()))
 
     def _event_times(self, times: F64) -> tuple[F64, int]:
         """The times the windows count each row at, and the row where the clock jumped
@@ -969,6 +989,28 @@ class WindowEngine:
             return False
         self.__dict__.update(old.__dict__)
         return True
+
+
+def grow_rows(arr: npt.NDArray[Any], rows: int) -> npt.NDArray[Any]:
+    """`arr` with `rows` rows (first axis), the old ones kept and the new ones zero (a
+    snapshot holds no stray bytes). In place where the array owns its buffer: a
+    realloc, which for a large array moves pages instead of copying them and never
+    holds the old and the new copy at once (the state's page faults halve as keys are
+    made). The engine keeps no other view of its state arrays across a call."""
+    shape = (rows, *arr.shape[1:])
+    if arr.flags.owndata and arr.flags.c_contiguous and arr.flags.writeable and arr.base is None:
+        arr.resize(shape, refcheck=False)  # numpy zero-fills what is added
+        return arr
+    grown = np.zeros(shape, dtype=arr.dtype)
+    grown[: len(arr)] = arr
+    return grown
+
+
+def has_none(values: Sequence[Any]) -> bool:
+    """Whether a value is None (a key column's missing values), by identity, in C when built."""
+    if _native is not None and type(values) is list:
+        return bool(_native.has_none(values))
+    return None in values
 
 
 def _key_column(values: Sequence[Any]) -> list[Any]:

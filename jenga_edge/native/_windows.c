@@ -24,6 +24,12 @@
 #define PREFETCH(p) ((void)0)
 #endif
 
+#if defined(__GNUC__)
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+#else
+#define ALWAYS_INLINE static inline
+#endif
+
 typedef struct {
     Py_buffer view;
     int held;
@@ -107,8 +113,18 @@ static PyObject *w_clock(PyObject *self, PyObject *args) {
 
 enum { K_COUNT = 0, K_SUM = 1, K_MEAN = 2, K_STD = 3, K_RATE = 4 };
 
+/* floor(x) as an integer, for |x| < 2^62 without a libm call (the same value: a
+ * truncation, one down when it rounded up); beyond, floor() itself. */
+static inline int64_t floor_i64(double x) {
+    if (x > -4.6e18 && x < 4.6e18) {
+        int64_t q = (int64_t)x;
+        return (double)q > x ? q - 1 : q;
+    }
+    return (int64_t)floor(x);
+}
+
 /* Move slot s's ring to sub-window b; returns the sub-window the row counts in. */
-static int64_t advance(int64_t *newest, double *acc, int k, int fresh, int64_t b) {
+ALWAYS_INLINE int64_t advance(int64_t *newest, double *acc, const int k, int fresh, int64_t b) {
     int64_t nw = *newest;
     if (fresh || nw == EMPTY || (b > nw && (uint64_t)b - (uint64_t)nw >= B)) {   /* no signed overflow */
         memset(acc, 0, sizeof(double) * B * k);
@@ -121,6 +137,51 @@ static int64_t advance(int64_t *newest, double *acc, int k, int fresh, int64_t b
         return b;
     }
     return b > nw - B + 1 ? b : nw - B + 1;
+}
+
+/* The rows of one time window; kind and k are constants where it is inlined. */
+ALWAYS_INLINE void buckets_rows(const int kind, const int k, double width, Py_ssize_t n, const int64_t *slots,
+                                const uint8_t *fresh, const double *t, const double *x, const uint8_t *cond,
+                                int64_t *newest, double *acc, double *out) {
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int64_t s = slots[i];
+        if (i + AHEAD < n) {                     /* a key's state is a cache miss: ask for it early */
+            const double *ahead = acc + slots[i + AHEAD] * B * k;
+            PREFETCH(ahead);
+            if (k > 1) PREFETCH(ahead + 8);
+            if (k > 2) PREFETCH(ahead + 16);
+            PREFETCH(&newest[slots[i + AHEAD]]);
+        }
+        double *a = acc + s * B * k;
+        int64_t at = advance(&newest[s], a, k, fresh[i], floor_i64(t[i] / width));
+        double *cell = a + ring_pos(at) * k;
+        if (kind == K_COUNT) {
+            cell[0] += 1.0;
+        } else if (kind == K_RATE) {
+            cell[0] += 1.0;
+            cell[1] += cond[i] ? 1.0 : 0.0;
+        } else {
+            double v = x[i];
+            if (v == v) { cell[0] += 1.0; cell[1] += v; cell[2] += v * v; }
+        }
+        double tot[3] = {0.0, 0.0, 0.0};
+        for (int p = 0; p < B; p++)              /* in the Python loop's order: the same float sums */
+            for (int q = 0; q < k; q++) tot[q] += a[p * k + q];
+        double v;
+        switch (kind) {
+            case K_COUNT: v = tot[0]; break;
+            case K_SUM: v = tot[1]; break;
+            case K_MEAN: v = tot[0] != 0.0 ? tot[1] / tot[0] : NAN; break;
+            case K_STD: {
+                if (tot[0] == 0.0) { v = NAN; break; }
+                double mean = tot[1] / tot[0], var = tot[2] / tot[0] - mean * mean;
+                v = sqrt(var > 0.0 ? var : 0.0);
+                break;
+            }
+            default: v = tot[1] / tot[0]; break;
+        }
+        out[i] = v;
+    }
 }
 
 static PyObject *w_buckets(PyObject *self, PyObject *args) {
@@ -151,41 +212,12 @@ static PyObject *w_buckets(PyObject *self, PyObject *args) {
     const double *t = b[2].view.buf, *x = b[3].held ? b[3].view.buf : NULL;
     int64_t *newest = b[5].view.buf;
     double *acc = b[6].view.buf, *out = b[7].view.buf;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        int64_t s = slots[i];
-        if (i + AHEAD < n) {                     /* a key's state is a cache miss: ask for it early */
-            const double *ahead = acc + slots[i + AHEAD] * B * k;
-            PREFETCH(ahead); PREFETCH(ahead + 8); PREFETCH(ahead + 16); PREFETCH(&newest[slots[i + AHEAD]]);
-        }
-        double *a = acc + s * B * k;
-        int64_t at = advance(&newest[s], a, k, fresh[i], (int64_t)floor(t[i] / width));
-        double *cell = a + ring_pos(at) * k;
-        if (kind == K_COUNT) {
-            cell[0] += 1.0;
-        } else if (kind == K_RATE) {
-            cell[0] += 1.0;
-            cell[1] += cond[i] ? 1.0 : 0.0;
-        } else {
-            double v = x[i];
-            if (v == v) { cell[0] += 1.0; cell[1] += v; cell[2] += v * v; }
-        }
-        double tot[3] = {0.0, 0.0, 0.0};
-        for (int p = 0; p < B; p++)
-            for (int q = 0; q < k; q++) tot[q] += a[p * k + q];
-        double v;
-        switch (kind) {
-            case K_COUNT: v = tot[0]; break;
-            case K_SUM: v = tot[1]; break;
-            case K_MEAN: v = tot[0] != 0.0 ? tot[1] / tot[0] : NAN; break;
-            case K_STD: {
-                if (tot[0] == 0.0) { v = NAN; break; }
-                double mean = tot[1] / tot[0], var = tot[2] / tot[0] - mean * mean;
-                v = sqrt(var > 0.0 ? var : 0.0);
-                break;
-            }
-            default: v = tot[1] / tot[0]; break;
-        }
-        out[i] = v;
+    switch (kind) {   /* one loop per kind, its k a constant: the sums unrolled, the branches gone */
+        case K_COUNT: buckets_rows(K_COUNT, 1, width, n, slots, fresh, t, x, cond, newest, acc, out); break;
+        case K_SUM: buckets_rows(K_SUM, 3, width, n, slots, fresh, t, x, cond, newest, acc, out); break;
+        case K_MEAN: buckets_rows(K_MEAN, 3, width, n, slots, fresh, t, x, cond, newest, acc, out); break;
+        case K_STD: buckets_rows(K_STD, 3, width, n, slots, fresh, t, x, cond, newest, acc, out); break;
+        default: buckets_rows(K_RATE, 2, width, n, slots, fresh, t, x, cond, newest, acc, out); break;
     }
     release(b, 8);
     Py_RETURN_NONE;
@@ -387,7 +419,7 @@ static PyObject *w_distinct(PyObject *self, PyObject *args) {
             PREFETCH(&newest[sa]); PREFETCH(&sketch[sa]);
             for (int q = 0; q < E; q += 8) { PREFETCH(seen_all + sa * E + q); PREFETCH(hash_all + sa * E + q); }
         }
-        int64_t s = slots[i], bk = (int64_t)floor(t[i] / width), nw = newest[s];
+        int64_t s = slots[i], bk = floor_i64(t[i] / width), nw = newest[s];
         int64_t *seen = seen_all + s * E;
         uint64_t *hashes = hash_all + s * E;
         int64_t k = sketch[s], at;
@@ -507,6 +539,43 @@ static PyObject *w_value_hashes(PyObject *self, PyObject *args) {
     }
     release(b, 2);
     Py_RETURN_NONE;
+}
+
+/* memo_mask(values, memo, out, start) -> n when done, else the row to resume from after
+ * Python adds that row's value to memo, or -(row + 1) at a value that is neither None, a
+ * str nor an int (Python then computes the column itself). out[i] = memo[values[i]] is True:
+ * a condition's verdict per distinct value, looked up at C speed (True is never a key or
+ * looked up, so it cannot take 1's verdict). */
+static PyObject *w_memo_mask(PyObject *self, PyObject *args) {
+    PyObject *values, *memo, *o_out;
+    Py_ssize_t start;
+    if (!PyArg_ParseTuple(args, "O!O!On", &PyList_Type, &values, &PyDict_Type, &memo, &o_out, &start)) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(values), i = start < 0 ? 0 : start;
+    Buf b[1] = {0};
+    if (take(o_out, &b[0], 1, n, 1, 0, "out") < 0) { release(b, 1); return NULL; }
+    uint8_t *out = b[0].view.buf;
+    for (; i < n; i++) {
+        PyObject *v = PyList_GET_ITEM(values, i);
+        if (v != Py_None && !PyUnicode_CheckExact(v) && !PyLong_CheckExact(v)) { release(b, 1); return PyLong_FromSsize_t(-(i + 1)); }
+        PyObject *r = PyDict_GetItemWithError(memo, v);   /* borrowed */
+        if (!r) {
+            release(b, 1);
+            if (PyErr_Occurred()) return NULL;
+            return PyLong_FromSsize_t(i);
+        }
+        out[i] = r == Py_True;
+    }
+    release(b, 1);
+    return PyLong_FromSsize_t(n);
+}
+
+/* has_none(list) -> whether an item is None (by identity: `None in list` compares each
+ * item with None through ==, about 60 instructions an item for a str). */
+static PyObject *w_has_none(PyObject *self, PyObject *values) {
+    if (!PyList_Check(values)) { PyErr_SetString(PyExc_TypeError, "has_none: a list"); return NULL; }
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(values); i++)
+        if (PyList_GET_ITEM(values, i) == Py_None) Py_RETURN_TRUE;
+    Py_RETURN_FALSE;
 }
 
 /* ------------------------------------------------------------- key table */
@@ -761,6 +830,10 @@ static PyObject *KeyTable_assign(KeyTable *t, PyObject *args) {
                     Py_INCREF(v);
                     PyTuple_SET_ITEM(key, c, v);
                 }
+                /* Its items are exact str and int (row_fp took only those): it can be in no cycle,
+                 * so the collector need not track it (it would untrack it at its first pass anyway;
+                 * tracked, a key per event made every young collection walk the new keys). */
+                PyObject_GC_UnTrack(key);
             }
             if (index != Py_None) {                                   /* the dict, when Python keeps one too */
                 slot = PyLong_FromLongLong(s);
@@ -831,6 +904,9 @@ static PyTypeObject KeyTableType = {
 };
 
 static PyMethodDef methods[] = {
+    {"memo_mask", w_memo_mask, METH_VARARGS,
+     "memo_mask(values, memo, out, start) -> n, the row whose value memo lacks, or -(row + 1) at another type"},
+    {"has_none", w_has_none, METH_O, "has_none(list) -> whether an item is None"},
     {"value_hashes", w_value_hashes, METH_VARARGS,
      "value_hashes(values, out, has): value_hash of ints and ASCII strings (has 1), None (has 0), others (has 2)"},
     {"clock", w_clock, METH_VARARGS, "clock(times, state[4], lag, ahead_max, jump): event times in place"},

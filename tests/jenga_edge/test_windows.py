@@ -388,3 +388,181 @@ def test_the_decoder_rejects_times_beyond_the_year_5000():
     batch = dec.decode([json.dumps(flow).encode()])
     assert [(r.reason, r.field) for r in batch.rejects] == [("bad_timestamp", "flow.start")]
     assert dec.windows is not None and dec.windows.live_keys == 0
+
+
+# --- the fast paths of the window stage (issue 9's end-to-end target) ---------------------------
+
+
+def test_the_c_decoders_event_times_are_parse_times_to_the_bit():
+    """Tier 1 reads a time's fraction of up to 15 digits as digits / 10^d (one correctly
+    rounded division), not through strtod: the value must still be float("0." + frac)."""
+    from jenga_edge.contract.values import parse_time
+
+    rng = random.Random(7)
+    stamps = []
+    for digits in range(1, 21):
+        for _ in range(40):
+            frac = "".join(rng.choice("0123456789") for _ in range(digits))
+            zone = rng.choice(["Z", "+0000", "-05:30", "+01:00", ""])
+            stamps.append(
+                f"20{rng.randrange(10, 40)}-0{rng.randrange(1, 10)}-1{rng.randrange(10)}T0{rng.randrange(10)}:"
+                f"{rng.randrange(10, 60)}:{rng.randrange(10, 60)}.{frac}{zone}"
+            )
+            stamps.append(f"1970-01-01T00:00:00.{frac}Z")  # the epoch: the time is the fraction alone, every bit
+    stamps += [
+        "2026-12-02T10:24:01.999999999999999+0000",
+        "2026-12-02T10:24:01.000000000000001Z",
+        "2026-12-02T10:24:01.5",
+    ]
+    dec = EventDecoder(eve_schema())
+    lines = [json.dumps(ssh_flow(s)).encode() for s in stamps]
+    col = dec._input_col[dec.model.time]
+    want = np.array([parse_time(s) for s in stamps], dtype=np.float64)
+    np.testing.assert_array_equal(dec._slow_columns(lines).num[:, col], want)
+    if dec._plan is None:
+        pytest.skip("jenga_edge.native._fastjson is not built")
+    fast = dec._decode_fast(dec._plan, lines, ())
+    assert dec.tier_lines["c"] == len(lines)  # every line read by tier 1
+    np.testing.assert_array_equal(fast.num[:, col], want)
+
+
+def test_tuple_keys_made_in_c_are_not_tracked_by_the_garbage_collector(monkeypatch):
+    """A key of two or more fields is a tuple of str and int: it can be in no cycle. Made
+    in C, it is untracked at once (tracked, one a new key per event made each young
+    collection walk them); the keys and every value stay those of the pure path."""
+    import gc
+
+    from jenga_edge.contract import window_state
+    from jenga_edge.native import windows as native
+
+    if native is None:
+        pytest.skip("jenga_edge.native._windows is not built")
+    events = stream(3000, keys=200, seed=9)  # mostly new (k, k2) keys, evicted past 64
+    c_engine = engine(ALL, max_keys=64)
+    gc.disable()  # no collection meanwhile (it would untrack such tuples itself)
+    try:
+        in_c = run(c_engine, events, [700, 701, 1500])
+        keys = [k for k in c_engine.spaces[("k", "k2")].keys if k is not None]
+    finally:
+        gc.enable()
+    assert keys and all(type(k) is tuple for k in keys)
+    assert not any(gc.is_tracked(k) for k in keys)
+    monkeypatch.setattr(window_state, "_native", None)
+    py_engine = engine(ALL, max_keys=64)
+    in_python = run(py_engine, events, [700, 701, 1500])
+    for name in ALL:
+        np.testing.assert_array_equal(in_c[name], in_python[name], err_msg=name)
+    assert c_engine.snapshot() == py_engine.snapshot()
+    assert c_engine.evicted > 0
+
+
+@pytest.mark.parametrize("pure", [False, True])
+def test_has_none_finds_a_missing_key_value_in_either_tier(monkeypatch, pure):
+    from jenga_edge.contract import window_state
+
+    if pure:
+        monkeypatch.setattr(window_state, "_native", None)
+    elif window_state._native is None:
+        pytest.skip("jenga_edge.native._windows is not built")
+    assert not window_state.has_none(["a", 1, 0, "", False, 2.5])
+    assert window_state.has_none(["a", None, "b"]) and window_state.has_none([None])
+    assert not window_state.has_none([])
+
+
+def test_time_windows_place_times_on_sub_window_boundaries_as_python_floor_does(monkeypatch):
+    """The C kernels floor t / width without libm (a truncation, one down when it rounded up):
+    negative, integral, signed-zero and sub-window-edge times give Python's sub-windows."""
+    from jenga_edge.contract import window_state
+    from jenga_edge.native import windows as native
+
+    if native is None:
+        pytest.skip("jenga_edge.native._windows is not built")
+    windows = {
+        "c": {"kind": "count", "key": ["k"], "window_s": 8},
+        "m": {"kind": "mean", "key": ["k"], "field": "x", "window_s": 0.8},
+        "d": {"kind": "distinct", "key": ["k"], "field": "v", "window_s": 8},
+    }
+    ts = [-9.0, -8.5, -8.0, -1.0, -0.5, -1e-300, -0.0, 0.0, 1e-300, 0.1, 0.7, 0.8, 7.999999999999999, 8.0, 8.1]
+    ts += [1e11 - 0.1, 1e11]
+    events = [{"t": t, "k": "a" if i % 3 else "b", "v": i % 5, "x": float(i)} for i, t in enumerate(ts)]
+    c_engine = engine(windows, lag_s=1e12, max_ahead_s=1e12)
+    in_c = run(c_engine, events, [5, 9])
+    monkeypatch.setattr(window_state, "_native", None)
+    py_engine = engine(windows, lag_s=1e12, max_ahead_s=1e12)
+    in_python = run(py_engine, events, [5, 9])
+    for name in windows:
+        np.testing.assert_array_equal(in_c[name], in_python[name], err_msg=name)
+    assert c_engine.snapshot() == py_engine.snapshot()
+
+
+def test_state_arrays_grow_in_place_and_the_values_stay_those_of_copies(monkeypatch):
+    """Key spaces and sketch pools grow by a realloc of the arrays they own (no copy of the
+    old rows, new rows zero); the values and the state are those of growth by copying."""
+    from jenga_edge.contract import window_state
+
+    a = np.zeros((3, 4), dtype=np.int64)
+    a[:] = np.arange(12).reshape(3, 4)
+    grown = window_state.grow_rows(a, 1000)
+    assert grown is a and grown.shape == (1000, 4)
+    assert grown[:3].ravel().tolist() == list(range(12)) and not grown[3:].any()
+    view = np.zeros((8, 2))[2:]  # not its own buffer: a copy
+    assert window_state.grow_rows(view, 10) is not view
+
+    events = stream(6000, keys=3000, seed=4)  # ~3000 keys: slots grow 1024 -> 2048 -> 4096
+    t0 = events[1000]["t"]  # 20 scanners at once, 40 values each within 0.08 s: sketches from the pool, which grows
+    events[1000:1800] = [
+        {**e, "t": t0 + j * 1e-4, "k": f"scan{j % 20}", "v": j} for j, e in enumerate(events[1000:1800])
+    ]
+    in_place = engine(ALL, max_keys=5000)
+    got = run(in_place, events, [100, 2500, 2501])
+    assert len(in_place.spaces[("k",)].touch) == 4096 and len(in_place.states["distinct"].pool) > 16
+
+    def by_copy(arr, rows):
+        out = np.zeros((rows, *arr.shape[1:]), dtype=arr.dtype)
+        out[: len(arr)] = arr
+        return out
+
+    monkeypatch.setattr(window_state, "grow_rows", by_copy)
+    copied = engine(ALL, max_keys=5000)
+    want = run(copied, events, [100, 2500, 2501])
+    for name in ALL:
+        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+    assert in_place.snapshot() == copied.snapshot()
+
+
+def test_rate_conditions_from_the_memo_of_verdicts_are_condition_masks(monkeypatch):
+    """In C a rate window looks each row's verdict up in a memo of the values seen (None,
+    str, int); other values (floats, booleans) take condition_mask's own path. Either way
+    the rates are the pure path's, True never takes 1's verdict, and a full memo restarts."""
+    from jenga_edge.contract import window_state
+    from jenga_edge.native import windows as native
+
+    if native is None:
+        pytest.skip("jenga_edge.native._windows is not built")
+    monkeypatch.setattr(window_state, "_HASH_MEMO", 40)  # the memo is cleared when it outgrows this
+    windows = {
+        "eq": {"kind": "rate", "key": ["k"], "window_s": 8, "condition": {"v": 1}},
+        "in": {"kind": "rate", "key": ["k"], "window_s": 8, "condition": {"v": [22, "ssh", "true"]}},
+        "ne": {"kind": "rate", "key": ["k"], "window_s": 8, "condition": {"v": {"not_in": [22, 0]}}},
+        "gte": {"kind": "rate", "key": ["k"], "window_s": 8, "condition": {"v": {"gte": 20}}},
+    }
+    rng = random.Random(21)
+    pool = [None, 1, 22, "22", " 22 ", "ssh", "SSH", 0, "0", "true", *range(30, 130)]
+    events = stream(3000, keys=30, seed=8)
+    for i, e in enumerate(events):
+        e["v"] = rng.choice(pool)
+        if 1000 <= i < 1100:  # floats and booleans in a stretch of batches: condition_mask itself
+            e["v"] = rng.choice([True, False, 1, 22.0, 1.0, 0])
+    cuts = sorted(rng.sample(range(1, 3000), 50))
+    in_c = run(engine(windows), events, cuts)
+    monkeypatch.setattr(window_state, "_native", None)
+    in_python = run(engine(windows), events, cuts)
+    for name in windows:
+        np.testing.assert_array_equal(in_c[name], in_python[name], err_msg=name)
+    monkeypatch.undo()
+    eng = engine(windows)
+    run(eng, [{"t": 1.0, "k": "a", "v": 1}, {"t": 2.0, "k": "a", "v": 1}])
+    run(eng, [{"t": 3.0, "k": "a", "v": True}])  # true is the category "true", not 1
+    assert eng._cond_memo[("eq", "v")] == {1: True}
+    out = run(eng, [{"t": 3.5, "k": "b", "v": True}, {"t": 4.0, "k": "b", "v": 1}])
+    assert out["eq"].tolist() == [0.0, 0.5] and out["in"].tolist() == [1.0, 0.5]
