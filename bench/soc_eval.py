@@ -10,8 +10,8 @@ and validation, trainer/dataset.py's Holdout) and one full model. Each is export
 bundle, verified, and scored by the agent's decoder and scorer (jenga_edge.decode,
 jenga_edge.score) over the evaluation stream in the order Suricata wrote it, in batches
 of 1,024, window state carried across batches, as `jenga-edge run` does. A flow is
-flagged when the score of a task that an enabled rule of the profile reads reaches its
-bundle threshold.
+flagged when the score of a task that an enabled rule of the profile reads reaches the
+rule's threshold (the bundle's, or the number the rule sets).
 
 Reported, next to issue 10's targets:
 - held-out tool: share of its flows flagged; for each of its attacker addresses, the
@@ -89,19 +89,29 @@ def read_lines(path: Path) -> list[bytes]:
         return [line.rstrip(b"\n") for line in fh if line.strip()]
 
 
-def alerting_tasks() -> set[str]:
-    """The tasks whose scores raise alerts: those an enabled rule of the profile reads."""
+def alerting_tasks() -> dict[str, float | None]:
+    """The tasks whose scores raise alerts, those an enabled rule of the profile reads, each
+    with the lowest threshold such a rule sets (None: the bundle's)."""
     import yaml
 
-    rules = yaml.safe_load(PROFILE.read_text())["rules"]
-    return {r["task"] for r in rules if r.get("task") and r.get("enabled", True)}
+    out: dict[str, float | None] = {}
+    for r in yaml.safe_load(PROFILE.read_text())["rules"]:
+        if not r.get("task") or not r.get("enabled", True):
+            continue
+        thr = r.get("threshold", "bundle")
+        thr = None if thr == "bundle" else float(thr)
+        prev = out.get(r["task"], thr)
+        out[r["task"]] = None if thr is None or prev is None else min(thr, prev)
+    return out
 
 
 def flag_stream(bundle_dir: Path, lines: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
     """(positions of the scored lines, flagged per scored line), as the agent scores them: a
-    flow is flagged when the score of a task that raises alerts reaches its bundle threshold."""
+    flow is flagged when the score of a task that raises alerts reaches the threshold its rule
+    sets (the bundle's, or a number)."""
     bundle = verify_bundle(bundle_dir)
-    tasks = [t for t in bundle.tasks if t in alerting_tasks()]
+    rules = alerting_tasks()
+    tasks = [t for t in bundle.tasks if t in rules]
     scorer = Scorer(bundle, tasks)
     decoder = EventDecoder(scorer.schema)
     positions, flagged = [], []
@@ -110,8 +120,8 @@ def flag_stream(bundle_dir: Path, lines: list[bytes]) -> tuple[np.ndarray, np.nd
         scores = scorer.score(batch.num, batch.cat, batch.text, batch.text_len)
         hit = np.zeros(len(batch), dtype=bool)
         for t in tasks:
-            thr = bundle.tasks[t].threshold
-            hit |= scores.score[t] >= (0.5 if thr is None else thr)
+            thr = rules[t] if rules[t] is not None else bundle.tasks[t].threshold
+            hit |= scores.score[t] >= (0.5 if thr is None else np.float32(thr))
         positions += [start + i for i in batch.index]
         flagged.append(hit)
     return np.array(positions, dtype=np.int64), np.concatenate(flagged) if flagged else np.zeros(0, bool)
@@ -398,6 +408,10 @@ def main() -> None:
 
 def _fmt(xs: list[float], pct: bool = False) -> str:
     xs = [x for x in xs if x is not None]
+    never = sum(1 for x in xs if x == float("inf"))
+    if never:  # an attacker never named in some runs: say in how many
+        rest = _fmt([x for x in xs if x != float("inf")], pct)
+        return f"never in {never}/{len(xs)}" + (f", else {rest}" if rest != "-" else "")
     if not xs:
         return "-"
     m = statistics.mean(xs)

@@ -90,3 +90,14 @@ def test_the_dev_split_holds_out_every_third_block_of_benign_flows(tmp_path):
     with gzip.open(out) as fh:
         tools = {json.loads(x)["flow_id"]: json.loads(x)["lab"]["tool"] for x in fh}
     assert {f for f, t in tools.items() if t == se.DEV_TOOL} == dev and dev
+
+
+def test_flows_are_flagged_by_the_tasks_and_thresholds_the_profiles_rules_use(tmp_path, monkeypatch):
+    profile(tmp_path, monkeypatch, [
+        {"rule": "a", "task": "threat", "threshold": 0.9},
+        {"rule": "b", "task": "threat", "threshold": 0.95},
+        {"rule": "c", "task": "novelty", "enabled": False},
+        {"rule": "d", "task": "other"},
+        {"rule": "e", "key": "src_ip"},
+    ])  # fmt: skip
+    assert se.alerting_tasks() == {"threat": 0.9, "other": None}
