@@ -10,7 +10,8 @@ and validation, trainer/dataset.py's Holdout) and one full model. Each is export
 bundle, verified, and scored by the agent's decoder and scorer (jenga_edge.decode,
 jenga_edge.score) over the evaluation stream in the order Suricata wrote it, in batches
 of 1,024, window state carried across batches, as `jenga-edge run` does. A flow is
-flagged when any task's score reaches its bundle threshold (threat or novelty).
+flagged when the score of a task that an enabled rule of the profile reads reaches the
+rule's threshold (the bundle's, or the number the rule sets).
 
 Reported, next to issue 10's targets:
 - held-out tool: share of its flows flagged; for each of its attacker addresses, the
@@ -26,9 +27,19 @@ Reported, next to issue 10's targets:
   (both heads and the counting rules, cooldowns included): its alerts per rule, and whether
   one names the attacker; on the benign captures, every alert is a false one.
 
+The held-out tool is also reported as the agent sees it: the first of the agent's alerts
+(both heads and the counting rules, as above) that a flow of that tool raised and that
+names its attacker, in event time from the tool's first flow.
+
 Training data: the lab corpus run given by --train; evaluation stream: --eval (another
 seed of the same scenario: nothing in it was trained on). Prints tables and writes
 build/bench/soc_eval.json. Measures, never asserts.
+
+--dev: choose settings without looking at the evaluation run. Train and evaluate on the
+training run (seed 7) alone: its benign flows that start in every third block of
+--dev-block-s seconds are kept out of training and validation (with the held-out tool),
+and the benign metrics count only them; the held-out tool's flows are never trained on.
+The shared captures are not scored (they are a final test).
 """
 
 from __future__ import annotations
@@ -78,10 +89,29 @@ def read_lines(path: Path) -> list[bytes]:
         return [line.rstrip(b"\n") for line in fh if line.strip()]
 
 
+def alerting_tasks() -> dict[str, float | None]:
+    """The tasks whose scores raise alerts, those an enabled rule of the profile reads, each
+    with the lowest threshold such a rule sets (None: the bundle's)."""
+    import yaml
+
+    out: dict[str, float | None] = {}
+    for r in yaml.safe_load(PROFILE.read_text())["rules"]:
+        if not r.get("task") or not r.get("enabled", True):
+            continue
+        thr = r.get("threshold", "bundle")
+        thr = None if thr == "bundle" else float(thr)
+        prev = out.get(r["task"], thr)
+        out[r["task"]] = None if thr is None or prev is None else min(thr, prev)
+    return out
+
+
 def flag_stream(bundle_dir: Path, lines: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
-    """(positions of the scored lines, flagged per scored line), as the agent scores them."""
+    """(positions of the scored lines, flagged per scored line), as the agent scores them: a
+    flow is flagged when the score of a task that raises alerts reaches the threshold its rule
+    sets (the bundle's, or a number)."""
     bundle = verify_bundle(bundle_dir)
-    tasks = list(bundle.tasks)
+    rules = alerting_tasks()
+    tasks = [t for t in bundle.tasks if t in rules]
     scorer = Scorer(bundle, tasks)
     decoder = EventDecoder(scorer.schema)
     positions, flagged = [], []
@@ -90,37 +120,145 @@ def flag_stream(bundle_dir: Path, lines: list[bytes]) -> tuple[np.ndarray, np.nd
         scores = scorer.score(batch.num, batch.cat, batch.text, batch.text_len)
         hit = np.zeros(len(batch), dtype=bool)
         for t in tasks:
-            thr = bundle.tasks[t].threshold
-            hit |= scores.score[t] >= (0.5 if thr is None else thr)
+            thr = rules[t] if rules[t] is not None else bundle.tasks[t].threshold
+            hit |= scores.score[t] >= (0.5 if thr is None else np.float32(thr))
         positions += [start + i for i in batch.index]
         flagged.append(hit)
     return np.array(positions, dtype=np.int64), np.concatenate(flagged) if flagged else np.zeros(0, bool)
 
 
-def train_and_export(cfg_path: Path, train: Path, seed: int, held: str | None, work: Path) -> Path:
+DEV_TOOL = "_dev_benign"
+
+
+def in_dev(rec: dict[str, Any], block_s: float) -> bool:
+    """A benign flow of --dev's benign test slice: it starts in every third block of block_s."""
+    return rec["lab"]["label"] == "benign" and int(when(rec["flow"]["start"]) // block_s) % 3 == 1
+
+
+def dev_training_file(lines: list[bytes], block_s: float, out: Path) -> Path:
+    """The training run with its dev-slice benign flows' lab.tool set to DEV_TOOL (held out)."""
+    with gzip.open(out, "wb") as fh:
+        for line in lines:
+            rec = json.loads(line)
+            if rec.get("event_type") == "flow" and in_dev(rec, block_s):
+                rec["lab"]["tool"] = DEV_TOOL
+                line = json.dumps(rec).encode()
+            fh.write(line + b"\n")
+    return out
+
+
+def train_and_export(cfg_path: Path, train: Path, seed: int, held: str | None, work: Path, dev: bool = False) -> Path:
     cfg = load_config(cfg_path, [f"sources.eve.path={train}", f"training.seed={seed}"])
-    holdout = Holdout("eve", "lab.tool", frozenset({held})) if held else None
+    out = {held} if held else set()
+    if dev:
+        out.add(DEV_TOOL)
+    holdout = Holdout("eve", "lab.tool", frozenset(out)) if out else None
     run = run_experiment(cfg, work / "run", holdout=holdout, out=open("/dev/null", "w"))  # noqa: SIM115
     export_bundle(run.model_dir, work / "bundle", ExportOptions(), log=lambda s: None)
     return work / "bundle"
 
 
-def false_alerts(bundle: Path, lines: list[bytes], recs: list[dict[str, Any]]) -> dict[str, Any]:
+def false_alerts(bundle: Path, lines: list[bytes], recs: list[dict[str, Any]], counted: Any = None) -> dict[str, Any]:
     """The agent with the SOC profile on the evaluation stream: alerts that name no attacker
-    (src_ip, or the target, is not an address of any attack step) are false alerts."""
-    attackers = {r["lab"]["attacker"] for r in recs if r["lab"]["label"] == "attack"}
+    (src_ip, or the target, is not an address of any attack step) are false alerts; with
+    `counted`, only those whose flow (by flow_id) it accepts. Per attack tool and attacker,
+    the event-time delay from its first flow to the first alert a flow of that tool raised
+    naming it (`detected`).
+
+    The agent's cooldowns and alert budgets run on its own clock, so a replay of a
+    20-minute run that takes seconds keeps each key quiet for the whole replay: at most one
+    alert per rule and address. The top-level numbers are that replay's; `event_time` holds
+    the same numbers with the cooldowns and budgets applied in the records' time (when
+    Suricata wrote each: when a live agent reads it), as a live sensor would raise them."""
+    flows = [r for r in recs if r.get("event_type") == "flow"]
+    by_flow = {r.get("flow_id"): r for r in flows}
+    raw = b"\n".join(lines) + b"\n"
     with tempfile.TemporaryDirectory() as tmp:
-        alerts = agent_alerts(bundle, b"\n".join(lines) + b"\n", Path(tmp))
-    false = [a for a in alerts if ((a.get("target") or {}).get("value") or a.get("src_ip")) not in attackers]
+        alerts = agent_alerts(bundle, raw, Path(tmp))
+    with tempfile.TemporaryDirectory() as tmp:
+        live = event_time_limits(agent_alerts(bundle, raw, Path(tmp), limits=False), by_flow)
+    out = _alert_metrics(alerts, flows, by_flow, counted)
+    out["event_time"] = _alert_metrics(live, flows, by_flow, counted)
+    return out
+
+
+def event_time_limits(alerts: list[dict[str, Any]], by_flow: dict[Any, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The alerts of a run without cooldowns and budgets (agent_alerts(limits=False)), less
+    those the profile's cooldown_s and max_alerts_per_min would hold back, in event time: each
+    alert at its record's `timestamp` (found by flow_id). Rules are independent, as in the agent."""
+    import yaml
+
+    rules = {r["rule"]: r for r in yaml.safe_load(PROFILE.read_text())["rules"]}
+    last: dict[tuple[str, str], float] = {}
+    spent: dict[str, list[float]] = {}
+    kept = []
+    for a in alerts:
+        rule = rules[a["rule"]]
+        r = by_flow.get((a.get("fields") or {}).get("flow_id"))
+        t = when(r["timestamp"]) if r else float("nan")
+        if rule.get("cooldown_s") and rule.get("key"):
+            k = (a["rule"], str(a.get(rule["key"]) or (a.get("fields") or {}).get(rule["key"])))
+            if k in last and t - last[k] < rule["cooldown_s"]:
+                continue
+            last[k] = t
+        if rule.get("max_alerts_per_min") is not None:
+            recent = [x for x in spent.get(a["rule"], []) if t - x < 60.0]
+            if len(recent) >= rule["max_alerts_per_min"]:
+                spent[a["rule"]] = recent
+                continue
+            spent[a["rule"]] = [*recent, t]
+        kept.append(a)
+    return kept
+
+
+def _alert_metrics(
+    alerts: list[dict[str, Any]], flows: list[dict[str, Any]], by_flow: dict[Any, dict[str, Any]], counted: Any
+) -> dict[str, Any]:
+    attackers = {r["lab"]["attacker"] for r in flows if r["lab"]["label"] == "attack"}
+
+    def named(a: dict[str, Any]) -> Any:
+        return (a.get("target") or {}).get("value") or a.get("src_ip")
+
+    false = [a for a in alerts if named(a) not in attackers]
+    if counted is not None:
+        false = [a for a in false if (r := by_flow.get((a.get("fields") or {}).get("flow_id"))) and counted(r)]
     by_rule: dict[str, int] = {}
     for a in false:
         by_rule[a["rule"]] = by_rule.get(a["rule"], 0) + 1
-    return {"alerts": len(alerts), "false_alerts": len(false), "false_by_rule": by_rule}
+    # Those raised in the stream's first minute, while every window was still filling
+    # (a sensor started without its window snapshot): a part of the total, not left out.
+    start = min((when(r["timestamp"]) for r in flows), default=0.0)
+    warming = sum(
+        1
+        for a in false
+        if (r := by_flow.get((a.get("fields") or {}).get("flow_id"))) and when(r["timestamp"]) < start + 60
+    )
+    first: dict[tuple[str, str], float] = {}
+    for r in flows:
+        if r["lab"]["label"] == "attack":
+            k = (r["lab"]["tool"], r["lab"]["attacker"])
+            first[k] = min(first.get(k, float("inf")), when(r["flow"]["start"]))
+    detected: dict[str, dict[str, Any]] = {}
+    for a in alerts:
+        r = by_flow.get((a.get("fields") or {}).get("flow_id"))
+        if not r or r["lab"]["label"] != "attack" or named(a) != r["lab"]["attacker"]:
+            continue
+        k = (r["lab"]["tool"], r["lab"]["attacker"])
+        delay = round(when(r["flow"]["start"]) - first[k], 3)
+        mine = detected.setdefault(k[0], {}).setdefault(k[1], {"delay_s": delay, "rule": a["rule"]})
+        if delay < mine["delay_s"]:
+            mine.update(delay_s=delay, rule=a["rule"])
+    for tool, addr in first:
+        detected.setdefault(tool, {}).setdefault(addr, {"delay_s": None, "rule": None})
+    return {"alerts": len(alerts), "false_alerts": len(false), "false_by_rule": by_rule,
+            "false_first_60s": warming, "detected": detected}  # fmt: skip
 
 
-def lab_metrics(recs: list[dict[str, Any]], positions: np.ndarray, flagged: np.ndarray, held: str | None) -> dict:
+def lab_metrics(
+    recs: list[dict[str, Any]], positions: np.ndarray, flagged: np.ndarray, held: str | None, counted: Any = None
+) -> dict:
     flows = [(recs[p], bool(f)) for p, f in zip(positions.tolist(), flagged.tolist())]
-    benign = [f for r, f in flows if r["lab"]["label"] == "benign"]
+    benign = [f for r, f in flows if r["lab"]["label"] == "benign" and (counted is None or counted(r))]
     out: dict[str, Any] = {"benign_flows": len(benign), "benign_flagged": int(sum(benign)),
                            "false_per_10k": 1e4 * sum(benign) / max(1, len(benign)), "tools": {}}  # fmt: skip
     tools = sorted({r["lab"]["tool"] for r, _ in flows if r["lab"]["label"] == "attack"})
@@ -142,14 +280,18 @@ def lab_metrics(recs: list[dict[str, Any]], positions: np.ndarray, flagged: np.n
     return out
 
 
-def agent_alerts(bundle: Path, raw: bytes, tmp: Path) -> list[dict[str, Any]]:
+def agent_alerts(bundle: Path, raw: bytes, tmp: Path, limits: bool = True) -> list[dict[str, Any]]:
     """`jenga-edge run` with firmware_configs/soc_sensor_suricata.yaml (its rules: the model's
-    two heads and the counting rules, cooldowns included) on `raw`; the alerts it wrote."""
+    two heads and the counting rules, cooldowns included) on `raw`; the alerts it wrote.
+    limits=False: every rule's cooldown_s and max_alerts_per_min are off (event_time_limits
+    applies them afterwards in event time)."""
     import subprocess
 
     import yaml
 
-    soc = yaml.safe_load(PROFILE.read_text())
+    soc = yaml.safe_load(PROFILE.read_text())  # main() may point PROFILE at --profile
+    if not limits:
+        soc["rules"] = [{**r, "cooldown_s": 0, "max_alerts_per_min": None} for r in soc["rules"]]
     cfg = {**soc, "agent": {**soc["agent"], "bundle": str(bundle)}, "sources": [{"type": "stdin"}],
            "event": {**soc["event"], "snapshot": ""}, "sinks": {"jsonl": {"path": str(tmp / "alerts.jsonl")}},
            "dead_letter": {"path": str(tmp / "dead.jsonl")}, "metrics": {"stats_interval_s": 0}}  # fmt: skip
@@ -177,15 +319,22 @@ def capture_metrics(bundle: Path) -> dict[str, Any]:
             named = any(f and r["src_ip"] == attacker for r, f in zip(recs, flagged.tolist()))
         with tempfile.TemporaryDirectory() as tmp:
             alerts = agent_alerts(bundle, b"\n".join(lines) + b"\n", Path(tmp))
+        with tempfile.TemporaryDirectory() as tmp:
+            live = agent_alerts(bundle, b"\n".join(lines) + b"\n", Path(tmp), limits=False)
+        live = event_time_limits(live, {r.get("flow_id"): r for r in recs})
         by_rule: dict[str, int] = {}
         for alert in alerts:
             by_rule[alert["rule"]] = by_rule.get(alert["rule"], 0) + 1
+        live_by_rule: dict[str, int] = {}
+        for alert in live:
+            live_by_rule[alert["rule"]] = live_by_rule.get(alert["rule"], 0) + 1
         alert_named = None
         if attacker and not attacker.startswith("*"):
             alert_named = any((x.get("target") or {}).get("value") == attacker or x.get("src_ip") == attacker
                               for x in alerts)  # fmt: skip
         out[stem] = {"attack": stem.startswith("attack"), "flows": len(recs), "flagged": int(flagged.sum()),
                      "attacker": attacker or None, "attacker_named": named, "alerts": by_rule,
+                     "alerts_event_time": live_by_rule,
                      "alert_names_attacker": alert_named}  # fmt: skip
     return out
 
@@ -200,32 +349,56 @@ def main() -> None:
                     help="held-out tools (default: every attack tool; none given: the full model only)")  # fmt: skip
     ap.add_argument("-o", "--out", type=Path, default=REPO / "build" / "bench" / "soc_eval.json")
     ap.add_argument("--report", type=Path, default=None, help="print the tables of a JSON this wrote; train nothing")
+    ap.add_argument("--dev", action="store_true",
+                    help="train and evaluate on --train alone, benign flows held out by time")  # fmt: skip
+    ap.add_argument("--dev-block-s", type=float, default=120.0)
+    ap.add_argument("--profile", type=Path, default=PROFILE, help="the agent profile whose rules raise the alerts")
+    ap.add_argument("--bundles", type=Path, default=None,
+                    help="keep each bundle here, and score one already here instead of training it again "
+                         "(only with the same --config, --train and --dev)")  # fmt: skip
     a = ap.parse_args()
+    globals()["PROFILE"] = a.profile.resolve()
     if a.report:
         report(json.loads(a.report.read_text()))
         return
+    counted = None
+    if a.dev:
+        a.eval = a.train
+        block = a.dev_block_s
+
+        def counted(r: dict[str, Any]) -> bool:
+            return in_dev(r, block)
+
     lines = read_lines(a.eval)
     recs = [json.loads(x) for x in lines]
     tools = a.tools if a.tools is not None else sorted({r["lab"]["tool"] for r in recs if r.get("event_type") == "flow"
                                and r["lab"]["label"] == "attack"})  # fmt: skip
     result: dict[str, Any] = {"train": str(a.train), "eval": str(a.eval), "config": str(a.config), "seeds": a.seeds,
+                              "dev_block_s": a.dev_block_s if a.dev else None, "profile": str(a.profile),
                               "folds": {}, "full": {}, "captures": {}}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
+        train = a.train.resolve()
+        if a.dev:
+            train = dev_training_file(lines, a.dev_block_s, Path(tmp) / "dev-train.jsonl.gz")
         for seed in a.seeds:
             for held in [*tools, None]:
                 t0 = time.perf_counter()
-                work = Path(tmp) / f"s{seed}-{held or 'full'}"
-                bundle = train_and_export(a.config, a.train.resolve(), seed, held, work)
+                work = (a.bundles.resolve() if a.bundles else Path(tmp)) / f"s{seed}-{held or 'full'}"
+                if a.bundles and (work / "bundle").is_dir():
+                    bundle = work / "bundle"
+                else:
+                    bundle = train_and_export(a.config, train, seed, held, work, dev=a.dev)
                 positions, flagged = flag_stream(bundle, lines)
-                m = lab_metrics(recs, positions, flagged, held)
-                m["agent"] = false_alerts(bundle, lines, recs)
+                m = lab_metrics(recs, positions, flagged, held, counted)
+                m["agent"] = false_alerts(bundle, lines, recs, counted)
                 m["agent"]["false_per_10k"] = 1e4 * m["agent"]["false_alerts"] / max(1, m["benign_flows"])
                 m["seconds"] = round(time.perf_counter() - t0, 1)
                 if held:
                     result["folds"].setdefault(held, {})[seed] = m
                 else:
                     result["full"][seed] = m
-                    result["captures"][seed] = capture_metrics(bundle)
+                    if not a.dev:
+                        result["captures"][seed] = capture_metrics(bundle)
                 print(f"seed {seed} held out {held or '-'}: done in {m['seconds']} s", file=sys.stderr, flush=True)
     report(result)
     a.out.parent.mkdir(parents=True, exist_ok=True)
@@ -235,6 +408,10 @@ def main() -> None:
 
 def _fmt(xs: list[float], pct: bool = False) -> str:
     xs = [x for x in xs if x is not None]
+    never = sum(1 for x in xs if x == float("inf"))
+    if never:  # an attacker never named in some runs: say in how many
+        rest = _fmt([x for x in xs if x != float("inf")], pct)
+        return f"never in {never}/{len(xs)}" + (f", else {rest}" if rest != "-" else "")
     if not xs:
         return "-"
     m = statistics.mean(xs)
@@ -246,41 +423,77 @@ def _fmt(xs: list[float], pct: bool = False) -> str:
     )
 
 
+def _live(runs: list[dict[str, Any]]) -> list[float]:
+    """The agent's false alerts per 10k benign flows with event-time cooldowns (runs that have them)."""
+    return [1e4 * m["agent"]["event_time"]["false_alerts"] / max(1, m["benign_flows"]) for m in runs
+            if "event_time" in m["agent"]]  # fmt: skip
+
+
+def _agent_delay(m: dict[str, Any], tool: str) -> float | None:
+    """The agent's first alert naming each attacker of `tool`: the slowest attacker's (inf: one never named)."""
+    agent = m["agent"].get("event_time") or m["agent"]
+    theirs = (agent.get("detected") or {}).get(tool)
+    if not theirs:
+        return None
+    return max(float("inf") if a["delay_s"] is None else a["delay_s"] for a in theirs.values())
+
+
 def report(r: dict[str, Any]) -> None:
     print(f"\nLeave one tool out (train {Path(r['train']).parent.name}, evaluate {Path(r['eval']).parent.name}, "
           f"seeds {r['seeds']})")  # fmt: skip
+    if r.get("dev_block_s"):
+        print(f"(--dev: benign metrics over the benign flows starting in every third {r['dev_block_s']:g} s block, "
+              "held out of training)")  # fmt: skip
+    print(
+        "(false alerts /10k: the agent's, its cooldowns on its own clock over a replay of seconds; live: "
+        "cooldowns and budgets in event time, as a live sensor; agent: its first alert naming the attacker)"
+    )
     print(f"{'held-out tool':<14} {'flows':>6} {'flagged':>14} {'first alert (event s)':>22} {'logged (s)':>11} "
-          f"{'benign flagged /10k':>20} {'false alerts /10k':>18}")  # fmt: skip
+          f"{'benign flagged /10k':>20} {'false alerts /10k':>18} {'live /10k':>10} "
+          f"{'agent: first alert (s)':>23}")  # fmt: skip
     for tool, by_seed in sorted(r["folds"].items()):
         runs = list(by_seed.values())
         delays = [max((a["delay_s"] if a["delay_s"] is not None else float("inf")) for a in m["tools"][tool]
                       ["attackers"].values()) for m in runs]  # fmt: skip
         logged = [max((a["logged_delay_s"] if a["logged_delay_s"] is not None else float("inf")) for a in m["tools"]
                       [tool]["attackers"].values()) for m in runs]  # fmt: skip
+        agent = [_agent_delay(m, tool) for m in runs]
         print(f"{tool:<14} {runs[0]['tools'][tool]['flows']:>6} "
               f"{_fmt([m['tools'][tool]['flagged_share'] for m in runs], True):>14} "
               f"{_fmt(delays):>22} {_fmt(logged):>11} {_fmt([m['false_per_10k'] for m in runs]):>20} "
-              f"{_fmt([m['agent']['false_per_10k'] for m in runs]):>18}")  # fmt: skip
+              f"{_fmt([m['agent']['false_per_10k'] for m in runs]):>18} {_fmt(_live(runs)):>10} "
+              f"{_fmt(agent):>23}")  # fmt: skip
     full = list(r["full"].values())
     if full:
         print(
             "\nFull model on the evaluation stream: benign flows flagged per 10k "
             f"{_fmt([m['false_per_10k'] for m in full])}"
             f"; the agent's false alerts per 10k benign flows {_fmt([m['agent']['false_per_10k'] for m in full])} "
-            f"(first seed: {full[0]['agent']['false_by_rule']} of {full[0]['agent']['alerts']} alerts)"
+            f"(first seed: {full[0]['agent']['false_by_rule']} of {full[0]['agent']['alerts']} alerts); "
+            f"live (event-time cooldowns) {_fmt(_live(full))}"
+            + (f" (first seed: {full[0]['agent']['event_time']['false_by_rule']})" if _live(full) else "")
         )
+        for seed, m in r["full"].items():
+            for name, x in [("replay", m["agent"]), ("live", m["agent"].get("event_time"))]:
+                if x and "false_first_60s" in x:
+                    print(f"  seed {seed} {name}: {x['false_alerts']} false alerts {x['false_by_rule']}, "
+                          f"{x['false_first_60s']} of them in the stream's first 60 s")  # fmt: skip
         for tool in sorted(full[0]["tools"]):
             print(f"  {tool:<12} flagged {_fmt([m['tools'][tool]['flagged_share'] for m in full], True)}")
     caps = list(r["captures"].values())
     if caps:
         print("\nShared captures (full model; the agent with firmware_configs/soc_sensor_suricata.yaml)")
-        print(f"  {'capture':<34} {'flows':>6} {'flows flagged':>14} {'alerts (first seed)':<44} attacker named")
+        head = "alerts (first seed; live: event-time cooldowns)"
+        print(f"  {'capture':<34} {'flows':>6} {'flows flagged':>14} {head:<60} attacker named")
         for stem in caps[0]:
             c = caps[0][stem]
             flagged = _fmt([x[stem]["flagged"] for x in caps])
             alerts = ", ".join(f"{k} {v}" for k, v in sorted(c["alerts"].items())) or "none"
+            if "alerts_event_time" in c:
+                live = ", ".join(f"{k} {v}" for k, v in sorted(c["alerts_event_time"].items())) or "none"
+                alerts += f" (live: {live})"
             named = [x[stem]["alert_names_attacker"] for x in caps]
-            print(f"  {stem:<34} {c['flows']:>6} {flagged:>14} {alerts:<44} "
+            print(f"  {stem:<34} {c['flows']:>6} {flagged:>14} {alerts:<60} "
                   f"{named if c['attack'] else '(benign)'}")  # fmt: skip
 
 
