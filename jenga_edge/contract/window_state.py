@@ -205,8 +205,8 @@ class KeySpace:
     def _grow(self, need: int) -> None:
         cap = len(self.touch)
         new = min(self.max_keys, max(1024, cap * 2, need))
-        self.touch = grow_rows(self.touch, new)
-        self.owner = grow_rows(self.owner, new)
+        self.touch = np.concatenate([self.touch, np.zeros(new - cap, dtype=np.int64)])
+        self.owner = np.concatenate([self.owner, np.zeros(new - cap, dtype=np.int64)])
         self.keys.extend([None] * (new - cap))
         k = int(self.free_n[0])
         free = np.zeros(new, dtype=np.int64)
@@ -247,7 +247,10 @@ class _State:
 
     def resize(self, cap: int) -> None:
         for name in self.arrays:
-            setattr(self, name, grow_rows(getattr(self, name), cap))
+            arr = getattr(self, name)
+            grown = np.zeros((cap, *arr.shape[1:]), dtype=arr.dtype)  # zeros: a snapshot holds no stray bytes
+            grown[: len(arr)] = arr
+            setattr(self, name, grown)
 
     def update(self, slots: I64, fresh: npt.NDArray[np.bool_], inc: I64, t: F64, x: F64 | None, extra: Any) -> F64:
         raise NotImplementedError
@@ -451,7 +454,7 @@ class _Distinct(_Buckets):
     def _grow_pool(self) -> None:
         n = len(self.pool)
         add = max(16, n)
-        self.pool = grow_rows(self.pool, n + add)
+        self.pool = np.concatenate([self.pool, np.zeros((add, BUCKETS, SKETCH_REGISTERS), np.uint8)])
         free = np.zeros(n + add, dtype=np.int64)
         k = int(self.free_n[0])
         free[:k] = self.free[:k]
@@ -989,21 +992,6 @@ class WindowEngine:
             return False
         self.__dict__.update(old.__dict__)
         return True
-
-
-def grow_rows(arr: npt.NDArray[Any], rows: int) -> npt.NDArray[Any]:
-    """`arr` with `rows` rows (first axis), the old ones kept and the new ones zero (a
-    snapshot holds no stray bytes). In place where the array owns its buffer: a
-    realloc, which for a large array moves pages instead of copying them and never
-    holds the old and the new copy at once (the state's page faults halve as keys are
-    made). The engine keeps no other view of its state arrays across a call."""
-    shape = (rows, *arr.shape[1:])
-    if arr.flags.owndata and arr.flags.c_contiguous and arr.flags.writeable and arr.base is None:
-        arr.resize(shape, refcheck=False)  # numpy zero-fills what is added
-        return arr
-    grown = np.zeros(shape, dtype=arr.dtype)
-    grown[: len(arr)] = arr
-    return grown
 
 
 def has_none(values: Sequence[Any]) -> bool:

@@ -495,41 +495,6 @@ def test_time_windows_place_times_on_sub_window_boundaries_as_python_floor_does(
     assert c_engine.snapshot() == py_engine.snapshot()
 
 
-def test_state_arrays_grow_in_place_and_the_values_stay_those_of_copies(monkeypatch):
-    """Key spaces and sketch pools grow by a realloc of the arrays they own (no copy of the
-    old rows, new rows zero); the values and the state are those of growth by copying."""
-    from jenga_edge.contract import window_state
-
-    a = np.zeros((3, 4), dtype=np.int64)
-    a[:] = np.arange(12).reshape(3, 4)
-    grown = window_state.grow_rows(a, 1000)
-    assert grown is a and grown.shape == (1000, 4)
-    assert grown[:3].ravel().tolist() == list(range(12)) and not grown[3:].any()
-    view = np.zeros((8, 2))[2:]  # not its own buffer: a copy
-    assert window_state.grow_rows(view, 10) is not view
-
-    events = stream(6000, keys=3000, seed=4)  # ~3000 keys: slots grow 1024 -> 2048 -> 4096
-    t0 = events[1000]["t"]  # 20 scanners at once, 40 values each within 0.08 s: sketches from the pool, which grows
-    events[1000:1800] = [
-        {**e, "t": t0 + j * 1e-4, "k": f"scan{j % 20}", "v": j} for j, e in enumerate(events[1000:1800])
-    ]
-    in_place = engine(ALL, max_keys=5000)
-    got = run(in_place, events, [100, 2500, 2501])
-    assert len(in_place.spaces[("k",)].touch) == 4096 and len(in_place.states["distinct"].pool) > 16
-
-    def by_copy(arr, rows):
-        out = np.zeros((rows, *arr.shape[1:]), dtype=arr.dtype)
-        out[: len(arr)] = arr
-        return out
-
-    monkeypatch.setattr(window_state, "grow_rows", by_copy)
-    copied = engine(ALL, max_keys=5000)
-    want = run(copied, events, [100, 2500, 2501])
-    for name in ALL:
-        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
-    assert in_place.snapshot() == copied.snapshot()
-
-
 def test_rate_conditions_from_the_memo_of_verdicts_are_condition_masks(monkeypatch):
     """In C a rate window looks each row's verdict up in a memo of the values seen (None,
     str, int); other values (floats, booleans) take condition_mask's own path. Either way
