@@ -133,6 +133,15 @@ class WorkerAgent(Agent):
             super().process_safely(lines)
             return
         kept = self._route(lines)
+        # What peers routed here is scored with this worker's own lines, up to max_batch: scored
+        # apart, each half-size batch paid the graph call and an fsync request, and two keyed
+        # workers spent twice one worker's CPU (README, "Scale-out across cores: measured").
+        room = self.cfg.batching.max_batch - len(kept)
+        if room > 0 and self.inbox.depth():
+            extra = self.inbox.take(room, 0.0)
+            if extra:
+                self.counts["exchanged"] += len(extra)
+                kept = _concat(kept, extra) if kept else extra
         if kept:
             super().process_safely(kept)
 
@@ -252,6 +261,14 @@ def _take(lines: Lines, mask: npt.NDArray[np.bool_]) -> list[bytes]:
             out += [buf[a:b] for a, b in seg[1][rows].tolist()]
         r0 += n
     return out
+
+
+def _concat(a: Batch, b: Batch) -> Batch:
+    """`a`'s lines then `b`'s, in one batch (segments, flags and origins kept, nothing copied)."""
+    flags = None
+    if a.oversize is not None or b.oversize is not None:
+        flags = (a.oversize or [0] * len(a)) + (b.oversize or [0] * len(b))
+    return Batch(Lines(a.data.segments + b.data.segments), flags, a.origins + b.origins)
 
 
 def _subset(batch: Batch, keep: npt.NDArray[np.bool_], which: npt.NDArray[np.int64]) -> Batch:

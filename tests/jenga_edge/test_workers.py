@@ -140,6 +140,28 @@ def test_the_routed_value_is_the_one_the_decoder_sees():
     assert shard.owners([b"{not json", lines[4], b'{"src_ip": {"a": 1}}']) == [LOCAL] * 3  # stays, rejected there
 
 
+def test_a_workers_own_lines_and_its_inbox_are_scored_in_one_batch(monkeypatch):
+    """Routing leaves about half of a batch local; what peers routed here joins it, up to
+    max_batch, instead of making a second half-size batch (each pays the graph call and an
+    fsync request). Lines, partial flags, origins and counts survive the merge."""
+    from jenga_edge import worker_agent
+    from jenga_edge.event_queue import PARTIAL, Batch
+
+    scored: list = []
+    monkeypatch.setattr(worker_agent.Agent, "process_safely", lambda self, b: scored.append(b))
+    inbox = EventQueue(100)
+    inbox.put_lines([b"p1", b"p2", b"p3"], "exchange:w1:tcp", [0, PARTIAL, 0])
+    worker = object.__new__(worker_agent.WorkerAgent)  # only what process_safely reads
+    worker.inbox, worker.counts = inbox, collections.Counter()
+    worker.cfg = types.SimpleNamespace(batching=types.SimpleNamespace(max_batch=4))  # type: ignore[assignment]
+    worker._route = lambda b: b  # type: ignore[method-assign]  # every line of the sources' batch stays here
+    worker.process_safely(Batch([b"a", b"b"], None, [("tcp:x", 2)]))
+    assert len(scored) == 1 and list(scored[0].data) == [b"a", b"b", b"p1", b"p2"]
+    assert scored[0].origins == [("tcp:x", 2), ("exchange:w1:tcp", 2)]
+    assert scored[0].oversize_flags() == [0, 0, 0, PARTIAL] and worker.counts["exchanged"] == 2
+    assert inbox.depth() == 1  # max_batch reached: the rest waits for the next batch
+
+
 def test_each_worker_has_its_files_and_its_share_of_the_budgets(tmp_path):
     raw = config(
         {
