@@ -310,6 +310,13 @@ def alerts(tmp: Path) -> list[dict]:
     return out
 
 
+def wait_for_alerts(tmp: Path, n: int, timeout: float = 60.0) -> None:
+    """Until `n` alerts are written (or `timeout`: the test's assertions then say what is missing)."""
+    deadline = time.monotonic() + timeout
+    while len(alerts(tmp)) < n and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def counts_by_key(records: list[dict]) -> dict[str, list[int]]:
     by: dict[str, list[int]] = collections.defaultdict(list)
     for a in records:
@@ -418,9 +425,7 @@ def test_two_workers_on_one_tcp_port_keep_each_keys_windows_whole(bundle, tmp_pa
         for i, c in enumerate(conns):
             c.sendall(b"".join(x + b"\n" for x in lines[i:3000:8]) + lines[3000 + i])
             c.close()
-        deadline = time.monotonic() + 60
-        while len(alerts(two)) < len(lines) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for_alerts(two, len(lines))
         status, text = get(f"http://127.0.0.1:{mport}/metrics")
         assert status == 200 and 'jenga_events_received_total{worker="0",source="tcp"}' in text
         assert 'jenga_up{worker="1"} 1' in text and 'jenga_workers{state="scraped"} 2' in text
@@ -455,9 +460,7 @@ def test_two_workers_share_a_udp_port_and_route_by_key(bundle, tmp_path):
                 time.sleep(0.01)  # no burst past the receive buffers
         for s in senders:
             s.close()
-        deadline = time.monotonic() + 60
-        while len(alerts(tmp_path)) < len(lines) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for_alerts(tmp_path, len(lines))
         proc.proc.send_signal(signal.SIGTERM)
         rc, summary = proc.finish()
     finally:
@@ -483,9 +486,7 @@ def test_a_reload_that_would_change_the_shard_key_is_refused_and_keys_stay_whole
         proc.wait_for("the shard key would change from", count=2)
         with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
             c.sendall(b"".join(x + b"\n" for x in lines))
-        deadline = time.monotonic() + 60
-        while len(alerts(tmp_path)) < len(lines) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for_alerts(tmp_path, len(lines))
         proc.proc.send_signal(signal.SIGTERM)
         rc, summary = proc.finish()
     finally:
