@@ -45,6 +45,7 @@ The shared captures are not scored (they are a final test).
 from __future__ import annotations
 
 import argparse
+import collections
 import csv
 import gzip
 import json
@@ -172,14 +173,33 @@ def false_alerts(bundle: Path, lines: list[bytes], recs: list[dict[str, Any]], c
     Suricata wrote each: when a live agent reads it), as a live sensor would raise them."""
     flows = [r for r in recs if r.get("event_type") == "flow"]
     by_flow = {r.get("flow_id"): r for r in flows}
+    alerts, live = replay_and_live(bundle, lines, by_flow)
+    out = _alert_metrics(alerts, flows, by_flow, counted)
+    out["event_time"] = _alert_metrics(live, flows, by_flow, counted)
+    return out
+
+
+def flow_of(alert: dict[str, Any], by_flow: dict[Any, dict[str, Any]]) -> dict[str, Any] | None:
+    """The flow record that raised `alert` (by the flow_id field it carries), if any."""
+    return by_flow.get((alert.get("fields") or {}).get("flow_id"))
+
+
+def per_rule(alerts: list[dict[str, Any]]) -> dict[str, int]:
+    """How many of `alerts` each rule raised."""
+    return dict(collections.Counter(a["rule"] for a in alerts))
+
+
+def replay_and_live(
+    bundle: Path, lines: list[bytes], by_flow: dict[Any, dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The agent's alerts on `lines` as replayed (its own clock), and as a live sensor would
+    raise them (cooldowns and budgets in event time: event_time_limits)."""
     raw = b"\n".join(lines) + b"\n"
     with tempfile.TemporaryDirectory() as tmp:
         alerts = agent_alerts(bundle, raw, Path(tmp))
     with tempfile.TemporaryDirectory() as tmp:
         live = event_time_limits(agent_alerts(bundle, raw, Path(tmp), limits=False), by_flow)
-    out = _alert_metrics(alerts, flows, by_flow, counted)
-    out["event_time"] = _alert_metrics(live, flows, by_flow, counted)
-    return out
+    return alerts, live
 
 
 def event_time_limits(alerts: list[dict[str, Any]], by_flow: dict[Any, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -194,7 +214,7 @@ def event_time_limits(alerts: list[dict[str, Any]], by_flow: dict[Any, dict[str,
     kept = []
     for a in alerts:
         rule = rules[a["rule"]]
-        r = by_flow.get((a.get("fields") or {}).get("flow_id"))
+        r = flow_of(a, by_flow)
         t = when(r["timestamp"]) if r else float("nan")
         if rule.get("cooldown_s") and rule.get("key"):
             k = (a["rule"], str(a.get(rule["key"]) or (a.get("fields") or {}).get(rule["key"])))
@@ -221,18 +241,12 @@ def _alert_metrics(
 
     false = [a for a in alerts if named(a) not in attackers]
     if counted is not None:
-        false = [a for a in false if (r := by_flow.get((a.get("fields") or {}).get("flow_id"))) and counted(r)]
-    by_rule: dict[str, int] = {}
-    for a in false:
-        by_rule[a["rule"]] = by_rule.get(a["rule"], 0) + 1
+        false = [a for a in false if (r := flow_of(a, by_flow)) and counted(r)]
+    by_rule = per_rule(false)
     # Those raised in the stream's first minute, while every window was still filling
     # (a sensor started without its window snapshot): a part of the total, not left out.
     start = min((when(r["timestamp"]) for r in flows), default=0.0)
-    warming = sum(
-        1
-        for a in false
-        if (r := by_flow.get((a.get("fields") or {}).get("flow_id"))) and when(r["timestamp"]) < start + 60
-    )
+    warming = sum(1 for a in false if (r := flow_of(a, by_flow)) and when(r["timestamp"]) < start + 60)
     first: dict[tuple[str, str], float] = {}
     for r in flows:
         if r["lab"]["label"] == "attack":
@@ -240,7 +254,7 @@ def _alert_metrics(
             first[k] = min(first.get(k, float("inf")), when(r["flow"]["start"]))
     detected: dict[str, dict[str, Any]] = {}
     for a in alerts:
-        r = by_flow.get((a.get("fields") or {}).get("flow_id"))
+        r = flow_of(a, by_flow)
         if not r or r["lab"]["label"] != "attack" or named(a) != r["lab"]["attacker"]:
             continue
         k = (r["lab"]["tool"], r["lab"]["attacker"])
@@ -317,17 +331,8 @@ def capture_metrics(bundle: Path) -> dict[str, Any]:
         named = None
         if attacker and not attacker.startswith("*"):
             named = any(f and r["src_ip"] == attacker for r, f in zip(recs, flagged.tolist()))
-        with tempfile.TemporaryDirectory() as tmp:
-            alerts = agent_alerts(bundle, b"\n".join(lines) + b"\n", Path(tmp))
-        with tempfile.TemporaryDirectory() as tmp:
-            live = agent_alerts(bundle, b"\n".join(lines) + b"\n", Path(tmp), limits=False)
-        live = event_time_limits(live, {r.get("flow_id"): r for r in recs})
-        by_rule: dict[str, int] = {}
-        for alert in alerts:
-            by_rule[alert["rule"]] = by_rule.get(alert["rule"], 0) + 1
-        live_by_rule: dict[str, int] = {}
-        for alert in live:
-            live_by_rule[alert["rule"]] = live_by_rule.get(alert["rule"], 0) + 1
+        alerts, live = replay_and_live(bundle, lines, {r.get("flow_id"): r for r in recs})
+        by_rule, live_by_rule = per_rule(alerts), per_rule(live)
         alert_named = None
         if attacker and not attacker.startswith("*"):
             alert_named = any((x.get("target") or {}).get("value") == attacker or x.get("src_ip") == attacker
