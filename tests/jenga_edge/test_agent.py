@@ -80,8 +80,9 @@ def write_config(tmp: Path, bundle: Path, sources: list, metrics_port: int | Non
         "batching": {"max_batch": 64, "max_wait_ms": 5, "max_line_bytes": 4096},
         "event": {"keys": ["src_ip", "dest_ip", "dest_port"], "mapping": {"port": "dest_port"}},
         "rules": [{"rule": "threat", "task": "threat", "priority": "error", "actions": ["alert"]}],
-        "sinks": {"jsonl": {"path": str(tmp / "alerts.jsonl")}},
-        "dead_letter": {"path": str(tmp / "dead.jsonl")},
+        # Backups enough that no rotated file is deleted within a test (read_jsonl reads them all).
+        "sinks": {"jsonl": {"path": str(tmp / "alerts.jsonl"), "backups": 1000}},
+        "dead_letter": {"path": str(tmp / "dead.jsonl"), "backups": 1000},
         "metrics": {"stats_interval_s": 0},
     }
     if metrics_port is not None:
@@ -131,7 +132,11 @@ class AgentProc:
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+    """The records of a JSONL sink, oldest first, across its rotated files (PATH.N ... PATH.1, PATH):
+    a fast machine fills the 64 MiB rotation size within a load test."""
+    rotated = sorted(path.parent.glob(path.name + ".*"), key=lambda p: -int(p.suffix[1:]))
+    files = [p for p in [*rotated, path] if p.exists()]
+    return [json.loads(x) for p in files for x in p.read_text().splitlines()]
 
 
 def wait_until(pred, timeout=20.0):
@@ -296,6 +301,8 @@ def test_sigterm_under_load_loses_no_accepted_event(network_bundle, tmp_path):
         network_bundle[0],
         [{"type": "tcp", "host": "127.0.0.1", "port": port}],
         batching={"max_batch": 256, "max_wait_ms": 5, "queue_size": 2048, "max_line_bytes": 4096},
+        # Rotating every ~1 MB: shutdown also meets a rotation in progress, and read_jsonl reads them all.
+        sinks={"jsonl": {"path": str(tmp_path / "alerts.jsonl"), "backups": 1000, "max_bytes": 1_000_000}},
     )
     agent = AgentProc(cfg)
     agent.wait_for(f"jenga-edge {__version__}")
