@@ -49,7 +49,8 @@ class QueuedSink:
 
     def write_batch(self, alerts: list[dict[str, Any]]) -> int:
         if alerts:
-            self.stage.put(alerts)
+            # A copy of the list: the caller's (Agent.process returns it) may change while this waits.
+            self.stage.put(list(alerts))
         return self.take_lost()
 
     def take_lost(self) -> int:

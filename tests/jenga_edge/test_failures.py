@@ -73,8 +73,7 @@ def test_a_syslog_collector_that_is_down_loses_alerts_counted_and_logged(network
     )
     logged: list[str] = []
     agent = Agent(load_agent_config(cfg), log=logged.append)
-    alerts = agent.process(batch(events(300, seed=31)))
-    alerts += agent.process(batch(events(300, seed=32)))
+    alerts = agent.process(batch(events(300, seed=31))) + agent.process(batch(events(300, seed=32)))
     agent._shutdown()  # syslog runs behind its output queue: its losses are all known once it drained
     assert len(alerts) > 2
     assert agent.metrics.sink_lost.labelled() == {"siem": len(alerts)}  # the jsonl sink lost none

@@ -178,6 +178,34 @@ def test_a_queued_sink_counts_a_batch_still_sending_at_stop_as_lost_once():
     assert sink.take_lost() == 0
 
 
+def test_a_queued_sink_sends_the_batch_as_it_was_handed_over():
+    """The caller's list may change while the batch waits (a test once extended the list
+    Agent.process returned, and the syslog sink counted the second batch's alerts twice)."""
+    got: list[int] = []
+    gate = threading.Event()
+
+    class _Held:
+        last_error = None
+
+        def write_batch(self, alerts):
+            gate.wait(10)
+            got.append(len(alerts))
+            return 0
+
+        def close(self):
+            pass
+
+    sink = QueuedSink("s", _Held(), QueueConfig())
+    sink.write_batch([{"a": 0}])  # holds the worker: the next batch waits in the queue
+    batch = [{"a": 1}, {"a": 2}]
+    sink.write_batch(batch)
+    batch += [{"a": 3}]  # the caller reuses its list
+    gate.set()
+    assert wait_until(lambda: sink.stage.counts["done"] == 2, 5)
+    assert got == [1, 2]
+    sink.close()
+
+
 # --- the agent ---------------------------------------------------------------------------------
 
 
