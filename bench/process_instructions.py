@@ -11,6 +11,7 @@ framing's share (the stdin source's LineSplitter and the queue) is taken off.
     python bench/process_instructions.py                  # Agent.process, agent_bench's events, batch 256
     python bench/process_instructions.py --stages         # and per stage (decode, score, rules, alerts, ...)
     python bench/process_instructions.py --windows        # with window_bench's 10 window features
+    python bench/process_instructions.py --windows --known 5120   # every counted key already known (steady state)
     python bench/process_instructions.py --profile        # cProfile of Agent.process over the long run (no valgrind)
 
 --stages adds one run in which each stage runs under a C function nothing else
@@ -217,7 +218,7 @@ def inclusive(out: Path, names: list[str]) -> dict[str, int]:
 # ------------------------------------------------------------------ driver
 
 
-def prepare(work: Path, bundle: str, n: int, windows: bool) -> tuple[Path, Path]:
+def prepare(work: Path, bundle: str, n: int, windows: bool, known: int = 0) -> tuple[Path, Path]:
     """Events and config in `work`; those already there are used as they are (an A/B
     comparison of two commits wants the very same bytes)."""
     import yaml
@@ -243,7 +244,10 @@ def prepare(work: Path, bundle: str, n: int, windows: bool) -> tuple[Path, Path]
     )
     if windows:
         wb = _load("window_bench")
-        wb._spread_sources(events, wb.KEYS)
+        if known:
+            _cycle_keys(events, known)
+        else:
+            wb._spread_sources(events, wb.KEYS)
         cfg = yaml.safe_load(cfg_path.read_text())
         cfg["event"].update({"time": "timestamp", "windows": wb.WINDOWS, "max_keys": 400_000})
         cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
@@ -255,6 +259,21 @@ def prepare(work: Path, bundle: str, n: int, windows: bool) -> tuple[Path, Path]
                 ends.append(at)
     events.with_suffix(".ends.json").write_text(json.dumps(ends))
     return events, cfg_path
+
+
+def _cycle_keys(path: Path, period: int) -> None:
+    """src_ip and dest_port a function of the event's index modulo `period`: past the first
+    `period` events every key of both key spaces is known (the steady state), timestamps unchanged."""
+    src = re.compile(rb'"src_ip":"[^"]*"')
+    port = re.compile(rb'"dest_port":[0-9]+')
+    ports = (22, 80, 443, 53, 8080, 3389, 445, 21, 25, 110)
+    out = path.with_suffix(".tmp")
+    with open(path, "rb") as fh, open(out, "wb", buffering=1 << 20) as dst:
+        for i, line in enumerate(fh):
+            k = i % period
+            line = src.sub(b'"src_ip":"10.%d.%d.%d"' % (k // 65536, (k // 256) % 256, k % 256), line, count=1)
+            dst.write(port.sub(b'"dest_port":%d' % ports[(k * 7) % len(ports)], line, count=1))
+    out.replace(path)
 
 
 def callgrind(config: Path, events: Path, batches: int, stage: str, work: Path, reuse: bool) -> int:
@@ -319,6 +338,13 @@ def main() -> None:
     ap.add_argument("--long", type=int, default=120, help="batches of the long run")
     ap.add_argument("--stages", action="store_true", help="also each stage (one more long run per stage)")
     ap.add_argument("--windows", action="store_true", help="window_bench's 10 window features in the config")
+    ap.add_argument(
+        "--known",
+        type=int,
+        default=0,
+        metavar="P",
+        help="with --windows: keys repeat every P events (P <= short x 256), so the counted ones are all known",
+    )
     ap.add_argument("--profile", action="store_true", help="cProfile the long run instead (no valgrind)")
     ap.add_argument("--work", type=Path, help="keep the events, configs and callgrind files here (reused)")
     ap.add_argument("--reuse", action="store_true", help="take the counts of callgrind files already in --work")
@@ -332,12 +358,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="process_instructions_") as tmp:
         work = (args.work or Path(tmp)).resolve()
         work.mkdir(parents=True, exist_ok=True)
-        events, config = prepare(work, args.bundle, BATCH * (args.long + 2), args.windows)
+        if args.known and not (args.windows and args.known <= args.short * BATCH):
+            ap.error(f"--known needs --windows and at most --short x {BATCH} events")
+        events, config = prepare(work, args.bundle, BATCH * (args.long + 2), args.windows, args.known)
         if args.profile:
             print(profile(config, events, args.long))
             return
         n_long, extra = args.long * BATCH, (args.long - args.short) * BATCH
-        res: dict[str, Any] = {"windows": args.windows, "batches": [args.short, args.long]}
+        res: dict[str, Any] = {"windows": args.windows, "known": args.known, "batches": [args.short, args.long]}
         runs = [("none", 0), ("source", args.long), ("process", args.short), ("process", args.long)]
         runs += [("traced", args.long)] if args.stages else []
         counts: dict[str, int] = {}

@@ -22,6 +22,16 @@ Prints a table and writes build/bench/window_bench.json. Measures, never asserts
    in its config: events/s = scored / span_s, as agent_bench reports it. With
    windows twice: from empty state (about one new key per event: the worst
    case), and again from the snapshot that run left (every key known).
+   agent_bench's rule (cooldown 60 s per src_ip) then alerts on most threats:
+   its 5,000 addresses each alert once a minute at most, these 100k rarely
+   repeat, so about a third of the events alert (an alert storm, whose cost is
+   the alert path's, windows or not). So both agent runs are made twice more
+   with the rule's `max_alerts_per_min: 5000`, agent_bench's alert volume
+   (5,000 addresses, one alert a minute each): the windows' cost apart from
+   the storm's. The over-budget hits are counted by the agent, not built.
+
+The engine's figure is the fastest of PASSES timed passes over the same keys
+(the code's cost; slower passes are the host's neighbours), with their median.
 """
 
 from __future__ import annotations
@@ -54,6 +64,8 @@ WINDOWS: dict[str, dict[str, Any]] = {
     "weight_l01": {"kind": "damped", "key": ["src_ip"], "lambda": 0.1},
 }
 KEYS = 100_000
+PASSES = 7  # timed engine passes (each over every key)
+BUDGET = 5_000  # alerts a minute: agent_bench's 5,000 source addresses, each cooled down 60 s
 
 
 def _agent_bench() -> Any:
@@ -101,17 +113,21 @@ def engine_worker(n: int) -> dict[str, Any]:
 
     feed(t)  # warm-up: every key gets its slot
     rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    steady = min(feed(t + 0.5 * (k + 1)) for k in range(2))
+    passes = sorted(feed(t + 0.5 * (k + 1)) for k in range(PASSES))
+    steady = passes[0]
     t0 = time.perf_counter()
     for _ in range(1_000_000):
         pass
     loop_ns = (time.perf_counter() - t0) * 1000  # this machine's speed: an empty Python loop step
-    state = sum(getattr(st, a).nbytes for st in eng.states.values() for a in st.arrays)
+    states = {id(st): st for st in eng.states.values()}.values()  # a shared state once
+    state = sum(getattr(st, a).nbytes for st in states for a in st.arrays)
     slots = sum(len(sp.touch) for sp in eng.spaces.values())
     return {
         "native": native is not None,
         "events": n,
         "us_per_event": round(steady / n * 1e6, 3),
+        "us_per_event_median": round(passes[len(passes) // 2] / n * 1e6, 3),
+        "passes": len(passes),
         "features": len(WINDOWS),
         "live_keys": {"+".join(k): sp.live for k, sp in eng.spaces.items()},
         "evicted": eng.evicted,
@@ -161,11 +177,13 @@ def bench_agent(n: int, cpu: int, work: Path) -> dict[str, Any]:
     results: dict[str, Any] = {"events": info}
     try:
         runs = (
-            ("without windows", None),
-            ("with 10 windows", WINDOWS),  # every source is new at first: keys are made as the stream goes
-            ("with 10 windows, keys known", WINDOWS),  # the state the previous run left (its snapshot)
+            ("without windows", None, None),
+            ("with 10 windows", WINDOWS, None),  # every source is new at first: keys are made as the stream goes
+            ("with 10 windows, keys known", WINDOWS, None),  # the state the previous run left (its snapshot)
+            ("without windows, alert budget", None, BUDGET),
+            ("with 10 windows, keys known, alert budget", WINDOWS, BUDGET),
         )
-        for label, windows in runs:
+        for label, windows, budget in runs:
             cfg_path = ab.agent_config(
                 work / f"agent_{len(results)}.yaml",
                 bundle,
@@ -177,6 +195,8 @@ def bench_agent(n: int, cpu: int, work: Path) -> dict[str, Any]:
                 cooldown_s=60,
             )
             cfg = yaml.safe_load(cfg_path.read_text())
+            if budget:
+                cfg["rules"][0]["max_alerts_per_min"] = budget
             if windows:
                 cfg["event"].update(
                     {
@@ -201,6 +221,7 @@ def bench_agent(n: int, cpu: int, work: Path) -> dict[str, Any]:
             results[label] = {
                 "events_per_s": round(scored / span) if span else None,
                 "scored": scored,
+                "alerts": summary.get("alerts"),
                 "received": summary["received"],
                 "rejected": summary["rejected"],
                 "peak_rss_mb": round(res.get("maxrss_kb", 0) / 1024, 1),
@@ -233,10 +254,11 @@ def table(r: dict[str, Any]) -> list[tuple[str, str, str]]:
         e = r.get(mode)
         if e:
             what = "C kernels" if e["native"] else "pure Python"
+            median = e.get("us_per_event_median")
             rows.append(
                 (
-                    f"10 windowed features, {what}, steady state",
-                    f"{e['us_per_event']} us/event",
+                    f"10 windowed features, {what}, steady state (fastest of {e.get('passes', 2)} passes; median)",
+                    f"{e['us_per_event']} us/event" + (f" ({median})" if median is not None else ""),
                     "<= 1 us" if e["native"] else "",
                 )
             )
@@ -248,15 +270,16 @@ def table(r: dict[str, Any]) -> list[tuple[str, str, str]]:
         rows.append(("(this machine: one empty Python loop step)", f"{e['python_loop_step_ns']} ns", ""))
     a = r.get("agent")
     if a:
-        for label in ("without windows", "with 10 windows", "with 10 windows, keys known"):
-            if label in a:
-                rows.append(
-                    (
-                        f"agent end to end, 1 KB events, one core, {label}",
-                        f"{a[label]['events_per_s']:,} events/s",
-                        ">= 150k" if "with" in label else "",
-                    )
+        for label, got in a.items():
+            if label == "events":
+                continue
+            rows.append(
+                (
+                    f"agent end to end, 1 KB events, one core, {label}",
+                    f"{got['events_per_s']:,} events/s, {got.get('alerts') or 0:,} alerts",
+                    ">= 150k" if label.startswith("with ") else "",
                 )
+            )
     return rows
 
 

@@ -64,7 +64,7 @@ _I64 = 1 << 63
 # them (bad_timestamp) and the engine clips them, so sub-window indexes stay far from int64's ends.
 MAX_EVENT_TIME = 1e11
 AHEAD_JUMP = 8  # consecutive events ahead of the clock after which it jumps (a real gap)
-SNAPSHOT_VERSION = 2  # 2: streamed (a fixed-size header, then the body)
+SNAPSHOT_VERSION = 3  # 2: streamed (a fixed-size header, then the body); 3: sum/mean/std share a state
 _HEAD_BYTES = 512
 _HASH_MEMO = 65536
 
@@ -323,7 +323,37 @@ class _CountTime(_Buckets):
 
 
 class _Stat(_Buckets):
+    """Sum, mean and std of one key, field and window hold the same accumulators: one
+    state serves every such feature (`kinds`, in the features' order), in one pass."""
+
     k = 3  # values present, sum, sum of squares
+
+    def __init__(self, w: Window):
+        super().__init__(w)
+        self.kinds = [self.kind]
+
+    def update_all(self, slots: I64, fresh: npt.NDArray[np.bool_], t: F64, x: F64) -> list[F64]:
+        """One column per kind served (`kinds`)."""
+        if len(self.kinds) == 1:
+            return [self.update(slots, fresh, slots, t, x, None)]
+        cols = {kind: np.empty(len(slots), dtype=np.float64) for kind in self.kinds}
+        if _native is not None:
+            outs = [cols.get(kind) for kind in (_Sum.kind, _Mean.kind, _Std.kind)]
+            _native.stats(self.width, slots, _u8(fresh), t, x, self.newest, self.acc, *outs)
+            return [cols[kind] for kind in self.kinds]
+        values = [(cols[kind], _STAT_VALUES[kind]) for kind in self.kinds]
+        for i in range(len(slots)):
+            s = int(slots[i])
+            b = self._advance(s, math.floor(t[i] / self.width), bool(fresh[i]))
+            self._add(s, b % BUCKETS, i, x, None)
+            acc = self.acc[s]
+            total = [0.0] * 3
+            for p in range(BUCKETS):  # in the C kernel's order: the same float sums
+                for q in range(3):
+                    total[q] += float(acc[p, q])
+            for col, value in values:
+                col[i] = value(total)
+        return [cols[kind] for kind in self.kinds]
 
     def _add(self, s: int, pos: int, i: int, x: F64 | None, extra: Any) -> None:
         assert x is not None
@@ -338,25 +368,31 @@ class _Stat(_Buckets):
 class _Sum(_Stat):
     kind = 1
 
-    def _value(self, total: list[float]) -> float:
+    @staticmethod
+    def _value(total: list[float]) -> float:
         return float(total[1])
 
 
 class _Mean(_Stat):
     kind = 2
 
-    def _value(self, total: list[float]) -> float:
+    @staticmethod
+    def _value(total: list[float]) -> float:
         return float(total[1] / total[0]) if total[0] else math.nan
 
 
 class _Std(_Stat):
     kind = 3
 
-    def _value(self, total: list[float]) -> float:
+    @staticmethod
+    def _value(total: list[float]) -> float:
         if not total[0]:
             return math.nan
         mean = total[1] / total[0]
         return math.sqrt(max(0.0, total[2] / total[0] - mean * mean))
+
+
+_STAT_VALUES = {1: _Sum._value, 2: _Mean._value, 3: _Std._value}  # kind -> value of the totals
 
 
 class _Rate(_Buckets):
@@ -672,11 +708,26 @@ class WindowEngine:
         self.late = self.ahead = 0
         self.spaces: dict[tuple[str, ...], KeySpace] = {}
         self.states: dict[str, _State] = {}
+        stats: dict[tuple[Any, ...], _Stat] = {}  # (key, field, window_s) -> the state its sum/mean/std share
         for name, w in model.windows.items():
             space = self.spaces.setdefault(tuple(w.key), KeySpace(tuple(w.key), model.max_keys))
             st = _state_for(w, space)
+            if isinstance(st, _Stat) and isinstance(w, (Sum, Mean, Std)):
+                shared = stats.setdefault((tuple(w.key), w.field, w.window_s), st)
+                if shared is not st:
+                    shared.kinds.append(st.kind)
+                    self.states[name] = shared
+                    continue
             space.states.append(st)
             self.states[name] = st
+        # each state once, with the features it gives (a shared stat state gives several)
+        self._plan: list[tuple[_State, list[str]]] = []
+        for name, st in self.states.items():
+            entry = next((e for e in self._plan if e[0] is st), None)
+            if entry is None:
+                self._plan.append((st, [name]))
+            else:
+                entry[1].append(name)
         self._hash_memo: dict[Any, int] = {}
         self._cond_memo: dict[tuple[str, str], dict[Any, bool]] = {}  # rate conditions: value -> verdict
 
@@ -725,7 +776,7 @@ class WindowEngine:
         """Empty every window (the clock came back from a burst of wild times: state placed
         in that future would never expire). The clock and the counts stay."""
         fresh = WindowEngine(self.model)
-        self.spaces, self.states = fresh.spaces, fresh.states
+        self.spaces, self.states, self._plan = fresh.spaces, fresh.states, fresh._plan
         self.resets += 1
 
     def _place(
@@ -737,10 +788,15 @@ class WindowEngine:
         for fields, space in self.spaces.items():
             slots[fields] = space.assign([values[f] for f in fields], self.seq)
         self.seq += n
-        out = {}
-        for name, w in self.model.windows.items():
+        out: dict[str, F64] = {}
+        for st, names in self._plan:
+            w, name = st.w, names[0]
             s, fresh, inc = slots[tuple(w.key)]
             x = np.ascontiguousarray(numbers[w.numeric[0]], dtype=np.float64) if w.numeric else None
+            if isinstance(st, _Stat):
+                assert x is not None
+                out.update(zip(names, st.update_all(s, fresh, t, x)))
+                continue
             extra: Any = None
             if isinstance(w, Distinct):
                 extra = values[w.field] if _native is not None else self._hashes(values[w.field])
@@ -748,8 +804,8 @@ class WindowEngine:
                 extra = np.ones(n, dtype=bool)
                 for f, spec in w.condition.items():
                     extra &= self._condition(name, f, spec, values[f])
-            out[name] = self.states[name].update(s, fresh, inc, t, x, extra)
-        return out
+            out[name] = st.update(s, fresh, inc, t, x, extra)
+        return {name: out[name] for name in self.model.windows}
 
     def _condition(self, name: str, field: str, spec: Any, values: Sequence[Any]) -> npt.NDArray[np.bool_]:
         """A rate window's condition on one field as a mask. In C, each row's verdict is looked
@@ -849,7 +905,7 @@ class WindowEngine:
         out: list[tuple[Any, str]] = []
         for sp in self.spaces.values():
             out += [(sp, a) for a in ("free", "free_n", "touch", "owner", "incarnations")]
-        for st in self.states.values():
+        for st, _names in self._plan:  # a shared state once
             out += [(st, a) for a in (*st.arrays, *_extra_arrays(st))]
         return out
 

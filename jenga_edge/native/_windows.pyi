@@ -6,6 +6,19 @@ def clock(times: Any, state: Any, lag: float, ahead_max: float, jump: int, /) ->
 def buckets(
     kind: int, width: float, slots: Any, fresh: Any, t: Any, x: Any, cond: Any, newest: Any, acc: Any, out: Any, /
 ) -> None: ...
+def stats(
+    width: float,
+    slots: Any,
+    fresh: Any,
+    t: Any,
+    x: Any,
+    newest: Any,
+    acc: Any,
+    out_sum: Any,
+    out_mean: Any,
+    out_std: Any,
+    /,
+) -> None: ...
 def count_last(slots: Any, fresh: Any, inc: Any, count: Any, owner: Any, ring: Any, pos: Any, out: Any, /) -> None: ...
 def since_previous(slots: Any, fresh: Any, t: Any, last: Any, out: Any, /) -> None: ...
 def damped(

@@ -327,6 +327,40 @@ def test_the_c_kernels_give_the_python_loops_values_bit_for_bit(monkeypatch):
     assert c_engine.evicted > 0 and c_engine.late > 0 and c_engine.ahead > 0
 
 
+@pytest.mark.parametrize("pure", [False, True])
+def test_sum_mean_and_std_of_one_key_field_and_window_share_one_state(monkeypatch, pure):
+    """One accumulator state (and one kernel pass) serves them; each value is, to the bit, what
+    the feature gives alone. Another window length or key gets a state of its own."""
+    from jenga_edge.contract import window_state
+
+    if pure:
+        monkeypatch.setattr(window_state, "_native", None)
+    shared = {
+        "std": {"kind": "std", "key": ["k"], "field": "x", "window_s": 8},
+        "sum": {"kind": "sum", "key": ["k"], "field": "x", "window_s": 8},
+        "mean": {"kind": "mean", "key": ["k"], "field": "x", "window_s": 8},
+        "mean_16": {"kind": "mean", "key": ["k"], "field": "x", "window_s": 16},
+        "mean_k2": {"kind": "mean", "key": ["k", "k2"], "field": "x", "window_s": 8},
+    }
+    events = stream(3000, keys=30, seed=9)
+    eng = engine(shared, max_keys=16)  # evictions too
+    together = run(eng, events, [700, 701, 2000])
+    assert len({id(st) for st in eng.states.values()}) == 3
+    assert eng.states["std"] is eng.states["sum"] is eng.states["mean"]
+    for name, w in shared.items():
+        alone = run(engine({name: w}, max_keys=16), events, [700, 701, 2000])
+        np.testing.assert_array_equal(together[name], alone[name], err_msg=name)
+    restored = engine(shared, max_keys=16)
+    restored.restore(eng.snapshot())
+    assert restored.snapshot() == eng.snapshot()
+    more = events[-200:]
+    for e in more:
+        e["t"] += 5.0
+    a, b = run(eng, more), run(restored, more)
+    for name in shared:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
 def test_value_hashes_in_c_are_value_hash_and_follow_categories():
     from jenga_edge.contract.window_state import _native_hashes, value_hash
     from jenga_edge.native import windows as native
