@@ -32,6 +32,11 @@ Prints a table and writes build/bench/window_bench.json. Measures, never asserts
 
 The engine's figure is the fastest of PASSES timed passes over the same keys
 (the code's cost; slower passes are the host's neighbours), with their median.
+Its instructions per event, free of the host's noise (docs/performance.md):
+
+    valgrind --tool=callgrind python bench/window_bench.py --_worker 200000 --passes 1
+    valgrind --tool=callgrind python bench/window_bench.py --_worker 200000 --passes 3
+    # (the second's total - the first's) / 400,000
 """
 
 from __future__ import annotations
@@ -79,7 +84,7 @@ def _agent_bench() -> Any:
 # ------------------------------------------------------------------- engine
 
 
-def engine_worker(n: int) -> dict[str, Any]:
+def engine_worker(n: int, n_passes: int = PASSES) -> dict[str, Any]:
     """In a subprocess: steady-state cost per event and memory of 100k keys."""
     import resource
     import time
@@ -113,7 +118,7 @@ def engine_worker(n: int) -> dict[str, Any]:
 
     feed(t)  # warm-up: every key gets its slot
     rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    passes = sorted(feed(t + 0.5 * (k + 1)) for k in range(PASSES))
+    passes = sorted(feed(t + 0.5 * (k + 1)) for k in range(n_passes))
     steady = passes[0]
     t0 = time.perf_counter()
     for _ in range(1_000_000):
@@ -291,9 +296,10 @@ def main() -> None:
     ap.add_argument("--skip", default="", help="comma list: engine,pure,agent")
     ap.add_argument("--out", type=Path, default=REPO / "build" / "bench" / "window_bench.json")
     ap.add_argument("--_worker", help=argparse.SUPPRESS)
+    ap.add_argument("--passes", type=int, default=PASSES, help="timed engine passes (with --_worker)")
     args = ap.parse_args()
     if args._worker:
-        print(json.dumps(engine_worker(int(args._worker))))
+        print(json.dumps(engine_worker(int(args._worker), args.passes)))
         return
     skip = set(filter(None, args.skip.split(",")))
     n = args.events or (200_000 if args.quick else 500_000)
