@@ -185,7 +185,10 @@ def _carry_state(old: Pipeline, new: Pipeline) -> None:
     if old_w is not None and new_w is not None:
         new_w.carry_from(old_w)  # only when the window definitions are unchanged
         if new_w.definition == old_w.definition:  # warm windows stay warm: the warm-up goes on, or stays over
-            new.rules.warmup = old.rules.warmup
+            warm = old.rules.warmup
+            if warm.start is None and new_w.clock > float("-inf"):
+                warm.warm = True  # the windows ran with no warm-up to track them: they are not cold
+            new.rules.warmup = warm
 
 
 def _rule_tasks(cfg: AgentConfig, bundle: Bundle) -> list[str] | None:

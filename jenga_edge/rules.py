@@ -279,6 +279,7 @@ class RuleEngine:
         self.suppressed = 0
         self.over_budget: Counter[str] = Counter()  # by rule, since the agent last took them (take_over_budget)
         self.warmup = WarmUp()  # carried with the window state over a reload (agent._carry_state)
+        self._warm_rules: list[Rule] = []  # rules with a warm-up (resolve_warmup)
         self.warmup_held: Counter[str] = Counter()  # by rule, since the agent last took them (take_warmup_held)
 
     def resolve_warmup(self, windows: dict[str, Window], features: set[str], has_clock: bool) -> None:
@@ -309,11 +310,12 @@ class RuleEngine:
                 have = ", ".join(sorted(used)) or "none"
                 raise ConfigError(f"{where}: auto: {what} have no window_s ({have}); give seconds, or leave it out")
             rule.warmup_span = longest
+        self._warm_rules = [r for r in self.rules if r.warmup_span > 0]
 
     @property
     def warming(self) -> list[Rule]:
         """The rules whose warm-up has not ended."""
-        return [r for r in self.rules if r.warmup_span > 0 and not self.warmup.over(r.warmup_span)]
+        return [r for r in self._warm_rules if not self.warmup.over(r.warmup_span)] if self._warm_rules else []
 
     @property
     def fields(self) -> set[str]:
@@ -326,7 +328,8 @@ class RuleEngine:
         hits: list[Hit] = []
         now = self.clock()
         warming = bool(self.warming)
-        self.warmup.advance(batch.times, rows=warming)
+        if warming:
+            self.warmup.advance(batch.times, batch.clock)
         for rule in self.rules:
             rows = rule.candidates(batch, scores)
             if not len(rows):

@@ -38,23 +38,20 @@ class WarmUp:
         self._running: npt.NDArray[np.float64] | None = None  # this batch: the clock as of each row
         self.announced = False  # the start was logged (the agent's)
 
-    def advance(self, times: npt.NDArray[np.float64] | None, rows: bool) -> None:
-        """Take a batch's event times (None: a batch without windows, nothing to hold); `rows`:
-        keep the clock as of each row, for held() (only while a rule warms up). The start and
-        the clock are kept even when no rule warms up: a reload that adds a warm-up and keeps the
-        window state knows how long the windows have run."""
+    def advance(self, times: npt.NDArray[np.float64] | None, clock: float | None) -> None:
+        """Take a batch's event times and the window clock after it (None: a batch without
+        windows, nothing to hold); each row counts at its time, never past that clock (a time
+        far ahead, which the windows count at their clock). Only while a rule warms up."""
         self._running = None
-        if self.warm or times is None or not len(times):
+        if self.warm or times is None or clock is None or not len(times):
             return
+        running = np.minimum(times, clock)
         if self.start is None:
-            self.start = float(times[0])
-        if rows:
-            running = np.maximum.accumulate(times)
-            np.maximum(running, self.clock, out=running)
-            self._running = running
-            self.clock = float(running[-1])
-        else:
-            self.clock = max(self.clock, float(times.max()))
+            self.start = float(running[0])
+        np.maximum.accumulate(running, out=running)
+        np.maximum(running, self.clock, out=running)
+        self._running = running
+        self.clock = float(running[-1])
 
     def held(self, span: float) -> npt.NDArray[np.bool_] | None:
         """This batch's rows a rule with warm-up `span` holds (None: none)."""

@@ -43,6 +43,7 @@ def timed(times: list[float]) -> DecodedBatch:
         list(range(n)),
         {"src_ip": [f"10.0.0.{i}" for i in range(n)], "x": [1] * n},
         times=np.asarray(times, np.float64),
+        clock=max(times),
     )
 
 
@@ -82,6 +83,14 @@ def test_a_rule_holds_its_alerts_until_event_time_has_run_its_warm_up():
     assert not eng.warming
     third = eng.evaluate(timed([T0 + 1]), high(1))
     assert [h.rule.cfg.rule for h in third] == ["threat", "counting"] and eng.take_warmup_held() == {}
+
+
+def test_a_time_far_ahead_of_the_window_clock_does_not_end_the_warm_up():
+    eng = engine(warmup_s=60)
+    wild = timed([T0, T0 + 1e6])
+    wild.clock = T0  # the windows counted the wild time at their clock
+    assert not [h for h in eng.evaluate(wild, high(2)) if h.rule.cfg.rule == "threat"]
+    assert eng.take_warmup_held() == {"threat": 2} and eng.warming
 
 
 def test_held_alerts_start_no_cooldown():
@@ -260,6 +269,22 @@ def test_a_reload_keeps_the_warm_up_only_with_the_window_state(network_bundle, t
     assert "model" not in by_rule(run(agent, after))
     assert len([line for line in logs if line.startswith("warm-up: no window state")]) == 2
     assert agent.summary()["warmup_held"] == {"model": 24 + 8, "counting_warm": 4 + 4}
+
+
+def test_a_reload_that_adds_a_warm_up_to_running_windows_starts_none(network_bundle, tmp_path):
+    path = tmp_path / "agent.yaml"
+    plain = config(network_bundle[0], tmp_path)
+    plain["rules"] = [{k: v for k, v in r.items() if k != "warmup_s"} for r in plain["rules"]]
+    path.write_text(yaml.safe_dump(plain))
+    logs: list[str] = []
+    agent = Agent(agent_config_from_dict(plain), str(path), log=logs.append)
+    events = stream()
+    assert by_rule(run(agent, events[:4]))["model"] == 4  # no warm-up configured
+    path.write_text(yaml.safe_dump(config(network_bundle[0], tmp_path)))  # the same windows, and warm-ups
+    agent._reload()
+    assert any("window state kept" in line for line in logs)
+    assert by_rule(run(agent, events[4:8])) == {"model": 4, "counting": 4, "counting_warm": 4}
+    assert agent.summary()["warmup_held"] == {} and not [line for line in logs if line.startswith("warm-up")]
 
 
 def test_auto_on_a_model_without_window_features_is_refused_at_load(network_bundle, tmp_path):
