@@ -173,9 +173,11 @@ def false_alerts(bundle: Path, lines: list[bytes], recs: list[dict[str, Any]], c
     Suricata wrote each: when a live agent reads it), as a live sensor would raise them."""
     flows = [r for r in recs if r.get("event_type") == "flow"]
     by_flow = {r.get("flow_id"): r for r in flows}
-    alerts, live = replay_and_live(bundle, lines, by_flow)
+    held: dict[str, int] = {}
+    alerts, live = replay_and_live(bundle, lines, by_flow, held)
     out = _alert_metrics(alerts, flows, by_flow, counted)
     out["event_time"] = _alert_metrics(live, flows, by_flow, counted)
+    out["warmup_held"] = held  # alerts the rules' warm-up held (every flow, attacks too), by rule
     return out
 
 
@@ -190,13 +192,15 @@ def per_rule(alerts: list[dict[str, Any]]) -> dict[str, int]:
 
 
 def replay_and_live(
-    bundle: Path, lines: list[bytes], by_flow: dict[Any, dict[str, Any]]
+    bundle: Path, lines: list[bytes], by_flow: dict[Any, dict[str, Any]], held: dict[str, int] | None = None
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The agent's alerts on `lines` as replayed (its own clock), and as a live sensor would
-    raise them (cooldowns and budgets in event time: event_time_limits)."""
+    raise them (cooldowns and budgets in event time: event_time_limits). `held` gets the
+    alerts the rules' warm-up held in the replay, by rule (held before cooldowns: the same
+    in both runs)."""
     raw = b"\n".join(lines) + b"\n"
     with tempfile.TemporaryDirectory() as tmp:
-        alerts = agent_alerts(bundle, raw, Path(tmp))
+        alerts = agent_alerts(bundle, raw, Path(tmp), summary=held)
     with tempfile.TemporaryDirectory() as tmp:
         live = event_time_limits(agent_alerts(bundle, raw, Path(tmp), limits=False), by_flow)
     return alerts, live
@@ -294,11 +298,13 @@ def lab_metrics(
     return out
 
 
-def agent_alerts(bundle: Path, raw: bytes, tmp: Path, limits: bool = True) -> list[dict[str, Any]]:
+def agent_alerts(
+    bundle: Path, raw: bytes, tmp: Path, limits: bool = True, summary: dict[str, int] | None = None
+) -> list[dict[str, Any]]:
     """`jenga-edge run` with firmware_configs/soc_sensor_suricata.yaml (its rules: the model's
     two heads and the counting rules, cooldowns included) on `raw`; the alerts it wrote.
     limits=False: every rule's cooldown_s and max_alerts_per_min are off (event_time_limits
-    applies them afterwards in event time)."""
+    applies them afterwards in event time). `summary` gets the run's warmup_held (by rule)."""
     import subprocess
 
     import yaml
@@ -310,8 +316,10 @@ def agent_alerts(bundle: Path, raw: bytes, tmp: Path, limits: bool = True) -> li
            "event": {**soc["event"], "snapshot": ""}, "sinks": {"jsonl": {"path": str(tmp / "alerts.jsonl")}},
            "dead_letter": {"path": str(tmp / "dead.jsonl")}, "metrics": {"stats_interval_s": 0}}  # fmt: skip
     (tmp / "agent.yaml").write_text(yaml.safe_dump(cfg))
-    subprocess.run([sys.executable, "-m", "jenga_edge.cli", "run", "--config", str(tmp / "agent.yaml")], input=raw,
-                   capture_output=True, check=True, cwd=REPO, timeout=600)  # fmt: skip
+    proc = subprocess.run([sys.executable, "-m", "jenga_edge.cli", "run", "--config", str(tmp / "agent.yaml")],
+                          input=raw, capture_output=True, check=True, cwd=REPO, timeout=600)  # fmt: skip
+    if summary is not None:
+        summary.update(json.loads(proc.stderr.decode().strip().splitlines()[-1]).get("warmup_held") or {})
     path = tmp / "alerts.jsonl"
     return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
 
@@ -331,7 +339,8 @@ def capture_metrics(bundle: Path) -> dict[str, Any]:
         named = None
         if attacker and not attacker.startswith("*"):
             named = any(f and r["src_ip"] == attacker for r, f in zip(recs, flagged.tolist()))
-        alerts, live = replay_and_live(bundle, lines, {r.get("flow_id"): r for r in recs})
+        held: dict[str, int] = {}
+        alerts, live = replay_and_live(bundle, lines, {r.get("flow_id"): r for r in recs}, held)
         by_rule, live_by_rule = per_rule(alerts), per_rule(live)
         alert_named = None
         if attacker and not attacker.startswith("*"):
@@ -339,7 +348,7 @@ def capture_metrics(bundle: Path) -> dict[str, Any]:
                               for x in alerts)  # fmt: skip
         out[stem] = {"attack": stem.startswith("attack"), "flows": len(recs), "flagged": int(flagged.sum()),
                      "attacker": attacker or None, "attacker_named": named, "alerts": by_rule,
-                     "alerts_event_time": live_by_rule,
+                     "alerts_event_time": live_by_rule, "warmup_held": held,
                      "alert_names_attacker": alert_named}  # fmt: skip
     return out
 
@@ -483,6 +492,8 @@ def report(r: dict[str, Any]) -> None:
                 if x and "false_first_60s" in x:
                     print(f"  seed {seed} {name}: {x['false_alerts']} false alerts {x['false_by_rule']}, "
                           f"{x['false_first_60s']} of them in the stream's first 60 s")  # fmt: skip
+            if m["agent"].get("warmup_held"):
+                print(f"  seed {seed}: the rules' warm-up held {m['agent']['warmup_held']} (every flow, attacks too)")
         for tool in sorted(full[0]["tools"]):
             print(f"  {tool:<12} flagged {_fmt([m['tools'][tool]['flagged_share'] for m in full], True)}")
     caps = list(r["captures"].values())
@@ -497,6 +508,8 @@ def report(r: dict[str, Any]) -> None:
             if "alerts_event_time" in c:
                 live = ", ".join(f"{k} {v}" for k, v in sorted(c["alerts_event_time"].items())) or "none"
                 alerts += f" (live: {live})"
+            if c.get("warmup_held"):
+                alerts += "; warm-up held " + ", ".join(f"{k} {v}" for k, v in sorted(c["warmup_held"].items()))
             named = [x[stem]["alert_names_attacker"] for x in caps]
             print(f"  {stem:<34} {c['flows']:>6} {flagged:>14} {alerts:<60} "
                   f"{named if c['attack'] else '(benign)'}")  # fmt: skip

@@ -136,6 +136,9 @@ def build_pipeline(
         decoder = EventDecoder(
             scorer.schema, ev.mapping, wanted, ev.min_present, ev.where, ev.normalize, ev.time, ev.windows, ev.limits
         )
+        # warm-up spans need the windows: the bundle's and the agent's (auto: the longest a rule reads)
+        features = {f.name for f in scorer.schema.features}
+        rules.resolve_warmup(decoder.model.windows, features, decoder.windows is not None)
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     try:
@@ -181,6 +184,11 @@ def _carry_state(old: Pipeline, new: Pipeline) -> None:
     old_w, new_w = old.decoder.windows, new.decoder.windows
     if old_w is not None and new_w is not None:
         new_w.carry_from(old_w)  # only when the window definitions are unchanged
+        if new_w.definition == old_w.definition:  # warm windows stay warm: the warm-up goes on, or stays over
+            warm = old.rules.warmup
+            if warm.start is None and new_w.clock > float("-inf"):
+                warm.warm = True  # the windows ran with no warm-up to track them: they are not cold
+            new.rules.warmup = warm
 
 
 def _rule_tasks(cfg: AgentConfig, bundle: Bundle) -> list[str] | None:
@@ -236,6 +244,13 @@ class Agent:
             result, line = window_snapshots.restore(engine, cfg.event.snapshot)
             self.metrics.window_snapshots.inc(result=result)
             self.log(line)
+            if result == "restored":  # the windows are warm: no rule waits for them
+                self.pipe.rules.warmup.warm = True
+                waits = [r.cfg.rule for r in self.pipe.rules.rules if r.warmup_span > 0]
+                if waits:
+                    self.log(
+                        f"warm-up: none, window state restored; rules {', '.join(waits)} alert from the first event"
+                    )
             # the restored totals are the previous run's: this run's metrics count from here
             self._window_seen = {
                 "evicted": engine.evicted,
@@ -270,6 +285,7 @@ class Agent:
         self.counts = {"received": 0, "scored": 0, "filtered": 0, "rejected": 0, "alerts": 0}
         self._over_budget_pending: dict[str, int] = {}  # left out since the rule's last log line
         self._over_budget_logged: dict[str, float] = {}
+        self.warmup_held: dict[str, int] = {}  # alerts the warm-up held, by rule (the summary's)
         self.reloads = {"ok": 0, "failed": 0}
         self._drops_seen: dict[tuple[int, str], int] = {}  # (source index, reason or connection event) -> count
         self._truncated_seen: dict[str, int] = {}  # sink name -> its `truncated` already counted
@@ -388,6 +404,7 @@ class Agent:
         self._sync_drops()
         self._log_stop_drops()
         self._count_over_budget(flush=True)  # what the once-a-minute log has not said yet
+        self._log_warmup_at_stop()
         windows = self.pipe.decoder.windows
         if self.cfg.event.snapshot and windows is not None:
             result, line = window_snapshots.save(windows, self.cfg.event.snapshot)
@@ -760,7 +777,10 @@ class Agent:
         pipe = self.pipe
         batch = pipe.decoder.decode(lines.data, lines.oversize_flags())
         scores = pipe.scorer.score(batch.num, batch.cat, batch.text, batch.text_len)
+        warming = pipe.rules.warming
         hits = pipe.rules.evaluate(batch, scores)
+        if warming:
+            self._sync_warmup(warming)
         now = iso_utc(time.time())  # one timestamp per batch: strftime per alert was a hot spot
         pending: list[tuple[int, str, dict[str, Any]]] = []  # blocking actions, run once recorded
         alerts = self._alerts(hits, batch, lines, now, pending)
@@ -949,6 +969,41 @@ class Agent:
                 self._over_budget_logged[rule] = now
                 del self._over_budget_pending[rule]
 
+    def _sync_warmup(self, warming: list[Rule]) -> None:
+        """Alerts the warm-up held: counted in the metric (and the summary); its start and end
+        are each logged once (a reload that reset the windows starts a new one)."""
+        rules = self.pipe.rules
+        for rule, n in rules.take_warmup_held().items():
+            self.metrics.alerts_warmup_held.inc(n, rule=rule)
+            self.warmup_held[rule] = self.warmup_held.get(rule, 0) + n
+        warm = rules.warmup
+        if warm.start is None:
+            return
+        if not warm.announced:
+            warm.announced = True
+            spans = ", ".join(f"{r.cfg.rule} ({r.warmup_span:g} s)" for r in warming)
+            self.log(f"warm-up: no window state restored; rules {spans} hold their alerts until event time has "
+                     f"run that long past the first event ({iso_utc(warm.start)}); held alerts are counted "
+                     "(jenga_alerts_warmup_held_total), never raised")  # fmt: skip
+        over: dict[float, list[Rule]] = {}
+        for r in warming:
+            if warm.over(r.warmup_span):
+                over.setdefault(r.warmup_span, []).append(r)
+        for span_s, ended in sorted(over.items()):
+            held = ", ".join(f"{r.cfg.rule} {self.warmup_held.get(r.cfg.rule, 0)}" for r in ended)
+            self.log(f"warm-up over: event time has run {span_s:g} s past the first event "
+                     f"({iso_utc(warm.start + span_s)}); alerts held: {held}")  # fmt: skip
+
+    def _log_warmup_at_stop(self) -> None:
+        """A stream that ended (or a stop) within the warm-up: said, with what was held."""
+        warm, warming = self.pipe.rules.warmup, self.pipe.rules.warming
+        if not warming or warm.start is None:
+            return
+        held = ", ".join(f"{r.cfg.rule} {self.warmup_held.get(r.cfg.rule, 0)} (of {r.warmup_span:g} s)"
+                         for r in warming)  # fmt: skip
+        self.log(f"stop: warm-up not over, event time ran {warm.clock - warm.start:.1f} s past the first event; "
+                 f"alerts held: {held}")  # fmt: skip
+
     def _sync_windows(self, engine: WindowEngine) -> None:
         m, seen = self.metrics, self._window_seen
         for what, now, counter in (
@@ -989,6 +1044,7 @@ class Agent:
             "filtered": self.counts["filtered"],
             "rejected": self.counts["rejected"],
             "alerts": self.counts["alerts"],
+            "warmup_held": dict(self.warmup_held),
             "dropped": sum(sum(s.drops.values()) for s in self.sources),
             "dropped_by_reason": dict(sum((Counter(s.drops) for s in self.sources), Counter())),
             "reloads": dict(self.reloads),

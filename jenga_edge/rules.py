@@ -37,9 +37,11 @@ from .contract.errors import ConfigError
 from .contract.schema import category_key
 from .contract.text import escape_text
 from .contract.typed import Config, Invalid, doc
+from .contract.windows import Window, span
 from .decode import DecodedBatch
 from .priorities import Priority
 from .score import Scores
+from .warmup import WarmUp
 
 if TYPE_CHECKING:
     import numpy.typing as npt
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
 Scalar = str | int | float | bool
 COOLDOWN_KEYS_MAX = 100_000
 BUDGET_WINDOW_S = 60.0
+WARMUP_MAX_S = 7 * 86400.0  # a window's longest span
 
 
 class SeverityBand(Config, kw_only=True):
@@ -90,6 +93,16 @@ class RuleConfig(Config, kw_only=True):
             "and logged, never raised"
         ),
     ] = None
+    warmup_s: Annotated[
+        Literal["auto"] | Annotated[float, msgspec.Meta(ge=0.0, le=WARMUP_MAX_S)] | None,
+        doc(
+            "after a cold start (no window snapshot restored), hold the rule's alerts until event time has "
+            "run this many seconds past the first event, while the windows fill (an empty window looks like "
+            "a first probe); auto: the longest window_s among the window features of the model the rule "
+            "reads (a counting rule: of the windows its condition reads); held alerts are counted in "
+            "jenga_alerts_warmup_held_total, never raised; none or 0: no warm-up"
+        ),
+    ] = None
     target: Annotated[
         str | None,
         doc(
@@ -131,7 +144,8 @@ class Hit:
 
 class Rule:
     def __init__(self, cfg: RuleConfig, task: TaskEntry | None, where: str, macros: dict[str, Any] | None = None):
-        self.cfg, self.task = cfg, task
+        self.cfg, self.task, self.where = cfg, task, where
+        self.warmup_span = 0.0  # seconds of event time held after a cold start (RuleEngine.resolve_warmup)
         self.threshold = self._threshold(cfg, task, where) if task is not None else None
         self.label_ids = self._labels(cfg, task, where) if task is not None else None
         self.condition = Condition(cfg.condition, macros or {}, f"{where}.condition")
@@ -264,6 +278,44 @@ class RuleEngine:
         self.clock = clock
         self.suppressed = 0
         self.over_budget: Counter[str] = Counter()  # by rule, since the agent last took them (take_over_budget)
+        self.warmup = WarmUp()  # carried with the window state over a reload (agent._carry_state)
+        self._warm_rules: list[Rule] = []  # rules with a warm-up (resolve_warmup)
+        self.warmup_held: Counter[str] = Counter()  # by rule, since the agent last took them (take_warmup_held)
+
+    def resolve_warmup(self, windows: dict[str, Window], features: set[str], has_clock: bool) -> None:
+        """Each rule's warm-up span in seconds from its `warmup_s`: `windows` are the pipeline's
+        window features (the bundle's and the agent's), `features` the model's inputs, `has_clock`
+        whether windows run at all (the warm-up runs on their event time)."""
+        for rule in self.rules:
+            value = rule.cfg.warmup_s
+            if value is None or value == 0:
+                continue
+            where = f"{rule.where}.warmup_s"
+            if not has_clock:
+                raise ConfigError(
+                    f"{where}: the warm-up runs on the windows' event time, and this agent has no windows "
+                    "(neither the bundle's nor event.windows); remove it"
+                )
+            if value != "auto":
+                rule.warmup_span = float(value)
+                continue
+            if rule.task is not None:
+                used = {n: w for n, w in windows.items() if n in features}
+                what = f"the window features of the model task {rule.task.name!r} reads"
+            else:
+                used = {n: w for n, w in windows.items() if n in rule.condition.fields}
+                what = "the windows the rule's condition reads"
+            longest = max((span(w) for w in used.values()), default=0.0)
+            if longest <= 0:
+                have = ", ".join(sorted(used)) or "none"
+                raise ConfigError(f"{where}: auto: {what} have no window_s ({have}); give seconds, or leave it out")
+            rule.warmup_span = longest
+        self._warm_rules = [r for r in self.rules if r.warmup_span > 0]
+
+    @property
+    def warming(self) -> list[Rule]:
+        """The rules whose warm-up has not ended."""
+        return [r for r in self._warm_rules if not self.warmup.over(r.warmup_span)] if self._warm_rules else []
 
     @property
     def fields(self) -> set[str]:
@@ -275,10 +327,22 @@ class RuleEngine:
     def evaluate(self, batch: DecodedBatch, scores: Scores) -> list[Hit]:
         hits: list[Hit] = []
         now = self.clock()
+        warming = bool(self.warming)
+        if warming:
+            self.warmup.advance(batch.times, batch.clock)
         for rule in self.rules:
             rows = rule.candidates(batch, scores)
             if not len(rows):
                 continue
+            if warming and rule.warmup_span > 0:  # before cooldowns: a held alert starts none
+                held = self.warmup.held(rule.warmup_span)
+                if held is not None:
+                    keep = rows[~held[rows]]
+                    if len(keep) < len(rows):
+                        self.warmup_held[rule.cfg.rule] += len(rows) - len(keep)
+                    rows = keep
+                    if not len(rows):
+                        continue
             if rule.cfg.key and rule.cfg.cooldown_s:
                 allowed = rule.cooled_rows(batch.keys[rule.cfg.key], rows, now)
                 self.suppressed += len(rows) - len(allowed)
@@ -307,6 +371,12 @@ class RuleEngine:
         """Alerts left out by max_alerts_per_min since the last call, by rule (then reset)."""
         out = dict(self.over_budget)
         self.over_budget.clear()
+        return out
+
+    def take_warmup_held(self) -> dict[str, int]:
+        """Alerts the warm-up held since the last call, by rule (then reset)."""
+        out = dict(self.warmup_held)
+        self.warmup_held.clear()
         return out
 
     def allowlisted(self, value: Any) -> bool:

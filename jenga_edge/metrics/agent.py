@@ -78,6 +78,13 @@ class AgentMetrics:
             ("rule",),
             label_check=chk,
         )
+        self.alerts_warmup_held = r.counter(
+            "jenga_alerts_warmup_held_total",
+            "Alerts a rule's warm-up held back while the windows filled, after a start without window state "
+            "(counted, logged, never raised), by rule.",
+            ("rule",),
+            label_check=chk,
+        )
         self.actions = r.counter(
             "jenga_actions_total", "Response actions taken, by type and result.", ("type", "result"), label_check=chk
         )
@@ -190,6 +197,8 @@ class AgentMetrics:
             "alerts": sum(alerts.values()),
             "alerts_by_task_priority": {f"{t}/{p}": v for (t, p), v in sorted(alerts.items())},
             "alerts_by_priority": by_priority,
+            "alerts_warmup_held": self.alerts_warmup_held.total(),
+            "alerts_warmup_held_by_rule": self.alerts_warmup_held.labelled(),
             "actions": sum(actions.values()),
             "actions_by_type_result": {f"{t}/{r}": v for (t, r), v in sorted(actions.items())},
             "actions_by_result": by_result,
@@ -243,6 +252,12 @@ class AgentMetrics:
                 rejected,
                 _with_parts(f"dropped={_num(s['dropped'])}", s["dropped_by_reason"]),
                 f"alerts={_num(s['alerts'])}",
+                # alerts a warm-up held (shown once there is one), by rule
+                *(
+                    [_with_parts(f"warmup_held={_num(s['alerts_warmup_held'])}", s["alerts_warmup_held_by_rule"])]
+                    if s["alerts_warmup_held"]
+                    else []
+                ),
                 f"actions={_num(s['actions'])}",
                 f"queue={_num(s['queue_depth'])}",
                 f"p50_batch={_ms(s['p50_batch_s'])}",
