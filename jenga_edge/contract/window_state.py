@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     I64 = npt.NDArray[np.int64]
 
 EMPTY = np.iinfo(np.int64).min
+SEEN_MOD = 248  # a distinct entry's sub-window is kept mod 248 (a multiple of BUCKETS), + 1
 _I64 = 1 << 63
 # Event times beyond this (epoch seconds, about the year 5138) are no times: callers reject
 # them (bad_timestamp) and the engine clips them, so sub-window indexes stay far from int64's ends.
@@ -460,7 +461,9 @@ class _Distinct(_Buckets):
         self.width = span(w) / BUCKETS
         self.newest = np.zeros(0, dtype=np.int64)
         self.hashes = np.zeros((0, EXACT_DISTINCT), dtype=np.uint64)
-        self.seen = np.zeros((0, EXACT_DISTINCT), dtype=np.int64)
+        # each entry's sub-window mod SEEN_MOD, + 1 (0: empty); every entry kept is within
+        # the window (_advance empties the others), so none is older than 2 * BUCKETS - 2
+        self.seen = np.zeros((0, EXACT_DISTINCT), dtype=np.uint8)
         self.sketch = np.zeros(0, dtype=np.int64)
         self.pool = np.zeros((0, BUCKETS, SKETCH_REGISTERS), dtype=np.uint8)
         self.free = np.zeros(0, dtype=np.int64)
@@ -483,7 +486,7 @@ class _Distinct(_Buckets):
             or bool(np.any((self.sketch < -1) | (self.sketch >= pool)))
             or len(set(free) | set(used)) != len(free) + len(used)
             or any(not 0 <= f < pool for f in free)
-            or bool(np.any((self.seen != EMPTY) & (np.abs(self.seen) > 1 << 53)))
+            or bool(np.any(self.seen > SEEN_MOD))
         ):
             raise ValueError("the distinct sketches are out of range")
 
@@ -544,12 +547,17 @@ class _Distinct(_Buckets):
             if k >= 0:
                 for j in range(newest + 1, b + 1):
                     self.pool[k, j % BUCKETS] = 0
+            else:  # entries the window leaves are emptied
+                seen = self.seen[s]
+                for j in range(EXACT_DISTINCT):
+                    if seen[j] and _seen_age(int(seen[j]), newest) + b - newest >= BUCKETS:
+                        seen[j] = 0
             self.newest[s] = b
             return b
         return max(b, newest - BUCKETS + 1)
 
     def _clear(self, s: int) -> None:
-        self.seen[s] = EMPTY
+        self.seen[s] = 0
         k = int(self.sketch[s])
         if k >= 0:
             self.free[self.free_n[0]] = k
@@ -561,16 +569,17 @@ class _Distinct(_Buckets):
         if k >= 0:
             _hll_add(self.pool[k, b % BUCKETS], h)
             return
-        oldest = int(self.newest[s]) - BUCKETS + 1
+        newest = int(self.newest[s])
         seen, hashes = self.seen[s], self.hashes[s]
-        live = seen >= oldest
+        live = seen != 0
         hit = np.flatnonzero(live & (hashes == np.uint64(h)))
         if hit.size:
-            seen[hit[0]] = max(int(seen[hit[0]]), b)
+            if newest - b < _seen_age(int(seen[hit[0]]), newest):  # b is newer
+                seen[hit[0]] = b % SEEN_MOD + 1
             return
         room = np.flatnonzero(~live)
         if room.size:
-            hashes[room[0]], seen[room[0]] = h, b
+            hashes[room[0]], seen[room[0]] = h, b % SEEN_MOD + 1
             return
         if not self.free_n[0]:
             self._grow_pool()
@@ -579,14 +588,19 @@ class _Distinct(_Buckets):
         self.sketch[s] = k
         self.pool[k] = 0
         for j in range(EXACT_DISTINCT):
-            _hll_add(self.pool[k, int(seen[j]) % BUCKETS], int(hashes[j]))
+            _hll_add(self.pool[k, (int(seen[j]) - 1) % BUCKETS], int(hashes[j]))
         _hll_add(self.pool[k, b % BUCKETS], h)
 
     def _value_of(self, s: int) -> float:
         k = int(self.sketch[s])
         if k >= 0:
             return hll_estimate(self.pool[k].max(axis=0))
-        return float((self.seen[s] >= int(self.newest[s]) - BUCKETS + 1).sum())
+        return float(np.count_nonzero(self.seen[s]))
+
+
+def _seen_age(v: int, newest: int) -> int:
+    """How many sub-windows before `newest` an entry kept as `v` was last seen."""
+    return (newest - (v - 1)) % SEEN_MOD
 
 
 def _hll_add(registers: npt.NDArray[np.uint8], h: int) -> None:

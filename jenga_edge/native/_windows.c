@@ -15,6 +15,7 @@
 #define B 8        /* sub-windows of a time window (windows.BUCKETS) */
 #define E 32       /* exact distinct values per key (windows.EXACT_DISTINCT) */
 #define M 64       /* HyperLogLog registers (windows.SKETCH_REGISTERS) */
+#define SEEN_MOD 248 /* a distinct entry's sub-window, kept mod 248 (a multiple of B) + 1; 0: empty */
 #define EMPTY INT64_MIN
 #define AHEAD 8    /* rows ahead whose state is prefetched: the slots are known for the whole batch */
 
@@ -412,6 +413,11 @@ static PyObject *w_damped(PyObject *self, PyObject *args) {
 
 /* ---------------------------------------------------------------- distinct */
 
+/* A sub-window index mod SEEN_MOD, and the age of an entry kept as (that + 1) when the
+ * newest sub-window's is nm (entries are at most 2 * B - 2 old: no wrap). */
+static inline int64_t seen_mod(int64_t b) { return ((b % SEEN_MOD) + SEEN_MOD) % SEEN_MOD; }
+static inline int64_t seen_age(uint8_t v, int64_t nm) { return ((nm - (v - 1)) % SEEN_MOD + SEEN_MOD) % SEEN_MOD; }
+
 static void hll_add(uint8_t *reg, uint64_t h) {
     int j = (int)(h >> 58);
     uint64_t rest = h & ((1ull << 58) - 1);
@@ -456,7 +462,7 @@ static PyObject *w_distinct(PyObject *self, PyObject *args) {
         return NULL;
     }
     Py_ssize_t cap = b[5].view.len / 8, P = b[9].view.len / (B * M);
-    if (take(o_hashes, &b[6], 8, cap * E, 1, 0, "hashes") < 0 || take(o_seen, &b[7], 8, cap * E, 1, 0, "seen") < 0
+    if (take(o_hashes, &b[6], 8, cap * E, 1, 0, "hashes") < 0 || take(o_seen, &b[7], 1, cap * E, 1, 0, "seen") < 0
         || take(o_sketch, &b[8], 8, cap, 1, 0, "sketch") < 0 || take(o_free, &b[10], 8, P, 1, 0, "free") < 0
         || !slots_ok(b[0].view.buf, n, cap)) {
         release(b, 13);
@@ -466,7 +472,8 @@ static PyObject *w_distinct(PyObject *self, PyObject *args) {
     const uint8_t *fresh = b[1].view.buf, *has = b[4].view.buf;
     const double *t = b[2].view.buf;
     const uint64_t *hin = b[3].view.buf;
-    int64_t *newest = b[5].view.buf, *seen_all = b[7].view.buf, *sketch = b[8].view.buf, *freel = b[10].view.buf;
+    int64_t *newest = b[5].view.buf, *sketch = b[8].view.buf, *freel = b[10].view.buf;
+    uint8_t *seen_all = b[7].view.buf;
     int64_t *free_n = b[11].view.buf;
     uint64_t *hash_all = b[6].view.buf;
     uint8_t *pool = b[9].view.buf;
@@ -476,10 +483,10 @@ static PyObject *w_distinct(PyObject *self, PyObject *args) {
         if (i + AHEAD < n) {
             int64_t sa = slots[i + AHEAD];
             PREFETCH(&newest[sa]); PREFETCH(&sketch[sa]);
-            for (int q = 0; q < E; q += 8) { PREFETCH(seen_all + sa * E + q); PREFETCH(hash_all + sa * E + q); }
+            PREFETCH(seen_all + sa * E); PREFETCH(hash_all + sa * E);   /* the first 8 values: most keys have few */
         }
         int64_t s = slots[i], bk = floor_i64(t[i] / width), nw = newest[s];
-        int64_t *seen = seen_all + s * E;
+        uint8_t *seen = seen_all + s * E;
         uint64_t *hashes = hash_all + s * E;
         int64_t k = sketch[s], at;
         if (k >= P || k < -1 || free_n[0] < 0 || free_n[0] > P) {
@@ -489,15 +496,20 @@ static PyObject *w_distinct(PyObject *self, PyObject *args) {
         }
         /* advance (idempotent: a row resumed after the pool grew redoes it unchanged) */
         if (fresh[i] || nw == EMPTY || (bk > nw && (uint64_t)bk - (uint64_t)nw >= B)) {
-            for (int j = 0; j < E; j++) seen[j] = EMPTY;
+            memset(seen, 0, E);
             if (k >= 0) {
                 if (free_n[0] >= P) { PyErr_SetString(PyExc_ValueError, "distinct: free stack full"); release(b, 13); return NULL; }
                 freel[free_n[0]++] = k; sketch[s] = k = -1;
             }
             newest[s] = at = bk;
         } else if (bk > nw) {
-            if (k >= 0)
+            if (k >= 0) {
                 for (int64_t j = nw + 1; j <= bk && j <= nw + B; j++) memset(pool + (k * B + ring_pos(j)) * M, 0, M);
+            } else {   /* entries the window leaves are emptied: every one kept is within it */
+                int64_t step = bk - nw, nm = seen_mod(nw);
+                for (int j = 0; j < E; j++)
+                    if (seen[j] && seen_age(seen[j], nm) + step >= B) seen[j] = 0;
+            }
             newest[s] = at = bk;
         } else {
             at = bk > nw - B + 1 ? bk : nw - B + 1;
@@ -507,30 +519,31 @@ static PyObject *w_distinct(PyObject *self, PyObject *args) {
             out[i] = hll_estimate(pool + k * B * M);
             continue;
         }
-        /* exact: one pass finds the value, the first free entry and the live count */
-        int64_t oldest = newest[s] - B + 1;
+        /* exact: one pass finds the value, the first free entry and the live count (every
+         * entry kept is within the window: the advance above empties the others) */
         int hit = -1, room = -1, live = 0;
         uint64_t h = hin[i];
         for (int j = 0; j < E; j++) {
-            if (seen[j] >= oldest) {
+            if (seen[j]) {
                 live++;
-                if (has[i] && hashes[j] == h && hit < 0) hit = j;
+                if (has[i] && hit < 0 && hashes[j] == h) hit = j;
             } else if (room < 0) {
                 room = j;
             }
         }
         if (has[i]) {
+            int64_t nm = seen_mod(newest[s]), age = newest[s] - at;   /* at is within the window: 0..B-1 */
             if (hit >= 0) {
-                if (at > seen[hit]) seen[hit] = at;
+                if (age < seen_age(seen[hit], nm)) seen[hit] = (uint8_t)(seen_mod(at) + 1);
             } else if (room >= 0) {
-                hashes[room] = h; seen[room] = at; live++;
+                hashes[room] = h; seen[room] = (uint8_t)(seen_mod(at) + 1); live++;
             } else {
                 if (free_n[0] == 0) break;   /* Python grows the pool, then calls again from row i */
                 k = freel[--free_n[0]];
                 if (k < 0 || k >= P) { PyErr_SetString(PyExc_ValueError, "distinct: free sketch out of range"); release(b, 13); return NULL; }
                 sketch[s] = k;
                 memset(pool + k * B * M, 0, B * M);
-                for (int j = 0; j < E; j++) hll_add(pool + (k * B + ring_pos(seen[j])) * M, hashes[j]);
+                for (int j = 0; j < E; j++) hll_add(pool + (k * B + (seen[j] - 1) % B) * M, hashes[j]);
                 hll_add(pool + (k * B + ring_pos(at)) * M, h);
                 out[i] = hll_estimate(pool + k * B * M);
                 continue;

@@ -139,6 +139,34 @@ def test_distinct_is_exact_up_to_32_then_a_sketch_within_its_error():
     assert later["d"].tolist() == [1, 2]
 
 
+@pytest.mark.parametrize("pure", [False, True])
+def test_distinct_stays_exact_over_a_long_life_of_small_steps_and_late_events(monkeypatch, pure):
+    """Entries keep their sub-window mod 248: a key active for thousands of sub-windows, moving
+    one to seven at a time, with late events and values that come back after long gaps, must
+    count what brute force counts (an entry left stale would come back to life after 248)."""
+    from jenga_edge.contract import window_state
+
+    if pure:
+        monkeypatch.setattr(window_state, "_native", None)
+    rng = random.Random(4)
+    width, t, events = 1.0, 1000.0, []  # window_s 8: sub-windows of 1 s
+    for i in range(2500):
+        steps, weights = [0.0, 0.05, 0.3, 1.0, 2.0, 7.0, 9.0], [10, 60, 10, 8, 7, 3, 2]
+        t += rng.choices(steps, weights)[0] if i % 50 else 0.0
+        late = rng.random() < 0.1
+        # at most 32 values (1 + 6 + 25): the count stays exact, as brute force gives it
+        v = 999 if i % 400 == 0 else rng.randrange(6) if rng.random() < 0.5 else 100 + rng.randrange(25)
+        events.append({"t": t - (rng.uniform(0, 6) if late else 0.0), "k": "a", "v": v})
+    out = run(engine({"d": {"kind": "distinct", "key": ["k"], "field": "v", "window_s": 8}}, lag_s=60.0), events)
+    newest, placed = -math.inf, []
+    for i, e in enumerate(events):
+        newest = max(newest, math.floor(e["t"] / width))
+        placed.append(max(math.floor(e["t"] / width), newest - 7))  # late: at the oldest sub-window kept
+        held = {x["v"] for x, at in zip(events[: i + 1], placed) if at > newest - 8}
+        assert out["d"][i] == len(held), i
+    assert max(out["d"]) > 20  # the values that come and go fill the entries
+
+
 # --- event time -------------------------------------------------------------------------------
 
 
