@@ -21,11 +21,13 @@ Reported, next to issue 10's targets:
 - benign flows flagged per 10k benign flows of the evaluation stream (every flagged flow
   counted, no cooldown), and the agent's own false alerts (firmware_configs/
   soc_sensor_suricata.yaml, its cooldowns and counting rules, on the whole stream: alerts
-  naming no attacker) per 10k benign flows (target <= 1);
+  naming no attacker, and flood alerts naming a victim that no attack flow raised) per 10k
+  benign flows (target <= 1); and the victims the flood rule named (a flood's own flow raised it);
 - the full model on the shared captures (tests/fixtures/suricata, not made in the lab):
   flows and flows flagged, then the agent itself with firmware_configs/soc_sensor_suricata.yaml
   (both heads and the counting rules, cooldowns included): its alerts per rule, and whether
-  one names the attacker; on the benign captures, every alert is a false one.
+  one names the attacker (the spoofed flood's: its victim); on the benign captures, every
+  alert is a false one.
 
 The held-out tool is also reported as the agent sees it: the first of the agent's alerts
 (both heads and the counting rules, as above) that a flow of that tool raised and that
@@ -243,7 +245,12 @@ def _alert_metrics(
     def named(a: dict[str, Any]) -> Any:
         return (a.get("target") or {}).get("value") or a.get("src_ip")
 
-    false = [a for a in alerts if named(a) not in attackers]
+    def names_victim(a: dict[str, Any], r: dict[str, Any] | None) -> bool:
+        # a rule that names the victim (target: dest_ip, the flood rule), raised by an attack flow to it
+        return (a.get("target") or {}).get("field") == "dest_ip" and r is not None and \
+            r["lab"]["label"] == "attack" and named(a) == r.get("dest_ip")  # fmt: skip
+
+    false = [a for a in alerts if named(a) not in attackers and not names_victim(a, flow_of(a, by_flow))]
     if counted is not None:
         false = [a for a in false if (r := flow_of(a, by_flow)) and counted(r)]
     by_rule = per_rule(false)
@@ -257,8 +264,22 @@ def _alert_metrics(
             k = (r["lab"]["tool"], r["lab"]["attacker"])
             first[k] = min(first.get(k, float("inf")), when(r["flow"]["start"]))
     detected: dict[str, dict[str, Any]] = {}
+    victims: dict[str, dict[str, Any]] = {}  # per tool, per victim: the first alert naming it (the flood rule)
+    first_at: dict[tuple[str, str], float] = {}
+    for r in flows:
+        if r["lab"]["label"] == "attack":
+            k = (r["lab"]["tool"], r.get("dest_ip"))
+            first_at[k] = min(first_at.get(k, float("inf")), when(r["flow"]["start"]))
     for a in alerts:
         r = flow_of(a, by_flow)
+        if r is not None and names_victim(a, r):
+            delay = round(when(r["flow"]["start"]) - first_at[(r["lab"]["tool"], r["dest_ip"])], 3)
+            mine = victims.setdefault(r["lab"]["tool"], {}).setdefault(
+                r["dest_ip"], {"delay_s": delay, "rule": a["rule"], "alerts": 0}
+            )
+            mine["alerts"] += 1
+            if delay < mine["delay_s"]:
+                mine.update(delay_s=delay, rule=a["rule"])
         if not r or r["lab"]["label"] != "attack" or named(a) != r["lab"]["attacker"]:
             continue
         k = (r["lab"]["tool"], r["lab"]["attacker"])
@@ -269,7 +290,7 @@ def _alert_metrics(
     for tool, addr in first:
         detected.setdefault(tool, {}).setdefault(addr, {"delay_s": None, "rule": None})
     return {"alerts": len(alerts), "false_alerts": len(false), "false_by_rule": by_rule,
-            "false_first_60s": warming, "detected": detected}  # fmt: skip
+            "false_first_60s": warming, "detected": detected, "victims_named": victims}  # fmt: skip
 
 
 def lab_metrics(
@@ -342,6 +363,11 @@ def capture_metrics(bundle: Path) -> dict[str, Any]:
         held: dict[str, int] = {}
         alerts, live = replay_and_live(bundle, lines, {r.get("flow_id"): r for r in recs}, held)
         by_rule, live_by_rule = per_rule(alerts), per_rule(live)
+        victim = attacker.split("victim ")[1].rstrip(")") if "victim " in attacker else None
+        victim_named = None
+        if victim:  # a flood from forged sources: the alert names its victim (the flood rule)
+            victim_named = any((x.get("target") or {}).get("field") == "dest_ip"
+                               and (x.get("target") or {}).get("value") == victim for x in alerts)  # fmt: skip
         alert_named = None
         if attacker and not attacker.startswith("*"):
             alert_named = any((x.get("target") or {}).get("value") == attacker or x.get("src_ip") == attacker
@@ -349,7 +375,8 @@ def capture_metrics(bundle: Path) -> dict[str, Any]:
         out[stem] = {"attack": stem.startswith("attack"), "flows": len(recs), "flagged": int(flagged.sum()),
                      "attacker": attacker or None, "attacker_named": named, "alerts": by_rule,
                      "alerts_event_time": live_by_rule, "warmup_held": held,
-                     "alert_names_attacker": alert_named}  # fmt: skip
+                     "alert_names_attacker": alert_named, "victim": victim,
+                     "alert_names_victim": victim_named}  # fmt: skip
     return out
 
 
@@ -492,6 +519,15 @@ def report(r: dict[str, Any]) -> None:
                 if x and "false_first_60s" in x:
                     print(f"  seed {seed} {name}: {x['false_alerts']} false alerts {x['false_by_rule']}, "
                           f"{x['false_first_60s']} of them in the stream's first 60 s")  # fmt: skip
+            for x in (m["agent"], m["agent"].get("event_time") or {}):
+                for tool, vs in sorted((x.get("victims_named") or {}).items()):
+                    print(
+                        f"  seed {seed}: {tool}'s victims named: "
+                        + ", ".join(
+                            f"{v} at {d['delay_s']} s ({d['rule']}, {d['alerts']} alerts)"
+                            for v, d in sorted(vs.items())
+                        )
+                    )
             if m["agent"].get("warmup_held"):
                 print(f"  seed {seed}: the rules' warm-up held {m['agent']['warmup_held']} (every flow, attacks too)")
         for tool in sorted(full[0]["tools"]):
@@ -511,6 +547,8 @@ def report(r: dict[str, Any]) -> None:
             if c.get("warmup_held"):
                 alerts += "; warm-up held " + ", ".join(f"{k} {v}" for k, v in sorted(c["warmup_held"].items()))
             named = [x[stem]["alert_names_attacker"] for x in caps]
+            if c.get("victim"):
+                named = [f"victim {c['victim']}: {x[stem].get('alert_names_victim')}" for x in caps]
             print(f"  {stem:<34} {c['flows']:>6} {flagged:>14} {alerts:<60} "
                   f"{named if c['attack'] else '(benign)'}")  # fmt: skip
 

@@ -79,6 +79,28 @@ def test_false_alerts_and_the_first_alert_naming_each_attacker():
     assert counted["false_alerts"] == 1
 
 
+def test_a_flood_alert_naming_the_victim_of_an_attack_flow_is_a_detection_not_a_false_alert():
+    """The flood rule's target is dest_ip, the victim: raised by a flood's own flow, it names
+    the attack's victim; raised by a benign flow, or naming a host no attack went to, it is false."""
+    recs = [
+        flow(1, 0, "203.0.113.7", "attack", "hping3", "10.0.0.68"),
+        flow(2, 4, "203.0.113.8", "attack", "hping3", "10.0.0.68"),
+        flow(3, 5, "10.0.0.2"),
+    ]
+    for r in recs:
+        r["dest_ip"] = "10.0.0.10"
+    by_flow = {r["flow_id"]: r for r in recs}
+
+    def victim_alert(fid: int, victim: str = "10.0.0.10") -> dict:
+        return {"rule": "flood", "src_ip": by_flow[fid]["src_ip"], "fields": {"flow_id": fid},
+                "target": {"field": "dest_ip", "value": victim}}  # fmt: skip
+
+    m = se._alert_metrics([victim_alert(2), victim_alert(3), victim_alert(1, "10.0.0.11")], recs, by_flow, None)
+    assert m["false_alerts"] == 2 and m["false_by_rule"] == {"flood": 2}
+    assert m["victims_named"] == {"hping3": {"10.0.0.10": {"delay_s": 4.0, "rule": "flood", "alerts": 1}}}
+    assert m["detected"]["hping3"]["10.0.0.68"]["delay_s"] is None  # the attacker itself is not named
+
+
 def test_the_dev_split_holds_out_every_third_block_of_benign_flows(tmp_path):
     recs = [flow(i, t, "10.0.0.2") for i, t in enumerate([0, 130, 250, 370, 500])]
     recs.append(flow(9, 130, "10.0.0.9", "attack", "nmap", "10.0.0.9"))

@@ -85,7 +85,31 @@ def test_the_attacker_of_each_real_capture_is_named(soc_bundle, tmp_path, name):
 def test_the_counting_rules_stay_quiet_on_benign_captures(soc_bundle, tmp_path, name):
     alerts, summary = run_profile(soc_bundle, tmp_path, eve(name))
     assert summary["rejected"] == 0
-    assert not [a for a in alerts if a["rule"] in ("port_scan", "brute_force")]
+    assert not [a for a in alerts if a["rule"] in ("port_scan", "brute_force", "flood")]
+    assert not alerts  # from a cold start: the model's rules are in their warm-up, the counting rules quiet
+
+
+def test_a_spoofed_flood_is_named_by_its_victim_from_a_cold_start_and_blocks_nothing(soc_bundle, tmp_path):
+    """13,853 SYNs from random forged sources to 10.10.10.10:25565, every record at one
+    timestamp: within the model rules' warm-up, so only the flood rule (no model, not held)
+    can see it. One alert, naming the victim; no block action (the sources are forged)."""
+    alerts, summary = run_profile(soc_bundle, tmp_path, eve("attack_dos_tcp-synflood-spoofed"))
+    assert summary["dropped"] == 0 and summary["rejected"] == 0
+    floods = [a for a in alerts if a["rule"] == "flood"]
+    assert len(floods) == 1, [a["output"] for a in alerts]  # the victim's cooldown holds the rest
+    (flood,) = floods
+    assert flood["target"] == {"field": "dest_ip", "value": "10.10.10.10"} and flood["dest_ip"] == "10.10.10.10"
+    assert flood["task"] is None and flood["priority"] == "error"
+    assert flood["actions"] == []  # alert only: nothing blocked, dry run or not
+    assert flood["output"].startswith("flood on 10.10.10.10:25565 (tcp): ")
+    assert not [a for a in alerts if a["task"] is not None]  # the model's rules: still warming up
+
+
+def test_the_flood_rule_never_runs_an_action():
+    """Its target is the victim: a block action there would cut the victim off."""
+    (flood,) = [r for r in yaml.safe_load(PROFILE.read_text())["rules"] if r["rule"] == "flood"]
+    assert flood["actions"] == ["alert"] and flood["key"] == flood["target"] == "dest_ip"
+    assert "task" not in flood and "warmup_s" not in flood
 
 
 def test_a_flood_from_forged_sources_stays_within_the_rules_alert_budget(soc_bundle, tmp_path):
@@ -109,7 +133,8 @@ def test_a_capture_shorter_than_the_warm_up_gets_no_model_alert_and_says_so(soc_
     """The profile's model rules wait for a minute of event time after a start with empty
     windows: every record of these captures carries one timestamp (Suricata wrote them at the
     end of the pcap), so nothing the model flags is raised; each is counted and the stop says so.
-    The cost: the spoofed flood, which no counting rule sees, raises no alert from a cold start."""
+    The spoofed flood is still detected from a cold start: by the flood rule (no model, never
+    held), naming its victim (above)."""
     log: list[str] = []
     alerts, summary = run_profile(soc_bundle, tmp_path, eve(name), log)
     assert not [a for a in alerts if a["task"] is not None]
@@ -117,6 +142,9 @@ def test_a_capture_shorter_than_the_warm_up_gets_no_model_alert_and_says_so(soc_
     assert set(held) <= {"flow_threat", "flow_novelty"}
     if name.startswith("attack"):
         assert held["flow_threat"] > 10_000  # every flagged flow of the flood: counted, not raised
+        assert [a["rule"] for a in alerts] == ["flood"]
+    else:
+        assert not alerts
     assert any(line.startswith("warm-up: no window state restored; rules flow_threat (60 s)") for line in log)
     assert any("warm-up not over, event time ran 0.0 s past the first event" in line for line in log), log[-4:]
 
