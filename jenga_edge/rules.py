@@ -155,16 +155,26 @@ class Rule:
 
     def within_budget(self, rows: npt.NDArray[np.intp], now: float) -> npt.NDArray[np.intp]:
         """The first rows that fit max_alerts_per_min, each remembered; the others are over budget."""
+        room = self.budget_room(now)
+        if room is None:
+            return rows
+        kept = rows[:room]
+        self.spend(len(kept), now)
+        return kept
+
+    def budget_room(self, now: float) -> int | None:
+        """Alerts max_alerts_per_min still allows now (None: no budget)."""
         budget = self.cfg.max_alerts_per_min
         if budget is None:
-            return rows
+            return None
         recent = self._recent
         while recent and now - recent[0] >= BUDGET_WINDOW_S:
             recent.popleft()
-        room = max(0, budget - len(recent))
-        kept = rows[:room]
-        recent.extend([now] * len(kept))
-        return kept
+        return max(0, budget - len(recent))
+
+    def spend(self, n: int, now: float) -> None:
+        if self.cfg.max_alerts_per_min is not None:
+            self._recent.extend([now] * n)
 
     @staticmethod
     def _threshold(cfg: RuleConfig, task: TaskEntry, where: str) -> float:
@@ -236,23 +246,31 @@ class Rule:
                 return band.priority
         return self.cfg.priority
 
-    def cooled_rows(self, keys: list[Any], rows: npt.NDArray[np.intp], now: float) -> npt.NDArray[np.intp]:
-        """The rows whose key may alert now, in order, each allowed one
-        remembered (an unseen key, or its cooldown has passed)."""
+    def cooled_rows(
+        self, keys: list[Any], rows: npt.NDArray[np.intp], now: float, room: int | None = None
+    ) -> tuple[npt.NDArray[np.intp], int]:
+        """The rows whose key may alert now (an unseen key, or its cooldown has passed), in
+        order, at most `room` of them, each remembered; and how many more passed the cooldown
+        past `room` (over the alert budget: not remembered, so an alert the budget left out
+        starts no cooldown, and its key alerts once the budget allows)."""
         last, cooldown = self._last, self.cfg.cooldown_s
         allowed: list[int] = []
+        over = 0
         for r in rows.tolist():
             key = keys[r]
             k = key.strip() if type(key) is str else (category_key(key) if key is not None else "")
             t = last.get(k)
             if t is not None and now - t < cooldown:
                 continue
+            if room is not None and len(allowed) >= room:
+                over += 1
+                continue
             last[k] = now
             last.move_to_end(k)
             if len(last) > COOLDOWN_KEYS_MAX:  # bounded memory under a spray of source addresses
                 last.popitem(last=False)
             allowed.append(r)
-        return np.array(allowed, dtype=np.intp)
+        return np.array(allowed, dtype=np.intp), over
 
 
 class RuleEngine:
@@ -344,10 +362,17 @@ class RuleEngine:
                     if not len(rows):
                         continue
             if rule.cfg.key and rule.cfg.cooldown_s:
-                allowed = rule.cooled_rows(batch.keys[rule.cfg.key], rows, now)
-                self.suppressed += len(rows) - len(allowed)
+                # the budget applies among the rows the cooldown lets through, and only the
+                # alerts it keeps start a cooldown
+                allowed, over = rule.cooled_rows(batch.keys[rule.cfg.key], rows, now, rule.budget_room(now))
+                self.suppressed += len(rows) - len(allowed) - over
+                if over:
+                    self.over_budget[rule.cfg.rule] += over
+                rule.spend(len(allowed), now)
                 rows = allowed
-            if rule.cfg.max_alerts_per_min is not None:
+                if not len(rows):
+                    continue
+            elif rule.cfg.max_alerts_per_min is not None:
                 kept = rule.within_budget(rows, now)
                 if len(kept) < len(rows):
                     self.over_budget[rule.cfg.rule] += len(rows) - len(kept)

@@ -249,6 +249,22 @@ def test_snapshot_outcomes_are_counted_as_well_as_logged(network_bundle, tmp_pat
     assert any("window snapshot saved" in line for line in logs)
 
 
+def test_an_alert_the_budget_left_out_starts_no_cooldown():
+    """A storm fills the budget: the keys it left out were never alerted, so they must not sit
+    in a cooldown afterwards (they were, for cooldown_s, counted as suppressed)."""
+    clock = [100.0]
+    eng = RuleEngine(
+        [rule(condition={"x": 1}, key="src", cooldown_s=300, max_alerts_per_min=2)], {}, clock=lambda: clock[0]
+    )
+    storm = batch(x=[1] * 5, src=["a", "b", "c", "d", "a"])
+    assert [h.row for h in eng.evaluate(storm, NO_SCORES)] == [0, 1]  # a, b alert; c, d over budget
+    assert eng.take_over_budget() == {"r": 2} and eng.suppressed == 1  # the second "a": its cooldown
+    clock[0] = 161.0  # the budget's minute has passed; a's and b's cooldowns have not
+    again = batch(x=[1] * 4, src=["c", "a", "d", "e"])
+    assert [h.row for h in eng.evaluate(again, NO_SCORES)] == [0, 2]  # c and d alert now
+    assert eng.take_over_budget() == {"r": 1} and eng.suppressed == 2  # e over budget; a cooled
+
+
 def test_a_rules_alert_budget_keeps_the_first_alerts_of_each_minute():
     import numpy as np
 
