@@ -186,8 +186,8 @@ def _carry_state(old: Pipeline, new: Pipeline) -> None:
         new_w.carry_from(old_w)  # only when the window definitions are unchanged
         if new_w.definition == old_w.definition:  # warm windows stay warm: the warm-up goes on, or stays over
             warm = old.rules.warmup
-            if warm.start is None and new_w.clock > float("-inf"):
-                warm.warm = True  # the windows ran with no warm-up to track them: they are not cold
+            if warm.start is None and new_w.clock > warm.restored:
+                warm.warm = True  # the windows ran (past a restored clock) with no warm-up to track them: not cold
             new.rules.warmup = warm
 
 
@@ -244,12 +244,14 @@ class Agent:
             result, line = window_snapshots.restore(engine, cfg.event.snapshot)
             self.metrics.window_snapshots.inc(result=result)
             self.log(line)
-            if result == "restored":  # the windows are warm: no rule waits for them
-                self.pipe.rules.warmup.warm = True
+            if result == "restored":  # warm windows: no rule waits for them, unless they are empty at the first event
+                self.pipe.rules.warmup.restored = engine.clock
                 waits = [r.cfg.rule for r in self.pipe.rules.rules if r.warmup_span > 0]
-                if waits:
+                if waits and engine.clock > float("-inf"):
                     self.log(
-                        f"warm-up: none, window state restored; rules {', '.join(waits)} alert from the first event"
+                        f"warm-up: none, window state restored; rules {', '.join(waits)} alert from the first event "
+                        "(unless it comes a rule's warm-up or more past the snapshot's newest, "
+                        f"{iso_utc(engine.clock)}: its windows are empty then, and it warms up)"
                     )
             # the restored totals are the previous run's: this run's metrics count from here
             self._window_seen = {
@@ -978,6 +980,9 @@ class Agent:
             self.warmup_held[rule] = self.warmup_held.get(rule, 0) + n
         warm = rules.warmup
         if warm.start is None:
+            return
+        warming = [r for r in warming if not warm.restored_warm(r.warmup_span)]  # a restored snapshot's: warm
+        if not warming:
             return
         if not warm.announced:
             warm.announced = True

@@ -12,8 +12,13 @@ raised, and the start and end of the warm-up are logged once.
 The clock is the windows' (DecodedBatch.times): the warm-up ends at the first
 event whose time, as the window clock saw it, is `warmup_s` past the first
 event's; events after it are never held, even one that comes late. A window
-snapshot restored at start, or window state a reload kept, means warm state: no
-warm-up (a reload that reset the windows starts one again).
+snapshot restored at start means warm state for a rule if its windows still hold
+something at the first event: not if the snapshot's windows were empty (saved
+before any event), nor if the first event is the rule's span or more past the
+snapshot's newest (every window that long empties at it: a restart after an
+outage); such a rule warms up from the first event as after a cold start. Window
+state a reload kept means warm state: no warm-up (a reload that reset the
+windows starts one again).
 """
 
 from __future__ import annotations
@@ -32,7 +37,10 @@ class WarmUp:
     carried with the window state over a reload."""
 
     def __init__(self) -> None:
-        self.warm = False  # window state restored (or carried): nothing is held
+        self.warm = False  # window state carried over a reload, or that ran untracked: nothing is held
+        # the window clock of a restored snapshot (-inf: none, or its windows were empty): a rule
+        # is warm if the first event comes less than its span after it
+        self.restored = -math.inf
         self.start: float | None = None  # the event time of the first event seen cold
         self.clock = -math.inf  # the highest event time seen (the windows' view of it)
         self._running: npt.NDArray[np.float64] | None = None  # this batch: the clock as of each row
@@ -56,10 +64,17 @@ class WarmUp:
     def held(self, span: float) -> npt.NDArray[np.bool_] | None:
         """This batch's rows a rule with warm-up `span` holds (None: none)."""
         running, start = self._running, self.start
-        if running is None or start is None or span <= 0 or running[0] >= start + span:
+        if running is None or start is None or span <= 0 or running[0] >= start + span or self.restored_warm(span):
             return None
         return running < start + span
 
+    def restored_warm(self, span: float) -> bool:
+        """Whether a restored snapshot's windows still held something at the first event, for a
+        rule of warm-up `span` (False before the first event, or without a snapshot)."""
+        return self.start is not None and self.start - self.restored < span
+
     def over(self, span: float) -> bool:
         """Whether a warm-up of `span` has ended (or never applied: warm state)."""
-        return self.warm or (self.start is not None and self.clock >= self.start + span)
+        return self.warm or (
+            self.start is not None and (self.clock >= self.start + span or self.start - self.restored < span)
+        )

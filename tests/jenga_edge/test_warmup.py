@@ -248,6 +248,34 @@ def test_a_restored_snapshot_means_no_warm_up(network_bundle, tmp_path):
     assert by_rule(run(cold, later)) == {"counting": 8, "counting_warm": 4}
 
 
+def test_a_restored_snapshot_whose_windows_are_empty_or_expired_still_warms_up(network_bundle, tmp_path):
+    """Restored state is warm only if it still holds something: a snapshot saved before any
+    event (empty windows), or one whose newest event is a rule's span or more before the first
+    event now (every window of that span empties at that event: a restart after an outage),
+    leaves the rule as cold as no snapshot at all, and it warms up from the first event."""
+    snap = str(tmp_path / "windows.snap")
+    empty = Agent(agent_config_from_dict(config(network_bundle[0], tmp_path, snap)), log=lambda s: None)
+    empty._shutdown()  # no event: the snapshot holds empty windows
+    second = Agent(agent_config_from_dict(config(network_bundle[0], tmp_path, snap)), log=lambda s: None)
+    assert second.metrics.window_snapshots.labelled() == {"restored": 1}
+    assert by_rule(run(second, stream(8))) == {"counting": 8, "counting_warm": 4}  # as cold
+    assert second.summary()["warmup_held"] == {"model": 8, "counting_warm": 4}
+    second._shutdown()  # now the windows' newest event is T0 + 17.5
+    # after an outage: the first event 1,000 s later; every window (10 s, 60 s) empties at it
+    third = Agent(agent_config_from_dict(config(network_bundle[0], tmp_path, snap)), log=lambda s: None)
+    assert by_rule(run(third, stream(8, start=T0 + 1000))) == {"counting": 8, "counting_warm": 4}
+    third._shutdown()
+    # 30 s after the snapshot's newest event: the 60 s windows still hold it (no warm-up for
+    # model); the 10 s ones have emptied (counting_warm warms up)
+    fourth = Agent(agent_config_from_dict(config(network_bundle[0], tmp_path, snap)), log=lambda s: None)
+    assert by_rule(run(fourth, stream(8, start=T0 + 1000 + 17.5 + 30))) == {
+        "model": 8,
+        "counting": 8,
+        "counting_warm": 4,
+    }
+    assert fourth.summary()["warmup_held"] == {"counting_warm": 4}
+
+
 def test_a_reload_keeps_the_warm_up_only_with_the_window_state(network_bundle, tmp_path):
     path = tmp_path / "agent.yaml"
     path.write_text(yaml.safe_dump(config(network_bundle[0], tmp_path)))
