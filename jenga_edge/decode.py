@@ -76,9 +76,9 @@ class DecodedBatch:
     # zero-padded to the schema's text_width, and its length; [accepted, 0, 0] without text.
     text: npt.NDArray[np.uint8] = field(default_factory=lambda: np.zeros((0, 0, 0), np.uint8))
     text_len: npt.NDArray[np.int64] = field(default_factory=lambda: np.zeros((0, 0), np.int64))
-    # With windows: each row's event time (float64, a view of the decoded column) and the window
-    # clock after the batch (a time past it, far ahead, counted at the clock); rules' warm-up
-    # runs on them. None without windows.
+    # With windows: each row's event time as the windows placed it (float64; one far ahead of the
+    # window clock: at the clock, until a run of them moves it) and the window clock after the
+    # batch; rules' warm-up runs on them. None without windows.
     times: npt.NDArray[np.float64] | None = None
     clock: float | None = None
 
@@ -463,9 +463,8 @@ class EventDecoder:
             if not len(batch):
                 return batch
         numbers = {f: batch.num[:, self._input_col[f]] for f in engine.numeric}
-        batch.times = batch.num[:, self._input_col[model.time]]
-        out = engine.update(batch.times, batch.keys, numbers)
-        batch.clock = engine.clock
+        out = engine.update(batch.num[:, self._input_col[model.time]], batch.keys, numbers)
+        batch.times, batch.clock = engine.placed, engine.clock
         for j, name in self._window_cols.items():
             col = out[name]
             col[np.abs(col) > _F32_MAX] = np.nan

@@ -47,9 +47,10 @@ class WarmUp:
         self.announced = False  # the start was logged (the agent's)
 
     def advance(self, times: npt.NDArray[np.float64] | None, clock: float | None) -> None:
-        """Take a batch's event times and the window clock after it (None: a batch without
-        windows, nothing to hold); each row counts at its time, never past that clock (a time
-        far ahead, which the windows count at their clock). Only while a rule warms up."""
+        """Take a batch's event times as the windows placed them (a time far ahead of their
+        clock: at the clock, until a run of them moves it; the same whatever the batches) and
+        the window clock after it (None: a batch without windows, nothing to hold). Only while
+        a rule warms up."""
         self._running = None
         if self.warm or times is None or clock is None or not len(times):
             return

@@ -720,6 +720,8 @@ class WindowEngine:
         self.resets = 0
         self.seq = 0
         self.late = self.ahead = 0
+        # the last update's rows' times as the windows placed them (one far ahead: at the clock)
+        self.placed: F64 = np.zeros(0, dtype=np.float64)
         self.spaces: dict[tuple[str, ...], KeySpace] = {}
         self.states: dict[str, _State] = {}
         stats: dict[tuple[Any, ...], _Stat] = {}  # (key, field, window_s) -> the state its sum/mean/std share
@@ -783,7 +785,9 @@ class WindowEngine:
             tail = self.update(
                 times[back:], {k: v[back:] for k, v in values.items()}, {k: v[back:] for k, v in numbers.items()}
             )
+            self.placed = np.concatenate([t[:back], self.placed])
             return {name: np.concatenate([head[name], tail[name]]) for name in head}
+        self.placed = t
         return self._place(t, values, numbers)
 
     def reset(self) -> None:

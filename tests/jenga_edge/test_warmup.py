@@ -276,6 +276,18 @@ def test_a_restored_snapshot_whose_windows_are_empty_or_expired_still_warms_up(n
     assert fourth.summary()["warmup_held"] == {"counting_warm": 4}
 
 
+@pytest.mark.parametrize("size", [3, 5, 100])
+def test_what_the_warm_up_holds_does_not_depend_on_how_the_stream_is_cut(network_bundle, tmp_path, size):
+    """Events far ahead of the window clock count at the clock until 8 in a row move it (a real
+    gap): the warm-up runs on the same placed times, whatever the batches (held: the 4 rows at
+    the start, and the 7 ahead of the clock before it jumps)."""
+    agent = Agent(agent_config_from_dict(config(network_bundle[0], tmp_path)), log=lambda s: None)
+    lines = stream(4) + stream(8, step=0.5, start=T0 + 10_000) + stream(4, start=T0 + 10_010)
+    alerts = run(agent, lines, size)
+    assert agent.summary()["warmup_held"]["model"] == 4 + 7
+    assert by_rule(alerts)["model"] == 16 - 11
+
+
 def test_a_reload_keeps_the_warm_up_only_with_the_window_state(network_bundle, tmp_path):
     path = tmp_path / "agent.yaml"
     path.write_text(yaml.safe_dump(config(network_bundle[0], tmp_path)))
