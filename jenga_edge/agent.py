@@ -780,6 +780,8 @@ class Agent:
         batch = pipe.decoder.decode(lines.data, lines.oversize_flags())
         scores = pipe.scorer.score(batch.num, batch.cat, batch.text, batch.text_len)
         warming = pipe.rules.warming
+        if batch.reset_rows:  # the windows were emptied (their clock came back): every warm-up starts over
+            warming = [r for r in pipe.rules.rules if r.warmup_span > 0]
         hits = pipe.rules.evaluate(batch, scores)
         if warming:
             self._sync_warmup(warming)

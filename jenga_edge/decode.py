@@ -81,6 +81,7 @@ class DecodedBatch:
     # batch; rules' warm-up runs on them. None without windows.
     times: npt.NDArray[np.float64] | None = None
     clock: float | None = None
+    reset_rows: tuple[int, ...] = ()  # rows from which the windows were emptied (their clock came back)
 
     def __len__(self) -> int:
         return len(self.index)
@@ -464,7 +465,7 @@ class EventDecoder:
                 return batch
         numbers = {f: batch.num[:, self._input_col[f]] for f in engine.numeric}
         out = engine.update(batch.num[:, self._input_col[model.time]], batch.keys, numbers)
-        batch.times, batch.clock = engine.placed, engine.clock
+        batch.times, batch.clock, batch.reset_rows = engine.placed, engine.clock, engine.reset_rows
         for j, name in self._window_cols.items():
             col = out[name]
             col[np.abs(col) > _F32_MAX] = np.nan

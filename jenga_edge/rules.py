@@ -346,8 +346,10 @@ class RuleEngine:
         hits: list[Hit] = []
         now = self.clock()
         warming = bool(self.warming)
+        if batch.reset_rows and self._warm_rules:  # the windows were emptied: the warm-up starts over
+            warming = True
         if warming:
-            self.warmup.advance(batch.times, batch.clock)
+            self.warmup.advance(batch.times, batch.clock, batch.reset_rows)
         for rule in self.rules:
             rows = rule.candidates(batch, scores)
             if not len(rows):

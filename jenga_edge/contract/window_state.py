@@ -722,6 +722,7 @@ class WindowEngine:
         self.late = self.ahead = 0
         # the last update's rows' times as the windows placed them (one far ahead: at the clock)
         self.placed: F64 = np.zeros(0, dtype=np.float64)
+        self.reset_rows: tuple[int, ...] = ()  # the last update's rows from which the windows were emptied (reset)
         self.spaces: dict[tuple[str, ...], KeySpace] = {}
         self.states: dict[str, _State] = {}
         stats: dict[tuple[Any, ...], _Stat] = {}  # (key, field, window_s) -> the state its sum/mean/std share
@@ -786,8 +787,9 @@ class WindowEngine:
                 times[back:], {k: v[back:] for k, v in values.items()}, {k: v[back:] for k, v in numbers.items()}
             )
             self.placed = np.concatenate([t[:back], self.placed])
+            self.reset_rows = (back, *(back + r for r in self.reset_rows))
             return {name: np.concatenate([head[name], tail[name]]) for name in head}
-        self.placed = t
+        self.placed, self.reset_rows = t, ()
         return self._place(t, values, numbers)
 
     def reset(self) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -286,6 +287,48 @@ def test_what_the_warm_up_holds_does_not_depend_on_how_the_stream_is_cut(network
     alerts = run(agent, lines, size)
     assert agent.summary()["warmup_held"]["model"] == 4 + 7
     assert by_rule(alerts)["model"] == 16 - 11
+
+
+@pytest.mark.parametrize("size", [3, 7, 100])
+def test_windows_emptied_by_a_clock_that_comes_back_warm_up_again(network_bundle, tmp_path, size):
+    """A wild first timestamp (far in the future) sets the window clock; 8 events behind it
+    bring it back and empty the windows (their state lay in that future). The warm-up starts
+    again there: it must not run from the wild time (held until that future comes), and the
+    rows placed before the reset are held with it."""
+    agent = Agent(agent_config_from_dict(config(network_bundle[0], tmp_path)), log=lambda s: None)
+    lines = stream(1, start=T0 + 1e6) + stream()  # the 8th normal event (T0 + 17.5) resets the windows
+    alerts = run(agent, lines, size)
+    assert agent.pipe.decoder.windows.resets == 1
+    # held: the wild event and the 7 before the reset, then T0 + 17.5 .. T0 + 75 (24 events)
+    assert agent.summary()["warmup_held"]["model"] == 8 + 24
+    assert by_rule(alerts)["model"] == 49 - 32
+
+
+def wild_stream(seed: int) -> list[bytes]:
+    """200 events with late ones, times far ahead, and bursts far ahead that move the window
+    clock and then, the stream going on behind them, bring it back (a reset)."""
+    rng = random.Random(seed)
+    t, out = T0, []
+    for line in stream(200):
+        d = json.loads(line)
+        r = rng.random()
+        t += rng.choice([0.1, 0.5, 1, 2, 5])
+        at = t + 1e6 if r < 0.05 else t - rng.uniform(0, 30) if r < 0.1 else t + 5000 if r < 0.12 else t
+        if rng.random() < 0.02:
+            out += [json.dumps({**d, "t": t + 2e6}).encode()] * rng.randrange(6, 10)
+        out.append(json.dumps({**d, "t": at}).encode())
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 3, 7])
+def test_random_streams_with_wild_times_hold_the_same_whatever_the_batches(network_bundle, tmp_path, seed):
+    lines, seen = wild_stream(seed), []
+    for size in (1, 4, 13, 1000):
+        agent = Agent(agent_config_from_dict(config(network_bundle[0], tmp_path)), log=lambda s: None)
+        alerts = run(agent, lines, size)
+        seen.append((sorted((a["rule"], a["src_ip"], a["score"]) for a in alerts), agent.summary()["warmup_held"]))
+        assert agent.pipe.decoder.windows.resets >= 1
+    assert all(s == seen[0] for s in seen), [(len(a), held) for a, held in seen]
 
 
 def test_a_reload_keeps_the_warm_up_only_with_the_window_state(network_bundle, tmp_path):
