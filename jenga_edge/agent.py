@@ -779,12 +779,9 @@ class Agent:
         pipe = self.pipe
         batch = pipe.decoder.decode(lines.data, lines.oversize_flags())
         scores = pipe.scorer.score(batch.num, batch.cat, batch.text, batch.text_len)
-        warming = pipe.rules.warming
-        if batch.reset_rows:  # the windows were emptied (their clock came back): every warm-up starts over
-            warming = [r for r in pipe.rules.rules if r.warmup_span > 0]
         hits = pipe.rules.evaluate(batch, scores)
-        if warming:
-            self._sync_warmup(warming)
+        if pipe.rules.warmed:  # the rules evaluate ran a warm-up for
+            self._sync_warmup(pipe.rules.warmed)
         now = iso_utc(time.time())  # one timestamp per batch: strftime per alert was a hot spot
         pending: list[tuple[int, str, dict[str, Any]]] = []  # blocking actions, run once recorded
         alerts = self._alerts(hits, batch, lines, now, pending)

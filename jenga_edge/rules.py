@@ -299,6 +299,7 @@ class RuleEngine:
         self.warmup = WarmUp()  # carried with the window state over a reload (agent._carry_state)
         self._warm_rules: list[Rule] = []  # rules with a warm-up (resolve_warmup)
         self.warmup_held: Counter[str] = Counter()  # by rule, since the agent last took them (take_warmup_held)
+        self.warmed: list[Rule] = []  # the rules the last evaluate ran a warm-up for (as it began)
 
     def resolve_warmup(self, windows: dict[str, Window], features: set[str], has_clock: bool) -> None:
         """Each rule's warm-up span in seconds from its `warmup_s`: `windows` are the pipeline's
@@ -345,9 +346,9 @@ class RuleEngine:
     def evaluate(self, batch: DecodedBatch, scores: Scores) -> list[Hit]:
         hits: list[Hit] = []
         now = self.clock()
-        warming = bool(self.warming)
-        if batch.reset_rows and self._warm_rules:  # the windows were emptied: the warm-up starts over
-            warming = True
+        # the windows were emptied (their clock came back): every warm-up starts over
+        self.warmed = self._warm_rules if batch.reset_rows else self.warming
+        warming = bool(self.warmed)
         if warming:
             self.warmup.advance(batch.times, batch.clock, batch.reset_rows)
         for rule in self.rules:
