@@ -299,18 +299,23 @@ class _Buckets(_State):
             cond = None if extra is None else np.ascontiguousarray(extra, dtype=np.uint8)
             _native.buckets(self.kind, self.width, slots, _u8(fresh), t, x, cond, self.newest, self.acc, out)
             return out
-        width, k = self.width, self.k
         for i in range(len(slots)):
-            s = int(slots[i])
-            b = self._advance(s, math.floor(t[i] / width), bool(fresh[i]))
-            self._add(s, b % BUCKETS, i, x, extra)
-            acc = self.acc[s]
-            total = [0.0] * k
-            for p in range(BUCKETS):  # in the C kernel's order: the same float sums
-                for q in range(k):
-                    total[q] += float(acc[p, q])
-            out[i] = self._value(total)
+            out[i] = self._value(self._row_totals(i, slots, fresh, t, x, extra))
         return out
+
+    def _row_totals(
+        self, i: int, slots: I64, fresh: npt.NDArray[np.bool_], t: F64, x: F64 | None, extra: Any
+    ) -> list[float]:
+        """Row i placed in its slot's ring; the slot's accumulators summed over the sub-windows."""
+        s = int(slots[i])
+        b = self._advance(s, math.floor(t[i] / self.width), bool(fresh[i]))
+        self._add(s, b % BUCKETS, i, x, extra)
+        acc, k = self.acc[s], self.k
+        total = [0.0] * k
+        for p in range(BUCKETS):  # in the C kernel's order: the same float sums
+            for q in range(k):
+                total[q] += float(acc[p, q])
+        return total
 
     def _add(self, s: int, pos: int, i: int, x: F64 | None, extra: Any) -> None:
         self.acc[s, pos, 0] += 1.0
@@ -344,14 +349,7 @@ class _Stat(_Buckets):
             return [cols[kind] for kind in self.kinds]
         values = [(cols[kind], _STAT_VALUES[kind]) for kind in self.kinds]
         for i in range(len(slots)):
-            s = int(slots[i])
-            b = self._advance(s, math.floor(t[i] / self.width), bool(fresh[i]))
-            self._add(s, b % BUCKETS, i, x, None)
-            acc = self.acc[s]
-            total = [0.0] * 3
-            for p in range(BUCKETS):  # in the C kernel's order: the same float sums
-                for q in range(3):
-                    total[q] += float(acc[p, q])
+            total = self._row_totals(i, slots, fresh, t, x, None)
             for col, value in values:
                 col[i] = value(total)
         return [cols[kind] for kind in self.kinds]

@@ -112,7 +112,7 @@ static PyObject *w_clock(PyObject *self, PyObject *args) {
 
 /* ---------------------------------------------------------- time windows */
 
-enum { K_COUNT = 0, K_SUM = 1, K_MEAN = 2, K_STD = 3, K_RATE = 4 };
+enum { K_COUNT = 0, K_SUM = 1, K_MEAN = 2, K_STD = 3, K_RATE = 4, K_STATS = 5 /* sum, mean, std: each out given */ };
 
 /* floor(x) as an integer, for |x| < 2^62 without a libm call (the same value: a
  * truncation, one down when it rounded up); beyond, floor() itself. */
@@ -143,7 +143,7 @@ ALWAYS_INLINE int64_t advance(int64_t *newest, double *acc, const int k, int fre
 /* The rows of one time window; kind and k are constants where it is inlined. */
 ALWAYS_INLINE void buckets_rows(const int kind, const int k, double width, Py_ssize_t n, const int64_t *slots,
                                 const uint8_t *fresh, const double *t, const double *x, const uint8_t *cond,
-                                int64_t *newest, double *acc, double *out) {
+                                int64_t *newest, double *acc, double *out, double *const *stats) {
     for (Py_ssize_t i = 0; i < n; i++) {
         int64_t s = slots[i];
         if (i + AHEAD < n) {                     /* a key's state is a cache miss: ask for it early */
@@ -168,6 +168,18 @@ ALWAYS_INLINE void buckets_rows(const int kind, const int k, double width, Py_ss
         double tot[3] = {0.0, 0.0, 0.0};
         for (int p = 0; p < B; p++)              /* in the Python loop's order: the same float sums */
             for (int q = 0; q < k; q++) tot[q] += a[p * k + q];
+        if (kind == K_STATS) {   /* stats[0..2]: sum, mean, std, each when not NULL */
+            if (stats[0]) stats[0][i] = tot[1];
+            if (stats[1]) stats[1][i] = tot[0] != 0.0 ? tot[1] / tot[0] : NAN;
+            if (stats[2]) {
+                if (tot[0] == 0.0) stats[2][i] = NAN;
+                else {
+                    double mean = tot[1] / tot[0], var = tot[2] / tot[0] - mean * mean;
+                    stats[2][i] = sqrt(var > 0.0 ? var : 0.0);
+                }
+            }
+            continue;
+        }
         double v;
         switch (kind) {
             case K_COUNT: v = tot[0]; break;
@@ -214,11 +226,11 @@ static PyObject *w_buckets(PyObject *self, PyObject *args) {
     int64_t *newest = b[5].view.buf;
     double *acc = b[6].view.buf, *out = b[7].view.buf;
     switch (kind) {   /* one loop per kind, its k a constant: the sums unrolled, the branches gone */
-        case K_COUNT: buckets_rows(K_COUNT, 1, width, n, slots, fresh, t, x, cond, newest, acc, out); break;
-        case K_SUM: buckets_rows(K_SUM, 3, width, n, slots, fresh, t, x, cond, newest, acc, out); break;
-        case K_MEAN: buckets_rows(K_MEAN, 3, width, n, slots, fresh, t, x, cond, newest, acc, out); break;
-        case K_STD: buckets_rows(K_STD, 3, width, n, slots, fresh, t, x, cond, newest, acc, out); break;
-        default: buckets_rows(K_RATE, 2, width, n, slots, fresh, t, x, cond, newest, acc, out); break;
+        case K_COUNT: buckets_rows(K_COUNT, 1, width, n, slots, fresh, t, x, cond, newest, acc, out, NULL); break;
+        case K_SUM: buckets_rows(K_SUM, 3, width, n, slots, fresh, t, x, cond, newest, acc, out, NULL); break;
+        case K_MEAN: buckets_rows(K_MEAN, 3, width, n, slots, fresh, t, x, cond, newest, acc, out, NULL); break;
+        case K_STD: buckets_rows(K_STD, 3, width, n, slots, fresh, t, x, cond, newest, acc, out, NULL); break;
+        default: buckets_rows(K_RATE, 2, width, n, slots, fresh, t, x, cond, newest, acc, out, NULL); break;
     }
     release(b, 8);
     Py_RETURN_NONE;
@@ -248,37 +260,10 @@ static PyObject *w_stats(PyObject *self, PyObject *args) {
         release(b, 9);
         return NULL;
     }
-    const int64_t *slots = b[0].view.buf;
-    const uint8_t *fresh = b[1].view.buf;
-    const double *t = b[2].view.buf, *x = b[3].view.buf;
-    int64_t *newest = b[4].view.buf;
-    double *acc = b[5].view.buf;
-    double *o_sum = b[6].held ? b[6].view.buf : NULL, *o_mean = b[7].held ? b[7].view.buf : NULL;
-    double *o_std = b[8].held ? b[8].view.buf : NULL;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        int64_t s = slots[i];
-        if (i + AHEAD < n) {
-            const double *ahead = acc + slots[i + AHEAD] * B * 3;
-            PREFETCH(ahead); PREFETCH(ahead + 8); PREFETCH(ahead + 16);
-            PREFETCH(&newest[slots[i + AHEAD]]);
-        }
-        double *a = acc + s * B * 3;
-        int64_t at = advance(&newest[s], a, 3, fresh[i], floor_i64(t[i] / width));
-        double *cell = a + ring_pos(at) * 3, v = x[i];
-        if (v == v) { cell[0] += 1.0; cell[1] += v; cell[2] += v * v; }
-        double tot[3] = {0.0, 0.0, 0.0};
-        for (int p = 0; p < B; p++)
-            for (int q = 0; q < 3; q++) tot[q] += a[p * 3 + q];
-        if (o_sum) o_sum[i] = tot[1];
-        if (o_mean) o_mean[i] = tot[0] != 0.0 ? tot[1] / tot[0] : NAN;
-        if (o_std) {
-            if (tot[0] == 0.0) o_std[i] = NAN;
-            else {
-                double mean = tot[1] / tot[0], var = tot[2] / tot[0] - mean * mean;
-                o_std[i] = sqrt(var > 0.0 ? var : 0.0);
-            }
-        }
-    }
+    double *stats[3] = {b[6].held ? b[6].view.buf : NULL, b[7].held ? b[7].view.buf : NULL,
+                        b[8].held ? b[8].view.buf : NULL};
+    buckets_rows(K_STATS, 3, width, n, b[0].view.buf, b[1].view.buf, b[2].view.buf, b[3].view.buf, NULL,
+                 b[4].view.buf, b[5].view.buf, NULL, stats);
     release(b, 9);
     Py_RETURN_NONE;
 }
