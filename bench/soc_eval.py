@@ -222,17 +222,19 @@ def event_time_limits(alerts: list[dict[str, Any]], by_flow: dict[Any, dict[str,
         rule = rules[a["rule"]]
         r = flow_of(a, by_flow)
         t = when(r["timestamp"]) if r else float("nan")
+        k = None
         if rule.get("cooldown_s") and rule.get("key"):
             k = (a["rule"], str(a.get(rule["key"]) or (a.get("fields") or {}).get(rule["key"])))
             if k in last and t - last[k] < rule["cooldown_s"]:
                 continue
-            last[k] = t
         if rule.get("max_alerts_per_min") is not None:
             recent = [x for x in spent.get(a["rule"], []) if t - x < 60.0]
             if len(recent) >= rule["max_alerts_per_min"]:
                 spent[a["rule"]] = recent
-                continue
+                continue  # as in the agent: an alert the budget left out starts no cooldown
             spent[a["rule"]] = [*recent, t]
+        if k is not None:
+            last[k] = t
         kept.append(a)
     return kept
 
