@@ -29,6 +29,9 @@ Prints a table and writes build/bench/window_bench.json. Measures, never asserts
    with the rule's `max_alerts_per_min: 5000`, agent_bench's alert volume
    (5,000 addresses, one alert a minute each): the windows' cost apart from
    the storm's. The over-budget hits are counted by the agent, not built.
+   Each configuration runs once a round, for --rounds rounds back to back
+   (5); its fastest run is reported, with the median and how many runs with
+   windows reached 150k (each run's events/s and foreign load in the JSON).
 
 The engine's figure is the fastest of PASSES timed passes over the same keys
 (the code's cost; slower passes are the host's neighbours), with their median.
@@ -47,6 +50,7 @@ import json
 import os
 import random
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -157,7 +161,18 @@ def bench_engine(n: int, pure: bool) -> dict[str, Any]:
 # -------------------------------------------------------------------- agent
 
 
-def bench_agent(n: int, cpu: int, work: Path) -> dict[str, Any]:
+RUNS = (  # label, windows, alert budget
+    ("without windows", None, None),
+    ("with 10 windows", WINDOWS, None),  # from empty state: keys are made as the stream goes
+    ("with 10 windows, keys known", WINDOWS, None),  # the state the previous run left (its snapshot)
+    ("without windows, alert budget", None, BUDGET),
+    ("with 10 windows, keys known, alert budget", WINDOWS, BUDGET),
+)
+
+
+def bench_agent(n: int, cpu: int, work: Path, rounds: int) -> dict[str, Any]:
+    """Each of RUNS once a round, the rounds back to back: a configuration's fastest run is
+    the code's cost on a quiet core, its median what this host gave (its neighbours)."""
     ab = _agent_bench()
     args = argparse.Namespace(
         hidden=None, bundle=None, model=None, dataset="auto", reuse=True, build_dir=str(REPO / "build" / "bench")
@@ -177,64 +192,75 @@ def bench_agent(n: int, cpu: int, work: Path) -> dict[str, Any]:
     info = ab.make_events(events, n, task.schema, built.get("dataset", "synthetic"))
     _spread_sources(events, KEYS)
     info["src_ip_addresses"] = KEYS
-    import yaml
-
-    results: dict[str, Any] = {"events": info}
+    runs: dict[str, list[dict[str, Any]]] = {label: [] for label, _, _ in RUNS}
     try:
-        runs = (
-            ("without windows", None, None),
-            ("with 10 windows", WINDOWS, None),  # every source is new at first: keys are made as the stream goes
-            ("with 10 windows, keys known", WINDOWS, None),  # the state the previous run left (its snapshot)
-            ("without windows, alert budget", None, BUDGET),
-            ("with 10 windows, keys known, alert budget", WINDOWS, BUDGET),
-        )
-        for label, windows, budget in runs:
-            cfg_path = ab.agent_config(
-                work / f"agent_{len(results)}.yaml",
-                bundle,
-                work,
-                task.name,
-                max_batch=1024,
-                max_wait_ms=5,
-                tag=f"_w{len(results)}",
-                cooldown_s=60,
-            )
-            cfg = yaml.safe_load(cfg_path.read_text())
-            if budget:
-                cfg["rules"][0]["max_alerts_per_min"] = budget
-            if windows:
-                cfg["event"].update(
-                    {
-                        "time": "timestamp",
-                        "windows": windows,
-                        "max_keys": 400_000,  # every key kept: no eviction churn in the tuple key space
-                        "snapshot": str(work / "windows.snap"),
-                    }
-                )
-            cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-            res = ab.run_waited(
-                [sys.executable, "-m", "jenga_edge.cli", "run", "--config", str(cfg_path)],
-                stdin=events,
-                stderr_path=work / f"stderr_{len(results)}.txt",
-                cpu=cpu,
-                timeout=900,
-            )
-            summary = ab.last_json_line(res["stderr"]) or {}
-            if res.get("returncode") not in (0, None) or not summary:
-                raise SystemExit(f"agent run failed: {res['stderr'][-1500:]}")
-            scored, span = summary["scored"], summary["span_s"]
-            results[label] = {
-                "events_per_s": round(scored / span) if span else None,
-                "scored": scored,
-                "alerts": summary.get("alerts"),
-                "received": summary["received"],
-                "rejected": summary["rejected"],
-                "peak_rss_mb": round(res.get("maxrss_kb", 0) / 1024, 1),
-                "foreign_load": res.get("foreign_load"),
-            }
+        for _ in range(rounds):
+            for i, (label, windows, budget) in enumerate(RUNS):
+                if windows and "keys known" not in label:
+                    (work / "windows.snap").unlink(missing_ok=True)
+                cfg = _agent_config(ab, work, bundle, task.name, i, windows, budget)
+                runs[label].append(_agent_run(ab, cfg, events, work / f"stderr_{i}.txt", cpu))
     finally:
         ab.stop_launcher()
-    return results
+    return {"events": info, "rounds": rounds, **{label: _summary(got) for label, got in runs.items()}}
+
+
+def _agent_config(
+    ab: Any, work: Path, bundle: str, task: str, i: int, windows: dict[str, Any] | None, budget: int | None
+) -> Path:
+    import yaml
+
+    cfg_path = ab.agent_config(
+        work / f"agent_{i}.yaml", bundle, work, task, max_batch=1024, max_wait_ms=5, tag=f"_w{i}", cooldown_s=60
+    )
+    cfg = yaml.safe_load(cfg_path.read_text())
+    if budget:
+        cfg["rules"][0]["max_alerts_per_min"] = budget
+    if windows:
+        cfg["event"].update(
+            {
+                "time": "timestamp",
+                "windows": windows,
+                "max_keys": 400_000,  # every key kept: no eviction churn in the tuple key space
+                "snapshot": str(work / "windows.snap"),
+            }
+        )
+    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return cfg_path
+
+
+def _agent_run(ab: Any, cfg_path: Path, events: Path, stderr_path: Path, cpu: int) -> dict[str, Any]:
+    res = ab.run_waited(
+        [sys.executable, "-m", "jenga_edge.cli", "run", "--config", str(cfg_path)],
+        stdin=events,
+        stderr_path=stderr_path,
+        cpu=cpu,
+        timeout=900,
+    )
+    summary = ab.last_json_line(res["stderr"]) or {}
+    if res.get("returncode") not in (0, None) or not summary:
+        raise SystemExit(f"agent run failed: {res['stderr'][-1500:]}")
+    scored, span = summary["scored"], summary["span_s"]
+    return {
+        "events_per_s": round(scored / span) if span else None,
+        "scored": scored,
+        "alerts": summary.get("alerts"),
+        "received": summary["received"],
+        "rejected": summary["rejected"],
+        "peak_rss_mb": round(res.get("maxrss_kb", 0) / 1024, 1),
+        "foreign_load": res.get("foreign_load"),
+    }
+
+
+def _summary(got: list[dict[str, Any]]) -> dict[str, Any]:
+    rates = sorted(g["events_per_s"] or 0 for g in got)
+    return {
+        "events_per_s": rates[-1],  # the fastest run
+        "events_per_s_median": round(statistics.median(rates)),
+        "runs_at_150k": sum(r >= 150_000 for r in rates),
+        "alerts": got[-1]["alerts"],
+        "runs": got,
+    }
 
 
 def _spread_sources(path: Path, keys: int) -> None:
@@ -276,12 +302,18 @@ def table(r: dict[str, Any]) -> list[tuple[str, str, str]]:
     a = r.get("agent")
     if a:
         for label, got in a.items():
-            if label == "events":
+            if label in ("events", "rounds"):
                 continue
+            n = len(got["runs"])
+            value = (
+                f"{got['events_per_s']:,} ({got['events_per_s_median']:,}) events/s, {got.get('alerts') or 0:,} alerts"
+            )
+            if label.startswith("with "):
+                value += f", {got['runs_at_150k']} of {n} runs >= 150k"
             rows.append(
                 (
-                    f"agent end to end, 1 KB events, one core, {label}",
-                    f"{got['events_per_s']:,} events/s, {got.get('alerts') or 0:,} alerts",
+                    f"agent end to end, 1 KB events, one core, {label} (fastest of {n}; median)",
+                    value,
                     ">= 150k" if label.startswith("with ") else "",
                 )
             )
@@ -297,6 +329,12 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=REPO / "build" / "bench" / "window_bench.json")
     ap.add_argument("--_worker", help=argparse.SUPPRESS)
     ap.add_argument("--passes", type=int, default=PASSES, help="timed engine passes (with --_worker)")
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help="agent rounds, each configuration once a round (default 5; 2 with --quick)",
+    )
     args = ap.parse_args()
     if args._worker:
         print(json.dumps(engine_worker(int(args._worker), args.passes)))
@@ -310,7 +348,9 @@ def main() -> None:
         r["engine_pure"] = bench_engine(min(n, 100_000), pure=True)
     if "agent" not in skip:
         with tempfile.TemporaryDirectory(prefix="window_bench_") as tmp:
-            r["agent"] = bench_agent(100_000 if args.quick else 300_000, args.cpu, Path(tmp))
+            r["agent"] = bench_agent(
+                100_000 if args.quick else 300_000, args.cpu, Path(tmp), args.rounds or (2 if args.quick else 5)
+            )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(r, indent=2))
     rows = table(r)
