@@ -10,7 +10,11 @@
 #include <Python.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #define B 8        /* sub-windows of a time window (windows.BUCKETS) */
 #define E 32       /* exact distinct values per key (windows.EXACT_DISTINCT) */
@@ -742,16 +746,33 @@ static KEntry *kt_find(KeyTable *t, uint64_t a, uint64_t b, int for_insert) {
     }
 }
 
+/* The probe array. Each row's probe lands on a random entry of a table of many MB, so
+ * beside its cache miss it would take a TLB miss (a costly walk in a VM) on 4 KiB pages:
+ * a table of 2 MiB or more is aligned to and advised onto huge pages (transparent huge
+ * pages in madvise mode; where the kernel has none, it stays on small pages). */
+#define HUGE_PAGE ((size_t)2 << 20)
+static KEntry *kt_alloc(uint64_t size) {
+    size_t bytes = (size_t)size * sizeof(KEntry);
+    if (bytes < HUGE_PAGE) return malloc(bytes);
+    void *p = NULL;
+    bytes = (bytes + HUGE_PAGE - 1) / HUGE_PAGE * HUGE_PAGE;
+    if (posix_memalign(&p, HUGE_PAGE, bytes) != 0) return NULL;
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    (void)madvise(p, bytes, MADV_HUGEPAGE);   /* advice only: refused, small pages serve */
+#endif
+    return p;
+}
+
 static int kt_resize(KeyTable *t, uint64_t size) {
     KEntry *old = t->tab;
     uint64_t old_size = old ? t->mask + 1 : 0;
-    KEntry *tab = PyMem_Malloc(size * sizeof(KEntry));
+    KEntry *tab = kt_alloc(size);
     if (!tab) { PyErr_NoMemory(); return -1; }
     for (uint64_t i = 0; i < size; i++) tab[i].slot = -1;
     t->tab = tab; t->mask = size - 1; t->used = t->live;
     for (uint64_t i = 0; i < old_size; i++)
         if (old[i].slot >= 0) *kt_find(t, old[i].a, old[i].b, 1) = old[i];
-    PyMem_Free(old);
+    free(old);
     return 0;
 }
 
@@ -776,7 +797,7 @@ static PyObject *KeyTable_new(PyTypeObject *type, PyObject *args, PyObject *kw) 
 }
 
 static void KeyTable_dealloc(KeyTable *t) {
-    PyMem_Free(t->tab);
+    free(t->tab);
     Py_TYPE(t)->tp_free((PyObject *)t);
 }
 
@@ -804,9 +825,12 @@ static PyObject *KeyTable_rebuild(KeyTable *t, PyObject *args) {
     }
     const int64_t *touch = bb[0].view.buf, *owner = bb[1].view.buf;
     t->live = 0;
-    uint64_t size = 1024;
-    while ((uint64_t)cap * 4 > size) size *= 2;
-    PyMem_Free(t->tab); t->tab = NULL;
+    /* sized for the live keys as kt_put grows it (at most half full), not for the arrays'
+     * capacity: a sparser table is only more cache and TLB misses per probe */
+    uint64_t live = 0, size = 1024;
+    for (Py_ssize_t s = 0; s < cap; s++) live += PyList_GET_ITEM(keylist, s) != Py_None;
+    while ((live + 1) * 2 > size) size *= 2;
+    free(t->tab); t->tab = NULL;
     if (kt_resize(t, size) < 0) { release(bb, 2); return NULL; }
     for (Py_ssize_t s = 0; s < cap; s++) {
         PyObject *k = PyList_GET_ITEM(keylist, s);
@@ -930,6 +954,7 @@ fail:
 }
 
 static PyObject *KeyTable_live(KeyTable *t, PyObject *unused) { return PyLong_FromSsize_t(t->live); }
+static PyObject *KeyTable_size(KeyTable *t, PyObject *unused) { return PyLong_FromUnsignedLongLong(t->mask + 1); }
 
 /* export(touch, owner): each live key's touch and owner into the slot-indexed arrays. */
 static PyObject *KeyTable_export(KeyTable *t, PyObject *args) {
@@ -958,6 +983,7 @@ static PyMethodDef KeyTable_methods[] = {
      "rebuild(keylist, touch, owner): index keylist's keys (None: free)"},
     {"export", (PyCFunction)KeyTable_export, METH_VARARGS, "export(touch, owner): into the slot-indexed arrays"},
     {"live", (PyCFunction)KeyTable_live, METH_NOARGS, "live() -> keys indexed"},
+    {"size", (PyCFunction)KeyTable_size, METH_NOARGS, "size() -> entries of the probe array"},
     {NULL, NULL, 0, NULL}};
 
 static PyTypeObject KeyTableType = {

@@ -355,6 +355,28 @@ def test_the_c_kernels_give_the_python_loops_values_bit_for_bit(monkeypatch):
     assert c_engine.evicted > 0 and c_engine.late > 0 and c_engine.ahead > 0
 
 
+def test_a_restored_key_index_is_sized_for_its_live_keys_not_the_arrays_capacity():
+    """A restore rebuilds the C probe table for the live keys, as growing it sizes it (at most
+    half full): sized for four times the arrays' capacity, a restored agent's probes missed
+    the cache more (and it kept every found key all the same)."""
+    from jenga_edge.native import windows as native
+
+    if native is None:
+        pytest.skip("jenga_edge.native._windows is not built")
+    events = stream(6000, keys=2000, seed=4)
+    whole = run(engine({"count": ALL["count"]}, max_keys=4096), events)
+    first = engine({"count": ALL["count"]}, max_keys=4096)
+    run(first, events[:5000])
+    restored = engine({"count": ALL["count"]}, max_keys=4096)
+    restored.restore(first.snapshot())
+    (space,) = restored.spaces.values()
+    live = space.live
+    assert live > 1500
+    assert space.table.size() == max(1024, 1 << (2 * (live + 1) - 1).bit_length())
+    rest = run(restored, events[5000:])  # the keys are found through the rebuilt index
+    np.testing.assert_array_equal(rest["count"], whole["count"][5000:])
+
+
 @pytest.mark.parametrize("pure", [False, True])
 def test_sum_mean_and_std_of_one_key_field_and_window_share_one_state(monkeypatch, pure):
     """One accumulator state (and one kernel pass) serves them; each value is, to the bit, what
