@@ -142,6 +142,12 @@ CANDIDATES: dict[str, Recipe] = {
     ),
     "c32-free-mm": Recipe(options={"channels": 32, "widths": (3,), "pool": "maxmean", "embedding_dim": None}, epochs=6),
     "transformer-d16": Recipe(backbone="transformer", options={"d_model": 16, "heads": 2, "layers": 1, "ff": 32}),
+    # Issue 13's third round (seen protocol): how far capacity alone goes, speed aside.
+    "c128x4-mm-h128": Recipe(
+        options={"channels": 128, "widths": (2, 3, 4, 5), "pool": "maxmean", "embedding_dim": 32},
+        hidden=(128,),
+        epochs=8,
+    ),
 }
 
 

@@ -69,3 +69,24 @@ def test_an_ensemble_recipe_scores_the_mean_of_its_members_probabilities():
         members = torch.sigmoid(net.logits(net.features(xb, lb)))
         assert members.shape == (2, 3)
         assert torch.allclose(net(xb, lb), members.mean(dim=1))
+
+
+def test_seen_splits_hold_out_a_fifth_of_every_family_and_of_the_benign_names():
+    fam = np.array([-1] * 50 + [0] * 10 + [1] * 5 + [2])  # family 2 has one name
+    splits = study.seen_splits(fam, 2, seed=3)
+    assert len(splits) == 2
+    for tr, te, _ in splits:
+        assert np.intersect1d(tr, te).size == 0 and np.union1d(tr, te).size == len(fam)
+        held = {f: int((fam[te] == f).sum()) for f in (-1, 0, 1, 2)}
+        assert held == {-1: 10, 0: 2, 1: 1, 2: 0}  # a family of one stays in training
+    assert not np.array_equal(splits[0][1], splits[1][1])  # each fold its own draw
+    again = study.seen_splits(fam, 2, seed=3)
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(splits, again, strict=True))  # seeded
+
+
+def test_family_recall_is_taken_at_the_threshold_that_flags_one_percent_of_benign_names():
+    y = np.array([0] * 100 + [1] * 4)
+    fam = np.array([-1] * 100 + [0, 0, 1, 1])
+    scores = np.concatenate([np.linspace(0.0, 0.5, 100), [0.9, 0.1, 0.95, 0.99]])
+    out = study.family_recall(y, fam, scores)
+    assert out == {0: [2, 0.5], 1: [2, 1.0]}
