@@ -824,14 +824,16 @@ static PyObject *KeyTable_rebuild(KeyTable *t, PyObject *args) {
         return NULL;
     }
     const int64_t *touch = bb[0].view.buf, *owner = bb[1].view.buf;
-    t->live = 0;
-    /* sized for the live keys as kt_put grows it (at most half full), not for the arrays'
-     * capacity: a sparser table is only more cache and TLB misses per probe */
+    /* sized for the live keys, at most half full, not for the arrays' capacity: a sparser
+     * table is only more cache and TLB misses per probe */
     uint64_t live = 0, size = 1024;
     for (Py_ssize_t s = 0; s < cap; s++) live += PyList_GET_ITEM(keylist, s) != Py_None;
     while ((live + 1) * 2 > size) size *= 2;
-    free(t->tab); t->tab = NULL;
-    if (kt_resize(t, size) < 0) { release(bb, 2); return NULL; }
+    KEntry *tab = kt_alloc(size);
+    if (!tab) { PyErr_NoMemory(); release(bb, 2); return NULL; }   /* the old index stays whole */
+    for (uint64_t i = 0; i < size; i++) tab[i].slot = -1;
+    free(t->tab);
+    t->tab = tab; t->mask = size - 1; t->used = t->live = 0;
     for (Py_ssize_t s = 0; s < cap; s++) {
         PyObject *k = PyList_GET_ITEM(keylist, s);
         uint64_t a, b;
