@@ -105,6 +105,4 @@ class WarmUp:
 
     def over(self, span: float) -> bool:
         """Whether a warm-up of `span` has ended (or never applied: warm state)."""
-        return self.warm or (
-            self.start is not None and (self.clock >= self.start + span or self.start - self.restored < span)
-        )
+        return self.warm or self.restored_warm(span) or (self.start is not None and self.clock >= self.start + span)
