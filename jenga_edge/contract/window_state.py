@@ -736,13 +736,10 @@ class WindowEngine:
             space.states.append(st)
             self.states[name] = st
         # each state once, with the features it gives (a shared stat state gives several)
-        self._plan: list[tuple[_State, list[str]]] = []
+        plan: dict[int, tuple[_State, list[str]]] = {}
         for name, st in self.states.items():
-            entry = next((e for e in self._plan if e[0] is st), None)
-            if entry is None:
-                self._plan.append((st, [name]))
-            else:
-                entry[1].append(name)
+            plan.setdefault(id(st), (st, []))[1].append(name)
+        self._plan = list(plan.values())
         self._hash_memo: dict[Any, int] = {}
         self._cond_memo: dict[tuple[str, str], dict[Any, bool]] = {}  # rate conditions: value -> verdict
 
