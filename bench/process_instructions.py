@@ -249,7 +249,7 @@ def prepare(work: Path, bundle: str, n: int, windows: bool, known: int = 0) -> t
         else:
             wb._spread_sources(events, wb.KEYS)
         cfg = yaml.safe_load(cfg_path.read_text())
-        cfg["event"].update({"time": "timestamp", "windows": wb.WINDOWS, "max_keys": 400_000})
+        wb.with_windows(cfg, wb.WINDOWS)
         cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     ends, at = [], 0
     with events.open("rb") as fh:

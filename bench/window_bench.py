@@ -217,16 +217,21 @@ def _agent_config(
     if budget:
         cfg["rules"][0]["max_alerts_per_min"] = budget
     if windows:
-        cfg["event"].update(
-            {
-                "time": "timestamp",
-                "windows": windows,
-                "max_keys": 400_000,  # every key kept: no eviction churn in the tuple key space
-                "snapshot": str(work / "windows.snap"),
-            }
-        )
+        with_windows(cfg, windows, work / "windows.snap")
     cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return cfg_path
+
+
+def with_windows(cfg: dict[str, Any], windows: dict[str, Any], snapshot: Path | None = None) -> None:
+    """agent_bench's config `cfg` with `windows` on its events' timestamp (and a snapshot file)."""
+    cfg["event"].update(
+        {
+            "time": "timestamp",
+            "windows": windows,
+            "max_keys": 400_000,  # every key kept: no eviction churn in the tuple key space
+            **({"snapshot": str(snapshot)} if snapshot else {}),
+        }
+    )
 
 
 def _agent_run(ab: Any, cfg_path: Path, events: Path, stderr_path: Path, cpu: int) -> dict[str, Any]:
