@@ -49,5 +49,7 @@ def restore(engine: WindowEngine, path: str) -> tuple[str, str]:
         return "unreadable", f"window snapshot {path} unreadable ({exc.strerror or exc}): windows start empty"
     except (BundleError, ValueError, KeyError, TypeError, IndexError) as exc:  # refused, or malformed inside
         return "refused", f"window snapshot refused: {exc}: windows start empty"
+    except MemoryError:  # a state larger than this machine can hold (or a header that says so)
+        return "refused", f"window snapshot {path} refused: not enough memory to load it: windows start empty"
     engine.carry_from(fresh)
     return "restored", f"window snapshot {path} restored: {engine.live_keys} keys"

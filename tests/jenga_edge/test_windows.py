@@ -448,6 +448,26 @@ def test_snapshot_files_are_written_whole_and_a_bad_one_leaves_the_windows_empty
     assert "other window definitions" in window_snapshots.restore(other, str(path))[1]
 
 
+def test_a_snapshot_too_large_for_memory_is_refused_and_the_windows_start_empty(tmp_path, monkeypatch):
+    """Out of memory while loading (the state's arrays, or the C key index's rebuild) is a
+    refused snapshot, counted and logged as the others are, not a crash at start."""
+    from jenga_edge import window_snapshots
+    from jenga_edge.contract import window_state
+
+    eng = engine(ALL)
+    run(eng, stream(500))
+    path = tmp_path / "w.snap"
+    window_snapshots.save(eng, str(path))
+
+    def no_memory(self, fh, where="snapshot"):
+        raise MemoryError
+
+    monkeypatch.setattr(window_state.WindowEngine, "read_snapshot", no_memory)
+    target = engine(ALL)
+    result, line = window_snapshots.restore(target, str(path))
+    assert result == "refused" and "not enough memory" in line and target.live_keys == 0
+
+
 @pytest.mark.parametrize("mode", ["c", "python"])
 def test_a_burst_of_far_future_times_cannot_blind_the_windows_for_good(monkeypatch, mode):
     from jenga_edge.contract import window_state
