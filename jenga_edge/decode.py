@@ -347,6 +347,7 @@ class EventDecoder:
             assert model.time is not None  # the model checks: windows need a time
             needs.append(("time", model.time, True))
             needs += [("windows", f, False) for f in self.windows.numeric]
+            needs += [("windows", f, True) for f in self.windows.time_fields]
         aux: list[tuple[str, bool]] = []
         for what, inp, is_time in needs:
             if inp in cols and not is_time:
@@ -463,7 +464,7 @@ class EventDecoder:
             )
             if not len(batch):
                 return batch
-        numbers = {f: batch.num[:, self._input_col[f]] for f in engine.numeric}
+        numbers = {f: batch.num[:, self._input_col[f]] for f in (*engine.numeric, *engine.time_fields)}
         out = engine.update(batch.num[:, self._input_col[model.time]], batch.keys, numbers)
         batch.times, batch.clock, batch.reset_rows = engine.placed, engine.clock, engine.reset_rows
         for j, name in self._window_cols.items():

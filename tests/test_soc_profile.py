@@ -16,6 +16,7 @@ import yaml
 from click.testing import CliRunner
 
 from jenga_edge.cli import main as edge_cli
+from jenga_edge.contract.values import parse_time
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = REPO / "firmware_configs" / "soc_sensor_suricata.yaml"
@@ -165,3 +166,30 @@ def test_the_soc_demos_agent_names_the_scanner_and_would_block_it(soc_bundle, tm
     block = scans[0]["actions"][0]
     assert block["dry_run"] and block["argv"][:6] == ["nft", "add", "element", "inet", "jenga", "blocklist"]
     assert "192.168.1.71" in block["argv"][6]
+
+
+def hydra_first_burst() -> list[dict]:
+    """Hydra's first 5 SSH connections on the lab corpus's training run (real Suricata 7
+    records), begun within 0.3 s, as a sensor whose flow manager wrote them 6 s apart."""
+    path = REPO / "lab" / "corpus" / "corpus-s7" / "labelled.jsonl.gz"
+    with gzip.open(path, "rt") as fh:
+        recs = [json.loads(line) for line in fh]
+    hydra = [r for r in recs if r["event_type"] == "flow" and r["lab"].get("step") == "hydra-ssh"]
+    first = sorted(hydra, key=lambda r: r["flow"]["start"])[:5]
+    span = parse_time(first[-1]["flow"]["start"]) - parse_time(first[0]["flow"]["start"])
+    assert 0 < span < 0.5
+    base = "2026-12-01T20:00:{:02d}.000000+0000"
+    return [{**r, "timestamp": base.format(30 + 6 * i)} for i, r in enumerate(first)]
+
+
+def test_a_brute_force_burst_is_counted_where_its_connections_began(soc_bundle, tmp_path):
+    """Written 6 s apart, no 10 s of the records' timestamps holds more than 2 of them, and
+    5 in 60 s is under the 60 s count's 8: only where they began (flow.start) are they the
+    burst of 5 that the brute_force rule fires on."""
+    burst = hydra_first_burst()
+    raw = b"".join(json.dumps(r).encode() + b"\n" for r in burst)
+    alerts, summary = run_profile(soc_bundle, tmp_path, raw)
+    assert summary["scored"] == 5
+    brute = [a for a in alerts if a["rule"] == "brute_force"]
+    assert len(brute) == 1 and brute[0]["target"]["value"] == burst[0]["src_ip"]
+    assert "(5 tries in 10 s, 5 in 60 s)" in brute[0]["output"]

@@ -33,7 +33,8 @@ from .conditions import COMBINATORS, check_condition
 from .errors import ConfigError
 from .typed import Config, Invalid, doc
 from .values import category_key
-from .windows import Window
+from .windows import Count, Window
+from .windows import builtins as window_builtins
 
 _STEP = re.compile(r"([^.\[\]]+)(?:\[(\d*)\])?")
 MAX_PATH_DEPTH = 16
@@ -222,6 +223,7 @@ class EventModel(Config, kw_only=True):
     @property
     def time_inputs(self) -> set[str]:
         out = {i for d in self.derive.values() if isinstance(d, TIME_INPUTS) for i in d.inputs}
+        out |= {w.time for w in self.windows.values() if w.time is not None}
         return out | ({self.time} if self.time else set())
 
     def check_normalizers(self, numeric: set[str]) -> None:
@@ -266,7 +268,11 @@ class EventModel(Config, kw_only=True):
         for name, w in self.windows.items():
             if name in self.mapping or name in self.derive:
                 raise Invalid(f"windows.{name}", "is also mapped or derived: a window feature is computed per key")
-            for f in (*w.key, *w.fields):
+            if w.time is not None and isinstance(w, Count) and w.among_last is not None:
+                raise Invalid(f"windows.{name}.time", "among_last counts the last N events, whatever their time")
+            if w.time is not None and (w.time in self.windows or w.time in self.derive):
+                raise Invalid(f"windows.{name}.time", f"{w.time!r} is computed; a window's time is read from the event")
+            for f in (*w.key, *w.fields, *((w.time,) if w.time is not None else ())):
                 if f in self.windows:
                     raise Invalid(f"windows.{name}", f"reads {f!r}, another window feature; read event fields only")
                 try:
@@ -335,7 +341,9 @@ class EventModel(Config, kw_only=True):
         )
 
     def to_json(self) -> dict[str, Any]:
-        return msgspec.to_builtins(self)  # type: ignore[no-any-return]
+        out: dict[str, Any] = msgspec.to_builtins(self)
+        out["windows"] = {name: window_builtins(w) for name, w in self.windows.items()}
+        return out
 
     @property
     def empty(self) -> bool:
@@ -346,7 +354,7 @@ class EventModel(Config, kw_only=True):
         when this is unchanged."""
         return msgspec.json.encode(
             {
-                k: getattr(self, k)
+                k: {n: window_builtins(w) for n, w in self.windows.items()} if k == "windows" else getattr(self, k)
                 for k in ("time", "lag_s", "max_ahead_s", "max_keys", "windows", "mapping", "normalize")
             }
         )

@@ -64,6 +64,7 @@ class RecordReader:
         self._engine_spec = WindowEngine(model) if model.windows else None  # what windows read
         if self._engine_spec is not None:
             self._num_inputs |= set(self._engine_spec.numeric)
+            self._time_inputs |= set(self._engine_spec.time_fields)
         self._window_keys = list(dict.fromkeys(k for w in model.windows.values() for k in w.key))
 
     def value(self, record: Mapping[str, Any], name: str) -> Any:
@@ -137,7 +138,7 @@ class RecordReader:
         idx = order.tolist()
         sorted_rows = [rows[i] for i in idx]
         values = {f: [col[i] for i in idx] for f, col in window_values.items()}
-        numbers = {f: columns[f][order] for f in engine.numeric}
+        numbers = {f: columns[f][order] for f in (*engine.numeric, *engine.time_fields)}
         out = engine.update(times[order], values, numbers)
         for name, col in out.items():
             for row, v in zip(sorted_rows, col.tolist()):

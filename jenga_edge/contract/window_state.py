@@ -688,6 +688,16 @@ def _damped_value(stat: str, w: float, ls: float, ss: float) -> float:
     return mean if stat == "mean" else math.sqrt(max(0.0, ss / w - mean * mean))
 
 
+def _own_times(raw: npt.NDArray[Any], placed: F64, before: float, lag: float) -> F64:
+    """A window's own times (its `time` field) for rows the clock placed at `placed`:
+    each row's own time, at most `lag` behind the clock as that row left it and never
+    ahead of it; a row without one counts at the clock. The clock after a row is the
+    latest placed time so far (a row moves the clock only to its own placed time)."""
+    clock = np.maximum.accumulate(np.maximum(placed, before))
+    raw = np.ascontiguousarray(raw, dtype=np.float64)
+    return np.where(np.isnan(raw), clock, np.clip(raw, clock - lag, clock))
+
+
 def _state_for(w: Window, space: KeySpace) -> _State:
     if isinstance(w, Count):
         return _CountTime(w) if w.window_s is not None else _CountLast(w)
@@ -728,7 +738,7 @@ class WindowEngine:
             space = self.spaces.setdefault(tuple(w.key), KeySpace(tuple(w.key), model.max_keys))
             st = _state_for(w, space)
             if isinstance(st, _Stat) and isinstance(w, (Sum, Mean, Std)):
-                shared = stats.setdefault((tuple(w.key), w.field, w.window_s), st)
+                shared = stats.setdefault((tuple(w.key), w.field, w.window_s, w.time, w.time_lag_s), st)
                 if shared is not st:
                     shared.kinds.append(st.kind)
                     self.states[name] = shared
@@ -759,6 +769,11 @@ class WindowEngine:
         return list(dict.fromkeys(f for w in self.model.windows.values() for f in w.numeric))
 
     @property
+    def time_fields(self) -> list[str]:
+        """Fields some window places its events at instead of the event time (read as times)."""
+        return list(dict.fromkeys(w.time for w in self.model.windows.values() if w.time is not None))
+
+    @property
     def evicted(self) -> int:
         return sum(sp.evicted for sp in self.spaces.values())
 
@@ -770,12 +785,17 @@ class WindowEngine:
         self, times: npt.NDArray[Any], values: Mapping[str, Sequence[Any]], numbers: Mapping[str, npt.NDArray[Any]]
     ) -> dict[str, F64]:
         """Each window feature's column for a batch, in row order. No key value may be
-        None (the caller rejects such events) and no time NaN."""
+        None (the caller rejects such events) and no time NaN. `numbers` holds the
+        windows' numeric fields and their own time fields (time_fields; NaN: missing)."""
         times = np.ascontiguousarray(times, dtype=np.float64)
+        before = self.clock
         t, back = self._event_times(times)
         if back < len(t):  # the rows before the jump back, then the rest on reset state
             head = self._place(
-                t[:back], {k: v[:back] for k, v in values.items()}, {k: v[:back] for k, v in numbers.items()}
+                t[:back],
+                {k: v[:back] for k, v in values.items()},
+                {k: v[:back] for k, v in numbers.items()},
+                before,
             )
             self.reset()
             tail = self.update(
@@ -785,7 +805,7 @@ class WindowEngine:
             self.reset_rows = (back, *(back + r for r in self.reset_rows))
             return {name: np.concatenate([head[name], tail[name]]) for name in head}
         self.placed, self.reset_rows = t, ()
-        return self._place(t, values, numbers)
+        return self._place(t, values, numbers, before)
 
     def reset(self) -> None:
         """Empty every window (the clock came back from a burst of wild times: state placed
@@ -795,22 +815,30 @@ class WindowEngine:
         self.resets += 1
 
     def _place(
-        self, t: F64, values: Mapping[str, Sequence[Any]], numbers: Mapping[str, npt.NDArray[Any]]
+        self, t: F64, values: Mapping[str, Sequence[Any]], numbers: Mapping[str, npt.NDArray[Any]], before: float
     ) -> dict[str, F64]:
-        """Each window feature's column for rows whose times are placed."""
+        """Each window feature's column for rows whose times are placed (`before`: the
+        clock before the first of them)."""
         n = len(t)
         slots = {}
         for fields, space in self.spaces.items():
             slots[fields] = space.assign([values[f] for f in fields], self.seq)
         self.seq += n
         out: dict[str, F64] = {}
+        own: dict[tuple[str, float], F64] = {}  # (time field, time_lag_s) -> its rows' placed times
         for st, names in self._plan:
             w, name = st.w, names[0]
             s, fresh, inc = slots[tuple(w.key)]
+            tw = t
+            if w.time is not None:
+                at = (w.time, w.time_lag_s)
+                if at not in own:
+                    own[at] = _own_times(numbers[w.time], t, before, w.time_lag_s)
+                tw = own[at]
             x = np.ascontiguousarray(numbers[w.numeric[0]], dtype=np.float64) if w.numeric else None
             if isinstance(st, _Stat):
                 assert x is not None
-                out.update(zip(names, st.update_all(s, fresh, t, x)))
+                out.update(zip(names, st.update_all(s, fresh, tw, x)))
                 continue
             extra: Any = None
             if isinstance(w, Distinct):
@@ -819,7 +847,7 @@ class WindowEngine:
                 extra = np.ones(n, dtype=bool)
                 for f, spec in w.condition.items():
                     extra &= self._condition(name, f, spec, values[f])
-            out[name] = st.update(s, fresh, inc, t, x, extra)
+            out[name] = st.update(s, fresh, inc, tw, x, extra)
         return {name: out[name] for name in self.model.windows}
 
     def _condition(self, name: str, field: str, spec: Any, values: Sequence[Any]) -> npt.NDArray[np.bool_]:

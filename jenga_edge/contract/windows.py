@@ -39,6 +39,27 @@ Field = Annotated[str, doc("the field (name or path) whose values are aggregated
 
 class _Window(Config, kw_only=True, tag_field="kind"):
     key: Key
+    # A Suricata flow record is written when the flow times out, seconds to minutes after
+    # it began, and a burst of connections is written over that spread: a window counting
+    # attempts (a brute force's tries) places each at its start (time: flow.start).
+    time: Annotated[
+        str | None,
+        doc(
+            "the field (ISO 8601 or epoch seconds) whose time places each event in this window, "
+            "e.g. flow.start: when a connection began, not when its record was written; "
+            "default: the event time. At most time_lag_s behind the event-time clock, never ahead of it"
+        ),
+    ] = None
+    time_lag_s: Annotated[
+        float,
+        doc(
+            "with time: how far behind the event-time clock the time may be and still count at itself "
+            "(further back: at clock - time_lag_s). A flow record comes up to its flow timeout after "
+            "the flow's last packet",
+            ge=0.0,
+            le=86400.0,
+        ),
+    ] = 120.0
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -155,6 +176,17 @@ class Damped(_Window, kw_only=True, tag="damped"):
 
 Window = Count | Distinct | Sum | Mean | Std | Rate | SincePrevious | Damped
 TIME_WINDOWS = (Count, Distinct, Sum, Mean, Std, Rate)  # kinds with window_s (Count: unless among_last)
+
+
+def builtins(w: Window) -> dict[str, Any]:
+    """The window as plain data, without time and time_lag_s when it runs on the event
+    time: windows that existed before them keep their bundle JSON, schema hash and
+    snapshot definition (an older agent reads such a bundle)."""
+    out: dict[str, Any] = msgspec.to_builtins(w)
+    if w.time is None:
+        out.pop("time", None)
+        out.pop("time_lag_s", None)
+    return out
 
 
 def span(w: Window) -> float:

@@ -635,3 +635,182 @@ def test_rate_conditions_from_the_memo_of_verdicts_are_condition_masks(monkeypat
     assert eng._cond_memo[("eq", "v")] == {1: True}
     out = run(eng, [{"t": 3.5, "k": "b", "v": True}, {"t": 4.0, "k": "b", "v": 1}])
     assert out["eq"].tolist() == [0.0, 0.5] and out["in"].tolist() == [1.0, 0.5]
+
+
+# --- a window on its own time field (time: flow.start) -----------------------------------------
+
+OWN = {
+    "tries_10s": {"kind": "count", "key": ["k"], "window_s": 10, "time": "s", "time_lag_s": 60},
+    "tries_rec_10s": {"kind": "count", "key": ["k"], "window_s": 10},
+    "sum_10s": {"kind": "sum", "key": ["k"], "field": "x", "window_s": 10, "time": "s", "time_lag_s": 60},
+    "mean_10s": {"kind": "mean", "key": ["k"], "field": "x", "window_s": 10},  # on the event time: not shared
+}
+
+
+def run_own(eng: WindowEngine, events: list[dict], cuts: list[int] | None = None) -> dict[str, np.ndarray]:
+    """As run(), with each event's own time `s` (NaN: missing) among the numbers."""
+    bounds = [0, *(cuts or []), len(events)]
+    outs: dict[str, list[float]] = {}
+    for a, b in itertools.pairwise(bounds):
+        part = events[a:b]
+        out = eng.update(
+            np.array([e["t"] for e in part], dtype=np.float64),
+            {"k": [e["k"] for e in part]},
+            {
+                "x": np.array([e.get("x", 1.0) for e in part], dtype=np.float64),
+                "s": np.array([e.get("s", math.nan) for e in part], dtype=np.float64),
+            },
+        )
+        for name, col in out.items():
+            outs.setdefault(name, []).extend(col.tolist())
+    return {n: np.array(v) for n, v in outs.items()}
+
+
+def burst_written_late() -> list[dict]:
+    """Five connections begun within 0.3 s whose records are written over 14 s (Suricata
+    writes a flow's record when it times out), among another host's steady records."""
+    out = [{"t": 1000.0 + i, "s": 1000.0 + i - 0.5, "k": "other"} for i in range(30)]
+    starts = [1002.0, 1002.1, 1002.1, 1002.2, 1002.3]
+    written = [1010.0, 1013.0, 1016.0, 1020.0, 1024.0]
+    out += [{"t": w, "s": s, "k": "burst"} for s, w in zip(starts, written)]
+    return sorted(out, key=lambda e: e["t"])
+
+
+@pytest.mark.parametrize("pure", [False, True])
+def test_a_window_on_its_own_time_counts_a_burst_whose_records_are_written_late(monkeypatch, pure):
+    from jenga_edge.contract import window_state
+
+    if pure:
+        monkeypatch.setattr(window_state, "_native", None)
+    events = burst_written_late()
+    out = run_own(engine(OWN), events, cuts=[7, 20])
+    rows = [i for i, e in enumerate(events) if e["k"] == "burst"]
+    assert out["tries_10s"][rows].tolist() == [1, 2, 3, 4, 5]  # placed where they began: one burst
+    assert max(out["tries_rec_10s"][rows]) < 5  # placed where they were written: spread out
+    assert out["sum_10s"][rows].tolist() == [1, 2, 3, 4, 5]
+    assert out["mean_10s"][rows].tolist() == [1.0] * 5  # a stat on the event time keeps its own state
+
+
+def test_a_windows_own_time_is_bounded_by_the_clock_and_its_lag():
+    eng = engine({"c": {"kind": "count", "key": ["k"], "window_s": 8, "time": "s", "time_lag_s": 20}})
+    events = [
+        {"t": 100.0, "s": 99.0, "k": "a"},
+        {"t": 101.0, "s": 40.0, "k": "a"},  # 61 s behind the clock: counts at clock - 20 (81), out of the window
+        {"t": 102.0, "s": 500.0, "k": "b"},  # ahead of the clock: counts at the clock
+        {"t": 103.0, "k": "b"},  # none: at the clock
+        {"t": 104.0, "s": 103.5, "k": "c"},
+    ]
+    run_own(eng, events)
+    own = window_state_own_times(events, before=-math.inf, lag=20)
+    assert own == [99.0, 81.0, 102.0, 103.0, 103.5]
+
+
+def window_state_own_times(events: list[dict], before: float, lag: float) -> list[float]:
+    from jenga_edge.contract.window_state import _own_times
+
+    placed = np.array([e["t"] for e in events], dtype=np.float64)
+    raw = np.array([e.get("s", math.nan) for e in events], dtype=np.float64)
+    return _own_times(raw, placed, before, lag).tolist()
+
+
+def test_own_time_values_do_not_depend_on_batch_cuts_and_c_is_python(monkeypatch):
+    from jenga_edge.contract import window_state
+    from jenga_edge.native import windows as native
+
+    rng = random.Random(3)
+    events = []
+    for e in stream(2000, keys=20, seed=9):
+        e["s"] = e["t"] - rng.expovariate(1 / 20)  # written up to a minute or so after it began
+        events.append(e)
+    events[100]["s"] = math.nan
+    whole = run_own(engine(OWN), events)
+    cuts = sorted(rng.sample(range(1, 2000), 30))
+    for name, col in run_own(engine(OWN), events, cuts).items():
+        np.testing.assert_array_equal(col, whole[name], err_msg=name)
+    if native is not None:
+        monkeypatch.setattr(window_state, "_native", None)
+        for name, col in run_own(engine(OWN), events, cuts).items():
+            np.testing.assert_array_equal(col, whole[name], err_msg=name)
+
+
+def test_a_window_on_its_own_time_is_validated_at_load():
+    with pytest.raises(SchemaError, match=r"windows\.c\.time: among_last"):
+        engine({"c": {"kind": "count", "key": ["k"], "among_last": 5, "time": "s"}})
+    with pytest.raises(SchemaError, match=r"windows\.c\.time.*computed"):
+        engine(
+            {
+                "c": {"kind": "count", "key": ["k"], "window_s": 5, "time": "g"},
+                "g": {"kind": "since_previous", "key": ["k"]},
+            }
+        )
+    with pytest.raises(SchemaError, match="time_lag_s"):
+        engine({"c": {"kind": "count", "key": ["k"], "window_s": 5, "time": "s", "time_lag_s": -1}})
+
+
+def test_windows_on_the_event_time_keep_their_definition_and_bundle_json():
+    """time and time_lag_s are written only where a window uses them: a bundle or snapshot
+    made before they existed reads the same (old agents read new bundles without them)."""
+    model = convert(EventModel, MODEL, error=SchemaError)
+    assert all("time" not in w and "time_lag_s" not in w for w in model.to_json()["windows"].values())
+    assert b"time_lag_s" not in model.window_definition()
+    own = convert(
+        EventModel,
+        {**MODEL, "windows": {"t10": {"kind": "count", "key": ["src_ip"], "window_s": 10, "time": "flow.start"}}},
+        error=SchemaError,
+    )
+    assert own.to_json()["windows"]["t10"]["time"] == "flow.start"
+    assert own.to_json()["windows"]["t10"]["time_lag_s"] == 120.0
+
+
+def test_decoder_own_time_windows_equal_the_trainers_on_the_lab_corpus():
+    """Real Suricata 7 records in the order it wrote them (the lab corpus's training run):
+    the event time is the record's timestamp, one window runs on flow.start."""
+    path = Path(__file__).parents[2] / "lab" / "corpus" / "corpus-s7" / "labelled.jsonl.gz"
+    recs = []
+    with gzip.open(path, "rt") as fh:
+        for line in fh:
+            r = json.loads(line)
+            if r.get("event_type") == "flow":
+                recs.append(r)
+            if len(recs) >= 4000:
+                break
+    recs.sort(key=lambda r: r["timestamp"])  # the trainer's order (a few records are written out of it)
+    model = {
+        **MODEL,
+        "time": "timestamp",
+        "windows": {
+            **MODEL["windows"],
+            "tries_10s": {
+                "kind": "count",
+                "key": ["src_ip", "dest_ip", "dest_port"],
+                "window_s": 10,
+                "time": "flow.start",
+            },
+            "bytes_sum_60s": {
+                "kind": "sum",
+                "key": ["src_ip"],
+                "field": "bytes_toserver",
+                "window_s": 60,
+                "time": "flow.start",
+                "time_lag_s": 30,
+            },
+        },
+    }
+    feats = [
+        Feature("proto", "categorical", categories=(OOV_TOKEN, "tcp", "udp")),
+        Feature("bytes_toserver", "numeric"),
+    ]
+    feats += [Feature(n, "numeric") for n in model["windows"]]
+    schema = FeatureSchema(tuple(feats), events=convert(EventModel, model, error=SchemaError))
+    rows = RecordReader(schema.events).read(recs)
+    num, _ = schema.vectorize(rows.rows, strict=False)
+    data = [msgspec.json.encode(r) for r in recs]
+    for tier in ("fast", "slow"):
+        dec = EventDecoder(schema)
+        batches = [
+            dec.decode(data[i : i + 256]) if tier == "fast" else dec._decode_slow(data[i : i + 256])
+            for i in range(0, len(data), 256)
+        ]
+        np.testing.assert_array_equal(np.concatenate([b.num for b in batches]), num, err_msg=tier)
+    names = [f.name for f in schema.numeric]
+    assert num[:, names.index("tries_10s")].max() > 5  # bursts of tries counted where their connections began
