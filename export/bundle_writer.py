@@ -44,7 +44,7 @@ from trainer import checkpoint
 from trainer.dataset import split_indices, vectorize_rows, vectorize_text_rows
 from trainer.readers import read_rows
 
-from .graphs import MergedGraph, TaskGraph, fused_tolerances, output_names
+from .graphs import MergedGraph, TaskGraph, calibrated_tolerances, output_names
 from .onnx_export import export_graph, opset_of, set_metadata
 from .opsets import DEFAULT_OPSET, ORT_MIN_FOR_OPSET, SUPPORTED_OPSETS
 from .parity import compare, edge_cases, trim_invariance
@@ -324,9 +324,10 @@ def _merged_vs_task_graphs(path: Path, tmp: Path, tasks: list[str], outputs: lis
 def _check_parity(graph, path: Path, outputs: list[str], cases: dict, atol: float, what: str) -> dict:
     """torch vs onnxruntime on every case: each output within atol, except a fused task's
     score, within atol plus what its calibration makes of an atol-sized error in the
-    member statistics (graphs.fused_tolerances; the parity report's 'tolerance')."""
+    member statistics (graphs.calibrated_tolerances; the parity report's 'tolerance'); a
+    novelty or distance score likewise, for its log error or log distance."""
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    parity = compare(graph, session, outputs, cases, tolerance=lambda part: fused_tolerances(graph, part, atol))
+    parity = compare(graph, session, outputs, cases, tolerance=lambda part: calibrated_tolerances(graph, part, atol))
     ratio = parity.get("ratio", {})
     bad = {o: parity[o] for o in outputs if not _within(parity, o, atol)}
     if bad:
@@ -355,7 +356,8 @@ def _check_parity(graph, path: Path, outputs: list[str], cases: dict, atol: floa
 
 
 TOLERANCE_BASIS = (
-    "fused score: atol plus the move of torch's score when every member statistic moves by atol x max(1, |z|)"
+    "calibrated score (fused; novelty, distance): atol plus the move of torch's score when every member "
+    "statistic (a novelty or distance task's own: its log error or log distance) moves by atol x max(1, |z|)"
 )
 
 

@@ -22,7 +22,7 @@ from torch import nn
 
 from jenga_edge.contract.bundle_format import input_specs
 from jenga_edge.contract.schema import FeatureSchema
-from trainer.model import MultiTaskModel
+from trainer.model import LOG_EPS, MultiTaskModel, cdf_value
 from trainer.text_backbones import text_ids
 
 INPUT_NAMES = ("numeric", "categorical")  # the tabular inputs (a tree graph's, which reads no text)
@@ -93,42 +93,61 @@ class MergedGraph(nn.Module):
         return [n for t in self.tasks for n in output_names(self.model, t, prefix=f"{t}.")]
 
 
-def fused_tolerances(graph: nn.Module, arrays: list[Any], atol: float) -> dict[str, torch.Tensor]:
-    """The parity tolerance of each fused task's outputs in `graph`, per row of `arrays`.
+CALIBRATED = ("fused", "distance", "novelty")  # scores that pass a calibration CDF
 
-    A fused score is a CDF of a CDF: each member statistic z (a logit, a log distance)
-    goes through its member's piecewise-linear tail, -log p, and the calibration CDF.
-    Where normal rows crowd, those segments are steep, so the float32 difference between
-    torch's and onnxruntime's trunk (a few 1e-6 of z, inherent to two GEMM kernels) comes
-    out of the score multiplied by those slopes and 1/p (x2.4 on agent_bench's 2-epoch
-    NSL-KDD export, far more where every bin stacks at its minimum width; computing the
-    calibration in float64 would not help: the members already differ). The score agrees as well
-    as its input allows when it lies within what torch's own score moves if every member
-    statistic moves by atol (relative to its size, at least atol): atol plus that move.
-    The score is monotone in each member, so z +- e bound it. Other outputs: none here
-    (the caller keeps atol)."""
+
+def calibrated_tolerances(graph: nn.Module, arrays: list[Any], atol: float) -> dict[str, torch.Tensor]:
+    """The parity tolerance of each calibrated task's outputs in `graph`, per row of `arrays`.
+
+    A novelty or distance score is the normal validation rows' CDF of the log error or
+    log distance; a fused score is a CDF of a CDF: each member statistic z (a logit, a log
+    distance) goes through its member's piecewise-linear tail, -log p, and the calibration
+    CDF. Where normal rows crowd, those segments are steep, so the float32 difference
+    between torch's and onnxruntime's trunk (a few 1e-6 of z, inherent to two GEMM
+    kernels; a Mahalanobis distance's whitening enlarges it) comes out of the score
+    multiplied by those slopes (x2.4 on agent_bench's 2-epoch NSL-KDD export, far more
+    where every bin stacks at its minimum width; the lab corpus's SOC model with a
+    distance task: 2.2e-5; computing the calibration in float64 would not help: the inputs
+    already differ). The score agrees as well as its input allows when it lies within what
+    torch's own score moves if each statistic moves by atol (relative to its size, at
+    least atol): atol plus that move. The score is monotone in each statistic, so z +- e
+    bound it. Other outputs: none here (the caller keeps atol)."""
     model = getattr(graph, "model", None)
     if not isinstance(model, MultiTaskModel):
         return {}
     merged = not isinstance(graph, TaskGraph)  # a MergedGraph names its outputs "<task>.<output>"
     tasks: list[str] = list(getattr(graph, "tasks", [])) if merged else [str(graph.task)]
-    fused = [t for t in tasks if model.specs[t].mode == "fused"]
-    if not fused:
+    calibrated = [t for t in tasks if model.specs[t].mode in CALIBRATED]
+    if not calibrated:
         return {}
     numeric, categorical, *text = (torch.from_numpy(a) for a in arrays)
     with torch.no_grad():
-        return _fused_tolerances(model, fused, merged, numeric, categorical, text, atol)
+        h = model.shared(model.specs[calibrated[0]].source, numeric, categorical, **(_text(*text) if text else {}))
+        out: dict[str, torch.Tensor] = {}
+        for task in calibrated:
+            move = _score_move(model, task, h, numeric, categorical, atol)
+            for name in output_names(model, task, prefix=f"{task}." if merged else ""):
+                out[name] = atol + move
+        return out
 
 
-def _fused_tolerances(model, fused, merged, numeric, categorical, text, atol) -> dict[str, torch.Tensor]:
-    h = model.shared(model.specs[fused[0]].source, numeric, categorical, **(_text(*text) if text else {}))
-    out: dict[str, torch.Tensor] = {}
-    for task in fused:
-        z = model.head_outputs(task, h, numeric, categorical)["members"].double()
-        head, e = model.fused_head(task), atol * z.abs().clamp_min(1.0)
-        score = head.score(z)
-        move = torch.maximum(head.score(z + e) - score, score - head.score(z - e)).abs()
-        move = torch.nan_to_num(move, nan=0.0)  # an infinite z (inf - inf): no more than atol
-        for name in output_names(model, task, prefix=f"{task}." if merged else ""):
-            out[name] = atol + move
-    return out
+def _score_move(model: MultiTaskModel, task: str, h, numeric, categorical, atol: float) -> torch.Tensor:
+    """How far torch's score moves when the task's statistic moves by atol x max(1, |z|)."""
+    outputs = model.head_outputs(task, h, numeric, categorical)
+    if model.specs[task].mode == "fused":
+        z = outputs["members"].double()
+        head = model.fused_head(task)
+
+        def score(x: torch.Tensor) -> torch.Tensor:
+            return head.score(x)
+    else:  # novelty, distance: a CDF of the log error / log distance
+        z = torch.log(outputs["errors"].double().clamp_min(LOG_EPS))
+        cal = model.distance_head(task) if model.specs[task].mode == "distance" else model.novelty_head(task)
+
+        def score(x: torch.Tensor) -> torch.Tensor:
+            return cdf_value(x, cal.cal_left.double(), cal.cal_width.double())
+
+    e = atol * z.abs().clamp_min(1.0)
+    base = score(z)
+    move = torch.maximum(score(z + e) - base, base - score(z - e)).abs()
+    return torch.nan_to_num(move, nan=0.0)  # an infinite z (inf - inf): no more than atol

@@ -80,3 +80,57 @@ def test_a_fused_graph_with_another_calibration_still_fails(steep):
             _check_parity(graph, path, ["score"], cases, 1e-5, "detector")
     finally:
         head.cal_left.copy_(saved)
+
+
+def steep_distance_model(rows: int = 2000) -> tuple[MultiTaskModel, dict]:
+    """A distance task (no fused task) whose calibration is fitted on distances crowded into
+    a tenth of their spread: its CDF is steep where the rows lie (the lab corpus's SOC model
+    with a distance task gave 2.2e-5 against torch, and its export was refused)."""
+    torch.manual_seed(0)
+    specs = [
+        TaskSpec("threat", "anomaly_detection", "supervised", "s", 2),
+        TaskSpec("far", "anomaly_detection", "distance", "s", 2),
+    ]
+    model = MultiTaskModel({"s": schema()}, specs, ModelConfig(hidden_sizes=[256, 128])).eval()
+    rng = np.random.default_rng(1)
+    num = np.stack(
+        [rng.normal(1, 2, rows), rng.lognormal(0, 1, rows), rng.uniform(0, 40, rows), rng.integers(0, 2, rows)], axis=1
+    ).astype(np.float32)
+    cat = rng.integers(0, 3, (rows, 1)).astype(np.int64)
+    with torch.no_grad():
+        h = model.shared("s", torch.from_numpy(num), torch.from_numpy(cat))
+        head = model.distance_head("far")
+        head.fit(h)
+        d = head(h)
+        middle = d.median()
+        head.calibrate(middle * torch.exp(0.01 * torch.log(d / middle)))  # log distances crowded 100-fold
+    return model, {"validation": (num, cat)}
+
+
+@pytest.fixture(scope="module")
+def steep_distance(tmp_path_factory) -> tuple[MultiTaskModel, dict, TaskGraph, Path]:
+    model, cases = steep_distance_model()
+    graph = TaskGraph(model, "far")
+    path = tmp_path_factory.mktemp("distance") / "far.onnx"
+    export_graph(graph, schema(), ["score"], path, DEFAULT_OPSET)
+    return model, cases, graph, path
+
+
+def test_a_distance_score_through_a_steep_calibration_passes_the_gate(steep_distance):
+    _model, cases, graph, path = steep_distance
+    parity = _check_parity(graph, path, ["score"], cases, 1e-5, "far")
+    tolerance = parity["tolerance"]["score"]
+    assert parity["score"] > 1e-5  # the rounding the old gate refused ...
+    assert tolerance["max_diff_over_tolerance"] <= 1  # ... is within what an atol-sized move of log d gives
+
+
+def test_a_distance_graph_with_another_calibration_still_fails(steep_distance):
+    model, cases, graph, path = steep_distance
+    head = model.distance_head("far")
+    saved = head.cal_left.clone()
+    try:
+        head.cal_left += 1e-2
+        with pytest.raises(ParityError, match="x its calibrated tolerance"):
+            _check_parity(graph, path, ["score"], cases, 1e-5, "far")
+    finally:
+        head.cal_left.copy_(saved)
