@@ -325,9 +325,10 @@ def agent_alerts(
     bundle: Path, raw: bytes, tmp: Path, limits: bool = True, summary: dict[str, int] | None = None
 ) -> list[dict[str, Any]]:
     """`jenga-edge run` with firmware_configs/soc_sensor_suricata.yaml (its rules: the model's
-    two heads and the counting rules, cooldowns included) on `raw`; the alerts it wrote.
+    rules on its two heads and the counting rules, cooldowns included) on `raw`; the alerts it wrote.
     limits=False: every rule's cooldown_s and max_alerts_per_min are off (event_time_limits
-    applies them afterwards in event time). `summary` gets the run's warmup_held (by rule)."""
+    applies them afterwards in event time); min_matches stays, as it counts in event time
+    already. `summary` gets the run's warmup_held (by rule)."""
     import subprocess
 
     import yaml

@@ -172,13 +172,16 @@ RESTART_ONLY = ("sources", "batching", "sinks", "dead_letter", "on_sink_failure"
 
 
 def _carry_state(old: Pipeline, new: Pipeline) -> None:
-    """Cooldowns (per rule name) and the action budget survive a reload, so a
-    logrotate SIGHUP does not re-alert and re-block every key at once."""
+    """Cooldowns (per rule name), the action budget and the matches min_matches counts (if
+    unchanged) survive a reload, so a logrotate SIGHUP does not re-alert and re-block every
+    key at once, nor forget a host's first match."""
     previous = {r.cfg.rule: r for r in old.rules.rules}
     for rule in new.rules.rules:
         if rule.cfg.rule in previous:
             rule._last = previous[rule.cfg.rule]._last
             rule._recent = previous[rule.cfg.rule]._recent
+            if rule.cfg.min_matches == previous[rule.cfg.rule].cfg.min_matches:
+                rule._matches = previous[rule.cfg.rule]._matches
     if old.cfg.rate_limit == new.cfg.rate_limit:
         new.limiter = old.limiter
     old_w, new_w = old.decoder.windows, new.decoder.windows
@@ -288,6 +291,7 @@ class Agent:
         self._over_budget_pending: dict[str, int] = {}  # left out since the rule's last log line
         self._over_budget_logged: dict[str, float] = {}
         self.warmup_held: dict[str, int] = {}  # alerts the warm-up held, by rule (the summary's)
+        self.uncorroborated: dict[str, int] = {}  # matches a rule's min_matches held, by rule (the summary's)
         self.reloads = {"ok": 0, "failed": 0}
         self._drops_seen: dict[tuple[int, str], int] = {}  # (source index, reason or connection event) -> count
         self._truncated_seen: dict[str, int] = {}  # sink name -> its `truncated` already counted
@@ -942,6 +946,9 @@ class Agent:
             for (task, priority), n in Counter((a["task"] or "-", a["priority"]) for a in alerts).items():
                 m.alerts.inc(n, task=task, priority=priority)
         self._count_over_budget()
+        for rule, n in self.pipe.rules.take_uncorroborated().items():
+            m.alerts_uncorroborated.inc(n, rule=rule)
+            self.uncorroborated[rule] = self.uncorroborated.get(rule, 0) + n
         if batch.filtered:
             m.filtered.inc(len(batch.filtered))
         if self.pipe.decoder.windows is not None:
@@ -1049,6 +1056,7 @@ class Agent:
             "rejected": self.counts["rejected"],
             "alerts": self.counts["alerts"],
             "warmup_held": dict(self.warmup_held),
+            "uncorroborated": dict(self.uncorroborated),
             "dropped": sum(sum(s.drops.values()) for s in self.sources),
             "dropped_by_reason": dict(sum((Counter(s.drops) for s in self.sources), Counter())),
             "reloads": dict(self.reloads),

@@ -59,6 +59,16 @@ class SeverityBand(Config, kw_only=True):
     priority: Annotated[Priority, doc("the priority of the band's alerts")] = "warning"
 
 
+class MinMatches(Config, kw_only=True):
+    """Corroboration: a key alerts only once it has matched the rule `count` times within
+    `within_s` seconds of event time (Suricata's `threshold: type both` with the cooldown)."""
+
+    count: Annotated[int, doc("matches of the same key it takes, this one included", ge=2, le=1000)]
+    within_s: Annotated[
+        float, doc("within this many seconds of event time (the windows' clock)", gt=0.0, le=WARMUP_MAX_S)
+    ]
+
+
 class RuleConfig(Config, kw_only=True):
     """A sentinel rule: which scored events alert, how loud, how often, and what is done."""
 
@@ -93,6 +103,15 @@ class RuleConfig(Config, kw_only=True):
             "and logged, never raised"
         ),
     ] = None
+    min_matches: Annotated[
+        MinMatches | None,
+        doc(
+            "alert only when the same key has matched `count` times within `within_s` s of event time "
+            "(this match included; the windows' clock, the agent's without windows), e.g. {count: 2, "
+            "within_s: 60}: one unusual flow of a host is left alone, a host that keeps producing them is "
+            "named; the matches it holds are counted in jenga_alerts_uncorroborated_total, never raised"
+        ),
+    ] = None
     warmup_s: Annotated[
         Literal["auto"] | Annotated[float, msgspec.Meta(ge=0.0, le=WARMUP_MAX_S)] | None,
         doc(
@@ -121,6 +140,8 @@ class RuleConfig(Config, kw_only=True):
     def __post_init__(self) -> None:
         if self.cooldown_s and self.key is None:
             raise Invalid("cooldown_s", "needs key: the event field whose value is kept quiet (e.g. key: src_ip)")
+        if self.min_matches is not None and self.key is None:
+            raise Invalid("min_matches", "needs key: the event field whose matches are counted (e.g. key: src_ip)")
         if self.task is None:
             if not self.condition:
                 raise Invalid("condition", "a rule without a task alerts on its condition alone: give one")
@@ -152,6 +173,8 @@ class Rule:
         self.bands = sorted(cfg.severity, key=lambda b: -b.min_score)
         self._last: OrderedDict[str, float] = OrderedDict()
         self._recent: deque[float] = deque()  # times of this rule's alerts in the last 60 s (max_alerts_per_min)
+        # per key, the event times of its last min_matches.count matches (LRU, bounded as cooldowns)
+        self._matches: OrderedDict[str, deque[float]] = OrderedDict()
 
     def within_budget(self, rows: npt.NDArray[np.intp], now: float) -> npt.NDArray[np.intp]:
         """The first rows that fit max_alerts_per_min, each remembered; the others are over budget."""
@@ -257,8 +280,7 @@ class Rule:
         allowed: list[int] = []
         over = 0
         for r in rows.tolist():
-            key = keys[r]
-            k = key.strip() if type(key) is str else (category_key(key) if key is not None else "")
+            k = _key_text(keys[r])
             t = last.get(k)
             if t is not None and now - t < cooldown:
                 continue
@@ -271,6 +293,34 @@ class Rule:
                 last.popitem(last=False)
             allowed.append(r)
         return np.array(allowed, dtype=np.intp), over
+
+    def corroborated(
+        self, keys: list[Any], rows: npt.NDArray[np.intp], times: npt.NDArray[np.float64]
+    ) -> npt.NDArray[np.intp]:
+        """The rows whose key has matched min_matches.count times (each of `rows` a match,
+        remembered at its event time in `times`, per batch row) within min_matches.within_s,
+        in order. A time earlier than the key's newest (a late record) counts where it fell."""
+        assert self.cfg.min_matches is not None
+        count, within = self.cfg.min_matches.count, self.cfg.min_matches.within_s
+        seen, out = self._matches, []
+        for r in rows.tolist():
+            k, t = _key_text(keys[r]), float(times[r])
+            recent = seen.get(k)
+            if recent is None:
+                recent = seen[k] = deque(maxlen=count)
+            else:
+                seen.move_to_end(k)
+            recent.append(t)
+            if len(seen) > COOLDOWN_KEYS_MAX:  # bounded memory under a spray of source addresses
+                seen.popitem(last=False)
+            if len(recent) == count and max(recent) - min(recent) < within:
+                out.append(r)
+        return np.array(out, dtype=np.intp)
+
+
+def _key_text(key: Any) -> str:
+    """A key's value as the rules' per-key state holds it."""
+    return key.strip() if type(key) is str else (category_key(key) if key is not None else "")
 
 
 class RuleEngine:
@@ -299,6 +349,7 @@ class RuleEngine:
         self.warmup = WarmUp()  # carried with the window state over a reload (agent._carry_state)
         self._warm_rules: list[Rule] = []  # rules with a warm-up (resolve_warmup)
         self.warmup_held: Counter[str] = Counter()  # by rule, since the agent last took them (take_warmup_held)
+        self.uncorroborated: Counter[str] = Counter()  # matches min_matches held, by rule (take_uncorroborated)
         self.warmed: list[Rule] = []  # the rules the last evaluate ran a warm-up for (as it began)
 
     def resolve_warmup(self, windows: dict[str, Window], features: set[str], has_clock: bool) -> None:
@@ -364,6 +415,15 @@ class RuleEngine:
                     rows = keep
                     if not len(rows):
                         continue
+            if rule.cfg.min_matches is not None:  # before cooldowns: a match in one still counts
+                assert rule.cfg.key is not None
+                times = batch.times if batch.times is not None else np.full(len(batch), now)
+                kept = rule.corroborated(batch.keys[rule.cfg.key], rows, times)
+                if len(kept) < len(rows):
+                    self.uncorroborated[rule.cfg.rule] += len(rows) - len(kept)
+                rows = kept
+                if not len(rows):
+                    continue
             if rule.cfg.key and rule.cfg.cooldown_s:
                 # the budget applies among the rows the cooldown lets through, and only the
                 # alerts it keeps start a cooldown
@@ -405,6 +465,12 @@ class RuleEngine:
         """Alerts the warm-up held since the last call, by rule (then reset)."""
         out = dict(self.warmup_held)
         self.warmup_held.clear()
+        return out
+
+    def take_uncorroborated(self) -> dict[str, int]:
+        """Matches min_matches held since the last call, by rule (then reset)."""
+        out = dict(self.uncorroborated)
+        self.uncorroborated.clear()
         return out
 
     def allowlisted(self, value: Any) -> bool:

@@ -563,7 +563,7 @@ def combine(summaries: list[dict[str, Any]]) -> dict[str, Any]:
     never reached their owner's queue), as one agent's received = scored + filtered + rejected."""
     out: dict[str, Any] = {k: sum(s.get(k, 0) or 0 for s in summaries) for k in SUMMED}
     out["received"] -= out["exchanged"]
-    for key in ("dropped_by_reason", "reloads", "warmup_held"):
+    for key in ("dropped_by_reason", "reloads", "warmup_held", "uncorroborated"):
         merged: dict[str, Any] = {}
         for s in summaries:
             for k, v in (s.get(key) or {}).items():

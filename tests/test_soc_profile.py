@@ -34,11 +34,18 @@ def eve(name: str) -> bytes:
 
 
 def run_profile(
-    bundle: Path, tmp: Path, raw: bytes, log: list[str] | None = None, warmup: bool = True
+    bundle: Path,
+    tmp: Path,
+    raw: bytes,
+    log: list[str] | None = None,
+    warmup: bool = True,
+    min_matches: bool = True,
 ) -> tuple[list[dict], dict]:
     soc = yaml.safe_load(PROFILE.read_text())
     if not warmup:  # as after a restart that restored the window snapshot
         soc["rules"] = [{k: v for k, v in r.items() if k != "warmup_s"} for r in soc["rules"]]
+    if not min_matches:  # every flow a rule passes alerts: the alert budget alone holds a flood
+        soc["rules"] = [{k: v for k, v in r.items() if k != "min_matches"} for r in soc["rules"]]
     cfg = {
         **soc,
         "agent": {**soc["agent"], "bundle": str(bundle)},
@@ -116,10 +123,12 @@ def test_the_flood_rule_never_runs_an_action():
 def test_a_flood_from_forged_sources_stays_within_the_rules_alert_budget(soc_bundle, tmp_path):
     """13,853 flows from random forged sources: a new key each, so cooldowns cannot help;
     max_alerts_per_min caps the model's rules, and what it leaves out is said. (Without the
-    warm-up, as with warm windows: the capture is shorter than it, below.)"""
+    warm-up, as with warm windows: the capture is shorter than it, below; and without
+    min_matches, which holds a source's single flow: the budget alone, for a flood whose
+    forged sources repeat.)"""
     log: list[str] = []
     raw = eve("attack_dos_tcp-synflood-spoofed")
-    alerts, summary = run_profile(soc_bundle, tmp_path, raw, log, warmup=False)
+    alerts, summary = run_profile(soc_bundle, tmp_path, raw, log, warmup=False, min_matches=False)
     assert summary["dropped"] == 0
     by_rule = {r: sum(a["rule"] == r for a in alerts) for r in ("flow_threat", "flow_novelty")}
     assert 0 < by_rule["flow_threat"] <= 60 and by_rule["flow_novelty"] <= 60, by_rule
@@ -127,6 +136,18 @@ def test_a_flood_from_forged_sources_stays_within_the_rules_alert_budget(soc_bun
     assert any(line.startswith("rule flow_threat: ") for line in over), log[-5:]
     left_out = sum(int(line.split(": ")[1].split()[0]) for line in over if line.startswith("rule flow_threat: "))
     assert by_rule["flow_threat"] + left_out > 10_000  # every flagged flow is either raised or counted
+
+
+def test_a_flood_from_forged_sources_is_named_by_its_victim_not_by_each_source(soc_bundle, tmp_path):
+    """The shipped rules on the same flood with warm windows: a forged source sends one flow
+    (13,840 sources for 13,853 flows), so min_matches holds nearly every flow the model flags,
+    each counted (`uncorroborated`); the flood rule names the victim."""
+    alerts, summary = run_profile(soc_bundle, tmp_path, eve("attack_dos_tcp-synflood-spoofed"), warmup=False)
+    model = [a for a in alerts if a["task"] is not None]
+    assert len(model) <= 30, len(model)
+    held = summary["uncorroborated"]
+    assert held["flow_threat"] > 10_000  # every flagged flow: raised or counted
+    assert [a["target"]["value"] for a in alerts if a["rule"] == "flood"] == ["10.10.10.10"]
 
 
 @pytest.mark.parametrize("name", ["attack_dos_tcp-synflood-spoofed", "benign_http-dns_wikipedia"])
@@ -140,7 +161,7 @@ def test_a_capture_shorter_than_the_warm_up_gets_no_model_alert_and_says_so(soc_
     alerts, summary = run_profile(soc_bundle, tmp_path, eve(name), log)
     assert not [a for a in alerts if a["task"] is not None]
     held = summary["warmup_held"]
-    assert set(held) <= {"flow_threat", "flow_novelty"}
+    assert set(held) <= {"flow_threat", "flow_novelty", "flow_novelty_far"}
     if name.startswith("attack"):
         assert held["flow_threat"] > 10_000  # every flagged flow of the flood: counted, not raised
         assert [a["rule"] for a in alerts] == ["flood"]

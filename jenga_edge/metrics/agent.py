@@ -85,6 +85,13 @@ class AgentMetrics:
             ("rule",),
             label_check=chk,
         )
+        self.alerts_uncorroborated = r.counter(
+            "jenga_alerts_uncorroborated_total",
+            "Matches a rule's min_matches held: its key had not matched often enough within the span yet "
+            "(counted, never raised), by rule.",
+            ("rule",),
+            label_check=chk,
+        )
         self.actions = r.counter(
             "jenga_actions_total", "Response actions taken, by type and result.", ("type", "result"), label_check=chk
         )
@@ -199,6 +206,8 @@ class AgentMetrics:
             "alerts_by_priority": by_priority,
             "alerts_warmup_held": self.alerts_warmup_held.total(),
             "alerts_warmup_held_by_rule": self.alerts_warmup_held.labelled(),
+            "alerts_uncorroborated": self.alerts_uncorroborated.total(),
+            "alerts_uncorroborated_by_rule": self.alerts_uncorroborated.labelled(),
             "actions": sum(actions.values()),
             "actions_by_type_result": {f"{t}/{r}": v for (t, r), v in sorted(actions.items())},
             "actions_by_result": by_result,
@@ -256,6 +265,16 @@ class AgentMetrics:
                 *(
                     [_with_parts(f"warmup_held={_num(s['alerts_warmup_held'])}", s["alerts_warmup_held_by_rule"])]
                     if s["alerts_warmup_held"]
+                    else []
+                ),
+                # matches min_matches held (shown once there is one), by rule
+                *(
+                    [
+                        _with_parts(
+                            f"uncorroborated={_num(s['alerts_uncorroborated'])}", s["alerts_uncorroborated_by_rule"]
+                        )
+                    ]
+                    if s["alerts_uncorroborated"]
                     else []
                 ),
                 f"actions={_num(s['actions'])}",

@@ -364,6 +364,7 @@ AGENT_METRICS = {
     "jenga_alerts_total": ("counter", ("task", "priority")),
     "jenga_alerts_over_budget_total": ("counter", ("rule",)),
     "jenga_alerts_warmup_held_total": ("counter", ("rule",)),
+    "jenga_alerts_uncorroborated_total": ("counter", ("rule",)),
     "jenga_actions_total": ("counter", ("type", "result")),
     "jenga_sink_alerts_lost_total": ("counter", ("sink",)),
     "jenga_action_results_lost_total": ("counter", ("sink",)),

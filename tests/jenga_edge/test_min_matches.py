@@ -1,0 +1,203 @@
+"""A rule's min_matches (rules[].min_matches: corroboration): a key alerts only once it has
+matched `count` times within `within_s` s of event time; the matches it holds are counted
+(jenga_alerts_uncorroborated_total, the summary, the stats line), never raised; before
+cooldowns, after the warm-up; bounded per key; the same whatever the batches; kept over a
+reload that keeps the rule's setting."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+
+from jenga_edge import rules as rules_mod
+from jenga_edge.agent import Agent, _carry_state, build_pipeline
+from jenga_edge.config import agent_config_from_dict
+from jenga_edge.contract.errors import ConfigError
+from jenga_edge.contract.typed import convert
+from jenga_edge.decode import DecodedBatch
+from jenga_edge.rules import RuleConfig, RuleEngine
+from jenga_edge.workers import combine
+
+from .test_rules import TASKS
+from .test_warmup import WINDOWS, config, high, run, stream
+
+T0 = 1_764_000_000.0
+
+
+def at(times: list[float], hosts: list[str]) -> DecodedBatch:
+    n = len(times)
+    return DecodedBatch(
+        np.zeros((n, 1), np.float32),
+        np.zeros((n, 1), np.int64),
+        list(range(n)),
+        {"src_ip": hosts},
+        times=np.asarray(times, np.float64),
+        clock=max(times),
+    )
+
+
+def engine(**rule) -> RuleEngine:
+    cfg = {"rule": "t", "task": "threat", "min_matches": {"count": 2, "within_s": 60}, "key": "src_ip", **rule}
+    return RuleEngine([convert(RuleConfig, cfg)], TASKS)
+
+
+def alerted(eng: RuleEngine, times: list[float], hosts: list[str]) -> list[int]:
+    return [h.row for h in eng.evaluate(at(times, hosts), high(len(times)))]
+
+
+def test_a_key_alerts_from_its_second_match_within_the_span():
+    eng = engine()
+    # a's second match 59.9 s after its first alerts; b's first is held; c's two are 60 s apart
+    rows = alerted(eng, [T0, T0 + 1, T0 + 59.9, T0 + 100], ["a", "b", "a", "c"])
+    assert rows == [2]
+    assert eng.take_uncorroborated() == {"t": 3}
+    assert alerted(eng, [T0 + 160], ["c"]) == []  # 60 s after c's first: not within it
+    assert alerted(eng, [T0 + 161], ["c"]) == [0]  # 1 s after c's second
+    assert alerted(eng, [T0 + 500], ["b"]) == [] and eng.take_uncorroborated() == {"t": 2}
+
+
+def test_three_matches_are_counted_across_batches():
+    eng = engine(min_matches={"count": 3, "within_s": 10})
+    assert alerted(eng, [T0], ["a"]) == []
+    assert alerted(eng, [T0 + 4], ["a"]) == []
+    assert alerted(eng, [T0 + 9, T0 + 15], ["a", "a"]) == [0]  # T0 .. T0 + 9; then T0 + 4 .. T0 + 15: 11 s
+    assert alerted(eng, [T0 + 16], ["a"]) == [0]  # T0 + 9 .. T0 + 16
+
+
+def test_a_late_record_counts_where_its_time_fell():
+    eng = engine()
+    assert alerted(eng, [T0 + 50, T0], ["a", "a"]) == [1]  # written late, 50 s before: within 60 s
+
+
+def test_matches_in_a_cooldown_count_and_are_not_counted_as_held():
+    eng = engine(cooldown_s=300)
+    assert alerted(eng, [T0, T0 + 1, T0 + 2], ["a", "a", "a"]) == [1]  # the third: cooldown
+    assert eng.take_uncorroborated() == {"t": 1} and eng.suppressed == 1
+
+
+def test_the_warm_up_holds_before_matches_are_counted():
+    eng = engine(warmup_s=60)
+    eng.resolve_warmup(WINDOWS, {"flows_10s", "ports_60s"}, has_clock=True)
+    assert alerted(eng, [T0, T0 + 59], ["a", "a"]) == []  # both held by the warm-up: no match counted
+    assert eng.take_uncorroborated() == {} and eng.take_warmup_held() == {"t": 2}
+    assert alerted(eng, [T0 + 60], ["a"]) == [] and eng.take_uncorroborated() == {"t": 1}
+    assert alerted(eng, [T0 + 61], ["a"]) == [0]
+
+
+def test_without_windows_the_agents_clock_times_the_matches():
+    now = [100.0]
+    eng = RuleEngine(
+        [
+            convert(
+                RuleConfig, {"rule": "t", "task": "threat", "key": "src_ip", "min_matches": {"count": 2, "within_s": 5}}
+            )
+        ],
+        TASKS,
+        clock=lambda: now[0],
+    )
+    untimed = DecodedBatch(np.zeros((1, 1), np.float32), np.zeros((1, 1), np.int64), [0], {"src_ip": ["a"]})
+    assert not eng.evaluate(untimed, high(1))
+    now[0] = 106.0
+    assert not eng.evaluate(untimed, high(1))  # 6 s later
+    now[0] = 110.0
+    assert [h.row for h in eng.evaluate(untimed, high(1))] == [0]
+
+
+def test_the_keys_held_are_bounded(monkeypatch):
+    monkeypatch.setattr(rules_mod, "COOLDOWN_KEYS_MAX", 100)
+    eng = engine()
+    hosts = [f"10.0.{i // 256}.{i % 256}" for i in range(1000)]
+    assert alerted(eng, [T0] * 1000, hosts) == []
+    assert len(eng.rules[0]._matches) == 100
+    assert alerted(eng, [T0 + 1, T0 + 1], [hosts[0], hosts[-1]]) == [1]  # the oldest key was forgotten
+
+
+@pytest.mark.parametrize(
+    "rule, text",
+    [
+        ({"min_matches": {"count": 2, "within_s": 60}}, r"rules\[0\]\.min_matches: needs key"),
+        ({"key": "src_ip", "min_matches": {"count": 1, "within_s": 60}}, r"rules\[0\]\.min_matches\.count"),
+        ({"key": "src_ip", "min_matches": {"count": 2, "within_s": 0}}, r"rules\[0\]\.min_matches\.within_s"),
+        ({"key": "src_ip", "min_matches": {"count": 2}}, r"rules\[0\]\.min_matches.*within_s"),
+        ({"key": "src_ip", "min_matches": 2}, r"rules\[0\]\.min_matches"),
+    ],
+)
+def test_min_matches_is_checked_at_load_naming_the_key(rule, text):
+    raw = {"agent": {"bundle": "b"}, "sources": [{"type": "stdin"}], "rules": [{"rule": "r", "task": "threat", **rule}]}
+    with pytest.raises(ConfigError, match=text):
+        agent_config_from_dict(raw, "agent.yaml")
+
+
+# --- the agent ----------------------------------------------------------------------------------
+
+
+def corroborated_config(bundle, tmp, within: float = 30.0) -> dict:
+    cfg = config(bundle, tmp)
+    cfg["event"]["fields"] = ["t"]  # carried by the alerts
+    cfg["rules"] = [
+        {"rule": "model", "task": "threat", "threshold": 0.0, "key": "src_ip",
+         "min_matches": {"count": 3, "within_s": within}},
+        {"rule": "model_each", "task": "threat", "threshold": 0.0},
+    ]  # fmt: skip
+    return cfg
+
+
+def expected(lines: list[bytes], count: int, within: float) -> list[int]:
+    """The events that alert, counted by hand: per host, the event times of its matches."""
+    seen: dict[str, list[float]] = {}
+    out = []
+    for i, line in enumerate(lines):
+        d = json.loads(line)
+        times = seen.setdefault(d["src_ip"], [])
+        times.append(d["t"])
+        last = times[-count:]
+        if len(last) == count and max(last) - min(last) < within:
+            out.append(i)
+    return out
+
+
+def test_the_agent_counts_holds_and_says_them(network_bundle, tmp_path):
+    agent = Agent(agent_config_from_dict(corroborated_config(network_bundle[0], tmp_path)), log=lambda s: None)
+    lines = stream(40, step=2.5)  # 5 hosts, each every 12.5 s: the third match 25 s after the first
+    alerts = run(agent, lines)
+    model = [a for a in alerts if a["rule"] == "model"]
+    assert len(model) == len(expected(lines, 3, 30.0)) == 40 - 10
+    assert sum(a["rule"] == "model_each" for a in alerts) == 40
+    assert agent.metrics.alerts_uncorroborated.labelled() == {"model": 10}
+    assert agent.summary()["uncorroborated"] == {"model": 10}
+    assert "uncorroborated=10 (model=10)" in agent.metrics.stats_line()
+    assert combine([agent.summary(), agent.summary()])["uncorroborated"] == {"model": 20}
+
+
+@pytest.mark.parametrize("seed", [0, 5])
+def test_what_alerts_does_not_depend_on_how_the_stream_is_cut(network_bundle, tmp_path, seed):
+    rng = random.Random(seed)
+    lines = []
+    for line in stream(150, step=1.0):
+        d = json.loads(line)
+        d["src_ip"] = f"10.0.0.{rng.randrange(12)}"
+        d["t"] = T0 + rng.uniform(0, 200)  # out of order, within the windows' lateness
+        lines.append(json.dumps(d).encode())
+    lines.sort(key=lambda x: json.loads(x)["t"])
+    want = expected(lines, 3, 20.0)
+    assert 0 < len(want) < 150
+    for size in (1, 7, 64):
+        cfg = corroborated_config(network_bundle[0], tmp_path, within=20.0)
+        agent = Agent(agent_config_from_dict(cfg), log=lambda s: None)
+        got = [a["fields"]["t"] for a in run(agent, lines, size) if a["rule"] == "model"]
+        assert got == [json.loads(lines[i])["t"] for i in want]
+
+
+def test_a_reload_keeps_the_matches_only_when_the_setting_is_unchanged(network_bundle, tmp_path):
+    cfg = corroborated_config(network_bundle[0], tmp_path)
+    old = build_pipeline(agent_config_from_dict(cfg))
+    old.rules.rules[0]._matches["10.0.0.1"] = rules_mod.deque([T0], maxlen=3)
+    same = build_pipeline(agent_config_from_dict(cfg))
+    _carry_state(old, same)
+    assert list(same.rules.rules[0]._matches) == ["10.0.0.1"]
+    other = build_pipeline(agent_config_from_dict(corroborated_config(network_bundle[0], tmp_path, within=5)))
+    _carry_state(old, other)
+    assert not other.rules.rules[0]._matches
