@@ -180,8 +180,10 @@ def _carry_state(old: Pipeline, new: Pipeline) -> None:
         if rule.cfg.rule in previous:
             rule._last = previous[rule.cfg.rule]._last
             rule._recent = previous[rule.cfg.rule]._recent
-            if rule.cfg.min_matches == previous[rule.cfg.rule].cfg.min_matches:
-                rule._matches = previous[rule.cfg.rule]._matches
+            before = previous[rule.cfg.rule]
+            same_clock = (old.decoder.windows is None) == (new.decoder.windows is None)  # event time or the agent's
+            if (rule.cfg.min_matches, rule.cfg.key) == (before.cfg.min_matches, before.cfg.key) and same_clock:
+                rule._matches = before._matches
     if old.cfg.rate_limit == new.cfg.rate_limit:
         new.limiter = old.limiter
     old_w, new_w = old.decoder.windows, new.decoder.windows
@@ -946,9 +948,10 @@ class Agent:
             for (task, priority), n in Counter((a["task"] or "-", a["priority"]) for a in alerts).items():
                 m.alerts.inc(n, task=task, priority=priority)
         self._count_over_budget()
-        for rule, n in self.pipe.rules.take_uncorroborated().items():
-            m.alerts_uncorroborated.inc(n, rule=rule)
-            self.uncorroborated[rule] = self.uncorroborated.get(rule, 0) + n
+        if self.pipe.rules.uncorroborated:
+            for rule, n in self.pipe.rules.take_uncorroborated().items():
+                m.alerts_uncorroborated.inc(n, rule=rule)
+                self.uncorroborated[rule] = self.uncorroborated.get(rule, 0) + n
         if batch.filtered:
             m.filtered.inc(len(batch.filtered))
         if self.pipe.decoder.windows is not None:

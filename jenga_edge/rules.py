@@ -20,6 +20,7 @@ that pass them reach the per-alert Python code (cooldown, output).
 
 from __future__ import annotations
 
+import bisect
 import ipaddress
 import re
 import time
@@ -63,9 +64,15 @@ class MinMatches(Config, kw_only=True):
     """Corroboration: a key alerts only once it has matched the rule `count` times within
     `within_s` seconds of event time (Suricata's `threshold: type both` with the cooldown)."""
 
-    count: Annotated[int, doc("matches of the same key it takes, this one included", ge=2, le=1000)]
+    count: Annotated[int, doc("matches of the same key it takes, this one included", ge=2, le=100)]
     within_s: Annotated[
-        float, doc("within this many seconds of event time (the windows' clock)", gt=0.0, le=WARMUP_MAX_S)
+        float,
+        doc(
+            "less than this many seconds apart, first to last, in event time (the windows' clock; the "
+            "agent's without windows)",
+            gt=0.0,
+            le=WARMUP_MAX_S,
+        ),
     ]
 
 
@@ -174,7 +181,7 @@ class Rule:
         self._last: OrderedDict[str, float] = OrderedDict()
         self._recent: deque[float] = deque()  # times of this rule's alerts in the last 60 s (max_alerts_per_min)
         # per key, the event times of its last min_matches.count matches (LRU, bounded as cooldowns)
-        self._matches: OrderedDict[str, deque[float]] = OrderedDict()
+        self._matches: OrderedDict[str, list[float]] = OrderedDict()
 
     def within_budget(self, rows: npt.NDArray[np.intp], now: float) -> npt.NDArray[np.intp]:
         """The first rows that fit max_alerts_per_min, each remembered; the others are over budget."""
@@ -295,26 +302,44 @@ class Rule:
         return np.array(allowed, dtype=np.intp), over
 
     def corroborated(
-        self, keys: list[Any], rows: npt.NDArray[np.intp], times: npt.NDArray[np.float64]
+        self, keys: list[Any], rows: npt.NDArray[np.intp], times: npt.NDArray[np.float64] | float
     ) -> npt.NDArray[np.intp]:
-        """The rows whose key has matched min_matches.count times (each of `rows` a match,
-        remembered at its event time in `times`, per batch row) within min_matches.within_s,
-        in order. A time earlier than the key's newest (a late record) counts where it fell."""
+        """The rows whose key has matched min_matches.count times within less than
+        min_matches.within_s, this match among them, in order. Each of `rows` is a match,
+        remembered at its event time (`times`: per batch row, or one time for all): a late
+        record counts where its time fell. A row without a key value is never corroborated."""
         assert self.cfg.min_matches is not None
         count, within = self.cfg.min_matches.count, self.cfg.min_matches.within_s
         seen, out = self._matches, []
-        for r in rows.tolist():
-            k, t = _key_text(keys[r]), float(times[r])
-            recent = seen.get(k)
-            if recent is None:
-                recent = seen[k] = deque(maxlen=count)
-            else:
-                seen.move_to_end(k)
-            recent.append(t)
-            if len(seen) > COOLDOWN_KEYS_MAX:  # bounded memory under a spray of source addresses
+        at = times[rows].tolist() if isinstance(times, np.ndarray) else [times] * len(rows)
+        if not at:
+            return np.array(out, dtype=np.intp)
+        # keys whose newest match is a span before this batch's earliest can corroborate nothing more
+        horizon = min(at) - within
+        while seen and next(iter(seen.values()))[-1] <= horizon:
+            seen.popitem(last=False)
+        pop, insort, first_at, limit = seen.pop, bisect.insort, bisect.bisect_left, COOLDOWN_KEYS_MAX
+        for r, t in zip(rows.tolist(), at):
+            key = keys[r]
+            if key is None:
+                continue
+            k = key.strip() if type(key) is str else category_key(key)
+            mine = pop(k, None)
+            if mine is None:
+                mine = [t]
+            elif t >= mine[-1]:  # in order: the usual case
+                mine.append(t)
+                if len(mine) >= count and t - mine[-count] < within:
+                    out.append(r)
+            else:  # a late record: every run of `count` that holds it
+                insort(mine, t)
+                i = first_at(mine, t)
+                lo, hi = max(0, i - count + 1), min(i, len(mine) - count)
+                if any(mine[j + count - 1] - mine[j] < within for j in range(lo, hi + 1)):
+                    out.append(r)
+            seen[k] = mine[-count:] if len(mine) > count else mine  # the most recently matched last
+            if len(seen) > limit:  # bounded memory under a spray of source addresses
                 seen.popitem(last=False)
-            if len(recent) == count and max(recent) - min(recent) < within:
-                out.append(r)
         return np.array(out, dtype=np.intp)
 
 
@@ -417,7 +442,7 @@ class RuleEngine:
                         continue
             if rule.cfg.min_matches is not None:  # before cooldowns: a match in one still counts
                 assert rule.cfg.key is not None
-                times = batch.times if batch.times is not None else np.full(len(batch), now)
+                times = batch.times if batch.times is not None else now
                 kept = rule.corroborated(batch.keys[rule.cfg.key], rows, times)
                 if len(kept) < len(rows):
                     self.uncorroborated[rule.cfg.rule] += len(rows) - len(kept)

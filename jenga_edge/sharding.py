@@ -1,8 +1,8 @@
 """Which worker scores an event: the shard key, its stable hash, and routing per batch.
 
 With `agent.workers` > 1 (workers.py) state that is kept per key must live in one
-worker: window features (per their `key` fields) and rule cooldowns (per the rule's
-`key`). The shard key is one field that every such key contains: events with the
+worker: window features (per their `key` fields), rule cooldowns and min_matches
+(per the rule's `key`). The shard key is one field that every such key contains: events with the
 same shard value have the same value of every state key's fields' shard part, so a
 key's events all reach one worker. `agent.shard_key` names it; by default it is the
 field all of them share (the first, in the first key's order, if several do).
@@ -47,13 +47,14 @@ class KeyedState:
 def keyed_state(
     windows: dict[str, Window], rules: Sequence[RuleConfig], windows_at: str = "event.windows"
 ) -> list[KeyedState]:
-    """Window features and rule cooldowns, each with its key fields. A rule's key without
-    cooldown_s keeps no state (it names what actions act on), so it does not count."""
+    """Window features, rule cooldowns and min_matches, each with its key fields. A rule's key
+    without cooldown_s or min_matches keeps no state (it names what actions act on), so it
+    does not count."""
     out = [KeyedState(f"{windows_at}.{name}.key", tuple(w.key)) for name, w in windows.items()]
     out += [
         KeyedState(f"rules[{i}].key", (r.key,))
         for i, r in enumerate(rules)
-        if r.enabled and r.key is not None and r.cooldown_s > 0
+        if r.enabled and r.key is not None and (r.cooldown_s > 0 or r.min_matches is not None)
     ]
     return out
 

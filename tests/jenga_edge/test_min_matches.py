@@ -6,6 +6,7 @@ reload that keeps the rule's setting."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 
@@ -70,6 +71,27 @@ def test_three_matches_are_counted_across_batches():
 def test_a_late_record_counts_where_its_time_fell():
     eng = engine()
     assert alerted(eng, [T0 + 50, T0], ["a", "a"]) == [1]  # written late, 50 s before: within 60 s
+    # a record 70 s late does not push out the newer match: T0 + 100 and T0 + 101 are 1 s apart
+    assert alerted(eng, [T0 + 100, T0 + 30, T0 + 101], ["b", "b", "b"]) == [2]
+    three = engine(min_matches={"count": 3, "within_s": 10})
+    assert alerted(three, [T0 + 100, T0 + 101, T0 + 50, T0 + 102], ["c"] * 4) == [3]
+    assert alerted(three, [T0 + 100.5], ["c"]) == [0]  # falls among 100 .. 102
+
+
+def test_keys_compare_as_cooldowns_do_and_a_missing_key_never_corroborates():
+    eng = engine()
+    assert alerted(eng, [T0, T0 + 1], [" a", "a "]) == [1]
+    assert alerted(eng, [T0 + 2, T0 + 3], [22, "22"]) == [1]
+    assert alerted(eng, [T0 + 4, T0 + 5], [None, None]) == []
+    assert eng.take_uncorroborated() == {"t": 4}
+
+
+def test_keys_a_span_old_are_forgotten_first():
+    eng = engine()
+    assert alerted(eng, [T0, T0 + 1], ["a", "b"]) == []
+    assert list(eng.rules[0]._matches) == ["a", "b"]
+    assert alerted(eng, [T0 + 60.5], ["c"]) == []  # a's match is 60.5 s old: it can pair with nothing more
+    assert list(eng.rules[0]._matches) == ["b", "c"]
 
 
 def test_matches_in_a_cooldown_count_and_are_not_counted_as_held():
@@ -146,15 +168,18 @@ def corroborated_config(bundle, tmp, within: float = 30.0) -> dict:
 
 
 def expected(lines: list[bytes], count: int, within: float) -> list[int]:
-    """The events that alert, counted by hand: per host, the event times of its matches."""
+    """The events that alert, counted by hand: an event whose host has `count` matches, this one
+    among them, less than `within` s apart in event time, whatever order they came in."""
     seen: dict[str, list[float]] = {}
     out = []
     for i, line in enumerate(lines):
         d = json.loads(line)
         times = seen.setdefault(d["src_ip"], [])
         times.append(d["t"])
-        last = times[-count:]
-        if len(last) == count and max(last) - min(last) < within:
+        t = d["t"]
+        near = sorted(x for x in times if abs(x - t) < within)
+        if any(near[j + count - 1] - near[j] < within and near[j] <= t <= near[j + count - 1]
+               for j in range(len(near) - count + 1)):  # fmt: skip
             out.append(i)
     return out
 
@@ -179,9 +204,12 @@ def test_what_alerts_does_not_depend_on_how_the_stream_is_cut(network_bundle, tm
     for line in stream(150, step=1.0):
         d = json.loads(line)
         d["src_ip"] = f"10.0.0.{rng.randrange(12)}"
-        d["t"] = T0 + rng.uniform(0, 200)  # out of order, within the windows' lateness
+        d["t"] = T0 + rng.uniform(0, 200)
         lines.append(json.dumps(d).encode())
     lines.sort(key=lambda x: json.loads(x)["t"])
+    for i in range(0, len(lines) - 1, 3):  # out of order by up to 4 s: within what the windows place as is
+        lines[i], lines[i + 1] = lines[i + 1], lines[i]
+    assert any(json.loads(a)["t"] > json.loads(b)["t"] + 0.5 for a, b in itertools.pairwise(lines))
     want = expected(lines, 3, 20.0)
     assert 0 < len(want) < 150
     for size in (1, 7, 64):
@@ -194,10 +222,25 @@ def test_what_alerts_does_not_depend_on_how_the_stream_is_cut(network_bundle, tm
 def test_a_reload_keeps_the_matches_only_when_the_setting_is_unchanged(network_bundle, tmp_path):
     cfg = corroborated_config(network_bundle[0], tmp_path)
     old = build_pipeline(agent_config_from_dict(cfg))
-    old.rules.rules[0]._matches["10.0.0.1"] = rules_mod.deque([T0], maxlen=3)
+    old.rules.rules[0]._matches["10.0.0.1"] = [T0]
     same = build_pipeline(agent_config_from_dict(cfg))
     _carry_state(old, same)
     assert list(same.rules.rules[0]._matches) == ["10.0.0.1"]
     other = build_pipeline(agent_config_from_dict(corroborated_config(network_bundle[0], tmp_path, within=5)))
     _carry_state(old, other)
     assert not other.rules.rules[0]._matches
+    by_dest = corroborated_config(network_bundle[0], tmp_path)
+    by_dest["rules"][0]["key"] = "dest_ip"
+    moved = build_pipeline(agent_config_from_dict(by_dest))
+    _carry_state(old, moved)
+    assert not moved.rules.rules[0]._matches
+
+
+def test_with_workers_a_rules_min_matches_key_is_a_shard_key():
+    """A host's matches must all reach one worker, or they never add up."""
+    from jenga_edge.sharding import keyed_state
+
+    rule = convert(
+        RuleConfig, {"rule": "t", "task": "threat", "key": "src_ip", "min_matches": {"count": 2, "within_s": 9}}
+    )
+    assert [s.where for s in keyed_state({}, [rule])] == ["rules[0].key"]
