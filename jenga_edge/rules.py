@@ -310,7 +310,7 @@ class Rule:
         record counts where its time fell. A row without a key value is never corroborated."""
         assert self.cfg.min_matches is not None
         count, within = self.cfg.min_matches.count, self.cfg.min_matches.within_s
-        seen, out = self._matches, []
+        seen, out = self._matches, list[int]()
         at = times[rows].tolist() if isinstance(times, np.ndarray) else [times] * len(rows)
         if not at:
             return np.array(out, dtype=np.intp)
