@@ -1029,6 +1029,11 @@ class Agent:
             if now > seen[what]:
                 counter.inc(now - seen[what])
             seen[what] = now  # a reload that reset the state starts the engine's counts again
+        for reason, now in engine.own_clipped.items():
+            what = f"own_{reason}"
+            if now > seen.get(what, 0):
+                m.window_own_time_clipped.inc(now - seen.get(what, 0), reason=reason)
+            seen[what] = now
         m.window_keys.set(engine.live_keys)
 
     def _count_received(self, lines: Batch) -> None:

@@ -688,14 +688,22 @@ def _damped_value(stat: str, w: float, ls: float, ss: float) -> float:
     return mean if stat == "mean" else math.sqrt(max(0.0, ss / w - mean * mean))
 
 
-def _own_times(raw: npt.NDArray[Any], placed: F64, before: float, lag: float) -> F64:
+def _own_times(
+    raw: npt.NDArray[Any], placed: F64, before: float, lag: float, clipped: dict[str, int] | None = None
+) -> F64:
     """A window's own times (its `time` field) for rows the clock placed at `placed`:
     each row's own time, at most `lag` behind the clock as that row left it and never
     ahead of it; a row without one counts at the clock. The clock after a row is the
-    latest placed time so far (a row moves the clock only to its own placed time)."""
+    latest placed time so far (a row moves the clock only to its own placed time).
+    `clipped` counts the rows placed elsewhere than their own time says, by reason."""
     clock = np.maximum.accumulate(np.maximum(placed, before))
     raw = np.ascontiguousarray(raw, dtype=np.float64)
-    return np.where(np.isnan(raw), clock, np.clip(raw, clock - lag, clock))
+    missing = np.isnan(raw)
+    if clipped is not None:
+        clipped["missing"] += int(missing.sum())
+        clipped["late"] += int((raw < clock - lag).sum())  # NaN compares False
+        clipped["ahead"] += int((raw > clock).sum())
+    return np.where(missing, clock, np.clip(raw, clock - lag, clock))
 
 
 def _state_for(w: Window, space: KeySpace) -> _State:
@@ -728,6 +736,10 @@ class WindowEngine:
         self.resets = 0
         self.seq = 0
         self.late = self.ahead = 0
+        # rows whose own time field (a window's `time`) was placed elsewhere than it says, by reason:
+        # late (more than time_lag_s behind the clock), ahead (of the clock), missing; counted once
+        # per row and time field, not kept in a snapshot
+        self.own_clipped: dict[str, int] = {"late": 0, "ahead": 0, "missing": 0}
         # the last update's rows' times as the windows placed them (one far ahead: at the clock)
         self.placed: F64 = np.zeros(0, dtype=np.float64)
         self.reset_rows: tuple[int, ...] = ()  # the last update's rows from which the windows were emptied (reset)
@@ -833,7 +845,7 @@ class WindowEngine:
             if w.time is not None:
                 at = (w.time, w.time_lag_s)
                 if at not in own:
-                    own[at] = _own_times(numbers[w.time], t, before, w.time_lag_s)
+                    own[at] = _own_times(numbers[w.time], t, before, w.time_lag_s, self.own_clipped)
                 tw = own[at]
             x = np.ascontiguousarray(numbers[w.numeric[0]], dtype=np.float64) if w.numeric else None
             if isinstance(st, _Stat):

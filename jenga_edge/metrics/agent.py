@@ -41,6 +41,14 @@ class AgentMetrics:
         self.window_late = r.counter(
             "jenga_window_late_total", "Events later than lag_s behind the window clock (counted at clock - lag_s)."
         )
+        self.window_own_time_clipped = r.counter(
+            "jenga_window_own_time_clipped_total",
+            "Events a window's own time field (`time:`) placed elsewhere than it says, by reason: late (more "
+            "than time_lag_s behind the window clock: at clock - time_lag_s), ahead (of the clock: at the "
+            "clock), missing (no value: at the clock); once per event and time field.",
+            ("reason",),
+            label_check=chk,
+        )
         self.window_snapshots = r.counter(
             "jenga_window_snapshots_total",
             "Window snapshots, by result: restored, none, unreadable, refused (at start); saved, failed (at stop).",

@@ -356,6 +356,7 @@ AGENT_METRICS = {
     "jenga_window_keys": ("gauge", ()),
     "jenga_window_evictions_total": ("counter", ()),
     "jenga_window_late_total": ("counter", ()),
+    "jenga_window_own_time_clipped_total": ("counter", ("reason",)),
     "jenga_window_ahead_total": ("counter", ()),
     "jenga_window_resets_total": ("counter", ()),
     "jenga_window_snapshots_total": ("counter", ("result",)),

@@ -703,6 +703,13 @@ def test_a_windows_own_time_is_bounded_by_the_clock_and_its_lag():
     run_own(eng, events)
     own = window_state_own_times(events, before=-math.inf, lag=20)
     assert own == [99.0, 81.0, 102.0, 103.0, 103.5]
+    assert eng.own_clipped == {"late": 1, "ahead": 1, "missing": 1}  # each counted, never silent
+
+
+def test_own_time_clips_are_counted_once_per_event_and_time_field():
+    eng = engine(OWN)  # two windows on `s`, one lag: one placement per event
+    run_own(eng, [{"t": 100.0, "s": 10.0, "k": "a"}, {"t": 101.0, "k": "a"}, {"t": 102.0, "s": 101.5, "k": "a"}])
+    assert eng.own_clipped == {"late": 1, "ahead": 0, "missing": 1}
 
 
 def window_state_own_times(events: list[dict], before: float, lag: float) -> list[float]:
@@ -814,3 +821,24 @@ def test_decoder_own_time_windows_equal_the_trainers_on_the_lab_corpus():
         np.testing.assert_array_equal(np.concatenate([b.num for b in batches]), num, err_msg=tier)
     names = [f.name for f in schema.numeric]
     assert num[:, names.index("tries_10s")].max() > 5  # bursts of tries counted where their connections began
+
+
+def test_the_agent_counts_own_time_clips_in_its_metrics(network_bundle, tmp_path):
+    from jenga_edge.agent import Agent
+    from jenga_edge.config import agent_config_from_dict
+
+    from .test_warmup import config, run, stream
+
+    cfg = config(network_bundle[0], tmp_path, own={"kind": "count", "key": ["src_ip"], "window_s": 10,
+                                                   "time": "s", "time_lag_s": 30})  # fmt: skip
+    lines = []
+    for i, line in enumerate(stream(12)):
+        d = json.loads(line)
+        if i % 4 == 1:
+            d["s"] = d["t"] - 100  # 100 s behind: at clock - 30
+        elif i % 4 != 3:
+            d["s"] = d["t"] - 1  # i % 4 == 3: none
+        lines.append(json.dumps(d).encode())
+    agent = Agent(agent_config_from_dict(cfg), log=lambda s: None)
+    run(agent, lines, 5)
+    assert agent.metrics.window_own_time_clipped.labelled() == {"late": 3, "missing": 3}
