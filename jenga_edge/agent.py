@@ -292,6 +292,8 @@ class Agent:
         self.counts = {"received": 0, "scored": 0, "filtered": 0, "rejected": 0, "alerts": 0}
         self._over_budget_pending: dict[str, int] = {}  # left out since the rule's last log line
         self._over_budget_logged: dict[str, float] = {}
+        self._evicted_pending: dict[str, int] = {}  # keys a rule forgot since its last log line
+        self._evicted_logged: dict[str, float] = {}
         self.warmup_held: dict[str, int] = {}  # alerts the warm-up held, by rule (the summary's)
         self.uncorroborated: dict[str, int] = {}  # matches a rule's min_matches held, by rule (the summary's)
         self.reloads = {"ok": 0, "failed": 0}
@@ -948,6 +950,9 @@ class Agent:
             for (task, priority), n in Counter((a["task"] or "-", a["priority"]) for a in alerts).items():
                 m.alerts.inc(n, task=task, priority=priority)
         self._count_over_budget()
+        for rule, n in self.pipe.rules.take_evicted().items():
+            m.rule_keys_evicted.inc(n, rule=rule)
+            self._log_evicted(rule, n)
         if self.pipe.rules.uncorroborated:
             for rule, n in self.pipe.rules.take_uncorroborated().items():
                 m.alerts_uncorroborated.inc(n, rule=rule)
@@ -965,6 +970,15 @@ class Agent:
         self.counts["alerts"] += len(alerts)
         if self.first_scored_wall is None and len(batch):
             self.first_scored_wall = time.time()
+
+    def _log_evicted(self, rule: str, n: int) -> None:
+        """Keys a rule forgot at its bound: counted always, said at most once a minute per rule."""
+        now = time.monotonic()
+        pending = self._evicted_pending[rule] = self._evicted_pending.get(rule, 0) + n
+        if now - self._evicted_logged.get(rule, -1e9) >= 60.0:
+            self.log(f"rule {rule}: forgot {pending} key(s), least recently seen first, to keep at most "
+                     "100,000 (their cooldowns and min_matches; jenga_rule_keys_evicted_total)")  # fmt: skip
+            self._evicted_logged[rule], self._evicted_pending[rule] = now, 0
 
     def _count_over_budget(self, flush: bool = False) -> None:
         """Alerts a rule's budget left out: counted always, logged once a minute per rule

@@ -182,6 +182,9 @@ class Rule:
         self._recent: deque[float] = deque()  # times of this rule's alerts in the last 60 s (max_alerts_per_min)
         # per key, the event times of its last min_matches.count matches (LRU, bounded as cooldowns)
         self._matches: OrderedDict[str, list[float]] = OrderedDict()
+        # keys whose cooldown or matches were forgotten to stay within COOLDOWN_KEYS_MAX (not those a
+        # span old): the agent counts them (jenga_rule_keys_evicted_total)
+        self.evicted = 0
 
     def within_budget(self, rows: npt.NDArray[np.intp], now: float) -> npt.NDArray[np.intp]:
         """The first rows that fit max_alerts_per_min, each remembered; the others are over budget."""
@@ -298,6 +301,7 @@ class Rule:
             last.move_to_end(k)
             if len(last) > COOLDOWN_KEYS_MAX:  # bounded memory under a spray of source addresses
                 last.popitem(last=False)
+                self.evicted += 1
             allowed.append(r)
         return np.array(allowed, dtype=np.intp), over
 
@@ -340,6 +344,7 @@ class Rule:
             seen[k] = mine[-count:] if len(mine) > count else mine  # the most recently matched last
             if len(seen) > limit:  # bounded memory under a spray of source addresses
                 seen.popitem(last=False)
+                self.evicted += 1
         return np.array(out, dtype=np.intp)
 
 
@@ -490,6 +495,14 @@ class RuleEngine:
         """Alerts the warm-up held since the last call, by rule (then reset)."""
         out = dict(self.warmup_held)
         self.warmup_held.clear()
+        return out
+
+    def take_evicted(self) -> dict[str, int]:
+        """Keys each rule forgot to stay within its bound since the last call, by rule (then reset)."""
+        out = {}
+        for rule in self.rules:
+            if rule.evicted:
+                out[rule.cfg.rule], rule.evicted = rule.evicted, 0
         return out
 
     def take_uncorroborated(self) -> dict[str, int]:

@@ -100,6 +100,13 @@ class AgentMetrics:
             ("rule",),
             label_check=chk,
         )
+        self.rule_keys_evicted = r.counter(
+            "jenga_rule_keys_evicted_total",
+            "Keys a rule forgot, least recently seen first, to keep its per-key state (quiet time, min_matches) "
+            "to 100,000: such a key may alert again at once, or needs its matches again; by rule.",
+            ("rule",),
+            label_check=chk,
+        )
         self.actions = r.counter(
             "jenga_actions_total", "Response actions taken, by type and result.", ("type", "result"), label_check=chk
         )

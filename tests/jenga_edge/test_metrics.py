@@ -364,6 +364,7 @@ AGENT_METRICS = {
     "jenga_connections_total": ("counter", ("source", "event")),
     "jenga_alerts_total": ("counter", ("task", "priority")),
     "jenga_alerts_over_budget_total": ("counter", ("rule",)),
+    "jenga_rule_keys_evicted_total": ("counter", ("rule",)),
     "jenga_alerts_warmup_held_total": ("counter", ("rule",)),
     "jenga_alerts_uncorroborated_total": ("counter", ("rule",)),
     "jenga_actions_total": ("counter", ("type", "result")),

@@ -134,6 +134,7 @@ def test_the_keys_held_are_bounded(monkeypatch):
     hosts = [f"10.0.{i // 256}.{i % 256}" for i in range(1000)]
     assert alerted(eng, [T0] * 1000, hosts) == []
     assert len(eng.rules[0]._matches) == 100
+    assert eng.take_evicted() == {"t": 900} and eng.take_evicted() == {}
     assert alerted(eng, [T0 + 1, T0 + 1], [hosts[0], hosts[-1]]) == [1]  # the oldest key was forgotten
 
 
@@ -244,3 +245,16 @@ def test_with_workers_a_rules_min_matches_key_is_a_shard_key():
         RuleConfig, {"rule": "t", "task": "threat", "key": "src_ip", "min_matches": {"count": 2, "within_s": 9}}
     )
     assert [s.where for s in keyed_state({}, [rule])] == ["rules[0].key"]
+
+
+def test_the_agent_counts_and_says_the_keys_a_rule_forgets(network_bundle, tmp_path, monkeypatch):
+    monkeypatch.setattr(rules_mod, "COOLDOWN_KEYS_MAX", 3)
+    logs: list[str] = []
+    cfg = corroborated_config(network_bundle[0], tmp_path)
+    cfg["rules"][1].update(key="src_ip", cooldown_s=600)  # cooldowns are bounded alike
+    agent = Agent(agent_config_from_dict(cfg), log=logs.append)
+    run(agent, stream(20))  # 5 hosts, 3 kept
+    evicted = agent.metrics.rule_keys_evicted.labelled()
+    assert evicted["model"] > 0 and evicted["model_each"] > 0
+    said = [line for line in logs if "key(s), least recently seen first" in line]
+    assert {line.split(":")[0] for line in said} == {"rule model", "rule model_each"}  # once a minute each
