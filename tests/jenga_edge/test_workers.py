@@ -79,6 +79,15 @@ def test_no_common_field_is_refused_naming_the_keys():
     assert check_config(load({**raw, "agent": {"bundle": "b"}})) is None  # one worker: nothing to shard
 
 
+def test_a_min_matches_rule_keeps_state_per_key_as_a_cooldown_does():
+    """Its matches per key must all reach one worker: a rule on another key is refused, named."""
+    rule = {"rule": "m", "condition": {"a": {"gte": 1}}, "key": "dest_ip", "min_matches": {"count": 2, "within_s": 60}}
+    raw = config({"event": {"windows": {"a": WINDOW}}, "rules": [rule]}, workers=2)
+    with pytest.raises(ConfigError, match=r"agent\.shard_key: no field .*rules\[0\]\.key \[dest_ip\]"):
+        check_config(load(raw))
+    assert check_config(load(config({"rules": [rule]}, workers=2))) == "dest_ip"
+
+
 def test_among_last_is_refused_with_workers():
     raw = config({"event": {"windows": {"last": {"kind": "count", "key": ["src_ip"], "among_last": 100}}}}, workers=2)
     with pytest.raises(ConfigError, match=r"event\.windows\.last\.among_last: counts among the whole stream"):
