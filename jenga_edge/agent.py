@@ -176,12 +176,12 @@ def _carry_state(old: Pipeline, new: Pipeline) -> None:
     unchanged) survive a reload, so a logrotate SIGHUP does not re-alert and re-block every
     key at once, nor forget a host's first match."""
     previous = {r.cfg.rule: r for r in old.rules.rules}
+    same_clock = (old.decoder.windows is None) == (new.decoder.windows is None)  # event time or the agent's
     for rule in new.rules.rules:
-        if rule.cfg.rule in previous:
-            rule._last = previous[rule.cfg.rule]._last
-            rule._recent = previous[rule.cfg.rule]._recent
-            before = previous[rule.cfg.rule]
-            same_clock = (old.decoder.windows is None) == (new.decoder.windows is None)  # event time or the agent's
+        before = previous.get(rule.cfg.rule)
+        if before is not None:
+            rule._last = before._last
+            rule._recent = before._recent
             if (rule.cfg.min_matches, rule.cfg.key) == (before.cfg.min_matches, before.cfg.key) and same_clock:
                 rule._matches = before._matches
     if old.cfg.rate_limit == new.cfg.rate_limit:
@@ -290,10 +290,10 @@ class Agent:
         self.span: list[float | None] = [None, None]  # perf_counter: first batch start, last batch end
         self.busy_s = 0.0
         self.counts = {"received": 0, "scored": 0, "filtered": 0, "rejected": 0, "alerts": 0}
-        self._over_budget_pending: dict[str, int] = {}  # left out since the rule's last log line
-        self._over_budget_logged: dict[str, float] = {}
-        self._evicted_pending: dict[str, int] = {}  # keys a rule forgot since its last log line
-        self._evicted_logged: dict[str, float] = {}
+        # per (what, rule): counted since the rule's last log line of that kind, and when it was
+        # (over budget, keys evicted: each said at most once a minute per rule)
+        self._rule_pending: dict[tuple[str, str], int] = {}
+        self._rule_logged: dict[tuple[str, str], float] = {}
         self.warmup_held: dict[str, int] = {}  # alerts the warm-up held, by rule (the summary's)
         self.uncorroborated: dict[str, int] = {}  # matches a rule's min_matches held, by rule (the summary's)
         self.reloads = {"ok": 0, "failed": 0}
@@ -413,7 +413,7 @@ class Agent:
             self.process_safely(lines)  # anything accepted is still scored or dead-lettered
         self._sync_drops()
         self._log_stop_drops()
-        self._count_over_budget(flush=True)  # what the once-a-minute log has not said yet
+        self._count_rule_limits(flush=True)  # what the once-a-minute log has not said yet
         self._log_warmup_at_stop()
         windows = self.pipe.decoder.windows
         if self.cfg.event.snapshot and windows is not None:
@@ -949,10 +949,7 @@ class Agent:
         if alerts:
             for (task, priority), n in Counter((a["task"] or "-", a["priority"]) for a in alerts).items():
                 m.alerts.inc(n, task=task, priority=priority)
-        self._count_over_budget()
-        for rule, n in self.pipe.rules.take_evicted().items():
-            m.rule_keys_evicted.inc(n, rule=rule)
-            self._log_evicted(rule, n)
+        self._count_rule_limits()
         if self.pipe.rules.uncorroborated:
             for rule, n in self.pipe.rules.take_uncorroborated().items():
                 m.alerts_uncorroborated.inc(n, rule=rule)
@@ -971,28 +968,30 @@ class Agent:
         if self.first_scored_wall is None and len(batch):
             self.first_scored_wall = time.time()
 
-    def _log_evicted(self, rule: str, n: int) -> None:
-        """Keys a rule forgot at its bound: counted always, said at most once a minute per rule."""
-        now = time.monotonic()
-        pending = self._evicted_pending[rule] = self._evicted_pending.get(rule, 0) + n
-        if now - self._evicted_logged.get(rule, -1e9) >= 60.0:
-            self.log(f"rule {rule}: forgot {pending} key(s), least recently seen first, to keep at most "
-                     "100,000 (their cooldowns and min_matches; jenga_rule_keys_evicted_total)")  # fmt: skip
-            self._evicted_logged[rule], self._evicted_pending[rule] = now, 0
+    # what each kind of rule limit says in its once-a-minute line, per rule
+    _RULE_LIMIT_LINES = {
+        "over_budget": "{n} alert(s) over its max_alerts_per_min, counted, not raised (jenga_alerts_over_budget_total)",
+        "evicted": "forgot {n} key(s), least recently seen first, to keep at most 100,000 (their cooldowns and "
+        "min_matches; jenga_rule_keys_evicted_total)",
+    }
 
-    def _count_over_budget(self, flush: bool = False) -> None:
-        """Alerts a rule's budget left out: counted always, logged once a minute per rule
-        (`flush`: now, whatever the minute)."""
+    def _count_rule_limits(self, flush: bool = False) -> None:
+        """Alerts a rule's budget left out, and keys a rule forgot at its bound: counted always,
+        logged once a minute per rule and kind (`flush`: now, whatever the minute)."""
+        rules, m = self.pipe.rules, self.metrics
+        for what, taken, counter in (
+            ("over_budget", rules.take_over_budget(), m.alerts_over_budget),
+            ("evicted", rules.take_evicted(), m.rule_keys_evicted),
+        ):
+            for rule, n in taken.items():
+                counter.inc(n, rule=rule)
+                self._rule_pending[what, rule] = self._rule_pending.get((what, rule), 0) + n
         now = time.monotonic()
-        for rule, n in self.pipe.rules.take_over_budget().items():
-            self.metrics.alerts_over_budget.inc(n, rule=rule)
-            self._over_budget_pending[rule] = self._over_budget_pending.get(rule, 0) + n
-        for rule, n in list(self._over_budget_pending.items()):
-            if flush or now - self._over_budget_logged.get(rule, -1e9) >= 60.0:
-                self.log(f"rule {rule}: {n} alert(s) over its max_alerts_per_min, counted, not raised "
-                         "(jenga_alerts_over_budget_total)")  # fmt: skip
-                self._over_budget_logged[rule] = now
-                del self._over_budget_pending[rule]
+        for (what, rule), n in list(self._rule_pending.items()):
+            if flush or now - self._rule_logged.get((what, rule), -1e9) >= 60.0:
+                self.log(f"rule {rule}: " + self._RULE_LIMIT_LINES[what].format(n=n))
+                self._rule_logged[what, rule] = now
+                del self._rule_pending[what, rule]
 
     def _sync_warmup(self, warming: list[Rule]) -> None:
         """Alerts the warm-up held: counted in the metric (and the summary); its start and end

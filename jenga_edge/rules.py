@@ -61,8 +61,8 @@ class SeverityBand(Config, kw_only=True):
 
 
 class MinMatches(Config, kw_only=True):
-    """Corroboration: a key alerts only once it has matched the rule `count` times within
-    `within_s` seconds of event time (Suricata's `threshold: type both` with the cooldown)."""
+    """Corroboration: a key alerts only once it has matched the rule `count` times less than
+    `within_s` seconds apart in event time (close to Suricata's `threshold: type both`)."""
 
     count: Annotated[int, doc("matches of the same key it takes, this one included", ge=2, le=100)]
     within_s: Annotated[
@@ -113,7 +113,7 @@ class RuleConfig(Config, kw_only=True):
     min_matches: Annotated[
         MinMatches | None,
         doc(
-            "alert only when the same key has matched `count` times within `within_s` s of event time "
+            "alert only when the same key has matched `count` times less than `within_s` s apart in event time "
             "(this match included; the windows' clock, the agent's without windows), e.g. {count: 2, "
             "within_s: 60}: one unusual flow of a host is left alone, a host that keeps producing them is "
             "named; the matches it holds are counted in jenga_alerts_uncorroborated_total, never raised"
@@ -327,7 +327,7 @@ class Rule:
             key = keys[r]
             if key is None:
                 continue
-            k = key.strip() if type(key) is str else category_key(key)
+            k = _key_text(key)
             mine = pop(k, None)
             if mine is None:
                 mine = [t]

@@ -258,3 +258,9 @@ def test_the_agent_counts_and_says_the_keys_a_rule_forgets(network_bundle, tmp_p
     assert evicted["model"] > 0 and evicted["model_each"] > 0
     said = [line for line in logs if "key(s), least recently seen first" in line]
     assert {line.split(":")[0] for line in said} == {"rule model", "rule model_each"}  # once a minute each
+    assert len(said) == 2
+    agent._shutdown()  # what the once-a-minute line has not said yet is said at stop
+    said = [line for line in logs if "key(s), least recently seen first" in line]
+    for rule in ("model", "model_each"):
+        total = sum(int(line.split("forgot ")[1].split()[0]) for line in said if line.startswith(f"rule {rule}:"))
+        assert total == evicted[rule]
