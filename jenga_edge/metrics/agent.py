@@ -221,6 +221,10 @@ class AgentMetrics:
             "alerts_by_priority": by_priority,
             "alerts_warmup_held": self.alerts_warmup_held.total(),
             "alerts_warmup_held_by_rule": self.alerts_warmup_held.labelled(),
+            "window_late": self.window_late.total(),
+            "window_ahead": self.window_ahead.total(),
+            "window_own_time_clipped": self.window_own_time_clipped.total(),
+            "window_own_time_clipped_by_reason": self.window_own_time_clipped.labelled(),
             "alerts_uncorroborated": self.alerts_uncorroborated.total(),
             "alerts_uncorroborated_by_rule": self.alerts_uncorroborated.labelled(),
             "actions": sum(actions.values()),
@@ -257,6 +261,12 @@ class AgentMetrics:
             f"sink_spooled={_num(s['sink_spooled'])}",
             _with_parts(f"action_failed={_num(s['action_failures'])}", s["action_failures_by_action"]),
             f"sources_waiting={_num(s['sources_waiting'])}",
+            # events the windows placed elsewhere than their time says (counted at the clock or its lag)
+            f"window_late={_num(s['window_late'])}",
+            f"window_ahead={_num(s['window_ahead'])}",
+            _with_parts(
+                f"own_time_clipped={_num(s['window_own_time_clipped'])}", s["window_own_time_clipped_by_reason"]
+            ),
         ]
         # Failures are shown only once there is one: the common line stays short.
         values = (
@@ -266,6 +276,9 @@ class AgentMetrics:
             s["sink_spooled"],
             s["action_failures"],
             s["sources_waiting"],
+            s["window_late"],
+            s["window_ahead"],
+            s["window_own_time_clipped"],
         )
         shown = [f for f, v in zip(failures, values) if v]
         return " ".join(

@@ -842,3 +842,4 @@ def test_the_agent_counts_own_time_clips_in_its_metrics(network_bundle, tmp_path
     agent = Agent(agent_config_from_dict(cfg), log=lambda s: None)
     run(agent, lines, 5)
     assert agent.metrics.window_own_time_clipped.labelled() == {"late": 3, "missing": 3}
+    assert "own_time_clipped=6 (late=3 missing=3)" in agent.metrics.stats_line()  # the logged line says it
