@@ -33,12 +33,14 @@ The held-out tool is also reported as the agent sees it: the first of the agent'
 (both heads and the counting rules, as above) that a flow of that tool raised and that
 names its attacker, in event time from the tool's first flow.
 
-Training data: the lab corpus run given by --train; evaluation stream: --eval (another
-seed of the same scenario: nothing in it was trained on). Prints tables and writes
+Training data: the files given by --train, by default the config's own (the corpus's
+training runs: corpus-s7 and the benign-only office runs); evaluation stream: --eval
+(corpus-s8, another seed of the training run's scenario: nothing in it was trained on; a
+benign-only run reports false alerts only). Prints tables and writes
 build/bench/soc_eval.json. Measures, never asserts.
 
 --dev: choose settings without looking at the evaluation run. Train and evaluate on the
-training run (seed 7) alone: its benign flows that start in every third block of
+training files alone, scoring the first (corpus-s7): its benign flows that start in every third block of
 --dev-block-s seconds are kept out of training and validation (with the held-out tool),
 and the benign metrics count only them; the held-out tool's flows are never trained on.
 The shared captures are not scored (they are a final test).
@@ -150,8 +152,11 @@ def dev_training_file(lines: list[bytes], block_s: float, out: Path) -> Path:
     return out
 
 
-def train_and_export(cfg_path: Path, train: Path, seed: int, held: str | None, work: Path, dev: bool = False) -> Path:
-    cfg = load_config(cfg_path, [f"sources.eve.path={train}", f"training.seed={seed}"])
+def train_and_export(
+    cfg_path: Path, train: list[Path], seed: int, held: str | None, work: Path, dev: bool = False
+) -> Path:
+    paths = json.dumps([str(p) for p in train])  # a YAML list
+    cfg = load_config(cfg_path, [f"sources.eve.path={paths}", f"training.seed={seed}"])
     out = {held} if held else set()
     if dev:
         out.add(DEV_TOOL)
@@ -386,7 +391,9 @@ def capture_metrics(bundle: Path) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", type=Path, default=CONFIG)
-    ap.add_argument("--train", type=Path, default=CORPUS / "corpus-s7" / "labelled.jsonl.gz")
+    ap.add_argument("--train", type=Path, nargs="+", default=None,
+                    help="training files (default: the config's); with --dev, the first is the run "
+                         "evaluated on")  # fmt: skip
     ap.add_argument("--eval", type=Path, default=CORPUS / "corpus-s8" / "labelled.jsonl.gz")
     ap.add_argument("--seeds", type=int, nargs="+", default=[1])
     ap.add_argument("--tools", nargs="*", default=None,
@@ -405,9 +412,10 @@ def main() -> None:
     if a.report:
         report(json.loads(a.report.read_text()))
         return
+    a.train = [p.resolve() for p in a.train or load_config(a.config).source_paths("eve")]
     counted = None
     if a.dev:
-        a.eval = a.train
+        a.eval = a.train[0]
         block = a.dev_block_s
 
         def counted(r: dict[str, Any]) -> bool:
@@ -417,13 +425,14 @@ def main() -> None:
     recs = [json.loads(x) for x in lines]
     tools = a.tools if a.tools is not None else sorted({r["lab"]["tool"] for r in recs if r.get("event_type") == "flow"
                                and r["lab"]["label"] == "attack"})  # fmt: skip
-    result: dict[str, Any] = {"train": str(a.train), "eval": str(a.eval), "config": str(a.config), "seeds": a.seeds,
+    result: dict[str, Any] = {"train": [str(p) for p in a.train], "eval": str(a.eval), "config": str(a.config),
+                              "seeds": a.seeds,
                               "dev_block_s": a.dev_block_s if a.dev else None, "profile": str(a.profile),
                               "folds": {}, "full": {}, "captures": {}}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
-        train = a.train.resolve()
-        if a.dev:
-            train = dev_training_file(lines, a.dev_block_s, Path(tmp) / "dev-train.jsonl.gz")
+        train = a.train
+        if a.dev:  # the evaluated run's dev slice held out; the other files train as they are
+            train = [dev_training_file(lines, a.dev_block_s, Path(tmp) / "dev-train.jsonl.gz"), *a.train[1:]]
         for seed in a.seeds:
             for held in [*tools, None]:
                 t0 = time.perf_counter()
@@ -444,9 +453,9 @@ def main() -> None:
                     if not a.dev:
                         result["captures"][seed] = capture_metrics(bundle)
                 print(f"seed {seed} held out {held or '-'}: done in {m['seconds']} s", file=sys.stderr, flush=True)
-    report(result)
     a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(result, indent=1, default=str))
+    a.out.write_text(json.dumps(result, indent=1, default=str))  # first: what was measured is kept
+    report(result)
     print(f"\nwritten {a.out}")
 
 
@@ -483,8 +492,9 @@ def _agent_delay(m: dict[str, Any], tool: str) -> float | None:
 
 
 def report(r: dict[str, Any]) -> None:
-    print(f"\nLeave one tool out (train {Path(r['train']).parent.name}, evaluate {Path(r['eval']).parent.name}, "
-          f"seeds {r['seeds']})")  # fmt: skip
+    train = [r["train"]] if isinstance(r["train"], str) else r["train"]  # one file, before lists
+    print(f"\nLeave one tool out (train {', '.join(Path(p).parent.name for p in train)}, "
+          f"evaluate {Path(r['eval']).parent.name}, seeds {r['seeds']})")  # fmt: skip
     if r.get("dev_block_s"):
         print(f"(--dev: benign metrics over the benign flows starting in every third {r['dev_block_s']:g} s block, "
               "held out of training)")  # fmt: skip
@@ -497,6 +507,11 @@ def report(r: dict[str, Any]) -> None:
           f"{'agent: first alert (s)':>23}")  # fmt: skip
     for tool, by_seed in sorted(r["folds"].items()):
         runs = list(by_seed.values())
+        if not runs[0]["tools"].get(tool, {}).get("attackers"):  # a benign-only evaluation run
+            flagged, false = _fmt([m["false_per_10k"] for m in runs]), _fmt([m["agent"]["false_per_10k"] for m in runs])
+            print(f"{tool:<14} {0:>6} {'-':>14} {'-':>22} {'-':>11} {flagged:>20} {false:>18} "
+                  f"{_fmt(_live(runs)):>10} {'-':>23}")  # fmt: skip
+            continue
         delays = [max((a["delay_s"] if a["delay_s"] is not None else float("inf")) for a in m["tools"][tool]
                       ["attackers"].values()) for m in runs]  # fmt: skip
         logged = [max((a["logged_delay_s"] if a["logged_delay_s"] is not None else float("inf")) for a in m["tools"]

@@ -414,13 +414,14 @@ def _parity_rows(loaded, src: str, data: str | None, log: Callable[[str], None])
         rows = read_rows(data, events=loaded.schemas[src].events)[:PARITY_ROWS]
         _check_parity_columns(loaded.schemas[src], rows, data, src, log)
         return rows, f"--data {data}"
-    path = loaded.meta.get("data_paths", {}).get(src)
-    if path and Path(path).is_file():
+    paths = loaded.meta.get("data_paths", {}).get(src)
+    paths = [paths] if isinstance(paths, str) else paths or []  # a str before sources took a list
+    if paths and all(Path(p).is_file() for p in paths):
         events = loaded.schemas[src].events
-        rows = read_rows(path, scfg.get("format", "auto"), scfg.get("columns"), scfg.get("limit"), events)
+        rows = read_rows(paths, scfg.get("format", "auto"), scfg.get("columns"), scfg.get("limit"), events)
         t = cfg["training"]
         _, val = split_indices(len(rows), t["validation_fraction"], t["seed"])
-        return [rows[i] for i in val[:PARITY_ROWS]], f"validation split of {path}"
+        return [rows[i] for i in val[:PARITY_ROWS]], f"validation split of {', '.join(paths)}"
     return _synthetic_rows(loaded.schemas[src]), "synthesized from the schema (training data not found)"
 
 

@@ -74,8 +74,9 @@ def save(
         "project_name": cfg.project_name,
         "torch_version": torch.__version__,
         "config": config_as_yaml_dict(cfg),
-        # Absolute, so jenga-export can find the validation rows for its parity check.
-        "data_paths": {n: str(cfg.source_path(n).resolve()) for n in sources},
+        # Absolute, so jenga-export can find the validation rows for its parity check: a
+        # list of files per source (one, unless its `path` is a list).
+        "data_paths": {n: [str(p.resolve()) for p in cfg.source_paths(n)] for n in sources},
         "schemas": {n: s.schema.to_json() for n, s in sources.items()},
         "schema_sha256": {n: s.schema.sha256 for n, s in sources.items()},
         "tasks": [

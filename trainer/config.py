@@ -88,7 +88,14 @@ class TextColumn(Config, kw_only=True):
 class SourceConfig(Config, kw_only=True):
     """One data source: where its rows are and how its features are fitted (tabular, text or both)."""
 
-    path: Annotated[str, doc("JSON array, JSON Lines or CSV file, relative to the config file")]
+    path: Annotated[
+        str | list[str],
+        doc(
+            "JSON array, JSON Lines or CSV file, relative to the config file; or a list of such files, "
+            "read in order as one source, each from a fresh start of the event model's windows "
+            "(separate captures: a host's windows never span two files)"
+        ),
+    ]
     format: Annotated[
         Literal["auto", "json", "jsonl", "csv"],
         doc("file format; auto decides by the suffix (.json, .jsonl/.ndjson, .csv/.tsv/.txt)"),
@@ -436,9 +443,15 @@ class ExperimentConfig(Config, kw_only=True):
         out: dict[str, Any] = msgspec.to_builtins(self)
         return out
 
-    def source_path(self, name: str) -> Path:
-        p = Path(self.sources[name].path)
-        return p if p.is_absolute() else Path(self.base_dir) / p
+    def source_paths(self, name: str) -> list[Path]:
+        """The files of source `name`, in order (one, unless `path` is a list)."""
+        raw = self.sources[name].path
+        paths = [Path(p) for p in ([raw] if isinstance(raw, str) else raw)]
+        return [p if p.is_absolute() else Path(self.base_dir) / p for p in paths]
+
+    def source_where(self, name: str) -> str:
+        """The source's files as error messages name them."""
+        return ", ".join(str(p) for p in self.source_paths(name))
 
 
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
@@ -500,6 +513,8 @@ def _cross_check(cfg: ExperimentConfig, source: str, check_files: bool) -> None:
         _check_fused(cfg, i, source)
         _check_text_task(cfg, i, source)
     for name, scfg in cfg.sources.items():
+        if isinstance(scfg.path, list) and not scfg.path:
+            _fail(source, f"sources.{name}.path", "expected a file or a non-empty list of files, got []")
         _check_text_columns(scfg, f"sources.{name}", source)
         _check_transformer_widths(cfg.model.text, scfg, f"sources.{name}", source)
     _check_text_model(cfg.model.text, source)
@@ -509,8 +524,9 @@ def _cross_check(cfg: ExperimentConfig, source: str, check_files: bool) -> None:
         _fail(source, "model.ensemble", "an ensemble (k > 1) needs normalization: layer or none, not batch")
     if check_files:
         for name in cfg.sources:
-            if not cfg.source_path(name).is_file():
-                _fail(source, f"sources.{name}.path", f"data file not found: {cfg.source_path(name)}")
+            for p in cfg.source_paths(name):
+                if not p.is_file():
+                    _fail(source, f"sources.{name}.path", f"data file not found: {p}")
 
 
 def text_columns(scfg: SourceConfig) -> list[str]:

@@ -95,8 +95,8 @@ def prepare(
             schema = fit_schema([rows[i] for i in train_idx], columns, scfg)
             if scfg.events is not None:
                 schema = FeatureSchema(schema.features, version=schema.version, events=scfg.events)
-        num, cat = vectorize_rows(schema, rows, str(cfg.source_path(name)))
-        text = vectorize_text_rows(schema, rows, str(cfg.source_path(name)))
+        num, cat = vectorize_rows(schema, rows, cfg.source_where(name))
+        text = vectorize_text_rows(schema, rows, cfg.source_where(name))
         ids = [r.get(scfg.id_column, i) if scfg.id_column else i for i, r in enumerate(rows)]
         sources[name] = SourceData(name, schema, num, cat, ids, train_idx, val_idx, held_idx, test_idx, text)
         tasks += [_task_data(t, rows, train_idx, val_idx) for t in my_tasks]
@@ -114,7 +114,7 @@ def read_source(cfg: ExperimentConfig, name: str) -> list[dict]:
             names += [c for c in (t.label.column, t.group_column) if c and c not in names]
     if cfg.training.split_column and cfg.training.split_column not in names:
         names.append(cfg.training.split_column)
-    return read_rows(cfg.source_path(name), scfg.format, scfg.columns, scfg.limit, scfg.events, names)
+    return read_rows(cfg.source_paths(name), scfg.format, scfg.columns, scfg.limit, scfg.events, names)
 
 
 def _check_label_columns(rows: list[dict], tasks: list[TaskConfig], source: str) -> None:

@@ -19,7 +19,7 @@ from jenga_edge.contract.records import RecordReader
 
 
 def read_rows(
-    path: str | Path,
+    path: str | Path | Sequence[str | Path],
     fmt: str = "auto",
     columns: list[str] | None = None,
     limit: int | None = None,
@@ -27,8 +27,22 @@ def read_rows(
     names: list[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Every row as a dict; CSV cells become int/float where they parse, None when empty.
-    With `events`, records the filter drops are left out and `limit` counts kept rows."""
-    p = Path(path)
+    With `events`, records the filter drops are left out and `limit` counts kept rows.
+    A list of files is read in order as one source; with `events`, each file is read
+    from a fresh start of the windows: files are separate captures, and a host's
+    windows must not carry one capture's flows into another's."""
+    paths = [Path(path)] if isinstance(path, (str, Path)) else [Path(p) for p in path]
+    rows: list[dict[str, Any]] = []
+    for p in paths:
+        rows += _read_file(p, fmt, columns, limit - len(rows) if limit else None, events, names)
+        if limit and len(rows) >= limit:
+            break
+    return rows
+
+
+def _read_file(
+    p: Path, fmt: str, columns: list[str] | None, limit: int | None, events: EventModel | None, names
+) -> list[dict[str, Any]]:
     if not p.is_file():
         raise DataError(f"{p}: data file not found")
     fmt = _detect(p) if fmt == "auto" else fmt

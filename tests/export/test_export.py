@@ -321,3 +321,22 @@ def test_a_periodic_ensemble_with_a_novelty_head_exports_in_one_graph_with_parit
         ["score"], {"numeric": num.numpy(), "categorical": cat.numpy()}
     )
     assert np.abs(got[0] - member.mean(dim=1).numpy()).max() <= 1e-5
+
+
+def test_a_source_of_several_files_is_recorded_and_its_parity_rows_read_from_all(data_dir, tmp_path):
+    """A source whose `path` is a list: the checkpoint keeps every file, in order, and the
+    export's parity rows are the validation split of all of them, as training made it. A
+    checkpoint written before lists (one path, a str) still exports from its file."""
+    files = [data_dir / "network.jsonl", data_dir / "network_test.jsonl"]
+    src = {**net_source(files[0]), "path": [str(f) for f in files]}
+    cfg = config_from_dict(base_config({"net": src}, network_tasks(multitask=False), tmp_path / "run", epochs=2))
+    run = run_experiment(cfg, tmp_path / "run", out=None)
+    meta_path = Path(run.model_dir) / checkpoint.META_FILE
+    meta = json.loads(meta_path.read_text())
+    assert meta["data_paths"] == {"net": [str(f.resolve()) for f in files]}
+    manifest = export_bundle(run.model_dir, tmp_path / "b", ExportOptions(), log=lambda s: None)
+    assert manifest.tasks[0].parity["rows"] == f"validation split of {files[0].resolve()}, {files[1].resolve()}"
+    meta["data_paths"] = {"net": str(files[0].resolve())}
+    meta_path.write_text(json.dumps(meta))
+    manifest = export_bundle(run.model_dir, tmp_path / "c", ExportOptions(), log=lambda s: None)
+    assert manifest.tasks[0].parity["rows"] == f"validation split of {files[0].resolve()}"

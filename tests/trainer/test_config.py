@@ -89,15 +89,15 @@ def test_relative_source_path_resolves_against_config_dir(workdir, tmp_path, mon
     monkeypatch.chdir(elsewhere)
     cfg = load_config(path)
     assert cfg.base_dir == str((tmp_path / "conf").resolve())
-    assert cfg.source_path("net").resolve() == (tmp_path / "data" / "net.jsonl").resolve()
-    assert cfg.source_path("net").is_file()
+    assert cfg.source_paths("net")[0].resolve() == (tmp_path / "data" / "net.jsonl").resolve()
+    assert cfg.source_paths("net")[0].is_file()
 
 
 def test_relative_config_path_also_resolves(workdir, tmp_path, monkeypatch):
     workdir()
     monkeypatch.chdir(tmp_path)
     cfg = load_config(Path("conf") / "exp.yaml")
-    assert cfg.source_path("net").resolve() == (tmp_path / "data" / "net.jsonl").resolve()
+    assert cfg.source_paths("net")[0].resolve() == (tmp_path / "data" / "net.jsonl").resolve()
 
 
 def test_absolute_source_path_is_kept(workdir):
@@ -105,7 +105,7 @@ def test_absolute_source_path_is_kept(workdir):
     abs_path = str((workdir.root / "data" / "net.jsonl").resolve())
     data["sources"]["net"]["path"] = abs_path
     cfg = load_config(workdir(data))
-    assert cfg.source_path("net") == Path(abs_path)
+    assert cfg.source_paths("net") == [Path(abs_path)]
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.glob("*.yaml")))
@@ -118,7 +118,7 @@ def test_example_configs_type_check(name):
 def test_example_minimal_loads_with_its_data_file():
     cfg = load_config(EXAMPLES / "network_minimal.yaml")
     assert cfg.sources["flows"].kinds == {"port": "categorical"}
-    assert cfg.source_path("flows").is_file()
+    assert cfg.source_paths("flows")[0].is_file()
 
 
 def test_nsl_kdd_example_threshold_rules():
@@ -514,7 +514,7 @@ def test_override_source_path_relative_to_config(workdir):
     root = workdir.root
     (root / "data" / "other.jsonl").write_text('{"x": 2, "label": "ok", "kind": "b"}\n')
     cfg = load_config(workdir(), ["sources.net.path=../data/other.jsonl"])
-    assert cfg.source_path("net").resolve() == (root / "data" / "other.jsonl").resolve()
+    assert cfg.source_paths("net")[0].resolve() == (root / "data" / "other.jsonl").resolve()
 
 
 def test_override_does_not_touch_file(workdir):
@@ -646,3 +646,29 @@ def test_transformer_text_columns_of_a_source_share_one_max_bytes():
     data["model"] = {"text": {"backbone": "transformer"}}
     msg = load_err(data)
     assert "sources.net.text: backbone transformer needs one max_bytes for all text columns of a source" in msg
+
+
+def test_a_list_of_files_resolves_each_against_the_config_dir(workdir):
+    data = raw()
+    other = workdir.root / "data" / "more.jsonl"
+    other.write_text((workdir.root / "data" / "net.jsonl").read_text())
+    data["sources"]["net"]["path"] = ["../data/net.jsonl", str(other.resolve())]
+    cfg = load_config(workdir(data))
+    assert [p.resolve() for p in cfg.source_paths("net")] == [
+        (workdir.root / "data" / "net.jsonl").resolve(),
+        other.resolve(),
+    ]
+
+
+def test_a_missing_file_of_a_list_is_named(workdir):
+    data = raw()
+    data["sources"]["net"]["path"] = ["../data/net.jsonl", "gone.jsonl"]
+    with pytest.raises(ConfigError, match=r"sources\.net\.path: data file not found: .*gone\.jsonl"):
+        load_config(workdir(data))
+
+
+def test_an_empty_list_of_files_is_refused(workdir):
+    data = raw()
+    data["sources"]["net"]["path"] = []
+    with pytest.raises(ConfigError, match=r"sources\.net\.path: expected a file or a non-empty list of files"):
+        load_config(workdir(data))

@@ -8,6 +8,8 @@ import math
 import pytest
 
 from jenga_edge.contract.errors import DataError
+from jenga_edge.contract.events import EventModel
+from jenga_edge.contract.typed import convert
 from trainer.readers import _cell, read_rows
 
 ROWS = [{"a": 1, "b": "x", "c": 1.5}, {"a": 2, "b": "y", "c": None}, {"a": 3, "b": "z", "c": 0.0}]
@@ -279,3 +281,47 @@ def test_str_path_accepted(tmp_path):
 def test_limit_every_format(tmp_path, fmt, name, text, limit):
     p = write(tmp_path, name, text)
     assert read_rows(p, fmt=fmt, limit=limit) == ROWS[:limit]
+
+
+# --- a list of files: one source, each file from a fresh start of the windows
+
+
+def _flows(host, times):
+    return "".join(json.dumps({"t": t, "src_ip": host}) + "\n" for t in times)
+
+
+def _count_model():
+    return convert(EventModel, {"time": "t", "windows": {"n": {"kind": "count", "key": ["src_ip"], "window_s": 60}}})
+
+
+def test_files_in_a_list_are_read_in_order(tmp_path):
+    a = write(tmp_path, "a.jsonl", jsonl([{"x": 1}, {"x": 2}]))
+    b = write(tmp_path, "b.csv", "x\n3\n")
+    assert [r["x"] for r in read_rows([a, b])] == [1, 2, 3]
+
+
+def test_windows_start_afresh_in_each_file(tmp_path):
+    # The second capture's host starts seconds after the first's: one stream would count
+    # the first file's flows in its window; separate captures must not.
+    a = write(tmp_path, "a.jsonl", _flows("10.0.0.1", [100.0, 101.0, 102.0]))
+    b = write(tmp_path, "b.jsonl", _flows("10.0.0.1", [103.0, 104.0]))
+    model = _count_model()
+    assert [r["n"] for r in read_rows([a, b], events=model, names=["n"])] == [1, 2, 3, 1, 2]
+    one = write(tmp_path, "one.jsonl", _flows("10.0.0.1", [100.0, 101.0, 102.0, 103.0, 104.0]))
+    assert [r["n"] for r in read_rows(one, events=model, names=["n"])] == [1, 2, 3, 4, 5]
+
+
+def test_limit_counts_rows_over_the_files(tmp_path):
+    a = write(tmp_path, "a.jsonl", jsonl([{"x": 1}, {"x": 2}]))
+    b = write(tmp_path, "b.jsonl", jsonl([{"x": 3}, {"x": 4}]))
+    assert [r["x"] for r in read_rows([a, b], limit=3)] == [1, 2, 3]
+    assert [r["x"] for r in read_rows([a, b], limit=2)] == [1, 2]
+
+
+def test_a_missing_or_empty_file_in_a_list_is_named(tmp_path):
+    a = write(tmp_path, "a.jsonl", jsonl([{"x": 1}]))
+    with pytest.raises(DataError, match=r"nothere\.jsonl: data file not found"):
+        read_rows([a, tmp_path / "nothere.jsonl"])
+    empty = write(tmp_path, "empty.jsonl", "\n")
+    with pytest.raises(DataError, match=r"empty\.jsonl: no rows"):
+        read_rows([a, empty])
