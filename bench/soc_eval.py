@@ -33,10 +33,10 @@ The held-out tool is also reported as the agent sees it: the first of the agent'
 (both heads and the counting rules, as above) that a flow of that tool raised and that
 names its attacker, in event time from the tool's first flow.
 
-Training data: the files given by --train, by default the config's own (the corpus's
-training runs: corpus-s7 and the benign-only office runs); evaluation stream: --eval
-(corpus-s8, another seed of the training run's scenario: nothing in it was trained on; a
-benign-only run reports false alerts only). Prints tables and writes
+Training data: the files given by --train, by default the config's own (corpus-s7);
+evaluation stream: --eval (corpus-s8, another seed of the training run's scenario: nothing
+in it was trained on; a benign-only run such as lab/corpus/office-s10 reports false alerts
+only, with --tools naming the folds). Prints tables and writes
 build/bench/soc_eval.json. Measures, never asserts.
 
 --dev: choose settings without looking at the evaluation run. Train and evaluate on the

@@ -449,10 +449,6 @@ class ExperimentConfig(Config, kw_only=True):
         paths = [Path(p) for p in ([raw] if isinstance(raw, str) else raw)]
         return [p if p.is_absolute() else Path(self.base_dir) / p for p in paths]
 
-    def source_where(self, name: str) -> str:
-        """The source's files as error messages name them."""
-        return ", ".join(str(p) for p in self.source_paths(name))
-
 
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
     """Read, override, type-check and cross-check an experiment file."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -13,7 +14,7 @@ from jenga_edge.contract.schema import FeatureSchema, category_key
 
 from .config import ExperimentConfig, TaskConfig
 from .labels import DROP, LabelMap
-from .readers import read_rows
+from .readers import read_rows, row_locator
 from .refinery import check_column_options, fit_schema, select_columns
 from .task_kinds import fit_label_map
 
@@ -72,11 +73,13 @@ def prepare(
         my_tasks = [t for t in cfg.tasks if t.source == name]
         if not my_tasks:
             continue
-        rows = read_source(cfg, name)
+        starts: list[int] = []
+        rows = read_source(cfg, name, starts)
+        where = row_locator(cfg.source_paths(name), starts)
         reserved = {t.label.column for t in my_tasks} | {t.group_column for t in my_tasks if t.group_column}
         if cfg.training.split_column:
             reserved.add(cfg.training.split_column)
-        _check_label_columns(rows, my_tasks, name)
+        _check_label_columns(rows, my_tasks, name, where, starts)
         train_idx, val_idx = split_source(cfg, name, rows)
         held_idx = test_idx = np.empty(0, dtype=np.int64)
         if holdout and holdout.source == name:
@@ -95,8 +98,8 @@ def prepare(
             schema = fit_schema([rows[i] for i in train_idx], columns, scfg)
             if scfg.events is not None:
                 schema = FeatureSchema(schema.features, version=schema.version, events=scfg.events)
-        num, cat = vectorize_rows(schema, rows, cfg.source_where(name))
-        text = vectorize_text_rows(schema, rows, cfg.source_where(name))
+        num, cat = vectorize_rows(schema, rows, where)
+        text = vectorize_text_rows(schema, rows, where)
         ids = [r.get(scfg.id_column, i) if scfg.id_column else i for i, r in enumerate(rows)]
         sources[name] = SourceData(name, schema, num, cat, ids, train_idx, val_idx, held_idx, test_idx, text)
         tasks += [_task_data(t, rows, train_idx, val_idx) for t in my_tasks]
@@ -104,9 +107,10 @@ def prepare(
     return sources, sorted(tasks, key=lambda t: position[t.name])
 
 
-def read_source(cfg: ExperimentConfig, name: str) -> list[dict]:
-    """Rows of source `name`. With an event model, a task's label and group columns may be
-    paths into the record (`lab.label`), read like the features."""
+def read_source(cfg: ExperimentConfig, name: str, starts: list[int] | None = None) -> list[dict]:
+    """Rows of source `name` (its files in order; `starts` receives where each file's rows
+    begin). With an event model, a task's label and group columns may be paths into the
+    record (`lab.label`), read like the features."""
     scfg = cfg.sources[name]
     names = list(scfg.features or [])
     for t in cfg.tasks:
@@ -114,17 +118,22 @@ def read_source(cfg: ExperimentConfig, name: str) -> list[dict]:
             names += [c for c in (t.label.column, t.group_column) if c and c not in names]
     if cfg.training.split_column and cfg.training.split_column not in names:
         names.append(cfg.training.split_column)
-    return read_rows(cfg.source_paths(name), scfg.format, scfg.columns, scfg.limit, scfg.events, names)
+    return read_rows(cfg.source_paths(name), scfg.format, scfg.columns, scfg.limit, scfg.events, names, starts)
 
 
-def _check_label_columns(rows: list[dict], tasks: list[TaskConfig], source: str) -> None:
-    head = rows[0]
-    for t in tasks:
-        for col in filter(None, (t.label.column, t.group_column)):
-            if col not in head:
-                raise DataError(
-                    f"task {t.name!r}: column {col!r} is not in source {source!r} (columns: {', '.join(head)})"
-                )
+def _check_label_columns(
+    rows: list[dict], tasks: list[TaskConfig], source: str, where: Where, starts: list[int]
+) -> None:
+    """The first row of each of the source's files has every label and group column."""
+    for start in starts or [0]:
+        head = rows[start]
+        for t in tasks:
+            for col in filter(None, (t.label.column, t.group_column)):
+                if col not in head:
+                    raise DataError(
+                        f"task {t.name!r}: column {col!r} is not in source {source!r} "
+                        f"({_at(where, start)}, columns: {', '.join(head)})"
+                    )
 
 
 def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -214,15 +223,26 @@ def _task_data(task: TaskConfig, rows: list[dict], train_idx: np.ndarray, val_id
     return TaskData(task.name, task, task.source, labels, y, groups, tr, va)
 
 
-def vectorize_rows(schema: FeatureSchema, rows: list[dict], where: str) -> tuple[np.ndarray, np.ndarray]:
+# Where a row is, for errors: a file name (rows counted from 0), or a function that names
+# the file and the row within it (trainer/readers.py row_locator, for a source of several files).
+Where = str | Callable[[int], str]
+
+
+def _at(where: Where, row: int | None) -> str:
+    if callable(where):
+        return where(row) if row is not None else "a row of the source"
+    return f"{where}: row {row}"
+
+
+def vectorize_rows(schema: FeatureSchema, rows: list[dict], where: Where) -> tuple[np.ndarray, np.ndarray]:
     """The trainer's (lenient) vectorizing, with a row number in any error."""
     try:
         return schema.vectorize(rows, strict=False)
     except EventError as exc:
-        raise DataError(f"{where}: row {exc.row}: {exc}") from None
+        raise DataError(f"{_at(where, exc.row)}: {exc}") from None
 
 
-def vectorize_text_rows(schema: FeatureSchema, rows: list[dict], where: str) -> tuple[np.ndarray, np.ndarray] | None:
+def vectorize_text_rows(schema: FeatureSchema, rows: list[dict], where: Where) -> tuple[np.ndarray, np.ndarray] | None:
     """The text inputs (text_bytes, text_lengths) by the contract's one rule, or None
     for a schema without text features."""
     if not schema.text:
@@ -230,4 +250,4 @@ def vectorize_text_rows(schema: FeatureSchema, rows: list[dict], where: str) -> 
     try:
         return schema.vectorize_text(rows, strict=False)
     except EventError as exc:
-        raise DataError(f"{where}: row {exc.row}: {exc}") from None
+        raise DataError(f"{_at(where, exc.row)}: {exc}") from None

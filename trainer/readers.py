@@ -4,12 +4,13 @@ as the agent reads them (jenga_edge/contract/records.py)."""
 
 from __future__ import annotations
 
+import bisect
 import csv
 import gzip
 import io
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -25,23 +26,44 @@ def read_rows(
     limit: int | None = None,
     events: EventModel | None = None,
     names: list[str] | None = None,
+    starts: list[int] | None = None,
 ) -> list[dict[str, Any]]:
     """Every row as a dict; CSV cells become int/float where they parse, None when empty.
     With `events`, records the filter drops are left out and `limit` counts kept rows.
     A list of files is read in order as one source; with `events`, each file is read
     from a fresh start of the windows: files are separate captures, and a host's
-    windows must not carry one capture's flows into another's."""
+    windows must not carry one capture's flows into another's. `starts`, if given,
+    receives the index of each file's first row (row_locator names a row's file)."""
     paths = [Path(path)] if isinstance(path, (str, Path)) else [Path(p) for p in path]
+    if not paths:
+        raise DataError("no data files given")
     rows: list[dict[str, Any]] = []
     for p in paths:
+        if starts is not None:
+            starts.append(len(rows))
         rows += _read_file(p, fmt, columns, limit - len(rows) if limit else None, events, names)
         if limit and len(rows) >= limit:
             break
     return rows
 
 
+def row_locator(paths: Sequence[str | Path], starts: Sequence[int]) -> Callable[[int], str]:
+    """Row i of rows read_rows concatenated -> "FILE: row K" (K within that file)."""
+
+    def locate(i: int) -> str:
+        k = bisect.bisect_right(starts, i) - 1
+        return f"{paths[k]}: row {i - starts[k]}"
+
+    return locate
+
+
 def _read_file(
-    p: Path, fmt: str, columns: list[str] | None, limit: int | None, events: EventModel | None, names
+    p: Path,
+    fmt: str,
+    columns: list[str] | None,
+    limit: int | None,
+    events: EventModel | None,
+    names: list[str] | None,
 ) -> list[dict[str, Any]]:
     if not p.is_file():
         raise DataError(f"{p}: data file not found")

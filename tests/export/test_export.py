@@ -9,6 +9,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from export import bundle_writer
 from export.bundle_writer import ExportOptions, ParityError, export_bundle
 from export.cli import main as export_cli
 from jenga_edge.bundle import verify_bundle
@@ -16,6 +17,7 @@ from jenga_edge.contract.errors import BundleError, ConfigError
 from tests.conftest import base_config, net_source, network_tasks
 from trainer import checkpoint
 from trainer.config import config_from_dict
+from trainer.readers import read_rows
 from trainer.run import run_experiment
 
 REPO = Path(__file__).resolve().parents[2]
@@ -323,7 +325,7 @@ def test_a_periodic_ensemble_with_a_novelty_head_exports_in_one_graph_with_parit
     assert np.abs(got[0] - member.mean(dim=1).numpy()).max() <= 1e-5
 
 
-def test_a_source_of_several_files_is_recorded_and_its_parity_rows_read_from_all(data_dir, tmp_path):
+def test_a_source_of_several_files_is_recorded_and_its_parity_rows_read_from_all(data_dir, tmp_path, monkeypatch):
     """A source whose `path` is a list: the checkpoint keeps every file, in order, and the
     export's parity rows are the validation split of all of them, as training made it. A
     checkpoint written before lists (one path, a str) still exports from its file."""
@@ -334,7 +336,12 @@ def test_a_source_of_several_files_is_recorded_and_its_parity_rows_read_from_all
     meta_path = Path(run.model_dir) / checkpoint.META_FILE
     meta = json.loads(meta_path.read_text())
     assert meta["data_paths"] == {"net": [str(f.resolve()) for f in files]}
+    read = []  # what the parity check reads: every file, as training did
+    monkeypatch.setattr(
+        bundle_writer, "read_rows", lambda paths, *a, **k: read.append(paths) or read_rows(paths, *a, **k)
+    )
     manifest = export_bundle(run.model_dir, tmp_path / "b", ExportOptions(), log=lambda s: None)
+    assert read == [[str(f.resolve()) for f in files]]
     assert manifest.tasks[0].parity["rows"] == f"validation split of {files[0].resolve()}, {files[1].resolve()}"
     meta["data_paths"] = {"net": str(files[0].resolve())}
     meta_path.write_text(json.dumps(meta))

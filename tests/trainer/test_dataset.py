@@ -351,3 +351,27 @@ def test_holdout_values_compared_by_category_key(tmp_path):
     )
     sources, _ = prepare(cfg, holdout=Holdout("s", "grp", frozenset({"2"})))
     assert sources["s"].held_idx.tolist() == [i for i in range(30) if i % 3 == 2]
+
+
+def _two_file_config(tmp_path, second_rows):
+    a = write_jsonl(tmp_path / "a.jsonl", [{"x": float(i), "label": i % 2} for i in range(10)])
+    b = write_jsonl(tmp_path / "b.jsonl", second_rows)
+    return config_from_dict(
+        {
+            "project_name": "t",
+            "sources": {"s": {"path": [str(a), str(b)], "kinds": {"x": "numeric"}}},
+            "tasks": [{"name": "a", "type": "anomaly_detection", "source": "s", "label": {"column": "label"}}],
+        }
+    )
+
+
+def test_a_bad_value_in_a_later_file_names_that_file_and_its_row(tmp_path):
+    rows = [{"x": 1.0, "label": 0}, {"x": 2.0, "label": 1}, {"x": "oops", "label": 0}]
+    with pytest.raises(DataError, match=r"b\.jsonl: row 2: .*oops") as exc:
+        prepare(_two_file_config(tmp_path, rows))
+    assert "a.jsonl" not in str(exc.value)
+
+
+def test_a_later_file_without_the_label_column_is_named(tmp_path):
+    with pytest.raises(DataError, match=r"column 'label' is not in source 's' \(.*b\.jsonl: row 0, columns: x\)"):
+        prepare(_two_file_config(tmp_path, [{"x": 1.0}, {"x": 2.0}]))

@@ -10,7 +10,7 @@ import pytest
 from jenga_edge.contract.errors import DataError
 from jenga_edge.contract.events import EventModel
 from jenga_edge.contract.typed import convert
-from trainer.readers import _cell, read_rows
+from trainer.readers import _cell, read_rows, row_locator
 
 ROWS = [{"a": 1, "b": "x", "c": 1.5}, {"a": 2, "b": "y", "c": None}, {"a": 3, "b": "z", "c": 0.0}]
 
@@ -325,3 +325,18 @@ def test_a_missing_or_empty_file_in_a_list_is_named(tmp_path):
     empty = write(tmp_path, "empty.jsonl", "\n")
     with pytest.raises(DataError, match=r"empty\.jsonl: no rows"):
         read_rows([a, empty])
+
+
+def test_starts_and_the_row_locator_name_each_rows_file(tmp_path):
+    a = write(tmp_path, "a.jsonl", jsonl([{"x": 1}, {"x": 2}]))
+    b = write(tmp_path, "b.jsonl", jsonl([{"x": 3}, {"x": 4}, {"x": 5}]))
+    starts: list[int] = []
+    rows = read_rows([a, b], starts=starts)
+    assert starts == [0, 2] and len(rows) == 5
+    locate = row_locator([a, b], starts)
+    assert [locate(i) for i in (0, 1, 2, 4)] == [f"{a}: row 0", f"{a}: row 1", f"{b}: row 0", f"{b}: row 2"]
+
+
+def test_an_empty_list_of_files_is_refused(tmp_path):
+    with pytest.raises(DataError, match="no data files given"):
+        read_rows([])
