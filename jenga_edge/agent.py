@@ -72,6 +72,7 @@ from .decode import DecodedBatch, EventDecoder, Reject
 from .event_queue import Batch, EventQueue
 from .failures import FailureLog
 from .metrics.agent import AgentMetrics
+from .metrics.registry import Counter as MetricCounter
 from .metrics.server import MetricsServer
 from .output_stage import OutputStage
 from .rules import Hit, Rule, RuleEngine, default_rules, render_output
@@ -1033,20 +1034,20 @@ class Agent:
 
     def _sync_windows(self, engine: WindowEngine) -> None:
         m, seen = self.metrics, self._window_seen
-        for what, now, counter in (
-            ("evicted", engine.evicted, m.window_evictions),
-            ("late", engine.late, m.window_late),
-            ("ahead", engine.ahead, m.window_ahead),
-            ("resets", engine.resets, m.window_resets),
-        ):
-            if now > seen[what]:
-                counter.inc(now - seen[what])
-            seen[what] = now  # a reload that reset the state starts the engine's counts again
-        for reason, now in engine.own_clipped.items():
-            what = f"own_{reason}"
+        totals: list[tuple[str, int, MetricCounter, dict[str, str]]] = [
+            ("evicted", engine.evicted, m.window_evictions, {}),
+            ("late", engine.late, m.window_late, {}),
+            ("ahead", engine.ahead, m.window_ahead, {}),
+            ("resets", engine.resets, m.window_resets, {}),
+        ]
+        totals += [
+            (f"own_{reason}", n, m.window_own_time_clipped, {"reason": reason})
+            for reason, n in engine.own_clipped.items()
+        ]
+        for what, now, counter, labels in totals:
             if now > seen.get(what, 0):
-                m.window_own_time_clipped.inc(now - seen.get(what, 0), reason=reason)
-            seen[what] = now
+                counter.inc(now - seen.get(what, 0), **labels)
+            seen[what] = now  # a reload that reset the state starts the engine's counts again
         m.window_keys.set(engine.live_keys)
 
     def _count_received(self, lines: Batch) -> None:

@@ -125,7 +125,7 @@ def _check_label_columns(
     rows: list[dict], tasks: list[TaskConfig], source: str, where: Where, starts: list[int]
 ) -> None:
     """The first row of each of the source's files has every label and group column."""
-    for start in starts or [0]:
+    for start in starts:  # read_rows gives one per file, at least one
         head = rows[start]
         for t in tasks:
             for col in filter(None, (t.label.column, t.group_column)):
