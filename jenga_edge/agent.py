@@ -135,7 +135,16 @@ def build_pipeline(
     ev = cfg.event
     try:
         decoder = EventDecoder(
-            scorer.schema, ev.mapping, wanted, ev.min_present, ev.where, ev.normalize, ev.time, ev.windows, ev.limits
+            scorer.schema,
+            ev.mapping,
+            wanted,
+            ev.min_present,
+            ev.where,
+            ev.normalize,
+            ev.time,
+            ev.windows,
+            ev.limits,
+            ev.derive,
         )
         # warm-up spans need the windows: the bundle's and the agent's (auto: the longest a rule reads)
         features = {f.name for f in scorer.schema.features}

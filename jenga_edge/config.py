@@ -30,7 +30,7 @@ from .actions.base import ActionConfig
 from .actions.rate_limit import RateLimitConfig
 from .contract.conditions import Condition, check_macros
 from .contract.errors import ConfigError
-from .contract.events import EventModel, Normalizer
+from .contract.events import Derived, EventModel, Normalizer
 from .contract.typed import Config, Invalid, apply_overrides, convert, doc, load_yaml
 from .contract.windows import Window
 from .framing import MAX_LINE_BYTES, MIN_LINE_BYTES
@@ -156,6 +156,14 @@ class EventConfig(Config, kw_only=True):
             "sum|mean|std|rate|since_previous|damped, key: [...], ...}"
         ),
     ] = {}
+    derive: Annotated[
+        dict[str, Derived],
+        doc(
+            "fields computed from others for rules and alerts, on top of the bundle's (stateless): name -> "
+            "{kind: ratio, num: [...], den: [...]} | {kind: sum, of: [...]} | {kind: duration, start, end}, "
+            "e.g. query_bytes: {kind: ratio, num: [flow.bytes_toserver], den: [flow.pkts_toserver]}"
+        ),
+    ] = {}
     lag_s: Annotated[
         Annotated[float, msgspec.Meta(ge=0.0)] | None,
         doc("for the agent's own windows: how late an event may arrive (default 10; a bundle's windows fix it)"),
@@ -183,6 +191,7 @@ class EventConfig(Config, kw_only=True):
             normalize=self.normalize,
             time=self.time or ("time" if self.windows else None),
             windows=self.windows,
+            derive=self.derive,
         )
 
     @property

@@ -36,7 +36,7 @@ import numpy as np
 from .contract import derive
 from .contract.conditions import condition_mask
 from .contract.errors import ConfigError, EventError
-from .contract.events import TIME_INPUTS, EventModel, Normalizer, Step, parse_path
+from .contract.events import TIME_INPUTS, Derived, EventModel, Normalizer, Step, parse_path
 from .contract.records import get_path
 from .contract.schema import OOV_INDEX, Feature, FeatureSchema, category_key, to_boolean, to_number
 from .contract.text_input import encode_text
@@ -260,10 +260,12 @@ class EventDecoder:
         time: str | None = None,
         windows: dict[str, Window] | None = None,
         limits: dict[str, Any] | None = None,
+        derive_fields: dict[str, Derived] | None = None,
     ):
         self.schema = schema
         try:
-            self.model = (schema.events or EventModel()).overlay(mapping, where, normalize, time, windows, limits)
+            base = schema.events or EventModel()
+            self.model = base.overlay(mapping, where, normalize, time, windows, limits, derive_fields)
             self.model.check_normalizers({f.name for f in schema.features if f.is_numeric})
         except Invalid as exc:
             raise ConfigError(f"event.{exc}") from None

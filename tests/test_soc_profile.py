@@ -214,3 +214,53 @@ def test_a_brute_force_burst_is_counted_where_its_connections_began(soc_bundle, 
     brute = [a for a in alerts if a["rule"] == "brute_force"]
     assert len(brute) == 1 and brute[0]["target"]["value"] == burst[0]["src_ip"]
     assert "(5 tries in 10 s, 5 in 60 s)" in brute[0]["output"]
+
+
+def corpus_dns_flows() -> tuple[list[dict], list[dict]]:
+    """The lab corpus's training run (real Suricata 7): iodine's flows, and every benign DNS flow."""
+    with gzip.open(REPO / "lab" / "corpus" / "corpus-s7" / "labelled.jsonl.gz", "rt") as fh:
+        recs = [json.loads(line) for line in fh]
+    dns = [r for r in recs if r["event_type"] == "flow" and r.get("dest_port") == 53]
+    tunnel = [r for r in dns if r["lab"].get("tool") == "iodine"]
+    benign = [r for r in dns if r["lab"]["label"] == "benign"]
+    assert len(tunnel) == 8 and len(benign) > 1000
+    return tunnel, benign
+
+
+def as_eve(records: list[dict]) -> bytes:
+    return b"".join(json.dumps(r).encode() + b"\n" for r in sorted(records, key=lambda r: r["timestamp"]))
+
+
+def test_a_dns_tunnel_is_named_at_its_first_flow_and_lookups_are_not(soc_bundle, tmp_path):
+    """iodine's 28 s sessions, each one flow of hundreds of queries, among the office's
+    lookups: the dns_tunnel rule (no model, no warm-up) names the tunnel's client at its first
+    flow, once per cooldown; no lookup passes it."""
+    tunnel, benign = corpus_dns_flows()
+    alerts, summary = run_profile(soc_bundle, tmp_path, as_eve(tunnel + benign))
+    assert summary["scored"] == len(tunnel) + len(benign) and summary["rejected"] == 0
+    hits = [a for a in alerts if a["rule"] == "dns_tunnel"]
+    first = min(tunnel, key=lambda r: r["timestamp"])
+    assert len(hits) == 1 and hits[0]["target"] == {"field": "src_ip", "value": "10.77.0.69"}
+    assert hits[0]["fields"]["flow_id"] == first["flow_id"]
+    queries = first["flow"]["pkts_toserver"]
+    assert hits[0]["output"].startswith(f"DNS tunnel from 10.77.0.69 via 10.77.0.10: {queries} queries on one flow")
+    (tmp_path / "benign").mkdir()
+    alone, _ = run_profile(soc_bundle, tmp_path / "benign", as_eve(benign))
+    assert not [a for a in alone if a["rule"] == "dns_tunnel"]
+
+
+@pytest.mark.parametrize(
+    "query, answer, alerts",
+    [
+        (80, 120, 0),  # a forwarder asking from one fixed port: many queries, a lookup's sizes
+        (115, 120, 1),  # names carrying data
+        (80, 600, 1),  # records carrying data
+    ],
+)
+def test_the_dns_tunnel_rule_reads_the_sizes_not_the_count_alone(soc_bundle, tmp_path, query, answer, alerts):
+    tunnel, _ = corpus_dns_flows()
+    rec = json.loads(json.dumps(tunnel[0]))
+    n = rec["flow"]["pkts_toserver"]
+    rec["flow"].update(bytes_toserver=n * query, pkts_toclient=n, bytes_toclient=n * answer)
+    got, _ = run_profile(soc_bundle, tmp_path, as_eve([rec]))
+    assert sum(a["rule"] == "dns_tunnel" for a in got) == alerts

@@ -275,6 +275,8 @@ class EventModel(Config, kw_only=True):
             for f in (*w.key, *w.fields, *((w.time,) if w.time is not None else ())):
                 if f in self.windows:
                     raise Invalid(f"windows.{name}", f"reads {f!r}, another window feature; read event fields only")
+                if f in self.derive:  # it would be read as a path of that name: missing in every record
+                    raise Invalid(f"windows.{name}", f"reads {f!r}, a derived field; read event fields only")
                 try:
                     parse_path(self.path(f))
                 except ValueError as exc:
@@ -297,14 +299,16 @@ class EventModel(Config, kw_only=True):
         time: str | None = None,
         windows: dict[str, Window] | None = None,
         limits: dict[str, Any] | None = None,
+        derive: dict[str, Derived] | None = None,
     ) -> EventModel:
         """This model with an agent config's additions on top: more (or other) paths,
         more filter conditions, normalizers for names this model leaves alone, window
-        features for rules. What the model itself reads, filters, normalizes, derives
-        and windows cannot be changed at the edge."""
+        features and derived fields for rules. What the model itself reads, filters,
+        normalizes, derives and windows cannot be changed at the edge."""
         mapping, where, normalize, windows = mapping or {}, where or {}, normalize or {}, windows or {}
+        derive = derive or {}
         limits = {k: v for k, v in (limits or {}).items() if v is not None}  # lag_s, max_ahead_s, max_keys
-        if not (mapping or where or normalize or windows or time or limits):
+        if not (mapping or where or normalize or windows or time or limits or derive):
             return self
         for key, value in limits.items():
             if self.windows and value != getattr(self, key):
@@ -321,10 +325,12 @@ class EventModel(Config, kw_only=True):
             ("where", where, self.where),
             ("normalize", normalize, self.normalize),
             ("windows", windows, {**computed, **self.mapping}),
+            ("derive", derive, {**computed, **self.mapping}),
         ):
             clash = sorted(set(names) & set(own))
             if clash:
-                what = "computed" if section == "mapping" else f"in its {section}" if section != "windows" else "taken"
+                taken = "taken" if section in ("windows", "derive") else f"in its {section}"
+                what = "computed" if section == "mapping" else taken
                 raise Invalid(f"{section}.{clash[0]}", f"is {what} in the bundle's event model; the agent may only add")
         if time is not None and self.time is not None and time != self.time:
             raise Invalid("time", f"the bundle's event model runs its windows on {self.time!r}; the agent may only add")
@@ -332,7 +338,7 @@ class EventModel(Config, kw_only=True):
             where={**self.where, **where},
             mapping={**self.mapping, **mapping},
             normalize={**self.normalize, **normalize},
-            derive=self.derive,
+            derive={**self.derive, **derive},
             time=self.time or time,
             lag_s=limits.get("lag_s", self.lag_s),
             max_ahead_s=limits.get("max_ahead_s", self.max_ahead_s),

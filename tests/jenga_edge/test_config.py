@@ -313,6 +313,22 @@ def test_rule_section_errors(tmp_path):
     assert "rules[0].severity[0].min_score: expected a value <= 1" in msg
 
 
+@pytest.mark.parametrize(
+    "event, text",
+    [
+        ({"derive": {"q": {"kind": "ratio", "num": ["a"]}}}, "cfg: event.derive.q.den: missing required key"),
+        ({"derive": {"q": {"kind": "mean", "of": ["a"]}}}, "cfg: event.derive.q.kind: expected one of 'duration',"),
+        ({"mapping": {"q": "x"}, "derive": {"q": {"kind": "sum", "of": ["a"]}}}, "cfg: event.derive.q: is also in"),
+        (
+            {"derive": {"q": {"kind": "sum", "of": ["p"]}, "p": {"kind": "sum", "of": ["a"]}}},
+            "cfg: event.derive.q: input 'p' is derived too",
+        ),
+    ],
+)
+def test_the_agents_derived_fields_are_checked_at_load(event, text):
+    assert from_dict_error(event=event).startswith(text)
+
+
 def test_top_level_must_be_a_mapping(tmp_path):
     with pytest.raises(ConfigError, match="expected a mapping at the top level"):
         load_agent_config(write(tmp_path, "- a\n- b\n"))

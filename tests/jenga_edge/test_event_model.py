@@ -221,6 +221,61 @@ def test_a_derived_field_is_missing_when_it_cannot_be_computed():
     assert np.isnan(fast.num[1, duration]) and fast.num[1, ratio] == 200.0  # no end: no duration
 
 
+QUERY_BYTES = {"kind": "ratio", "num": ["bytes_toserver"], "den": ["pkts_toserver"]}
+
+
+def derived(fields: dict) -> dict:
+    """An agent config's event.derive, typed as the config loader gives it."""
+    return convert(EventModel, {"derive": fields}, source="agent", error=ConfigError).derive
+
+
+def test_the_agent_may_derive_fields_for_its_rules_in_both_tiers():
+    """event.derive: a ratio of a feature's column and a field read only for it (flow.bytes_toclient
+    is no feature), computed for the rules, never a model input; missing where it cannot be."""
+    extra = {
+        "query_bytes": QUERY_BYTES,
+        "answer_bytes": {"kind": "ratio", "num": ["flow.bytes_toclient"], "den": ["flow.pkts_toclient"]},
+    }
+    dec = EventDecoder(schema(), key_fields=["query_bytes", "answer_bytes"], derive_fields=derived(extra))
+    quiet = flow()
+    quiet["flow"] = {**quiet["flow"], "pkts_toclient": 0}
+    fast, slow = both_tiers(dec, lines([flow(), quiet]))
+    assert_same(fast, slow)
+    assert fast.keys["query_bytes"] == [100.0, 100.0] and fast.keys["answer_bytes"] == [350.0, None]
+    assert fast.num.shape[1] == len(schema().numeric)  # not a feature: the model's input is unchanged
+
+
+def test_a_field_the_agent_derives_only_when_something_reads_it():
+    dec = EventDecoder(schema(), derive_fields=derived({"query_bytes": QUERY_BYTES}))
+    assert "query_bytes" not in dec.decode(lines([flow()])).keys
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ({"duration": QUERY_BYTES}, r"event\.derive\.duration: is taken in the bundle's event model"),
+        (
+            {"bytes_toserver": {"kind": "sum", "of": ["flow.bytes_toclient"]}},
+            r"event\.derive\.bytes_toserver: is taken in the bundle's event model",
+        ),
+        (
+            {"q": {"kind": "ratio", "num": ["bytes_total"], "den": ["pkts_toserver"]}},
+            r"event\.derive\.q: input 'bytes_total' is derived too",
+        ),
+    ],
+)
+def test_the_agent_derives_new_names_from_read_fields_only(extra, message):
+    with pytest.raises(ConfigError, match=message):
+        EventDecoder(schema(), derive_fields=derived(extra))
+
+
+def test_a_window_over_a_derived_field_is_refused():
+    """It would read a path of the derived field's name, missing in every record: a sum of 0."""
+    windows = {"q_sum": {"kind": "sum", "key": ["src_ip"], "field": "bytes_total", "window_s": 10}}
+    with pytest.raises(SchemaError, match=r"windows\.q_sum: reads 'bytes_total', a derived field"):
+        model(time="timestamp", windows=windows)
+
+
 def test_an_unreadable_time_is_rejected_as_bad_timestamp():
     bad = [
         "yesterday",
