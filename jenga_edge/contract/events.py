@@ -193,6 +193,8 @@ class EventModel(Config, kw_only=True):
             for i, inp in enumerate(spec.inputs):
                 if inp in self.derive:
                     raise Invalid(f"derive.{name}", f"input {inp!r} is derived too; derive from read fields only")
+                if inp in self.windows:  # it would be read as a path of that name: missing in every record
+                    raise Invalid(f"derive.{name}", f"input {inp!r} is a window feature; derive from read fields only")
                 try:
                     parse_path(self.path(inp))
                 except ValueError as exc:

@@ -224,6 +224,11 @@ def test_a_derived_field_is_missing_when_it_cannot_be_computed():
 QUERY_BYTES = {"kind": "ratio", "num": ["bytes_toserver"], "den": ["pkts_toserver"]}
 
 
+def windows_typed(windows: dict) -> dict:
+    """An agent config's event.windows, typed as the config loader gives them."""
+    return convert(EventModel, {"time": "timestamp", "windows": windows}, source="agent", error=ConfigError).windows
+
+
 def derived(fields: dict) -> dict:
     """An agent config's event.derive, typed as the config loader gives it."""
     return convert(EventModel, {"derive": fields}, source="agent", error=ConfigError).derive
@@ -269,11 +274,20 @@ def test_the_agent_derives_new_names_from_read_fields_only(extra, message):
         EventDecoder(schema(), derive_fields=derived(extra))
 
 
-def test_a_window_over_a_derived_field_is_refused():
-    """It would read a path of the derived field's name, missing in every record: a sum of 0."""
+def test_a_window_over_a_derived_field_and_a_field_derived_from_a_window_are_refused():
+    """Either would read a path of the other's name, missing in every record: a sum of 0, a
+    ratio never computed."""
     windows = {"q_sum": {"kind": "sum", "key": ["src_ip"], "field": "bytes_total", "window_s": 10}}
     with pytest.raises(SchemaError, match=r"windows\.q_sum: reads 'bytes_total', a derived field"):
         model(time="timestamp", windows=windows)
+    flows = {"flows_10s": {"kind": "count", "key": ["src_ip"], "window_s": 10}}
+    per_flow = {"kind": "ratio", "num": ["bytes_toserver"], "den": ["flows_10s"]}
+    with pytest.raises(SchemaError, match=r"derive\.per_flow: input 'flows_10s' is a window feature"):
+        model(time="timestamp", windows=flows, derive={**MODEL["derive"], "per_flow": per_flow})
+    with pytest.raises(ConfigError, match=r"event\.derive\.per_flow: input 'flows_10s' is a window feature"):
+        EventDecoder(
+            schema(), time="timestamp", windows=windows_typed(flows), derive_fields=derived({"per_flow": per_flow})
+        )
 
 
 def test_an_unreadable_time_is_rejected_as_bad_timestamp():
