@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .bundle import Bundle
-from .contract.events import Normalizer
+from .contract.events import Derived, Normalizer
 from .contract.schema import OOV_INDEX
 from .contract.windows import Window
 from .decode import EventDecoder
@@ -98,11 +98,13 @@ def check_lines(
     time: str | None = None,
     windows: dict[str, Window] | None = None,
     limits: dict[str, Any] | None = None,
+    derive: dict[str, Derived] | None = None,
 ) -> list[EventResult]:
     """`mapping`, `where` and `normalize` (an agent config's event section) let an
     analyst check raw records such as Suricata eve.json the way the agent would
     score them; `min_present` (event.min_present) rejects events with fewer of the
-    schema's fields."""
+    schema's fields; `derive` (the config's fields for its rules) is computed as the
+    agent computes it for a rule that reads it: an input it cannot read rejects the event."""
     first = _first_keys(lines)
     if mapping:
         first = [*first, *mapping]  # mapped names count as present for picking the schema
@@ -111,12 +113,14 @@ def check_lines(
     decoder = EventDecoder(
         scorer.schema,
         mapping,
+        key_fields=list(derive or {}),
         min_present=min_present,
         where=where,
         normalize=normalize,
         time=time,
         windows=windows,
         limits=limits,
+        derive_fields=derive,
     )
     batch = decoder.decode(lines)  # window features run over the lines in file order
     results: dict[int, EventResult] = {

@@ -250,17 +250,18 @@ def test_a_dns_tunnel_is_named_at_its_first_flow_and_lookups_are_not(soc_bundle,
 
 
 @pytest.mark.parametrize(
-    "query, answer, alerts",
+    "n, query, answer, alerts",
     [
-        (80, 120, 0),  # a forwarder asking from one fixed port: many queries, a lookup's sizes
-        (115, 120, 1),  # names carrying data
-        (80, 600, 1),  # records carrying data
+        (800, 80, 120, 0),  # a forwarder asking from one fixed port: many queries, a lookup's sizes
+        (800, 115, 120, 1),  # names carrying data
+        (800, 80, 600, 1),  # records carrying data
+        (49, 150, 1000, 0),  # a few large lookups on one port (retries, DNSSEC answers): not a tunnel
+        (50, 150, 1000, 1),
     ],
 )
-def test_the_dns_tunnel_rule_reads_the_sizes_not_the_count_alone(soc_bundle, tmp_path, query, answer, alerts):
+def test_the_dns_tunnel_rule_reads_the_count_and_the_sizes(soc_bundle, tmp_path, n, query, answer, alerts):
     tunnel, _ = corpus_dns_flows()
     rec = json.loads(json.dumps(tunnel[0]))
-    n = rec["flow"]["pkts_toserver"]
-    rec["flow"].update(bytes_toserver=n * query, pkts_toclient=n, bytes_toclient=n * answer)
+    rec["flow"].update(pkts_toserver=n, bytes_toserver=n * query, pkts_toclient=n, bytes_toclient=n * answer)
     got, _ = run_profile(soc_bundle, tmp_path, as_eve([rec]))
     assert sum(a["rule"] == "dns_tunnel" for a in got) == alerts

@@ -84,6 +84,7 @@ def check(
         ev.time,
         ev.windows,
         ev.limits,
+        ev.derive,
     )
     if as_json:
         for r in results:

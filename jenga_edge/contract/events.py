@@ -189,6 +189,8 @@ class EventModel(Config, kw_only=True):
         for name in self.derive:
             if name in self.mapping:
                 raise Invalid(f"derive.{name}", "is also in mapping: a derived field is computed, not read")
+            if name in self.normalize:
+                raise Invalid(f"derive.{name}", "is also in normalize: normalizers are for values read, not computed")
         for name, spec in self.derive.items():
             for i, inp in enumerate(spec.inputs):
                 if inp in self.derive:
@@ -262,6 +264,8 @@ class EventModel(Config, kw_only=True):
     def _check_windows(self) -> None:
         if self.windows and self.time is None:
             raise Invalid("time", "windows need the event-time field, e.g. time: flow.start")
+        if self.time is not None and (self.time in self.derive or self.time in self.windows):
+            raise Invalid("time", f"{self.time!r} is computed; the event time is read from the record")
         if self.time is not None:
             try:
                 parse_path(self.path(self.time))
@@ -327,7 +331,7 @@ class EventModel(Config, kw_only=True):
             ("where", where, self.where),
             ("normalize", normalize, self.normalize),
             ("windows", windows, {**computed, **self.mapping}),
-            ("derive", derive, {**computed, **self.mapping}),
+            ("derive", derive, {**computed, **self.mapping, **self.normalize}),
         ):
             clash = sorted(set(names) & set(own))
             if clash:

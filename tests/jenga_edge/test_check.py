@@ -8,6 +8,7 @@ from pathlib import Path
 import msgspec
 import numpy as np
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from jenga_edge.bundle import Bundle, verify_bundle
@@ -313,6 +314,28 @@ def test_check_with_an_agent_config_mapping_scores_eve_records(network_bundle):
     assert plain.exit_code == 2
     refused = json.loads(plain.stdout)
     assert refused["reason"] == "too_sparse" and refused["message"].startswith("0 of 7 features present")
+
+
+def test_check_computes_the_configs_derived_fields_as_the_agent_does(network_bundle, tmp_path):
+    """event.derive: an input the agent cannot read rejects the event in check as in the agent;
+    a derived field named after a model feature is refused at load, one line, exit 2."""
+    soc = yaml.safe_load((REPO / "firmware_configs/suricata_flat_model.yaml").read_text())
+    soc["agent"]["bundle"] = str(network_bundle[0])
+    cfg = tmp_path / "agent.yaml"
+    odd = {**EVE, "flow": {**EVE["flow"], "pkts_toclient": "three"}}  # no feature reads it
+    cfg.write_text(yaml.safe_dump(soc))
+    assert json.loads(cli(json.dumps(odd), "--config", str(cfg), "--json").stdout)["ok"]
+    per_pkt = {"kind": "ratio", "num": ["flow.bytes_toclient"], "den": ["flow.pkts_toclient"]}
+    soc["event"]["derive"] = {"per_pkt": per_pkt}
+    cfg.write_text(yaml.safe_dump(soc))
+    r = cli(json.dumps(odd), "--config", str(cfg), "--json")
+    out = json.loads(r.stdout)
+    assert r.exit_code == 2 and out["reason"] == "wrong_type" and out["field"] == "flow.pkts_toclient", r.output
+    del soc["event"]["mapping"]["port"]  # the feature `port`, read by its own name
+    soc["event"]["derive"] = {"port": {"kind": "sum", "of": ["dest_port"]}}
+    cfg.write_text(yaml.safe_dump(soc))
+    r = cli(json.dumps(EVE), "--config", str(cfg))
+    assert r.exit_code == 2 and "event.derive.port: is a feature the bundle's model reads" in r.output, r.output
 
 
 def test_an_empty_event_is_refused_not_given_a_verdict(network_bundle):

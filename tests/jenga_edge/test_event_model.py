@@ -247,12 +247,22 @@ def test_the_agent_may_derive_fields_for_its_rules_in_both_tiers():
     fast, slow = both_tiers(dec, lines([flow(), quiet]))
     assert_same(fast, slow)
     assert fast.keys["query_bytes"] == [100.0, 100.0] and fast.keys["answer_bytes"] == [350.0, None]
-    assert fast.num.shape[1] == len(schema().numeric)  # not a feature: the model's input is unchanged
+    plain = EventDecoder(schema()).decode(lines([flow(), quiet]))  # the model's inputs: unchanged
+    np.testing.assert_array_equal(fast.num, plain.num)
+    np.testing.assert_array_equal(fast.cat, plain.cat)
 
 
-def test_a_field_the_agent_derives_only_when_something_reads_it():
-    dec = EventDecoder(schema(), derive_fields=derived({"query_bytes": QUERY_BYTES}))
-    assert "query_bytes" not in dec.decode(lines([flow()])).keys
+def test_an_unreadable_input_rejects_the_event_only_where_the_field_is_read():
+    """A derived field's input that is not a number rejects its event (wrong_type, as for the
+    bundle's derived fields) where a rule or an alert reads the field; unread, it is never computed."""
+    extra = derived({"per_second": {"kind": "ratio", "num": ["flow.bytes_toclient"], "den": ["flow.age"]}})
+    odd = flow()
+    odd["flow"] = {**odd["flow"], "age": "two"}  # no feature reads flow.age
+    unread = EventDecoder(schema(), derive_fields=extra).decode(lines([odd]))
+    assert unread.index == [0] and not unread.rejects and "per_second" not in unread.keys
+    fast, slow = both_tiers(EventDecoder(schema(), key_fields=["per_second"], derive_fields=extra), lines([odd]))
+    assert_same(fast, slow)
+    assert [(r.reason, r.field) for r in fast.rejects] == [("wrong_type", "flow.age")]
 
 
 @pytest.mark.parametrize(
@@ -267,11 +277,25 @@ def test_a_field_the_agent_derives_only_when_something_reads_it():
             {"q": {"kind": "ratio", "num": ["bytes_total"], "den": ["pkts_toserver"]}},
             r"event\.derive\.q: input 'bytes_total' is derived too",
         ),
+        # a feature read by its own name: it would replace the model's input
+        ({"dest_port": {"kind": "sum", "of": ["flow.pkts_toserver"]}}, r"event\.derive\.dest_port: is a feature"),
+        ({"proto": {"kind": "sum", "of": ["flow.pkts_toserver"]}}, r"event\.derive\.proto: is taken in the bundle"),
     ],
 )
 def test_the_agent_derives_new_names_from_read_fields_only(extra, message):
     with pytest.raises(ConfigError, match=message):
         EventDecoder(schema(), derive_fields=derived(extra))
+
+
+def test_the_agents_own_window_may_not_take_a_features_name():
+    ports = {"dest_port": {"kind": "distinct", "key": ["src_ip"], "field": "dest_ip", "window_s": 10}}
+    with pytest.raises(ConfigError, match=r"event\.windows\.dest_port: is a feature the bundle's model reads"):
+        EventDecoder(schema(), time="timestamp", windows=windows_typed(ports))
+
+
+def test_the_event_time_is_read_never_computed():
+    with pytest.raises(SchemaError, match=r"time: 'duration' is computed; the event time is read from the record"):
+        model(time="duration")
 
 
 def test_a_window_over_a_derived_field_and_a_field_derived_from_a_window_are_refused():
