@@ -132,20 +132,8 @@ def build_pipeline(
         raise ConfigError(f"{source}: {exc}") from None
     # Raw values the alerts and rule conditions read, besides the model's inputs.
     wanted = list(dict.fromkeys([*cfg.event.keys, *cfg.event.fields, *sorted(rules.fields)]))
-    ev = cfg.event
     try:
-        decoder = EventDecoder(
-            scorer.schema,
-            ev.mapping,
-            wanted,
-            ev.min_present,
-            ev.where,
-            ev.normalize,
-            ev.time,
-            ev.windows,
-            ev.limits,
-            ev.derive,
-        )
+        decoder = EventDecoder(scorer.schema, key_fields=wanted, **cfg.event.decoder_args())
         # warm-up spans need the windows: the bundle's and the agent's (auto: the longest a rule reads)
         features = {f.name for f in scorer.schema.features}
         rules.resolve_warmup(decoder.model.windows, features, decoder.windows is not None)

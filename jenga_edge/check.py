@@ -98,12 +98,12 @@ def check_lines(
     time: str | None = None,
     windows: dict[str, Window] | None = None,
     limits: dict[str, Any] | None = None,
-    derive: dict[str, Derived] | None = None,
+    derive_fields: dict[str, Derived] | None = None,
 ) -> list[EventResult]:
     """`mapping`, `where` and `normalize` (an agent config's event section) let an
     analyst check raw records such as Suricata eve.json the way the agent would
     score them; `min_present` (event.min_present) rejects events with fewer of the
-    schema's fields; `derive` (the config's fields for its rules) is computed as the
+    schema's fields; `derive_fields` (the config's event.derive, for its rules) is computed as the
     agent computes it for a rule that reads it: an input it cannot read rejects the event."""
     first = _first_keys(lines)
     if mapping:
@@ -113,14 +113,14 @@ def check_lines(
     decoder = EventDecoder(
         scorer.schema,
         mapping,
-        key_fields=list(derive or {}),
+        key_fields=list(derive_fields or {}),
         min_present=min_present,
         where=where,
         normalize=normalize,
         time=time,
         windows=windows,
         limits=limits,
-        derive_fields=derive,
+        derive_fields=derive_fields,
     )
     batch = decoder.decode(lines)  # window features run over the lines in file order
     results: dict[int, EventResult] = {

@@ -198,6 +198,20 @@ class EventConfig(Config, kw_only=True):
     def limits(self) -> dict[str, Any]:
         return {"lag_s": self.lag_s, "max_keys": self.max_keys}
 
+    def decoder_args(self) -> dict[str, Any]:
+        """How this section reads events, as EventDecoder (and check_lines) take it: the agent
+        and `jenga-edge check --config` read them alike."""
+        return {
+            "mapping": self.mapping,
+            "min_present": self.min_present,
+            "where": self.where,
+            "normalize": self.normalize,
+            "time": self.time,
+            "windows": self.windows,
+            "limits": self.limits,
+            "derive_fields": self.derive,
+        }
+
 
 class SinkFailureConfig(Config, kw_only=True):
     """What the agent does when a file sink (jsonl, sqlite) or the dead-letter file cannot

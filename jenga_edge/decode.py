@@ -244,15 +244,14 @@ class _Tree:
         return tuple(out)
 
 
-def _check_added_names(
-    schema: FeatureSchema, base: EventModel, windows: dict[str, Window], derive: dict[str, Derived]
-) -> None:
+def _check_added_names(schema: FeatureSchema, windows: dict[str, Window], derive: dict[str, Derived]) -> None:
     """The agent's own windows and derived fields take new names: one named after a feature the
-    model reads would replace the model's input (or shadow the raw value its rules compare)."""
+    model reads would replace the model's input (or shadow the raw value its rules compare).
+    (Names the bundle's model computes are refused before, by EventModel.overlay.)"""
     features = {f.name for f in schema.features}
     for section, names in (("windows", windows), ("derive", derive)):
         for name in sorted(names):
-            if name in features and name not in base.windows and name not in base.derive:
+            if name in features:
                 raise Invalid(f"{section}.{name}", "is a feature the bundle's model reads; the agent may only add")
 
 
@@ -279,7 +278,7 @@ class EventDecoder:
             base = schema.events or EventModel()
             self.model = base.overlay(mapping, where, normalize, time, windows, limits, derive_fields)
             self.model.check_normalizers({f.name for f in schema.features if f.is_numeric})
-            _check_added_names(schema, base, windows or {}, derive_fields or {})
+            _check_added_names(schema, windows or {}, derive_fields or {})
         except Invalid as exc:
             raise ConfigError(f"event.{exc}") from None
         model = self.model

@@ -72,20 +72,7 @@ def check(
         raise click.UsageError("give --bundle DIR (or --config FILE whose agent.bundle names one)")
     b = verify_bundle(bundle, trust)
     wanted = [t for t in (tasks or "").split(",") if t] or None
-    results = check_lines(
-        b,
-        lines,
-        wanted,
-        explain,
-        ev.mapping or None,
-        ev.min_present,
-        ev.where,
-        ev.normalize,
-        ev.time,
-        ev.windows,
-        ev.limits,
-        ev.derive,
-    )
+    results = check_lines(b, lines, wanted, explain, **ev.decoder_args())
     if as_json:
         for r in results:
             click.echo(json.dumps(r.to_json()))
